@@ -1,0 +1,9 @@
+//! Pure logic of pipescope: model types, formulas (rates, lag, verdicts, roll-ups) and rules.
+//!
+//! Nothing here performs I/O or reads the wall clock directly: time comes in through [`Clock`],
+//! so every formula can be unit tested exactly.
+
+pub mod clock;
+pub mod mqtt_filter;
+
+pub use clock::{Clock, ManualClock, SystemClock};

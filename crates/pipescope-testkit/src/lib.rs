@@ -1,0 +1,65 @@
+//! Real services for pipescope's tests, each on free loopback ports, one set per test.
+//!
+//! Every service runs as a child process with its own temporary directory and config, logs to a
+//! file there, and is stopped when its handle drops. When the test panics, the service's log is
+//! printed and its directory kept, so a failure can be read. A missing binary fails the test
+//! with the command that installs it: nothing is skipped.
+
+pub mod influxd;
+pub mod mosquitto;
+mod process;
+pub mod tansu;
+pub mod tls;
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use influxd::Influxd;
+pub use mosquitto::{Mosquitto, MosquittoOptions};
+pub use tansu::{Tansu, TansuOptions, TansuStorage};
+pub use tls::TestCa;
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("cannot bind any port on 127.0.0.1")
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes; true when it held.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Finds a service's binary on PATH (and in the sbin and cargo directories that PATH may lack);
+/// panics with the install command when it is not there.
+pub fn find_binary(name: &str, install: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/usr/local/bin"].map(PathBuf::from));
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".cargo/bin"));
+    }
+    dirs.iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{name}` is not installed on this machine, and the tests need the real service.\n\
+                 Install it with: {install}\n\
+                 (scripts/setup installs every service the tests use)"
+            )
+        })
+}

@@ -1,0 +1,142 @@
+//! A service running as a child process, with its log in a file and a clean stop on drop.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+#[derive(Debug)]
+pub(crate) struct ServiceProcess {
+    name: String,
+    program: PathBuf,
+    args: Vec<String>,
+    dir: Option<tempfile::TempDir>,
+    log_path: PathBuf,
+    child: Option<Child>,
+}
+
+impl ServiceProcess {
+    /// Prepares a service whose files live in `dir`; nothing runs until [`Self::spawn`].
+    pub(crate) fn new(
+        name: &str,
+        program: PathBuf,
+        args: Vec<String>,
+        dir: tempfile::TempDir,
+    ) -> Self {
+        let log_path = dir.path().join(format!("{name}.log"));
+        Self {
+            name: name.to_string(),
+            program,
+            args,
+            dir: Some(dir),
+            log_path,
+            child: None,
+        }
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir
+            .as_ref()
+            .expect("the directory lives as long as the service")
+            .path()
+    }
+
+    pub(crate) fn spawn(&mut self) {
+        assert!(self.child.is_none(), "{} is already running", self.name);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap_or_else(|e| panic!("cannot open {} ({e})", self.log_path.display()));
+        let stderr: File = log
+            .try_clone()
+            .expect("cannot duplicate the log file handle");
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .current_dir(self.dir())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} ({}): {e}",
+                    self.name,
+                    self.program.display()
+                )
+            });
+        self.child = Some(child);
+    }
+
+    /// Whether the process is still alive (false once it exited, for example on a bad config).
+    pub(crate) fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Stops the process at once, as `kill -9` would.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Panics with the service's log: the test cannot go on without the service.
+    pub(crate) fn fail(&mut self, what: &str) -> ! {
+        self.kill();
+        panic!(
+            "{}: {what}\n--- {} log ({}) ---\n{}\n--- end of log ---",
+            self.name,
+            self.name,
+            self.log_path.display(),
+            self.log()
+        );
+    }
+
+    /// Waits for `ready` (polled every 20 ms) or panics with the log if the process dies or
+    /// the deadline passes.
+    pub(crate) fn wait_ready(&mut self, timeout: Duration, mut ready: impl FnMut() -> bool) {
+        let mut exited = false;
+        let became_ready = crate::wait_until(timeout, || {
+            if !self.is_running() {
+                exited = true;
+                return true;
+            }
+            ready()
+        });
+        if exited {
+            self.fail("exited while starting");
+        }
+        if !became_ready {
+            self.fail(&format!("not ready after {timeout:?}"));
+        }
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let dir = self.dir.take().map(tempfile::TempDir::keep);
+            eprintln!(
+                "--- {} log ({}), kept for the failed test in {} ---\n{}\n--- end of {} log ---",
+                self.name,
+                self.log_path.display(),
+                dir.map(|d| d.display().to_string()).unwrap_or_default(),
+                self.log(),
+                self.name
+            );
+        }
+    }
+}

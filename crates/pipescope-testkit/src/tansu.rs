@@ -1,0 +1,126 @@
+//! tansu 0.6.0, a Kafka-compatible broker, one per test on a free loopback port.
+//!
+//! Its storage engines answer differently (see docs/brokers.md): numbers are tested on the
+//! sqlite engine, whose offsets are right.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::process::ServiceProcess;
+use crate::{find_binary, free_port};
+
+const INSTALL: &str = "cargo install tansu@0.6.0 --locked --features dynostore,libsql";
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TansuStorage {
+    /// `sqlite://tansu.db` in the broker's directory: survives a restart.
+    #[default]
+    Sqlite,
+    /// `memory://tansu/`: lost on restart; some answers are wrong (docs/brokers.md).
+    Memory,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TansuOptions {
+    pub storage: TansuStorage,
+    /// More command-line arguments for `tansu broker`.
+    pub extra_args: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Tansu {
+    process: ServiceProcess,
+    pub port: u16,
+    pub storage: TansuStorage,
+}
+
+impl Tansu {
+    /// A broker on the sqlite engine.
+    pub fn start() -> Self {
+        Self::start_with(TansuOptions::default())
+    }
+
+    pub fn start_with(options: TansuOptions) -> Self {
+        let program = find_binary("tansu", INSTALL);
+        let dir = tempfile::Builder::new()
+            .prefix("pipescope-tansu-")
+            .tempdir()
+            .expect("create a temporary directory");
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let storage = match options.storage {
+            TansuStorage::Sqlite => "sqlite://tansu.db",
+            TansuStorage::Memory => "memory://tansu/",
+        };
+        let mut args: Vec<String> = [
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            storage,
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(options.extra_args);
+        let mut broker = Self {
+            process: ServiceProcess::new("tansu", program, args, dir),
+            port,
+            storage: options.storage,
+        };
+        broker.start_process();
+        broker
+    }
+
+    fn start_process(&mut self) {
+        self.process.spawn();
+        let port = self.port;
+        self.process
+            .wait_ready(Duration::from_secs(20), || api_versions_answered(port));
+    }
+
+    /// `127.0.0.1:<port>`, for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the broker at once (`kill -9`).
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts the broker again on the same port (and, on sqlite, the same data).
+    pub fn restart(&mut self) {
+        self.process.kill();
+        self.start_process();
+    }
+
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+}
+
+/// Whether a Kafka ApiVersions v0 request on `port` gets an answer with our correlation id.
+fn api_versions_answered(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    const CORRELATION_ID: i32 = 0x7073; // "ps"
+    let client_id = b"probe";
+    let mut request = Vec::new();
+    request.extend_from_slice(&18i16.to_be_bytes()); // api key: ApiVersions
+    request.extend_from_slice(&0i16.to_be_bytes()); // version 0
+    request.extend_from_slice(&CORRELATION_ID.to_be_bytes());
+    request.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+    request.extend_from_slice(client_id);
+    let mut frame = (request.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&request);
+    let mut header = [0u8; 10]; // size, correlation id, error code
+    stream.write_all(&frame).is_ok()
+        && stream.read_exact(&mut header).is_ok()
+        && i32::from_be_bytes([header[4], header[5], header[6], header[7]]) == CORRELATION_ID
+        && i16::from_be_bytes([header[8], header[9]]) == 0
+}

@@ -1,0 +1,75 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use pipescope::cli::{Cli, Command, ConfigCommand};
+use pipescope::{config, monitor};
+
+/// Exit code for a configuration that does not validate (as `pipescope check` documents).
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("pipescope {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Config {
+            command: ConfigCommand::Example,
+        } => {
+            print!("{}", config::EXAMPLE);
+            ExitCode::SUCCESS
+        }
+        Command::Check { config: path } => match config::load(&path) {
+            Ok(config) => {
+                println!(
+                    "{}: valid — {} Kafka cluster(s), {} MQTT broker(s), web on {}",
+                    path.display(),
+                    config.kafka.len(),
+                    config.mqtt.len(),
+                    config.web.listen
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprint!("{errors}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Run { config: path } => {
+            init_logging(&cli.log);
+            let config = match config::load(&path) {
+                Ok(config) => config,
+                Err(errors) => {
+                    eprint!("{errors}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime ({e})");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(monitor::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("warning: bad log filter {filter:?} ({e}); using \"info\"");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

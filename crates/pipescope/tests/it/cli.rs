@@ -1,0 +1,214 @@
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use pipescope_testkit::{free_port, wait_until};
+
+fn pipescope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pipescope"))
+        .args(args)
+        .env_remove("PIPESCOPE__WEB__LISTEN")
+        .output()
+        .expect("run pipescope")
+}
+
+fn check(dir: &Path, name: &str, text: &str) -> (i32, String) {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    let out = pipescope(&["check", "-c", path.to_str().unwrap()]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().expect("exit code"), text)
+}
+
+#[test]
+fn the_example_config_passes_check() {
+    let example = pipescope(&["config", "example"]);
+    assert!(example.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = check(
+        dir.path(),
+        "example.toml",
+        &String::from_utf8(example.stdout).unwrap(),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("valid — 1 Kafka cluster(s), 1 MQTT broker(s), web on 127.0.0.1:7575"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_reports_each_class_of_error_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str, &str)] = &[
+        ("syntax", "[kafka.prod\n", "invalid TOML"),
+        (
+            "bad host:port",
+            "[kafka.prod]\nbootstrap = [\"localhost\"]\n",
+            "kafka.prod.bootstrap[0]: expected host:port, got \"localhost\"",
+        ),
+        (
+            "unknown key",
+            "[web]\nlisten_on = \"127.0.0.1:1\"\n",
+            "web.listen_on: unknown key \"listen_on\" — did you mean \"listen\"?",
+        ),
+        (
+            "unknown section",
+            "[kafak.prod]\nbootstrap = \"a:1\"\n",
+            "kafak: unknown key \"kafak\" — did you mean \"kafka\"?",
+        ),
+        (
+            "missing key",
+            "[mqtt.edge]\nfilters = [\"#\"]\n",
+            "mqtt.edge: missing key \"url\" — give the broker's address",
+        ),
+        (
+            "wrong type",
+            "[kafka.prod]\nbootstrap = \"a:1\"\nscrape_interval = 10\n",
+            "kafka.prod.scrape_interval:",
+        ),
+        (
+            "bad duration",
+            "[kafka.prod]\nbootstrap = \"a:1\"\nscrape_interval = \"0s\"\n",
+            "kafka.prod.scrape_interval: must be more than 0",
+        ),
+        (
+            "bad enum",
+            "[kafka.prod]\nbootstrap = \"a:1\"\n[kafka.prod.sasl]\nmechanism = \"scram\"\nusername = \"u\"\npassword = \"p\"\n",
+            "kafka.prod.sasl.mechanism: unknown value \"scram\"",
+        ),
+        (
+            "bad url",
+            "[mqtt.edge]\nurl = \"http://h\"\n",
+            "mqtt.edge.url: unsupported scheme \"http\"",
+        ),
+        (
+            "bad filter",
+            "[mqtt.edge]\nurl = \"mqtt://h\"\nfilters = [\"a/#/b\"]\n",
+            "mqtt.edge.filters[0]: '#' must be the whole last level",
+        ),
+        (
+            "missing file",
+            "[kafka.prod]\nbootstrap = \"a:1\"\n[kafka.prod.tls]\nca = \"/nonexistent.pem\"\n",
+            "kafka.prod.tls.ca: cannot read /nonexistent.pem",
+        ),
+        (
+            "bad name",
+            "[kafka.\"prod cluster\"]\nbootstrap = \"a:1\"\n",
+            "invalid name \"prod cluster\"",
+        ),
+    ];
+    for (class, text, expected) in cases {
+        let (code, out) = check(dir.path(), "broken.toml", text);
+        assert_eq!(code, 2, "{class}: {out}");
+        assert!(
+            out.contains(expected),
+            "{class}: expected {expected:?} in\n{out}"
+        );
+    }
+    let (code, out) = check(
+        dir.path(),
+        "two.toml",
+        "[web]\nlisten = \"x\"\n[mqtt.a]\nurl = \"mqtt://h\"\nfilters = [\"b+\"]\n",
+    );
+    assert_eq!(code, 2);
+    assert!(out.contains("2 errors"), "{out}");
+}
+
+#[test]
+fn check_of_a_missing_file_says_so() {
+    let out = pipescope(&["check", "-c", "/nonexistent/pipescope.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/pipescope.toml") && err.contains("cannot read the file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let out = pipescope(&["version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("pipescope {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+#[test]
+fn run_serves_health_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("pipescope.toml");
+    std::fs::write(&config, format!("[web]\nlisten = \"127.0.0.1:{port}\"\n")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipescope"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut answer = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            answer = http_get(port, "/health");
+            answer.is_some()
+        }),
+        "pipescope run did not serve /health"
+    );
+    let answer = answer.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"status\":\"ok\""), "{answer}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut stopped = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            stopped = child.try_wait().unwrap();
+            stopped.is_some()
+        }),
+        "pipescope run did not stop on SIGTERM"
+    );
+    assert!(stopped.unwrap().success());
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(log.contains("SIGTERM received"), "{log}");
+}
+
+#[test]
+fn run_reports_a_busy_listen_address() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pipescope.toml");
+    std::fs::write(&config, format!("[web]\nlisten = \"127.0.0.1:{port}\"\n")).unwrap();
+    let out = pipescope(&["run", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
+}
