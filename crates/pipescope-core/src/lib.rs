@@ -5,5 +5,7 @@
 
 pub mod clock;
 pub mod mqtt_filter;
+pub mod sample;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, EpochMillis, ManualClock, SystemClock};
+pub use sample::{Labels, Sample};

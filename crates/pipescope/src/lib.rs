@@ -1,10 +1,13 @@
 //! pipescope: watches MQTT + Kafka data pipelines end to end.
 //!
 //! The binary's pieces: the command line ([`cli`]), the configuration ([`config`]), the monitor
-//! that `pipescope run` starts ([`monitor`]) and the HTTP server ([`web`]). Pure logic lives in
+//! that `pipescope run` starts ([`monitor`]), the internal bus of samples ([`bus`]), Prometheus
+//! exposition ([`metrics`]) and the HTTP server ([`web`]). Pure logic lives in
 //! the `pipescope-core` crate.
 
+pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod monitor;
 pub mod web;

@@ -24,12 +24,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     tracing::info!(address = %listener.local_addr()?, "pipescope is serving");
-    web::serve(
-        listener,
-        web::router(web::AppState::new()),
-        shutdown_signal(),
-    )
-    .await?;
+    let registry = crate::metrics::new_registry();
+    let router = web::router(web::AppState::new(registry));
+    web::serve(listener, router, shutdown_signal()).await?;
     tracing::info!("pipescope stopped");
     Ok(())
 }

@@ -5,8 +5,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
@@ -18,27 +21,26 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     started: Instant,
+    registry: Registry,
 }
 
 impl AppState {
-    pub fn new() -> Self {
+    /// `registry` holds every metric `/metrics` exports; see [`crate::metrics`].
+    pub fn new(registry: Registry) -> Self {
         Self {
             inner: Arc::new(Inner {
                 started: Instant::now(),
+                registry,
             }),
         }
     }
 }
 
-impl Default for AppState {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
+/// The routes every pipescope server has. Subsystems merge their own routers into this one.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -57,6 +59,13 @@ pub struct Health {
     pub status: &'static str,
     pub version: &'static str,
     pub uptime_s: u64,
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        crate::metrics::encode(&state.inner.registry),
+    )
 }
 
 async fn health(State(state): State<AppState>) -> Json<Health> {

@@ -1,11 +1,12 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use pipescope::metrics::new_registry;
 use pipescope::web::{AppState, router};
 use tower::ServiceExt;
 
 #[tokio::test]
 async fn health_answers_ok_with_the_version() {
-    let response = router(AppState::new())
+    let response = router(AppState::new(new_registry()))
         .oneshot(Request::get("/health").body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -20,9 +21,27 @@ async fn health_answers_ok_with_the_version() {
 
 #[tokio::test]
 async fn unknown_paths_are_404() {
-    let response = router(AppState::new())
+    let response = router(AppState::new(new_registry()))
         .oneshot(Request::get("/nope").body(Body::empty()).unwrap())
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn metrics_are_served_as_openmetrics_text() {
+    let response = router(AppState::new(new_registry()))
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        pipescope::metrics::CONTENT_TYPE
+    );
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains("pipescope_build_info{version="), "{text}");
 }

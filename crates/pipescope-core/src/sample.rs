@@ -1,0 +1,117 @@
+//! Samples: the typed, timestamped values that watchers emit and the store and exporters read.
+
+use std::fmt;
+
+use crate::clock::EpochMillis;
+
+/// Label pairs of a series, kept sorted by name with unique names, so equal sets compare equal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    /// Builds a label set; a name given twice keeps its last value.
+    pub fn new<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        let mut pairs: Vec<(String, String)> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        // Stable sort keeps the order of equal names, so dedup can keep the last one given.
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut unique: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            match unique.last_mut() {
+                Some(last) if last.0 == pair.0 => *last = pair,
+                _ => unique.push(pair),
+            }
+        }
+        Self(unique)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// `{name="value",...}` with Prometheus escaping of `\`, `"` and newlines.
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{k}=\"")?;
+            for c in v.chars() {
+                match c {
+                    '\\' => f.write_str("\\\\")?,
+                    '"' => f.write_str("\\\"")?,
+                    '\n' => f.write_str("\\n")?,
+                    c => write!(f, "{c}")?,
+                }
+            }
+            f.write_str("\"")?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// One value of one series at one time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Metric name, as exported: `pipescope_kafka_partition_end_offset`.
+    pub metric: String,
+    pub labels: Labels,
+    pub time_ms: EpochMillis,
+    pub value: f64,
+}
+
+impl Sample {
+    pub fn new(
+        metric: impl Into<String>,
+        labels: Labels,
+        time_ms: EpochMillis,
+        value: f64,
+    ) -> Self {
+        Self {
+            metric: metric.into(),
+            labels,
+            time_ms,
+            value,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_sorted_and_unique_keeping_the_last_value() {
+        let labels = Labels::new([("topic", "a"), ("cluster", "prod"), ("topic", "b")]);
+        assert_eq!(
+            labels.iter().collect::<Vec<_>>(),
+            [("cluster", "prod"), ("topic", "b")]
+        );
+        assert_eq!(labels, Labels::new([("topic", "b"), ("cluster", "prod")]));
+        assert_eq!(labels.get("topic"), Some("b"));
+        assert_eq!(labels.get("nope"), None);
+    }
+
+    #[test]
+    fn labels_display_escapes_like_prometheus() {
+        let labels = Labels::new([("t", "a\"b\\c\nd"), ("a", "x")]);
+        assert_eq!(labels.to_string(), r#"{a="x",t="a\"b\\c\nd"}"#);
+        assert_eq!(Labels::default().to_string(), "{}");
+    }
+}
