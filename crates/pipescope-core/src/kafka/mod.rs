@@ -1,0 +1,56 @@
+//! Kafka: what one scrape of a cluster saw (the input of every Kafka formula).
+//!
+//! The scraper (in the binary) fills an [`OffsetsSnapshot`] from the admin protocol; the pure
+//! formulas here (rates, lag, verdicts) consume a series of them.
+
+use crate::clock::EpochMillis;
+
+/// A partition of a topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+/// Earliest and latest (log end) offset of a partition, or why they are unknown this scrape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub tp: TopicPartition,
+    /// `Err` holds the reason (leader down, request failed...): the rest of the scrape stands.
+    pub offsets: Result<OffsetRange, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetRange {
+    pub earliest: i64,
+    /// The log end offset: the offset the next record will get.
+    pub latest: i64,
+}
+
+/// A consumer group's committed offset on one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupCommit {
+    pub group: String,
+    pub tp: TopicPartition,
+    pub committed: i64,
+    /// Timestamp (ms) of the record at the committed offset, when the scraper fetched it:
+    /// the exact base of lag in seconds. `None` when not fetched or the record is gone.
+    pub record_time_ms: Option<EpochMillis>,
+}
+
+/// What one scrape of one cluster saw, at one time.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetsSnapshot {
+    pub time_ms: EpochMillis,
+    pub partitions: Vec<PartitionOffsets>,
+    pub commits: Vec<GroupCommit>,
+}
