@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(state)
+        .fallback(crate::portal::serve)
 }
 
 pub async fn serve(

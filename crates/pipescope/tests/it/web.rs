@@ -45,3 +45,19 @@ async fn metrics_are_served_as_openmetrics_text() {
     let text = String::from_utf8(body.to_vec()).unwrap();
     assert!(text.contains("pipescope_build_info{version="), "{text}");
 }
+
+#[tokio::test]
+async fn the_portal_is_served_at_the_root() {
+    let response = router(AppState::new(new_registry()))
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/html");
+    assert_eq!(response.headers()["cache-control"], "no-cache");
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let html = String::from_utf8(body.to_vec()).unwrap();
+    assert!(html.contains("<title>pipescope</title>"), "{html}");
+}
