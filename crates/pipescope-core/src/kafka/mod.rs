@@ -3,10 +3,15 @@
 //! The scraper (in the binary) fills an [`OffsetsSnapshot`] from the admin protocol; the pure
 //! formulas here (rates, lag, verdicts) consume a series of them.
 
+use serde::Serialize;
+
 use crate::clock::EpochMillis;
 
+pub mod lag;
+pub mod rate;
+
 /// A partition of a topic.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct TopicPartition {
     pub topic: String,
     pub partition: i32,
@@ -22,14 +27,14 @@ impl TopicPartition {
 }
 
 /// Earliest and latest (log end) offset of a partition, or why they are unknown this scrape.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionOffsets {
     pub tp: TopicPartition,
     /// `Err` holds the reason (leader down, request failed...): the rest of the scrape stands.
     pub offsets: Result<OffsetRange, String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct OffsetRange {
     pub earliest: i64,
     /// The log end offset: the offset the next record will get.
@@ -37,7 +42,7 @@ pub struct OffsetRange {
 }
 
 /// A consumer group's committed offset on one partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GroupCommit {
     pub group: String,
     pub tp: TopicPartition,
@@ -48,7 +53,7 @@ pub struct GroupCommit {
 }
 
 /// What one scrape of one cluster saw, at one time.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct OffsetsSnapshot {
     pub time_ms: EpochMillis,
     pub partitions: Vec<PartitionOffsets>,
