@@ -9,6 +9,7 @@ use crate::clock::EpochMillis;
 
 pub mod lag;
 pub mod rate;
+pub mod verdict;
 
 /// A partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
