@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::clock::EpochMillis;
 
+pub mod analyzer;
 pub mod lag;
 pub mod rate;
 pub mod verdict;
