@@ -1,7 +1,12 @@
 //! Kafka: what one scrape of a cluster saw (the input of every Kafka formula).
 //!
 //! The scraper (in the binary) fills an [`OffsetsSnapshot`] from the admin protocol; the pure
-//! formulas here (rates, lag, verdicts) consume a series of them.
+//! formulas here consume a series of them:
+//! - [`rate`]: produce rates from end-offset deltas, and the (time, end offset) history;
+//! - [`lag`]: lag in offsets (never negative) and seconds (exact or estimated), catch-up time;
+//! - [`verdict`]: Burrow-style OK / WARN / STOPPED / STALLED / REWOUND over a sliding window;
+//! - [`analyzer`]: [`KafkaAnalyzer`], the state that turns successive snapshots into a [`KafkaView`];
+//! - [`metrics`]: the exported metric names and [`view_to_samples`].
 
 use serde::Serialize;
 
@@ -9,8 +14,13 @@ use crate::clock::EpochMillis;
 
 pub mod analyzer;
 pub mod lag;
+pub mod metrics;
 pub mod rate;
 pub mod verdict;
+
+pub use analyzer::{AnalyzerConfig, KafkaAnalyzer, KafkaView};
+pub use metrics::view_to_samples;
+pub use verdict::Verdict;
 
 /// A partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
