@@ -80,7 +80,9 @@ pub struct EndOffsetPoint {
 /// log end at offset X?" (the estimated lag in seconds when no record timestamp is known).
 ///
 /// While the log end does not move only the first and the last reading of that flat run are
-/// kept, so an idle partition costs two points however long it stays idle. The log end is
+/// kept, so an idle partition costs two points however long it stays idle. When full, every
+/// second point of the older half is dropped: recent readings stay dense, older ones get
+/// sparser, and the history still reaches back to its first reading. The log end is
 /// assumed never to go back: call [`EndOffsetHistory::clear`] on a reset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndOffsetHistory {
@@ -121,8 +123,16 @@ impl EndOffsetHistory {
             }
         }
         self.points.push_back(EndOffsetPoint { time_ms, latest });
-        while self.points.len() > self.capacity {
-            self.points.pop_front();
+        if self.points.len() > self.capacity {
+            // Thin the older half (every second point) rather than forget the oldest: the
+            // history keeps reaching back, at a coarser step the further back it goes.
+            let older_half = self.points.len() / 2;
+            let mut index = 0;
+            self.points.retain(|_| {
+                let keep = index >= older_half || index % 2 == 0;
+                index += 1;
+                keep
+            });
         }
     }
 
@@ -273,18 +283,32 @@ mod tests {
     }
 
     #[test]
-    fn history_is_bounded_and_ignores_out_of_order_readings() {
-        let mut h = EndOffsetHistory::new(3);
-        for i in 0..10 {
+    fn history_is_bounded_by_thinning_its_older_half() {
+        let mut h = EndOffsetHistory::new(4);
+        for i in 0..5 {
             h.record(i * 1_000, i as i64 * 10);
         }
+        // Full at 5 > 4: of the older half [0, 10] only 0 stays.
         assert_eq!(
             h.points().map(|p| p.latest).collect::<Vec<_>>(),
-            [70, 80, 90]
+            [0, 20, 30, 40]
         );
+        for i in 5..100 {
+            h.record(i * 1_000, i as i64 * 10);
+        }
+        assert!(h.len() <= 4);
+        assert_eq!(h.points().next().map(|p| p.latest), Some(0));
+        assert_eq!(h.points().last().map(|p| p.latest), Some(990));
+        // Still answers for old offsets, at a coarser step: exact here as the rate is steady.
+        assert_eq!(h.time_at_offset(250), Some(25_000));
+    }
+
+    #[test]
+    fn history_ignores_out_of_order_readings() {
+        let mut h = history(&[(0, 100), (10_000, 200)]);
         h.record(5_000, 1_000); // older than the newest reading
         h.record(20_000, 50); // log end below the newest one
-        assert_eq!(h.len(), 3);
-        assert_eq!(h.time_at_offset(69), None);
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.time_at_offset(200), Some(10_000));
     }
 }
