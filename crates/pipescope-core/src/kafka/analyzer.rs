@@ -195,7 +195,8 @@ struct ScrapedEnd {
 pub struct KafkaAnalyzer {
     config: AnalyzerConfig,
     partitions: HashMap<TopicPartition, PartitionState>,
-    groups: HashMap<(String, TopicPartition), GroupPartitionState>,
+    /// Group → partition → state; nested so that looking a commit up allocates nothing.
+    groups: HashMap<String, HashMap<TopicPartition, GroupPartitionState>>,
     counters: AnalyzerCounters,
 }
 
@@ -225,7 +226,8 @@ impl KafkaAnalyzer {
 
     /// Partitions and group partitions currently tracked (what bounds the memory).
     pub fn tracked(&self) -> (usize, usize) {
-        (self.partitions.len(), self.groups.len())
+        let group_partitions = self.groups.values().map(HashMap::len).sum();
+        (self.partitions.len(), group_partitions)
     }
 
     /// Seeds a partition's end-offset history from stored points (oldest first), e.g. after a
@@ -258,8 +260,8 @@ impl KafkaAnalyzer {
             return;
         };
         let generation = self.partitions.get(&tp).map_or(0, |p| p.generation);
-        self.groups.insert(
-            (group.to_owned(), tp),
+        self.groups.entry(group.to_owned()).or_default().insert(
+            tp,
             GroupPartitionState {
                 generation,
                 committed: last.committed,
@@ -290,8 +292,13 @@ impl KafkaAnalyzer {
         if held.is_empty() {
             return;
         }
-        for ((group, _), state) in &mut self.groups {
-            if held.contains(group.as_str()) {
+        for group in held {
+            for state in self
+                .groups
+                .get_mut(group)
+                .into_iter()
+                .flat_map(|g| g.values_mut())
+            {
                 state.window.note_commit_seen(time_ms);
             }
         }
@@ -309,10 +316,11 @@ impl KafkaAnalyzer {
 
         for reported in &snapshot.partitions {
             let tp = &reported.tp;
-            let state = self
-                .partitions
-                .entry(tp.clone())
-                .or_insert_with(|| PartitionState::new(self.config.history_points));
+            if !self.partitions.contains_key(tp) {
+                let state = PartitionState::new(self.config.history_points);
+                self.partitions.insert(tp.clone(), state);
+            }
+            let state = self.partitions.get_mut(tp).expect("inserted above");
             state.last_reported_ms = state.last_reported_ms.max(now);
             let mut view = PartitionView {
                 topic: tp.topic.clone(),
@@ -378,11 +386,15 @@ impl KafkaAnalyzer {
         for commit in snapshot.commits.iter().filter(|c| c.committed >= 0) {
             let partition = self.partitions.get(&commit.tp);
             let generation = partition.map_or(0, |p| p.generation);
-            let key = (commit.group.clone(), commit.tp.clone());
-            let state = self
-                .groups
-                .entry(key)
-                .or_insert_with(|| GroupPartitionState::new(self.config.window_len, generation));
+            if !self.groups.contains_key(&commit.group) {
+                self.groups.insert(commit.group.clone(), HashMap::new());
+            }
+            let group = self.groups.get_mut(&commit.group).expect("inserted above");
+            if !group.contains_key(&commit.tp) {
+                let state = GroupPartitionState::new(self.config.window_len, generation);
+                group.insert(commit.tp.clone(), state);
+            }
+            let state = group.get_mut(&commit.tp).expect("inserted above");
             if state.generation != generation {
                 // The partition was re-created: the old commits say nothing about the new log.
                 state.window.clear();
@@ -430,8 +442,10 @@ impl KafkaAnalyzer {
         let forget_after = self.config.forget_after_ms;
         self.partitions
             .retain(|_, p| now.saturating_sub(p.last_reported_ms) <= forget_after);
-        self.groups
-            .retain(|_, g| now.saturating_sub(g.last_reported_ms) <= forget_after);
+        self.groups.retain(|_, partitions| {
+            partitions.retain(|_, g| now.saturating_sub(g.last_reported_ms) <= forget_after);
+            !partitions.is_empty()
+        });
 
         KafkaView {
             time_ms: now,
@@ -444,7 +458,11 @@ impl KafkaAnalyzer {
 
     fn group_views(&self, now: EpochMillis) -> Vec<GroupView> {
         let mut by_group: BTreeMap<&str, BTreeMap<&str, Vec<GroupPartitionView>>> = BTreeMap::new();
-        for ((group, tp), state) in &self.groups {
+        let all = self
+            .groups
+            .iter()
+            .flat_map(|(group, partitions)| partitions.iter().map(move |(tp, s)| (group, tp, s)));
+        for (group, tp, state) in all {
             let report = state.window.evaluate(now);
             let (consume, produce) = state.window.rates_per_second().unzip();
             by_group
