@@ -16,9 +16,7 @@ use crate::clock::EpochMillis;
 use crate::kafka::lag::{
     CatchUp, LagNote, LagSeconds, OffsetLag, catch_up, lag_offsets, lag_seconds,
 };
-use crate::kafka::rate::{
-    EndOffsetHistory, EndOffsetPoint, OffsetReading, RateOutcome, rate_between,
-};
+use crate::kafka::rate::{EndOffsetHistory, EndOffsetPoint, OffsetReading, RateStep, RateTracker};
 use crate::kafka::verdict::{CommitPoint, DEFAULT_WINDOW_LEN, LagWindow, Verdict};
 use crate::kafka::{OffsetsSnapshot, TopicPartition};
 
@@ -56,8 +54,13 @@ pub enum RateNote {
     Measured,
     /// First reading of this partition: a rate needs two.
     FirstReading,
-    /// The offsets went backwards (topic re-created, offsets reset): counting restarts here.
+    /// The log was replaced (topic re-created, offsets reset): counting restarts from the new
+    /// log, with a rate when its first reading was held a scrape earlier.
     Reset,
+    /// The end offset went back while the log start did not: held one scrape to tell a
+    /// re-created topic from a new leader answering a lower end offset. No rate, and no lag
+    /// against that end offset.
+    EndWentBack,
     /// This snapshot is not newer than the previous good reading.
     NoElapsedTime,
     /// The partition's offsets failed this scrape (see `error`); its previous state is kept.
@@ -164,7 +167,7 @@ pub struct KafkaView {
 
 #[derive(Debug)]
 struct PartitionState {
-    last_reading: Option<OffsetReading>,
+    rates: RateTracker,
     history: EndOffsetHistory,
     /// Bumped on every reset, so group windows built on the old offsets are cleared.
     generation: u64,
@@ -340,43 +343,42 @@ impl KafkaAnalyzer {
                         earliest: range.earliest,
                         latest: range.latest,
                     };
+                    let previous = state.rates.last_good();
+                    let step = state.rates.observe(reading);
                     let mut growth = None;
-                    view.rate_note =
-                        match state.last_reading.map(|p| (p, rate_between(&p, &reading))) {
-                            None => RateNote::FirstReading,
-                            Some((
-                                previous,
-                                RateOutcome::Measured {
-                                    messages_per_second,
-                                    ..
-                                },
-                            )) => {
-                                view.messages_per_second = Some(messages_per_second);
-                                view.messages_per_minute = Some(messages_per_second * 60.0);
-                                growth = Some(reading.latest - previous.latest);
-                                RateNote::Measured
+                    view.rate_note = match step {
+                        RateStep::FirstReading => RateNote::FirstReading,
+                        RateStep::Measured { .. } => {
+                            growth = previous.map(|p| reading.latest - p.latest);
+                            RateNote::Measured
+                        }
+                        RateStep::EndWentBack => RateNote::EndWentBack,
+                        RateStep::Reset {
+                            first_of_new_log, ..
+                        } => {
+                            state.history.clear();
+                            if let Some(first) = first_of_new_log {
+                                state.history.record(first.time_ms, first.latest);
+                                growth = Some(reading.latest - first.latest);
                             }
-                            Some((_, RateOutcome::Reset)) => {
-                                state.history.clear();
-                                state.generation += 1;
-                                self.counters.partition_resets_total += 1;
-                                RateNote::Reset
-                            }
-                            Some((_, RateOutcome::NoElapsedTime)) => RateNote::NoElapsedTime,
-                        };
-                    if view.rate_note != RateNote::NoElapsedTime {
-                        state.last_reading = Some(reading);
-                        state.history.record(now, reading.latest);
-                    }
+                            state.generation += 1;
+                            self.counters.partition_resets_total += 1;
+                            RateNote::Reset
+                        }
+                        RateStep::NoElapsedTime => RateNote::NoElapsedTime,
+                    };
+                    state.history.record(now, reading.latest);
+                    view.messages_per_second = step.messages_per_second();
+                    view.messages_per_minute = view.messages_per_second.map(|r| r * 60.0);
                     view.earliest = Some(range.earliest);
                     view.latest = Some(range.latest);
-                    scraped_ends.insert(
-                        tp,
-                        ScrapedEnd {
+                    if step != RateStep::EndWentBack {
+                        let end = ScrapedEnd {
                             latest: range.latest,
                             growth,
-                        },
-                    );
+                        };
+                        scraped_ends.insert(tp, end);
+                    }
                 }
             }
             partition_views.push(view);
@@ -563,7 +565,7 @@ fn topic_views(partitions: &[PartitionView]) -> Vec<TopicView> {
 impl PartitionState {
     fn new(history_points: usize) -> Self {
         Self {
-            last_reading: None,
+            rates: RateTracker::new(),
             history: EndOffsetHistory::new(history_points),
             generation: 0,
             last_reported_ms: 0,
@@ -731,23 +733,51 @@ mod tests {
     #[test]
     fn recreated_topic_resets_rates_and_group_windows_instead_of_going_negative() {
         let mut a = analyzer(3);
-        for (s, end, committed) in [(0, 5_000, 4_000), (10, 6_000, 4_500), (20, 7_000, 5_000)] {
+        for (s, end, committed) in [(0, 5_000, 4_900), (10, 6_000, 5_900), (20, 7_000, 6_950)] {
             a.ingest(&at(s).part("t", 0, 0, end).commit("g", "t", 0, committed));
         }
         // Deleted and re-created: offsets start again at 0, the group starts again too.
         let v = a.ingest(&at(30).part("t", 0, 0, 40).commit("g", "t", 0, 10));
         let p = partition(&v, "t", 0);
-        assert_eq!(p.rate_note, RateNote::Reset);
+        assert_eq!(p.rate_note, RateNote::EndWentBack);
         assert_eq!(p.messages_per_second, None);
+        let g = gp(&v, "g", "t", 0);
+        assert_eq!(g.lag.note, LagNote::EndOffsetUnknown);
+        assert_eq!(g.verdict, Verdict::Ok);
+        // Still below the old end a scrape later: the log was replaced.
+        let v = a.ingest(&at(40).part("t", 0, 0, 140).commit("g", "t", 0, 100));
+        let p = partition(&v, "t", 0);
+        assert_eq!(p.rate_note, RateNote::Reset);
+        assert_eq!(
+            p.messages_per_second,
+            Some(10.0),
+            "counted from the new start"
+        );
         assert_eq!(v.counters.partition_resets_total, 1);
         let g = gp(&v, "g", "t", 0);
         assert_eq!(g.verdict, Verdict::Ok, "a re-created topic is not a rewind");
         assert_eq!(g.window_observations, 1);
-        assert_eq!(g.lag.lag, Some(30));
-        // The next interval has a rate again, from the new start.
-        let v = a.ingest(&at(40).part("t", 0, 0, 140).commit("g", "t", 0, 100));
+        assert_eq!(g.lag.lag, Some(40));
+        // Log end was at 100 at 36 s on the new log.
+        assert_eq!(g.lag_seconds.seconds, Some(4.0));
+        let v = a.ingest(&at(50).part("t", 0, 0, 240).commit("g", "t", 0, 200));
         assert_eq!(partition(&v, "t", 0).messages_per_second, Some(10.0));
         assert_eq!(gp(&v, "g", "t", 0).verdict, Verdict::Ok);
+    }
+
+    #[test]
+    fn a_lower_end_offset_for_one_scrape_is_not_a_reset() {
+        let mut a = analyzer(3);
+        for (s, end) in [(0, 1_000), (10, 1_100), (20, 1_200)] {
+            a.ingest(&at(s).part("t", 0, 0, end).commit("g", "t", 0, 500));
+        }
+        let v = a.ingest(&at(30).part("t", 0, 0, 1_150).commit("g", "t", 0, 500));
+        assert_eq!(partition(&v, "t", 0).rate_note, RateNote::EndWentBack);
+        assert_eq!(gp(&v, "g", "t", 0).verdict, Verdict::Stalled);
+        let v = a.ingest(&at(40).part("t", 0, 0, 1_400).commit("g", "t", 0, 500));
+        assert_eq!(partition(&v, "t", 0).messages_per_second, Some(10.0));
+        assert_eq!(v.counters.partition_resets_total, 0);
+        assert_eq!(gp(&v, "g", "t", 0).verdict, Verdict::Stalled, "window kept");
     }
 
     #[test]

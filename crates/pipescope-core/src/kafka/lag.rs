@@ -19,7 +19,8 @@ pub enum LagNote {
     /// [`lag_offsets`]): the broker's end offset is wrong, or the group committed offsets the
     /// log never had. No lag is reported: "committed offset beyond end offset".
     CommittedBeyondEnd,
-    /// The partition's end offset is unknown this scrape (its leader failed to answer).
+    /// The partition's end offset is unknown this scrape: its leader failed to answer, or the
+    /// end offset went back and is held until the next scrape tells why.
     EndOffsetUnknown,
 }
 

@@ -1,10 +1,11 @@
 //! Produce rates from end-offset deltas, and the (time, end offset) history of a partition.
 //!
 //! A rate is always taken over the real time between two good readings of the same partition:
-//! a missed or failed scrape simply makes the interval longer. A log end (or log start) that
-//! goes backwards means the partition is not the one we knew any more (topic deleted and
-//! re-created, offsets reset, unclean truncation): that interval has no rate, and counting
-//! starts again from the new offsets.
+//! a missed or failed scrape simply makes the interval longer. Offsets going backwards mean the
+//! partition's log was replaced (topic deleted and re-created, offsets reset, unclean
+//! truncation): no rate over that interval — never a negative one — and counting starts again
+//! from the new offsets. [`RateTracker`] tells a replaced log from a new leader briefly
+//! answering a lower end offset.
 
 use std::collections::VecDeque;
 
@@ -21,7 +22,7 @@ pub struct OffsetReading {
     pub latest: i64,
 }
 
-/// What two successive good readings of one partition say about its produce rate.
+/// What two readings of one partition say about its produce rate.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RateOutcome {
@@ -30,10 +31,12 @@ pub enum RateOutcome {
         messages_per_second: f64,
         interval_ms: u64,
     },
-    /// The log end or the log start went backwards: the topic was deleted and re-created, or its
-    /// offsets were reset. There is no rate over this interval; the next one counts from here.
+    /// The log start went backwards: the log was replaced (topic re-created, offsets reset).
     Reset,
-    /// The readings carry the same time (or time went backwards): no rate can be taken.
+    /// The log end went backwards but the log start did not: a replaced log, or a new leader
+    /// answering a lower end offset for a moment. No rate either way.
+    EndWentBack,
+    /// The second reading is not newer than the first: no rate can be taken.
     NoElapsedTime,
 }
 
@@ -44,7 +47,7 @@ impl RateOutcome {
                 messages_per_second,
                 ..
             } => Some(*messages_per_second),
-            RateOutcome::Reset | RateOutcome::NoElapsedTime => None,
+            RateOutcome::Reset | RateOutcome::EndWentBack | RateOutcome::NoElapsedTime => None,
         }
     }
 }
@@ -52,20 +55,138 @@ impl RateOutcome {
 /// The produce rate between two readings of the same partition.
 ///
 /// The log start only moves forward (retention, compaction, DeleteRecords), so it going back is
-/// as sure a sign of a re-created topic as the log end going back; a compacted topic's log start
-/// jumping forward changes nothing, since the rate only counts the log end.
+/// a sure sign of a replaced log; a compacted topic's log start jumping forward changes nothing,
+/// since the rate only counts the log end.
 pub fn rate_between(previous: &OffsetReading, current: &OffsetReading) -> RateOutcome {
-    if current.latest < previous.latest || current.earliest < previous.earliest {
-        return RateOutcome::Reset;
-    }
     if current.time_ms <= previous.time_ms {
         return RateOutcome::NoElapsedTime;
+    }
+    if current.earliest < previous.earliest {
+        return RateOutcome::Reset;
+    }
+    if current.latest < previous.latest {
+        return RateOutcome::EndWentBack;
     }
     let interval_ms = current.time_ms - previous.time_ms;
     let appended = (current.latest - previous.latest) as f64;
     RateOutcome::Measured {
         messages_per_second: appended * 1000.0 / interval_ms as f64,
         interval_ms,
+    }
+}
+
+/// What [`RateTracker::observe`] makes of one reading.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RateStep {
+    /// The first reading: a rate needs two.
+    FirstReading,
+    /// Measured since the previous good reading (over a longer interval after a missed scrape or
+    /// after a lower end offset that did not persist).
+    Measured {
+        messages_per_second: f64,
+        interval_ms: u64,
+    },
+    /// The log end is below the previous reading's while the log start is not: held for one
+    /// scrape, no rate.
+    EndWentBack,
+    /// The log was replaced. `first_of_new_log` is the held reading when the reset was confirmed
+    /// by a second lower reading, with the rate since it (counting from the new start).
+    Reset {
+        first_of_new_log: Option<OffsetReading>,
+        messages_per_second: Option<f64>,
+    },
+    /// Not newer than the previous reading: ignored.
+    NoElapsedTime,
+}
+
+impl RateStep {
+    pub fn messages_per_second(&self) -> Option<f64> {
+        match self {
+            RateStep::Measured {
+                messages_per_second,
+                ..
+            } => Some(*messages_per_second),
+            RateStep::Reset {
+                messages_per_second,
+                ..
+            } => *messages_per_second,
+            RateStep::FirstReading | RateStep::EndWentBack | RateStep::NoElapsedTime => None,
+        }
+    }
+}
+
+/// Follows the readings of one partition and gives the rate for each.
+///
+/// The rule for offsets going back: the log start going back is a reset at once. The log end
+/// going back alone is held for one scrape: if the next reading is back at or above the last
+/// good one, it was a leader answering a lower end offset for a moment, and the rate is taken
+/// from the last good reading over the whole interval; if the next reading is still below it,
+/// the log was replaced (a topic re-created with no retention yet has log start 0 both times)
+/// and the rate counts from the held reading, the new log's first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateTracker {
+    last_good: Option<OffsetReading>,
+    held: Option<OffsetReading>,
+}
+
+impl RateTracker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The newest reading the rates count from.
+    pub fn last_good(&self) -> Option<OffsetReading> {
+        self.last_good
+    }
+
+    pub fn observe(&mut self, current: OffsetReading) -> RateStep {
+        let Some(last_good) = self.last_good else {
+            self.last_good = Some(current);
+            return RateStep::FirstReading;
+        };
+        if self
+            .held
+            .is_some_and(|held| current.time_ms <= held.time_ms)
+        {
+            return RateStep::NoElapsedTime;
+        }
+        match rate_between(&last_good, &current) {
+            RateOutcome::NoElapsedTime => RateStep::NoElapsedTime,
+            RateOutcome::Measured {
+                messages_per_second,
+                interval_ms,
+            } => {
+                self.held = None;
+                self.last_good = Some(current);
+                RateStep::Measured {
+                    messages_per_second,
+                    interval_ms,
+                }
+            }
+            RateOutcome::Reset => {
+                self.held = None;
+                self.last_good = Some(current);
+                RateStep::Reset {
+                    first_of_new_log: None,
+                    messages_per_second: None,
+                }
+            }
+            RateOutcome::EndWentBack => match self.held.take() {
+                None => {
+                    self.held = Some(current);
+                    RateStep::EndWentBack
+                }
+                Some(held) => {
+                    self.last_good = Some(current);
+                    let since_held = rate_between(&held, &current);
+                    RateStep::Reset {
+                        first_of_new_log: Some(held),
+                        messages_per_second: since_held.messages_per_second(),
+                    }
+                }
+            },
+        }
     }
 }
 
@@ -210,10 +331,9 @@ mod tests {
     }
 
     #[test]
-    fn log_end_going_back_is_a_reset_not_a_negative_rate() {
-        // Topic deleted and re-created: offsets start again from 0.
+    fn log_end_going_back_gives_no_rate_never_a_negative_one() {
         let outcome = rate_between(&reading(0, 0, 5_000), &reading(10_000, 0, 40));
-        assert_eq!(outcome, RateOutcome::Reset);
+        assert_eq!(outcome, RateOutcome::EndWentBack);
         assert_eq!(outcome.messages_per_second(), None);
     }
 
@@ -222,6 +342,72 @@ mod tests {
         // Re-created and refilled past the old end within one interval: only the start tells.
         let outcome = rate_between(&reading(0, 4_000, 5_000), &reading(10_000, 0, 6_000));
         assert_eq!(outcome, RateOutcome::Reset);
+    }
+
+    #[test]
+    fn tracker_confirms_a_recreated_topic_and_counts_from_the_new_start() {
+        let mut t = RateTracker::new();
+        assert_eq!(t.observe(reading(0, 0, 4_000)), RateStep::FirstReading);
+        assert_eq!(
+            t.observe(reading(10_000, 0, 5_000)).messages_per_second(),
+            Some(100.0)
+        );
+        // Deleted and re-created (log start 0 before and after): held one scrape.
+        assert_eq!(t.observe(reading(20_000, 0, 40)), RateStep::EndWentBack);
+        assert_eq!(
+            t.observe(reading(30_000, 0, 240)),
+            RateStep::Reset {
+                first_of_new_log: Some(reading(20_000, 0, 40)),
+                messages_per_second: Some(20.0)
+            }
+        );
+        assert_eq!(
+            t.observe(reading(40_000, 0, 340)).messages_per_second(),
+            Some(10.0)
+        );
+    }
+
+    #[test]
+    fn tracker_ignores_a_lower_end_offset_that_does_not_persist() {
+        // A new leader answered a lower end offset once (broker restart).
+        let mut t = RateTracker::new();
+        t.observe(reading(0, 0, 1_000));
+        assert_eq!(t.observe(reading(10_000, 0, 900)), RateStep::EndWentBack);
+        let step = t.observe(reading(20_000, 0, 1_400));
+        assert_eq!(
+            step,
+            RateStep::Measured {
+                messages_per_second: 20.0,
+                interval_ms: 20_000
+            }
+        );
+    }
+
+    #[test]
+    fn tracker_resets_at_once_when_the_log_start_goes_back() {
+        let mut t = RateTracker::new();
+        t.observe(reading(0, 3_000, 4_000));
+        assert_eq!(
+            t.observe(reading(10_000, 0, 10)),
+            RateStep::Reset {
+                first_of_new_log: None,
+                messages_per_second: None
+            }
+        );
+        assert_eq!(
+            t.observe(reading(20_000, 0, 110)).messages_per_second(),
+            Some(10.0)
+        );
+    }
+
+    #[test]
+    fn tracker_ignores_readings_not_newer_than_the_last() {
+        let mut t = RateTracker::new();
+        t.observe(reading(10_000, 0, 100));
+        assert_eq!(t.observe(reading(10_000, 0, 200)), RateStep::NoElapsedTime);
+        assert_eq!(t.observe(reading(20_000, 0, 50)), RateStep::EndWentBack);
+        assert_eq!(t.observe(reading(20_000, 0, 60)), RateStep::NoElapsedTime);
+        assert_eq!(t.last_good(), Some(reading(10_000, 0, 100)));
     }
 
     #[test]
