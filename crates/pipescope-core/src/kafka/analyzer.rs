@@ -118,8 +118,8 @@ pub struct GroupPartitionView {
 pub struct GroupTopicView {
     pub topic: String,
     /// Sum of the known lags.
-    pub lag: i64,
-    /// Partitions whose lag is unknown (not in `lag`).
+    pub lag_offsets: i64,
+    /// Partitions whose lag is unknown (not in `lag_offsets`).
     pub partitions_lag_unknown: usize,
     pub max_lag_seconds: Option<f64>,
     pub verdict: Verdict,
@@ -131,7 +131,7 @@ pub struct GroupTopicView {
 pub struct GroupView {
     pub group: String,
     /// Sum of the known lags over all its partitions.
-    pub lag: i64,
+    pub lag_offsets: i64,
     pub partitions_lag_unknown: usize,
     /// Partitions where the committed offset is beyond the end offset (lag unknown).
     pub partitions_beyond_end: usize,
@@ -270,7 +270,7 @@ impl KafkaAnalyzer {
                 committed: last.committed,
                 latest: Some(last.latest),
                 lag: OffsetLag {
-                    lag: Some(last.lag()),
+                    offsets: Some(last.lag()),
                     note: LagNote::Measured,
                 },
                 lag_seconds: LagSeconds::UNKNOWN,
@@ -409,7 +409,7 @@ impl KafkaAnalyzer {
                 state.window.note_commit_seen(now);
                 state.latest = None;
                 state.lag = OffsetLag {
-                    lag: None,
+                    offsets: None,
                     note: LagNote::EndOffsetUnknown,
                 };
                 state.lag_seconds = LagSeconds::UNKNOWN;
@@ -433,7 +433,7 @@ impl KafkaAnalyzer {
                         state.window.ignored_rewinds() - ignored_before;
                 }
             }
-            state.lag_seconds = match (lag.lag, partition) {
+            state.lag_seconds = match (lag.offsets, partition) {
                 (Some(l), Some(p)) => {
                     lag_seconds(now, l, commit.committed, commit.record_time_ms, &p.history)
                 }
@@ -478,7 +478,7 @@ impl KafkaAnalyzer {
                     latest: state.latest,
                     lag: state.lag,
                     lag_seconds: state.lag_seconds,
-                    catch_up: catch_up(state.lag.lag, consume, produce),
+                    catch_up: catch_up(state.lag.offsets, consume, produce),
                     verdict: report.verdict,
                     window_observations: report.observations,
                     window_complete: report.complete,
@@ -495,10 +495,10 @@ impl KafkaAnalyzer {
                         partitions.sort_by_key(|p| p.partition);
                         GroupTopicView {
                             topic: topic.to_owned(),
-                            lag: partitions.iter().filter_map(|p| p.lag.lag).sum(),
+                            lag_offsets: partitions.iter().filter_map(|p| p.lag.offsets).sum(),
                             partitions_lag_unknown: partitions
                                 .iter()
-                                .filter(|p| p.lag.lag.is_none())
+                                .filter(|p| p.lag.offsets.is_none())
                                 .count(),
                             max_lag_seconds: max_seconds(partitions.iter().map(|p| p.lag_seconds))
                                 .map(|s| s.0),
@@ -515,7 +515,7 @@ impl KafkaAnalyzer {
                 let max = max_seconds(all().map(|p| p.lag_seconds));
                 GroupView {
                     group: group.to_owned(),
-                    lag: topics.iter().map(|t| t.lag).sum(),
+                    lag_offsets: topics.iter().map(|t| t.lag_offsets).sum(),
                     partitions_lag_unknown: topics.iter().map(|t| t.partitions_lag_unknown).sum(),
                     partitions_beyond_end: all()
                         .filter(|p| p.lag.note == LagNote::CommittedBeyondEnd)
@@ -581,7 +581,7 @@ impl GroupPartitionState {
             committed: 0,
             latest: None,
             lag: OffsetLag {
-                lag: None,
+                offsets: None,
                 note: LagNote::EndOffsetUnknown,
             },
             lag_seconds: LagSeconds::UNKNOWN,
@@ -727,7 +727,7 @@ mod tests {
         // Back: the rate is over the 20 s since the last good reading.
         let v = a.ingest(&at(20).part("t", 0, 0, 300).commit("g", "t", 0, 280));
         assert_eq!(partition(&v, "t", 0).messages_per_second, Some(10.0));
-        assert_eq!(gp(&v, "g", "t", 0).lag.lag, Some(20));
+        assert_eq!(gp(&v, "g", "t", 0).lag.offsets, Some(20));
     }
 
     #[test]
@@ -757,7 +757,7 @@ mod tests {
         let g = gp(&v, "g", "t", 0);
         assert_eq!(g.verdict, Verdict::Ok, "a re-created topic is not a rewind");
         assert_eq!(g.window_observations, 1);
-        assert_eq!(g.lag.lag, Some(40));
+        assert_eq!(g.lag.offsets, Some(40));
         // Log end was at 100 at 36 s on the new log.
         assert_eq!(g.lag_seconds.seconds, Some(4.0));
         let v = a.ingest(&at(50).part("t", 0, 0, 240).commit("g", "t", 0, 200));
@@ -822,11 +822,11 @@ mod tests {
                 .commit("h", "b", 0, -1), // no committed offset: ignored
         );
         let g = group(&v, "g");
-        assert_eq!(g.topics[0].lag, 50);
-        assert_eq!(g.topics[1].lag, 30);
-        assert_eq!(g.lag, 80);
+        assert_eq!(g.topics[0].lag_offsets, 50);
+        assert_eq!(g.topics[1].lag_offsets, 30);
+        assert_eq!(g.lag_offsets, 80);
         assert_eq!(gp(&v, "g", "a", 1).lag.note, LagNote::ClampedCommitRace);
-        assert_eq!(gp(&v, "g", "a", 1).lag.lag, Some(0));
+        assert_eq!(gp(&v, "g", "a", 1).lag.offsets, Some(0));
         assert_eq!(v.counters.clamped_commits_total, 1);
         assert!(v.groups.iter().all(|g| g.group != "h"));
     }
@@ -839,7 +839,7 @@ mod tests {
         let v = a.ingest(&at(10).part("t", 0, 0, 101).commit("g", "t", 0, 1_500));
         let g = gp(&v, "g", "t", 0);
         assert_eq!(g.lag.note, LagNote::CommittedBeyondEnd);
-        assert_eq!(g.lag.lag, None);
+        assert_eq!(g.lag.offsets, None);
         assert_eq!(g.lag_seconds, LagSeconds::UNKNOWN);
         let gv = group(&v, "g");
         assert_eq!(gv.partitions_beyond_end, 1);
@@ -1031,7 +1031,7 @@ mod tests {
         let json = serde_json::to_value(&v).expect("view serializes");
         let p = &json["groups"][0]["topics"][0]["partitions"][0];
         assert_eq!(p["verdict"], "OK");
-        assert_eq!(p["lag"]["lag"], 50);
+        assert_eq!(p["lag"]["offsets"], 50);
         assert_eq!(p["lag"]["note"], "measured");
         assert_eq!(p["lag_seconds"]["basis"], "estimated");
         assert_eq!(p["catch_up"]["state"], "in_seconds");

@@ -28,7 +28,7 @@ pub enum LagNote {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct OffsetLag {
     /// Records the group has yet to consume; `None` when it cannot be told (see `note`).
-    pub lag: Option<i64>,
+    pub offsets: Option<i64>,
     pub note: LagNote,
 }
 
@@ -52,7 +52,7 @@ pub fn lag_offsets(
 ) -> OffsetLag {
     if committed <= latest {
         return OffsetLag {
-            lag: Some(latest - committed),
+            offsets: Some(latest - committed),
             note: LagNote::Measured,
         };
     }
@@ -60,12 +60,12 @@ pub fn lag_offsets(
     let too_far = end_growth_since_previous.is_some_and(|growth| overshoot > growth);
     if too_far || was_past_end_last_scrape {
         OffsetLag {
-            lag: None,
+            offsets: None,
             note: LagNote::CommittedBeyondEnd,
         }
     } else {
         OffsetLag {
-            lag: Some(0),
+            offsets: Some(0),
             note: LagNote::ClampedCommitRace,
         }
     }
@@ -187,11 +187,11 @@ mod tests {
         assert_eq!(
             lag_offsets(40, 100, Some(10), false),
             OffsetLag {
-                lag: Some(60),
+                offsets: Some(60),
                 note: LagNote::Measured
             }
         );
-        assert_eq!(lag_offsets(100, 100, None, false).lag, Some(0));
+        assert_eq!(lag_offsets(100, 100, None, false).offsets, Some(0));
     }
 
     #[test]
@@ -201,7 +201,7 @@ mod tests {
         assert_eq!(
             lag,
             OffsetLag {
-                lag: Some(0),
+                offsets: Some(0),
                 note: LagNote::ClampedCommitRace
             }
         );
@@ -219,7 +219,7 @@ mod tests {
         assert_eq!(
             lag,
             OffsetLag {
-                lag: None,
+                offsets: None,
                 note: LagNote::CommittedBeyondEnd
             }
         );

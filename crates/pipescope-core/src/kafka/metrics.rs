@@ -102,7 +102,7 @@ fn group_partition_samples(
 ) {
     use crate::kafka::lag::LagNote;
     push(GROUP_COMMITTED_OFFSET, labels, p.committed as f64);
-    if let Some(lag) = p.lag.lag {
+    if let Some(lag) = p.lag.offsets {
         push(GROUP_LAG_OFFSETS, labels, lag as f64);
     }
     if let Some(seconds) = p.lag_seconds.seconds {
