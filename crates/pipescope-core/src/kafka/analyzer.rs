@@ -1037,4 +1037,94 @@ mod tests {
         assert_eq!(p["catch_up"]["state"], "in_seconds");
         assert_eq!(json["partitions"][0]["rate_note"], "measured");
     }
+
+    /// A small deterministic generator, so the invariant test needs no extra crate.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (self.0 >> 33) % n
+        }
+    }
+
+    #[test]
+    fn invariants_hold_on_a_messy_random_cluster() {
+        // Topics get re-created, partitions fail, appear and vanish, scrapes are missed, commits
+        // race, rewind and blip; whatever happens: no negative rate, lag or time, topic sums add
+        // up, and state stays bounded.
+        let mut rng = Lcg(42);
+        let config = AnalyzerConfig {
+            window_len: 5,
+            history_points: 8,
+            forget_after_ms: 50_000,
+        };
+        let mut a = KafkaAnalyzer::new(config);
+        let mut ends = [[0i64; 4]; 6];
+        let mut commits = [[[0i64; 4]; 6]; 3];
+        let mut time = 0;
+        for _ in 0..2_000 {
+            time += 10 * (1 + rng.below(3)); // missed scrapes now and then
+            let mut snap = at(time);
+            for (t, partitions) in ends.iter_mut().enumerate() {
+                let topic = format!("t{t}");
+                if rng.below(200) == 0 {
+                    *partitions = [0; 4]; // deleted and re-created
+                }
+                let count = 2 + rng.below(3) as usize; // partition count changes
+                for (p, end) in partitions.iter_mut().enumerate().take(count) {
+                    *end += rng.below(50) as i64;
+                    if rng.below(30) == 0 {
+                        snap = snap.failed(&topic, p as i32);
+                    } else if rng.below(50) == 0 {
+                        snap = snap.part(&topic, p as i32, 0, *end - 5); // a leader answering low
+                    } else {
+                        snap = snap.part(&topic, p as i32, 0, *end);
+                    }
+                    for (g, group) in commits.iter_mut().enumerate() {
+                        let c = &mut group[t][p];
+                        match rng.below(20) {
+                            0 => *c = rng.below(*end as u64 + 1) as i64, // seek anywhere
+                            1 => continue,                               // not reported
+                            _ => *c = (*c + rng.below(60) as i64).min(*end + 3), // may race ahead
+                        }
+                        snap = snap.commit(&format!("g{g}"), &topic, p as i32, *c);
+                    }
+                }
+            }
+            let v = a.ingest(&snap);
+            for p in &v.partitions {
+                assert!(p.messages_per_second.is_none_or(|r| r >= 0.0), "{p:?}");
+            }
+            for t in &v.topics {
+                let sum: f64 = v
+                    .partitions
+                    .iter()
+                    .filter(|p| p.topic == t.topic)
+                    .filter_map(|p| p.messages_per_second)
+                    .sum();
+                assert!(t.messages_per_second.is_none_or(|r| (r - sum).abs() < 1e-9));
+            }
+            for g in &v.groups {
+                assert!(g.lag_offsets >= 0);
+                for p in g.topics.iter().flat_map(|t| t.partitions.iter()) {
+                    assert!(p.lag.offsets.is_none_or(|l| l >= 0), "{p:?}");
+                    assert!(p.lag_seconds.seconds.is_none_or(|s| s >= 0.0), "{p:?}");
+                    if let CatchUp::InSeconds { seconds } = p.catch_up {
+                        assert!(seconds > 0.0, "{p:?}");
+                    }
+                    assert!(p.window_observations <= 5);
+                }
+            }
+            let (partitions, group_partitions) = a.tracked();
+            assert!(partitions <= 6 * 4 && group_partitions <= 3 * 6 * 4);
+            assert!(a.partitions.values().all(|p| p.history.len() <= 8));
+        }
+        let counters = a.counters();
+        assert!(counters.partition_resets_total > 0);
+        assert!(counters.clamped_commits_total > 0);
+    }
 }
