@@ -6,7 +6,8 @@
 //! - [`lag`]: lag in offsets (never negative) and seconds (exact or estimated), catch-up time;
 //! - [`verdict`]: Burrow-style OK / WARN / STOPPED / STALLED / REWOUND over a sliding window;
 //! - [`analyzer`]: [`KafkaAnalyzer`], the state that turns successive snapshots into a [`KafkaView`];
-//! - [`metrics`]: the exported metric names and [`view_to_samples`].
+//! - [`metrics`]: the exported metric names and [`view_to_samples`];
+//! - [`record_time`]: which record timestamps to fetch for exact lag in seconds.
 
 use serde::Serialize;
 
@@ -16,6 +17,7 @@ pub mod analyzer;
 pub mod lag;
 pub mod metrics;
 pub mod rate;
+pub mod record_time;
 pub mod verdict;
 
 pub use analyzer::{AnalyzerConfig, KafkaAnalyzer, KafkaView};
