@@ -24,6 +24,18 @@ pub enum LagNote {
     EndOffsetUnknown,
 }
 
+impl LagNote {
+    /// What to show beside (or instead of) the number, in the words the monitor uses.
+    pub fn message(self) -> Option<&'static str> {
+        match self {
+            LagNote::Measured => None,
+            LagNote::ClampedCommitRace => Some("commit landed after the end offset was read"),
+            LagNote::CommittedBeyondEnd => Some("committed offset beyond end offset"),
+            LagNote::EndOffsetUnknown => Some("end offset unknown this scrape"),
+        }
+    }
+}
+
 /// A lag in offsets and how it was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct OffsetLag {
@@ -228,6 +240,13 @@ mod tests {
             lag_offsets(101, 100, Some(0), false).note,
             LagNote::CommittedBeyondEnd
         );
+    }
+
+    #[test]
+    fn beyond_end_says_so_in_words() {
+        let note = lag_offsets(1_500, 100, Some(20), false).note;
+        assert_eq!(note.message(), Some("committed offset beyond end offset"));
+        assert_eq!(LagNote::Measured.message(), None);
     }
 
     #[test]
