@@ -1,12 +1,31 @@
 //! Kafka: what one scrape of a cluster saw (the input of every Kafka formula).
 //!
 //! The scraper (in the binary) fills an [`OffsetsSnapshot`] from the admin protocol; the pure
-//! formulas here (rates, lag, verdicts) consume a series of them.
+//! formulas here consume a series of them:
+//! - [`rate`]: produce rates from end-offset deltas, and the (time, end offset) history;
+//! - [`lag`]: lag in offsets (never negative) and seconds (exact or estimated), catch-up time;
+//! - [`verdict`]: Burrow-style OK / WARN / STOPPED / STALLED / REWOUND over a sliding window;
+//! - [`analyzer`]: [`KafkaAnalyzer`], the state that turns successive snapshots into a [`KafkaView`];
+//! - [`metrics`]: the exported metric names and [`view_to_samples`];
+//! - [`record_time`]: which record timestamps to fetch for exact lag in seconds.
+
+use serde::Serialize;
 
 use crate::clock::EpochMillis;
 
+pub mod analyzer;
+pub mod lag;
+pub mod metrics;
+pub mod rate;
+pub mod record_time;
+pub mod verdict;
+
+pub use analyzer::{AnalyzerConfig, KafkaAnalyzer, KafkaView};
+pub use metrics::view_to_samples;
+pub use verdict::Verdict;
+
 /// A partition of a topic.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct TopicPartition {
     pub topic: String,
     pub partition: i32,
@@ -22,14 +41,14 @@ impl TopicPartition {
 }
 
 /// Earliest and latest (log end) offset of a partition, or why they are unknown this scrape.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionOffsets {
     pub tp: TopicPartition,
     /// `Err` holds the reason (leader down, request failed...): the rest of the scrape stands.
     pub offsets: Result<OffsetRange, String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct OffsetRange {
     pub earliest: i64,
     /// The log end offset: the offset the next record will get.
@@ -37,7 +56,7 @@ pub struct OffsetRange {
 }
 
 /// A consumer group's committed offset on one partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GroupCommit {
     pub group: String,
     pub tp: TopicPartition,
@@ -48,7 +67,7 @@ pub struct GroupCommit {
 }
 
 /// What one scrape of one cluster saw, at one time.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct OffsetsSnapshot {
     pub time_ms: EpochMillis,
     pub partitions: Vec<PartitionOffsets>,

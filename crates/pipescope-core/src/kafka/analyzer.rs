@@ -1,0 +1,1130 @@
+//! The stateful side of the Kafka formulas: feed it the successive [`OffsetsSnapshot`]s of one
+//! cluster, get back a [`KafkaView`] with rates, lag, catch-up times and verdicts.
+//!
+//! "Now" is the snapshot's `time_ms` (the scraper stamps it from its [`crate::Clock`]), so the
+//! analyzer is as deterministic as its input.
+//!
+//! Memory stays bounded: each partition keeps at most `history_points` end-offset readings,
+//! each group partition a window of `window_len` observations, and the state of a partition or
+//! a group partition that no snapshot has reported for `forget_after_ms` is dropped.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::clock::EpochMillis;
+use crate::kafka::lag::{
+    CatchUp, LagNote, LagSeconds, OffsetLag, catch_up, lag_offsets, lag_seconds,
+};
+use crate::kafka::rate::{EndOffsetHistory, EndOffsetPoint, OffsetReading, RateStep, RateTracker};
+use crate::kafka::verdict::{CommitPoint, DEFAULT_WINDOW_LEN, LagWindow, Verdict};
+use crate::kafka::{OffsetsSnapshot, TopicPartition};
+
+/// Settings of a [`KafkaAnalyzer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AnalyzerConfig {
+    /// Observations in each group partition's verdict window (Burrow's N). Default 10.
+    pub window_len: usize,
+    /// End-offset readings kept per partition for the estimated lag in seconds. Flat runs cost
+    /// two points, and a full history thins its older half instead of forgetting it (see
+    /// [`EndOffsetHistory`]). Default 120: about 2 KB per partition, 20 MB for 10,000 busy
+    /// partitions.
+    pub history_points: usize,
+    /// State of a partition or group partition not reported for this long is dropped.
+    /// Until then a group partition that stopped being reported stays in the view (and turns
+    /// STOPPED once that absence outlasts its window). Default 15 minutes.
+    pub forget_after_ms: u64,
+}
+
+impl Default for AnalyzerConfig {
+    fn default() -> Self {
+        Self {
+            window_len: DEFAULT_WINDOW_LEN,
+            history_points: 120,
+            forget_after_ms: 15 * 60 * 1000,
+        }
+    }
+}
+
+/// How a partition's rate came out this scrape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateNote {
+    /// Measured over the time since the previous good reading.
+    Measured,
+    /// First reading of this partition: a rate needs two.
+    FirstReading,
+    /// The log was replaced (topic re-created, offsets reset): counting restarts from the new
+    /// log, with a rate when its first reading was held a scrape earlier.
+    Reset,
+    /// The end offset went back while the log start did not: held one scrape to tell a
+    /// re-created topic from a new leader answering a lower end offset. No rate, and no lag
+    /// against that end offset.
+    EndWentBack,
+    /// This snapshot is not newer than the previous good reading.
+    NoElapsedTime,
+    /// The partition's offsets failed this scrape (see `error`); its previous state is kept.
+    OffsetsError,
+}
+
+/// One partition, as of this snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartitionView {
+    pub topic: String,
+    pub partition: i32,
+    pub earliest: Option<i64>,
+    pub latest: Option<i64>,
+    pub messages_per_second: Option<f64>,
+    pub messages_per_minute: Option<f64>,
+    pub rate_note: RateNote,
+    /// Why the offsets are unknown this scrape.
+    pub error: Option<String>,
+}
+
+/// One topic: sums over the partitions whose rate is known.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TopicView {
+    pub topic: String,
+    /// Partitions reported this scrape.
+    pub partitions: usize,
+    /// Of those, the ones whose rate is known (and summed below).
+    pub partitions_with_rate: usize,
+    pub messages_per_second: Option<f64>,
+    pub messages_per_minute: Option<f64>,
+}
+
+/// One partition of one group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupPartitionView {
+    pub partition: i32,
+    pub committed: i64,
+    /// The end offset the lag was taken against (this scrape's, or the last known when stale).
+    pub latest: Option<i64>,
+    pub lag: OffsetLag,
+    pub lag_seconds: LagSeconds,
+    pub catch_up: CatchUp,
+    pub verdict: Verdict,
+    /// Observations in the verdict window, and whether it is full.
+    pub window_observations: usize,
+    pub window_complete: bool,
+    pub last_commit_seen_ms: Option<EpochMillis>,
+    /// `false` when this snapshot did not report the group on this partition: the numbers are
+    /// the last known ones.
+    pub reported_this_scrape: bool,
+}
+
+/// One topic of one group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupTopicView {
+    pub topic: String,
+    /// Sum of the known lags.
+    pub lag_offsets: i64,
+    /// Partitions whose lag is unknown (not in `lag_offsets`).
+    pub partitions_lag_unknown: usize,
+    pub max_lag_seconds: Option<f64>,
+    pub verdict: Verdict,
+    pub partitions: Vec<GroupPartitionView>,
+}
+
+/// One consumer group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupView {
+    pub group: String,
+    /// Sum of the known lags over all its partitions.
+    pub lag_offsets: i64,
+    pub partitions_lag_unknown: usize,
+    /// Partitions where the committed offset is beyond the end offset (lag unknown).
+    pub partitions_beyond_end: usize,
+    pub max_lag_seconds: Option<f64>,
+    /// Whether `max_lag_seconds` comes from an estimated partition.
+    pub max_lag_seconds_estimated: bool,
+    /// Its worst partition's verdict.
+    pub verdict: Verdict,
+    pub topics: Vec<GroupTopicView>,
+}
+
+/// Running counts since the analyzer started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct AnalyzerCounters {
+    /// Commits found a little past the end offset (a commit racing the end-offset read),
+    /// reported as lag 0.
+    pub clamped_commits_total: u64,
+    /// Partitions found re-created or reset (offsets went backwards).
+    pub partition_resets_total: u64,
+    /// Backward commits that did not persist to the next scrape, ignored by the verdicts.
+    pub ignored_rewinds_total: u64,
+}
+
+/// Everything derived from one snapshot. Lists are sorted by topic, partition and group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KafkaView {
+    pub time_ms: EpochMillis,
+    pub partitions: Vec<PartitionView>,
+    pub topics: Vec<TopicView>,
+    pub groups: Vec<GroupView>,
+    pub counters: AnalyzerCounters,
+}
+
+#[derive(Debug)]
+struct PartitionState {
+    rates: RateTracker,
+    history: EndOffsetHistory,
+    /// Bumped on every reset, so group windows built on the old offsets are cleared.
+    generation: u64,
+    last_reported_ms: EpochMillis,
+}
+
+#[derive(Debug)]
+struct GroupPartitionState {
+    window: LagWindow,
+    generation: u64,
+    committed: i64,
+    latest: Option<i64>,
+    lag: OffsetLag,
+    lag_seconds: LagSeconds,
+    was_past_end: bool,
+    last_reported_ms: EpochMillis,
+}
+
+/// This scrape's end offset of a partition and how much it grew since the previous reading.
+#[derive(Debug, Clone, Copy)]
+struct ScrapedEnd {
+    latest: i64,
+    growth: Option<i64>,
+}
+
+/// Derives rates, lag and verdicts from the successive snapshots of one cluster.
+#[derive(Debug)]
+pub struct KafkaAnalyzer {
+    config: AnalyzerConfig,
+    partitions: HashMap<TopicPartition, PartitionState>,
+    /// Group → partition → state; nested so that looking a commit up allocates nothing.
+    groups: HashMap<String, HashMap<TopicPartition, GroupPartitionState>>,
+    counters: AnalyzerCounters,
+}
+
+impl Default for KafkaAnalyzer {
+    fn default() -> Self {
+        Self::new(AnalyzerConfig::default())
+    }
+}
+
+impl KafkaAnalyzer {
+    pub fn new(config: AnalyzerConfig) -> Self {
+        Self {
+            config,
+            partitions: HashMap::new(),
+            groups: HashMap::new(),
+            counters: AnalyzerCounters::default(),
+        }
+    }
+
+    pub fn config(&self) -> &AnalyzerConfig {
+        &self.config
+    }
+
+    pub fn counters(&self) -> AnalyzerCounters {
+        self.counters
+    }
+
+    /// Partitions and group partitions currently tracked (what bounds the memory).
+    pub fn tracked(&self) -> (usize, usize) {
+        let group_partitions = self.groups.values().map(HashMap::len).sum();
+        (self.partitions.len(), group_partitions)
+    }
+
+    /// Seeds a partition's end-offset history from stored points (oldest first), e.g. after a
+    /// restart, so lag in seconds can be estimated at once.
+    pub fn restore_partition_history(
+        &mut self,
+        tp: TopicPartition,
+        points: impl IntoIterator<Item = EndOffsetPoint>,
+    ) {
+        let history = EndOffsetHistory::from_points(self.config.history_points, points);
+        let last_reported_ms = history.points().last().map_or(0, |p| p.time_ms);
+        let state = self
+            .partitions
+            .entry(tp)
+            .or_insert_with(|| PartitionState::new(self.config.history_points));
+        state.history = history;
+        state.last_reported_ms = state.last_reported_ms.max(last_reported_ms);
+    }
+
+    /// Seeds a group partition's verdict window from stored `(time, committed, latest)` points
+    /// (oldest first), e.g. after a restart.
+    pub fn restore_group_window(
+        &mut self,
+        group: &str,
+        tp: TopicPartition,
+        points: impl IntoIterator<Item = CommitPoint>,
+    ) {
+        let window = LagWindow::from_points(self.config.window_len, points);
+        let Some(last) = window.points().last().copied() else {
+            return;
+        };
+        let generation = self.partitions.get(&tp).map_or(0, |p| p.generation);
+        self.groups.entry(group.to_owned()).or_default().insert(
+            tp,
+            GroupPartitionState {
+                generation,
+                committed: last.committed,
+                latest: Some(last.latest),
+                lag: OffsetLag {
+                    offsets: Some(last.lag()),
+                    note: LagNote::Measured,
+                },
+                lag_seconds: LagSeconds::UNKNOWN,
+                was_past_end: false,
+                last_reported_ms: last.time_ms,
+                window,
+            },
+        );
+    }
+
+    /// Marks groups whose committed offsets could not be fetched this scrape (coordinator down,
+    /// request failed). Call it before [`KafkaAnalyzer::ingest`], with the snapshot's time.
+    /// Their partitions keep their last numbers (shown as not reported this scrape), and the
+    /// missing answer does not count towards STOPPED: no answer is not the same as no commit.
+    /// A group simply left out of a snapshot is taken as no longer committing.
+    pub fn hold_groups<'a>(
+        &mut self,
+        groups: impl IntoIterator<Item = &'a str>,
+        time_ms: EpochMillis,
+    ) {
+        let held: std::collections::HashSet<&str> = groups.into_iter().collect();
+        if held.is_empty() {
+            return;
+        }
+        for group in held {
+            for state in self
+                .groups
+                .get_mut(group)
+                .into_iter()
+                .flat_map(|g| g.values_mut())
+            {
+                state.window.note_commit_seen(time_ms);
+            }
+        }
+    }
+
+    /// Takes in one snapshot and returns the derived view as of its time.
+    ///
+    /// Commits with a negative offset (OffsetFetch's "no committed offset") are ignored. A
+    /// partition whose offsets failed must be reported with `Err`, not left out: an `Err` keeps
+    /// its state, while leaving it out starts the clock towards forgetting it.
+    pub fn ingest(&mut self, snapshot: &OffsetsSnapshot) -> KafkaView {
+        let now = snapshot.time_ms;
+        let mut partition_views = Vec::with_capacity(snapshot.partitions.len());
+        let mut scraped_ends: HashMap<&TopicPartition, ScrapedEnd> = HashMap::new();
+
+        for reported in &snapshot.partitions {
+            let tp = &reported.tp;
+            if !self.partitions.contains_key(tp) {
+                let state = PartitionState::new(self.config.history_points);
+                self.partitions.insert(tp.clone(), state);
+            }
+            let state = self.partitions.get_mut(tp).expect("inserted above");
+            state.last_reported_ms = state.last_reported_ms.max(now);
+            let mut view = PartitionView {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                earliest: None,
+                latest: None,
+                messages_per_second: None,
+                messages_per_minute: None,
+                rate_note: RateNote::OffsetsError,
+                error: None,
+            };
+            match &reported.offsets {
+                Err(reason) => view.error = Some(reason.clone()),
+                Ok(range) => {
+                    let reading = OffsetReading {
+                        time_ms: now,
+                        earliest: range.earliest,
+                        latest: range.latest,
+                    };
+                    let previous = state.rates.last_good();
+                    let step = state.rates.observe(reading);
+                    let mut growth = None;
+                    view.rate_note = match step {
+                        RateStep::FirstReading => RateNote::FirstReading,
+                        RateStep::Measured { .. } => {
+                            growth = previous.map(|p| reading.latest - p.latest);
+                            RateNote::Measured
+                        }
+                        RateStep::EndWentBack => RateNote::EndWentBack,
+                        RateStep::Reset {
+                            first_of_new_log, ..
+                        } => {
+                            state.history.clear();
+                            if let Some(first) = first_of_new_log {
+                                state.history.record(first.time_ms, first.latest);
+                                growth = Some(reading.latest - first.latest);
+                            }
+                            state.generation += 1;
+                            self.counters.partition_resets_total += 1;
+                            RateNote::Reset
+                        }
+                        RateStep::NoElapsedTime => RateNote::NoElapsedTime,
+                    };
+                    state.history.record(now, reading.latest);
+                    view.messages_per_second = step.messages_per_second();
+                    view.messages_per_minute = view.messages_per_second.map(|r| r * 60.0);
+                    view.earliest = Some(range.earliest);
+                    view.latest = Some(range.latest);
+                    if step != RateStep::EndWentBack {
+                        let end = ScrapedEnd {
+                            latest: range.latest,
+                            growth,
+                        };
+                        scraped_ends.insert(tp, end);
+                    }
+                }
+            }
+            partition_views.push(view);
+        }
+        partition_views.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+
+        for commit in snapshot.commits.iter().filter(|c| c.committed >= 0) {
+            let partition = self.partitions.get(&commit.tp);
+            let generation = partition.map_or(0, |p| p.generation);
+            if !self.groups.contains_key(&commit.group) {
+                self.groups.insert(commit.group.clone(), HashMap::new());
+            }
+            let group = self.groups.get_mut(&commit.group).expect("inserted above");
+            if !group.contains_key(&commit.tp) {
+                let state = GroupPartitionState::new(self.config.window_len, generation);
+                group.insert(commit.tp.clone(), state);
+            }
+            let state = group.get_mut(&commit.tp).expect("inserted above");
+            if state.generation != generation {
+                // The partition was re-created: the old commits say nothing about the new log.
+                state.window.clear();
+                state.was_past_end = false;
+                state.generation = generation;
+            }
+            state.committed = commit.committed;
+            state.last_reported_ms = now;
+            let Some(end) = scraped_ends.get(&commit.tp) else {
+                state.window.note_commit_seen(now);
+                state.latest = None;
+                state.lag = OffsetLag {
+                    offsets: None,
+                    note: LagNote::EndOffsetUnknown,
+                };
+                state.lag_seconds = LagSeconds::UNKNOWN;
+                continue;
+            };
+            let lag = lag_offsets(commit.committed, end.latest, end.growth, state.was_past_end);
+            state.was_past_end = commit.committed > end.latest;
+            state.latest = Some(end.latest);
+            state.lag = lag;
+            match lag.note {
+                LagNote::CommittedBeyondEnd => state.window.note_commit_seen(now),
+                note => {
+                    if note == LagNote::ClampedCommitRace {
+                        self.counters.clamped_commits_total += 1;
+                    }
+                    let ignored_before = state.window.ignored_rewinds();
+                    state
+                        .window
+                        .push(CommitPoint::new(now, commit.committed, end.latest));
+                    self.counters.ignored_rewinds_total +=
+                        state.window.ignored_rewinds() - ignored_before;
+                }
+            }
+            state.lag_seconds = match (lag.offsets, partition) {
+                (Some(l), Some(p)) => {
+                    lag_seconds(now, l, commit.committed, commit.record_time_ms, &p.history)
+                }
+                _ => LagSeconds::UNKNOWN,
+            };
+        }
+
+        let forget_after = self.config.forget_after_ms;
+        self.partitions
+            .retain(|_, p| now.saturating_sub(p.last_reported_ms) <= forget_after);
+        self.groups.retain(|_, partitions| {
+            partitions.retain(|_, g| now.saturating_sub(g.last_reported_ms) <= forget_after);
+            !partitions.is_empty()
+        });
+
+        KafkaView {
+            time_ms: now,
+            topics: topic_views(&partition_views),
+            partitions: partition_views,
+            groups: self.group_views(now),
+            counters: self.counters,
+        }
+    }
+
+    fn group_views(&self, now: EpochMillis) -> Vec<GroupView> {
+        let mut by_group: BTreeMap<&str, BTreeMap<&str, Vec<GroupPartitionView>>> = BTreeMap::new();
+        let all = self
+            .groups
+            .iter()
+            .flat_map(|(group, partitions)| partitions.iter().map(move |(tp, s)| (group, tp, s)));
+        for (group, tp, state) in all {
+            let report = state.window.evaluate(now);
+            let (consume, produce) = state.window.rates_per_second().unzip();
+            by_group
+                .entry(group)
+                .or_default()
+                .entry(&tp.topic)
+                .or_default()
+                .push(GroupPartitionView {
+                    partition: tp.partition,
+                    committed: state.committed,
+                    latest: state.latest,
+                    lag: state.lag,
+                    lag_seconds: state.lag_seconds,
+                    catch_up: catch_up(state.lag.offsets, consume, produce),
+                    verdict: report.verdict,
+                    window_observations: report.observations,
+                    window_complete: report.complete,
+                    last_commit_seen_ms: state.window.last_commit_seen_ms(),
+                    reported_this_scrape: state.last_reported_ms == now,
+                });
+        }
+        by_group
+            .into_iter()
+            .map(|(group, topics)| {
+                let topics: Vec<GroupTopicView> = topics
+                    .into_iter()
+                    .map(|(topic, mut partitions)| {
+                        partitions.sort_by_key(|p| p.partition);
+                        GroupTopicView {
+                            topic: topic.to_owned(),
+                            lag_offsets: partitions.iter().filter_map(|p| p.lag.offsets).sum(),
+                            partitions_lag_unknown: partitions
+                                .iter()
+                                .filter(|p| p.lag.offsets.is_none())
+                                .count(),
+                            max_lag_seconds: max_seconds(partitions.iter().map(|p| p.lag_seconds))
+                                .map(|s| s.0),
+                            verdict: partitions
+                                .iter()
+                                .map(|p| p.verdict)
+                                .max()
+                                .unwrap_or_default(),
+                            partitions,
+                        }
+                    })
+                    .collect();
+                let all = || topics.iter().flat_map(|t| t.partitions.iter());
+                let max = max_seconds(all().map(|p| p.lag_seconds));
+                GroupView {
+                    group: group.to_owned(),
+                    lag_offsets: topics.iter().map(|t| t.lag_offsets).sum(),
+                    partitions_lag_unknown: topics.iter().map(|t| t.partitions_lag_unknown).sum(),
+                    partitions_beyond_end: all()
+                        .filter(|p| p.lag.note == LagNote::CommittedBeyondEnd)
+                        .count(),
+                    max_lag_seconds: max.map(|s| s.0),
+                    max_lag_seconds_estimated: max.is_some_and(|s| s.1),
+                    verdict: topics.iter().map(|t| t.verdict).max().unwrap_or_default(),
+                    topics,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The largest known lag in seconds, and whether it is an estimate.
+fn max_seconds(values: impl Iterator<Item = LagSeconds>) -> Option<(f64, bool)> {
+    values
+        .filter_map(|s| s.seconds.map(|v| (v, s.is_estimated())))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+}
+
+fn topic_views(partitions: &[PartitionView]) -> Vec<TopicView> {
+    let mut topics: Vec<TopicView> = Vec::new();
+    // `partitions` is sorted by topic: consecutive runs are one topic.
+    for p in partitions {
+        if topics.last().is_none_or(|t| t.topic != p.topic) {
+            topics.push(TopicView {
+                topic: p.topic.clone(),
+                partitions: 0,
+                partitions_with_rate: 0,
+                messages_per_second: None,
+                messages_per_minute: None,
+            });
+        }
+        let topic = topics.last_mut().expect("pushed above");
+        topic.partitions += 1;
+        if let Some(rate) = p.messages_per_second {
+            topic.partitions_with_rate += 1;
+            let sum = topic.messages_per_second.unwrap_or(0.0) + rate;
+            topic.messages_per_second = Some(sum);
+            topic.messages_per_minute = Some(sum * 60.0);
+        }
+    }
+    topics
+}
+
+impl PartitionState {
+    fn new(history_points: usize) -> Self {
+        Self {
+            rates: RateTracker::new(),
+            history: EndOffsetHistory::new(history_points),
+            generation: 0,
+            last_reported_ms: 0,
+        }
+    }
+}
+
+impl GroupPartitionState {
+    fn new(window_len: usize, generation: u64) -> Self {
+        Self {
+            window: LagWindow::new(window_len),
+            generation,
+            committed: 0,
+            latest: None,
+            lag: OffsetLag {
+                offsets: None,
+                note: LagNote::EndOffsetUnknown,
+            },
+            lag_seconds: LagSeconds::UNKNOWN,
+            was_past_end: false,
+            last_reported_ms: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::lag::LagSecondsBasis;
+    use crate::kafka::{GroupCommit, OffsetRange, PartitionOffsets};
+
+    /// A snapshot at `s` seconds.
+    struct Snap(OffsetsSnapshot);
+
+    fn at(s: u64) -> Snap {
+        Snap(OffsetsSnapshot {
+            time_ms: s * 1_000,
+            ..Default::default()
+        })
+    }
+
+    impl std::ops::Deref for Snap {
+        type Target = OffsetsSnapshot;
+        fn deref(&self) -> &OffsetsSnapshot {
+            &self.0
+        }
+    }
+
+    impl Snap {
+        fn part(mut self, topic: &str, partition: i32, earliest: i64, latest: i64) -> Self {
+            self.0.partitions.push(PartitionOffsets {
+                tp: TopicPartition::new(topic, partition),
+                offsets: Ok(OffsetRange { earliest, latest }),
+            });
+            self
+        }
+        fn failed(mut self, topic: &str, partition: i32) -> Self {
+            self.0.partitions.push(PartitionOffsets {
+                tp: TopicPartition::new(topic, partition),
+                offsets: Err("leader not available".into()),
+            });
+            self
+        }
+        fn commit(mut self, group: &str, topic: &str, partition: i32, committed: i64) -> Self {
+            self.0.commits.push(GroupCommit {
+                group: group.into(),
+                tp: TopicPartition::new(topic, partition),
+                committed,
+                record_time_ms: None,
+            });
+            self
+        }
+        fn commit_at(mut self, group: &str, topic: &str, committed: i64, record_s: u64) -> Self {
+            self.0.commits.push(GroupCommit {
+                group: group.into(),
+                tp: TopicPartition::new(topic, 0),
+                committed,
+                record_time_ms: Some(record_s * 1_000),
+            });
+            self
+        }
+    }
+
+    fn analyzer(window_len: usize) -> KafkaAnalyzer {
+        KafkaAnalyzer::new(AnalyzerConfig {
+            window_len,
+            history_points: 100,
+            forget_after_ms: 60_000,
+        })
+    }
+
+    fn partition<'a>(view: &'a KafkaView, topic: &str, p: i32) -> &'a PartitionView {
+        view.partitions
+            .iter()
+            .find(|v| v.topic == topic && v.partition == p)
+            .expect("partition in view")
+    }
+
+    fn topic<'a>(view: &'a KafkaView, topic: &str) -> &'a TopicView {
+        view.topics
+            .iter()
+            .find(|t| t.topic == topic)
+            .expect("topic in view")
+    }
+
+    fn group<'a>(view: &'a KafkaView, group: &str) -> &'a GroupView {
+        view.groups
+            .iter()
+            .find(|g| g.group == group)
+            .expect("group in view")
+    }
+
+    fn gp<'a>(view: &'a KafkaView, g: &str, t: &str, p: i32) -> &'a GroupPartitionView {
+        group(view, g)
+            .topics
+            .iter()
+            .find(|x| x.topic == t)
+            .and_then(|x| x.partitions.iter().find(|x| x.partition == p))
+            .expect("group partition in view")
+    }
+
+    #[test]
+    fn rates_per_partition_and_topic_over_the_real_interval() {
+        let mut a = analyzer(10);
+        let v = a.ingest(&at(0).part("t", 0, 0, 100).part("t", 1, 0, 50));
+        assert_eq!(partition(&v, "t", 0).rate_note, RateNote::FirstReading);
+        assert_eq!(topic(&v, "t").messages_per_second, None);
+
+        let v = a.ingest(&at(10).part("t", 0, 0, 600).part("t", 1, 0, 150));
+        let p0 = partition(&v, "t", 0);
+        assert_eq!(p0.messages_per_second, Some(50.0));
+        assert_eq!(p0.messages_per_minute, Some(3_000.0));
+        assert_eq!(p0.latest, Some(600));
+        assert_eq!(partition(&v, "t", 1).messages_per_second, Some(10.0));
+        let t = topic(&v, "t");
+        assert_eq!(t.messages_per_second, Some(60.0));
+        assert_eq!(t.messages_per_minute, Some(3_600.0));
+        assert_eq!((t.partitions, t.partitions_with_rate), (2, 2));
+
+        // The scrape at 20 s was missed: 20 s separate these readings.
+        let v = a.ingest(&at(30).part("t", 0, 0, 1_600).part("t", 1, 0, 150));
+        assert_eq!(partition(&v, "t", 0).messages_per_second, Some(50.0));
+        assert_eq!(partition(&v, "t", 1).messages_per_second, Some(0.0));
+    }
+
+    #[test]
+    fn errored_partition_has_no_rate_and_keeps_its_state() {
+        let mut a = analyzer(10);
+        a.ingest(&at(0).part("t", 0, 0, 100).commit("g", "t", 0, 90));
+        let v = a.ingest(&at(10).failed("t", 0).commit("g", "t", 0, 95));
+        let p = partition(&v, "t", 0);
+        assert_eq!(p.rate_note, RateNote::OffsetsError);
+        assert_eq!((p.latest, p.messages_per_second), (None, None));
+        assert_eq!(p.error.as_deref(), Some("leader not available"));
+        let g = gp(&v, "g", "t", 0);
+        assert_eq!(g.lag.note, LagNote::EndOffsetUnknown);
+        assert_eq!(g.committed, 95);
+        assert_eq!(group(&v, "g").partitions_lag_unknown, 1);
+        // Back: the rate is over the 20 s since the last good reading.
+        let v = a.ingest(&at(20).part("t", 0, 0, 300).commit("g", "t", 0, 280));
+        assert_eq!(partition(&v, "t", 0).messages_per_second, Some(10.0));
+        assert_eq!(gp(&v, "g", "t", 0).lag.offsets, Some(20));
+    }
+
+    #[test]
+    fn recreated_topic_resets_rates_and_group_windows_instead_of_going_negative() {
+        let mut a = analyzer(3);
+        for (s, end, committed) in [(0, 5_000, 4_900), (10, 6_000, 5_900), (20, 7_000, 6_950)] {
+            a.ingest(&at(s).part("t", 0, 0, end).commit("g", "t", 0, committed));
+        }
+        // Deleted and re-created: offsets start again at 0, the group starts again too.
+        let v = a.ingest(&at(30).part("t", 0, 0, 40).commit("g", "t", 0, 10));
+        let p = partition(&v, "t", 0);
+        assert_eq!(p.rate_note, RateNote::EndWentBack);
+        assert_eq!(p.messages_per_second, None);
+        let g = gp(&v, "g", "t", 0);
+        assert_eq!(g.lag.note, LagNote::EndOffsetUnknown);
+        assert_eq!(g.verdict, Verdict::Ok);
+        // Still below the old end a scrape later: the log was replaced.
+        let v = a.ingest(&at(40).part("t", 0, 0, 140).commit("g", "t", 0, 100));
+        let p = partition(&v, "t", 0);
+        assert_eq!(p.rate_note, RateNote::Reset);
+        assert_eq!(
+            p.messages_per_second,
+            Some(10.0),
+            "counted from the new start"
+        );
+        assert_eq!(v.counters.partition_resets_total, 1);
+        let g = gp(&v, "g", "t", 0);
+        assert_eq!(g.verdict, Verdict::Ok, "a re-created topic is not a rewind");
+        assert_eq!(g.window_observations, 1);
+        assert_eq!(g.lag.offsets, Some(40));
+        // Log end was at 100 at 36 s on the new log.
+        assert_eq!(g.lag_seconds.seconds, Some(4.0));
+        let v = a.ingest(&at(50).part("t", 0, 0, 240).commit("g", "t", 0, 200));
+        assert_eq!(partition(&v, "t", 0).messages_per_second, Some(10.0));
+        assert_eq!(gp(&v, "g", "t", 0).verdict, Verdict::Ok);
+    }
+
+    #[test]
+    fn a_lower_end_offset_for_one_scrape_is_not_a_reset() {
+        let mut a = analyzer(3);
+        for (s, end) in [(0, 1_000), (10, 1_100), (20, 1_200)] {
+            a.ingest(&at(s).part("t", 0, 0, end).commit("g", "t", 0, 500));
+        }
+        let v = a.ingest(&at(30).part("t", 0, 0, 1_150).commit("g", "t", 0, 500));
+        assert_eq!(partition(&v, "t", 0).rate_note, RateNote::EndWentBack);
+        assert_eq!(gp(&v, "g", "t", 0).verdict, Verdict::Stalled);
+        let v = a.ingest(&at(40).part("t", 0, 0, 1_400).commit("g", "t", 0, 500));
+        assert_eq!(partition(&v, "t", 0).messages_per_second, Some(10.0));
+        assert_eq!(v.counters.partition_resets_total, 0);
+        assert_eq!(gp(&v, "g", "t", 0).verdict, Verdict::Stalled, "window kept");
+    }
+
+    #[test]
+    fn new_partitions_join_the_topic_sum_once_they_have_a_rate() {
+        let mut a = analyzer(10);
+        a.ingest(&at(0).part("t", 0, 0, 100));
+        a.ingest(&at(10).part("t", 0, 0, 200));
+        let v = a.ingest(&at(20).part("t", 0, 0, 300).part("t", 1, 0, 0));
+        let t = topic(&v, "t");
+        assert_eq!((t.partitions, t.partitions_with_rate), (2, 1));
+        assert_eq!(t.messages_per_second, Some(10.0));
+        let v = a.ingest(&at(30).part("t", 0, 0, 400).part("t", 1, 0, 50));
+        assert_eq!(topic(&v, "t").messages_per_second, Some(15.0));
+    }
+
+    #[test]
+    fn compacted_topic_start_jumping_keeps_the_rate() {
+        let mut a = analyzer(10);
+        a.ingest(&at(0).part("c", 0, 0, 1_000));
+        let v = a.ingest(&at(10).part("c", 0, 800, 1_100));
+        assert_eq!(partition(&v, "c", 0).messages_per_second, Some(10.0));
+        assert_eq!(partition(&v, "c", 0).earliest, Some(800));
+    }
+
+    #[test]
+    fn lag_sums_per_topic_and_group_and_counts_clamped_commits() {
+        let mut a = analyzer(10);
+        a.ingest(
+            &at(0)
+                .part("a", 0, 0, 100)
+                .part("a", 1, 0, 100)
+                .part("b", 0, 0, 100),
+        );
+        let v = a.ingest(
+            &at(10)
+                .part("a", 0, 0, 200)
+                .part("a", 1, 0, 200)
+                .part("b", 0, 0, 200)
+                .commit("g", "a", 0, 150)
+                .commit("g", "a", 1, 203) // committed after the end-offset read
+                .commit("g", "b", 0, 170)
+                .commit("h", "b", 0, -1), // no committed offset: ignored
+        );
+        let g = group(&v, "g");
+        assert_eq!(g.topics[0].lag_offsets, 50);
+        assert_eq!(g.topics[1].lag_offsets, 30);
+        assert_eq!(g.lag_offsets, 80);
+        assert_eq!(gp(&v, "g", "a", 1).lag.note, LagNote::ClampedCommitRace);
+        assert_eq!(gp(&v, "g", "a", 1).lag.offsets, Some(0));
+        assert_eq!(v.counters.clamped_commits_total, 1);
+        assert!(v.groups.iter().all(|g| g.group != "h"));
+    }
+
+    #[test]
+    fn committed_beyond_a_wrong_end_offset_is_flagged_not_a_confident_zero() {
+        // tansu's memory engine: the end offset is the last batch's base + 1, far behind.
+        let mut a = analyzer(10);
+        a.ingest(&at(0).part("t", 0, 0, 101).commit("g", "t", 0, 1_400));
+        let v = a.ingest(&at(10).part("t", 0, 0, 101).commit("g", "t", 0, 1_500));
+        let g = gp(&v, "g", "t", 0);
+        assert_eq!(g.lag.note, LagNote::CommittedBeyondEnd);
+        assert_eq!(g.lag.offsets, None);
+        assert_eq!(g.lag_seconds, LagSeconds::UNKNOWN);
+        let gv = group(&v, "g");
+        assert_eq!(gv.partitions_beyond_end, 1);
+        assert_eq!(gv.partitions_lag_unknown, 1);
+        // The first scrape had no growth to compare with: a race, clamped once.
+        assert_eq!(v.counters.clamped_commits_total, 1);
+    }
+
+    #[test]
+    fn lag_seconds_exact_from_record_time_else_estimated_else_unknown() {
+        let mut a = analyzer(10);
+        a.ingest(&at(0).part("t", 0, 0, 100).part("u", 0, 0, 100));
+        a.ingest(&at(10).part("t", 0, 0, 200).part("u", 0, 0, 200));
+        let v = a.ingest(
+            &at(20)
+                .part("t", 0, 0, 300)
+                .part("u", 0, 0, 300)
+                .commit_at("exact", "t", 150, 4)
+                .commit("estimated", "t", 0, 150)
+                .commit("unknown", "t", 0, 50),
+        );
+        let exact = gp(&v, "exact", "t", 0).lag_seconds;
+        assert_eq!(exact.seconds, Some(16.0));
+        assert_eq!(exact.basis, LagSecondsBasis::Exact);
+        // Log end was at 150 at 5 s.
+        let estimated = gp(&v, "estimated", "t", 0).lag_seconds;
+        assert_eq!(estimated.seconds, Some(15.0));
+        assert_eq!(estimated.basis, LagSecondsBasis::Estimated);
+        assert!(group(&v, "estimated").max_lag_seconds_estimated);
+        assert_eq!(gp(&v, "unknown", "t", 0).lag_seconds, LagSeconds::UNKNOWN);
+    }
+
+    #[test]
+    fn catch_up_time_from_commit_and_end_offset_moves() {
+        let mut a = analyzer(10);
+        a.ingest(&at(0).part("t", 0, 0, 1_000).commit("g", "t", 0, 0));
+        let v = a.ingest(&at(10).part("t", 0, 0, 1_100).commit("g", "t", 0, 500));
+        // Consumes 50/s, produced 10/s: 600 behind, gaining 40/s.
+        assert_eq!(
+            gp(&v, "g", "t", 0).catch_up,
+            CatchUp::InSeconds { seconds: 15.0 }
+        );
+        let v = a.ingest(&at(20).part("t", 0, 0, 1_200).commit("g", "t", 0, 500));
+        // Over the window: consumed 25/s, produced 10/s.
+        assert_eq!(
+            gp(&v, "g", "t", 0).catch_up,
+            CatchUp::InSeconds {
+                seconds: 700.0 / 15.0
+            }
+        );
+        let mut slow = analyzer(10);
+        slow.ingest(&at(0).part("t", 0, 0, 1_000).commit("g", "t", 0, 0));
+        let v = slow.ingest(&at(10).part("t", 0, 0, 2_000).commit("g", "t", 0, 500));
+        assert_eq!(gp(&v, "g", "t", 0).catch_up, CatchUp::FallingBehind);
+    }
+
+    #[test]
+    fn stalled_partition_makes_the_group_stalled() {
+        let mut a = analyzer(3);
+        let mut v = a.ingest(&at(0));
+        for s in 0..3 {
+            v = a.ingest(
+                &at(s * 10)
+                    .part("t", 0, 0, 100 + s as i64 * 10)
+                    .part("t", 1, 0, 100 + s as i64 * 10)
+                    .commit("g", "t", 0, 50)
+                    .commit("g", "t", 1, 95 + s as i64 * 10),
+            );
+        }
+        assert_eq!(gp(&v, "g", "t", 0).verdict, Verdict::Stalled);
+        assert_eq!(gp(&v, "g", "t", 1).verdict, Verdict::Ok);
+        assert_eq!(group(&v, "g").verdict, Verdict::Stalled);
+        assert_eq!(group(&v, "g").topics[0].verdict, Verdict::Stalled);
+    }
+
+    #[test]
+    fn group_no_longer_reported_turns_stopped_then_is_forgotten() {
+        let mut a = analyzer(10);
+        for s in [0, 10, 20] {
+            a.ingest(
+                &at(s)
+                    .part("t", 0, 0, 100 + s as i64)
+                    .commit("g", "t", 0, 50 + s as i64),
+            );
+        }
+        let v = a.ingest(&at(30).part("t", 0, 0, 130));
+        let g = gp(&v, "g", "t", 0);
+        assert!(!g.reported_this_scrape);
+        assert_eq!(g.verdict, Verdict::Ok, "absent 10 s, window spans 20 s");
+        let v = a.ingest(&at(50).part("t", 0, 0, 150));
+        assert_eq!(gp(&v, "g", "t", 0).verdict, Verdict::Stopped);
+        assert_eq!(a.tracked(), (1, 1));
+        // forget_after is 60 s.
+        let v = a.ingest(&at(90).part("t", 0, 0, 190));
+        assert!(v.groups.is_empty());
+        assert_eq!(a.tracked(), (1, 0));
+    }
+
+    #[test]
+    fn held_group_whose_offsets_failed_is_not_stopped() {
+        let mut a = analyzer(10);
+        for s in [0, 10, 20] {
+            a.ingest(
+                &at(s)
+                    .part("t", 0, 0, 100 + s as i64)
+                    .commit("g", "t", 0, 50 + s as i64),
+            );
+        }
+        for s in [30, 40, 50] {
+            a.hold_groups(["g"], s * 1_000);
+            let v = a.ingest(&at(s).part("t", 0, 0, 100 + s as i64));
+            let g = gp(&v, "g", "t", 0);
+            assert_eq!(g.verdict, Verdict::Ok);
+            assert!(!g.reported_this_scrape);
+            assert_eq!(g.committed, 70);
+        }
+    }
+
+    #[test]
+    fn rewind_blip_on_broker_restart_does_not_page_but_a_real_seek_back_does() {
+        let mut a = analyzer(10);
+        let mut feed = |s: u64, committed: i64| {
+            a.ingest(
+                &at(s)
+                    .part("t", 0, 0, 1_000 + s as i64)
+                    .commit("g", "t", 0, committed),
+            )
+        };
+        feed(0, 500);
+        feed(10, 600);
+        let v = feed(20, 100); // stale offset from a restarting coordinator
+        assert_eq!(gp(&v, "g", "t", 0).verdict, Verdict::Ok);
+        let v = feed(30, 650);
+        assert_eq!(gp(&v, "g", "t", 0).verdict, Verdict::Ok);
+        assert_eq!(v.counters.ignored_rewinds_total, 1);
+        feed(40, 10); // the consumer seeks back for real
+        let v = feed(50, 60);
+        assert_eq!(gp(&v, "g", "t", 0).verdict, Verdict::Rewound);
+        assert_eq!(group(&v, "g").verdict, Verdict::Rewound);
+    }
+
+    #[test]
+    fn vanished_partitions_are_forgotten_and_history_is_bounded() {
+        let mut a = KafkaAnalyzer::new(AnalyzerConfig {
+            window_len: 10,
+            history_points: 4,
+            forget_after_ms: 30_000,
+        });
+        for s in 0..20u64 {
+            let mut snap = at(s * 10).part("keep", 0, 0, s as i64 * 7);
+            if s < 3 {
+                snap = snap.part("gone", 0, 0, s as i64);
+            }
+            a.ingest(&snap);
+        }
+        assert_eq!(a.tracked(), (1, 0));
+        assert_eq!(
+            a.partitions[&TopicPartition::new("keep", 0)].history.len(),
+            4
+        );
+    }
+
+    #[test]
+    fn restored_window_judges_at_once() {
+        let mut a = analyzer(3);
+        let tp = TopicPartition::new("t", 0);
+        a.restore_partition_history(
+            tp.clone(),
+            [(0, 100), (10_000, 200)].map(|(time_ms, latest)| EndOffsetPoint { time_ms, latest }),
+        );
+        a.restore_group_window(
+            "g",
+            tp.clone(),
+            [(0, 50, 100), (10_000, 50, 200)].map(|(t, c, l)| CommitPoint::new(t, c, l)),
+        );
+        let v = a.ingest(&at(20).part("t", 0, 0, 300).commit("g", "t", 0, 50));
+        let g = gp(&v, "g", "t", 0);
+        assert_eq!(g.verdict, Verdict::Stalled);
+        assert_eq!(g.window_observations, 3);
+        // History came back too: the log end was at 50 before the history starts.
+        assert_eq!(g.lag_seconds, LagSeconds::UNKNOWN);
+    }
+
+    #[test]
+    fn view_serializes_for_the_json_api() {
+        let mut a = analyzer(10);
+        a.ingest(&at(0).part("t", 0, 0, 100).commit("g", "t", 0, 40));
+        let v = a.ingest(&at(10).part("t", 0, 0, 200).commit("g", "t", 0, 150));
+        let json = serde_json::to_value(&v).expect("view serializes");
+        let p = &json["groups"][0]["topics"][0]["partitions"][0];
+        assert_eq!(p["verdict"], "OK");
+        assert_eq!(p["lag"]["offsets"], 50);
+        assert_eq!(p["lag"]["note"], "measured");
+        assert_eq!(p["lag_seconds"]["basis"], "estimated");
+        assert_eq!(p["catch_up"]["state"], "in_seconds");
+        assert_eq!(json["partitions"][0]["rate_note"], "measured");
+    }
+
+    /// A small deterministic generator, so the invariant test needs no extra crate.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (self.0 >> 33) % n
+        }
+    }
+
+    #[test]
+    fn invariants_hold_on_a_messy_random_cluster() {
+        // Topics get re-created, partitions fail, appear and vanish, scrapes are missed, commits
+        // race, rewind and blip; whatever happens: no negative rate, lag or time, topic sums add
+        // up, and state stays bounded.
+        let mut rng = Lcg(42);
+        let config = AnalyzerConfig {
+            window_len: 5,
+            history_points: 8,
+            forget_after_ms: 50_000,
+        };
+        let mut a = KafkaAnalyzer::new(config);
+        let mut ends = [[0i64; 4]; 6];
+        let mut commits = [[[0i64; 4]; 6]; 3];
+        let mut time = 0;
+        for _ in 0..2_000 {
+            time += 10 * (1 + rng.below(3)); // missed scrapes now and then
+            let mut snap = at(time);
+            for (t, partitions) in ends.iter_mut().enumerate() {
+                let topic = format!("t{t}");
+                if rng.below(200) == 0 {
+                    *partitions = [0; 4]; // deleted and re-created
+                }
+                let count = 2 + rng.below(3) as usize; // partition count changes
+                for (p, end) in partitions.iter_mut().enumerate().take(count) {
+                    *end += rng.below(50) as i64;
+                    if rng.below(30) == 0 {
+                        snap = snap.failed(&topic, p as i32);
+                    } else if rng.below(50) == 0 {
+                        snap = snap.part(&topic, p as i32, 0, *end - 5); // a leader answering low
+                    } else {
+                        snap = snap.part(&topic, p as i32, 0, *end);
+                    }
+                    for (g, group) in commits.iter_mut().enumerate() {
+                        let c = &mut group[t][p];
+                        match rng.below(20) {
+                            0 => *c = rng.below(*end as u64 + 1) as i64, // seek anywhere
+                            1 => continue,                               // not reported
+                            _ => *c = (*c + rng.below(60) as i64).min(*end + 3), // may race ahead
+                        }
+                        snap = snap.commit(&format!("g{g}"), &topic, p as i32, *c);
+                    }
+                }
+            }
+            let v = a.ingest(&snap);
+            for p in &v.partitions {
+                assert!(p.messages_per_second.is_none_or(|r| r >= 0.0), "{p:?}");
+            }
+            for t in &v.topics {
+                let sum: f64 = v
+                    .partitions
+                    .iter()
+                    .filter(|p| p.topic == t.topic)
+                    .filter_map(|p| p.messages_per_second)
+                    .sum();
+                assert!(t.messages_per_second.is_none_or(|r| (r - sum).abs() < 1e-9));
+            }
+            for g in &v.groups {
+                assert!(g.lag_offsets >= 0);
+                for p in g.topics.iter().flat_map(|t| t.partitions.iter()) {
+                    assert!(p.lag.offsets.is_none_or(|l| l >= 0), "{p:?}");
+                    assert!(p.lag_seconds.seconds.is_none_or(|s| s >= 0.0), "{p:?}");
+                    if let CatchUp::InSeconds { seconds } = p.catch_up {
+                        assert!(seconds > 0.0, "{p:?}");
+                    }
+                    assert!(p.window_observations <= 5);
+                }
+            }
+            let (partitions, group_partitions) = a.tracked();
+            assert!(partitions <= 6 * 4 && group_partitions <= 3 * 6 * 4);
+            assert!(a.partitions.values().all(|p| p.history.len() <= 8));
+        }
+        let counters = a.counters();
+        assert!(counters.partition_resets_total > 0);
+        assert!(counters.clamped_commits_total > 0);
+    }
+}

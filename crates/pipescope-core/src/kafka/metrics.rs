@@ -1,0 +1,245 @@
+//! Metric names of the Kafka view (one place, for the binary's exporters and the Grafana
+//! dashboards) and the conversion of a [`KafkaView`] into [`Sample`]s.
+//!
+//! Labels: `cluster`, `topic`, `partition` on partition series; `cluster`, `topic` on topic
+//! series; `cluster`, `group`, `topic`, `partition` on group partition series; `cluster`,
+//! `group` on group series.
+
+use crate::kafka::analyzer::{GroupPartitionView, KafkaView};
+use crate::sample::{Labels, Sample};
+
+/// Log end offset of a partition.
+pub const PARTITION_END_OFFSET: &str = "pipescope_kafka_partition_end_offset";
+/// Records appended per second to a partition (absent when not measurable this scrape).
+pub const PARTITION_MESSAGES_PER_SECOND: &str = "pipescope_kafka_partition_messages_per_second";
+/// Records appended per minute to a topic, summed over the partitions with a known rate.
+pub const TOPIC_MESSAGES_PER_MINUTE: &str = "pipescope_kafka_topic_messages_per_minute";
+/// A group's committed offset on a partition (with the end offset, what rebuilds a verdict
+/// window from stored history).
+pub const GROUP_COMMITTED_OFFSET: &str = "pipescope_kafka_group_committed_offset";
+/// Lag in records of a group on a partition. Absent when unknown — notably when the committed
+/// offset is beyond the end offset.
+pub const GROUP_LAG_OFFSETS: &str = "pipescope_kafka_group_lag_offsets";
+/// Lag in seconds of a group on a partition (absent when unknown).
+pub const GROUP_LAG_SECONDS: &str = "pipescope_kafka_group_lag_seconds";
+/// 1 when the matching `pipescope_kafka_group_lag_seconds` is estimated by interpolation,
+/// 0 when exact.
+pub const GROUP_LAG_SECONDS_ESTIMATED: &str = "pipescope_kafka_group_lag_seconds_estimated";
+/// 1 when the group's committed offset on the partition is beyond the end offset.
+pub const GROUP_COMMITTED_BEYOND_END: &str = "pipescope_kafka_group_committed_beyond_end";
+/// Verdict code of a group on one partition (codes as [`GROUP_VERDICT`]).
+pub const GROUP_PARTITION_VERDICT: &str = "pipescope_kafka_group_partition_verdict";
+/// Verdict code of a group (its worst partition's):
+/// 0 OK, 1 WARN, 2 STOPPED, 3 STALLED, 4 REWOUND. See [`crate::kafka::verdict::Verdict::code`].
+pub const GROUP_VERDICT: &str = "pipescope_kafka_group_verdict";
+/// Commits found a little past the end offset and reported as lag 0, since the watcher started.
+pub const CLAMPED_COMMITS_TOTAL: &str = "pipescope_kafka_clamped_commits_total";
+
+/// Every series a view yields, stamped with the view's time.
+///
+/// A group partition the snapshot did not report (kept while it may turn STOPPED) only yields
+/// its verdict: its offsets and lag are old.
+pub fn view_to_samples(view: &KafkaView, cluster: &str) -> Vec<Sample> {
+    let time = view.time_ms;
+    let mut samples = Vec::new();
+    let mut push = |metric: &str, labels: &Labels, value: f64| {
+        samples.push(Sample::new(metric, labels.clone(), time, value));
+    };
+
+    for p in &view.partitions {
+        let labels = Labels::new([
+            ("cluster", cluster),
+            ("topic", p.topic.as_str()),
+            ("partition", p.partition.to_string().as_str()),
+        ]);
+        if let Some(latest) = p.latest {
+            push(PARTITION_END_OFFSET, &labels, latest as f64);
+        }
+        if let Some(rate) = p.messages_per_second {
+            push(PARTITION_MESSAGES_PER_SECOND, &labels, rate);
+        }
+    }
+    for t in &view.topics {
+        if let Some(rate) = t.messages_per_minute {
+            let labels = Labels::new([("cluster", cluster), ("topic", t.topic.as_str())]);
+            push(TOPIC_MESSAGES_PER_MINUTE, &labels, rate);
+        }
+    }
+    for g in &view.groups {
+        for t in &g.topics {
+            for p in &t.partitions {
+                let labels = Labels::new([
+                    ("cluster", cluster),
+                    ("group", g.group.as_str()),
+                    ("topic", t.topic.as_str()),
+                    ("partition", p.partition.to_string().as_str()),
+                ]);
+                push(
+                    GROUP_PARTITION_VERDICT,
+                    &labels,
+                    f64::from(p.verdict.code()),
+                );
+                if p.reported_this_scrape {
+                    group_partition_samples(p, &labels, &mut push);
+                }
+            }
+        }
+        let labels = Labels::new([("cluster", cluster), ("group", g.group.as_str())]);
+        push(GROUP_VERDICT, &labels, f64::from(g.verdict.code()));
+    }
+    push(
+        CLAMPED_COMMITS_TOTAL,
+        &Labels::new([("cluster", cluster)]),
+        view.counters.clamped_commits_total as f64,
+    );
+    samples
+}
+
+fn group_partition_samples(
+    p: &GroupPartitionView,
+    labels: &Labels,
+    push: &mut impl FnMut(&str, &Labels, f64),
+) {
+    use crate::kafka::lag::LagNote;
+    push(GROUP_COMMITTED_OFFSET, labels, p.committed as f64);
+    if let Some(lag) = p.lag.offsets {
+        push(GROUP_LAG_OFFSETS, labels, lag as f64);
+    }
+    if let Some(seconds) = p.lag_seconds.seconds {
+        push(GROUP_LAG_SECONDS, labels, seconds);
+        let estimated = if p.lag_seconds.is_estimated() {
+            1.0
+        } else {
+            0.0
+        };
+        push(GROUP_LAG_SECONDS_ESTIMATED, labels, estimated);
+    }
+    if p.lag.note != LagNote::EndOffsetUnknown {
+        let beyond = if p.lag.note == LagNote::CommittedBeyondEnd {
+            1.0
+        } else {
+            0.0
+        };
+        push(GROUP_COMMITTED_BEYOND_END, labels, beyond);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::analyzer::{AnalyzerConfig, KafkaAnalyzer};
+    use crate::kafka::{
+        GroupCommit, OffsetRange, OffsetsSnapshot, PartitionOffsets, TopicPartition,
+    };
+
+    fn snapshot(s: u64, latest: i64, committed: i64) -> OffsetsSnapshot {
+        OffsetsSnapshot {
+            time_ms: s * 1_000,
+            partitions: vec![
+                PartitionOffsets {
+                    tp: TopicPartition::new("t", 0),
+                    offsets: Ok(OffsetRange {
+                        earliest: 0,
+                        latest,
+                    }),
+                },
+                PartitionOffsets {
+                    tp: TopicPartition::new("t", 1),
+                    offsets: Err("leader not available".into()),
+                },
+            ],
+            commits: vec![GroupCommit {
+                group: "g".into(),
+                tp: TopicPartition::new("t", 0),
+                committed,
+                record_time_ms: None,
+            }],
+        }
+    }
+
+    fn find<'a>(samples: &'a [Sample], metric: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
+        samples
+            .iter()
+            .filter(|s| {
+                s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v))
+            })
+            .collect()
+    }
+
+    fn value(samples: &[Sample], metric: &str, labels: &[(&str, &str)]) -> f64 {
+        let found = find(samples, metric, labels);
+        assert_eq!(found.len(), 1, "{metric} {labels:?}: {found:?}");
+        found[0].value
+    }
+
+    #[test]
+    fn view_becomes_samples_with_the_documented_names_and_labels() {
+        let mut a = KafkaAnalyzer::new(AnalyzerConfig::default());
+        a.ingest(&snapshot(0, 100, 40));
+        let view = a.ingest(&snapshot(10, 200, 150));
+        let samples = view_to_samples(&view, "prod");
+        assert!(samples.iter().all(|s| s.time_ms == 10_000));
+        assert!(
+            samples
+                .iter()
+                .all(|s| s.labels.get("cluster") == Some("prod"))
+        );
+        let p0 = [("topic", "t"), ("partition", "0")];
+        assert_eq!(value(&samples, PARTITION_END_OFFSET, &p0), 200.0);
+        assert_eq!(value(&samples, PARTITION_MESSAGES_PER_SECOND, &p0), 10.0);
+        assert_eq!(
+            value(&samples, TOPIC_MESSAGES_PER_MINUTE, &[("topic", "t")]),
+            600.0
+        );
+        // The failed partition yields nothing rather than a made-up number.
+        assert!(find(&samples, PARTITION_END_OFFSET, &[("partition", "1")]).is_empty());
+        let gp = [("group", "g"), ("topic", "t"), ("partition", "0")];
+        assert_eq!(value(&samples, GROUP_COMMITTED_OFFSET, &gp), 150.0);
+        assert_eq!(value(&samples, GROUP_LAG_OFFSETS, &gp), 50.0);
+        // Log end was at 150 at 5 s.
+        assert_eq!(value(&samples, GROUP_LAG_SECONDS, &gp), 5.0);
+        assert_eq!(value(&samples, GROUP_LAG_SECONDS_ESTIMATED, &gp), 1.0);
+        assert_eq!(value(&samples, GROUP_COMMITTED_BEYOND_END, &gp), 0.0);
+        assert_eq!(value(&samples, GROUP_PARTITION_VERDICT, &gp), 0.0);
+        assert_eq!(value(&samples, GROUP_VERDICT, &[("group", "g")]), 0.0);
+        let group_verdict = find(&samples, GROUP_VERDICT, &[]);
+        assert_eq!(group_verdict[0].labels.get("topic"), None);
+        assert_eq!(value(&samples, CLAMPED_COMMITS_TOTAL, &[]), 0.0);
+    }
+
+    #[test]
+    fn beyond_end_yields_no_lag_sample_but_the_flag() {
+        let mut a = KafkaAnalyzer::new(AnalyzerConfig::default());
+        a.ingest(&snapshot(0, 101, 1_400));
+        let view = a.ingest(&snapshot(10, 101, 1_500));
+        let samples = view_to_samples(&view, "c");
+        let gp = [("group", "g"), ("partition", "0")];
+        assert!(find(&samples, GROUP_LAG_OFFSETS, &gp).is_empty());
+        assert!(find(&samples, GROUP_LAG_SECONDS, &gp).is_empty());
+        assert_eq!(value(&samples, GROUP_COMMITTED_BEYOND_END, &gp), 1.0);
+        assert_eq!(value(&samples, CLAMPED_COMMITS_TOTAL, &[]), 1.0);
+    }
+
+    #[test]
+    fn metric_names_follow_the_project_convention() {
+        for name in [
+            PARTITION_END_OFFSET,
+            PARTITION_MESSAGES_PER_SECOND,
+            TOPIC_MESSAGES_PER_MINUTE,
+            GROUP_COMMITTED_OFFSET,
+            GROUP_LAG_OFFSETS,
+            GROUP_LAG_SECONDS,
+            GROUP_LAG_SECONDS_ESTIMATED,
+            GROUP_COMMITTED_BEYOND_END,
+            GROUP_PARTITION_VERDICT,
+            GROUP_VERDICT,
+            CLAMPED_COMMITS_TOTAL,
+        ] {
+            assert!(name.starts_with("pipescope_kafka_"), "{name}");
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Which record timestamps the scraper should fetch for exact lag in seconds, and putting the
+//! answers back into the snapshot.
+//!
+//! Only lagging positions need one (lag 0 is 0 s), and many groups often sit at the same
+//! position of a partition: ask once per distinct (partition, committed offset).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::clock::EpochMillis;
+use crate::kafka::{OffsetsSnapshot, TopicPartition};
+
+/// The distinct `(partition, committed offset)` positions behind their partition's end offset in
+/// this snapshot, sorted. Partitions whose offsets failed, and negative ("no commit") offsets,
+/// are left out.
+pub fn lagging_positions(snapshot: &OffsetsSnapshot) -> Vec<(TopicPartition, i64)> {
+    let ends: HashMap<&TopicPartition, i64> = snapshot
+        .partitions
+        .iter()
+        .filter_map(|p| p.offsets.as_ref().ok().map(|o| (&p.tp, o.latest)))
+        .collect();
+    let mut wanted: HashSet<(&TopicPartition, i64)> = HashSet::new();
+    for commit in &snapshot.commits {
+        let behind = ends
+            .get(&commit.tp)
+            .is_some_and(|&latest| commit.committed >= 0 && commit.committed < latest);
+        if behind {
+            wanted.insert((&commit.tp, commit.committed));
+        }
+    }
+    let sorted: BTreeSet<(&TopicPartition, i64)> = wanted.into_iter().collect();
+    sorted
+        .into_iter()
+        .map(|(tp, offset)| (tp.clone(), offset))
+        .collect()
+}
+
+/// Fills `record_time_ms` of every commit whose position has a fetched timestamp. A position
+/// without one (record gone to retention or compaction, fetch failed) keeps `None`, and the lag
+/// in seconds of that commit is then estimated.
+pub fn set_record_times(
+    snapshot: &mut OffsetsSnapshot,
+    times: &HashMap<(TopicPartition, i64), EpochMillis>,
+) {
+    for commit in &mut snapshot.commits {
+        if let Some(&t) = times.get(&(commit.tp.clone(), commit.committed)) {
+            commit.record_time_ms = Some(t);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::{GroupCommit, OffsetRange, PartitionOffsets};
+
+    fn snapshot() -> OffsetsSnapshot {
+        let part = |t: &str, p, latest| PartitionOffsets {
+            tp: TopicPartition::new(t, p),
+            offsets: Ok(OffsetRange {
+                earliest: 0,
+                latest,
+            }),
+        };
+        let commit = |g: &str, t: &str, p, committed| GroupCommit {
+            group: g.into(),
+            tp: TopicPartition::new(t, p),
+            committed,
+            record_time_ms: None,
+        };
+        OffsetsSnapshot {
+            time_ms: 1_000,
+            partitions: vec![
+                part("a", 0, 100),
+                part("a", 1, 100),
+                PartitionOffsets {
+                    tp: TopicPartition::new("b", 0),
+                    offsets: Err("leader not available".into()),
+                },
+            ],
+            commits: vec![
+                commit("g1", "a", 0, 40),
+                commit("g2", "a", 0, 40), // same position: one fetch
+                commit("g3", "a", 0, 70),
+                commit("g1", "a", 1, 100), // caught up: no fetch
+                commit("g1", "b", 0, 5),   // end offset unknown: no fetch
+                commit("g4", "a", 1, -1),  // no committed offset
+            ],
+        }
+    }
+
+    #[test]
+    fn only_distinct_lagging_positions_are_asked_for() {
+        assert_eq!(
+            lagging_positions(&snapshot()),
+            [
+                (TopicPartition::new("a", 0), 40),
+                (TopicPartition::new("a", 0), 70)
+            ]
+        );
+    }
+
+    #[test]
+    fn fetched_times_land_on_every_commit_at_that_position() {
+        let mut snap = snapshot();
+        let times = HashMap::from([((TopicPartition::new("a", 0), 40), 777)]);
+        set_record_times(&mut snap, &times);
+        let got: Vec<_> = snap
+            .commits
+            .iter()
+            .map(|c| (c.group.as_str(), c.committed, c.record_time_ms))
+            .collect();
+        assert_eq!(got[0], ("g1", 40, Some(777)));
+        assert_eq!(got[1], ("g2", 40, Some(777)));
+        assert_eq!(got[2], ("g3", 70, None));
+    }
+}

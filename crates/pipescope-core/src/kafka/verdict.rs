@@ -1,0 +1,534 @@
+//! Threshold-free lag verdicts after Burrow's sliding-window rules.
+//!
+//! For each group and partition a [`LagWindow`] keeps the last N observations
+//! `(time, committed offset, log end offset)` — one per scrape that saw both. (OffsetFetch does
+//! not say *when* an offset was committed, so a scrape that reads the group's committed offset
+//! is what counts as "a commit" here; re-committing the same offset and not committing look the
+//! same.) [`LagWindow::evaluate`] then applies, in Burrow's order:
+//!
+//! 1. **OK** when the current lag is 0, or the lag was 0 at any point in the window.
+//! 2. **REWOUND** when the committed offset went backwards inside the window — only rewinds that
+//!    persisted across two scrapes get into the window (see [`LagWindow::push`]).
+//! 3. **STOPPED** when no commit has been seen for longer than the window spans:
+//!    `now − last commit seen > newest − oldest observation`, judged against the clock. Needs at
+//!    least 2 observations (Burrow's false alarm: a one-point window spans 0 s, so any delay at
+//!    all read as STOPPED).
+//! 4. **STALLED** when the window is complete (N observations) and the committed offset is the
+//!    same throughout (the lag is > 0 throughout, by rule 1).
+//! 5. **WARN** when the window is complete and the lag never went down from one observation to
+//!    the next *and* ended higher than it started. (Burrow warns on "never went down" alone, which
+//!    pages on a healthy consumer whose lag just sits at a constant level.)
+//! 6. **OK** otherwise.
+//!
+//! Rules 4 and 5 wait for a complete window: with two or three observations after a start-up,
+//! a consumer that commits less often than we scrape would look stalled.
+//!
+//! A group's verdict is its worst partition's: [`Verdict`] orders by severity like Burrow's
+//! status codes, `Ok < Warn < Stopped < Stalled < Rewound`.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use crate::clock::EpochMillis;
+
+/// Burrow's default window: 10 commits.
+pub const DEFAULT_WINDOW_LEN: usize = 10;
+
+/// The verdict on one partition of a group (or on a group: its worst partition's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Verdict {
+    /// Keeping up: the lag reached 0 in the window, or it is not growing.
+    #[default]
+    Ok,
+    /// The lag grew across the whole window: the consumer is slower than its producers.
+    Warn,
+    /// No commit seen for longer than the window spans, with lag > 0.
+    Stopped,
+    /// The same committed offset throughout the window, with lag > 0.
+    Stalled,
+    /// The committed offset went backwards (and stayed back for two scrapes).
+    Rewound,
+}
+
+impl Verdict {
+    /// The numeric code exported in `pipescope_kafka_group_verdict`:
+    /// 0 OK, 1 WARN, 2 STOPPED, 3 STALLED, 4 REWOUND (higher is worse).
+    pub fn code(self) -> u8 {
+        match self {
+            Verdict::Ok => 0,
+            Verdict::Warn => 1,
+            Verdict::Stopped => 2,
+            Verdict::Stalled => 3,
+            Verdict::Rewound => 4,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "OK",
+            Verdict::Warn => "WARN",
+            Verdict::Stopped => "STOPPED",
+            Verdict::Stalled => "STALLED",
+            Verdict::Rewound => "REWOUND",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One observation of a group's committed offset on a partition, with the partition's log end
+/// offset read in the same scrape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CommitPoint {
+    pub time_ms: EpochMillis,
+    pub committed: i64,
+    pub latest: i64,
+}
+
+impl CommitPoint {
+    pub fn new(time_ms: EpochMillis, committed: i64, latest: i64) -> Self {
+        Self {
+            time_ms,
+            committed,
+            latest,
+        }
+    }
+
+    /// `latest − committed`, never negative.
+    pub fn lag(&self) -> i64 {
+        (self.latest - self.committed).max(0)
+    }
+}
+
+/// The result of evaluating a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct VerdictReport {
+    pub verdict: Verdict,
+    /// Observations the verdict was taken over.
+    pub observations: usize,
+    /// Whether the window holds its full N observations (rules STALLED and WARN need it).
+    pub complete: bool,
+}
+
+/// The sliding window of the last N commit observations of one group on one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LagWindow {
+    points: VecDeque<CommitPoint>,
+    capacity: usize,
+    /// A backward step not yet confirmed by the next scrape.
+    pending_rewind: Option<CommitPoint>,
+    last_commit_seen_ms: Option<EpochMillis>,
+    ignored_rewinds: u64,
+}
+
+impl LagWindow {
+    /// An empty window of `len` observations (at least 2).
+    pub fn new(len: usize) -> Self {
+        Self {
+            points: VecDeque::new(),
+            capacity: len.max(2),
+            pending_rewind: None,
+            last_commit_seen_ms: None,
+            ignored_rewinds: 0,
+        }
+    }
+
+    /// Rebuilds a window from stored history (oldest first): the same state as if each point had
+    /// been pushed as it was scraped.
+    pub fn from_points(len: usize, points: impl IntoIterator<Item = CommitPoint>) -> Self {
+        let mut window = Self::new(len);
+        for point in points {
+            window.push(point);
+        }
+        window
+    }
+
+    /// Adds the observation of one scrape. Observations not newer than the last one are ignored.
+    ///
+    /// The REWIND rule: a committed offset below the previous one is held back as *pending*.
+    /// If the next observation is still below the highest committed offset seen before the drop,
+    /// the rewind persisted across two scrapes and both enter the window (REWOUND). If the next
+    /// observation is back at or above that high mark, the drop was a blip — a coordinator that
+    /// answered with a stale offset while a broker restarted — and it is dropped and counted in
+    /// [`LagWindow::ignored_rewinds`]. Until then the pending point takes no part in verdicts.
+    pub fn push(&mut self, point: CommitPoint) {
+        let newest_time = self
+            .pending_rewind
+            .or(self.points.back().copied())
+            .map(|p| p.time_ms);
+        if newest_time.is_some_and(|t| point.time_ms <= t) {
+            return;
+        }
+        self.note_commit_seen(point.time_ms);
+        if let Some(pending) = self.pending_rewind.take() {
+            let high_mark = self.points.iter().map(|p| p.committed).max();
+            if high_mark.is_some_and(|high| point.committed < high) {
+                self.append(pending);
+                self.append(point);
+            } else {
+                self.ignored_rewinds += 1;
+                self.append(point);
+            }
+            return;
+        }
+        match self.points.back() {
+            Some(last) if point.committed < last.committed => self.pending_rewind = Some(point),
+            _ => self.append(point),
+        }
+    }
+
+    fn append(&mut self, point: CommitPoint) {
+        self.points.push_back(point);
+        while self.points.len() > self.capacity {
+            self.points.pop_front();
+        }
+    }
+
+    /// Records that the group reported a committed offset at `time_ms` although no observation
+    /// could be made (the partition's end offset failed this scrape): the consumer is not STOPPED.
+    pub fn note_commit_seen(&mut self, time_ms: EpochMillis) {
+        self.last_commit_seen_ms = Some(self.last_commit_seen_ms.unwrap_or(0).max(time_ms));
+    }
+
+    /// Forgets everything (the partition was re-created: old offsets mean nothing now).
+    pub fn clear(&mut self) {
+        self.points.clear();
+        self.pending_rewind = None;
+        self.last_commit_seen_ms = None;
+    }
+
+    /// The observations in the window, oldest first (a pending rewind is not among them).
+    pub fn points(&self) -> impl ExactSizeIterator<Item = &CommitPoint> {
+        self.points.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// The window length N.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn last_commit_seen_ms(&self) -> Option<EpochMillis> {
+        self.last_commit_seen_ms
+    }
+
+    /// Backward steps that did not persist to the next scrape, and were dropped.
+    pub fn ignored_rewinds(&self) -> u64 {
+        self.ignored_rewinds
+    }
+
+    /// Whether the newest observation is a rewind still waiting for confirmation.
+    pub fn has_pending_rewind(&self) -> bool {
+        self.pending_rewind.is_some()
+    }
+
+    /// The verdict at `now_ms`, by the rules in the module documentation.
+    pub fn evaluate(&self, now_ms: EpochMillis) -> VerdictReport {
+        let points = &self.points;
+        let complete = points.len() >= self.capacity;
+        let report = |verdict| VerdictReport {
+            verdict,
+            observations: points.len(),
+            complete,
+        };
+        let (Some(first), Some(last)) = (points.front(), points.back()) else {
+            return report(Verdict::Ok);
+        };
+        if last.lag() == 0 || points.iter().any(|p| p.lag() == 0) {
+            return report(Verdict::Ok);
+        }
+        let pairs = || points.iter().zip(points.iter().skip(1));
+        if pairs().any(|(a, b)| b.committed < a.committed) {
+            return report(Verdict::Rewound);
+        }
+        let last_seen = self.last_commit_seen_ms.unwrap_or(last.time_ms);
+        let span = last.time_ms - first.time_ms;
+        if points.len() >= 2 && now_ms.saturating_sub(last_seen) > span {
+            return report(Verdict::Stopped);
+        }
+        if complete && pairs().all(|(a, b)| a.committed == b.committed) {
+            return report(Verdict::Stalled);
+        }
+        if complete && pairs().all(|(a, b)| b.lag() >= a.lag()) && last.lag() > first.lag() {
+            return report(Verdict::Warn);
+        }
+        report(Verdict::Ok)
+    }
+
+    /// Records consumed per second and records produced per second over the window, from the
+    /// moves of the committed offset and of the log end (after the last rewind, if any).
+    /// `None` with fewer than two observations or no time between them.
+    pub fn rates_per_second(&self) -> Option<(f64, f64)> {
+        let points = &self.points;
+        let last = points.back()?;
+        // Rates only make sense since the last backward step.
+        let start = (1..points.len())
+            .rev()
+            .find(|&i| points[i].committed < points[i - 1].committed)
+            .unwrap_or(0);
+        let first = points[start];
+        if last.time_ms <= first.time_ms {
+            return None;
+        }
+        let seconds = (last.time_ms - first.time_ms) as f64 / 1000.0;
+        let consumed = (last.committed - first.committed) as f64 / seconds;
+        let produced = (last.latest - first.latest).max(0) as f64 / seconds;
+        Some((consumed, produced))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const N: usize = 5;
+
+    /// A window from `(seconds, committed, latest)` triples.
+    fn window(points: &[(u64, i64, i64)]) -> LagWindow {
+        LagWindow::from_points(
+            N,
+            points
+                .iter()
+                .map(|&(s, committed, latest)| CommitPoint::new(s * 1_000, committed, latest)),
+        )
+    }
+
+    fn verdict_at(w: &LagWindow, now_s: u64) -> Verdict {
+        w.evaluate(now_s * 1_000).verdict
+    }
+
+    #[test]
+    fn empty_window_is_ok_and_incomplete() {
+        let report = LagWindow::new(N).evaluate(0);
+        assert_eq!(
+            report,
+            VerdictReport {
+                verdict: Verdict::Ok,
+                observations: 0,
+                complete: false
+            }
+        );
+    }
+
+    #[test]
+    fn consumer_keeping_up_is_ok() {
+        let w = window(&[
+            (0, 90, 100),
+            (10, 195, 200),
+            (20, 290, 300),
+            (30, 398, 400),
+            (40, 495, 500),
+        ]);
+        let report = w.evaluate(40_000);
+        assert_eq!(report.verdict, Verdict::Ok);
+        assert!(report.complete);
+    }
+
+    #[test]
+    fn lag_reaching_zero_in_the_window_is_ok_even_if_growing_since() {
+        let w = window(&[
+            (0, 100, 100),
+            (10, 100, 150),
+            (20, 100, 200),
+            (30, 100, 250),
+            (40, 100, 300),
+        ]);
+        assert_eq!(verdict_at(&w, 40), Verdict::Ok);
+    }
+
+    #[test]
+    fn lag_growing_across_the_whole_window_is_warn() {
+        let w = window(&[
+            (0, 100, 110),
+            (10, 150, 170),
+            (20, 200, 230),
+            (30, 250, 290),
+            (40, 300, 350),
+        ]);
+        assert_eq!(verdict_at(&w, 40), Verdict::Warn);
+    }
+
+    #[test]
+    fn a_constant_lag_is_not_a_warning() {
+        // Burrow's false alarm: its "lag never decreased" rule warns on this healthy consumer.
+        let w = window(&[
+            (0, 100, 120),
+            (10, 200, 220),
+            (20, 300, 320),
+            (30, 400, 420),
+            (40, 500, 520),
+        ]);
+        assert_eq!(verdict_at(&w, 40), Verdict::Ok);
+    }
+
+    #[test]
+    fn lag_that_dips_once_is_not_a_warning() {
+        let w = window(&[
+            (0, 100, 110),
+            (10, 150, 170),
+            (20, 220, 230),
+            (30, 250, 290),
+            (40, 300, 350),
+        ]);
+        assert_eq!(verdict_at(&w, 40), Verdict::Ok);
+    }
+
+    #[test]
+    fn same_committed_offset_throughout_with_lag_is_stalled() {
+        let w = window(&[
+            (0, 100, 110),
+            (10, 100, 120),
+            (20, 100, 130),
+            (30, 100, 140),
+            (40, 100, 150),
+        ]);
+        assert_eq!(verdict_at(&w, 40), Verdict::Stalled);
+    }
+
+    #[test]
+    fn stalled_and_warn_wait_for_a_complete_window() {
+        // Right after start-up: a consumer that commits every 30 s looks frozen for 3 scrapes.
+        let w = window(&[(0, 100, 110), (10, 100, 120), (20, 100, 130)]);
+        let report = w.evaluate(20_000);
+        assert_eq!(report.verdict, Verdict::Ok);
+        assert!(!report.complete);
+    }
+
+    #[test]
+    fn no_commit_for_longer_than_the_window_spans_is_stopped() {
+        let w = window(&[(0, 100, 110), (10, 120, 130), (20, 140, 150)]);
+        // Window spans 20 s; last commit seen at 20 s.
+        assert_eq!(verdict_at(&w, 40), Verdict::Ok);
+        assert_eq!(verdict_at(&w, 41), Verdict::Stopped);
+    }
+
+    #[test]
+    fn a_single_observation_never_means_stopped() {
+        // Burrow's false alarm: a one-commit window spans 0 s.
+        let w = window(&[(0, 100, 110)]);
+        assert_eq!(verdict_at(&w, 3_600), Verdict::Ok);
+    }
+
+    #[test]
+    fn stopped_needs_lag() {
+        let w = window(&[(0, 100, 110), (10, 120, 120)]);
+        assert_eq!(verdict_at(&w, 1_000), Verdict::Ok);
+    }
+
+    #[test]
+    fn a_commit_seen_without_an_end_offset_keeps_the_consumer_from_stopped() {
+        let mut w = window(&[(0, 100, 110), (10, 120, 130)]);
+        w.note_commit_seen(25_000);
+        assert_eq!(verdict_at(&w, 30), Verdict::Ok);
+        assert_eq!(verdict_at(&w, 36), Verdict::Stopped);
+    }
+
+    #[test]
+    fn a_rewind_that_persists_two_scrapes_is_rewound() {
+        let mut w = window(&[(0, 100, 200), (10, 150, 250), (20, 200, 300)]);
+        w.push(CommitPoint::new(30_000, 20, 350));
+        assert!(w.has_pending_rewind());
+        assert_eq!(verdict_at(&w, 30), Verdict::Ok, "one scrape is not enough");
+        w.push(CommitPoint::new(40_000, 60, 400));
+        assert_eq!(verdict_at(&w, 40), Verdict::Rewound);
+        assert_eq!(w.len(), 5);
+    }
+
+    #[test]
+    fn a_brief_rewind_during_a_broker_restart_is_ignored() {
+        // The coordinator moved and answered once with an old offset, then the right one again.
+        let mut w = window(&[(0, 100, 200), (10, 150, 250), (20, 200, 300)]);
+        w.push(CommitPoint::new(30_000, 20, 350));
+        w.push(CommitPoint::new(40_000, 260, 400));
+        assert_eq!(verdict_at(&w, 40), Verdict::Ok);
+        assert_eq!(w.ignored_rewinds(), 1);
+        assert_eq!(
+            w.points().map(|p| p.committed).collect::<Vec<_>>(),
+            [100, 150, 200, 260]
+        );
+    }
+
+    #[test]
+    fn rewound_lasts_until_the_backward_step_leaves_the_window() {
+        let mut w = window(&[(0, 500, 600), (10, 100, 600), (20, 120, 600)]);
+        assert_eq!(verdict_at(&w, 20), Verdict::Rewound);
+        for (i, committed) in [140, 160, 180].into_iter().enumerate() {
+            w.push(CommitPoint::new(30_000 + i as u64 * 10_000, committed, 600));
+        }
+        // The window (N = 5) now starts after the backward step: lag shrinking, OK.
+        assert_eq!(w.points().next().unwrap().committed, 100);
+        assert_eq!(verdict_at(&w, 50), Verdict::Ok);
+    }
+
+    #[test]
+    fn rewind_to_zero_lag_is_ok() {
+        let w = window(&[(0, 500, 600), (10, 100, 100), (20, 100, 100)]);
+        assert_eq!(verdict_at(&w, 20), Verdict::Ok);
+    }
+
+    #[test]
+    fn rebuilding_from_stored_points_gives_the_same_window() {
+        let raw = [
+            (0, 100, 110),
+            (10, 100, 120),
+            (20, 40, 130),
+            (30, 300, 330),
+            (40, 310, 340),
+            (50, 320, 350),
+            (60, 330, 360),
+        ];
+        let mut live = LagWindow::new(N);
+        for &(s, c, l) in &raw {
+            live.push(CommitPoint::new(s * 1_000, c, l));
+        }
+        assert_eq!(window(&raw), live);
+        assert_eq!(live.len(), N);
+        assert_eq!(live.ignored_rewinds(), 1);
+    }
+
+    #[test]
+    fn out_of_order_points_are_ignored() {
+        let mut w = window(&[(0, 100, 110), (10, 120, 130)]);
+        w.push(CommitPoint::new(5_000, 1, 2));
+        w.push(CommitPoint::new(10_000, 1, 2));
+        assert_eq!(w.len(), 2);
+        assert!(!w.has_pending_rewind());
+    }
+
+    #[test]
+    fn rates_over_the_window_since_the_last_rewind() {
+        let w = window(&[(0, 100, 200), (10, 300, 400), (20, 500, 600)]);
+        assert_eq!(w.rates_per_second(), Some((20.0, 20.0)));
+        let w = window(&[(0, 900, 1_000), (10, 100, 1_100), (20, 400, 1_200)]);
+        assert_eq!(w.rates_per_second(), Some((30.0, 10.0)));
+        assert_eq!(window(&[(0, 1, 2)]).rates_per_second(), None);
+    }
+
+    #[test]
+    fn verdicts_order_by_severity_and_codes_are_stable() {
+        let mut all = [
+            Verdict::Rewound,
+            Verdict::Ok,
+            Verdict::Stalled,
+            Verdict::Warn,
+            Verdict::Stopped,
+        ];
+        all.sort();
+        assert_eq!(all.map(Verdict::code), [0, 1, 2, 3, 4]);
+        assert_eq!(all.iter().max(), Some(&Verdict::Rewound));
+        assert_eq!(Verdict::Stalled.to_string(), "STALLED");
+    }
+}
