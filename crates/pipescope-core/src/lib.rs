@@ -7,6 +7,7 @@ pub mod clock;
 pub mod kafka;
 pub mod mqtt_filter;
 pub mod sample;
+pub mod tsdb;
 
 pub use clock::{Clock, EpochMillis, ManualClock, SystemClock};
 pub use sample::{Labels, Sample};
