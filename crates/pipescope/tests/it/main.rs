@@ -1,5 +1,6 @@
 //! pipescope's integration tests: the binary as a user runs it, and the HTTP router.
 
 mod cli;
+mod prometheus;
 mod store;
 mod web;
