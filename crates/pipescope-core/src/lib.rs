@@ -4,6 +4,7 @@
 //! so every formula can be unit tested exactly.
 
 pub mod clock;
+pub mod influx;
 pub mod kafka;
 pub mod mqtt_filter;
 pub mod sample;
