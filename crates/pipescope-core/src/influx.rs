@@ -1,10 +1,11 @@
 //! InfluxDB line protocol: `measurement,tag=v value=1.5 1700000000000` (timestamps in ms).
 //!
 //! Escaping follows InfluxDB's rules: in a measurement, commas and spaces; in tag keys, tag
-//! values and field keys, commas, equals signs and spaces. A backslash that would otherwise
-//! escape the character after it (an escaped one, or the end of the text) is doubled, so it can
-//! never swallow a separator. Line protocol has no escape for a newline: it is written as the
-//! two characters `\n`.
+//! values and field keys, commas, equals signs and spaces. InfluxDB (checked on 1.6) keeps other
+//! backslashes as they are, so `p\,q` is written `p\\,q`; but a backslash at the very end would
+//! escape the separator after it and no spelling avoids that, so trailing backslashes are left
+//! out. Line protocol has no escape for a newline either: it is written as the two characters
+//! `\n`.
 
 use std::fmt::Write;
 
@@ -29,18 +30,10 @@ pub enum LineError {
 }
 
 fn escape(out: &mut String, text: &str, special: &[char]) {
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
+    for c in text.trim_end_matches('\\').chars() {
         match c {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
-            '\\' => {
-                out.push('\\');
-                let next = chars.peek();
-                if next.is_none_or(|n| special.contains(n) || *n == '\\') {
-                    out.push('\\');
-                }
-            }
             c if special.contains(&c) => {
                 out.push('\\');
                 out.push(c);
@@ -156,15 +149,15 @@ mod tests {
 
     #[test]
     fn backslashes_never_swallow_a_separator_and_newlines_are_spelled_out() {
-        // a trailing backslash is doubled, so the comma after it stays a separator
+        // trailing backslashes are left out, so the comma after them stays a separator
         assert_eq!(
-            line("m", &[("a", "x\\"), ("b", "y")], 1.0),
-            "m,a=x\\\\,b=y value=1.0 1700000000123\n"
+            line("m", &[("a", "x\\\\"), ("b", "y")], 1.0),
+            "m,a=x,b=y value=1.0 1700000000123\n"
         );
-        // a backslash before an escaped character is doubled; elsewhere it stays as it is
+        // other backslashes stay as they are, before an escaped character too
         assert_eq!(
-            line("m", &[("a", "p\\ q\\r")], 1.0),
-            "m,a=p\\\\\\ q\\r value=1.0 1700000000123\n"
+            line("m", &[("a", "p\\ q\\r\\\\s")], 1.0),
+            "m,a=p\\\\ q\\r\\\\s value=1.0 1700000000123\n"
         );
         assert_eq!(
             line("m", &[("a", "two\nlines")], 1.0),

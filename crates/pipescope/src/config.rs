@@ -238,6 +238,13 @@ pub struct InfluxExport {
     pub token: Option<Secret>,
     #[serde(default = "default_scrape_interval", with = "humantime_serde")]
     pub interval: Duration,
+    /// Lines held while InfluxDB is unreachable; beyond that the oldest are dropped (and counted).
+    #[serde(default = "default_influx_buffer_lines")]
+    pub buffer_lines: usize,
+}
+
+fn default_influx_buffer_lines() -> usize {
+    100_000
 }
 
 fn default_influx_version() -> u8 {
@@ -986,6 +993,12 @@ fn validate(config: &Config) -> Vec<ConfigError> {
             ),
         }
         check_positive(&format!("{at}.interval"), influx.interval, &mut errors);
+        if influx.buffer_lines == 0 {
+            errors.push(
+                ConfigError::new(format!("{at}.buffer_lines"), "must be more than 0")
+                    .hint("for example 100000"),
+            );
+        }
     }
     errors
 }
