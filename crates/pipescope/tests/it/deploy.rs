@@ -214,7 +214,7 @@ fn fill_variables(expr: &str) -> String {
             {
                 chars.next();
             }
-            out.push_str("x");
+            out.push('x');
         } else {
             out.push(c);
         }
