@@ -516,3 +516,75 @@ async fn the_query_api_answers_and_rejects_bad_parameters_clearly() {
         .await
         .unwrap();
 }
+
+// ---- `pipescope run` ----
+
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut response = ureq::get(format!("http://127.0.0.1:{port}{path}"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.body_mut().read_to_string().ok()?))
+}
+
+#[test]
+fn run_opens_the_store_in_its_directory_and_serves_the_query_api_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = pipescope_testkit::free_port();
+    let store_dir = dir.path().join("data");
+    let config = dir.path().join("pipescope.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nlisten = \"127.0.0.1:{port}\"\n[store]\npath = {:?}\nretention_raw = \"2h\"\n\
+             [export.influx]\nurl = \"http://127.0.0.1:9\"\ninterval = \"1s\"\n",
+            store_dir.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipescope"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut series = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            series = http_get(port, "/api/v1/series");
+            series.is_some()
+        }),
+        "pipescope run did not serve /api/v1/series"
+    );
+    assert_eq!(series.unwrap(), (200, r#"{"series":[]}"#.to_string()));
+    let (status, body) = http_get(port, "/api/v1/query?from=now-1h").unwrap();
+    assert_eq!(status, 400);
+    assert!(body.contains("missing parameter metric"), "{body}");
+    let (status, metrics) = http_get(port, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    for name in [
+        "pipescope_store_size_bytes ",
+        "pipescope_store_samples_written_total 0",
+        "pipescope_bus_dropped_batches_total 0",
+        "pipescope_export_influx_buffer_lines 0",
+    ] {
+        assert!(metrics.contains(name), "{name} missing in:\n{metrics}");
+    }
+    assert!(store_dir.join(pipescope::store::DB_FILE).is_file());
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut stopped = None;
+    assert!(wait_until(Duration::from_secs(10), || {
+        stopped = child.try_wait().unwrap();
+        stopped.is_some()
+    }));
+    assert!(stopped.unwrap().success());
+    let (store, writer) =
+        Store::open(&store_dir, Retention::default(), Arc::new(SystemClock), 4).unwrap();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    writer.close();
+}
