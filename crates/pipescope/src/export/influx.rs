@@ -100,8 +100,19 @@ pub fn create_database_statement(database: &str) -> String {
 enum WriteError {
     /// Worth trying again later: network error, server error, overload, missing database.
     Retry(String),
-    /// InfluxDB refused these lines; sending them again would fail again.
-    Reject(String),
+    /// InfluxDB refused lines; sending them again would fail again. `dropped` is how many it
+    /// says it dropped (a partial write keeps the others), or None when it does not say.
+    Reject {
+        message: String,
+        dropped: Option<u64>,
+    },
+}
+
+/// The `dropped=N` InfluxDB 1.x puts in a partial-write error.
+pub fn partial_write_dropped(message: &str) -> Option<u64> {
+    let rest = &message[message.find("dropped=")? + "dropped=".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 pub struct InfluxExporter {
@@ -193,14 +204,18 @@ impl InfluxExporter {
                     self.stats.lines_sent.fetch_add(n as u64, Ordering::Relaxed);
                     self.backoff = FIRST_BACKOFF;
                 }
-                Err(WriteError::Reject(message)) => {
+                Err(WriteError::Reject { message, dropped }) => {
                     self.buffer.drain(..n);
+                    let dropped = dropped.unwrap_or(n as u64).min(n as u64);
                     self.stats
                         .lines_dropped
-                        .fetch_add(n as u64, Ordering::Relaxed);
+                        .fetch_add(dropped, Ordering::Relaxed);
+                    self.stats
+                        .lines_sent
+                        .fetch_add(n as u64 - dropped, Ordering::Relaxed);
                     tracing::error!(
-                        lines = n,
-                        "InfluxDB at {} refused the lines ({message}); they are dropped",
+                        lines = dropped,
+                        "InfluxDB at {} refused lines ({message}); they are dropped",
                         self.config.url
                     );
                 }
@@ -254,10 +269,14 @@ impl InfluxExporter {
                     self.config.database
                 )))
             }
-            400 | 413 | 422 => Err(WriteError::Reject(format!(
-                "HTTP {status}: {}",
-                text.trim()
-            ))),
+            400 | 413 | 422 => Err(WriteError::Reject {
+                dropped: if text.contains("partial write") {
+                    partial_write_dropped(&text)
+                } else {
+                    None
+                },
+                message: format!("HTTP {status}: {}", text.trim()),
+            }),
             _ => Err(WriteError::Retry(format!("HTTP {status}: {}", text.trim()))),
         }
     }
@@ -419,6 +438,17 @@ mod tests {
         assert_eq!(v2.authorization.as_deref(), Some("Token tok"));
         let shown = format!("{v1:?}{v2:?}");
         assert!(!shown.contains("pw") && !shown.contains("tok"), "{shown}");
+    }
+
+    #[test]
+    fn partial_write_counts_are_read() {
+        assert_eq!(
+            partial_write_dropped(
+                r#"{"error":"partial write: field type conflict: input field \"value\" on measurement \"m\" is type float, already exists as type string dropped=3"}"#
+            ),
+            Some(3)
+        );
+        assert_eq!(partial_write_dropped("unable to parse"), None);
     }
 
     #[test]

@@ -186,3 +186,113 @@ fn an_influxd_restart_mid_export_loses_nothing_and_the_retries_are_counted() {
     assert_eq!(running.stats.lines_dropped.load(Ordering::Relaxed), 0);
     assert!(running.stats.retries.load(Ordering::Relaxed) >= 2);
 }
+
+#[test]
+fn lines_influxd_refuses_are_counted_as_dropped_and_the_rest_as_sent() {
+    let influxd = Influxd::start();
+    influxd.query("", "CREATE DATABASE datapipes");
+    // "value" already holds strings in this measurement (field types are per shard, so at the
+    // same time as the samples): float lines conflict with it.
+    let now = SystemClock.now_millis();
+    let mut response = ureq::post(format!("{}/write", influxd.url()))
+        .query("db", "datapipes")
+        .query("precision", "ms")
+        .send(format!("conflict value=\"text\" {}\n", now - 1_000))
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        204,
+        "{:?}",
+        response.body_mut().read_to_string()
+    );
+    let mut running = start_exporter(config(&influxd));
+    let samples: Vec<Sample> = (0..5)
+        .map(|i| {
+            let metric = if i < 3 { "conflict" } else { "fine" };
+            Sample::new(metric, Labels::default(), now - 100 + i, 1.0)
+        })
+        .collect();
+    running.bus.publish(samples);
+    assert!(wait_until(Duration::from_secs(20), || {
+        running.stats.lines_dropped.load(Ordering::Relaxed) > 0
+    }));
+    assert_eq!(running.stats.lines_dropped.load(Ordering::Relaxed), 3);
+    assert_eq!(running.stats.lines_sent.load(Ordering::Relaxed), 2);
+    assert_eq!(count(&influxd, r#"SELECT count("value") FROM "fine""#), 2);
+    running.stop();
+}
+
+/// InfluxDB 2.x is not installed here: a stand-in server records what the exporter sends to
+/// `/api/v2/write`, answering 503 to the first write (as an overloaded server does).
+#[test]
+fn writes_to_influxdb_2_with_org_bucket_and_token_and_retries_a_503() {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+
+    use axum::extract::{RawQuery, State};
+    use axum::http::{HeaderMap, StatusCode};
+
+    type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+    let seen: Seen = Arc::default();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut running = start_exporter(InfluxExport {
+        url: format!("http://127.0.0.1:{port}"),
+        version: 2,
+        database: "unused".into(),
+        username: None,
+        password: None,
+        org: Some("acme".into()),
+        bucket: Some("pipes".into()),
+        token: Some(pipescope::config::Secret::new("s3cret")),
+        interval: Duration::from_millis(100),
+        buffer_lines: 1_000,
+    });
+    let app = axum::Router::new()
+        .route(
+            "/api/v2/write",
+            axum::routing::post(
+                |State((seen, calls)): State<(Seen, Arc<AtomicUsize>)>,
+                 RawQuery(query): RawQuery,
+                 headers: HeaderMap,
+                 body: String| async move {
+                    if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                        return StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    let auth = headers["authorization"].to_str().unwrap().to_string();
+                    seen.lock()
+                        .unwrap()
+                        .push((query.unwrap_or_default(), auth, body));
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .with_state((seen.clone(), calls.clone()));
+    running.runtime.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        axum::serve(listener, app).await.unwrap();
+    });
+    running.bus.publish(vec![
+        Sample::new("m", Labels::new([("t", "a b")]), 1_700_000_000_000, 1.5),
+        Sample::new("m", Labels::default(), 1_700_000_000_001, 2.0),
+    ]);
+    assert!(wait_until(Duration::from_secs(20), || !seen
+        .lock()
+        .unwrap()
+        .is_empty()));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![(
+            "org=acme&bucket=pipes&precision=ms".to_string(),
+            "Token s3cret".to_string(),
+            "m,t=a\\ b value=1.5 1700000000000\nm value=2.0 1700000000001\n".to_string()
+        )]
+    );
+    running.stop();
+    assert_eq!(running.stats.retries.load(Ordering::Relaxed), 1);
+    assert_eq!(running.stats.lines_sent.load(Ordering::Relaxed), 2);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
