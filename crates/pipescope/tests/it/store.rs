@@ -588,3 +588,33 @@ fn run_opens_the_store_in_its_directory_and_serves_the_query_api_and_metrics() {
     assert_eq!(store.integrity_check().unwrap(), "ok");
     writer.close();
 }
+
+#[test]
+fn run_reports_a_store_path_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let config = dir.path().join("pipescope.toml");
+    let port = pipescope_testkit::free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nlisten = \"127.0.0.1:{port}\"\n[store]\npath = {:?}\n",
+            not_a_dir.join("store").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pipescope"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "cannot create the store directory {}",
+            not_a_dir.join("store").display()
+        )) && err.contains("check [store] path and its permissions"),
+        "{err}"
+    );
+}
