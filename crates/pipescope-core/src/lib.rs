@@ -4,9 +4,11 @@
 //! so every formula can be unit tested exactly.
 
 pub mod clock;
+pub mod influx;
 pub mod kafka;
 pub mod mqtt_filter;
 pub mod sample;
+pub mod tsdb;
 
 pub use clock::{Clock, EpochMillis, ManualClock, SystemClock};
 pub use sample::{Labels, Sample};

@@ -64,14 +64,38 @@ pub struct Store {
     /// Directory of the embedded time-series store.
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
+    /// How long raw samples are kept.
+    #[serde(default = "default_retention_raw", with = "humantime_serde")]
+    pub retention_raw: Duration,
+    /// How long 1-minute roll-ups are kept.
+    #[serde(default = "default_retention_1m", with = "humantime_serde")]
+    pub retention_1m: Duration,
+    /// How long 1-hour roll-ups are kept.
+    #[serde(default = "default_retention_1h", with = "humantime_serde")]
+    pub retention_1h: Duration,
 }
 
 impl Default for Store {
     fn default() -> Self {
         Self {
             path: default_store_path(),
+            retention_raw: default_retention_raw(),
+            retention_1m: default_retention_1m(),
+            retention_1h: default_retention_1h(),
         }
     }
+}
+
+fn default_retention_raw() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+fn default_retention_1m() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+
+fn default_retention_1h() -> Duration {
+    Duration::from_secs(365 * 24 * 3600)
 }
 
 fn default_store_path() -> PathBuf {
@@ -214,6 +238,13 @@ pub struct InfluxExport {
     pub token: Option<Secret>,
     #[serde(default = "default_scrape_interval", with = "humantime_serde")]
     pub interval: Duration,
+    /// Lines held while InfluxDB is unreachable; beyond that the oldest are dropped (and counted).
+    #[serde(default = "default_influx_buffer_lines")]
+    pub buffer_lines: usize,
+}
+
+fn default_influx_buffer_lines() -> usize {
+    100_000
 }
 
 fn default_influx_version() -> u8 {
@@ -834,6 +865,20 @@ fn closest(name: &str, candidates: &[String]) -> Option<String> {
 /// What types cannot say: required lists not empty, files readable, settings that go together.
 fn validate(config: &Config) -> Vec<ConfigError> {
     let mut errors = Vec::new();
+    let store = &config.store;
+    for (key, value) in [
+        ("retention_raw", store.retention_raw),
+        ("retention_1m", store.retention_1m),
+        ("retention_1h", store.retention_1h),
+    ] {
+        check_positive(&format!("store.{key}"), value, &mut errors);
+    }
+    if store.retention_1m < store.retention_raw || store.retention_1h < store.retention_1m {
+        errors.push(
+            ConfigError::new("store", "a coarser resolution is kept for less time than a finer one")
+                .hint("keep retention_raw <= retention_1m <= retention_1h (defaults 24h, 30days, 365days)"),
+        );
+    }
     for (name, cluster) in &config.kafka {
         let at = format!("kafka.{name}");
         check_name(&at, name, &mut errors);
@@ -948,6 +993,12 @@ fn validate(config: &Config) -> Vec<ConfigError> {
             ),
         }
         check_positive(&format!("{at}.interval"), influx.interval, &mut errors);
+        if influx.buffer_lines == 0 {
+            errors.push(
+                ConfigError::new(format!("{at}.buffer_lines"), "must be more than 0")
+                    .hint("for example 100000"),
+            );
+        }
     }
     errors
 }
@@ -1225,6 +1276,24 @@ url = "http://x"
                 .iter()
                 .any(|e| e.starts_with("kafka.k.tls.ca: cannot read /nonexistent/ca.pem")),
             "{errors:#?}"
+        );
+    }
+
+    #[test]
+    fn store_retention_defaults_and_checks() {
+        let config = parse("empty", "", []).unwrap();
+        assert_eq!(config.store.retention_raw, Duration::from_secs(86_400));
+        assert_eq!(config.store.retention_1m, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.store.retention_1h, Duration::from_secs(365 * 86_400));
+        let errors = errors_of(
+            "[store]\nretention_raw = \"0s\"\nretention_1m = \"1h\"\nretention_1h = \"30m\"\n",
+        );
+        assert_eq!(
+            errors,
+            vec![
+                "store.retention_raw: must be more than 0 — for example \"10s\"",
+                "store: a coarser resolution is kept for less time than a finer one — keep retention_raw <= retention_1m <= retention_1h (defaults 24h, 30days, 365days)",
+            ]
         );
     }
 

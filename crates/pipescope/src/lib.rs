@@ -8,7 +8,9 @@
 pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod export;
 pub mod metrics;
 pub mod monitor;
 pub mod portal;
+pub mod store;
 pub mod web;

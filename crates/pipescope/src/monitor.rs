@@ -1,10 +1,18 @@
 //! `pipescope run`: the long-running monitor. It serves HTTP until Ctrl-C or SIGTERM.
 
+use std::sync::Arc;
+
 use anyhow::Context;
+use pipescope_core::SystemClock;
 use tokio::net::TcpListener;
 
+use crate::bus::Bus;
 use crate::config::Config;
-use crate::web;
+use crate::{export, store, web};
+
+/// Batches the bus holds for a subscriber that is behind, and the store writer's queue.
+const BUS_CAPACITY: usize = 1024;
+const STORE_QUEUE_BATCHES: usize = 256;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let listen = config.web.listen;
@@ -18,15 +26,40 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for name in config.mqtt.keys() {
         tracing::warn!(broker = %name, "MQTT watching is not implemented in this version; the broker is ignored");
     }
-    if config.export.influx.is_some() {
-        tracing::warn!(
-            "InfluxDB export is not implemented in this version; export.influx is ignored"
-        );
-    }
+    let bus = Bus::new(BUS_CAPACITY);
+    let (store, writer) = store::Store::open(
+        &config.store.path,
+        store::retention_from(&config.store),
+        Arc::new(SystemClock),
+        STORE_QUEUE_BATCHES,
+    )?;
+    tracing::info!(path = %config.store.path.display(), "store opened");
+    let feeder = tokio::spawn(store::feed_from_bus(bus.subscribe(), writer.clone()));
+    let mut registry = crate::metrics::new_registry();
+    store::metrics::register(&mut registry, store.clone());
+    crate::metrics::register_bus(&mut registry, &bus);
+    let influx = config.export.influx.clone().map(|influx| {
+        tracing::info!(url = %influx.url, version = influx.version, "exporting to InfluxDB");
+        let stats = Arc::new(export::influx::InfluxStats::default());
+        export::influx::register(&mut registry, stats.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let exporter = export::influx::InfluxExporter::new(influx, stats);
+        let task = tokio::spawn(exporter.run(bus.subscribe(), async {
+            let _ = stopped.await;
+        }));
+        (stop, task)
+    });
     tracing::info!(address = %listener.local_addr()?, "pipescope is serving");
-    let registry = crate::metrics::new_registry();
-    let router = web::router(web::AppState::new(registry));
+    let router = web::router(web::AppState::new(registry)).merge(store::api::router(store.clone()));
     web::serve(listener, router, shutdown_signal()).await?;
+    if let Some((stop, task)) = influx {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
+    // Batches already queued for the writer are committed before the store closes.
+    feeder.abort();
+    let _ = feeder.await;
+    tokio::task::spawn_blocking(move || writer.close()).await?;
     tracing::info!("pipescope stopped");
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -62,11 +62,23 @@ pub struct Health {
     pub uptime_s: u64,
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        crate::metrics::encode(&state.inner.registry),
-    )
+/// OpenMetrics when the scraper asks for it, otherwise the Prometheus text format (promtool).
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if crate::metrics::wants_openmetrics(accept) {
+        (
+            [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+            crate::metrics::encode(&state.inner.registry),
+        )
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                crate::metrics::PROMETHEUS_TEXT_CONTENT_TYPE,
+            )],
+            crate::metrics::encode_prometheus_text(&state.inner.registry),
+        )
+    }
 }
 
 async fn health(State(state): State<AppState>) -> Json<Health> {

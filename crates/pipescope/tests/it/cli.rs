@@ -156,7 +156,15 @@ fn run_serves_health_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = dir.path().join("pipescope.toml");
-    std::fs::write(&config, format!("[web]\nlisten = \"127.0.0.1:{port}\"\n")).unwrap();
+    let store = dir.path().join("store");
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nlisten = \"127.0.0.1:{port}\"\n[store]\npath = {:?}\n",
+            store.to_str().unwrap()
+        ),
+    )
+    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_pipescope"))
         .args(["run", "-c", config.to_str().unwrap()])
         .stderr(Stdio::piped())

@@ -1,4 +1,8 @@
 //! pipescope's integration tests: the binary as a user runs it, and the HTTP router.
 
 mod cli;
+mod deploy;
+mod influx;
+mod prometheus;
+mod store;
 mod web;

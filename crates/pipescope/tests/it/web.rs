@@ -29,9 +29,14 @@ async fn unknown_paths_are_404() {
 }
 
 #[tokio::test]
-async fn metrics_are_served_as_openmetrics_text() {
+async fn metrics_are_served_as_openmetrics_text_to_who_asks() {
     let response = router(AppState::new(new_registry()))
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/metrics")
+                .header("accept", "application/openmetrics-text;version=1.0.0")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);

@@ -1,0 +1,373 @@
+//! The query API the portal uses: `/api/v1/query`, `/api/v1/series`, `/api/v1/last`, `/api/v1/top`.
+//!
+//! Times (`from`, `to`) are epoch milliseconds, RFC 3339 (`2026-11-22T05:00:00Z`), `now` or
+//! `now-1h`; `step` is a duration (`1m`, `30s`) or milliseconds. Label matchers go in `match` as
+//! `{topic="orders",cluster=~"prod.*"}`. Bad parameters answer 400 with `{"error": "..."}`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use pipescope_core::tsdb::{AggregateFn, Matcher, parse_selector};
+use pipescope_core::{EpochMillis, Labels};
+use serde::{Deserialize, Serialize};
+
+use super::{SeriesValue, Store, StoreError};
+
+/// Most points one series may have in one answer; ask for a larger step beyond that.
+pub const MAX_POINTS: u64 = 11_000;
+/// Points per series when no step is given.
+const DEFAULT_POINTS: u64 = 300;
+
+pub fn router(store: Store) -> Router {
+    Router::new()
+        .route("/api/v1/query", get(query))
+        .route("/api/v1/series", get(series))
+        .route("/api/v1/last", get(last))
+        .route("/api/v1/top", get(top))
+        .with_state(store)
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn bad(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!("query API: {e}");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        Self::bad(e.body_text())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeParams {
+    metric: Option<String>,
+    #[serde(rename = "match")]
+    matchers: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    step: Option<String>,
+    agg: Option<String>,
+    n: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct RangeAnswer {
+    metric: String,
+    resolution: &'static str,
+    from: EpochMillis,
+    to: EpochMillis,
+    step_ms: u64,
+    series: Vec<RangeSeries>,
+}
+
+#[derive(Debug, Serialize)]
+struct RangeSeries {
+    labels: BTreeMap<String, String>,
+    /// `[time_ms, value]` pairs; a value that is not a number is `null`.
+    points: Vec<(EpochMillis, f64)>,
+}
+
+#[derive(Debug, Serialize)]
+struct SeriesAnswer {
+    series: Vec<SeriesEntry>,
+}
+
+#[derive(Debug, Serialize)]
+struct SeriesEntry {
+    metric: String,
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ValuesAnswer {
+    metric: String,
+    series: Vec<ValueEntry>,
+}
+
+#[derive(Debug, Serialize)]
+struct ValueEntry {
+    labels: BTreeMap<String, String>,
+    time_ms: EpochMillis,
+    value: f64,
+}
+
+fn label_map(labels: &Labels) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn values(metric: String, values: Vec<SeriesValue>) -> Json<ValuesAnswer> {
+    Json(ValuesAnswer {
+        metric,
+        series: values
+            .into_iter()
+            .map(|v| ValueEntry {
+                labels: label_map(&v.labels),
+                time_ms: v.time_ms,
+                value: v.value,
+            })
+            .collect(),
+    })
+}
+
+impl RangeParams {
+    fn metric(&self) -> Result<String, ApiError> {
+        match self.metric.as_deref().map(str::trim) {
+            None | Some("") => Err(ApiError::bad(
+                "missing parameter metric: name the metric, e.g. metric=pipescope_kafka_group_lag_offsets (GET /api/v1/series lists them)",
+            )),
+            Some(m) => Ok(m.to_string()),
+        }
+    }
+
+    fn matchers(&self) -> Result<Vec<Matcher>, ApiError> {
+        parse_selector(self.matchers.as_deref().unwrap_or(""))
+            .map_err(|e| ApiError::bad(format!("parameter match: {e}")))
+    }
+
+    fn function(&self, default: AggregateFn) -> Result<AggregateFn, ApiError> {
+        match &self.agg {
+            None => Ok(default),
+            Some(a) => a
+                .parse()
+                .map_err(|e| ApiError::bad(format!("parameter agg: {e}"))),
+        }
+    }
+
+    /// `from` and `to`, defaulting to the last hour; `from` must come before `to`.
+    fn range(&self, now: EpochMillis) -> Result<(EpochMillis, EpochMillis), ApiError> {
+        let to = match &self.to {
+            Some(t) => parse_time("to", t, now)?,
+            None => now,
+        };
+        let from = match &self.from {
+            Some(f) => parse_time("from", f, now)?,
+            None => to.saturating_sub(3_600_000),
+        };
+        if from >= to {
+            return Err(ApiError::bad(format!(
+                "from ({from}) must be before to ({to})"
+            )));
+        }
+        Ok((from, to))
+    }
+}
+
+/// Epoch milliseconds, RFC 3339, `now`, or `now-<duration>`.
+fn parse_time(name: &str, text: &str, now: EpochMillis) -> Result<EpochMillis, ApiError> {
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<u64>() {
+        return Ok(ms);
+    }
+    if text == "now" {
+        return Ok(now);
+    }
+    if let Some(ago) = text.strip_prefix("now-") {
+        let d = humantime::parse_duration(ago).map_err(|e| {
+            ApiError::bad(format!(
+                "parameter {name}: bad duration {ago:?} in {text:?} ({e}); write now-1h or now-15m"
+            ))
+        })?;
+        return Ok(now.saturating_sub(d.as_millis() as u64));
+    }
+    match humantime::parse_rfc3339_weak(text) {
+        Ok(t) => Ok(t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)),
+        Err(_) => Err(ApiError::bad(format!(
+            "parameter {name}: cannot read {text:?} as a time; use epoch milliseconds, RFC 3339 (2026-01-31T12:00:00Z), now or now-1h"
+        ))),
+    }
+}
+
+fn parse_step(text: &str) -> Result<u64, ApiError> {
+    let text = text.trim();
+    let ms = match text.parse::<u64>() {
+        Ok(ms) => ms,
+        Err(_) => humantime::parse_duration(text)
+            .map(|d: Duration| d.as_millis() as u64)
+            .map_err(|e| {
+                ApiError::bad(format!(
+                    "parameter step: cannot read {text:?} ({e}); write 1m, 30s or milliseconds"
+                ))
+            })?,
+    };
+    if ms == 0 {
+        return Err(ApiError::bad("parameter step: must be more than 0"));
+    }
+    Ok(ms)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("query failed ({e})"),
+        })?
+        .map_err(ApiError::from)
+}
+
+async fn query(
+    State(store): State<Store>,
+    params: Result<Query<RangeParams>, QueryRejection>,
+) -> Result<Json<RangeAnswer>, ApiError> {
+    let Query(params) = params?;
+    if params.n.is_some() {
+        return Err(ApiError::bad("parameter n belongs to /api/v1/top"));
+    }
+    let metric = params.metric()?;
+    let matchers = params.matchers()?;
+    let (from, to) = params.range(store.now_ms())?;
+    let span = to - from;
+    let step = match &params.step {
+        Some(s) => parse_step(s)?,
+        None => span.div_ceil(DEFAULT_POINTS).max(1_000),
+    };
+    if span / step > MAX_POINTS {
+        return Err(ApiError::bad(format!(
+            "{} points per series asked for (from..to / step); at most {MAX_POINTS}: use a step of at least {} ms",
+            span / step,
+            span.div_ceil(MAX_POINTS)
+        )));
+    }
+    let function = params.function(AggregateFn::Avg)?;
+    let m = metric.clone();
+    let result = blocking(move || store.range(&m, &matchers, from, to, step, function)).await?;
+    Ok(Json(RangeAnswer {
+        metric,
+        resolution: result.resolution.name(),
+        from,
+        to,
+        step_ms: step,
+        series: result
+            .series
+            .into_iter()
+            .map(|(labels, points)| RangeSeries {
+                labels: label_map(&labels),
+                points,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeriesParams {
+    metric: Option<String>,
+    #[serde(rename = "match")]
+    matchers: Option<String>,
+}
+
+async fn series(
+    State(store): State<Store>,
+    params: Result<Query<SeriesParams>, QueryRejection>,
+) -> Result<Json<SeriesAnswer>, ApiError> {
+    let Query(params) = params?;
+    let matchers = parse_selector(params.matchers.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad(format!("parameter match: {e}")))?;
+    let metric = params.metric.filter(|m| !m.trim().is_empty());
+    let found = blocking(move || store.series(metric.as_deref(), &matchers)).await?;
+    Ok(Json(SeriesAnswer {
+        series: found
+            .into_iter()
+            .map(|s| SeriesEntry {
+                metric: s.metric,
+                labels: label_map(&s.labels),
+            })
+            .collect(),
+    }))
+}
+
+async fn last(
+    State(store): State<Store>,
+    params: Result<Query<SeriesParams>, QueryRejection>,
+) -> Result<Json<ValuesAnswer>, ApiError> {
+    let Query(params) = params?;
+    let metric = RangeParams {
+        metric: params.metric,
+        matchers: params.matchers,
+        from: None,
+        to: None,
+        step: None,
+        agg: None,
+        n: None,
+    };
+    let name = metric.metric()?;
+    let matchers = metric.matchers()?;
+    let m = name.clone();
+    let found = blocking(move || store.last(&m, &matchers)).await?;
+    Ok(values(name, found))
+}
+
+async fn top(
+    State(store): State<Store>,
+    params: Result<Query<RangeParams>, QueryRejection>,
+) -> Result<Json<ValuesAnswer>, ApiError> {
+    let Query(params) = params?;
+    if params.step.is_some() {
+        return Err(ApiError::bad("parameter step belongs to /api/v1/query"));
+    }
+    let metric = params.metric()?;
+    let matchers = params.matchers()?;
+    let (from, to) = params.range(store.now_ms())?;
+    let n = match &params.n {
+        None => 10,
+        Some(n) => n
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad(format!(
+                    "parameter n: expected a number from 1 to 1000, got {n:?}"
+                ))
+            })?,
+    };
+    let function = params.function(AggregateFn::Last)?;
+    let m = metric.clone();
+    let found = blocking(move || store.top(&m, &matchers, n, from, to, function)).await?;
+    Ok(values(metric, found))
+}

@@ -1,0 +1,70 @@
+//! The store's own health on `/metrics`, read from its counters at scrape time.
+
+use std::sync::atomic::Ordering;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use super::Store;
+
+#[derive(Debug)]
+struct StoreCollector {
+    store: Store,
+}
+
+/// Registers `pipescope_store_*` metrics of `store` in `registry`.
+pub fn register(registry: &mut Registry, store: Store) {
+    registry.register_collector(Box::new(StoreCollector { store }));
+}
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.store.stats();
+        let counters = [
+            (
+                "pipescope_store_write_batches",
+                "Transactions the store writer committed.",
+                stats.write_batches.load(Ordering::Relaxed),
+            ),
+            (
+                "pipescope_store_samples_written",
+                "Samples stored.",
+                stats.samples_written.load(Ordering::Relaxed),
+            ),
+            (
+                "pipescope_store_samples_dropped",
+                "Samples not stored: writer queue full, NaN value, or a failed write.",
+                stats.samples_dropped.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        let gauges = [
+            (
+                "pipescope_store_size_bytes",
+                "Bytes the store's files take on disk.",
+                self.store.size_bytes() as i64,
+            ),
+            (
+                "pipescope_store_queue_depth_batches",
+                "Batches waiting for the store writer.",
+                stats.queue_depth.load(Ordering::Relaxed).max(0),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        Ok(())
+    }
+}

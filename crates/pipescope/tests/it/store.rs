@@ -1,0 +1,672 @@
+//! The embedded store: writes, roll-ups, queries, retention, the query API, and `kill -9`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use pipescope::bus::Bus;
+use pipescope::store::{Store, Writer, feed_from_bus};
+use pipescope_core::tsdb::{AggregateFn, Resolution, Retention, parse_selector};
+use pipescope_core::{Clock, Labels, ManualClock, Sample, SystemClock};
+use pipescope_testkit::wait_until;
+use tower::ServiceExt;
+
+const HOUR: u64 = 3_600_000;
+/// A fixed "now" for tests with a manual clock: a whole hour, so buckets are easy to reason about.
+const NOW: u64 = 1_000_000 * HOUR;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    Labels::new(pairs.iter().copied())
+}
+
+fn open(dir: &std::path::Path, clock: &ManualClock) -> (Store, Writer) {
+    Store::open(dir, Retention::default(), Arc::new(clock.clone()), 64).expect("open store")
+}
+
+/// One sample every 10 s for the hour before NOW, value = minute index, on two topics
+/// (topic b's values are ten times topic a's).
+fn hour_of_samples() -> Vec<Sample> {
+    let mut out = Vec::new();
+    for i in 0..360u64 {
+        let t = NOW - HOUR + i * 10_000;
+        let minute = (i / 6) as f64;
+        out.push(Sample::new("lag", labels(&[("topic", "a")]), t, minute));
+        out.push(Sample::new(
+            "lag",
+            labels(&[("topic", "b")]),
+            t,
+            minute * 10.0,
+        ));
+    }
+    out
+}
+
+#[test]
+fn range_last_top_and_series_give_exact_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(NOW);
+    let (store, writer) = open(dir.path(), &clock);
+    for chunk in hour_of_samples().chunks(100) {
+        assert!(writer.submit(Arc::new(chunk.to_vec())));
+    }
+    writer.submit(Arc::new(vec![Sample::new(
+        "other",
+        Labels::default(),
+        NOW - 1,
+        f64::NAN,
+    )]));
+    writer.flush().unwrap();
+    assert_eq!(store.stats().samples_written.load(Ordering::Relaxed), 720);
+    assert_eq!(store.stats().samples_dropped.load(Ordering::Relaxed), 1);
+
+    let only_a = parse_selector(r#"{topic="a"}"#).unwrap();
+    // Step 10 s: raw data, one point per sample.
+    let raw = store
+        .range("lag", &only_a, NOW - HOUR, NOW, 10_000, AggregateFn::Avg)
+        .unwrap();
+    assert_eq!(raw.resolution, Resolution::Raw);
+    assert_eq!(raw.series.len(), 1);
+    assert_eq!(raw.series[0].0, labels(&[("topic", "a")]));
+    assert_eq!(raw.series[0].1.len(), 360);
+    assert_eq!(raw.series[0].1[7], (NOW - HOUR + 70_000, 1.0));
+
+    // Step 5 minutes: read from the 1-minute roll-ups; minutes 0..4 average 2, max 4.
+    let avg = store
+        .range("lag", &only_a, NOW - HOUR, NOW, 300_000, AggregateFn::Avg)
+        .unwrap();
+    assert_eq!(avg.resolution, Resolution::Minute);
+    let points = &avg.series[0].1;
+    assert_eq!(points.len(), 12);
+    assert_eq!(points[0], (NOW - HOUR, 2.0));
+    assert_eq!(points[11], (NOW - 300_000, 57.0));
+    let max = store
+        .range("lag", &only_a, NOW - HOUR, NOW, 300_000, AggregateFn::Max)
+        .unwrap();
+    assert_eq!(max.series[0].1[0], (NOW - HOUR, 4.0));
+    let count = store
+        .range("lag", &only_a, NOW - HOUR, NOW, 300_000, AggregateFn::Count)
+        .unwrap();
+    assert!(count.series[0].1.iter().all(|p| p.1 == 30.0));
+
+    // Step 1 hour: the hourly roll-up has all 360 samples: avg of 0..59 is 29.5, last 59.
+    let hourly = store
+        .range("lag", &[], NOW - HOUR, NOW, HOUR, AggregateFn::Last)
+        .unwrap();
+    assert_eq!(hourly.resolution, Resolution::Hour);
+    assert_eq!(hourly.series.len(), 2);
+    assert_eq!(hourly.series[0].1, vec![(NOW - HOUR, 59.0)]);
+    assert_eq!(hourly.series[1].1, vec![(NOW - HOUR, 590.0)]);
+    let hourly_avg = store
+        .range("lag", &only_a, NOW - HOUR, NOW, HOUR, AggregateFn::Avg)
+        .unwrap();
+    assert_eq!(hourly_avg.series[0].1, vec![(NOW - HOUR, 29.5)]);
+
+    let last = store.last("lag", &[]).unwrap();
+    assert_eq!(last.len(), 2);
+    assert_eq!(
+        (last[1].labels.get("topic"), last[1].time_ms, last[1].value),
+        (Some("b"), NOW - 10_000, 590.0)
+    );
+
+    let top = store
+        .top("lag", &[], 1, NOW - HOUR, NOW, AggregateFn::Max)
+        .unwrap();
+    assert_eq!(top.len(), 1);
+    assert_eq!(
+        (top[0].labels.get("topic"), top[0].value),
+        (Some("b"), 590.0)
+    );
+    let not_b = parse_selector(r#"{topic!~"b|c"}"#).unwrap();
+    let top = store
+        .top("lag", &not_b, 5, NOW - HOUR, NOW, AggregateFn::Avg)
+        .unwrap();
+    assert_eq!(top.len(), 1);
+    assert_eq!(
+        (top[0].labels.get("topic"), top[0].value),
+        (Some("a"), 29.5)
+    );
+
+    let all = store.series(None, &[]).unwrap();
+    let names: Vec<String> = all
+        .iter()
+        .map(|s| format!("{}{}", s.metric, s.labels))
+        .collect();
+    // The NaN sample was not stored, so its series does not exist.
+    assert_eq!(names, [r#"lag{topic="a"}"#, r#"lag{topic="b"}"#]);
+    writer.close();
+}
+
+/// `top` reads whole minutes from the roll-ups and the ends from raw rows: the same numbers as
+/// computing over the raw samples, for a range that starts and ends mid-minute.
+#[test]
+fn top_over_an_unaligned_range_equals_the_raw_computation() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(NOW);
+    let (store, writer) = open(dir.path(), &clock);
+    let samples = hour_of_samples();
+    writer.submit(Arc::new(samples.clone()));
+    writer.flush().unwrap();
+    let (from, to) = (NOW - HOUR + 25_000, NOW - 95_000);
+    let only_a = parse_selector(r#"{topic="a"}"#).unwrap();
+    let inside: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.labels.get("topic") == Some("a") && (from..=to).contains(&s.time_ms))
+        .collect();
+    let count = inside.len() as f64;
+    let sum: f64 = inside.iter().map(|s| s.value).sum();
+    let min = inside.iter().map(|s| s.value).fold(f64::INFINITY, f64::min);
+    let max = inside
+        .iter()
+        .map(|s| s.value)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let last = inside.iter().max_by_key(|s| s.time_ms).unwrap();
+    assert_eq!((count, min, max), (348.0, 0.0, 58.0));
+    for (function, expected) in [
+        (AggregateFn::Count, count),
+        (AggregateFn::Sum, sum),
+        (AggregateFn::Avg, sum / count),
+        (AggregateFn::Min, min),
+        (AggregateFn::Max, max),
+        (AggregateFn::Last, last.value),
+    ] {
+        let top = store.top("lag", &only_a, 1, from, to, function).unwrap();
+        assert_eq!(top[0].value, expected, "{function:?}");
+        assert_eq!(top[0].time_ms, last.time_ms);
+    }
+    // Within one minute: raw rows only (samples 40, 30 and 20 s before NOW).
+    let top = store
+        .top(
+            "lag",
+            &only_a,
+            1,
+            NOW - 45_000,
+            NOW - 15_000,
+            AggregateFn::Count,
+        )
+        .unwrap();
+    assert_eq!(top[0].value, 3.0);
+    writer.close();
+}
+
+#[test]
+fn a_repeated_sample_is_stored_once_and_roll_ups_count_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(NOW);
+    let (store, writer) = open(dir.path(), &clock);
+    let s = Sample::new("m", Labels::default(), NOW - 1_000, 4.0);
+    writer.submit(Arc::new(vec![s.clone(), s.clone()]));
+    writer.submit(Arc::new(vec![s]));
+    writer.flush().unwrap();
+    assert_eq!(store.stats().samples_written.load(Ordering::Relaxed), 1);
+    let count = store
+        .range("m", &[], NOW - HOUR, NOW, HOUR, AggregateFn::Count)
+        .unwrap();
+    assert_eq!(count.series[0].1, vec![(NOW - HOUR, 1.0)]);
+    writer.close();
+}
+
+#[test]
+fn retention_deletes_each_resolution_in_turn_and_the_size_shrinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(NOW);
+    let retention = Retention {
+        raw_ms: HOUR,
+        minute_ms: 2 * HOUR,
+        hour_ms: 3 * HOUR,
+    };
+    let (store, writer) = Store::open(dir.path(), retention, Arc::new(clock.clone()), 64).unwrap();
+    // 2,000 series with one sample each, 30 minutes before NOW.
+    let batch: Vec<Sample> = (0..2_000)
+        .map(|i| {
+            Sample::new(
+                "size_test",
+                labels(&[("n", &i.to_string()), ("pad", &"x".repeat(200))]),
+                NOW - HOUR / 2,
+                i as f64,
+            )
+        })
+        .collect();
+    writer.submit(Arc::new(batch));
+    writer.flush().unwrap();
+    let full = store.size_bytes();
+    assert!(
+        full > 400_000,
+        "2,000 series with 200-byte labels take {full} bytes"
+    );
+    let count_at = |resolution_step: u64| {
+        store
+            .range(
+                "size_test",
+                &[],
+                NOW - 3 * HOUR,
+                NOW,
+                resolution_step,
+                AggregateFn::Count,
+            )
+            .unwrap()
+            .series
+            .len()
+    };
+    assert_eq!(store.last("size_test", &[]).unwrap().len(), 2_000);
+
+    // 1 h later the raw samples are gone; the 1-minute roll-ups remain.
+    clock.set(NOW + HOUR);
+    writer.prune().unwrap();
+    let last = store
+        .last("size_test", &parse_selector(r#"{n="7"}"#).unwrap())
+        .unwrap();
+    assert_eq!((last[0].time_ms, last[0].value), (NOW - HOUR / 2, 7.0));
+    assert_eq!(count_at(60_000), 2_000);
+    // 2 h later only the hourly roll-ups remain; 3 h later nothing, and the series are gone.
+    clock.set(NOW + 2 * HOUR);
+    writer.prune().unwrap();
+    assert_eq!(count_at(HOUR), 2_000);
+    clock.set(NOW + 3 * HOUR);
+    writer.prune().unwrap();
+    assert_eq!(count_at(HOUR), 0);
+    assert!(store.series(None, &[]).unwrap().is_empty());
+    let pruned = store.size_bytes();
+    assert!(
+        pruned < full / 2,
+        "after retention the store takes {pruned} bytes, it took {full}"
+    );
+    writer.close();
+}
+
+#[tokio::test]
+async fn samples_published_on_the_bus_reach_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = SystemClock;
+    let (store, writer) =
+        Store::open(dir.path(), Retention::default(), Arc::new(clock), 64).unwrap();
+    let bus = Bus::new(16);
+    let feeder = tokio::spawn(feed_from_bus(bus.subscribe(), writer.clone()));
+    let now = clock.now_millis();
+    for i in 0..10u64 {
+        bus.publish(vec![Sample::new(
+            "bus_test",
+            Labels::default(),
+            now - 1000 + i,
+            i as f64,
+        )]);
+    }
+    let stats = store.stats().clone();
+    let arrived = tokio::task::spawn_blocking(move || {
+        wait_until(Duration::from_secs(10), || {
+            stats.samples_written.load(Ordering::Relaxed) == 10
+        })
+    })
+    .await
+    .unwrap();
+    assert!(arrived, "{:?}", store.stats());
+    assert_eq!(store.last("bus_test", &[]).unwrap()[0].value, 9.0);
+    assert!(store.stats().write_batches.load(Ordering::Relaxed) >= 1);
+    feeder.abort();
+    let _ = feeder.await;
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+}
+
+// ---- kill -9 ----
+
+const CHILD_ENV: &str = "PIPESCOPE_TEST_STORE_CRASH_DIR";
+const START_ENV: &str = "PIPESCOPE_TEST_STORE_CRASH_START";
+const SAMPLES_PER_BATCH: u64 = 2_000;
+const SERIES: u64 = 20;
+
+/// Not a test: the child process that `the_store_survives_kill_9_while_writing` starts and
+/// kills. It writes batches for ever, printing each one's number once it is committed.
+#[test]
+#[ignore = "child process of the_store_survives_kill_9_while_writing"]
+fn crash_child() {
+    let dir =
+        std::env::var(CHILD_ENV).expect("run only by the_store_survives_kill_9_while_writing");
+    let start: u64 = std::env::var(START_ENV).unwrap().parse().unwrap();
+    let (_store, writer) = Store::open(
+        std::path::Path::new(&dir),
+        Retention::default(),
+        Arc::new(SystemClock),
+        4,
+    )
+    .unwrap();
+    let base = SystemClock.now_millis() - HOUR;
+    for batch in start.. {
+        let samples = (0..SAMPLES_PER_BATCH)
+            .map(|i| {
+                let n = batch * SAMPLES_PER_BATCH + i;
+                Sample::new(
+                    "crash_test",
+                    labels(&[("series", &(n % SERIES).to_string())]),
+                    base + n / SERIES,
+                    1.0,
+                )
+            })
+            .collect();
+        writer.submit(Arc::new(samples));
+        writer.flush().unwrap();
+        println!("committed {batch}");
+    }
+}
+
+#[test]
+fn the_store_survives_kill_9_while_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut committed: u64 = 0; // batches known to be committed
+    for round in 0..3 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "store::crash_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, dir.path())
+            .env(START_ENV, committed.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut last_seen = None;
+        // Kill it in the middle of writing, after a different number of batches each round.
+        let kill_after = 5 + 7 * round;
+        let mut seen = 0;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(n) = line.strip_prefix("committed ") {
+                last_seen = Some(n.trim().parse::<u64>().unwrap());
+                seen += 1;
+                if seen == kill_after {
+                    break;
+                }
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        // What the child printed before it died was committed too.
+        for line in lines {
+            if let Some(n) = line.unwrap().strip_prefix("committed ") {
+                last_seen = Some(n.trim().parse::<u64>().unwrap());
+            }
+        }
+        let printed = last_seen.expect("the child committed nothing") + 1;
+        assert!(printed >= committed + kill_after as u64);
+
+        let (store, writer) =
+            Store::open(dir.path(), Retention::default(), Arc::new(SystemClock), 4).unwrap();
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+        let now = SystemClock.now_millis();
+        let raw: f64 = store
+            .top(
+                "crash_test",
+                &[],
+                SERIES as usize,
+                now - 2 * HOUR,
+                now,
+                AggregateFn::Count,
+            )
+            .unwrap()
+            .iter()
+            .map(|s| s.value)
+            .sum();
+        let rolled: f64 = store
+            .range(
+                "crash_test",
+                &[],
+                now - 2 * HOUR,
+                now,
+                HOUR,
+                AggregateFn::Count,
+            )
+            .unwrap()
+            .series
+            .iter()
+            .flat_map(|s| s.1.iter().map(|p| p.1))
+            .sum();
+        let batches = raw as u64 / SAMPLES_PER_BATCH;
+        assert_eq!(
+            raw as u64 % SAMPLES_PER_BATCH,
+            0,
+            "a half-written batch survived: {raw} samples"
+        );
+        // Everything printed is there; at most the one batch in flight beyond it.
+        assert!(
+            batches == printed || batches == printed + 1,
+            "round {round}: {batches} batches stored, {printed} reported committed"
+        );
+        assert_eq!(rolled, raw, "roll-ups and raw samples are written together");
+        committed = batches;
+        writer.close();
+    }
+}
+
+// ---- the query API ----
+
+async fn get(store: &Store, uri: &str) -> (StatusCode, serde_json::Value) {
+    let response = pipescope::store::api::router(store.clone())
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+#[tokio::test]
+async fn the_query_api_answers_and_rejects_bad_parameters_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(NOW);
+    let (store, writer) = open(dir.path(), &clock);
+    let samples = hour_of_samples();
+    let w = writer.clone();
+    tokio::task::spawn_blocking(move || {
+        w.submit(Arc::new(samples));
+        w.flush().unwrap();
+    })
+    .await
+    .unwrap();
+
+    let (status, json) = get(
+        &store,
+        "/api/v1/query?metric=lag&match=%7Btopic%3D%22b%22%7D&from=now-1h&to=now&step=5m&agg=max",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["resolution"], "1m");
+    assert_eq!(json["step_ms"], 300_000);
+    assert_eq!(json["series"].as_array().unwrap().len(), 1);
+    assert_eq!(json["series"][0]["labels"]["topic"], "b");
+    assert_eq!(
+        json["series"][0]["points"][0],
+        serde_json::json!([NOW - HOUR, 40.0])
+    );
+    assert_eq!(json["series"][0]["points"].as_array().unwrap().len(), 12);
+
+    let from = NOW - HOUR;
+    let (status, json) = get(
+        &store,
+        &format!("/api/v1/query?metric=lag&from={from}&to={NOW}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    // no step: about 300 points, at least 1 s apart
+    assert_eq!(json["step_ms"], 12_000);
+    assert_eq!(json["resolution"], "raw");
+
+    let (status, json) = get(&store, "/api/v1/series?match=%7Btopic%3D~%22a%7Cz%22%7D").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        json["series"],
+        serde_json::json!([{"metric": "lag", "labels": {"topic": "a"}}])
+    );
+
+    let (status, json) = get(&store, "/api/v1/last?metric=lag").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["series"][0]["value"], 59.0);
+    assert_eq!(json["series"][0]["time_ms"], NOW - 10_000);
+
+    let (status, json) = get(&store, "/api/v1/top?metric=lag&n=1&agg=avg&from=now-1h").await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["series"][0]["labels"]["topic"], "b");
+    assert_eq!(json["series"][0]["value"], 295.0);
+
+    let bad = [
+        ("/api/v1/query?from=now-1h", "missing parameter metric"),
+        (
+            "/api/v1/query?metric=lag&match=%7Btopic%3Da%7D",
+            "parameter match: bad label matcher at character 7",
+        ),
+        (
+            "/api/v1/query?metric=lag&from=yesterday",
+            "parameter from: cannot read \"yesterday\" as a time",
+        ),
+        (
+            "/api/v1/query?metric=lag&from=now&to=now-1h",
+            "must be before to",
+        ),
+        (
+            "/api/v1/query?metric=lag&step=0",
+            "parameter step: must be more than 0",
+        ),
+        (
+            "/api/v1/query?metric=lag&step=fast",
+            "parameter step: cannot read \"fast\"",
+        ),
+        (
+            "/api/v1/query?metric=lag&step=1ms",
+            "at most 11000: use a step of at least 328 ms",
+        ),
+        (
+            "/api/v1/query?metric=lag&agg=median",
+            "parameter agg: unknown aggregate \"median\"",
+        ),
+        ("/api/v1/query?metric=lag&stpe=1m", "unknown field `stpe`"),
+        (
+            "/api/v1/top?metric=lag&n=0",
+            "parameter n: expected a number from 1 to 1000, got \"0\"",
+        ),
+        ("/api/v1/last", "missing parameter metric"),
+    ];
+    for (uri, expected) in bad {
+        let (status, json) = get(&store, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {json}");
+        let message = json["error"].as_str().unwrap();
+        assert!(
+            message.contains(expected),
+            "{uri}: {message:?} lacks {expected:?}"
+        );
+    }
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+}
+
+// ---- `pipescope run` ----
+
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut response = ureq::get(format!("http://127.0.0.1:{port}{path}"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.body_mut().read_to_string().ok()?))
+}
+
+#[test]
+fn run_opens_the_store_in_its_directory_and_serves_the_query_api_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = pipescope_testkit::free_port();
+    let store_dir = dir.path().join("data");
+    let config = dir.path().join("pipescope.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nlisten = \"127.0.0.1:{port}\"\n[store]\npath = {:?}\nretention_raw = \"2h\"\n\
+             [export.influx]\nurl = \"http://127.0.0.1:9\"\ninterval = \"1s\"\n",
+            store_dir.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipescope"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut series = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            series = http_get(port, "/api/v1/series");
+            series.is_some()
+        }),
+        "pipescope run did not serve /api/v1/series"
+    );
+    assert_eq!(series.unwrap(), (200, r#"{"series":[]}"#.to_string()));
+    let (status, body) = http_get(port, "/api/v1/query?from=now-1h").unwrap();
+    assert_eq!(status, 400);
+    assert!(body.contains("missing parameter metric"), "{body}");
+    let (status, metrics) = http_get(port, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    for name in [
+        "pipescope_store_size_bytes ",
+        "pipescope_store_samples_written_total 0",
+        "pipescope_bus_dropped_batches_total 0",
+        "pipescope_export_influx_buffer_lines 0",
+    ] {
+        assert!(metrics.contains(name), "{name} missing in:\n{metrics}");
+    }
+    assert!(store_dir.join(pipescope::store::DB_FILE).is_file());
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut stopped = None;
+    assert!(wait_until(Duration::from_secs(10), || {
+        stopped = child.try_wait().unwrap();
+        stopped.is_some()
+    }));
+    assert!(stopped.unwrap().success());
+    let (store, writer) =
+        Store::open(&store_dir, Retention::default(), Arc::new(SystemClock), 4).unwrap();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    writer.close();
+}
+
+#[test]
+fn run_reports_a_store_path_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let config = dir.path().join("pipescope.toml");
+    let port = pipescope_testkit::free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nlisten = \"127.0.0.1:{port}\"\n[store]\npath = {:?}\n",
+            not_a_dir.join("store").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pipescope"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "cannot create the store directory {}",
+            not_a_dir.join("store").display()
+        )) && err.contains("check [store] path and its permissions"),
+        "{err}"
+    );
+}
