@@ -8,6 +8,7 @@
 pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod kafka;
 pub mod metrics;
 pub mod monitor;
 pub mod web;
