@@ -93,6 +93,17 @@ pub struct KafkaCluster {
     pub tls: Option<Tls>,
     #[serde(default)]
     pub sasl: Option<Sasl>,
+    /// Regexes over group names: which groups `/metrics` exports (all when empty). A name
+    /// matching any `groups_deny` regex is left out. Bounds the number of series.
+    #[serde(default)]
+    pub groups_allow: Vec<String>,
+    #[serde(default)]
+    pub groups_deny: Vec<String>,
+    /// The same over topic names, for partition and committed-offset series.
+    #[serde(default)]
+    pub topics_allow: Vec<String>,
+    #[serde(default)]
+    pub topics_deny: Vec<String>,
 }
 
 fn default_scrape_interval() -> Duration {
@@ -856,6 +867,25 @@ fn validate(config: &Config) -> Vec<ConfigError> {
         if let Some(tls) = &cluster.tls {
             check_tls(&format!("{at}.tls"), tls, &mut errors);
         }
+        for (key, patterns) in [
+            ("groups_allow", &cluster.groups_allow),
+            ("groups_deny", &cluster.groups_deny),
+            ("topics_allow", &cluster.topics_allow),
+            ("topics_deny", &cluster.topics_deny),
+        ] {
+            for (i, pattern) in patterns.iter().enumerate() {
+                if let Err(e) = regex::Regex::new(pattern) {
+                    let first_line = e.to_string().lines().last().unwrap_or_default().to_string();
+                    errors.push(
+                        ConfigError::new(
+                            format!("{at}.{key}[{i}]"),
+                            format!("invalid regex {pattern:?} ({})", first_line.trim()),
+                        )
+                        .hint("use Rust regex syntax, e.g. \"^payments-.*\""),
+                    );
+                }
+            }
+        }
         if let Some(sasl) = &cluster.sasl {
             if sasl.username.is_empty() {
                 errors.push(ConfigError::new(format!("{at}.sasl.username"), "is empty"));
@@ -1224,6 +1254,22 @@ url = "http://x"
             errors
                 .iter()
                 .any(|e| e.starts_with("kafka.k.tls.ca: cannot read /nonexistent/ca.pem")),
+            "{errors:#?}"
+        );
+    }
+
+    #[test]
+    fn kafka_filter_regexes_are_checked() {
+        let errors = errors_of(
+            "[kafka.k]\nbootstrap = \"a:1\"\ngroups_allow = [\"^ok-.*\", \"(\"]\ntopics_deny = [\"[\"]\n",
+        );
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(
+            errors[0].starts_with("kafka.k.groups_allow[1]: invalid regex \"(\""),
+            "{errors:#?}"
+        );
+        assert!(
+            errors[1].starts_with("kafka.k.topics_deny[0]: invalid regex \"[\""),
             "{errors:#?}"
         );
     }

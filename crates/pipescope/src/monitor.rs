@@ -11,10 +11,31 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen} — is another pipescope running? Change web.listen")
     })?;
-    // The watchers are not built yet: say so instead of pretending to watch.
-    for name in config.kafka.keys() {
-        tracing::warn!(cluster = %name, "Kafka watching is not implemented in this version; the cluster is ignored");
+    let bus = crate::bus::Bus::new(1024);
+    let mut registry = crate::metrics::new_registry();
+    let kafka_live = crate::kafka::LiveState::new();
+    let mut kafka_filters = std::collections::BTreeMap::new();
+    for (name, cluster) in &config.kafka {
+        let scraper = crate::kafka::scraper(name, cluster).map_err(anyhow::Error::msg)?;
+        kafka_filters.insert(
+            name.clone(),
+            crate::kafka::metrics::ClusterFilters::from_config(cluster)
+                .with_context(|| format!("kafka.{name}: invalid group or topic regex"))?,
+        );
+        tokio::spawn(crate::kafka::watch(
+            scraper,
+            cluster.scrape_interval,
+            kafka_live.clone(),
+            bus.clone(),
+            std::sync::Arc::new(pipescope_core::SystemClock),
+        ));
+        tracing::info!(cluster = %name, "watching Kafka cluster");
     }
+    registry.register_collector(Box::new(crate::kafka::metrics::KafkaCollector::new(
+        kafka_live.clone(),
+        kafka_filters,
+    )));
+    // The watchers below are not built yet: say so instead of pretending to watch.
     for name in config.mqtt.keys() {
         tracing::warn!(broker = %name, "MQTT watching is not implemented in this version; the broker is ignored");
     }
@@ -24,8 +45,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     tracing::info!(address = %listener.local_addr()?, "pipescope is serving");
-    let registry = crate::metrics::new_registry();
-    let router = web::router(web::AppState::new(registry));
+    let router =
+        web::router(web::AppState::new(registry)).merge(crate::kafka::api::router(kafka_live));
     web::serve(listener, router, shutdown_signal()).await?;
     tracing::info!("pipescope stopped");
     Ok(())

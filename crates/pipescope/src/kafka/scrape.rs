@@ -61,6 +61,11 @@ const CONFIG_KEYS: [&str; 4] = [
 ];
 const NO_PRODUCERS: &str = "broker does not report producers";
 
+/// A topic and partition, as the keys of the maps below.
+type Tp = (String, i32);
+/// A value of one item, or why it is unknown.
+type Item<T> = Result<T, String>;
+
 /// Scrapes one cluster; keeps the connections between scrapes.
 #[derive(Debug)]
 pub struct Scraper {
@@ -410,8 +415,7 @@ impl Scraper {
             fetched.into_iter().flatten().collect();
 
         // Timestamps of the records at lagging committed offsets, per leader.
-        let mut ranges: HashMap<(String, i32), (Result<i64, String>, Result<i64, String>)> =
-            HashMap::new();
+        let mut ranges: HashMap<Tp, (Item<i64>, Item<i64>)> = HashMap::new();
         let mut leaders: HashMap<(String, i32), i32> = HashMap::new();
         for topic in &topics {
             for p in &topic.partitions {
@@ -518,10 +522,7 @@ impl Scraper {
         &self,
         addr: &str,
         parts: &[(String, i32)],
-    ) -> (
-        Vec<((String, i32), Result<i64, String>)>,
-        Vec<((String, i32), Result<i64, String>)>,
-    ) {
+    ) -> (Vec<(Tp, Item<i64>)>, Vec<(Tp, Item<i64>)>) {
         let (earliest, latest) = futures::join!(
             self.list_offsets_at(addr, parts, -2),
             self.list_offsets_at(addr, parts, -1)

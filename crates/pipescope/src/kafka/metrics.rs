@@ -1,0 +1,188 @@
+//! `pipescope_kafka_*` for Prometheus, read from the live state at each `/metrics` request.
+//! Group and topic allow/deny regexes bound the number of series on big clusters.
+
+use std::collections::BTreeMap;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
+use regex::Regex;
+
+use super::state::{ClusterState, LiveState};
+use crate::config::KafkaCluster;
+
+/// Which names to export: all when `allow` is empty, never one that a `deny` regex matches.
+#[derive(Debug, Clone, Default)]
+pub struct NameFilter {
+    allow: Vec<Regex>,
+    deny: Vec<Regex>,
+}
+
+impl NameFilter {
+    /// Patterns were checked by config validation; one that still fails is reported here.
+    pub fn new(allow: &[String], deny: &[String]) -> Result<Self, regex::Error> {
+        let compile = |patterns: &[String]| {
+            patterns
+                .iter()
+                .map(|p| Regex::new(p))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Self {
+            allow: compile(allow)?,
+            deny: compile(deny)?,
+        })
+    }
+
+    pub fn allows(&self, name: &str) -> bool {
+        (self.allow.is_empty() || self.allow.iter().any(|r| r.is_match(name)))
+            && !self.deny.iter().any(|r| r.is_match(name))
+    }
+}
+
+/// The filters of one cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterFilters {
+    pub groups: NameFilter,
+    pub topics: NameFilter,
+}
+
+impl ClusterFilters {
+    pub fn from_config(cluster: &KafkaCluster) -> Result<Self, regex::Error> {
+        Ok(Self {
+            groups: NameFilter::new(&cluster.groups_allow, &cluster.groups_deny)?,
+            topics: NameFilter::new(&cluster.topics_allow, &cluster.topics_deny)?,
+        })
+    }
+}
+
+/// Registered once into the registry; encodes every cluster's latest scrape.
+#[derive(Debug, Clone)]
+pub struct KafkaCollector {
+    live: LiveState,
+    filters: BTreeMap<String, ClusterFilters>,
+}
+
+impl KafkaCollector {
+    pub fn new(live: LiveState, filters: BTreeMap<String, ClusterFilters>) -> Self {
+        Self { live, filters }
+    }
+}
+
+type Gauge<'a> = (
+    &'static str,
+    &'static str,
+    Vec<(Vec<(&'static str, String)>, f64)>,
+);
+
+fn gauges(state: &ClusterState, filters: &ClusterFilters) -> Vec<Gauge<'static>> {
+    let cluster = || ("cluster", state.name.clone());
+    let mut up = Vec::new();
+    for b in &state.brokers {
+        up.push((
+            vec![cluster(), ("broker", b.id.to_string())],
+            if b.up { 1.0 } else { 0.0 },
+        ));
+    }
+    let scrape = vec![(vec![cluster()], state.scrape_duration_ms as f64 / 1000.0)];
+    let age = vec![(
+        vec![cluster()],
+        state.scraped_at_ms.saturating_sub(state.data_time_ms) as f64 / 1000.0,
+    )];
+    let mut end = Vec::new();
+    let mut start = Vec::new();
+    for t in state
+        .topics
+        .iter()
+        .filter(|t| filters.topics.allows(&t.name))
+    {
+        for p in &t.partitions {
+            let labels = vec![
+                cluster(),
+                ("topic", t.name.clone()),
+                ("partition", p.partition.to_string()),
+            ];
+            if let Ok(v) = p.latest {
+                end.push((labels.clone(), v as f64));
+            }
+            if let Ok(v) = p.earliest {
+                start.push((labels, v as f64));
+            }
+        }
+    }
+    let mut committed = Vec::new();
+    for g in state
+        .groups
+        .iter()
+        .filter(|g| filters.groups.allows(&g.name))
+    {
+        for c in g.offsets.iter().flatten() {
+            if filters.topics.allows(&c.topic) {
+                committed.push((
+                    vec![
+                        cluster(),
+                        ("group", g.name.clone()),
+                        ("topic", c.topic.clone()),
+                        ("partition", c.partition.to_string()),
+                    ],
+                    c.committed as f64,
+                ));
+            }
+        }
+    }
+    vec![
+        (
+            "pipescope_kafka_broker_up",
+            "Whether the broker answered the latest scrape (1) or not (0).",
+            up,
+        ),
+        (
+            "pipescope_kafka_scrape_duration_seconds",
+            "Wall time of the latest scrape of the cluster.",
+            scrape,
+        ),
+        (
+            "pipescope_kafka_scrape_staleness_seconds",
+            "Age of the numbers at the latest scrape: above 0 when no broker answered it.",
+            age,
+        ),
+        (
+            "pipescope_kafka_partition_end_offset",
+            "Log end offset (latest) of the partition.",
+            end,
+        ),
+        (
+            "pipescope_kafka_partition_start_offset",
+            "Log start offset (earliest) of the partition.",
+            start,
+        ),
+        (
+            "pipescope_kafka_group_committed_offset",
+            "Offset the consumer group committed on the partition.",
+            committed,
+        ),
+    ]
+}
+
+impl Collector for KafkaCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let default = ClusterFilters::default();
+        // One descriptor per metric name, holding the series of every cluster.
+        let mut merged: Vec<Gauge<'static>> = Vec::new();
+        for state in self.live.all() {
+            let filters = self.filters.get(&state.name).unwrap_or(&default);
+            for (i, (name, help, series)) in gauges(&state, filters).into_iter().enumerate() {
+                match merged.get_mut(i) {
+                    Some(m) => m.2.extend(series),
+                    None => merged.push((name, help, series)),
+                }
+            }
+        }
+        for (name, help, series) in merged {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (labels, value) in series {
+                metric.encode_family(&labels)?.encode_gauge(&value)?;
+            }
+        }
+        Ok(())
+    }
+}
