@@ -507,11 +507,20 @@ async fn read_loop(mut read: ReadHalf<Box<dyn Io>>, pending: Arc<StdMutex<Pendin
     close_pending(&pending, reason);
 }
 
-/// Connections of one cluster, one per broker address, reconnecting with backoff.
+/// Which connection to a broker a request goes on. Some brokers drop the connection on a
+/// request they cannot answer (tansu on DescribeGroups and DescribeConfigs), which would fail
+/// every request in flight with it: those requests get a connection of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    Main,
+    Describe,
+}
+
+/// Connections of one cluster, one per broker address and lane, reconnecting with backoff.
 #[derive(Debug)]
 pub struct Pool {
     options: ConnectOptions,
-    slots: StdMutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    slots: StdMutex<HashMap<(String, Lane), Arc<tokio::sync::Mutex<Slot>>>>,
 }
 
 #[derive(Debug, Default)]
@@ -536,11 +545,15 @@ impl Pool {
 
     /// An open connection to `addr`: the current one, or a new one unless backing off.
     pub async fn get(&self, addr: &str) -> Result<Arc<Connection>, KafkaError> {
+        self.get_on(addr, Lane::Main).await
+    }
+
+    pub async fn get_on(&self, addr: &str, lane: Lane) -> Result<Arc<Connection>, KafkaError> {
         let slot = self
             .slots
             .lock()
             .expect("slots lock")
-            .entry(addr.to_string())
+            .entry((addr.to_string(), lane))
             .or_default()
             .clone();
         let mut slot = slot.lock().await;
@@ -589,7 +602,17 @@ impl Pool {
         cap: i16,
         request: &R,
     ) -> Result<R::Response, KafkaError> {
-        let connection = self.get(addr).await?;
+        self.request_on(addr, Lane::Main, cap, request).await
+    }
+
+    pub async fn request_on<R: Request>(
+        &self,
+        addr: &str,
+        lane: Lane,
+        cap: i16,
+        request: &R,
+    ) -> Result<R::Response, KafkaError> {
+        let connection = self.get_on(addr, lane).await?;
         let version = connection.require_version::<R>(cap)?;
         connection.send(request, version).await
     }

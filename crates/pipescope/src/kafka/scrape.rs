@@ -30,7 +30,7 @@ use pipescope_core::kafka::{
 };
 use pipescope_core::{Clock, EpochMillis};
 
-use super::conn::{KafkaError, Pool, error_name};
+use super::conn::{KafkaError, Lane, Pool, error_name};
 use super::state::{
     AssignedTopic, BrokerState, ClusterState, CommittedOffset, GroupDescription, GroupState,
     MemberState, PartitionState, ProducerState, TopicConfig, TopicState,
@@ -45,7 +45,9 @@ const LIST_GROUPS_MAX: i16 = 4;
 const FIND_COORDINATOR_MAX: i16 = 6;
 const DESCRIBE_GROUPS_MAX: i16 = 5;
 const OFFSET_FETCH_MAX: i16 = 9;
-const FETCH_MAX: i16 = 12;
+/// Fetch v12+ is flexible, and tansu 0.6 puts a top-level tagged field there that v12 does
+/// not have (node endpoints, v16+): v11 carries everything needed here.
+const FETCH_MAX: i16 = 11;
 const DESCRIBE_PRODUCERS_MAX: i16 = 0;
 
 /// At most this many requests of one kind in flight when the broker needs one per group.
@@ -606,22 +608,34 @@ impl Scraper {
             return Ok(HashMap::new());
         }
         let addr = addr.ok_or("no broker to ask for topic configs")?;
-        let mut request = DescribeConfigsRequest::default();
-        request.resources = topics
-            .iter()
-            .map(|t| {
-                let mut r = DescribeConfigsResource::default();
-                r.resource_type = 2; // TOPIC
-                r.resource_name = name(t);
-                r.configuration_keys = Some(CONFIG_KEYS.iter().map(|k| name(k)).collect());
-                r
-            })
-            .collect();
-        let response = self
+        let request = |keys: Option<Vec<StrBytes>>| {
+            let mut request = DescribeConfigsRequest::default();
+            request.resources = topics
+                .iter()
+                .map(|t| {
+                    let mut r = DescribeConfigsResource::default();
+                    r.resource_type = 2; // TOPIC
+                    r.resource_name = name(t);
+                    r.configuration_keys = keys.clone();
+                    r
+                })
+                .collect();
+            request
+        };
+        let keys = Some(CONFIG_KEYS.iter().map(|k| name(k)).collect());
+        let response = match self
             .pool
-            .request(addr, DESCRIBE_CONFIGS_MAX, &request)
+            .request_on(addr, Lane::Describe, DESCRIBE_CONFIGS_MAX, &request(keys))
             .await
-            .map_err(|e| e.to_string())?;
+        {
+            // tansu 0.6 drops the connection when asked for named keys; all keys it answers.
+            Err(KafkaError::Disconnected { .. }) => self
+                .pool
+                .request_on(addr, Lane::Describe, DESCRIBE_CONFIGS_MAX, &request(None))
+                .await
+                .map_err(|e| e.to_string())?,
+            other => other.map_err(|e| e.to_string())?,
+        };
         Ok(response
             .results
             .iter()
@@ -978,7 +992,11 @@ impl Scraper {
     ) -> Vec<(String, Result<GroupDescription, String>)> {
         let mut request = DescribeGroupsRequest::default();
         request.groups = groups.iter().map(|g| GroupId(name(g))).collect();
-        let response = match self.pool.request(addr, DESCRIBE_GROUPS_MAX, &request).await {
+        let response = match self
+            .pool
+            .request_on(addr, Lane::Describe, DESCRIBE_GROUPS_MAX, &request)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 let reason = format!("DescribeGroups: {e}");
@@ -1049,7 +1067,7 @@ impl Scraper {
                 .map(|k| (k.clone(), Err(reason.clone())))
                 .collect::<Vec<_>>()
         };
-        let connection = match self.pool.get(addr).await {
+        let connection = match self.pool.get_on(addr, Lane::Describe).await {
             Ok(c) => c,
             Err(e) => return fail_all(e.to_string()),
         };
