@@ -520,8 +520,10 @@ pub enum Lane {
 #[derive(Debug)]
 pub struct Pool {
     options: ConnectOptions,
-    slots: StdMutex<HashMap<(String, Lane), Arc<tokio::sync::Mutex<Slot>>>>,
+    slots: StdMutex<HashMap<(String, Lane), SharedSlot>>,
 }
+
+type SharedSlot = Arc<tokio::sync::Mutex<Slot>>;
 
 #[derive(Debug, Default)]
 struct Slot {
