@@ -445,3 +445,531 @@ fn name_filters_allow_and_deny() {
     assert!(!filters.groups.allows("audit"));
     assert!(filters.topics.allows("anything"));
 }
+
+/// A broker that speaks the real protocol (kafka-protocol types) and answers as Apache Kafka
+/// documents, for what tansu answers wrongly: group members and assignments, producers, and
+/// committed offsets of many groups in one OffsetFetch v8+ request.
+mod scripted {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use bytes::{Buf, BufMut, Bytes, BytesMut};
+    use indexmap::IndexMap;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::consumer_protocol_assignment::{
+        ConsumerProtocolAssignment, TopicPartition as AssignedPartitions,
+    };
+    use kafka_protocol::messages::describe_configs_response::{
+        DescribeConfigsResourceResult, DescribeConfigsResult,
+    };
+    use kafka_protocol::messages::describe_groups_response::{
+        DescribedGroup, DescribedGroupMember,
+    };
+    use kafka_protocol::messages::describe_producers_response::{
+        PartitionResponse, ProducerState, TopicResponse,
+    };
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_protocol::messages::find_coordinator_response::Coordinator;
+    use kafka_protocol::messages::list_groups_response::ListedGroup;
+    use kafka_protocol::messages::list_offsets_response::{
+        ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+    };
+    use kafka_protocol::messages::metadata_response::{
+        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_response::{
+        OffsetFetchResponseGroup, OffsetFetchResponsePartitions, OffsetFetchResponseTopics,
+    };
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::{
+        Decodable, Encodable, HeaderVersion, StrBytes, decode_request_header_from_buffer,
+    };
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    pub const TOPIC: &str = "payments";
+    /// Log end offsets of the topic's two partitions.
+    pub const LATEST: [i64; 2] = [50, 70];
+    pub const RECORD_TIME_BASE: i64 = 1_700_000_000_000;
+
+    /// Requests received, per API name.
+    #[derive(Debug, Clone, Default)]
+    pub struct Counts(Arc<Mutex<HashMap<String, usize>>>);
+
+    impl Counts {
+        pub fn get(&self, api: &str) -> usize {
+            self.0.lock().unwrap().get(api).copied().unwrap_or(0)
+        }
+    }
+
+    fn s(v: &str) -> StrBytes {
+        StrBytes::from_string(v.to_string())
+    }
+
+    /// Starts the broker on a free port; returns its port and request counts.
+    pub async fn start() -> (u16, Counts) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let counts = Counts::default();
+        let shared = counts.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream, port, shared.clone()));
+            }
+        });
+        (port, counts)
+    }
+
+    async fn serve(mut stream: TcpStream, port: u16, counts: Counts) {
+        loop {
+            let Ok(size) = stream.read_i32().await else {
+                return;
+            };
+            let mut frame = BytesMut::zeroed(size as usize);
+            if stream.read_exact(&mut frame).await.is_err() {
+                return;
+            }
+            let mut frame = frame.freeze();
+            let header = decode_request_header_from_buffer(&mut frame).unwrap();
+            let key = ApiKey::try_from(header.request_api_key).unwrap();
+            let version = header.request_api_version;
+            *counts
+                .0
+                .lock()
+                .unwrap()
+                .entry(format!("{key:?}"))
+                .or_default() += 1;
+            let mut body = BytesMut::new();
+            answer(key, version, &mut frame, port, &mut body);
+            let mut response_header = ResponseHeader::default();
+            response_header.correlation_id = header.correlation_id;
+            let mut out = BytesMut::new();
+            response_header
+                .encode(&mut out, key.response_header_version(version))
+                .unwrap();
+            out.put(body);
+            let mut framed = BytesMut::new();
+            framed.put_i32(out.len() as i32);
+            framed.put(out);
+            if stream.write_all(&framed).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn encode<T: Encodable>(message: T, version: i16, out: &mut BytesMut) {
+        message.encode(out, version).unwrap();
+    }
+
+    fn assignment(partitions: &[i32]) -> Bytes {
+        let mut a = ConsumerProtocolAssignment::default();
+        let mut tp = AssignedPartitions::default();
+        tp.topic = TopicName(s(TOPIC));
+        tp.partitions = partitions.to_vec();
+        a.assigned_partitions = vec![tp];
+        let mut buf = BytesMut::new();
+        buf.put_i16(1); // the consumer protocol's own version comes first
+        a.encode(&mut buf, 1).unwrap();
+        buf.freeze()
+    }
+
+    fn answer(key: ApiKey, version: i16, request: &mut Bytes, port: u16, out: &mut BytesMut) {
+        match key {
+            ApiKey::ApiVersions => {
+                let mut r = ApiVersionsResponse::default();
+                let ours: [(ApiKey, i16); 10] = [
+                    (ApiKey::ApiVersions, 3),
+                    (ApiKey::Metadata, 12),
+                    (ApiKey::ListOffsets, 8),
+                    (ApiKey::DescribeConfigs, 4),
+                    (ApiKey::ListGroups, 4),
+                    (ApiKey::FindCoordinator, 4),
+                    (ApiKey::DescribeGroups, 5),
+                    (ApiKey::OffsetFetch, 8),
+                    (ApiKey::Fetch, 11),
+                    (ApiKey::DescribeProducers, 0),
+                ];
+                r.api_keys = ours
+                    .iter()
+                    .map(|(k, max)| {
+                        let mut v = ApiVersion::default();
+                        v.api_key = *k as i16;
+                        v.min_version = k.valid_versions().min;
+                        v.max_version = *max;
+                        v
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            ApiKey::Metadata => {
+                let mut r = MetadataResponse::default();
+                let mut b = MetadataResponseBroker::default();
+                b.node_id = BrokerId(1);
+                b.host = s("127.0.0.1");
+                b.port = port as i32;
+                b.rack = Some(s("rack-a"));
+                r.brokers = vec![b];
+                r.cluster_id = Some(s("scripted-cluster"));
+                r.controller_id = BrokerId(1);
+                let mut t = MetadataResponseTopic::default();
+                t.name = Some(TopicName(s(TOPIC)));
+                t.partitions = (0..2)
+                    .map(|p| {
+                        let mut mp = MetadataResponsePartition::default();
+                        mp.partition_index = p;
+                        mp.leader_id = BrokerId(1);
+                        mp.replica_nodes = vec![BrokerId(1), BrokerId(2)];
+                        mp.isr_nodes = vec![BrokerId(1)];
+                        mp
+                    })
+                    .collect();
+                r.topics = vec![t];
+                encode(r, version, out);
+            }
+            ApiKey::ListOffsets => {
+                let req = ListOffsetsRequest::decode(request, version).unwrap();
+                let mut r = ListOffsetsResponse::default();
+                r.topics = req
+                    .topics
+                    .iter()
+                    .map(|t| {
+                        let mut rt = ListOffsetsTopicResponse::default();
+                        rt.name = t.name.clone();
+                        rt.partitions = t
+                            .partitions
+                            .iter()
+                            .map(|p| {
+                                let mut rp = ListOffsetsPartitionResponse::default();
+                                rp.partition_index = p.partition_index;
+                                rp.offset = if p.timestamp == -2 {
+                                    0
+                                } else {
+                                    LATEST[p.partition_index as usize]
+                                };
+                                rp
+                            })
+                            .collect();
+                        rt
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            ApiKey::DescribeConfigs => {
+                let req = DescribeConfigsRequest::decode(request, version).unwrap();
+                let mut r = DescribeConfigsResponse::default();
+                r.results = req
+                    .resources
+                    .iter()
+                    .map(|res| {
+                        let mut result = DescribeConfigsResult::default();
+                        result.resource_type = res.resource_type;
+                        result.resource_name = res.resource_name.clone();
+                        result.configs = [
+                            ("cleanup.policy", "compact"),
+                            ("retention.ms", "604800000"),
+                            ("retention.bytes", "-1"),
+                            ("min.insync.replicas", "2"),
+                        ]
+                        .iter()
+                        .map(|(k, v)| {
+                            let mut c = DescribeConfigsResourceResult::default();
+                            c.name = s(k);
+                            c.value = Some(s(v));
+                            c
+                        })
+                        .collect();
+                        result
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            ApiKey::ListGroups => {
+                let mut r = ListGroupsResponse::default();
+                r.groups = ["payments-app", "reporting"]
+                    .iter()
+                    .map(|g| {
+                        let mut l = ListedGroup::default();
+                        l.group_id = GroupId(s(g));
+                        l.protocol_type = s("consumer");
+                        l
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            ApiKey::FindCoordinator => {
+                let req = FindCoordinatorRequest::decode(request, version).unwrap();
+                let mut r = FindCoordinatorResponse::default();
+                r.coordinators = req
+                    .coordinator_keys
+                    .iter()
+                    .map(|k| {
+                        let mut c = Coordinator::default();
+                        c.key = k.clone();
+                        c.node_id = BrokerId(1);
+                        c.host = s("127.0.0.1");
+                        c.port = port as i32;
+                        c
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            ApiKey::OffsetFetch => {
+                let req = OffsetFetchRequest::decode(request, version).unwrap();
+                assert!(version >= 8, "scripted broker: OffsetFetch v{version}");
+                let mut r = OffsetFetchResponse::default();
+                r.groups = req
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        let mut rg = OffsetFetchResponseGroup::default();
+                        rg.group_id = g.group_id.clone();
+                        if g.group_id.0.as_str() == "reporting" {
+                            rg.error_code = 30; // GROUP_AUTHORIZATION_FAILED
+                        } else {
+                            let mut t = OffsetFetchResponseTopics::default();
+                            t.name = TopicName(s(TOPIC));
+                            t.partitions = [(0, 50), (1, 60)]
+                                .iter()
+                                .map(|(p, o)| {
+                                    let mut rp = OffsetFetchResponsePartitions::default();
+                                    rp.partition_index = *p;
+                                    rp.committed_offset = *o;
+                                    rp
+                                })
+                                .collect();
+                            rg.topics = vec![t];
+                        }
+                        rg
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            ApiKey::Fetch => {
+                let req = FetchRequest::decode(request, version).unwrap();
+                let mut r = FetchResponse::default();
+                r.responses = req
+                    .topics
+                    .iter()
+                    .map(|t| {
+                        let mut rt = FetchableTopicResponse::default();
+                        rt.topic = t.topic.clone();
+                        rt.partitions = t
+                            .partitions
+                            .iter()
+                            .map(|p| {
+                                let mut pd = PartitionData::default();
+                                pd.partition_index = p.partition;
+                                pd.high_watermark = LATEST[p.partition as usize];
+                                // A batch that starts before the wanted offset, as Kafka sends.
+                                let records: Vec<Record> = (p.fetch_offset - 2..p.fetch_offset + 3)
+                                    .map(|offset| Record {
+                                        transactional: false,
+                                        control: false,
+                                        delete_horizon: false,
+                                        partition_leader_epoch: 0,
+                                        producer_id: -1,
+                                        producer_epoch: -1,
+                                        timestamp_type: TimestampType::Creation,
+                                        offset,
+                                        sequence: -1,
+                                        timestamp: RECORD_TIME_BASE + offset * 1000,
+                                        key: None,
+                                        value: Some(Bytes::from_static(b"{}")),
+                                        headers: IndexMap::new(),
+                                    })
+                                    .collect();
+                                let mut buf = BytesMut::new();
+                                RecordBatchEncoder::encode(
+                                    &mut buf,
+                                    records.iter(),
+                                    &RecordEncodeOptions {
+                                        version: 2,
+                                        compression: Compression::None,
+                                    },
+                                )
+                                .unwrap();
+                                pd.records = Some(buf.freeze());
+                                pd
+                            })
+                            .collect();
+                        rt
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            ApiKey::DescribeGroups => {
+                let req = DescribeGroupsRequest::decode(request, version).unwrap();
+                let mut r = DescribeGroupsResponse::default();
+                r.groups = req
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        let mut d = DescribedGroup::default();
+                        d.group_id = g.clone();
+                        d.protocol_type = s("consumer");
+                        if g.0.as_str() == "payments-app" {
+                            d.group_state = s("Stable");
+                            d.protocol_data = s("range");
+                            d.members = [
+                                ("m-1", "payments-1", "/10.0.0.1", vec![0]),
+                                ("m-2", "payments-2", "/10.0.0.2", vec![1]),
+                            ]
+                            .into_iter()
+                            .map(|(id, client, host, parts)| {
+                                let mut m = DescribedGroupMember::default();
+                                m.member_id = s(id);
+                                m.client_id = s(client);
+                                m.client_host = s(host);
+                                m.member_assignment = assignment(&parts);
+                                m
+                            })
+                            .collect();
+                        } else {
+                            d.group_state = s("Empty");
+                        }
+                        d
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            ApiKey::DescribeProducers => {
+                let req = DescribeProducersRequest::decode(request, version).unwrap();
+                let mut r = DescribeProducersResponse::default();
+                r.topics = req
+                    .topics
+                    .iter()
+                    .map(|t| {
+                        let mut rt = TopicResponse::default();
+                        rt.name = t.name.clone();
+                        rt.partitions = t
+                            .partition_indexes
+                            .iter()
+                            .map(|p| {
+                                let mut rp = PartitionResponse::default();
+                                rp.partition_index = *p;
+                                if *p == 0 {
+                                    let mut ps = ProducerState::default();
+                                    ps.producer_id = ProducerId(7);
+                                    ps.producer_epoch = 1;
+                                    ps.last_sequence = 41;
+                                    ps.last_timestamp = RECORD_TIME_BASE;
+                                    ps.current_txn_start_offset = -1;
+                                    rp.active_producers = vec![ps];
+                                } else {
+                                    rp.error_code = 6; // NOT_LEADER_OR_FOLLOWER
+                                }
+                                rp
+                            })
+                            .collect();
+                        rt
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            other => panic!("scripted broker: unexpected {other:?} v{version}"),
+        }
+        let _ = request.remaining();
+    }
+}
+
+#[test]
+fn scripted_broker_members_assignments_producers_and_multi_group_offsets() {
+    use pipescope::kafka::state::{AssignedTopic, ProducerState};
+    let rt = runtime();
+    let (port, counts) = rt.block_on(scripted::start());
+    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+    let state = rt.block_on(scraper.scrape(&SystemClock, None));
+    assert_eq!(state.error, None);
+    assert_eq!(state.cluster_id.as_deref(), Some("scripted-cluster"));
+    assert_eq!(state.brokers[0].rack.as_deref(), Some("rack-a"));
+
+    let topic = state.topic(scripted::TOPIC).unwrap();
+    assert!(topic.partitions.iter().all(|p| p.under_replicated));
+    let config = topic.config.clone().unwrap();
+    assert_eq!(config.cleanup_policy.as_deref(), Some("compact"));
+    assert_eq!(config.retention_ms, Some(604_800_000));
+    assert_eq!(config.retention_bytes, Some(-1));
+    assert_eq!(config.min_insync_replicas, Some(2));
+    assert_eq!(
+        topic.partitions[0].producers,
+        Ok(vec![ProducerState {
+            producer_id: 7,
+            producer_epoch: 1,
+            last_sequence: 41,
+            last_timestamp_ms: scripted::RECORD_TIME_BASE,
+            current_txn_start_offset: None,
+        }])
+    );
+    let not_leader = topic.partitions[1].producers.clone().unwrap_err();
+    assert!(not_leader.contains("DescribeProducers"), "{not_leader}");
+
+    // Members and their decoded assignments.
+    let app = state.group("payments-app").unwrap();
+    let description = app.description.clone().unwrap();
+    assert_eq!(description.state, "Stable");
+    assert_eq!(description.protocol, "range");
+    let members: Vec<_> = description
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.member_id.as_str(),
+                m.client_id.as_str(),
+                m.client_host.as_str(),
+                m.assignment.clone(),
+            )
+        })
+        .collect();
+    let assigned = |p: i32| {
+        vec![AssignedTopic {
+            topic: scripted::TOPIC.to_string(),
+            partitions: vec![p],
+        }]
+    };
+    assert_eq!(
+        members,
+        vec![
+            ("m-1", "payments-1", "/10.0.0.1", assigned(0)),
+            ("m-2", "payments-2", "/10.0.0.2", assigned(1)),
+        ]
+    );
+
+    // Both groups' offsets came in one OffsetFetch v8 request; the refused group keeps its error.
+    let offsets: Vec<_> = app
+        .offsets
+        .clone()
+        .unwrap()
+        .iter()
+        .map(|c| (c.partition, c.committed, c.record_time_ms))
+        .collect();
+    assert_eq!(
+        offsets,
+        vec![
+            (0, 50, None), // at the end: not lagging
+            (1, 60, Some((scripted::RECORD_TIME_BASE + 60_000) as u64)),
+        ]
+    );
+    let reporting = state.group("reporting").unwrap();
+    let refused = reporting.offsets.clone().unwrap_err();
+    assert!(refused.contains("GroupAuthorizationFailed"), "{refused}");
+    assert_eq!(reporting.description.clone().unwrap().state, "Empty");
+
+    // Batched: one request of each kind for the whole cluster (ListOffsets: earliest + latest).
+    for (api, n) in [
+        ("Metadata", 1),
+        ("ListOffsets", 2),
+        ("DescribeConfigs", 1),
+        ("ListGroups", 1),
+        ("FindCoordinator", 1),
+        ("OffsetFetch", 1),
+        ("Fetch", 1),
+        ("DescribeGroups", 1),
+        ("DescribeProducers", 1),
+    ] {
+        assert_eq!(counts.get(api), n, "{api} requests");
+    }
+}
