@@ -453,7 +453,7 @@ mod scripted {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
 
-    use bytes::{Buf, BufMut, Bytes, BytesMut};
+    use bytes::{BufMut, Bytes, BytesMut};
     use indexmap::IndexMap;
     use kafka_protocol::messages::api_versions_response::ApiVersion;
     use kafka_protocol::messages::consumer_protocol_assignment::{
@@ -482,7 +482,7 @@ mod scripted {
     };
     use kafka_protocol::messages::*;
     use kafka_protocol::protocol::{
-        Decodable, Encodable, HeaderVersion, StrBytes, decode_request_header_from_buffer,
+        Decodable, Encodable, StrBytes, decode_request_header_from_buffer,
     };
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -871,7 +871,6 @@ mod scripted {
             }
             other => panic!("scripted broker: unexpected {other:?} v{version}"),
         }
-        let _ = request.remaining();
     }
 }
 
