@@ -972,3 +972,118 @@ fn scripted_broker_members_assignments_producers_and_multi_group_offsets() {
         assert_eq!(counts.get(api), n, "{api} requests");
     }
 }
+
+/// A tansu started by hand (the testkit's readiness probe cannot pass authentication), stopped
+/// on drop.
+struct HandTansu {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HandTansu {
+    fn start(dir: &std::path::Path, extra: &[&str]) -> Self {
+        let port = pipescope_testkit::free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.join(format!("tansu-{port}.log"))).unwrap();
+        let child = std::process::Command::new(tansu_binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .args(extra)
+            .current_dir(dir)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        assert!(
+            pipescope_testkit::wait_until(TIMEOUT, || std::net::TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "tansu did not listen on {port}"
+        );
+        Self { child, port }
+    }
+}
+
+impl Drop for HandTansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tansu_binary() -> std::path::PathBuf {
+    pipescope_testkit::find_binary(
+        "tansu",
+        "cargo install tansu@0.6.0 --locked --features dynostore,libsql",
+    )
+}
+
+fn sasl_config(port: u16, mechanism: &str, user: &str, password: &str) -> KafkaCluster {
+    cluster_config(
+        &format!("127.0.0.1:{port}"),
+        &format!(
+            "[kafka.local.sasl]\nmechanism = \"{mechanism}\"\nusername = \"{user}\"\npassword = \"{password}\"\n"
+        ),
+    )
+}
+
+#[test]
+fn sasl_scram_against_tansu_and_a_wrong_password_names_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // Users are made on an open broker; the same database then serves with authentication.
+        let open = HandTansu::start(dir.path(), &[]);
+        for (user, password, mechanism) in [
+            ("alice", "alice-pw", "scram256"),
+            ("bob", "bob-pw", "scram512"),
+        ] {
+            let status = std::process::Command::new(tansu_binary())
+                .args([
+                    "user",
+                    "create",
+                    "--broker",
+                    &format!("tcp://127.0.0.1:{}", open.port),
+                ])
+                .args([user, password, "--mechanism", mechanism])
+                .status()
+                .unwrap();
+            assert!(status.success(), "tansu user create {user}");
+        }
+    }
+    let broker = HandTansu::start(dir.path(), &["--authentication"]);
+
+    for (mechanism, user, password) in [
+        ("SCRAM-SHA-256", "alice", "alice-pw"),
+        ("SCRAM-SHA-512", "bob", "bob-pw"),
+    ] {
+        let state = scrape_once(&sasl_config(broker.port, mechanism, user, password));
+        assert_eq!(state.error, None, "{mechanism}");
+        assert!(
+            state.brokers.iter().all(|b| b.up),
+            "{mechanism}: {:?}",
+            state.brokers
+        );
+    }
+
+    let state = scrape_once(&sasl_config(
+        broker.port,
+        "SCRAM-SHA-512",
+        "bob",
+        "not-bobs",
+    ));
+    let error = state.error.expect("a wrong password fails the scrape");
+    assert!(error.contains("cluster local"), "{error}");
+    assert!(error.contains("SASL authentication"), "{error}");
+    assert!(
+        !error.contains("not-bobs"),
+        "the password never shows: {error}"
+    );
+}
