@@ -487,13 +487,15 @@ mod scripted {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    use tokio::net::TcpListener;
 
     pub const TOPIC: &str = "payments";
     /// Log end offsets of the topic's two partitions.
     pub const LATEST: [i64; 2] = [50, 70];
     pub const RECORD_TIME_BASE: i64 = 1_700_000_000_000;
+    /// The SASL PLAIN token the broker accepts (user "ops", password "ops-pw").
+    pub const PLAIN_TOKEN: &[u8] = b"\0ops\0ops-pw";
 
     /// Requests received, per API name.
     #[derive(Debug, Clone, Default)]
@@ -511,19 +513,35 @@ mod scripted {
 
     /// Starts the broker on a free port; returns its port and request counts.
     pub async fn start() -> (u16, Counts) {
+        start_with(None).await
+    }
+
+    /// The same behind TLS, with this acceptor.
+    pub async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> (u16, Counts) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let counts = Counts::default();
         let shared = counts.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, port, shared.clone()));
+                let counts = shared.clone();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    match tls {
+                        None => serve(stream, port, counts).await,
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                serve(stream, port, counts).await;
+                            }
+                        }
+                    }
+                });
             }
         });
         (port, counts)
     }
 
-    async fn serve(mut stream: TcpStream, port: u16, counts: Counts) {
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, port: u16, counts: Counts) {
         loop {
             let Ok(size) = stream.read_i32().await else {
                 return;
@@ -580,8 +598,10 @@ mod scripted {
         match key {
             ApiKey::ApiVersions => {
                 let mut r = ApiVersionsResponse::default();
-                let ours: [(ApiKey, i16); 10] = [
+                let ours: [(ApiKey, i16); 12] = [
                     (ApiKey::ApiVersions, 3),
+                    (ApiKey::SaslHandshake, 1),
+                    (ApiKey::SaslAuthenticate, 2),
                     (ApiKey::Metadata, 12),
                     (ApiKey::ListOffsets, 8),
                     (ApiKey::DescribeConfigs, 4),
@@ -869,6 +889,24 @@ mod scripted {
                     .collect();
                 encode(r, version, out);
             }
+            ApiKey::SaslHandshake => {
+                let req = SaslHandshakeRequest::decode(request, version).unwrap();
+                let mut r = SaslHandshakeResponse::default();
+                r.mechanisms = vec![s("PLAIN")];
+                if req.mechanism.as_str() != "PLAIN" {
+                    r.error_code = 33; // UNSUPPORTED_SASL_MECHANISM
+                }
+                encode(r, version, out);
+            }
+            ApiKey::SaslAuthenticate => {
+                let req = SaslAuthenticateRequest::decode(request, version).unwrap();
+                let mut r = SaslAuthenticateResponse::default();
+                if req.auth_bytes.as_ref() != PLAIN_TOKEN {
+                    r.error_code = 58; // SASL_AUTHENTICATION_FAILED
+                    r.error_message = Some(s("Invalid username or password"));
+                }
+                encode(r, version, out);
+            }
             other => panic!("scripted broker: unexpected {other:?} v{version}"),
         }
     }
@@ -1086,4 +1124,77 @@ fn sasl_scram_against_tansu_and_a_wrong_password_names_the_cluster() {
         !error.contains("not-bobs"),
         "the password never shows: {error}"
     );
+}
+
+fn tls_acceptor(ca: &pipescope_testkit::TestCa) -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&ca.server_cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&ca.server_key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// tansu 0.6's command line cannot serve TLS (its --cert and --key exclude each other), so TLS
+/// is shown against the scripted broker behind a rustls acceptor; SASL PLAIN likewise (tansu
+/// authenticates with SCRAM only).
+#[test]
+fn tls_with_the_right_ca_works_and_an_untrusted_certificate_names_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pipescope_testkit::TestCa::generate(dir.path());
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = pipescope_testkit::TestCa::generate(other_dir.path());
+    let rt = runtime();
+    let (port, _) = rt.block_on(scripted::start_with(Some(tls_acceptor(&ca))));
+    let bootstrap = format!("127.0.0.1:{port}");
+    let scrape = |extra: String| {
+        let cluster = cluster_config(&bootstrap, &extra);
+        let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+        rt.block_on(scraper.scrape(&SystemClock, None))
+    };
+    let plain_sasl = "[kafka.local.sasl]\nmechanism = \"PLAIN\"\nusername = \"ops\"\n";
+
+    let trusted = scrape(format!(
+        "[kafka.local.tls]\nca = \"{}\"\n{plain_sasl}password = \"ops-pw\"\n",
+        ca.ca_cert.display()
+    ));
+    assert_eq!(trusted.error, None);
+    assert_eq!(trusted.cluster_id.as_deref(), Some("scripted-cluster"));
+    assert_eq!(
+        trusted.topic(scripted::TOPIC).unwrap().partitions[1].latest,
+        Ok(70)
+    );
+
+    let skipped = scrape(format!(
+        "[kafka.local.tls]\nskip_verify = true\n{plain_sasl}password = \"ops-pw\"\n"
+    ));
+    assert_eq!(skipped.error, None);
+
+    let untrusted = scrape(format!(
+        "[kafka.local.tls]\nca = \"{}\"\n{plain_sasl}password = \"ops-pw\"\n",
+        other.ca_cert.display()
+    ));
+    let error = untrusted.error.expect("an untrusted certificate fails");
+    assert!(error.contains("cluster local"), "{error}");
+    assert!(error.contains("TLS with"), "{error}");
+    // Both test CAs share a name, so rustls finds "the" issuer and its signature fails.
+    assert!(error.contains("invalid peer certificate"), "{error}");
+
+    let wrong_password = scrape(format!(
+        "[kafka.local.tls]\nca = \"{}\"\n{plain_sasl}password = \"nope\"\n",
+        ca.ca_cert.display()
+    ));
+    let error = wrong_password.error.expect("a wrong password fails");
+    assert!(error.contains("SASL authentication"), "{error}");
+    assert!(error.contains("Invalid username or password"), "{error}");
 }
