@@ -513,11 +513,15 @@ mod scripted {
 
     /// Starts the broker on a free port; returns its port and request counts.
     pub async fn start() -> (u16, Counts) {
-        start_with(None).await
+        start_with(None, false).await
     }
 
-    /// The same behind TLS, with this acceptor.
-    pub async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> (u16, Counts) {
+    /// The same behind TLS with this acceptor; with `hang_describe_groups`, DescribeGroups is
+    /// never answered (the connection stays open), as a broker stuck on it would.
+    pub async fn start_with(
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        hang_describe_groups: bool,
+    ) -> (u16, Counts) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let counts = Counts::default();
@@ -528,10 +532,10 @@ mod scripted {
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     match tls {
-                        None => serve(stream, port, counts).await,
+                        None => serve(stream, port, counts, hang_describe_groups).await,
                         Some(acceptor) => {
                             if let Ok(stream) = acceptor.accept(stream).await {
-                                serve(stream, port, counts).await;
+                                serve(stream, port, counts, hang_describe_groups).await;
                             }
                         }
                     }
@@ -541,7 +545,12 @@ mod scripted {
         (port, counts)
     }
 
-    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, port: u16, counts: Counts) {
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+        mut stream: S,
+        port: u16,
+        counts: Counts,
+        hang_describe_groups: bool,
+    ) {
         loop {
             let Ok(size) = stream.read_i32().await else {
                 return;
@@ -560,6 +569,9 @@ mod scripted {
                 .unwrap()
                 .entry(format!("{key:?}"))
                 .or_default() += 1;
+            if hang_describe_groups && key == ApiKey::DescribeGroups {
+                std::future::pending::<()>().await;
+            }
             let mut body = BytesMut::new();
             answer(key, version, &mut frame, port, &mut body);
             let mut response_header = ResponseHeader::default();
@@ -1155,7 +1167,7 @@ fn tls_with_the_right_ca_works_and_an_untrusted_certificate_names_the_cluster() 
     let other_dir = tempfile::tempdir().unwrap();
     let other = pipescope_testkit::TestCa::generate(other_dir.path());
     let rt = runtime();
-    let (port, _) = rt.block_on(scripted::start_with(Some(tls_acceptor(&ca))));
+    let (port, _) = rt.block_on(scripted::start_with(Some(tls_acceptor(&ca)), false));
     let bootstrap = format!("127.0.0.1:{port}");
     let scrape = |extra: String| {
         let cluster = cluster_config(&bootstrap, &extra);
@@ -1197,4 +1209,32 @@ fn tls_with_the_right_ca_works_and_an_untrusted_certificate_names_the_cluster() 
     let error = wrong_password.error.expect("a wrong password fails");
     assert!(error.contains("SASL authentication"), "{error}");
     assert!(error.contains("Invalid username or password"), "{error}");
+}
+
+#[test]
+fn a_broker_stuck_on_describe_groups_holds_the_scrape_only_for_the_request_timeout() {
+    let rt = runtime();
+    let (port, counts) = rt.block_on(scripted::start_with(None, true));
+    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    assert_eq!(cluster.request_timeout, Duration::from_secs(2));
+    let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+    let started = Instant::now();
+    let state = rt.block_on(scraper.scrape(&SystemClock, None));
+    let took = started.elapsed();
+    assert_eq!(counts.get("DescribeGroups"), 1);
+    assert!(
+        took >= cluster.request_timeout && took < cluster.request_timeout + Duration::from_secs(1),
+        "the scrape took {took:?}"
+    );
+    assert_eq!(state.error, None);
+    let app = state.group("payments-app").unwrap();
+    let error = app.description.clone().unwrap_err();
+    assert!(error.contains("no answer within 2s"), "{error}");
+    // Everything else stands: offsets, commits and their record times.
+    assert_eq!(app.offsets.clone().unwrap().len(), 2);
+    assert_eq!(
+        state.topic(scripted::TOPIC).unwrap().partitions[0].latest,
+        Ok(scripted::LATEST[0])
+    );
+    assert!(state.brokers[0].up);
 }
