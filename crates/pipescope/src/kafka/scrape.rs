@@ -1251,3 +1251,111 @@ fn build_snapshot(
         commits,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as Assigned;
+    use kafka_protocol::protocol::Encodable;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    fn batch(offsets: &[i64]) -> Bytes {
+        let records: Vec<Record> = offsets
+            .iter()
+            .map(|&offset| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset,
+                sequence: -1,
+                timestamp: 1_000_000 + offset * 10,
+                key: None,
+                value: Some(Bytes::from_static(b"v")),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        buf.freeze()
+    }
+
+    #[test]
+    fn record_time_is_the_base_timestamp_plus_the_records_delta() {
+        let data = batch(&[10, 11, 12, 13]);
+        assert_eq!(record_time(Some(&data), 12), Ok(1_000_120));
+        assert_eq!(record_time(Some(&data), 10), Ok(1_000_100));
+    }
+
+    #[test]
+    fn record_time_reads_past_earlier_batches_and_ignores_a_cut_last_one() {
+        let mut data = BytesMut::new();
+        data.put(batch(&[0, 1]));
+        data.put(batch(&[2, 3]));
+        let cut = batch(&[4, 5]);
+        data.put(cut.slice(..cut.len() - 3));
+        let data = data.freeze();
+        assert_eq!(record_time(Some(&data), 3), Ok(1_000_030));
+        let missing = record_time(Some(&data), 5).unwrap_err();
+        assert!(missing.contains("no whole record batch"), "{missing}");
+    }
+
+    #[test]
+    fn a_compacted_away_record_is_reported_with_the_next_offset() {
+        let data = batch(&[20, 25]);
+        let gone = record_time(Some(&data), 22).unwrap_err();
+        assert!(
+            gone.contains("gone (compacted); the next one is at 25"),
+            "{gone}"
+        );
+        assert!(
+            record_time(None, 1)
+                .unwrap_err()
+                .contains("no record returned")
+        );
+    }
+
+    #[test]
+    fn consumer_assignments_decode_sorted_by_topic_and_partition() {
+        let mut assignment = ConsumerProtocolAssignment::default();
+        for (topic, partitions) in [("b", vec![3, 1]), ("a", vec![0])] {
+            let mut tp = Assigned::default();
+            tp.topic = TopicName(name(topic));
+            tp.partitions = partitions;
+            assignment.assigned_partitions.push(tp);
+        }
+        let mut buf = BytesMut::new();
+        buf.put_i16(3);
+        assignment.encode(&mut buf, 3).unwrap();
+        let decoded = decode_assignment(&buf.freeze()).unwrap();
+        assert_eq!(
+            decoded,
+            vec![
+                AssignedTopic {
+                    topic: "a".into(),
+                    partitions: vec![0]
+                },
+                AssignedTopic {
+                    topic: "b".into(),
+                    partitions: vec![1, 3]
+                },
+            ]
+        );
+        assert_eq!(decode_assignment(&Bytes::new()), Ok(vec![]));
+        assert!(decode_assignment(&Bytes::from_static(&[0, 1, 0])).is_err());
+    }
+}
