@@ -1238,3 +1238,57 @@ fn a_broker_stuck_on_describe_groups_holds_the_scrape_only_for_the_request_timeo
     );
     assert!(state.brokers[0].up);
 }
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+/// `pipescope run` with a Kafka cluster configured serves its state on the API and /metrics.
+#[test]
+fn run_watches_the_configured_cluster() {
+    let broker = Tansu::start();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "events", 2);
+    produce(&bootstrap, "events", 2, 25, now_ms());
+    let dir = tempfile::tempdir().unwrap();
+    let port = pipescope_testkit::free_port();
+    let config = dir.path().join("pipescope.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nlisten = \"127.0.0.1:{port}\"\n[kafka.local]\nbootstrap = \"{bootstrap}\"\nscrape_interval = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pipescope"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut topics = String::new();
+    let served = pipescope_testkit::wait_until(TIMEOUT, || {
+        topics = http_get(port, "/api/v1/kafka/clusters/local/topics").unwrap_or_default();
+        topics.contains("\"end_offset_sum\":50")
+    });
+    let metrics = http_get(port, "/metrics").unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(served, "the API never showed events' 50 records: {topics}");
+    assert!(
+        metrics.contains(
+            "pipescope_kafka_partition_end_offset{cluster=\"local\",topic=\"events\",partition=\"1\"} 25"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("pipescope_kafka_broker_up{cluster=\"local\",broker=\""));
+}
