@@ -432,8 +432,19 @@ impl Scraper {
         for offsets in commits.values_mut().flatten() {
             for c in offsets.iter_mut() {
                 let key = (c.topic.clone(), c.partition);
-                let Some((Ok(earliest), Ok(latest))) = ranges.get(&key) else {
-                    continue;
+                let (earliest, latest) = match ranges.get(&key) {
+                    Some((Ok(earliest), Ok(latest))) => (earliest, latest),
+                    Some((Err(e), _)) | Some((_, Err(e))) => {
+                        c.record_time_error = Some(format!(
+                            "not fetched: the partition's offsets are unknown this scrape ({e})"
+                        ));
+                        continue;
+                    }
+                    None => {
+                        c.record_time_error =
+                            Some("not fetched: the partition is not in the metadata".to_string());
+                        continue;
+                    }
                 };
                 if c.committed >= *latest {
                     continue; // not lagging

@@ -513,15 +513,21 @@ mod scripted {
 
     /// Starts the broker on a free port; returns its port and request counts.
     pub async fn start() -> (u16, Counts) {
-        start_with(None, false).await
+        start_with(Script::default()).await
     }
 
-    /// The same behind TLS with this acceptor; with `hang_describe_groups`, DescribeGroups is
-    /// never answered (the connection stays open), as a broker stuck on it would.
-    pub async fn start_with(
-        tls: Option<tokio_rustls::TlsAcceptor>,
-        hang_describe_groups: bool,
-    ) -> (u16, Counts) {
+    /// How the broker misbehaves, if at all.
+    #[derive(Clone, Default)]
+    pub struct Script {
+        /// Serve behind TLS with this acceptor.
+        pub tls: Option<tokio_rustls::TlsAcceptor>,
+        /// Never answer DescribeGroups (the connection stays open), as a stuck broker would.
+        pub hang_describe_groups: bool,
+        /// List a broker 2 at this port (where nothing listens) as the leader of partition 1.
+        pub dead_broker_port: Option<u16>,
+    }
+
+    pub async fn start_with(script: Script) -> (u16, Counts) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let counts = Counts::default();
@@ -529,13 +535,13 @@ mod scripted {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let counts = shared.clone();
-                let tls = tls.clone();
+                let script = script.clone();
                 tokio::spawn(async move {
-                    match tls {
-                        None => serve(stream, port, counts, hang_describe_groups).await,
+                    match script.tls.clone() {
+                        None => serve(stream, port, counts, script).await,
                         Some(acceptor) => {
                             if let Ok(stream) = acceptor.accept(stream).await {
-                                serve(stream, port, counts, hang_describe_groups).await;
+                                serve(stream, port, counts, script).await;
                             }
                         }
                     }
@@ -549,7 +555,7 @@ mod scripted {
         mut stream: S,
         port: u16,
         counts: Counts,
-        hang_describe_groups: bool,
+        script: Script,
     ) {
         loop {
             let Ok(size) = stream.read_i32().await else {
@@ -569,11 +575,11 @@ mod scripted {
                 .unwrap()
                 .entry(format!("{key:?}"))
                 .or_default() += 1;
-            if hang_describe_groups && key == ApiKey::DescribeGroups {
+            if script.hang_describe_groups && key == ApiKey::DescribeGroups {
                 std::future::pending::<()>().await;
             }
             let mut body = BytesMut::new();
-            answer(key, version, &mut frame, port, &mut body);
+            answer(key, version, &mut frame, port, &script, &mut body);
             let mut response_header = ResponseHeader::default();
             response_header.correlation_id = header.correlation_id;
             let mut out = BytesMut::new();
@@ -606,7 +612,14 @@ mod scripted {
         buf.freeze()
     }
 
-    fn answer(key: ApiKey, version: i16, request: &mut Bytes, port: u16, out: &mut BytesMut) {
+    fn answer(
+        key: ApiKey,
+        version: i16,
+        request: &mut Bytes,
+        port: u16,
+        script: &Script,
+        out: &mut BytesMut,
+    ) {
         match key {
             ApiKey::ApiVersions => {
                 let mut r = ApiVersionsResponse::default();
@@ -644,6 +657,13 @@ mod scripted {
                 b.port = port as i32;
                 b.rack = Some(s("rack-a"));
                 r.brokers = vec![b];
+                if let Some(dead) = script.dead_broker_port {
+                    let mut b = MetadataResponseBroker::default();
+                    b.node_id = BrokerId(2);
+                    b.host = s("127.0.0.1");
+                    b.port = dead as i32;
+                    r.brokers.push(b);
+                }
                 r.cluster_id = Some(s("scripted-cluster"));
                 r.controller_id = BrokerId(1);
                 let mut t = MetadataResponseTopic::default();
@@ -652,7 +672,11 @@ mod scripted {
                     .map(|p| {
                         let mut mp = MetadataResponsePartition::default();
                         mp.partition_index = p;
-                        mp.leader_id = BrokerId(1);
+                        mp.leader_id = BrokerId(if p == 1 && script.dead_broker_port.is_some() {
+                            2
+                        } else {
+                            1
+                        });
                         mp.replica_nodes = vec![BrokerId(1), BrokerId(2)];
                         mp.isr_nodes = vec![BrokerId(1)];
                         mp
@@ -1167,7 +1191,10 @@ fn tls_with_the_right_ca_works_and_an_untrusted_certificate_names_the_cluster() 
     let other_dir = tempfile::tempdir().unwrap();
     let other = pipescope_testkit::TestCa::generate(other_dir.path());
     let rt = runtime();
-    let (port, _) = rt.block_on(scripted::start_with(Some(tls_acceptor(&ca)), false));
+    let (port, _) = rt.block_on(scripted::start_with(scripted::Script {
+        tls: Some(tls_acceptor(&ca)),
+        ..Default::default()
+    }));
     let bootstrap = format!("127.0.0.1:{port}");
     let scrape = |extra: String| {
         let cluster = cluster_config(&bootstrap, &extra);
@@ -1214,7 +1241,10 @@ fn tls_with_the_right_ca_works_and_an_untrusted_certificate_names_the_cluster() 
 #[test]
 fn a_broker_stuck_on_describe_groups_holds_the_scrape_only_for_the_request_timeout() {
     let rt = runtime();
-    let (port, counts) = rt.block_on(scripted::start_with(None, true));
+    let (port, counts) = rt.block_on(scripted::start_with(scripted::Script {
+        hang_describe_groups: true,
+        ..Default::default()
+    }));
     let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
     assert_eq!(cluster.request_timeout, Duration::from_secs(2));
     let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
@@ -1291,4 +1321,50 @@ fn run_watches_the_configured_cluster() {
         "{metrics}"
     );
     assert!(metrics.contains("pipescope_kafka_broker_up{cluster=\"local\",broker=\""));
+}
+
+#[test]
+fn a_leader_that_is_down_fails_its_partitions_only() {
+    let rt = runtime();
+    let dead = pipescope_testkit::free_port();
+    let (port, _) = rt.block_on(scripted::start_with(scripted::Script {
+        dead_broker_port: Some(dead),
+        ..Default::default()
+    }));
+    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+    let state = rt.block_on(scraper.scrape(&SystemClock, None));
+    assert_eq!(state.error, None);
+    let up: Vec<(i32, bool)> = state.brokers.iter().map(|b| (b.id, b.up)).collect();
+    assert_eq!(up, vec![(1, true), (2, false)]);
+    let reason = state.brokers[1].error.clone().unwrap();
+    assert!(
+        reason.contains(&format!("cannot reach Kafka broker 127.0.0.1:{dead}")),
+        "{reason}"
+    );
+
+    let topic = state.topic(scripted::TOPIC).unwrap();
+    assert_eq!(topic.partitions[0].latest, Ok(scripted::LATEST[0]));
+    let unknown = topic.partitions[1].latest.clone().unwrap_err();
+    assert!(unknown.contains("cannot reach Kafka broker"), "{unknown}");
+    // The snapshot says the same, per partition.
+    let snapshot = state.snapshot.unwrap();
+    assert!(snapshot.partitions[0].offsets.is_ok());
+    assert!(snapshot.partitions[1].offsets.is_err());
+    // Committed offsets come from the coordinator (broker 1) and stand; the lagging partition's
+    // record time cannot be fetched from its dead leader, and says so.
+    let app = state
+        .groups
+        .iter()
+        .find(|g| g.name == "payments-app")
+        .unwrap();
+    let offsets = app.offsets.clone().unwrap();
+    assert_eq!(offsets.len(), 2);
+    assert_eq!(offsets[1].record_time_ms, None);
+    let why = offsets[1].record_time_error.clone().unwrap();
+    assert!(
+        why.contains("not fetched: the partition's offsets are unknown"),
+        "{why}"
+    );
+    assert!(app.description.is_ok());
 }
