@@ -525,6 +525,9 @@ mod scripted {
         pub hang_describe_groups: bool,
         /// List a broker 2 at this port (where nothing listens) as the leader of partition 1.
         pub dead_broker_port: Option<u16>,
+        /// Speak only OffsetFetch v7 and FindCoordinator v3 (one group per request), as
+        /// brokers before Kafka 3.0 do.
+        pub old_versions: bool,
     }
 
     pub async fn start_with(script: Script) -> (u16, Counts) {
@@ -631,9 +634,12 @@ mod scripted {
                     (ApiKey::ListOffsets, 8),
                     (ApiKey::DescribeConfigs, 4),
                     (ApiKey::ListGroups, 4),
-                    (ApiKey::FindCoordinator, 4),
+                    (
+                        ApiKey::FindCoordinator,
+                        if script.old_versions { 3 } else { 4 },
+                    ),
                     (ApiKey::DescribeGroups, 5),
-                    (ApiKey::OffsetFetch, 8),
+                    (ApiKey::OffsetFetch, if script.old_versions { 7 } else { 8 }),
                     (ApiKey::Fetch, 11),
                     (ApiKey::DescribeProducers, 0),
                 ];
@@ -758,6 +764,12 @@ mod scripted {
             ApiKey::FindCoordinator => {
                 let req = FindCoordinatorRequest::decode(request, version).unwrap();
                 let mut r = FindCoordinatorResponse::default();
+                if version < 4 {
+                    r.node_id = BrokerId(1);
+                    r.host = s("127.0.0.1");
+                    r.port = port as i32;
+                    assert!(!req.key.is_empty(), "one key per request before v4");
+                }
                 r.coordinators = req
                     .coordinator_keys
                     .iter()
@@ -773,8 +785,13 @@ mod scripted {
                 encode(r, version, out);
             }
             ApiKey::OffsetFetch => {
-                let req = OffsetFetchRequest::decode(request, version).unwrap();
-                assert!(version >= 8, "scripted broker: OffsetFetch v{version}");
+                let mut req = OffsetFetchRequest::decode(request, version).unwrap();
+                if version < 8 {
+                    // One group per request: answer it in the same shape as v8+ below.
+                    let mut g = offset_fetch_request::OffsetFetchRequestGroup::default();
+                    g.group_id = req.group_id.clone();
+                    req.groups = vec![g];
+                }
                 let mut r = OffsetFetchResponse::default();
                 r.groups = req
                     .groups
@@ -801,6 +818,30 @@ mod scripted {
                         rg
                     })
                     .collect();
+                if version < 8 {
+                    let g = r.groups.pop().unwrap();
+                    r.error_code = g.error_code;
+                    r.topics = g
+                        .topics
+                        .iter()
+                        .map(|t| {
+                            let mut rt = offset_fetch_response::OffsetFetchResponseTopic::default();
+                            rt.name = t.name.clone();
+                            rt.partitions = t
+                                .partitions
+                                .iter()
+                                .map(|p| {
+                                    let mut rp =
+                                        offset_fetch_response::OffsetFetchResponsePartition::default();
+                                    rp.partition_index = p.partition_index;
+                                    rp.committed_offset = p.committed_offset;
+                                    rp
+                                })
+                                .collect();
+                            rt
+                        })
+                        .collect();
+                }
                 encode(r, version, out);
             }
             ApiKey::Fetch => {
@@ -1367,4 +1408,42 @@ fn a_leader_that_is_down_fails_its_partitions_only() {
         "{why}"
     );
     assert!(app.description.is_ok());
+}
+
+#[test]
+fn brokers_without_batched_group_apis_are_asked_per_group() {
+    let rt = runtime();
+    let (port, counts) = rt.block_on(scripted::start_with(scripted::Script {
+        old_versions: true,
+        ..Default::default()
+    }));
+    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+    let state = rt.block_on(scraper.scrape(&SystemClock, None));
+    assert_eq!(state.error, None);
+    assert_eq!(counts.get("FindCoordinator"), 2, "one per group");
+    assert_eq!(counts.get("OffsetFetch"), 2, "one per group");
+    let app = state.group("payments-app").unwrap();
+    assert_eq!(app.coordinator, Ok(1));
+    let offsets: Vec<_> = app
+        .offsets
+        .clone()
+        .unwrap()
+        .iter()
+        .map(|c| (c.partition, c.committed, c.record_time_ms))
+        .collect();
+    assert_eq!(
+        offsets,
+        vec![
+            (0, 50, None),
+            (1, 60, Some((scripted::RECORD_TIME_BASE + 60_000) as u64)),
+        ]
+    );
+    let refused = state
+        .group("reporting")
+        .unwrap()
+        .offsets
+        .clone()
+        .unwrap_err();
+    assert!(refused.contains("GroupAuthorizationFailed"), "{refused}");
 }
