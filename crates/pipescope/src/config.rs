@@ -104,6 +104,18 @@ pub struct KafkaCluster {
     pub topics_allow: Vec<String>,
     #[serde(default)]
     pub topics_deny: Vec<String>,
+    /// Series per partition, or summed per topic (fewer series on big clusters).
+    #[serde(default)]
+    pub metrics_granularity: MetricsGranularity,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum MetricsGranularity {
+    #[default]
+    #[serde(rename = "partition")]
+    Partition,
+    #[serde(rename = "topic")]
+    Topic,
 }
 
 fn default_scrape_interval() -> Duration {
@@ -1271,6 +1283,12 @@ url = "http://x"
         assert!(
             errors[1].starts_with("kafka.k.topics_deny[0]: invalid regex \"[\""),
             "{errors:#?}"
+        );
+        let errors =
+            errors_of("[kafka.k]\nbootstrap = \"a:1\"\nmetrics_granularity = \"topics\"\n");
+        assert_eq!(
+            errors,
+            vec!["kafka.k.metrics_granularity: unknown value \"topics\" — did you mean \"topic\"?"]
         );
     }
 

@@ -9,7 +9,7 @@ use prometheus_client::metrics::MetricType;
 use regex::Regex;
 
 use super::state::{ClusterState, LiveState};
-use crate::config::KafkaCluster;
+use crate::config::{KafkaCluster, MetricsGranularity};
 
 /// Which names to export: all when `allow` is empty, never one that a `deny` regex matches.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +44,7 @@ impl NameFilter {
 pub struct ClusterFilters {
     pub groups: NameFilter,
     pub topics: NameFilter,
+    pub granularity: MetricsGranularity,
 }
 
 impl ClusterFilters {
@@ -51,6 +52,7 @@ impl ClusterFilters {
         Ok(Self {
             groups: NameFilter::new(&cluster.groups_allow, &cluster.groups_deny)?,
             topics: NameFilter::new(&cluster.topics_allow, &cluster.topics_deny)?,
+            granularity: cluster.metrics_granularity,
         })
     }
 }
@@ -68,13 +70,13 @@ impl KafkaCollector {
     }
 }
 
-type Gauge<'a> = (
+type Gauge = (
     &'static str,
     &'static str,
     Vec<(Vec<(&'static str, String)>, f64)>,
 );
 
-fn gauges(state: &ClusterState, filters: &ClusterFilters) -> Vec<Gauge<'static>> {
+fn gauges(state: &ClusterState, filters: &ClusterFilters) -> Vec<Gauge> {
     let cluster = || ("cluster", state.name.clone());
     let mut up = Vec::new();
     for b in &state.brokers {
@@ -90,11 +92,27 @@ fn gauges(state: &ClusterState, filters: &ClusterFilters) -> Vec<Gauge<'static>>
     )];
     let mut end = Vec::new();
     let mut start = Vec::new();
+    let mut committed = Vec::new();
+    let by_topic = filters.granularity == MetricsGranularity::Topic;
     for t in state
         .topics
         .iter()
         .filter(|t| filters.topics.allows(&t.name))
     {
+        if by_topic {
+            // A sum with a partition missing would look like a drop: leave it out instead.
+            let sum = |f: fn(&super::state::PartitionState) -> Option<i64>| {
+                t.partitions.iter().map(f).sum::<Option<i64>>()
+            };
+            let labels = vec![cluster(), ("topic", t.name.clone())];
+            if let Some(v) = sum(|p| p.latest.as_ref().ok().copied()) {
+                end.push((labels.clone(), v as f64));
+            }
+            if let Some(v) = sum(|p| p.earliest.as_ref().ok().copied()) {
+                start.push((labels, v as f64));
+            }
+            continue;
+        }
         for p in &t.partitions {
             let labels = vec![
                 cluster(),
@@ -109,26 +127,54 @@ fn gauges(state: &ClusterState, filters: &ClusterFilters) -> Vec<Gauge<'static>>
             }
         }
     }
-    let mut committed = Vec::new();
     for g in state
         .groups
         .iter()
         .filter(|g| filters.groups.allows(&g.name))
     {
+        let mut per_topic: BTreeMap<&str, i64> = BTreeMap::new();
         for c in g.offsets.iter().flatten() {
-            if filters.topics.allows(&c.topic) {
-                committed.push((
-                    vec![
-                        cluster(),
-                        ("group", g.name.clone()),
-                        ("topic", c.topic.clone()),
-                        ("partition", c.partition.to_string()),
-                    ],
-                    c.committed as f64,
-                ));
+            if !filters.topics.allows(&c.topic) {
+                continue;
             }
+            if by_topic {
+                *per_topic.entry(&c.topic).or_default() += c.committed;
+                continue;
+            }
+            committed.push((
+                vec![
+                    cluster(),
+                    ("group", g.name.clone()),
+                    ("topic", c.topic.clone()),
+                    ("partition", c.partition.to_string()),
+                ],
+                c.committed as f64,
+            ));
+        }
+        for (topic, sum) in per_topic {
+            committed.push((
+                vec![
+                    cluster(),
+                    ("group", g.name.clone()),
+                    ("topic", topic.to_string()),
+                ],
+                sum as f64,
+            ));
         }
     }
+    let (end_name, start_name, committed_name) = if by_topic {
+        (
+            "pipescope_kafka_topic_end_offset_sum",
+            "pipescope_kafka_topic_start_offset_sum",
+            "pipescope_kafka_group_topic_committed_offset_sum",
+        )
+    } else {
+        (
+            "pipescope_kafka_partition_end_offset",
+            "pipescope_kafka_partition_start_offset",
+            "pipescope_kafka_group_committed_offset",
+        )
+    };
     vec![
         (
             "pipescope_kafka_broker_up",
@@ -146,18 +192,18 @@ fn gauges(state: &ClusterState, filters: &ClusterFilters) -> Vec<Gauge<'static>>
             age,
         ),
         (
-            "pipescope_kafka_partition_end_offset",
-            "Log end offset (latest) of the partition.",
+            end_name,
+            "Log end offset (latest) of the partition, or summed over the topic's partitions.",
             end,
         ),
         (
-            "pipescope_kafka_partition_start_offset",
-            "Log start offset (earliest) of the partition.",
+            start_name,
+            "Log start offset (earliest) of the partition, or summed over the topic's partitions.",
             start,
         ),
         (
-            "pipescope_kafka_group_committed_offset",
-            "Offset the consumer group committed on the partition.",
+            committed_name,
+            "Offset the consumer group committed on the partition, or summed over the topic.",
             committed,
         ),
     ]
@@ -167,11 +213,11 @@ impl Collector for KafkaCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let default = ClusterFilters::default();
         // One descriptor per metric name, holding the series of every cluster.
-        let mut merged: Vec<Gauge<'static>> = Vec::new();
+        let mut merged: Vec<Gauge> = Vec::new();
         for state in self.live.all() {
             let filters = self.filters.get(&state.name).unwrap_or(&default);
-            for (i, (name, help, series)) in gauges(&state, filters).into_iter().enumerate() {
-                match merged.get_mut(i) {
+            for (name, help, series) in gauges(&state, filters) {
+                match merged.iter_mut().find(|m| m.0 == name) {
                     Some(m) => m.2.extend(series),
                     None => merged.push((name, help, series)),
                 }

@@ -292,6 +292,7 @@ fn sqlite_scrape_has_exact_offsets_commits_and_record_times() {
         "topics_deny = [\"^audit$\"]\n",
     ))
     .unwrap();
+    let live_for_topics = live.clone();
     let mut registry = pipescope::metrics::new_registry();
     registry.register_collector(Box::new(KafkaCollector::new(
         live,
@@ -310,6 +311,27 @@ fn sqlite_scrape_has_exact_offsets_commits_and_record_times() {
     );
     assert!(text.contains("pipescope_kafka_broker_up{cluster=\"local\",broker=\""));
     assert!(!text.contains("topic=\"audit\""), "audit is denied: {text}");
+
+    // Per topic: one series per topic (and group and topic), summed over the partitions.
+    let by_topic = ClusterFilters::from_config(&cluster_config(
+        &bootstrap,
+        "metrics_granularity = \"topic\"\n",
+    ))
+    .unwrap();
+    let mut registry = pipescope::metrics::new_registry();
+    registry.register_collector(Box::new(KafkaCollector::new(
+        live_for_topics,
+        BTreeMap::from([("local".to_string(), by_topic)]),
+    )));
+    let text = pipescope::metrics::encode(&registry);
+    for line in [
+        "pipescope_kafka_topic_end_offset_sum{cluster=\"local\",topic=\"orders\"} 300",
+        "pipescope_kafka_topic_end_offset_sum{cluster=\"local\",topic=\"audit\"} 7",
+        "pipescope_kafka_group_topic_committed_offset_sum{cluster=\"local\",group=\"billing\",topic=\"orders\"} 140",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    assert!(!text.contains("partition=\""), "{text}");
     drop(billing);
 }
 
