@@ -324,12 +324,10 @@ impl Connection {
         };
         let answer = match tokio::time::timeout(self.timeout, exchange).await {
             Err(_) => {
-                // The late answer may still come and would be mistaken for nothing: forget it.
-                self.pending
-                    .lock()
-                    .expect("pending lock")
-                    .waiters
-                    .remove(&correlation_id);
+                // The broker answers a connection's requests in order, so those queued behind
+                // this one would time out too; and a write cut short leaves the stream unusable.
+                // Close it: the next request reconnects.
+                self.close(format!("{} got no answer within {:?}", api(), self.timeout));
                 return Err(KafkaError::Timeout {
                     api: api(),
                     addr: self.addr.clone(),
@@ -617,5 +615,73 @@ impl Pool {
         let connection = self.get_on(addr, lane).await?;
         let version = connection.require_version::<R>(cap)?;
         connection.send(request, version).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(max_backoff: Duration) -> ConnectOptions {
+        ConnectOptions {
+            client_id: "test".to_string(),
+            timeout: Duration::from_secs(1),
+            tls: None,
+            sasl: None,
+            max_backoff,
+        }
+    }
+
+    /// A port nothing listens on (bound, then released).
+    fn closed_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn a_refused_broker_is_retried_only_after_its_backoff() {
+        let addr = format!("127.0.0.1:{}", closed_port());
+        let pool = Pool::new(options(Duration::from_millis(300)));
+        let first = pool.get(&addr).await.unwrap_err();
+        assert!(matches!(first, KafkaError::Connect { .. }), "{first}");
+        assert!(
+            first.to_string().contains("is the broker running"),
+            "{first}"
+        );
+        let second = pool.get(&addr).await.unwrap_err();
+        match &second {
+            KafkaError::Backoff { wait_ms, last, .. } => {
+                assert!(*wait_ms <= 300, "{second}");
+                assert!(last.contains("cannot reach Kafka broker"), "{second}");
+            }
+            other => panic!("expected a backoff, got {other}"),
+        }
+        assert!(second.is_unreachable());
+        // After the backoff (capped by max_backoff) the broker is tried again.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let third = pool.get(&addr).await.unwrap_err();
+        assert!(matches!(third, KafkaError::Connect { .. }), "{third}");
+    }
+
+    #[tokio::test]
+    async fn a_broker_that_never_answers_api_versions_times_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        // Accepts and keeps the connection, never answering.
+        let _server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let started = Instant::now();
+        let error = Connection::open(&addr, &options(Duration::from_secs(1)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, KafkaError::Timeout { api, .. } if api == "ApiVersions"),
+            "{error}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
     }
 }
