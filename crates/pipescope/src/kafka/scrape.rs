@@ -52,9 +52,9 @@ const DESCRIBE_PRODUCERS_MAX: i16 = 0;
 
 /// At most this many requests of one kind in flight when the broker needs one per group.
 const PER_GROUP_CONCURRENCY: usize = 32;
-/// Bytes asked for per partition when fetching the record at a committed offset: enough for a
-/// usual batch; a larger batch is reported, not silently skipped.
-const FETCH_PARTITION_BYTES: i32 = 256 * 1024;
+/// Bytes asked for per partition when fetching the record at a committed offset: enough for
+/// many batches; a larger batch is asked for again alone, and then comes whole (KIP-74).
+const FETCH_PARTITION_BYTES: i32 = 16 * 1024;
 const CONFIG_KEYS: [&str; 4] = [
     "cleanup.policy",
     "retention.ms",
@@ -898,14 +898,38 @@ impl Scraper {
                 .collect();
             async move { self.fetch_round(addr, &wanted).await }
         });
-        join_all(requests).await.into_iter().flatten().collect()
+        let mut results: Vec<_> = join_all(requests).await.into_iter().flatten().collect();
+        // A batch bigger than the per-partition limit comes whole only to a partition asked
+        // for first: ask again for those alone (rare, so few requests).
+        let retries = results
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, r))| matches!(r, Err(e) if e.incomplete))
+            .map(|(i, ((t, p, o), _))| {
+                let key = (t.clone(), *p);
+                let offset = *o;
+                async move {
+                    let wanted = [(&key, offset)];
+                    let answer = self.fetch_round(addr, &wanted).await;
+                    (i, answer.into_iter().next().map(|(_, r)| r))
+                }
+            });
+        for (i, answer) in join_all(retries).await {
+            if let Some(answer) = answer {
+                results[i].1 = answer;
+            }
+        }
+        results
+            .into_iter()
+            .map(|(k, r)| (k, r.map_err(|e| e.message)))
+            .collect()
     }
 
     async fn fetch_round(
         &self,
         addr: &str,
         wanted: &[(&(String, i32), i64)],
-    ) -> Vec<((String, i32, i64), Result<EpochMillis, String>)> {
+    ) -> Vec<((String, i32, i64), Result<EpochMillis, NoRecordTime>)> {
         let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
         for ((topic, partition), offset) in wanted {
             by_topic
@@ -948,7 +972,8 @@ impl Scraper {
         let response = match self.pool.request(addr, FETCH_MAX, &request).await {
             Ok(r) => r,
             Err(e) => {
-                let reason = format!("Fetch of the record at the committed offset: {e}");
+                let reason =
+                    NoRecordTime::from(format!("Fetch of the record at the committed offset: {e}"));
                 return keys()
                     .into_iter()
                     .map(|k| (k, Err(reason.clone())))
@@ -956,13 +981,14 @@ impl Scraper {
             }
         };
         if let Some(e) = code_error(response.error_code, None) {
-            let reason = format!("Fetch: {e}");
+            let reason = NoRecordTime::from(format!("Fetch: {e}"));
             return keys()
                 .into_iter()
                 .map(|k| (k, Err(reason.clone())))
                 .collect();
         }
-        let mut out: HashMap<(String, i32), Result<EpochMillis, String>> = HashMap::new();
+        let alone = wanted.len() == 1;
+        let mut out: HashMap<(String, i32), Result<EpochMillis, NoRecordTime>> = HashMap::new();
         for t in &response.responses {
             for p in &t.partitions {
                 let key = (text(&t.topic.0), p.partition_index);
@@ -974,12 +1000,16 @@ impl Scraper {
                     continue;
                 };
                 let value = match code_error(p.error_code, None) {
-                    Some(e) if p.error_code == 1 => Err(format!(
+                    Some(e) if p.error_code == 1 => Err(NoRecordTime::from(format!(
                         "the record at offset {offset} is gone ({e}); the log starts at {}",
                         p.log_start_offset
-                    )),
-                    Some(e) => Err(format!("Fetch: {e}")),
-                    None => record_time(p.records.as_ref(), offset),
+                    ))),
+                    Some(e) => Err(NoRecordTime::from(format!("Fetch: {e}"))),
+                    None => record_time(p.records.as_ref(), offset).map_err(|mut e| {
+                        // Asked alone, the broker returns the whole first batch: no retry.
+                        e.incomplete &= !alone;
+                        e
+                    }),
                 };
                 out.insert(key, value);
             }
@@ -988,7 +1018,9 @@ impl Scraper {
             .into_iter()
             .map(|(t, p, o)| {
                 let v = out.remove(&(t.clone(), p)).unwrap_or_else(|| {
-                    Err("the broker left this partition out of its Fetch answer".to_string())
+                    Err(NoRecordTime::from(
+                        "the broker left this partition out of its Fetch answer".to_string(),
+                    ))
                 });
                 ((t, p, o), v)
             })
@@ -1189,14 +1221,27 @@ pub fn decode_assignment(bytes: &Bytes) -> Result<Vec<AssignedTopic>, String> {
     Ok(topics)
 }
 
-/// The timestamp of the record at `offset` in a Fetch answer's record bytes.
-pub fn record_time(records: Option<&Bytes>, offset: i64) -> Result<EpochMillis, String> {
-    let mut data = records.cloned().unwrap_or_default();
-    if data.is_empty() {
-        return Err(format!(
-            "no record returned at offset {offset} (its batch may exceed {FETCH_PARTITION_BYTES} bytes)"
-        ));
+/// Why a Fetch answer gave no timestamp for the record at an offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoRecordTime {
+    pub message: String,
+    /// No whole batch holding the offset came back (it exceeds the per-partition limit):
+    /// asking for the partition alone gets it.
+    pub incomplete: bool,
+}
+
+impl From<String> for NoRecordTime {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            incomplete: false,
+        }
     }
+}
+
+/// The timestamp of the record at `offset` in a Fetch answer's record bytes.
+pub fn record_time(records: Option<&Bytes>, offset: i64) -> Result<EpochMillis, NoRecordTime> {
+    let mut data = records.cloned().unwrap_or_default();
     // Only whole batches are decoded: the answer may end in a cut one.
     while data.len() >= 12 {
         let batch_len = i32::from_be_bytes([data[8], data[9], data[10], data[11]]);
@@ -1205,23 +1250,30 @@ pub fn record_time(records: Option<&Bytes>, offset: i64) -> Result<EpochMillis, 
             break;
         }
         let mut batch = data.split_to(total);
-        let set = RecordBatchDecoder::decode(&mut batch)
-            .map_err(|e| format!("cannot decode the record batch holding offset {offset}: {e}"))?;
+        let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| {
+            NoRecordTime::from(format!(
+                "cannot decode the record batch holding offset {offset}: {e}"
+            ))
+        })?;
         if let Some(record) = set.records.iter().find(|r| r.offset >= offset) {
             return if record.offset == offset {
-                u64::try_from(record.timestamp)
-                    .map_err(|_| format!("the record at offset {offset} has no timestamp"))
+                u64::try_from(record.timestamp).map_err(|_| {
+                    NoRecordTime::from(format!("the record at offset {offset} has no timestamp"))
+                })
             } else {
-                Err(format!(
+                Err(NoRecordTime::from(format!(
                     "the record at offset {offset} is gone (compacted); the next one is at {}",
                     record.offset
-                ))
+                )))
             };
         }
     }
-    Err(format!(
-        "no whole record batch holding offset {offset} was returned (its batch may exceed {FETCH_PARTITION_BYTES} bytes)"
-    ))
+    Err(NoRecordTime {
+        message: format!(
+            "no whole record batch holding offset {offset} was returned (its batch is larger than the fetch limit)"
+        ),
+        incomplete: true,
+    })
 }
 
 fn build_snapshot(
@@ -1322,22 +1374,24 @@ mod tests {
         let data = data.freeze();
         assert_eq!(record_time(Some(&data), 3), Ok(1_000_030));
         let missing = record_time(Some(&data), 5).unwrap_err();
-        assert!(missing.contains("no whole record batch"), "{missing}");
+        assert!(missing.incomplete);
+        assert!(
+            missing.message.contains("no whole record batch"),
+            "{missing:?}"
+        );
     }
 
     #[test]
     fn a_compacted_away_record_is_reported_with_the_next_offset() {
         let data = batch(&[20, 25]);
         let gone = record_time(Some(&data), 22).unwrap_err();
+        assert!(!gone.incomplete);
         assert!(
-            gone.contains("gone (compacted); the next one is at 25"),
-            "{gone}"
+            gone.message
+                .contains("gone (compacted); the next one is at 25"),
+            "{gone:?}"
         );
-        assert!(
-            record_time(None, 1)
-                .unwrap_err()
-                .contains("no record returned")
-        );
+        assert!(record_time(None, 1).unwrap_err().incomplete);
     }
 
     #[test]

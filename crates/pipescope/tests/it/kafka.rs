@@ -550,6 +550,10 @@ mod scripted {
         /// Speak only OffsetFetch v7 and FindCoordinator v3 (one group per request), as
         /// brokers before Kafka 3.0 do.
         pub old_versions: bool,
+        /// Records of 10 KiB, and batches cut to the partition limit for every partition but
+        /// the first of a Fetch answer, as Kafka does (KIP-74); payments-app lags on both
+        /// partitions.
+        pub big_batches: bool,
     }
 
     pub async fn start_with(script: Script) -> (u16, Counts) {
@@ -826,7 +830,8 @@ mod scripted {
                         } else {
                             let mut t = OffsetFetchResponseTopics::default();
                             t.name = TopicName(s(TOPIC));
-                            t.partitions = [(0, 50), (1, 60)]
+                            let p0 = if script.big_batches { 45 } else { 50 };
+                            t.partitions = [(0, p0), (1, 60)]
                                 .iter()
                                 .map(|(p, o)| {
                                     let mut rp = OffsetFetchResponsePartitions::default();
@@ -869,6 +874,7 @@ mod scripted {
             ApiKey::Fetch => {
                 let req = FetchRequest::decode(request, version).unwrap();
                 let mut r = FetchResponse::default();
+                let mut first = true;
                 r.responses = req
                     .topics
                     .iter()
@@ -896,7 +902,11 @@ mod scripted {
                                         sequence: -1,
                                         timestamp: RECORD_TIME_BASE + offset * 1000,
                                         key: None,
-                                        value: Some(Bytes::from_static(b"{}")),
+                                        value: Some(if script.big_batches {
+                                            Bytes::from(vec![b'x'; 10 * 1024])
+                                        } else {
+                                            Bytes::from_static(b"{}")
+                                        }),
                                         headers: IndexMap::new(),
                                     })
                                     .collect();
@@ -910,6 +920,11 @@ mod scripted {
                                     },
                                 )
                                 .unwrap();
+                                let limit = p.partition_max_bytes as usize;
+                                if script.big_batches && !first && buf.len() > limit {
+                                    buf.truncate(limit);
+                                }
+                                first = false;
                                 pd.records = Some(buf.freeze());
                                 pd
                             })
@@ -1468,4 +1483,36 @@ fn brokers_without_batched_group_apis_are_asked_per_group() {
         .clone()
         .unwrap_err();
     assert!(refused.contains("GroupAuthorizationFailed"), "{refused}");
+}
+
+#[test]
+fn a_batch_bigger_than_the_fetch_limit_is_asked_for_again_alone() {
+    let rt = runtime();
+    let (port, counts) = rt.block_on(scripted::start_with(scripted::Script {
+        big_batches: true,
+        ..Default::default()
+    }));
+    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+    let state = rt.block_on(scraper.scrape(&SystemClock, None));
+    let offsets: Vec<_> = state
+        .group("payments-app")
+        .unwrap()
+        .offsets
+        .clone()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c.partition,
+                c.committed,
+                c.record_time_ms,
+                c.record_time_error.clone(),
+            )
+        })
+        .collect();
+    let at = |o: i64| Some((scripted::RECORD_TIME_BASE + o * 1000) as u64);
+    assert_eq!(offsets, vec![(0, 45, at(45), None), (1, 60, at(60), None)]);
+    // Both partitions in one Fetch; the cut one once more, alone.
+    assert_eq!(counts.get("Fetch"), 2);
 }
