@@ -69,8 +69,9 @@ pub struct ClusterSummary<'a> {
     pub scrape_duration_ms: u64,
     /// Milliseconds since the latest scrape started.
     pub age_ms: u64,
-    /// How old the numbers were at the latest scrape (0 unless no broker answered it).
-    pub staleness_ms: u64,
+    /// How old the numbers were at the latest scrape (0 unless no broker answered it);
+    /// `null` when no scrape has reached the cluster yet.
+    pub staleness_ms: Option<u64>,
     pub error: Option<&'a str>,
     pub brokers: usize,
     pub brokers_up: usize,
@@ -91,7 +92,7 @@ fn summary(c: &ClusterState) -> ClusterSummary<'_> {
         scraped_at_ms: c.scraped_at_ms,
         scrape_duration_ms: c.scrape_duration_ms,
         age_ms: now_ms().saturating_sub(c.scraped_at_ms),
-        staleness_ms: c.scraped_at_ms.saturating_sub(c.data_time_ms),
+        staleness_ms: (c.data_time_ms > 0).then(|| c.scraped_at_ms.saturating_sub(c.data_time_ms)),
         error: c.error.as_deref(),
         brokers: c.brokers.len(),
         brokers_up: c.brokers.iter().filter(|b| b.up).count(),

@@ -86,10 +86,15 @@ fn gauges(state: &ClusterState, filters: &ClusterFilters) -> Vec<Gauge> {
         ));
     }
     let scrape = vec![(vec![cluster()], state.scrape_duration_ms as f64 / 1000.0)];
-    let age = vec![(
-        vec![cluster()],
-        state.scraped_at_ms.saturating_sub(state.data_time_ms) as f64 / 1000.0,
-    )];
+    // Never reached: no age to report (the broker_up series say it is down).
+    let age = if state.data_time_ms > 0 {
+        vec![(
+            vec![cluster()],
+            state.scraped_at_ms.saturating_sub(state.data_time_ms) as f64 / 1000.0,
+        )]
+    } else {
+        Vec::new()
+    };
     let mut end = Vec::new();
     let mut start = Vec::new();
     let mut committed = Vec::new();

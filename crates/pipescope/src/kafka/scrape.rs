@@ -382,8 +382,9 @@ impl Scraper {
             .map(|(group, (listed_by, protocol_type))| {
                 // ListGroups on a broker lists the groups it coordinates: the fallback answer.
                 let coordinator = match coordinators.get(group) {
-                    Some(Ok(id)) => Ok(*id),
+                    Some(Ok(id)) if addr_of.contains_key(id) => Ok(*id),
                     _ if addr_of.contains_key(listed_by) => Ok(*listed_by),
+                    Some(Ok(id)) => Err(format!("coordinator {id} is not in the broker list")),
                     Some(Err(e)) => Err(e.clone()),
                     None => Err("no coordinator found".to_string()),
                 };

@@ -441,6 +441,12 @@ fn a_killed_broker_is_down_within_two_scrapes_and_recovers() {
     // The last numbers are kept, marked stale.
     assert!(state.topic("beats").is_some());
     assert!(state.scraped_at_ms > state.data_time_ms);
+    let (_, summary) = rt.block_on(get_json(
+        pipescope::kafka::api::router(live.clone()),
+        "/api/v1/kafka/clusters/local",
+    ));
+    assert!(summary["staleness_ms"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(summary["brokers_up"], 0, "{summary}");
     eprintln!("reported down after {:?}", killed.elapsed());
 
     broker.restart();
