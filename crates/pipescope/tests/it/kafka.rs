@@ -1421,6 +1421,14 @@ fn a_leader_that_is_down_fails_its_partitions_only() {
     assert_eq!(state.error, None);
     let up: Vec<(i32, bool)> = state.brokers.iter().map(|b| (b.id, b.up)).collect();
     assert_eq!(up, vec![(1, true), (2, false)]);
+    // Its groups cannot be listed, and the scrape says so.
+    assert_eq!(
+        state.group_list_errors.len(),
+        1,
+        "{:?}",
+        state.group_list_errors
+    );
+    assert!(state.group_list_errors[0].contains(&dead.to_string()));
     let reason = state.brokers[1].error.clone().unwrap();
     assert!(
         reason.contains(&format!("cannot reach Kafka broker 127.0.0.1:{dead}")),
