@@ -62,6 +62,9 @@ const CONFIG_KEYS: [&str; 4] = [
     "min.insync.replicas",
 ];
 const NO_PRODUCERS: &str = "broker does not report producers";
+/// At most this many groups are described one by one after a broker dropped a batched
+/// DescribeGroups; the rest keep the batch's error (each try costs a reconnect).
+const DESCRIBE_ALONE_MAX: usize = 16;
 
 /// A topic and partition, as the keys of the maps below.
 type Tp = (String, i32);
@@ -1028,28 +1031,52 @@ impl Scraper {
             .collect()
     }
 
-    /// Members and assignments of the groups one broker coordinates, in one request.
+    /// Members and assignments of the groups one broker coordinates, in one request. When the
+    /// broker drops the connection over it (one group it cannot describe fails them all), the
+    /// first groups are asked for one by one, so that a bad group does not hide the others.
     async fn describe_groups(
         &self,
         addr: &str,
         groups: &[String],
     ) -> Vec<(String, Result<GroupDescription, String>)> {
+        let fail = |groups: &[String], e: &KafkaError| -> Vec<_> {
+            let reason = format!("DescribeGroups: {e}");
+            groups
+                .iter()
+                .map(|g| (g.clone(), Err(reason.clone())))
+                .collect()
+        };
+        match self.describe_batch(addr, groups).await {
+            Ok(described) => described,
+            Err(e @ KafkaError::Disconnected { .. }) if groups.len() > 1 => {
+                let alone = groups.len().min(DESCRIBE_ALONE_MAX);
+                let mut out = Vec::with_capacity(groups.len());
+                // One at a time: each failure drops the connection it was sent on.
+                for group in &groups[..alone] {
+                    let one = std::slice::from_ref(group);
+                    match self.describe_batch(addr, one).await {
+                        Ok(described) => out.extend(described),
+                        Err(e) => out.extend(fail(one, &e)),
+                    }
+                }
+                out.extend(fail(&groups[alone..], &e));
+                out
+            }
+            Err(e) => fail(groups, &e),
+        }
+    }
+
+    async fn describe_batch(
+        &self,
+        addr: &str,
+        groups: &[String],
+    ) -> Result<Vec<(String, Result<GroupDescription, String>)>, KafkaError> {
         let mut request = DescribeGroupsRequest::default();
         request.groups = groups.iter().map(|g| GroupId(name(g))).collect();
-        let response = match self
+        let response = self
             .pool
             .request_on(addr, Lane::Describe, DESCRIBE_GROUPS_MAX, &request)
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                let reason = format!("DescribeGroups: {e}");
-                return groups
-                    .iter()
-                    .map(|g| (g.clone(), Err(reason.clone())))
-                    .collect();
-            }
-        };
+            .await?;
         let mut out: HashMap<String, Result<GroupDescription, String>> = response
             .groups
             .iter()
@@ -1088,7 +1115,7 @@ impl Scraper {
                 (text(&g.group_id.0), v)
             })
             .collect();
-        groups
+        Ok(groups
             .iter()
             .map(|g| {
                 let v = out.remove(g).unwrap_or_else(|| {
@@ -1096,7 +1123,7 @@ impl Scraper {
                 });
                 (g.clone(), v)
             })
-            .collect()
+            .collect())
     }
 
     /// Active producers of the partitions one broker leads, where the broker reports them.

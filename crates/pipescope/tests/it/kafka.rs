@@ -149,6 +149,13 @@ fn sqlite_scrape_has_exact_offsets_commits_and_record_times() {
     let billing = consumer(&bootstrap, "billing");
     commit_at(&billing, "orders", &[(0, 40), (1, 100), (2, 0)]);
 
+    let standalone = consumer(&bootstrap, "standalone");
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset("audit", 0, Offset::Offset(3))
+        .unwrap();
+    standalone
+        .commit(&list, CommitMode::Sync)
+        .expect("standalone commit");
     let cluster = cluster_config(&bootstrap, "");
     let started = Instant::now();
     let state = scrape_once(&cluster);
@@ -246,6 +253,21 @@ fn sqlite_scrape_has_exact_offsets_commits_and_record_times() {
         .as_ref()
         .expect_err("sqlite cannot describe");
     assert!(description.contains("DescribeGroups"), "{description}");
+    // A group that only committed (no members) is read the same; tansu cannot describe it
+    // either, even asked alone.
+    let standalone = state.group("standalone").expect("standalone is listed");
+    let commits: Vec<_> = standalone
+        .offsets
+        .clone()
+        .unwrap()
+        .iter()
+        .map(|c| (c.topic.clone(), c.partition, c.committed, c.record_time_ms))
+        .collect();
+    assert_eq!(
+        commits,
+        vec![("audit".to_string(), 0, 3, Some((base_ms + 3_000) as u64))]
+    );
+    assert!(standalone.description.is_err());
     assert!(
         took < cluster.request_timeout * 2,
         "the scrape took {took:?}"
@@ -560,6 +582,9 @@ mod scripted {
         /// the first of a Fetch answer, as Kafka does (KIP-74); payments-app lags on both
         /// partitions.
         pub big_batches: bool,
+        /// Drop the connection on a DescribeGroups that names this group (as tansu's sqlite
+        /// engine does for every group).
+        pub poison_group: Option<&'static str>,
     }
 
     pub async fn start_with(script: Script) -> (u16, Counts) {
@@ -614,7 +639,9 @@ mod scripted {
                 std::future::pending::<()>().await;
             }
             let mut body = BytesMut::new();
-            answer(key, version, &mut frame, port, &script, &mut body);
+            if !answer(key, version, &mut frame, port, &script, &mut body) {
+                return; // drops the connection
+            }
             let mut response_header = ResponseHeader::default();
             response_header.correlation_id = header.correlation_id;
             let mut out = BytesMut::new();
@@ -654,7 +681,7 @@ mod scripted {
         port: u16,
         script: &Script,
         out: &mut BytesMut,
-    ) {
+    ) -> bool {
         match key {
             ApiKey::ApiVersions => {
                 let mut r = ApiVersionsResponse::default();
@@ -942,6 +969,11 @@ mod scripted {
             }
             ApiKey::DescribeGroups => {
                 let req = DescribeGroupsRequest::decode(request, version).unwrap();
+                if let Some(poison) = script.poison_group {
+                    if req.groups.iter().any(|g| g.0.as_str() == poison) {
+                        return false;
+                    }
+                }
                 let mut r = DescribeGroupsResponse::default();
                 r.groups = req
                     .groups
@@ -1029,6 +1061,7 @@ mod scripted {
             }
             other => panic!("scripted broker: unexpected {other:?} v{version}"),
         }
+        true
     }
 }
 
@@ -1529,4 +1562,33 @@ fn a_batch_bigger_than_the_fetch_limit_is_asked_for_again_alone() {
     assert_eq!(offsets, vec![(0, 45, at(45), None), (1, 60, at(60), None)]);
     // Both partitions in one Fetch; the cut one once more, alone.
     assert_eq!(counts.get("Fetch"), 2);
+}
+
+#[test]
+fn a_group_that_makes_the_broker_drop_describe_groups_does_not_hide_the_others() {
+    let rt = runtime();
+    let (port, counts) = rt.block_on(scripted::start_with(scripted::Script {
+        poison_group: Some("reporting"),
+        ..Default::default()
+    }));
+    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+    let state = rt.block_on(scraper.scrape(&SystemClock, None));
+    // The batch, then each group alone.
+    assert_eq!(counts.get("DescribeGroups"), 3);
+    let app = state
+        .group("payments-app")
+        .unwrap()
+        .description
+        .clone()
+        .unwrap();
+    assert_eq!(app.members.len(), 2);
+    let error = state
+        .group("reporting")
+        .unwrap()
+        .description
+        .clone()
+        .unwrap_err();
+    assert!(error.contains("connection to"), "{error}");
+    assert!(error.contains("was lost during DescribeGroups"), "{error}");
 }
