@@ -969,10 +969,10 @@ mod scripted {
             }
             ApiKey::DescribeGroups => {
                 let req = DescribeGroupsRequest::decode(request, version).unwrap();
-                if let Some(poison) = script.poison_group {
-                    if req.groups.iter().any(|g| g.0.as_str() == poison) {
-                        return false;
-                    }
+                if let Some(poison) = script.poison_group
+                    && req.groups.iter().any(|g| g.0.as_str() == poison)
+                {
+                    return false;
                 }
                 let mut r = DescribeGroupsResponse::default();
                 r.groups = req
