@@ -1592,3 +1592,67 @@ fn a_group_that_makes_the_broker_drop_describe_groups_does_not_hide_the_others()
     assert!(error.contains("connection to"), "{error}");
     assert!(error.contains("was lost during DescribeGroups"), "{error}");
 }
+
+/// A broker that requires a client certificate signed by the test CA (mutual TLS).
+fn mutual_tls_acceptor(ca: &pipescope_testkit::TestCa) -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&ca.ca_cert).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let certs = CertificateDer::pem_file_iter(&ca.server_cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&ca.server_key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+#[test]
+fn mutual_tls_sends_the_configured_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pipescope_testkit::TestCa::generate(dir.path());
+    let rt = runtime();
+    let (port, _) = rt.block_on(scripted::start_with(scripted::Script {
+        tls: Some(mutual_tls_acceptor(&ca)),
+        ..Default::default()
+    }));
+    let bootstrap = format!("127.0.0.1:{port}");
+    let scrape = |extra: String| {
+        let cluster = cluster_config(&bootstrap, &extra);
+        let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+        rt.block_on(scraper.scrape(&SystemClock, None))
+    };
+    // The test CA's server certificate has no usage restriction, so it serves as the client's.
+    let with_cert = scrape(format!(
+        "[kafka.local.tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        ca.ca_cert.display(),
+        ca.server_cert.display(),
+        ca.server_key.display()
+    ));
+    assert_eq!(with_cert.error, None);
+    assert_eq!(with_cert.cluster_id.as_deref(), Some("scripted-cluster"));
+
+    let without = scrape(format!(
+        "[kafka.local.tls]\nca = \"{}\"\n",
+        ca.ca_cert.display()
+    ));
+    let error = without
+        .error
+        .expect("the broker refuses a client without certificate");
+    assert!(error.contains("cluster local"), "{error}");
+}
