@@ -1656,3 +1656,20 @@ fn mutual_tls_sends_the_configured_client_certificate() {
         .expect("the broker refuses a client without certificate");
     assert!(error.contains("cluster local"), "{error}");
 }
+
+#[test]
+fn an_unreachable_cluster_is_one_clear_error_naming_it_and_the_address() {
+    let port = pipescope_testkit::free_port(); // nothing listens there
+    let state = scrape_once(&cluster_config(&format!("127.0.0.1:{port}"), ""));
+    let error = state.error.expect("nothing answers");
+    assert!(
+        error.starts_with(&format!(
+            "cluster local: no broker answered Metadata: cannot reach Kafka broker 127.0.0.1:{port}"
+        )),
+        "{error}"
+    );
+    assert!(error.contains("is the broker running"), "{error}");
+    assert!(state.snapshot.is_none());
+    assert_eq!(state.data_time_ms, 0, "no numbers were ever read");
+    assert!(state.topics.is_empty() && state.groups.is_empty());
+}
