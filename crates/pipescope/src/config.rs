@@ -117,6 +117,29 @@ pub struct KafkaCluster {
     pub tls: Option<Tls>,
     #[serde(default)]
     pub sasl: Option<Sasl>,
+    /// Regexes over group names: which groups `/metrics` exports (all when empty). A name
+    /// matching any `groups_deny` regex is left out. Bounds the number of series.
+    #[serde(default)]
+    pub groups_allow: Vec<String>,
+    #[serde(default)]
+    pub groups_deny: Vec<String>,
+    /// The same over topic names, for partition and committed-offset series.
+    #[serde(default)]
+    pub topics_allow: Vec<String>,
+    #[serde(default)]
+    pub topics_deny: Vec<String>,
+    /// Series per partition, or summed per topic (fewer series on big clusters).
+    #[serde(default)]
+    pub metrics_granularity: MetricsGranularity,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum MetricsGranularity {
+    #[default]
+    #[serde(rename = "partition")]
+    Partition,
+    #[serde(rename = "topic")]
+    Topic,
 }
 
 fn default_scrape_interval() -> Duration {
@@ -901,6 +924,25 @@ fn validate(config: &Config) -> Vec<ConfigError> {
         if let Some(tls) = &cluster.tls {
             check_tls(&format!("{at}.tls"), tls, &mut errors);
         }
+        for (key, patterns) in [
+            ("groups_allow", &cluster.groups_allow),
+            ("groups_deny", &cluster.groups_deny),
+            ("topics_allow", &cluster.topics_allow),
+            ("topics_deny", &cluster.topics_deny),
+        ] {
+            for (i, pattern) in patterns.iter().enumerate() {
+                if let Err(e) = regex::Regex::new(pattern) {
+                    let first_line = e.to_string().lines().last().unwrap_or_default().to_string();
+                    errors.push(
+                        ConfigError::new(
+                            format!("{at}.{key}[{i}]"),
+                            format!("invalid regex {pattern:?} ({})", first_line.trim()),
+                        )
+                        .hint("use Rust regex syntax, e.g. \"^payments-.*\""),
+                    );
+                }
+            }
+        }
         if let Some(sasl) = &cluster.sasl {
             if sasl.username.is_empty() {
                 errors.push(ConfigError::new(format!("{at}.sasl.username"), "is empty"));
@@ -1294,6 +1336,28 @@ url = "http://x"
                 "store.retention_raw: must be more than 0 — for example \"10s\"",
                 "store: a coarser resolution is kept for less time than a finer one — keep retention_raw <= retention_1m <= retention_1h (defaults 24h, 30days, 365days)",
             ]
+        );
+    }
+
+    #[test]
+    fn kafka_filter_regexes_are_checked() {
+        let errors = errors_of(
+            "[kafka.k]\nbootstrap = \"a:1\"\ngroups_allow = [\"^ok-.*\", \"(\"]\ntopics_deny = [\"[\"]\n",
+        );
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(
+            errors[0].starts_with("kafka.k.groups_allow[1]: invalid regex \"(\""),
+            "{errors:#?}"
+        );
+        assert!(
+            errors[1].starts_with("kafka.k.topics_deny[0]: invalid regex \"[\""),
+            "{errors:#?}"
+        );
+        let errors =
+            errors_of("[kafka.k]\nbootstrap = \"a:1\"\nmetrics_granularity = \"topics\"\n");
+        assert_eq!(
+            errors,
+            vec!["kafka.k.metrics_granularity: unknown value \"topics\" — did you mean \"topic\"?"]
         );
     }
 

@@ -9,6 +9,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod export;
+pub mod kafka;
 pub mod metrics;
 pub mod monitor;
 pub mod portal;

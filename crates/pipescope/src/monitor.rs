@@ -1,14 +1,16 @@
 //! `pipescope run`: the long-running monitor. It serves HTTP until Ctrl-C or SIGTERM.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
 use pipescope_core::SystemClock;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use crate::bus::Bus;
 use crate::config::Config;
-use crate::{export, store, web};
+use crate::{export, kafka, store, web};
 
 /// Batches the bus holds for a subscriber that is behind, and the store writer's queue.
 const BUS_CAPACITY: usize = 1024;
@@ -19,14 +21,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen).await.with_context(|| {
         format!("cannot listen on {listen} — is another pipescope running? Change web.listen")
     })?;
-    // The watchers are not built yet: say so instead of pretending to watch.
-    for name in config.kafka.keys() {
-        tracing::warn!(cluster = %name, "Kafka watching is not implemented in this version; the cluster is ignored");
-    }
-    for name in config.mqtt.keys() {
-        tracing::warn!(broker = %name, "MQTT watching is not implemented in this version; the broker is ignored");
-    }
     let bus = Bus::new(BUS_CAPACITY);
+    let mut registry = crate::metrics::new_registry();
+
     let (store, writer) = store::Store::open(
         &config.store.path,
         store::retention_from(&config.store),
@@ -35,9 +32,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )?;
     tracing::info!(path = %config.store.path.display(), "store opened");
     let feeder = tokio::spawn(store::feed_from_bus(bus.subscribe(), writer.clone()));
-    let mut registry = crate::metrics::new_registry();
     store::metrics::register(&mut registry, store.clone());
     crate::metrics::register_bus(&mut registry, &bus);
+
+    let kafka_live = start_kafka_watchers(&config, &bus, &mut registry)?;
+
+    // The watchers below are not built yet: say so instead of pretending to watch.
+    for name in config.mqtt.keys() {
+        tracing::warn!(broker = %name, "MQTT watching is not implemented in this version; the broker is ignored");
+    }
+
     let influx = config.export.influx.clone().map(|influx| {
         tracing::info!(url = %influx.url, version = influx.version, "exporting to InfluxDB");
         let stats = Arc::new(export::influx::InfluxStats::default());
@@ -49,8 +53,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }));
         (stop, task)
     });
+
     tracing::info!(address = %listener.local_addr()?, "pipescope is serving");
-    let router = web::router(web::AppState::new(registry)).merge(store::api::router(store.clone()));
+    let router = web::router(web::AppState::new(registry))
+        .merge(store::api::router(store.clone()))
+        .merge(kafka::api::router(kafka_live));
     web::serve(listener, router, shutdown_signal()).await?;
     if let Some((stop, task)) = influx {
         let _ = stop.send(());
@@ -62,6 +69,37 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || writer.close()).await?;
     tracing::info!("pipescope stopped");
     Ok(())
+}
+
+/// One scraping task per configured Kafka cluster, and the collector that exports their state.
+fn start_kafka_watchers(
+    config: &Config,
+    bus: &Bus,
+    registry: &mut Registry,
+) -> anyhow::Result<kafka::LiveState> {
+    let live = kafka::LiveState::new();
+    let mut filters = BTreeMap::new();
+    for (name, cluster) in &config.kafka {
+        let scraper = kafka::scraper(name, cluster).map_err(anyhow::Error::msg)?;
+        filters.insert(
+            name.clone(),
+            kafka::metrics::ClusterFilters::from_config(cluster)
+                .with_context(|| format!("kafka.{name}: invalid group or topic regex"))?,
+        );
+        tokio::spawn(kafka::watch(
+            scraper,
+            cluster.scrape_interval,
+            live.clone(),
+            bus.clone(),
+            Arc::new(SystemClock),
+        ));
+        tracing::info!(cluster = %name, "watching Kafka cluster");
+    }
+    registry.register_collector(Box::new(kafka::metrics::KafkaCollector::new(
+        live.clone(),
+        filters,
+    )));
+    Ok(live)
 }
 
 /// Resolves on Ctrl-C or SIGTERM, whichever comes first.

@@ -3,6 +3,7 @@
 mod cli;
 mod deploy;
 mod influx;
+mod kafka;
 mod prometheus;
 mod store;
 mod web;

@@ -1,0 +1,239 @@
+//! `pipescope_kafka_*` for Prometheus, read from the live state at each `/metrics` request.
+//! Group and topic allow/deny regexes bound the number of series on big clusters.
+
+use std::collections::BTreeMap;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
+use regex::Regex;
+
+use super::state::{ClusterState, LiveState};
+use crate::config::{KafkaCluster, MetricsGranularity};
+
+/// Which names to export: all when `allow` is empty, never one that a `deny` regex matches.
+#[derive(Debug, Clone, Default)]
+pub struct NameFilter {
+    allow: Vec<Regex>,
+    deny: Vec<Regex>,
+}
+
+impl NameFilter {
+    /// Patterns were checked by config validation; one that still fails is reported here.
+    pub fn new(allow: &[String], deny: &[String]) -> Result<Self, regex::Error> {
+        let compile = |patterns: &[String]| {
+            patterns
+                .iter()
+                .map(|p| Regex::new(p))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Self {
+            allow: compile(allow)?,
+            deny: compile(deny)?,
+        })
+    }
+
+    pub fn allows(&self, name: &str) -> bool {
+        (self.allow.is_empty() || self.allow.iter().any(|r| r.is_match(name)))
+            && !self.deny.iter().any(|r| r.is_match(name))
+    }
+}
+
+/// The filters of one cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterFilters {
+    pub groups: NameFilter,
+    pub topics: NameFilter,
+    pub granularity: MetricsGranularity,
+}
+
+impl ClusterFilters {
+    pub fn from_config(cluster: &KafkaCluster) -> Result<Self, regex::Error> {
+        Ok(Self {
+            groups: NameFilter::new(&cluster.groups_allow, &cluster.groups_deny)?,
+            topics: NameFilter::new(&cluster.topics_allow, &cluster.topics_deny)?,
+            granularity: cluster.metrics_granularity,
+        })
+    }
+}
+
+/// Registered once into the registry; encodes every cluster's latest scrape.
+#[derive(Debug, Clone)]
+pub struct KafkaCollector {
+    live: LiveState,
+    filters: BTreeMap<String, ClusterFilters>,
+}
+
+impl KafkaCollector {
+    pub fn new(live: LiveState, filters: BTreeMap<String, ClusterFilters>) -> Self {
+        Self { live, filters }
+    }
+}
+
+type Gauge = (
+    &'static str,
+    &'static str,
+    Vec<(Vec<(&'static str, String)>, f64)>,
+);
+
+fn gauges(state: &ClusterState, filters: &ClusterFilters) -> Vec<Gauge> {
+    let cluster = || ("cluster", state.name.clone());
+    let mut up = Vec::new();
+    for b in &state.brokers {
+        up.push((
+            vec![cluster(), ("broker", b.id.to_string())],
+            if b.up { 1.0 } else { 0.0 },
+        ));
+    }
+    let scrape = vec![(vec![cluster()], state.scrape_duration_ms as f64 / 1000.0)];
+    // Never reached: no age to report (the broker_up series say it is down).
+    let age = if state.data_time_ms > 0 {
+        vec![(
+            vec![cluster()],
+            state.scraped_at_ms.saturating_sub(state.data_time_ms) as f64 / 1000.0,
+        )]
+    } else {
+        Vec::new()
+    };
+    let mut end = Vec::new();
+    let mut start = Vec::new();
+    let mut committed = Vec::new();
+    let by_topic = filters.granularity == MetricsGranularity::Topic;
+    for t in state
+        .topics
+        .iter()
+        .filter(|t| filters.topics.allows(&t.name))
+    {
+        if by_topic {
+            // A sum with a partition missing would look like a drop: leave it out instead.
+            let sum = |f: fn(&super::state::PartitionState) -> Option<i64>| {
+                t.partitions.iter().map(f).sum::<Option<i64>>()
+            };
+            let labels = vec![cluster(), ("topic", t.name.clone())];
+            if let Some(v) = sum(|p| p.latest.as_ref().ok().copied()) {
+                end.push((labels.clone(), v as f64));
+            }
+            if let Some(v) = sum(|p| p.earliest.as_ref().ok().copied()) {
+                start.push((labels, v as f64));
+            }
+            continue;
+        }
+        for p in &t.partitions {
+            let labels = vec![
+                cluster(),
+                ("topic", t.name.clone()),
+                ("partition", p.partition.to_string()),
+            ];
+            if let Ok(v) = p.latest {
+                end.push((labels.clone(), v as f64));
+            }
+            if let Ok(v) = p.earliest {
+                start.push((labels, v as f64));
+            }
+        }
+    }
+    for g in state
+        .groups
+        .iter()
+        .filter(|g| filters.groups.allows(&g.name))
+    {
+        let mut per_topic: BTreeMap<&str, i64> = BTreeMap::new();
+        for c in g.offsets.iter().flatten() {
+            if !filters.topics.allows(&c.topic) {
+                continue;
+            }
+            if by_topic {
+                *per_topic.entry(&c.topic).or_default() += c.committed;
+                continue;
+            }
+            committed.push((
+                vec![
+                    cluster(),
+                    ("group", g.name.clone()),
+                    ("topic", c.topic.clone()),
+                    ("partition", c.partition.to_string()),
+                ],
+                c.committed as f64,
+            ));
+        }
+        for (topic, sum) in per_topic {
+            committed.push((
+                vec![
+                    cluster(),
+                    ("group", g.name.clone()),
+                    ("topic", topic.to_string()),
+                ],
+                sum as f64,
+            ));
+        }
+    }
+    let (end_name, start_name, committed_name) = if by_topic {
+        (
+            "pipescope_kafka_topic_end_offset_sum",
+            "pipescope_kafka_topic_start_offset_sum",
+            "pipescope_kafka_group_topic_committed_offset_sum",
+        )
+    } else {
+        (
+            "pipescope_kafka_partition_end_offset",
+            "pipescope_kafka_partition_start_offset",
+            "pipescope_kafka_group_committed_offset",
+        )
+    };
+    vec![
+        (
+            "pipescope_kafka_broker_up",
+            "Whether the broker answered the latest scrape (1) or not (0).",
+            up,
+        ),
+        (
+            "pipescope_kafka_scrape_duration_seconds",
+            "Wall time of the latest scrape of the cluster.",
+            scrape,
+        ),
+        (
+            "pipescope_kafka_scrape_staleness_seconds",
+            "Age of the numbers at the latest scrape: above 0 when no broker answered it.",
+            age,
+        ),
+        (
+            end_name,
+            "Log end offset (latest) of the partition, or summed over the topic's partitions.",
+            end,
+        ),
+        (
+            start_name,
+            "Log start offset (earliest) of the partition, or summed over the topic's partitions.",
+            start,
+        ),
+        (
+            committed_name,
+            "Offset the consumer group committed on the partition, or summed over the topic.",
+            committed,
+        ),
+    ]
+}
+
+impl Collector for KafkaCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let default = ClusterFilters::default();
+        // One descriptor per metric name, holding the series of every cluster.
+        let mut merged: Vec<Gauge> = Vec::new();
+        for state in self.live.all() {
+            let filters = self.filters.get(&state.name).unwrap_or(&default);
+            for (name, help, series) in gauges(&state, filters) {
+                match merged.iter_mut().find(|m| m.0 == name) {
+                    Some(m) => m.2.extend(series),
+                    None => merged.push((name, help, series)),
+                }
+            }
+        }
+        for (name, help, series) in merged {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (labels, value) in series {
+                metric.encode_family(&labels)?.encode_gauge(&value)?;
+            }
+        }
+        Ok(())
+    }
+}

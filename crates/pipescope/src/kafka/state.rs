@@ -1,0 +1,193 @@
+//! What one scrape of a cluster saw: the live state the API, metrics and analyzer read.
+//!
+//! Every item carries its own error: a group the broker refuses to describe, a partition whose
+//! leader is down, an API the broker lacks. The rest of the scrape stands.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use pipescope_core::EpochMillis;
+use pipescope_core::kafka::OffsetsSnapshot;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterState {
+    pub name: String,
+    /// When this scrape started (ms since the epoch).
+    pub scraped_at_ms: EpochMillis,
+    pub scrape_duration_ms: u64,
+    /// When the numbers below were last read from the cluster: equals `scraped_at_ms` unless
+    /// this scrape reached no broker, in which case the previous scrape's numbers are kept.
+    pub data_time_ms: EpochMillis,
+    /// Why this scrape got nothing from the cluster, when it did not.
+    pub error: Option<String>,
+    pub cluster_id: Option<String>,
+    pub controller_id: Option<i32>,
+    pub brokers: Vec<BrokerState>,
+    pub topics: Vec<TopicState>,
+    pub groups: Vec<GroupState>,
+    /// Why the group list is incomplete (ListGroups failed on some broker), per broker.
+    pub group_list_errors: Vec<String>,
+    /// Offsets and commits in the shape the analyzer reads; `None` when the scrape got nothing.
+    #[serde(skip)]
+    pub snapshot: Option<OffsetsSnapshot>,
+}
+
+impl ClusterState {
+    pub fn topic(&self, name: &str) -> Option<&TopicState> {
+        self.topics.iter().find(|t| t.name == name)
+    }
+    pub fn group(&self, name: &str) -> Option<&GroupState> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BrokerState {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+    /// Whether the broker answered this scrape.
+    pub up: bool,
+    /// Why it did not.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TopicState {
+    pub name: String,
+    pub internal: bool,
+    /// The topic's own error from Metadata (e.g. leader not available), if any.
+    pub error: Option<String>,
+    pub config: Result<TopicConfig, String>,
+    pub partitions: Vec<PartitionState>,
+}
+
+/// The topic configs that matter for monitoring; `None` where the broker did not say.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct TopicConfig {
+    pub cleanup_policy: Option<String>,
+    pub retention_ms: Option<i64>,
+    pub retention_bytes: Option<i64>,
+    pub min_insync_replicas: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionState {
+    pub partition: i32,
+    /// `None` when the partition has no leader (offline).
+    pub leader: Option<i32>,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub offline_replicas: Vec<i32>,
+    pub offline: bool,
+    pub under_replicated: bool,
+    pub error: Option<String>,
+    /// Earliest offset (log start), or why it is unknown this scrape.
+    pub earliest: Result<i64, String>,
+    /// Latest offset (log end), or why it is unknown this scrape.
+    pub latest: Result<i64, String>,
+    /// Producers writing to the partition, or why they are unknown
+    /// ("broker does not report producers").
+    pub producers: Result<Vec<ProducerState>, String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ProducerState {
+    pub producer_id: i64,
+    pub producer_epoch: i32,
+    pub last_sequence: i32,
+    pub last_timestamp_ms: i64,
+    /// First offset of the open transaction, when one is open.
+    pub current_txn_start_offset: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupState {
+    pub name: String,
+    /// The group's coordinator, or why it is unknown.
+    pub coordinator: Result<i32, String>,
+    /// From ListGroups (empty when the broker did not say).
+    pub protocol_type: String,
+    /// From DescribeGroups, or why the group could not be described.
+    pub description: Result<GroupDescription, String>,
+    /// Committed offsets, or why none could be read.
+    pub offsets: Result<Vec<CommittedOffset>, String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub state: String,
+    pub protocol_type: String,
+    /// The assignor (for consumer groups), e.g. `range`.
+    pub protocol: String,
+    pub members: Vec<MemberState>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MemberState {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// Decoded from the consumer protocol's assignment bytes (empty for other protocols).
+    pub assignment: Vec<AssignedTopic>,
+    /// Why the assignment bytes could not be decoded.
+    pub assignment_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AssignedTopic {
+    pub topic: String,
+    pub partitions: Vec<i32>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub committed: i64,
+    pub metadata: Option<String>,
+    /// Timestamp of the record at the committed offset (fetched for lagging partitions).
+    pub record_time_ms: Option<EpochMillis>,
+    /// Why that timestamp is missing although the partition lags (record gone, fetch failed).
+    pub record_time_error: Option<String>,
+}
+
+/// The latest state of every configured cluster, shared by the watchers (writers) and the API
+/// and metrics (readers).
+#[derive(Debug, Clone, Default)]
+pub struct LiveState {
+    clusters: Arc<RwLock<BTreeMap<String, Arc<ClusterState>>>>,
+}
+
+impl LiveState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set(&self, state: ClusterState) {
+        self.clusters
+            .write()
+            .expect("live state lock")
+            .insert(state.name.clone(), Arc::new(state));
+    }
+
+    pub fn get(&self, cluster: &str) -> Option<Arc<ClusterState>> {
+        self.clusters
+            .read()
+            .expect("live state lock")
+            .get(cluster)
+            .cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<ClusterState>> {
+        self.clusters
+            .read()
+            .expect("live state lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+}

@@ -1,0 +1,1675 @@
+//! The Kafka admin plane against real tansu brokers: exact end offsets and committed offsets,
+//! the record timestamp at a committed offset, per-item errors, a broker killed mid-run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use pipescope::config::KafkaCluster;
+use pipescope::kafka::metrics::{ClusterFilters, KafkaCollector};
+use pipescope::kafka::{ClusterState, LiveState};
+use pipescope_core::SystemClock;
+use pipescope_core::kafka::OffsetRange;
+use pipescope_testkit::{Tansu, TansuOptions, TansuStorage};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use tower::ServiceExt;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn cluster_config(bootstrap: &str, extra: &str) -> KafkaCluster {
+    let text = format!(
+        "[kafka.local]\nbootstrap = \"{bootstrap}\"\nscrape_interval = \"500ms\"\nrequest_timeout = \"2s\"\n{extra}"
+    );
+    let mut config = pipescope::config::parse("test", &text, []).unwrap();
+    config.kafka.remove("local").unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn scrape_once(cluster: &KafkaCluster) -> ClusterState {
+    let scraper = pipescope::kafka::scraper("local", cluster).unwrap();
+    runtime().block_on(scraper.scrape(&SystemClock, None))
+}
+
+fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let results = runtime()
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+        ))
+        .unwrap();
+    for result in results {
+        result.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+}
+
+/// Produces `per_partition` records to each partition, record i of partition p stamped
+/// `base_ms + i * 1000 + p`; returns nothing until every record is delivered.
+fn produce(bootstrap: &str, topic: &str, partitions: i32, per_partition: i64, base_ms: i64) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    for p in 0..partitions {
+        for i in 0..per_partition {
+            let payload = format!("{{\"p\":{p},\"i\":{i}}}");
+            let mut record = BaseRecord::<(), _>::to(topic)
+                .partition(p)
+                .payload(&payload)
+                .timestamp(base_ms + i * 1000 + p as i64);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        record = r;
+                        producer.poll(Duration::from_millis(10));
+                    }
+                }
+            }
+        }
+    }
+    producer.flush(TIMEOUT).expect("all records delivered");
+}
+
+fn consumer(bootstrap: &str, group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap()
+}
+
+/// Joins the group on `topic` and commits exactly `offsets` (partition → offset).
+fn commit_at(consumer: &BaseConsumer, topic: &str, offsets: &[(i32, i64)]) {
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while consumer.assignment().unwrap().count() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the consumer never got partitions"
+        );
+        consumer.poll(Duration::from_millis(100));
+    }
+    let mut list = TopicPartitionList::new();
+    for (p, o) in offsets {
+        list.add_partition_offset(topic, *p, Offset::Offset(*o))
+            .unwrap();
+    }
+    consumer.commit(&list, CommitMode::Sync).expect("commit");
+}
+
+async fn get_json(router: axum::Router, path: &str) -> (StatusCode, serde_json::Value) {
+    let response = router
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+#[test]
+fn sqlite_scrape_has_exact_offsets_commits_and_record_times() {
+    let broker = Tansu::start();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "orders", 3);
+    create_topic(&bootstrap, "audit", 1);
+    let base_ms = now_ms() - 3_600_000;
+    produce(&bootstrap, "orders", 3, 100, base_ms);
+    produce(&bootstrap, "audit", 1, 7, base_ms);
+    let billing = consumer(&bootstrap, "billing");
+    commit_at(&billing, "orders", &[(0, 40), (1, 100), (2, 0)]);
+
+    let standalone = consumer(&bootstrap, "standalone");
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset("audit", 0, Offset::Offset(3))
+        .unwrap();
+    standalone
+        .commit(&list, CommitMode::Sync)
+        .expect("standalone commit");
+    let cluster = cluster_config(&bootstrap, "");
+    let started = Instant::now();
+    let state = scrape_once(&cluster);
+    let took = started.elapsed();
+    assert_eq!(state.error, None);
+    assert!(state.cluster_id.is_some());
+    assert_eq!(state.brokers.len(), 1);
+    assert!(state.brokers[0].up, "{:?}", state.brokers);
+    assert_eq!(state.brokers[0].port as u16, broker.port);
+
+    // Exact end offsets, per partition.
+    let orders = state.topic("orders").expect("orders is listed");
+    assert!(!orders.internal);
+    let ends: Vec<_> = orders.partitions.iter().map(|p| p.latest.clone()).collect();
+    assert_eq!(ends, vec![Ok(100), Ok(100), Ok(100)]);
+    assert!(orders.partitions.iter().all(|p| p.earliest == Ok(0)));
+    assert!(
+        orders
+            .partitions
+            .iter()
+            .all(|p| p.leader.is_some() && !p.offline)
+    );
+    assert_eq!(
+        state.topic("audit").unwrap().partitions[0].latest,
+        Ok(7),
+        "audit"
+    );
+
+    // The snapshot the analyzer reads holds the same numbers.
+    let snapshot = state.snapshot.as_ref().expect("a snapshot");
+    let ranges: BTreeMap<(String, i32), OffsetRange> = snapshot
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                (p.tp.topic.clone(), p.tp.partition),
+                p.offsets.clone().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ranges[&("orders".to_string(), 2)],
+        OffsetRange {
+            earliest: 0,
+            latest: 100
+        }
+    );
+    assert_eq!(
+        ranges[&("audit".to_string(), 0)],
+        OffsetRange {
+            earliest: 0,
+            latest: 7
+        }
+    );
+
+    // Exact committed offsets; the record time at each lagging committed offset is the
+    // producer's timestamp of that record.
+    let group = state
+        .group("billing")
+        .unwrap_or_else(|| panic!("billing is not listed: {state:#?}"));
+    let mut offsets = group.offsets.clone().expect("offsets of billing");
+    offsets.sort_by_key(|c| c.partition);
+    let committed: Vec<(i32, i64)> = offsets.iter().map(|c| (c.partition, c.committed)).collect();
+    assert_eq!(committed, vec![(0, 40), (1, 100), (2, 0)]);
+    assert_eq!(
+        offsets[0].record_time_ms,
+        Some((base_ms + 40_000) as u64),
+        "{offsets:?}"
+    );
+    assert_eq!(
+        offsets[1].record_time_ms, None,
+        "not lagging: nothing fetched"
+    );
+    assert_eq!(offsets[2].record_time_ms, Some((base_ms + 2) as u64));
+    let mut commits: Vec<_> = snapshot
+        .commits
+        .iter()
+        .filter(|c| c.group == "billing")
+        .map(|c| (c.tp.partition, c.committed, c.record_time_ms))
+        .collect();
+    commits.sort();
+    assert_eq!(
+        commits,
+        vec![
+            (0, 40, Some((base_ms + 40_000) as u64)),
+            (1, 100, None),
+            (2, 0, Some((base_ms + 2) as u64)),
+        ]
+    );
+
+    // tansu's sqlite engine fails DescribeGroups: the error is on the group, the rest stands,
+    // and the scrape is not held up beyond the request timeout.
+    let description = group
+        .description
+        .as_ref()
+        .expect_err("sqlite cannot describe");
+    assert!(description.contains("DescribeGroups"), "{description}");
+    // A group that only committed (no members) is read the same; tansu cannot describe it
+    // either, even asked alone.
+    let standalone = state.group("standalone").expect("standalone is listed");
+    let commits: Vec<_> = standalone
+        .offsets
+        .clone()
+        .unwrap()
+        .iter()
+        .map(|c| (c.topic.clone(), c.partition, c.committed, c.record_time_ms))
+        .collect();
+    assert_eq!(
+        commits,
+        vec![("audit".to_string(), 0, 3, Some((base_ms + 3_000) as u64))]
+    );
+    assert!(standalone.description.is_err());
+    assert!(
+        took < cluster.request_timeout * 2,
+        "the scrape took {took:?}"
+    );
+    // tansu drops the connection on DescribeConfigs with named keys and answers it without
+    // them, with no values: the configs are known to be unset, not an error.
+    assert_eq!(orders.config, Ok(Default::default()));
+    // tansu lacks DescribeProducers: said per partition, no guessing.
+    assert_eq!(
+        orders.partitions[0].producers,
+        Err("broker does not report producers".to_string())
+    );
+
+    // The JSON API and /metrics read the same state.
+    let live = LiveState::new();
+    live.set(state.clone());
+    let rt = runtime();
+    let api = pipescope::kafka::api::router(live.clone());
+    let (status, clusters) = rt.block_on(get_json(api.clone(), "/api/v1/kafka/clusters"));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(clusters[0]["name"], "local");
+    assert_eq!(clusters[0]["brokers_up"], 1);
+    assert_eq!(clusters[0]["partitions"], 4);
+    let (_, topic) = rt.block_on(get_json(
+        api.clone(),
+        "/api/v1/kafka/clusters/local/topics/orders",
+    ));
+    assert_eq!(topic["partitions"][1]["latest"]["Ok"], 100);
+    let (_, billing_json) = rt.block_on(get_json(
+        api.clone(),
+        "/api/v1/kafka/clusters/local/groups/billing",
+    ));
+    assert!(
+        billing_json["description"]["Err"]
+            .as_str()
+            .unwrap()
+            .contains("DescribeGroups")
+    );
+    let (status, _) = rt.block_on(get_json(api, "/api/v1/kafka/clusters/local/groups/nope"));
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let filters = pipescope::kafka::metrics::ClusterFilters::from_config(&cluster_config(
+        &bootstrap,
+        "topics_deny = [\"^audit$\"]\n",
+    ))
+    .unwrap();
+    let live_for_topics = live.clone();
+    let mut registry = pipescope::metrics::new_registry();
+    registry.register_collector(Box::new(KafkaCollector::new(
+        live,
+        BTreeMap::from([("local".to_string(), filters)]),
+    )));
+    let text = pipescope::metrics::encode(&registry);
+    assert!(
+        text.contains(
+            "pipescope_kafka_partition_end_offset{cluster=\"local\",topic=\"orders\",partition=\"1\"} 100"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("pipescope_kafka_group_committed_offset{cluster=\"local\",group=\"billing\",topic=\"orders\",partition=\"0\"} 40"),
+        "{text}"
+    );
+    assert!(text.contains("pipescope_kafka_broker_up{cluster=\"local\",broker=\""));
+    assert!(!text.contains("topic=\"audit\""), "audit is denied: {text}");
+
+    // Per topic: one series per topic (and group and topic), summed over the partitions.
+    let by_topic = ClusterFilters::from_config(&cluster_config(
+        &bootstrap,
+        "metrics_granularity = \"topic\"\n",
+    ))
+    .unwrap();
+    let mut registry = pipescope::metrics::new_registry();
+    registry.register_collector(Box::new(KafkaCollector::new(
+        live_for_topics,
+        BTreeMap::from([("local".to_string(), by_topic)]),
+    )));
+    let text = pipescope::metrics::encode(&registry);
+    for line in [
+        "pipescope_kafka_topic_end_offset_sum{cluster=\"local\",topic=\"orders\"} 300",
+        "pipescope_kafka_topic_end_offset_sum{cluster=\"local\",topic=\"audit\"} 7",
+        "pipescope_kafka_group_topic_committed_offset_sum{cluster=\"local\",group=\"billing\",topic=\"orders\"} 140",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    assert!(!text.contains("partition=\""), "{text}");
+    drop(billing);
+}
+
+#[test]
+fn memory_engine_wrong_end_offsets_are_visible_and_the_scrape_survives() {
+    let broker = Tansu::start_with(TansuOptions {
+        storage: TansuStorage::Memory,
+        ..Default::default()
+    });
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "calls", 1);
+    // Many records per batch: the memory engine's "latest" is the last batch's base + 1.
+    produce(&bootstrap, "calls", 1, 2_000, now_ms());
+    let counters = consumer(&bootstrap, "counters");
+    commit_at(&counters, "calls", &[(0, 2_000)]);
+
+    let state = scrape_once(&cluster_config(&bootstrap, ""));
+    assert_eq!(state.error, None);
+    let snapshot = state.snapshot.as_ref().unwrap();
+    let latest = snapshot
+        .partitions
+        .iter()
+        .find(|p| p.tp.topic == "calls")
+        .unwrap()
+        .offsets
+        .clone()
+        .unwrap()
+        .latest;
+    let commit = snapshot
+        .commits
+        .iter()
+        .find(|c| c.group == "counters")
+        .expect("the commit is read");
+    assert_eq!(commit.committed, 2_000);
+    assert!(
+        latest < commit.committed,
+        "the memory engine's end offset {latest} is below the committed 2000: visible as is"
+    );
+    // The memory engine describes the group: its member is there.
+    let description = state
+        .group("counters")
+        .unwrap()
+        .description
+        .clone()
+        .expect("the memory engine answers DescribeGroups");
+    assert_eq!(description.members.len(), 1, "{description:?}");
+    drop(counters);
+}
+
+#[test]
+fn a_killed_broker_is_down_within_two_scrapes_and_recovers() {
+    let mut broker = Tansu::start();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "beats", 1);
+    produce(&bootstrap, "beats", 1, 5, now_ms());
+    let cluster = cluster_config(&bootstrap, "");
+    let interval = cluster.scrape_interval;
+    let live = LiveState::new();
+    let bus = pipescope::bus::Bus::new(64);
+    let mut samples = bus.subscribe();
+    let rt = runtime();
+    let watcher = rt.spawn(pipescope::kafka::watch(
+        pipescope::kafka::scraper("local", &cluster).unwrap(),
+        interval,
+        live.clone(),
+        bus.clone(),
+        Arc::new(SystemClock),
+    ));
+    let up = |live: &LiveState| {
+        live.get("local")
+            .is_some_and(|s| s.error.is_none() && s.brokers.iter().all(|b| b.up))
+    };
+    assert!(pipescope_testkit::wait_until(TIMEOUT, || up(&live)));
+    // Samples reach the bus: the end offset of beats is 5.
+    let batch = rt
+        .block_on(async { tokio::time::timeout(TIMEOUT, samples.recv()).await })
+        .unwrap()
+        .unwrap();
+    assert!(
+        batch
+            .iter()
+            .any(|s| s.metric == "pipescope_kafka_partition_end_offset"
+                && s.labels.get("topic") == Some("beats")
+                && s.value == 5.0),
+        "{batch:?}"
+    );
+
+    broker.kill();
+    let killed = Instant::now();
+    let down = |live: &LiveState| {
+        live.get("local").is_some_and(|s| {
+            s.error.is_some() && s.brokers.iter().all(|b| !b.up) && s.snapshot.is_none()
+        })
+    };
+    // Two scrapes, each at most a connect timeout late.
+    let within = interval * 2 + cluster.request_timeout;
+    assert!(
+        pipescope_testkit::wait_until(within + Duration::from_secs(1), || down(&live)),
+        "not reported down within {within:?}"
+    );
+    let state = live.get("local").unwrap();
+    assert!(
+        state.error.as_ref().unwrap().contains("cluster local"),
+        "{:?}",
+        state.error
+    );
+    // The last numbers are kept, marked stale.
+    assert!(state.topic("beats").is_some());
+    assert!(state.scraped_at_ms > state.data_time_ms);
+    let (_, summary) = rt.block_on(get_json(
+        pipescope::kafka::api::router(live.clone()),
+        "/api/v1/kafka/clusters/local",
+    ));
+    assert!(summary["staleness_ms"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(summary["brokers_up"], 0, "{summary}");
+    eprintln!("reported down after {:?}", killed.elapsed());
+
+    broker.restart();
+    assert!(
+        pipescope_testkit::wait_until(TIMEOUT, || up(&live)),
+        "the watcher did not recover"
+    );
+    let state = live.get("local").unwrap();
+    assert_eq!(state.topic("beats").unwrap().partitions[0].latest, Ok(5));
+    watcher.abort();
+}
+
+/// A filter over names: deny wins, empty allow lets everything through.
+#[test]
+fn name_filters_allow_and_deny() {
+    let filters = ClusterFilters::from_config(&cluster_config(
+        "127.0.0.1:1",
+        "groups_allow = [\"^pay\", \"^bill\"]\ngroups_deny = [\"-test$\"]\n",
+    ))
+    .unwrap();
+    assert!(filters.groups.allows("payments"));
+    assert!(filters.groups.allows("billing"));
+    assert!(!filters.groups.allows("payments-test"));
+    assert!(!filters.groups.allows("audit"));
+    assert!(filters.topics.allows("anything"));
+}
+
+/// A broker that speaks the real protocol (kafka-protocol types) and answers as Apache Kafka
+/// documents, for what tansu answers wrongly: group members and assignments, producers, and
+/// committed offsets of many groups in one OffsetFetch v8+ request.
+mod scripted {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use bytes::{BufMut, Bytes, BytesMut};
+    use indexmap::IndexMap;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::consumer_protocol_assignment::{
+        ConsumerProtocolAssignment, TopicPartition as AssignedPartitions,
+    };
+    use kafka_protocol::messages::describe_configs_response::{
+        DescribeConfigsResourceResult, DescribeConfigsResult,
+    };
+    use kafka_protocol::messages::describe_groups_response::{
+        DescribedGroup, DescribedGroupMember,
+    };
+    use kafka_protocol::messages::describe_producers_response::{
+        PartitionResponse, ProducerState, TopicResponse,
+    };
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_protocol::messages::find_coordinator_response::Coordinator;
+    use kafka_protocol::messages::list_groups_response::ListedGroup;
+    use kafka_protocol::messages::list_offsets_response::{
+        ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+    };
+    use kafka_protocol::messages::metadata_response::{
+        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_response::{
+        OffsetFetchResponseGroup, OffsetFetchResponsePartitions, OffsetFetchResponseTopics,
+    };
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::{
+        Decodable, Encodable, StrBytes, decode_request_header_from_buffer,
+    };
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    pub const TOPIC: &str = "payments";
+    /// Log end offsets of the topic's two partitions.
+    pub const LATEST: [i64; 2] = [50, 70];
+    pub const RECORD_TIME_BASE: i64 = 1_700_000_000_000;
+    /// The SASL PLAIN token the broker accepts (user "ops", password "ops-pw").
+    pub const PLAIN_TOKEN: &[u8] = b"\0ops\0ops-pw";
+
+    /// Requests received, per API name.
+    #[derive(Debug, Clone, Default)]
+    pub struct Counts(Arc<Mutex<HashMap<String, usize>>>);
+
+    impl Counts {
+        pub fn get(&self, api: &str) -> usize {
+            self.0.lock().unwrap().get(api).copied().unwrap_or(0)
+        }
+    }
+
+    fn s(v: &str) -> StrBytes {
+        StrBytes::from_string(v.to_string())
+    }
+
+    /// Starts the broker on a free port; returns its port and request counts.
+    pub async fn start() -> (u16, Counts) {
+        start_with(Script::default()).await
+    }
+
+    /// How the broker misbehaves, if at all.
+    #[derive(Clone, Default)]
+    pub struct Script {
+        /// Serve behind TLS with this acceptor.
+        pub tls: Option<tokio_rustls::TlsAcceptor>,
+        /// Never answer DescribeGroups (the connection stays open), as a stuck broker would.
+        pub hang_describe_groups: bool,
+        /// List a broker 2 at this port (where nothing listens) as the leader of partition 1.
+        pub dead_broker_port: Option<u16>,
+        /// Speak only OffsetFetch v7 and FindCoordinator v3 (one group per request), as
+        /// brokers before Kafka 3.0 do.
+        pub old_versions: bool,
+        /// Records of 10 KiB, and batches cut to the partition limit for every partition but
+        /// the first of a Fetch answer, as Kafka does (KIP-74); payments-app lags on both
+        /// partitions.
+        pub big_batches: bool,
+        /// Drop the connection on a DescribeGroups that names this group (as tansu's sqlite
+        /// engine does for every group).
+        pub poison_group: Option<&'static str>,
+    }
+
+    pub async fn start_with(script: Script) -> (u16, Counts) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let counts = Counts::default();
+        let shared = counts.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let counts = shared.clone();
+                let script = script.clone();
+                tokio::spawn(async move {
+                    match script.tls.clone() {
+                        None => serve(stream, port, counts, script).await,
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                serve(stream, port, counts, script).await;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (port, counts)
+    }
+
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+        mut stream: S,
+        port: u16,
+        counts: Counts,
+        script: Script,
+    ) {
+        loop {
+            let Ok(size) = stream.read_i32().await else {
+                return;
+            };
+            let mut frame = BytesMut::zeroed(size as usize);
+            if stream.read_exact(&mut frame).await.is_err() {
+                return;
+            }
+            let mut frame = frame.freeze();
+            let header = decode_request_header_from_buffer(&mut frame).unwrap();
+            let key = ApiKey::try_from(header.request_api_key).unwrap();
+            let version = header.request_api_version;
+            *counts
+                .0
+                .lock()
+                .unwrap()
+                .entry(format!("{key:?}"))
+                .or_default() += 1;
+            if script.hang_describe_groups && key == ApiKey::DescribeGroups {
+                std::future::pending::<()>().await;
+            }
+            let mut body = BytesMut::new();
+            if !answer(key, version, &mut frame, port, &script, &mut body) {
+                return; // drops the connection
+            }
+            let mut response_header = ResponseHeader::default();
+            response_header.correlation_id = header.correlation_id;
+            let mut out = BytesMut::new();
+            response_header
+                .encode(&mut out, key.response_header_version(version))
+                .unwrap();
+            out.put(body);
+            let mut framed = BytesMut::new();
+            framed.put_i32(out.len() as i32);
+            framed.put(out);
+            if stream.write_all(&framed).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn encode<T: Encodable>(message: T, version: i16, out: &mut BytesMut) {
+        message.encode(out, version).unwrap();
+    }
+
+    fn assignment(partitions: &[i32]) -> Bytes {
+        let mut a = ConsumerProtocolAssignment::default();
+        let mut tp = AssignedPartitions::default();
+        tp.topic = TopicName(s(TOPIC));
+        tp.partitions = partitions.to_vec();
+        a.assigned_partitions = vec![tp];
+        let mut buf = BytesMut::new();
+        buf.put_i16(1); // the consumer protocol's own version comes first
+        a.encode(&mut buf, 1).unwrap();
+        buf.freeze()
+    }
+
+    fn answer(
+        key: ApiKey,
+        version: i16,
+        request: &mut Bytes,
+        port: u16,
+        script: &Script,
+        out: &mut BytesMut,
+    ) -> bool {
+        match key {
+            ApiKey::ApiVersions => {
+                let mut r = ApiVersionsResponse::default();
+                let ours: [(ApiKey, i16); 12] = [
+                    (ApiKey::ApiVersions, 3),
+                    (ApiKey::SaslHandshake, 1),
+                    (ApiKey::SaslAuthenticate, 2),
+                    (ApiKey::Metadata, 12),
+                    (ApiKey::ListOffsets, 8),
+                    (ApiKey::DescribeConfigs, 4),
+                    (ApiKey::ListGroups, 4),
+                    (
+                        ApiKey::FindCoordinator,
+                        if script.old_versions { 3 } else { 4 },
+                    ),
+                    (ApiKey::DescribeGroups, 5),
+                    (ApiKey::OffsetFetch, if script.old_versions { 7 } else { 8 }),
+                    (ApiKey::Fetch, 11),
+                    (ApiKey::DescribeProducers, 0),
+                ];
+                r.api_keys = ours
+                    .iter()
+                    .map(|(k, max)| {
+                        let mut v = ApiVersion::default();
+                        v.api_key = *k as i16;
+                        v.min_version = k.valid_versions().min;
+                        v.max_version = *max;
+                        v
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            ApiKey::Metadata => {
+                let mut r = MetadataResponse::default();
+                let mut b = MetadataResponseBroker::default();
+                b.node_id = BrokerId(1);
+                b.host = s("127.0.0.1");
+                b.port = port as i32;
+                b.rack = Some(s("rack-a"));
+                r.brokers = vec![b];
+                if let Some(dead) = script.dead_broker_port {
+                    let mut b = MetadataResponseBroker::default();
+                    b.node_id = BrokerId(2);
+                    b.host = s("127.0.0.1");
+                    b.port = dead as i32;
+                    r.brokers.push(b);
+                }
+                r.cluster_id = Some(s("scripted-cluster"));
+                r.controller_id = BrokerId(1);
+                let mut t = MetadataResponseTopic::default();
+                t.name = Some(TopicName(s(TOPIC)));
+                t.partitions = (0..2)
+                    .map(|p| {
+                        let mut mp = MetadataResponsePartition::default();
+                        mp.partition_index = p;
+                        mp.leader_id = BrokerId(if p == 1 && script.dead_broker_port.is_some() {
+                            2
+                        } else {
+                            1
+                        });
+                        mp.replica_nodes = vec![BrokerId(1), BrokerId(2)];
+                        mp.isr_nodes = vec![BrokerId(1)];
+                        mp
+                    })
+                    .collect();
+                r.topics = vec![t];
+                encode(r, version, out);
+            }
+            ApiKey::ListOffsets => {
+                let req = ListOffsetsRequest::decode(request, version).unwrap();
+                let mut r = ListOffsetsResponse::default();
+                r.topics = req
+                    .topics
+                    .iter()
+                    .map(|t| {
+                        let mut rt = ListOffsetsTopicResponse::default();
+                        rt.name = t.name.clone();
+                        rt.partitions = t
+                            .partitions
+                            .iter()
+                            .map(|p| {
+                                let mut rp = ListOffsetsPartitionResponse::default();
+                                rp.partition_index = p.partition_index;
+                                rp.offset = if p.timestamp == -2 {
+                                    0
+                                } else {
+                                    LATEST[p.partition_index as usize]
+                                };
+                                rp
+                            })
+                            .collect();
+                        rt
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            ApiKey::DescribeConfigs => {
+                let req = DescribeConfigsRequest::decode(request, version).unwrap();
+                let mut r = DescribeConfigsResponse::default();
+                r.results = req
+                    .resources
+                    .iter()
+                    .map(|res| {
+                        let mut result = DescribeConfigsResult::default();
+                        result.resource_type = res.resource_type;
+                        result.resource_name = res.resource_name.clone();
+                        result.configs = [
+                            ("cleanup.policy", "compact"),
+                            ("retention.ms", "604800000"),
+                            ("retention.bytes", "-1"),
+                            ("min.insync.replicas", "2"),
+                        ]
+                        .iter()
+                        .map(|(k, v)| {
+                            let mut c = DescribeConfigsResourceResult::default();
+                            c.name = s(k);
+                            c.value = Some(s(v));
+                            c
+                        })
+                        .collect();
+                        result
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            ApiKey::ListGroups => {
+                let mut r = ListGroupsResponse::default();
+                r.groups = ["payments-app", "reporting"]
+                    .iter()
+                    .map(|g| {
+                        let mut l = ListedGroup::default();
+                        l.group_id = GroupId(s(g));
+                        l.protocol_type = s("consumer");
+                        l
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            ApiKey::FindCoordinator => {
+                let req = FindCoordinatorRequest::decode(request, version).unwrap();
+                let mut r = FindCoordinatorResponse::default();
+                if version < 4 {
+                    r.node_id = BrokerId(1);
+                    r.host = s("127.0.0.1");
+                    r.port = port as i32;
+                    assert!(!req.key.is_empty(), "one key per request before v4");
+                }
+                r.coordinators = req
+                    .coordinator_keys
+                    .iter()
+                    .map(|k| {
+                        let mut c = Coordinator::default();
+                        c.key = k.clone();
+                        c.node_id = BrokerId(1);
+                        c.host = s("127.0.0.1");
+                        c.port = port as i32;
+                        c
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            ApiKey::OffsetFetch => {
+                let mut req = OffsetFetchRequest::decode(request, version).unwrap();
+                if version < 8 {
+                    // One group per request: answer it in the same shape as v8+ below.
+                    let mut g = offset_fetch_request::OffsetFetchRequestGroup::default();
+                    g.group_id = req.group_id.clone();
+                    req.groups = vec![g];
+                }
+                let mut r = OffsetFetchResponse::default();
+                r.groups = req
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        let mut rg = OffsetFetchResponseGroup::default();
+                        rg.group_id = g.group_id.clone();
+                        if g.group_id.0.as_str() == "reporting" {
+                            rg.error_code = 30; // GROUP_AUTHORIZATION_FAILED
+                        } else {
+                            let mut t = OffsetFetchResponseTopics::default();
+                            t.name = TopicName(s(TOPIC));
+                            let p0 = if script.big_batches { 45 } else { 50 };
+                            t.partitions = [(0, p0), (1, 60)]
+                                .iter()
+                                .map(|(p, o)| {
+                                    let mut rp = OffsetFetchResponsePartitions::default();
+                                    rp.partition_index = *p;
+                                    rp.committed_offset = *o;
+                                    rp
+                                })
+                                .collect();
+                            rg.topics = vec![t];
+                        }
+                        rg
+                    })
+                    .collect();
+                if version < 8 {
+                    let g = r.groups.pop().unwrap();
+                    r.error_code = g.error_code;
+                    r.topics = g
+                        .topics
+                        .iter()
+                        .map(|t| {
+                            let mut rt = offset_fetch_response::OffsetFetchResponseTopic::default();
+                            rt.name = t.name.clone();
+                            rt.partitions = t
+                                .partitions
+                                .iter()
+                                .map(|p| {
+                                    let mut rp =
+                                        offset_fetch_response::OffsetFetchResponsePartition::default();
+                                    rp.partition_index = p.partition_index;
+                                    rp.committed_offset = p.committed_offset;
+                                    rp
+                                })
+                                .collect();
+                            rt
+                        })
+                        .collect();
+                }
+                encode(r, version, out);
+            }
+            ApiKey::Fetch => {
+                let req = FetchRequest::decode(request, version).unwrap();
+                let mut r = FetchResponse::default();
+                let mut first = true;
+                r.responses = req
+                    .topics
+                    .iter()
+                    .map(|t| {
+                        let mut rt = FetchableTopicResponse::default();
+                        rt.topic = t.topic.clone();
+                        rt.partitions = t
+                            .partitions
+                            .iter()
+                            .map(|p| {
+                                let mut pd = PartitionData::default();
+                                pd.partition_index = p.partition;
+                                pd.high_watermark = LATEST[p.partition as usize];
+                                // A batch that starts before the wanted offset, as Kafka sends.
+                                let records: Vec<Record> = (p.fetch_offset - 2..p.fetch_offset + 3)
+                                    .map(|offset| Record {
+                                        transactional: false,
+                                        control: false,
+                                        delete_horizon: false,
+                                        partition_leader_epoch: 0,
+                                        producer_id: -1,
+                                        producer_epoch: -1,
+                                        timestamp_type: TimestampType::Creation,
+                                        offset,
+                                        sequence: -1,
+                                        timestamp: RECORD_TIME_BASE + offset * 1000,
+                                        key: None,
+                                        value: Some(if script.big_batches {
+                                            Bytes::from(vec![b'x'; 10 * 1024])
+                                        } else {
+                                            Bytes::from_static(b"{}")
+                                        }),
+                                        headers: IndexMap::new(),
+                                    })
+                                    .collect();
+                                let mut buf = BytesMut::new();
+                                RecordBatchEncoder::encode(
+                                    &mut buf,
+                                    records.iter(),
+                                    &RecordEncodeOptions {
+                                        version: 2,
+                                        compression: Compression::None,
+                                    },
+                                )
+                                .unwrap();
+                                let limit = p.partition_max_bytes as usize;
+                                if script.big_batches && !first && buf.len() > limit {
+                                    buf.truncate(limit);
+                                }
+                                first = false;
+                                pd.records = Some(buf.freeze());
+                                pd
+                            })
+                            .collect();
+                        rt
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            ApiKey::DescribeGroups => {
+                let req = DescribeGroupsRequest::decode(request, version).unwrap();
+                if let Some(poison) = script.poison_group
+                    && req.groups.iter().any(|g| g.0.as_str() == poison)
+                {
+                    return false;
+                }
+                let mut r = DescribeGroupsResponse::default();
+                r.groups = req
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        let mut d = DescribedGroup::default();
+                        d.group_id = g.clone();
+                        d.protocol_type = s("consumer");
+                        if g.0.as_str() == "payments-app" {
+                            d.group_state = s("Stable");
+                            d.protocol_data = s("range");
+                            d.members = [
+                                ("m-1", "payments-1", "/10.0.0.1", vec![0]),
+                                ("m-2", "payments-2", "/10.0.0.2", vec![1]),
+                            ]
+                            .into_iter()
+                            .map(|(id, client, host, parts)| {
+                                let mut m = DescribedGroupMember::default();
+                                m.member_id = s(id);
+                                m.client_id = s(client);
+                                m.client_host = s(host);
+                                m.member_assignment = assignment(&parts);
+                                m
+                            })
+                            .collect();
+                        } else {
+                            d.group_state = s("Empty");
+                        }
+                        d
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            ApiKey::DescribeProducers => {
+                let req = DescribeProducersRequest::decode(request, version).unwrap();
+                let mut r = DescribeProducersResponse::default();
+                r.topics = req
+                    .topics
+                    .iter()
+                    .map(|t| {
+                        let mut rt = TopicResponse::default();
+                        rt.name = t.name.clone();
+                        rt.partitions = t
+                            .partition_indexes
+                            .iter()
+                            .map(|p| {
+                                let mut rp = PartitionResponse::default();
+                                rp.partition_index = *p;
+                                if *p == 0 {
+                                    let mut ps = ProducerState::default();
+                                    ps.producer_id = ProducerId(7);
+                                    ps.producer_epoch = 1;
+                                    ps.last_sequence = 41;
+                                    ps.last_timestamp = RECORD_TIME_BASE;
+                                    ps.current_txn_start_offset = -1;
+                                    rp.active_producers = vec![ps];
+                                } else {
+                                    rp.error_code = 6; // NOT_LEADER_OR_FOLLOWER
+                                }
+                                rp
+                            })
+                            .collect();
+                        rt
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            ApiKey::SaslHandshake => {
+                let req = SaslHandshakeRequest::decode(request, version).unwrap();
+                let mut r = SaslHandshakeResponse::default();
+                r.mechanisms = vec![s("PLAIN")];
+                if req.mechanism.as_str() != "PLAIN" {
+                    r.error_code = 33; // UNSUPPORTED_SASL_MECHANISM
+                }
+                encode(r, version, out);
+            }
+            ApiKey::SaslAuthenticate => {
+                let req = SaslAuthenticateRequest::decode(request, version).unwrap();
+                let mut r = SaslAuthenticateResponse::default();
+                if req.auth_bytes.as_ref() != PLAIN_TOKEN {
+                    r.error_code = 58; // SASL_AUTHENTICATION_FAILED
+                    r.error_message = Some(s("Invalid username or password"));
+                }
+                encode(r, version, out);
+            }
+            other => panic!("scripted broker: unexpected {other:?} v{version}"),
+        }
+        true
+    }
+}
+
+#[test]
+fn scripted_broker_members_assignments_producers_and_multi_group_offsets() {
+    use pipescope::kafka::state::{AssignedTopic, ProducerState};
+    let rt = runtime();
+    let (port, counts) = rt.block_on(scripted::start());
+    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+    let state = rt.block_on(scraper.scrape(&SystemClock, None));
+    assert_eq!(state.error, None);
+    assert_eq!(state.cluster_id.as_deref(), Some("scripted-cluster"));
+    assert_eq!(state.brokers[0].rack.as_deref(), Some("rack-a"));
+
+    let topic = state.topic(scripted::TOPIC).unwrap();
+    assert!(topic.partitions.iter().all(|p| p.under_replicated));
+    let config = topic.config.clone().unwrap();
+    assert_eq!(config.cleanup_policy.as_deref(), Some("compact"));
+    assert_eq!(config.retention_ms, Some(604_800_000));
+    assert_eq!(config.retention_bytes, Some(-1));
+    assert_eq!(config.min_insync_replicas, Some(2));
+    assert_eq!(
+        topic.partitions[0].producers,
+        Ok(vec![ProducerState {
+            producer_id: 7,
+            producer_epoch: 1,
+            last_sequence: 41,
+            last_timestamp_ms: scripted::RECORD_TIME_BASE,
+            current_txn_start_offset: None,
+        }])
+    );
+    let not_leader = topic.partitions[1].producers.clone().unwrap_err();
+    assert!(not_leader.contains("DescribeProducers"), "{not_leader}");
+
+    // Members and their decoded assignments.
+    let app = state.group("payments-app").unwrap();
+    let description = app.description.clone().unwrap();
+    assert_eq!(description.state, "Stable");
+    assert_eq!(description.protocol, "range");
+    let members: Vec<_> = description
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.member_id.as_str(),
+                m.client_id.as_str(),
+                m.client_host.as_str(),
+                m.assignment.clone(),
+            )
+        })
+        .collect();
+    let assigned = |p: i32| {
+        vec![AssignedTopic {
+            topic: scripted::TOPIC.to_string(),
+            partitions: vec![p],
+        }]
+    };
+    assert_eq!(
+        members,
+        vec![
+            ("m-1", "payments-1", "/10.0.0.1", assigned(0)),
+            ("m-2", "payments-2", "/10.0.0.2", assigned(1)),
+        ]
+    );
+
+    // Both groups' offsets came in one OffsetFetch v8 request; the refused group keeps its error.
+    let offsets: Vec<_> = app
+        .offsets
+        .clone()
+        .unwrap()
+        .iter()
+        .map(|c| (c.partition, c.committed, c.record_time_ms))
+        .collect();
+    assert_eq!(
+        offsets,
+        vec![
+            (0, 50, None), // at the end: not lagging
+            (1, 60, Some((scripted::RECORD_TIME_BASE + 60_000) as u64)),
+        ]
+    );
+    let reporting = state.group("reporting").unwrap();
+    let refused = reporting.offsets.clone().unwrap_err();
+    assert!(refused.contains("GroupAuthorizationFailed"), "{refused}");
+    assert_eq!(reporting.description.clone().unwrap().state, "Empty");
+
+    // Batched: one request of each kind for the whole cluster (ListOffsets: earliest + latest).
+    for (api, n) in [
+        ("Metadata", 1),
+        ("ListOffsets", 2),
+        ("DescribeConfigs", 1),
+        ("ListGroups", 1),
+        ("FindCoordinator", 1),
+        ("OffsetFetch", 1),
+        ("Fetch", 1),
+        ("DescribeGroups", 1),
+        ("DescribeProducers", 1),
+    ] {
+        assert_eq!(counts.get(api), n, "{api} requests");
+    }
+}
+
+/// A tansu started by hand (the testkit's readiness probe cannot pass authentication), stopped
+/// on drop.
+struct HandTansu {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HandTansu {
+    fn start(dir: &std::path::Path, extra: &[&str]) -> Self {
+        let port = pipescope_testkit::free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.join(format!("tansu-{port}.log"))).unwrap();
+        let child = std::process::Command::new(tansu_binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .args(extra)
+            .current_dir(dir)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        assert!(
+            pipescope_testkit::wait_until(TIMEOUT, || std::net::TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "tansu did not listen on {port}"
+        );
+        Self { child, port }
+    }
+}
+
+impl Drop for HandTansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tansu_binary() -> std::path::PathBuf {
+    pipescope_testkit::find_binary(
+        "tansu",
+        "cargo install tansu@0.6.0 --locked --features dynostore,libsql",
+    )
+}
+
+fn sasl_config(port: u16, mechanism: &str, user: &str, password: &str) -> KafkaCluster {
+    cluster_config(
+        &format!("127.0.0.1:{port}"),
+        &format!(
+            "[kafka.local.sasl]\nmechanism = \"{mechanism}\"\nusername = \"{user}\"\npassword = \"{password}\"\n"
+        ),
+    )
+}
+
+#[test]
+fn sasl_scram_against_tansu_and_a_wrong_password_names_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // Users are made on an open broker; the same database then serves with authentication.
+        let open = HandTansu::start(dir.path(), &[]);
+        for (user, password, mechanism) in [
+            ("alice", "alice-pw", "scram256"),
+            ("bob", "bob-pw", "scram512"),
+        ] {
+            let status = std::process::Command::new(tansu_binary())
+                .args([
+                    "user",
+                    "create",
+                    "--broker",
+                    &format!("tcp://127.0.0.1:{}", open.port),
+                ])
+                .args([user, password, "--mechanism", mechanism])
+                .status()
+                .unwrap();
+            assert!(status.success(), "tansu user create {user}");
+        }
+    }
+    let broker = HandTansu::start(dir.path(), &["--authentication"]);
+
+    for (mechanism, user, password) in [
+        ("SCRAM-SHA-256", "alice", "alice-pw"),
+        ("SCRAM-SHA-512", "bob", "bob-pw"),
+    ] {
+        let state = scrape_once(&sasl_config(broker.port, mechanism, user, password));
+        assert_eq!(state.error, None, "{mechanism}");
+        assert!(
+            state.brokers.iter().all(|b| b.up),
+            "{mechanism}: {:?}",
+            state.brokers
+        );
+    }
+
+    let state = scrape_once(&sasl_config(
+        broker.port,
+        "SCRAM-SHA-512",
+        "bob",
+        "not-bobs",
+    ));
+    let error = state.error.expect("a wrong password fails the scrape");
+    assert!(error.contains("cluster local"), "{error}");
+    assert!(error.contains("SASL authentication"), "{error}");
+    assert!(
+        !error.contains("not-bobs"),
+        "the password never shows: {error}"
+    );
+}
+
+fn tls_acceptor(ca: &pipescope_testkit::TestCa) -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&ca.server_cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&ca.server_key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// tansu 0.6's command line cannot serve TLS (its --cert and --key exclude each other), so TLS
+/// is shown against the scripted broker behind a rustls acceptor; SASL PLAIN likewise (tansu
+/// authenticates with SCRAM only).
+#[test]
+fn tls_with_the_right_ca_works_and_an_untrusted_certificate_names_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pipescope_testkit::TestCa::generate(dir.path());
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = pipescope_testkit::TestCa::generate(other_dir.path());
+    let rt = runtime();
+    let (port, _) = rt.block_on(scripted::start_with(scripted::Script {
+        tls: Some(tls_acceptor(&ca)),
+        ..Default::default()
+    }));
+    let bootstrap = format!("127.0.0.1:{port}");
+    let scrape = |extra: String| {
+        let cluster = cluster_config(&bootstrap, &extra);
+        let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+        rt.block_on(scraper.scrape(&SystemClock, None))
+    };
+    let plain_sasl = "[kafka.local.sasl]\nmechanism = \"PLAIN\"\nusername = \"ops\"\n";
+
+    let trusted = scrape(format!(
+        "[kafka.local.tls]\nca = \"{}\"\n{plain_sasl}password = \"ops-pw\"\n",
+        ca.ca_cert.display()
+    ));
+    assert_eq!(trusted.error, None);
+    assert_eq!(trusted.cluster_id.as_deref(), Some("scripted-cluster"));
+    assert_eq!(
+        trusted.topic(scripted::TOPIC).unwrap().partitions[1].latest,
+        Ok(70)
+    );
+
+    let skipped = scrape(format!(
+        "[kafka.local.tls]\nskip_verify = true\n{plain_sasl}password = \"ops-pw\"\n"
+    ));
+    assert_eq!(skipped.error, None);
+
+    let untrusted = scrape(format!(
+        "[kafka.local.tls]\nca = \"{}\"\n{plain_sasl}password = \"ops-pw\"\n",
+        other.ca_cert.display()
+    ));
+    let error = untrusted.error.expect("an untrusted certificate fails");
+    assert!(error.contains("cluster local"), "{error}");
+    assert!(error.contains("TLS with"), "{error}");
+    // Both test CAs share a name, so rustls finds "the" issuer and its signature fails.
+    assert!(error.contains("invalid peer certificate"), "{error}");
+
+    let wrong_password = scrape(format!(
+        "[kafka.local.tls]\nca = \"{}\"\n{plain_sasl}password = \"nope\"\n",
+        ca.ca_cert.display()
+    ));
+    let error = wrong_password.error.expect("a wrong password fails");
+    assert!(error.contains("SASL authentication"), "{error}");
+    assert!(error.contains("Invalid username or password"), "{error}");
+}
+
+#[test]
+fn a_broker_stuck_on_describe_groups_holds_the_scrape_only_for_the_request_timeout() {
+    let rt = runtime();
+    let (port, counts) = rt.block_on(scripted::start_with(scripted::Script {
+        hang_describe_groups: true,
+        ..Default::default()
+    }));
+    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    assert_eq!(cluster.request_timeout, Duration::from_secs(2));
+    let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+    let started = Instant::now();
+    let state = rt.block_on(scraper.scrape(&SystemClock, None));
+    let took = started.elapsed();
+    assert_eq!(counts.get("DescribeGroups"), 1);
+    assert!(
+        took >= cluster.request_timeout && took < cluster.request_timeout + Duration::from_secs(1),
+        "the scrape took {took:?}"
+    );
+    assert_eq!(state.error, None);
+    let app = state.group("payments-app").unwrap();
+    let error = app.description.clone().unwrap_err();
+    assert!(error.contains("no answer within 2s"), "{error}");
+    // Everything else stands: offsets, commits and their record times.
+    assert_eq!(app.offsets.clone().unwrap().len(), 2);
+    assert_eq!(
+        state.topic(scripted::TOPIC).unwrap().partitions[0].latest,
+        Ok(scripted::LATEST[0])
+    );
+    assert!(state.brokers[0].up);
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+/// `pipescope run` with a Kafka cluster configured serves its state on the API and /metrics.
+#[test]
+fn run_watches_the_configured_cluster() {
+    let broker = Tansu::start();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "events", 2);
+    produce(&bootstrap, "events", 2, 25, now_ms());
+    let dir = tempfile::tempdir().unwrap();
+    let port = pipescope_testkit::free_port();
+    let config = dir.path().join("pipescope.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nlisten = \"127.0.0.1:{port}\"\n[kafka.local]\nbootstrap = \"{bootstrap}\"\nscrape_interval = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pipescope"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut topics = String::new();
+    let served = pipescope_testkit::wait_until(TIMEOUT, || {
+        topics = http_get(port, "/api/v1/kafka/clusters/local/topics").unwrap_or_default();
+        topics.contains("\"end_offset_sum\":50")
+    });
+    let metrics = http_get(port, "/metrics").unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(served, "the API never showed events' 50 records: {topics}");
+    assert!(
+        metrics.contains(
+            "pipescope_kafka_partition_end_offset{cluster=\"local\",topic=\"events\",partition=\"1\"} 25"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("pipescope_kafka_broker_up{cluster=\"local\",broker=\""));
+}
+
+#[test]
+fn a_leader_that_is_down_fails_its_partitions_only() {
+    let rt = runtime();
+    let dead = pipescope_testkit::free_port();
+    let (port, _) = rt.block_on(scripted::start_with(scripted::Script {
+        dead_broker_port: Some(dead),
+        ..Default::default()
+    }));
+    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+    let state = rt.block_on(scraper.scrape(&SystemClock, None));
+    assert_eq!(state.error, None);
+    let up: Vec<(i32, bool)> = state.brokers.iter().map(|b| (b.id, b.up)).collect();
+    assert_eq!(up, vec![(1, true), (2, false)]);
+    // Its groups cannot be listed, and the scrape says so.
+    assert_eq!(
+        state.group_list_errors.len(),
+        1,
+        "{:?}",
+        state.group_list_errors
+    );
+    assert!(state.group_list_errors[0].contains(&dead.to_string()));
+    let reason = state.brokers[1].error.clone().unwrap();
+    assert!(
+        reason.contains(&format!("cannot reach Kafka broker 127.0.0.1:{dead}")),
+        "{reason}"
+    );
+
+    let topic = state.topic(scripted::TOPIC).unwrap();
+    assert_eq!(topic.partitions[0].latest, Ok(scripted::LATEST[0]));
+    let unknown = topic.partitions[1].latest.clone().unwrap_err();
+    assert!(unknown.contains("cannot reach Kafka broker"), "{unknown}");
+    // The snapshot says the same, per partition.
+    let snapshot = state.snapshot.unwrap();
+    assert!(snapshot.partitions[0].offsets.is_ok());
+    assert!(snapshot.partitions[1].offsets.is_err());
+    // Committed offsets come from the coordinator (broker 1) and stand; the lagging partition's
+    // record time cannot be fetched from its dead leader, and says so.
+    let app = state
+        .groups
+        .iter()
+        .find(|g| g.name == "payments-app")
+        .unwrap();
+    let offsets = app.offsets.clone().unwrap();
+    assert_eq!(offsets.len(), 2);
+    assert_eq!(offsets[1].record_time_ms, None);
+    let why = offsets[1].record_time_error.clone().unwrap();
+    assert!(
+        why.contains("not fetched: the partition's offsets are unknown"),
+        "{why}"
+    );
+    assert!(app.description.is_ok());
+}
+
+#[test]
+fn brokers_without_batched_group_apis_are_asked_per_group() {
+    let rt = runtime();
+    let (port, counts) = rt.block_on(scripted::start_with(scripted::Script {
+        old_versions: true,
+        ..Default::default()
+    }));
+    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+    let state = rt.block_on(scraper.scrape(&SystemClock, None));
+    assert_eq!(state.error, None);
+    assert_eq!(counts.get("FindCoordinator"), 2, "one per group");
+    assert_eq!(counts.get("OffsetFetch"), 2, "one per group");
+    let app = state.group("payments-app").unwrap();
+    assert_eq!(app.coordinator, Ok(1));
+    let offsets: Vec<_> = app
+        .offsets
+        .clone()
+        .unwrap()
+        .iter()
+        .map(|c| (c.partition, c.committed, c.record_time_ms))
+        .collect();
+    assert_eq!(
+        offsets,
+        vec![
+            (0, 50, None),
+            (1, 60, Some((scripted::RECORD_TIME_BASE + 60_000) as u64)),
+        ]
+    );
+    let refused = state
+        .group("reporting")
+        .unwrap()
+        .offsets
+        .clone()
+        .unwrap_err();
+    assert!(refused.contains("GroupAuthorizationFailed"), "{refused}");
+}
+
+#[test]
+fn a_batch_bigger_than_the_fetch_limit_is_asked_for_again_alone() {
+    let rt = runtime();
+    let (port, counts) = rt.block_on(scripted::start_with(scripted::Script {
+        big_batches: true,
+        ..Default::default()
+    }));
+    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+    let state = rt.block_on(scraper.scrape(&SystemClock, None));
+    let offsets: Vec<_> = state
+        .group("payments-app")
+        .unwrap()
+        .offsets
+        .clone()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c.partition,
+                c.committed,
+                c.record_time_ms,
+                c.record_time_error.clone(),
+            )
+        })
+        .collect();
+    let at = |o: i64| Some((scripted::RECORD_TIME_BASE + o * 1000) as u64);
+    assert_eq!(offsets, vec![(0, 45, at(45), None), (1, 60, at(60), None)]);
+    // Both partitions in one Fetch; the cut one once more, alone.
+    assert_eq!(counts.get("Fetch"), 2);
+}
+
+#[test]
+fn a_group_that_makes_the_broker_drop_describe_groups_does_not_hide_the_others() {
+    let rt = runtime();
+    let (port, counts) = rt.block_on(scripted::start_with(scripted::Script {
+        poison_group: Some("reporting"),
+        ..Default::default()
+    }));
+    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+    let state = rt.block_on(scraper.scrape(&SystemClock, None));
+    // The batch, then each group alone.
+    assert_eq!(counts.get("DescribeGroups"), 3);
+    let app = state
+        .group("payments-app")
+        .unwrap()
+        .description
+        .clone()
+        .unwrap();
+    assert_eq!(app.members.len(), 2);
+    let error = state
+        .group("reporting")
+        .unwrap()
+        .description
+        .clone()
+        .unwrap_err();
+    assert!(error.contains("connection to"), "{error}");
+    assert!(error.contains("was lost during DescribeGroups"), "{error}");
+}
+
+/// A broker that requires a client certificate signed by the test CA (mutual TLS).
+fn mutual_tls_acceptor(ca: &pipescope_testkit::TestCa) -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&ca.ca_cert).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let certs = CertificateDer::pem_file_iter(&ca.server_cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&ca.server_key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+#[test]
+fn mutual_tls_sends_the_configured_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pipescope_testkit::TestCa::generate(dir.path());
+    let rt = runtime();
+    let (port, _) = rt.block_on(scripted::start_with(scripted::Script {
+        tls: Some(mutual_tls_acceptor(&ca)),
+        ..Default::default()
+    }));
+    let bootstrap = format!("127.0.0.1:{port}");
+    let scrape = |extra: String| {
+        let cluster = cluster_config(&bootstrap, &extra);
+        let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+        rt.block_on(scraper.scrape(&SystemClock, None))
+    };
+    // The test CA's server certificate has no usage restriction, so it serves as the client's.
+    let with_cert = scrape(format!(
+        "[kafka.local.tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        ca.ca_cert.display(),
+        ca.server_cert.display(),
+        ca.server_key.display()
+    ));
+    assert_eq!(with_cert.error, None);
+    assert_eq!(with_cert.cluster_id.as_deref(), Some("scripted-cluster"));
+
+    let without = scrape(format!(
+        "[kafka.local.tls]\nca = \"{}\"\n",
+        ca.ca_cert.display()
+    ));
+    let error = without
+        .error
+        .expect("the broker refuses a client without certificate");
+    assert!(error.contains("cluster local"), "{error}");
+}
+
+#[test]
+fn an_unreachable_cluster_is_one_clear_error_naming_it_and_the_address() {
+    let port = pipescope_testkit::free_port(); // nothing listens there
+    let state = scrape_once(&cluster_config(&format!("127.0.0.1:{port}"), ""));
+    let error = state.error.expect("nothing answers");
+    assert!(
+        error.starts_with(&format!(
+            "cluster local: no broker answered Metadata: cannot reach Kafka broker 127.0.0.1:{port}"
+        )),
+        "{error}"
+    );
+    assert!(error.contains("is the broker running"), "{error}");
+    assert!(state.snapshot.is_none());
+    assert_eq!(state.data_time_ms, 0, "no numbers were ever read");
+    assert!(state.topics.is_empty() && state.groups.is_empty());
+}
