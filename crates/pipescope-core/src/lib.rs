@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod kafka;
+pub mod mqtt;
 pub mod mqtt_filter;
 pub mod sample;
 
