@@ -3,6 +3,8 @@
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use pipescope_core::SystemClock;
+
 use crate::config::Config;
 use crate::web;
 
@@ -15,18 +17,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for name in config.kafka.keys() {
         tracing::warn!(cluster = %name, "Kafka watching is not implemented in this version; the cluster is ignored");
     }
-    for name in config.mqtt.keys() {
-        tracing::warn!(broker = %name, "MQTT watching is not implemented in this version; the broker is ignored");
-    }
     if config.export.influx.is_some() {
         tracing::warn!(
             "InfluxDB export is not implemented in this version; export.influx is ignored"
         );
     }
     tracing::info!(address = %listener.local_addr()?, "pipescope is serving");
-    let registry = crate::metrics::new_registry();
-    let router = web::router(web::AppState::new(registry));
+    let mut registry = crate::metrics::new_registry();
+    let bus = crate::bus::Bus::new(1024);
+    let mqtt = crate::mqtt::MqttState::new(&config.mqtt, std::sync::Arc::new(SystemClock));
+    registry.register_collector(Box::new(crate::mqtt::export::MqttCollector::new(
+        mqtt.clone(),
+    )));
+    let mut tasks = Vec::new();
+    for (name, broker) in &config.mqtt {
+        if let Some(state) = mqtt.broker(name) {
+            tasks.extend(crate::mqtt::watcher::spawn(
+                state.clone(),
+                broker.clone(),
+                bus.clone(),
+            ));
+        }
+    }
+    let router = web::router(web::AppState::new(registry)).merge(crate::mqtt::api::router(mqtt));
     web::serve(listener, router, shutdown_signal()).await?;
+    for task in tasks {
+        task.abort();
+    }
     tracing::info!("pipescope stopped");
     Ok(())
 }

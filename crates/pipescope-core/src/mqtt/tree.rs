@@ -100,8 +100,11 @@ pub enum ValueOf {
     #[default]
     Messages,
     Bytes,
+    #[serde(rename = "rate_1m")]
     Rate1m,
+    #[serde(rename = "rate_5m")]
     Rate5m,
+    #[serde(rename = "rate_15m")]
     Rate15m,
 }
 
