@@ -180,6 +180,9 @@ pub struct MqttBroker {
     pub reconnect_min: Duration,
     #[serde(default = "default_reconnect_max", with = "humantime_serde")]
     pub reconnect_max: Duration,
+    /// Subscribe to `$SYS/#` for the broker's metrics. rumqttd drops a client that asks for it.
+    #[serde(default = "default_true")]
+    pub subscribe_sys: bool,
     /// A broker connected this long without any `$SYS` message is shown as publishing none.
     #[serde(default = "default_sys_wait", with = "humantime_serde")]
     pub sys_wait: Duration,

@@ -70,7 +70,12 @@ struct Handler {
     /// Configured filters that can match `$` topics (they name the `$` level themselves).
     dollar_filters: Vec<String>,
     username: Option<String>,
+    connected_at: Option<std::time::Instant>,
+    subscribe_sys: bool,
 }
+
+/// A connection up this long resets the reconnect backoff.
+const STABLE_CONNECTION: Duration = Duration::from_secs(10);
 
 impl Handler {
     fn new(state: Arc<BrokerState>, config: &MqttBroker) -> Self {
@@ -84,20 +89,22 @@ impl Handler {
             state,
             backoff: Backoff::new(config.reconnect_min, config.reconnect_max),
             username: config.username.clone(),
+            connected_at: None,
+            subscribe_sys: config.subscribe_sys,
         }
     }
 
     /// Every filter, and `$SYS/#` for the broker's metrics.
     fn subscriptions(&self) -> Vec<String> {
         let mut filters = self.state.filters.clone();
-        if !filters.iter().any(|f| f == "$SYS/#") {
+        if self.subscribe_sys && !filters.iter().any(|f| f == "$SYS/#") {
             filters.push("$SYS/#".to_string());
         }
         filters
     }
 
     fn connected(&mut self) {
-        self.backoff.reset();
+        self.connected_at = Some(std::time::Instant::now());
         let now = self.state.clock.now_millis();
         let mut connection = self.state.connection();
         let again = connection.connects > 0;
@@ -147,6 +154,13 @@ impl Handler {
 
     /// Records a failed or lost connection and waits before the next attempt.
     async fn failed(&mut self, state: ConnState, message: String) {
+        // Only a connection that lasted starts the backoff over: a broker that accepts and then
+        // drops us at once must not be reconnected to at the shortest delay forever.
+        if let Some(at) = self.connected_at.take()
+            && at.elapsed() >= STABLE_CONNECTION
+        {
+            self.backoff.reset();
+        }
         let delay = self.backoff.next_delay(fastrand::f64());
         let now = self.state.clock.now_millis();
         let was_connected = self.state.connection().state == ConnState::Connected;

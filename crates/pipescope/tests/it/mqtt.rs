@@ -811,3 +811,109 @@ async fn mqtt_odd_payloads_and_topics_are_handled() {
         "{connection:?}"
     );
 }
+
+/// The embedded broker of the demo, on a free port, in a thread of its own (it never returns).
+fn start_rumqttd() -> u16 {
+    let port = pipescope_testkit::free_port();
+    let text = format!(
+        r#"
+id = 0
+[router]
+id = 0
+max_connections = 100
+max_outgoing_packet_count = 200
+max_segment_size = 104857600
+max_segment_count = 10
+[v4.1]
+name = "v4-1"
+listen = "127.0.0.1:{port}"
+next_connection_delay_ms = 1
+[v4.1.connections]
+connection_timeout_ms = 60000
+max_payload_size = 1048576
+max_inflight_count = 100
+dynamic_filters = true
+"#
+    );
+    let config: rumqttd::Config = toml::from_str(&text).expect("rumqttd config");
+    std::thread::spawn(move || {
+        if let Err(e) = rumqttd::Broker::new(config).start() {
+            eprintln!("rumqttd stopped: {e}");
+        }
+    });
+    assert!(
+        pipescope_testkit::wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        }),
+        "rumqttd did not listen on {port}"
+    );
+    port
+}
+
+#[tokio::test]
+async fn mqtt_tree_works_on_embedded_rumqttd_with_a_thousand_level_topic() {
+    let port = start_rumqttd();
+    // rumqttd 0.20 drops a client that subscribes to a filter starting with '$'.
+    let watch = Watch::start(
+        &format!("mqtt://127.0.0.1:{port}"),
+        "sys_wait = \"2s\"\nsubscribe_sys = false",
+    );
+    let b = watch.broker().clone();
+    assert!(
+        wait(Duration::from_secs(10), || b.connection().state
+            == ConnState::Connected)
+        .await,
+        "{:?}",
+        b.connection().clone()
+    );
+    // rumqttd answers SUBACK without a message that says so: give the subscription a moment
+    // by waiting for a probe message to come through.
+    let publisher = Publisher::connect(port, "rumqttd-pub");
+    assert!(
+        wait(Duration::from_secs(10), || {
+            if watch.messages() > 0 {
+                return true;
+            }
+            let client = publisher.client.clone();
+            tokio::spawn(async move {
+                let _ = client.publish("probe", QoS::AtMostOnce, false, "p").await;
+            });
+            false
+        })
+        .await,
+        "nothing arrived through rumqttd"
+    );
+    let deep = vec!["l"; 1000].join("/");
+    let plan: [(&str, u64); 3] = [("site/a/temp", 7), ("site/b/temp", 3), (&deep, 2)];
+    for (topic, n) in plan {
+        for _ in 0..n {
+            publisher.publish(topic, QoS::AtLeastOnce, false, "1").await;
+        }
+    }
+    publisher.wait_acked(12).await;
+    // Probes may still be arriving: count everything but them.
+    let counted = || {
+        let tree = b.tree();
+        let now = b.clock.now_millis();
+        let probes = tree.figures("probe", now).map_or(0, |f| f.messages);
+        tree.summary().messages - probes
+    };
+    assert!(
+        wait(Duration::from_secs(10), || counted() == 12).await,
+        "counted {} of 12",
+        counted()
+    );
+    let site = watch.tree("site", 2).await;
+    assert_eq!(site["messages"], 10);
+    assert_eq!(child(child(&site, "a"), "temp")["messages"], 7);
+    assert_eq!(child(child(&site, "b"), "temp")["messages"], 3);
+    let l = watch.tree("l", 0).await;
+    assert_eq!(l["messages"], 2);
+    assert_eq!(watch.broker().tree().summary().cut_topic_messages, 2);
+    // rumqttd publishes no $SYS: shown as such.
+    assert!(
+        wait(Duration::from_secs(10), || b.sys_status()
+            == pipescope::mqtt::SysStatus::None)
+        .await
+    );
+}
