@@ -917,3 +917,164 @@ async fn mqtt_tree_works_on_embedded_rumqttd_with_a_thousand_level_topic() {
         .await
     );
 }
+
+#[tokio::test]
+async fn mqtt_export_filters_choose_the_per_topic_series_and_samples_reach_the_bus() {
+    let broker = Mosquitto::start();
+    let text = format!(
+        "[mqtt.b]\nurl = \"{}\"\nexport_filters = [\"plant/+/temp\"]\nsample_interval = \"200ms\"\n",
+        broker.url()
+    );
+    let config = pipescope::config::parse("test.toml", &text, []).unwrap();
+    let state = MqttState::new(&config.mqtt, Arc::new(SystemClock));
+    let bus = Bus::new(64);
+    let mut samples = bus.subscribe();
+    let tasks = watcher::spawn(
+        state.broker("b").unwrap().clone(),
+        config.mqtt["b"].clone(),
+        bus.clone(),
+    );
+    let watch = Watch { state, tasks };
+    watch.wait_subscribed().await;
+    let publisher = Publisher::connect(broker.port, "exported");
+    for topic in [
+        "plant/a/temp",
+        "plant/a/temp",
+        "plant/a/hum",
+        "plant/b/temp",
+    ] {
+        publisher
+            .publish(topic, QoS::AtLeastOnce, false, "20")
+            .await;
+    }
+    publisher.wait_acked(4).await;
+    assert!(wait(Duration::from_secs(10), || watch.messages() == 4).await);
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(export::MqttCollector::new(watch.state.clone())));
+    let text = pipescope::metrics::encode(&registry);
+    assert!(
+        text.contains("pipescope_mqtt_topic_messages_total{broker=\"b\",topic=\"plant/a/temp\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pipescope_mqtt_topic_messages_total{broker=\"b\",topic=\"plant/b/temp\"} 1")
+    );
+    assert!(
+        text.contains("pipescope_mqtt_topic_bytes_total{broker=\"b\",topic=\"plant/a/temp\"} 4")
+    );
+    assert!(text.contains(
+        "pipescope_mqtt_topic_messages_per_minute{broker=\"b\",topic=\"plant/a/temp\",window=\"1m\"}"
+    ));
+    assert!(!text.contains("plant/a/hum"), "{text}");
+    assert!(text.contains("pipescope_mqtt_messages_total{broker=\"b\"} 4"));
+    promtool_accepts(&text);
+    // The sampler publishes the same series, timestamped, on the bus.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let batch = tokio::time::timeout(Duration::from_secs(5), samples.recv())
+            .await
+            .expect("a sample batch within 5 s")
+            .expect("the bus is open");
+        let topic = batch.iter().find(|s| {
+            s.metric == "pipescope_mqtt_topic_messages_total"
+                && s.labels.get("topic") == Some("plant/a/temp")
+        });
+        if let Some(sample) = topic.filter(|s| s.value == 2.0) {
+            assert_eq!(sample.labels.get("broker"), Some("b"));
+            assert!(sample.time_ms > 1_600_000_000_000);
+            assert!(
+                batch
+                    .iter()
+                    .any(|s| s.metric == "pipescope_mqtt_connected" && s.value == 1.0)
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no sample of plant/a/temp = 2");
+    }
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+}
+
+#[test]
+fn mqtt_pipescope_run_watches_the_configured_brokers() {
+    use std::io::Read;
+    let broker = Mosquitto::start_with(MosquittoOptions {
+        credentials: Some(("svc".into(), "s3cret-Good".into())),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let port = pipescope_testkit::free_port();
+    let config = dir.path().join("pipescope.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nlisten = \"127.0.0.1:{port}\"\n\
+             [mqtt.good]\nurl = \"{url}\"\nusername = \"svc\"\n\
+             [mqtt.bad]\nurl = \"{url}\"\nusername = \"svc\"\npassword = \"Wr0ng-pass\"\n",
+            url = broker.url()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pipescope"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .env("PIPESCOPE__MQTT__GOOD__PASSWORD", "s3cret-Good")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut brokers = Value::Null;
+    let up = pipescope_testkit::wait_until(Duration::from_secs(15), || {
+        let Some(body) = http_get(port, "/api/v1/mqtt/brokers") else {
+            return false;
+        };
+        brokers = serde_json::from_str(&body).unwrap_or(Value::Null);
+        brokers[1]["sys_status"] == "seen" && brokers[0]["connection"]["state"] == "refused"
+    });
+    let metrics = http_get(port, "/metrics").unwrap_or_default();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(up, "{brokers:#}\n{log}");
+    assert_eq!(brokers[1]["name"], "good");
+    assert_eq!(brokers[1]["connection"]["state"], "connected");
+    assert!(
+        metrics.contains("pipescope_mqtt_connected{broker=\"good\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("pipescope_mqtt_connected{broker=\"bad\"} 0"));
+    assert!(metrics.contains("pipescope_build_info"));
+    assert!(log.contains("MQTT broker bad"), "{log}");
+    assert!(
+        log.contains("check mqtt.bad.username and mqtt.bad.password"),
+        "{log}"
+    );
+    for shown in [&log, &brokers.to_string(), &metrics] {
+        assert!(
+            !shown.contains("s3cret-Good") && !shown.contains("Wr0ng-pass"),
+            "{shown}"
+        );
+    }
+}
