@@ -34,12 +34,21 @@ pub const MAX_DEPTH: usize = 32;
 pub const MAX_TOPIC_BYTES: usize = 1024;
 /// Name of the child that holds the folded topics of a node.
 pub const OTHER: &str = "(other)";
+/// Name of the node that sums the children a view leaves out (its `children_count` says how many).
+pub const MORE: &str = "(more)";
 /// Appended to the last level of a topic cut at [`MAX_TOPIC_BYTES`].
 pub const CUT_MARK: &str = "…";
 
 const NODES_PER_TOPIC: usize = 4;
 const NAME_BYTES_PER_TOPIC: usize = 512;
 const ROOT: u32 = 0;
+
+/// How a view is drawn.
+struct Shape<'a> {
+    limit: usize,
+    value: ValueOf,
+    figures: &'a [Figures],
+}
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -461,46 +470,74 @@ impl TopicTree {
     }
 
     /// The subtree at `root` (`""` for the whole tree), `depth` levels of children below it.
+    /// A node with more than `limit` children shows the `limit` largest by `value`, then one
+    /// [`MORE`] node holding the sum of the others (so sums stay exact).
     pub fn view(
         &self,
         root: &str,
         depth: usize,
+        limit: usize,
         value: ValueOf,
         now: EpochMillis,
     ) -> Option<NodeView> {
         let node = self.find(root)?;
         let figures = self.all_figures(now);
-        Some(self.build(node, self.topic_of(node), depth, value, &figures))
+        let shape = Shape {
+            limit: limit.max(1),
+            value,
+            figures: &figures,
+        };
+        Some(self.build(node, self.topic_of(node), depth, &shape))
     }
 
-    fn build(
-        &self,
-        id: u32,
-        topic: String,
-        depth: usize,
-        value: ValueOf,
-        figures: &[Figures],
-    ) -> NodeView {
+    fn build(&self, id: u32, topic: String, depth: usize, shape: &Shape<'_>) -> NodeView {
         let node = &self.nodes[id as usize];
         let own = node.stats.map(|s| &self.stats[s as usize]);
+        let child_topic = |name: &str| {
+            if id == ROOT {
+                name.to_string()
+            } else {
+                format!("{topic}/{name}")
+            }
+        };
         let mut children = Vec::new();
         if depth > 0 {
             let mut ids: Vec<(&str, u32)> = node.children.iter().map(|(n, &c)| (&**n, c)).collect();
             ids.sort_unstable();
+            let mut rest = Figures::default();
+            let mut hidden = 0;
+            if ids.len() > shape.limit {
+                let of = |c: u32| shape.figures[c as usize].value(shape.value);
+                ids.sort_by(|a, b| of(b.1).total_cmp(&of(a.1)).then(a.0.cmp(b.0)));
+                for &(_, c) in &ids[shape.limit..] {
+                    rest.add(&shape.figures[c as usize]);
+                    hidden += 1;
+                }
+                ids.truncate(shape.limit);
+            }
             for (name, child) in ids {
-                let child_topic = if id == ROOT {
-                    name.to_string()
-                } else {
-                    format!("{topic}/{name}")
-                };
-                children.push(self.build(child, child_topic, depth - 1, value, figures));
+                children.push(self.build(child, child_topic(name), depth - 1, shape));
+            }
+            if hidden > 0 {
+                children.push(NodeView {
+                    name: MORE.to_string(),
+                    topic: child_topic(MORE),
+                    value: rest.value(shape.value),
+                    figures: rest,
+                    is_topic: false,
+                    retained: None,
+                    preview: None,
+                    folded: false,
+                    children: Vec::new(),
+                    children_count: hidden,
+                });
             }
         }
-        let f = &figures[id as usize];
+        let f = &shape.figures[id as usize];
         NodeView {
             name: node.name.to_string(),
             topic,
-            value: f.value(value),
+            value: f.value(shape.value),
             figures: f.clone(),
             is_topic: own.is_some(),
             retained: own.map(|s| s.retained),
@@ -557,7 +594,9 @@ mod tests {
         assert_eq!(f("plant/b").messages, 4);
         assert_eq!((f("office").messages, f("office").bytes), (5, 0));
         assert!(tree.figures("nope", T0).is_none());
-        let view = tree.view("plant", 1, ValueOf::Messages, T0).unwrap();
+        let view = tree
+            .view("plant", 1, usize::MAX, ValueOf::Messages, T0)
+            .unwrap();
         assert_eq!(view.value, 10.0);
         assert!(view.is_topic);
         let names: Vec<_> = view
@@ -566,7 +605,7 @@ mod tests {
             .map(|c| (c.name.as_str(), c.value, c.children.len(), c.children_count))
             .collect();
         assert_eq!(names, [("a", 5.0, 0, 2), ("b", 4.0, 0, 1)]);
-        let full = tree.view("", 10, ValueOf::Bytes, T0).unwrap();
+        let full = tree.view("", 10, usize::MAX, ValueOf::Bytes, T0).unwrap();
         assert_eq!(full.value, 51.0);
         assert_eq!(full.children[1].children[0].topic, "plant/a");
         assert_eq!(
@@ -612,7 +651,9 @@ mod tests {
         assert_eq!(s.last_seen_ms, Some(clock + 5_000));
         assert_eq!(s.seconds_since_last, Some(7.5));
         assert_eq!(s.qos, [1, 1, 1]);
-        let view = tree.view("s", 1, ValueOf::Messages, now).unwrap();
+        let view = tree
+            .view("s", 1, usize::MAX, ValueOf::Messages, now)
+            .unwrap();
         assert_eq!(view.children[0].retained, Some(true));
         assert_eq!(view.children[0].preview.as_ref().unwrap().text, "two");
         assert_eq!(view.children[1].preview.as_ref().unwrap().text, "ff00");
@@ -659,7 +700,9 @@ mod tests {
         assert_eq!(tree.figures("(other)", T0).unwrap().messages, 1);
         assert_eq!(tree.figures("", T0).unwrap().messages, 8);
         assert_eq!(tree.figures("", T0).unwrap().bytes, 16);
-        let view = tree.view("f", 1, ValueOf::Messages, T0).unwrap();
+        let view = tree
+            .view("f", 1, usize::MAX, ValueOf::Messages, T0)
+            .unwrap();
         let other = view.children.iter().find(|c| c.name == OTHER).unwrap();
         assert!(other.folded);
         // Memory stays flat: many more new topics add nothing.
@@ -700,7 +743,9 @@ mod tests {
         );
         assert_eq!(summary.cut_topic_messages, 3);
         assert!(summary.nodes <= 1 + MAX_DEPTH + 1, "{summary:?}");
-        let view = tree.view("", MAX_DEPTH + 5, ValueOf::Messages, T0).unwrap();
+        let view = tree
+            .view("", MAX_DEPTH + 5, usize::MAX, ValueOf::Messages, T0)
+            .unwrap();
         let mut depth = 0;
         let mut node = &view;
         while let Some(child) = node.children.iter().find(|c| c.name == "0" || depth > 0) {
@@ -737,9 +782,32 @@ mod tests {
         assert_eq!(tree.figures("a", T0).unwrap().messages, 2);
         assert_eq!(tree.figures("a/", T0).unwrap().messages, 1);
         assert_eq!(tree.figures("/lead", T0).unwrap().messages, 1);
-        let view = tree.view("", 3, ValueOf::Messages, T0).unwrap();
+        let view = tree.view("", 3, usize::MAX, ValueOf::Messages, T0).unwrap();
         assert_eq!(view.children[0].name, "");
         assert_eq!(view.children[0].children[0].topic, "/lead");
+    }
+
+    #[test]
+    fn a_view_keeps_the_largest_children_and_sums_the_rest() {
+        let mut tree = TopicTree::default();
+        for (topic, n) in [("d/a", 1), ("d/b", 5), ("d/c", 3), ("d/e", 2)] {
+            for _ in 0..n {
+                tree.record(msg(topic, b"xy"), T0);
+            }
+        }
+        let view = tree.view("d", 1, 2, ValueOf::Messages, T0).unwrap();
+        let shown: Vec<_> = view
+            .children
+            .iter()
+            .map(|c| (c.name.as_str(), c.value, c.children_count))
+            .collect();
+        assert_eq!(shown, [("b", 5.0, 0), ("c", 3.0, 0), (MORE, 3.0, 2)]);
+        assert_eq!(view.children[2].figures.bytes, 6);
+        assert_eq!(view.children[2].topic, "d/(more)");
+        assert_eq!(
+            view.value,
+            view.children.iter().map(|c| c.value).sum::<f64>()
+        );
     }
 
     #[test]

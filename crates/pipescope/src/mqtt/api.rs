@@ -1,7 +1,7 @@
 //! JSON API of the MQTT watcher:
 //! - `GET /api/v1/mqtt/brokers`: every broker, its connection, `$SYS` status and tree size;
 //! - `GET /api/v1/mqtt/brokers/{b}/sys`: the broker's typed `$SYS` metrics;
-//! - `GET /api/v1/mqtt/brokers/{b}/tree?root=&depth=&value=`: the topic tree in the nested
+//! - `GET /api/v1/mqtt/brokers/{b}/tree?root=&depth=&limit=&value=`: the topic tree in the nested
 //!   `{name, value, children}` shape a sunburst draws directly.
 
 use axum::extract::{Path, Query, State};
@@ -17,6 +17,8 @@ use super::{BrokerState, Connection, MqttState, SysStatus};
 
 /// Depth of the tree answered when none is asked for.
 pub const DEFAULT_DEPTH: usize = 3;
+/// Children shown per node when no `limit` is asked for; the others are summed in `(more)`.
+pub const DEFAULT_LIMIT: usize = 1_000;
 
 pub fn router(state: MqttState) -> Router {
     Router::new()
@@ -115,6 +117,7 @@ struct TreeQuery {
     #[serde(default)]
     root: String,
     depth: Option<usize>,
+    limit: Option<usize>,
     #[serde(default)]
     value: ValueOf,
 }
@@ -141,7 +144,8 @@ async fn tree(
     let root = query.root.as_str();
     let tree = b.tree();
     let summary = tree.summary();
-    match tree.view(root, depth, query.value, now) {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    match tree.view(root, depth, limit, query.value, now) {
         Some(view) => Json(TreeView {
             broker: name,
             summary,
