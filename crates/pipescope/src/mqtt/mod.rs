@@ -228,3 +228,84 @@ impl Connection {
         self.last_error = Some(error);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipescope_core::ManualClock;
+
+    fn broker(clock: &ManualClock) -> BrokerState {
+        let config = crate::config::parse(
+            "t",
+            "[mqtt.b]\nurl = \"mqtt://h\"\nsys_wait = \"10s\"\n",
+            [],
+        )
+        .unwrap();
+        BrokerState::new("b", &config.mqtt["b"], Arc::new(clock.clone()))
+    }
+
+    #[test]
+    fn outages_are_counted_and_timed_from_the_connection_history() {
+        let mut c = Connection::default();
+        // Never up yet: failures are not outages.
+        c.failed(
+            500,
+            ConnState::Down,
+            "refused".into(),
+            Duration::from_millis(250),
+        );
+        assert_eq!(
+            (c.outages, c.failed_attempts, c.next_attempt_ms),
+            (0, 1, Some(750))
+        );
+        c.connected(1_000);
+        assert_eq!(
+            (c.state, c.connects, c.failed_attempts),
+            (ConnState::Connected, 1, 0)
+        );
+        c.failed(
+            5_000,
+            ConnState::Down,
+            "lost".into(),
+            Duration::from_secs(1),
+        );
+        c.failed(
+            6_000,
+            ConnState::Down,
+            "still down".into(),
+            Duration::from_secs(2),
+        );
+        assert_eq!(
+            (c.outages, c.down_since_ms, c.since_ms),
+            (1, Some(5_000), Some(5_000))
+        );
+        assert_eq!(c.connected_total_ms(7_000), 4_000);
+        c.connected(9_000);
+        assert_eq!((c.connects, c.outages, c.outage_ms_total), (2, 1, 4_000));
+        assert_eq!(c.connected_total_ms(10_000), 5_000);
+        assert_eq!(
+            c.events.back().unwrap().message,
+            "reconnected (connection 2)"
+        );
+        assert_eq!(c.last_error.as_deref(), Some("still down"));
+        for i in 0..100 {
+            c.failed(20_000 + i, ConnState::Down, "x".into(), Duration::ZERO);
+        }
+        assert_eq!(c.events.len(), EVENTS_KEPT);
+    }
+
+    #[test]
+    fn sys_status_waits_for_sys_wait_of_connected_time() {
+        let clock = ManualClock::at(1_000_000);
+        let b = broker(&clock);
+        assert_eq!(b.sys_status(), SysStatus::Waiting);
+        b.connection().connected(clock.now_millis());
+        clock.advance(Duration::from_secs(9));
+        assert_eq!(b.sys_status(), SysStatus::Waiting);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(b.sys_status(), SysStatus::None);
+        b.sys()
+            .record("$SYS/broker/uptime", b"5 seconds", clock.now_millis());
+        assert_eq!(b.sys_status(), SysStatus::Seen);
+    }
+}
