@@ -1338,6 +1338,33 @@ url = "http://x"
     }
 
     #[test]
+    fn mqtt_watcher_keys_are_checked() {
+        let errors = errors_of(
+            "[mqtt.m]\nurl = \"mqtt://h\"\nmax_topics = 0\nsubscribe_qos = 3\nexport_filters = [\"a/#/b\"]\nmax_packet_size = 10\nreconnect_min = \"2s\"\nreconnect_max = \"1s\"\n",
+        );
+        for fragment in [
+            "mqtt.m.max_topics: must be more than 0",
+            "mqtt.m.subscribe_qos: expected 0, 1 or 2, got 3",
+            "mqtt.m.export_filters[0]: '#' must be the whole last level",
+            "mqtt.m.max_packet_size: expected 1024 to 268435455 bytes, got 10",
+            "mqtt.m.reconnect_max: must be at least reconnect_min",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.starts_with(fragment)),
+                "missing {fragment:?} in {errors:#?}"
+            );
+        }
+        let config = parse("t", "[mqtt.m]\nurl = \"mqtt://h\"\n", []).unwrap();
+        let m = &config.mqtt["m"];
+        assert_eq!(
+            (m.max_topics, m.subscribe_qos, m.subscribe_sys),
+            (100_000, 2, true)
+        );
+        assert!(m.export_filters.is_empty());
+        assert_eq!(m.reconnect_max, Duration::from_secs(30));
+    }
+
+    #[test]
     fn influx_v2_needs_org_bucket_and_token() {
         let errors = errors_of("[export.influx]\nurl = \"http://h:8086\"\nversion = 2\n");
         assert_eq!(
