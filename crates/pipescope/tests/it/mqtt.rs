@@ -292,18 +292,28 @@ async fn mqtt_rates_of_a_steady_publisher_and_last_seen_after_it_stops() {
     // 50 messages a second for 12 seconds: 3,000 a minute.
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    for _ in 0..600 {
-        tick.tick().await;
+    tick.tick().await;
+    let started = Instant::now();
+    for i in 0..600 {
+        if i > 0 {
+            tick.tick().await;
+        }
         publisher
             .publish("line/1/speed", QoS::AtMostOnce, false, "42")
             .await;
     }
     let line = watch.tree("line/1/speed", 0).await;
+    // The rate the publisher really kept, up to this reading (a loaded machine may stretch it).
+    let actual = 600.0 * 60.0 / started.elapsed().as_secs_f64();
+    assert!(
+        (actual - 3000.0).abs() < 300.0,
+        "the publisher was not steady: {actual}/min"
+    );
     for key in ["rate_1m", "rate_5m", "rate_15m"] {
         let rate = line[key].as_f64().unwrap();
         assert!(
-            (rate - 3000.0).abs() <= 60.0,
-            "{key} = {rate}, expected 3000 ± 2 %"
+            (rate - actual).abs() <= actual * 0.02,
+            "{key} = {rate}, expected {actual} ± 2 %"
         );
     }
     // The subtree's rate is its topic's.
@@ -521,10 +531,12 @@ async fn mqtt_broker_killed_and_restarted_reconnects_with_backoff_and_reports_th
         .collect();
     assert!(failures.len() >= 5, "{connection:?}");
     let gaps: Vec<u64> = failures.windows(2).map(|w| w[1] - w[0]).collect();
-    assert!(gaps[0] >= 100, "{gaps:?}");
-    for pair in gaps[..3].windows(2) {
-        assert!(pair[1] + 20 >= pair[0], "delays do not grow: {gaps:?}");
+    // Delay n is at least half of 200 ms × 2^n (a loaded machine only adds to it), and the
+    // fourth is longer than the first can be.
+    for (n, gap) in gaps.iter().take(4).enumerate() {
+        assert!(*gap + 2 >= 100 << n, "delay {n} too short: {gaps:?}");
     }
+    assert!(gaps[3] > 200, "delays do not grow: {gaps:?}");
     assert!(
         connection.events.iter().any(|e| e
             .message
