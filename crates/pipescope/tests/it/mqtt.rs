@@ -1112,3 +1112,38 @@ fn mqtt_pipescope_run_watches_the_configured_brokers() {
         );
     }
 }
+
+#[tokio::test]
+async fn mqtt_a_hundred_thousand_topics_fit_in_bounded_memory() {
+    let broker = Mosquitto::start();
+    let before = rss_kib();
+    let watch = Watch::start(&broker.url(), "");
+    watch.wait_subscribed().await;
+    let publisher = Publisher::connect(broker.port, "hundred-thousand");
+    let n = 100_000u64;
+    for i in 0..n {
+        publisher
+            .publish(
+                &format!("site{}/line{}/machine{i}/temp", i % 10, i % 100),
+                QoS::AtLeastOnce,
+                false,
+                vec![b'5'; 64],
+            )
+            .await;
+    }
+    publisher.wait_acked(n).await;
+    assert!(
+        wait(Duration::from_secs(60), || watch.messages() == n).await,
+        "counted {} of {n}",
+        watch.messages()
+    );
+    let summary = watch.broker().tree().summary();
+    assert_eq!((summary.topics, summary.folded_messages), (100_000, 0));
+    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    eprintln!("RSS grew {grown_mib} MiB for 100,000 topics (watcher, publisher and test together)");
+    assert!(
+        grown_mib < 150,
+        "RSS grew {grown_mib} MiB for 100,000 topics"
+    );
+    assert_eq!(watch.tree("", 1).await["messages"], n);
+}
