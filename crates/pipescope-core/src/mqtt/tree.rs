@@ -56,9 +56,35 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 struct Node {
     name: Box<str>,
     parent: u32,
-    children: Map<Box<str>, u32>,
+    children: Children,
     /// Index into `TopicTree::stats` when messages are counted on this node itself.
     stats: Option<u32>,
+}
+
+/// Children of a node: a short list while there are few (most nodes), a hash map past that.
+#[derive(Debug, Default)]
+enum Children {
+    #[default]
+    None,
+    List(Vec<u32>),
+    Map(Map<Box<str>, u32>),
+}
+
+/// Children kept in a list, searched by name, at most.
+const LIST_CHILDREN: usize = 8;
+
+impl Children {
+    fn len(&self) -> usize {
+        match self {
+            Children::None => 0,
+            Children::List(ids) => ids.len(),
+            Children::Map(map) => map.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -274,7 +300,7 @@ impl TopicTree {
         let root = Node {
             name: "".into(),
             parent: ROOT,
-            children: Map::default(),
+            children: Children::None,
             stats: None,
         };
         Self {
@@ -371,8 +397,8 @@ impl TopicTree {
             stats
         } else {
             self.folded_messages += 1;
-            let other = match self.nodes[existing_ancestor as usize].children.get(OTHER) {
-                Some(&other) => other,
+            let other = match self.named_child(existing_ancestor, OTHER) {
+                Some(other) => other,
                 None => {
                     self.other_nodes += 1;
                     self.add_node(existing_ancestor, OTHER.into())
@@ -386,23 +412,62 @@ impl TopicTree {
     }
 
     fn child(&self, node: u32, level: &str, cut: bool) -> Option<u32> {
-        let children = &self.nodes[node as usize].children;
         if cut {
-            children.get(format!("{level}{CUT_MARK}").as_str()).copied()
+            self.named_child(node, &format!("{level}{CUT_MARK}"))
         } else {
-            children.get(level).copied()
+            self.named_child(node, level)
+        }
+    }
+
+    fn named_child(&self, node: u32, name: &str) -> Option<u32> {
+        match &self.nodes[node as usize].children {
+            Children::None => None,
+            Children::List(ids) => ids
+                .iter()
+                .copied()
+                .find(|&c| &*self.nodes[c as usize].name == name),
+            Children::Map(map) => map.get(name).copied(),
+        }
+    }
+
+    /// Children of a node with their names, in no particular order.
+    fn children_of(&self, node: u32) -> Vec<(&str, u32)> {
+        match &self.nodes[node as usize].children {
+            Children::None => Vec::new(),
+            Children::List(ids) => ids
+                .iter()
+                .map(|&c| (&*self.nodes[c as usize].name, c))
+                .collect(),
+            Children::Map(map) => map.iter().map(|(n, &c)| (&**n, c)).collect(),
         }
     }
 
     fn add_node(&mut self, parent: u32, name: Box<str>) -> u32 {
         let id = self.nodes.len() as u32;
-        self.nodes[parent as usize]
-            .children
-            .insert(name.clone(), id);
+        let children = std::mem::take(&mut self.nodes[parent as usize].children);
+        self.nodes[parent as usize].children = match children {
+            Children::None => Children::List(vec![id]),
+            Children::List(mut ids) if ids.len() < LIST_CHILDREN => {
+                ids.push(id);
+                Children::List(ids)
+            }
+            Children::List(ids) => {
+                let mut map: Map<Box<str>, u32> = ids
+                    .into_iter()
+                    .map(|c| (self.nodes[c as usize].name.clone(), c))
+                    .collect();
+                map.insert(name.clone(), id);
+                Children::Map(map)
+            }
+            Children::Map(mut map) => {
+                map.insert(name.clone(), id);
+                Children::Map(map)
+            }
+        };
         self.nodes.push(Node {
             name,
             parent,
-            children: Map::default(),
+            children: Children::None,
             stats: None,
         });
         id
@@ -434,7 +499,7 @@ impl TopicTree {
         }
         let mut node = ROOT;
         for level in levels(topic) {
-            node = *self.nodes[node as usize].children.get(level)?;
+            node = self.named_child(node, level)?;
         }
         Some(node)
     }
@@ -502,7 +567,7 @@ impl TopicTree {
         };
         let mut children = Vec::new();
         if depth > 0 {
-            let mut ids: Vec<(&str, u32)> = node.children.iter().map(|(n, &c)| (&**n, c)).collect();
+            let mut ids = self.children_of(id);
             ids.sort_unstable();
             let mut rest = Figures::default();
             let mut hidden = 0;
@@ -808,6 +873,30 @@ mod tests {
             view.value,
             view.children.iter().map(|c| c.value).sum::<f64>()
         );
+    }
+
+    #[test]
+    fn a_node_with_many_children_finds_each_of_them() {
+        let mut tree = TopicTree::default();
+        for round in 1..=3u64 {
+            for i in 0..(LIST_CHILDREN * 3) {
+                tree.record(msg(&format!("w/c{i}"), b""), T0);
+            }
+            for i in 0..(LIST_CHILDREN * 3) {
+                assert_eq!(
+                    tree.figures(&format!("w/c{i}"), T0).unwrap().messages,
+                    round
+                );
+            }
+        }
+        assert_eq!(tree.summary().topics, LIST_CHILDREN * 3);
+        assert_eq!(tree.summary().nodes, 2 + LIST_CHILDREN * 3);
+        let view = tree
+            .view("w", 1, usize::MAX, ValueOf::Messages, T0)
+            .unwrap();
+        assert_eq!(view.children.len(), LIST_CHILDREN * 3);
+        assert_eq!(view.children[0].name, "c0");
+        assert_eq!(view.value, 3.0 * (LIST_CHILDREN * 3) as f64);
     }
 
     #[test]
