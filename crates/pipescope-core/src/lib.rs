@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod influx;
 pub mod kafka;
+pub mod mqtt;
 pub mod mqtt_filter;
 pub mod sample;
 pub mod tsdb;

@@ -12,6 +12,7 @@ pub mod export;
 pub mod kafka;
 pub mod metrics;
 pub mod monitor;
+pub mod mqtt;
 pub mod portal;
 pub mod store;
 pub mod web;

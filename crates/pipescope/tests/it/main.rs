@@ -4,6 +4,7 @@ mod cli;
 mod deploy;
 mod influx;
 mod kafka;
+mod mqtt;
 mod prometheus;
 mod store;
 mod web;
