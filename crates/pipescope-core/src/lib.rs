@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod kafka;
 pub mod mqtt_filter;
+pub mod pipeline;
 pub mod sample;
 
 pub use clock::{Clock, EpochMillis, ManualClock, SystemClock};
