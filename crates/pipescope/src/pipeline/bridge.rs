@@ -78,6 +78,7 @@ struct Metrics {
     connected: Gauge,
     subscribed: Gauge,
     reconnects: Counter,
+    acks_sent: Counter,
 }
 
 impl Metrics {
@@ -132,6 +133,11 @@ impl Metrics {
             "pipescope_bridge_mqtt_reconnects",
             "MQTT connections lost",
             self.reconnects.clone(),
+        );
+        r.register(
+            "pipescope_bridge_mqtt_acks_sent",
+            "PUBACKs written to the MQTT broker",
+            self.acks_sent.clone(),
         );
     }
 }
@@ -188,8 +194,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ))
         .set_manual_acks(true)
         .set_receive_maximum(Some(args.max_in_flight));
-    // Acks never wait on a full request queue: there are at most max_in_flight of them.
-    let (client, mut eventloop) = AsyncClient::new(options, usize::from(args.max_in_flight) + 64);
+    // Acks must never wait on a full request queue: a waiting ack holds its window permit, the
+    // loop then stops polling the connection that would drain the queue, and all stalls. A broker
+    // resuming a session sends every stored message at once, past the receive maximum (mosquitto
+    // 2.0 does), so size the queue for every packet id that can be outstanding (u16).
+    let (client, mut eventloop) = AsyncClient::new(options, usize::from(u16::MAX) + 64);
     let window = Arc::new(Semaphore::new(usize::from(args.max_in_flight)));
     let mut sequencer: Sequencer<(String, i32)> = Sequencer::new();
     let mut backoff = Backoff::default();
@@ -213,6 +222,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         .await
                         .context("the MQTT client stopped taking requests")?;
                 }
+            }
+            Ok(Event::Outgoing(rumqttc::Outgoing::PubAck(_))) => {
+                metrics.acks_sent.inc();
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
                 metrics.subscribed.set(1);

@@ -54,12 +54,19 @@ pub struct Args {
     pub snapshot_interval: Duration,
 }
 
-/// Records revoked partitions for the processing loop, which drops their state. (Assigned
-/// partitions need nothing here: their state is restored when their first record arrives.)
+/// Records assignment changes for the processing loop, which restores (on assignment) or drops
+/// (on revocation) partition state. Restoring happens at assignment, not at the first record:
+/// a partition with no new records still shows its totals.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Assigned(i32),
+    Revoked(i32),
+}
+
 #[derive(Debug, Default)]
 struct GroupContext {
     topic: String,
-    changes: Arc<Mutex<Vec<i32>>>,
+    changes: Arc<Mutex<Vec<Change>>>,
 }
 
 impl ClientContext for GroupContext {}
@@ -69,11 +76,14 @@ impl ConsumerContext for GroupContext {
         let mut changes = self.changes.lock().expect("changes lock");
         match rebalance {
             Rebalance::Assign(tpl) => {
+                for e in tpl.elements_for_topic(&self.topic) {
+                    changes.push(Change::Assigned(e.partition()));
+                }
                 tracing::info!(partitions = ?tpl.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "partitions assigned");
             }
             Rebalance::Revoke(tpl) => {
                 for e in tpl.elements_for_topic(&self.topic) {
-                    changes.push(e.partition());
+                    changes.push(Change::Revoked(e.partition()));
                 }
                 tracing::info!(partitions = ?tpl.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "partitions revoked");
             }
@@ -213,7 +223,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let message = tokio::select! {
             () = stop.stopped() => break,
             _ = snapshot.tick() => {
-                apply_changes(&changes, &mut owned, &m);
+                apply_changes(&changes, &mut owned, &m, (&restorer, &changelog, &args.topic)).await?;
                 if let Err(e) = save(&args.topic, &changelog, &producer, &consumer, &mut owned, &m).await {
                     tracing::warn!("cannot save state ({e:#}); trying again at the next snapshot");
                 }
@@ -222,7 +232,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
             message = consumer.recv() => message,
         };
-        apply_changes(&changes, &mut owned, &m);
+        apply_changes(
+            &changes,
+            &mut owned,
+            &m,
+            (&restorer, &changelog, &args.topic),
+        )
+        .await?;
         let message = match message {
             Ok(message) => {
                 backoff.reset();
@@ -288,7 +304,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         update_gauges(&owned, &m);
     }
     tracing::info!("process calls stopping: saving state");
-    apply_changes(&changes, &mut owned, &m);
+    apply_changes(
+        &changes,
+        &mut owned,
+        &m,
+        (&restorer, &changelog, &args.topic),
+    )
+    .await?;
     save(
         &args.topic,
         &changelog,
@@ -304,12 +326,44 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn apply_changes(revoked: &Mutex<Vec<i32>>, owned: &mut HashMap<i32, Partition>, m: &Metrics) {
-    // Another instance may own them now: what was not saved is done again there.
-    for p in revoked.lock().expect("revoked lock").drain(..) {
-        owned.remove(&p);
+/// Applies assignment changes in order: revoked partitions are dropped (another instance may
+/// own them now; what was not saved is done again there), assigned ones restored.
+async fn apply_changes(
+    changes: &Mutex<Vec<Change>>,
+    owned: &mut HashMap<i32, Partition>,
+    m: &Metrics,
+    restore_from: (&BaseConsumer, &str, &str),
+) -> anyhow::Result<()> {
+    let drained: Vec<Change> = changes.lock().expect("changes lock").drain(..).collect();
+    for change in drained {
+        match change {
+            Change::Revoked(p) => {
+                owned.remove(&p);
+            }
+            Change::Assigned(p) => {
+                if !owned.contains_key(&p) {
+                    let (reader, changelog, topic) = restore_from;
+                    let state = restore(reader, changelog, topic, p).await?;
+                    m.restores.inc();
+                    tracing::info!(
+                        partition = p,
+                        next_offset = state.next_offset,
+                        calls = state.overall.calls,
+                        "restored partition state"
+                    );
+                    owned.insert(
+                        p,
+                        Partition {
+                            state,
+                            dirty: false,
+                        },
+                    );
+                }
+            }
+        }
     }
     update_gauges(owned, m);
+    Ok(())
 }
 
 fn update_gauges(owned: &HashMap<i32, Partition>, m: &Metrics) {

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pipescope_core::pipeline::trace::{TraceHeader, TraceTally, MQTT_TOPIC};
+use pipescope_core::pipeline::trace::{MQTT_TOPIC, TraceHeader, TraceTally};
 use pipescope_testkit::{Influxd, Mosquitto, Tansu, free_port, wait_until};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -14,7 +14,6 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 
 /// A pipescope part running as a child process; killed on drop, its log printed on failure.
 struct Part {
@@ -59,7 +58,9 @@ impl Part {
             .ok()?;
         let mut sum = None;
         for line in text.lines() {
-            let Some(rest) = line.strip_prefix(name) else { continue };
+            let Some(rest) = line.strip_prefix(name) else {
+                continue;
+            };
             if !(rest.starts_with(' ') || rest.starts_with('{')) {
                 continue;
             }
@@ -92,11 +93,26 @@ impl Part {
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 let mut out = String::new();
-                self.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-                assert!(status.success(), "{} failed ({status})\n{}", self.name, self.log());
+                self.child
+                    .stdout
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut out)
+                    .unwrap();
+                assert!(
+                    status.success(),
+                    "{} failed ({status})\n{}",
+                    self.name,
+                    self.log()
+                );
                 return out;
             }
-            assert!(Instant::now() < deadline, "{} still running after {timeout:?}\n{}", self.name, self.log());
+            assert!(
+                Instant::now() < deadline,
+                "{} still running after {timeout:?}\n{}",
+                self.name,
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -130,7 +146,10 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
         .set("bootstrap.servers", bootstrap)
         .create()
         .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     for r in runtime
         .block_on(admin.create_topics(
             &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
@@ -150,17 +169,15 @@ fn read_topic(
     timeout: Duration,
     mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> bool,
 ) {
+    let _ = partitions;
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", "it-reader")
+        .set("group.id", format!("it-reader-{topic}"))
         .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
         .create()
         .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
+    consumer.subscribe(&[topic]).unwrap();
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if let Some(message) = consumer.poll(Duration::from_millis(200)) {
@@ -169,6 +186,20 @@ fn read_topic(
             }
         }
     }
+}
+
+fn end_offsets(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .map_or(-1, |w| w.1)
+        })
+        .collect()
 }
 
 fn trace_of(message: &rdkafka::message::BorrowedMessage<'_>) -> (TraceHeader, Option<String>) {
@@ -209,19 +240,39 @@ fn bridge_killed_mid_run_and_restarted_loses_no_message() {
     ];
     let port = free_port();
     let mut bridge = Part::start_on("bridge", port, &bridge_args);
-    bridge.wait_metric("pipescope_bridge_mqtt_subscribed", Duration::from_secs(60), |v| v == 1.0);
+    bridge.wait_metric(
+        "pipescope_bridge_mqtt_subscribed",
+        Duration::from_secs(60),
+        |v| v == 1.0,
+    );
 
     let count = MESSAGES.to_string();
     let mut simulator = Part::start(
         "simulate machines",
         &[
-            "simulate", "machines", "--mqtt", &mqtt, "--machines", "10", "--sensors", "4",
-            "--rate", "4000", "--qos", "1", "--count", &count, "--origin", "it-sim",
+            "simulate",
+            "machines",
+            "--mqtt",
+            &mqtt,
+            "--machines",
+            "10",
+            "--sensors",
+            "4",
+            "--rate",
+            "4000",
+            "--qos",
+            "1",
+            "--count",
+            &count,
+            "--origin",
+            "it-sim",
         ],
     );
-    bridge.wait_metric("pipescope_bridge_records_delivered_total", Duration::from_secs(60), |v| {
-        v >= 4000.0
-    });
+    bridge.wait_metric(
+        "pipescope_bridge_records_delivered_total",
+        Duration::from_secs(60),
+        |v| v >= 4000.0,
+    );
     bridge.kill9();
     drop(bridge);
     let mut bridge = Part::start_on("bridge (restarted)", port, &bridge_args);
@@ -232,17 +283,37 @@ fn bridge_killed_mid_run_and_restarted_loses_no_message() {
 
     let mut tally = TraceTally::new();
     let mut records = 0u64;
-    read_topic(&bootstrap, "machine.data", 3, Duration::from_secs(120), |m| {
-        let (trace, mqtt_topic) = trace_of(m);
-        let mqtt_topic = mqtt_topic.expect("the bridge keeps the MQTT topic in a header");
-        assert_eq!(trace.origin, "it-sim", "the simulator's trace is carried over");
-        let levels: Vec<&str> = mqtt_topic.split('/').collect();
-        assert_eq!(m.key(), Some(format!("{}/{}", levels[1], levels[2]).as_bytes()));
-        tally.record(&trace, &mqtt_topic);
-        records += 1;
-        tally.distinct() == MESSAGES
-    });
-    assert_eq!(tally.distinct(), MESSAGES, "every message is in Kafka ({records} records read)");
+    read_topic(
+        &bootstrap,
+        "machine.data",
+        3,
+        Duration::from_secs(120),
+        |m| {
+            let (trace, mqtt_topic) = trace_of(m);
+            let mqtt_topic = mqtt_topic.expect("the bridge keeps the MQTT topic in a header");
+            assert_eq!(
+                trace.origin, "it-sim",
+                "the simulator's trace is carried over"
+            );
+            let levels: Vec<&str> = mqtt_topic.split('/').collect();
+            assert_eq!(
+                m.key(),
+                Some(format!("{}/{}", levels[1], levels[2]).as_bytes())
+            );
+            tally.record(&trace, &mqtt_topic);
+            records += 1;
+            tally.distinct() == MESSAGES
+        },
+    );
+    assert_eq!(
+        tally.distinct(),
+        MESSAGES,
+        "every message is in Kafka ({records} records read, end offsets {:?}); restarted bridge: received {:?}, delivered {:?}, in flight {:?}",
+        end_offsets(&bootstrap, "machine.data", 3),
+        bridge.metric("pipescope_bridge_messages_received_total"),
+        bridge.metric("pipescope_bridge_records_delivered_total"),
+        bridge.metric("pipescope_bridge_in_flight_messages"),
+    );
     assert_eq!(tally.gaps(), 0);
     eprintln!(
         "bridge kill -9: {records} records read, {} distinct, {} duplicates",
@@ -260,20 +331,49 @@ fn process_calls_restarted_mid_run_keeps_exact_totals_and_shares_with_a_second_i
     let long_log = dir.path().join("long-calls.log");
     let long_log_s = long_log.to_str().unwrap();
     let processor_args = [
-        "process", "calls", "--kafka", &bootstrap, "--long-calls-log", long_log_s,
-        "--snapshot-interval", "300ms", "-X", "session.timeout.ms=6000",
-        "-X", "heartbeat.interval.ms=500",
+        "process",
+        "calls",
+        "--kafka",
+        &bootstrap,
+        "--long-calls-log",
+        long_log_s,
+        "--snapshot-interval",
+        "300ms",
+        "-X",
+        "session.timeout.ms=6000",
+        "-X",
+        "heartbeat.interval.ms=500",
     ];
     let mut a = Part::start("process calls A", &processor_args);
-    a.wait_metric("pipescope_process_calls_owned_partitions", Duration::from_secs(60), |_| true);
+    a.wait_metric(
+        "pipescope_process_calls_owned_partitions",
+        Duration::from_secs(60),
+        |_| true,
+    );
     let mut simulator = Part::start(
         "simulate calls",
         &[
-            "simulate", "calls", "--kafka", &bootstrap, "--calls-per-minute", "30000",
-            "--mean-duration-s", "40", "--count", "6000", "--seed", "7", "--origin", "it-calls",
+            "simulate",
+            "calls",
+            "--kafka",
+            &bootstrap,
+            "--calls-per-minute",
+            "30000",
+            "--mean-duration-s",
+            "40",
+            "--count",
+            "6000",
+            "--seed",
+            "7",
+            "--origin",
+            "it-calls",
         ],
     );
-    a.wait_metric("pipescope_process_calls_records_total", Duration::from_secs(60), |v| v >= 1500.0);
+    a.wait_metric(
+        "pipescope_process_calls_records_total",
+        Duration::from_secs(60),
+        |v| v >= 1500.0,
+    );
     a.kill9();
     let port = a.port;
     drop(a);
@@ -284,15 +384,28 @@ fn process_calls_restarted_mid_run_keeps_exact_totals_and_shares_with_a_second_i
     let duration = summary["duration_ms"].as_f64().unwrap();
     assert_eq!(calls, 6000.0);
     assert_eq!(summary["failed"], 0);
-    a.wait_metric("pipescope_process_calls_calls", Duration::from_secs(90), |v| v == calls);
-    assert_eq!(a.metric("pipescope_process_calls_duration_milliseconds"), Some(duration));
+    a.wait_metric(
+        "pipescope_process_calls_calls",
+        Duration::from_secs(90),
+        |v| v == calls,
+    );
+    assert_eq!(
+        a.metric("pipescope_process_calls_duration_milliseconds"),
+        Some(duration)
+    );
     assert!(a.metric("pipescope_process_calls_restores_total").unwrap() >= 1.0);
 
     // A second instance joins: the partitions are shared, each with its state.
     let mut b = Part::start("process calls B", &processor_args);
     let shared = wait_until(Duration::from_secs(90), || {
-        let owned = (a.metric("pipescope_process_calls_owned_partitions"), b.metric("pipescope_process_calls_owned_partitions"));
-        let counted = (a.metric("pipescope_process_calls_calls"), b.metric("pipescope_process_calls_calls"));
+        let owned = (
+            a.metric("pipescope_process_calls_owned_partitions"),
+            b.metric("pipescope_process_calls_owned_partitions"),
+        );
+        let counted = (
+            a.metric("pipescope_process_calls_calls"),
+            b.metric("pipescope_process_calls_calls"),
+        );
         matches!((owned, counted), ((Some(oa), Some(ob)), (Some(ca), Some(cb)))
             if oa >= 1.0 && ob >= 1.0 && oa + ob == 3.0 && ca + cb == calls)
     });
@@ -306,14 +419,22 @@ fn process_calls_restarted_mid_run_keeps_exact_totals_and_shares_with_a_second_i
         a.log(),
         b.log()
     );
-    let total_ms = a.metric("pipescope_process_calls_duration_milliseconds").unwrap()
-        + b.metric("pipescope_process_calls_duration_milliseconds").unwrap();
+    let total_ms = a
+        .metric("pipescope_process_calls_duration_milliseconds")
+        .unwrap()
+        + b.metric("pipescope_process_calls_duration_milliseconds")
+            .unwrap();
     assert_eq!(total_ms, duration);
     // Calls over 60 s were logged (duplicates possible after the kill, none missing).
     let logged: HashSet<String> = std::fs::read_to_string(&long_log)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["call_id"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["call_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(logged.len() as u64, summary["long_calls"].as_u64().unwrap());
     b.terminate();
@@ -328,8 +449,16 @@ fn process_machines_windows_match_a_hand_computed_expectation() {
     let mut processor = Part::start(
         "process machines",
         &[
-            "process", "machines", "--kafka", &bootstrap, "--window", "10s",
-            "--allowed-lateness", "2s", "--commit-interval", "200ms",
+            "process",
+            "machines",
+            "--kafka",
+            &bootstrap,
+            "--window",
+            "10s",
+            "--allowed-lateness",
+            "2s",
+            "--commit-interval",
+            "200ms",
         ],
     );
     const T0: u64 = 1_700_000_000_000; // a multiple of 10 s
@@ -339,16 +468,26 @@ fn process_machines_windows_match_a_hand_computed_expectation() {
         ("m1", "rpm", 1500.0, 5_000),
         ("m2", "temp", 30.0, 3_000),
         ("m1", "temp", 25.0, 11_000),
-        ("m1", "temp", 18.0, 9_000), // within the allowed lateness
+        ("m1", "temp", 18.0, 9_000),  // within the allowed lateness
         ("m2", "temp", 31.0, 12_000), // watermark 12 s closes [0, 10 s)
-        ("m1", "temp", 99.0, 9_500), // late
+        ("m1", "temp", 99.0, 9_500),  // late
         ("m1", "temp", 26.0, 25_000), // closes [10 s, 20 s)
     ];
-    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
     for (machine, sensor, value, t) in readings {
         let payload = serde_json::json!({"line": "l1", "machine": machine, "sensor": sensor, "value": value, "ts": T0 + t}).to_string();
         let key = format!("l1/{machine}");
-        producer.send(BaseRecord::to("machine.data").partition(0).key(&key).payload(&payload)).unwrap();
+        producer
+            .send(
+                BaseRecord::to("machine.data")
+                    .partition(0)
+                    .key(&key)
+                    .payload(&payload),
+            )
+            .unwrap();
     }
     producer.flush(Duration::from_secs(30)).unwrap();
 
@@ -371,14 +510,33 @@ fn process_machines_windows_match_a_hand_computed_expectation() {
         let (trace, _) = trace_of(m);
         assert!(trace.origin.starts_with("process-machines-"));
         let w: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
-        assert_eq!(m.key(), Some(format!("l1/{}", w["machine"].as_str().unwrap()).as_bytes()));
-        got.insert((w["machine"].as_str().unwrap().to_owned(), w["window_start"].as_u64().unwrap()), w);
+        assert_eq!(
+            m.key(),
+            Some(format!("l1/{}", w["machine"].as_str().unwrap()).as_bytes())
+        );
+        got.insert(
+            (
+                w["machine"].as_str().unwrap().to_owned(),
+                w["window_start"].as_u64().unwrap(),
+            ),
+            w,
+        );
         got.len() == expected.len()
     });
     assert_eq!(got, expected);
-    processor.wait_metric("pipescope_process_machines_late_records_total", Duration::from_secs(10), |v| v == 1.0);
-    assert_eq!(processor.metric("pipescope_process_machines_records_total"), Some(8.0));
-    assert_eq!(processor.metric("pipescope_process_machines_open_windows"), Some(1.0));
+    processor.wait_metric(
+        "pipescope_process_machines_late_records_total",
+        Duration::from_secs(10),
+        |v| v == 1.0,
+    );
+    assert_eq!(
+        processor.metric("pipescope_process_machines_records_total"),
+        Some(8.0)
+    );
+    assert_eq!(
+        processor.metric("pipescope_process_machines_open_windows"),
+        Some(1.0)
+    );
     processor.terminate();
 }
 
@@ -393,30 +551,76 @@ fn sink_writes_every_record_once_through_an_influxd_restart() {
     let mut sink = Part::start(
         "sink influx",
         &[
-            "sink", "influx", "--kafka", &bootstrap, "--topic", "readings", "--influx", &influx_url,
-            "--database", "it", "--measurement", "reading", "--tag", "machine=machine",
-            "--field", "value=value", "--time", "ts", "--batch-size", "100",
-            "--batch-interval", "200ms",
+            "sink",
+            "influx",
+            "--kafka",
+            &bootstrap,
+            "--topic",
+            "readings",
+            "--influx",
+            &influx_url,
+            "--database",
+            "it",
+            "--measurement",
+            "reading",
+            "--tag",
+            "machine=machine",
+            "--field",
+            "value=value",
+            "--time",
+            "ts",
+            "--batch-size",
+            "100",
+            "--batch-interval",
+            "200ms",
         ],
     );
-    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
     let produce = |from: u64, to: u64| {
         for i in from..to {
             let payload = serde_json::json!({"machine": format!("m{}", i % 7), "value": i as f64 / 2.0, "ts": 1_700_000_000_000u64 + i}).to_string();
-            producer.send(BaseRecord::to("readings").key(&format!("m{}", i % 7)).payload(&payload)).unwrap();
+            producer
+                .send(
+                    BaseRecord::to("readings")
+                        .key(&format!("m{}", i % 7))
+                        .payload(&payload),
+                )
+                .unwrap();
         }
         producer.flush(Duration::from_secs(30)).unwrap();
     };
     produce(0, 1000);
-    sink.wait_metric("pipescope_sink_influx_records_written_total", Duration::from_secs(60), |v| v == 1000.0);
+    sink.wait_metric(
+        "pipescope_sink_influx_records_written_total",
+        Duration::from_secs(60),
+        |v| v == 1000.0,
+    );
     influx.kill();
     produce(1000, 2000);
-    sink.wait_metric("pipescope_sink_influx_failed_writes_total", Duration::from_secs(60), |v| v >= 1.0);
+    sink.wait_metric(
+        "pipescope_sink_influx_failed_writes_total",
+        Duration::from_secs(60),
+        |v| v >= 1.0,
+    );
     influx.restart();
-    sink.wait_metric("pipescope_sink_influx_records_written_total", Duration::from_secs(60), |v| v == 2000.0);
-    assert!(sink.metric("pipescope_sink_influx_records_retried_total").unwrap() >= 1.0);
+    sink.wait_metric(
+        "pipescope_sink_influx_records_written_total",
+        Duration::from_secs(60),
+        |v| v == 2000.0,
+    );
+    assert!(
+        sink.metric("pipescope_sink_influx_records_retried_total")
+            .unwrap()
+            >= 1.0
+    );
     let answer: serde_json::Value =
         serde_json::from_str(&influx.query("it", "SELECT count(value) FROM reading")).unwrap();
-    assert_eq!(answer["results"][0]["series"][0]["values"][0][1], 2000, "{answer}");
+    assert_eq!(
+        answer["results"][0]["series"][0]["values"][0][1], 2000,
+        "{answer}"
+    );
     sink.terminate();
 }
