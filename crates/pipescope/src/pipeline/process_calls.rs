@@ -255,7 +255,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         };
         let partition = message.partition();
         let offset = message.offset();
-        if !owned.contains_key(&partition) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = owned.entry(partition) {
             let state = restore(&restorer, &changelog, &args.topic, partition).await?;
             m.restores.inc();
             tracing::info!(
@@ -264,13 +264,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 calls = state.overall.calls,
                 "restored partition state"
             );
-            owned.insert(
-                partition,
-                Partition {
-                    state,
-                    dirty: false,
-                },
-            );
+            slot.insert(Partition {
+                state,
+                dirty: false,
+            });
         }
         let p = owned.get_mut(&partition).expect("just inserted");
         let call: Option<CallRecord> = message
@@ -341,7 +338,7 @@ async fn apply_changes(
                 owned.remove(&p);
             }
             Change::Assigned(p) => {
-                if !owned.contains_key(&p) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = owned.entry(p) {
                     let (reader, changelog, topic) = restore_from;
                     let state = restore(reader, changelog, topic, p).await?;
                     m.restores.inc();
@@ -351,13 +348,10 @@ async fn apply_changes(
                         calls = state.overall.calls,
                         "restored partition state"
                     );
-                    owned.insert(
-                        p,
-                        Partition {
-                            state,
-                            dirty: false,
-                        },
-                    );
+                    slot.insert(Partition {
+                        state,
+                        dirty: false,
+                    });
                 }
             }
         }
