@@ -549,6 +549,18 @@ fn process_machines_windows_match_a_hand_computed_expectation() {
     .into_iter()
     .map(|w| ((w["machine"].as_str().unwrap().to_owned(), w["window_start"].as_u64().unwrap()), w))
     .collect();
+    // read_topic reads up to the end offsets it finds: wait until the windows are written.
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            end_offsets(&bootstrap, "machine.out", 3)
+                .iter()
+                .sum::<i64>()
+                >= expected.len() as i64
+        }),
+        "machine.out got {:?} records, {} windows expected",
+        end_offsets(&bootstrap, "machine.out", 3),
+        expected.len()
+    );
     let mut got = BTreeMap::new();
     read_topic(&bootstrap, "machine.out", 3, Duration::from_secs(60), |m| {
         let (trace, _) = trace_of(m);
