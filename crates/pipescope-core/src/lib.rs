@@ -8,6 +8,7 @@ pub mod influx;
 pub mod kafka;
 pub mod mqtt;
 pub mod mqtt_filter;
+pub mod pipeline;
 pub mod sample;
 pub mod tsdb;
 

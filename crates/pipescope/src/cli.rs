@@ -38,6 +38,45 @@ pub enum Command {
     },
     /// Print the version.
     Version,
+    /// Traffic simulators (pipeline parts).
+    Simulate {
+        #[command(subcommand)]
+        command: SimulateCommand,
+    },
+    /// MQTT → Kafka bridge, at least once (pipeline part).
+    Bridge(Box<crate::pipeline::bridge::Args>),
+    /// Stateful stream processors (pipeline parts).
+    Process {
+        #[command(subcommand)]
+        command: ProcessCommand,
+    },
+    /// Kafka → outside systems (pipeline parts).
+    Sink {
+        #[command(subcommand)]
+        command: SinkCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimulateCommand {
+    /// Phone calls to a Kafka topic: Poisson arrivals, exponential durations.
+    Calls(Box<crate::pipeline::simulate_calls::Args>),
+    /// Machines' sensor states over MQTT, or the replay of an event file.
+    Machines(Box<crate::pipeline::simulate_machines::Args>),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProcessCommand {
+    /// Running call totals, state in a compacted changelog topic.
+    Calls(Box<crate::pipeline::process_calls::Args>),
+    /// machine.data → machine.out in event-time tumbling windows.
+    Machines(Box<crate::pipeline::process_machines::Args>),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SinkCommand {
+    /// Kafka topics → InfluxDB line protocol, offsets committed after the write.
+    Influx(Box<crate::pipeline::sink_influx::Args>),
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,6 +13,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod monitor;
 pub mod mqtt;
+pub mod pipeline;
 pub mod portal;
 pub mod store;
 pub mod web;

@@ -1,8 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pipescope::cli::{Cli, Command, ConfigCommand};
-use pipescope::{config, monitor};
+use pipescope::cli::{Cli, Command, ConfigCommand, ProcessCommand, SimulateCommand, SinkCommand};
+use pipescope::{config, monitor, pipeline};
 
 /// Exit code for a configuration that does not validate (as `pipescope check` documents).
 const EXIT_CONFIG: u8 = 2;
@@ -36,6 +36,22 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::Simulate { command } => run_part(&cli.log, async move {
+            match command {
+                SimulateCommand::Calls(args) => pipeline::simulate_calls::run(*args).await,
+                SimulateCommand::Machines(args) => pipeline::simulate_machines::run(*args).await,
+            }
+        }),
+        Command::Bridge(args) => run_part(&cli.log, pipeline::bridge::run(*args)),
+        Command::Process { command } => run_part(&cli.log, async move {
+            match command {
+                ProcessCommand::Calls(args) => pipeline::process_calls::run(*args).await,
+                ProcessCommand::Machines(args) => pipeline::process_machines::run(*args).await,
+            }
+        }),
+        Command::Sink {
+            command: SinkCommand::Influx(args),
+        } => run_part(&cli.log, pipeline::sink_influx::run(*args)),
         Command::Run { config: path } => {
             init_logging(&cli.log);
             let config = match config::load(&path) {
@@ -59,6 +75,25 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Runs a pipeline part on the multi-threaded runtime; its error, if any, is printed.
+fn run_part(log: &str, part: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    init_logging(log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime ({e})");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(part) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

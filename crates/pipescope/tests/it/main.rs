@@ -5,6 +5,7 @@ mod deploy;
 mod influx;
 mod kafka;
 mod mqtt;
+mod pipeline;
 mod prometheus;
 mod store;
 mod web;
