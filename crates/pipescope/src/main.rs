@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pipescope::cli::{Cli, Command, ConfigCommand};
-use pipescope::{config, monitor};
+use pipescope::{config, demo, monitor};
 
 /// Exit code for a configuration that does not validate (as `pipescope check` documents).
 const EXIT_CONFIG: u8 = 2;
@@ -36,6 +36,22 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::Demo {
+            listen,
+            data_dir,
+            mqtt_port,
+            kafka_port,
+        } => {
+            // rumqttd logs every connection at info: keep the demo's output readable.
+            init_logging(&format!("{},rumqttd=warn", cli.log));
+            let options = demo::DemoOptions {
+                listen,
+                data_dir,
+                mqtt_port,
+                kafka_port,
+            };
+            block_on(demo::run(options))
+        }
         Command::Run { config: path } => {
             init_logging(&cli.log);
             let config = match config::load(&path) {
@@ -45,20 +61,24 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime ({e})");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(monitor::run(config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            block_on(monitor::run(config))
+        }
+    }
+}
+
+fn block_on(work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime ({e})");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
