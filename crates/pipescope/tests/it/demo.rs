@@ -45,10 +45,10 @@ async fn embedded_broker_delivers_messages_and_publishes_sys() {
         if echoed == 1 && received == Some("1") && uptimes >= 2 {
             break;
         }
-        let event = tokio::time::timeout_at(deadline, events.poll())
-            .await
-            .unwrap_or_else(|_| panic!("timed out; echoed {echoed}, $SYS seen: {sys:?}"))
-            .expect("the connection to the embedded broker holds");
+        let Ok(polled) = tokio::time::timeout_at(deadline, events.poll()).await else {
+            panic!("timed out; echoed {echoed}, $SYS seen: {sys:?}");
+        };
+        let event = polled.expect("the connection to the embedded broker holds");
         match event {
             Event::Incoming(Packet::SubAck(_)) if !published => {
                 published = true;
