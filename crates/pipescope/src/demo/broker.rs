@@ -218,7 +218,8 @@ impl SysPublisher {
                 tracing::warn!("the embedded MQTT broker's router is gone; $SYS stops");
                 return;
             }
-            next += SYS_INTERVAL;
+            // After a stall, start again from now rather than publishing a burst to catch up.
+            next = (next + SYS_INTERVAL).max(Instant::now());
             self.read_meters();
             self.figures.uptime_s = self.started.elapsed().as_secs();
             for (topic, payload) in self.figures.messages() {

@@ -93,7 +93,12 @@ impl Spec {
             source,
         })?;
         let url = format!("tcp://{}", self.addr);
-        Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        // Its own process group: Ctrl-C in the terminal reaches pipescope only, which then
+        // stops tansu itself (instead of the watchdog seeing tansu die and restarting it).
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        command
             .args([
                 "broker",
                 "--listener-url",
