@@ -47,14 +47,15 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         .data_dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", options.data_dir.display()))?;
-    let mqtt =
-        broker::EmbeddedBroker::start(SocketAddr::from(([127, 0, 0, 1], options.mqtt_port)))?;
-    let kafka_addr = free_or(options.kafka_port)?;
-    let tansu_dir = data_dir.join("tansu");
-    let mut kafka =
-        tokio::task::spawn_blocking(move || tansu::ManagedTansu::start(kafka_addr, &tansu_dir))
-            .await
-            .context("the task starting tansu failed")??;
+    // Listen for Ctrl-C / SIGTERM from the start: one arriving while tansu starts must not kill
+    // pipescope and leave tansu (in its own process group) running.
+    let (mqtt, mut kafka) = tokio::select! {
+        started = start_brokers(&options, &data_dir) => started?,
+        () = crate::monitor::shutdown_signal() => {
+            println!("pipescope demo: stopped while starting");
+            return Ok(());
+        }
+    };
 
     let config = demo_config(&options, &data_dir, mqtt.addr(), kafka.addr())?;
     println!("pipescope demo {}", env!("CARGO_PKG_VERSION"));
@@ -79,6 +80,24 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     kafka.stop();
     drop(mqtt);
     result
+}
+
+async fn start_brokers(
+    options: &DemoOptions,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(broker::EmbeddedBroker, tansu::ManagedTansu)> {
+    let mqtt_addr = SocketAddr::from(([127, 0, 0, 1], options.mqtt_port));
+    let mqtt = tokio::task::spawn_blocking(move || broker::EmbeddedBroker::start(mqtt_addr))
+        .await
+        .context("the task starting the MQTT broker failed")??;
+    let kafka_addr = free_or(options.kafka_port)?;
+    let tansu_dir = data_dir.join("tansu");
+    // If a signal ends the demo meanwhile, this task still finishes and drops (kills) tansu.
+    let kafka =
+        tokio::task::spawn_blocking(move || tansu::ManagedTansu::start(kafka_addr, &tansu_dir))
+            .await
+            .context("the task starting tansu failed")??;
+    Ok((mqtt, kafka))
 }
 
 fn free_or(port: u16) -> anyhow::Result<SocketAddr> {
