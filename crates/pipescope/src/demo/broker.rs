@@ -288,9 +288,8 @@ pub fn mqtt_connack(addr: SocketAddr) -> bool {
     let mut packet = vec![0x10, body.len() as u8];
     packet.extend_from_slice(&body);
     let mut connack = [0u8; 4];
-    let accepted = stream.write_all(&packet).is_ok()
+    stream.write_all(&packet).is_ok()
         && stream.read_exact(&mut connack).is_ok()
         && connack[0] == 0x20
-        && connack[3] == 0;
-    accepted
+        && connack[3] == 0
 }
