@@ -1,5 +1,6 @@
 //! The command line: one subcommand per job.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,21 @@ pub enum Command {
     Check {
         #[arg(short, long, default_value = "pipescope.toml")]
         config: PathBuf,
+    },
+    /// Start brokers for the occasion (embedded MQTT, tansu for Kafka) and the monitor watching them.
+    Demo {
+        /// Where the portal, API, /metrics and /health are served.
+        #[arg(long, default_value = "127.0.0.1:7575")]
+        listen: SocketAddr,
+        /// tansu's data and log, and the monitor's store.
+        #[arg(long, default_value = "pipescope-demo")]
+        data_dir: PathBuf,
+        /// Port of the embedded MQTT broker on 127.0.0.1 (0: a free one).
+        #[arg(long, default_value_t = 0)]
+        mqtt_port: u16,
+        /// Port of tansu on 127.0.0.1 (0: a free one).
+        #[arg(long, default_value_t = 0)]
+        kafka_port: u16,
     },
     /// Configuration helpers.
     Config {
