@@ -17,4 +17,5 @@ pub mod mqtt;
 pub mod pipeline;
 pub mod portal;
 pub mod store;
+pub mod tls;
 pub mod web;

@@ -8,7 +8,6 @@ pub mod metrics;
 pub mod scram;
 pub mod scrape;
 pub mod state;
-pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +24,9 @@ pub use state::{ClusterState, LiveState};
 /// The scraper of one configured cluster, with its TLS and SASL settings.
 pub fn scraper(name: &str, cluster: &KafkaCluster) -> Result<Scraper, String> {
     let tls = match &cluster.tls {
-        Some(tls) => Some(tls::client_config(tls).map_err(|e| format!("kafka.{name}.tls: {e}"))?),
+        Some(tls) => {
+            Some(crate::tls::client_config(tls).map_err(|e| format!("kafka.{name}.tls: {e}"))?)
+        }
         None => None,
     };
     let options = ConnectOptions {

@@ -1,4 +1,4 @@
-//! rustls client settings (ring provider) from a cluster's `tls` section.
+//! rustls client settings (ring provider) from a `tls` section, for Kafka and MQTT alike.
 
 use std::sync::Arc;
 
