@@ -89,6 +89,7 @@ fn start_kafka_watchers(
         tokio::spawn(kafka::watch(
             scraper,
             cluster.scrape_interval,
+            kafka::analyzer_config(cluster),
             live.clone(),
             bus.clone(),
             Arc::new(SystemClock),

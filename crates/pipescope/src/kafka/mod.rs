@@ -1,6 +1,7 @@
 //! The Kafka watcher: an admin connection layer over `kafka-protocol` ([`conn`]), the scrape of
 //! a whole cluster in few batched requests ([`scrape`]), the live state it keeps ([`state`]),
-//! and its outputs: samples on the bus, the JSON API ([`api`]) and Prometheus metrics ([`metrics`]).
+//! the analyzer's rates, lag and verdicts kept beside it, and its outputs: samples on the bus,
+//! the JSON API ([`api`]) and Prometheus metrics ([`metrics`]).
 
 pub mod api;
 pub mod conn;
@@ -13,6 +14,7 @@ pub mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pipescope_core::kafka::{AnalyzerConfig, KafkaAnalyzer, view_to_samples};
 use pipescope_core::{Clock, Labels, Sample};
 use tokio::time::MissedTickBehavior;
 
@@ -44,21 +46,24 @@ pub fn scraper(name: &str, cluster: &KafkaCluster) -> Result<Scraper, String> {
 }
 
 /// Scrapes every `interval` (from the start of one scrape to the next; a scrape longer than
-/// the interval delays the next one rather than overlapping it), keeps the latest state in
-/// `live` and publishes its raw numbers on the bus. Runs until the task is dropped.
+/// the interval delays the next one rather than overlapping it), derives rates, lag and
+/// verdicts with one [`KafkaAnalyzer`] per cluster, keeps the latest state and view in `live`
+/// and publishes their numbers on the bus. Runs until the task is dropped.
 pub async fn watch(
     scraper: Scraper,
     interval: Duration,
+    analyzer: AnalyzerConfig,
     live: LiveState,
     bus: Bus,
     clock: Arc<dyn Clock>,
 ) {
+    let mut analyzer = KafkaAnalyzer::new(analyzer);
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         let previous = live.get(scraper.name());
-        let state = scraper.scrape(clock.as_ref(), previous.as_deref()).await;
+        let mut state = scraper.scrape(clock.as_ref(), previous.as_deref()).await;
         match &state.error {
             Some(e) => tracing::warn!(cluster = scraper.name(), "{e}"),
             None => tracing::debug!(
@@ -67,13 +72,41 @@ pub async fn watch(
                 "scraped"
             ),
         }
+        // A missed scrape (no snapshot) is not ingested: it only makes the next interval longer.
+        if let Some(snapshot) = &state.snapshot {
+            let held = held_groups(&state, previous.as_deref());
+            analyzer.hold_groups(held.iter().map(String::as_str), snapshot.time_ms);
+            state.view = Some(Arc::new(analyzer.ingest(snapshot)));
+        }
         bus.publish(samples(&state));
         live.set(state);
     }
 }
 
-/// The raw numbers of one scrape as samples: broker up, scrape duration, partition offsets and
-/// committed offsets (the analyzer's rates and lag are derived from these).
+/// Groups whose committed offsets are unknown this scrape although they may still commit: their
+/// OffsetFetch (or coordinator lookup) failed, or they are missing from a group list that some
+/// broker failed to give. No answer is not "no commit", so they must not drift towards STOPPED.
+fn held_groups(state: &ClusterState, previous: Option<&ClusterState>) -> Vec<String> {
+    let mut held: Vec<String> = state
+        .groups
+        .iter()
+        .filter(|g| g.offsets.is_err())
+        .map(|g| g.name.clone())
+        .collect();
+    if !state.group_list_errors.is_empty() {
+        let known = previous.and_then(|p| p.view.as_deref());
+        for g in known.into_iter().flat_map(|v| &v.groups) {
+            if state.group(&g.group).is_none() {
+                held.push(g.group.clone());
+            }
+        }
+    }
+    held
+}
+
+/// The numbers of one scrape as samples: broker up and scrape duration always; when the scrape
+/// read offsets, the log start offsets and everything the analyzer derived (end offsets, rates,
+/// committed offsets, lag, verdicts: see `pipescope_core::kafka::metrics`).
 pub fn samples(state: &ClusterState) -> Vec<Sample> {
     let cluster = state.name.as_str();
     let at = state.scraped_at_ms;
@@ -100,37 +133,28 @@ pub fn samples(state: &ClusterState) -> Vec<Sample> {
     };
     for p in &snapshot.partitions {
         if let Ok(range) = &p.offsets {
-            let labels = Labels::new([
-                ("cluster", cluster.to_string()),
-                ("topic", p.tp.topic.clone()),
-                ("partition", p.tp.partition.to_string()),
-            ]);
             out.push(Sample::new(
                 "pipescope_kafka_partition_start_offset",
-                labels.clone(),
+                Labels::new([
+                    ("cluster", cluster.to_string()),
+                    ("topic", p.tp.topic.clone()),
+                    ("partition", p.tp.partition.to_string()),
+                ]),
                 snapshot.time_ms,
                 range.earliest as f64,
             ));
-            out.push(Sample::new(
-                "pipescope_kafka_partition_end_offset",
-                labels,
-                snapshot.time_ms,
-                range.latest as f64,
-            ));
         }
     }
-    for c in &snapshot.commits {
-        out.push(Sample::new(
-            "pipescope_kafka_group_committed_offset",
-            Labels::new([
-                ("cluster", cluster.to_string()),
-                ("group", c.group.clone()),
-                ("topic", c.tp.topic.clone()),
-                ("partition", c.tp.partition.to_string()),
-            ]),
-            snapshot.time_ms,
-            c.committed as f64,
-        ));
+    if let Some(view) = &state.view {
+        out.extend(view_to_samples(view, cluster));
     }
     out
+}
+
+/// The analyzer settings of one configured cluster.
+pub fn analyzer_config(cluster: &KafkaCluster) -> AnalyzerConfig {
+    AnalyzerConfig {
+        window_len: cluster.verdict_window,
+        ..AnalyzerConfig::default()
+    }
 }

@@ -295,13 +295,13 @@ fn sqlite_scrape_has_exact_offsets_commits_and_record_times() {
         api.clone(),
         "/api/v1/kafka/clusters/local/topics/orders",
     ));
-    assert_eq!(topic["partitions"][1]["latest"]["Ok"], 100);
+    assert_eq!(topic["partitions"][1]["latest"], 100);
     let (_, billing_json) = rt.block_on(get_json(
         api.clone(),
         "/api/v1/kafka/clusters/local/groups/billing",
     ));
     assert!(
-        billing_json["description"]["Err"]
+        billing_json["description"]["error"]
             .as_str()
             .unwrap()
             .contains("DescribeGroups")
@@ -418,6 +418,7 @@ fn a_killed_broker_is_down_within_two_scrapes_and_recovers() {
     let watcher = rt.spawn(pipescope::kafka::watch(
         pipescope::kafka::scraper("local", &cluster).unwrap(),
         interval,
+        pipescope::kafka::analyzer_config(&cluster),
         live.clone(),
         bus.clone(),
         Arc::new(SystemClock),
