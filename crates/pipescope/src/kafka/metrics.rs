@@ -373,7 +373,7 @@ impl Collector for KafkaCollector {
                 for (labels, value) in series {
                     metric
                         .encode_family(&labels)?
-                        .encode_counter::<NoLabelSet, _, f64>(&value, None)?;
+                        .encode_counter::<NoLabelSet, _, u64>(&(value as u64), None)?;
                 }
                 continue;
             }
