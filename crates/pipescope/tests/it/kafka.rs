@@ -2060,6 +2060,14 @@ fn stalled_rewound_and_stopped_consumers_while_a_healthy_one_stays_ok() {
         );
         step(5);
     }
+    // Its lag grows while its committed offset stands: it cannot catch up.
+    let json = watching.api("/api/v1/kafka/clusters/local/groups/stuck");
+    assert_eq!(json["verdict"], "STALLED", "{json}");
+    assert_eq!(json["partitions"][0]["committed"], 5, "{json}");
+    assert_eq!(
+        json["partitions"][0]["catch_up"]["state"], "falling_behind",
+        "{json}"
+    );
     // Sought back: commits a lower offset, and keeps committing it.
     let deadline = Instant::now() + TIMEOUT;
     while verdict("stuck") != Some((Verdict::Rewound, 2)) {
