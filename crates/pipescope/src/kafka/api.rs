@@ -326,8 +326,20 @@ struct GroupDetail<'a> {
     group: &'a GroupState,
     #[serde(flatten)]
     lag: GroupLag,
+    /// Per topic: lag summed over its partitions, the largest lag in seconds, worst verdict.
+    topics: Vec<GroupTopicLag<'a>>,
     /// Per partition, sorted by topic and partition.
     partitions: Vec<GroupPartitionLag<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct GroupTopicLag<'a> {
+    topic: &'a str,
+    /// Sum of the known lags.
+    lag_offsets: i64,
+    partitions_lag_unknown: usize,
+    max_lag_seconds: Option<f64>,
+    verdict: Verdict,
 }
 
 fn group_detail<'a>(g: &'a GroupState, view: Option<&'a GroupView>) -> GroupDetail<'a> {
@@ -353,9 +365,21 @@ fn group_detail<'a>(g: &'a GroupState, view: Option<&'a GroupView>) -> GroupDeta
             })
         })
         .collect();
+    let topics = view
+        .into_iter()
+        .flat_map(|v| &v.topics)
+        .map(|t| GroupTopicLag {
+            topic: &t.topic,
+            lag_offsets: t.lag_offsets,
+            partitions_lag_unknown: t.partitions_lag_unknown,
+            max_lag_seconds: t.max_lag_seconds,
+            verdict: t.verdict,
+        })
+        .collect();
     GroupDetail {
         group: g,
         lag: GroupLag::of(view),
+        topics,
         partitions,
     }
 }

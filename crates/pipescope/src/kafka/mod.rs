@@ -158,3 +158,80 @@ pub fn analyzer_config(cluster: &KafkaCluster) -> AnalyzerConfig {
         ..AnalyzerConfig::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipescope_core::kafka::KafkaView;
+    use pipescope_core::kafka::analyzer::GroupView;
+    use state::GroupState;
+
+    fn cluster(groups: &[(&str, bool)], list_errors: &[&str]) -> ClusterState {
+        ClusterState {
+            name: "c".into(),
+            scraped_at_ms: 1,
+            scrape_duration_ms: 0,
+            data_time_ms: 1,
+            error: None,
+            cluster_id: None,
+            controller_id: None,
+            brokers: vec![],
+            topics: vec![],
+            groups: groups
+                .iter()
+                .map(|(name, offsets_ok)| GroupState {
+                    name: name.to_string(),
+                    coordinator: Ok(1),
+                    protocol_type: String::new(),
+                    description: Err("not asked".into()),
+                    offsets: if *offsets_ok {
+                        Ok(vec![])
+                    } else {
+                        Err("coordinator not available".into())
+                    },
+                })
+                .collect(),
+            group_list_errors: list_errors.iter().map(ToString::to_string).collect(),
+            snapshot: None,
+            view: None,
+        }
+    }
+
+    fn with_view(mut state: ClusterState, groups: &[&str]) -> ClusterState {
+        state.view = Some(Arc::new(KafkaView {
+            time_ms: 1,
+            partitions: vec![],
+            topics: vec![],
+            groups: groups
+                .iter()
+                .map(|g| GroupView {
+                    group: g.to_string(),
+                    lag_offsets: 0,
+                    partitions_lag_unknown: 0,
+                    partitions_beyond_end: 0,
+                    max_lag_seconds: None,
+                    max_lag_seconds_estimated: false,
+                    verdict: Default::default(),
+                    topics: vec![],
+                })
+                .collect(),
+            counters: Default::default(),
+        }));
+        state
+    }
+
+    #[test]
+    fn groups_whose_offsets_failed_are_held() {
+        let state = cluster(&[("a", true), ("b", false)], &[]);
+        assert_eq!(held_groups(&state, None), ["b"]);
+    }
+
+    #[test]
+    fn groups_missing_from_an_incomplete_list_are_held_but_not_from_a_complete_one() {
+        let previous = with_view(cluster(&[("a", true), ("gone", true)], &[]), &["a", "gone"]);
+        let complete = cluster(&[("a", true)], &[]);
+        assert!(held_groups(&complete, Some(&previous)).is_empty());
+        let incomplete = cluster(&[("a", true)], &["broker 2: ListGroups timed out"]);
+        assert_eq!(held_groups(&incomplete, Some(&previous)), ["gone"]);
+    }
+}

@@ -231,3 +231,31 @@ impl LiveState {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Item {
+        #[serde(serialize_with = "item::serialize")]
+        value: Result<Vec<i64>, String>,
+    }
+
+    #[test]
+    fn an_item_is_its_value_or_its_error() {
+        let ok = serde_json::to_value(Item {
+            value: Ok(vec![1, 2]),
+        })
+        .unwrap();
+        assert_eq!(ok, serde_json::json!({"value": [1, 2]}));
+        let err = serde_json::to_value(Item {
+            value: Err("leader not available".into()),
+        })
+        .unwrap();
+        assert_eq!(
+            err,
+            serde_json::json!({"value": {"error": "leader not available"}})
+        );
+    }
+}

@@ -1968,6 +1968,8 @@ fn a_group_held_at_a_known_position_has_exact_lag_and_a_commit_past_the_end_is_f
     assert!(part["catch_up"]["state"].is_string(), "{json}");
     assert!(part["verdict"].is_string(), "{json}");
     assert_eq!(json["lag_offsets"], 40);
+    assert_eq!(json["topics"][0]["topic"], "ledger", "{json}");
+    assert_eq!(json["topics"][0]["lag_offsets"], 40, "{json}");
     // The raw fields stay: committed offsets with the record time, plain values.
     assert_eq!(json["offsets"][0]["committed"], 20, "{json}");
     assert_eq!(json["offsets"][0]["record_time_ms"], sent[20], "{json}");
