@@ -1953,6 +1953,7 @@ fn a_group_held_at_a_known_position_has_exact_lag_and_a_commit_past_the_end_is_f
     );
     let expected = (view.time_ms as i64 - sent[20]) as f64 / 1000.0;
     let seconds = p.lag_seconds.seconds.unwrap();
+    eprintln!("lag {seconds} s (exact); recorded send time gives {expected} s");
     assert!(
         (seconds - expected).abs() <= 1.0,
         "lag {seconds} s, the record at offset 20 was sent {expected} s before the scrape"
@@ -2048,6 +2049,7 @@ fn stalled_rewound_and_stopped_consumers_while_a_healthy_one_stays_ok() {
     };
     step(5);
     let watching = Watching::start(&bootstrap, "verdict_window = 4\n");
+    let started = Instant::now();
     let verdict = |group: &str| {
         watching
             .group_partition(group, "jobs", 0)
@@ -2063,6 +2065,7 @@ fn stalled_rewound_and_stopped_consumers_while_a_healthy_one_stays_ok() {
         step(5);
     }
     // Its lag grows while its committed offset stands: it cannot catch up.
+    eprintln!("STALLED after {:?}", started.elapsed());
     let json = watching.api("/api/v1/kafka/clusters/local/groups/stuck");
     assert_eq!(json["verdict"], "STALLED", "{json}");
     assert_eq!(json["partitions"][0]["committed"], 5, "{json}");
@@ -2080,6 +2083,7 @@ fn stalled_rewound_and_stopped_consumers_while_a_healthy_one_stays_ok() {
         );
         step(2);
     }
+    eprintln!("REWOUND after {:?}", started.elapsed());
     let json = watching.api("/api/v1/kafka/clusters/local/groups/stuck");
     assert_eq!(json["verdict"], "REWOUND", "{json}");
     assert_eq!(json["partitions"][0]["verdict"], "REWOUND", "{json}");
@@ -2138,6 +2142,7 @@ fn stalled_rewound_and_stopped_consumers_while_a_healthy_one_stays_ok() {
         .block_on(admin.delete_groups(&["gone"], &AdminOptions::new()))
         .expect("DeleteGroups");
     assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
+    let deleted_at = Instant::now();
     let deadline = Instant::now() + TIMEOUT;
     while verdict("gone").map(|v| v.0) != Some(Verdict::Stopped) {
         assert!(
@@ -2147,6 +2152,10 @@ fn stalled_rewound_and_stopped_consumers_while_a_healthy_one_stays_ok() {
         );
         step(2);
     }
+    eprintln!(
+        "STOPPED {:?} after the group was deleted",
+        deleted_at.elapsed()
+    );
     let text = watching.metrics();
     assert!(text.contains("pipescope_kafka_group_verdict{cluster=\"local\",group=\"gone\"} 2"));
     assert!(text.contains("pipescope_kafka_group_verdict{cluster=\"local\",group=\"healthy\"} 0"));
