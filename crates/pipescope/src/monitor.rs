@@ -35,7 +35,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     store::metrics::register(&mut registry, store.clone());
     crate::metrics::register_bus(&mut registry, &bus);
 
-    let kafka_live = start_kafka_watchers(&config, &bus, &mut registry)?;
+    let kafka_live = start_kafka_watchers(&config, &bus, &mut registry, &store)?;
 
     // The watchers below are not built yet: say so instead of pretending to watch.
     for name in config.mqtt.keys() {
@@ -76,6 +76,7 @@ fn start_kafka_watchers(
     config: &Config,
     bus: &Bus,
     registry: &mut Registry,
+    store: &store::Store,
 ) -> anyhow::Result<kafka::LiveState> {
     let live = kafka::LiveState::new();
     let mut filters = BTreeMap::new();
@@ -93,6 +94,7 @@ fn start_kafka_watchers(
             live.clone(),
             bus.clone(),
             Arc::new(SystemClock),
+            Some(store.clone()),
         ));
         tracing::info!(cluster = %name, "watching Kafka cluster");
     }

@@ -14,12 +14,19 @@ pub mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pipescope_core::kafka::{AnalyzerConfig, KafkaAnalyzer, view_to_samples};
-use pipescope_core::{Clock, Labels, Sample};
+use std::collections::{BTreeMap, HashMap};
+
+use pipescope_core::kafka::metrics as names;
+use pipescope_core::kafka::rate::EndOffsetPoint;
+use pipescope_core::kafka::verdict::CommitPoint;
+use pipescope_core::kafka::{AnalyzerConfig, KafkaAnalyzer, TopicPartition, view_to_samples};
+use pipescope_core::tsdb::AggregateFn;
+use pipescope_core::{Clock, EpochMillis, Labels, Sample};
 use tokio::time::MissedTickBehavior;
 
 use crate::bus::Bus;
 use crate::config::KafkaCluster;
+use crate::store::{Store, StoreError};
 use conn::{ConnectOptions, Pool, SaslCredentials};
 pub use scrape::Scraper;
 pub use state::{ClusterState, LiveState};
@@ -49,6 +56,9 @@ pub fn scraper(name: &str, cluster: &KafkaCluster) -> Result<Scraper, String> {
 /// the interval delays the next one rather than overlapping it), derives rates, lag and
 /// verdicts with one [`KafkaAnalyzer`] per cluster, keeps the latest state and view in `live`
 /// and publishes their numbers on the bus. Runs until the task is dropped.
+///
+/// With a `history` store, the analyzer first rebuilds its end-offset histories and verdict
+/// windows from the points stored before a restart (see [`restore`]).
 pub async fn watch(
     scraper: Scraper,
     interval: Duration,
@@ -56,8 +66,30 @@ pub async fn watch(
     live: LiveState,
     bus: Bus,
     clock: Arc<dyn Clock>,
+    history: Option<Store>,
 ) {
     let mut analyzer = KafkaAnalyzer::new(analyzer);
+    if let Some(store) = history {
+        let lookback_ms = interval.as_millis() as u64 * analyzer.config().history_points as u64;
+        match restore(
+            &mut analyzer,
+            &store,
+            scraper.name(),
+            clock.now_millis(),
+            lookback_ms,
+        ) {
+            Ok((partitions, windows)) => tracing::info!(
+                cluster = scraper.name(),
+                partitions,
+                windows,
+                "rebuilt Kafka history from the store"
+            ),
+            Err(e) => tracing::warn!(
+                cluster = scraper.name(),
+                "cannot read Kafka history from the store ({e}); rates, estimated lag and verdicts start from scratch"
+            ),
+        }
+    }
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -149,6 +181,76 @@ pub fn samples(state: &ClusterState) -> Vec<Sample> {
         out.extend(view_to_samples(view, cluster));
     }
     out
+}
+
+/// One stored series: its labels and its (time, value) points.
+type StoredSeries = (Labels, Vec<(EpochMillis, f64)>);
+
+/// Seeds `analyzer` with the cluster's stored points of the last `lookback_ms`: each partition's
+/// end-offset history (`pipescope_kafka_partition_end_offset`), and each group partition's
+/// verdict window from the committed offsets (`pipescope_kafka_group_committed_offset`) joined
+/// with the end offset of the same scrape (both are stamped with the scrape's time).
+/// Returns how many partition histories and group windows were rebuilt.
+pub fn restore(
+    analyzer: &mut KafkaAnalyzer,
+    store: &Store,
+    cluster: &str,
+    now_ms: EpochMillis,
+    lookback_ms: u64,
+) -> Result<(usize, usize), StoreError> {
+    let from = now_ms.saturating_sub(lookback_ms);
+    // A 1 ms step reads the raw points at their own times.
+    let read = |metric: &str| -> Result<Vec<StoredSeries>, StoreError> {
+        let all = store.range(metric, &[], from, now_ms, 1, AggregateFn::Last)?;
+        Ok(all
+            .series
+            .into_iter()
+            .filter(|(labels, _)| labels.get("cluster") == Some(cluster))
+            .collect())
+    };
+    let tp_of = |labels: &Labels| -> Option<TopicPartition> {
+        Some(TopicPartition::new(
+            labels.get("topic")?,
+            labels.get("partition")?.parse().ok()?,
+        ))
+    };
+    let mut ends: HashMap<TopicPartition, BTreeMap<EpochMillis, i64>> = HashMap::new();
+    for (labels, points) in read(names::PARTITION_END_OFFSET)? {
+        let Some(tp) = tp_of(&labels) else { continue };
+        ends.entry(tp)
+            .or_default()
+            .extend(points.into_iter().map(|(t, v)| (t, v as i64)));
+    }
+    let mut windows = 0;
+    let window_len = analyzer.config().window_len;
+    for (labels, points) in read(names::GROUP_COMMITTED_OFFSET)? {
+        let (Some(group), Some(tp)) = (labels.get("group"), tp_of(&labels)) else {
+            continue;
+        };
+        let Some(end) = ends.get(&tp) else { continue };
+        let joined: Vec<CommitPoint> = points
+            .into_iter()
+            .filter_map(|(t, committed)| {
+                end.get(&t)
+                    .map(|latest| CommitPoint::new(t, committed as i64, *latest))
+            })
+            .collect();
+        let recent = joined.len().saturating_sub(window_len);
+        if !joined.is_empty() {
+            analyzer.restore_group_window(group, tp, joined.into_iter().skip(recent));
+            windows += 1;
+        }
+    }
+    let partitions = ends.len();
+    for (tp, points) in ends {
+        analyzer.restore_partition_history(
+            tp,
+            points
+                .into_iter()
+                .map(|(time_ms, latest)| EndOffsetPoint { time_ms, latest }),
+        );
+    }
+    Ok((partitions, windows))
 }
 
 /// The analyzer settings of one configured cluster.

@@ -422,6 +422,7 @@ fn a_killed_broker_is_down_within_two_scrapes_and_recovers() {
         live.clone(),
         bus.clone(),
         Arc::new(SystemClock),
+        None,
     ));
     let up = |live: &LiveState| {
         live.get("local")
@@ -1704,6 +1705,7 @@ impl Watching {
             live.clone(),
             bus,
             Arc::new(SystemClock),
+            None,
         ));
         Self {
             rt,
@@ -2160,4 +2162,79 @@ fn stalled_rewound_and_stopped_consumers_while_a_healthy_one_stays_ok() {
     assert!(text.contains("pipescope_kafka_group_verdict{cluster=\"local\",group=\"gone\"} 2"));
     assert!(text.contains("pipescope_kafka_group_verdict{cluster=\"local\",group=\"healthy\"} 0"));
     drop((healthy, stuck, gone));
+}
+
+/// After a restart the analyzer rebuilds its histories and verdict windows from the store: the
+/// first scrape already has an estimated lag in seconds and a full window.
+#[test]
+fn a_restarted_watcher_rebuilds_lag_history_and_verdict_windows_from_the_store() {
+    use pipescope_core::kafka::lag::LagSecondsBasis;
+    use pipescope_core::kafka::{
+        AnalyzerConfig, GroupCommit, KafkaAnalyzer, OffsetRange, OffsetsSnapshot, PartitionOffsets,
+        TopicPartition, Verdict, view_to_samples,
+    };
+
+    let snapshot = |time_ms: u64, latest: i64| OffsetsSnapshot {
+        time_ms,
+        partitions: vec![PartitionOffsets {
+            tp: TopicPartition::new("t", 0),
+            offsets: Ok(OffsetRange {
+                earliest: 0,
+                latest,
+            }),
+        }],
+        commits: vec![GroupCommit {
+            group: "g".into(),
+            tp: TopicPartition::new("t", 0),
+            committed: 100,
+            record_time_ms: None,
+        }],
+    };
+    let config = AnalyzerConfig {
+        window_len: 4,
+        ..AnalyzerConfig::default()
+    };
+    let t0 = now_ms() as u64 - 10_000;
+    // Before the restart: six scrapes 500 ms apart, the log growing by 10 a scrape, the group
+    // stuck at 100 (the end offset at t0). Their samples go to the store, as the bus feeds it.
+    let dir = tempfile::tempdir().unwrap();
+    let (store, writer) = pipescope::store::Store::open(
+        dir.path(),
+        pipescope_core::tsdb::Retention::default(),
+        Arc::new(SystemClock),
+        16,
+    )
+    .unwrap();
+    let mut before = KafkaAnalyzer::new(config);
+    for i in 0..6 {
+        let view = before.ingest(&snapshot(t0 + i * 500, 100 + 10 * i as i64));
+        assert!(writer.submit(Arc::new(view_to_samples(&view, "local"))));
+        // Another cluster's points are not restored.
+        assert!(writer.submit(Arc::new(view_to_samples(&view, "other"))));
+    }
+    writer.flush().unwrap();
+
+    let after_restart = |restore: bool| {
+        let mut analyzer = KafkaAnalyzer::new(config);
+        if restore {
+            let restored =
+                pipescope::kafka::restore(&mut analyzer, &store, "local", t0 + 5_000, 60_000)
+                    .unwrap();
+            assert_eq!(restored, (1, 1));
+        }
+        let view = analyzer.ingest(&snapshot(t0 + 3_000, 160));
+        view.groups[0].topics[0].partitions[0].clone()
+    };
+    let fresh = after_restart(false);
+    assert_eq!(fresh.lag_seconds.basis, LagSecondsBasis::Unknown);
+    assert_eq!(fresh.verdict, Verdict::Ok);
+    assert_eq!(fresh.window_observations, 1);
+
+    let restored = after_restart(true);
+    assert_eq!(restored.lag.offsets, Some(60));
+    assert_eq!(restored.lag_seconds.basis, LagSecondsBasis::Estimated);
+    assert_eq!(restored.lag_seconds.seconds, Some(3.0));
+    assert!(restored.window_complete);
+    assert_eq!(restored.verdict, Verdict::Stalled);
+    writer.close();
 }
