@@ -6,7 +6,9 @@
 pub mod clock;
 pub mod influx;
 pub mod kafka;
+pub mod mqtt;
 pub mod mqtt_filter;
+pub mod pipeline;
 pub mod sample;
 pub mod tsdb;
 

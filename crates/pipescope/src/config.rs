@@ -216,6 +216,57 @@ pub struct MqttBroker {
     /// Only with an `mqtts://` url.
     #[serde(default)]
     pub tls: Option<Tls>,
+    /// Topics tracked at most; past it new topics are counted in their parent's `(other)`.
+    #[serde(default = "default_max_topics")]
+    pub max_topics: usize,
+    /// Topics exported one by one to Prometheus and the store (topic filters); none by default,
+    /// so the number of series stays bounded.
+    #[serde(default)]
+    pub export_filters: Vec<String>,
+    /// QoS of the subscriptions: 2 (default) sees each publisher's own QoS in the QoS mix.
+    #[serde(default = "default_subscribe_qos")]
+    pub subscribe_qos: u8,
+    /// Largest MQTT packet accepted, in bytes; a bigger one breaks the connection.
+    #[serde(default = "default_max_packet_size")]
+    pub max_packet_size: usize,
+    /// First and longest wait between reconnect attempts (doubling, with jitter).
+    #[serde(default = "default_reconnect_min", with = "humantime_serde")]
+    pub reconnect_min: Duration,
+    #[serde(default = "default_reconnect_max", with = "humantime_serde")]
+    pub reconnect_max: Duration,
+    /// Subscribe to `$SYS/#` for the broker's metrics. rumqttd drops a client that asks for it.
+    #[serde(default = "default_true")]
+    pub subscribe_sys: bool,
+    /// A broker connected this long without any `$SYS` message is shown as publishing none.
+    #[serde(default = "default_sys_wait", with = "humantime_serde")]
+    pub sys_wait: Duration,
+    /// How often samples of this broker go to the store.
+    #[serde(default = "default_scrape_interval", with = "humantime_serde")]
+    pub sample_interval: Duration,
+}
+
+fn default_max_topics() -> usize {
+    100_000
+}
+
+fn default_subscribe_qos() -> u8 {
+    2
+}
+
+fn default_max_packet_size() -> usize {
+    16 * 1024 * 1024
+}
+
+fn default_reconnect_min() -> Duration {
+    Duration::from_millis(500)
+}
+
+fn default_reconnect_max() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_sys_wait() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_filters() -> Vec<String> {
@@ -1011,6 +1062,64 @@ fn validate(config: &Config) -> Vec<ConfigError> {
                 ));
             }
         }
+        for (i, filter) in broker.export_filters.iter().enumerate() {
+            if let Err(e) = pipescope_core::mqtt_filter::validate(filter) {
+                errors.push(ConfigError::new(
+                    format!("{at}.export_filters[{i}]"),
+                    format!("{e}, got {filter:?}"),
+                ));
+            }
+        }
+        if broker.max_topics == 0 {
+            errors.push(
+                ConfigError::new(format!("{at}.max_topics"), "must be more than 0")
+                    .hint("the default is 100000"),
+            );
+        }
+        if broker.subscribe_qos > 2 {
+            errors.push(ConfigError::new(
+                format!("{at}.subscribe_qos"),
+                format!("expected 0, 1 or 2, got {}", broker.subscribe_qos),
+            ));
+        }
+        if broker.max_packet_size < 1024 || broker.max_packet_size > 268_435_455 {
+            errors.push(
+                ConfigError::new(
+                    format!("{at}.max_packet_size"),
+                    format!(
+                        "expected 1024 to 268435455 bytes, got {}",
+                        broker.max_packet_size
+                    ),
+                )
+                .hint("MQTT packets are at most 268435455 bytes"),
+            );
+        }
+        check_positive(
+            &format!("{at}.reconnect_min"),
+            broker.reconnect_min,
+            &mut errors,
+        );
+        if broker.reconnect_max < broker.reconnect_min {
+            errors.push(ConfigError::new(
+                format!("{at}.reconnect_max"),
+                "must be at least reconnect_min",
+            ));
+        }
+        check_positive(
+            &format!("{at}.sample_interval"),
+            broker.sample_interval,
+            &mut errors,
+        );
+        if let Some(tls) = &broker.tls
+            && tls.cert.is_some()
+            && tls.ca.is_none()
+            && !tls.skip_verify
+        {
+            errors.push(
+                ConfigError::new(format!("{at}.tls.ca"), "a client certificate needs ca too")
+                    .hint("give the PEM file of the CA that signed the broker's certificate"),
+            );
+        }
         if broker.keep_alive < Duration::from_secs(5) {
             errors.push(
                 ConfigError::new(format!("{at}.keep_alive"), "must be at least 5s")
@@ -1385,6 +1494,33 @@ url = "http://x"
             errors,
             vec!["kafka.k.metrics_granularity: unknown value \"topics\" — did you mean \"topic\"?"]
         );
+    }
+
+    #[test]
+    fn mqtt_watcher_keys_are_checked() {
+        let errors = errors_of(
+            "[mqtt.m]\nurl = \"mqtt://h\"\nmax_topics = 0\nsubscribe_qos = 3\nexport_filters = [\"a/#/b\"]\nmax_packet_size = 10\nreconnect_min = \"2s\"\nreconnect_max = \"1s\"\n",
+        );
+        for fragment in [
+            "mqtt.m.max_topics: must be more than 0",
+            "mqtt.m.subscribe_qos: expected 0, 1 or 2, got 3",
+            "mqtt.m.export_filters[0]: '#' must be the whole last level",
+            "mqtt.m.max_packet_size: expected 1024 to 268435455 bytes, got 10",
+            "mqtt.m.reconnect_max: must be at least reconnect_min",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.starts_with(fragment)),
+                "missing {fragment:?} in {errors:#?}"
+            );
+        }
+        let config = parse("t", "[mqtt.m]\nurl = \"mqtt://h\"\n", []).unwrap();
+        let m = &config.mqtt["m"];
+        assert_eq!(
+            (m.max_topics, m.subscribe_qos, m.subscribe_sys),
+            (100_000, 2, true)
+        );
+        assert!(m.export_filters.is_empty());
+        assert_eq!(m.reconnect_max, Duration::from_secs(30));
     }
 
     #[test]

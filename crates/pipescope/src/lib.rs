@@ -8,10 +8,13 @@
 pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod export;
 pub mod kafka;
 pub mod metrics;
 pub mod monitor;
+pub mod mqtt;
+pub mod pipeline;
 pub mod portal;
 pub mod store;
 pub mod web;

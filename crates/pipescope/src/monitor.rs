@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::bus::Bus;
 use crate::config::Config;
-use crate::{export, kafka, store, web};
+use crate::{export, kafka, mqtt, store, web};
 
 /// Batches the bus holds for a subscriber that is behind, and the store writer's queue.
 const BUS_CAPACITY: usize = 1024;
@@ -37,9 +37,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let kafka_live = start_kafka_watchers(&config, &bus, &mut registry, &store)?;
 
-    // The watchers below are not built yet: say so instead of pretending to watch.
-    for name in config.mqtt.keys() {
-        tracing::warn!(broker = %name, "MQTT watching is not implemented in this version; the broker is ignored");
+    let mqtt = mqtt::MqttState::new(&config.mqtt, Arc::new(SystemClock));
+    registry.register_collector(Box::new(mqtt::export::MqttCollector::new(mqtt.clone())));
+    let mut mqtt_tasks = Vec::new();
+    for (name, broker) in &config.mqtt {
+        if let Some(state) = mqtt.broker(name) {
+            mqtt_tasks.extend(mqtt::watcher::spawn(
+                state.clone(),
+                broker.clone(),
+                bus.clone(),
+            ));
+        }
     }
 
     let influx = config.export.influx.clone().map(|influx| {
@@ -57,8 +65,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "pipescope is serving");
     let router = web::router(web::AppState::new(registry))
         .merge(store::api::router(store.clone()))
-        .merge(kafka::api::router(kafka_live));
+        .merge(kafka::api::router(kafka_live))
+        .merge(mqtt::api::router(mqtt));
     web::serve(listener, router, shutdown_signal()).await?;
+    for task in mqtt_tasks {
+        task.abort();
+    }
     if let Some((stop, task)) = influx {
         let _ = stop.send(());
         let _ = task.await;

@@ -1,9 +1,12 @@
 //! pipescope's integration tests: the binary as a user runs it, and the HTTP router.
 
 mod cli;
+mod demo;
 mod deploy;
 mod influx;
 mod kafka;
+mod mqtt;
+mod pipeline;
 mod prometheus;
 mod store;
 mod web;

@@ -1,0 +1,254 @@
+//! The phone-call workload: a Poisson number of calls per tick, each lasting an exponentially
+//! distributed time. Seeded, so a run is reproducible.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Exp, Poisson};
+use serde::{Deserialize, Serialize};
+
+use crate::EpochMillis;
+
+/// One call, as the calls topic carries it (JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub call_id: String,
+    pub caller: String,
+    pub callee: String,
+    /// Epoch milliseconds.
+    pub start: EpochMillis,
+    /// Rounded to milliseconds, so totals over it can be kept exactly in integer milliseconds.
+    pub duration_s: f64,
+    pub region: String,
+}
+
+impl CallRecord {
+    /// The duration in whole milliseconds.
+    pub fn duration_ms(&self) -> u64 {
+        (self.duration_s * 1000.0).round().max(0.0) as u64
+    }
+}
+
+pub const REGIONS: [&str; 5] = ["north", "south", "east", "west", "central"];
+
+/// The knobs of the call workload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallWorkload {
+    pub calls_per_minute: f64,
+    pub mean_duration_s: f64,
+    /// Multiplies `calls_per_minute`.
+    pub rate: f64,
+    pub tick_ms: u64,
+    /// How many distinct phone numbers make and receive calls.
+    pub subscribers: u32,
+    pub seed: u64,
+}
+
+/// Why a workload cannot run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadError(pub String);
+
+impl std::fmt::Display for WorkloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WorkloadError {}
+
+#[derive(Debug, Clone)]
+pub struct CallGenerator {
+    rng: StdRng,
+    per_tick: Poisson<f64>,
+    duration: Exp<f64>,
+    subscribers: u32,
+    next_id: u64,
+    id_prefix: String,
+}
+
+impl CallGenerator {
+    /// `id_prefix` makes call ids unique across simulator instances (for example the origin id).
+    pub fn new(w: &CallWorkload, id_prefix: &str) -> Result<Self, WorkloadError> {
+        let mean = w.calls_per_minute * w.rate * w.tick_ms as f64 / 60_000.0;
+        let per_tick = Poisson::new(mean).map_err(|_| {
+            WorkloadError(format!(
+                "calls per tick must be a positive finite number, got {mean} \
+                 (calls per minute {} × rate {} × tick {} ms) — raise --calls-per-minute or --rate",
+                w.calls_per_minute, w.rate, w.tick_ms
+            ))
+        })?;
+        let duration = Exp::new(1.0 / w.mean_duration_s)
+            .ok()
+            .filter(|_| w.mean_duration_s > 0.0 && w.mean_duration_s.is_finite())
+            .ok_or_else(|| {
+                WorkloadError(format!(
+                    "the mean call duration must be more than 0 s, got {}",
+                    w.mean_duration_s
+                ))
+            })?;
+        if w.subscribers < 2 {
+            return Err(WorkloadError(format!(
+                "at least 2 subscribers are needed to make a call, got {}",
+                w.subscribers
+            )));
+        }
+        Ok(Self {
+            rng: StdRng::seed_from_u64(w.seed),
+            per_tick,
+            duration,
+            subscribers: w.subscribers,
+            next_id: 0,
+            id_prefix: id_prefix.to_owned(),
+        })
+    }
+
+    /// The calls that start in the tick beginning at `tick_start`; their start times are spread
+    /// over the tick.
+    pub fn tick(&mut self, tick_start: EpochMillis, tick_ms: u64) -> Vec<CallRecord> {
+        let n = self.per_tick.sample(&mut self.rng) as u64;
+        (0..n)
+            .map(|_| {
+                let caller = self.rng.random_range(0..self.subscribers);
+                let mut callee = self.rng.random_range(0..self.subscribers - 1);
+                if callee >= caller {
+                    callee += 1;
+                }
+                let duration_s = (self.duration.sample(&mut self.rng) * 1000.0).round() / 1000.0;
+                let offset = if tick_ms == 0 {
+                    0
+                } else {
+                    self.rng.random_range(0..tick_ms)
+                };
+                let region = REGIONS[self.rng.random_range(0..REGIONS.len())];
+                let id = self.next_id;
+                self.next_id += 1;
+                CallRecord {
+                    call_id: format!("{}-{id}", self.id_prefix),
+                    caller: phone(caller),
+                    callee: phone(callee),
+                    start: tick_start + offset,
+                    duration_s,
+                    region: region.to_owned(),
+                }
+            })
+            .collect()
+    }
+}
+
+fn phone(n: u32) -> String {
+    format!("+1555{n:07}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workload(seed: u64) -> CallWorkload {
+        CallWorkload {
+            calls_per_minute: 600.0,
+            mean_duration_s: 30.0,
+            rate: 1.0,
+            tick_ms: 100,
+            subscribers: 1000,
+            seed,
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_calls() {
+        let mut a = CallGenerator::new(&workload(7), "s").unwrap();
+        let mut b = CallGenerator::new(&workload(7), "s").unwrap();
+        let mut c = CallGenerator::new(&workload(8), "s").unwrap();
+        let run = |g: &mut CallGenerator| {
+            (0..50)
+                .flat_map(|i| g.tick(i * 100, 100))
+                .collect::<Vec<_>>()
+        };
+        let (ra, rb, rc) = (run(&mut a), run(&mut b), run(&mut c));
+        assert_eq!(ra, rb);
+        assert_ne!(ra, rc);
+        assert_eq!(ra[0].call_id, "s-0");
+    }
+
+    #[test]
+    fn counts_and_durations_have_the_configured_means() {
+        // 600/min at 100 ms ticks = mean 1 call per tick; 20,000 ticks → about 20,000 calls.
+        let mut g = CallGenerator::new(&workload(1), "s").unwrap();
+        let calls: Vec<_> = (0..20_000).flat_map(|i| g.tick(i * 100, 100)).collect();
+        let n = calls.len() as f64;
+        assert!((n - 20_000.0).abs() < 20_000.0 * 0.03, "{n} calls");
+        let mean = calls.iter().map(|c| c.duration_s).sum::<f64>() / n;
+        assert!((mean - 30.0).abs() < 30.0 * 0.03, "mean duration {mean}");
+        // Exponential: about e^-2 = 13.5 % of calls last more than twice the mean.
+        let long = calls.iter().filter(|c| c.duration_s > 60.0).count() as f64 / n;
+        assert!((long - (-2f64).exp()).abs() < 0.01, "{long}");
+        for c in &calls {
+            assert_ne!(c.caller, c.callee);
+            assert_eq!(c.duration_ms() as f64, (c.duration_s * 1000.0).round());
+        }
+    }
+
+    #[test]
+    fn rate_multiplies_the_load() {
+        let mut w = workload(3);
+        w.rate = 3.0;
+        let mut g = CallGenerator::new(&w, "s").unwrap();
+        let n: usize = (0..10_000).map(|i| g.tick(i * 100, 100).len()).sum();
+        assert!((n as f64 - 30_000.0).abs() < 30_000.0 * 0.03, "{n}");
+    }
+
+    #[test]
+    fn calls_start_inside_their_tick() {
+        let mut g = CallGenerator::new(&workload(2), "s").unwrap();
+        for i in 0..1000 {
+            for c in g.tick(1_000_000 + i * 100, 100) {
+                assert!((1_000_000 + i * 100..1_000_000 + (i + 1) * 100).contains(&c.start));
+            }
+        }
+    }
+
+    #[test]
+    fn impossible_workloads_are_refused_with_the_reason() {
+        let mut w = workload(1);
+        w.rate = 0.0;
+        assert!(
+            CallGenerator::new(&w, "s")
+                .unwrap_err()
+                .0
+                .contains("calls per tick")
+        );
+        let mut w = workload(1);
+        w.mean_duration_s = 0.0;
+        assert!(
+            CallGenerator::new(&w, "s")
+                .unwrap_err()
+                .0
+                .contains("mean call duration")
+        );
+        let mut w = workload(1);
+        w.subscribers = 1;
+        assert!(
+            CallGenerator::new(&w, "s")
+                .unwrap_err()
+                .0
+                .contains("2 subscribers")
+        );
+    }
+
+    #[test]
+    fn records_round_trip_as_json() {
+        let c = CallRecord {
+            call_id: "s-1".into(),
+            caller: "+15550000001".into(),
+            callee: "+15550000002".into(),
+            start: 1_700_000_000_000,
+            duration_s: 61.5,
+            region: "north".into(),
+        };
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            json,
+            r#"{"call_id":"s-1","caller":"+15550000001","callee":"+15550000002","start":1700000000000,"duration_s":61.5,"region":"north"}"#
+        );
+        assert_eq!(serde_json::from_str::<CallRecord>(&json).unwrap(), c);
+    }
+}

@@ -1,0 +1,294 @@
+//! `pipescope_mqtt_*`: the same series for Prometheus (read live at scrape time) and for the bus.
+//!
+//! Per-topic series exist only for topics matched by the broker's `export_filters`, at most
+//! [`MAX_EXPORTED_TOPICS`] per broker, so the number of series stays bounded.
+
+use std::collections::BTreeMap;
+
+use pipescope_core::mqtt::Kind;
+use pipescope_core::mqtt::sys::SysEntry;
+use pipescope_core::{Labels, Sample, mqtt_filter};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use super::{BrokerState, ConnState, MqttState, SysStatus};
+
+/// Topics exported one by one per broker, at most.
+pub const MAX_EXPORTED_TOPICS: usize = 10_000;
+
+/// A metric name and its labels.
+type SeriesKey<'a> = (&'a str, &'a [(String, String)]);
+
+/// One value of one series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Full name; counters end in `_total`.
+    pub name: String,
+    pub kind: Kind,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+fn help(name: &str) -> &'static str {
+    match name {
+        "pipescope_mqtt_connected" => "1 when connected to the broker",
+        "pipescope_mqtt_connection_state" => "1 for the broker's current connection state",
+        "pipescope_mqtt_connects_total" => "Successful connections to the broker",
+        "pipescope_mqtt_outages_total" => "Connections to the broker lost after being up",
+        "pipescope_mqtt_failed_attempts" => "Failed connection attempts since the last success",
+        "pipescope_mqtt_sys_seen" => "1 when the broker publishes $SYS metrics",
+        "pipescope_mqtt_messages_total" => "Messages received on the watched filters",
+        "pipescope_mqtt_topics_tracked" => "Topics tracked in the topic tree",
+        "pipescope_mqtt_topics_max" => "Cap on tracked topics",
+        "pipescope_mqtt_folded_messages_total" => {
+            "Messages on topics past the cap, counted in an (other) node"
+        }
+        "pipescope_mqtt_topic_messages_total" => "Messages on a topic (export_filters)",
+        "pipescope_mqtt_topic_bytes_total" => "Payload bytes on a topic (export_filters)",
+        "pipescope_mqtt_topic_messages_per_minute" => {
+            "Messages per minute on a topic over a window"
+        }
+        "pipescope_mqtt_topic_seconds_since_last_message" => "Seconds since a topic's last message",
+        "pipescope_mqtt_broker_info" => "The broker's version, from $SYS",
+        "pipescope_mqtt_sys_value" => "A numeric $SYS topic pipescope does not know",
+        _ => "Broker metric from $SYS",
+    }
+}
+
+fn series(name: &str, kind: Kind, labels: Vec<(String, String)>, value: f64) -> Series {
+    Series {
+        name: name.to_string(),
+        kind,
+        labels,
+        value,
+    }
+}
+
+/// Every series of one broker, now.
+pub fn broker_series(state: &BrokerState) -> Vec<Series> {
+    let now = state.clock.now_millis();
+    let broker = || vec![("broker".to_string(), state.name.clone())];
+    let with = |extra: &[(&str, &str)]| {
+        let mut labels = broker();
+        labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        labels
+    };
+    let mut out = Vec::new();
+    let sys_status = state.sys_status();
+    {
+        let c = state.connection();
+        out.push(series(
+            "pipescope_mqtt_connected",
+            Kind::Gauge,
+            broker(),
+            f64::from(u8::from(c.state == ConnState::Connected)),
+        ));
+        for (s, name) in [
+            (ConnState::Connecting, "connecting"),
+            (ConnState::Connected, "connected"),
+            (ConnState::Down, "down"),
+            (ConnState::Refused, "refused"),
+        ] {
+            out.push(series(
+                "pipescope_mqtt_connection_state",
+                Kind::Gauge,
+                with(&[("state", name)]),
+                f64::from(u8::from(c.state == s)),
+            ));
+        }
+        out.push(series(
+            "pipescope_mqtt_connects_total",
+            Kind::Counter,
+            broker(),
+            c.connects as f64,
+        ));
+        out.push(series(
+            "pipescope_mqtt_outages_total",
+            Kind::Counter,
+            broker(),
+            c.outages as f64,
+        ));
+        out.push(series(
+            "pipescope_mqtt_failed_attempts",
+            Kind::Gauge,
+            broker(),
+            c.failed_attempts as f64,
+        ));
+    }
+    out.push(series(
+        "pipescope_mqtt_sys_seen",
+        Kind::Gauge,
+        broker(),
+        f64::from(u8::from(sys_status == SysStatus::Seen)),
+    ));
+    {
+        let sys = state.sys();
+        if let Some(version) = &sys.version {
+            out.push(series(
+                "pipescope_mqtt_broker_info",
+                Kind::Gauge,
+                with(&[("version", version)]),
+                1.0,
+            ));
+        }
+        // Two topics can carry one metric (mosquitto's `messages/stored` is the older name of
+        // `store/messages/count`): the latest value wins, so no series is written twice.
+        let mut latest: BTreeMap<SeriesKey, &SysEntry> = BTreeMap::new();
+        for entry in sys.metrics.values() {
+            let key = (entry.metric.name.as_str(), entry.metric.labels.as_slice());
+            match latest.get(&key) {
+                Some(kept) if kept.updated_ms > entry.updated_ms => {}
+                _ => {
+                    latest.insert(key, entry);
+                }
+            }
+        }
+        for entry in latest.into_values() {
+            let mut labels = broker();
+            labels.extend(entry.metric.labels.iter().cloned());
+            out.push(series(
+                &format!("pipescope_mqtt_{}", entry.metric.name),
+                entry.metric.kind,
+                labels,
+                entry.metric.value,
+            ));
+        }
+    }
+    let tree = state.tree();
+    let summary = tree.summary();
+    out.push(series(
+        "pipescope_mqtt_messages_total",
+        Kind::Counter,
+        broker(),
+        summary.messages as f64,
+    ));
+    out.push(series(
+        "pipescope_mqtt_topics_tracked",
+        Kind::Gauge,
+        broker(),
+        summary.topics as f64,
+    ));
+    out.push(series(
+        "pipescope_mqtt_topics_max",
+        Kind::Gauge,
+        broker(),
+        summary.max_topics as f64,
+    ));
+    out.push(series(
+        "pipescope_mqtt_folded_messages_total",
+        Kind::Counter,
+        broker(),
+        summary.folded_messages as f64,
+    ));
+    if !state.export_filters.is_empty() {
+        let mut topics: Vec<_> = tree
+            .topics(now)
+            .filter(|(topic, _)| {
+                state
+                    .export_filters
+                    .iter()
+                    .any(|f| mqtt_filter::matches(f, topic))
+            })
+            .map(|(topic, figures)| (topic.to_string(), figures))
+            .collect();
+        drop(tree);
+        topics.sort_by(|a, b| a.0.cmp(&b.0));
+        topics.truncate(MAX_EXPORTED_TOPICS);
+        for (topic, f) in topics {
+            let t = |extra: &[(&str, &str)]| {
+                let mut labels = with(&[("topic", &topic)]);
+                labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+                labels
+            };
+            out.push(series(
+                "pipescope_mqtt_topic_messages_total",
+                Kind::Counter,
+                t(&[]),
+                f.messages as f64,
+            ));
+            out.push(series(
+                "pipescope_mqtt_topic_bytes_total",
+                Kind::Counter,
+                t(&[]),
+                f.bytes as f64,
+            ));
+            for (window, v) in [("1m", f.rate_1m), ("5m", f.rate_5m), ("15m", f.rate_15m)] {
+                out.push(series(
+                    "pipescope_mqtt_topic_messages_per_minute",
+                    Kind::Gauge,
+                    t(&[("window", window)]),
+                    v,
+                ));
+            }
+            out.push(series(
+                "pipescope_mqtt_topic_seconds_since_last_message",
+                Kind::Gauge,
+                t(&[]),
+                f.seconds_since_last.unwrap_or(0.0),
+            ));
+        }
+    }
+    out
+}
+
+/// The broker's series as timestamped samples for the bus.
+pub fn samples(state: &BrokerState) -> Vec<Sample> {
+    let now = state.clock.now_millis();
+    broker_series(state)
+        .into_iter()
+        .map(|s| Sample::new(s.name, Labels::new(s.labels), now, s.value))
+        .collect()
+}
+
+/// Reads every broker's live state at each scrape.
+#[derive(Debug, Clone)]
+pub struct MqttCollector {
+    state: MqttState,
+}
+
+impl MqttCollector {
+    pub fn new(state: MqttState) -> Self {
+        Self { state }
+    }
+}
+
+impl Collector for MqttCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        // One family per name, whichever broker a series comes from.
+        let mut families: BTreeMap<String, (Kind, Vec<Series>)> = BTreeMap::new();
+        for broker in self.state.brokers() {
+            for s in broker_series(broker) {
+                families
+                    .entry(s.name.clone())
+                    .or_insert_with(|| (s.kind, Vec::new()))
+                    .1
+                    .push(s);
+            }
+        }
+        for (name, (kind, all)) in families {
+            match kind {
+                Kind::Counter => {
+                    let base = name.strip_suffix("_total").unwrap_or(&name);
+                    let mut family =
+                        encoder.encode_descriptor(base, help(&name), None, MetricType::Counter)?;
+                    for s in all {
+                        let m = family.encode_family(&s.labels)?;
+                        ConstCounter::new(s.value.max(0.0)).encode(m)?;
+                    }
+                }
+                Kind::Gauge => {
+                    let mut family =
+                        encoder.encode_descriptor(&name, help(&name), None, MetricType::Gauge)?;
+                    for s in all {
+                        let m = family.encode_family(&s.labels)?;
+                        ConstGauge::new(s.value).encode(m)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

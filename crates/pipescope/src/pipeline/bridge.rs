@@ -1,0 +1,442 @@
+//! `pipescope bridge`: MQTT subscriptions → Kafka topics, at least once.
+//!
+//! The MQTT session is persistent (MQTT v5, clean start off, a fixed client id, a session
+//! expiry) and the subscriptions are QoS 1, so the broker keeps what arrives while the bridge is
+//! away. Acks are manual: a message's PUBACK goes out only after Kafka's delivery report said
+//! the record is stored. A bridge killed at any moment therefore loses nothing; messages it had
+//! not acknowledged come again (duplicates, recognisable by their trace headers).
+//! Backpressure: at most `--max-in-flight` messages wait for Kafka (MQTT v5 receive maximum,
+//! and a semaphore on our side).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use pipescope_core::pipeline::backoff::Backoff;
+use pipescope_core::pipeline::mapping::{TopicMapping, route};
+use pipescope_core::pipeline::partition::partition_for_key;
+use pipescope_core::pipeline::trace::{self, Sequencer, TraceHeader};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
+use rumqttc::v5::{AsyncClient, Event};
+use tokio::sync::Semaphore;
+
+use super::{KafkaArgs, Stop, WebArgs, ensure_topic, now_ms, serve_web};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
+    /// MQTT broker, mqtt://host:port.
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    pub mqtt: String,
+    /// FILTER=TOPIC (repeatable): MQTT filter to Kafka topic; the topic may use {N} for the
+    /// N-th level of the MQTT topic. The key is the levels matched by '+'.
+    #[arg(long = "map", required = true, value_name = "FILTER=TOPIC")]
+    pub maps: Vec<String>,
+    /// MQTT client id; keep it fixed so the broker keeps this bridge's session.
+    #[arg(long, default_value = "pipescope-bridge")]
+    pub client_id: String,
+    /// Session expiry the broker is asked for: how long it keeps messages while the bridge is away.
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    pub session_expiry: Duration,
+    /// Messages waiting for Kafka's delivery report at most (backpressure).
+    #[arg(long, default_value_t = 1000)]
+    pub max_in_flight: u16,
+    /// Partitions of topics the bridge creates.
+    #[arg(long, default_value_t = 3)]
+    pub partitions: i32,
+    /// Origin id stamped on messages that come without a trace (default: bridge-<client id>-<start ms>).
+    #[arg(long)]
+    pub origin: Option<String>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MappingLabel {
+    mapping: String,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Metrics {
+    received: Family<MappingLabel, Counter>,
+    delivered: Family<MappingLabel, Counter>,
+    retries: Family<MappingLabel, Counter>,
+    carried: Family<MappingLabel, Counter>,
+    stamped: Family<MappingLabel, Counter>,
+    unmapped: Counter,
+    in_flight: Gauge,
+    connected: Gauge,
+    subscribed: Gauge,
+    reconnects: Counter,
+    acks_sent: Counter,
+}
+
+impl Metrics {
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        let r = registry;
+        r.register(
+            "pipescope_bridge_messages_received",
+            "MQTT messages received, per mapping",
+            self.received.clone(),
+        );
+        r.register(
+            "pipescope_bridge_records_delivered",
+            "Records Kafka acknowledged (then the MQTT message was acknowledged), per mapping",
+            self.delivered.clone(),
+        );
+        r.register(
+            "pipescope_bridge_delivery_retries",
+            "Records sent again after a failed Kafka delivery, per mapping",
+            self.retries.clone(),
+        );
+        r.register(
+            "pipescope_bridge_traces_carried",
+            "Messages whose MQTT v5 trace was carried over, per mapping",
+            self.carried.clone(),
+        );
+        r.register(
+            "pipescope_bridge_traces_stamped",
+            "Messages without a trace that the bridge stamped, per mapping",
+            self.stamped.clone(),
+        );
+        r.register(
+            "pipescope_bridge_unmapped_messages",
+            "Messages no mapping matched (acknowledged and dropped)",
+            self.unmapped.clone(),
+        );
+        r.register(
+            "pipescope_bridge_in_flight_messages",
+            "Messages waiting for Kafka's delivery report",
+            self.in_flight.clone(),
+        );
+        r.register(
+            "pipescope_bridge_mqtt_connected",
+            "1 while connected to the MQTT broker",
+            self.connected.clone(),
+        );
+        r.register(
+            "pipescope_bridge_mqtt_subscribed",
+            "1 once the broker acknowledged the subscriptions",
+            self.subscribed.clone(),
+        );
+        r.register(
+            "pipescope_bridge_mqtt_reconnects",
+            "MQTT connections lost",
+            self.reconnects.clone(),
+        );
+        r.register(
+            "pipescope_bridge_mqtt_acks_sent",
+            "PUBACKs written to the MQTT broker",
+            self.acks_sent.clone(),
+        );
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let (stop, _stop_tx) = Stop::on_signal();
+    let mappings: Vec<TopicMapping> = args
+        .maps
+        .iter()
+        .map(|m| TopicMapping::parse(m))
+        .collect::<Result<_, _>>()?;
+    anyhow::ensure!(args.max_in_flight > 0, "--max-in-flight must be at least 1");
+    let origin = args
+        .origin
+        .clone()
+        .unwrap_or_else(|| format!("bridge-{}-{}", args.client_id, now_ms()));
+    let metrics = Metrics::default();
+    let mut registry = crate::metrics::new_registry();
+    metrics.register(&mut registry);
+    let labels: Vec<MappingLabel> = mappings
+        .iter()
+        .map(|m| MappingLabel {
+            mapping: format!("{}={}", m.filter, m.topic),
+        })
+        .collect();
+    if let Some(listen) = args.web.listen {
+        serve_web("bridge", listen, registry, stop.clone()).await?;
+    }
+    let producer: FutureProducer = args
+        .kafka
+        .client_config()?
+        .set("linger.ms", "5")
+        .set("acks", "all")
+        .create()
+        .with_context(|| format!("cannot make a Kafka producer for {}", args.kafka.kafka))?;
+    let mut partitions: HashMap<String, i32> = HashMap::new();
+    // Topics without {N} are known now: make sure they exist before taking messages.
+    for m in &mappings {
+        if !m.topic.contains('{') {
+            let Some(n) =
+                ensure_topic(&args.kafka, &m.topic, args.partitions, false, &stop).await?
+            else {
+                return Ok(());
+            };
+            partitions.insert(m.topic.clone(), n);
+        }
+    }
+
+    let mut options = super::mqtt::options(&args.mqtt, &args.client_id)?;
+    options
+        .set_clean_start(false)
+        .set_session_expiry_interval(Some(
+            args.session_expiry.as_secs().min(u64::from(u32::MAX)) as u32
+        ))
+        .set_manual_acks(true)
+        .set_receive_maximum(Some(args.max_in_flight));
+    // Acks must never wait on a full request queue: a waiting ack holds its window permit, the
+    // loop then stops polling the connection that would drain the queue, and all stalls. A broker
+    // resuming a session sends every stored message at once, past the receive maximum (mosquitto
+    // 2.0 does), so size the queue for every packet id that can be outstanding (u16).
+    let (client, mut eventloop) = AsyncClient::new(options, usize::from(u16::MAX) + 64);
+    let window = Arc::new(Semaphore::new(usize::from(args.max_in_flight)));
+    let mut sequencer: Sequencer<(String, i32)> = Sequencer::new();
+    let mut backoff = Backoff::default();
+    loop {
+        let event = tokio::select! {
+            event = eventloop.poll() => event,
+            () = stop.stopped() => {
+                tracing::info!("bridge stopping: waiting for the records in flight");
+                break;
+            }
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                backoff.reset();
+                metrics.connected.set(1);
+                tracing::info!(broker = %args.mqtt, session_present = ack.session_present, "connected to MQTT");
+                // Subscribing again on a kept session is harmless and covers a lost session.
+                for m in &mappings {
+                    client
+                        .subscribe(m.filter.clone(), QoS::AtLeastOnce)
+                        .await
+                        .context("the MQTT client stopped taking requests")?;
+                }
+            }
+            Ok(Event::Outgoing(rumqttc::Outgoing::PubAck(_))) => {
+                metrics.acks_sent.inc();
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                metrics.subscribed.set(1);
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                let permit = window
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the window is never closed");
+                let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+                let Some((index, mapping)) = route(&mappings, &topic) else {
+                    metrics.unmapped.inc();
+                    tracing::debug!(topic, "no mapping matches; acknowledged and dropped");
+                    client.ack(&publish).await?;
+                    continue;
+                };
+                let label = &labels[index];
+                metrics.received.get_or_create(label).inc();
+                let Some(kafka_topic) = mapping.kafka_topic(&topic) else {
+                    metrics.unmapped.inc();
+                    tracing::warn!(topic, template = %mapping.topic, "the Kafka topic template gives no legal topic for this message; acknowledged and dropped");
+                    client.ack(&publish).await?;
+                    continue;
+                };
+                let key = mapping.key(&topic);
+                let count = match partitions.get(&kafka_topic) {
+                    Some(n) => *n,
+                    None => {
+                        let Some(n) =
+                            ensure_topic(&args.kafka, &kafka_topic, args.partitions, false, &stop)
+                                .await?
+                        else {
+                            break;
+                        };
+                        partitions.insert(kafka_topic.clone(), n);
+                        n
+                    }
+                };
+                let partition = partition_for_key(key.as_bytes(), count);
+                let carried = publish.properties.as_ref().and_then(|p| {
+                    TraceHeader::decode(
+                        p.user_properties
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_bytes())),
+                    )
+                    .ok()
+                    .flatten()
+                });
+                let trace = match carried {
+                    Some(t) => {
+                        metrics.carried.get_or_create(label).inc();
+                        t
+                    }
+                    None => {
+                        metrics.stamped.get_or_create(label).inc();
+                        TraceHeader {
+                            origin: origin.clone(),
+                            seq: sequencer.next((kafka_topic.clone(), partition)),
+                            ts: now_ms(),
+                        }
+                    }
+                };
+                metrics.in_flight.inc();
+                let job = Delivery {
+                    producer: producer.clone(),
+                    client: client.clone(),
+                    metrics: metrics.clone(),
+                    label: label.clone(),
+                    topic: kafka_topic,
+                    mqtt_topic: topic,
+                    key,
+                    partition,
+                    trace,
+                    publish,
+                    stop: stop.clone(),
+                };
+                // Queue in arrival order (keeps per-partition order), then wait for the report apart.
+                let report = job.enqueue().await;
+                tokio::spawn(async move {
+                    report.await;
+                    drop(permit);
+                });
+            }
+            Ok(_) => {}
+            Err(e) => {
+                metrics.connected.set(0);
+                metrics.subscribed.set(0);
+                metrics.reconnects.inc();
+                let delay = backoff.next_delay();
+                tracing::warn!(broker = %args.mqtt, "MQTT connection failed ({e}); retrying in {delay:?}");
+                if stop.sleep(delay).await {
+                    break;
+                }
+            }
+        }
+    }
+    // Let the deliveries in flight finish and their acks go out, polling the connection
+    // meanwhile; messages that arrive now are left unacknowledged (the broker sends them again).
+    let all = u32::from(args.max_in_flight);
+    let drained = async {
+        let _ = window.acquire_many(all).await;
+    };
+    tokio::pin!(drained);
+    let deadline = tokio::time::sleep(Duration::from_secs(30));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut drained => break,
+            () = &mut deadline => {
+                tracing::warn!("records still in flight after 30 s; their messages will come again");
+                break;
+            }
+            event = eventloop.poll() => if event.is_err() { tokio::time::sleep(Duration::from_millis(100)).await },
+        }
+    }
+    let flush = producer.clone();
+    let _ = tokio::task::spawn_blocking(move || flush.flush(Duration::from_secs(10))).await;
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Ok(event) = eventloop.poll().await {
+            if matches!(event, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    })
+    .await;
+    tracing::info!("bridge stopped");
+    Ok(())
+}
+
+struct Delivery {
+    producer: FutureProducer,
+    client: AsyncClient,
+    metrics: Metrics,
+    label: MappingLabel,
+    topic: String,
+    mqtt_topic: String,
+    key: String,
+    partition: i32,
+    trace: TraceHeader,
+    publish: Publish,
+    stop: Stop,
+}
+
+impl Delivery {
+    fn headers(&self) -> OwnedHeaders {
+        let mut headers = OwnedHeaders::new();
+        for (name, value) in self.trace.encode() {
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(value.as_bytes()),
+            });
+        }
+        headers.insert(Header {
+            key: trace::MQTT_TOPIC,
+            value: Some(self.mqtt_topic.as_bytes()),
+        })
+    }
+
+    /// Queues the record now and returns the wait for its report (retrying failed deliveries).
+    async fn enqueue(self) -> impl std::future::Future<Output = ()> + Send {
+        let first = self.send_once().await;
+        async move {
+            let mut result = first;
+            let mut backoff = Backoff::default();
+            loop {
+                let delivered = match result {
+                    Some(delivery) => matches!(delivery.await, Ok(Ok(_))),
+                    None => false,
+                };
+                if delivered {
+                    break;
+                }
+                if self.stop.is_stopped() {
+                    // Not acknowledged: the broker sends the message again after restart.
+                    self.metrics.in_flight.dec();
+                    return;
+                }
+                self.metrics.retries.get_or_create(&self.label).inc();
+                let delay = backoff.next_delay();
+                tracing::warn!(topic = %self.topic, "a record was not delivered to Kafka; sending again in {delay:?}");
+                tokio::time::sleep(delay).await;
+                result = self.send_once().await;
+            }
+            self.metrics.delivered.get_or_create(&self.label).inc();
+            self.metrics.in_flight.dec();
+            if let Err(e) = self.client.ack(&self.publish).await {
+                tracing::warn!(
+                    "cannot acknowledge an MQTT message ({e}); the broker will send it again"
+                );
+            }
+        }
+    }
+
+    async fn send_once(&self) -> Option<rdkafka::producer::DeliveryFuture> {
+        loop {
+            let record = FutureRecord::to(&self.topic)
+                .key(self.key.as_bytes())
+                .payload(self.publish.payload.as_ref())
+                .partition(self.partition)
+                .headers(self.headers());
+            match self.producer.send_result(record) {
+                Ok(delivery) => return Some(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => {
+                    tracing::warn!(topic = %self.topic, "cannot queue a record ({e})");
+                    return None;
+                }
+            }
+        }
+    }
+}

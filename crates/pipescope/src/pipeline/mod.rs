@@ -1,0 +1,198 @@
+//! The pipeline parts: simulators, the MQTT→Kafka bridge, stateful processors and the
+//! Kafka→InfluxDB sink. Each serves /health and /metrics, stops cleanly on Ctrl-C or SIGTERM,
+//! and waits (with backoff) for brokers that are not up yet.
+
+pub mod bridge;
+mod mqtt;
+pub mod process_calls;
+pub mod process_machines;
+pub mod simulate_calls;
+pub mod simulate_machines;
+pub mod sink_influx;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use pipescope_core::pipeline::backoff::Backoff;
+use prometheus_client::registry::Registry;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::web;
+
+/// Options every part that talks to Kafka shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, host:port[,host:port].
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub kafka: String,
+    /// Extra librdkafka settings, KEY=VALUE (repeatable), e.g. -X session.timeout.ms=6000.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub kafka_option: Vec<String>,
+}
+
+impl KafkaArgs {
+    pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.kafka);
+        for option in &self.kafka_option {
+            let (k, v) = option.split_once('=').with_context(|| {
+                format!("-X {option:?}: write librdkafka settings as KEY=VALUE")
+            })?;
+            config.set(k.trim(), v.trim());
+        }
+        Ok(config)
+    }
+}
+
+/// Where a part serves /health and /metrics.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebArgs {
+    /// Address for /health and /metrics (port 0 picks a free one, logged at start).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// A stop request shared by every task of a part.
+#[derive(Debug, Clone)]
+pub struct Stop {
+    rx: watch::Receiver<bool>,
+}
+
+impl Stop {
+    /// A stop that fires on Ctrl-C or SIGTERM, or when the returned sender sends `true`.
+    pub fn on_signal() -> (Self, watch::Sender<bool>) {
+        let (tx, rx) = watch::channel(false);
+        let signal_tx = tx.clone();
+        tokio::spawn(async move {
+            crate::monitor::shutdown_signal().await;
+            let _ = signal_tx.send(true);
+        });
+        (Self { rx }, tx)
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    /// Resolves once a stop was requested.
+    pub async fn stopped(&self) {
+        let mut rx = self.rx.clone();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Sleeps `d`, or less when a stop comes first; true when stopped.
+    pub async fn sleep(&self, d: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(d) => self.is_stopped(),
+            () = self.stopped() => true,
+        }
+    }
+}
+
+/// Serves /health and /metrics until `stop`; returns at once when no address was given.
+pub async fn serve_web(
+    part: &str,
+    listen: SocketAddr,
+    registry: Registry,
+    stop: Stop,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(listen).await.with_context(|| {
+        format!(
+            "{part}: cannot listen on {listen} for /metrics — is the port taken? Change --listen"
+        )
+    })?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "{part}: serving /health and /metrics");
+    let router = web::router(web::AppState::new(registry));
+    Ok(tokio::spawn(async move {
+        if let Err(e) = web::serve(listener, router, async move { stop.stopped().await }).await {
+            tracing::error!("the /metrics server stopped ({e})");
+        }
+    }))
+}
+
+/// The number of partitions of `topic`, creating it (with `partitions` and, when `compact`,
+/// cleanup.policy=compact) if it is not there. Retries with backoff while Kafka is not
+/// reachable; `None` once stopped.
+pub async fn ensure_topic(
+    kafka: &KafkaArgs,
+    topic: &str,
+    partitions: i32,
+    compact: bool,
+    stop: &Stop,
+) -> anyhow::Result<Option<i32>> {
+    let admin: AdminClient<DefaultClientContext> = kafka
+        .client_config()?
+        .create()
+        .with_context(|| format!("cannot make a Kafka admin client for {}", kafka.kafka))?;
+    let mut backoff = Backoff::default();
+    loop {
+        if stop.is_stopped() {
+            return Ok(None);
+        }
+        match partition_count(&admin, topic).await {
+            Ok(Some(n)) => return Ok(Some(n)),
+            Ok(None) => {
+                let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+                if compact {
+                    new = new.set("cleanup.policy", "compact");
+                }
+                let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+                match admin.create_topics(&[new], &options).await {
+                    Ok(results) => {
+                        for r in results {
+                            match r {
+                                Ok(t) => tracing::info!(topic = %t, partitions, "created topic"),
+                                Err((t, e)) => {
+                                    tracing::info!(topic = %t, "create topic answered {e}; checking again")
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(topic, "cannot create the topic ({e}); retrying"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(topic, bootstrap = %kafka.kafka, "cannot read topic metadata ({e}) — is Kafka up? retrying");
+                if stop.sleep(backoff.next_delay()).await {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+async fn partition_count(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+) -> Result<Option<i32>, rdkafka::error::KafkaError> {
+    // fetch_metadata blocks; the parts run on the multi-threaded runtime.
+    tokio::task::block_in_place(|| {
+        let metadata = admin
+            .inner()
+            .fetch_metadata(Some(topic), Duration::from_secs(5))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len() as i32)
+            .filter(|n| *n > 0))
+    })
+}
+
+/// Whether progress bars should draw: only on a terminal.
+pub fn stderr_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}
+
+/// Epoch milliseconds now.
+pub fn now_ms() -> u64 {
+    use pipescope_core::Clock;
+    pipescope_core::SystemClock.now_millis()
+}

@@ -1,0 +1,444 @@
+//! `pipescope process calls`: running call totals (number, total duration) overall and per
+//! minute, in a consumer group on the calls topic.
+//!
+//! State: one record per input partition in a compacted changelog topic (key `topic/partition`,
+//! written to the same partition number), holding the totals together with the offset of the
+//! next input record. Every `--snapshot-interval` the changed states are written and, once Kafka
+//! confirmed them, the same offsets are committed to the group. When an instance is assigned a
+//! partition (start, restart, or another instance joining or leaving), it restores that
+//! partition's state from the changelog and skips the records the state already holds: totals
+//! stay exact, and a second instance takes its partitions with their state.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use pipescope_core::pipeline::backoff::Backoff;
+use pipescope_core::pipeline::calls::CallRecord;
+use pipescope_core::pipeline::totals::{self, Applied, PartitionTotals};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{KafkaArgs, Stop, WebArgs, ensure_topic, serve_web};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
+    /// The calls topic.
+    #[arg(long, default_value = "calls")]
+    pub topic: String,
+    /// Consumer group; start more instances with the same group to share the partitions.
+    #[arg(long, default_value = "pipescope-process-calls")]
+    pub group: String,
+    /// Changelog topic (compacted; created with the calls topic's partition count).
+    #[arg(long)]
+    pub changelog: Option<String>,
+    /// File that calls over 60 s are appended to (one JSON line each).
+    #[arg(long, default_value = "long-calls.log")]
+    pub long_calls_log: PathBuf,
+    /// How often state is written to the changelog and offsets committed.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub snapshot_interval: Duration,
+}
+
+/// Records assignment changes for the processing loop, which restores (on assignment) or drops
+/// (on revocation) partition state. Restoring happens at assignment, not at the first record:
+/// a partition with no new records still shows its totals.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Assigned(i32),
+    Revoked(i32),
+}
+
+#[derive(Debug, Default)]
+struct GroupContext {
+    topic: String,
+    changes: Arc<Mutex<Vec<Change>>>,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let mut changes = self.changes.lock().expect("changes lock");
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                for e in tpl.elements_for_topic(&self.topic) {
+                    changes.push(Change::Assigned(e.partition()));
+                }
+                tracing::info!(partitions = ?tpl.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "partitions assigned");
+            }
+            Rebalance::Revoke(tpl) => {
+                for e in tpl.elements_for_topic(&self.topic) {
+                    changes.push(Change::Revoked(e.partition()));
+                }
+                tracing::info!(partitions = ?tpl.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "partitions revoked");
+            }
+            Rebalance::Error(e) => tracing::warn!("rebalance failed ({e})"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Metrics {
+    calls: Gauge,
+    duration_ms: Gauge,
+    long_calls: Gauge,
+    owned: Gauge,
+    records: Counter,
+    skipped: Counter,
+    invalid: Counter,
+    restores: Counter,
+    snapshots: Counter,
+}
+
+struct Partition {
+    state: PartitionTotals,
+    dirty: bool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let (stop, _stop_tx) = Stop::on_signal();
+    let changelog = args
+        .changelog
+        .clone()
+        .unwrap_or_else(|| format!("{}-changelog", args.group));
+    let m = Metrics::default();
+    let mut registry = crate::metrics::new_registry();
+    registry.register(
+        "pipescope_process_calls_calls",
+        "Calls counted in the partitions this instance owns",
+        m.calls.clone(),
+    );
+    registry.register(
+        "pipescope_process_calls_duration_milliseconds",
+        "Total call duration in the partitions this instance owns",
+        m.duration_ms.clone(),
+    );
+    registry.register(
+        "pipescope_process_calls_long_calls",
+        "Calls over 60 s in the partitions this instance owns",
+        m.long_calls.clone(),
+    );
+    registry.register(
+        "pipescope_process_calls_owned_partitions",
+        "Input partitions whose state this instance holds",
+        m.owned.clone(),
+    );
+    registry.register(
+        "pipescope_process_calls_records",
+        "Input records applied",
+        m.records.clone(),
+    );
+    registry.register(
+        "pipescope_process_calls_skipped_records",
+        "Input records skipped because the restored state already held them",
+        m.skipped.clone(),
+    );
+    registry.register(
+        "pipescope_process_calls_invalid_records",
+        "Input records that are not calls",
+        m.invalid.clone(),
+    );
+    registry.register(
+        "pipescope_process_calls_restores",
+        "Partition states restored from the changelog",
+        m.restores.clone(),
+    );
+    registry.register(
+        "pipescope_process_calls_snapshots",
+        "State records written to the changelog",
+        m.snapshots.clone(),
+    );
+    if let Some(listen) = args.web.listen {
+        serve_web("process calls", listen, registry, stop.clone()).await?;
+    }
+    let Some(partitions) = ensure_topic(&args.kafka, &args.topic, 3, false, &stop).await? else {
+        return Ok(());
+    };
+    if ensure_topic(&args.kafka, &changelog, partitions, true, &stop)
+        .await?
+        .is_none()
+    {
+        return Ok(());
+    }
+    let mut long_log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&args.long_calls_log)
+        .with_context(|| {
+            format!(
+                "cannot open the long-calls log {}",
+                args.long_calls_log.display()
+            )
+        })?;
+
+    let changes = Arc::new(Mutex::new(Vec::new()));
+    let consumer: StreamConsumer<GroupContext> = args
+        .kafka
+        .client_config()?
+        .set("group.id", &args.group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create_with_context(GroupContext {
+            topic: args.topic.clone(),
+            changes: changes.clone(),
+        })
+        .with_context(|| format!("cannot make a Kafka consumer for {}", args.kafka.kafka))?;
+    consumer
+        .subscribe(&[&args.topic])
+        .with_context(|| format!("cannot subscribe to {}", args.topic))?;
+    let producer: FutureProducer = args
+        .kafka
+        .client_config()?
+        .set("acks", "all")
+        .create()
+        .context("cannot make the changelog producer")?;
+    let restorer: BaseConsumer = args
+        .kafka
+        .client_config()?
+        .set("group.id", format!("{}-restore", args.group))
+        .set("enable.auto.commit", "false")
+        .create()
+        .context("cannot make the changelog reader")?;
+
+    let mut owned: HashMap<i32, Partition> = HashMap::new();
+    let mut snapshot = tokio::time::interval(args.snapshot_interval);
+    snapshot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut backoff = Backoff::default();
+    loop {
+        let message = tokio::select! {
+            () = stop.stopped() => break,
+            _ = snapshot.tick() => {
+                apply_changes(&changes, &mut owned, &m, (&restorer, &changelog, &args.topic)).await?;
+                if let Err(e) = save(&args.topic, &changelog, &producer, &consumer, &mut owned, &m).await {
+                    tracing::warn!("cannot save state ({e:#}); trying again at the next snapshot");
+                }
+                let _ = long_log.flush();
+                continue;
+            }
+            message = consumer.recv() => message,
+        };
+        apply_changes(
+            &changes,
+            &mut owned,
+            &m,
+            (&restorer, &changelog, &args.topic),
+        )
+        .await?;
+        let message = match message {
+            Ok(message) => {
+                backoff.reset();
+                message
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!("cannot read {} ({e}); retrying in {delay:?}", args.topic);
+                if stop.sleep(delay).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        let partition = message.partition();
+        let offset = message.offset();
+        if let std::collections::hash_map::Entry::Vacant(slot) = owned.entry(partition) {
+            let state = restore(&restorer, &changelog, &args.topic, partition).await?;
+            m.restores.inc();
+            tracing::info!(
+                partition,
+                next_offset = state.next_offset,
+                calls = state.overall.calls,
+                "restored partition state"
+            );
+            slot.insert(Partition {
+                state,
+                dirty: false,
+            });
+        }
+        let p = owned.get_mut(&partition).expect("just inserted");
+        let call: Option<CallRecord> = message
+            .payload()
+            .and_then(|b| serde_json::from_slice(b).ok());
+        match call {
+            Some(call) => match p.state.apply(offset, &call) {
+                Applied::AlreadyCounted => {
+                    m.skipped.inc();
+                }
+                Applied::Counted { long } => {
+                    m.records.inc();
+                    p.dirty = true;
+                    if long {
+                        let mut line = serde_json::to_string(&call)?;
+                        line.push('\n');
+                        long_log.write_all(line.as_bytes()).with_context(|| {
+                            format!("cannot append to {}", args.long_calls_log.display())
+                        })?;
+                    }
+                }
+            },
+            None => {
+                if offset >= p.state.next_offset {
+                    m.invalid.inc();
+                    p.state.skip(offset);
+                    p.dirty = true;
+                }
+            }
+        }
+        update_gauges(&owned, &m);
+    }
+    tracing::info!("process calls stopping: saving state");
+    apply_changes(
+        &changes,
+        &mut owned,
+        &m,
+        (&restorer, &changelog, &args.topic),
+    )
+    .await?;
+    save(
+        &args.topic,
+        &changelog,
+        &producer,
+        &consumer,
+        &mut owned,
+        &m,
+    )
+    .await?;
+    long_log.flush()?;
+    consumer.unsubscribe();
+    tracing::info!("process calls stopped");
+    Ok(())
+}
+
+/// Applies assignment changes in order: revoked partitions are dropped (another instance may
+/// own them now; what was not saved is done again there), assigned ones restored.
+async fn apply_changes(
+    changes: &Mutex<Vec<Change>>,
+    owned: &mut HashMap<i32, Partition>,
+    m: &Metrics,
+    restore_from: (&BaseConsumer, &str, &str),
+) -> anyhow::Result<()> {
+    let drained: Vec<Change> = changes.lock().expect("changes lock").drain(..).collect();
+    for change in drained {
+        match change {
+            Change::Revoked(p) => {
+                owned.remove(&p);
+            }
+            Change::Assigned(p) => {
+                if let std::collections::hash_map::Entry::Vacant(slot) = owned.entry(p) {
+                    let (reader, changelog, topic) = restore_from;
+                    let state = restore(reader, changelog, topic, p).await?;
+                    m.restores.inc();
+                    tracing::info!(
+                        partition = p,
+                        next_offset = state.next_offset,
+                        calls = state.overall.calls,
+                        "restored partition state"
+                    );
+                    slot.insert(Partition {
+                        state,
+                        dirty: false,
+                    });
+                }
+            }
+        }
+    }
+    update_gauges(owned, m);
+    Ok(())
+}
+
+fn update_gauges(owned: &HashMap<i32, Partition>, m: &Metrics) {
+    let (overall, _) = totals::sum(owned.values().map(|p| &p.state));
+    m.calls.set(overall.calls as i64);
+    m.duration_ms.set(overall.duration_ms as i64);
+    m.long_calls.set(overall.long_calls as i64);
+    m.owned.set(owned.len() as i64);
+}
+
+/// Writes changed states to the changelog, then commits their offsets.
+async fn save(
+    topic: &str,
+    changelog: &str,
+    producer: &FutureProducer,
+    consumer: &StreamConsumer<GroupContext>,
+    owned: &mut HashMap<i32, Partition>,
+    m: &Metrics,
+) -> anyhow::Result<()> {
+    let mut offsets = TopicPartitionList::new();
+    for (partition, p) in owned.iter_mut().filter(|(_, p)| p.dirty) {
+        let key = totals::changelog_key(topic, *partition);
+        let value = serde_json::to_vec(&p.state)?;
+        let record = FutureRecord::to(changelog)
+            .key(&key)
+            .payload(&value)
+            .partition(*partition);
+        producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| {
+                anyhow::anyhow!("cannot write the state of {key} to {changelog} ({e})")
+            })?;
+        m.snapshots.inc();
+        p.dirty = false;
+        offsets.add_partition_offset(topic, *partition, Offset::Offset(p.state.next_offset))?;
+    }
+    if offsets.count() > 0 {
+        tokio::task::block_in_place(|| consumer.commit(&offsets, CommitMode::Sync))
+            .with_context(|| format!("cannot commit offsets of {topic}"))?;
+    }
+    Ok(())
+}
+
+/// The last state written for `partition`, or an empty one.
+async fn restore(
+    reader: &BaseConsumer,
+    changelog: &str,
+    topic: &str,
+    partition: i32,
+) -> anyhow::Result<PartitionTotals> {
+    tokio::task::block_in_place(|| {
+        let timeout = Duration::from_secs(10);
+        let (_, high) = reader
+            .fetch_watermarks(changelog, partition, timeout)
+            .with_context(|| format!("cannot read the end of {changelog} partition {partition}"))?;
+        if high <= 0 {
+            return Ok(PartitionTotals::default());
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(changelog, partition, Offset::Offset(high - 1))?;
+        reader.assign(&tpl)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let key = totals::changelog_key(topic, partition);
+        while std::time::Instant::now() < deadline {
+            let Some(message) = reader.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let message = message.with_context(|| format!("cannot read {changelog}"))?;
+            if message.offset() == high - 1 {
+                anyhow::ensure!(
+                    message.key() == Some(key.as_bytes()),
+                    "{changelog} partition {partition} ends with a record for another key; is the changelog shared with another topic?"
+                );
+                let state = serde_json::from_slice(message.payload().unwrap_or_default())
+                    .with_context(|| {
+                        format!("the state of {key} in {changelog} is not readable")
+                    })?;
+                return Ok(state);
+            }
+        }
+        anyhow::bail!("the state of {key} in {changelog} could not be read within 30 s")
+    })
+}

@@ -1,0 +1,279 @@
+//! `pipescope process machines`: `machine.data` → `machine.out`, merging a machine's sensors
+//! in event-time tumbling windows into one record per machine per window (count, min, max,
+//! mean per sensor). Readings whose window has closed (past the allowed lateness) are counted
+//! as late and dropped.
+//!
+//! Offsets: committed every `--commit-interval` up to the oldest record still in an open window,
+//! after the windows emitted so far were confirmed by Kafka; a restart computes the open
+//! windows again from there (at least once: a window may be emitted twice, never lost).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use pipescope_core::pipeline::backoff::Backoff;
+use pipescope_core::pipeline::partition::partition_for_key;
+use pipescope_core::pipeline::trace::{Sequencer, TraceHeader};
+use pipescope_core::pipeline::window::{Pushed, SensorReading, Windower};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{KafkaArgs, Stop, WebArgs, ensure_topic, now_ms, serve_web};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
+    #[arg(long, default_value = "machine.data")]
+    pub input: String,
+    #[arg(long, default_value = "machine.out")]
+    pub output: String,
+    #[arg(long, default_value = "pipescope-process-machines")]
+    pub group: String,
+    /// Window length (event time).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub window: Duration,
+    /// How long after its end a window still takes readings (event time).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub allowed_lateness: Duration,
+    /// How often offsets are committed.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub commit_interval: Duration,
+    /// Origin id in the trace headers of machine.out (default: process-machines-<start ms>).
+    #[arg(long)]
+    pub origin: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct GroupContext {
+    topic: String,
+    revoked: Arc<Mutex<Vec<i32>>>,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut revoked = self.revoked.lock().expect("revoked lock");
+            revoked.extend(
+                tpl.elements_for_topic(&self.topic)
+                    .iter()
+                    .map(|e| e.partition()),
+            );
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Metrics {
+    records: Counter,
+    late: Counter,
+    invalid: Counter,
+    windows: Counter,
+    open: Gauge,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let (stop, _stop_tx) = Stop::on_signal();
+    anyhow::ensure!(!args.window.is_zero(), "--window must be longer than 0");
+    let origin = args
+        .origin
+        .clone()
+        .unwrap_or_else(|| format!("process-machines-{}", now_ms()));
+    let m = Metrics::default();
+    let mut registry = crate::metrics::new_registry();
+    registry.register(
+        "pipescope_process_machines_records",
+        "Readings taken into a window",
+        m.records.clone(),
+    );
+    registry.register(
+        "pipescope_process_machines_late_records",
+        "Readings dropped because their window had closed",
+        m.late.clone(),
+    );
+    registry.register(
+        "pipescope_process_machines_invalid_records",
+        "Records that are not sensor readings",
+        m.invalid.clone(),
+    );
+    registry.register(
+        "pipescope_process_machines_windows_emitted",
+        "Machine windows written to the output topic",
+        m.windows.clone(),
+    );
+    registry.register(
+        "pipescope_process_machines_open_windows",
+        "Machine windows still open",
+        m.open.clone(),
+    );
+    if let Some(listen) = args.web.listen {
+        serve_web("process machines", listen, registry, stop.clone()).await?;
+    }
+    if ensure_topic(&args.kafka, &args.input, 3, false, &stop)
+        .await?
+        .is_none()
+    {
+        return Ok(());
+    }
+    let Some(out_partitions) = ensure_topic(&args.kafka, &args.output, 3, false, &stop).await?
+    else {
+        return Ok(());
+    };
+    let revoked = Arc::new(Mutex::new(Vec::new()));
+    let consumer: StreamConsumer<GroupContext> = args
+        .kafka
+        .client_config()?
+        .set("group.id", &args.group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create_with_context(GroupContext {
+            topic: args.input.clone(),
+            revoked: revoked.clone(),
+        })
+        .with_context(|| format!("cannot make a Kafka consumer for {}", args.kafka.kafka))?;
+    consumer
+        .subscribe(&[&args.input])
+        .with_context(|| format!("cannot subscribe to {}", args.input))?;
+    let producer: FutureProducer = args
+        .kafka
+        .client_config()?
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .create()
+        .context("cannot make the output producer")?;
+
+    let mut windows = Windower::new(
+        args.window.as_millis() as u64,
+        args.allowed_lateness.as_millis() as u64,
+    );
+    let mut sequencer = Sequencer::new();
+    let mut pending: Vec<DeliveryFuture> = Vec::new();
+    let mut commit = tokio::time::interval(args.commit_interval);
+    let mut backoff = Backoff::default();
+    loop {
+        let message = tokio::select! {
+            () = stop.stopped() => break,
+            _ = commit.tick() => {
+                // A window Kafka did not take cannot be emitted again by this process: stop,
+                // so that a restart computes it again from the committed offsets.
+                commit_safe(&args.input, &consumer, &windows, &mut pending).await?;
+                continue;
+            }
+            message = consumer.recv() => message,
+        };
+        for p in revoked.lock().expect("revoked lock").drain(..) {
+            windows.drop_partition(p);
+        }
+        let message = match message {
+            Ok(message) => {
+                backoff.reset();
+                message
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!("cannot read {} ({e}); retrying in {delay:?}", args.input);
+                if stop.sleep(delay).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        let reading: Option<SensorReading> = message
+            .payload()
+            .and_then(|b| serde_json::from_slice(b).ok());
+        let Some(reading) = reading else {
+            m.invalid.inc();
+            continue;
+        };
+        match windows.push(&reading, message.partition(), message.offset()) {
+            Pushed::Accepted => m.records.inc(),
+            Pushed::Late => m.late.inc(),
+        };
+        for window in windows.drain_closed() {
+            let key = format!("{}/{}", window.line, window.machine);
+            let partition = partition_for_key(key.as_bytes(), out_partitions);
+            let trace = TraceHeader {
+                origin: origin.clone(),
+                seq: sequencer.next(partition),
+                ts: now_ms(),
+            };
+            let mut headers = OwnedHeaders::new();
+            for (name, value) in trace.encode() {
+                headers = headers.insert(Header {
+                    key: name,
+                    value: Some(value.as_bytes()),
+                });
+            }
+            let payload = serde_json::to_vec(&window)?;
+            let mut record = FutureRecord::to(&args.output)
+                .key(&key)
+                .payload(&payload)
+                .partition(partition)
+                .headers(headers);
+            loop {
+                match producer.send_result(record) {
+                    Ok(delivery) => {
+                        pending.push(delivery);
+                        break;
+                    }
+                    Err((e, r)) => {
+                        tracing::debug!("output queue full ({e}); waiting");
+                        record = r;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+            m.windows.inc();
+        }
+        m.open.set(windows.open_windows() as i64);
+    }
+    tracing::info!("process machines stopping: committing what is safe");
+    commit_safe(&args.input, &consumer, &windows, &mut pending).await?;
+    consumer.unsubscribe();
+    tracing::info!(late = windows.late(), "process machines stopped");
+    Ok(())
+}
+
+/// Waits for the emitted windows' delivery reports, then commits the safe offsets. An error
+/// means a window was lost in Kafka; a failed commit is only logged (the next one catches up).
+async fn commit_safe(
+    topic: &str,
+    consumer: &StreamConsumer<GroupContext>,
+    windows: &Windower,
+    pending: &mut Vec<DeliveryFuture>,
+) -> anyhow::Result<()> {
+    let results = futures::future::join_all(pending.drain(..)).await;
+    for r in results {
+        match r {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => {
+                anyhow::bail!("a window was not delivered ({e}); offsets are not committed")
+            }
+            Err(_) => anyhow::bail!("the producer went away; offsets are not committed"),
+        }
+    }
+    let safe: HashMap<i32, i64> = windows.safe_offsets();
+    if safe.is_empty() {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in safe {
+        tpl.add_partition_offset(topic, p, Offset::Offset(o))?;
+    }
+    if let Err(e) = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync)) {
+        tracing::warn!("cannot commit offsets of {topic} ({e}); trying again later");
+    }
+    Ok(())
+}

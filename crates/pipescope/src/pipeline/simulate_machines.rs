@@ -1,0 +1,342 @@
+//! `pipescope simulate machines`: N machines × M sensors publishing JSON sensor states to
+//! `machine/<line>/<machine>/<sensor>` over MQTT v5 at a total rate, each message traced with
+//! user properties (docs/trace-headers.md); or the replay of a JSON-lines event file.
+//! Prints a JSON summary on stdout at the end.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pipescope_core::pipeline::backoff::Backoff;
+use pipescope_core::pipeline::trace::{Sequencer, TraceHeader};
+use pipescope_core::pipeline::window::SensorReading;
+use prometheus_client::metrics::counter::Counter;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rumqttc::Outgoing;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
+use rumqttc::v5::{AsyncClient, Event};
+use serde::Serialize;
+
+use super::{Stop, WebArgs, now_ms, serve_web};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub web: WebArgs,
+    /// MQTT broker, mqtt://host:port.
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    pub mqtt: String,
+    /// Production lines the machines are spread over.
+    #[arg(long, default_value_t = 2)]
+    pub lines: u32,
+    /// Machines in all.
+    #[arg(long, default_value_t = 10)]
+    pub machines: u32,
+    /// Sensors per machine.
+    #[arg(long, default_value_t = 4)]
+    pub sensors: u32,
+    /// Messages per second, all machines together.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// MQTT QoS: 0 or 1.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub qos: u8,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Stop after this many messages (per pass, when replaying).
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop after this long.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Replay this JSON-lines file instead: one {"topic": "...", "payload": ...} per line,
+    /// sent at --rate messages per second.
+    #[arg(long)]
+    pub replay: Option<PathBuf>,
+    /// With --replay: start over at the end of the file until stopped.
+    #[arg(long = "loop")]
+    pub repeat: bool,
+    /// Origin id in the trace (default: sim-machines-<seed>-<start ms>); also the MQTT client id.
+    #[arg(long)]
+    pub origin: Option<String>,
+}
+
+const SENSOR_NAMES: [&str; 8] = [
+    "temperature",
+    "vibration",
+    "pressure",
+    "rpm",
+    "power",
+    "humidity",
+    "current",
+    "voltage",
+];
+
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    origin: String,
+    sent: u64,
+    acked: u64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ReplayLine {
+    topic: String,
+    payload: serde_json::Value,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    outgoing: AtomicU64,
+    acked: AtomicU64,
+    connected: AtomicBool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let (stop, _stop_tx) = Stop::on_signal();
+    anyhow::ensure!(
+        args.rate > 0.0,
+        "--rate must be more than 0 messages per second"
+    );
+    anyhow::ensure!(
+        args.lines >= 1 && args.machines >= 1 && args.sensors >= 1,
+        "--lines, --machines and --sensors must each be at least 1"
+    );
+    let origin = args
+        .origin
+        .clone()
+        .unwrap_or_else(|| format!("sim-machines-{}-{}", args.seed, now_ms()));
+    let qos = if args.qos == 1 {
+        QoS::AtLeastOnce
+    } else {
+        QoS::AtMostOnce
+    };
+    let sent_metric = Counter::<u64>::default();
+    let mut registry = crate::metrics::new_registry();
+    registry.register(
+        "pipescope_simulate_machines_messages_sent",
+        "Messages handed to the MQTT client",
+        sent_metric.clone(),
+    );
+    if let Some(listen) = args.web.listen {
+        serve_web("simulate machines", listen, registry, stop.clone()).await?;
+    }
+    let options = super::mqtt::options(&args.mqtt, &origin)?;
+    let (client, mut eventloop) = AsyncClient::new(options, 10_000);
+    let counts = Arc::new(Counts::default());
+    let loop_counts = counts.clone();
+    let mqtt = args.mqtt.clone();
+    let driver = tokio::spawn(async move {
+        let mut backoff = Backoff::default();
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    backoff.reset();
+                    loop_counts.connected.store(true, Ordering::Relaxed);
+                    tracing::info!(broker = %mqtt, "connected to MQTT");
+                }
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    loop_counts.acked.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Event::Outgoing(Outgoing::Publish(_))) => {
+                    loop_counts.outgoing.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+                Ok(_) => {}
+                Err(e) => {
+                    loop_counts.connected.store(false, Ordering::Relaxed);
+                    let delay = backoff.next_delay();
+                    tracing::warn!(broker = %mqtt, "MQTT connection failed ({e}); retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    });
+
+    let mut sequencer: Sequencer<String> = Sequencer::new();
+    let mut sent = 0u64;
+    let started = tokio::time::Instant::now();
+    let mut publish = async |topic: String, payload: Vec<u8>| -> anyhow::Result<()> {
+        let trace = TraceHeader {
+            origin: origin.clone(),
+            seq: sequencer.next(topic.clone()),
+            ts: now_ms(),
+        };
+        let properties = PublishProperties {
+            user_properties: trace
+                .encode()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            ..PublishProperties::default()
+        };
+        client
+            .publish_with_properties(topic, qos, false, payload, properties)
+            .await
+            .context("the MQTT client stopped taking messages")?;
+        sent_metric.inc();
+        Ok(())
+    };
+    // Pacing: every 10 ms send what the rate says is due since start.
+    let mut pace = tokio::time::interval(Duration::from_millis(10));
+    let due = |started: tokio::time::Instant| (args.rate * started.elapsed().as_secs_f64()) as u64;
+    let out_of_time =
+        |started: tokio::time::Instant| args.duration.is_some_and(|d| started.elapsed() >= d);
+
+    if let Some(path) = &args.replay {
+        let lines = read_replay(path)?;
+        anyhow::ensure!(!lines.is_empty(), "{}: no events to replay", path.display());
+        let total = args
+            .count
+            .map_or(lines.len() as u64, |c| c.min(lines.len() as u64));
+        let progress = if super::stderr_is_terminal() {
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        progress.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} events, {per_sec}, ETA {eta}")
+                .expect("a valid progress template"),
+        );
+        'passes: loop {
+            progress.set_position(0);
+            let mut index = 0u64;
+            while index < total {
+                tokio::select! {
+                    _ = pace.tick() => {}
+                    () = stop.stopped() => break 'passes,
+                }
+                if out_of_time(started) {
+                    break 'passes;
+                }
+                while sent < due(started) && index < total {
+                    let line = &lines[index as usize];
+                    let payload = match &line.payload {
+                        serde_json::Value::String(s) => s.clone().into_bytes(),
+                        other => other.to_string().into_bytes(),
+                    };
+                    publish(line.topic.clone(), payload).await?;
+                    sent += 1;
+                    index += 1;
+                    progress.inc(1);
+                }
+            }
+            if !args.repeat {
+                break;
+            }
+        }
+        progress.finish_and_clear();
+    } else {
+        let mut rng = StdRng::seed_from_u64(args.seed);
+        let sensors: Vec<String> = (0..args.sensors)
+            .map(|s| {
+                SENSOR_NAMES
+                    .get(s as usize)
+                    .map_or_else(|| format!("sensor{s}"), |n| (*n).to_owned())
+            })
+            .collect();
+        let mut values: Vec<f64> = (0..args.machines * args.sensors)
+            .map(|_| rng.random_range(10.0..100.0))
+            .collect();
+        let pairs = u64::from(args.machines * args.sensors);
+        'run: loop {
+            tokio::select! {
+                _ = pace.tick() => {}
+                () = stop.stopped() => break,
+            }
+            if out_of_time(started) {
+                break;
+            }
+            while sent < due(started) {
+                if args.count.is_some_and(|c| sent >= c) {
+                    break 'run;
+                }
+                let pair = (sent % pairs) as u32;
+                let (machine, sensor) = (pair / args.sensors, pair % args.sensors);
+                let value = &mut values[pair as usize];
+                *value += rng.random_range(-1.0..1.0);
+                let reading = SensorReading {
+                    line: format!("l{}", machine % args.lines),
+                    machine: format!("m{machine}"),
+                    sensor: sensors[sensor as usize].clone(),
+                    value: (*value * 1000.0).round() / 1000.0,
+                    ts: now_ms(),
+                };
+                let topic = format!(
+                    "machine/{}/{}/{}",
+                    reading.line, reading.machine, reading.sensor
+                );
+                publish(topic, serde_json::to_vec(&reading)?).await?;
+                sent += 1;
+            }
+            if args.count.is_some_and(|c| sent >= c) {
+                break;
+            }
+        }
+    }
+    // Wait until the broker has everything: PUBACKs at QoS 1, written at QoS 0.
+    let done = |c: &Counts| {
+        if qos == QoS::AtLeastOnce {
+            c.acked.load(Ordering::Relaxed) >= sent
+        } else {
+            c.outgoing.load(Ordering::Relaxed) >= sent
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !done(&counts)
+        && tokio::time::Instant::now() < deadline
+        && !stop.sleep(Duration::from_millis(20)).await
+    {}
+    if !done(&counts) && stop.is_stopped() {
+        // A second stop request: do not wait for the rest.
+        tracing::warn!("stopped before the broker took every message");
+    }
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
+    let summary = Summary {
+        origin,
+        sent,
+        acked: counts.acked.load(Ordering::Relaxed),
+    };
+    tracing::info!(
+        sent = summary.sent,
+        acked = summary.acked,
+        "simulate machines stopped"
+    );
+    println!("{}", serde_json::to_string(&summary)?);
+    if !done(&counts) {
+        anyhow::bail!(
+            "the broker at {} did not take every message ({} sent, {} acknowledged)",
+            args.mqtt,
+            summary.sent,
+            summary.acked
+        );
+    }
+    Ok(())
+}
+
+fn read_replay(path: &PathBuf) -> anyhow::Result<Vec<ReplayLine>> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot open the replay file {}", path.display()))?;
+    let mut lines = Vec::new();
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        lines.push(serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{}:{}: not an event — write each line as {{\"topic\": \"...\", \"payload\": ...}}",
+                path.display(),
+                n + 1
+            )
+        })?);
+    }
+    Ok(lines)
+}

@@ -1,0 +1,293 @@
+//! `pipescope sink influx`: Kafka topics → InfluxDB 1.x line protocol, in a consumer group.
+//!
+//! Records are mapped to lines by JSON paths (`--tag name=path`, `--field name=path`,
+//! `--time path`), written in batches (`/write?precision=ms`), and the batch's offsets are
+//! committed only after InfluxDB accepted the write. A failed write is retried with backoff
+//! (never skipped) and its records counted as retried; InfluxDB keeps one point per series
+//! and timestamp, so a write repeated after a crash does not double the data.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use pipescope_core::pipeline::backoff::Backoff;
+use pipescope_core::pipeline::line_protocol::LineMapping;
+use prometheus_client::metrics::counter::Counter;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{KafkaArgs, Stop, WebArgs, serve_web};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
+    /// Kafka topics to read (repeatable).
+    #[arg(long = "topic", required = true)]
+    pub topics: Vec<String>,
+    #[arg(long, default_value = "pipescope-sink-influx")]
+    pub group: String,
+    /// InfluxDB 1.x HTTP address.
+    #[arg(long, default_value = "http://127.0.0.1:8086")]
+    pub influx: String,
+    /// Database to write to (must exist).
+    #[arg(long)]
+    pub database: String,
+    /// Measurement name of every line.
+    #[arg(long)]
+    pub measurement: String,
+    /// NAME=JSON.PATH (repeatable): a tag from the record.
+    #[arg(long = "tag", value_name = "NAME=PATH")]
+    pub tags: Vec<String>,
+    /// NAME=JSON.PATH (repeatable, at least one): a field from the record.
+    #[arg(long = "field", value_name = "NAME=PATH", required = true)]
+    pub fields: Vec<String>,
+    /// JSON path of the point's time in epoch ms (default: the Kafka record's timestamp).
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Lines per write at most.
+    #[arg(long, default_value_t = 5000)]
+    pub batch_size: usize,
+    /// A batch is written at least this often.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub batch_interval: Duration,
+}
+
+fn pairs(specs: &[String], what: &str) -> anyhow::Result<Vec<(String, String)>> {
+    specs
+        .iter()
+        .map(|s| {
+            let (name, path) = s.split_once('=').with_context(|| {
+                format!("--{what} {s:?}: write it as NAME=JSON.PATH, e.g. machine=machine")
+            })?;
+            anyhow::ensure!(
+                !name.is_empty() && !path.is_empty(),
+                "--{what} {s:?}: name and path must not be empty"
+            );
+            Ok((name.to_owned(), path.to_owned()))
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Default)]
+struct Metrics {
+    written: Counter,
+    retried: Counter,
+    invalid: Counter,
+    writes: Counter,
+    failed_writes: Counter,
+}
+
+#[derive(Default)]
+struct Batch {
+    lines: String,
+    count: usize,
+    /// Next offset per (topic, partition).
+    offsets: HashMap<(String, i32), i64>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let (stop, _stop_tx) = Stop::on_signal();
+    let mapping = LineMapping {
+        measurement: args.measurement.clone(),
+        tags: pairs(&args.tags, "tag")?,
+        fields: pairs(&args.fields, "field")?,
+        time: args.time.clone(),
+    };
+    anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
+    let m = Metrics::default();
+    let mut registry = crate::metrics::new_registry();
+    registry.register(
+        "pipescope_sink_influx_records_written",
+        "Records InfluxDB accepted",
+        m.written.clone(),
+    );
+    registry.register(
+        "pipescope_sink_influx_records_retried",
+        "Records sent again after a failed write (each retry counts the batch)",
+        m.retried.clone(),
+    );
+    registry.register(
+        "pipescope_sink_influx_invalid_records",
+        "Records the mapping gives no line for (skipped)",
+        m.invalid.clone(),
+    );
+    registry.register(
+        "pipescope_sink_influx_writes",
+        "Successful writes",
+        m.writes.clone(),
+    );
+    registry.register(
+        "pipescope_sink_influx_failed_writes",
+        "Failed writes (retried)",
+        m.failed_writes.clone(),
+    );
+    if let Some(listen) = args.web.listen {
+        serve_web("sink influx", listen, registry, stop.clone()).await?;
+    }
+    let consumer: StreamConsumer = args
+        .kafka
+        .client_config()?
+        .set("group.id", &args.group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .with_context(|| format!("cannot make a Kafka consumer for {}", args.kafka.kafka))?;
+    let topics: Vec<&str> = args.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .with_context(|| format!("cannot subscribe to {}", args.topics.join(", ")))?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let url = format!("{}/write", args.influx.trim_end_matches('/'));
+    let mut batch = Batch::default();
+    let mut tick = tokio::time::interval(args.batch_interval);
+    let mut backoff = Backoff::default();
+    loop {
+        let message = tokio::select! {
+            () = stop.stopped() => break,
+            _ = tick.tick() => None,
+            message = consumer.recv() => Some(message),
+        };
+        if let Some(message) = message {
+            match message {
+                Ok(message) => {
+                    backoff.reset();
+                    let ts = message
+                        .timestamp()
+                        .to_millis()
+                        .unwrap_or_else(|| super::now_ms() as i64);
+                    match mapping.to_line(message.payload().unwrap_or_default(), ts) {
+                        Ok(line) => {
+                            batch.lines.push_str(&line);
+                            batch.lines.push('\n');
+                            batch.count += 1;
+                        }
+                        Err(e) => {
+                            m.invalid.inc();
+                            tracing::debug!(
+                                topic = message.topic(),
+                                offset = message.offset(),
+                                "record skipped: {e}"
+                            );
+                        }
+                    }
+                    batch.offsets.insert(
+                        (message.topic().to_owned(), message.partition()),
+                        message.offset() + 1,
+                    );
+                    if batch.count < args.batch_size {
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!("cannot read from Kafka ({e}); retrying in {delay:?}");
+                    if stop.sleep(delay).await {
+                        break;
+                    }
+                    continue;
+                }
+            }
+        }
+        if !flush(
+            &agent,
+            &url,
+            &args.database,
+            &mut batch,
+            &consumer,
+            &m,
+            &stop,
+        )
+        .await?
+        {
+            break;
+        }
+    }
+    tracing::info!("sink influx stopping: writing the last batch");
+    // One attempt for what was read; when it fails the offsets stay uncommitted and the next
+    // run reads these records again.
+    if !batch.offsets.is_empty()
+        && tokio::task::block_in_place(|| write(&agent, &url, &args.database, &batch.lines)).is_ok()
+    {
+        commit(&consumer, &batch)?;
+        m.written.inc_by(batch.count as u64);
+    }
+    consumer.unsubscribe();
+    tracing::info!("sink influx stopped");
+    Ok(())
+}
+
+/// Writes the batch (retrying until it succeeds or a stop comes), then commits its offsets.
+/// False when stopped before the write succeeded.
+async fn flush(
+    agent: &ureq::Agent,
+    url: &str,
+    database: &str,
+    batch: &mut Batch,
+    consumer: &StreamConsumer,
+    m: &Metrics,
+    stop: &Stop,
+) -> anyhow::Result<bool> {
+    if batch.offsets.is_empty() {
+        return Ok(true);
+    }
+    let mut backoff = Backoff::default();
+    loop {
+        let result = tokio::task::block_in_place(|| write(agent, url, database, &batch.lines));
+        match result {
+            Ok(()) => break,
+            Err(e) => {
+                m.failed_writes.inc();
+                let delay = backoff.next_delay();
+                tracing::warn!(
+                    lines = batch.count,
+                    "cannot write to InfluxDB at {url} ({e}); retrying in {delay:?}"
+                );
+                if stop.sleep(delay).await {
+                    return Ok(false);
+                }
+                m.retried.inc_by(batch.count as u64);
+            }
+        }
+    }
+    m.writes.inc();
+    m.written.inc_by(batch.count as u64);
+    commit(consumer, batch)?;
+    *batch = Batch::default();
+    Ok(true)
+}
+
+fn write(agent: &ureq::Agent, url: &str, database: &str, lines: &str) -> Result<(), ureq::Error> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    agent
+        .post(url)
+        .query("db", database)
+        .query("precision", "ms")
+        .send(lines)
+        .map(|_| ())
+}
+
+fn commit(consumer: &StreamConsumer, batch: &Batch) -> anyhow::Result<()> {
+    if batch.offsets.is_empty() {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in &batch.offsets {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+    }
+    // A failed commit only means these records may be written again (idempotent in InfluxDB).
+    if let Err(e) = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync)) {
+        tracing::warn!(
+            "cannot commit offsets after a write ({e}); the records may be written again"
+        );
+    }
+    Ok(())
+}

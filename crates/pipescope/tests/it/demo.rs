@@ -1,0 +1,232 @@
+//! The demo's parts: the embedded MQTT broker with its `$SYS` tree, the managed tansu, and
+//! `pipescope demo` as a user runs it.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use pipescope::demo::broker::{EmbeddedBroker, mqtt_connack};
+use pipescope::demo::tansu::{INSTALL, ManagedTansu, api_versions_answered};
+use pipescope_testkit::{free_port, wait_until};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+#[tokio::test]
+async fn embedded_broker_delivers_messages_and_publishes_sys() {
+    let broker = tokio::task::spawn_blocking(|| EmbeddedBroker::start(loopback(0)))
+        .await
+        .unwrap()
+        .expect("the embedded broker starts");
+    let mut options = MqttOptions::new("demo-test", "127.0.0.1", broker.addr().port());
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut events) = AsyncClient::new(options, 100);
+    client.subscribe("$SYS/#", QoS::AtMostOnce).await.unwrap();
+    client
+        .subscribe("demo/echo", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+
+    let mut sys: HashMap<String, Vec<String>> = HashMap::new();
+    let mut echoed = 0;
+    let mut published = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let received = sys
+            .get("$SYS/broker/publish/messages/received")
+            .and_then(|v| v.last())
+            .map(String::as_str);
+        let connected = sys
+            .get("$SYS/broker/clients/connected")
+            .and_then(|v| v.last())
+            .map(String::as_str);
+        let uptimes = sys.get("$SYS/broker/uptime").map_or(0, Vec::len);
+        // The router's meters see our connection at its next tick: wait for it.
+        if echoed == 1 && received == Some("1") && connected == Some("1") && uptimes >= 2 {
+            break;
+        }
+        let Ok(polled) = tokio::time::timeout_at(deadline, events.poll()).await else {
+            panic!("timed out; echoed {echoed}, $SYS seen: {sys:?}");
+        };
+        let event = polled.expect("the connection to the embedded broker holds");
+        match event {
+            Event::Incoming(Packet::SubAck(_)) if !published => {
+                published = true;
+                client
+                    .publish("demo/echo", QoS::AtLeastOnce, false, "hello")
+                    .await
+                    .unwrap();
+            }
+            Event::Incoming(Packet::Publish(p)) if p.topic == "demo/echo" => {
+                assert_eq!(&p.payload[..], b"hello");
+                echoed += 1;
+            }
+            Event::Incoming(Packet::Publish(p)) => {
+                let value = String::from_utf8(p.payload.to_vec()).unwrap();
+                sys.entry(p.topic).or_default().push(value);
+            }
+            _ => {}
+        }
+    }
+    let last = |topic: &str| sys[topic].last().unwrap().clone();
+    assert_eq!(last("$SYS/broker/version"), "rumqttd version 0.20.0");
+    // At least our client (the broker's own readiness probe may have overlapped it).
+    let maximum: u32 = last("$SYS/broker/clients/maximum").parse().unwrap();
+    assert!(maximum >= 1, "{sys:?}");
+    // Exactly our one message: the broker's own `$SYS` messages are not counted, so its `#`
+    // counter was not handed `$SYS` topics (MQTT-4.7.2-1, kept by the patched matching).
+    assert_eq!(last("$SYS/broker/messages/received"), "1");
+    assert_eq!(last("$SYS/broker/publish/bytes/received"), "5");
+    // Uptime is "N seconds" and moves.
+    let uptimes: Vec<u64> = sys["$SYS/broker/uptime"]
+        .iter()
+        .map(|v| v.strip_suffix(" seconds").unwrap().parse().unwrap())
+        .collect();
+    assert!(uptimes.windows(2).all(|w| w[1] >= w[0]), "{uptimes:?}");
+    assert!(uptimes.last() > uptimes.first(), "{uptimes:?}");
+}
+
+#[test]
+fn embedded_broker_reports_a_busy_port() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let err = EmbeddedBroker::start(busy.local_addr().unwrap()).unwrap_err();
+    assert!(err.to_string().contains("--mqtt-port"), "{err}");
+}
+
+fn alive(pid: u32) -> bool {
+    // A killed child that was waited for has no /proc entry left.
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn managed_tansu_answers_restarts_after_a_crash_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = loopback(free_port());
+    let mut tansu = ManagedTansu::start(addr, dir.path()).expect("tansu starts");
+    assert!(api_versions_answered(addr));
+    assert!(
+        dir.path().join("tansu.db").exists(),
+        "sqlite file in the data dir"
+    );
+    let first = tansu.pid().unwrap();
+    Command::new("kill")
+        .args(["-KILL", &first.to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || tansu.restarts() == 1
+            && api_versions_answered(addr)),
+        "tansu was not restarted; log:\n{}",
+        std::fs::read_to_string(tansu.log_path()).unwrap_or_default()
+    );
+    let second = tansu.pid().unwrap();
+    assert_ne!(first, second);
+    tansu.stop();
+    assert!(!alive(second), "tansu {second} still runs after stop");
+    assert!(!api_versions_answered(addr));
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+/// Process ids whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(needle).then_some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn demo_starts_both_brokers_and_the_portal_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, mqtt, kafka) = (free_port(), free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipescope"))
+        .args(["demo", "--listen", &format!("127.0.0.1:{web}")])
+        .args(["--mqtt-port", &mqtt.to_string()])
+        .args(["--kafka-port", &kafka.to_string()])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let health = wait_until(Duration::from_secs(40), || {
+        http_get(web, "/health").is_some_and(|a| a.starts_with("HTTP/1.1 200"))
+    });
+    if !health {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "no /health from the demo\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(mqtt_connack(loopback(mqtt)), "the MQTT broker answers");
+    assert!(api_versions_answered(loopback(kafka)), "tansu answers");
+    let tansu = processes_with(&format!("--listener-url tcp://127.0.0.1:{kafka}"));
+    assert_eq!(tansu.len(), 1, "one tansu child: {tansu:?}");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut stopped = None;
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            stopped = child.try_wait().unwrap();
+            stopped.is_some()
+        }),
+        "the demo did not stop on SIGTERM"
+    );
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stopped.unwrap().success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("portal        http://127.0.0.1:{web}/")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("not running yet: traffic simulators"),
+        "{stdout}"
+    );
+    assert!(!alive(tansu[0]), "tansu {} left behind", tansu[0]);
+    assert!(processes_with(&format!("tcp://127.0.0.1:{kafka}")).is_empty());
+}
+
+#[test]
+fn demo_without_tansu_says_how_to_install_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pipescope"))
+        .args(["demo", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("PATH", "/nonexistent")
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(INSTALL), "{stderr}");
+}

@@ -1,0 +1,682 @@
+//! The pipeline parts against real mosquitto, tansu (sqlite engine) and influxd, run as the
+//! user runs them: the pipescope binary, killed and restarted where the test says so.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pipescope_core::pipeline::trace::{MQTT_TOPIC, TraceHeader, TraceTally};
+use pipescope_testkit::{Influxd, Mosquitto, Tansu, free_port, wait_until};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+/// A pipescope part running as a child process; killed on drop, its log printed on failure.
+struct Part {
+    name: String,
+    child: Child,
+    log: tempfile::NamedTempFile,
+    port: u16,
+}
+
+impl Part {
+    fn start(name: &str, args: &[&str]) -> Self {
+        Self::start_on(name, free_port(), args)
+    }
+
+    fn start_on(name: &str, port: u16, args: &[&str]) -> Self {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let listen = format!("127.0.0.1:{port}");
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--listen", &listen]);
+        let child = Command::new(env!("CARGO_BIN_EXE_pipescope"))
+            .args(&all)
+            .env("PIPESCOPE_LOG", "info,librdkafka=warn,rdkafka=warn")
+            .stdout(Stdio::piped())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .expect("spawn pipescope");
+        Self {
+            name: name.into(),
+            child,
+            log,
+            port,
+        }
+    }
+
+    /// Sum of a metric over its label sets; None when /metrics does not answer.
+    fn metric(&self, name: &str) -> Option<f64> {
+        let text = ureq::get(format!("http://127.0.0.1:{}/metrics", self.port))
+            .call()
+            .ok()?
+            .body_mut()
+            .read_to_string()
+            .ok()?;
+        let mut sum = None;
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix(name) else {
+                continue;
+            };
+            if !(rest.starts_with(' ') || rest.starts_with('{')) {
+                continue;
+            }
+            let value: f64 = rest.rsplit(' ').next()?.parse().ok()?;
+            sum = Some(sum.unwrap_or(0.0) + value);
+        }
+        sum
+    }
+
+    fn wait_metric(&mut self, name: &str, timeout: Duration, cond: impl Fn(f64) -> bool) {
+        let ok = wait_until(timeout, || self.metric(name).is_some_and(&cond));
+        if !ok {
+            panic!(
+                "{}: {name} = {:?} did not reach the expected value in {timeout:?}\n--- log ---\n{}",
+                self.name,
+                self.metric(name),
+                self.log()
+            );
+        }
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Waits for the part to exit and returns its stdout; panics when it failed.
+    fn finish(&mut self, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut out = String::new();
+                self.child
+                    .stdout
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut out)
+                    .unwrap();
+                assert!(
+                    status.success(),
+                    "{} failed ({status})\n{}",
+                    self.name,
+                    self.log()
+                );
+                return out;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still running after {timeout:?}\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, and waits for a clean exit.
+    fn terminate(&mut self) -> String {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.finish(Duration::from_secs(60))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- {} log ---\n{}", self.name, self.log());
+        }
+    }
+}
+
+fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for r in runtime
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        ))
+        .unwrap()
+    {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+}
+
+/// Reads every partition of `topic` from the beginning to its end offset, one partition at a
+/// time, until `each` says it is done or `timeout` passes.
+fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
+    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    for partition in 0..partitions {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", format!("it-reader-{topic}"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let end = loop {
+            match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+                Ok((_, high)) => break high,
+                Err(e) => assert!(
+                    Instant::now() < deadline,
+                    "end offset of {topic}/{partition}: {e}"
+                ),
+            }
+        };
+        if end == 0 {
+            continue;
+        }
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        while Instant::now() < deadline {
+            if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+                let message = message.expect("consume");
+                if each(&message) {
+                    return;
+                }
+                if message.offset() + 1 >= end {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn end_offsets(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .map_or(-1, |w| w.1)
+        })
+        .collect()
+}
+
+fn trace_of(message: &rdkafka::message::BorrowedMessage<'_>) -> (TraceHeader, Option<String>) {
+    let headers = message.headers().expect("a traced record has headers");
+    let pairs: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|h| (h.key, h.value.unwrap_or_default()))
+        .collect();
+    let trace = TraceHeader::decode(pairs.iter().copied())
+        .expect("a well-formed trace")
+        .expect("a trace");
+    let topic = pairs
+        .iter()
+        .find(|(k, _)| *k == MQTT_TOPIC)
+        .map(|(_, v)| String::from_utf8(v.to_vec()).unwrap());
+    (trace, topic)
+}
+
+#[test]
+fn bridge_killed_mid_run_and_restarted_loses_no_message() {
+    // Scaled down from the 100,000 to keep the test short on a shared machine.
+    const MESSAGES: u64 = 12_000;
+    const PARTITIONS: i32 = 6;
+    let mosquitto = Mosquitto::start();
+    let tansu = Tansu::start();
+    let mqtt = mosquitto.url();
+    let bootstrap = tansu.bootstrap();
+    let bridge_args = [
+        "bridge",
+        "--mqtt",
+        &mqtt,
+        "--kafka",
+        &bootstrap,
+        "--map",
+        "machine/+/+/#=machine.data",
+        "--client-id",
+        "it-bridge",
+        "--max-in-flight",
+        "500",
+        "--partitions",
+        "6",
+    ];
+    let port = free_port();
+    let mut bridge = Part::start_on("bridge", port, &bridge_args);
+    bridge.wait_metric(
+        "pipescope_bridge_mqtt_subscribed",
+        Duration::from_secs(60),
+        |v| v == 1.0,
+    );
+
+    let count = MESSAGES.to_string();
+    let mut simulator = Part::start(
+        "simulate machines",
+        &[
+            "simulate",
+            "machines",
+            "--mqtt",
+            &mqtt,
+            "--machines",
+            "30",
+            "--sensors",
+            "4",
+            "--rate",
+            "3000",
+            "--qos",
+            "1",
+            "--count",
+            &count,
+            "--origin",
+            "it-sim",
+        ],
+    );
+    bridge.wait_metric(
+        "pipescope_bridge_records_delivered_total",
+        Duration::from_secs(60),
+        |v| v >= 3000.0,
+    );
+    assert!(
+        simulator.child.try_wait().unwrap().is_none(),
+        "the bridge is killed while messages still flow"
+    );
+    bridge.kill9();
+    drop(bridge);
+    let mut bridge = Part::start_on("bridge (restarted)", port, &bridge_args);
+    let summary: serde_json::Value =
+        serde_json::from_str(&simulator.finish(Duration::from_secs(120))).unwrap();
+    assert_eq!(summary["sent"], MESSAGES);
+    assert_eq!(summary["acked"], MESSAGES);
+
+    let mut tally = TraceTally::new();
+    let mut records = 0u64;
+    let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    read_topic(
+        &bootstrap,
+        "machine.data",
+        PARTITIONS,
+        Duration::from_secs(120),
+        |m| {
+            offsets.entry(m.partition()).or_default().push(m.offset());
+            let (trace, mqtt_topic) = trace_of(m);
+            let mqtt_topic = mqtt_topic.expect("the bridge keeps the MQTT topic in a header");
+            assert_eq!(
+                trace.origin, "it-sim",
+                "the simulator's trace is carried over"
+            );
+            let levels: Vec<&str> = mqtt_topic.split('/').collect();
+            assert_eq!(
+                m.key(),
+                Some(format!("{}/{}", levels[1], levels[2]).as_bytes())
+            );
+            tally.record(&trace, &mqtt_topic);
+            records += 1;
+            tally.distinct() == MESSAGES
+        },
+    );
+    for (p, o) in &offsets {
+        let contiguous = o.windows(2).all(|w| w[1] == w[0] + 1);
+        assert!(
+            contiguous && o.first() == Some(&0),
+            "partition {p}: offsets read are not 0, 1, 2, ..."
+        );
+    }
+    assert!(
+        bridge
+            .metric("pipescope_bridge_records_delivered_total")
+            .unwrap()
+            > 0.0,
+        "the restarted bridge delivered the rest"
+    );
+    assert_eq!(
+        tally.distinct(),
+        MESSAGES,
+        "every message is in Kafka ({records} records read, end offsets {:?}); restarted bridge: received {:?}, delivered {:?}, in flight {:?}",
+        end_offsets(&bootstrap, "machine.data", PARTITIONS),
+        bridge.metric("pipescope_bridge_messages_received_total"),
+        bridge.metric("pipescope_bridge_records_delivered_total"),
+        bridge.metric("pipescope_bridge_in_flight_messages"),
+    );
+    assert_eq!(tally.gaps(), 0);
+    eprintln!(
+        "bridge kill -9: {records} records read, {} distinct, {} duplicates",
+        tally.distinct(),
+        tally.duplicates()
+    );
+    bridge.terminate();
+}
+
+#[test]
+fn process_calls_restarted_mid_run_keeps_exact_totals_and_shares_with_a_second_instance() {
+    let tansu = Tansu::start();
+    let bootstrap = tansu.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let long_log = dir.path().join("long-calls.log");
+    let long_log_s = long_log.to_str().unwrap();
+    let processor_args = [
+        "process",
+        "calls",
+        "--kafka",
+        &bootstrap,
+        "--long-calls-log",
+        long_log_s,
+        "--snapshot-interval",
+        "300ms",
+        "-X",
+        "session.timeout.ms=6000",
+        "-X",
+        "heartbeat.interval.ms=500",
+    ];
+    let mut a = Part::start("process calls A", &processor_args);
+    a.wait_metric(
+        "pipescope_process_calls_owned_partitions",
+        Duration::from_secs(60),
+        |_| true,
+    );
+    let mut simulator = Part::start(
+        "simulate calls",
+        &[
+            "simulate",
+            "calls",
+            "--kafka",
+            &bootstrap,
+            "--calls-per-minute",
+            "30000",
+            "--mean-duration-s",
+            "40",
+            "--count",
+            "6000",
+            "--seed",
+            "7",
+            "--origin",
+            "it-calls",
+        ],
+    );
+    a.wait_metric(
+        "pipescope_process_calls_records_total",
+        Duration::from_secs(60),
+        |v| v >= 1500.0,
+    );
+    a.kill9();
+    let port = a.port;
+    drop(a);
+    let mut a = Part::start_on("process calls A (restarted)", port, &processor_args);
+    let summary: serde_json::Value =
+        serde_json::from_str(&simulator.finish(Duration::from_secs(120))).unwrap();
+    let calls = summary["calls"].as_f64().unwrap();
+    let duration = summary["duration_ms"].as_f64().unwrap();
+    assert_eq!(calls, 6000.0);
+    assert_eq!(summary["failed"], 0);
+    a.wait_metric(
+        "pipescope_process_calls_calls",
+        Duration::from_secs(90),
+        |v| v == calls,
+    );
+    assert_eq!(
+        a.metric("pipescope_process_calls_duration_milliseconds"),
+        Some(duration)
+    );
+    assert!(a.metric("pipescope_process_calls_restores_total").unwrap() >= 1.0);
+
+    // A second instance joins: the partitions are shared, each with its state.
+    let mut b = Part::start("process calls B", &processor_args);
+    let shared = wait_until(Duration::from_secs(90), || {
+        let owned = (
+            a.metric("pipescope_process_calls_owned_partitions"),
+            b.metric("pipescope_process_calls_owned_partitions"),
+        );
+        let counted = (
+            a.metric("pipescope_process_calls_calls"),
+            b.metric("pipescope_process_calls_calls"),
+        );
+        matches!((owned, counted), ((Some(oa), Some(ob)), (Some(ca), Some(cb)))
+            if oa >= 1.0 && ob >= 1.0 && oa + ob == 3.0 && ca + cb == calls)
+    });
+    assert!(
+        shared,
+        "two instances did not share the partitions with their totals: A owns {:?} ({:?} calls), B owns {:?} ({:?} calls)\n--- A ---\n{}\n--- B ---\n{}",
+        a.metric("pipescope_process_calls_owned_partitions"),
+        a.metric("pipescope_process_calls_calls"),
+        b.metric("pipescope_process_calls_owned_partitions"),
+        b.metric("pipescope_process_calls_calls"),
+        a.log(),
+        b.log()
+    );
+    let total_ms = a
+        .metric("pipescope_process_calls_duration_milliseconds")
+        .unwrap()
+        + b.metric("pipescope_process_calls_duration_milliseconds")
+            .unwrap();
+    assert_eq!(total_ms, duration);
+    // Calls over 60 s were logged (duplicates possible after the kill, none missing).
+    let logged: HashSet<String> = std::fs::read_to_string(&long_log)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["call_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(logged.len() as u64, summary["long_calls"].as_u64().unwrap());
+    b.terminate();
+    a.terminate();
+}
+
+#[test]
+fn process_machines_windows_match_a_hand_computed_expectation() {
+    let tansu = Tansu::start();
+    let bootstrap = tansu.bootstrap();
+    create_topic(&bootstrap, "machine.data", 1);
+    let mut processor = Part::start(
+        "process machines",
+        &[
+            "process",
+            "machines",
+            "--kafka",
+            &bootstrap,
+            "--window",
+            "10s",
+            "--allowed-lateness",
+            "2s",
+            "--commit-interval",
+            "200ms",
+        ],
+    );
+    const T0: u64 = 1_700_000_000_000; // a multiple of 10 s
+    let readings: [(&str, &str, f64, u64); 9] = [
+        ("m1", "temp", 20.0, 1_000),
+        ("m1", "temp", 22.0, 9_999),
+        ("m1", "rpm", 1500.0, 5_000),
+        ("m2", "temp", 30.0, 3_000),
+        ("m1", "temp", 25.0, 11_000),
+        ("m1", "temp", 18.0, 9_000),  // within the allowed lateness
+        ("m2", "temp", 31.0, 12_000), // watermark 12 s closes [0, 10 s)
+        ("m1", "temp", 99.0, 9_500),  // late
+        ("m1", "temp", 26.0, 25_000), // closes [10 s, 20 s)
+    ];
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    for (machine, sensor, value, t) in readings {
+        let payload = serde_json::json!({"line": "l1", "machine": machine, "sensor": sensor, "value": value, "ts": T0 + t}).to_string();
+        let key = format!("l1/{machine}");
+        producer
+            .send(
+                BaseRecord::to("machine.data")
+                    .partition(0)
+                    .key(&key)
+                    .payload(&payload),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+
+    let stats = |n: u64, min: f64, max: f64, mean: f64| serde_json::json!({"count": n, "min": min, "max": max, "mean": mean});
+    let window = |machine: &str, start: u64, count: u64, sensors: serde_json::Value| {
+        serde_json::json!({"line": "l1", "machine": machine, "window_start": T0 + start,
+            "window_end": T0 + start + 10_000, "count": count, "sensors": sensors})
+    };
+    let expected: BTreeMap<(String, u64), serde_json::Value> = [
+        window("m1", 0, 4, serde_json::json!({"temp": stats(3, 18.0, 22.0, 20.0), "rpm": stats(1, 1500.0, 1500.0, 1500.0)})),
+        window("m2", 0, 1, serde_json::json!({"temp": stats(1, 30.0, 30.0, 30.0)})),
+        window("m1", 10_000, 1, serde_json::json!({"temp": stats(1, 25.0, 25.0, 25.0)})),
+        window("m2", 10_000, 1, serde_json::json!({"temp": stats(1, 31.0, 31.0, 31.0)})),
+    ]
+    .into_iter()
+    .map(|w| ((w["machine"].as_str().unwrap().to_owned(), w["window_start"].as_u64().unwrap()), w))
+    .collect();
+    // read_topic reads up to the end offsets it finds: wait until the windows are written.
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            end_offsets(&bootstrap, "machine.out", 3)
+                .iter()
+                .sum::<i64>()
+                >= expected.len() as i64
+        }),
+        "machine.out got {:?} records, {} windows expected",
+        end_offsets(&bootstrap, "machine.out", 3),
+        expected.len()
+    );
+    let mut got = BTreeMap::new();
+    read_topic(&bootstrap, "machine.out", 3, Duration::from_secs(60), |m| {
+        let (trace, _) = trace_of(m);
+        assert!(trace.origin.starts_with("process-machines-"));
+        let w: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+        assert_eq!(
+            m.key(),
+            Some(format!("l1/{}", w["machine"].as_str().unwrap()).as_bytes())
+        );
+        got.insert(
+            (
+                w["machine"].as_str().unwrap().to_owned(),
+                w["window_start"].as_u64().unwrap(),
+            ),
+            w,
+        );
+        got.len() == expected.len()
+    });
+    assert_eq!(got, expected);
+    processor.wait_metric(
+        "pipescope_process_machines_late_records_total",
+        Duration::from_secs(10),
+        |v| v == 1.0,
+    );
+    assert_eq!(
+        processor.metric("pipescope_process_machines_records_total"),
+        Some(8.0)
+    );
+    assert_eq!(
+        processor.metric("pipescope_process_machines_open_windows"),
+        Some(1.0)
+    );
+    processor.terminate();
+}
+
+#[test]
+fn sink_writes_every_record_once_through_an_influxd_restart() {
+    let mut influx = Influxd::start();
+    influx.query("", "CREATE DATABASE it");
+    let tansu = Tansu::start();
+    let bootstrap = tansu.bootstrap();
+    create_topic(&bootstrap, "readings", 3);
+    let influx_url = influx.url();
+    let mut sink = Part::start(
+        "sink influx",
+        &[
+            "sink",
+            "influx",
+            "--kafka",
+            &bootstrap,
+            "--topic",
+            "readings",
+            "--influx",
+            &influx_url,
+            "--database",
+            "it",
+            "--measurement",
+            "reading",
+            "--tag",
+            "machine=machine",
+            "--field",
+            "value=value",
+            "--time",
+            "ts",
+            "--batch-size",
+            "100",
+            "--batch-interval",
+            "200ms",
+        ],
+    );
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let produce = |from: u64, to: u64| {
+        for i in from..to {
+            let payload = serde_json::json!({"machine": format!("m{}", i % 7), "value": i as f64 / 2.0, "ts": 1_700_000_000_000u64 + i}).to_string();
+            producer
+                .send(
+                    BaseRecord::to("readings")
+                        .key(&format!("m{}", i % 7))
+                        .payload(&payload),
+                )
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+    };
+    produce(0, 1000);
+    sink.wait_metric(
+        "pipescope_sink_influx_records_written_total",
+        Duration::from_secs(60),
+        |v| v == 1000.0,
+    );
+    influx.kill();
+    produce(1000, 2000);
+    sink.wait_metric(
+        "pipescope_sink_influx_failed_writes_total",
+        Duration::from_secs(60),
+        |v| v >= 1.0,
+    );
+    influx.restart();
+    sink.wait_metric(
+        "pipescope_sink_influx_records_written_total",
+        Duration::from_secs(60),
+        |v| v == 2000.0,
+    );
+    assert!(
+        sink.metric("pipescope_sink_influx_records_retried_total")
+            .unwrap()
+            >= 1.0
+    );
+    let answer: serde_json::Value =
+        serde_json::from_str(&influx.query("it", "SELECT count(value) FROM reading")).unwrap();
+    assert_eq!(
+        answer["results"][0]["series"][0]["values"][0][1], 2000,
+        "{answer}"
+    );
+    sink.terminate();
+}
