@@ -131,6 +131,13 @@ pub struct KafkaCluster {
     /// Series per partition, or summed per topic (fewer series on big clusters).
     #[serde(default)]
     pub metrics_granularity: MetricsGranularity,
+    /// Observations (one per scrape) in each group partition's verdict window (Burrow's N).
+    #[serde(default = "default_verdict_window")]
+    pub verdict_window: usize,
+}
+
+fn default_verdict_window() -> usize {
+    pipescope_core::kafka::verdict::DEFAULT_WINDOW_LEN
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -975,6 +982,18 @@ fn validate(config: &Config) -> Vec<ConfigError> {
         if let Some(tls) = &cluster.tls {
             check_tls(&format!("{at}.tls"), tls, &mut errors);
         }
+        if cluster.verdict_window < 2 {
+            errors.push(
+                ConfigError::new(
+                    format!("{at}.verdict_window"),
+                    format!(
+                        "{} is too small: a verdict compares at least 2 observations",
+                        cluster.verdict_window
+                    ),
+                )
+                .hint("use 2 or more (default 10)"),
+            );
+        }
         for (key, patterns) in [
             ("groups_allow", &cluster.groups_allow),
             ("groups_deny", &cluster.groups_deny),
@@ -1461,6 +1480,13 @@ url = "http://x"
         assert!(
             errors[1].starts_with("kafka.k.topics_deny[0]: invalid regex \"[\""),
             "{errors:#?}"
+        );
+        let errors = errors_of("[kafka.k]\nbootstrap = \"a:1\"\nverdict_window = 1\n");
+        assert_eq!(
+            errors,
+            vec![
+                "kafka.k.verdict_window: 1 is too small: a verdict compares at least 2 observations — use 2 or more (default 10)"
+            ]
         );
         let errors =
             errors_of("[kafka.k]\nbootstrap = \"a:1\"\nmetrics_granularity = \"topics\"\n");

@@ -35,7 +35,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     store::metrics::register(&mut registry, store.clone());
     crate::metrics::register_bus(&mut registry, &bus);
 
-    let kafka_live = start_kafka_watchers(&config, &bus, &mut registry)?;
+    let kafka_live = start_kafka_watchers(&config, &bus, &mut registry, &store)?;
 
     let mqtt = mqtt::MqttState::new(&config.mqtt, Arc::new(SystemClock));
     registry.register_collector(Box::new(mqtt::export::MqttCollector::new(mqtt.clone())));
@@ -88,6 +88,7 @@ fn start_kafka_watchers(
     config: &Config,
     bus: &Bus,
     registry: &mut Registry,
+    store: &store::Store,
 ) -> anyhow::Result<kafka::LiveState> {
     let live = kafka::LiveState::new();
     let mut filters = BTreeMap::new();
@@ -101,9 +102,11 @@ fn start_kafka_watchers(
         tokio::spawn(kafka::watch(
             scraper,
             cluster.scrape_interval,
+            kafka::analyzer_config(cluster),
             live.clone(),
             bus.clone(),
             Arc::new(SystemClock),
+            Some(store.clone()),
         ));
         tracing::info!(cluster = %name, "watching Kafka cluster");
     }

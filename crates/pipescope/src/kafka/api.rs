@@ -1,5 +1,6 @@
-//! The JSON API over the Kafka live state: `/api/v1/kafka/...`. Raw numbers and per-item errors;
-//! a value that may be missing is `{"Ok": value}` or `{"Err": "why"}`.
+//! The JSON API over the Kafka live state: `/api/v1/kafka/...`. Raw numbers and per-item errors
+//! (a value that may be missing is the value, or `{"error": "why"}`), with the analyzer's rates,
+//! lag and verdicts beside them (`null` until a scrape has been analysed).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,7 +12,11 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
 
-use super::state::{ClusterState, LiveState, TopicConfig};
+use pipescope_core::kafka::analyzer::{GroupView, PartitionView, RateNote, TopicView};
+use pipescope_core::kafka::lag::{CatchUp, LagSecondsBasis};
+use pipescope_core::kafka::{KafkaView, Verdict};
+
+use super::state::{ClusterState, GroupState, LiveState, PartitionState, TopicConfig, TopicState};
 
 pub fn router(live: LiveState) -> Router {
     Router::new()
@@ -123,6 +128,7 @@ struct TopicSummary<'a> {
     name: &'a str,
     internal: bool,
     error: Option<&'a str>,
+    #[serde(serialize_with = "super::state::item::serialize_ref")]
     config: &'a Result<TopicConfig, String>,
     partitions: usize,
     offline_partitions: usize,
@@ -131,6 +137,47 @@ struct TopicSummary<'a> {
     end_offset_sum: i64,
     /// Partitions whose offsets are unknown this scrape.
     partitions_with_errors: usize,
+    #[serde(flatten)]
+    rate: TopicRate,
+}
+
+/// A topic's produce rate: the sum over the partitions whose rate is known this scrape.
+#[derive(Debug, Default, Serialize)]
+struct TopicRate {
+    messages_per_second: Option<f64>,
+    messages_per_minute: Option<f64>,
+    /// Partitions whose rate is known (and summed); fewer than `partitions` right after start,
+    /// or when some partition's offsets failed.
+    partitions_with_rate: usize,
+}
+
+impl TopicRate {
+    fn of(view: Option<&TopicView>) -> Self {
+        view.map_or_else(Self::default, |v| Self {
+            messages_per_second: v.messages_per_second,
+            messages_per_minute: v.messages_per_minute,
+            partitions_with_rate: v.partitions_with_rate,
+        })
+    }
+}
+
+fn topic_view<'a>(view: Option<&'a KafkaView>, topic: &str) -> Option<&'a TopicView> {
+    view?.topics.iter().find(|t| t.topic == topic)
+}
+
+fn partition_view<'a>(
+    view: Option<&'a KafkaView>,
+    topic: &str,
+    partition: i32,
+) -> Option<&'a PartitionView> {
+    view?
+        .partitions
+        .iter()
+        .find(|p| p.topic == topic && p.partition == partition)
+}
+
+fn group_view<'a>(view: Option<&'a KafkaView>, group: &str) -> Option<&'a GroupView> {
+    view?.groups.iter().find(|g| g.group == group)
 }
 
 async fn topics(State(live): State<LiveState>, Path(name): Path<String>) -> Response {
@@ -160,6 +207,7 @@ async fn topics(State(live): State<LiveState>, Path(name): Path<String>) -> Resp
                     .iter()
                     .filter(|p| p.latest.is_err() || p.earliest.is_err())
                     .count(),
+                rate: TopicRate::of(topic_view(c.view.as_deref(), &t.name)),
             })
             .collect();
         Json(list).into_response()
@@ -171,9 +219,169 @@ async fn topic(
     Path((name, topic)): Path<(String, String)>,
 ) -> Response {
     with_cluster(&live, &name, |c| match c.topic(&topic) {
-        Some(t) => Json(t).into_response(),
+        Some(t) => Json(topic_detail(t, c.view.as_deref())).into_response(),
         None => not_found(format!("cluster {name:?} has no topic {topic:?}")),
     })
+}
+
+#[derive(Debug, Serialize)]
+struct TopicDetail<'a> {
+    #[serde(flatten)]
+    topic: &'a TopicState,
+    #[serde(flatten)]
+    rate: TopicRate,
+}
+
+/// A partition with its produce rate (the `partitions` of [`TopicDetail`] replace the state's).
+#[derive(Debug, Serialize)]
+struct PartitionDetail<'a> {
+    #[serde(flatten)]
+    partition: &'a PartitionState,
+    messages_per_second: Option<f64>,
+    messages_per_minute: Option<f64>,
+    /// Why the rate is missing or how it was taken (`measured`, `first_reading`, `reset`...).
+    rate_note: Option<RateNote>,
+}
+
+fn topic_detail<'a>(t: &'a TopicState, view: Option<&'a KafkaView>) -> serde_json::Value {
+    let partitions: Vec<PartitionDetail> = t
+        .partitions
+        .iter()
+        .map(|p| {
+            let v = partition_view(view, &t.name, p.partition);
+            PartitionDetail {
+                partition: p,
+                messages_per_second: v.and_then(|v| v.messages_per_second),
+                messages_per_minute: v.and_then(|v| v.messages_per_minute),
+                rate_note: v.map(|v| v.rate_note),
+            }
+        })
+        .collect();
+    let mut json = serde_json::to_value(TopicDetail {
+        topic: t,
+        rate: TopicRate::of(topic_view(view, &t.name)),
+    })
+    .unwrap_or_default();
+    json["partitions"] = serde_json::to_value(partitions).unwrap_or_default();
+    json
+}
+
+/// A group's lag summary: sums and maxima over its partitions, and its worst partition's verdict.
+#[derive(Debug, Default, Serialize)]
+struct GroupLag {
+    /// `null` until the group has been analysed.
+    verdict: Option<Verdict>,
+    /// Sum of the known lags.
+    lag_offsets: Option<i64>,
+    /// Partitions whose lag is unknown (not in `lag_offsets`).
+    partitions_lag_unknown: usize,
+    /// Of those, partitions whose committed offset is beyond the end offset.
+    partitions_beyond_end: usize,
+    max_lag_seconds: Option<f64>,
+    max_lag_seconds_estimated: bool,
+}
+
+impl GroupLag {
+    fn of(view: Option<&GroupView>) -> Self {
+        view.map_or_else(Self::default, |g| Self {
+            verdict: Some(g.verdict),
+            lag_offsets: Some(g.lag_offsets),
+            partitions_lag_unknown: g.partitions_lag_unknown,
+            partitions_beyond_end: g.partitions_beyond_end,
+            max_lag_seconds: g.max_lag_seconds,
+            max_lag_seconds_estimated: g.max_lag_seconds_estimated,
+        })
+    }
+}
+
+/// One partition of a group, as the analyzer sees it.
+#[derive(Debug, Serialize)]
+struct GroupPartitionLag<'a> {
+    topic: &'a str,
+    partition: i32,
+    committed: i64,
+    /// The end offset the lag was taken against.
+    latest: Option<i64>,
+    /// `null` when unknown; `lag_note` then says why.
+    lag_offsets: Option<i64>,
+    /// e.g. "committed offset beyond end offset"; `null` when measured.
+    lag_note: Option<&'static str>,
+    lag_seconds: Option<f64>,
+    /// `exact` (timestamp of the record at the committed offset), `estimated` (when the log end
+    /// passed the committed offset, interpolated) or `unknown`.
+    lag_seconds_basis: LagSecondsBasis,
+    /// `{"state": "caught_up" | "in_seconds" (with `seconds`) | "falling_behind" | "unknown"}`.
+    catch_up: CatchUp,
+    verdict: Verdict,
+    window_observations: usize,
+    window_complete: bool,
+    last_commit_seen_ms: Option<u64>,
+    /// `false` when this scrape did not report the group on the partition (last known numbers).
+    reported_this_scrape: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct GroupDetail<'a> {
+    #[serde(flatten)]
+    group: &'a GroupState,
+    #[serde(flatten)]
+    lag: GroupLag,
+    /// Per topic: lag summed over its partitions, the largest lag in seconds, worst verdict.
+    topics: Vec<GroupTopicLag<'a>>,
+    /// Per partition, sorted by topic and partition.
+    partitions: Vec<GroupPartitionLag<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct GroupTopicLag<'a> {
+    topic: &'a str,
+    /// Sum of the known lags.
+    lag_offsets: i64,
+    partitions_lag_unknown: usize,
+    max_lag_seconds: Option<f64>,
+    verdict: Verdict,
+}
+
+fn group_detail<'a>(g: &'a GroupState, view: Option<&'a GroupView>) -> GroupDetail<'a> {
+    let partitions = view
+        .into_iter()
+        .flat_map(|v| &v.topics)
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| GroupPartitionLag {
+                topic: &t.topic,
+                partition: p.partition,
+                committed: p.committed,
+                latest: p.latest,
+                lag_offsets: p.lag.offsets,
+                lag_note: p.lag.note.message(),
+                lag_seconds: p.lag_seconds.seconds,
+                lag_seconds_basis: p.lag_seconds.basis,
+                catch_up: p.catch_up,
+                verdict: p.verdict,
+                window_observations: p.window_observations,
+                window_complete: p.window_complete,
+                last_commit_seen_ms: p.last_commit_seen_ms,
+                reported_this_scrape: p.reported_this_scrape,
+            })
+        })
+        .collect();
+    let topics = view
+        .into_iter()
+        .flat_map(|v| &v.topics)
+        .map(|t| GroupTopicLag {
+            topic: &t.topic,
+            lag_offsets: t.lag_offsets,
+            partitions_lag_unknown: t.partitions_lag_unknown,
+            max_lag_seconds: t.max_lag_seconds,
+            verdict: t.verdict,
+        })
+        .collect();
+    GroupDetail {
+        group: g,
+        lag: GroupLag::of(view),
+        topics,
+        partitions,
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -188,6 +396,8 @@ struct GroupSummary<'a> {
     /// Why the group could not be described / its offsets read, if so.
     description_error: Option<&'a str>,
     offsets_error: Option<&'a str>,
+    #[serde(flatten)]
+    lag: GroupLag,
 }
 
 async fn groups(State(live): State<LiveState>, Path(name): Path<String>) -> Response {
@@ -204,6 +414,7 @@ async fn groups(State(live): State<LiveState>, Path(name): Path<String>) -> Resp
                 committed_partitions: g.offsets.as_ref().ok().map(Vec::len),
                 description_error: g.description.as_ref().err().map(String::as_str),
                 offsets_error: g.offsets.as_ref().err().map(String::as_str),
+                lag: GroupLag::of(group_view(c.view.as_deref(), &g.name)),
             })
             .collect();
         Json(list).into_response()
@@ -215,7 +426,7 @@ async fn group(
     Path((name, group)): Path<(String, String)>,
 ) -> Response {
     with_cluster(&live, &name, |c| match c.group(&group) {
-        Some(g) => Json(g).into_response(),
+        Some(g) => Json(group_detail(g, group_view(c.view.as_deref(), &group))).into_response(),
         None => not_found(format!("cluster {name:?} has no group {group:?}")),
     })
 }

@@ -1,10 +1,13 @@
-//! `pipescope_kafka_*` for Prometheus, read from the live state at each `/metrics` request.
+//! `pipescope_kafka_*` for Prometheus, read from the live state at each `/metrics` request:
+//! the raw scrape (brokers, offsets, commits) and the analyzer's view (rates, lag, verdicts).
 //! Group and topic allow/deny regexes bound the number of series on big clusters.
 
 use std::collections::BTreeMap;
 
+use pipescope_core::kafka::metrics as names;
+use pipescope_core::kafka::view_to_samples;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use regex::Regex;
 
@@ -180,7 +183,7 @@ fn gauges(state: &ClusterState, filters: &ClusterFilters) -> Vec<Gauge> {
             "pipescope_kafka_group_committed_offset",
         )
     };
-    vec![
+    let mut out = vec![
         (
             "pipescope_kafka_broker_up",
             "Whether the broker answered the latest scrape (1) or not (0).",
@@ -211,7 +214,141 @@ fn gauges(state: &ClusterState, filters: &ClusterFilters) -> Vec<Gauge> {
             "Offset the consumer group committed on the partition, or summed over the topic.",
             committed,
         ),
-    ]
+    ];
+    out.extend(derived(state, filters));
+    out
+}
+
+/// Label names of the view's samples, in the order they are exported.
+const LABEL_ORDER: [&str; 4] = ["cluster", "group", "topic", "partition"];
+
+/// The analyzer's series (rates, lag, verdicts, clamped commits), filtered like the raw ones.
+/// End and committed offsets are left out: the raw gauges above already export them.
+/// Per topic, partition series are replaced by the topic's rate and per group and topic sums.
+fn derived(state: &ClusterState, filters: &ClusterFilters) -> Vec<Gauge> {
+    let Some(view) = state.view.as_deref() else {
+        return Vec::new();
+    };
+    let by_topic = filters.granularity == MetricsGranularity::Topic;
+    let mut out: Vec<Gauge> = Vec::new();
+    let mut push = |name: &'static str, labels: Vec<(&'static str, String)>, value: f64| match out
+        .iter_mut()
+        .find(|g| g.0 == name)
+    {
+        Some(g) => g.2.push((labels, value)),
+        None => out.push((name, help(name), vec![(labels, value)])),
+    };
+    for sample in view_to_samples(view, &state.name) {
+        let Some(name) = DERIVED.iter().copied().find(|n| *n == sample.metric) else {
+            continue;
+        };
+        let labels = &sample.labels;
+        if labels
+            .get("topic")
+            .is_some_and(|t| !filters.topics.allows(t))
+            || labels
+                .get("group")
+                .is_some_and(|g| !filters.groups.allows(g))
+            || (by_topic && labels.get("partition").is_some())
+        {
+            continue;
+        }
+        let labels = LABEL_ORDER
+            .iter()
+            .filter_map(|k| labels.get(k).map(|v| (*k, v.to_string())))
+            .collect();
+        push(name, labels, sample.value);
+    }
+    if by_topic {
+        for g in view
+            .groups
+            .iter()
+            .filter(|g| filters.groups.allows(&g.group))
+        {
+            for t in g.topics.iter().filter(|t| filters.topics.allows(&t.topic)) {
+                let labels = vec![
+                    ("cluster", state.name.clone()),
+                    ("group", g.group.clone()),
+                    ("topic", t.topic.clone()),
+                ];
+                // A sum with a partition missing would look like a drop: leave it out instead.
+                if t.partitions_lag_unknown == 0 {
+                    push(
+                        GROUP_TOPIC_LAG_OFFSETS_SUM,
+                        labels.clone(),
+                        t.lag_offsets as f64,
+                    );
+                }
+                if let Some(seconds) = t.max_lag_seconds {
+                    push(GROUP_TOPIC_LAG_SECONDS_MAX, labels.clone(), seconds);
+                }
+                push(GROUP_TOPIC_VERDICT, labels, f64::from(t.verdict.code()));
+            }
+        }
+    }
+    out
+}
+
+/// Per topic (`metrics_granularity = "topic"`): a group's lag summed over a topic's partitions.
+pub const GROUP_TOPIC_LAG_OFFSETS_SUM: &str = "pipescope_kafka_group_topic_lag_offsets_sum";
+/// Per topic: a group's largest lag in seconds over a topic's partitions.
+pub const GROUP_TOPIC_LAG_SECONDS_MAX: &str = "pipescope_kafka_group_topic_lag_seconds_max";
+/// Per topic: a group's worst verdict over a topic's partitions (same codes).
+pub const GROUP_TOPIC_VERDICT: &str = "pipescope_kafka_group_topic_verdict";
+
+/// The view's series exported here (its end and committed offsets come from the raw state).
+const DERIVED: [&str; 9] = [
+    names::PARTITION_MESSAGES_PER_SECOND,
+    names::TOPIC_MESSAGES_PER_MINUTE,
+    names::GROUP_LAG_OFFSETS,
+    names::GROUP_LAG_SECONDS,
+    names::GROUP_LAG_SECONDS_ESTIMATED,
+    names::GROUP_COMMITTED_BEYOND_END,
+    names::GROUP_PARTITION_VERDICT,
+    names::GROUP_VERDICT,
+    names::CLAMPED_COMMITS_TOTAL,
+];
+
+fn help(name: &str) -> &'static str {
+    match name {
+        names::PARTITION_MESSAGES_PER_SECOND => {
+            "Records appended per second to the partition between the last two good scrapes."
+        }
+        names::TOPIC_MESSAGES_PER_MINUTE => {
+            "Records appended per minute to the topic, summed over the partitions with a known rate."
+        }
+        names::GROUP_LAG_OFFSETS => {
+            "Records between the group's committed offset and the log end (absent when unknown)."
+        }
+        names::GROUP_LAG_SECONDS => {
+            "Age of the record at the group's committed offset, exact or estimated (absent when unknown)."
+        }
+        names::GROUP_LAG_SECONDS_ESTIMATED => {
+            "1 when the matching lag in seconds is interpolated from end-offset history, 0 when exact."
+        }
+        names::GROUP_COMMITTED_BEYOND_END => {
+            "1 when the group's committed offset is beyond the partition's end offset (lag unknown)."
+        }
+        names::GROUP_PARTITION_VERDICT => {
+            "Verdict on the group's partition: 0 OK, 1 WARN, 2 STOPPED, 3 STALLED, 4 REWOUND."
+        }
+        names::GROUP_VERDICT => {
+            "Verdict on the group (its worst partition): 0 OK, 1 WARN, 2 STOPPED, 3 STALLED, 4 REWOUND."
+        }
+        names::CLAMPED_COMMITS_TOTAL => {
+            "Commits found a little past the end offset (racing its read) and reported as lag 0."
+        }
+        GROUP_TOPIC_LAG_OFFSETS_SUM => {
+            "The group's lag summed over the topic's partitions (absent when one is unknown)."
+        }
+        GROUP_TOPIC_LAG_SECONDS_MAX => {
+            "The group's largest lag in seconds over the topic's partitions."
+        }
+        GROUP_TOPIC_VERDICT => {
+            "The group's worst verdict over the topic's partitions (codes as the group verdict)."
+        }
+        _ => "",
+    }
 }
 
 impl Collector for KafkaCollector {
@@ -229,6 +366,17 @@ impl Collector for KafkaCollector {
             }
         }
         for (name, help, series) in merged {
+            // The encoder appends `_total` to a counter's name.
+            if let Some(counter) = name.strip_suffix("_total") {
+                let mut metric =
+                    encoder.encode_descriptor(counter, help, None, MetricType::Counter)?;
+                for (labels, value) in series {
+                    metric
+                        .encode_family(&labels)?
+                        .encode_counter::<NoLabelSet, _, u64>(&(value as u64), None)?;
+                }
+                continue;
+            }
             let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for (labels, value) in series {
                 metric.encode_family(&labels)?.encode_gauge(&value)?;

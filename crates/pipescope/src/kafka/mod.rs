@@ -1,6 +1,7 @@
 //! The Kafka watcher: an admin connection layer over `kafka-protocol` ([`conn`]), the scrape of
 //! a whole cluster in few batched requests ([`scrape`]), the live state it keeps ([`state`]),
-//! and its outputs: samples on the bus, the JSON API ([`api`]) and Prometheus metrics ([`metrics`]).
+//! the analyzer's rates, lag and verdicts kept beside it, and its outputs: samples on the bus,
+//! the JSON API ([`api`]) and Prometheus metrics ([`metrics`]).
 
 pub mod api;
 pub mod conn;
@@ -12,11 +13,19 @@ pub mod state;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pipescope_core::{Clock, Labels, Sample};
+use std::collections::{BTreeMap, HashMap};
+
+use pipescope_core::kafka::metrics as names;
+use pipescope_core::kafka::rate::EndOffsetPoint;
+use pipescope_core::kafka::verdict::CommitPoint;
+use pipescope_core::kafka::{AnalyzerConfig, KafkaAnalyzer, TopicPartition, view_to_samples};
+use pipescope_core::tsdb::AggregateFn;
+use pipescope_core::{Clock, EpochMillis, Labels, Sample};
 use tokio::time::MissedTickBehavior;
 
 use crate::bus::Bus;
 use crate::config::KafkaCluster;
+use crate::store::{Store, StoreError};
 use conn::{ConnectOptions, Pool, SaslCredentials};
 pub use scrape::Scraper;
 pub use state::{ClusterState, LiveState};
@@ -45,21 +54,49 @@ pub fn scraper(name: &str, cluster: &KafkaCluster) -> Result<Scraper, String> {
 }
 
 /// Scrapes every `interval` (from the start of one scrape to the next; a scrape longer than
-/// the interval delays the next one rather than overlapping it), keeps the latest state in
-/// `live` and publishes its raw numbers on the bus. Runs until the task is dropped.
+/// the interval delays the next one rather than overlapping it), derives rates, lag and
+/// verdicts with one [`KafkaAnalyzer`] per cluster, keeps the latest state and view in `live`
+/// and publishes their numbers on the bus. Runs until the task is dropped.
+///
+/// With a `history` store, the analyzer first rebuilds its end-offset histories and verdict
+/// windows from the points stored before a restart (see [`restore`]).
 pub async fn watch(
     scraper: Scraper,
     interval: Duration,
+    analyzer: AnalyzerConfig,
     live: LiveState,
     bus: Bus,
     clock: Arc<dyn Clock>,
+    history: Option<Store>,
 ) {
+    let mut analyzer = KafkaAnalyzer::new(analyzer);
+    if let Some(store) = history {
+        let lookback_ms = interval.as_millis() as u64 * analyzer.config().history_points as u64;
+        match restore(
+            &mut analyzer,
+            &store,
+            scraper.name(),
+            clock.now_millis(),
+            lookback_ms,
+        ) {
+            Ok((partitions, windows)) => tracing::info!(
+                cluster = scraper.name(),
+                partitions,
+                windows,
+                "rebuilt Kafka history from the store"
+            ),
+            Err(e) => tracing::warn!(
+                cluster = scraper.name(),
+                "cannot read Kafka history from the store ({e}); rates, estimated lag and verdicts start from scratch"
+            ),
+        }
+    }
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         let previous = live.get(scraper.name());
-        let state = scraper.scrape(clock.as_ref(), previous.as_deref()).await;
+        let mut state = scraper.scrape(clock.as_ref(), previous.as_deref()).await;
         match &state.error {
             Some(e) => tracing::warn!(cluster = scraper.name(), "{e}"),
             None => tracing::debug!(
@@ -68,13 +105,41 @@ pub async fn watch(
                 "scraped"
             ),
         }
+        // A missed scrape (no snapshot) is not ingested: it only makes the next interval longer.
+        if let Some(snapshot) = &state.snapshot {
+            let held = held_groups(&state, previous.as_deref());
+            analyzer.hold_groups(held.iter().map(String::as_str), snapshot.time_ms);
+            state.view = Some(Arc::new(analyzer.ingest(snapshot)));
+        }
         bus.publish(samples(&state));
         live.set(state);
     }
 }
 
-/// The raw numbers of one scrape as samples: broker up, scrape duration, partition offsets and
-/// committed offsets (the analyzer's rates and lag are derived from these).
+/// Groups whose committed offsets are unknown this scrape although they may still commit: their
+/// OffsetFetch (or coordinator lookup) failed, or they are missing from a group list that some
+/// broker failed to give. No answer is not "no commit", so they must not drift towards STOPPED.
+fn held_groups(state: &ClusterState, previous: Option<&ClusterState>) -> Vec<String> {
+    let mut held: Vec<String> = state
+        .groups
+        .iter()
+        .filter(|g| g.offsets.is_err())
+        .map(|g| g.name.clone())
+        .collect();
+    if !state.group_list_errors.is_empty() {
+        let known = previous.and_then(|p| p.view.as_deref());
+        for g in known.into_iter().flat_map(|v| &v.groups) {
+            if state.group(&g.group).is_none() {
+                held.push(g.group.clone());
+            }
+        }
+    }
+    held
+}
+
+/// The numbers of one scrape as samples: broker up and scrape duration always; when the scrape
+/// read offsets, the log start offsets and everything the analyzer derived (end offsets, rates,
+/// committed offsets, lag, verdicts: see `pipescope_core::kafka::metrics`).
 pub fn samples(state: &ClusterState) -> Vec<Sample> {
     let cluster = state.name.as_str();
     let at = state.scraped_at_ms;
@@ -101,37 +166,175 @@ pub fn samples(state: &ClusterState) -> Vec<Sample> {
     };
     for p in &snapshot.partitions {
         if let Ok(range) = &p.offsets {
-            let labels = Labels::new([
-                ("cluster", cluster.to_string()),
-                ("topic", p.tp.topic.clone()),
-                ("partition", p.tp.partition.to_string()),
-            ]);
             out.push(Sample::new(
                 "pipescope_kafka_partition_start_offset",
-                labels.clone(),
+                Labels::new([
+                    ("cluster", cluster.to_string()),
+                    ("topic", p.tp.topic.clone()),
+                    ("partition", p.tp.partition.to_string()),
+                ]),
                 snapshot.time_ms,
                 range.earliest as f64,
             ));
-            out.push(Sample::new(
-                "pipescope_kafka_partition_end_offset",
-                labels,
-                snapshot.time_ms,
-                range.latest as f64,
-            ));
         }
     }
-    for c in &snapshot.commits {
-        out.push(Sample::new(
-            "pipescope_kafka_group_committed_offset",
-            Labels::new([
-                ("cluster", cluster.to_string()),
-                ("group", c.group.clone()),
-                ("topic", c.tp.topic.clone()),
-                ("partition", c.tp.partition.to_string()),
-            ]),
-            snapshot.time_ms,
-            c.committed as f64,
-        ));
+    if let Some(view) = &state.view {
+        out.extend(view_to_samples(view, cluster));
     }
     out
+}
+
+/// One stored series: its labels and its (time, value) points.
+type StoredSeries = (Labels, Vec<(EpochMillis, f64)>);
+
+/// Seeds `analyzer` with the cluster's stored points of the last `lookback_ms`: each partition's
+/// end-offset history (`pipescope_kafka_partition_end_offset`), and each group partition's
+/// verdict window from the committed offsets (`pipescope_kafka_group_committed_offset`) joined
+/// with the end offset of the same scrape (both are stamped with the scrape's time).
+/// Returns how many partition histories and group windows were rebuilt.
+pub fn restore(
+    analyzer: &mut KafkaAnalyzer,
+    store: &Store,
+    cluster: &str,
+    now_ms: EpochMillis,
+    lookback_ms: u64,
+) -> Result<(usize, usize), StoreError> {
+    let from = now_ms.saturating_sub(lookback_ms);
+    // A 1 ms step reads the raw points at their own times.
+    let read = |metric: &str| -> Result<Vec<StoredSeries>, StoreError> {
+        let all = store.range(metric, &[], from, now_ms, 1, AggregateFn::Last)?;
+        Ok(all
+            .series
+            .into_iter()
+            .filter(|(labels, _)| labels.get("cluster") == Some(cluster))
+            .collect())
+    };
+    let tp_of = |labels: &Labels| -> Option<TopicPartition> {
+        Some(TopicPartition::new(
+            labels.get("topic")?,
+            labels.get("partition")?.parse().ok()?,
+        ))
+    };
+    let mut ends: HashMap<TopicPartition, BTreeMap<EpochMillis, i64>> = HashMap::new();
+    for (labels, points) in read(names::PARTITION_END_OFFSET)? {
+        let Some(tp) = tp_of(&labels) else { continue };
+        ends.entry(tp)
+            .or_default()
+            .extend(points.into_iter().map(|(t, v)| (t, v as i64)));
+    }
+    let mut windows = 0;
+    let window_len = analyzer.config().window_len;
+    for (labels, points) in read(names::GROUP_COMMITTED_OFFSET)? {
+        let (Some(group), Some(tp)) = (labels.get("group"), tp_of(&labels)) else {
+            continue;
+        };
+        let Some(end) = ends.get(&tp) else { continue };
+        let joined: Vec<CommitPoint> = points
+            .into_iter()
+            .filter_map(|(t, committed)| {
+                end.get(&t)
+                    .map(|latest| CommitPoint::new(t, committed as i64, *latest))
+            })
+            .collect();
+        let recent = joined.len().saturating_sub(window_len);
+        if !joined.is_empty() {
+            analyzer.restore_group_window(group, tp, joined.into_iter().skip(recent));
+            windows += 1;
+        }
+    }
+    let partitions = ends.len();
+    for (tp, points) in ends {
+        analyzer.restore_partition_history(
+            tp,
+            points
+                .into_iter()
+                .map(|(time_ms, latest)| EndOffsetPoint { time_ms, latest }),
+        );
+    }
+    Ok((partitions, windows))
+}
+
+/// The analyzer settings of one configured cluster.
+pub fn analyzer_config(cluster: &KafkaCluster) -> AnalyzerConfig {
+    AnalyzerConfig {
+        window_len: cluster.verdict_window,
+        ..AnalyzerConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipescope_core::kafka::KafkaView;
+    use pipescope_core::kafka::analyzer::GroupView;
+    use state::GroupState;
+
+    fn cluster(groups: &[(&str, bool)], list_errors: &[&str]) -> ClusterState {
+        ClusterState {
+            name: "c".into(),
+            scraped_at_ms: 1,
+            scrape_duration_ms: 0,
+            data_time_ms: 1,
+            error: None,
+            cluster_id: None,
+            controller_id: None,
+            brokers: vec![],
+            topics: vec![],
+            groups: groups
+                .iter()
+                .map(|(name, offsets_ok)| GroupState {
+                    name: name.to_string(),
+                    coordinator: Ok(1),
+                    protocol_type: String::new(),
+                    description: Err("not asked".into()),
+                    offsets: if *offsets_ok {
+                        Ok(vec![])
+                    } else {
+                        Err("coordinator not available".into())
+                    },
+                })
+                .collect(),
+            group_list_errors: list_errors.iter().map(ToString::to_string).collect(),
+            snapshot: None,
+            view: None,
+        }
+    }
+
+    fn with_view(mut state: ClusterState, groups: &[&str]) -> ClusterState {
+        state.view = Some(Arc::new(KafkaView {
+            time_ms: 1,
+            partitions: vec![],
+            topics: vec![],
+            groups: groups
+                .iter()
+                .map(|g| GroupView {
+                    group: g.to_string(),
+                    lag_offsets: 0,
+                    partitions_lag_unknown: 0,
+                    partitions_beyond_end: 0,
+                    max_lag_seconds: None,
+                    max_lag_seconds_estimated: false,
+                    verdict: Default::default(),
+                    topics: vec![],
+                })
+                .collect(),
+            counters: Default::default(),
+        }));
+        state
+    }
+
+    #[test]
+    fn groups_whose_offsets_failed_are_held() {
+        let state = cluster(&[("a", true), ("b", false)], &[]);
+        assert_eq!(held_groups(&state, None), ["b"]);
+    }
+
+    #[test]
+    fn groups_missing_from_an_incomplete_list_are_held_but_not_from_a_complete_one() {
+        let previous = with_view(cluster(&[("a", true), ("gone", true)], &[]), &["a", "gone"]);
+        let complete = cluster(&[("a", true)], &[]);
+        assert!(held_groups(&complete, Some(&previous)).is_empty());
+        let incomplete = cluster(&[("a", true)], &["broker 2: ListGroups timed out"]);
+        assert_eq!(held_groups(&incomplete, Some(&previous)), ["gone"]);
+    }
 }

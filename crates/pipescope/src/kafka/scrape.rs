@@ -160,6 +160,7 @@ impl Scraper {
                 groups: Vec::new(),
                 group_list_errors: Vec::new(),
                 snapshot: None,
+                view: None,
             },
         };
         let reason = errors.first().cloned().unwrap_or_else(|| error.clone());
@@ -530,6 +531,8 @@ impl Scraper {
             groups,
             group_list_errors,
             snapshot: Some(snapshot),
+            // Filled by the watcher's analyzer.
+            view: None,
         }
     }
 

@@ -1,13 +1,14 @@
 //! What one scrape of a cluster saw: the live state the API, metrics and analyzer read.
 //!
 //! Every item carries its own error: a group the broker refuses to describe, a partition whose
-//! leader is down, an API the broker lacks. The rest of the scrape stands.
+//! leader is down, an API the broker lacks. The rest of the scrape stands. In JSON such an item
+//! is its value when known, `{"error": "why"}` when not (see [`item`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use pipescope_core::EpochMillis;
-use pipescope_core::kafka::OffsetsSnapshot;
+use pipescope_core::kafka::{KafkaView, OffsetsSnapshot};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +32,10 @@ pub struct ClusterState {
     /// Offsets and commits in the shape the analyzer reads; `None` when the scrape got nothing.
     #[serde(skip)]
     pub snapshot: Option<OffsetsSnapshot>,
+    /// Rates, lag and verdicts derived by the watcher's analyzer; kept from the previous scrape
+    /// when this one got nothing, `None` before the first analysed scrape.
+    #[serde(skip)]
+    pub view: Option<Arc<KafkaView>>,
 }
 
 impl ClusterState {
@@ -60,6 +65,7 @@ pub struct TopicState {
     pub internal: bool,
     /// The topic's own error from Metadata (e.g. leader not available), if any.
     pub error: Option<String>,
+    #[serde(serialize_with = "item::serialize")]
     pub config: Result<TopicConfig, String>,
     pub partitions: Vec<PartitionState>,
 }
@@ -85,11 +91,14 @@ pub struct PartitionState {
     pub under_replicated: bool,
     pub error: Option<String>,
     /// Earliest offset (log start), or why it is unknown this scrape.
+    #[serde(serialize_with = "item::serialize")]
     pub earliest: Result<i64, String>,
     /// Latest offset (log end), or why it is unknown this scrape.
+    #[serde(serialize_with = "item::serialize")]
     pub latest: Result<i64, String>,
     /// Producers writing to the partition, or why they are unknown
     /// ("broker does not report producers").
+    #[serde(serialize_with = "item::serialize")]
     pub producers: Result<Vec<ProducerState>, String>,
 }
 
@@ -107,12 +116,15 @@ pub struct ProducerState {
 pub struct GroupState {
     pub name: String,
     /// The group's coordinator, or why it is unknown.
+    #[serde(serialize_with = "item::serialize")]
     pub coordinator: Result<i32, String>,
     /// From ListGroups (empty when the broker did not say).
     pub protocol_type: String,
     /// From DescribeGroups, or why the group could not be described.
+    #[serde(serialize_with = "item::serialize")]
     pub description: Result<GroupDescription, String>,
     /// Committed offsets, or why none could be read.
+    #[serde(serialize_with = "item::serialize")]
     pub offsets: Result<Vec<CommittedOffset>, String>,
 }
 
@@ -155,6 +167,34 @@ pub struct CommittedOffset {
     pub record_time_error: Option<String>,
 }
 
+/// A per-item `Result` in JSON: the value itself when known, `{"error": "why"}` when not.
+pub mod item {
+    use serde::Serialize;
+    use serde::ser::{SerializeMap, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        item: &Result<T, String>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match item {
+            Ok(value) => value.serialize(serializer),
+            Err(why) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("error", why)?;
+                map.end()
+            }
+        }
+    }
+
+    /// The same through a reference (for borrowed summaries).
+    pub fn serialize_ref<T: Serialize, S: Serializer>(
+        item: &&Result<T, String>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serialize(*item, serializer)
+    }
+}
+
 /// The latest state of every configured cluster, shared by the watchers (writers) and the API
 /// and metrics (readers).
 #[derive(Debug, Clone, Default)]
@@ -189,5 +229,33 @@ impl LiveState {
             .values()
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Item {
+        #[serde(serialize_with = "item::serialize")]
+        value: Result<Vec<i64>, String>,
+    }
+
+    #[test]
+    fn an_item_is_its_value_or_its_error() {
+        let ok = serde_json::to_value(Item {
+            value: Ok(vec![1, 2]),
+        })
+        .unwrap();
+        assert_eq!(ok, serde_json::json!({"value": [1, 2]}));
+        let err = serde_json::to_value(Item {
+            value: Err("leader not available".into()),
+        })
+        .unwrap();
+        assert_eq!(
+            err,
+            serde_json::json!({"value": {"error": "leader not available"}})
+        );
     }
 }

@@ -321,3 +321,125 @@ fn metric_names_are_found_in_queries() {
         ["pipescope_a_total", "pipescope_b"]
     );
 }
+
+/// The Kafka lines of the list are exactly what the Kafka watcher emits: on the bus and on
+/// /metrics, per partition and per topic, for a cluster whose view has every kind of series.
+#[test]
+fn metrics_txt_kafka_lines_are_what_the_kafka_watcher_emits() {
+    use pipescope::kafka::metrics::{ClusterFilters, KafkaCollector};
+    use pipescope_core::kafka::{
+        GroupCommit, KafkaAnalyzer, OffsetRange, OffsetsSnapshot, PartitionOffsets, TopicPartition,
+    };
+
+    let snapshot = |s: u64, latest: i64, committed: i64| OffsetsSnapshot {
+        time_ms: s * 1_000,
+        partitions: vec![PartitionOffsets {
+            tp: TopicPartition::new("t", 0),
+            offsets: Ok(OffsetRange {
+                earliest: 0,
+                latest,
+            }),
+        }],
+        commits: vec![GroupCommit {
+            group: "g".into(),
+            tp: TopicPartition::new("t", 0),
+            committed,
+            record_time_ms: None,
+        }],
+    };
+    let mut analyzer = KafkaAnalyzer::default();
+    analyzer.ingest(&snapshot(0, 100, 40));
+    let last = snapshot(10, 200, 150);
+    let view = analyzer.ingest(&last);
+    let state = pipescope::kafka::ClusterState {
+        name: "c".into(),
+        scraped_at_ms: 10_000,
+        scrape_duration_ms: 5,
+        data_time_ms: 10_000,
+        error: None,
+        cluster_id: None,
+        controller_id: Some(1),
+        brokers: vec![pipescope::kafka::state::BrokerState {
+            id: 1,
+            host: "127.0.0.1".into(),
+            port: 9092,
+            rack: None,
+            up: true,
+            error: None,
+        }],
+        topics: vec![pipescope::kafka::state::TopicState {
+            name: "t".into(),
+            internal: false,
+            error: None,
+            config: Ok(Default::default()),
+            partitions: vec![pipescope::kafka::state::PartitionState {
+                partition: 0,
+                leader: Some(1),
+                replicas: vec![1],
+                isr: vec![1],
+                offline_replicas: vec![],
+                offline: false,
+                under_replicated: false,
+                error: None,
+                earliest: Ok(0),
+                latest: Ok(200),
+                producers: Ok(vec![]),
+            }],
+        }],
+        groups: vec![pipescope::kafka::state::GroupState {
+            name: "g".into(),
+            coordinator: Ok(1),
+            protocol_type: "consumer".into(),
+            description: Err("not described".into()),
+            offsets: Ok(vec![pipescope::kafka::state::CommittedOffset {
+                topic: "t".into(),
+                partition: 0,
+                committed: 150,
+                metadata: None,
+                record_time_ms: None,
+                record_time_error: None,
+            }]),
+        }],
+        group_list_errors: vec![],
+        snapshot: Some(last),
+        view: Some(Arc::new(view)),
+    };
+
+    let mut emitted = BTreeSet::new();
+    for sample in pipescope::kafka::samples(&state) {
+        emitted.insert(sample.metric.clone());
+    }
+    let live = pipescope::kafka::LiveState::new();
+    live.set(state);
+    for granularity in ["partition", "topic"] {
+        let config = pipescope::config::parse(
+            "test",
+            &format!(
+                "[kafka.c]\nbootstrap = \"127.0.0.1:1\"\nmetrics_granularity = \"{granularity}\"\n"
+            ),
+            [],
+        )
+        .unwrap();
+        let filters = ClusterFilters::from_config(&config.kafka["c"]).unwrap();
+        let mut registry = pipescope::metrics::new_registry();
+        registry.register_collector(Box::new(KafkaCollector::new(
+            live.clone(),
+            std::collections::BTreeMap::from([("c".to_string(), filters)]),
+        )));
+        let text = pipescope::metrics::encode_prometheus_text(&registry);
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            if name.starts_with("pipescope_kafka_") {
+                emitted.insert(name.to_string());
+            }
+        }
+    }
+    let listed: BTreeSet<String> = listed_metrics()
+        .into_iter()
+        .filter(|n| n.starts_with("pipescope_kafka_"))
+        .collect();
+    assert_eq!(
+        listed, emitted,
+        "deploy/metrics.txt (left) differs from what the Kafka watcher emits (right)"
+    );
+}
