@@ -1,19 +1,26 @@
 //! `pipescope demo`: brokers started for the occasion and the monitor watching them.
 //!
-//! Runs today: the embedded MQTT broker ([`broker`], rumqttd with a `$SYS` tree), tansu as a
-//! child process ([`tansu`]) and the monitor with the portal, configured for both.
-//! Not yet: the simulators, the bridge, the processors, the sink and the lagging consumer
-//! (they come with the pipeline parts); the demo says so when it starts.
+//! Runs: the embedded MQTT broker ([`broker`], rumqttd with a `$SYS` tree), tansu as a child
+//! process ([`tansu`]), the Kafka pipeline parts as supervised tasks ([`parts`]: simulate calls,
+//! process calls), a consumer that falls behind now and then ([`laggard`]) and the monitor with
+//! the portal, configured for both brokers.
+//! Not yet: the machine simulator, the bridge, process machines and the sink. The first two speak
+//! MQTT v5; the embedded rumqttd serves v3.1.1, and on a v5 listener next to it a v5 publish
+//! routed to a v3.1.1 subscriber (the monitor) panics rumqttd's v4 link.
 
 pub mod broker;
+pub mod laggard;
+pub mod parts;
 pub mod tansu;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::config::{self, Config};
+use crate::pipeline::Stop;
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -29,12 +36,13 @@ pub struct DemoOptions {
 
 /// What the demo does not start yet, printed so nobody expects traffic that is not there.
 pub const NOT_RUNNING_YET: &[&str] = &[
-    "traffic simulators (calls, machines)",
-    "MQTT→Kafka bridge",
-    "stream processors (calls, machines)",
+    "machine simulator and MQTT→Kafka bridge (MQTT v5; the embedded broker serves v3.1.1)",
+    "process machines",
     "Kafka→InfluxDB sink",
-    "the consumer made to fall behind",
 ];
+
+/// How long the pipeline parts get to flush and commit once stopped.
+const PARTS_STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.data_dir).with_context(|| {
@@ -73,13 +81,68 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     );
     println!("  data          {}", data_dir.display());
     println!("  monitor       configured for both (Kafka cluster \"demo\", MQTT broker \"demo\")");
+    println!(
+        "  pipeline      simulate calls → Kafka {} (600 calls/min); process calls (group pipescope-process-calls)",
+        parts::CALLS_TOPIC
+    );
+    println!(
+        "                lagging consumer on {} (group {}): keeps up {}s, pauses {}s, in turn",
+        parts::CALLS_TOPIC,
+        laggard::GROUP,
+        laggard::KEEP_UP.as_secs(),
+        laggard::PAUSE.as_secs()
+    );
     println!("  not running yet: {}", NOT_RUNNING_YET.join("; "));
     println!("Stop with Ctrl-C.");
 
+    let (stop, stop_tx) = Stop::on_signal();
+    let handles = match start_parts(&data_dir, kafka.addr(), &stop) {
+        Ok(handles) => handles,
+        Err(e) => {
+            kafka.stop();
+            return Err(e);
+        }
+    };
     let result = crate::monitor::run(config).await;
+    // The monitor ends on the signal; tell the parts too in case it ended for another reason.
+    let _ = stop_tx.send(true);
+    let count = handles.len();
+    let all = futures::future::join_all(handles);
+    if tokio::time::timeout(PARTS_STOP_TIMEOUT, all).await.is_err() {
+        tracing::warn!(
+            "demo: the pipeline parts did not stop within {PARTS_STOP_TIMEOUT:?}; stopping anyway"
+        );
+    } else {
+        tracing::info!("demo: {count} pipeline parts stopped");
+    }
     kafka.stop();
     drop(mqtt);
     result
+}
+
+/// Starts every pipeline part and the lagging consumer, each supervised until `stop`.
+fn start_parts(
+    data_dir: &std::path::Path,
+    kafka: SocketAddr,
+    stop: &Stop,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut all = parts::pipeline_parts(kafka, data_dir)?;
+    let laggard_stop = stop.clone();
+    let bootstrap = kafka.to_string();
+    all.push(parts::Part {
+        name: "lagging consumer",
+        start: Box::new(move || {
+            Box::pin(laggard::run(
+                bootstrap.clone(),
+                parts::CALLS_TOPIC.to_owned(),
+                laggard_stop.clone(),
+            ))
+        }),
+    });
+    Ok(all
+        .into_iter()
+        .map(|part| parts::supervise(part, stop.clone()))
+        .collect())
 }
 
 async fn start_brokers(

@@ -157,8 +157,36 @@ fn processes_with(needle: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The JSON body of a GET on the demo's API, if it answered 200.
+fn api_json(port: u16, path: &str) -> Option<serde_json::Value> {
+    let answer = http_get(port, path)?;
+    if !answer.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    let (_, body) = answer.split_once("\r\n\r\n")?;
+    serde_json::from_str(body).ok()
+}
+
+/// End offset sums of the demo cluster's topics.
+fn end_offsets(port: u16) -> HashMap<String, i64> {
+    let Some(serde_json::Value::Array(topics)) =
+        api_json(port, "/api/v1/kafka/clusters/demo/topics")
+    else {
+        return HashMap::new();
+    };
+    topics
+        .iter()
+        .filter_map(|t| {
+            Some((
+                t["name"].as_str()?.to_owned(),
+                t["end_offset_sum"].as_i64()?,
+            ))
+        })
+        .collect()
+}
+
 #[test]
-fn demo_starts_both_brokers_and_the_portal_and_stops_on_sigterm() {
+fn demo_runs_the_calls_pipeline_and_a_lagging_consumer_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let (web, mqtt, kafka) = (free_port(), free_port(), free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_pipescope"))
@@ -171,22 +199,83 @@ fn demo_starts_both_brokers_and_the_portal_and_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let fail = |child: std::process::Child, what: String| -> ! {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "{what}\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
     let health = wait_until(Duration::from_secs(40), || {
         http_get(web, "/health").is_some_and(|a| a.starts_with("HTTP/1.1 200"))
     });
     if !health {
-        let _ = child.kill();
-        let out = child.wait_with_output().unwrap();
-        panic!(
-            "no /health from the demo\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        fail(child, "no /health from the demo".into());
     }
     assert!(mqtt_connack(loopback(mqtt)), "the MQTT broker answers");
     assert!(api_versions_answered(loopback(kafka)), "tansu answers");
     let tansu = processes_with(&format!("--listener-url tcp://127.0.0.1:{kafka}"));
     assert_eq!(tansu.len(), 1, "one tansu child: {tansu:?}");
+
+    // Every topic of the pipeline gets data, and keeps getting it.
+    let topics = ["calls"];
+    let mut first = HashMap::new();
+    let seen = wait_until(Duration::from_secs(90), || {
+        first = end_offsets(web);
+        topics.iter().all(|t| first.get(*t).is_some_and(|&o| o > 0))
+    });
+    if !seen {
+        fail(
+            child,
+            format!("not every pipeline topic has data: {first:?}"),
+        );
+    }
+    let mut later = HashMap::new();
+    let grew = wait_until(Duration::from_secs(60), || {
+        later = end_offsets(web);
+        topics
+            .iter()
+            .all(|t| later.get(*t).is_some_and(|o| *o > first[*t]))
+    });
+    if !grew {
+        fail(
+            child,
+            format!("end offsets did not grow: {first:?} → {later:?}"),
+        );
+    }
+
+    let expected_groups = ["pipescope-process-calls", "pipescope-demo-laggard"];
+    let mut groups = Vec::new();
+    let present = wait_until(Duration::from_secs(60), || {
+        groups = api_json(web, "/api/v1/kafka/clusters/demo/groups")
+            .and_then(|g| g.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|g| g["name"].as_str().map(str::to_owned))
+            .collect();
+        expected_groups
+            .iter()
+            .all(|g| groups.iter().any(|n| n == g))
+    });
+    if !present {
+        fail(child, format!("consumer groups missing: {groups:?}"));
+    }
+
+    // The monitor watches the embedded broker and reads its $SYS figures.
+    let mut sys = serde_json::Value::Null;
+    let seen_sys = wait_until(Duration::from_secs(30), || {
+        sys = api_json(web, "/api/v1/mqtt/brokers/demo/sys").unwrap_or_default();
+        sys["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("rumqttd"))
+    });
+    if !seen_sys {
+        fail(child, format!("no $SYS from the embedded broker: {sys}"));
+    }
 
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -194,7 +283,7 @@ fn demo_starts_both_brokers_and_the_portal_and_stops_on_sigterm() {
         .unwrap();
     let mut stopped = None;
     assert!(
-        wait_until(Duration::from_secs(15), || {
+        wait_until(Duration::from_secs(30), || {
             stopped = child.try_wait().unwrap();
             stopped.is_some()
         }),
@@ -202,15 +291,17 @@ fn demo_starts_both_brokers_and_the_portal_and_stops_on_sigterm() {
     );
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stopped.unwrap().success(), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stopped.unwrap().success(), "{stdout}{stderr}");
     assert!(
         stdout.contains(&format!("portal        http://127.0.0.1:{web}/")),
         "{stdout}"
     );
     assert!(
-        stdout.contains("not running yet: traffic simulators"),
+        stdout.contains("not running yet: machine simulator and MQTT→Kafka bridge"),
         "{stdout}"
     );
+    assert!(stderr.contains("pipeline parts stopped"), "{stderr}");
     assert!(!alive(tansu[0]), "tansu {} left behind", tansu[0]);
     assert!(processes_with(&format!("tcp://127.0.0.1:{kafka}")).is_empty());
 }

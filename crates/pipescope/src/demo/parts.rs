@@ -1,0 +1,139 @@
+//! The pipeline parts the demo runs in-process, each a supervised tokio task: a part that fails
+//! is logged and started again with backoff; none of them can take the demo down.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use futures::future::BoxFuture;
+use pipescope_core::pipeline::backoff::Backoff;
+use tokio::task::JoinHandle;
+
+use crate::pipeline::{Stop, process_calls, simulate_calls};
+
+/// Kafka topics the demo's traffic goes through.
+pub const CALLS_TOPIC: &str = "calls";
+
+/// Parses a part's arguments as its subcommand would, so the defaults and checks are the same.
+#[derive(Debug, Parser)]
+#[command(no_binary_name = true)]
+struct Parse<T: clap::Args> {
+    #[command(flatten)]
+    args: T,
+}
+
+fn parse<T: clap::Args>(part: &str, args: &[String]) -> anyhow::Result<T> {
+    Parse::<T>::try_parse_from(args)
+        .map(|p| p.args)
+        .with_context(|| format!("the demo's arguments for {part} are wrong: {args:?}"))
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// One part: its name as printed and a way to start it (again).
+pub struct Part {
+    pub name: &'static str,
+    pub start: Box<dyn Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>,
+}
+
+impl std::fmt::Debug for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Part")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn part<T, F>(name: &'static str, args: T, run: fn(T) -> F) -> Part
+where
+    T: Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    Part {
+        name,
+        start: Box::new(move || Box::pin(run(args.clone()))),
+    }
+}
+
+/// The demo's pipeline parts. Their /metrics servers are off (the monitor's one is the demo's).
+pub fn pipeline_parts(kafka: SocketAddr, data_dir: &Path) -> anyhow::Result<Vec<Part>> {
+    let kafka = kafka.to_string();
+    let long_calls = data_dir.join("long-calls.log").display().to_string();
+    let parts = vec![
+        part(
+            "simulate calls",
+            parse::<simulate_calls::Args>(
+                "simulate calls",
+                &strings(&[
+                    "--kafka",
+                    &kafka,
+                    "--topic",
+                    CALLS_TOPIC,
+                    "--calls-per-minute",
+                    "600",
+                    "--origin",
+                    "demo-sim-calls",
+                ]),
+            )?,
+            simulate_calls::run,
+        ),
+        part(
+            "process calls",
+            parse::<process_calls::Args>(
+                "process calls",
+                &strings(&[
+                    "--kafka",
+                    &kafka,
+                    "--topic",
+                    CALLS_TOPIC,
+                    "--long-calls-log",
+                    &long_calls,
+                ]),
+            )?,
+            process_calls::run,
+        ),
+    ];
+    Ok(parts)
+}
+
+/// Runs `part` until `stop`, starting it again with backoff whenever it fails or ends early.
+pub fn supervise(part: Part, stop: Stop) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut backoff = Backoff::default();
+        loop {
+            let started = tokio::time::Instant::now();
+            // Each run in its own task: a panic in a part is a failure like another.
+            let outcome = tokio::spawn((part.start)()).await;
+            if stop.is_stopped() {
+                match outcome {
+                    Ok(Err(e)) => {
+                        tracing::warn!("demo: {} stopped with an error: {e:#}", part.name)
+                    }
+                    Err(e) => tracing::warn!("demo: {} stopped with a panic: {e}", part.name),
+                    Ok(Ok(())) => tracing::info!("demo: {} stopped", part.name),
+                }
+                return;
+            }
+            match outcome {
+                Ok(Ok(())) => {
+                    tracing::warn!("demo: {} ended by itself; starting it again", part.name)
+                }
+                Ok(Err(e)) => {
+                    tracing::error!("demo: {} failed: {e:#}; starting it again", part.name)
+                }
+                Err(e) => tracing::error!("demo: {} panicked: {e}; starting it again", part.name),
+            }
+            // A part that ran a while before failing starts over from the shortest delay.
+            if started.elapsed() > Duration::from_secs(60) {
+                backoff.reset();
+            }
+            if stop.sleep(backoff.next_delay()).await {
+                return;
+            }
+        }
+    })
+}
