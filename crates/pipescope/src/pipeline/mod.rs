@@ -19,6 +19,7 @@ use prometheus_client::registry::Registry;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -46,6 +47,27 @@ impl KafkaArgs {
             config.set(k.trim(), v.trim());
         }
         Ok(config)
+    }
+
+    /// A consumer in `group`, subscribed to `topics`, reading from the earliest offset and
+    /// committing only when the part says so (after its output is safe).
+    pub fn group_consumer<C: ConsumerContext + 'static>(
+        &self,
+        group: &str,
+        topics: &[&str],
+        context: C,
+    ) -> anyhow::Result<StreamConsumer<C>> {
+        let consumer: StreamConsumer<C> = self
+            .client_config()?
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create_with_context(context)
+            .with_context(|| format!("cannot make a Kafka consumer for {}", self.kafka))?;
+        consumer
+            .subscribe(topics)
+            .with_context(|| format!("cannot subscribe to {}", topics.join(", ")))?;
+        Ok(consumer)
     }
 }
 

@@ -187,20 +187,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })?;
 
     let changes = Arc::new(Mutex::new(Vec::new()));
-    let consumer: StreamConsumer<GroupContext> = args
-        .kafka
-        .client_config()?
-        .set("group.id", &args.group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create_with_context(GroupContext {
+    let consumer = args.kafka.group_consumer(
+        &args.group,
+        &[&args.topic],
+        GroupContext {
             topic: args.topic.clone(),
             changes: changes.clone(),
-        })
-        .with_context(|| format!("cannot make a Kafka consumer for {}", args.kafka.kafka))?;
-    consumer
-        .subscribe(&[&args.topic])
-        .with_context(|| format!("cannot subscribe to {}", args.topic))?;
+        },
+    )?;
     let producer: FutureProducer = args
         .kafka
         .client_config()?

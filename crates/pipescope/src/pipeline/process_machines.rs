@@ -132,20 +132,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     };
     let revoked = Arc::new(Mutex::new(Vec::new()));
-    let consumer: StreamConsumer<GroupContext> = args
-        .kafka
-        .client_config()?
-        .set("group.id", &args.group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create_with_context(GroupContext {
+    let consumer = args.kafka.group_consumer(
+        &args.group,
+        &[&args.input],
+        GroupContext {
             topic: args.input.clone(),
             revoked: revoked.clone(),
-        })
-        .with_context(|| format!("cannot make a Kafka consumer for {}", args.kafka.kafka))?;
-    consumer
-        .subscribe(&[&args.input])
-        .with_context(|| format!("cannot subscribe to {}", args.input))?;
+        },
+    )?;
     let producer: FutureProducer = args
         .kafka
         .client_config()?

@@ -13,7 +13,7 @@ use anyhow::Context;
 use pipescope_core::pipeline::backoff::Backoff;
 use pipescope_core::pipeline::line_protocol::LineMapping;
 use prometheus_client::metrics::counter::Counter;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, DefaultConsumerContext, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -128,18 +128,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(listen) = args.web.listen {
         serve_web("sink influx", listen, registry, stop.clone()).await?;
     }
-    let consumer: StreamConsumer = args
-        .kafka
-        .client_config()?
-        .set("group.id", &args.group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .with_context(|| format!("cannot make a Kafka consumer for {}", args.kafka.kafka))?;
     let topics: Vec<&str> = args.topics.iter().map(String::as_str).collect();
-    consumer
-        .subscribe(&topics)
-        .with_context(|| format!("cannot subscribe to {}", args.topics.join(", ")))?;
+    let consumer: StreamConsumer =
+        args.kafka
+            .group_consumer(&args.group, &topics, DefaultConsumerContext)?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .build()
