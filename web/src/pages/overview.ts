@@ -1,31 +1,208 @@
-import { getJson, type Health } from "../api";
+import {
+  enc,
+  getJson,
+  getOptional,
+  type ClusterSummary,
+  type GroupSummary,
+  type Health,
+  type KafkaBroker,
+  type MqttBroker,
+  type PipelineEvent,
+  type TopicSummary,
+} from "../api";
 import { el } from "../dom";
-import { duration } from "../format";
+import { ago, count, duration, rate, time } from "../format";
+import { onEvent } from "../live";
 import type { Page } from "../router";
+import { badge, card, fill, link, section, table, unavailable } from "../ui";
+
+const EVENT_KINDS: Record<string, string> = {
+  broker_down: "bad",
+  broker_up: "ok",
+  mqtt_disconnected: "bad",
+  mqtt_connected: "ok",
+  verdict_changed: "warn",
+  topics_folded: "warn",
+};
 
 export const overview: Page = {
   title: "Overview",
-  async render(root, signal) {
-    const health = await getJson<Health>("/health", signal);
+  nav: true,
+  mount(root, { signal }) {
+    const cards = el("section", { class: "cards" });
+    const kafka = el("div");
+    const top = el("div");
+    const groups = el("div");
+    const mqtt = el("div");
+    const eventList = el("ol", { class: "events", "data-testid": "events" });
+    const eventNote = el("div");
     root.append(
       el("h1", {}, "Overview"),
+      cards,
       el(
-        "section",
-        { class: "cards" },
-        card("pipescope", health.version, "version"),
-        card("status", health.status, "health"),
-        card("uptime", duration(health.uptime_s), "since start"),
+        "div",
+        { class: "grid2" },
+        section("Kafka clusters and brokers", kafka),
+        section("Top topics by messages/min", top),
+        section("Consumer groups by verdict", groups),
+        section("MQTT brokers", mqtt),
       ),
+      section("Event stream", eventNote, eventList),
     );
+
+    // Live events arrive between refreshes; the list keeps the newest 100.
+    let events: PipelineEvent[] = [];
+    let loadedEvents = false;
+    const drawEvents = () => {
+      fill(
+        eventList,
+        ...events.slice(0, 100).map((e) =>
+          el(
+            "li",
+            {},
+            el("time", {}, time(e.at)),
+            badge(e.kind, EVENT_KINDS[e.kind] ?? "muted"),
+            el("span", { class: "subject" }, `${e.source} · ${e.subject}`),
+            el("span", { class: "message" }, e.message),
+          ),
+        ),
+      );
+      if (events.length === 0 && loadedEvents) eventList.append(el("li", { class: "muted" }, "No events yet."));
+    };
+    const stop = onEvent((e) => {
+      events = [e, ...events].slice(0, 100);
+      drawEvents();
+    });
+    signal.addEventListener("abort", stop);
+
+    return async () => {
+      const [health, clusters, brokers] = await Promise.all([
+        getJson<Health>("/health", signal),
+        getJson<ClusterSummary[]>("/api/v1/kafka/clusters", signal),
+        getJson<MqttBroker[]>("/api/v1/mqtt/brokers", signal),
+      ]);
+      const perCluster = await Promise.all(
+        clusters.map(async (c) => {
+          const base = `/api/v1/kafka/clusters/${enc(c.name)}`;
+          const [b, t, g] = await Promise.all([
+            getJson<KafkaBroker[]>(`${base}/brokers`, signal),
+            getJson<TopicSummary[]>(`${base}/topics`, signal),
+            getJson<GroupSummary[]>(`${base}/groups`, signal),
+          ]);
+          return { cluster: c, brokers: b, topics: t, groups: g };
+        }),
+      );
+      if (!loadedEvents) {
+        const answer = await getOptional<{ events: PipelineEvent[] }>("/api/v1/events?limit=50", signal);
+        loadedEvents = true;
+        if (answer) {
+          const seen = new Set(events.map((e) => `${e.at}|${e.kind}|${e.subject}`));
+          events = [...events, ...answer.events.filter((e) => !seen.has(`${e.at}|${e.kind}|${e.subject}`))];
+        } else {
+          fill(eventNote, unavailable("The event stream", "this server has no /api/v1/events"));
+        }
+        drawEvents();
+      }
+
+      const brokersUp = perCluster.reduce((n, c) => n + c.brokers.filter((b) => b.up).length, 0);
+      const brokersAll = perCluster.reduce((n, c) => n + c.brokers.length, 0);
+      const allGroups = perCluster.flatMap((c) => c.groups.map((g) => ({ cluster: c.cluster.name, ...g })));
+      const verdicts = new Map<string, number>();
+      for (const g of allGroups) verdicts.set(g.verdict ?? "unknown", (verdicts.get(g.verdict ?? "unknown") ?? 0) + 1);
+      const mqttUp = brokers.filter((b) => b.connection.state === "connected").length;
+      fill(
+        cards,
+        card("pipescope", health.version, "version", "card-pipescope"),
+        card("uptime", duration(health.uptime_s), "since start", "card-uptime"),
+        card("Kafka brokers", `${brokersUp} / ${brokersAll}`, `up, in ${clusters.length} cluster(s)`, "card-kafka-brokers"),
+        card(
+          "messages/min",
+          count(perCluster.flatMap((c) => c.topics).reduce((n, t) => n + (t.messages_per_minute ?? 0), 0)),
+          "into all Kafka topics",
+          "card-rate",
+        ),
+        card(
+          "groups",
+          String(allGroups.length),
+          el("span", {}, ...[...verdicts.entries()].map(([v, n]) => el("span", { class: "chip" }, badge(v), ` ${n}`))),
+          "card-groups",
+        ),
+        card("MQTT brokers", `${mqttUp} / ${brokers.length}`, "connected", "card-mqtt"),
+      );
+
+      fill(
+        kafka,
+        clusters.length === 0
+          ? el("p", { class: "muted" }, "No Kafka cluster configured.")
+          : table(
+              ["cluster", "brokers", "topics", "partitions", "under-replicated", "offline", "scraped"],
+              perCluster.map(({ cluster: c, brokers: b }) => [
+                c.error ? el("span", {}, c.name, " ", badge("error", "bad")) : c.name,
+                el("span", { class: "chips" }, ...b.map((x) => badge(`${x.id} ${x.host}:${x.port}`, x.up ? "ok" : "bad"))),
+                c.topics,
+                c.partitions,
+                c.under_replicated_partitions,
+                c.offline_partitions,
+                c.error ? c.error : ago(c.scraped_at_ms),
+              ]),
+            ),
+      );
+
+      const topics = perCluster
+        .flatMap((c) => c.topics.map((t) => ({ cluster: c.cluster.name, ...t })))
+        .sort((a, b) => (b.messages_per_minute ?? -1) - (a.messages_per_minute ?? -1))
+        .slice(0, 10);
+      const maxRate = Math.max(1, ...topics.map((t) => t.messages_per_minute ?? 0));
+      fill(
+        top,
+        topics.length === 0
+          ? el("p", { class: "muted" }, "No topics yet.")
+          : table(
+              ["topic", "messages/min", ""],
+              topics.map((t) => [
+                link(`#/topics/${enc(t.cluster)}/${enc(t.name)}`, t.name),
+                rate(t.messages_per_minute),
+                el("span", { class: "bar", style: `width:${(100 * (t.messages_per_minute ?? 0)) / maxRate}%` }),
+              ]),
+            ),
+      );
+
+      const order = ["STOPPED", "STALLED", "REWOUND", "WARN", "OK"];
+      allGroups.sort((a, b) => {
+        const ia = order.indexOf(a.verdict ?? "");
+        const ib = order.indexOf(b.verdict ?? "");
+        return (ia < 0 ? 9 : ia) - (ib < 0 ? 9 : ib) || a.name.localeCompare(b.name);
+      });
+      fill(
+        groups,
+        allGroups.length === 0
+          ? el("p", { class: "muted" }, "No consumer groups yet.")
+          : table(
+              ["group", "verdict", "lag", "max lag"],
+              allGroups.map((g) => [
+                link(`#/groups/${enc(g.cluster)}/${enc(g.name)}`, g.name),
+                badge(g.verdict),
+                count(g.lag_offsets),
+                duration(g.max_lag_seconds),
+              ]),
+            ),
+      );
+
+      fill(
+        mqtt,
+        brokers.length === 0
+          ? el("p", { class: "muted" }, "No MQTT broker configured.")
+          : table(
+              ["broker", "connection", "$SYS", "topics", "messages"],
+              brokers.map((b) => [
+                el("span", {}, link("#/mqtt", b.name), el("div", { class: "muted small" }, b.url)),
+                badge(b.connection.state, b.connection.state === "connected" ? "ok" : "bad"),
+                b.sys_status,
+                count(b.tree.topics),
+                count(b.tree.messages),
+              ]),
+            ),
+      );
+    };
   },
 };
-
-function card(label: string, value: string, note: string): HTMLElement {
-  return el(
-    "div",
-    { class: "card" },
-    el("div", { class: "label" }, label),
-    el("div", { class: "value", "data-testid": `card-${label}` }, value),
-    el("div", { class: "note" }, note),
-  );
-}

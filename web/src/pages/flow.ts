@@ -1,0 +1,155 @@
+// The pipeline as a graph: producers → topics → consumer groups (→ the topics they write).
+// Columns follow the edges; edge width grows with the rate, groups take their verdict's colour.
+// Without /api/v1/flow on the server, topics → groups are drawn from the Kafka API alone.
+
+import { enc, getJson, getOptional, type ClusterSummary, type Flow, type FlowNode, type GroupDetail, type GroupSummary, type TopicSummary } from "../api";
+import { chartPanel, cssVar, tooltipStyle } from "../charts";
+import { el } from "../dom";
+import { rate } from "../format";
+import type { Page } from "../router";
+import { fill, unavailable, verdictColor } from "../ui";
+
+async function flowFromKafka(signal: AbortSignal): Promise<Flow> {
+  const clusters = await getJson<ClusterSummary[]>("/api/v1/kafka/clusters", signal);
+  const flow: Flow = { nodes: [], edges: [] };
+  for (const c of clusters) {
+    const base = `/api/v1/kafka/clusters/${enc(c.name)}`;
+    const [topics, groups] = await Promise.all([
+      getJson<TopicSummary[]>(`${base}/topics`, signal),
+      getJson<GroupSummary[]>(`${base}/groups`, signal),
+    ]);
+    const rates = new Map(topics.map((t) => [t.name, t.messages_per_minute]));
+    for (const t of topics) {
+      flow.nodes.push({ id: `${c.name}/topic/${t.name}`, kind: "topic", label: t.name, cluster: c.name, rate_per_min: t.messages_per_minute, verdict: null });
+    }
+    const details = await Promise.all(groups.slice(0, 100).map((g) => getJson<GroupDetail>(`${base}/groups/${enc(g.name)}`, signal).catch(() => null)));
+    groups.slice(0, 100).forEach((g, i) => {
+      const id = `${c.name}/group/${g.name}`;
+      flow.nodes.push({ id, kind: "group", label: g.name, cluster: c.name, rate_per_min: null, verdict: g.verdict });
+      for (const t of details[i]?.topics ?? []) {
+        flow.edges.push({ source: `${c.name}/topic/${t.topic}`, target: id, rate_per_min: rates.get(t.topic) ?? null });
+      }
+    });
+  }
+  return flow;
+}
+
+/** Column of each node: producers first, then one step right per edge followed. */
+function columns(flow: Flow): Map<string, number> {
+  const col = new Map<string, number>();
+  for (const n of flow.nodes) col.set(n.id, n.kind === "producer" ? 0 : n.kind === "topic" ? 1 : 2);
+  // Relax along edges a few times (graphs are small and may contain cycles).
+  for (let round = 0; round < 6; round++) {
+    for (const e of flow.edges) {
+      const s = col.get(e.source);
+      const t = col.get(e.target);
+      if (s !== undefined && t !== undefined && t <= s && t < 8) col.set(e.target, s + 1);
+    }
+  }
+  return col;
+}
+
+const KIND_SYMBOL: Record<string, string> = { producer: "triangle", topic: "roundRect", group: "circle" };
+
+export const flow: Page = {
+  title: "Flow",
+  nav: true,
+  mount(root, { signal }) {
+    const note = el("div");
+    const graph = chartPanel("Producers → topics → consumer groups", signal, { "data-testid": "flow-graph", class: "chart tall" });
+    root.append(
+      el("h1", {}, "Flow"),
+      note,
+      graph.panel,
+      el("p", { class: "note" }, "Edge width: messages/min. Groups are coloured by verdict: green OK, amber WARN or REWOUND, red STALLED or STOPPED."),
+    );
+
+    return async () => {
+      let data = await getOptional<Flow>("/api/v1/flow", signal);
+      if (data) {
+        fill(note);
+      } else {
+        fill(note, unavailable("The full flow (producers, output topics)", "this server has no /api/v1/flow; topics → groups below come from the Kafka API"));
+        data = await flowFromKafka(signal);
+      }
+      const col = columns(data);
+      const perCol = new Map<number, FlowNode[]>();
+      for (const n of data.nodes) {
+        const c = col.get(n.id) ?? 1;
+        perCol.set(c, [...(perCol.get(c) ?? []), n]);
+      }
+      // Room for every node of the tallest column, so labels do not overlap.
+      const tallest = Math.max(1, ...[...perCol.values()].map((l) => l.length));
+      graph.box.style.height = `${Math.max(280, Math.min(2000, tallest * 56 + 60))}px`;
+      const maxRate = Math.max(1, ...data.edges.map((e) => e.rate_per_min ?? 0));
+      const fg = cssVar("--fg");
+      const nodes = [...perCol.entries()].flatMap(([c, list]) =>
+        list
+          .sort((a, b) => a.label.localeCompare(b.label))
+          .map((n, i) => ({
+            id: n.id,
+            name: n.label,
+            x: c * 300,
+            y: (i - (list.length - 1) / 2) * 70,
+            symbol: KIND_SYMBOL[n.kind] ?? "circle",
+            symbolSize: n.kind === "topic" ? [22, 16] : 20,
+            itemStyle: {
+              color: n.kind === "group" ? verdictColor(n.verdict) : n.kind === "topic" ? cssVar("--accent") : cssVar("--muted"),
+            },
+            label: { show: true, position: c === 0 ? "left" : "right", color: fg },
+            node: n,
+          })),
+      );
+      const ids = new Set(nodes.map((n) => n.id));
+      const edges = data.edges
+        .filter((e) => ids.has(e.source) && ids.has(e.target))
+        .map((e) => ({
+          source: e.source,
+          target: e.target,
+          rate: e.rate_per_min,
+          lineStyle: { width: 1 + 9 * Math.sqrt((e.rate_per_min ?? 0) / maxRate), color: cssVar("--muted"), opacity: 0.7, curveness: 0 },
+        }));
+      graph.chart.setOption(
+        {
+          animation: false,
+          tooltip: {
+            ...tooltipStyle(),
+            formatter: (p: unknown) => {
+              const item = p as { dataType: string; data: { node?: FlowNode; source?: string; target?: string; rate?: number | null } };
+              if (item.dataType === "edge") {
+                return el("div", { class: "tip" }, el("div", {}, `${item.data.source} → ${item.data.target}`), el("b", {}, rate(item.data.rate)));
+              }
+              const n = item.data.node!;
+              return el(
+                "div",
+                { class: "tip" },
+                el("div", { class: "tip-title" }, n.label),
+                el("div", {}, `${n.kind} in ${n.cluster}`),
+                n.rate_per_min !== null ? el("div", {}, rate(n.rate_per_min)) : null,
+                n.verdict ? el("div", {}, `verdict ${n.verdict}`) : null,
+              );
+            },
+          },
+          series: [
+            {
+              type: "graph",
+              layout: "none",
+              roam: true,
+              data: nodes,
+              links: edges,
+              edgeSymbol: ["none", "arrow"],
+              edgeSymbolSize: 8,
+              label: { fontSize: 12 },
+              left: 40,
+              right: 180,
+              top: 30,
+              bottom: 30,
+            },
+          ],
+        },
+        { notMerge: true },
+      );
+      graph.note.textContent = nodes.length ? "" : "Nothing to draw yet: no topics or groups seen.";
+    };
+  },
+};

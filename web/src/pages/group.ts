@@ -1,0 +1,91 @@
+import { enc, getJson, itemError, selector, type GroupDetail, type RangeAnswer } from "../api";
+import { chartPanel, drawLines, type Line } from "../charts";
+import { el } from "../dom";
+import { ago, count, duration } from "../format";
+import { rangeParams } from "../range";
+import type { Page } from "../router";
+import { badge, card, fill, link, section, table, unavailable } from "../ui";
+import { catchUpText, eta } from "./eta";
+
+export const group: Page = {
+  title: "Group",
+  mount(root, { signal, params }) {
+    const { cluster, group: name } = params;
+    const cards = el("section", { class: "cards" });
+    const lag = chartPanel("Lag per partition (offsets)", signal, { "data-testid": "chart-partition-lag" });
+    const seconds = chartPanel("Lag per partition (seconds)", signal, { "data-testid": "chart-partition-lag-seconds" });
+    const parts = el("div");
+    const members = el("div");
+    root.append(
+      el("p", { class: "crumbs" }, link("#/groups", "Groups"), " / ", cluster),
+      el("h1", {}, name),
+      cards,
+      el("div", { class: "grid2" }, lag.panel, seconds.panel),
+      section("Partitions", parts),
+      section("Members and assignments", members),
+    );
+
+    return async () => {
+      const range = rangeParams();
+      const match = enc(selector({ cluster, group: name }));
+      const [g, lagAnswer, secondsAnswer] = await Promise.all([
+        getJson<GroupDetail>(`/api/v1/kafka/clusters/${enc(cluster)}/groups/${enc(name)}`, signal),
+        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_group_lag_offsets&match=${match}&${range}`, signal),
+        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_group_lag_seconds&match=${match}&${range}`, signal),
+      ]);
+      const lines = (a: RangeAnswer): Line[] =>
+        a.series
+          .map((s) => ({ name: `${s.labels.topic}[${s.labels.partition}]`, points: s.points }))
+          .sort((x, y) => x.name.localeCompare(y.name, undefined, { numeric: true }));
+      drawLines(lag.chart, lines(lagAnswer), "offsets", lagAnswer);
+      drawLines(seconds.chart, lines(secondsAnswer), "s", secondsAnswer);
+
+      const description = itemError(g.description) === null ? (g.description as Exclude<GroupDetail["description"], { error: string }>) : null;
+      const e = eta(g.partitions.map((p) => p.catch_up));
+      fill(
+        cards,
+        card("verdict", badge(g.verdict), "worst partition", "group-verdict"),
+        card("lag", count(g.lag_offsets), "offsets, all partitions", "group-lag"),
+        card("max lag", duration(g.max_lag_seconds), g.max_lag_seconds_estimated ? "estimated" : "seconds behind"),
+        card("ETA", badge(e.text, e.kind), "to catch up"),
+        card("state", description?.state ?? "–", description ? description.protocol : "not described"),
+        card("members", description ? description.members.length : "–", ""),
+      );
+      fill(
+        parts,
+        table(
+          ["topic", "partition", "committed", "end offset", "lag", "lag (s)", "catch-up", "verdict", "last commit"],
+          g.partitions.map((p) => [
+            link(`#/topics/${enc(cluster)}/${enc(p.topic)}`, p.topic),
+            p.partition,
+            count(p.committed),
+            count(p.latest),
+            p.lag_offsets === null ? (p.lag_note ?? "–") : count(p.lag_offsets),
+            p.lag_seconds === null ? "–" : `${duration(p.lag_seconds)}${p.lag_seconds_basis === "estimated" ? " (est.)" : ""}`,
+            catchUpText(p.catch_up),
+            badge(p.verdict),
+            ago(p.last_commit_seen_ms),
+          ]),
+          { "data-testid": "group-partitions" },
+        ),
+      );
+      const why = itemError(g.description);
+      fill(
+        members,
+        why !== null
+          ? unavailable("Members", why)
+          : description && description.members.length === 0
+            ? el("p", { class: "muted" }, "No members: the group is empty.")
+            : table(
+                ["client id", "host", "member id", "assigned partitions"],
+                (description?.members ?? []).map((m) => [
+                  m.client_id,
+                  m.client_host,
+                  el("span", { class: "small" }, m.group_instance_id ? `${m.member_id} (${m.group_instance_id})` : m.member_id),
+                  m.assignment_error ?? m.assignment.map((a) => `${a.topic} [${a.partitions.join(", ")}]`).join("; "),
+                ]),
+              ),
+      );
+    };
+  },
+};

@@ -1,0 +1,79 @@
+import { enc, getJson, type ClusterSummary, type GroupDetail, type GroupSummary, type RangeAnswer } from "../api";
+import { chartPanel, drawLines, maxBy, sumBy } from "../charts";
+import { el } from "../dom";
+import { count, duration } from "../format";
+import { rangeParams } from "../range";
+import type { Page } from "../router";
+import { badge, fill, link, section, table } from "../ui";
+import { eta } from "./eta";
+
+/** Groups whose details (for the ETA) are fetched on each refresh; more show a link instead. */
+const DETAIL_LIMIT = 40;
+
+export const groups: Page = {
+  title: "Groups",
+  nav: true,
+  mount(root, { signal }) {
+    const lag = chartPanel("Lag per group (offsets)", signal, { "data-testid": "chart-group-lag" });
+    const seconds = chartPanel("Largest lag per group (seconds)", signal, { "data-testid": "chart-group-lag-seconds" });
+    const tables = el("div");
+    root.append(el("h1", {}, "Consumer groups"), tables, el("div", { class: "grid2" }, lag.panel, seconds.panel));
+
+    return async () => {
+      const clusters = await getJson<ClusterSummary[]>("/api/v1/kafka/clusters", signal);
+      const range = rangeParams();
+      const [lists, lagAnswer, secondsAnswer] = await Promise.all([
+        Promise.all(clusters.map((c) => getJson<GroupSummary[]>(`/api/v1/kafka/clusters/${enc(c.name)}/groups`, signal))),
+        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_group_lag_offsets&${range}`, signal),
+        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_group_lag_seconds&${range}`, signal),
+      ]);
+      const name = (l: Record<string, string>) => (clusters.length > 1 ? `${l.cluster}/${l.group}` : l.group);
+      drawLines(lag.chart, sumBy(lagAnswer, name), "offsets", lagAnswer);
+      drawLines(seconds.chart, maxBy(secondsAnswer, name), "s", secondsAnswer);
+
+      let budget = DETAIL_LIMIT;
+      const details = await Promise.all(
+        clusters.map((c, i) =>
+          Promise.all(
+            lists[i].map((g) =>
+              budget-- > 0
+                ? getJson<GroupDetail>(`/api/v1/kafka/clusters/${enc(c.name)}/groups/${enc(g.name)}`, signal).catch(() => null)
+                : Promise.resolve(null),
+            ),
+          ),
+        ),
+      );
+
+      fill(
+        tables,
+        ...clusters.map((c, i) =>
+          section(
+            clusters.length > 1 ? `Cluster ${c.name}` : `Groups of cluster ${c.name}`,
+            ...c.group_list_errors.map((e) => el("p", { class: "error" }, e)),
+            lists[i].length === 0
+              ? el("p", { class: "muted" }, "No consumer groups.")
+              : table(
+                  ["group", "state", "members", "lag (offsets)", "max lag", "ETA", "verdict"],
+                  lists[i]
+                    .map((g, j) => ({ g, d: details[i][j] }))
+                    .sort((a, b) => a.g.name.localeCompare(b.g.name))
+                    .map(({ g, d }) => {
+                      const e = d ? eta(d.partitions.map((p) => p.catch_up)) : null;
+                      return [
+                        link(`#/groups/${enc(c.name)}/${enc(g.name)}`, g.name),
+                        g.state ?? el("span", { class: "muted", title: g.description_error ?? "" }, "not described"),
+                        g.members ?? "–",
+                        el("span", { "data-testid": `lag-${g.name}` }, count(g.lag_offsets)),
+                        `${duration(g.max_lag_seconds)}${g.max_lag_seconds_estimated ? " (est.)" : ""}`,
+                        e ? badge(e.text, e.kind) : "open the group",
+                        badge(g.verdict),
+                      ];
+                    }),
+                  { "data-testid": "groups-table" },
+                ),
+          ),
+        ),
+      );
+    };
+  },
+};

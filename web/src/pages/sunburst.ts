@@ -1,0 +1,87 @@
+// The MQTT topic tree as a zoomable sunburst: sectors sized by messages/min (by message count
+// when the whole subtree is idle), coloured by seconds since the last message. Clicking a
+// sector zooms into it; clicking the centre goes one level up.
+
+import type { TreeNode } from "../api";
+import { cssVar, tooltipStyle, type Chart } from "../charts";
+import { el } from "../dom";
+import { ago, count, duration, rate } from "../format";
+
+/** Green when fresh, through amber, to red when silent for ten minutes or more. */
+export function freshnessColor(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined) return cssVar("--muted");
+  const t = Math.min(1, Math.log10(1 + Math.max(0, seconds)) / Math.log10(601));
+  const hue = Math.round(140 * (1 - t));
+  const dark = document.documentElement.dataset.theme === "dark";
+  return `hsl(${hue} ${dark ? 55 : 60}% ${dark ? 45 : 42}%)`;
+}
+
+interface SunNode {
+  name: string;
+  value: number;
+  topic: string;
+  node: TreeNode;
+  itemStyle: { color: string; borderColor: string };
+  children?: SunNode[];
+}
+
+function toSun(n: TreeNode, byRate: boolean, border: string): SunNode {
+  const children = (n.children ?? []).map((c) => toSun(c, byRate, border));
+  return {
+    name: n.name === "" ? "all topics" : n.name,
+    value: byRate ? n.rate_1m : n.messages,
+    topic: n.topic,
+    node: n,
+    itemStyle: { color: freshnessColor(n.seconds_since_last), borderColor: border },
+    ...(children.length ? { children } : {}),
+  };
+}
+
+export function drawSunburst(chart: Chart, root: TreeNode, now: number): { byRate: boolean } {
+  const byRate = root.rate_1m > 0;
+  chart.setOption(
+    {
+      animation: false,
+      tooltip: {
+        ...tooltipStyle(),
+        formatter: (p: unknown) => {
+          const n = (p as { data: SunNode }).data.node;
+          return el(
+            "div",
+            { class: "tip" },
+            el("div", { class: "tip-title" }, n.topic === "" ? "all topics" : n.topic),
+            el("div", {}, `${rate(n.rate_1m)} · ${count(n.messages)} messages · ${count(n.topics)} topic(s)`),
+            el("div", {}, `last message ${ago(n.last_seen_ms, now)}`),
+          );
+        },
+      },
+      series: [
+        {
+          type: "sunburst",
+          nodeClick: false,
+          sort: undefined,
+          radius: ["0%", "95%"],
+          data: [toSun(root, byRate, cssVar("--card"))],
+          label: { rotate: "radial", color: "#fff", textBorderColor: "rgba(0,0,0,0.45)", textBorderWidth: 2 },
+          levels: [{}, { r0: "0%", r: "18%", label: { rotate: 0 } }],
+          emphasis: { focus: "ancestor" },
+        },
+      ],
+    },
+    { notMerge: true },
+  );
+  return { byRate };
+}
+
+export function sunburstLegend(byRate: boolean): HTMLElement {
+  const stops = [0, 10, 60, 600].map((s) =>
+    el("span", { class: "legend-stop" }, el("span", { class: "dot", style: `background:${freshnessColor(s)}` }), s === 0 ? "now" : `${duration(s)} silent`),
+  );
+  return el(
+    "p",
+    { class: "note" },
+    byRate ? "Size: messages/min (last minute). " : "Size: messages received (nothing in the last minute). ",
+    "Colour: time since the last message — ",
+    ...stops,
+  );
+}
