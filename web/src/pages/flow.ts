@@ -80,27 +80,38 @@ export const flow: Page = {
       }
       // Room for every node of the tallest column, so labels do not overlap.
       const tallest = Math.max(1, ...[...perCol.values()].map((l) => l.length));
-      graph.box.style.height = `${Math.max(280, Math.min(2000, tallest * 56 + 60))}px`;
       const maxRate = Math.max(1, ...data.edges.map((e) => e.rate_per_min ?? 0));
       const fg = cssVar("--fg");
-      const nodes = [...perCol.entries()].flatMap(([c, list]) =>
+      // Positions in pixels of the chart box, pinned by two invisible corner nodes, so the
+      // graph is not stretched to fit (ECharts scales the nodes' bounding box to the view).
+      const width = Math.max(320, graph.box.clientWidth);
+      const height = Math.max(280, Math.min(2000, tallest * 56 + 60));
+      const lastCol = Math.max(1, ...col.values());
+      const firstCol = Math.min(...col.values());
+      const left = 110;
+      const right = width < 600 ? 90 : 190;
+      const xOf = (c: number) => left + ((c - firstCol) / Math.max(1, lastCol - firstCol)) * (width - left - right);
+      const nodes: Record<string, unknown>[] = [...perCol.entries()].flatMap(([c, list]) =>
         list
           .sort((a, b) => a.label.localeCompare(b.label))
           .map((n, i) => ({
             id: n.id,
             name: n.label,
-            x: c * 300,
-            y: (i - (list.length - 1) / 2) * 70,
+            x: xOf(c),
+            y: height / 2 + (i - (list.length - 1) / 2) * 56,
             symbol: KIND_SYMBOL[n.kind] ?? "circle",
             symbolSize: n.kind === "topic" ? [22, 16] : 20,
             itemStyle: {
               color: n.kind === "group" ? verdictColor(n.verdict) : n.kind === "topic" ? cssVar("--accent") : cssVar("--muted"),
             },
-            label: { show: true, position: c === 0 ? "left" : "right", color: fg },
+            label: { show: true, position: n.kind === "producer" ? "top" : "right", color: fg, width: right - 10, overflow: "truncate" },
             node: n,
           })),
       );
-      const ids = new Set(nodes.map((n) => n.id));
+      for (const [id, x, y] of [["__corner0", 0, 0], ["__corner1", width, height]] as const) {
+        nodes.push({ id, name: "", x, y, symbolSize: 0, label: { show: false }, tooltip: { show: false }, silent: true });
+      }
+      const ids = new Set(nodes.map((n) => n.id as string));
       const edges = data.edges
         .filter((e) => ids.has(e.source) && ids.has(e.target))
         .map((e) => ({
@@ -119,7 +130,8 @@ export const flow: Page = {
               if (item.dataType === "edge") {
                 return el("div", { class: "tip" }, el("div", {}, `${item.data.source} → ${item.data.target}`), el("b", {}, rate(item.data.rate)));
               }
-              const n = item.data.node!;
+              const n = item.data.node;
+              if (!n) return "";
               return el(
                 "div",
                 { class: "tip" },
@@ -140,16 +152,18 @@ export const flow: Page = {
               edgeSymbol: ["none", "arrow"],
               edgeSymbolSize: 8,
               label: { fontSize: 12 },
-              left: 40,
-              right: 180,
-              top: 30,
-              bottom: 30,
+              left: 0,
+              right: 0,
+              top: 0,
+              bottom: 0,
             },
           ],
         },
         { notMerge: true },
       );
-      graph.note.textContent = nodes.length ? "" : "Nothing to draw yet: no topics or groups seen.";
+      graph.box.style.height = `${height}px`;
+      graph.chart.resize();
+      graph.note.textContent = nodes.length > 2 ? "" : "Nothing to draw yet: no topics or groups seen.";
     };
   },
 };

@@ -37,6 +37,22 @@ function toSun(n: TreeNode, byRate: boolean, border: string): SunNode {
   };
 }
 
+function depthOf(n: TreeNode): number {
+  return 1 + Math.max(0, ...(n.children ?? []).map(depthOf));
+}
+
+/** The centre disc for the zoomed node, then equal rings out to the edge. */
+function levels(depth: number): object[] {
+  const centre = 18;
+  const outer = 95;
+  const ring = (outer - centre) / Math.max(1, depth - 1);
+  const out: object[] = [{}, { r0: "0%", r: `${centre}%`, label: { rotate: 0 } }];
+  for (let d = 1; d < depth; d++) {
+    out.push({ r0: `${centre + (d - 1) * ring}%`, r: `${centre + d * ring}%` });
+  }
+  return out;
+}
+
 export function drawSunburst(chart: Chart, root: TreeNode, now: number): { byRate: boolean } {
   const byRate = root.rate_1m > 0;
   chart.setOption(
@@ -63,7 +79,7 @@ export function drawSunburst(chart: Chart, root: TreeNode, now: number): { byRat
           radius: ["0%", "95%"],
           data: [toSun(root, byRate, cssVar("--card"))],
           label: { rotate: "radial", color: "#fff", textBorderColor: "rgba(0,0,0,0.45)", textBorderWidth: 2 },
-          levels: [{}, { r0: "0%", r: "18%", label: { rotate: 0 } }],
+          levels: levels(depthOf(root)),
           emphasis: { focus: "ancestor" },
         },
       ],
