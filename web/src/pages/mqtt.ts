@@ -1,4 +1,4 @@
-import { enc, getJson, selector, type MqttBroker, type RangeAnswer, type SeriesAnswer, type TreeAnswer } from "../api";
+import { enc, getJson, selector, type MqttBroker, type RangeAnswer, type SeriesAnswer, type TreeAnswer, type TreeNode } from "../api";
 import { chartPanel, drawLines, perMinute, type Chart } from "../charts";
 import { el } from "../dom";
 import { ago, count } from "../format";
@@ -8,6 +8,8 @@ import { badge, card, fill, section } from "../ui";
 import { drawSunburst, sunburstLegend } from "./sunburst";
 import { treeTable, type TreeState } from "./tree";
 
+/** Trees up to this many nodes are fetched whole for the browser; larger ones level by level. */
+const WHOLE_TREE_NODES = 3_000;
 const TREE_DEPTH = 8;
 const SUN_DEPTH = 4;
 
@@ -38,13 +40,14 @@ export const mqtt: Page = {
     sun.panel.append(legend);
     const filter = el("input", { type: "search", placeholder: "filter topics", "aria-label": "filter topics", "data-testid": "tree-filter" });
     const treeBox = el("div");
+    const treeNote = el("p", { class: "note" });
     root.append(
       el("h1", {}, "MQTT"),
       tabs,
       cards,
       section("$SYS", sysNote, sysGrid),
       sun.panel,
-      section("Topic browser", filter, treeBox),
+      section("Topic browser", filter, treeNote, treeBox),
     );
 
     const charts = new Map<string, Chart>();
@@ -55,7 +58,21 @@ export const mqtt: Page = {
     let refreshNow: () => void = () => {};
 
     const drawTree = () => {
-      if (lastTree) fill(treeBox, treeTable(lastTree.tree, state, Date.now(), drawTree));
+      if (!lastTree) return;
+      fill(treeBox, treeTable(lastTree.tree, state, Date.now(), () => (missing(lastTree!.tree).length ? refreshNow() : drawTree())));
+    };
+    /** Expanded nodes whose children have not been fetched (large trees load level by level). */
+    const missing = (root: TreeNode): TreeNode[] => {
+      const out: TreeNode[] = [];
+      const walk = (n: TreeNode) => {
+        for (const c of n.children ?? []) {
+          if (!state.expanded.has(c.topic)) continue;
+          if (c.children_count > 0 && !c.children?.length) out.push(c);
+          else walk(c);
+        }
+      };
+      walk(root);
+      return out;
     };
     filter.addEventListener("input", () => {
       state.filter = filter.value;
@@ -104,13 +121,26 @@ export const mqtt: Page = {
       const base = `/api/v1/mqtt/brokers/${enc(broker)}`;
       const [list, tree, sunTree] = await Promise.all([
         getJson<SeriesAnswer>(`/api/v1/series?match=${enc(selector({ broker }))}`, signal),
-        getJson<TreeAnswer>(`${base}/tree?depth=${TREE_DEPTH}&limit=200`, signal),
+        getJson<TreeAnswer>(`${base}/tree?depth=${b.tree.nodes <= WHOLE_TREE_NODES ? TREE_DEPTH : 2}&limit=200`, signal),
         getJson<TreeAnswer>(`${base}/tree?root=${enc(zoom)}&depth=${SUN_DEPTH}&value=rate_1m`, signal).catch(() => {
           // The zoomed topic went away (folded or a restart): back to the top.
           zoom = "";
           return getJson<TreeAnswer>(`${base}/tree?depth=${SUN_DEPTH}&value=rate_1m`, signal);
         }),
       ]);
+      // Fetch the expanded levels of a large tree, a few at a time, outermost first.
+      for (let round = 0; round < 4; round++) {
+        const todo = missing(tree.tree).slice(0, 20);
+        if (todo.length === 0) break;
+        const subs = await Promise.all(
+          todo.map((n) => getJson<TreeAnswer>(`${base}/tree?root=${enc(n.topic)}&depth=2&limit=200`, signal).catch(() => null)),
+        );
+        todo.forEach((n, i) => {
+          n.children = subs[i]?.tree.children ?? [];
+        });
+      }
+      treeNote.textContent =
+        b.tree.nodes <= WHOLE_TREE_NODES ? "" : `${count(b.tree.nodes)} nodes: levels load as you open them, and the filter searches the levels loaded.`;
       lastTree = tree;
       drawTree();
       const now = Date.now();
