@@ -151,18 +151,22 @@ async function openPage(hash, viewport = VIEWPORTS[0], scheme = "light") {
   };
 }
 
-/** Waits until the chart in [data-testid=id] has drawn data: a line with several points,
- *  sunburst sectors or graph nodes (SVG paths; the portal draws with ECharts' SVG renderer). */
-async function chartDrawn(page, id, timeout = 25_000) {
+/** Waits until the chart in [data-testid=id] has drawn data (the portal draws with ECharts' SVG
+ *  renderer): a line through three points or more, or at least `shapes` filled shapes (sunburst
+ *  sectors, graph nodes). */
+async function chartDrawn(page, id, shapes = 0, timeout = 25_000) {
   await page.waitForFunction(
-    (testid) => {
+    ([testid, minShapes]) => {
       const box = document.querySelector(`[data-testid="${testid}"]`);
       if (!box) return false;
       const paths = [...box.querySelectorAll("svg path")];
-      const line = paths.some((p) => ((p.getAttribute("d") ?? "").match(/[LC]/g) ?? []).length >= 3);
-      return line || paths.length >= 6;
+      if (minShapes > 0) {
+        return paths.filter((p) => (p.getAttribute("fill") ?? "none") !== "none" && (p.getAttribute("d") ?? "").length > 10).length >= minShapes;
+      }
+      // Grid and axis lines are single segments; a series line through three points has two.
+      return paths.some((p) => p.getAttribute("fill") === "none" && ((p.getAttribute("d") ?? "").match(/[LC]/g) ?? []).length >= 2);
     },
-    id,
+    [id, shapes],
     { timeout },
   );
 }
@@ -244,7 +248,7 @@ const PAGES = [
       await row.waitFor({ timeout: 10_000 });
       assert.ok((await row.textContent()).includes(HOSTILE), "the tree shows the topic's characters");
       assert.ok((await row.textContent()).includes("<b>payload</b>"), "the payload preview is text");
-      await chartDrawn(page, "sunburst");
+      await chartDrawn(page, "sunburst", 2);
       await page.waitForFunction(
         (name) => [...document.querySelectorAll('[data-testid="sunburst"] svg text')].some((t) => t.textContent === name),
         HOSTILE,
@@ -258,7 +262,7 @@ const PAGES = [
     name: "flow",
     hash: "/flow",
     async check(page) {
-      await chartDrawn(page, "flow-graph");
+      await chartDrawn(page, "flow-graph", 3);
       await page.waitForFunction(
         () => {
           const texts = [...document.querySelectorAll('[data-testid="flow-graph"] svg text')].map((t) => t.textContent);

@@ -85,26 +85,42 @@ export const flow: Page = {
       // Positions in pixels of the chart box, pinned by two invisible corner nodes, so the
       // graph is not stretched to fit (ECharts scales the nodes' bounding box to the view).
       const width = Math.max(320, graph.box.clientWidth);
-      const height = Math.max(280, Math.min(2000, tallest * 56 + 60));
+      // On a narrow screen the columns become rows (sources on top), so names have room.
+      const narrow = width < 600;
+      const rowGap = 110;
+      const height = narrow
+        ? Math.max(280, (Math.max(...col.values()) - Math.min(...col.values()) + 1) * rowGap + 40)
+        : Math.max(280, Math.min(2000, tallest * 56 + 60));
       const lastCol = Math.max(1, ...col.values());
       const firstCol = Math.min(...col.values());
       const left = 110;
       const right = width < 600 ? 90 : 190;
       const xOf = (c: number) => left + ((c - firstCol) / Math.max(1, lastCol - firstCol)) * (width - left - right);
+      const place = (c: number, i: number, count: number): [number, number] =>
+        narrow
+          ? [10 + ((i + 0.5) * (width - 20)) / count, 40 + (c - firstCol) * rowGap]
+          : [xOf(c), height / 2 + (i - (count - 1) / 2) * 56];
+      const labelWidth = (count: number) => (narrow ? Math.max(60, (width - 20) / count - 8) : right - 10);
       const nodes: Record<string, unknown>[] = [...perCol.entries()].flatMap(([c, list]) =>
         list
           .sort((a, b) => a.label.localeCompare(b.label))
           .map((n, i) => ({
             id: n.id,
             name: n.label,
-            x: xOf(c),
-            y: height / 2 + (i - (list.length - 1) / 2) * 56,
+            x: place(c, i, list.length)[0],
+            y: place(c, i, list.length)[1],
             symbol: KIND_SYMBOL[n.kind] ?? "circle",
             symbolSize: n.kind === "topic" ? [22, 16] : 20,
             itemStyle: {
               color: n.kind === "group" ? verdictColor(n.verdict) : n.kind === "topic" ? cssVar("--accent") : cssVar("--muted"),
             },
-            label: { show: true, position: n.kind === "producer" ? "top" : "right", color: fg, width: right - 10, overflow: "truncate" },
+            label: {
+              show: true,
+              position: narrow ? "bottom" : n.kind === "producer" ? "top" : "right",
+              color: fg,
+              width: labelWidth(list.length),
+              overflow: "truncate",
+            },
             node: n,
           })),
       );
