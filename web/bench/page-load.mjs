@@ -2,14 +2,14 @@
 // time from navigation to the page's data on screen (table filled / chart drawn), cold (new
 // browser context, empty cache) and warm (same context, assets cached). Run from the repository
 // root after `scripts/build-web && cargo build -p pipescope`:
-//   node bench/portal/page-load.mjs [rounds]      (PIPESCOPE_BIN, CHROMIUM as in the browser tests)
+//   (cd web && node bench/page-load.mjs [rounds])      (PIPESCOPE_BIN, CHROMIUM as in the browser tests)
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { chromium } from "../../web/node_modules/playwright-core/index.mjs";
+import { chromium } from "playwright-core";
 
 const repo = path.resolve(import.meta.dirname, "../..");
 const bin = process.env.PIPESCOPE_BIN ?? path.join(repo, "target/debug/pipescope");
