@@ -1,7 +1,7 @@
 // First page load of each portal page in Chromium, against a fresh `pipescope demo`:
 // time from navigation to the page's data on screen (table filled / chart drawn), cold (new
-// browser context, empty cache) and warm (same context, assets cached). Run from the repository
-// root after `scripts/build-web && cargo build -p pipescope`:
+// browser context, empty cache) and warm (a reload, assets cached). After
+// `scripts/build-web && cargo build -p pipescope`:
 //   (cd web && node bench/page-load.mjs [rounds])      (PIPESCOPE_BIN, CHROMIUM as in the browser tests)
 
 import { spawn } from "node:child_process";

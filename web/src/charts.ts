@@ -73,8 +73,16 @@ export function tooltipStyle() {
   };
 }
 
-/** Draws lines over time; `unit` is appended to values in the tooltip. */
-export function drawLines(chart: Chart, lines: Line[], unit: string, span?: { from: number; to: number }): void {
+export interface ChartPanel {
+  chart: Chart;
+  note: HTMLElement;
+}
+
+/** Draws lines over time; `unit` is appended to values in the tooltip. The panel's note says
+ *  when the time range holds no stored points. */
+export function drawLines(panel: ChartPanel, lines: Line[], unit: string, span?: { from: number; to: number }): void {
+  const chart = panel.chart;
+  panel.note.textContent = hasData(lines) ? "" : "No stored points in this time range yet.";
   const fg = cssVar("--fg");
   const muted = cssVar("--muted");
   const grid = cssVar("--border");

@@ -37,8 +37,8 @@ export const group: Page = {
         a.series
           .map((s) => ({ name: `${s.labels.topic}[${s.labels.partition}]`, points: s.points }))
           .sort((x, y) => x.name.localeCompare(y.name, undefined, { numeric: true }));
-      drawLines(lag.chart, lines(lagAnswer), "offsets", lagAnswer);
-      drawLines(seconds.chart, lines(secondsAnswer), "s", secondsAnswer);
+      drawLines(lag, lines(lagAnswer), "offsets", lagAnswer);
+      drawLines(seconds, lines(secondsAnswer), "s", secondsAnswer);
 
       const description = itemError(g.description) === null ? (g.description as Exclude<GroupDetail["description"], { error: string }>) : null;
       const e = eta(g.partitions.map((p) => p.catch_up));

@@ -28,8 +28,8 @@ export const groups: Page = {
         getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_group_lag_seconds&${range}`, signal),
       ]);
       const name = (l: Record<string, string>) => (clusters.length > 1 ? `${l.cluster}/${l.group}` : l.group);
-      drawLines(lag.chart, sumBy(lagAnswer, name), "offsets", lagAnswer);
-      drawLines(seconds.chart, maxBy(secondsAnswer, name), "s", secondsAnswer);
+      drawLines(lag, sumBy(lagAnswer, name), "offsets", lagAnswer);
+      drawLines(seconds, maxBy(secondsAnswer, name), "s", secondsAnswer);
 
       let budget = DETAIL_LIMIT;
       const details = await Promise.all(

@@ -1,5 +1,5 @@
 import { enc, getJson, selector, type MqttBroker, type RangeAnswer, type SeriesAnswer, type TreeAnswer, type TreeNode } from "../api";
-import { chartPanel, drawLines, perMinute, type Chart } from "../charts";
+import { chartPanel, drawLines, perMinute, type ChartPanel } from "../charts";
 import { el } from "../dom";
 import { ago, count } from "../format";
 import { rangeParams } from "../range";
@@ -50,7 +50,7 @@ export const mqtt: Page = {
       section("Topic browser", filter, treeNote, treeBox),
     );
 
-    const charts = new Map<string, Chart>();
+    const charts = new Map<string, ChartPanel>();
     const state: TreeState = { expanded: new Set(), filter: "" };
     let zoom = hashQuery().get("root") ?? "";
     let lastTree: TreeAnswer | null = null;
@@ -173,8 +173,8 @@ export const mqtt: Page = {
           const counter = m.endsWith("_total");
           const panel = chartPanel(`${sysTitle(m)}${counter ? " /min" : ""}`, signal, { "data-testid": `sys-${m}`, class: "chart small" });
           sysGrid.append(panel.panel);
-          chart = panel.chart;
-          charts.set(m, chart);
+          chart = panel;
+          charts.set(m, panel);
         }
         const counter = m.endsWith("_total");
         drawLines(

@@ -78,7 +78,7 @@ export function drawSunburst(chart: Chart, root: TreeNode, now: number): { byRat
           sort: undefined,
           radius: ["0%", "95%"],
           data: [toSun(root, byRate, cssVar("--card"))],
-          label: { rotate: "radial", color: "#fff", textBorderColor: "rgba(0,0,0,0.45)", textBorderWidth: 2 },
+          label: { rotate: "radial", minAngle: 4, color: "#fff", textBorderColor: "rgba(0,0,0,0.45)", textBorderWidth: 2 },
           levels: levels(depthOf(root)),
           emphasis: { focus: "ancestor" },
         },

@@ -39,8 +39,8 @@ export const topic: Page = {
             points: s.points.map(([ts, v]) => [ts, v === null ? null : v * scale] as [number, number | null]),
           }))
           .sort((x, y) => x.key - y.key);
-      drawLines(rates.chart, byPartition(rateAnswer, 60), "msg/min", rateAnswer);
-      drawLines(offsets.chart, byPartition(offsetAnswer, 1), "", offsetAnswer);
+      drawLines(rates, byPartition(rateAnswer, 60), "msg/min", rateAnswer);
+      drawLines(offsets, byPartition(offsetAnswer, 1), "", offsetAnswer);
 
       const ends = t.partitions.map((p) => (typeof p.latest === "number" ? p.latest : 0));
       fill(

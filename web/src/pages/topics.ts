@@ -24,10 +24,8 @@ export const topics: Page = {
         getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_partition_end_offset&${range}`, signal),
       ]);
       const name = (l: Record<string, string>) => (clusters.length > 1 ? `${l.cluster}/${l.topic}` : l.topic);
-      drawLines(rates.chart, linesOf(rateAnswer, name), "msg/min", rateAnswer);
-      drawLines(offsets.chart, sumBy(offsetAnswer, name), "", offsetAnswer);
-      rates.note.textContent = rateAnswer.series.length ? "" : "No stored rates in this time range yet.";
-      offsets.note.textContent = offsetAnswer.series.length ? "" : "No stored offsets in this time range yet.";
+      drawLines(rates, linesOf(rateAnswer, name), "msg/min", rateAnswer);
+      drawLines(offsets, sumBy(offsetAnswer, name), "", offsetAnswer);
 
       fill(
         tables,
