@@ -17,12 +17,12 @@ const rounds = Number(process.argv[2] ?? 5);
 
 const PAGES = [
   ["overview", "/", '[data-testid="card-pipescope"]'],
-  ["topics", "/topics", '[data-testid="chart-topic-rates"] svg path'],
+  ["topics", "/topics", "line:chart-topic-rates"],
   ["topic", "/topics/demo/calls", '[data-testid="partitions-table"] tbody tr'],
   ["groups", "/groups", '[data-testid="groups-table"] tbody tr'],
   ["group", "/groups/demo/pipescope-demo-laggard", '[data-testid="group-partitions"] tbody tr'],
-  ["mqtt", "/mqtt", '[data-testid="sunburst"] svg path'],
-  ["flow", "/flow", '[data-testid="flow-graph"] svg path'],
+  ["mqtt", "/mqtt", '[data-testid="mqtt-topics"]'],
+  ["flow", "/flow", "shape:flow-graph"],
 ];
 
 function freePort() {
@@ -46,6 +46,25 @@ async function until(what, ms, f) {
     if (Date.now() > deadline) throw new Error(`no ${what} after ${ms} ms`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** `line:<testid>`: a series line drawn; `shape:<testid>`: filled shapes drawn; else a selector. */
+async function drawn(page, ready) {
+  const [kind, id] = ready.split(":");
+  if (kind !== "line" && kind !== "shape") {
+    await page.locator(ready).first().waitFor({ state: "attached", timeout: 30_000 });
+    return;
+  }
+  await page.waitForFunction(
+    ([k, testid]) => {
+      const paths = [...document.querySelectorAll(`[data-testid="${testid}"] svg path`)];
+      return k === "line"
+        ? paths.some((p) => p.getAttribute("fill") === "none" && ((p.getAttribute("d") ?? "").match(/[LC]/g) ?? []).length >= 2)
+        : paths.filter((p) => (p.getAttribute("fill") ?? "none") !== "none").length >= 3;
+    },
+    [kind, id],
+    { timeout: 30_000, polling: 20 },
+  );
 }
 
 const pct = (xs, p) => xs.slice().sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
@@ -78,7 +97,7 @@ try {
         const started = performance.now();
         if (into === cold) await page.goto(`${base}/#${hash}`);
         else await page.reload();
-        await page.locator(ready).first().waitFor({ timeout: 30_000 });
+        await drawn(page, ready);
         into.push(performance.now() - started);
       }
       await context.close();
