@@ -80,5 +80,7 @@ export function startLive(): void {
       }, 60_000);
     }
   });
-  window.addEventListener("pipescope-token", () => startLive(), { once: true });
 }
+
+// A new token: reconnect with it.
+window.addEventListener("pipescope-token", () => startLive());

@@ -93,13 +93,18 @@ export const overview: Page = {
         }),
       );
       if (!loadedEvents) {
-        const answer = await getOptional<{ events: PipelineEvent[] }>("/api/v1/events?limit=50", signal);
+        let answer: { events: PipelineEvent[] } | null = null;
+        try {
+          answer = await getOptional<{ events: PipelineEvent[] }>("/api/v1/events?limit=50", signal);
+          if (!answer) fill(eventNote, unavailable("The event stream", "this server has no /api/v1/events"));
+        } catch (e) {
+          if (signal.aborted) throw e;
+          fill(eventNote, unavailable("Past events", e instanceof Error ? e.message : String(e)));
+        }
         loadedEvents = true;
         if (answer) {
           const seen = new Set(events.map((e) => `${e.at}|${e.kind}|${e.subject}`));
           events = [...events, ...answer.events.filter((e) => !seen.has(`${e.at}|${e.kind}|${e.subject}`))];
-        } else {
-          fill(eventNote, unavailable("The event stream", "this server has no /api/v1/events"));
         }
         drawEvents();
       }
