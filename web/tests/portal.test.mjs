@@ -266,8 +266,14 @@ const PAGES = [
         HOSTILE,
         { timeout: 10_000 },
       );
+      // The tooltip of the topic's sector shows the name as text too.
+      const box = await page.getByTestId("sunburst").boundingBox();
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2 + Math.min(box.width, box.height) * 0.3);
+      const tip = page.locator(".tip-title", { hasText: "onerror" });
+      await tip.waitFor({ timeout: 5_000 });
+      assert.equal((await tip.textContent()).trim(), HOSTILE_TOPIC);
       await chartDrawn(page, "sys-pipescope_mqtt_broker_uptime_seconds");
-      assert.equal(await page.evaluate(() => document.querySelectorAll("main img").length), 0, "no element made from a name");
+      assert.equal(await page.evaluate(() => document.querySelectorAll("img").length), 0, "no element made from a name");
     },
   },
   {
