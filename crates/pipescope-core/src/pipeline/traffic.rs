@@ -9,7 +9,7 @@
 //! | `healthy:NAME` | reads everything, commits after each burst | OK |
 //! | `slow:NAME:FACTOR` | reads FACTOR (0 < F < 1) of what is produced | WARN |
 //! | `stalled:NAME[:AFTER]` | healthy until AFTER, then stays in the group reading nothing and commits the same offsets again | STALLED |
-//! | `stopped:NAME[:AFTER[:keep]]` | healthy until AFTER, then leaves the group and deletes its offsets (as offset expiry would); `keep` leaves them | STOPPED (`keep`: STALLED) |
+//! | `stopped:NAME[:AFTER[:EXPIRE\|keep]]` | healthy until AFTER, then leaves the group; its offsets are deleted EXPIRE later (as offset expiry would); `keep` leaves them | STALLED, then STOPPED once deleted (`keep`: STALLED) |
 //! | `rewinding:NAME:EVERY:BY` | seeks back BY records per partition at start and every EVERY, commits there, and reads at the produce rate (so it never catches up) | REWOUND |
 //! | `crashing:NAME:EVERY:DOWN` | runs EVERY, drops out without committing its last work, comes back after DOWN | STALLED while down (DOWN > the verdict window), OK once caught up |
 
@@ -22,11 +22,25 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Behaviour {
     Healthy,
-    Slow { factor: f64 },
-    Stalled { after_ms: u64 },
-    Stopped { after_ms: u64, keep_offsets: bool },
-    Rewinding { every_ms: u64, by: u64 },
-    Crashing { every_ms: u64, down_ms: u64 },
+    Slow {
+        factor: f64,
+    },
+    Stalled {
+        after_ms: u64,
+    },
+    /// `expire_ms`: how long after leaving its offsets are deleted (`None`: never).
+    Stopped {
+        after_ms: u64,
+        expire_ms: Option<u64>,
+    },
+    Rewinding {
+        every_ms: u64,
+        by: u64,
+    },
+    Crashing {
+        every_ms: u64,
+        down_ms: u64,
+    },
 }
 
 /// One consumer group of the simulation: its name and behaviour.
@@ -38,6 +52,9 @@ pub struct GroupSpec {
 
 /// The default AFTER of `stalled` and `stopped`: long enough to have read and committed.
 pub const DEFAULT_AFTER_MS: u64 = 5_000;
+/// The default EXPIRE of `stopped`: long enough for the watcher's window to fill with the
+/// growing lag first (a window with lag 0 in it reads OK, whatever else happens).
+pub const DEFAULT_EXPIRE_MS: u64 = 30_000;
 
 /// Why a `--group` spec could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,7 +65,7 @@ pub struct SpecError {
 }
 
 const USAGE: &str = "write healthy:NAME, slow:NAME:FACTOR, stalled:NAME[:AFTER], \
-stopped:NAME[:AFTER[:keep]], rewinding:NAME:EVERY:BY or crashing:NAME:EVERY:DOWN \
+stopped:NAME[:AFTER[:EXPIRE|keep]], rewinding:NAME:EVERY:BY or crashing:NAME:EVERY:DOWN \
 (durations like 500ms, 10s, 2m)";
 
 impl FromStr for GroupSpec {
@@ -96,9 +113,10 @@ impl FromStr for GroupSpec {
             }
             "slow" => {
                 arity(1, 1)?;
-                let factor: f64 = args[0].trim().parse().map_err(|_| {
-                    fail(format!("FACTOR {:?} is not a number", args[0]))
-                })?;
+                let factor: f64 = args[0]
+                    .trim()
+                    .parse()
+                    .map_err(|_| fail(format!("FACTOR {:?} is not a number", args[0])))?;
                 if !(factor > 0.0 && factor < 1.0) {
                     return Err(fail(format!(
                         "FACTOR {factor} must be between 0 and 1 (the share of the produced records it reads)"
@@ -120,18 +138,14 @@ impl FromStr for GroupSpec {
                     Some(a) => duration("AFTER", a)?,
                     None => DEFAULT_AFTER_MS,
                 };
-                let keep_offsets = match args.get(1).map(|s| s.trim()) {
-                    None => false,
-                    Some("keep") => true,
-                    Some(other) => {
-                        return Err(fail(format!(
-                            "the last part must be `keep` (leave the offsets committed), not {other:?}"
-                        )));
-                    }
+                let expire_ms = match args.get(1).map(|s| s.trim()) {
+                    None => Some(DEFAULT_EXPIRE_MS),
+                    Some("keep") => None,
+                    Some(other) => Some(duration("EXPIRE (or keep)", other)?),
                 };
                 Behaviour::Stopped {
                     after_ms,
-                    keep_offsets,
+                    expire_ms,
                 }
             }
             "rewinding" => {
@@ -176,14 +190,11 @@ impl fmt::Display for GroupSpec {
             Behaviour::Stalled { after_ms } => write!(f, "stalled:{name}:{}", d(after_ms)),
             Behaviour::Stopped {
                 after_ms,
-                keep_offsets,
-            } => {
-                write!(f, "stopped:{name}:{}", d(after_ms))?;
-                if keep_offsets {
-                    f.write_str(":keep")?;
-                }
-                Ok(())
-            }
+                expire_ms,
+            } => match expire_ms {
+                Some(e) => write!(f, "stopped:{name}:{}:{}", d(after_ms), d(e)),
+                None => write!(f, "stopped:{name}:{}:keep", d(after_ms)),
+            },
             Behaviour::Rewinding { every_ms, by } => {
                 write!(f, "rewinding:{name}:{}:{by}", d(every_ms))
             }
@@ -225,8 +236,8 @@ pub enum Phase {
     Consuming { speed: Option<f64> },
     /// In the group, reading nothing, committing the same offsets again.
     Frozen,
-    /// Left the group for good (`keep_offsets`: its committed offsets stay).
-    Left { keep_offsets: bool },
+    /// Left the group for good; its offsets are deleted at `delete_at_ms` (`None`: never).
+    Left { delete_at_ms: Option<u64> },
     /// Crashed; back at `until_ms`.
     Down { until_ms: u64 },
 }
@@ -242,8 +253,10 @@ impl Behaviour {
             Behaviour::Stalled { after_ms } if elapsed_ms >= after_ms => Phase::Frozen,
             Behaviour::Stopped {
                 after_ms,
-                keep_offsets,
-            } if elapsed_ms >= after_ms => Phase::Left { keep_offsets },
+                expire_ms,
+            } if elapsed_ms >= after_ms => Phase::Left {
+                delete_at_ms: expire_ms.map(|e| after_ms + e),
+            },
             Behaviour::Stalled { .. } | Behaviour::Stopped { .. } => {
                 Phase::Consuming { speed: None }
             }
@@ -387,7 +400,8 @@ impl ReplayCounter {
                 false
             }
             None => {
-                self.high.insert((origin.to_owned(), stream.to_owned()), seq);
+                self.high
+                    .insert((origin.to_owned(), stream.to_owned()), seq);
                 false
             }
         }
@@ -420,14 +434,21 @@ mod tests {
             spec("stopped:a:1m"),
             Behaviour::Stopped {
                 after_ms: 60_000,
-                keep_offsets: false
+                expire_ms: Some(30_000)
+            }
+        );
+        assert_eq!(
+            spec("stopped:a:1m:10s"),
+            Behaviour::Stopped {
+                after_ms: 60_000,
+                expire_ms: Some(10_000)
             }
         );
         assert_eq!(
             spec("stopped:a:500ms:keep"),
             Behaviour::Stopped {
                 after_ms: 500,
-                keep_offsets: true
+                expire_ms: None
             }
         );
         assert_eq!(
@@ -448,7 +469,7 @@ mod tests {
             "healthy:a",
             "slow:a:0.25",
             "stalled:a:3s",
-            "stopped:a:1m",
+            "stopped:a:1m:30s",
             "stopped:a:500ms:keep",
             "rewinding:a:10s:300",
             "crashing:a:4s:5s",
@@ -468,7 +489,7 @@ mod tests {
         assert!(err("slow:a:1.5").contains("between 0 and 1"));
         assert!(err("slow:a:x").contains("FACTOR \"x\" is not a number"));
         assert!(err("stalled:a:soon").contains("AFTER \"soon\" is not a duration"));
-        assert!(err("stopped:a:1s:forget").contains("must be `keep`"));
+        assert!(err("stopped:a:1s:forget").contains("EXPIRE (or keep) \"forget\""));
         assert!(err("rewinding:a:0s:5").contains("EVERY must be longer than 0"));
         assert!(err("rewinding:a:1s:-5").contains("BY \"-5\""));
         assert!(err("crashing:a:1s").contains("crashing takes 2 argument(s)"));
@@ -497,9 +518,12 @@ mod tests {
         assert_eq!(stalled.phase_at(3_000), Phase::Frozen);
         let stopped = spec("stopped:a:3s:keep");
         assert_eq!(stopped.phase_at(2_999), c(None));
+        assert_eq!(stopped.phase_at(10_000), Phase::Left { delete_at_ms: None });
         assert_eq!(
-            stopped.phase_at(10_000),
-            Phase::Left { keep_offsets: true }
+            spec("stopped:a:3s:10s").phase_at(3_000),
+            Phase::Left {
+                delete_at_ms: Some(13_000)
+            }
         );
         assert_eq!(spec("rewinding:a:4s:300").phase_at(5), c(Some(1.0)));
         let crashing = spec("crashing:a:4s:5s");
@@ -537,7 +561,9 @@ mod tests {
         assert_eq!(s.due(1_000), 33);
         assert_eq!(s.due(60_000), 1_998);
         // Tick by tick the increments add up to the total.
-        let sum: u64 = (1..=600).map(|i| s.due(i * 100) - s.due((i - 1) * 100)).sum();
+        let sum: u64 = (1..=600)
+            .map(|i| s.due(i * 100) - s.due((i - 1) * 100))
+            .sum();
         assert_eq!(sum, s.due(60_000));
         assert_eq!(RateSchedule::new(-5.0).due(1_000), 0);
         assert_eq!(producer_share(300.0, 3), 100.0);
