@@ -465,6 +465,13 @@ struct GroupRun {
     replays: Arc<std::sync::Mutex<ReplayCounter>>,
 }
 
+/// Closes a consumer on a blocking thread: the close waits for the broker's answer to
+/// LeaveGroup, and a broker that never answers must not hold up a runtime worker (and with
+/// it the other groups' commits).
+fn close_aside(consumer: StreamConsumer) {
+    tokio::task::spawn_blocking(move || drop(consumer));
+}
+
 /// Why a member's consumer ended.
 #[derive(Debug, PartialEq)]
 enum Ended {
@@ -749,11 +756,12 @@ impl GroupRun {
                         Phase::Left { delete_at_ms } => {
                             commit(&positions);
                             tracing::info!(group = %self.spec.name, member = index, "leaving the group");
-                            drop(consumer);
+                            close_aside(consumer);
                             return Ok(Ended::Left { delete_at_ms });
                         }
                         Phase::Down { until_ms } => {
                             // A crash: the work since the last commit is lost and redone later.
+                            close_aside(consumer);
                             return Ok(Ended::Crashed { until_ms });
                         }
                     }
