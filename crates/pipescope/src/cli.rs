@@ -79,6 +79,9 @@ pub enum SimulateCommand {
     Calls(Box<crate::pipeline::simulate_calls::Args>),
     /// Machines' sensor states over MQTT, or the replay of an event file.
     Machines(Box<crate::pipeline::simulate_machines::Args>),
+    /// Producers and consumer groups over many topics; groups slow, stalled, stopped,
+    /// rewinding or crashing on demand.
+    Traffic(Box<crate::pipeline::simulate_traffic::Args>),
 }
 
 #[derive(Debug, Subcommand)]

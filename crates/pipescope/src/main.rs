@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             match command {
                 SimulateCommand::Calls(args) => pipeline::simulate_calls::run(*args).await,
                 SimulateCommand::Machines(args) => pipeline::simulate_machines::run(*args).await,
+                SimulateCommand::Traffic(args) => pipeline::simulate_traffic::run(*args).await,
             }
         }),
         Command::Bridge(args) => run_part(&cli.log, pipeline::bridge::run(*args)),

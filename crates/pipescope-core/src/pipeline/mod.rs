@@ -8,4 +8,5 @@ pub mod mapping;
 pub mod partition;
 pub mod totals;
 pub mod trace;
+pub mod traffic;
 pub mod window;

@@ -8,6 +8,7 @@ pub mod process_calls;
 pub mod process_machines;
 pub mod simulate_calls;
 pub mod simulate_machines;
+pub mod simulate_traffic;
 pub mod sink_influx;
 
 use std::net::SocketAddr;

@@ -9,4 +9,5 @@ mod mqtt;
 mod pipeline;
 mod prometheus;
 mod store;
+mod traffic;
 mod web;

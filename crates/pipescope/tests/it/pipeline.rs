@@ -367,6 +367,116 @@ fn bridge_killed_mid_run_and_restarted_loses_no_message() {
     bridge.terminate();
 }
 
+/// Kafka stopped for a minute in the middle of a run (the case): the bridge holds its
+/// MQTT acks, mosquitto keeps the messages, and after the restart every message is in Kafka.
+/// About 100 s: the outage itself is the minute.
+#[test]
+fn bridge_through_a_minute_without_kafka_loses_no_message() {
+    const MESSAGES: u64 = 8_000;
+    const PARTITIONS: i32 = 6;
+    let mosquitto = Mosquitto::start();
+    let mut tansu = Tansu::start();
+    let mqtt = mosquitto.url();
+    let bootstrap = tansu.bootstrap();
+    let mut bridge = Part::start(
+        "bridge",
+        &[
+            "bridge",
+            "--mqtt",
+            &mqtt,
+            "--kafka",
+            &bootstrap,
+            "--map",
+            "machine/+/+/#=machine.data",
+            "--client-id",
+            "it-bridge-outage",
+            "--max-in-flight",
+            "500",
+            "--partitions",
+            "6",
+        ],
+    );
+    bridge.wait_metric(
+        "pipescope_bridge_mqtt_subscribed",
+        Duration::from_secs(60),
+        |v| v == 1.0,
+    );
+    let count = MESSAGES.to_string();
+    let mut simulator = Part::start(
+        "simulate machines",
+        &[
+            "simulate",
+            "machines",
+            "--mqtt",
+            &mqtt,
+            "--machines",
+            "10",
+            "--sensors",
+            "4",
+            "--rate",
+            "100",
+            "--qos",
+            "1",
+            "--count",
+            &count,
+            "--origin",
+            "it-sim-outage",
+        ],
+    );
+    bridge.wait_metric(
+        "pipescope_bridge_records_delivered_total",
+        Duration::from_secs(60),
+        |v| v >= 1_000.0,
+    );
+    tansu.kill();
+    let down = Instant::now();
+    // The outage is the scenario: a minute without Kafka while messages keep coming.
+    std::thread::sleep(Duration::from_secs(60));
+    assert!(
+        simulator.child.try_wait().unwrap().is_none(),
+        "messages still flow when Kafka comes back"
+    );
+    let delivered_while_down = bridge
+        .metric("pipescope_bridge_records_delivered_total")
+        .unwrap();
+    tansu.restart();
+    eprintln!(
+        "Kafka down for {:?}; delivered before the restart: {delivered_while_down}",
+        down.elapsed()
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&simulator.finish(Duration::from_secs(120))).unwrap();
+    assert_eq!(summary["sent"], MESSAGES);
+    let mut tally = TraceTally::new();
+    let mut records = 0u64;
+    read_topic(
+        &bootstrap,
+        "machine.data",
+        PARTITIONS,
+        Duration::from_secs(120),
+        |m| {
+            let (trace, mqtt_topic) = trace_of(m);
+            assert_eq!(trace.origin, "it-sim-outage");
+            tally.record(&trace, &mqtt_topic.expect("the MQTT topic header"));
+            records += 1;
+            tally.distinct() == MESSAGES
+        },
+    );
+    assert_eq!(
+        tally.distinct(),
+        MESSAGES,
+        "every message is in Kafka ({records} records read, end offsets {:?})",
+        end_offsets(&bootstrap, "machine.data", PARTITIONS)
+    );
+    assert_eq!(tally.gaps(), 0);
+    eprintln!(
+        "bridge through a Kafka outage: {records} records read, {} distinct, {} duplicates",
+        tally.distinct(),
+        tally.duplicates()
+    );
+    bridge.terminate();
+}
+
 #[test]
 fn process_calls_restarted_mid_run_keeps_exact_totals_and_shares_with_a_second_instance() {
     let tansu = Tansu::start();
