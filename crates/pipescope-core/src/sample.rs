@@ -1,12 +1,15 @@
 //! Samples: the typed, timestamped values that watchers emit and the store and exporters read.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::clock::EpochMillis;
 
 /// Label pairs of a series, kept sorted by name with unique names, so equal sets compare equal.
+/// Shared and immutable: the several samples of one series (a scrape yields ~6 per group
+/// partition) clone the set without copying its strings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Vec<(String, String)>);
+pub struct Labels(Arc<[(String, String)]>);
 
 impl Labels {
     /// Builds a label set; a name given twice keeps its last value.
@@ -24,7 +27,7 @@ impl Labels {
                 _ => unique.push(pair),
             }
         }
-        Self(unique)
+        Self(unique.into())
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {

@@ -24,7 +24,7 @@ use kafka_protocol::messages::{
     MetadataResponse, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use kafka_protocol::records::RecordBatchDecoder;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use pipescope_core::kafka::{
     GroupCommit, OffsetRange, OffsetsSnapshot, PartitionOffsets, TopicPartition,
 };
@@ -995,17 +995,18 @@ impl Scraper {
                 .collect();
         }
         let alone = wanted.len() == 1;
+        // Thousands of partitions per answer: look the offsets up, not scan for them.
+        let offsets: HashMap<(&str, i32), i64> = wanted
+            .iter()
+            .map(|((t, p), o)| ((t.as_str(), *p), *o))
+            .collect();
         let mut out: HashMap<(String, i32), Result<EpochMillis, NoRecordTime>> = HashMap::new();
         for t in &response.responses {
             for p in &t.partitions {
-                let key = (text(&t.topic.0), p.partition_index);
-                let Some(offset) = wanted
-                    .iter()
-                    .find(|(k, _)| k.0 == key.0 && k.1 == key.1)
-                    .map(|(_, o)| *o)
-                else {
+                let Some(&offset) = offsets.get(&(t.topic.0.as_str(), p.partition_index)) else {
                     continue;
                 };
+                let key = (text(&t.topic.0), p.partition_index);
                 let value = match code_error(p.error_code, None) {
                     Some(e) if p.error_code == 1 => Err(NoRecordTime::from(format!(
                         "the record at offset {offset} is gone ({e}); the log starts at {}",
@@ -1281,11 +1282,12 @@ pub fn record_time(records: Option<&Bytes>, offset: i64) -> Result<EpochMillis, 
             break;
         }
         let mut batch = data.split_to(total);
-        let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| {
-            NoRecordTime::from(format!(
-                "cannot decode the record batch holding offset {offset}: {e}"
-            ))
-        })?;
+        let set = RecordBatchDecoder::decode_with_custom_compression(&mut batch, Some(decompress))
+            .map_err(|e| {
+                NoRecordTime::from(format!(
+                    "cannot decode the record batch holding offset {offset}: {e}"
+                ))
+            })?;
         if let Some(record) = set.records.iter().find(|r| r.offset >= offset) {
             return if record.offset == offset {
                 u64::try_from(record.timestamp).map_err(|_| {
@@ -1305,6 +1307,31 @@ pub fn record_time(records: Option<&Bytes>, offset: i64) -> Result<EpochMillis, 
         ),
         incomplete: true,
     })
+}
+
+/// The records of a batch, decompressed: gzip and snappy by `kafka-protocol`, lz4 (frame
+/// format) and zstd in pure Rust here, since `kafka-protocol`'s own lz4 and zstd features build
+/// C libraries.
+fn decompress(records: &mut Bytes, compression: Compression) -> anyhow::Result<Bytes> {
+    use bytes::Buf;
+    use kafka_protocol::compression::{Decompressor, Gzip, Snappy};
+    use std::io::Read;
+    let all = |b: &mut Bytes| Ok(std::mem::take(b));
+    let mut out = Vec::new();
+    match compression {
+        Compression::None => return Ok(std::mem::take(records)),
+        Compression::Gzip => return Gzip::decompress(records, all),
+        Compression::Snappy => return Snappy::decompress(records, all),
+        Compression::Lz4 => {
+            lz4_flex::frame::FrameDecoder::new(records.clone().reader()).read_to_end(&mut out)?;
+        }
+        Compression::Zstd => {
+            ruzstd::decoding::StreamingDecoder::new(records.clone().reader())
+                .map_err(|e| anyhow::anyhow!("zstd: {e}"))?
+                .read_to_end(&mut out)?;
+        }
+    }
+    Ok(Bytes::from(out))
 }
 
 fn build_snapshot(
@@ -1357,6 +1384,10 @@ mod tests {
     };
 
     fn batch(offsets: &[i64]) -> Bytes {
+        compressed_batch(offsets, Compression::None)
+    }
+
+    fn compressed_batch(offsets: &[i64], compression: Compression) -> Bytes {
         let records: Vec<Record> = offsets
             .iter()
             .map(|&offset| Record {
@@ -1376,16 +1407,70 @@ mod tests {
             })
             .collect();
         let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            records.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
+        match compression {
+            Compression::Lz4 | Compression::Zstd => {
+                RecordBatchEncoder::encode_with_custom_compression(
+                    &mut buf,
+                    records.iter(),
+                    &options,
+                    Some(compress),
+                )
+            }
+            _ => RecordBatchEncoder::encode(&mut buf, records.iter(), &options),
+        }
         .unwrap();
         buf.freeze()
+    }
+
+    /// lz4 (frame format, as Kafka clients write it) and zstd, for the batches above.
+    fn compress(
+        records: &mut BytesMut,
+        out: &mut BytesMut,
+        compression: Compression,
+    ) -> anyhow::Result<()> {
+        use std::io::Write;
+        match compression {
+            Compression::Lz4 => {
+                let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                encoder.write_all(records)?;
+                out.put_slice(&encoder.finish()?);
+            }
+            Compression::Zstd => out.put_slice(&ruzstd::encoding::compress_to_vec(
+                &records[..],
+                ruzstd::encoding::CompressionLevel::Fastest,
+            )),
+            other => anyhow::bail!("not a codec of this test: {other:?}"),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn record_time_is_read_from_compressed_batches_of_every_codec() {
+        for compression in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let mut data = BytesMut::new();
+            data.put(compressed_batch(&[0, 1, 2], compression));
+            data.put(compressed_batch(&[3, 4, 5], compression));
+            let data = data.freeze();
+            assert_eq!(
+                record_time(Some(&data), 4),
+                Ok(1_000_040),
+                "{compression:?}"
+            );
+            assert_eq!(
+                record_time(Some(&data), 0),
+                Ok(1_000_000),
+                "{compression:?}"
+            );
+        }
     }
 
     #[test]

@@ -2238,3 +2238,251 @@ fn a_restarted_watcher_rebuilds_lag_history_and_verdict_windows_from_the_store()
     assert_eq!(restored.verdict, Verdict::Stalled);
     writer.close();
 }
+
+/// A consumer that commits at every step but reads less than is written: its lag grows across
+/// the whole window while its committed offset moves, so it is WARN (not STALLED, not STOPPED);
+/// a healthy consumer on the same topic stays OK throughout.
+#[test]
+fn a_consumer_slower_than_its_producer_is_warn_while_a_healthy_one_stays_ok() {
+    use pipescope_core::kafka::Verdict;
+    use pipescope_core::kafka::lag::CatchUp;
+
+    let broker = Tansu::start();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "feed", 1);
+    let producer = producer(&bootstrap, 0);
+    let healthy = consumer(&bootstrap, "keeps-up");
+    let slow = consumer(&bootstrap, "slow");
+    let (mut end, mut slow_at) = (0i64, 0i64);
+    // One step: five more records; the healthy consumer commits the end, the slow one a single
+    // record more. Lag dips only by that one record between the flush and the commit, a few
+    // milliseconds, so two scrapes half a second apart see it grow.
+    let mut step = || {
+        for _ in 0..5 {
+            send_now(&producer, "feed", 0);
+        }
+        producer.flush(TIMEOUT).expect("delivered");
+        end += 5;
+        slow_at += 1;
+        commit_standalone(&healthy, "feed", 0, end);
+        commit_standalone(&slow, "feed", 0, slow_at);
+        std::thread::sleep(Duration::from_millis(100)); // pace: a few steps per scrape
+    };
+    step();
+    let watching = Watching::start(&bootstrap, "verdict_window = 4\n");
+    let started = Instant::now();
+    let deadline = Instant::now() + TIMEOUT;
+    let warned = loop {
+        if let Some(p) = watching.group_partition("slow", "feed", 0)
+            && p.verdict == Verdict::Warn
+        {
+            break p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never WARN: {:?}",
+            watching.group_partition("slow", "feed", 0)
+        );
+        step();
+    };
+    eprintln!("WARN after {:?}", started.elapsed());
+    assert!(warned.window_complete, "{warned:?}");
+    let latest = warned.latest.expect("end offset known");
+    assert_eq!(warned.lag.offsets, Some(latest - warned.committed));
+    assert!(warned.lag.offsets.unwrap() > 0, "{warned:?}");
+    assert_eq!(warned.catch_up, CatchUp::FallingBehind, "{warned:?}");
+    let json = watching.api("/api/v1/kafka/clusters/local/groups/slow");
+    assert_eq!(json["verdict"], "WARN", "{json}");
+    assert!(
+        watching
+            .metrics()
+            .contains("pipescope_kafka_group_verdict{cluster=\"local\",group=\"slow\"} 1")
+    );
+
+    // Before WARN the slow consumer was only ever OK (window not full yet): never a worse verdict.
+    let slow_verdicts = watching.published(
+        pipescope_core::kafka::metrics::GROUP_VERDICT,
+        &[("group", "slow")],
+    );
+    assert!(
+        slow_verdicts.iter().all(|(_, v)| *v == 0.0 || *v == 1.0),
+        "{slow_verdicts:?}"
+    );
+    // Its committed offsets moved forward at every scrape that saw it.
+    let committed: Vec<f64> = watching
+        .published(
+            pipescope_core::kafka::metrics::GROUP_COMMITTED_OFFSET,
+            &[("group", "slow"), ("topic", "feed"), ("partition", "0")],
+        )
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert!(committed.len() >= 4, "{committed:?}");
+    assert!(committed.windows(2).all(|w| w[1] >= w[0]), "{committed:?}");
+    let healthy_verdicts = watching.published(
+        pipescope_core::kafka::metrics::GROUP_VERDICT,
+        &[("group", "keeps-up")],
+    );
+    assert!(healthy_verdicts.len() >= 4, "{healthy_verdicts:?}");
+    assert!(
+        healthy_verdicts.iter().all(|(_, v)| *v == 0.0),
+        "{healthy_verdicts:?}"
+    );
+    drop((healthy, slow));
+}
+
+/// Records in lz4 and zstd batches: the record time at a committed offset inside such a batch is
+/// read exactly (the Fetch answer is decompressed). lz4 batches come from librdkafka; zstd ones
+/// from a Produce request of our own (the bundled librdkafka is built without zstd).
+#[test]
+fn record_times_are_read_from_lz4_and_zstd_batches() {
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{FetchRequest, ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+        TimestampType,
+    };
+
+    let broker = Tansu::start();
+    let bootstrap = broker.bootstrap();
+    let base_ms = now_ms() - 600_000;
+    let pool = pipescope::kafka::conn::Pool::new(pipescope::kafka::conn::ConnectOptions {
+        client_id: "it".into(),
+        timeout: TIMEOUT,
+        tls: None,
+        sasl: None,
+        max_backoff: Duration::from_secs(1),
+    });
+    let rt = runtime();
+    let payload = |i: i64| format!("{{\"i\":{i},\"pad\":\"{}\"}}", "x".repeat(64));
+
+    // lz4 from librdkafka: a long linger sends the 20 records as one compressed batch.
+    create_topic(&bootstrap, "packed-lz4", 1);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("compression.type", "lz4")
+        .set("linger.ms", "200")
+        .create()
+        .unwrap();
+    for i in 0..20i64 {
+        let value = payload(i);
+        producer
+            .send(
+                BaseRecord::<(), _>::to("packed-lz4")
+                    .partition(0)
+                    .payload(&value)
+                    .timestamp(base_ms + i * 1000),
+            )
+            .expect("queued");
+    }
+    producer.flush(TIMEOUT).expect("delivered");
+
+    // zstd: one batch of 20 records, compressed here, sent in a Produce request.
+    create_topic(&bootstrap, "packed-zstd", 1);
+    let records: Vec<Record> = (0..20i64)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            sequence: -1,
+            timestamp: base_ms + i * 1000,
+            key: None,
+            value: Some(payload(i).into()),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut batch = BytesMut::new();
+    RecordBatchEncoder::encode_with_custom_compression(
+        &mut batch,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::Zstd,
+        },
+        Some(
+            |records: &mut BytesMut, out: &mut BytesMut, _: Compression| -> anyhow::Result<()> {
+                out.put_slice(&ruzstd::encoding::compress_to_vec(
+                    &records[..],
+                    ruzstd::encoding::CompressionLevel::Fastest,
+                ));
+                Ok(())
+            },
+        ),
+    )
+    .expect("encode a zstd batch");
+    let mut request = ProduceRequest::default();
+    request.acks = 1;
+    request.timeout_ms = 10_000;
+    let mut topic = TopicProduceData::default();
+    topic.name = TopicName(StrBytes::from_static_str("packed-zstd"));
+    let mut partition = PartitionProduceData::default();
+    partition.records = Some(batch.freeze());
+    topic.partition_data = vec![partition];
+    request.topic_data = vec![topic];
+    let answer = rt
+        .block_on(pool.request(&bootstrap, 9, &request))
+        .expect("Produce");
+    assert_eq!(answer.responses[0].partition_responses[0].error_code, 0);
+
+    for codec in ["lz4", "zstd"] {
+        let group = consumer(&bootstrap, &format!("reads-{codec}"));
+        commit_standalone(&group, &format!("packed-{codec}"), 0, 13);
+    }
+    let state = scrape_once(&cluster_config(&bootstrap, ""));
+    for codec in ["lz4", "zstd"] {
+        let group = state
+            .group(&format!("reads-{codec}"))
+            .expect("group listed");
+        let offsets = group.offsets.as_ref().expect("offsets read");
+        assert_eq!(offsets.len(), 1, "{offsets:?}");
+        let c = &offsets[0];
+        assert_eq!(c.committed, 13);
+        assert_eq!(
+            c.record_time_ms,
+            Some((base_ms + 13_000) as u64),
+            "{codec}: {:?}",
+            c.record_time_error
+        );
+    }
+
+    // The broker hands the batches back compressed as they were sent, so the decoders above
+    // were exercised (a broker that re-encoded them would fail here).
+    for (topic, compression) in [
+        ("packed-lz4", Compression::Lz4),
+        ("packed-zstd", Compression::Zstd),
+    ] {
+        let mut request = FetchRequest::default();
+        request.replica_id = (-1).into();
+        request.max_bytes = 1 << 20;
+        request.session_epoch = -1;
+        let mut t = FetchTopic::default();
+        t.topic = TopicName(StrBytes::from_static_str(topic));
+        let mut p = FetchPartition::default();
+        p.partition_max_bytes = 1 << 20;
+        t.partitions = vec![p];
+        request.topics = vec![t];
+        let answer = rt
+            .block_on(pool.request(&bootstrap, 11, &request))
+            .expect("Fetch");
+        let data = answer.responses[0].partitions[0]
+            .records
+            .clone()
+            .expect("records");
+        let info = RecordBatchDecoder::decode_batch_info(&mut data.clone()).expect("batch headers");
+        let compressions: Vec<Compression> = info.iter().map(|b| b.compression).collect();
+        assert!(
+            compressions.contains(&compression),
+            "{topic}: batches came back as {compressions:?}"
+        );
+        let count: i32 = info.iter().map(|b| b.record_count).sum();
+        assert_eq!(count, 20, "{topic}");
+    }
+}
