@@ -162,15 +162,21 @@ pub fn kafka_events(
     let mut out = Vec::new();
     let Some(prev) = prev else {
         for b in next.brokers.iter().filter(|b| !b.up) {
-            out.push(event(EventKind::BrokerDown, broker_subject(b), down_message(b)));
+            out.push(event(
+                EventKind::BrokerDown,
+                broker_subject(b),
+                down_message(b),
+            ));
         }
         return out;
     };
     for b in &next.brokers {
         match prev.brokers.iter().find(|p| p.id == b.id) {
-            Some(p) if p.up && !b.up => {
-                out.push(event(EventKind::BrokerDown, broker_subject(b), down_message(b)))
-            }
+            Some(p) if p.up && !b.up => out.push(event(
+                EventKind::BrokerDown,
+                broker_subject(b),
+                down_message(b),
+            )),
             Some(p) if !p.up && b.up => out.push(event(
                 EventKind::BrokerUp,
                 broker_subject(b),
@@ -182,7 +188,11 @@ pub fn kafka_events(
                 broker_subject(b),
                 format!("Kafka broker {} at {} joined the cluster", b.id, b.address),
             )),
-            None => out.push(event(EventKind::BrokerDown, broker_subject(b), down_message(b))),
+            None => out.push(event(
+                EventKind::BrokerDown,
+                broker_subject(b),
+                down_message(b),
+            )),
         }
     }
     for p in &prev.brokers {
@@ -352,7 +362,10 @@ mod tests {
 
     #[test]
     fn first_scrape_reports_only_brokers_already_down() {
-        let next = point(vec![broker(1, true), broker(2, false)], &[("g", Verdict::Warn)]);
+        let next = point(
+            vec![broker(1, true), broker(2, false)],
+            &[("g", Verdict::Warn)],
+        );
         let events = kafka_events("c", None, &next, 7);
         assert_eq!(
             events,
@@ -368,8 +381,14 @@ mod tests {
 
     #[test]
     fn brokers_going_down_coming_up_joining_and_leaving() {
-        let prev = point(vec![broker(1, true), broker(2, false), broker(3, true)], &[]);
-        let next = point(vec![broker(1, false), broker(2, true), broker(4, true)], &[]);
+        let prev = point(
+            vec![broker(1, true), broker(2, false), broker(3, true)],
+            &[],
+        );
+        let next = point(
+            vec![broker(1, false), broker(2, true), broker(4, true)],
+            &[],
+        );
         let events = kafka_events("c", Some(&prev), &next, 9);
         let got: Vec<(EventKind, &str, &str)> = events
             .iter()
@@ -408,7 +427,11 @@ mod tests {
         let prev = point(vec![], &[("a", Verdict::Ok), ("b", Verdict::Warn)]);
         let next = point(
             vec![],
-            &[("a", Verdict::Stalled), ("b", Verdict::Warn), ("new", Verdict::Stopped)],
+            &[
+                ("a", Verdict::Stalled),
+                ("b", Verdict::Warn),
+                ("new", Verdict::Stopped),
+            ],
         );
         let events = kafka_events("c", Some(&prev), &next, 1);
         assert_eq!(events.len(), 1);

@@ -184,7 +184,13 @@ pub fn build(clusters: &[FlowCluster]) -> FlowGraph {
 mod tests {
     use super::*;
 
-    fn node(id: &str, kind: NodeKind, label: &str, rate: Option<f64>, verdict: Option<&str>) -> FlowNode {
+    fn node(
+        id: &str,
+        kind: NodeKind,
+        label: &str,
+        rate: Option<f64>,
+        verdict: Option<&str>,
+    ) -> FlowNode {
         FlowNode {
             id: id.into(),
             kind,
@@ -250,7 +256,13 @@ mod tests {
                 // Named only as a group's output: a node without a rate.
                 node("topic:c/out", NodeKind::Topic, "out", None, None),
                 node("topic:c/quiet", NodeKind::Topic, "quiet", None, None),
-                node("topic:c/shared", NodeKind::Topic, "shared", Some(30.0), None),
+                node(
+                    "topic:c/shared",
+                    NodeKind::Topic,
+                    "shared",
+                    Some(30.0),
+                    None
+                ),
                 node("group:c/lag", NodeKind::Group, "lag", None, None),
                 node("group:c/proc", NodeKind::Group, "proc", None, Some("OK")),
             ]
