@@ -129,7 +129,8 @@ fn start_demo(bin: &Path, port: u16) -> Demo {
 
 fn get_json(url: &str) -> Option<serde_json::Value> {
     let mut response = ureq::get(url).call().ok()?;
-    response.body_mut().read_json().ok()
+    let text = response.body_mut().read_to_string().ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// Waits until the demo's cluster has been scraped and lists its groups.
