@@ -9,6 +9,7 @@ pub mod kafka;
 pub mod mqtt;
 pub mod mqtt_filter;
 pub mod pipeline;
+pub mod portal;
 pub mod sample;
 pub mod tsdb;
 

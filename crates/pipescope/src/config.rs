@@ -44,14 +44,34 @@ pub struct Web {
     /// Where the portal, the JSON API, `/metrics` and `/health` are served.
     #[serde(default = "default_listen", deserialize_with = "socket_addr")]
     pub listen: SocketAddr,
+    /// Who may read the portal and the API (`/health` stays open).
+    #[serde(default)]
+    pub auth: WebAuth,
 }
 
 impl Default for Web {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            auth: WebAuth::None,
         }
     }
+}
+
+/// `auth = { type = "none" }` (the default), `{ type = "bearer", token = "..." }` or
+/// `{ type = "basic", user = "...", password = "..." }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum WebAuth {
+    #[default]
+    None,
+    Bearer {
+        token: Secret,
+    },
+    Basic {
+        user: String,
+        password: Secret,
+    },
 }
 
 fn default_listen() -> SocketAddr {
@@ -946,6 +966,29 @@ fn closest(name: &str, candidates: &[String]) -> Option<String> {
 /// What types cannot say: required lists not empty, files readable, settings that go together.
 fn validate(config: &Config) -> Vec<ConfigError> {
     let mut errors = Vec::new();
+    match &config.web.auth {
+        WebAuth::None => {}
+        WebAuth::Bearer { token } if token.expose().is_empty() => errors.push(
+            ConfigError::new("web.auth.token", "the bearer token is empty").hint(
+                "set a long random token, e.g. PIPESCOPE__WEB__AUTH__TOKEN=$(openssl rand -hex 32)",
+            ),
+        ),
+        WebAuth::Bearer { .. } => {}
+        WebAuth::Basic { user, password } => {
+            if user.is_empty() || user.contains(':') {
+                errors.push(
+                    ConfigError::new("web.auth.user", "the user name is empty or holds a ':'")
+                        .hint("HTTP basic auth cannot carry such a name: pick another"),
+                );
+            }
+            if password.expose().is_empty() {
+                errors.push(
+                    ConfigError::new("web.auth.password", "the password is empty")
+                        .hint("set one, e.g. PIPESCOPE__WEB__AUTH__PASSWORD=..."),
+                );
+            }
+        }
+    }
     let store = &config.store;
     for (key, value) in [
         ("retention_raw", store.retention_raw),

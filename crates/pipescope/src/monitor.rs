@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::Router;
 use pipescope_core::SystemClock;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use crate::bus::Bus;
-use crate::config::Config;
-use crate::{export, kafka, mqtt, store, web};
+use crate::config::{Config, WebAuth};
+use crate::{api, export, kafka, mqtt, store, web};
 
 /// Batches the bus holds for a subscriber that is behind, and the store writer's queue.
 const BUS_CAPACITY: usize = 1024;
@@ -62,12 +63,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         (stop, task)
     });
 
+    let hub = api::Hub::new(Arc::new(SystemClock));
+    mqtt_tasks.push(tokio::spawn(api::hub::follow_kafka(
+        kafka_live.clone(),
+        hub.clone(),
+    )));
+    mqtt_tasks.push(tokio::spawn(api::hub::follow_mqtt(
+        mqtt.clone(),
+        hub.clone(),
+    )));
+
     tracing::info!(address = %listener.local_addr()?, "pipescope is serving");
-    let router = web::router(web::AppState::new(registry))
-        .merge(store::api::router(store.clone()))
-        .merge(kafka::api::router(kafka_live))
-        .merge(mqtt::api::router(mqtt));
-    web::serve(listener, router, shutdown_signal()).await?;
+    let router = app(registry, &store, &kafka_live, &mqtt, &hub, &config.web.auth);
+    // Open live streams would keep the server from stopping: the hub ends them.
+    web::serve(listener, router, async move {
+        shutdown_signal().await;
+        hub.close();
+    })
+    .await?;
     for task in mqtt_tasks {
         task.abort();
     }
@@ -81,6 +94,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || writer.close()).await?;
     tracing::info!("pipescope stopped");
     Ok(())
+}
+
+/// Every route the monitor serves, behind the configured authentication.
+pub fn app(
+    registry: Registry,
+    store: &store::Store,
+    kafka: &kafka::LiveState,
+    mqtt: &mqtt::MqttState,
+    hub: &api::Hub,
+    auth: &WebAuth,
+) -> Router {
+    let router = web::router(web::AppState::new(registry))
+        .merge(store::api::router(store.clone()))
+        .merge(kafka::api::router(kafka.clone()))
+        .merge(mqtt::api::router(mqtt.clone()))
+        .merge(api::router(hub.clone(), kafka.clone()));
+    api::auth::protect(router, auth)
 }
 
 /// One scraping task per configured Kafka cluster, and the collector that exports their state.

@@ -38,11 +38,14 @@ pub enum BrokerError {
     NotReady { addr: SocketAddr, timeout: Duration },
 }
 
-/// A running rumqttd. Dropping it stops the `$SYS` publisher; rumqttd itself has no way to stop
-/// its server threads, so the broker lives until the process exits.
+/// A running rumqttd: MQTT 3.1.1 on one port, MQTT 5 on another (rumqttd serves each version
+/// on its own listener; both share one router, so clients of either version see each other's
+/// messages). Dropping it stops the `$SYS` publisher; rumqttd itself has no way to stop its
+/// server threads, so the broker lives until the process exits.
 #[derive(Debug)]
 pub struct EmbeddedBroker {
     addr: SocketAddr,
+    v5_addr: SocketAddr,
     stop: Arc<AtomicBool>,
     sys: Option<JoinHandle<()>>,
 }
@@ -55,7 +58,14 @@ impl EmbeddedBroker {
         let addr = TcpListener::bind(addr)
             .and_then(|l| l.local_addr())
             .map_err(|source| BrokerError::Bind { addr, source })?;
-        let mut broker = Broker::new(config(addr));
+        let v5_wanted = SocketAddr::new(addr.ip(), 0);
+        let v5_addr = TcpListener::bind(v5_wanted)
+            .and_then(|l| l.local_addr())
+            .map_err(|source| BrokerError::Bind {
+                addr: v5_wanted,
+                source,
+            })?;
+        let mut broker = Broker::new(config(addr, v5_addr));
         let meters = broker
             .meters()
             .map_err(|e| BrokerError::Start(format!("no meters link ({e})")))?;
@@ -88,9 +98,10 @@ impl EmbeddedBroker {
                 .spawn(move || SysPublisher::new(tx, rx, meters).run(&stop))
                 .map_err(|e| BrokerError::Start(format!("cannot start the $SYS thread ({e})")))?
         };
-        tracing::info!(%addr, "embedded MQTT broker (rumqttd {RUMQTTD_VERSION}) is listening");
+        tracing::info!(%addr, %v5_addr, "embedded MQTT broker (rumqttd {RUMQTTD_VERSION}) is listening (3.1.1, 5)");
         Ok(Self {
             addr,
+            v5_addr,
             stop,
             sys: Some(sys),
         })
@@ -100,9 +111,19 @@ impl EmbeddedBroker {
         self.addr
     }
 
-    /// `mqtt://127.0.0.1:<port>`.
+    /// `mqtt://127.0.0.1:<port>` (MQTT 3.1.1).
     pub fn url(&self) -> String {
         format!("mqtt://{}", self.addr)
+    }
+
+    /// The MQTT 5 listener.
+    pub fn v5_addr(&self) -> SocketAddr {
+        self.v5_addr
+    }
+
+    /// `mqtt://127.0.0.1:<port>` of the MQTT 5 listener.
+    pub fn v5_url(&self) -> String {
+        format!("mqtt://{}", self.v5_addr)
     }
 }
 
@@ -115,7 +136,7 @@ impl Drop for EmbeddedBroker {
     }
 }
 
-fn config(addr: SocketAddr) -> Config {
+fn config(addr: SocketAddr, v5_addr: SocketAddr) -> Config {
     let connections = ConnectionSettings {
         connection_timeout_ms: 60_000,
         // Big enough for the MQTT watcher's 256 KiB payload tests.
@@ -125,12 +146,12 @@ fn config(addr: SocketAddr) -> Config {
         external_auth: None,
         dynamic_filters: true,
     };
-    let server = rumqttd::ServerSettings {
-        name: "demo-v4".into(),
-        listen: addr,
+    let server = |name: &str, listen| rumqttd::ServerSettings {
+        name: name.into(),
+        listen,
         tls: None,
         next_connection_delay_ms: 1,
-        connections,
+        connections: connections.clone(),
     };
     // MetricSettings' field is private: build that part from its serde form. Alerts are set
     // too because rumqttd's timer thread panics when only meters are.
@@ -148,7 +169,11 @@ fn config(addr: SocketAddr) -> Config {
             max_segment_count: 10,
             ..RouterConfig::default()
         },
-        v4: Some(HashMap::from([("1".to_string(), server)])),
+        v4: Some(HashMap::from([("1".to_string(), server("demo-v4", addr))])),
+        v5: Some(HashMap::from([(
+            "1".to_string(),
+            server("demo-v5", v5_addr),
+        )])),
         metrics: Some(metrics),
         ..Config::default()
     }

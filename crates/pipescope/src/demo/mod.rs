@@ -1,12 +1,11 @@
 //! `pipescope demo`: brokers started for the occasion and the monitor watching them.
 //!
-//! Runs: the embedded MQTT broker ([`broker`], rumqttd with a `$SYS` tree), tansu as a child
-//! process ([`tansu`]), the Kafka pipeline parts as supervised tasks ([`parts`]: simulate calls,
-//! process calls), a consumer that falls behind now and then ([`laggard`]) and the monitor with
-//! the portal, configured for both brokers.
-//! Not yet: the machine simulator, the bridge, process machines and the sink. The first two speak
-//! MQTT v5; the embedded rumqttd serves v3.1.1, and on a v5 listener next to it a v5 publish
-//! routed to a v3.1.1 subscriber (the monitor) panics rumqttd's v4 link.
+//! Runs: the embedded MQTT broker ([`broker`], rumqttd with a `$SYS` tree; MQTT 3.1.1 for the
+//! monitor, MQTT 5 for the machine simulator and the bridge), tansu as a child process
+//! ([`tansu`]), the pipeline parts as supervised tasks ([`parts`]: simulate calls, process calls;
+//! simulate machines → bridge → process machines → sink), a consumer that falls behind now and
+//! then ([`laggard`]) and the monitor with the portal, configured for both brokers. The sink
+//! writes InfluxDB line protocol to the monitor's own `/write?db=` (its embedded store).
 
 pub mod broker;
 pub mod laggard;
@@ -33,13 +32,6 @@ pub struct DemoOptions {
     /// 0: a free port.
     pub kafka_port: u16,
 }
-
-/// What the demo does not start yet, printed so nobody expects traffic that is not there.
-pub const NOT_RUNNING_YET: &[&str] = &[
-    "machine simulator and MQTT→Kafka bridge (MQTT v5; the embedded broker serves v3.1.1)",
-    "process machines",
-    "Kafka→InfluxDB sink",
-];
 
 /// How long the pipeline parts get to flush and commit once stopped.
 const PARTS_STOP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -69,8 +61,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     println!("pipescope demo {}", env!("CARGO_PKG_VERSION"));
     println!("  portal        http://{}/", options.listen);
     println!(
-        "  MQTT broker   {} (embedded rumqttd {}, publishes $SYS/broker/... every second)",
+        "  MQTT broker   {} (MQTT 3.1.1) and {} (MQTT 5): embedded rumqttd {}, publishes $SYS/broker/... every second",
         mqtt.url(),
+        mqtt.v5_url(),
         broker::RUMQTTD_VERSION
     );
     println!(
@@ -92,11 +85,28 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         laggard::KEEP_UP.as_secs(),
         laggard::PAUSE.as_secs()
     );
-    println!("  not running yet: {}", NOT_RUNNING_YET.join("; "));
+    println!(
+        "                simulate machines ({}/s) → MQTT 5; process machines Kafka {} → {} (no MQTT→Kafka bridge yet: rumqttd's MQTT 5 listener drops its session)",
+        parts::MACHINE_RATE,
+        parts::MACHINE_DATA_TOPIC,
+        parts::MACHINE_OUT_TOPIC
+    );
+    println!(
+        "                sink influx: {} → {} (the monitor's InfluxDB 1.x endpoint, its embedded store; measurement {})",
+        parts::MACHINE_OUT_TOPIC,
+        sink_url(options.listen),
+        parts::SINK_MEASUREMENT
+    );
     println!("Stop with Ctrl-C.");
 
     let (stop, stop_tx) = Stop::on_signal();
-    let handles = match start_parts(&data_dir, kafka.addr(), &stop) {
+    let handles = match start_parts(
+        &data_dir,
+        kafka.addr(),
+        &mqtt.v5_url(),
+        options.listen,
+        &stop,
+    ) {
         Ok(handles) => handles,
         Err(e) => {
             kafka.stop();
@@ -124,9 +134,16 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
 fn start_parts(
     data_dir: &std::path::Path,
     kafka: SocketAddr,
+    mqtt_v5: &str,
+    monitor: SocketAddr,
     stop: &Stop,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut all = parts::pipeline_parts(kafka, data_dir)?;
+    all.extend(parts::machine_parts(
+        kafka,
+        mqtt_v5,
+        &format!("http://{monitor}"),
+    )?);
     let laggard_stop = stop.clone();
     let bootstrap = kafka.to_string();
     all.push(parts::Part {
@@ -161,6 +178,11 @@ async fn start_brokers(
             .await
             .context("the task starting tansu failed")??;
     Ok((mqtt, kafka))
+}
+
+/// Where the demo's sink writes, as printed: the monitor's own InfluxDB 1.x endpoint.
+pub fn sink_url(monitor: SocketAddr) -> String {
+    format!("http://{monitor}/write?db={}", parts::SINK_DATABASE)
 }
 
 fn free_or(port: u16) -> anyhow::Result<SocketAddr> {

@@ -11,10 +11,20 @@ use futures::future::BoxFuture;
 use pipescope_core::pipeline::backoff::Backoff;
 use tokio::task::JoinHandle;
 
-use crate::pipeline::{Stop, process_calls, simulate_calls};
+use crate::pipeline::{
+    Stop, process_calls, process_machines, simulate_calls, simulate_machines, sink_influx,
+};
 
 /// Kafka topics the demo's traffic goes through.
 pub const CALLS_TOPIC: &str = "calls";
+pub const MACHINE_DATA_TOPIC: &str = "machine.data";
+pub const MACHINE_OUT_TOPIC: &str = "machine.out";
+/// Machine readings per second the simulator publishes in the demo (2 lines × 5 machines × 4 sensors).
+pub const MACHINE_RATE: &str = "100";
+/// Where the sink writes: the InfluxDB 1.x `/write` of the monitor's own web server (its
+/// embedded store), this database and measurement.
+pub const SINK_DATABASE: &str = "pipescope-demo";
+pub const SINK_MEASUREMENT: &str = "machine_window";
 
 /// Parses a part's arguments as its subcommand would, so the defaults and checks are the same.
 #[derive(Debug, Parser)]
@@ -95,6 +105,85 @@ pub fn pipeline_parts(kafka: SocketAddr, data_dir: &Path) -> anyhow::Result<Vec<
                 ]),
             )?,
             process_calls::run,
+        ),
+    ];
+    Ok(parts)
+}
+
+/// The MQTT half: simulate machines → MQTT 5 (`mqtt_v5`); process machines `machine.data` →
+/// `machine.out` → sink, writing InfluxDB line protocol to `influx_url`
+/// (the monitor's own `/write?db=`, so the points land in its embedded store).
+pub fn machine_parts(
+    kafka: SocketAddr,
+    mqtt_v5: &str,
+    influx_url: &str,
+) -> anyhow::Result<Vec<Part>> {
+    let kafka = kafka.to_string();
+    // Not the bridge yet: rumqttd's MQTT 5 listener drops its persistent QoS 1 session again and
+    // again ("out of order ack"), and the reconnect loop floods the log.
+    let parts = vec![
+        part(
+            "simulate machines",
+            parse::<simulate_machines::Args>(
+                "simulate machines",
+                &strings(&[
+                    "--mqtt",
+                    mqtt_v5,
+                    "--lines",
+                    "2",
+                    "--machines",
+                    "5",
+                    "--sensors",
+                    "4",
+                    "--rate",
+                    MACHINE_RATE,
+                    "--origin",
+                    "demo-sim-machines",
+                ]),
+            )?,
+            simulate_machines::run,
+        ),
+        part(
+            "process machines",
+            parse::<process_machines::Args>(
+                "process machines",
+                &strings(&[
+                    "--kafka",
+                    &kafka,
+                    "--input",
+                    MACHINE_DATA_TOPIC,
+                    "--output",
+                    MACHINE_OUT_TOPIC,
+                ]),
+            )?,
+            process_machines::run,
+        ),
+        part(
+            "sink influx",
+            parse::<sink_influx::Args>(
+                "sink influx",
+                &strings(&[
+                    "--kafka",
+                    &kafka,
+                    "--topic",
+                    MACHINE_OUT_TOPIC,
+                    "--influx",
+                    influx_url,
+                    "--database",
+                    SINK_DATABASE,
+                    "--measurement",
+                    SINK_MEASUREMENT,
+                    "--tag",
+                    "line=line",
+                    "--tag",
+                    "machine=machine",
+                    "--field",
+                    "count=count",
+                    "--time",
+                    "window_end",
+                ]),
+            )?,
+            sink_influx::run,
         ),
     ];
     Ok(parts)

@@ -197,9 +197,20 @@ pub mod item {
 
 /// The latest state of every configured cluster, shared by the watchers (writers) and the API
 /// and metrics (readers).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LiveState {
     clusters: Arc<RwLock<BTreeMap<String, Arc<ClusterState>>>>,
+    /// Counts `set` calls, so the portal's live stream learns of each scrape without polling.
+    version: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for LiveState {
+    fn default() -> Self {
+        Self {
+            clusters: Arc::default(),
+            version: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
 }
 
 impl LiveState {
@@ -212,6 +223,12 @@ impl LiveState {
             .write()
             .expect("live state lock")
             .insert(state.name.clone(), Arc::new(state));
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// Changes whenever a cluster's state is set.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.version.subscribe()
     }
 
     pub fn get(&self, cluster: &str) -> Option<Arc<ClusterState>> {

@@ -298,10 +298,10 @@ fn demo_runs_the_calls_pipeline_and_a_lagging_consumer_and_stops_on_sigterm() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("not running yet: machine simulator and MQTT→Kafka bridge"),
+        stdout.contains("simulate machines (100/s) → MQTT 5; process machines Kafka machine.data"),
         "{stdout}"
     );
-    assert!(stderr.contains("pipeline parts stopped"), "{stderr}");
+    assert!(stderr.contains("6 pipeline parts stopped"), "{stderr}");
     assert!(!alive(tansu[0]), "tansu {} left behind", tansu[0]);
     assert!(processes_with(&format!("tcp://127.0.0.1:{kafka}")).is_empty());
 }

@@ -1,0 +1,183 @@
+//! The portal's own API: the live stream (`/api/v1/live`, server-sent events), the kept events
+//! (`/api/v1/events`), the flow graph (`/api/v1/flow`), the OpenAPI document of the whole JSON
+//! API (`/api/openapi.json`) and the optional authentication in front of all of it ([`auth`]).
+
+pub mod auth;
+pub mod hub;
+pub mod openapi;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{self, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::{Stream, StreamExt};
+use pipescope_core::portal::events::Event;
+use pipescope_core::portal::flow::{self, FlowCluster, FlowGraph, FlowGroup, FlowTopic};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::kafka::{ClusterState, LiveState};
+pub use hub::{Hub, LiveMessage};
+
+/// Events answered when no `limit` is asked for.
+pub const DEFAULT_EVENTS: usize = 100;
+/// How often an idle live stream sends a comment so proxies keep it open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone)]
+struct ApiState {
+    hub: Hub,
+    kafka: LiveState,
+}
+
+pub fn router(hub: Hub, kafka: LiveState) -> Router {
+    Router::new()
+        .route("/api/v1/live", get(live))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/flow", get(flow_graph))
+        .route("/api/openapi.json", get(openapi::serve))
+        .with_state(ApiState { hub, kafka })
+}
+
+fn sse_event(message: LiveMessage) -> sse::Event {
+    let (name, data) = match message {
+        LiveMessage::Update(u) => ("update", serde_json::to_string(&u)),
+        LiveMessage::Event(e) => ("event", serde_json::to_string(&e)),
+    };
+    sse::Event::default()
+        .event(name)
+        .data(data.unwrap_or_default())
+}
+
+/// The live messages as SSE events; a stream that falls behind skips what it missed. Ends when
+/// the hub closes (the server is stopping).
+pub fn live_stream(hub: &Hub) -> impl Stream<Item = Result<sse::Event, Infallible>> + use<> {
+    let closing = hub.clone();
+    BroadcastStream::new(hub.subscribe())
+        .filter_map(|m| async move { m.ok().map(|m| Ok(sse_event(m))) })
+        .take_until(async move { closing.closed().await })
+}
+
+async fn live(State(state): State<ApiState>) -> Response {
+    Sse::new(live_stream(&state.hub))
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// How many events, newest first (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventsPage {
+    /// Newest first.
+    pub events: Vec<Event>,
+}
+
+async fn events(
+    State(state): State<ApiState>,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let limit = match query {
+        Ok(Query(q)) => q.limit.unwrap_or(DEFAULT_EVENTS),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!("{} — use ?limit=N (at most {})", e.body_text(), hub::EVENTS_KEPT)})),
+            )
+                .into_response();
+        }
+    };
+    Json(EventsPage {
+        events: state.hub.events(limit.min(hub::EVENTS_KEPT)),
+    })
+    .into_response()
+}
+
+/// What the flow graph needs of one cluster's state: topics (not internal ones) with their rates
+/// and reported producers, groups with their verdicts and the topics they commit on or are
+/// assigned.
+pub fn flow_cluster(c: &ClusterState) -> FlowCluster {
+    let view = c.view.as_deref();
+    let topics = c
+        .topics
+        .iter()
+        .filter(|t| !t.internal)
+        .map(|t| {
+            let mut producers: Vec<i64> = t
+                .partitions
+                .iter()
+                .filter_map(|p| p.producers.as_ref().ok())
+                .flatten()
+                .map(|p| p.producer_id)
+                .collect();
+            producers.sort_unstable();
+            producers.dedup();
+            FlowTopic {
+                name: t.name.clone(),
+                rate_per_min: view
+                    .and_then(|v| v.topics.iter().find(|v| v.topic == t.name))
+                    .and_then(|v| v.messages_per_minute),
+                producers,
+            }
+        })
+        .collect();
+    let groups = c
+        .groups
+        .iter()
+        .map(|g| {
+            let mut reads: Vec<String> = g
+                .offsets
+                .iter()
+                .flatten()
+                .map(|o| o.topic.clone())
+                .chain(
+                    g.description
+                        .iter()
+                        .flat_map(|d| &d.members)
+                        .flat_map(|m| &m.assignment)
+                        .map(|a| a.topic.clone()),
+                )
+                .collect();
+            reads.sort();
+            reads.dedup();
+            FlowGroup {
+                name: g.name.clone(),
+                verdict: view
+                    .and_then(|v| v.groups.iter().find(|v| v.group == g.name))
+                    .and_then(|v| serde_json::to_value(v.verdict).ok())
+                    .and_then(|v| v.as_str().map(str::to_owned)),
+                reads,
+                // Nothing the admin plane reads says where a group writes.
+                writes: Vec::new(),
+            }
+        })
+        .collect();
+    FlowCluster {
+        cluster: c.name.clone(),
+        topics,
+        groups,
+    }
+}
+
+pub fn flow_of(live: &LiveState) -> FlowGraph {
+    let clusters: Vec<FlowCluster> = live.all().iter().map(|c| flow_cluster(c)).collect();
+    flow::build(&clusters)
+}
+
+async fn flow_graph(State(state): State<ApiState>) -> Json<FlowGraph> {
+    Json(flow_of(&state.kafka))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,347 @@
+//! `/api/openapi.json`: the OpenAPI 3 document of every public endpoint. The portal's own types
+//! carry derived schemas (utoipa); the Kafka, MQTT and store endpoints are described from the
+//! table below (their answers are documented field by field in docs/). A test checks that the
+//! document and the merged router list the same paths.
+
+use axum::Json;
+use utoipa::OpenApi;
+use utoipa::openapi::path::{
+    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{
+    ArrayBuilder, Content, ObjectBuilder, PathsBuilder, Ref, RefOr, Required, Schema, Type,
+};
+
+use super::hub::Update;
+use super::{EventsPage, EventsQuery};
+use pipescope_core::portal::events::{Event, EventKind};
+use pipescope_core::portal::flow::{FlowEdge, FlowGraph, FlowNode, NodeKind};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "pipescope",
+        description = "Watches MQTT + Kafka data pipelines end to end. Every answer is JSON \
+            unless said otherwise; errors are `{\"error\": \"what failed and what to do\"}`. \
+            Values a broker may fail to give are the value, or `{\"error\": \"why\"}`."
+    ),
+    components(schemas(
+        Event, EventKind, EventsPage, FlowGraph, FlowNode, FlowEdge, NodeKind, Update
+    ))
+)]
+struct Derived;
+
+/// What an endpoint answers with 200.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    Object,
+    Array,
+    Text,
+    EventStream,
+    Schema(&'static str),
+}
+
+/// One documented route: path, tag, summary, query parameters `(name, description)`, answer.
+struct Route {
+    path: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    query: &'static [(&'static str, &'static str)],
+    answer: Answer,
+}
+
+const RANGE_QUERY: &[(&str, &str)] = &[
+    ("metric", "metric name (required)"),
+    (
+        "match",
+        "label matchers, e.g. {topic=\"orders\",cluster=~\"prod.*\"}",
+    ),
+    ("from", "epoch ms, RFC 3339, now or now-1h (default now-1h)"),
+    ("to", "epoch ms, RFC 3339 or now (default now)"),
+    ("step", "a duration (1m, 30s) or milliseconds"),
+    ("agg", "avg, min, max, last, sum or count"),
+    ("n", "how many series (top)"),
+];
+
+/// Every route of the monitor's router.
+const ROUTES: &[Route] = &[
+    Route {
+        path: "/health",
+        tag: "server",
+        summary: "Liveness: status, version, uptime (open even with auth)",
+        query: &[],
+        answer: Answer::Object,
+    },
+    Route {
+        path: "/metrics",
+        tag: "server",
+        summary: "Prometheus / OpenMetrics exposition of pipescope's own metrics",
+        query: &[],
+        answer: Answer::Text,
+    },
+    Route {
+        path: "/api/openapi.json",
+        tag: "server",
+        summary: "This document",
+        query: &[],
+        answer: Answer::Object,
+    },
+    Route {
+        path: "/api/v1/live",
+        tag: "portal",
+        summary: "Server-sent events: `update` ({at, source}, at most one per second per source) and `event` (an Event); keep-alive comments. Also takes ?access_token= when auth is on",
+        query: &[(
+            "access_token",
+            "the bearer token, or base64 of user:password with basic auth",
+        )],
+        answer: Answer::EventStream,
+    },
+    Route {
+        path: "/api/v1/events",
+        tag: "portal",
+        summary: "The latest events (broker up/down, verdict changes, MQTT connections, folded topics), newest first",
+        query: &[],
+        answer: Answer::Schema("EventsPage"),
+    },
+    Route {
+        path: "/api/v1/flow",
+        tag: "portal",
+        summary: "The flow graph: producers → topics → consumer groups, with rates and verdicts",
+        query: &[],
+        answer: Answer::Schema("FlowGraph"),
+    },
+    Route {
+        path: "/api/v1/kafka/clusters",
+        tag: "kafka",
+        summary: "Every scraped cluster's summary",
+        query: &[],
+        answer: Answer::Array,
+    },
+    Route {
+        path: "/api/v1/kafka/clusters/{cluster}",
+        tag: "kafka",
+        summary: "One cluster's summary",
+        query: &[],
+        answer: Answer::Object,
+    },
+    Route {
+        path: "/api/v1/kafka/clusters/{cluster}/brokers",
+        tag: "kafka",
+        summary: "Brokers, up or down with why",
+        query: &[],
+        answer: Answer::Array,
+    },
+    Route {
+        path: "/api/v1/kafka/clusters/{cluster}/topics",
+        tag: "kafka",
+        summary: "Topics with partition counts, end offsets and rates",
+        query: &[],
+        answer: Answer::Array,
+    },
+    Route {
+        path: "/api/v1/kafka/clusters/{cluster}/topics/{topic}",
+        tag: "kafka",
+        summary: "One topic: config and partitions (leader, ISR, offsets, producers, rate)",
+        query: &[],
+        answer: Answer::Object,
+    },
+    Route {
+        path: "/api/v1/kafka/clusters/{cluster}/groups",
+        tag: "kafka",
+        summary: "Consumer groups: state, members, lag and verdict",
+        query: &[],
+        answer: Answer::Array,
+    },
+    Route {
+        path: "/api/v1/kafka/clusters/{cluster}/groups/{group}",
+        tag: "kafka",
+        summary: "One group: members with assignments, lag per topic and partition (offsets, seconds, ETA, verdict)",
+        query: &[],
+        answer: Answer::Object,
+    },
+    Route {
+        path: "/api/v1/mqtt/brokers",
+        tag: "mqtt",
+        summary: "Watched MQTT brokers: connection, $SYS status, tree summary",
+        query: &[],
+        answer: Answer::Array,
+    },
+    Route {
+        path: "/api/v1/mqtt/brokers/{broker}/sys",
+        tag: "mqtt",
+        summary: "A broker's $SYS figures",
+        query: &[],
+        answer: Answer::Object,
+    },
+    Route {
+        path: "/api/v1/mqtt/brokers/{broker}/tree",
+        tag: "mqtt",
+        summary: "A broker's topic tree (counts, rates, last seen), for the browser and the sunburst",
+        query: &[
+            ("root", "subtree to start at (default the root)"),
+            ("depth", "levels to answer (default 3)"),
+            (
+                "limit",
+                "children per node (default 1000; the rest summed in (more))",
+            ),
+            ("value", "what sizes a node: messages, bytes, rate_1m..."),
+        ],
+        answer: Answer::Object,
+    },
+    Route {
+        path: "/api/v1/query",
+        tag: "store",
+        summary: "Stored series of a metric over a time range, at a step",
+        query: RANGE_QUERY,
+        answer: Answer::Object,
+    },
+    Route {
+        path: "/api/v1/series",
+        tag: "store",
+        summary: "Stored series (label sets) of a metric",
+        query: &[
+            ("metric", "metric name (required)"),
+            ("match", "label matchers"),
+        ],
+        answer: Answer::Object,
+    },
+    Route {
+        path: "/api/v1/last",
+        tag: "store",
+        summary: "Each series' last value",
+        query: RANGE_QUERY,
+        answer: Answer::Object,
+    },
+    Route {
+        path: "/api/v1/top",
+        tag: "store",
+        summary: "The n series with the largest value",
+        query: RANGE_QUERY,
+        answer: Answer::Object,
+    },
+];
+
+/// The paths the document describes.
+pub fn paths() -> impl Iterator<Item = &'static str> {
+    ROUTES.iter().map(|r| r.path)
+}
+
+fn error_schema() -> Schema {
+    ObjectBuilder::new()
+        .property("error", ObjectBuilder::new().schema_type(Type::String))
+        .required("error")
+        .into()
+}
+
+fn operation(route: &Route) -> utoipa::openapi::path::Operation {
+    let mut op = OperationBuilder::new()
+        .tag(route.tag)
+        .summary(Some(route.summary));
+    let path_params = route
+        .path
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'));
+    for name in path_params {
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+        );
+    }
+    if route.path == "/api/v1/events" {
+        op = op.parameters(Some(<EventsQuery as utoipa::IntoParams>::into_params(
+            || Some(ParameterIn::Query),
+        )));
+    }
+    for (name, description) in route.query {
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(*name)
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(*description))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+        );
+    }
+    let (mime, schema): (&str, RefOr<Schema>) = match route.answer {
+        Answer::Object => ("application/json", ObjectBuilder::new().into()),
+        Answer::Array => (
+            "application/json",
+            ArrayBuilder::new().items(ObjectBuilder::new()).into(),
+        ),
+        Answer::Text => (
+            "text/plain",
+            ObjectBuilder::new().schema_type(Type::String).into(),
+        ),
+        Answer::EventStream => (
+            "text/event-stream",
+            ObjectBuilder::new().schema_type(Type::String).into(),
+        ),
+        Answer::Schema(name) => ("application/json", Ref::from_schema_name(name).into()),
+    };
+    op = op.response(
+        "200",
+        ResponseBuilder::new()
+            .description("OK")
+            .content(mime, Content::new(Some(schema)))
+            .build(),
+    );
+    let error = || Content::new(Some(error_schema()));
+    if route.path.contains('{') {
+        op = op.response(
+            "404",
+            ResponseBuilder::new()
+                .description("no such cluster, broker, topic or group")
+                .content("application/json", error())
+                .build(),
+        );
+    }
+    if !route.query.is_empty() || route.path == "/api/v1/events" {
+        op = op.response(
+            "400",
+            ResponseBuilder::new()
+                .description("a parameter is wrong")
+                .content("application/json", error())
+                .build(),
+        );
+    }
+    if route.path != "/health" {
+        op = op.response(
+            "401",
+            ResponseBuilder::new()
+                .description("[web] auth is on and the credentials are missing or wrong")
+                .content("application/json", error())
+                .build(),
+        );
+    }
+    op.build()
+}
+
+/// The whole document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = Derived::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    let mut paths = PathsBuilder::new();
+    for route in ROUTES {
+        paths = paths.path(route.path, PathItem::new(HttpMethod::Get, operation(route)));
+    }
+    doc.paths = paths.build();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    components.add_security_scheme(
+        "basic",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+    );
+    doc
+}
+
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}

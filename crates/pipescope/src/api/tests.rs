@@ -1,0 +1,579 @@
+//! Router tests without a socket (tower oneshot).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use futures::StreamExt;
+use pipescope_core::ManualClock;
+use pipescope_core::kafka::KafkaView;
+use pipescope_core::kafka::Verdict;
+use pipescope_core::kafka::analyzer::{GroupView, TopicView};
+use pipescope_core::portal::events::{Event, EventKind};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::*;
+use crate::config::{Secret, WebAuth};
+use crate::kafka::state::{
+    AssignedTopic, BrokerState, CommittedOffset, GroupDescription, GroupState, MemberState,
+    PartitionState, ProducerState, TopicState,
+};
+
+fn hub() -> (Hub, ManualClock) {
+    let clock = ManualClock::at(1_000_000);
+    (Hub::new(Arc::new(clock.clone())), clock)
+}
+
+async fn get(router: Router, uri: &str) -> (StatusCode, Value) {
+    let response = router
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+fn event(at: u64, subject: &str) -> Event {
+    Event {
+        at,
+        kind: EventKind::BrokerDown,
+        source: "kafka/c".into(),
+        subject: subject.into(),
+        message: format!("{subject} is down"),
+    }
+}
+
+#[tokio::test]
+async fn events_newest_first_limited_and_bad_limits_rejected() {
+    let (hub, _) = hub();
+    for i in 1..=3 {
+        hub.emit(event(i, &format!("broker {i}")));
+    }
+    let router = router(hub, LiveState::new());
+    let (status, body) = get(router.clone(), "/api/v1/events?limit=2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"events": [
+            {"at": 3, "kind": "broker_down", "source": "kafka/c", "subject": "broker 3", "message": "broker 3 is down"},
+            {"at": 2, "kind": "broker_down", "source": "kafka/c", "subject": "broker 2", "message": "broker 2 is down"},
+        ]})
+    );
+    let (_, all) = get(router.clone(), "/api/v1/events").await;
+    assert_eq!(all["events"].as_array().unwrap().len(), 3);
+    let (status, body) = get(router.clone(), "/api/v1/events?limit=x").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().contains("?limit=N"),
+        "{body}"
+    );
+    let (status, _) = get(router, "/api/v1/events?lim=3").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_ring_keeps_a_thousand() {
+    let (hub, _) = hub();
+    for i in 0..1_005 {
+        hub.emit(event(i, "b"));
+    }
+    let (_, body) = get(router(hub, LiveState::new()), "/api/v1/events?limit=5000").await;
+    let events = body["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1_000);
+    assert_eq!(events[0]["at"], 1_004);
+    assert_eq!(events[999]["at"], 5);
+}
+
+/// Reads SSE frames until `n` non-comment frames came, or 5 s passed.
+async fn frames(body: Body, n: usize) -> Vec<String> {
+    let mut stream = body.into_data_stream();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let done: Vec<String> = text
+            .split("\n\n")
+            .filter(|f| f.starts_with("event:"))
+            .map(str::to_owned)
+            .collect();
+        if done.len() >= n {
+            return done;
+        }
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(chunk))) => text.push_str(std::str::from_utf8(&chunk).unwrap()),
+            other => panic!("live stream ended or stalled after {text:?}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_live_stream_sends_updates_throttled_and_events_and_ends_on_close() {
+    let (hub, clock) = hub();
+    let response = router(hub.clone(), LiveState::new())
+        .oneshot(Request::get("/api/v1/live").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    hub.update("kafka/c");
+    // Within the second: dropped.
+    clock.advance(Duration::from_millis(999));
+    hub.update("kafka/c");
+    hub.emit(event(5, "broker 1"));
+    clock.advance(Duration::from_millis(1));
+    hub.update("kafka/c");
+    let body = response.into_body();
+    let got = frames(body, 3).await;
+    assert_eq!(
+        got,
+        [
+            "event: update\ndata: {\"at\":1000000,\"source\":\"kafka/c\"}",
+            "event: event\ndata: {\"at\":5,\"kind\":\"broker_down\",\"source\":\"kafka/c\",\"subject\":\"broker 1\",\"message\":\"broker 1 is down\"}",
+            "event: update\ndata: {\"at\":1001000,\"source\":\"kafka/c\"}",
+        ]
+    );
+    // A closed hub ends the stream, so a stopping server does not wait on open browsers.
+    let response = router(hub.clone(), LiveState::new())
+        .oneshot(Request::get("/api/v1/live").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    hub.close();
+    let rest = tokio::time::timeout(
+        Duration::from_secs(5),
+        axum::body::to_bytes(response.into_body(), 1 << 20),
+    )
+    .await
+    .expect("the stream ends when the hub closes")
+    .unwrap();
+    assert!(!String::from_utf8_lossy(&rest).contains("event:"));
+}
+
+fn partition(p: i32, latest: i64, producers: Result<Vec<i64>, String>) -> PartitionState {
+    PartitionState {
+        partition: p,
+        leader: Some(1),
+        replicas: vec![1],
+        isr: vec![1],
+        offline_replicas: vec![],
+        offline: false,
+        under_replicated: false,
+        error: None,
+        earliest: Ok(0),
+        latest: Ok(latest),
+        producers: producers.map(|ids| {
+            ids.into_iter()
+                .map(|producer_id| ProducerState {
+                    producer_id,
+                    producer_epoch: 0,
+                    last_sequence: 1,
+                    last_timestamp_ms: 1,
+                    current_txn_start_offset: None,
+                })
+                .collect()
+        }),
+    }
+}
+
+fn topic(name: &str, internal: bool, partitions: Vec<PartitionState>) -> TopicState {
+    TopicState {
+        name: name.into(),
+        internal,
+        error: None,
+        config: Err("not asked".into()),
+        partitions,
+    }
+}
+
+fn cluster() -> ClusterState {
+    ClusterState {
+        name: "demo".into(),
+        scraped_at_ms: 10,
+        scrape_duration_ms: 1,
+        data_time_ms: 10,
+        error: None,
+        cluster_id: None,
+        controller_id: Some(1),
+        brokers: vec![BrokerState {
+            id: 1,
+            host: "127.0.0.1".into(),
+            port: 9092,
+            rack: None,
+            up: true,
+            error: None,
+        }],
+        topics: vec![
+            topic(
+                "calls",
+                false,
+                vec![
+                    partition(0, 10, Ok(vec![42])),
+                    partition(1, 10, Err("broker does not report producers".into())),
+                ],
+            ),
+            topic(
+                "__consumer_offsets",
+                true,
+                vec![partition(0, 1, Ok(vec![]))],
+            ),
+            topic(
+                "<img src=x onerror=alert(1)>",
+                false,
+                vec![partition(0, 0, Ok(vec![]))],
+            ),
+        ],
+        groups: vec![
+            GroupState {
+                name: "proc".into(),
+                coordinator: Ok(1),
+                protocol_type: "consumer".into(),
+                description: Err("tansu fails DescribeGroups".into()),
+                offsets: Ok(vec![CommittedOffset {
+                    topic: "calls".into(),
+                    partition: 0,
+                    committed: 5,
+                    metadata: None,
+                    record_time_ms: None,
+                    record_time_error: None,
+                }]),
+            },
+            GroupState {
+                name: "idle".into(),
+                coordinator: Ok(1),
+                protocol_type: "consumer".into(),
+                description: Ok(GroupDescription {
+                    state: "Stable".into(),
+                    protocol_type: "consumer".into(),
+                    protocol: "range".into(),
+                    members: vec![MemberState {
+                        member_id: "m".into(),
+                        group_instance_id: None,
+                        client_id: "c".into(),
+                        client_host: "/127.0.0.1".into(),
+                        assignment: vec![AssignedTopic {
+                            topic: "calls".into(),
+                            partitions: vec![1],
+                        }],
+                        assignment_error: None,
+                    }],
+                }),
+                offsets: Err("coordinator not available".into()),
+            },
+        ],
+        group_list_errors: vec![],
+        snapshot: None,
+        view: Some(Arc::new(KafkaView {
+            time_ms: 10,
+            partitions: vec![],
+            topics: vec![TopicView {
+                topic: "calls".into(),
+                partitions: 2,
+                partitions_with_rate: 2,
+                messages_per_second: Some(10.0),
+                messages_per_minute: Some(600.0),
+            }],
+            groups: vec![GroupView {
+                group: "proc".into(),
+                lag_offsets: 5,
+                partitions_lag_unknown: 0,
+                partitions_beyond_end: 0,
+                max_lag_seconds: None,
+                max_lag_seconds_estimated: false,
+                verdict: Verdict::Stalled,
+                topics: vec![],
+            }],
+            counters: Default::default(),
+        })),
+    }
+}
+
+#[tokio::test]
+async fn the_flow_graph_of_a_scraped_cluster() {
+    let live = LiveState::new();
+    live.set(cluster());
+    let (hub, _) = hub();
+    let (status, body) = get(router(hub, live), "/api/v1/flow").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({
+            "nodes": [
+                {"id": "producer:demo/42", "kind": "producer", "label": "producer 42", "cluster": "demo", "rate_per_min": 600.0, "verdict": null},
+                {"id": "topic:demo/<img src=x onerror=alert(1)>", "kind": "topic", "label": "<img src=x onerror=alert(1)>", "cluster": "demo", "rate_per_min": null, "verdict": null},
+                {"id": "topic:demo/calls", "kind": "topic", "label": "calls", "cluster": "demo", "rate_per_min": 600.0, "verdict": null},
+                {"id": "group:demo/idle", "kind": "group", "label": "idle", "cluster": "demo", "rate_per_min": null, "verdict": null},
+                {"id": "group:demo/proc", "kind": "group", "label": "proc", "cluster": "demo", "rate_per_min": null, "verdict": "STALLED"},
+            ],
+            "edges": [
+                {"source": "producer:demo/42", "target": "topic:demo/calls", "rate_per_min": 600.0},
+                {"source": "topic:demo/calls", "target": "group:demo/idle", "rate_per_min": 600.0},
+                {"source": "topic:demo/calls", "target": "group:demo/proc", "rate_per_min": 600.0},
+            ]
+        })
+    );
+}
+
+#[tokio::test]
+async fn kafka_scrapes_become_events_and_updates() {
+    let live = LiveState::new();
+    let (hub, clock) = hub();
+    let mut rx = hub.subscribe();
+    let task = tokio::spawn(hub::follow_kafka(live.clone(), hub.clone()));
+    live.set(cluster());
+    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first,
+        LiveMessage::Update(hub::Update {
+            at: 1_000_000,
+            source: "kafka/demo".into()
+        })
+    );
+    clock.advance(Duration::from_secs(5));
+    let mut down = cluster();
+    down.scraped_at_ms = 20;
+    down.brokers[0].up = false;
+    down.brokers[0].error = Some("connection refused".into());
+    live.set(down);
+    let next = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let LiveMessage::Event(e) = next else {
+        panic!("expected an event, got {next:?}")
+    };
+    assert_eq!(e.kind, EventKind::BrokerDown);
+    assert_eq!(e.at, 1_005_000);
+    assert_eq!(
+        e.message,
+        "Kafka broker 1 at 127.0.0.1:9092 is down: connection refused"
+    );
+    assert_eq!(hub.events(10).len(), 1);
+    task.abort();
+}
+
+fn protected(auth: WebAuth) -> Router {
+    let (hub, _) = hub();
+    hub.close();
+    let open = Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+    auth::protect(open.merge(router(hub, LiveState::new())), &auth)
+}
+
+async fn status_and_challenge(
+    router: Router,
+    uri: &str,
+    authorization: Option<&str>,
+) -> (StatusCode, Option<String>) {
+    let mut request = Request::get(uri);
+    if let Some(value) = authorization {
+        request = request.header(header::AUTHORIZATION, value);
+    }
+    let response = router
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let challenge = response
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned());
+    (response.status(), challenge)
+}
+
+#[tokio::test]
+async fn without_auth_everything_is_open() {
+    let r = protected(WebAuth::None);
+    assert_eq!(
+        status_and_challenge(r, "/api/v1/events", None).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn bearer_auth() {
+    let r = protected(WebAuth::Bearer {
+        token: Secret::new("s3cret-token"),
+    });
+    let bearer = Some("Bearer realm=\"pipescope\"".to_string());
+    assert_eq!(
+        status_and_challenge(r.clone(), "/health", None).await,
+        (StatusCode::OK, None)
+    );
+    assert_eq!(
+        status_and_challenge(r.clone(), "/api/v1/events", None).await,
+        (StatusCode::UNAUTHORIZED, bearer.clone())
+    );
+    assert_eq!(
+        status_and_challenge(r.clone(), "/api/v1/events", Some("Bearer wrong")).await,
+        (StatusCode::UNAUTHORIZED, bearer.clone())
+    );
+    assert_eq!(
+        status_and_challenge(r.clone(), "/api/v1/events", Some("Bearer s3cret-token-")).await,
+        (StatusCode::UNAUTHORIZED, bearer.clone())
+    );
+    assert_eq!(
+        status_and_challenge(r.clone(), "/api/v1/events", Some("Basic czNjcmV0LXRva2Vu")).await,
+        (StatusCode::UNAUTHORIZED, bearer.clone())
+    );
+    assert_eq!(
+        status_and_challenge(r.clone(), "/api/v1/events", Some("Bearer s3cret-token")).await,
+        (StatusCode::OK, None)
+    );
+    assert_eq!(
+        status_and_challenge(r.clone(), "/api/v1/events", Some("bearer  s3cret-token")).await,
+        (StatusCode::OK, None)
+    );
+    // An unknown path behind auth is refused before it is looked up.
+    assert_eq!(
+        status_and_challenge(r.clone(), "/index.html", None).await,
+        (StatusCode::UNAUTHORIZED, bearer.clone())
+    );
+    // The live stream takes ?access_token= (EventSource cannot set headers); nothing else does.
+    assert_eq!(
+        status_and_challenge(r.clone(), "/api/v1/live?access_token=s3cret-token", None).await,
+        (StatusCode::OK, None)
+    );
+    assert_eq!(
+        status_and_challenge(r.clone(), "/api/v1/live?access_token=nope", None).await,
+        (StatusCode::UNAUTHORIZED, bearer.clone())
+    );
+    assert_eq!(
+        status_and_challenge(r.clone(), "/api/v1/live", None).await,
+        (StatusCode::UNAUTHORIZED, bearer.clone())
+    );
+    assert_eq!(
+        status_and_challenge(r, "/api/v1/events?access_token=s3cret-token", None).await,
+        (StatusCode::UNAUTHORIZED, bearer)
+    );
+}
+
+#[tokio::test]
+async fn basic_auth() {
+    let r = protected(WebAuth::Basic {
+        user: "ops".into(),
+        password: Secret::new("pa:ss"),
+    });
+    let basic = Some("Basic realm=\"pipescope\", charset=\"UTF-8\"".to_string());
+    use base64::Engine;
+    let encode = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    assert_eq!(
+        status_and_challenge(r.clone(), "/health", None).await,
+        (StatusCode::OK, None)
+    );
+    assert_eq!(
+        status_and_challenge(r.clone(), "/api/v1/flow", None).await,
+        (StatusCode::UNAUTHORIZED, basic.clone())
+    );
+    for wrong in ["ops:pa:sS", "ops:pa", "Ops:pa:ss", "ops"] {
+        let header = format!("Basic {}", encode(wrong));
+        assert_eq!(
+            status_and_challenge(r.clone(), "/api/v1/flow", Some(&header)).await,
+            (StatusCode::UNAUTHORIZED, basic.clone()),
+            "{wrong}"
+        );
+    }
+    assert_eq!(
+        status_and_challenge(r.clone(), "/api/v1/flow", Some("Basic !!not base64")).await,
+        (StatusCode::UNAUTHORIZED, basic.clone())
+    );
+    let right = format!("Basic {}", encode("ops:pa:ss"));
+    assert_eq!(
+        status_and_challenge(r.clone(), "/api/v1/flow", Some(&right)).await,
+        (StatusCode::OK, None)
+    );
+    let live = format!(
+        "/api/v1/live?access_token={}",
+        encode("ops:pa:ss").replace('=', "%3D")
+    );
+    assert_eq!(
+        status_and_challenge(r, &live, None).await,
+        (StatusCode::OK, None)
+    );
+}
+
+/// Every `.route("...")` in the files that build the monitor's router.
+fn routes_in_sources() -> std::collections::BTreeSet<String> {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
+    let re = regex::Regex::new(r#"\.route\(\s*"([^"]+)""#).unwrap();
+    let mut out = std::collections::BTreeSet::new();
+    for file in [
+        "web.rs",
+        "api/mod.rs",
+        "kafka/api.rs",
+        "mqtt/api.rs",
+        "store/api.rs",
+    ] {
+        let text = std::fs::read_to_string(format!("{src}{file}")).unwrap();
+        out.extend(re.captures_iter(&text).map(|c| c[1].to_string()));
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_of_the_merged_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::config::parse("t", "", []).unwrap();
+    let (store, writer) = crate::store::Store::open(
+        dir.path(),
+        crate::store::retention_from(&config.store),
+        Arc::new(pipescope_core::SystemClock),
+        4,
+    )
+    .unwrap();
+    let live = LiveState::new();
+    live.set(cluster());
+    let mqtt_config =
+        crate::config::parse("t", "[mqtt.m]\nurl = \"mqtt://127.0.0.1:1\"\n", []).unwrap();
+    let mqtt =
+        crate::mqtt::MqttState::new(&mqtt_config.mqtt, Arc::new(pipescope_core::SystemClock));
+    let (hub, _) = hub();
+    hub.close();
+    let app = crate::monitor::app(
+        crate::metrics::new_registry(),
+        &store,
+        &live,
+        &mqtt,
+        &hub,
+        &WebAuth::None,
+    );
+    let (status, doc) = get(app.clone(), "/api/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let documented: std::collections::BTreeSet<String> =
+        doc["paths"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(documented, routes_in_sources());
+    assert!(doc["components"]["schemas"]["Event"].is_object());
+    assert!(doc["components"]["schemas"]["FlowGraph"].is_object());
+    // And each documented path is served by the merged router (not the portal's fallback).
+    for path in &documented {
+        let uri = path
+            .replace("{cluster}", "demo")
+            .replace("{topic}", "calls")
+            .replace("{group}", "proc")
+            .replace("{broker}", "m");
+        let uri = match path.as_str() {
+            "/api/v1/query" | "/api/v1/last" | "/api/v1/top" | "/api/v1/series" => {
+                format!("{uri}?metric=pipescope_kafka_broker_up")
+            }
+            _ => uri,
+        };
+        let response = app
+            .clone()
+            .oneshot(Request::get(&uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+    }
+    drop(app);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+}
