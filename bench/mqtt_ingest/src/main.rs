@@ -44,7 +44,7 @@ const BROKER_LIMITS: &str = "max_queued_messages 1000000\n\
                              memory_limit 0\n";
 
 /// The paho-mqtt subscriber: counts per topic in a dict, and prints its total every 20 ms.
-const PAHO_SUBSCRIBER: &str = r#"
+const PAHO_SUBSCRIBER: &str = r##"
 import sys, threading, time
 import paho.mqtt.client as mqtt
 
@@ -74,7 +74,7 @@ client.on_message = on_message
 threading.Thread(target=report, daemon=True).start()
 client.connect(host, port, 60)
 client.loop_forever()
-"#;
+"##;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -83,11 +83,7 @@ fn main() {
         watcher_child(port);
         return;
     }
-    let window = Duration::from_secs(
-        args.get(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(15),
-    );
+    let window = Duration::from_secs(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(15));
     let python = python_with_paho();
     let broker = Mosquitto::start_with(MosquittoOptions {
         extra_config: BROKER_LIMITS.to_string(),
@@ -130,10 +126,9 @@ fn main() {
     std::fs::write(script.path(), PAHO_SUBSCRIBER).expect("write the paho script");
     let sub = Subscriber::lines(
         "python paho-mqtt",
-        Command::new(&python).arg(script.path()).args([
-            "127.0.0.1".to_string(),
-            broker.port.to_string(),
-        ]),
+        Command::new(&python)
+            .arg(script.path())
+            .args(["127.0.0.1".to_string(), broker.port.to_string()]),
     );
     results.push(measure(sub, &feed, window));
     feed.stop();
@@ -161,7 +156,10 @@ fn main() {
         watcher.rate / limit.rate,
         met(watcher.rate >= 0.9 * limit.rate)
     );
-    println!("watcher / python paho-mqtt = {:.2}×", watcher.rate / paho.rate);
+    println!(
+        "watcher / python paho-mqtt = {:.2}×",
+        watcher.rate / paho.rate
+    );
     println!(
         "watcher peak RSS at {} topics = {:.1} MB  (target ≤ 150 MB: {})",
         watcher.topics.unwrap_or(0),
@@ -264,7 +262,8 @@ fn topic(i: usize) -> String {
 
 fn payload(i: usize) -> Vec<u8> {
     // Fixed length and no newline: mosquitto_sub's output is then exactly 65 bytes a message.
-    let mut p = format!("{{\"machine\":{i},\"temperature\":21.50,\"state\":\"running\"}}").into_bytes();
+    let mut p =
+        format!("{{\"machine\":{i},\"temperature\":21.50,\"state\":\"running\"}}").into_bytes();
     p.resize(PAYLOAD, b' ');
     p
 }
@@ -485,7 +484,9 @@ fn watcher_child(port: u16) {
 
     let config = pipescope::config::parse(
         "bench",
-        &format!("[mqtt.bench]\nurl = \"mqtt://127.0.0.1:{port}\"\nclient_id = \"bench-watcher\"\n"),
+        &format!(
+            "[mqtt.bench]\nurl = \"mqtt://127.0.0.1:{port}\"\nclient_id = \"bench-watcher\"\n"
+        ),
         [],
     )
     .expect("watcher configuration");
