@@ -1147,3 +1147,63 @@ async fn mqtt_a_hundred_thousand_topics_fit_in_bounded_memory() {
     );
     assert_eq!(watch.tree("", 1).await["messages"], n);
 }
+
+/// A broker hands stored retained messages to a new subscription with the retain flag set, and
+/// live ones without it (MQTT 3.1.1 §3.3.1.3; v5 without retain-as-published): the tree shows
+/// the flag of each topic's last message and counts the retained ones.
+async fn retained_flag_from_a_real_broker(protocol: &str) {
+    let broker = Mosquitto::start();
+    let publisher = Publisher::connect(broker.port, "retainer");
+    publisher
+        .publish("site/r/1", QoS::AtLeastOnce, true, "stored one")
+        .await;
+    publisher
+        .publish("site/r/2", QoS::AtLeastOnce, true, "stored two")
+        .await;
+    publisher.wait_acked(2).await;
+    let watch = Watch::start(&broker.url(), &format!("protocol = \"{protocol}\""));
+    watch.wait_subscribed().await;
+    assert!(
+        wait(Duration::from_secs(10), || watch.messages() == 2).await,
+        "retained messages counted: {} of 2",
+        watch.messages()
+    );
+    // Live messages on a subscribed topic, one of them published with retain: both arrive
+    // without the flag.
+    publisher
+        .publish("site/r/1", QoS::AtLeastOnce, false, "live")
+        .await;
+    publisher
+        .publish("site/r/3", QoS::AtLeastOnce, true, "retained, live")
+        .await;
+    publisher.wait_acked(4).await;
+    assert!(
+        wait(Duration::from_secs(10), || watch.messages() == 4).await,
+        "messages counted: {} of 4",
+        watch.messages()
+    );
+    let tree = watch.tree("site/r", 1).await;
+    let (one, two, three) = (child(&tree, "1"), child(&tree, "2"), child(&tree, "3"));
+    assert_eq!(
+        (one["messages"].as_u64(), one["retained_messages"].as_u64()),
+        (Some(2), Some(1)),
+        "{one}"
+    );
+    assert_eq!(one["retained"], false, "last message was live: {one}");
+    assert_eq!(two["retained"], true, "{two}");
+    assert_eq!(two["retained_messages"], 1);
+    assert_eq!(three["retained"], false, "{three}");
+    assert_eq!(three["retained_messages"], 0);
+    assert_eq!(tree["retained_messages"], 2, "subtree sum: {tree}");
+    assert_eq!(tree["qos"], serde_json::json!([0, 4, 0]));
+}
+
+#[tokio::test]
+async fn mqtt_retained_flag_and_count_from_a_real_broker_v311() {
+    retained_flag_from_a_real_broker("3.1.1").await;
+}
+
+#[tokio::test]
+async fn mqtt_retained_flag_and_count_from_a_real_broker_v5() {
+    retained_flag_from_a_real_broker("5").await;
+}
