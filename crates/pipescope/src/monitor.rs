@@ -65,6 +65,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "pipescope is serving");
     let router = web::router(web::AppState::new(registry))
         .merge(store::api::router(store.clone()))
+        .merge(store::write_api::router(store.clone(), writer.clone()))
         .merge(kafka::api::router(kafka_live))
         .merge(mqtt::api::router(mqtt));
     web::serve(listener, router, shutdown_signal()).await?;
