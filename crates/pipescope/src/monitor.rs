@@ -74,7 +74,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )));
 
     tracing::info!(address = %listener.local_addr()?, "pipescope is serving");
-    let router = app(registry, &store, &kafka_live, &mqtt, &hub, &config.web.auth);
+    let router = app(registry, &store, &writer, &kafka_live, &mqtt, &hub, &config.web.auth);
     // Open live streams would keep the server from stopping: the hub ends them.
     web::serve(listener, router, async move {
         shutdown_signal().await;
@@ -100,6 +100,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 pub fn app(
     registry: Registry,
     store: &store::Store,
+    writer: &store::Writer,
     kafka: &kafka::LiveState,
     mqtt: &mqtt::MqttState,
     hub: &api::Hub,
@@ -107,6 +108,7 @@ pub fn app(
 ) -> Router {
     let router = web::router(web::AppState::new(registry))
         .merge(store::api::router(store.clone()))
+        .merge(store::write_api::router(store.clone(), writer.clone()))
         .merge(kafka::api::router(kafka.clone()))
         .merge(mqtt::api::router(mqtt.clone()))
         .merge(api::router(hub.clone(), kafka.clone()));

@@ -1,9 +1,9 @@
 //! Pure logic of the pipeline parts (simulators, bridge, processors, sink): trace headers,
-//! partitioning, sampling, running totals, event-time windows and InfluxDB line protocol.
+//! partitioning, sampling, running totals, event-time windows (their InfluxDB line protocol is in
+//! [`crate::influx`]).
 
 pub mod backoff;
 pub mod calls;
-pub mod line_protocol;
 pub mod mapping;
 pub mod partition;
 pub mod totals;

@@ -249,6 +249,51 @@ pub fn downsample(
     buckets.into_iter().collect()
 }
 
+/// Splits `[from_ms, to_ms]` (inclusive) into pieces that each come whole from one
+/// resolution: whole hours from the 1-hour roll-ups, whole minutes from the 1-minute ones, the
+/// rest from raw rows. Their aggregates together are exactly those of the raw rows (the roll-ups
+/// are written in the same transactions), from far fewer rows. In time order.
+pub fn split_exact(
+    from_ms: EpochMillis,
+    to_ms: EpochMillis,
+) -> Vec<(Resolution, EpochMillis, EpochMillis)> {
+    fn split(
+        out: &mut Vec<(Resolution, EpochMillis, EpochMillis)>,
+        from: EpochMillis,
+        to: EpochMillis,
+        levels: &[Resolution],
+    ) {
+        if from > to {
+            return;
+        }
+        let Some((&level, finer)) = levels.split_first() else {
+            out.push((Resolution::Raw, from, to));
+            return;
+        };
+        let width = level.bucket_ms();
+        let first = from.div_ceil(width) * width;
+        let end = to.saturating_add(1) / width * width;
+        if first >= end {
+            return split(out, from, to, finer);
+        }
+        if from < first {
+            split(out, from, first - 1, finer);
+        }
+        out.push((level, first, end - 1));
+        if end <= to {
+            split(out, end, to, finer);
+        }
+    }
+    let mut out = Vec::new();
+    split(
+        &mut out,
+        from_ms,
+        to_ms,
+        &[Resolution::Hour, Resolution::Minute],
+    );
+    out
+}
+
 /// The `n` entries with the highest values, highest first; NaN values are left out and ties
 /// keep their input order.
 pub fn top_n<T>(entries: impl IntoIterator<Item = (T, f64)>, n: usize) -> Vec<(T, f64)> {
@@ -261,6 +306,41 @@ pub fn top_n<T>(entries: impl IntoIterator<Item = (T, f64)>, n: usize) -> Vec<(T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_split_into_whole_hours_whole_minutes_and_raw_edges() {
+        const M: u64 = 60_000;
+        const H: u64 = 3_600_000;
+        use Resolution::{Hour, Minute, Raw};
+        // exactly one hour, plus the millisecond at its end
+        assert_eq!(
+            split_exact(10 * H, 11 * H),
+            vec![(Hour, 10 * H, 11 * H - 1), (Raw, 11 * H, 11 * H)]
+        );
+        // an unaligned hour: minutes and raw edges, no whole hour
+        assert_eq!(
+            split_exact(10 * H + 30_500, 11 * H + 30_500),
+            vec![
+                (Raw, 10 * H + 30_500, 10 * H + M - 1),
+                (Minute, 10 * H + M, 11 * H - 1),
+                (Raw, 11 * H, 11 * H + 30_500),
+            ]
+        );
+        // two days and a bit: hours in the middle, minutes and raw on both sides
+        assert_eq!(
+            split_exact(H - M - 1, 49 * H + M + 5),
+            vec![
+                (Raw, H - M - 1, H - M - 1),
+                (Minute, H - M, H - 1),
+                (Hour, H, 49 * H - 1),
+                (Minute, 49 * H, 49 * H + M - 1),
+                (Raw, 49 * H + M, 49 * H + M + 5),
+            ]
+        );
+        // less than a minute: raw only
+        assert_eq!(split_exact(5, 59_000), vec![(Raw, 5, 59_000)]);
+        assert_eq!(split_exact(7, 6), vec![]);
+    }
 
     #[test]
     fn buckets_are_aligned_to_the_epoch() {

@@ -1,5 +1,6 @@
 //! Optional authentication in front of everything but `/health`: a bearer token or HTTP basic
-//! auth (`[web] auth`). Credentials are compared in constant time (SHA-256 digests of both
+//! auth (`[web] auth`). With a bearer token the portal's static files stay open (they hold no
+//! data; the page asks for the token when the API answers 401). Credentials are compared in constant time (SHA-256 digests of both
 //! sides, so not even their lengths leak). The live stream also takes `?access_token=`, since a
 //! browser's EventSource cannot set headers.
 
@@ -20,6 +21,11 @@ use crate::config::WebAuth;
 
 /// Paths open without credentials.
 const OPEN_PATHS: &[&str] = &["/health"];
+/// What carries data: with a bearer token everything else (the portal's own files, which hold
+/// no data) is served without one, so the portal can load and ask for the token at its first 401.
+fn carries_data(path: &str) -> bool {
+    path.starts_with("/api/") || matches!(path, "/metrics" | "/write" | "/ping")
+}
 /// The one path that also takes `?access_token=`.
 const LIVE_PATH: &str = "/api/v1/live";
 
@@ -105,7 +111,8 @@ async fn require(State(expected): State<Arc<Expected>>, request: Request, next: 
 /// Whether `request` may pass, or why not.
 fn check(expected: &Expected, request: &Request) -> Result<(), &'static str> {
     let path = request.uri().path();
-    if OPEN_PATHS.contains(&path) {
+    if OPEN_PATHS.contains(&path) || (matches!(expected, Expected::Bearer(_)) && !carries_data(path))
+    {
         return Ok(());
     }
     let header = request

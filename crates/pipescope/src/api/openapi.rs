@@ -223,9 +223,19 @@ const ROUTES: &[Route] = &[
     },
 ];
 
+/// InfluxDB 1.x compatible write endpoints (store/write_api.rs): line protocol in, 204 out.
+const INFLUX_WRITE_PATHS: &[&str] = &["/write", "/api/v1/write"];
+
+/// What InfluxDB clients call to see that a server is there.
+const INFLUX_PING_PATH: &str = "/ping";
+
 /// The paths the document describes.
 pub fn paths() -> impl Iterator<Item = &'static str> {
-    ROUTES.iter().map(|r| r.path)
+    ROUTES
+        .iter()
+        .map(|r| r.path)
+        .chain(INFLUX_WRITE_PATHS.iter().copied())
+        .chain([INFLUX_PING_PATH])
 }
 
 fn error_schema() -> Schema {
@@ -321,6 +331,68 @@ fn operation(route: &Route) -> utoipa::openapi::path::Operation {
     op.build()
 }
 
+fn influx_write_operation() -> utoipa::openapi::path::Operation {
+    let query = [
+        ("db", "a database name (required by InfluxDB clients; pipescope has one store)"),
+        ("precision", "timestamp unit: n (default), u, ms, s, m or h"),
+    ];
+    let mut op = OperationBuilder::new()
+        .tag("store")
+        .summary(Some(
+            "InfluxDB 1.x line protocol into the embedded store: each number or boolean field \
+             becomes the sample `<measurement>_<field>`, tags become labels",
+        ))
+        .request_body(Some(
+            utoipa::openapi::request_body::RequestBodyBuilder::new()
+                .content(
+                    "text/plain",
+                    Content::new(Some(ObjectBuilder::new().schema_type(Type::String))),
+                )
+                .required(Some(Required::True))
+                .build(),
+        ));
+    for (name, description) in query {
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .required(if name == "db" { Required::True } else { Required::False })
+                .description(Some(description))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+        );
+    }
+    let error = || Content::new(Some(error_schema()));
+    for (code, description) in [
+        ("400", "lines rejected (the rest stored): which, why, how many"),
+        ("401", "[web] auth is on and the credentials are missing or wrong"),
+        ("415", "a compressed body (send it plain)"),
+        ("503", "the store's queue is full: retry later"),
+    ] {
+        op = op.response(
+            code,
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/json", error())
+                .build(),
+        );
+    }
+    op.response(
+        "204",
+        ResponseBuilder::new()
+            .description("every line stored")
+            .build(),
+    )
+    .build()
+}
+
+fn influx_ping_operation() -> utoipa::openapi::path::Operation {
+    OperationBuilder::new()
+        .tag("store")
+        .summary(Some("Answers 204 with X-Influxdb-Version, as InfluxDB 1.x does"))
+        .response("204", ResponseBuilder::new().description("up").build())
+        .build()
+}
+
 /// The whole document.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = Derived::openapi();
@@ -329,6 +401,16 @@ pub fn document() -> utoipa::openapi::OpenApi {
     for route in ROUTES {
         paths = paths.path(route.path, PathItem::new(HttpMethod::Get, operation(route)));
     }
+    for path in INFLUX_WRITE_PATHS {
+        paths = paths.path(
+            *path,
+            PathItem::new(HttpMethod::Post, influx_write_operation()),
+        );
+    }
+    paths = paths.path(
+        INFLUX_PING_PATH,
+        PathItem::new(HttpMethod::Get, influx_ping_operation()),
+    );
     doc.paths = paths.build();
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
+use pipescope_core::influx::mapping::LineMapping;
 use pipescope_core::pipeline::backoff::Backoff;
-use pipescope_core::pipeline::line_protocol::LineMapping;
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::consumer::{CommitMode, Consumer, DefaultConsumerContext, StreamConsumer};
 use rdkafka::message::Message;

@@ -8,16 +8,17 @@
 
 pub mod api;
 pub mod metrics;
+pub mod write_api;
 mod writer;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::{Arc, Mutex};
 
 use pipescope_core::tsdb::{
     Aggregate, AggregateFn, Matcher, Resolution, Retention, choose_resolution, downsample,
-    matcher::matches_all, top_n,
+    matcher::matches_all, split_exact, top_n,
 };
 use pipescope_core::{Clock, EpochMillis, Labels};
 use rusqlite::{Connection, OpenFlags, params};
@@ -267,6 +268,66 @@ impl Store {
         })
     }
 
+    /// One aggregate per series of `metric` over the rows of `resolution` in `[from, to]`,
+    /// summed up by SQLite (no row leaves it). `last` is read only when `with_last`; otherwise
+    /// it is NaN, and `last_ms` is the newest time either way.
+    fn read_totals(
+        &self,
+        metric: &str,
+        ids: &HashSet<i64>,
+        resolution: Resolution,
+        from_ms: EpochMillis,
+        to_ms: EpochMillis,
+        with_last: bool,
+    ) -> Result<HashMap<i64, Aggregate>, StoreError> {
+        let (table, count, sum, min, max, last, last_ts) = match resolution {
+            Resolution::Raw => ("raw", "1", "value", "value", "value", "value", "ts"),
+            Resolution::Minute => ("m1", "count", "sum", "min", "max", "last", "last_ts"),
+            Resolution::Hour => ("h1", "count", "sum", "min", "max", "last", "last_ts"),
+        };
+        let range = format!(
+            "FROM {table} WHERE series_id IN (SELECT id FROM series WHERE metric = ?1)
+             AND ts BETWEEN ?2 AND ?3 GROUP BY series_id"
+        );
+        let totals_sql = format!(
+            "SELECT series_id, sum({count}), sum({sum}), min({min}), max({max}), max({last_ts}) {range}"
+        );
+        // With max() the only aggregate, SQLite takes the bare column from the row holding it.
+        let last_sql = format!("SELECT series_id, max({last_ts}), {last} {range}");
+        let lower = resolution.bucket_start(from_ms) as i64;
+        self.with_reader(|conn| {
+            let mut out = HashMap::new();
+            let mut stmt = conn.prepare_cached(&totals_sql)?;
+            let mut rows = stmt.query(params![metric, lower, to_ms as i64])?;
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0)?;
+                if ids.contains(&id) {
+                    out.insert(
+                        id,
+                        Aggregate {
+                            count: row.get::<_, i64>(1)? as u64,
+                            sum: row.get(2)?,
+                            min: row.get(3)?,
+                            max: row.get(4)?,
+                            last: f64::NAN,
+                            last_ms: row.get::<_, i64>(5)? as EpochMillis,
+                        },
+                    );
+                }
+            }
+            if with_last {
+                let mut stmt = conn.prepare_cached(&last_sql)?;
+                let mut rows = stmt.query(params![metric, lower, to_ms as i64])?;
+                while let Some(row) = rows.next()? {
+                    if let Some(a) = out.get_mut(&row.get::<_, i64>(0)?) {
+                        a.last = row.get(2)?;
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Values of every matching series of `metric` in `[from, to]`, one point per `step_ms`
     /// (aligned to the epoch), read from the resolution the step and the age of `from` call for.
     pub fn range(
@@ -346,36 +407,23 @@ impl Store {
         let resolution = choose_resolution(from_ms, 1, self.now_ms(), &self.inner.retention);
         let series = self.matching_series(Some(metric), matchers)?;
         let ids: HashSet<i64> = series.iter().map(|(id, _)| *id).collect();
-        let mut totals: BTreeMap<i64, Aggregate> = BTreeMap::new();
-        let mut add = |rows: BTreeMap<i64, Vec<(EpochMillis, Aggregate)>>| {
-            for (id, points) in rows {
-                for (_, a) in points {
-                    totals.entry(id).and_modify(|t| t.merge(&a)).or_insert(a);
-                }
+        let with_last = function == AggregateFn::Last;
+        let mut totals: HashMap<i64, Aggregate> = HashMap::new();
+        let mut add = |part: HashMap<i64, Aggregate>| {
+            for (id, a) in part {
+                totals.entry(id).and_modify(|t| t.merge(&a)).or_insert(a);
             }
         };
-        let minute = Resolution::Minute.bucket_ms();
-        // Whole minutes inside the range come from the 1-minute roll-ups (written in the same
-        // transactions as the raw rows, so exactly their aggregates); the partial minutes at
-        // both ends from raw rows. Sixty times fewer rows to read than raw alone.
-        let first_whole = from_ms.div_ceil(minute) * minute;
-        let end_whole = (to_ms + 1) / minute * minute;
-        if resolution == Resolution::Raw && first_whole + minute <= end_whole {
-            add(self.read_rows(
-                metric,
-                &ids,
-                Resolution::Minute,
-                first_whole,
-                end_whole - minute,
-            )?);
-            if from_ms < first_whole {
-                add(self.read_rows(metric, &ids, Resolution::Raw, from_ms, first_whole - 1)?);
-            }
-            if end_whole <= to_ms {
-                add(self.read_rows(metric, &ids, Resolution::Raw, end_whole, to_ms)?);
+        let read =
+            |resolution, from, to| self.read_totals(metric, &ids, resolution, from, to, with_last);
+        if resolution == Resolution::Raw {
+            // Whole hours from the 1-hour roll-ups, whole minutes from the 1-minute ones, the
+            // edges from raw rows: the same aggregates from up to 60 or 3,600 times fewer rows.
+            for (part, from, to) in split_exact(from_ms, to_ms) {
+                add(read(part, from, to)?);
             }
         } else {
-            add(self.read_rows(metric, &ids, resolution, from_ms, to_ms)?);
+            add(read(resolution, from_ms, to_ms)?);
         }
         let mut entries = Vec::new();
         for (id, info) in series {
@@ -427,6 +475,11 @@ fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
          -- the newest commits, and it never corrupts the file.
          PRAGMA synchronous = NORMAL;
          PRAGMA journal_size_limit = 67108864;
+         -- Batches touch the newest page of every series they carry: keep those pages in
+         -- memory (64 MiB at most) and copy the log into the file less often (every 32 MiB),
+         -- so a page written by several commits is copied once.
+         PRAGMA cache_size = -65536;
+         PRAGMA wal_autocheckpoint = 8192;
          CREATE TABLE IF NOT EXISTS series (
              id INTEGER PRIMARY KEY,
              metric TEXT NOT NULL,

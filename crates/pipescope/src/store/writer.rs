@@ -16,7 +16,7 @@ use super::{StoreError, StoreStats, encode_labels};
 use crate::bus::{Batch, BusReceiver};
 
 /// Samples committed together at most, so one transaction stays short.
-const MAX_SAMPLES_PER_COMMIT: usize = 50_000;
+const MAX_SAMPLES_PER_COMMIT: usize = 250_000;
 /// How often data older than its retention is deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
@@ -223,19 +223,27 @@ impl WriterThread {
     fn write(&mut self, batches: &[Batch]) -> rusqlite::Result<(u64, u64)> {
         let mut invalid = 0;
         let tx = self.conn.transaction()?;
-        let mut fresh: Vec<(i64, u64, f64)> = Vec::new();
+        let mut rows: Vec<(i64, u64, f64)> =
+            Vec::with_capacity(batches.iter().map(|b| b.len()).sum());
+        for sample in batches.iter().flat_map(|b| b.iter()) {
+            if sample.value.is_nan() {
+                invalid += 1;
+                continue;
+            }
+            let id = series_id(&tx, &mut self.series_ids, sample)?;
+            rows.push((id, sample.time_ms, sample.value));
+        }
+        // In key order the B-tree is filled page after page instead of jumping between series
+        // (the stable sort keeps the first of two samples with the same series and time).
+        rows.sort_by_key(|&(id, ts, _)| (id, ts));
+        let mut fresh: Vec<(i64, u64, f64)> = Vec::with_capacity(rows.len());
         {
             let mut insert_raw = tx.prepare_cached(
                 "INSERT OR IGNORE INTO raw (series_id, ts, value) VALUES (?1, ?2, ?3)",
             )?;
-            for sample in batches.iter().flat_map(|b| b.iter()) {
-                if sample.value.is_nan() {
-                    invalid += 1;
-                    continue;
-                }
-                let id = series_id(&tx, &mut self.series_ids, sample)?;
-                if insert_raw.execute(params![id, sample.time_ms as i64, sample.value])? == 1 {
-                    fresh.push((id, sample.time_ms, sample.value));
+            for (id, ts, value) in rows {
+                if insert_raw.execute(params![id, ts as i64, value])? == 1 {
+                    fresh.push((id, ts, value));
                 }
             }
             for (table, resolution) in [("m1", Resolution::Minute), ("h1", Resolution::Hour)] {

@@ -790,3 +790,120 @@ fn sink_writes_every_record_once_through_an_influxd_restart() {
     );
     sink.terminate();
 }
+
+#[test]
+fn sink_writes_into_pipescopes_own_store_through_its_write_endpoint() {
+    use pipescope::store::{Store, api, write_api};
+    // pipescope's store and web routes, served on a real socket as the monitor serves them
+    let dir = tempfile::tempdir().unwrap();
+    let (store, writer) = Store::open(
+        dir.path(),
+        pipescope_core::tsdb::Retention::default(),
+        std::sync::Arc::new(pipescope_core::SystemClock),
+        64,
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let web = format!("http://{}", listener.local_addr().unwrap());
+    let app = write_api::router(store.clone(), writer.clone()).merge(api::router(store.clone()));
+    runtime.spawn(async move { axum::serve(listener, app).await });
+
+    let tansu = Tansu::start();
+    let bootstrap = tansu.bootstrap();
+    create_topic(&bootstrap, "readings", 3);
+    let mut sink = Part::start(
+        "sink influx",
+        &[
+            "sink",
+            "influx",
+            "--kafka",
+            &bootstrap,
+            "--topic",
+            "readings",
+            "--influx",
+            &web,
+            "--database",
+            "pipescope",
+            "--measurement",
+            "reading",
+            "--tag",
+            "machine=machine",
+            "--field",
+            "value=value",
+            "--field",
+            "ok=ok",
+            "--time",
+            "ts",
+            "--batch-size",
+            "100",
+            "--batch-interval",
+            "200ms",
+        ],
+    );
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    // 700 records inside one second, ten minutes ago (within the raw retention)
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let t0 = (now - 600_000) / 1000 * 1000;
+    for i in 0..700u64 {
+        let payload = serde_json::json!({"machine": format!("m{}", i % 7), "value": i as f64 / 2.0, "ok": i % 2 == 0, "ts": t0 + i}).to_string();
+        producer
+            .send(
+                BaseRecord::to("readings")
+                    .key(&format!("m{}", i % 7))
+                    .payload(&payload),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    sink.wait_metric(
+        "pipescope_sink_influx_records_written_total",
+        Duration::from_secs(60),
+        |v| v == 700.0,
+    );
+    let query = |metric: &str, agg: &str| -> serde_json::Value {
+        let text = ureq::get(format!("{web}/api/v1/query"))
+            .query("metric", metric)
+            .query("match", "{machine=\"m3\"}")
+            .query("from", t0.to_string())
+            .query("to", (t0 + 999).to_string())
+            .query("step", "1s")
+            .query("agg", agg)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let m3: Vec<u64> = (0..700).filter(|i| i % 7 == 3).collect();
+    let point = |answer: &serde_json::Value| answer["series"][0]["points"][0].clone();
+    assert_eq!(
+        point(&query("reading_value", "count")),
+        serde_json::json!([t0, m3.len() as f64])
+    );
+    assert_eq!(
+        point(&query("reading_value", "sum")),
+        serde_json::json!([t0, m3.iter().map(|&i| i as f64 / 2.0).sum::<f64>()])
+    );
+    assert_eq!(
+        point(&query("reading_ok", "sum")),
+        serde_json::json!([t0, m3.iter().filter(|&&i| i % 2 == 0).count() as f64])
+    );
+    assert_eq!(
+        store.series(Some("reading_value"), &[]).unwrap().len(),
+        7,
+        "one series per machine"
+    );
+    sink.terminate();
+    runtime.shutdown_background();
+    drop(writer);
+}

@@ -670,3 +670,91 @@ fn run_reports_a_store_path_it_cannot_use() {
         "{err}"
     );
 }
+
+async fn post(app: axum::Router, uri: &str, body: &str) -> (StatusCode, String) {
+    let response = app
+        .oneshot(
+            Request::post(uri)
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn the_influx_write_endpoint_stores_numbers_and_counts_rejected_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(NOW);
+    let (store, writer) = open(dir.path(), &clock);
+    let app = pipescope::store::write_api::router(store.clone(), writer.clone());
+    let t = NOW - 60_000;
+    let body = format!(
+        "reading,machine=m1 value=1.5,count=3i,ok=true {t}\n\
+         reading,machine=m2 value=2.5,note=\"hot\" {t}\n\
+         reading,machine=m3 value= {t}\n\
+         reading,machine=m4 value=4.5\n"
+    );
+    let (status, answer) = post(app.clone(), "/write?db=any&precision=ms", &body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        answer,
+        "{\"error\":\"partial write: 2 of 4 lines rejected (line 2: string field note left out \
+         (only numbers and booleans are stored; its other fields are kept); line 3: field \\\"value\\\": \
+         \\\"\\\" is not a number, an integer or a boolean); 5 samples stored dropped=2\"}"
+    );
+    let last = |metric: &str| {
+        let mut values: Vec<(String, u64, f64)> = store
+            .last(metric, &[])
+            .unwrap()
+            .into_iter()
+            .map(|v| {
+                (
+                    v.labels.get("machine").unwrap().to_string(),
+                    v.time_ms,
+                    v.value,
+                )
+            })
+            .collect();
+        values.sort_by(|a, b| a.0.cmp(&b.0));
+        values
+    };
+    assert_eq!(
+        last("reading_value"),
+        vec![
+            ("m1".to_string(), t, 1.5),
+            ("m2".to_string(), t, 2.5),
+            // no timestamp: the store's clock
+            ("m4".to_string(), NOW, 4.5),
+        ]
+    );
+    assert_eq!(last("reading_count"), vec![("m1".to_string(), t, 3.0)]);
+    assert_eq!(last("reading_ok"), vec![("m1".to_string(), t, 1.0)]);
+    assert!(store.last("reading_note", &[]).unwrap().is_empty());
+
+    // Everything accepted: 204, seconds precision, the same at /api/v1/write.
+    let (status, answer) = post(
+        app.clone(),
+        "/api/v1/write?db=x&precision=s",
+        &format!("reading,machine=m5 value=5 {}\n", t / 1000),
+    )
+    .await;
+    assert_eq!((status, answer.as_str()), (StatusCode::NO_CONTENT, ""));
+    assert_eq!(last("reading_value")[3], ("m5".to_string(), t, 5.0));
+
+    let (status, answer) = post(app.clone(), "/write", "m v=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer.contains("database is required"), "{answer}");
+    let (status, answer) = post(app, "/write?db=x&precision=d", "m v=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer.contains("unknown precision \\\"d\\\""), "{answer}");
+    drop(store);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+}

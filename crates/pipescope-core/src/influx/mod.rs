@@ -6,6 +6,12 @@
 //! escape the separator after it and no spelling avoids that, so trailing backslashes are left
 //! out. Line protocol has no escape for a newline either: it is written as the two characters
 //! `\n`.
+//!
+//! [`mapping`] turns JSON records into lines (`pipescope sink influx`); [`parse`] reads lines
+//! back into samples (the `/write` endpoint).
+
+pub mod mapping;
+pub mod parse;
 
 use std::fmt::Write;
 
@@ -87,6 +93,18 @@ pub fn write_line(
     let _ = write!(out, "={value:?} {time_ms}");
     out.push('\n');
     Ok(())
+}
+
+/// A string field value: quoted, with its quotes and backslashes escaped.
+pub fn write_string_field(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
 }
 
 pub fn sample_line(out: &mut String, sample: &Sample) -> Result<(), LineError> {

@@ -1,9 +1,11 @@
-//! InfluxDB line protocol: escaping, and turning a JSON record into one line by a mapping of
-//! JSON paths (`a.b.c`) to tags and fields.
+//! Turning a JSON record into one line by a mapping of JSON paths (`a.b.c`) to tags and fields
+//! (what `pipescope sink influx` writes), with the escaping of [`super`].
 
 use std::fmt::Write;
 
 use serde_json::Value;
+
+use super::{escape_key, escape_measurement, write_string_field};
 
 /// Which parts of a JSON record become what in a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,30 +48,6 @@ pub fn json_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
         Value::Array(items) => part.parse::<usize>().ok().and_then(|i| items.get(i)),
         _ => None,
     })
-}
-
-fn escape(out: &mut String, s: &str, specials: &[char]) {
-    for c in s.chars() {
-        if specials.contains(&c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-}
-
-pub fn escape_measurement(out: &mut String, s: &str) {
-    escape(out, s, &[',', ' ']);
-}
-
-/// For tag keys, tag values and field keys.
-pub fn escape_key(out: &mut String, s: &str) {
-    escape(out, s, &[',', '=', ' ']);
-}
-
-pub fn write_string_field(out: &mut String, s: &str) {
-    out.push('"');
-    escape(out, s, &['"', '\\']);
-    out.push('"');
 }
 
 fn tag_text(v: &Value) -> Option<String> {

@@ -1,0 +1,149 @@
+//! An InfluxDB-1.x-compatible write endpoint into the store: `POST /write?db=...` (and the same
+//! at `/api/v1/write`) with a line protocol body, so `pipescope sink influx` and other 1.x
+//! clients can write into pipescope's own history.
+//!
+//! Each numeric or boolean field becomes a sample `<measurement>_<field>` with the tags as
+//! labels (`pipescope_core::influx::parse`). The answer comes once the samples are committed:
+//! 204 when every line was stored; 400 naming the rejected lines (string fields, lines that do
+//! not parse) with `dropped=N` as InfluxDB words a partial write, the other lines stored anyway;
+//! 503 when the store's queue is full (retry later). `db` is required, as by InfluxDB, but the
+//! store has no databases: it is not kept.
+
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pipescope_core::influx::parse::{Parsed, Precision, parse_body};
+use serde::Deserialize;
+
+use super::{Store, Writer};
+
+/// Largest body taken (InfluxDB's clients send a few MB at most).
+const MAX_BODY_BYTES: usize = 64 << 20;
+/// Rejected lines named in an answer; the count covers all of them.
+const REASONS_SHOWN: usize = 5;
+
+#[derive(Clone)]
+struct WriteState {
+    store: Store,
+    writer: Writer,
+}
+
+pub fn router(store: Store, writer: Writer) -> Router {
+    Router::new()
+        .route("/write", post(write))
+        .route("/api/v1/write", post(write))
+        .route("/ping", get(ping).head(ping))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(WriteState { store, writer })
+}
+
+#[derive(Debug, Deserialize)]
+struct WriteParams {
+    db: Option<String>,
+    #[serde(default)]
+    precision: String,
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+/// What InfluxDB's clients call to see that a server is there.
+async fn ping() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [("X-Influxdb-Version", "1.8-pipescope")],
+    )
+        .into_response()
+}
+
+async fn write(
+    State(state): State<WriteState>,
+    Query(params): Query<WriteParams>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if params.db.as_deref().unwrap_or("").is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "database is required: add ?db=NAME (any name; pipescope keeps one store)",
+        );
+    }
+    let precision: Precision = match params.precision.parse() {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("parameter precision: {e}")),
+    };
+    if headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() != b"identity")
+    {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "compressed bodies are not taken: send the line protocol uncompressed",
+        );
+    }
+    let now = state.store.now_ms();
+    let result = tokio::task::spawn_blocking(move || {
+        let parsed = parse_body(&body, precision, now);
+        let Parsed {
+            samples,
+            lines,
+            rejected,
+        } = parsed;
+        let stored = samples.len();
+        if !samples.is_empty() {
+            if !state.writer.submit(std::sync::Arc::new(samples)) {
+                return Err(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the store's write queue is full (the disk is slower than the writes): retry later",
+                ));
+            }
+            if let Err(e) = state.writer.flush() {
+                return Err(error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()));
+            }
+        }
+        Ok((lines, stored, rejected))
+    })
+    .await;
+    let (lines, stored, rejected) = match result {
+        Ok(Ok(done)) => done,
+        Ok(Err(response)) => return response,
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("write failed ({e})"),
+            );
+        }
+    };
+    if rejected.is_empty() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    tracing::debug!(
+        lines,
+        stored,
+        rejected = rejected.len(),
+        "/write: lines rejected"
+    );
+    let reasons: Vec<String> = rejected
+        .iter()
+        .take(REASONS_SHOWN)
+        .map(|r| format!("line {}: {}", r.line, r.reason))
+        .collect();
+    let more = rejected.len().saturating_sub(REASONS_SHOWN);
+    let more = if more > 0 {
+        format!("; and {more} more")
+    } else {
+        String::new()
+    };
+    error(
+        StatusCode::BAD_REQUEST,
+        format!(
+            "partial write: {} of {lines} lines rejected ({}{more}); {stored} samples stored dropped={}",
+            rejected.len(),
+            reasons.join("; "),
+            rejected.len()
+        ),
+    )
+}
