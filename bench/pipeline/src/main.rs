@@ -1049,7 +1049,7 @@ fn stage_process_machines(scale: f64, core: Option<u32>, rows: &mut Vec<Row>) {
             "bench-process-machines",
             // The watermark is shared by the partitions, which are read in turns of a fetch.
             "--allowed-lateness",
-            "120s",
+            "30s",
         ],
         core,
     );
