@@ -1,6 +1,8 @@
 //! The phone-call workload: a Poisson number of calls per tick, each lasting an exponentially
 //! distributed time. Seeded, so a run is reproducible.
 
+use std::borrow::Cow;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Exp, Poisson};
@@ -24,7 +26,41 @@ pub struct CallRecord {
 impl CallRecord {
     /// The duration in whole milliseconds.
     pub fn duration_ms(&self) -> u64 {
-        (self.duration_s * 1000.0).round().max(0.0) as u64
+        duration_ms(self.duration_s)
+    }
+}
+
+/// A duration in seconds as whole milliseconds (how totals add durations up).
+pub fn duration_ms(duration_s: f64) -> u64 {
+    (duration_s * 1000.0).round().max(0.0) as u64
+}
+
+/// A call record read without copying its text: the fields borrow from the JSON unless they
+/// hold escapes. The same fields are required as for [`CallRecord`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CallRecordRef<'a> {
+    #[serde(borrow)]
+    pub call_id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub caller: Cow<'a, str>,
+    #[serde(borrow)]
+    pub callee: Cow<'a, str>,
+    pub start: EpochMillis,
+    pub duration_s: f64,
+    #[serde(borrow)]
+    pub region: Cow<'a, str>,
+}
+
+impl CallRecordRef<'_> {
+    pub fn to_owned(&self) -> CallRecord {
+        CallRecord {
+            call_id: self.call_id.clone().into_owned(),
+            caller: self.caller.clone().into_owned(),
+            callee: self.callee.clone().into_owned(),
+            start: self.start,
+            duration_s: self.duration_s,
+            region: self.region.clone().into_owned(),
+        }
     }
 }
 
@@ -250,5 +286,14 @@ mod tests {
             r#"{"call_id":"s-1","caller":"+15550000001","callee":"+15550000002","start":1700000000000,"duration_s":61.5,"region":"north"}"#
         );
         assert_eq!(serde_json::from_str::<CallRecord>(&json).unwrap(), c);
+        let borrowed: CallRecordRef<'_> = serde_json::from_str(&json).unwrap();
+        assert!(matches!(borrowed.caller, Cow::Borrowed("+15550000001")));
+        assert_eq!(borrowed.to_owned(), c);
+        let escaped = json.replace("north", "nor\\u0074h");
+        let borrowed: CallRecordRef<'_> = serde_json::from_str(&escaped).unwrap();
+        assert!(matches!(borrowed.region, Cow::Owned(_)));
+        assert_eq!(borrowed.to_owned(), c);
+        let missing = json.replace(r#","region":"north""#, "");
+        assert!(serde_json::from_str::<CallRecordRef<'_>>(&missing).is_err());
     }
 }

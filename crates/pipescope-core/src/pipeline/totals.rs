@@ -56,18 +56,23 @@ pub enum Applied {
 impl PartitionTotals {
     /// Applies the call at `offset`.
     pub fn apply(&mut self, offset: i64, call: &CallRecord) -> Applied {
+        self.apply_call(offset, call.start, call.duration_s)
+    }
+
+    /// Applies the call at `offset` that started at `start` and lasted `duration_s`.
+    pub fn apply_call(&mut self, offset: i64, start: EpochMillis, duration_s: f64) -> Applied {
         if offset < self.next_offset {
             return Applied::AlreadyCounted;
         }
         self.next_offset = offset + 1;
-        let long = call.duration_s > LONG_CALL_S;
+        let long = duration_s > LONG_CALL_S;
         let t = Totals {
             calls: 1,
-            duration_ms: call.duration_ms(),
+            duration_ms: super::calls::duration_ms(duration_s),
             long_calls: u64::from(long),
         };
         self.overall.add(&t);
-        let minute = call.start - call.start % 60_000;
+        let minute = start - start % 60_000;
         self.per_minute.entry(minute).or_default().add(&t);
         while self.per_minute.len() > MINUTES_KEPT {
             self.per_minute.pop_first();

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use pipescope_core::pipeline::backoff::Backoff;
-use pipescope_core::pipeline::calls::CallRecord;
+use pipescope_core::pipeline::calls::CallRecordRef;
 use pipescope_core::pipeline::totals::{self, Applied, PartitionTotals};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -264,33 +264,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             });
         }
         let p = owned.get_mut(&partition).expect("just inserted");
-        let call: Option<CallRecord> = message
-            .payload()
-            .and_then(|b| serde_json::from_slice(b).ok());
-        match call {
-            Some(call) => match p.state.apply(offset, &call) {
-                Applied::AlreadyCounted => {
-                    m.skipped.inc();
-                }
-                Applied::Counted { long } => {
-                    m.records.inc();
-                    p.dirty = true;
-                    if long {
-                        let mut line = serde_json::to_string(&call)?;
-                        line.push('\n');
-                        long_log.write_all(line.as_bytes()).with_context(|| {
-                            format!("cannot append to {}", args.long_calls_log.display())
-                        })?;
-                    }
-                }
-            },
-            None => {
-                if offset >= p.state.next_offset {
-                    m.invalid.inc();
-                    p.state.skip(offset);
-                    p.dirty = true;
+        match step(&mut p.state, offset, message.payload()) {
+            Step::Skipped => {
+                m.skipped.inc();
+            }
+            Step::Counted { long } => {
+                m.records.inc();
+                p.dirty = true;
+                if let Some(line) = long {
+                    long_log.write_all(line.as_bytes()).with_context(|| {
+                        format!("cannot append to {}", args.long_calls_log.display())
+                    })?;
                 }
             }
+            Step::Invalid => {
+                m.invalid.inc();
+                p.dirty = true;
+            }
+            Step::Ignored => {}
         }
         update_gauges(&owned, &m);
     }
@@ -354,8 +345,49 @@ async fn apply_changes(
     Ok(())
 }
 
+/// What one input record did to its partition's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Already part of the restored state.
+    Skipped,
+    /// Counted; for a call over 60 s, its line for the long-calls log.
+    Counted { long: Option<String> },
+    /// Not a call: counted nowhere, the position moves past it.
+    Invalid,
+    /// Not a call, and behind the position already.
+    Ignored,
+}
+
+/// The per-record work of the processor: read the call and apply it to its partition's totals.
+/// The text fields are borrowed from the payload, not copied (this runs for every record).
+pub fn step(state: &mut PartitionTotals, offset: i64, payload: Option<&[u8]>) -> Step {
+    let call: Option<CallRecordRef<'_>> = payload.and_then(|b| serde_json::from_slice(b).ok());
+    match call {
+        Some(call) => match state.apply_call(offset, call.start, call.duration_s) {
+            Applied::AlreadyCounted => Step::Skipped,
+            Applied::Counted { long } => Step::Counted {
+                long: long.then(|| {
+                    let mut line =
+                        serde_json::to_string(&call.to_owned()).expect("a call serialises");
+                    line.push('\n');
+                    line
+                }),
+            },
+        },
+        None if offset >= state.next_offset => {
+            state.skip(offset);
+            Step::Invalid
+        }
+        None => Step::Ignored,
+    }
+}
+
+/// Only the overall totals: summing the per-minute maps here would cost more than the record.
 fn update_gauges(owned: &HashMap<i32, Partition>, m: &Metrics) {
-    let (overall, _) = totals::sum(owned.values().map(|p| &p.state));
+    let mut overall = totals::Totals::default();
+    for p in owned.values() {
+        overall.add(&p.state.overall);
+    }
     m.calls.set(overall.calls as i64);
     m.duration_ms.set(overall.duration_ms as i64);
     m.long_calls.set(overall.long_calls as i64);

@@ -13,7 +13,6 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pipescope_core::pipeline::backoff::Backoff;
 use pipescope_core::pipeline::trace::{Sequencer, TraceHeader};
-use pipescope_core::pipeline::window::SensorReading;
 use prometheus_client::metrics::counter::Counter;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -83,6 +82,17 @@ struct Summary {
     origin: String,
     sent: u64,
     acked: u64,
+}
+
+/// A `SensorReading` (pipescope-core) as JSON, written from borrowed names: same fields, same
+/// order, no copies of the names per message.
+#[derive(Debug, Serialize)]
+struct ReadingJson<'a> {
+    line: &'a str,
+    machine: &'a str,
+    sensor: &'a str,
+    value: f64,
+    ts: u64,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -159,13 +169,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     });
 
-    let mut sequencer: Sequencer<String> = Sequencer::new();
     let mut sent = 0u64;
     let started = tokio::time::Instant::now();
-    let mut publish = async |topic: String, payload: Vec<u8>| -> anyhow::Result<()> {
+    // `seq` numbers the messages of one topic (docs/trace-headers.md).
+    let publish = async |topic: String, seq: u64, payload: Vec<u8>| -> anyhow::Result<()> {
         let trace = TraceHeader {
             origin: origin.clone(),
-            seq: sequencer.next(topic.clone()),
+            seq,
             ts: now_ms(),
         };
         let properties = PublishProperties {
@@ -190,6 +200,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         |started: tokio::time::Instant| args.duration.is_some_and(|d| started.elapsed() >= d);
 
     if let Some(path) = &args.replay {
+        let mut sequencer: Sequencer<String> = Sequencer::new();
         let lines = read_replay(path)?;
         anyhow::ensure!(!lines.is_empty(), "{}: no events to replay", path.display());
         let total = args
@@ -221,7 +232,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                         serde_json::Value::String(s) => s.clone().into_bytes(),
                         other => other.to_string().into_bytes(),
                     };
-                    publish(line.topic.clone(), payload).await?;
+                    let seq = sequencer.next(line.topic.clone());
+                    publish(line.topic.clone(), seq, payload).await?;
                     sent += 1;
                     index += 1;
                     progress.inc(1);
@@ -245,6 +257,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .map(|_| rng.random_range(10.0..100.0))
             .collect();
         let pairs = u64::from(args.machines * args.sensors);
+        // Names and topics made once: the loop below runs for every message.
+        let names: Vec<(String, String, String)> = (0..args.machines * args.sensors)
+            .map(|pair| {
+                let (machine, sensor) = (pair / args.sensors, pair % args.sensors);
+                (
+                    format!("l{}", machine % args.lines),
+                    format!("m{machine}"),
+                    sensors[sensor as usize].clone(),
+                )
+            })
+            .collect();
+        let topics: Vec<String> = names
+            .iter()
+            .map(|(line, machine, sensor)| format!("machine/{line}/{machine}/{sensor}"))
+            .collect();
+        let mut seqs = vec![0u64; names.len()];
         'run: loop {
             tokio::select! {
                 _ = pace.tick() => {}
@@ -257,22 +285,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 if args.count.is_some_and(|c| sent >= c) {
                     break 'run;
                 }
-                let pair = (sent % pairs) as u32;
-                let (machine, sensor) = (pair / args.sensors, pair % args.sensors);
-                let value = &mut values[pair as usize];
+                let pair = (sent % pairs) as usize;
+                let value = &mut values[pair];
                 *value += rng.random_range(-1.0..1.0);
-                let reading = SensorReading {
-                    line: format!("l{}", machine % args.lines),
-                    machine: format!("m{machine}"),
-                    sensor: sensors[sensor as usize].clone(),
+                let (line, machine, sensor) = &names[pair];
+                let reading = ReadingJson {
+                    line,
+                    machine,
+                    sensor,
                     value: (*value * 1000.0).round() / 1000.0,
                     ts: now_ms(),
                 };
-                let topic = format!(
-                    "machine/{}/{}/{}",
-                    reading.line, reading.machine, reading.sensor
-                );
-                publish(topic, serde_json::to_vec(&reading)?).await?;
+                let seq = seqs[pair];
+                seqs[pair] += 1;
+                publish(topics[pair].clone(), seq, serde_json::to_vec(&reading)?).await?;
                 sent += 1;
             }
             if args.count.is_some_and(|c| sent >= c) {
@@ -339,4 +365,25 @@ fn read_replay(path: &PathBuf) -> anyhow::Result<Vec<ReplayLine>> {
         })?);
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use pipescope_core::pipeline::window::SensorReading;
+
+    use super::ReadingJson;
+
+    #[test]
+    fn readings_are_written_as_sensor_readings() {
+        let json = serde_json::to_string(&ReadingJson {
+            line: "l0",
+            machine: "m1",
+            sensor: "rpm",
+            value: 12.5,
+            ts: 7,
+        })
+        .unwrap();
+        let reading: SensorReading = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string(&reading).unwrap(), json);
+    }
 }

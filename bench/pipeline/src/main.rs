@@ -1,0 +1,1155 @@
+//! `cargo build --release -p pipescope -p bench-pipeline && target/release/bench-pipeline`
+//!
+//! The pipeline parts run as the user runs them: the release `pipescope` binary next to this
+//! program, against real mosquitto and tansu (sqlite engine) started here on free loopback
+//! ports. Each part has a baseline in the same run:
+//! 1. `simulate machines` (QoS 0) into mosquitto, counted by mosquitto itself
+//!    (`$SYS/broker/publish/messages/received`); baseline `mosquitto_pub -l`, same payloads;
+//! 2. `simulate calls` into tansu; baseline a bare rdkafka producer sending the same records
+//!    (same keys, partitions and trace headers) to the same broker;
+//! 3. `bridge` at QoS 1: simulator (QoS 1) → mosquitto → bridge → tansu; every message read
+//!    back from Kafka and its trace sequence checked for gaps;
+//! 4. `process calls` and `process machines` pinned to one core (`taskset -c 1`) on a
+//!    preloaded topic; baseline a bare rdkafka consumer reading the same records on the same
+//!    core. The rate is taken from the first to the last record (the group join is left out).
+//!
+//! `target/release/bench-pipeline [STAGE ...] [--scale F]` runs some stages only
+//! (machines, calls, bridge, process-calls, process-machines) or with F times the records.
+//! Record results and the command in BENCHMARKS.md.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use pipescope_core::pipeline::calls::{CallGenerator, CallWorkload};
+use pipescope_core::pipeline::partition::partition_for_key;
+use pipescope_core::pipeline::trace::{MQTT_TOPIC, TraceHeader, TraceTally};
+use pipescope_core::pipeline::window::SensorReading;
+use pipescope_testkit::{
+    Mosquitto, MosquittoOptions, Tansu, TansuOptions, TansuStorage, free_port, wait_until,
+};
+use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+
+/// One line of the final table.
+struct Row {
+    measure: String,
+    result: String,
+    target: String,
+}
+
+fn row(measure: impl Into<String>, result: impl Into<String>, target: impl Into<String>) -> Row {
+    Row {
+        measure: measure.into(),
+        result: result.into(),
+        target: target.into(),
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "**not met**" }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn fmt_rate(r: f64) -> String {
+    let r = r.round() as u64;
+    let s = r.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The release `pipescope` binary next to this program.
+fn pipescope_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let bin = exe.with_file_name("pipescope");
+    assert!(
+        bin.is_file(),
+        "{} is missing — build it with this program: cargo build --release -p pipescope -p bench-pipeline",
+        bin.display()
+    );
+    bin
+}
+
+fn taskset_available() -> bool {
+    Command::new("taskset")
+        .args(["-c", "0", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A pipescope part (or this program in a child mode) running as a child process.
+struct Part {
+    name: String,
+    child: Child,
+    log: tempfile::NamedTempFile,
+    port: u16,
+}
+
+impl Part {
+    fn start(name: &str, args: &[&str], core: Option<u32>) -> Self {
+        Self::spawn(name, pipescope_binary(), args, core, true)
+    }
+
+    fn spawn(name: &str, program: PathBuf, args: &[&str], core: Option<u32>, web: bool) -> Self {
+        let log = tempfile::NamedTempFile::new().expect("log file");
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        if web {
+            all.extend(["--listen".into(), listen]);
+        }
+        let mut command = match core {
+            Some(core) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", &core.to_string()]).arg(&program);
+                c
+            }
+            None => Command::new(&program),
+        };
+        let child = command
+            .args(&all)
+            .env("PIPESCOPE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(log.reopen().expect("log file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({e})"));
+        Self {
+            name: name.into(),
+            child,
+            log,
+            port,
+        }
+    }
+
+    /// Sum of a metric over its label sets; None when /metrics does not answer.
+    fn metric(&self, name: &str) -> Option<f64> {
+        let text = ureq::get(format!("http://127.0.0.1:{}/metrics", self.port))
+            .call()
+            .ok()?
+            .body_mut()
+            .read_to_string()
+            .ok()?;
+        let mut sum = None;
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix(name) else {
+                continue;
+            };
+            if !(rest.starts_with(' ') || rest.starts_with('{')) {
+                continue;
+            }
+            let value: f64 = rest.rsplit(' ').next()?.parse().ok()?;
+            sum = Some(sum.unwrap_or(0.0) + value);
+        }
+        sum
+    }
+
+    /// Waits for the part to exit and returns its stdout; panics when it failed.
+    fn finish(&mut self, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                let mut out = String::new();
+                if let Some(mut stdout) = self.child.stdout.take() {
+                    stdout.read_to_string(&mut out).expect("read stdout");
+                }
+                assert!(
+                    status.success(),
+                    "{} failed ({status})\n{}",
+                    self.name,
+                    self.log()
+                );
+                return out;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still running after {timeout:?}\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = wait_until(Duration::from_secs(30), || {
+            self.child.try_wait().ok().flatten().is_some()
+        });
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Follows mosquitto's count of PUBLISH packets received (`$SYS`, every second).
+struct SysCounter {
+    value: Arc<AtomicU64>,
+    seen: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl SysCounter {
+    fn start(port: u16) -> Self {
+        let value = Arc::new(AtomicU64::new(0));
+        let seen = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut options = rumqttc::MqttOptions::new("bench-sys", "127.0.0.1", port);
+        options.set_keep_alive(Duration::from_secs(30));
+        let (client, mut connection) = rumqttc::Client::new(options, 16);
+        client
+            .subscribe(
+                "$SYS/broker/publish/messages/received",
+                rumqttc::QoS::AtMostOnce,
+            )
+            .expect("subscribe to $SYS");
+        let (v, s, st) = (value.clone(), seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let _client = client;
+            for event in connection.iter() {
+                if st.load(Ordering::Relaxed) {
+                    return;
+                }
+                match event {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        if let Some(n) = std::str::from_utf8(&p.payload)
+                            .ok()
+                            .and_then(|t| t.trim().parse::<u64>().ok())
+                        {
+                            v.store(n, Ordering::Relaxed);
+                            s.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                    Ok(_) => {}
+                }
+            }
+        });
+        Self { value, seen, stop }
+    }
+
+    fn get(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+
+    /// Waits until mosquitto reports at least `n`; false after `timeout`.
+    fn wait_for(&self, n: u64, timeout: Duration) -> bool {
+        wait_until(timeout, || {
+            self.seen.load(Ordering::Relaxed) && self.get() >= n
+        })
+    }
+
+    /// Waits until the count stays the same over two `$SYS` updates (the broker is idle).
+    fn settle(&self) -> u64 {
+        let _ = wait_until(Duration::from_secs(10), || {
+            self.seen.load(Ordering::Relaxed)
+        });
+        let mut last = self.get();
+        loop {
+            std::thread::sleep(Duration::from_millis(2100));
+            let now = self.get();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+    }
+}
+
+impl Drop for SysCounter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+// ----- Kafka helpers -----
+
+/// tansu on its memory engine: the sqlite engine takes about 1,400 records/s here whoever
+/// sends them (stage `calls` shows it), which would measure the disk, not the parts.
+fn tansu_memory() -> Tansu {
+    Tansu::start_with(TansuOptions {
+        storage: TansuStorage::Memory,
+        ..TansuOptions::default()
+    })
+}
+
+fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+        .collect();
+    let results = futures::executor::block_on(admin.create_topics(
+        &new,
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+    ))
+    .expect("create topics");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+}
+
+/// A record as both a part and its baseline send it.
+struct Rec {
+    key: String,
+    partition: i32,
+    payload: Vec<u8>,
+    trace: TraceHeader,
+}
+
+#[derive(Default)]
+struct Counting {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl ClientContext for Counting {}
+
+impl ProducerContext for Counting {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.delivered.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+/// Sends `records` with a bare librdkafka producer (default settings) and waits for every
+/// delivery report; returns the time taken and the number delivered.
+fn bare_produce(bootstrap: &str, topic: &str, records: &[Rec]) -> (Duration, u64) {
+    let producer: ThreadedProducer<Counting> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create_with_context(Counting::default())
+        .expect("producer");
+    // Connect and learn the topic first, as the parts do before their first record.
+    producer
+        .client()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let started = Instant::now();
+    for r in records {
+        let seq = r.trace.seq.to_string();
+        let ts = r.trace.ts.to_string();
+        let headers = OwnedHeaders::new_with_capacity(3)
+            .insert(Header {
+                key: pipescope_core::pipeline::trace::ORIGIN,
+                value: Some(r.trace.origin.as_str()),
+            })
+            .insert(Header {
+                key: pipescope_core::pipeline::trace::SEQ,
+                value: Some(seq.as_str()),
+            })
+            .insert(Header {
+                key: pipescope_core::pipeline::trace::TS,
+                value: Some(ts.as_str()),
+            });
+        let mut record = BaseRecord::to(topic)
+            .key(r.key.as_bytes())
+            .payload(&r.payload)
+            .partition(r.partition)
+            .headers(headers);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120)).expect("flush");
+    let elapsed = started.elapsed();
+    let c = producer.context();
+    assert_eq!(
+        c.failed.load(Ordering::Relaxed),
+        0,
+        "bare producer failures"
+    );
+    (elapsed, c.delivered.load(Ordering::Relaxed))
+}
+
+/// The calls `simulate calls --calls-per-minute 60000000 --tick 10ms --seed 1` makes, as records.
+fn call_records(n: u64, origin: &str, partitions: i32) -> Vec<Rec> {
+    let workload = CallWorkload {
+        calls_per_minute: 60_000_000.0,
+        mean_duration_s: 30.0,
+        rate: 1.0,
+        tick_ms: 10,
+        subscribers: 10_000,
+        seed: 1,
+    };
+    let mut generator = CallGenerator::new(&workload, origin).expect("workload");
+    let mut seq = vec![0u64; partitions as usize];
+    let mut out = Vec::with_capacity(n as usize);
+    let mut tick = 1_700_000_000_000u64;
+    while (out.len() as u64) < n {
+        for call in generator.tick(tick, 10) {
+            if out.len() as u64 >= n {
+                break;
+            }
+            let partition = partition_for_key(call.caller.as_bytes(), partitions);
+            let s = &mut seq[partition as usize];
+            out.push(Rec {
+                key: call.caller.clone(),
+                partition,
+                payload: serde_json::to_vec(&call).expect("json"),
+                trace: TraceHeader {
+                    origin: origin.to_owned(),
+                    seq: *s,
+                    ts: tick,
+                },
+            });
+            *s += 1;
+        }
+        tick += 10;
+    }
+    out
+}
+
+/// Sensor readings of 100 machines × 4 sensors, 1 ms of event time apart, keyed line/machine.
+fn reading_records(n: u64, partitions: i32) -> Vec<Rec> {
+    const SENSORS: [&str; 4] = ["temperature", "vibration", "pressure", "rpm"];
+    let mut seq = vec![0u64; partitions as usize];
+    (0..n)
+        .map(|i| {
+            let pair = i % 400;
+            let machine = pair / 4;
+            let reading = SensorReading {
+                line: format!("l{}", machine % 2),
+                machine: format!("m{machine}"),
+                sensor: SENSORS[(pair % 4) as usize].to_owned(),
+                value: 50.0 + (i % 1000) as f64 / 10.0,
+                ts: 1_700_000_000_000 + i,
+            };
+            let key = format!("{}/{}", reading.line, reading.machine);
+            let partition = partition_for_key(key.as_bytes(), partitions);
+            let s = &mut seq[partition as usize];
+            *s += 1;
+            Rec {
+                key,
+                partition,
+                payload: serde_json::to_vec(&reading).expect("json"),
+                trace: TraceHeader {
+                    origin: "bench-readings".into(),
+                    seq: *s - 1,
+                    ts: reading.ts,
+                },
+            }
+        })
+        .collect()
+}
+
+/// Child mode: `bench-pipeline consume BOOTSTRAP TOPIC PARTITIONS COUNT` reads COUNT records
+/// from the beginning with a bare librdkafka consumer; prints seconds from the first record
+/// to the last, and from start to the last.
+fn consume_child(args: &[String]) {
+    let [bootstrap, topic, partitions, count] = args else {
+        panic!("usage: bench-pipeline consume BOOTSTRAP TOPIC PARTITIONS COUNT");
+    };
+    let partitions: i32 = partitions.parse().expect("partitions");
+    let count: u64 = count.parse().expect("count");
+    let started = Instant::now();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("bench-bare-{topic}"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut n = 0u64;
+    let mut bytes = 0usize;
+    let mut first = None;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while n < count && Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.expect("consume");
+            first.get_or_insert_with(Instant::now);
+            bytes += m.payload().map_or(0, <[u8]>::len);
+            n += 1;
+        }
+    }
+    assert_eq!(n, count, "bare consumer read only {n} of {count} records");
+    let first = first.expect("records");
+    println!(
+        "{}",
+        serde_json::json!({"records": n, "bytes": bytes,
+            "first_to_last_s": first.elapsed().as_secs_f64(),
+            "total_s": started.elapsed().as_secs_f64()})
+    );
+}
+
+fn bare_consume(bootstrap: &str, topic: &str, partitions: i32, n: u64, core: Option<u32>) -> f64 {
+    let exe = std::env::current_exe().expect("own path");
+    let args = [
+        "consume",
+        bootstrap,
+        topic,
+        &partitions.to_string(),
+        &n.to_string(),
+    ];
+    let mut child = Part::spawn("bare consumer", exe, &args, core, false);
+    let out: serde_json::Value =
+        serde_json::from_str(&child.finish(Duration::from_secs(180))).expect("consumer output");
+    n as f64 / out["first_to_last_s"].as_f64().expect("seconds")
+}
+
+/// Polls `metric` (summed with `also`) until it reaches `n`; the rate from the first poll that
+/// saw records to the one that saw all (the group join and start-up are left out).
+fn processed_rate(part: &Part, metrics: &[&str], n: u64, timeout: Duration) -> (f64, u64) {
+    let deadline = Instant::now() + timeout;
+    let read = || -> Option<u64> {
+        let mut sum = 0.0;
+        for m in metrics {
+            sum += part.metric(m)?;
+        }
+        Some(sum as u64)
+    };
+    let mut first: Option<(Instant, u64)> = None;
+    loop {
+        let now = Instant::now();
+        let v = read().unwrap_or(0);
+        if v > 0 && first.is_none() {
+            first = Some((now, v));
+        }
+        if v >= n {
+            let (t0, v0) = first.expect("seen");
+            if v0 >= n {
+                return (f64::INFINITY, v);
+            }
+            return ((v - v0) as f64 / (now - t0).as_secs_f64(), v);
+        }
+        assert!(
+            now < deadline,
+            "{}: {:?} reached {v} of {n} in {timeout:?}\n{}",
+            part.name,
+            metrics,
+            part.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ----- stages -----
+
+fn stage_machines(scale: f64, rows: &mut Vec<Row>) {
+    let n = (1_000_000.0 * scale) as u64;
+    println!("\n== simulate machines → mosquitto, {n} messages, QoS 0");
+    let mosquitto = Mosquitto::start();
+    let port = mosquitto.port.to_string();
+    let sys = SysCounter::start(mosquitto.port);
+    let before = sys.settle();
+
+    // Baseline: mosquitto_pub reading the same payloads, one message per line.
+    let mut lines = String::with_capacity(n as usize * 100);
+    for i in 0..n {
+        let reading = SensorReading {
+            line: "l0".into(),
+            machine: format!("m{}", i % 100),
+            sensor: "temperature".into(),
+            value: 50.0 + (i % 1000) as f64 / 10.0,
+            ts: 1_700_000_000_000 + i,
+        };
+        lines.push_str(&serde_json::to_string(&reading).expect("json"));
+        lines.push('\n');
+    }
+    let started = Instant::now();
+    let mut publisher = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            "machine/l0/m0/temperature",
+            "-q",
+            "0",
+            "-l",
+            "-i",
+            "bench-mosquitto-pub",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub (Debian package mosquitto-clients)");
+    publisher
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(lines.as_bytes())
+        .expect("feed mosquitto_pub");
+    assert!(publisher.wait().expect("wait").success());
+    let base_time = started.elapsed();
+    drop(lines);
+    assert!(
+        sys.wait_for(before + n, Duration::from_secs(30)),
+        "mosquitto received {} of the baseline's {n}",
+        sys.get() - before
+    );
+    let base = rate(n, base_time);
+    println!(
+        "mosquitto_pub -l: {n} in {base_time:.2?} = {} msgs/s",
+        fmt_rate(base)
+    );
+
+    let before = sys.settle();
+    let started = Instant::now();
+    let mut sim = Part::start(
+        "simulate machines",
+        &[
+            "simulate",
+            "machines",
+            "--mqtt",
+            &mosquitto.url(),
+            "--machines",
+            "100",
+            "--sensors",
+            "4",
+            "--rate",
+            "100000000",
+            "--qos",
+            "0",
+            "--count",
+            &n.to_string(),
+            "--origin",
+            "bench-machines",
+        ],
+        None,
+    );
+    sim.finish(Duration::from_secs(180));
+    let sim_time = started.elapsed();
+    let received = sys.wait_for(before + n, Duration::from_secs(30));
+    let got = sys.get() - before;
+    assert!(received, "mosquitto received {got} of the simulator's {n}");
+    let sim_rate = rate(n, sim_time);
+    println!(
+        "simulate machines: {n} in {sim_time:.2?} (process start to exit) = {} msgs/s; mosquitto counted {got}",
+        fmt_rate(sim_rate)
+    );
+    rows.push(row(
+        "simulate machines → mosquitto, QoS 0",
+        format!("{} msgs/s (mosquitto counted {got})", fmt_rate(sim_rate)),
+        format!("≥ 100,000 msgs/s — {}", verdict(sim_rate >= 100_000.0)),
+    ));
+    rows.push(row(
+        "baseline mosquitto_pub -l, same payloads",
+        format!(
+            "{} msgs/s (simulator/baseline {:.2}×)",
+            fmt_rate(base),
+            sim_rate / base
+        ),
+        "—",
+    ));
+}
+
+fn stage_calls(scale: f64, rows: &mut Vec<Row>) {
+    let n = (300_000.0 * scale) as u64;
+    // The sqlite engine first, with few records: it is the limit for both senders.
+    let small = (5_000.0 * scale.min(1.0)) as u64;
+    println!("\n== simulate calls → tansu (sqlite), {small} records");
+    let tansu = Tansu::start();
+    let bootstrap = tansu.bootstrap();
+    create_topics(&bootstrap, &[("calls-bare", 3), ("calls-sim", 3)]);
+    let (sqlite_bare, sqlite_sim) = calls_pair(&bootstrap, small);
+    rows.push(row(
+        "tansu **sqlite**: simulate calls / bare producer",
+        format!(
+            "{} / {} records/s = {:.2}× (the engine is the limit for both)",
+            fmt_rate(sqlite_sim),
+            fmt_rate(sqlite_bare),
+            sqlite_sim / sqlite_bare
+        ),
+        "—",
+    ));
+    drop(tansu);
+
+    println!("\n== simulate calls → tansu (memory), {n} records");
+    let tansu = tansu_memory();
+    let bootstrap = tansu.bootstrap();
+    create_topics(&bootstrap, &[("calls-bare", 3), ("calls-sim", 3)]);
+    let (base, sim_rate) = calls_pair(&bootstrap, n);
+    let ratio = sim_rate / base;
+    rows.push(row(
+        "simulate calls → tansu memory",
+        format!("{} records/s", fmt_rate(sim_rate)),
+        "—",
+    ));
+    rows.push(row(
+        "bare rdkafka producer, same records",
+        format!("{} records/s", fmt_rate(base)),
+        "—",
+    ));
+    rows.push(row(
+        "ratio simulate calls / bare producer (memory engine)",
+        format!("**{ratio:.2}×**"),
+        format!("≥ 0.8× — {}", verdict(ratio >= 0.8)),
+    ));
+}
+
+/// The bare producer, then the simulator, `n` records each; their rates.
+fn calls_pair(bootstrap: &str, n: u64) -> (f64, f64) {
+    let records = call_records(n, "bench-calls", 3);
+    let (base_time, delivered) = bare_produce(bootstrap, "calls-bare", &records);
+    drop(records);
+    assert_eq!(delivered, n);
+    let base = rate(n, base_time);
+    println!(
+        "bare rdkafka producer: {n} in {base_time:.2?} = {} records/s",
+        fmt_rate(base)
+    );
+
+    let started = Instant::now();
+    let mut sim = Part::start(
+        "simulate calls",
+        &[
+            "simulate",
+            "calls",
+            "--kafka",
+            bootstrap,
+            "--topic",
+            "calls-sim",
+            "--calls-per-minute",
+            "60000000",
+            "--tick",
+            "10ms",
+            "--count",
+            &n.to_string(),
+            "--seed",
+            "1",
+            "--origin",
+            "bench-calls",
+        ],
+        None,
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&sim.finish(Duration::from_secs(180))).expect("summary");
+    let sim_time = started.elapsed();
+    assert_eq!(summary["delivered"], n, "{summary}");
+    let sim_rate = rate(n, sim_time);
+    println!(
+        "simulate calls: {n} in {sim_time:.2?} (process start to exit) = {} records/s",
+        fmt_rate(sim_rate)
+    );
+    (base, sim_rate)
+}
+
+fn stage_bridge(scale: f64, rows: &mut Vec<Row>) {
+    let n = (600_000.0 * scale) as u64;
+    const PARTITIONS: i32 = 6;
+    println!("\n== simulate machines (QoS 1) → mosquitto → bridge → tansu (memory), {n} messages");
+    let mosquitto = Mosquitto::start_with(MosquittoOptions {
+        // The bridge's receive maximum decides its window; mosquitto's own default (20
+        // messages in flight per client) would cap the simulator's publishing instead.
+        extra_config: "max_inflight_messages 0\n".into(),
+        ..MosquittoOptions::default()
+    });
+    let tansu = tansu_memory();
+    let bootstrap = tansu.bootstrap();
+    create_topics(&bootstrap, &[("machine.data", PARTITIONS)]);
+    let mqtt = mosquitto.url();
+    let mut bridge = Part::start(
+        "bridge",
+        &[
+            "bridge",
+            "--mqtt",
+            &mqtt,
+            "--kafka",
+            &bootstrap,
+            "--map",
+            "machine/+/+/#=machine.data",
+            "--client-id",
+            "bench-bridge",
+        ],
+        None,
+    );
+    assert!(
+        wait_until(Duration::from_secs(60), || bridge
+            .metric("pipescope_bridge_mqtt_subscribed")
+            == Some(1.0)),
+        "the bridge did not subscribe\n{}",
+        bridge.log()
+    );
+    let started = Instant::now();
+    let mut sim = Part::start(
+        "simulate machines (QoS 1)",
+        &[
+            "simulate",
+            "machines",
+            "--mqtt",
+            &mqtt,
+            "--machines",
+            "100",
+            "--sensors",
+            "4",
+            "--rate",
+            "100000000",
+            "--qos",
+            "1",
+            "--count",
+            &n.to_string(),
+            "--origin",
+            "bench-bridge-sim",
+        ],
+        None,
+    );
+    let mut sim_done = None;
+    let mut samples: Vec<(Duration, f64)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        if sim_done.is_none() && sim.child.try_wait().ok().flatten().is_some() {
+            sim.finish(Duration::from_secs(1));
+            sim_done = Some(started.elapsed());
+        }
+        let delivered = bridge
+            .metric("pipescope_bridge_records_delivered_total")
+            .unwrap_or(0.0);
+        samples.push((started.elapsed(), delivered));
+        if delivered as u64 >= n {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bridge delivered {delivered} of {n}\n{}",
+            bridge.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let bridge_time = started.elapsed();
+    let sim_time = sim_done.unwrap_or_else(|| {
+        sim.finish(Duration::from_secs(60));
+        started.elapsed()
+    });
+    let bridge_rate = rate(n, bridge_time);
+    // Sustained: the slowest 2-second stretch between the first and the last record.
+    let active: Vec<&(Duration, f64)> = samples
+        .iter()
+        .filter(|(_, v)| *v > 0.0 && (*v as u64) < n)
+        .collect();
+    let mut slowest = f64::INFINITY;
+    for (i, (t0, v0)) in active.iter().enumerate() {
+        if let Some((t1, v1)) = active[i..]
+            .iter()
+            .find(|(t1, _)| *t1 >= *t0 + Duration::from_secs(2))
+        {
+            slowest = slowest.min((v1 - v0) / (*t1 - *t0).as_secs_f64());
+        }
+    }
+    println!(
+        "bridge: {n} delivered {bridge_time:.2?} after the simulator started = {} msgs/s (slowest 2 s: {} msgs/s); the simulator alone took {sim_time:.2?} = {} msgs/s at QoS 1",
+        fmt_rate(bridge_rate),
+        fmt_rate(slowest),
+        fmt_rate(rate(n, sim_time))
+    );
+    bridge.terminate();
+
+    // Every message in Kafka: read all of machine.data, check trace sequences for gaps.
+    let read_started = Instant::now();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "bench-check")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    // Read until every message is there or nothing comes for 10 s (the memory engine's end
+    // offsets are not right, so they cannot say where the end is).
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset("machine.data", p, rdkafka::Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut tally = TraceTally::new();
+    let mut read = 0u64;
+    let mut last = Instant::now();
+    while tally.distinct() < n && last.elapsed() < Duration::from_secs(10) {
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        last = Instant::now();
+        let m = m.expect("consume");
+        read += 1;
+        let headers = m.headers().expect("headers");
+        let pairs: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|h| (h.key, h.value.unwrap_or_default()))
+            .collect();
+        let trace = TraceHeader::decode(pairs.iter().copied())
+            .expect("a well-formed trace")
+            .expect("a trace");
+        let topic = pairs
+            .iter()
+            .find(|(k, _)| *k == MQTT_TOPIC)
+            .map(|(_, v)| std::str::from_utf8(v).expect("utf-8"))
+            .expect("mqtt-topic header");
+        tally.record(&trace, topic);
+    }
+    println!(
+        "read back {read} records in {:.2?}: {} distinct, {} duplicates, {} gaps",
+        read_started.elapsed(),
+        tally.distinct(),
+        tally.duplicates(),
+        tally.gaps()
+    );
+    let lossless = tally.distinct() == n && tally.gaps() == 0;
+    rows.push(row(
+        "bridge, QoS 1, mosquitto → tansu memory (simulator start to last delivery)",
+        format!(
+            "{} msgs/s (slowest 2 s stretch {})",
+            fmt_rate(bridge_rate),
+            fmt_rate(slowest)
+        ),
+        format!("≥ 50,000 msgs/s — {}", verdict(bridge_rate >= 50_000.0)),
+    ));
+    rows.push(row(
+        "bridge loss check (every record read back, trace sequences)",
+        format!(
+            "{} of {n} distinct, {} gaps, {} duplicates",
+            tally.distinct(),
+            tally.gaps(),
+            tally.duplicates()
+        ),
+        format!("zero loss — {}", verdict(lossless)),
+    ));
+    rows.push(row(
+        "simulate machines at QoS 1 in the same run",
+        format!("{} msgs/s", fmt_rate(rate(n, sim_time))),
+        "—",
+    ));
+}
+
+fn stage_process_calls(scale: f64, core: Option<u32>, rows: &mut Vec<Row>) {
+    let n = (600_000.0 * scale) as u64;
+    println!("\n== process calls on one core, {n} preloaded records in tansu (memory)");
+    let tansu = tansu_memory();
+    let bootstrap = tansu.bootstrap();
+    create_topics(&bootstrap, &[("calls", 3)]);
+    let records = call_records(n, "bench-calls", 3);
+    let duration_ms: u64 = records
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<pipescope_core::pipeline::calls::CallRecord>(&r.payload)
+                .expect("call")
+                .duration_ms()
+        })
+        .sum();
+    let (load_time, delivered) = bare_produce(&bootstrap, "calls", &records);
+    drop(records);
+    assert_eq!(delivered, n);
+    println!("preloaded in {load_time:.2?}");
+    let base = bare_consume(&bootstrap, "calls", 3, n, core);
+    println!("bare rdkafka consumer: {} records/s", fmt_rate(base));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("long-calls.log");
+    let mut part = Part::start(
+        "process calls",
+        &[
+            "process",
+            "calls",
+            "--kafka",
+            &bootstrap,
+            "--topic",
+            "calls",
+            "--group",
+            "bench-process-calls",
+            "--long-calls-log",
+            log.to_str().expect("path"),
+        ],
+        core,
+    );
+    let (r, _) = processed_rate(
+        &part,
+        &["pipescope_process_calls_records_total"],
+        n,
+        Duration::from_secs(180),
+    );
+    let exact = part.metric("pipescope_process_calls_calls") == Some(n as f64)
+        && part.metric("pipescope_process_calls_duration_milliseconds") == Some(duration_ms as f64);
+    part.terminate();
+    println!(
+        "process calls: {} records/s (totals exact: {exact})",
+        fmt_rate(r)
+    );
+    rows.push(row(
+        "process calls, one core, consume + totals + changelog",
+        format!("{} records/s (totals exact: {exact})", fmt_rate(r)),
+        format!("≥ 200,000 records/s — {}", verdict(r >= 200_000.0)),
+    ));
+    rows.push(row(
+        "bare rdkafka consumer, same records, same core",
+        format!(
+            "{} records/s (process calls / bare {:.2}×)",
+            fmt_rate(base),
+            r / base
+        ),
+        "—",
+    ));
+}
+
+fn stage_process_machines(scale: f64, core: Option<u32>, rows: &mut Vec<Row>) {
+    let n = (600_000.0 * scale) as u64;
+    println!("\n== process machines on one core, {n} preloaded readings in tansu (memory)");
+    let tansu = tansu_memory();
+    let bootstrap = tansu.bootstrap();
+    create_topics(&bootstrap, &[("machine.data", 3), ("machine.out", 3)]);
+    let records = reading_records(n, 3);
+    let (load_time, delivered) = bare_produce(&bootstrap, "machine.data", &records);
+    drop(records);
+    assert_eq!(delivered, n);
+    println!("preloaded in {load_time:.2?}");
+    let base = bare_consume(&bootstrap, "machine.data", 3, n, core);
+    println!("bare rdkafka consumer: {} records/s", fmt_rate(base));
+    let mut part = Part::start(
+        "process machines",
+        &[
+            "process",
+            "machines",
+            "--kafka",
+            &bootstrap,
+            "--group",
+            "bench-process-machines",
+            // The watermark is shared by the partitions, which are read in turns of a fetch.
+            "--allowed-lateness",
+            "30s",
+        ],
+        core,
+    );
+    let (r, _) = processed_rate(
+        &part,
+        &[
+            "pipescope_process_machines_records_total",
+            "pipescope_process_machines_late_records_total",
+        ],
+        n,
+        Duration::from_secs(180),
+    );
+    let late = part
+        .metric("pipescope_process_machines_late_records_total")
+        .unwrap_or(-1.0);
+    let windows = part
+        .metric("pipescope_process_machines_windows_emitted_total")
+        .unwrap_or(-1.0);
+    part.terminate();
+    println!(
+        "process machines: {} records/s ({windows} windows emitted, {late} late)",
+        fmt_rate(r)
+    );
+    rows.push(row(
+        "process machines, one core, consume + windows + produce",
+        format!("{} records/s ({windows} windows, {late} late)", fmt_rate(r)),
+        format!("≥ 200,000 records/s — {}", verdict(r >= 200_000.0)),
+    ));
+    rows.push(row(
+        "bare rdkafka consumer, same records, same core",
+        format!(
+            "{} records/s (process machines / bare {:.2}×)",
+            fmt_rate(base),
+            r / base
+        ),
+        "—",
+    ));
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("consume") {
+        consume_child(&args[1..]);
+        return;
+    }
+    let mut scale = 1.0;
+    let mut stages = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--scale" {
+            scale = it
+                .next()
+                .and_then(|s| s.parse().ok())
+                .expect("--scale takes a number");
+        } else {
+            stages.push(a.clone());
+        }
+    }
+    let all = [
+        "machines",
+        "calls",
+        "bridge",
+        "process-calls",
+        "process-machines",
+    ];
+    if stages.is_empty() {
+        stages = all.map(String::from).to_vec();
+    }
+    for s in &stages {
+        assert!(
+            all.contains(&s.as_str()),
+            "unknown stage {s:?}; stages: {all:?}"
+        );
+    }
+    pipescope_binary();
+    let core = taskset_available().then_some(1);
+    if core.is_none() {
+        println!("taskset is not available: processors run unpinned");
+    }
+    let started = Instant::now();
+    let load_start = loadavg();
+    println!("load average at start: {load_start}");
+    let mut rows = Vec::new();
+    for s in &stages {
+        match s.as_str() {
+            "machines" => stage_machines(scale, &mut rows),
+            "calls" => stage_calls(scale, &mut rows),
+            "bridge" => stage_bridge(scale, &mut rows),
+            "process-calls" => stage_process_calls(scale, core, &mut rows),
+            "process-machines" => stage_process_machines(scale, core, &mut rows),
+            _ => unreachable!(),
+        }
+    }
+    println!(
+        "\nwhole run {:.0?}; load average at start {load_start}, at end {}\n",
+        started.elapsed(),
+        loadavg()
+    );
+    println!("| measure | result | target |\n|---|---|---|");
+    for r in rows {
+        println!("| {} | {} | {} |", r.measure, r.result, r.target);
+    }
+}
