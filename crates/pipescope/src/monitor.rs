@@ -74,7 +74,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )));
 
     tracing::info!(address = %listener.local_addr()?, "pipescope is serving");
-    let router = app(registry, &store, &writer, &kafka_live, &mqtt, &hub, &config.web.auth);
+    let router = app(
+        registry,
+        &store,
+        &writer,
+        &kafka_live,
+        &mqtt,
+        &hub,
+        &config.web.auth,
+    );
     // Open live streams would keep the server from stopping: the hub ends them.
     web::serve(listener, router, async move {
         shutdown_signal().await;

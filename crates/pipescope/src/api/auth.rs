@@ -111,7 +111,8 @@ async fn require(State(expected): State<Arc<Expected>>, request: Request, next: 
 /// Whether `request` may pass, or why not.
 fn check(expected: &Expected, request: &Request) -> Result<(), &'static str> {
     let path = request.uri().path();
-    if OPEN_PATHS.contains(&path) || (matches!(expected, Expected::Bearer(_)) && !carries_data(path))
+    if OPEN_PATHS.contains(&path)
+        || (matches!(expected, Expected::Bearer(_)) && !carries_data(path))
     {
         return Ok(());
     }

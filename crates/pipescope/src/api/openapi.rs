@@ -333,7 +333,10 @@ fn operation(route: &Route) -> utoipa::openapi::path::Operation {
 
 fn influx_write_operation() -> utoipa::openapi::path::Operation {
     let query = [
-        ("db", "a database name (required by InfluxDB clients; pipescope has one store)"),
+        (
+            "db",
+            "a database name (required by InfluxDB clients; pipescope has one store)",
+        ),
         ("precision", "timestamp unit: n (default), u, ms, s, m or h"),
     ];
     let mut op = OperationBuilder::new()
@@ -356,15 +359,25 @@ fn influx_write_operation() -> utoipa::openapi::path::Operation {
             ParameterBuilder::new()
                 .name(name)
                 .parameter_in(ParameterIn::Query)
-                .required(if name == "db" { Required::True } else { Required::False })
+                .required(if name == "db" {
+                    Required::True
+                } else {
+                    Required::False
+                })
                 .description(Some(description))
                 .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
         );
     }
     let error = || Content::new(Some(error_schema()));
     for (code, description) in [
-        ("400", "lines rejected (the rest stored): which, why, how many"),
-        ("401", "[web] auth is on and the credentials are missing or wrong"),
+        (
+            "400",
+            "lines rejected (the rest stored): which, why, how many",
+        ),
+        (
+            "401",
+            "[web] auth is on and the credentials are missing or wrong",
+        ),
         ("415", "a compressed body (send it plain)"),
         ("503", "the store's queue is full: retry later"),
     ] {
@@ -388,7 +401,9 @@ fn influx_write_operation() -> utoipa::openapi::path::Operation {
 fn influx_ping_operation() -> utoipa::openapi::path::Operation {
     OperationBuilder::new()
         .tag("store")
-        .summary(Some("Answers 204 with X-Influxdb-Version, as InfluxDB 1.x does"))
+        .summary(Some(
+            "Answers 204 with X-Influxdb-Version, as InfluxDB 1.x does",
+        ))
         .response("204", ResponseBuilder::new().description("up").build())
         .build()
 }

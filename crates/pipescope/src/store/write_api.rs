@@ -95,13 +95,13 @@ async fn write(
         let stored = samples.len();
         if !samples.is_empty() {
             if !state.writer.submit(std::sync::Arc::new(samples)) {
-                return Err(error(
+                return Err(Box::new(error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the store's write queue is full (the disk is slower than the writes): retry later",
-                ));
+                )));
             }
             if let Err(e) = state.writer.flush() {
-                return Err(error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()));
+                return Err(Box::new(error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())));
             }
         }
         Ok((lines, stored, rejected))
@@ -109,7 +109,7 @@ async fn write(
     .await;
     let (lines, stored, rejected) = match result {
         Ok(Ok(done)) => done,
-        Ok(Err(response)) => return response,
+        Ok(Err(response)) => return *response,
         Err(e) => {
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
