@@ -100,7 +100,10 @@ export const flow: Page = {
         narrow
           ? [10 + ((i + 0.5) * (width - 20)) / count, 40 + (c - firstCol) * rowGap]
           : [xOf(c), height / 2 + (i - (count - 1) / 2) * 56];
-      const labelWidth = (count: number) => (narrow ? Math.max(60, (width - 20) / count - 8) : right - 10);
+      // On a narrow screen neighbours put their names below and above in turn, so each name has
+      // two slots' width.
+      const labelWidth = (count: number) =>
+        narrow ? Math.max(60, (count > 1 ? 2 : 1) * ((width - 20) / count) - 8) : right - 10;
       const nodes: Record<string, unknown>[] = [...perCol.entries()].flatMap(([c, list]) =>
         list
           .sort((a, b) => a.label.localeCompare(b.label))
@@ -116,7 +119,7 @@ export const flow: Page = {
             },
             label: {
               show: true,
-              position: narrow ? "bottom" : n.kind === "producer" ? "top" : "right",
+              position: narrow ? (i % 2 === 0 ? "bottom" : "top") : n.kind === "producer" ? "top" : "right",
               color: fg,
               width: labelWidth(list.length),
               overflow: "truncate",

@@ -86,8 +86,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         laggard::PAUSE.as_secs()
     );
     println!(
-        "                simulate machines ({}/s) → MQTT 5; process machines Kafka {} → {} (no MQTT→Kafka bridge yet: rumqttd's MQTT 5 listener drops its session)",
+        "                simulate machines ({}/s) → MQTT 5 → bridge → Kafka {}; process machines {} → {}",
         parts::MACHINE_RATE,
+        parts::MACHINE_DATA_TOPIC,
         parts::MACHINE_DATA_TOPIC,
         parts::MACHINE_OUT_TOPIC
     );

@@ -12,7 +12,7 @@ use pipescope_core::pipeline::backoff::Backoff;
 use tokio::task::JoinHandle;
 
 use crate::pipeline::{
-    Stop, process_calls, process_machines, simulate_calls, simulate_machines, sink_influx,
+    Stop, bridge, process_calls, process_machines, simulate_calls, simulate_machines, sink_influx,
 };
 
 /// Kafka topics the demo's traffic goes through.
@@ -110,7 +110,7 @@ pub fn pipeline_parts(kafka: SocketAddr, data_dir: &Path) -> anyhow::Result<Vec<
     Ok(parts)
 }
 
-/// The MQTT half: simulate machines → MQTT 5 (`mqtt_v5`); process machines `machine.data` →
+/// The MQTT half: simulate machines → MQTT 5 (`mqtt_v5`) → bridge → `machine.data`; process machines `machine.data` →
 /// `machine.out` → sink, writing InfluxDB line protocol to `influx_url`
 /// (the monitor's own `/write?db=`, so the points land in its embedded store).
 pub fn machine_parts(
@@ -119,8 +119,6 @@ pub fn machine_parts(
     influx_url: &str,
 ) -> anyhow::Result<Vec<Part>> {
     let kafka = kafka.to_string();
-    // Not the bridge yet: rumqttd's MQTT 5 listener drops its persistent QoS 1 session again and
-    // again ("out of order ack"), and the reconnect loop floods the log.
     let parts = vec![
         part(
             "simulate machines",
@@ -142,6 +140,23 @@ pub fn machine_parts(
                 ]),
             )?,
             simulate_machines::run,
+        ),
+        part(
+            "bridge",
+            parse::<bridge::Args>(
+                "bridge",
+                &strings(&[
+                    "--kafka",
+                    &kafka,
+                    "--mqtt",
+                    mqtt_v5,
+                    "--map",
+                    &format!("machine/+/+/#={MACHINE_DATA_TOPIC}"),
+                    "--client-id",
+                    "pipescope-demo-bridge",
+                ]),
+            )?,
+            bridge::run,
         ),
         part(
             "process machines",

@@ -5,7 +5,9 @@
 //! away. Acks are manual: a message's PUBACK goes out only after Kafka's delivery report said
 //! the record is stored. A bridge killed at any moment therefore loses nothing; messages it had
 //! not acknowledged come again (duplicates, recognisable by their trace headers).
-//! Backpressure: at most `--max-in-flight` messages wait for Kafka (MQTT v5 receive maximum,
+//! PUBACKs go out in the order the messages arrived, as MQTT requires (rumqttd drops a session
+//! that acks out of order), even when Kafka reports deliveries to other partitions sooner.
+//! Backpressure: at most `--max-in-flight` messages wait for their ack (MQTT v5 receive maximum,
 //! and a semaphore on our side).
 
 use std::collections::HashMap;
@@ -27,7 +29,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
 use rumqttc::v5::{AsyncClient, Event};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::{KafkaArgs, Stop, WebArgs, ensure_topic, now_ms, serve_web};
 
@@ -200,6 +202,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // 2.0 does), so size the queue for every packet id that can be outstanding (u16).
     let (client, mut eventloop) = AsyncClient::new(options, usize::from(u16::MAX) + 64);
     let window = Arc::new(Semaphore::new(usize::from(args.max_in_flight)));
+    let (pending_acks, acks_in_order) = mpsc::unbounded_channel();
+    let acker = tokio::spawn(ack_in_arrival_order(client.clone(), acks_in_order));
     let mut sequencer: Sequencer<(String, i32)> = Sequencer::new();
     let mut backoff = Backoff::default();
     loop {
@@ -239,7 +243,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let Some((index, mapping)) = route(&mappings, &topic) else {
                     metrics.unmapped.inc();
                     tracing::debug!(topic, "no mapping matches; acknowledged and dropped");
-                    client.ack(&publish).await?;
+                    let _ = pending_acks.send(PendingAck::ready(publish, permit));
                     continue;
                 };
                 let label = &labels[index];
@@ -247,7 +251,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let Some(kafka_topic) = mapping.kafka_topic(&topic) else {
                     metrics.unmapped.inc();
                     tracing::warn!(topic, template = %mapping.topic, "the Kafka topic template gives no legal topic for this message; acknowledged and dropped");
-                    client.ack(&publish).await?;
+                    let _ = pending_acks.send(PendingAck::ready(publish, permit));
                     continue;
                 };
                 let key = mapping.key(&topic);
@@ -291,7 +295,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 metrics.in_flight.inc();
                 let job = Delivery {
                     producer: producer.clone(),
-                    client: client.clone(),
                     metrics: metrics.clone(),
                     label: label.clone(),
                     topic: kafka_topic,
@@ -302,11 +305,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     publish,
                     stop: stop.clone(),
                 };
-                // Queue in arrival order (keeps per-partition order), then wait for the report apart.
+                // Queue in arrival order (keeps per-partition order), then wait for the report apart;
+                // the ack waits its turn behind the messages that came before.
                 let report = job.enqueue().await;
+                let (delivered, done) = oneshot::channel();
+                let _ = pending_acks.send(PendingAck { done, permit });
                 tokio::spawn(async move {
-                    report.await;
-                    drop(permit);
+                    let _ = delivered.send(report.await);
                 });
             }
             Ok(_) => {}
@@ -329,6 +334,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let _ = window.acquire_many(all).await;
     };
     tokio::pin!(drained);
+    drop(pending_acks);
     let deadline = tokio::time::sleep(Duration::from_secs(30));
     tokio::pin!(deadline);
     loop {
@@ -341,6 +347,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             event = eventloop.poll() => if event.is_err() { tokio::time::sleep(Duration::from_millis(100)).await },
         }
     }
+    acker.abort();
     let flush = producer.clone();
     let _ = tokio::task::spawn_blocking(move || flush.flush(Duration::from_secs(10))).await;
     let _ = client.disconnect().await;
@@ -356,9 +363,42 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A message's ack, waiting for its turn: `done` gives the message once Kafka stored its record
+/// (nothing when the bridge stops first: the broker sends it again); the permit is its place in
+/// the in-flight window, freed when the ack is sent.
+struct PendingAck {
+    done: oneshot::Receiver<Option<Publish>>,
+    permit: OwnedSemaphorePermit,
+}
+
+impl PendingAck {
+    /// A message acknowledged without a record (nothing maps it).
+    fn ready(publish: Publish, permit: OwnedSemaphorePermit) -> Self {
+        let (tx, done) = oneshot::channel();
+        let _ = tx.send(Some(publish));
+        Self { done, permit }
+    }
+}
+
+/// Sends the PUBACKs in the order the messages arrived.
+async fn ack_in_arrival_order(
+    client: AsyncClient,
+    mut pending: mpsc::UnboundedReceiver<PendingAck>,
+) {
+    while let Some(PendingAck { done, permit }) = pending.recv().await {
+        if let Ok(Some(publish)) = done.await
+            && let Err(e) = client.ack(&publish).await
+        {
+            tracing::warn!(
+                "cannot acknowledge an MQTT message ({e}); the broker will send it again"
+            );
+        }
+        drop(permit);
+    }
+}
+
 struct Delivery {
     producer: FutureProducer,
-    client: AsyncClient,
     metrics: Metrics,
     label: MappingLabel,
     topic: String,
@@ -385,8 +425,9 @@ impl Delivery {
         })
     }
 
-    /// Queues the record now and returns the wait for its report (retrying failed deliveries).
-    async fn enqueue(self) -> impl std::future::Future<Output = ()> + Send {
+    /// Queues the record now and returns the wait for its report (retrying failed deliveries):
+    /// the MQTT message to acknowledge once Kafka stored the record, or nothing when stopping.
+    async fn enqueue(self) -> impl std::future::Future<Output = Option<Publish>> + Send {
         let first = self.send_once().await;
         async move {
             let mut result = first;
@@ -402,7 +443,7 @@ impl Delivery {
                 if self.stop.is_stopped() {
                     // Not acknowledged: the broker sends the message again after restart.
                     self.metrics.in_flight.dec();
-                    return;
+                    return None;
                 }
                 self.metrics.retries.get_or_create(&self.label).inc();
                 let delay = backoff.next_delay();
@@ -412,11 +453,7 @@ impl Delivery {
             }
             self.metrics.delivered.get_or_create(&self.label).inc();
             self.metrics.in_flight.dec();
-            if let Err(e) = self.client.ack(&self.publish).await {
-                tracing::warn!(
-                    "cannot acknowledge an MQTT message ({e}); the broker will send it again"
-                );
-            }
+            Some(self.publish)
         }
     }
 
