@@ -186,7 +186,7 @@ fn end_offsets(port: u16) -> HashMap<String, i64> {
 }
 
 #[test]
-fn demo_runs_the_calls_pipeline_and_a_lagging_consumer_and_stops_on_sigterm() {
+fn demo_runs_the_calls_and_machines_pipelines_and_a_lagging_consumer_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let (web, mqtt, kafka) = (free_port(), free_port(), free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_pipescope"))
@@ -222,7 +222,8 @@ fn demo_runs_the_calls_pipeline_and_a_lagging_consumer_and_stops_on_sigterm() {
     assert_eq!(tansu.len(), 1, "one tansu child: {tansu:?}");
 
     // Every topic of the pipeline gets data, and keeps getting it.
-    let topics = ["calls"];
+    // Calls, and the MQTT half: machines → MQTT 5 → bridge → machine.data → process machines.
+    let topics = ["calls", "machine.data", "machine.out"];
     let mut first = HashMap::new();
     let seen = wait_until(Duration::from_secs(90), || {
         first = end_offsets(web);
@@ -248,7 +249,11 @@ fn demo_runs_the_calls_pipeline_and_a_lagging_consumer_and_stops_on_sigterm() {
         );
     }
 
-    let expected_groups = ["pipescope-process-calls", "pipescope-demo-laggard"];
+    let expected_groups = [
+        "pipescope-process-calls",
+        "pipescope-demo-laggard",
+        "pipescope-process-machines",
+    ];
     let mut groups = Vec::new();
     let present = wait_until(Duration::from_secs(60), || {
         groups = api_json(web, "/api/v1/kafka/clusters/demo/groups")
@@ -277,6 +282,16 @@ fn demo_runs_the_calls_pipeline_and_a_lagging_consumer_and_stops_on_sigterm() {
         fail(child, format!("no $SYS from the embedded broker: {sys}"));
     }
 
+    // The sink writes machine.out's windows into the monitor's own store through /write.
+    let mut stored = serde_json::Value::Null;
+    let sunk = wait_until(Duration::from_secs(60), || {
+        stored = api_json(web, "/api/v1/series?metric=machine_window_count").unwrap_or_default();
+        stored.to_string().contains("\"machine\"")
+    });
+    if !sunk {
+        fail(child, format!("no sink data in the store: {stored}"));
+    }
+
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -298,10 +313,10 @@ fn demo_runs_the_calls_pipeline_and_a_lagging_consumer_and_stops_on_sigterm() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("simulate machines (100/s) → MQTT 5; process machines Kafka machine.data"),
+        stdout.contains("simulate machines (100/s) → MQTT 5 → bridge → Kafka machine.data; process machines machine.data → machine.out"),
         "{stdout}"
     );
-    assert!(stderr.contains("6 pipeline parts stopped"), "{stderr}");
+    assert!(stderr.contains("7 pipeline parts stopped"), "{stderr}");
     assert!(!alive(tansu[0]), "tansu {} left behind", tansu[0]);
     assert!(processes_with(&format!("tcp://127.0.0.1:{kafka}")).is_empty());
 }
