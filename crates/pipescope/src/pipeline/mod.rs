@@ -63,6 +63,10 @@ impl KafkaArgs {
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
+            // A part may start before the topic it reads exists (the demo's sink before
+            // process machines made machine.out); librdkafka would only look again after its
+            // 5-minute metadata refresh.
+            .set("topic.metadata.refresh.interval.ms", "5000")
             .create_with_context(context)
             .with_context(|| format!("cannot make a Kafka consumer for {}", self.kafka))?;
         consumer
