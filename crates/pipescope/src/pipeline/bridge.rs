@@ -29,7 +29,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
 use rumqttc::v5::{AsyncClient, Event};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{KafkaArgs, Stop, WebArgs, ensure_topic, now_ms, serve_web};
 
@@ -243,7 +243,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let Some((index, mapping)) = route(&mappings, &topic) else {
                     metrics.unmapped.inc();
                     tracing::debug!(topic, "no mapping matches; acknowledged and dropped");
-                    let _ = pending_acks.send(PendingAck::ready(publish, permit));
+                    let _ = pending_acks.send(PendingAck::ready(publish));
+                    drop(permit);
                     continue;
                 };
                 let label = &labels[index];
@@ -251,7 +252,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let Some(kafka_topic) = mapping.kafka_topic(&topic) else {
                     metrics.unmapped.inc();
                     tracing::warn!(topic, template = %mapping.topic, "the Kafka topic template gives no legal topic for this message; acknowledged and dropped");
-                    let _ = pending_acks.send(PendingAck::ready(publish, permit));
+                    let _ = pending_acks.send(PendingAck::ready(publish));
+                    drop(permit);
                     continue;
                 };
                 let key = mapping.key(&topic);
@@ -309,9 +311,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 // the ack waits its turn behind the messages that came before.
                 let report = job.enqueue().await;
                 let (delivered, done) = oneshot::channel();
-                let _ = pending_acks.send(PendingAck { done, permit });
+                let _ = pending_acks.send(PendingAck { done });
                 tokio::spawn(async move {
                     let _ = delivered.send(report.await);
+                    drop(permit);
                 });
             }
             Ok(_) => {}
@@ -330,11 +333,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Let the deliveries in flight finish and their acks go out, polling the connection
     // meanwhile; messages that arrive now are left unacknowledged (the broker sends them again).
     let all = u32::from(args.max_in_flight);
+    drop(pending_acks);
+    let acker_abort = acker.abort_handle();
     let drained = async {
         let _ = window.acquire_many(all).await;
+        // Every delivery is done: the acker ends once their acks are queued.
+        let _ = acker.await;
     };
     tokio::pin!(drained);
-    drop(pending_acks);
     let deadline = tokio::time::sleep(Duration::from_secs(30));
     tokio::pin!(deadline);
     loop {
@@ -347,7 +353,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             event = eventloop.poll() => if event.is_err() { tokio::time::sleep(Duration::from_millis(100)).await },
         }
     }
-    acker.abort();
+    acker_abort.abort();
     let flush = producer.clone();
     let _ = tokio::task::spawn_blocking(move || flush.flush(Duration::from_secs(10))).await;
     let _ = client.disconnect().await;
@@ -364,19 +370,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// A message's ack, waiting for its turn: `done` gives the message once Kafka stored its record
-/// (nothing when the bridge stops first: the broker sends it again); the permit is its place in
-/// the in-flight window, freed when the ack is sent.
+/// (nothing when the bridge stops first: the broker sends it again). The in-flight window's
+/// permit is freed by the delivery itself, not here: a slow first record must not stop the
+/// loop that reads MQTT (and keeps the connection alive) while later records are stored.
 struct PendingAck {
     done: oneshot::Receiver<Option<Publish>>,
-    permit: OwnedSemaphorePermit,
 }
 
 impl PendingAck {
     /// A message acknowledged without a record (nothing maps it).
-    fn ready(publish: Publish, permit: OwnedSemaphorePermit) -> Self {
+    fn ready(publish: Publish) -> Self {
         let (tx, done) = oneshot::channel();
         let _ = tx.send(Some(publish));
-        Self { done, permit }
+        Self { done }
     }
 }
 
@@ -385,7 +391,7 @@ async fn ack_in_arrival_order(
     client: AsyncClient,
     mut pending: mpsc::UnboundedReceiver<PendingAck>,
 ) {
-    while let Some(PendingAck { done, permit }) = pending.recv().await {
+    while let Some(PendingAck { done }) = pending.recv().await {
         if let Ok(Some(publish)) = done.await
             && let Err(e) = client.ack(&publish).await
         {
@@ -393,7 +399,6 @@ async fn ack_in_arrival_order(
                 "cannot acknowledge an MQTT message ({e}); the broker will send it again"
             );
         }
-        drop(permit);
     }
 }
 
