@@ -163,6 +163,28 @@ async function openPage(hash, viewport = VIEWPORTS[0], scheme = "light") {
   };
 }
 
+/** Moves the mouse over the ring of the chart in [data-testid=id] (the hostile topic is the
+ *  only child of the page's root, so the whole ring is its sector) until `tip` shows. The chart is
+ *  scrolled into view first (on a phone it starts below the fold, where the mouse cannot reach),
+ *  and the mouse moves again each round: a live refresh redraws the chart and drops the tooltip. */
+async function hoverUntilVisible(page, id, tip, timeout = 15_000) {
+  const chart = page.getByTestId(id);
+  await chart.scrollIntoViewIfNeeded();
+  const deadline = Date.now() + timeout;
+  for (let round = 0; ; round++) {
+    const box = await chart.boundingBox();
+    const radius = Math.min(box.width, box.height) / 2;
+    // Below the centre, three quarters out: inside the outer ring whatever the chart's size.
+    await page.mouse.move(box.x + box.width / 2 + (round % 2), box.y + box.height / 2 + radius * 0.75);
+    try {
+      await tip.waitFor({ timeout: 1_000 });
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+  }
+}
+
 /** Waits until the chart in [data-testid=id] has drawn data (the portal draws with ECharts' SVG
  *  renderer): a line through three points or more, or at least `shapes` filled shapes (sunburst
  *  sectors, graph nodes). */
@@ -267,10 +289,8 @@ const PAGES = [
         { timeout: 10_000 },
       );
       // The tooltip of the topic's sector shows the name as text too.
-      const box = await page.getByTestId("sunburst").boundingBox();
-      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2 + Math.min(box.width, box.height) * 0.3);
       const tip = page.locator(".tip-title", { hasText: "onerror" });
-      await tip.waitFor({ timeout: 5_000 });
+      await hoverUntilVisible(page, "sunburst", tip);
       assert.equal((await tip.textContent()).trim(), HOSTILE_TOPIC);
       await chartDrawn(page, "sys-pipescope_mqtt_broker_uptime_seconds");
       assert.equal(await page.evaluate(() => document.querySelectorAll("img").length), 0, "no element made from a name");
