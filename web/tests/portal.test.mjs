@@ -169,18 +169,27 @@ async function openPage(hash, viewport = VIEWPORTS[0], scheme = "light") {
  *  and the mouse moves again each round: a live refresh redraws the chart and drops the tooltip. */
 async function hoverUntilVisible(page, id, tip, timeout = 15_000) {
   const chart = page.getByTestId(id);
-  await chart.scrollIntoViewIfNeeded();
   const deadline = Date.now() + timeout;
   for (let round = 0; ; round++) {
+    // Again each round: charts above it appear as the broker's $SYS topics arrive and push it down.
+    await chart.scrollIntoViewIfNeeded();
     const box = await chart.boundingBox();
     const radius = Math.min(box.width, box.height) / 2;
     // Below the centre, three quarters out: inside the outer ring whatever the chart's size.
-    await page.mouse.move(box.x + box.width / 2 + (round % 2), box.y + box.height / 2 + radius * 0.75);
+    const at = { x: box.x + box.width / 2 + (round % 2), y: box.y + box.height / 2 + radius * 0.75 };
+    await page.mouse.move(at.x, at.y);
     try {
       await tip.waitFor({ timeout: 1_000 });
       return;
     } catch (error) {
-      if (Date.now() > deadline) throw error;
+      if (Date.now() > deadline) {
+        const tips = await page.locator(".tip-title").allTextContents();
+        const viewport = page.viewportSize();
+        throw new Error(
+          `no tooltip over ${id} after ${round + 1} moves (last at ${at.x},${at.y}; chart ${JSON.stringify(box)}; ` +
+            `viewport ${viewport.width}x${viewport.height}; tooltips shown: ${JSON.stringify(tips)}): ${error.message}`,
+        );
+      }
     }
   }
 }

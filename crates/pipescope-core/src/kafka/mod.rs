@@ -7,7 +7,8 @@
 //! - [`verdict`]: Burrow-style OK / WARN / STOPPED / STALLED / REWOUND over a sliding window;
 //! - [`analyzer`]: [`KafkaAnalyzer`], the state that turns successive snapshots into a [`KafkaView`];
 //! - [`metrics`]: the exported metric names and [`view_to_samples`];
-//! - [`record_time`]: which record timestamps to fetch for exact lag in seconds.
+//! - [`record_time`]: which record timestamps to fetch for exact lag in seconds;
+//! - [`probe`]: the bytes of an "is a broker answering?" check.
 
 use serde::Serialize;
 
@@ -16,6 +17,7 @@ use crate::clock::EpochMillis;
 pub mod analyzer;
 pub mod lag;
 pub mod metrics;
+pub mod probe;
 pub mod rate;
 pub mod record_time;
 pub mod verdict;

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use pipescope_core::kafka::probe::{PROBE_ANSWER_HEAD, api_versions_probe, probe_answered};
+
 pub const INSTALL: &str = "cargo install tansu@0.6.0 --locked --features dynostore,libsql";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -290,19 +292,8 @@ pub fn api_versions_answered(addr: SocketAddr) -> bool {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    const CORRELATION_ID: i32 = 0x7073; // "ps"
-    let client_id = b"probe";
-    let mut request = Vec::new();
-    request.extend_from_slice(&18i16.to_be_bytes()); // api key: ApiVersions
-    request.extend_from_slice(&0i16.to_be_bytes()); // version 0
-    request.extend_from_slice(&CORRELATION_ID.to_be_bytes());
-    request.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
-    request.extend_from_slice(client_id);
-    let mut frame = (request.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&request);
-    let mut header = [0u8; 10]; // size, correlation id, error code
-    stream.write_all(&frame).is_ok()
-        && stream.read_exact(&mut header).is_ok()
-        && i32::from_be_bytes([header[4], header[5], header[6], header[7]]) == CORRELATION_ID
-        && i16::from_be_bytes([header[8], header[9]]) == 0
+    let mut head = [0u8; PROBE_ANSWER_HEAD];
+    stream.write_all(&api_versions_probe()).is_ok()
+        && stream.read_exact(&mut head).is_ok()
+        && probe_answered(&head)
 }
