@@ -42,6 +42,25 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
     }
 }
 
+/// GET `http://127.0.0.1:<port><path>`: the status and body, or None when nothing answered
+/// within two seconds (a server still starting). Any status is an answer, not an error.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut response = ureq::get(format!("http://127.0.0.1:{port}{path}"))
+        .config()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(2)))
+        .build()
+        .call()
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.body_mut().read_to_string().ok()?))
+}
+
+/// The body of a GET that answered 200, else None.
+pub fn http_body(port: u16, path: &str) -> Option<String> {
+    http_get(port, path).and_then(|(status, body)| (status == 200).then_some(body))
+}
+
 /// Finds a service's binary on PATH (and in the sbin and cargo directories that PATH may lack);
 /// panics with the install command when it is not there.
 pub fn find_binary(name: &str, install: &str) -> PathBuf {

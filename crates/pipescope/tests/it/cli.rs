@@ -1,5 +1,4 @@
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -138,19 +137,6 @@ fn version_prints_the_crate_version() {
     );
 }
 
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    Some(answer)
-}
-
 #[test]
 fn run_serves_health_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -173,13 +159,13 @@ fn run_serves_health_and_stops_cleanly_on_sigterm() {
     let mut answer = None;
     assert!(
         wait_until(Duration::from_secs(10), || {
-            answer = http_get(port, "/health");
+            answer = pipescope_testkit::http_get(port, "/health");
             answer.is_some()
         }),
         "pipescope run did not serve /health"
     );
-    let answer = answer.unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (status, answer) = answer.unwrap();
+    assert_eq!(status, 200, "{answer}");
     assert!(answer.contains("\"status\":\"ok\""), "{answer}");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

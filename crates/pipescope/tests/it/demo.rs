@@ -2,15 +2,14 @@
 //! `pipescope demo` as a user runs it.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pipescope::demo::broker::{EmbeddedBroker, mqtt_connack};
 use pipescope::demo::tansu::{INSTALL, ManagedTansu, api_versions_answered};
-use pipescope_testkit::{free_port, wait_until};
+use pipescope_testkit::{free_port, http_body, wait_until};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
 fn loopback(port: u16) -> SocketAddr {
@@ -131,19 +130,6 @@ fn managed_tansu_answers_restarts_after_a_crash_and_stops() {
     assert!(!api_versions_answered(addr));
 }
 
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    Some(answer)
-}
-
 /// Process ids whose command line contains `needle`.
 fn processes_with(needle: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
@@ -159,12 +145,7 @@ fn processes_with(needle: &str) -> Vec<u32> {
 
 /// The JSON body of a GET on the demo's API, if it answered 200.
 fn api_json(port: u16, path: &str) -> Option<serde_json::Value> {
-    let answer = http_get(port, path)?;
-    if !answer.starts_with("HTTP/1.1 200") {
-        return None;
-    }
-    let (_, body) = answer.split_once("\r\n\r\n")?;
-    serde_json::from_str(body).ok()
+    serde_json::from_str(&http_body(port, path)?).ok()
 }
 
 /// End offset sums of the demo cluster's topics.
@@ -211,7 +192,7 @@ fn demo_runs_the_calls_and_machines_pipelines_and_a_lagging_consumer_and_stops_o
         );
     };
     let health = wait_until(Duration::from_secs(40), || {
-        http_get(web, "/health").is_some_and(|a| a.starts_with("HTTP/1.1 200"))
+        http_body(web, "/health").is_some()
     });
     if !health {
         fail(child, "no /health from the demo".into());

@@ -1388,20 +1388,6 @@ fn a_broker_stuck_on_describe_groups_holds_the_scrape_only_for_the_request_timeo
     assert!(state.brokers[0].up);
 }
 
-fn http_get(port: u16, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    Some(answer)
-}
-
 /// `pipescope run` with a Kafka cluster configured serves its state on the API and /metrics.
 #[test]
 fn run_watches_the_configured_cluster() {
@@ -1426,10 +1412,11 @@ fn run_watches_the_configured_cluster() {
         .unwrap();
     let mut topics = String::new();
     let served = pipescope_testkit::wait_until(TIMEOUT, || {
-        topics = http_get(port, "/api/v1/kafka/clusters/local/topics").unwrap_or_default();
+        topics = pipescope_testkit::http_body(port, "/api/v1/kafka/clusters/local/topics")
+            .unwrap_or_default();
         topics.contains("\"end_offset_sum\":50")
     });
-    let metrics = http_get(port, "/metrics").unwrap_or_default();
+    let metrics = pipescope_testkit::http_body(port, "/metrics").unwrap_or_default();
     let _ = child.kill();
     let _ = child.wait();
     assert!(served, "the API never showed events' 50 records: {topics}");

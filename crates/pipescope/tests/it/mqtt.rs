@@ -1038,22 +1038,6 @@ async fn mqtt_export_filters_choose_the_per_topic_series_and_samples_reach_the_b
     }
 }
 
-fn http_get(port: u16, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-}
-
 #[test]
 fn mqtt_pipescope_run_watches_the_configured_brokers() {
     use std::io::Read;
@@ -1084,13 +1068,13 @@ fn mqtt_pipescope_run_watches_the_configured_brokers() {
         .unwrap();
     let mut brokers = Value::Null;
     let up = pipescope_testkit::wait_until(Duration::from_secs(15), || {
-        let Some(body) = http_get(port, "/api/v1/mqtt/brokers") else {
+        let Some(body) = pipescope_testkit::http_body(port, "/api/v1/mqtt/brokers") else {
             return false;
         };
         brokers = serde_json::from_str(&body).unwrap_or(Value::Null);
         brokers[1]["sys_status"] == "seen" && brokers[0]["connection"]["state"] == "refused"
     });
-    let metrics = http_get(port, "/metrics").unwrap_or_default();
+    let metrics = pipescope_testkit::http_body(port, "/metrics").unwrap_or_default();
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

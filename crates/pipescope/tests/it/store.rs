@@ -571,17 +571,6 @@ async fn the_query_api_answers_and_rejects_bad_parameters_clearly() {
 
 // ---- `pipescope run` ----
 
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut response = ureq::get(format!("http://127.0.0.1:{port}{path}"))
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .call()
-        .ok()?;
-    let status = response.status().as_u16();
-    Some((status, response.body_mut().read_to_string().ok()?))
-}
-
 #[test]
 fn run_opens_the_store_in_its_directory_and_serves_the_query_api_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
@@ -605,16 +594,16 @@ fn run_opens_the_store_in_its_directory_and_serves_the_query_api_and_metrics() {
     let mut series = None;
     assert!(
         wait_until(Duration::from_secs(10), || {
-            series = http_get(port, "/api/v1/series");
+            series = pipescope_testkit::http_get(port, "/api/v1/series");
             series.is_some()
         }),
         "pipescope run did not serve /api/v1/series"
     );
     assert_eq!(series.unwrap(), (200, r#"{"series":[]}"#.to_string()));
-    let (status, body) = http_get(port, "/api/v1/query?from=now-1h").unwrap();
+    let (status, body) = pipescope_testkit::http_get(port, "/api/v1/query?from=now-1h").unwrap();
     assert_eq!(status, 400);
     assert!(body.contains("missing parameter metric"), "{body}");
-    let (status, metrics) = http_get(port, "/metrics").unwrap();
+    let (status, metrics) = pipescope_testkit::http_get(port, "/metrics").unwrap();
     assert_eq!(status, 200);
     for name in [
         "pipescope_store_size_bytes ",
