@@ -36,8 +36,9 @@ pub fn duration_ms(duration_s: f64) -> u64 {
 }
 
 /// A call record read without copying its text: the fields borrow from the JSON unless they
-/// hold escapes. The same fields are required as for [`CallRecord`].
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// hold escapes. The same fields are required as for [`CallRecord`], and it serialises to the
+/// same JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecordRef<'a> {
     #[serde(borrow)]
     pub call_id: Cow<'a, str>,
@@ -289,6 +290,7 @@ mod tests {
         let borrowed: CallRecordRef<'_> = serde_json::from_str(&json).unwrap();
         assert!(matches!(borrowed.caller, Cow::Borrowed("+15550000001")));
         assert_eq!(borrowed.to_owned(), c);
+        assert_eq!(serde_json::to_string(&borrowed).unwrap(), json);
         let escaped = json.replace("north", "nor\\u0074h");
         let borrowed: CallRecordRef<'_> = serde_json::from_str(&escaped).unwrap();
         assert!(matches!(borrowed.region, Cow::Owned(_)));

@@ -5,6 +5,7 @@
 //! is late: counted and dropped. Closing depends only on event times, never on the wall clock,
 //! so the same input gives the same windows.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,20 @@ pub struct SensorReading {
     pub sensor: String,
     pub value: f64,
     /// Event time, epoch milliseconds.
+    pub ts: EpochMillis,
+}
+
+/// A sensor reading read without copying its names: they borrow from the JSON unless they hold
+/// escapes. The same fields are required as for [`SensorReading`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SensorReadingRef<'a> {
+    #[serde(borrow)]
+    pub line: Cow<'a, str>,
+    #[serde(borrow)]
+    pub machine: Cow<'a, str>,
+    #[serde(borrow)]
+    pub sensor: Cow<'a, str>,
+    pub value: f64,
     pub ts: EpochMillis,
 }
 
@@ -68,8 +83,11 @@ pub struct Windower {
     size_ms: u64,
     lateness_ms: u64,
     watermark: Option<EpochMillis>,
-    /// (window start, line, machine) → accumulators.
-    open: BTreeMap<(EpochMillis, String, String), Open>,
+    /// window start → line → machine → accumulators. Nested, not keyed by a tuple, so that a
+    /// reading finds its window by borrowed names (no copies per record); the order is the
+    /// same as (start, line, machine).
+    open: BTreeMap<EpochMillis, BTreeMap<String, BTreeMap<String, Open>>>,
+    open_count: usize,
     late: u64,
     next_offset: HashMap<i32, i64>,
 }
@@ -83,6 +101,7 @@ impl Windower {
             lateness_ms,
             watermark: None,
             open: BTreeMap::new(),
+            open_count: 0,
             late: 0,
             next_offset: HashMap::new(),
         }
@@ -99,36 +118,71 @@ impl Windower {
 
     /// Takes a reading read from `partition` at `offset`.
     pub fn push(&mut self, r: &SensorReading, partition: i32, offset: i64) -> Pushed {
+        self.push_fields(
+            &r.line, &r.machine, &r.sensor, r.value, r.ts, partition, offset,
+        )
+    }
+
+    /// [`Windower::push`] for a reading read without copying its names.
+    pub fn push_ref(&mut self, r: &SensorReadingRef<'_>, partition: i32, offset: i64) -> Pushed {
+        self.push_fields(
+            &r.line, &r.machine, &r.sensor, r.value, r.ts, partition, offset,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_fields(
+        &mut self,
+        line: &str,
+        machine: &str,
+        sensor: &str,
+        value: f64,
+        ts: EpochMillis,
+        partition: i32,
+        offset: i64,
+    ) -> Pushed {
         let next = self.next_offset.entry(partition).or_insert(offset + 1);
         *next = (*next).max(offset + 1);
-        self.watermark = Some(self.watermark.map_or(r.ts, |wm| wm.max(r.ts)));
-        let start = self.window_start(r.ts);
+        self.watermark = Some(self.watermark.map_or(ts, |wm| wm.max(ts)));
+        let start = self.window_start(ts);
         if self.closed(start) {
             self.late += 1;
             return Pushed::Late;
         }
-        let open = self
-            .open
-            .entry((start, r.line.clone(), r.machine.clone()))
-            .or_default();
+        let lines = self.open.entry(start).or_default();
+        // Look up by &str first: the names are copied only when a window opens.
+        if !lines.contains_key(line) {
+            lines.insert(line.to_owned(), BTreeMap::new());
+        }
+        let machines = lines.get_mut(line).expect("just inserted");
+        if !machines.contains_key(machine) {
+            machines.insert(machine.to_owned(), Open::default());
+            self.open_count += 1;
+        }
+        let open = machines.get_mut(machine).expect("just inserted");
         open.min_offset
             .entry(partition)
             .and_modify(|o| *o = (*o).min(offset))
             .or_insert(offset);
-        open.sensors
-            .entry(r.sensor.clone())
-            .and_modify(|a| {
+        match open.sensors.get_mut(sensor) {
+            Some(a) => {
                 a.count += 1;
-                a.min = a.min.min(r.value);
-                a.max = a.max.max(r.value);
-                a.sum += r.value;
-            })
-            .or_insert(Acc {
-                count: 1,
-                min: r.value,
-                max: r.value,
-                sum: r.value,
-            });
+                a.min = a.min.min(value);
+                a.max = a.max.max(value);
+                a.sum += value;
+            }
+            None => {
+                open.sensors.insert(
+                    sensor.to_owned(),
+                    Acc {
+                        count: 1,
+                        min: value,
+                        max: value,
+                        sum: value,
+                    },
+                );
+            }
+        }
         Pushed::Accepted
     }
 
@@ -138,29 +192,46 @@ impl Windower {
     }
 
     pub fn open_windows(&self) -> usize {
-        self.open.len()
+        self.open_count
     }
 
     /// The windows the watermark has closed, oldest first, removed from the open set.
     pub fn drain_closed(&mut self) -> Vec<MachineWindow> {
-        let closed: Vec<_> = self
-            .open
-            .keys()
-            .take_while(|(start, _, _)| self.closed(*start))
-            .cloned()
-            .collect();
-        closed.into_iter().map(|k| self.emit(k)).collect()
+        let mut out = Vec::new();
+        while let Some(start) = self.open.keys().next().copied() {
+            if !self.closed(start) {
+                break;
+            }
+            let lines = self.open.remove(&start).unwrap_or_default();
+            self.emit_start(start, lines, &mut out);
+        }
+        out
     }
 
     /// Every open window, closed or not (at shutdown).
     pub fn drain_all(&mut self) -> Vec<MachineWindow> {
-        let keys: Vec<_> = self.open.keys().cloned().collect();
-        keys.into_iter().map(|k| self.emit(k)).collect()
+        let mut out = Vec::new();
+        for (start, lines) in std::mem::take(&mut self.open) {
+            self.emit_start(start, lines, &mut out);
+        }
+        out
     }
 
-    fn emit(&mut self, key: (EpochMillis, String, String)) -> MachineWindow {
-        let open = self.open.remove(&key).unwrap_or_default();
-        let (start, line, machine) = key;
+    fn emit_start(
+        &mut self,
+        start: EpochMillis,
+        lines: BTreeMap<String, BTreeMap<String, Open>>,
+        out: &mut Vec<MachineWindow>,
+    ) {
+        for (line, machines) in lines {
+            for (machine, open) in machines {
+                self.open_count -= 1;
+                out.push(self.emit(start, line.clone(), machine, open));
+            }
+        }
+    }
+
+    fn emit(&self, start: EpochMillis, line: String, machine: String, open: Open) -> MachineWindow {
         MachineWindow {
             line,
             machine,
@@ -185,12 +256,30 @@ impl Windower {
         }
     }
 
+    fn open_values(&self) -> impl Iterator<Item = &Open> {
+        self.open
+            .values()
+            .flat_map(|lines| lines.values())
+            .flat_map(|machines| machines.values())
+    }
+
     /// Forgets a partition that moved to another instance: its open windows are dropped (the
     /// new owner reads their records again from the committed offset). A machine's readings
     /// all come from one partition (they are keyed by machine), so no other window loses data.
     pub fn drop_partition(&mut self, partition: i32) {
-        self.open
-            .retain(|_, open| !open.min_offset.contains_key(&partition));
+        let mut dropped = 0;
+        for lines in self.open.values_mut() {
+            for machines in lines.values_mut() {
+                machines.retain(|_, open| {
+                    let keep = !open.min_offset.contains_key(&partition);
+                    dropped += usize::from(!keep);
+                    keep
+                });
+            }
+            lines.retain(|_, machines| !machines.is_empty());
+        }
+        self.open.retain(|_, lines| !lines.is_empty());
+        self.open_count -= dropped;
         self.next_offset.remove(&partition);
     }
 
@@ -198,7 +287,7 @@ impl Windower {
     /// emitted window (or was late). Open windows hold their records' offsets back.
     pub fn safe_offsets(&self) -> HashMap<i32, i64> {
         let mut safe = self.next_offset.clone();
-        for open in self.open.values() {
+        for open in self.open_values() {
             for (p, o) in &open.min_offset {
                 if let Some(s) = safe.get_mut(p) {
                     *s = (*s).min(*o);
@@ -212,6 +301,53 @@ impl Windower {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn borrowed_readings_make_the_same_windows_and_the_open_count_follows() {
+        let json = |machine: &str, sensor: &str, value: f64, ts: u64| {
+            format!(
+                r#"{{"line":"l1","machine":"{machine}","sensor":"{sensor}","value":{value},"ts":{ts}}}"#
+            )
+        };
+        let input = [
+            json("m1", "temp", 20.0, 1_000),
+            json("m1", "rpm", 1500.0, 2_000),
+            json("m2", "temp", 30.0, 3_000),
+            json("m1", "temp", 24.0, 9_000),
+            json("m1", "temp", 25.0, 11_000),
+        ];
+        let mut owned = Windower::new(10_000, 0);
+        let mut borrowed = Windower::new(10_000, 0);
+        for (offset, text) in input.iter().enumerate() {
+            let r: SensorReading = serde_json::from_str(text).unwrap();
+            let b: SensorReadingRef<'_> = serde_json::from_str(text).unwrap();
+            assert!(matches!(b.machine, Cow::Borrowed(_)));
+            assert_eq!(
+                owned.push(&r, 0, offset as i64),
+                borrowed.push_ref(&b, 0, offset as i64)
+            );
+        }
+        // [0, 10,000) for m1 and m2, and [10,000, 20,000) for m1.
+        assert_eq!(borrowed.open_windows(), 3);
+        assert_eq!(borrowed.safe_offsets()[&0], 0);
+        let closed = borrowed.drain_closed();
+        assert_eq!(closed, owned.drain_closed());
+        assert_eq!(
+            closed
+                .iter()
+                .map(|w| (w.machine.as_str(), w.count))
+                .collect::<Vec<_>>(),
+            [("m1", 3), ("m2", 1)]
+        );
+        assert_eq!(closed[0].sensors["temp"].mean, 22.0);
+        assert_eq!(borrowed.open_windows(), 1);
+        assert_eq!(borrowed.safe_offsets()[&0], 4);
+        borrowed.drop_partition(0);
+        assert_eq!(borrowed.open_windows(), 0);
+        assert!(borrowed.drain_all().is_empty());
+        assert_eq!(owned.drain_all().len(), 1);
+        assert_eq!(owned.open_windows(), 0);
+    }
 
     fn r(machine: &str, sensor: &str, value: f64, ts: EpochMillis) -> SensorReading {
         SensorReading {
