@@ -1,13 +1,14 @@
 //! `pipescope simulate calls`: phone calls to a Kafka topic, keyed by caller, each record
 //! traced (docs/trace-headers.md). Prints a JSON summary of what it sent on stdout at the end.
 
+use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pipescope_core::pipeline::calls::{CallGenerator, CallWorkload};
+use pipescope_core::pipeline::calls::{CallGenerator, CallText, CallWorkload, duration_ms};
 use pipescope_core::pipeline::partition::partition_for_key;
 use pipescope_core::pipeline::trace::{self, Sequencer};
 use prometheus_client::metrics::counter::Counter;
@@ -155,6 +156,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let tick_ms = workload.tick_ms;
     let mut tick_start = now_ms();
     let mut payload = Vec::with_capacity(256);
+    let (mut text, mut seq, mut ts) = (CallText::default(), String::new(), String::new());
     let mut first_sent: Option<std::time::Instant> = None;
     'ticks: loop {
         tokio::select! {
@@ -165,13 +167,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             break;
         }
         let calls_before = summary.calls;
-        for call in generator.tick(tick_start, tick_ms) {
+        for _ in 0..generator.calls_in_tick() {
             if args.count.is_some_and(|c| summary.calls >= c) {
                 break;
             }
+            // The same calls as `generator.tick`, their text written into reused buffers.
+            let drawn = generator.draw(tick_start, tick_ms);
+            let call = drawn.write(generator.id_prefix(), &mut text);
             let partition = partition_for_key(call.caller.as_bytes(), partitions);
-            let seq = sequencer.next(partition).to_string();
-            let ts = now_ms().to_string();
+            seq.clear();
+            ts.clear();
+            // Writing into a String cannot fail.
+            let _ = write!(seq, "{}", sequencer.next(partition));
+            let _ = write!(ts, "{}", now_ms());
             let headers = OwnedHeaders::new_with_capacity(3)
                 .insert(Header {
                     key: trace::ORIGIN,
@@ -209,7 +217,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
             summary.calls += 1;
-            summary.duration_ms += call.duration_ms();
+            summary.duration_ms += duration_ms(call.duration_s);
             summary.long_calls +=
                 u64::from(call.duration_s > pipescope_core::pipeline::totals::LONG_CALL_S);
         }
