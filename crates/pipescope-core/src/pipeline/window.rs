@@ -1,16 +1,33 @@
 //! Event-time tumbling windows that merge a machine's sensors into one record per window.
 //!
-//! The watermark is the highest event time seen. A window `[start, start + size)` closes when
-//! the watermark reaches `start + size + allowed_lateness`; a reading whose window has closed
-//! is late: counted and dropped. Closing depends only on event times, never on the wall clock,
-//! so the same input gives the same windows.
+//! Each input partition has its own watermark, the highest event time read from it; the
+//! windower's watermark is the lowest of them (it never goes back). A window
+//! `[start, start + size)` closes when the watermark reaches `start + size + allowed_lateness`;
+//! a reading whose window has closed is late: counted and dropped. A partition read in
+//! event-time order therefore never makes another one's readings late, however the consumer
+//! interleaves them (librdkafka hands them over in runs of tens of thousands). A partition that
+//! gave nothing for [`IDLE_PARTITION_MS`] of wall time (injected clock) no longer holds the
+//! watermark back, so a partition without new data does not keep every window open.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::EpochMillis;
+use crate::{Clock, EpochMillis, SystemClock};
+
+/// Wall time after which a partition that gave no reading stops holding the watermark back.
+pub const IDLE_PARTITION_MS: u64 = 5_000;
+
+/// One input partition's progress.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    /// Highest event time read from it.
+    max_ts: EpochMillis,
+    /// Wall time of its last reading.
+    seen: EpochMillis,
+}
 
 /// One sensor state, as the machines simulator publishes it (JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +100,8 @@ pub struct Windower {
     size_ms: u64,
     lateness_ms: u64,
     watermark: Option<EpochMillis>,
+    marks: HashMap<i32, Mark>,
+    clock: Arc<dyn Clock>,
     /// window start → line → machine → accumulators. Nested, not keyed by a tuple, so that a
     /// reading finds its window by borrowed names (no copies per record); the order is the
     /// same as (start, line, machine).
@@ -93,13 +112,19 @@ pub struct Windower {
 }
 
 impl Windower {
-    /// `size_ms` must be more than 0.
+    /// `size_ms` must be more than 0. Idle partitions are told by the system clock.
     pub fn new(size_ms: u64, lateness_ms: u64) -> Self {
+        Self::with_clock(size_ms, lateness_ms, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(size_ms: u64, lateness_ms: u64, clock: Arc<dyn Clock>) -> Self {
         assert!(size_ms > 0, "a window lasts more than 0 ms");
         Self {
             size_ms,
             lateness_ms,
             watermark: None,
+            marks: HashMap::new(),
+            clock,
             open: BTreeMap::new(),
             open_count: 0,
             late: 0,
@@ -143,7 +168,14 @@ impl Windower {
     ) -> Pushed {
         let next = self.next_offset.entry(partition).or_insert(offset + 1);
         *next = (*next).max(offset + 1);
-        self.watermark = Some(self.watermark.map_or(ts, |wm| wm.max(ts)));
+        let now = self.clock.now_millis();
+        let mark = self.marks.entry(partition).or_insert(Mark {
+            max_ts: ts,
+            seen: now,
+        });
+        mark.max_ts = mark.max_ts.max(ts);
+        mark.seen = now;
+        self.advance_watermark(now);
         let start = self.window_start(ts);
         if self.closed(start) {
             self.late += 1;
@@ -186,6 +218,26 @@ impl Windower {
         Pushed::Accepted
     }
 
+    /// The lowest watermark of the partitions not idle (of all when every one is idle); the
+    /// watermark only moves forward.
+    fn advance_watermark(&mut self, now: EpochMillis) {
+        let active = self
+            .marks
+            .values()
+            .filter(|m| now.saturating_sub(m.seen) < IDLE_PARTITION_MS)
+            .map(|m| m.max_ts)
+            .min();
+        let candidate = active.or_else(|| self.marks.values().map(|m| m.max_ts).max());
+        if let Some(c) = candidate {
+            self.watermark = Some(self.watermark.map_or(c, |wm| wm.max(c)));
+        }
+    }
+
+    /// The event time up to which windows are complete, if any reading came yet.
+    pub fn watermark(&self) -> Option<EpochMillis> {
+        self.watermark
+    }
+
     /// Readings dropped as late since start.
     pub fn late(&self) -> u64 {
         self.late
@@ -197,6 +249,8 @@ impl Windower {
 
     /// The windows the watermark has closed, oldest first, removed from the open set.
     pub fn drain_closed(&mut self) -> Vec<MachineWindow> {
+        // A partition may have gone idle since the last reading.
+        self.advance_watermark(self.clock.now_millis());
         let mut out = Vec::new();
         while let Some(start) = self.open.keys().next().copied() {
             if !self.closed(start) {
@@ -281,6 +335,7 @@ impl Windower {
         self.open.retain(|_, lines| !lines.is_empty());
         self.open_count -= dropped;
         self.next_offset.remove(&partition);
+        self.marks.remove(&partition);
     }
 
     /// Per partition, the offset that is safe to commit: every record below it is in an
@@ -301,6 +356,55 @@ impl Windower {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_partition_holds_the_watermark_back_until_it_is_idle() {
+        use crate::ManualClock;
+        let clock = ManualClock::at(1_000_000);
+        let mut w = Windower::with_clock(10_000, 0, Arc::new(clock.clone()));
+        // Partition 0 runs 30 s of event time ahead before partition 1 is read (as librdkafka
+        // hands over partitions in runs): nothing of partition 1 is late.
+        w.push(&r("a", "s", 1.0, 1_000), 0, 0);
+        w.push(&r("b", "s", 1.0, 1_000), 1, 0);
+        for (i, ts) in [5_000, 15_000, 25_000, 31_000].into_iter().enumerate() {
+            w.push(&r("a", "s", 1.0, ts), 0, i as i64 + 1);
+        }
+        assert_eq!(w.watermark(), Some(1_000));
+        assert!(w.drain_closed().is_empty());
+        assert_eq!(w.push(&r("b", "s", 2.0, 2_000), 1, 1), Pushed::Accepted);
+        assert_eq!(w.push(&r("b", "s", 3.0, 12_000), 1, 2), Pushed::Accepted);
+        // Watermark min(31 s, 12 s): [0, 10 s) of both machines closes, not [10 s, 20 s).
+        assert_eq!(w.watermark(), Some(12_000));
+        let closed = w.drain_closed();
+        assert_eq!(
+            closed
+                .iter()
+                .map(|c| (c.machine.as_str(), c.window_start, c.count))
+                .collect::<Vec<_>>(),
+            [("a", 0, 2), ("b", 0, 2)]
+        );
+        assert_eq!(w.late(), 0);
+        // Partition 1 gives nothing for the idle time: partition 0 alone moves the watermark.
+        clock.advance(std::time::Duration::from_millis(IDLE_PARTITION_MS - 1));
+        assert_eq!(w.drain_closed().len(), 0);
+        clock.advance(std::time::Duration::from_millis(1));
+        w.push(&r("a", "s", 1.0, 32_000), 0, 5);
+        assert_eq!(w.watermark(), Some(32_000));
+        let closed = w.drain_closed();
+        assert_eq!(
+            closed
+                .iter()
+                .map(|c| (c.machine.as_str(), c.window_start))
+                .collect::<Vec<_>>(),
+            [("a", 10_000), ("b", 10_000), ("a", 20_000)]
+        );
+        // Partition 1 back with an old reading: late now; the watermark does not go back.
+        assert_eq!(w.push(&r("b", "s", 4.0, 13_000), 1, 3), Pushed::Late);
+        assert_eq!(w.watermark(), Some(32_000));
+        // A dropped partition no longer counts.
+        w.drop_partition(1);
+        assert_eq!(w.marks.len(), 1);
+    }
 
     #[test]
     fn borrowed_readings_make_the_same_windows_and_the_open_count_follows() {
