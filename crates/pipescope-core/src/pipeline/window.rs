@@ -23,8 +23,8 @@ pub const IDLE_PARTITION_MS: u64 = 5_000;
 /// One input partition's progress.
 #[derive(Debug, Clone, Copy)]
 struct Mark {
-    /// Highest event time read from it.
-    max_ts: EpochMillis,
+    /// Highest event time read from it; None while assigned but not read yet.
+    max_ts: Option<EpochMillis>,
     /// Wall time of its last reading.
     seen: EpochMillis,
 }
@@ -170,10 +170,10 @@ impl Windower {
         *next = (*next).max(offset + 1);
         let now = self.clock.now_millis();
         let mark = self.marks.entry(partition).or_insert(Mark {
-            max_ts: ts,
+            max_ts: None,
             seen: now,
         });
-        mark.max_ts = mark.max_ts.max(ts);
+        mark.max_ts = Some(mark.max_ts.map_or(ts, |m| m.max(ts)));
         mark.seen = now;
         self.advance_watermark(now);
         let start = self.window_start(ts);
@@ -221,16 +221,31 @@ impl Windower {
     /// The lowest watermark of the partitions not idle (of all when every one is idle); the
     /// watermark only moves forward.
     fn advance_watermark(&mut self, now: EpochMillis) {
-        let active = self
+        let mut active = self
             .marks
             .values()
             .filter(|m| now.saturating_sub(m.seen) < IDLE_PARTITION_MS)
-            .map(|m| m.max_ts)
-            .min();
-        let candidate = active.or_else(|| self.marks.values().map(|m| m.max_ts).max());
+            .peekable();
+        let candidate = if active.peek().is_some() {
+            // An assigned partition not read yet (None) holds the watermark where it is.
+            active.map(|m| m.max_ts).min().flatten()
+        } else {
+            self.marks.values().filter_map(|m| m.max_ts).max()
+        };
         if let Some(c) = candidate {
             self.watermark = Some(self.watermark.map_or(c, |wm| wm.max(c)));
         }
+    }
+
+    /// A partition assigned to this instance: until its first reading (or until it is idle for
+    /// [`IDLE_PARTITION_MS`]) it holds the watermark back, so that the partitions read first
+    /// do not make its readings late.
+    pub fn assign(&mut self, partition: i32) {
+        let now = self.clock.now_millis();
+        self.marks.entry(partition).or_insert(Mark {
+            max_ts: None,
+            seen: now,
+        });
     }
 
     /// The event time up to which windows are complete, if any reading came yet.
@@ -363,12 +378,18 @@ mod tests {
         let clock = ManualClock::at(1_000_000);
         let mut w = Windower::with_clock(10_000, 0, Arc::new(clock.clone()));
         // Partition 0 runs 30 s of event time ahead before partition 1 is read (as librdkafka
-        // hands over partitions in runs): nothing of partition 1 is late.
-        w.push(&r("a", "s", 1.0, 1_000), 0, 0);
-        w.push(&r("b", "s", 1.0, 1_000), 1, 0);
-        for (i, ts) in [5_000, 15_000, 25_000, 31_000].into_iter().enumerate() {
-            w.push(&r("a", "s", 1.0, ts), 0, i as i64 + 1);
+        // hands over partitions in runs): nothing of partition 1 is late, as it was assigned.
+        w.assign(0);
+        w.assign(1);
+        for (i, ts) in [1_000, 5_000, 15_000, 25_000, 31_000]
+            .into_iter()
+            .enumerate()
+        {
+            w.push(&r("a", "s", 1.0, ts), 0, i as i64);
         }
+        assert_eq!(w.watermark(), None);
+        assert!(w.drain_closed().is_empty());
+        w.push(&r("b", "s", 1.0, 1_000), 1, 0);
         assert_eq!(w.watermark(), Some(1_000));
         assert!(w.drain_closed().is_empty());
         assert_eq!(w.push(&r("b", "s", 2.0, 2_000), 1, 1), Pushed::Accepted);

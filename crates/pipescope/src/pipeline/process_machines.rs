@@ -62,15 +62,20 @@ const BATCH: usize = 1024;
 struct GroupContext {
     topic: String,
     revoked: Arc<Mutex<Vec<i32>>>,
+    assigned: Arc<Mutex<Vec<i32>>>,
 }
 
 impl ClientContext for GroupContext {}
 
 impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let mut revoked = self.revoked.lock().expect("revoked lock");
-            revoked.extend(
+        let list = match rebalance {
+            Rebalance::Revoke(_) => &self.revoked,
+            Rebalance::Assign(_) => &self.assigned,
+            Rebalance::Error(_) => return,
+        };
+        if let Rebalance::Revoke(tpl) | Rebalance::Assign(tpl) = rebalance {
+            list.lock().expect("partitions lock").extend(
                 tpl.elements_for_topic(&self.topic)
                     .iter()
                     .map(|e| e.partition()),
@@ -136,12 +141,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     };
     let revoked = Arc::new(Mutex::new(Vec::new()));
+    let assigned = Arc::new(Mutex::new(Vec::new()));
     let consumer = args.kafka.group_consumer(
         &args.group,
         &[&args.input],
         GroupContext {
             topic: args.input.clone(),
             revoked: revoked.clone(),
+            assigned: assigned.clone(),
         },
     )?;
     let producer: FutureProducer = args
@@ -192,6 +199,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         };
         for p in revoked.lock().expect("revoked lock").drain(..) {
             windows.drop_partition(p);
+        }
+        // Assigned partitions hold the watermark back until they are read (or idle).
+        for p in assigned.lock().expect("assigned lock").drain(..) {
+            windows.assign(p);
         }
         let message = match message {
             Ok(message) => {
