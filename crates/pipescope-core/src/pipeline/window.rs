@@ -219,7 +219,7 @@ impl Windower {
     }
 
     /// The lowest watermark of the partitions not idle (of all when every one is idle); the
-    /// watermark only moves forward.
+    /// watermark only moves forward. Evaluated at each reading (no reading, no new windows).
     fn advance_watermark(&mut self, now: EpochMillis) {
         let mut active = self
             .marks
@@ -264,8 +264,6 @@ impl Windower {
 
     /// The windows the watermark has closed, oldest first, removed from the open set.
     pub fn drain_closed(&mut self) -> Vec<MachineWindow> {
-        // A partition may have gone idle since the last reading.
-        self.advance_watermark(self.clock.now_millis());
         let mut out = Vec::new();
         while let Some(start) = self.open.keys().next().copied() {
             if !self.closed(start) {
