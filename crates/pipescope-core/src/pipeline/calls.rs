@@ -36,8 +36,9 @@ pub fn duration_ms(duration_s: f64) -> u64 {
 }
 
 /// A call record read without copying its text: the fields borrow from the JSON unless they
-/// hold escapes. The same fields are required as for [`CallRecord`].
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// hold escapes. The same fields are required as for [`CallRecord`], and it serialises to the
+/// same JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecordRef<'a> {
     #[serde(borrow)]
     pub call_id: Cow<'a, str>,
@@ -140,33 +141,103 @@ impl CallGenerator {
     /// The calls that start in the tick beginning at `tick_start`; their start times are spread
     /// over the tick.
     pub fn tick(&mut self, tick_start: EpochMillis, tick_ms: u64) -> Vec<CallRecord> {
-        let n = self.per_tick.sample(&mut self.rng) as u64;
+        let n = self.calls_in_tick();
         (0..n)
             .map(|_| {
-                let caller = self.rng.random_range(0..self.subscribers);
-                let mut callee = self.rng.random_range(0..self.subscribers - 1);
-                if callee >= caller {
-                    callee += 1;
-                }
-                let duration_s = (self.duration.sample(&mut self.rng) * 1000.0).round() / 1000.0;
-                let offset = if tick_ms == 0 {
-                    0
-                } else {
-                    self.rng.random_range(0..tick_ms)
-                };
-                let region = REGIONS[self.rng.random_range(0..REGIONS.len())];
-                let id = self.next_id;
-                self.next_id += 1;
-                CallRecord {
-                    call_id: format!("{}-{id}", self.id_prefix),
-                    caller: phone(caller),
-                    callee: phone(callee),
-                    start: tick_start + offset,
-                    duration_s,
-                    region: region.to_owned(),
-                }
+                let draw = self.draw(tick_start, tick_ms);
+                draw.to_record(&self.id_prefix)
             })
             .collect()
+    }
+
+    /// How many calls the next tick has. With [`CallGenerator::draw`] called that many times,
+    /// the same calls as [`CallGenerator::tick`], without making their text.
+    pub fn calls_in_tick(&mut self) -> u64 {
+        self.per_tick.sample(&mut self.rng) as u64
+    }
+
+    /// The next call of a tick (see [`CallGenerator::calls_in_tick`]).
+    pub fn draw(&mut self, tick_start: EpochMillis, tick_ms: u64) -> CallDraw {
+        let caller = self.rng.random_range(0..self.subscribers);
+        let mut callee = self.rng.random_range(0..self.subscribers - 1);
+        if callee >= caller {
+            callee += 1;
+        }
+        let duration_s = (self.duration.sample(&mut self.rng) * 1000.0).round() / 1000.0;
+        let offset = if tick_ms == 0 {
+            0
+        } else {
+            self.rng.random_range(0..tick_ms)
+        };
+        let region = REGIONS[self.rng.random_range(0..REGIONS.len())];
+        let id = self.next_id;
+        self.next_id += 1;
+        CallDraw {
+            id,
+            caller,
+            callee,
+            start: tick_start + offset,
+            duration_s,
+            region,
+        }
+    }
+
+    /// The prefix of the call ids.
+    pub fn id_prefix(&self) -> &str {
+        &self.id_prefix
+    }
+}
+
+/// A call as drawn, before its text (id, phone numbers) is made.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallDraw {
+    pub id: u64,
+    pub caller: u32,
+    pub callee: u32,
+    pub start: EpochMillis,
+    pub duration_s: f64,
+    pub region: &'static str,
+}
+
+/// Reused buffers for the text of one call at a time (a simulator sends hundreds of thousands
+/// a second: no allocation per call).
+#[derive(Debug, Default)]
+pub struct CallText {
+    call_id: String,
+    caller: String,
+    callee: String,
+}
+
+impl CallDraw {
+    pub fn to_record(&self, id_prefix: &str) -> CallRecord {
+        CallRecord {
+            call_id: format!("{id_prefix}-{}", self.id),
+            caller: phone(self.caller),
+            callee: phone(self.callee),
+            start: self.start,
+            duration_s: self.duration_s,
+            region: self.region.to_owned(),
+        }
+    }
+
+    /// The same record as [`CallDraw::to_record`], its text written into `text`.
+    pub fn write<'a>(&self, id_prefix: &str, text: &'a mut CallText) -> CallRecordRef<'a> {
+        use std::fmt::Write;
+        text.call_id.clear();
+        text.caller.clear();
+        text.callee.clear();
+        // Writing into a String cannot fail.
+        let _ = write!(text.call_id, "{id_prefix}-{}", self.id);
+        let _ = write!(text.caller, "+1555{:07}", self.caller);
+        let _ = write!(text.callee, "+1555{:07}", self.callee);
+        CallRecordRef {
+            call_id: Cow::Borrowed(&text.call_id),
+            caller: Cow::Borrowed(&text.caller),
+            callee: Cow::Borrowed(&text.callee),
+            start: self.start,
+            duration_s: self.duration_s,
+            region: Cow::Borrowed(self.region),
+        }
     }
 }
 
@@ -177,6 +248,38 @@ fn phone(n: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drawn_calls_written_into_reused_text_are_the_ticks_calls() {
+        let w = CallWorkload {
+            calls_per_minute: 600_000.0,
+            mean_duration_s: 30.0,
+            rate: 1.0,
+            tick_ms: 100,
+            subscribers: 50,
+            seed: 9,
+        };
+        let mut a = CallGenerator::new(&w, "sim").unwrap();
+        let mut b = CallGenerator::new(&w, "sim").unwrap();
+        let mut text = CallText::default();
+        let mut total = 0;
+        for tick in 0..5u64 {
+            let calls = a.tick(tick * 100, 100);
+            assert_eq!(b.calls_in_tick(), calls.len() as u64);
+            for call in &calls {
+                let drawn = b.draw(tick * 100, 100);
+                let written = drawn.write(b.id_prefix(), &mut text);
+                assert_eq!(written.to_owned(), *call);
+                assert_eq!(
+                    serde_json::to_string(&written).unwrap(),
+                    serde_json::to_string(call).unwrap()
+                );
+                total += 1;
+            }
+        }
+        // About 1,000 calls a tick at 600,000 a minute and 100 ms ticks.
+        assert!((4_500..5_500).contains(&total), "{total}");
+    }
 
     fn workload(seed: u64) -> CallWorkload {
         CallWorkload {
@@ -289,6 +392,7 @@ mod tests {
         let borrowed: CallRecordRef<'_> = serde_json::from_str(&json).unwrap();
         assert!(matches!(borrowed.caller, Cow::Borrowed("+15550000001")));
         assert_eq!(borrowed.to_owned(), c);
+        assert_eq!(serde_json::to_string(&borrowed).unwrap(), json);
         let escaped = json.replace("north", "nor\\u0074h");
         let borrowed: CallRecordRef<'_> = serde_json::from_str(&escaped).unwrap();
         assert!(matches!(borrowed.region, Cow::Owned(_)));

@@ -1,15 +1,33 @@
 //! Event-time tumbling windows that merge a machine's sensors into one record per window.
 //!
-//! The watermark is the highest event time seen. A window `[start, start + size)` closes when
-//! the watermark reaches `start + size + allowed_lateness`; a reading whose window has closed
-//! is late: counted and dropped. Closing depends only on event times, never on the wall clock,
-//! so the same input gives the same windows.
+//! Each input partition has its own watermark, the highest event time read from it; the
+//! windower's watermark is the lowest of them (it never goes back). A window
+//! `[start, start + size)` closes when the watermark reaches `start + size + allowed_lateness`;
+//! a reading whose window has closed is late: counted and dropped. A partition read in
+//! event-time order therefore never makes another one's readings late, however the consumer
+//! interleaves them (librdkafka hands them over in runs of tens of thousands). A partition that
+//! gave nothing for [`IDLE_PARTITION_MS`] of wall time (injected clock) no longer holds the
+//! watermark back, so a partition without new data does not keep every window open.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::EpochMillis;
+use crate::{Clock, EpochMillis, SystemClock};
+
+/// Wall time after which a partition that gave no reading stops holding the watermark back.
+pub const IDLE_PARTITION_MS: u64 = 5_000;
+
+/// One input partition's progress.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    /// Highest event time read from it; None while assigned but not read yet.
+    max_ts: Option<EpochMillis>,
+    /// Wall time of its last reading.
+    seen: EpochMillis,
+}
 
 /// One sensor state, as the machines simulator publishes it (JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +37,20 @@ pub struct SensorReading {
     pub sensor: String,
     pub value: f64,
     /// Event time, epoch milliseconds.
+    pub ts: EpochMillis,
+}
+
+/// A sensor reading read without copying its names: they borrow from the JSON unless they hold
+/// escapes. The same fields are required as for [`SensorReading`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SensorReadingRef<'a> {
+    #[serde(borrow)]
+    pub line: Cow<'a, str>,
+    #[serde(borrow)]
+    pub machine: Cow<'a, str>,
+    #[serde(borrow)]
+    pub sensor: Cow<'a, str>,
+    pub value: f64,
     pub ts: EpochMillis,
 }
 
@@ -68,21 +100,33 @@ pub struct Windower {
     size_ms: u64,
     lateness_ms: u64,
     watermark: Option<EpochMillis>,
-    /// (window start, line, machine) → accumulators.
-    open: BTreeMap<(EpochMillis, String, String), Open>,
+    marks: HashMap<i32, Mark>,
+    clock: Arc<dyn Clock>,
+    /// window start → line → machine → accumulators. Nested, not keyed by a tuple, so that a
+    /// reading finds its window by borrowed names (no copies per record); the order is the
+    /// same as (start, line, machine).
+    open: BTreeMap<EpochMillis, BTreeMap<String, BTreeMap<String, Open>>>,
+    open_count: usize,
     late: u64,
     next_offset: HashMap<i32, i64>,
 }
 
 impl Windower {
-    /// `size_ms` must be more than 0.
+    /// `size_ms` must be more than 0. Idle partitions are told by the system clock.
     pub fn new(size_ms: u64, lateness_ms: u64) -> Self {
+        Self::with_clock(size_ms, lateness_ms, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(size_ms: u64, lateness_ms: u64, clock: Arc<dyn Clock>) -> Self {
         assert!(size_ms > 0, "a window lasts more than 0 ms");
         Self {
             size_ms,
             lateness_ms,
             watermark: None,
+            marks: HashMap::new(),
+            clock,
             open: BTreeMap::new(),
+            open_count: 0,
             late: 0,
             next_offset: HashMap::new(),
         }
@@ -99,37 +143,114 @@ impl Windower {
 
     /// Takes a reading read from `partition` at `offset`.
     pub fn push(&mut self, r: &SensorReading, partition: i32, offset: i64) -> Pushed {
+        self.push_fields(
+            &r.line, &r.machine, &r.sensor, r.value, r.ts, partition, offset,
+        )
+    }
+
+    /// [`Windower::push`] for a reading read without copying its names.
+    pub fn push_ref(&mut self, r: &SensorReadingRef<'_>, partition: i32, offset: i64) -> Pushed {
+        self.push_fields(
+            &r.line, &r.machine, &r.sensor, r.value, r.ts, partition, offset,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_fields(
+        &mut self,
+        line: &str,
+        machine: &str,
+        sensor: &str,
+        value: f64,
+        ts: EpochMillis,
+        partition: i32,
+        offset: i64,
+    ) -> Pushed {
         let next = self.next_offset.entry(partition).or_insert(offset + 1);
         *next = (*next).max(offset + 1);
-        self.watermark = Some(self.watermark.map_or(r.ts, |wm| wm.max(r.ts)));
-        let start = self.window_start(r.ts);
+        let now = self.clock.now_millis();
+        let mark = self.marks.entry(partition).or_insert(Mark {
+            max_ts: None,
+            seen: now,
+        });
+        mark.max_ts = Some(mark.max_ts.map_or(ts, |m| m.max(ts)));
+        mark.seen = now;
+        self.advance_watermark(now);
+        let start = self.window_start(ts);
         if self.closed(start) {
             self.late += 1;
             return Pushed::Late;
         }
-        let open = self
-            .open
-            .entry((start, r.line.clone(), r.machine.clone()))
-            .or_default();
+        let lines = self.open.entry(start).or_default();
+        // Look up by &str first: the names are copied only when a window opens.
+        if !lines.contains_key(line) {
+            lines.insert(line.to_owned(), BTreeMap::new());
+        }
+        let machines = lines.get_mut(line).expect("just inserted");
+        if !machines.contains_key(machine) {
+            machines.insert(machine.to_owned(), Open::default());
+            self.open_count += 1;
+        }
+        let open = machines.get_mut(machine).expect("just inserted");
         open.min_offset
             .entry(partition)
             .and_modify(|o| *o = (*o).min(offset))
             .or_insert(offset);
-        open.sensors
-            .entry(r.sensor.clone())
-            .and_modify(|a| {
+        match open.sensors.get_mut(sensor) {
+            Some(a) => {
                 a.count += 1;
-                a.min = a.min.min(r.value);
-                a.max = a.max.max(r.value);
-                a.sum += r.value;
-            })
-            .or_insert(Acc {
-                count: 1,
-                min: r.value,
-                max: r.value,
-                sum: r.value,
-            });
+                a.min = a.min.min(value);
+                a.max = a.max.max(value);
+                a.sum += value;
+            }
+            None => {
+                open.sensors.insert(
+                    sensor.to_owned(),
+                    Acc {
+                        count: 1,
+                        min: value,
+                        max: value,
+                        sum: value,
+                    },
+                );
+            }
+        }
         Pushed::Accepted
+    }
+
+    /// The lowest watermark of the partitions not idle (of all when every one is idle); the
+    /// watermark only moves forward. Evaluated at each reading (no reading, no new windows).
+    fn advance_watermark(&mut self, now: EpochMillis) {
+        let mut active = self
+            .marks
+            .values()
+            .filter(|m| now.saturating_sub(m.seen) < IDLE_PARTITION_MS)
+            .peekable();
+        let candidate = if active.peek().is_some() {
+            // An assigned partition not read yet (None) holds the watermark where it is.
+            active.map(|m| m.max_ts).min().flatten()
+        } else {
+            self.marks.values().filter_map(|m| m.max_ts).max()
+        };
+        if let Some(c) = candidate {
+            self.watermark = Some(self.watermark.map_or(c, |wm| wm.max(c)));
+        }
+    }
+
+    /// A partition assigned to this instance: until its first reading (or until it is idle for
+    /// [`IDLE_PARTITION_MS`]) it holds the watermark back, so that the partitions read first
+    /// do not make its readings late.
+    pub fn assign(&mut self, partition: i32) {
+        let now = self.clock.now_millis();
+        self.marks.entry(partition).or_insert(Mark {
+            max_ts: None,
+            seen: now,
+        });
+    }
+
+    /// The event time up to which windows are complete, if any reading came yet.
+    pub fn watermark(&self) -> Option<EpochMillis> {
+        self.watermark
     }
 
     /// Readings dropped as late since start.
@@ -138,29 +259,46 @@ impl Windower {
     }
 
     pub fn open_windows(&self) -> usize {
-        self.open.len()
+        self.open_count
     }
 
     /// The windows the watermark has closed, oldest first, removed from the open set.
     pub fn drain_closed(&mut self) -> Vec<MachineWindow> {
-        let closed: Vec<_> = self
-            .open
-            .keys()
-            .take_while(|(start, _, _)| self.closed(*start))
-            .cloned()
-            .collect();
-        closed.into_iter().map(|k| self.emit(k)).collect()
+        let mut out = Vec::new();
+        while let Some(start) = self.open.keys().next().copied() {
+            if !self.closed(start) {
+                break;
+            }
+            let lines = self.open.remove(&start).unwrap_or_default();
+            self.emit_start(start, lines, &mut out);
+        }
+        out
     }
 
     /// Every open window, closed or not (at shutdown).
     pub fn drain_all(&mut self) -> Vec<MachineWindow> {
-        let keys: Vec<_> = self.open.keys().cloned().collect();
-        keys.into_iter().map(|k| self.emit(k)).collect()
+        let mut out = Vec::new();
+        for (start, lines) in std::mem::take(&mut self.open) {
+            self.emit_start(start, lines, &mut out);
+        }
+        out
     }
 
-    fn emit(&mut self, key: (EpochMillis, String, String)) -> MachineWindow {
-        let open = self.open.remove(&key).unwrap_or_default();
-        let (start, line, machine) = key;
+    fn emit_start(
+        &mut self,
+        start: EpochMillis,
+        lines: BTreeMap<String, BTreeMap<String, Open>>,
+        out: &mut Vec<MachineWindow>,
+    ) {
+        for (line, machines) in lines {
+            for (machine, open) in machines {
+                self.open_count -= 1;
+                out.push(self.emit(start, line.clone(), machine, open));
+            }
+        }
+    }
+
+    fn emit(&self, start: EpochMillis, line: String, machine: String, open: Open) -> MachineWindow {
         MachineWindow {
             line,
             machine,
@@ -185,20 +323,39 @@ impl Windower {
         }
     }
 
+    fn open_values(&self) -> impl Iterator<Item = &Open> {
+        self.open
+            .values()
+            .flat_map(|lines| lines.values())
+            .flat_map(|machines| machines.values())
+    }
+
     /// Forgets a partition that moved to another instance: its open windows are dropped (the
     /// new owner reads their records again from the committed offset). A machine's readings
     /// all come from one partition (they are keyed by machine), so no other window loses data.
     pub fn drop_partition(&mut self, partition: i32) {
-        self.open
-            .retain(|_, open| !open.min_offset.contains_key(&partition));
+        let mut dropped = 0;
+        for lines in self.open.values_mut() {
+            for machines in lines.values_mut() {
+                machines.retain(|_, open| {
+                    let keep = !open.min_offset.contains_key(&partition);
+                    dropped += usize::from(!keep);
+                    keep
+                });
+            }
+            lines.retain(|_, machines| !machines.is_empty());
+        }
+        self.open.retain(|_, lines| !lines.is_empty());
+        self.open_count -= dropped;
         self.next_offset.remove(&partition);
+        self.marks.remove(&partition);
     }
 
     /// Per partition, the offset that is safe to commit: every record below it is in an
     /// emitted window (or was late). Open windows hold their records' offsets back.
     pub fn safe_offsets(&self) -> HashMap<i32, i64> {
         let mut safe = self.next_offset.clone();
-        for open in self.open.values() {
+        for open in self.open_values() {
             for (p, o) in &open.min_offset {
                 if let Some(s) = safe.get_mut(p) {
                     *s = (*s).min(*o);
@@ -212,6 +369,108 @@ impl Windower {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_partition_holds_the_watermark_back_until_it_is_idle() {
+        use crate::ManualClock;
+        let clock = ManualClock::at(1_000_000);
+        let mut w = Windower::with_clock(10_000, 0, Arc::new(clock.clone()));
+        // Partition 0 runs 30 s of event time ahead before partition 1 is read (as librdkafka
+        // hands over partitions in runs): nothing of partition 1 is late, as it was assigned.
+        w.assign(0);
+        w.assign(1);
+        for (i, ts) in [1_000, 5_000, 15_000, 25_000, 31_000]
+            .into_iter()
+            .enumerate()
+        {
+            w.push(&r("a", "s", 1.0, ts), 0, i as i64);
+        }
+        assert_eq!(w.watermark(), None);
+        assert!(w.drain_closed().is_empty());
+        w.push(&r("b", "s", 1.0, 1_000), 1, 0);
+        assert_eq!(w.watermark(), Some(1_000));
+        assert!(w.drain_closed().is_empty());
+        assert_eq!(w.push(&r("b", "s", 2.0, 2_000), 1, 1), Pushed::Accepted);
+        assert_eq!(w.push(&r("b", "s", 3.0, 12_000), 1, 2), Pushed::Accepted);
+        // Watermark min(31 s, 12 s): [0, 10 s) of both machines closes, not [10 s, 20 s).
+        assert_eq!(w.watermark(), Some(12_000));
+        let closed = w.drain_closed();
+        assert_eq!(
+            closed
+                .iter()
+                .map(|c| (c.machine.as_str(), c.window_start, c.count))
+                .collect::<Vec<_>>(),
+            [("a", 0, 2), ("b", 0, 2)]
+        );
+        assert_eq!(w.late(), 0);
+        // Partition 1 gives nothing for the idle time: partition 0 alone moves the watermark.
+        clock.advance(std::time::Duration::from_millis(IDLE_PARTITION_MS - 1));
+        assert_eq!(w.drain_closed().len(), 0);
+        clock.advance(std::time::Duration::from_millis(1));
+        w.push(&r("a", "s", 1.0, 32_000), 0, 5);
+        assert_eq!(w.watermark(), Some(32_000));
+        let closed = w.drain_closed();
+        assert_eq!(
+            closed
+                .iter()
+                .map(|c| (c.machine.as_str(), c.window_start))
+                .collect::<Vec<_>>(),
+            [("a", 10_000), ("b", 10_000), ("a", 20_000)]
+        );
+        // Partition 1 back with an old reading: late now; the watermark does not go back.
+        assert_eq!(w.push(&r("b", "s", 4.0, 13_000), 1, 3), Pushed::Late);
+        assert_eq!(w.watermark(), Some(32_000));
+        // A dropped partition no longer counts.
+        w.drop_partition(1);
+        assert_eq!(w.marks.len(), 1);
+    }
+
+    #[test]
+    fn borrowed_readings_make_the_same_windows_and_the_open_count_follows() {
+        let json = |machine: &str, sensor: &str, value: f64, ts: u64| {
+            format!(
+                r#"{{"line":"l1","machine":"{machine}","sensor":"{sensor}","value":{value},"ts":{ts}}}"#
+            )
+        };
+        let input = [
+            json("m1", "temp", 20.0, 1_000),
+            json("m1", "rpm", 1500.0, 2_000),
+            json("m2", "temp", 30.0, 3_000),
+            json("m1", "temp", 24.0, 9_000),
+            json("m1", "temp", 25.0, 11_000),
+        ];
+        let mut owned = Windower::new(10_000, 0);
+        let mut borrowed = Windower::new(10_000, 0);
+        for (offset, text) in input.iter().enumerate() {
+            let r: SensorReading = serde_json::from_str(text).unwrap();
+            let b: SensorReadingRef<'_> = serde_json::from_str(text).unwrap();
+            assert!(matches!(b.machine, Cow::Borrowed(_)));
+            assert_eq!(
+                owned.push(&r, 0, offset as i64),
+                borrowed.push_ref(&b, 0, offset as i64)
+            );
+        }
+        // [0, 10,000) for m1 and m2, and [10,000, 20,000) for m1.
+        assert_eq!(borrowed.open_windows(), 3);
+        assert_eq!(borrowed.safe_offsets()[&0], 0);
+        let closed = borrowed.drain_closed();
+        assert_eq!(closed, owned.drain_closed());
+        assert_eq!(
+            closed
+                .iter()
+                .map(|w| (w.machine.as_str(), w.count))
+                .collect::<Vec<_>>(),
+            [("m1", 3), ("m2", 1)]
+        );
+        assert_eq!(closed[0].sensors["temp"].mean, 22.0);
+        assert_eq!(borrowed.open_windows(), 1);
+        assert_eq!(borrowed.safe_offsets()[&0], 4);
+        borrowed.drop_partition(0);
+        assert_eq!(borrowed.open_windows(), 0);
+        assert!(borrowed.drain_all().is_empty());
+        assert_eq!(owned.drain_all().len(), 1);
+        assert_eq!(owned.open_windows(), 0);
+    }
 
     fn r(machine: &str, sensor: &str, value: f64, ts: EpochMillis) -> SensorReading {
         SensorReading {
