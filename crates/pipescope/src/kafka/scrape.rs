@@ -7,6 +7,8 @@
 //! kept on the item it concerns.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -62,22 +64,48 @@ const CONFIG_KEYS: [&str; 4] = [
     "min.insync.replicas",
 ];
 const NO_PRODUCERS: &str = "broker does not report producers";
-/// At most this many groups are described one by one after a broker dropped a batched
-/// DescribeGroups; the rest keep the batch's error (each try costs a reconnect).
-const DESCRIBE_ALONE_MAX: usize = 16;
+/// After a broker dropped a batched DescribeGroups, at most this many smaller requests (each
+/// costs a reconnect) look for the groups it cannot describe; the rest keep the batch's error.
+const DESCRIBE_RETRIES_MAX: usize = 32;
+/// A request the broker refused by dropping the connection (a whole API, or DescribeGroups of
+/// one group) is not sent again before this many scrapes have passed: its remembered error is
+/// reported instead, so a broker that always refuses costs no reconnects, and a fixed broker
+/// is noticed within this many scrapes.
+pub const REFUSED_RETRY_SCRAPES: u64 = 10;
 
 /// A topic and partition, as the keys of the maps below.
 type Tp = (String, i32);
 /// A value of one item, or why it is unknown.
 type Item<T> = Result<T, String>;
 
-/// Scrapes one cluster; keeps the connections between scrapes.
+/// Scrapes one cluster; keeps the connections between scrapes, and which requests the
+/// brokers refused.
 #[derive(Debug)]
 pub struct Scraper {
     name: String,
     bootstrap: Vec<String>,
     pool: Pool,
     timeout: Duration,
+    /// Scrapes started so far: the clock of `refused`.
+    scrapes: AtomicU64,
+    refused: StdMutex<HashMap<Refusable, Refusal>>,
+}
+
+/// A request a broker may refuse by dropping the connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Refusable {
+    /// DescribeGroups of any group (tansu's sqlite engine).
+    DescribeGroups { addr: String },
+    /// DescribeGroups naming this group.
+    DescribeGroup { addr: String, group: String },
+    /// DescribeConfigs naming the configuration keys (tansu answers only "all keys").
+    ConfigKeys { addr: String },
+}
+
+#[derive(Debug, Clone)]
+struct Refusal {
+    error: String,
+    retry_at_scrape: u64,
 }
 
 fn text(s: &StrBytes) -> String {
@@ -110,7 +138,37 @@ impl Scraper {
             bootstrap,
             pool,
             timeout,
+            scrapes: AtomicU64::new(0),
+            refused: StdMutex::new(HashMap::new()),
         }
+    }
+
+    /// The remembered error of a refused request, unless it is due to be tried again.
+    fn refusal(&self, what: &Refusable, scrape: u64) -> Option<String> {
+        let refused = self.refused.lock().expect("refused lock");
+        let r = refused.get(what)?;
+        (scrape < r.retry_at_scrape).then(|| r.error.clone())
+    }
+
+    fn was_refused(&self, what: &Refusable) -> bool {
+        self.refused
+            .lock()
+            .expect("refused lock")
+            .contains_key(what)
+    }
+
+    fn refuse(&self, what: Refusable, scrape: u64, error: String) {
+        self.refused.lock().expect("refused lock").insert(
+            what,
+            Refusal {
+                error,
+                retry_at_scrape: scrape + REFUSED_RETRY_SCRAPES,
+            },
+        );
+    }
+
+    fn accept(&self, what: &Refusable) {
+        self.refused.lock().expect("refused lock").remove(what);
     }
 
     pub fn name(&self) -> &str {
@@ -120,6 +178,7 @@ impl Scraper {
     /// One full scrape. `previous` is kept (marked stale) when no broker answers.
     pub async fn scrape(&self, clock: &dyn Clock, previous: Option<&ClusterState>) -> ClusterState {
         let started = Instant::now();
+        let scrape = self.scrapes.fetch_add(1, Ordering::Relaxed);
         let scraped_at_ms = clock.now_millis();
         let (metadata, errors) = self.metadata(previous).await;
         let Some(metadata) = metadata else {
@@ -130,7 +189,7 @@ impl Scraper {
             );
             return self.unreachable(previous, scraped_at_ms, started, error, &errors);
         };
-        let mut state = self.scrape_with_metadata(clock, metadata).await;
+        let mut state = self.scrape_with_metadata(clock, scrape, metadata).await;
         state.scraped_at_ms = scraped_at_ms;
         state.data_time_ms = scraped_at_ms;
         state.scrape_duration_ms = started.elapsed().as_millis() as u64;
@@ -209,6 +268,7 @@ impl Scraper {
     async fn scrape_with_metadata(
         &self,
         clock: &dyn Clock,
+        scrape: u64,
         metadata: MetadataResponse,
     ) -> ClusterState {
         let nodes: Vec<Node> = metadata
@@ -306,7 +366,7 @@ impl Scraper {
                 .await;
                 (result, clock.now_millis())
             },
-            self.describe_configs(config_addr.as_deref(), &topic_names),
+            self.describe_configs(scrape, config_addr.as_deref(), &topic_names),
             join_all(nodes.iter().map(|n| self.list_groups(n))),
             join_all(
                 by_leader
@@ -496,7 +556,7 @@ impl Scraper {
         let described = join_all(
             by_coordinator
                 .iter()
-                .map(|(id, names)| self.describe_groups(&addr_of[id], names)),
+                .map(|(id, names)| self.describe_groups(scrape, &addr_of[id], names)),
         )
         .await;
         let mut descriptions: HashMap<String, Result<GroupDescription, String>> =
@@ -619,6 +679,7 @@ impl Scraper {
     /// The monitoring-relevant configs of every topic, in one request.
     async fn describe_configs(
         &self,
+        scrape: u64,
         addr: Option<&str>,
         topics: &[String],
     ) -> Result<HashMap<String, Result<TopicConfig, String>>, String> {
@@ -640,19 +701,35 @@ impl Scraper {
                 .collect();
             request
         };
-        let keys = Some(CONFIG_KEYS.iter().map(|k| name(k)).collect());
-        let response = match self
-            .pool
-            .request_on(addr, Lane::Describe, DESCRIBE_CONFIGS_MAX, &request(keys))
-            .await
-        {
-            // tansu 0.6 drops the connection when asked for named keys; all keys it answers.
-            Err(KafkaError::Disconnected { .. }) => self
-                .pool
+        // tansu 0.6 drops the connection when asked for named keys; all keys it answers.
+        // Once refused, all keys are asked for (no reconnect per scrape) until the retry.
+        let refusable = Refusable::ConfigKeys {
+            addr: addr.to_string(),
+        };
+        let all_keys = || async {
+            self.pool
                 .request_on(addr, Lane::Describe, DESCRIBE_CONFIGS_MAX, &request(None))
                 .await
-                .map_err(|e| e.to_string())?,
-            other => other.map_err(|e| e.to_string())?,
+        };
+        let response = if self.refusal(&refusable, scrape).is_some() {
+            all_keys().await.map_err(|e| e.to_string())?
+        } else {
+            let keys = Some(CONFIG_KEYS.iter().map(|k| name(k)).collect());
+            match self
+                .pool
+                .request_on(addr, Lane::Describe, DESCRIBE_CONFIGS_MAX, &request(keys))
+                .await
+            {
+                Err(e @ KafkaError::Disconnected { .. }) => {
+                    self.refuse(refusable, scrape, e.to_string());
+                    all_keys().await.map_err(|e| e.to_string())?
+                }
+                Ok(response) => {
+                    self.accept(&refusable);
+                    response
+                }
+                Err(e) => return Err(e.to_string()),
+            }
         };
         Ok(response
             .results
@@ -1035,39 +1112,142 @@ impl Scraper {
             .collect()
     }
 
-    /// Members and assignments of the groups one broker coordinates, in one request. When the
-    /// broker drops the connection over it (one group it cannot describe fails them all), the
-    /// first groups are asked for one by one, so that a bad group does not hide the others.
+    /// Members and assignments of the groups one broker coordinates, in one request.
+    ///
+    /// A broker may drop the connection over DescribeGroups: for one group it cannot describe
+    /// (which fails the whole batch) or for every group (tansu's sqlite engine). Then two
+    /// groups are asked for alone: if both drop too, the broker refuses the API, and every
+    /// group gets that error without another request until the retry is due
+    /// (`REFUSED_RETRY_SCRAPES`); otherwise the rest is split in halves to find the groups it
+    /// refuses, which are then left out of the batch until their own retry.
     async fn describe_groups(
         &self,
+        scrape: u64,
         addr: &str,
         groups: &[String],
     ) -> Vec<(String, Result<GroupDescription, String>)> {
-        let fail = |groups: &[String], e: &KafkaError| -> Vec<_> {
-            let reason = format!("DescribeGroups: {e}");
+        let fail = |groups: &[String], reason: &str| -> Vec<_> {
             groups
                 .iter()
-                .map(|g| (g.clone(), Err(reason.clone())))
+                .map(|g| (g.clone(), Err(reason.to_string())))
                 .collect()
         };
-        match self.describe_batch(addr, groups).await {
-            Ok(described) => described,
-            Err(e @ KafkaError::Disconnected { .. }) if groups.len() > 1 => {
-                let alone = groups.len().min(DESCRIBE_ALONE_MAX);
-                let mut out = Vec::with_capacity(groups.len());
-                // One at a time: each failure drops the connection it was sent on.
-                for group in &groups[..alone] {
-                    let one = std::slice::from_ref(group);
-                    match self.describe_batch(addr, one).await {
-                        Ok(described) => out.extend(described),
-                        Err(e) => out.extend(fail(one, &e)),
-                    }
-                }
-                out.extend(fail(&groups[alone..], &e));
-                out
-            }
-            Err(e) => fail(groups, &e),
+        let api = Refusable::DescribeGroups {
+            addr: addr.to_string(),
+        };
+        if let Some(error) = self.refusal(&api, scrape) {
+            return fail(groups, &error);
         }
+        let retrying_api = self.was_refused(&api);
+        let one = |group: &str| Refusable::DescribeGroup {
+            addr: addr.to_string(),
+            group: group.to_string(),
+        };
+        let mut out = Vec::with_capacity(groups.len());
+        let mut ask = Vec::with_capacity(groups.len());
+        for group in groups {
+            match self.refusal(&one(group), scrape) {
+                Some(error) => out.push((group.clone(), Err(error))),
+                None => ask.push(group.clone()),
+            }
+        }
+        if ask.is_empty() {
+            return out;
+        }
+        let refused_api = |e: &KafkaError| {
+            format!(
+                "DescribeGroups: {e} (the broker drops every DescribeGroups tried; asked again \
+                 every {REFUSED_RETRY_SCRAPES} scrapes)"
+            )
+        };
+        let refused_group = |e: &KafkaError| {
+            format!(
+                "DescribeGroups: {e} (the broker drops the connection when this group is \
+                 named; asked again every {REFUSED_RETRY_SCRAPES} scrapes)"
+            )
+        };
+        let batch_error = match self.describe_batch(addr, &ask).await {
+            Ok(described) => {
+                self.accept(&api);
+                for group in &ask {
+                    self.accept(&one(group));
+                }
+                out.extend(described);
+                return out;
+            }
+            Err(e @ KafkaError::Disconnected { .. }) => e,
+            Err(e) => {
+                out.extend(fail(&ask, &format!("DescribeGroups: {e}")));
+                return out;
+            }
+        };
+        if ask.len() == 1 {
+            self.refuse(one(&ask[0]), scrape, refused_group(&batch_error));
+            out.extend(fail(&ask, &refused_group(&batch_error)));
+            return out;
+        }
+        if retrying_api {
+            // Refused before and still refused: no probing this time.
+            let error = refused_api(&batch_error);
+            self.refuse(api, scrape, error.clone());
+            out.extend(fail(&ask, &error));
+            return out;
+        }
+        // Two groups alone first, then halves of the rest.
+        let mut pending: Vec<Vec<String>> = Vec::new();
+        let rest = ask[2..].to_vec();
+        if !rest.is_empty() {
+            pending.push(rest);
+        }
+        pending.push(vec![ask[1].clone()]);
+        pending.push(vec![ask[0].clone()]);
+        let mut tries = 0;
+        let mut any_answered = false;
+        let mut alone_dropped = 0;
+        while let Some(chunk) = pending.pop() {
+            if tries == DESCRIBE_RETRIES_MAX {
+                out.extend(fail(&chunk, &format!("DescribeGroups: {batch_error}")));
+                continue;
+            }
+            tries += 1;
+            match self.describe_batch(addr, &chunk).await {
+                Ok(described) => {
+                    any_answered = true;
+                    for group in &chunk {
+                        self.accept(&one(group));
+                    }
+                    out.extend(described);
+                }
+                Err(e @ KafkaError::Disconnected { .. }) if chunk.len() == 1 => {
+                    alone_dropped += 1;
+                    if !any_answered && alone_dropped == 2 {
+                        // Every group tried alone dropped: the broker refuses the API.
+                        let error = refused_api(&e);
+                        for (group, result) in &mut out {
+                            if ask.contains(group) {
+                                self.accept(&one(group));
+                                *result = Err(error.clone());
+                            }
+                        }
+                        out.extend(fail(&chunk, &error));
+                        for chunk in pending.drain(..) {
+                            out.extend(fail(&chunk, &error));
+                        }
+                        self.refuse(api, scrape, error);
+                        return out;
+                    }
+                    self.refuse(one(&chunk[0]), scrape, refused_group(&e));
+                    out.extend(fail(&chunk, &refused_group(&e)));
+                }
+                Err(KafkaError::Disconnected { .. }) => {
+                    let (a, b) = chunk.split_at(chunk.len() / 2);
+                    pending.push(b.to_vec());
+                    pending.push(a.to_vec());
+                }
+                Err(e) => out.extend(fail(&chunk, &format!("DescribeGroups: {e}"))),
+            }
+        }
+        out
     }
 
     async fn describe_batch(

@@ -587,6 +587,10 @@ mod scripted {
         /// Drop the connection on a DescribeGroups that names this group (as tansu's sqlite
         /// engine does for every group).
         pub poison_group: Option<&'static str>,
+        /// Drop the connection on every DescribeGroups (tansu's sqlite engine).
+        pub drop_describe_groups: bool,
+        /// List this many more groups ("idle-0", ...), committed like payments-app.
+        pub extra_groups: usize,
     }
 
     pub async fn start_with(script: Script) -> (u16, Counts) {
@@ -596,6 +600,12 @@ mod scripted {
         let shared = counts.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                *shared
+                    .0
+                    .lock()
+                    .unwrap()
+                    .entry("connections".to_string())
+                    .or_default() += 1;
                 let counts = shared.clone();
                 let script = script.clone();
                 tokio::spawn(async move {
@@ -811,11 +821,13 @@ mod scripted {
             }
             ApiKey::ListGroups => {
                 let mut r = ListGroupsResponse::default();
-                r.groups = ["payments-app", "reporting"]
-                    .iter()
+                let extra = (0..script.extra_groups).map(|i| format!("idle-{i}"));
+                r.groups = ["payments-app".to_string(), "reporting".to_string()]
+                    .into_iter()
+                    .chain(extra)
                     .map(|g| {
                         let mut l = ListedGroup::default();
-                        l.group_id = GroupId(s(g));
+                        l.group_id = GroupId(s(&g));
                         l.protocol_type = s("consumer");
                         l
                     })
@@ -971,6 +983,9 @@ mod scripted {
             }
             ApiKey::DescribeGroups => {
                 let req = DescribeGroupsRequest::decode(request, version).unwrap();
+                if script.drop_describe_groups {
+                    return false;
+                }
                 if let Some(poison) = script.poison_group
                     && req.groups.iter().any(|g| g.0.as_str() == poison)
                 {
@@ -1580,6 +1595,91 @@ fn a_group_that_makes_the_broker_drop_describe_groups_does_not_hide_the_others()
         .unwrap_err();
     assert!(error.contains("connection to"), "{error}");
     assert!(error.contains("was lost during DescribeGroups"), "{error}");
+}
+
+#[test]
+fn a_broker_that_drops_every_describe_groups_costs_no_reconnect_per_group() {
+    let rt = runtime();
+    let (port, counts) = rt.block_on(scripted::start_with(scripted::Script {
+        drop_describe_groups: true,
+        extra_groups: 30,
+        ..Default::default()
+    }));
+    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+    let check = |state: &ClusterState| {
+        assert_eq!(state.groups.len(), 32);
+        for group in &state.groups {
+            let error = group.description.clone().unwrap_err();
+            assert!(error.contains("was lost during DescribeGroups"), "{error}");
+            assert!(
+                error.contains("the broker drops every DescribeGroups tried"),
+                "{error}"
+            );
+        }
+        // The rest of the scrape stands.
+        let offsets = state.group("idle-29").unwrap().offsets.clone().unwrap();
+        assert_eq!(offsets.len(), 2);
+        assert_eq!(
+            state.topic(scripted::TOPIC).unwrap().partitions[1].latest,
+            Ok(scripted::LATEST[1])
+        );
+    };
+    // First scrape: the batch, then two groups alone; each drop costs one reconnect of the
+    // describe connection. Connections: the main one and the describe one, then 2 reconnects.
+    check(&rt.block_on(scraper.scrape(&SystemClock, None)));
+    assert_eq!(counts.get("DescribeGroups"), 3);
+    assert_eq!(counts.get("connections"), 4);
+    // Until the retry is due, DescribeGroups is not sent: the next scrape reconnects the
+    // describe connection once (for DescribeConfigs), then no connection is made at all.
+    for _ in 1..pipescope::kafka::scrape::REFUSED_RETRY_SCRAPES {
+        check(&rt.block_on(scraper.scrape(&SystemClock, None)));
+    }
+    assert_eq!(counts.get("DescribeGroups"), 3);
+    assert_eq!(counts.get("connections"), 5);
+    // The retry: one batch, no probing (still refused), one more reconnect next time.
+    check(&rt.block_on(scraper.scrape(&SystemClock, None)));
+    assert_eq!(counts.get("DescribeGroups"), 4);
+    check(&rt.block_on(scraper.scrape(&SystemClock, None)));
+    assert_eq!(counts.get("DescribeGroups"), 4);
+    assert_eq!(counts.get("connections"), 6);
+}
+
+#[test]
+fn a_group_the_broker_refuses_is_left_out_of_the_next_batches() {
+    let rt = runtime();
+    let (port, counts) = rt.block_on(scripted::start_with(scripted::Script {
+        poison_group: Some("reporting"),
+        extra_groups: 30,
+        ..Default::default()
+    }));
+    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+    let check = |state: &ClusterState| {
+        let error = state
+            .group("reporting")
+            .unwrap()
+            .description
+            .clone()
+            .unwrap_err();
+        assert!(error.contains("was lost during DescribeGroups"), "{error}");
+        let described = state
+            .groups
+            .iter()
+            .filter(|g| g.description.is_ok())
+            .count();
+        assert_eq!(described, 31);
+    };
+    // Sorted, "reporting" is the last of the 32. The batch, the first two alone, then halves
+    // of the other 30 until "reporting" is alone: 30 drops, 15 ok, 15 drops, 7 ok, 8 drops,
+    // 4 ok, 4 drops, 2 ok, 2 drops, 1 ok, "reporting" drops: 1 + 2 + 11 = 14 requests.
+    check(&rt.block_on(scraper.scrape(&SystemClock, None)));
+    let first = counts.get("DescribeGroups");
+    assert_eq!(first, 14);
+    // Then one batch per scrape without it.
+    check(&rt.block_on(scraper.scrape(&SystemClock, None)));
+    check(&rt.block_on(scraper.scrape(&SystemClock, None)));
+    assert_eq!(counts.get("DescribeGroups"), first + 2);
 }
 
 /// A broker that requires a client certificate signed by the test CA (mutual TLS).
