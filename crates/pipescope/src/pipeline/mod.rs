@@ -240,3 +240,32 @@ pub fn now_ms() -> u64 {
     use pipescope_core::Clock;
     pipescope_core::SystemClock.now_millis()
 }
+
+/// Takes records librdkafka has already fetched without going through the caller's `select!`
+/// (its timers and stop future cost more than a record): up to [`ReadyRecords::BATCH`] in a
+/// row, then `None`, so the select runs at least that often (snapshots, commits, stops), and
+/// whenever no record is ready.
+#[derive(Debug, Default)]
+pub(crate) struct ReadyRecords {
+    left: usize,
+}
+
+impl ReadyRecords {
+    /// Records taken in a row before the loop looks at its timers again.
+    pub const BATCH: usize = 1024;
+
+    /// A record that is ready now, unless the batch is used up.
+    pub fn take<S: futures::Stream + Unpin>(&mut self, stream: &mut S) -> Option<S::Item> {
+        use futures::{FutureExt, StreamExt};
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        stream.next().now_or_never().flatten()
+    }
+
+    /// The select ran: a new batch may be taken.
+    pub fn refill(&mut self) {
+        self.left = Self::BATCH;
+    }
+}

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use pipescope_core::pipeline::backoff::Backoff;
 use pipescope_core::pipeline::calls::CallRecordRef;
 use pipescope_core::pipeline::totals::{self, Applied, PartitionTotals};
@@ -30,7 +30,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{KafkaArgs, Stop, WebArgs, ensure_topic, serve_web};
+use super::{KafkaArgs, ReadyRecords, Stop, WebArgs, ensure_topic, serve_web};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -54,9 +54,6 @@ pub struct Args {
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub snapshot_interval: Duration,
 }
-
-/// Records taken from librdkafka's queue in a row before the loop looks at its timers again.
-const BATCH: usize = 1024;
 
 /// Records assignment changes for the processing loop, which restores (on assignment) or drops
 /// (on revocation) partition state. Restoring happens at assignment, not at the first record:
@@ -223,22 +220,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut backoff = Backoff::default();
     // One stream for the whole run: `recv()` would register and drop a waker per record.
     let mut stream = consumer.stream();
-    let mut batch = 0usize;
+    let mut ready = ReadyRecords::default();
     loop {
-        // Records already fetched are taken without the select (its timers and stop future
-        // cost more than the record); every BATCH records, or when none is ready, the select
-        // runs so snapshots and stops are served.
-        let ready = if batch > 0 {
-            batch -= 1;
-            stream.next().now_or_never().flatten()
-        } else {
-            None
-        };
-        let message = match ready {
+        let message = match ready.take(&mut stream) {
             Some(message) => message,
             None => {
                 update_gauges(&owned, &m);
-                batch = BATCH;
+                ready.refill();
                 tokio::select! {
                     () = stop.stopped() => break,
                     _ = snapshot.tick() => {

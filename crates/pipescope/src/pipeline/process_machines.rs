@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use pipescope_core::pipeline::backoff::Backoff;
 use pipescope_core::pipeline::partition::partition_for_key;
 use pipescope_core::pipeline::trace::{Sequencer, TraceHeader};
@@ -27,7 +27,7 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{KafkaArgs, Stop, WebArgs, ensure_topic, now_ms, serve_web};
+use super::{KafkaArgs, ReadyRecords, Stop, WebArgs, ensure_topic, now_ms, serve_web};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -54,9 +54,6 @@ pub struct Args {
     #[arg(long)]
     pub origin: Option<String>,
 }
-
-/// Records taken from librdkafka's queue in a row before the loop looks at its timers again.
-const BATCH: usize = 1024;
 
 #[derive(Debug, Default)]
 struct GroupContext {
@@ -169,22 +166,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut backoff = Backoff::default();
     // One stream for the whole run: `recv()` would register and drop a waker per record.
     let mut stream = consumer.stream();
-    let mut batch = 0usize;
+    let mut ready = ReadyRecords::default();
     loop {
-        // Records already fetched are taken without the select (its timers and stop future
-        // cost more than the record); every BATCH records, or when none is ready, the select
-        // runs so commits and stops are served.
-        let ready = if batch > 0 {
-            batch -= 1;
-            stream.next().now_or_never().flatten()
-        } else {
-            None
-        };
-        let message = match ready {
+        let message = match ready.take(&mut stream) {
             Some(message) => message,
             None => {
                 m.open.set(windows.open_windows() as i64);
-                batch = BATCH;
+                ready.refill();
                 tokio::select! {
                     () = stop.stopped() => break,
                     _ = commit.tick() => {
