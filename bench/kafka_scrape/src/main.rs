@@ -452,6 +452,15 @@ fn scrape_child(bootstrap: &str, scrapes: usize) {
         if let Some(e) = &state.error {
             println!("ERROR {e}");
         }
+        let stages: Vec<String> = state
+            .stages
+            .iter()
+            .map(|s| format!("{} {:.1}+{:.1}", s.name, s.start_ms, s.duration_ms))
+            .collect();
+        println!(
+            "stages (ms from the start + duration): {}",
+            stages.join(", ")
+        );
         println!(
             "SCRAPE wall_ms={:.1} scrape_ms={:.1} cpu_ms={} partitions_ok={} group_partitions={} record_times={} lag_sum={} lag_unknown={} beyond_end={} group_errors={} samples={} first_group_error={}",
             f.wall_ms,
@@ -476,7 +485,13 @@ fn scrape_child(bootstrap: &str, scrapes: usize) {
 /// whole wall time.
 fn run_scrape_child(bootstrap: &str, scrapes: usize) -> (Vec<ScrapeFigures>, u64, Duration) {
     let started = Instant::now();
-    let out = Command::new(std::env::current_exe().expect("own path"))
+    let own = std::env::current_exe().expect("own path");
+    // A profiler may wrap the child: BENCH_CHILD_WRAPPER="heaptrack -o /tmp/scrape".
+    let wrapper = std::env::var("BENCH_CHILD_WRAPPER").unwrap_or_default();
+    let mut command: Vec<String> = wrapper.split_whitespace().map(String::from).collect();
+    command.push(own.display().to_string());
+    let out = Command::new(&command[0])
+        .args(&command[1..])
         .args(["--scrape-child", bootstrap, &scrapes.to_string()])
         .stderr(Stdio::inherit())
         .output()
@@ -864,6 +879,22 @@ fn main() {
     }
     let topics: usize = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(2_000);
     let groups: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(500);
+    // A third argument (memory or sqlite) measures that engine alone, without the peer and the
+    // correctness contrast: the quick loop while working on the scrape.
+    let only = args.get(3).map(|engine| match engine.as_str() {
+        "memory" => TansuStorage::Memory,
+        "sqlite" => TansuStorage::Sqlite,
+        other => panic!("engine {other:?}: memory or sqlite"),
+    });
+    if let Some(storage) = only {
+        let records = if storage == TansuStorage::Memory {
+            1
+        } else {
+            10
+        };
+        scrape_speed(storage, records, topics, groups, None);
+        return;
+    }
     let klag_bin = klag_binary();
     if klag_bin.is_none() {
         println!(

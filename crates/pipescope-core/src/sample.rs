@@ -1,5 +1,6 @@
 //! Samples: the typed, timestamped values that watchers emit and the store and exporters read.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -72,8 +73,9 @@ impl fmt::Display for Labels {
 /// One value of one series at one time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    /// Metric name, as exported: `pipescope_kafka_partition_end_offset`.
-    pub metric: String,
+    /// Metric name, as exported: `pipescope_kafka_partition_end_offset`. Borrowed when it is
+    /// a constant: a scrape makes ~100,000 samples of a few dozen names.
+    pub metric: Cow<'static, str>,
     pub labels: Labels,
     pub time_ms: EpochMillis,
     pub value: f64,
@@ -81,7 +83,7 @@ pub struct Sample {
 
 impl Sample {
     pub fn new(
-        metric: impl Into<String>,
+        metric: impl Into<Cow<'static, str>>,
         labels: Labels,
         time_ms: EpochMillis,
         value: f64,

@@ -323,7 +323,12 @@ mod tests {
     use crate::influx::write_line;
 
     fn sample(metric: &str, labels: &[(&str, &str)], time_ms: u64, value: f64) -> Sample {
-        Sample::new(metric, Labels::new(labels.iter().copied()), time_ms, value)
+        Sample::new(
+            metric.to_string(),
+            Labels::new(labels.iter().copied()),
+            time_ms,
+            value,
+        )
     }
 
     #[test]

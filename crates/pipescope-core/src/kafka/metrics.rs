@@ -8,6 +8,8 @@
 use crate::kafka::analyzer::{GroupPartitionView, KafkaView};
 use crate::sample::{Labels, Sample};
 
+/// Log start offset of a partition.
+pub const PARTITION_START_OFFSET: &str = "pipescope_kafka_partition_start_offset";
 /// Log end offset of a partition.
 pub const PARTITION_END_OFFSET: &str = "pipescope_kafka_partition_end_offset";
 /// Records appended per second to a partition (absent when not measurable this scrape).
@@ -40,9 +42,30 @@ pub const CLAMPED_COMMITS_TOTAL: &str = "pipescope_kafka_clamped_commits_total";
 /// A group partition the snapshot did not report (kept while it may turn STOPPED) only yields
 /// its verdict: its offsets and lag are old.
 pub fn view_to_samples(view: &KafkaView, cluster: &str) -> Vec<Sample> {
-    let time = view.time_ms;
     let mut samples = Vec::new();
-    let mut push = |metric: &str, labels: &Labels, value: f64| {
+    push_view_samples(view, cluster, &mut samples);
+    samples
+}
+
+/// [`view_to_samples`] into `samples`, which is grown once: a big cluster's view yields
+/// ~100,000 samples, and growing by doubling would hold up to twice that for a moment.
+pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Sample>) {
+    let time = view.time_ms;
+    let group_partitions: usize = view
+        .groups
+        .iter()
+        .flat_map(|g| &g.topics)
+        .map(|t| t.partitions.len())
+        .sum();
+    // At most: 3 per partition, 1 per topic, 6 per group partition, 1 per group, 1.
+    samples.reserve(
+        3 * view.partitions.len()
+            + view.topics.len()
+            + 6 * group_partitions
+            + view.groups.len()
+            + 1,
+    );
+    let mut push = |metric: &'static str, labels: &Labels, value: f64| {
         samples.push(Sample::new(metric, labels.clone(), time, value));
     };
 
@@ -52,6 +75,9 @@ pub fn view_to_samples(view: &KafkaView, cluster: &str) -> Vec<Sample> {
             ("topic", p.topic.as_str()),
             ("partition", p.partition.to_string().as_str()),
         ]);
+        if let Some(earliest) = p.earliest {
+            push(PARTITION_START_OFFSET, &labels, earliest as f64);
+        }
         if let Some(latest) = p.latest {
             push(PARTITION_END_OFFSET, &labels, latest as f64);
         }
@@ -92,13 +118,12 @@ pub fn view_to_samples(view: &KafkaView, cluster: &str) -> Vec<Sample> {
         &Labels::new([("cluster", cluster)]),
         view.counters.clamped_commits_total as f64,
     );
-    samples
 }
 
 fn group_partition_samples(
     p: &GroupPartitionView,
     labels: &Labels,
-    push: &mut impl FnMut(&str, &Labels, f64),
+    push: &mut impl FnMut(&'static str, &Labels, f64),
 ) {
     use crate::kafka::lag::LagNote;
     push(GROUP_COMMITTED_OFFSET, labels, p.committed as f64);

@@ -23,7 +23,7 @@ pub mod record_time;
 pub mod verdict;
 
 pub use analyzer::{AnalyzerConfig, KafkaAnalyzer, KafkaView};
-pub use metrics::view_to_samples;
+pub use metrics::{push_view_samples, view_to_samples};
 pub use verdict::Verdict;
 
 /// A partition of a topic.

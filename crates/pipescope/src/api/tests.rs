@@ -268,6 +268,7 @@ fn cluster() -> ClusterState {
             },
         ],
         group_list_errors: vec![],
+        stages: vec![],
         snapshot: None,
         view: Some(Arc::new(KafkaView {
             time_ms: 10,

@@ -16,7 +16,9 @@ use pipescope_core::kafka::analyzer::{GroupView, PartitionView, RateNote, TopicV
 use pipescope_core::kafka::lag::{CatchUp, LagSecondsBasis};
 use pipescope_core::kafka::{KafkaView, Verdict};
 
-use super::state::{ClusterState, GroupState, LiveState, PartitionState, TopicConfig, TopicState};
+use super::state::{
+    ClusterState, GroupState, LiveState, PartitionState, ScrapeStage, TopicConfig, TopicState,
+};
 
 pub fn router(live: LiveState) -> Router {
     Router::new()
@@ -86,6 +88,8 @@ pub struct ClusterSummary<'a> {
     pub under_replicated_partitions: usize,
     pub groups: usize,
     pub group_list_errors: &'a [String],
+    /// When each kind of request of the latest scrape ran: where its time went.
+    pub scrape_stages: &'a [ScrapeStage],
 }
 
 fn summary(c: &ClusterState) -> ClusterSummary<'_> {
@@ -107,6 +111,7 @@ fn summary(c: &ClusterState) -> ClusterSummary<'_> {
         under_replicated_partitions: partitions.filter(|p| p.under_replicated).count(),
         groups: c.groups.len(),
         group_list_errors: &c.group_list_errors,
+        scrape_stages: &c.stages,
     }
 }
 

@@ -505,13 +505,22 @@ async fn read_loop(mut read: ReadHalf<Box<dyn Io>>, pending: Arc<StdMutex<Pendin
     close_pending(&pending, reason);
 }
 
-/// Which connection to a broker a request goes on. Some brokers drop the connection on a
-/// request they cannot answer (tansu on DescribeGroups and DescribeConfigs), which would fail
-/// every request in flight with it: those requests get a connection of their own.
+/// Which connection to a broker a request goes on. A Kafka broker answers the requests of one
+/// connection one at a time, in order, so requests that should run at once need connections of
+/// their own. And some brokers drop the connection on a request they cannot answer (tansu on
+/// DescribeGroups and DescribeConfigs), which would fail every request in flight with it: each
+/// such kind of request gets a connection of its own too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lane {
+    /// Metadata, latest offsets, half of the record Fetch.
     Main,
-    Describe,
+    /// Earliest offsets, the other half of the record Fetch.
+    Side,
+    /// ListGroups, FindCoordinator, OffsetFetch.
+    Groups,
+    Configs,
+    GroupDescriptions,
+    Producers,
 }
 
 /// Connections of one cluster, one per broker address and lane, reconnecting with backoff.

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use pipescope_core::kafka::metrics as names;
 use pipescope_core::kafka::rate::EndOffsetPoint;
 use pipescope_core::kafka::verdict::CommitPoint;
-use pipescope_core::kafka::{AnalyzerConfig, KafkaAnalyzer, TopicPartition, view_to_samples};
+use pipescope_core::kafka::{AnalyzerConfig, KafkaAnalyzer, TopicPartition, push_view_samples};
 use pipescope_core::tsdb::AggregateFn;
 use pipescope_core::{Clock, EpochMillis, Labels, Sample};
 use tokio::time::MissedTickBehavior;
@@ -160,26 +160,10 @@ pub fn samples(state: &ClusterState) -> Vec<Sample> {
             if b.up { 1.0 } else { 0.0 },
         ));
     }
-    // Offsets only when this scrape read them (not the stale copy kept when no broker answered).
-    let Some(snapshot) = &state.snapshot else {
-        return out;
-    };
-    for p in &snapshot.partitions {
-        if let Ok(range) = &p.offsets {
-            out.push(Sample::new(
-                "pipescope_kafka_partition_start_offset",
-                Labels::new([
-                    ("cluster", cluster.to_string()),
-                    ("topic", p.tp.topic.clone()),
-                    ("partition", p.tp.partition.to_string()),
-                ]),
-                snapshot.time_ms,
-                range.earliest as f64,
-            ));
-        }
-    }
-    if let Some(view) = &state.view {
-        out.extend(view_to_samples(view, cluster));
+    // Offsets and what the analyzer derived only when this scrape read them (not the stale
+    // copy kept when no broker answered).
+    if let (Some(_), Some(view)) = (&state.snapshot, &state.view) {
+        push_view_samples(view, cluster, &mut out);
     }
     out
 }
@@ -295,6 +279,7 @@ mod tests {
                 })
                 .collect(),
             group_list_errors: list_errors.iter().map(ToString::to_string).collect(),
+            stages: vec![],
             snapshot: None,
             view: None,
         }

@@ -1,7 +1,8 @@
-//! One scrape of one cluster, batched per broker: Metadata, then in parallel ListOffsets
-//! (earliest and latest, grouped by leader), DescribeConfigs, ListGroups and DescribeProducers;
-//! then FindCoordinator (batched on v4+), OffsetFetch (many groups per request on v8+), Fetch of
-//! the record at each lagging committed offset, and DescribeGroups.
+//! One scrape of one cluster, batched per broker: Metadata; then at once ListOffsets (earliest
+//! and latest, grouped by leader, on two connections), DescribeConfigs, DescribeProducers and
+//! the group chain — ListGroups, FindCoordinator (batched on v4+), then together OffsetFetch
+//! (many groups per request on v8+) and DescribeGroups; last, Fetch of the record at each
+//! lagging committed offset. Each stage's timing is kept on the result.
 //!
 //! Nothing here fails the whole scrape except reaching no broker at all: every other failure is
 //! kept on the item it concerns.
@@ -35,7 +36,7 @@ use pipescope_core::{Clock, EpochMillis};
 use super::conn::{KafkaError, Lane, Pool, error_name};
 use super::state::{
     AssignedTopic, BrokerState, ClusterState, CommittedOffset, GroupDescription, GroupState,
-    MemberState, PartitionState, ProducerState, TopicConfig, TopicState,
+    MemberState, PartitionState, ProducerState, ScrapeStage, TopicConfig, TopicState,
 };
 
 /// Highest versions asked for. Past these the requests change meaning (Fetch v13 and OffsetFetch
@@ -77,6 +78,37 @@ pub const REFUSED_RETRY_SCRAPES: u64 = 10;
 type Tp = (String, i32);
 /// A value of one item, or why it is unknown.
 type Item<T> = Result<T, String>;
+
+/// Times the stages of one scrape (each kind of request, all brokers together).
+struct Stages {
+    started: Instant,
+    done: StdMutex<Vec<ScrapeStage>>,
+}
+
+impl Stages {
+    fn new(started: Instant) -> Self {
+        Self {
+            started,
+            done: StdMutex::new(Vec::new()),
+        }
+    }
+
+    async fn time<T>(&self, name: &'static str, stage: impl std::future::Future<Output = T>) -> T {
+        let start = self.started.elapsed();
+        let out = stage.await;
+        let end = self.started.elapsed();
+        self.done.lock().expect("stages lock").push(ScrapeStage {
+            name,
+            start_ms: start.as_secs_f64() * 1000.0,
+            duration_ms: (end - start).as_secs_f64() * 1000.0,
+        });
+        out
+    }
+
+    fn into_vec(self) -> Vec<ScrapeStage> {
+        self.done.into_inner().expect("stages lock")
+    }
+}
 
 /// Scrapes one cluster; keeps the connections between scrapes, and which requests the
 /// brokers refused.
@@ -130,6 +162,14 @@ struct Node {
     addr: String,
 }
 
+/// What the group chain of a scrape found.
+struct GroupChain {
+    groups: Vec<GroupState>,
+    group_list_errors: Vec<String>,
+    commits: HashMap<String, Item<Vec<CommittedOffset>>>,
+    descriptions: HashMap<String, Item<GroupDescription>>,
+}
+
 impl Scraper {
     pub fn new(name: impl Into<String>, bootstrap: Vec<String>, pool: Pool) -> Self {
         let timeout = pool.options().timeout;
@@ -180,7 +220,8 @@ impl Scraper {
         let started = Instant::now();
         let scrape = self.scrapes.fetch_add(1, Ordering::Relaxed);
         let scraped_at_ms = clock.now_millis();
-        let (metadata, errors) = self.metadata(previous).await;
+        let stages = Stages::new(started);
+        let (metadata, errors) = stages.time("Metadata", self.metadata(previous)).await;
         let Some(metadata) = metadata else {
             let error = format!(
                 "cluster {}: no broker answered Metadata: {}",
@@ -189,7 +230,10 @@ impl Scraper {
             );
             return self.unreachable(previous, scraped_at_ms, started, error, &errors);
         };
-        let mut state = self.scrape_with_metadata(clock, scrape, metadata).await;
+        let mut state = self
+            .scrape_with_metadata(clock, scrape, &stages, metadata)
+            .await;
+        state.stages = stages.into_vec();
         state.scraped_at_ms = scraped_at_ms;
         state.data_time_ms = scraped_at_ms;
         state.scrape_duration_ms = started.elapsed().as_millis() as u64;
@@ -218,6 +262,7 @@ impl Scraper {
                 topics: Vec::new(),
                 groups: Vec::new(),
                 group_list_errors: Vec::new(),
+                stages: Vec::new(),
                 snapshot: None,
                 view: None,
             },
@@ -269,6 +314,7 @@ impl Scraper {
         &self,
         clock: &dyn Clock,
         scrape: u64,
+        stages: &Stages,
         metadata: MetadataResponse,
     ) -> ClusterState {
         let nodes: Vec<Node> = metadata
@@ -351,13 +397,20 @@ impl Scraper {
             .or_else(|| nodes.first().map(|n| &n.addr))
             .cloned();
 
-        let (pings, offsets, configs, listed, producers) = futures::join!(
-            join_all(
-                nodes
-                    .iter()
-                    .map(|n| async move { (n.id, self.pool.get(&n.addr).await.map(|_| ())) })
+        // Everything that needs only the metadata at once: the group chain (ListGroups,
+        // FindCoordinator, then OffsetFetch and DescribeGroups) runs beside the offsets,
+        // configs and producers. Requests a broker may refuse by dropping the connection go on
+        // lanes of their own, so they cannot fail the others in flight.
+        let (pings, offsets, configs, producers, group_chain) = futures::join!(
+            stages.time(
+                "connect",
+                join_all(
+                    nodes
+                        .iter()
+                        .map(|n| async move { (n.id, self.pool.get(&n.addr).await.map(|_| ())) })
+                )
             ),
-            async {
+            stages.time("ListOffsets", async {
                 let result = join_all(
                     by_leader
                         .iter()
@@ -365,15 +418,27 @@ impl Scraper {
                 )
                 .await;
                 (result, clock.now_millis())
-            },
-            self.describe_configs(scrape, config_addr.as_deref(), &topic_names),
-            join_all(nodes.iter().map(|n| self.list_groups(n))),
-            join_all(
-                by_leader
-                    .iter()
-                    .map(|(leader, parts)| self.describe_producers(&addr_of[leader], parts))
+            }),
+            stages.time(
+                "DescribeConfigs",
+                self.describe_configs(scrape, config_addr.as_deref(), &topic_names)
             ),
+            stages.time(
+                "DescribeProducers",
+                join_all(
+                    by_leader
+                        .iter()
+                        .map(|(leader, parts)| self.describe_producers(&addr_of[leader], parts))
+                )
+            ),
+            self.group_chain(scrape, stages, &nodes, &addr_of, config_addr.as_deref()),
         );
+        let GroupChain {
+            mut groups,
+            group_list_errors,
+            mut commits,
+            mut descriptions,
+        } = group_chain;
 
         let brokers: Vec<BrokerState> = metadata
             .brokers
@@ -428,59 +493,6 @@ impl Scraper {
             }
         }
 
-        // Groups: the union of what every broker listed.
-        let mut group_list_errors = Vec::new();
-        let mut listed_groups: BTreeMap<String, (i32, String)> = BTreeMap::new();
-        for result in listed {
-            match result {
-                Ok(groups) => listed_groups.extend(groups),
-                Err(e) => group_list_errors.push(e),
-            }
-        }
-        let group_names: Vec<String> = listed_groups.keys().cloned().collect();
-        let coordinators = self
-            .find_coordinators(config_addr.as_deref(), &group_names)
-            .await;
-        let mut groups: Vec<GroupState> = listed_groups
-            .iter()
-            .map(|(group, (listed_by, protocol_type))| {
-                // ListGroups on a broker lists the groups it coordinates: the fallback answer.
-                let coordinator = match coordinators.get(group) {
-                    Some(Ok(id)) if addr_of.contains_key(id) => Ok(*id),
-                    _ if addr_of.contains_key(listed_by) => Ok(*listed_by),
-                    Some(Ok(id)) => Err(format!("coordinator {id} is not in the broker list")),
-                    Some(Err(e)) => Err(e.clone()),
-                    None => Err("no coordinator found".to_string()),
-                };
-                GroupState {
-                    name: group.clone(),
-                    coordinator,
-                    protocol_type: protocol_type.clone(),
-                    description: Err("not described".to_string()),
-                    offsets: Err("not read".to_string()),
-                }
-            })
-            .collect();
-        let mut by_coordinator: BTreeMap<i32, Vec<String>> = BTreeMap::new();
-        for group in &groups {
-            if let Ok(id) = group.coordinator {
-                by_coordinator
-                    .entry(id)
-                    .or_default()
-                    .push(group.name.clone());
-            }
-        }
-
-        // Committed offsets of every group, per coordinator.
-        let fetched = join_all(
-            by_coordinator
-                .iter()
-                .map(|(id, names)| self.offset_fetch(&addr_of[id], names)),
-        )
-        .await;
-        let mut commits: HashMap<String, Result<Vec<CommittedOffset>, String>> =
-            fetched.into_iter().flatten().collect();
-
         // Timestamps of the records at lagging committed offsets, per leader.
         let mut ranges: HashMap<Tp, (Item<i64>, Item<i64>)> = HashMap::new();
         let mut leaders: HashMap<(String, i32), i32> = HashMap::new();
@@ -531,16 +543,20 @@ impl Scraper {
                 }
             }
         }
-        let times: HashMap<(String, i32, i64), Result<EpochMillis, String>> = join_all(
-            wanted
-                .iter()
-                .filter_map(|(leader, parts)| Some((addr_of.get(leader)?, parts)))
-                .map(|(addr, parts)| self.record_times(addr, parts)),
-        )
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+        let times: HashMap<(String, i32, i64), Result<EpochMillis, String>> = stages
+            .time(
+                "Fetch",
+                join_all(
+                    wanted
+                        .iter()
+                        .filter_map(|(leader, parts)| Some((addr_of.get(leader)?, parts)))
+                        .map(|(addr, parts)| self.record_times(addr, parts)),
+                ),
+            )
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         for offsets in commits.values_mut().flatten() {
             for c in offsets.iter_mut() {
                 match times.get(&(c.topic.clone(), c.partition, c.committed)) {
@@ -551,16 +567,6 @@ impl Scraper {
             }
         }
 
-        // DescribeGroups last: a broker that fails it may drop the connection, and requests
-        // still in flight on that connection would fail with it.
-        let described = join_all(
-            by_coordinator
-                .iter()
-                .map(|(id, names)| self.describe_groups(scrape, &addr_of[id], names)),
-        )
-        .await;
-        let mut descriptions: HashMap<String, Result<GroupDescription, String>> =
-            described.into_iter().flatten().collect();
         for group in &mut groups {
             if let Some(d) = descriptions.remove(&group.name) {
                 group.description = d;
@@ -590,9 +596,97 @@ impl Scraper {
             topics,
             groups,
             group_list_errors,
+            stages: Vec::new(),
             snapshot: Some(snapshot),
             // Filled by the watcher's analyzer.
             view: None,
+        }
+    }
+
+    /// The groups every broker lists, their coordinators, then together their committed offsets
+    /// and their descriptions.
+    async fn group_chain(
+        &self,
+        scrape: u64,
+        stages: &Stages,
+        nodes: &[Node],
+        addr_of: &HashMap<i32, String>,
+        config_addr: Option<&str>,
+    ) -> GroupChain {
+        let listed = stages
+            .time(
+                "ListGroups",
+                join_all(nodes.iter().map(|n| self.list_groups(n))),
+            )
+            .await;
+        // The union of what every broker listed.
+        let mut group_list_errors = Vec::new();
+        let mut listed_groups: BTreeMap<String, (i32, String)> = BTreeMap::new();
+        for result in listed {
+            match result {
+                Ok(groups) => listed_groups.extend(groups),
+                Err(e) => group_list_errors.push(e),
+            }
+        }
+        let group_names: Vec<String> = listed_groups.keys().cloned().collect();
+        let coordinators = stages
+            .time(
+                "FindCoordinator",
+                self.find_coordinators(config_addr, &group_names),
+            )
+            .await;
+        let groups: Vec<GroupState> = listed_groups
+            .iter()
+            .map(|(group, (listed_by, protocol_type))| {
+                // ListGroups on a broker lists the groups it coordinates: the fallback answer.
+                let coordinator = match coordinators.get(group) {
+                    Some(Ok(id)) if addr_of.contains_key(id) => Ok(*id),
+                    _ if addr_of.contains_key(listed_by) => Ok(*listed_by),
+                    Some(Ok(id)) => Err(format!("coordinator {id} is not in the broker list")),
+                    Some(Err(e)) => Err(e.clone()),
+                    None => Err("no coordinator found".to_string()),
+                };
+                GroupState {
+                    name: group.clone(),
+                    coordinator,
+                    protocol_type: protocol_type.clone(),
+                    description: Err("not described".to_string()),
+                    offsets: Err("not read".to_string()),
+                }
+            })
+            .collect();
+        let mut by_coordinator: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+        for group in &groups {
+            if let Ok(id) = group.coordinator {
+                by_coordinator
+                    .entry(id)
+                    .or_default()
+                    .push(group.name.clone());
+            }
+        }
+        let (fetched, described) = futures::join!(
+            stages.time(
+                "OffsetFetch",
+                join_all(
+                    by_coordinator
+                        .iter()
+                        .map(|(id, names)| self.offset_fetch(&addr_of[id], names)),
+                )
+            ),
+            stages.time(
+                "DescribeGroups",
+                join_all(
+                    by_coordinator
+                        .iter()
+                        .map(|(id, names)| self.describe_groups(scrape, &addr_of[id], names)),
+                )
+            ),
+        );
+        GroupChain {
+            groups,
+            group_list_errors,
+            commits: fetched.into_iter().flatten().collect(),
+            descriptions: described.into_iter().flatten().collect(),
         }
     }
 
@@ -604,8 +698,8 @@ impl Scraper {
         parts: &[(String, i32)],
     ) -> (Vec<(Tp, Item<i64>)>, Vec<(Tp, Item<i64>)>) {
         let (earliest, latest) = futures::join!(
-            self.list_offsets_at(addr, parts, -2),
-            self.list_offsets_at(addr, parts, -1)
+            self.list_offsets_at(addr, Lane::Side, parts, -2),
+            self.list_offsets_at(addr, Lane::Main, parts, -1)
         );
         (earliest, latest)
     }
@@ -613,6 +707,7 @@ impl Scraper {
     async fn list_offsets_at(
         &self,
         addr: &str,
+        lane: Lane,
         parts: &[(String, i32)],
         timestamp: i64,
     ) -> Vec<((String, i32), Result<i64, String>)> {
@@ -647,7 +742,11 @@ impl Scraper {
                 .map(|k| (k.clone(), Err(reason.clone())))
                 .collect::<Vec<_>>()
         };
-        match self.pool.request(addr, LIST_OFFSETS_MAX, &request).await {
+        match self
+            .pool
+            .request_on(addr, lane, LIST_OFFSETS_MAX, &request)
+            .await
+        {
             Err(e) => fail_all(e.to_string()),
             Ok(response) => {
                 let mut out: HashMap<(String, i32), Result<i64, String>> = HashMap::new();
@@ -708,7 +807,7 @@ impl Scraper {
         };
         let all_keys = || async {
             self.pool
-                .request_on(addr, Lane::Describe, DESCRIBE_CONFIGS_MAX, &request(None))
+                .request_on(addr, Lane::Configs, DESCRIBE_CONFIGS_MAX, &request(None))
                 .await
         };
         let response = if self.refusal(&refusable, scrape).is_some() {
@@ -717,7 +816,7 @@ impl Scraper {
             let keys = Some(CONFIG_KEYS.iter().map(|k| name(k)).collect());
             match self
                 .pool
-                .request_on(addr, Lane::Describe, DESCRIBE_CONFIGS_MAX, &request(keys))
+                .request_on(addr, Lane::Configs, DESCRIBE_CONFIGS_MAX, &request(keys))
                 .await
             {
                 Err(e @ KafkaError::Disconnected { .. }) => {
@@ -762,7 +861,12 @@ impl Scraper {
     async fn list_groups(&self, node: &Node) -> Result<Vec<(String, (i32, String))>, String> {
         let response = self
             .pool
-            .request(&node.addr, LIST_GROUPS_MAX, &ListGroupsRequest::default())
+            .request_on(
+                &node.addr,
+                Lane::Groups,
+                LIST_GROUPS_MAX,
+                &ListGroupsRequest::default(),
+            )
             .await
             .map_err(|e| e.to_string())?;
         if let Some(e) = code_error(response.error_code, None) {
@@ -793,7 +897,7 @@ impl Scraper {
         let Some(addr) = addr else {
             return fail_all("no broker to ask for coordinators".to_string());
         };
-        let connection = match self.pool.get(addr).await {
+        let connection = match self.pool.get_on(addr, Lane::Groups).await {
             Ok(c) => c,
             Err(e) => return fail_all(e.to_string()),
         };
@@ -863,7 +967,7 @@ impl Scraper {
                 .map(|g| (g.clone(), Err(reason.clone())))
                 .collect()
         };
-        let connection = match self.pool.get(addr).await {
+        let connection = match self.pool.get_on(addr, Lane::Groups).await {
             Ok(c) => c,
             Err(e) => return fail_all(e.to_string()),
         };
@@ -975,12 +1079,17 @@ impl Scraper {
         parts: &BTreeMap<(String, i32), BTreeSet<i64>>,
     ) -> Vec<((String, i32, i64), Result<EpochMillis, String>)> {
         let rounds = parts.values().map(BTreeSet::len).max().unwrap_or(0);
-        let requests = (0..rounds).map(|round| {
+        // Each round in two halves, one per offset lane, which the broker answers at once.
+        let requests = (0..rounds).flat_map(|round| {
             let wanted: Vec<(&(String, i32), i64)> = parts
                 .iter()
                 .filter_map(|(k, offsets)| Some((k, *offsets.iter().nth(round)?)))
                 .collect();
-            async move { self.fetch_round(addr, &wanted).await }
+            let (side, main) = wanted.split_at(wanted.len() / 2);
+            [(Lane::Main, main.to_vec()), (Lane::Side, side.to_vec())]
+                .into_iter()
+                .filter(|(_, half)| !half.is_empty())
+                .map(|(lane, half)| async move { self.fetch_round(addr, lane, &half).await })
         });
         let mut results: Vec<_> = join_all(requests).await.into_iter().flatten().collect();
         // A batch bigger than the per-partition limit comes whole only to a partition asked
@@ -994,7 +1103,7 @@ impl Scraper {
                 let offset = *o;
                 async move {
                     let wanted = [(&key, offset)];
-                    let answer = self.fetch_round(addr, &wanted).await;
+                    let answer = self.fetch_round(addr, Lane::Main, &wanted).await;
                     (i, answer.into_iter().next().map(|(_, r)| r))
                 }
             });
@@ -1012,6 +1121,7 @@ impl Scraper {
     async fn fetch_round(
         &self,
         addr: &str,
+        lane: Lane,
         wanted: &[(&(String, i32), i64)],
     ) -> Vec<((String, i32, i64), Result<EpochMillis, NoRecordTime>)> {
         let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
@@ -1053,7 +1163,7 @@ impl Scraper {
                 .map(|((t, p), o)| (t.clone(), *p, *o))
                 .collect::<Vec<_>>()
         };
-        let response = match self.pool.request(addr, FETCH_MAX, &request).await {
+        let response = match self.pool.request_on(addr, lane, FETCH_MAX, &request).await {
             Ok(r) => r,
             Err(e) => {
                 let reason =
@@ -1259,7 +1369,7 @@ impl Scraper {
         request.groups = groups.iter().map(|g| GroupId(name(g))).collect();
         let response = self
             .pool
-            .request_on(addr, Lane::Describe, DESCRIBE_GROUPS_MAX, &request)
+            .request_on(addr, Lane::GroupDescriptions, DESCRIBE_GROUPS_MAX, &request)
             .await?;
         let mut out: HashMap<String, Result<GroupDescription, String>> = response
             .groups
@@ -1322,7 +1432,7 @@ impl Scraper {
                 .map(|k| (k.clone(), Err(reason.clone())))
                 .collect::<Vec<_>>()
         };
-        let connection = match self.pool.get_on(addr, Lane::Describe).await {
+        let connection = match self.pool.get_on(addr, Lane::Producers).await {
             Ok(c) => c,
             Err(e) => return fail_all(e.to_string()),
         };

@@ -29,6 +29,8 @@ pub struct ClusterState {
     pub groups: Vec<GroupState>,
     /// Why the group list is incomplete (ListGroups failed on some broker), per broker.
     pub group_list_errors: Vec<String>,
+    /// When each kind of request ran, in the order they finished: where a slow scrape's time went.
+    pub stages: Vec<ScrapeStage>,
     /// Offsets and commits in the shape the analyzer reads; `None` when the scrape got nothing.
     #[serde(skip)]
     pub snapshot: Option<OffsetsSnapshot>,
@@ -45,6 +47,15 @@ impl ClusterState {
     pub fn group(&self, name: &str) -> Option<&GroupState> {
         self.groups.iter().find(|g| g.name == name)
     }
+}
+
+/// One kind of request of a scrape (all its requests to all brokers), in milliseconds from the
+/// scrape's start.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ScrapeStage {
+    pub name: &'static str,
+    pub start_ms: f64,
+    pub duration_ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -329,7 +329,7 @@ fn series_id(
     sample: &Sample,
 ) -> rusqlite::Result<i64> {
     if let Some(id) = cache
-        .get(sample.metric.as_str())
+        .get(&*sample.metric)
         .and_then(|by_labels| by_labels.get(&sample.labels))
     {
         return Ok(*id);
@@ -341,7 +341,7 @@ fn series_id(
         .prepare_cached("SELECT id FROM series WHERE metric = ?1 AND labels = ?2")?
         .query_row(params![sample.metric, labels], |r| r.get(0))?;
     cache
-        .entry(sample.metric.clone())
+        .entry(sample.metric.to_string())
         .or_default()
         .insert(sample.labels.clone(), id);
     Ok(id)

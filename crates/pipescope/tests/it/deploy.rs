@@ -401,13 +401,14 @@ fn metrics_txt_kafka_lines_are_what_the_kafka_watcher_emits() {
             }]),
         }],
         group_list_errors: vec![],
+        stages: vec![],
         snapshot: Some(last),
         view: Some(Arc::new(view)),
     };
 
     let mut emitted = BTreeSet::new();
     for sample in pipescope::kafka::samples(&state) {
-        emitted.insert(sample.metric.clone());
+        emitted.insert(sample.metric.to_string());
     }
     let live = pipescope::kafka::LiveState::new();
     live.set(state);

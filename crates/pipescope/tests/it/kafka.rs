@@ -1626,23 +1626,23 @@ fn a_broker_that_drops_every_describe_groups_costs_no_reconnect_per_group() {
         );
     };
     // First scrape: the batch, then two groups alone; each drop costs one reconnect of the
-    // describe connection. Connections: the main one and the describe one, then 2 reconnects.
+    // group-descriptions connection. Connections: one per lane (main, side, groups, configs,
+    // group descriptions, producers), then 2 reconnects.
     check(&rt.block_on(scraper.scrape(&SystemClock, None)));
     assert_eq!(counts.get("DescribeGroups"), 3);
-    assert_eq!(counts.get("connections"), 4);
-    // Until the retry is due, DescribeGroups is not sent: the next scrape reconnects the
-    // describe connection once (for DescribeConfigs), then no connection is made at all.
+    assert_eq!(counts.get("connections"), 8);
+    // Until the retry is due, DescribeGroups is not sent, and no connection is made at all.
     for _ in 1..pipescope::kafka::scrape::REFUSED_RETRY_SCRAPES {
         check(&rt.block_on(scraper.scrape(&SystemClock, None)));
     }
     assert_eq!(counts.get("DescribeGroups"), 3);
-    assert_eq!(counts.get("connections"), 5);
-    // The retry: one batch, no probing (still refused), one more reconnect next time.
+    assert_eq!(counts.get("connections"), 8);
+    // The retry: one batch on a new connection, no probing (still refused); then nothing again.
     check(&rt.block_on(scraper.scrape(&SystemClock, None)));
     assert_eq!(counts.get("DescribeGroups"), 4);
     check(&rt.block_on(scraper.scrape(&SystemClock, None)));
     assert_eq!(counts.get("DescribeGroups"), 4);
-    assert_eq!(counts.get("connections"), 6);
+    assert_eq!(counts.get("connections"), 9);
 }
 
 #[test]
