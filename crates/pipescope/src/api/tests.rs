@@ -184,6 +184,7 @@ fn partition(p: i32, latest: i64, producers: Result<Vec<i64>, String>) -> Partit
 
 fn topic(name: &str, internal: bool, partitions: Vec<PartitionState>) -> TopicState {
     TopicState {
+        id: None,
         name: name.into(),
         internal,
         error: None,

@@ -58,6 +58,8 @@ const PER_GROUP_CONCURRENCY: usize = 32;
 /// Bytes asked for per partition when fetching the record at a committed offset: enough for
 /// many batches; a larger batch is asked for again alone, and then comes whole (KIP-74).
 const FETCH_PARTITION_BYTES: i32 = 16 * 1024;
+/// A record Fetch of at least this many partitions is split in two requests on two lanes.
+const FETCH_SPLIT_PARTITIONS: usize = 64;
 const CONFIG_KEYS: [&str; 4] = [
     "cleanup.policy",
     "retention.ms",
@@ -162,6 +164,58 @@ struct Node {
     addr: String,
 }
 
+/// A partition's topic id and end offset.
+type LogMark<'a> = (Option<&'a str>, i64);
+
+/// Record times the previous scrape read, by topic, partition and offset; only for partitions
+/// whose topic kept its id and whose log did not go back (a topic made anew reuses offsets).
+struct KnownRecordTimes<'a> {
+    times: HashMap<(&'a str, i32, i64), EpochMillis>,
+}
+
+impl<'a> KnownRecordTimes<'a> {
+    fn new(previous: Option<&'a ClusterState>, topics: &[TopicState]) -> Self {
+        let mut times = HashMap::new();
+        let Some(previous) = previous.filter(|p| p.snapshot.is_some()) else {
+            return Self { times };
+        };
+        // This scrape's topic id and end offset of each partition whose end offset is known.
+        let now: HashMap<(&str, i32), LogMark> = topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().filter_map(|p| {
+                    let latest = *p.latest.as_ref().ok()?;
+                    Some(((t.name.as_str(), p.partition), (t.id.as_deref(), latest)))
+                })
+            })
+            .collect();
+        let mut same_log: HashMap<(&str, i32), bool> = HashMap::new();
+        for t in &previous.topics {
+            for p in &t.partitions {
+                let key = (t.name.as_str(), p.partition);
+                let kept = match (now.get(&key), &p.latest) {
+                    (Some((id, latest)), Ok(before)) => *id == t.id.as_deref() && latest >= before,
+                    _ => false,
+                };
+                same_log.insert(key, kept);
+            }
+        }
+        for group in &previous.groups {
+            for c in group.offsets.iter().flatten() {
+                let key = (c.topic.as_str(), c.partition);
+                if let (Some(time), Some(true)) = (c.record_time_ms, same_log.get(&key)) {
+                    times.insert((c.topic.as_str(), c.partition, c.committed), time);
+                }
+            }
+        }
+        Self { times }
+    }
+
+    fn get(&self, topic: &str, partition: i32, offset: i64) -> Option<EpochMillis> {
+        self.times.get(&(topic, partition, offset)).copied()
+    }
+}
+
 /// What the group chain of a scrape found.
 struct GroupChain {
     groups: Vec<GroupState>,
@@ -231,7 +285,7 @@ impl Scraper {
             return self.unreachable(previous, scraped_at_ms, started, error, &errors);
         };
         let mut state = self
-            .scrape_with_metadata(clock, scrape, &stages, metadata)
+            .scrape_with_metadata(clock, scrape, &stages, previous, metadata)
             .await;
         state.stages = stages.into_vec();
         state.scraped_at_ms = scraped_at_ms;
@@ -315,6 +369,7 @@ impl Scraper {
         clock: &dyn Clock,
         scrape: u64,
         stages: &Stages,
+        previous: Option<&ClusterState>,
         metadata: MetadataResponse,
     ) -> ClusterState {
         let nodes: Vec<Node> = metadata
@@ -356,6 +411,7 @@ impl Scraper {
                 partitions.sort_by_key(|p| p.partition);
                 Some(TopicState {
                     name,
+                    id: (!t.topic_id.is_nil()).then(|| t.topic_id.to_string()),
                     internal: t.is_internal,
                     error: code_error(t.error_code, None),
                     config: Err("not read".to_string()),
@@ -493,57 +549,62 @@ impl Scraper {
             }
         }
 
-        // Timestamps of the records at lagging committed offsets, per leader.
-        let mut ranges: HashMap<Tp, (Item<i64>, Item<i64>)> = HashMap::new();
-        let mut leaders: HashMap<(String, i32), i32> = HashMap::new();
-        for topic in &topics {
-            for p in &topic.partitions {
-                let key = (topic.name.clone(), p.partition);
-                ranges.insert(key.clone(), (p.earliest.clone(), p.latest.clone()));
-                if let Some(leader) = p.leader {
-                    leaders.insert(key, leader);
-                }
-            }
-        }
+        // Timestamps of the records at lagging committed offsets, per leader. The record at an
+        // offset keeps its timestamp, so one the previous scrape read is not fetched again
+        // (a stalled group's commit stays put), unless its topic was made anew since.
+        let known = KnownRecordTimes::new(previous, &topics);
+        let partitions: HashMap<(&str, i32), &PartitionState> = topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| ((t.name.as_str(), p.partition), p))
+            })
+            .collect();
         let mut wanted: BTreeMap<i32, BTreeMap<(String, i32), BTreeSet<i64>>> = BTreeMap::new();
         for offsets in commits.values_mut().flatten() {
             for c in offsets.iter_mut() {
-                let key = (c.topic.clone(), c.partition);
-                let (earliest, latest) = match ranges.get(&key) {
-                    Some((Ok(earliest), Ok(latest))) => (earliest, latest),
-                    Some((Err(e), _)) | Some((_, Err(e))) => {
+                let Some(p) = partitions.get(&(c.topic.as_str(), c.partition)) else {
+                    c.record_time_error =
+                        Some("not fetched: the partition is not in the metadata".to_string());
+                    continue;
+                };
+                let (earliest, latest) = match (&p.earliest, &p.latest) {
+                    (Ok(earliest), Ok(latest)) => (*earliest, *latest),
+                    (Err(e), _) | (_, Err(e)) => {
                         c.record_time_error = Some(format!(
                             "not fetched: the partition's offsets are unknown this scrape ({e})"
                         ));
                         continue;
                     }
-                    None => {
-                        c.record_time_error =
-                            Some("not fetched: the partition is not in the metadata".to_string());
-                        continue;
-                    }
                 };
-                if c.committed >= *latest {
+                if c.committed >= latest {
                     continue; // not lagging
                 }
-                if c.committed < *earliest {
+                if c.committed < earliest {
                     c.record_time_error = Some(format!(
                         "the record at offset {} is gone (the log starts at {earliest})",
                         c.committed
                     ));
                     continue;
                 }
-                if let Some(leader) = leaders.get(&key) {
+                if let Some(time) = known.get(&c.topic, c.partition, c.committed) {
+                    c.record_time_ms = Some(time);
+                    continue;
+                }
+                if let Some(leader) = p.leader {
                     wanted
-                        .entry(*leader)
+                        .entry(leader)
                         .or_default()
-                        .entry(key)
+                        .entry((c.topic.clone(), c.partition))
                         .or_default()
                         .insert(c.committed);
                 }
             }
         }
-        let times: HashMap<(String, i32, i64), Result<EpochMillis, String>> = stages
+        drop(partitions);
+        let mut times: HashMap<String, HashMap<(i32, i64), Item<EpochMillis>>> = HashMap::new();
+        let fetched = stages
             .time(
                 "Fetch",
                 join_all(
@@ -553,13 +614,19 @@ impl Scraper {
                         .map(|(addr, parts)| self.record_times(addr, parts)),
                 ),
             )
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
+            .await;
+        for ((topic, partition, offset), time) in fetched.into_iter().flatten() {
+            times
+                .entry(topic)
+                .or_default()
+                .insert((partition, offset), time);
+        }
         for offsets in commits.values_mut().flatten() {
             for c in offsets.iter_mut() {
-                match times.get(&(c.topic.clone(), c.partition, c.committed)) {
+                let time = times
+                    .get(c.topic.as_str())
+                    .and_then(|t| t.get(&(c.partition, c.committed)));
+                match time {
                     Some(Ok(t)) => c.record_time_ms = Some(*t),
                     Some(Err(e)) => c.record_time_error = Some(e.clone()),
                     None => {}
@@ -1079,13 +1146,18 @@ impl Scraper {
         parts: &BTreeMap<(String, i32), BTreeSet<i64>>,
     ) -> Vec<((String, i32, i64), Result<EpochMillis, String>)> {
         let rounds = parts.values().map(BTreeSet::len).max().unwrap_or(0);
-        // Each round in two halves, one per offset lane, which the broker answers at once.
+        // A big round in two halves, one per offset lane, which the broker answers at once.
         let requests = (0..rounds).flat_map(|round| {
             let wanted: Vec<(&(String, i32), i64)> = parts
                 .iter()
                 .filter_map(|(k, offsets)| Some((k, *offsets.iter().nth(round)?)))
                 .collect();
-            let (side, main) = wanted.split_at(wanted.len() / 2);
+            let half = if wanted.len() >= FETCH_SPLIT_PARTITIONS {
+                wanted.len() / 2
+            } else {
+                0
+            };
+            let (side, main) = wanted.split_at(half);
             [(Lane::Main, main.to_vec()), (Lane::Side, side.to_vec())]
                 .into_iter()
                 .filter(|(_, half)| !half.is_empty())
@@ -1675,6 +1747,91 @@ mod tests {
 
     fn batch(offsets: &[i64]) -> Bytes {
         compressed_batch(offsets, Compression::None)
+    }
+
+    /// A cluster with topic `t` (id `id`, one partition ending at `latest`) and a group
+    /// committed at 5 whose record time is 1,000.
+    fn scraped(id: &str, latest: i64, with_snapshot: bool) -> ClusterState {
+        let partition = PartitionState {
+            partition: 0,
+            leader: Some(1),
+            replicas: vec![1],
+            isr: vec![1],
+            offline_replicas: vec![],
+            offline: false,
+            under_replicated: false,
+            error: None,
+            earliest: Ok(0),
+            latest: Ok(latest),
+            producers: Err(NO_PRODUCERS.to_string()),
+        };
+        ClusterState {
+            name: "c".into(),
+            scraped_at_ms: 1,
+            scrape_duration_ms: 1,
+            data_time_ms: 1,
+            error: None,
+            cluster_id: None,
+            controller_id: Some(1),
+            brokers: vec![],
+            topics: vec![TopicState {
+                name: "t".into(),
+                id: Some(id.into()),
+                internal: false,
+                error: None,
+                config: Err("not read".into()),
+                partitions: vec![partition],
+            }],
+            groups: vec![GroupState {
+                name: "g".into(),
+                coordinator: Ok(1),
+                protocol_type: "consumer".into(),
+                description: Err("not described".into()),
+                offsets: Ok(vec![CommittedOffset {
+                    topic: "t".into(),
+                    partition: 0,
+                    committed: 5,
+                    metadata: None,
+                    record_time_ms: Some(1_000),
+                    record_time_error: None,
+                }]),
+            }],
+            group_list_errors: vec![],
+            stages: vec![],
+            snapshot: with_snapshot.then(|| OffsetsSnapshot {
+                time_ms: 1,
+                partitions: vec![],
+                commits: vec![],
+            }),
+            view: None,
+        }
+    }
+
+    #[test]
+    fn a_record_time_is_reused_only_while_the_topic_and_its_log_are_the_same() {
+        let before = scraped("id-1", 10, true);
+        let reused = |now: &ClusterState, before: Option<&ClusterState>| {
+            KnownRecordTimes::new(before, &now.topics).get("t", 0, 5)
+        };
+        // Same topic, log grown: the time read before.
+        assert_eq!(
+            reused(&scraped("id-1", 12, true), Some(&before)),
+            Some(1_000)
+        );
+        assert_eq!(
+            reused(&scraped("id-1", 10, true), Some(&before)),
+            Some(1_000)
+        );
+        // Another offset, or no previous scrape: nothing known.
+        let known = KnownRecordTimes::new(Some(&before), &scraped("id-1", 12, true).topics);
+        assert_eq!(known.get("t", 0, 6), None);
+        assert_eq!(reused(&scraped("id-1", 12, true), None), None);
+        // The topic made anew (new id), or its log went back: fetched again.
+        assert_eq!(reused(&scraped("id-2", 12, true), Some(&before)), None);
+        assert_eq!(reused(&scraped("id-1", 9, true), Some(&before)), None);
+        // The previous state is a stale copy (no broker answered): not trusted.
+        let stale = scraped("id-1", 10, false);
+        assert_eq!(reused(&scraped("id-1", 12, true), Some(&stale)), None);
     }
 
     fn compressed_batch(offsets: &[i64], compression: Compression) -> Bytes {

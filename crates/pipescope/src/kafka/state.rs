@@ -73,6 +73,9 @@ pub struct BrokerState {
 #[derive(Debug, Clone, Serialize)]
 pub struct TopicState {
     pub name: String,
+    /// The topic's id (Metadata v10+): a topic deleted and made again under the same name
+    /// gets a new one.
+    pub id: Option<String>,
     pub internal: bool,
     /// The topic's own error from Metadata (e.g. leader not available), if any.
     pub error: Option<String>,

@@ -368,6 +368,7 @@ fn metrics_txt_kafka_lines_are_what_the_kafka_watcher_emits() {
             error: None,
         }],
         topics: vec![pipescope::kafka::state::TopicState {
+            id: None,
             name: "t".into(),
             internal: false,
             error: None,

@@ -1179,6 +1179,25 @@ fn scripted_broker_members_assignments_producers_and_multi_group_offsets() {
     ] {
         assert_eq!(counts.get(api), n, "{api} requests");
     }
+
+    // The next scrape: the lagging commit did not move, so the record's time is the one read
+    // before, with no Fetch.
+    let again = rt.block_on(scraper.scrape(&SystemClock, Some(&state)));
+    let lagging = again
+        .group("payments-app")
+        .unwrap()
+        .offsets
+        .clone()
+        .unwrap()
+        .into_iter()
+        .find(|c| c.partition == 1)
+        .unwrap();
+    assert_eq!(
+        lagging.record_time_ms,
+        Some((scripted::RECORD_TIME_BASE + 60_000) as u64)
+    );
+    assert_eq!(counts.get("Fetch"), 1);
+    assert_eq!(counts.get("OffsetFetch"), 2);
 }
 
 /// A tansu started by hand (the testkit's readiness probe cannot pass authentication), stopped
