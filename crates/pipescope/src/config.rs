@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize, Serializer};
 /// Prefix of environment variables that override the file, with `__` between path segments.
 pub const ENV_PREFIX: &str = "PIPESCOPE__";
 
+/// Top-level tables of the pipeline parts' options, which the monitor leaves alone.
+pub const PART_TABLES: [&str; 4] = ["simulate", "bridge", "process", "sink"];
+
 /// The commented example printed by `pipescope config example`; a test keeps it valid.
 pub const EXAMPLE: &str = include_str!("config/example.toml");
 
@@ -666,6 +669,10 @@ pub fn parse(
             format!("invalid TOML: {}", e.to_string().trim_end()),
         )])
     })?;
+    // The pipeline parts' tables (`pipescope bridge --config FILE`, ...) may share the file.
+    for part in PART_TABLES {
+        table.remove(part);
+    }
     let env_paths = apply_env(&mut table, env);
     let (config, mut errors) = deserialize_collecting_errors(toml::Value::Table(table));
     for error in &mut errors {

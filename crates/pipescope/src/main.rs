@@ -1,14 +1,27 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use pipescope::cli::{Cli, Command, ConfigCommand, ProcessCommand, SimulateCommand, SinkCommand};
+use pipescope::cli::{
+    Command, ConfigCommand, ParseError, ProcessCommand, SimulateCommand, SinkCommand,
+};
 use pipescope::{config, demo, monitor, pipeline};
 
 /// Exit code for a configuration that does not validate (as `pipescope check` documents).
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match pipescope::cli::parse(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(ParseError::Clap(error)) => error.exit(),
+        Err(ParseError::WithFile { file, error }) => {
+            let _ = error.print();
+            eprintln!("note: some options came from {}", file.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     match cli.command {
         Command::Version => {
             println!("pipescope {}", env!("CARGO_PKG_VERSION"));

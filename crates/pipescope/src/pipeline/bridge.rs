@@ -31,12 +31,14 @@ use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
 use rumqttc::v5::{AsyncClient, Event};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::{KafkaArgs, Stop, WebArgs, ensure_topic, now_ms, serve_web};
+use super::{ConfigFileArgs, KafkaArgs, Stop, WebArgs, ensure_topic, now_ms, serve_web};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub config_file: ConfigFileArgs,
     #[command(flatten)]
     pub web: WebArgs,
     /// MQTT broker, mqtt://host:port.

@@ -101,6 +101,18 @@ pub struct WebArgs {
     pub listen: Option<SocketAddr>,
 }
 
+/// The id of a part's `--config` (`run` and `check` have a `--config` of their own).
+pub const PART_CONFIG: &str = "part_config";
+
+/// `--config FILE`, which every part takes: see [`crate::cli::parse`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigFileArgs {
+    /// A TOML file whose table for this part (e.g. [bridge], [sink.influx]) sets its options,
+    /// keys named as the long flags; a flag on the command line wins over the file.
+    #[arg(id = PART_CONFIG, long = "config", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+}
+
 /// A stop request shared by every task of a part.
 #[derive(Debug, Clone)]
 pub struct Stop {

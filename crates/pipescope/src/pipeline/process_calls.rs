@@ -30,12 +30,14 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{KafkaArgs, ReadyRecords, Stop, WebArgs, ensure_topic, serve_web};
+use super::{ConfigFileArgs, KafkaArgs, ReadyRecords, Stop, WebArgs, ensure_topic, serve_web};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub config_file: ConfigFileArgs,
     #[command(flatten)]
     pub web: WebArgs,
     /// The calls topic.

@@ -27,12 +27,16 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{KafkaArgs, ReadyRecords, Stop, WebArgs, ensure_topic, now_ms, serve_web};
+use super::{
+    ConfigFileArgs, KafkaArgs, ReadyRecords, Stop, WebArgs, ensure_topic, now_ms, serve_web,
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub config_file: ConfigFileArgs,
     #[command(flatten)]
     pub web: WebArgs,
     #[arg(long, default_value = "machine.data")]

@@ -18,12 +18,14 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use serde::Serialize;
 
-use super::{KafkaArgs, Stop, WebArgs, ensure_topic, now_ms, serve_web};
+use super::{ConfigFileArgs, KafkaArgs, Stop, WebArgs, ensure_topic, now_ms, serve_web};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub config_file: ConfigFileArgs,
     #[command(flatten)]
     pub web: WebArgs,
     /// Kafka topic to write the calls to (created when missing).

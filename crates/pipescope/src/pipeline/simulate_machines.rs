@@ -22,10 +22,12 @@ use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
 use rumqttc::v5::{AsyncClient, Event};
 use serde::Serialize;
 
-use super::{Stop, WebArgs, now_ms, serve_web};
+use super::{ConfigFileArgs, Stop, WebArgs, now_ms, serve_web};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub config_file: ConfigFileArgs,
     #[command(flatten)]
     pub web: WebArgs,
     /// MQTT broker, mqtt://host:port.

@@ -29,12 +29,14 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::{KafkaArgs, Stop, WebArgs, ensure_topic, now_ms, serve_web};
+use super::{ConfigFileArgs, KafkaArgs, Stop, WebArgs, ensure_topic, now_ms, serve_web};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub config_file: ConfigFileArgs,
     #[command(flatten)]
     pub web: WebArgs,
     /// Number of topics, named <topic-prefix>0, <topic-prefix>1, ... (created when missing).

@@ -17,12 +17,14 @@ use rdkafka::consumer::{CommitMode, Consumer, DefaultConsumerContext, StreamCons
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{KafkaArgs, Stop, WebArgs, serve_web};
+use super::{ConfigFileArgs, KafkaArgs, Stop, WebArgs, serve_web};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub config_file: ConfigFileArgs,
     #[command(flatten)]
     pub web: WebArgs,
     /// Kafka topics to read (repeatable).

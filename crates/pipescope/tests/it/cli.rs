@@ -206,3 +206,59 @@ fn run_reports_a_busy_listen_address() {
         "{err}"
     );
 }
+
+/// Every example under config/ loads into its part's options, and all of them joined in one
+/// file with the monitor's example still pass `pipescope check`.
+#[test]
+fn every_example_part_config_loads_and_shares_a_file_with_the_monitor() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let mut joined = String::from_utf8(pipescope(&["config", "example"]).stdout).unwrap();
+    let mut loaded = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        // sink-influx.toml is for `pipescope sink influx`.
+        let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let mut args: Vec<std::ffi::OsString> = vec!["pipescope".into()];
+        args.extend(stem.split('-').map(Into::into));
+        args.push("--config".into());
+        args.push(path.clone().into());
+        if let Err(e) = pipescope::cli::parse(args) {
+            panic!("{}: {e}", path.display());
+        }
+        joined.push_str(&std::fs::read_to_string(&path).unwrap());
+        loaded.push(stem);
+    }
+    loaded.sort();
+    assert_eq!(
+        loaded,
+        [
+            "bridge",
+            "process-calls",
+            "process-machines",
+            "simulate-calls",
+            "simulate-machines",
+            "simulate-traffic",
+            "sink-influx"
+        ]
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, out) = check(tmp.path(), "pipeline.toml", &joined);
+    assert_eq!(code, 0, "{out}");
+    // The real binary reads its part's table from the joined file too.
+    let joined_path = tmp.path().join("pipeline.toml");
+    let out = pipescope(&[
+        "sink",
+        "influx",
+        "--config",
+        joined_path.to_str().unwrap(),
+        "--batch-size",
+        "nonsense",
+    ]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("--batch-size"), "{text}");
+    assert!(text.contains("some options came from"), "{text}");
+}

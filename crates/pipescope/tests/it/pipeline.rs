@@ -860,7 +860,7 @@ fn sink_writes_every_record_once_through_an_influxd_restart() {
 }
 
 #[test]
-fn sink_writes_into_pipescopes_own_store_through_its_write_endpoint() {
+fn sink_configured_by_a_file_writes_into_pipescopes_own_store_through_its_write_endpoint() {
     use pipescope::store::{Store, api, write_api};
     // pipescope's store and web routes, served on a real socket as the monitor serves them
     let dir = tempfile::tempdir().unwrap();
@@ -882,33 +882,43 @@ fn sink_writes_into_pipescopes_own_store_through_its_write_endpoint() {
     let tansu = Tansu::start();
     let bootstrap = tansu.bootstrap();
     create_topic(&bootstrap, "readings", 3);
+    // Everything from the part's table in a config file, the field mapping included; one flag
+    // on the command line wins over the file's value.
+    let config = dir.path().join("parts.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[sink.influx]
+kafka = "{bootstrap}"
+topic = ["readings"]
+influx = "{web}"
+database = "pipescope"
+measurement = "replaced_by_the_command_line"
+time = "ts"
+batch_size = 100
+batch_interval = "200ms"
+
+[sink.influx.tag]
+machine = "machine"
+
+[sink.influx.field]
+value = "value"
+ok = "ok"
+"#
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
     let mut sink = Part::start(
         "sink influx",
         &[
             "sink",
             "influx",
-            "--kafka",
-            &bootstrap,
-            "--topic",
-            "readings",
-            "--influx",
-            &web,
-            "--database",
-            "pipescope",
+            "--config",
+            &config,
             "--measurement",
             "reading",
-            "--tag",
-            "machine=machine",
-            "--field",
-            "value=value",
-            "--field",
-            "ok=ok",
-            "--time",
-            "ts",
-            "--batch-size",
-            "100",
-            "--batch-interval",
-            "200ms",
         ],
     );
     let producer: BaseProducer = ClientConfig::new()
@@ -970,6 +980,12 @@ fn sink_writes_into_pipescopes_own_store_through_its_write_endpoint() {
         store.series(Some("reading_value"), &[]).unwrap().len(),
         7,
         "one series per machine"
+    );
+    assert!(
+        store
+            .series(Some("replaced_by_the_command_line_value"), &[])
+            .unwrap()
+            .is_empty()
     );
     sink.terminate();
     runtime.shutdown_background();
