@@ -27,6 +27,9 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
+
+/// How often a crashing group's members commit what they read.
+const CRASHING_COMMIT_EVERY: Duration = Duration::from_secs(1);
 use tokio::time::Instant;
 
 use super::{ConfigFileArgs, KafkaArgs, Stop, WebArgs, ensure_topic, now_ms, serve_web};
@@ -667,8 +670,14 @@ impl GroupRun {
                             let next = process(&key, offset, trace);
                             positions.insert(key, next);
                             dirty = true;
-                            // Commit once the burst is read: 5 ms after its last record.
-                            commit_at = Some(Instant::now() + Duration::from_millis(5));
+                            if matches!(self.spec.behaviour, Behaviour::Crashing { .. }) {
+                                // Once a second, as auto-commit would: a crash then loses up
+                                // to a second of work, which is read again after it.
+                                commit_at.get_or_insert(Instant::now() + CRASHING_COMMIT_EVERY);
+                            } else {
+                                // Commit once the burst is read: 5 ms after its last record.
+                                commit_at = Some(Instant::now() + Duration::from_millis(5));
+                            }
                         }
                         Phase::Consuming { speed: Some(_) } => {
                             let queue = held.entry(key.clone()).or_default();
