@@ -287,20 +287,19 @@ fn trace_of(message: &rdkafka::message::BorrowedMessage<'_>) -> (TraceHeader, Op
 /// (docs/brokers.md), so the sqlite run below is smaller.
 #[test]
 fn bridge_killed_mid_run_and_restarted_loses_none_of_100_000_messages() {
-    bridge_killed_mid_run(100_000, 20_000, TansuStorage::Memory);
+    bridge_killed_mid_run(100_000, 20_000, TansuStorage::Memory, 6);
 }
 
 /// The same on the sqlite engine, whose offsets are right, at a size it reads back in seconds.
 #[test]
 fn bridge_killed_mid_run_and_restarted_loses_no_message_on_sqlite() {
-    bridge_killed_mid_run(12_000, 3_000, TansuStorage::Sqlite);
+    bridge_killed_mid_run(12_000, 3_000, TansuStorage::Sqlite, 6);
 }
 
 /// Publishes `messages` at `rate` per second through the bridge, kills the bridge once a quarter
 /// of them are in Kafka, restarts it, and reads the topic back: every message there (duplicates
 /// allowed, counted from the trace headers), each partition's offsets 0, 1, 2, ...
-fn bridge_killed_mid_run(messages: u64, rate: u64, storage: TansuStorage) {
-    const PARTITIONS: i32 = 6;
+fn bridge_killed_mid_run(messages: u64, rate: u64, storage: TansuStorage, partitions: i32) {
     let mosquitto = Mosquitto::start();
     let tansu = Tansu::start_with(TansuOptions {
         storage,
@@ -308,6 +307,7 @@ fn bridge_killed_mid_run(messages: u64, rate: u64, storage: TansuStorage) {
     });
     let mqtt = mosquitto.url();
     let bootstrap = tansu.bootstrap();
+    let partitions_arg = partitions.to_string();
     let bridge_args = [
         "bridge",
         "--mqtt",
@@ -321,7 +321,7 @@ fn bridge_killed_mid_run(messages: u64, rate: u64, storage: TansuStorage) {
         "--max-in-flight",
         "500",
         "--partitions",
-        "6",
+        &partitions_arg,
     ];
     let port = free_port();
     let mut bridge = Part::start_on("bridge", port, &bridge_args);
@@ -374,14 +374,14 @@ fn bridge_killed_mid_run(messages: u64, rate: u64, storage: TansuStorage) {
         TansuStorage::Sqlite => Ends::Trusted,
         TansuStorage::Memory => Ends::Untrusted,
     };
-    wait_drained(&bridge, &bootstrap, PARTITIONS, messages, ends);
+    wait_drained(&bridge, &bootstrap, partitions, messages, ends);
     let mut tally = TraceTally::new();
     let mut records = 0u64;
     let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     read_topic_with(
         &bootstrap,
         "machine.data",
-        PARTITIONS,
+        partitions,
         Duration::from_secs(120),
         ends,
         |m| {
@@ -420,7 +420,7 @@ fn bridge_killed_mid_run(messages: u64, rate: u64, storage: TansuStorage) {
         tally.distinct(),
         messages,
         "every message is in Kafka ({records} records read, end offsets {:?}); restarted bridge: received {:?}, delivered {:?}, in flight {:?}",
-        end_offsets(&bootstrap, "machine.data", PARTITIONS),
+        end_offsets(&bootstrap, "machine.data", partitions),
         bridge.metric("pipescope_bridge_messages_received_total"),
         bridge.metric("pipescope_bridge_records_delivered_total"),
         bridge.metric("pipescope_bridge_in_flight_messages"),
