@@ -53,6 +53,9 @@ const OFFSET_FETCH_MAX: i16 = 9;
 const FETCH_MAX: i16 = 11;
 const DESCRIBE_PRODUCERS_MAX: i16 = 0;
 
+/// Topic configs are read for every topic once in this many scrapes (and for new topics at
+/// once); in between, the previous scrape's are kept.
+pub const CONFIG_REFRESH_SCRAPES: u64 = 6;
 /// At most this many requests of one kind in flight when the broker needs one per group.
 const PER_GROUP_CONCURRENCY: usize = 32;
 /// Bytes asked for per partition when fetching the record at a committed offset: enough for
@@ -446,7 +449,28 @@ impl Scraper {
             }
         }
 
-        let topic_names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+        // Topic configs change rarely: the ones the previous scrape read are kept (same topic id)
+        // and all are read again every few scrapes; new topics are read at once.
+        let mut known_configs: HashMap<&str, TopicConfig> = HashMap::new();
+        if let Some(previous) = previous.filter(|_| !scrape.is_multiple_of(CONFIG_REFRESH_SCRAPES))
+        {
+            let ids: HashMap<&str, Option<&str>> = topics
+                .iter()
+                .map(|t| (t.name.as_str(), t.id.as_deref()))
+                .collect();
+            for t in &previous.topics {
+                if let (Ok(config), Some(id)) = (&t.config, ids.get(t.name.as_str()))
+                    && *id == t.id.as_deref()
+                {
+                    known_configs.insert(t.name.as_str(), config.clone());
+                }
+            }
+        }
+        let topic_names: Vec<String> = topics
+            .iter()
+            .filter(|t| !known_configs.contains_key(t.name.as_str()))
+            .map(|t| t.name.clone())
+            .collect();
         let config_broker = metadata.controller_id.0;
         let config_addr = addr_of
             .get(&config_broker)
@@ -530,10 +554,13 @@ impl Scraper {
             Err(e) => (HashMap::new(), Some(e)),
         };
         for topic in &mut topics {
-            topic.config = match (&config_error, configs.get(&topic.name)) {
-                (Some(e), _) => Err(e.clone()),
-                (None, Some(result)) => result.clone(),
-                (None, None) => Err("the broker did not describe this topic".to_string()),
+            topic.config = match known_configs.remove(topic.name.as_str()) {
+                Some(known) => Ok(known),
+                None => match (&config_error, configs.get(&topic.name)) {
+                    (Some(e), _) => Err(e.clone()),
+                    (None, Some(result)) => result.clone(),
+                    (None, None) => Err("the broker did not describe this topic".to_string()),
+                },
             };
             for p in &mut topic.partitions {
                 let key = (topic.name.clone(), p.partition);

@@ -1198,6 +1198,31 @@ fn scripted_broker_members_assignments_producers_and_multi_group_offsets() {
     );
     assert_eq!(counts.get("Fetch"), 1);
     assert_eq!(counts.get("OffsetFetch"), 2);
+    // Topic configs are kept from the previous scrape, and read again every few scrapes.
+    assert_eq!(counts.get("DescribeConfigs"), 1);
+    let kept = again
+        .topic(scripted::TOPIC)
+        .unwrap()
+        .config
+        .clone()
+        .unwrap();
+    assert_eq!(kept.cleanup_policy.as_deref(), Some("compact"));
+    let mut previous = again;
+    for _ in 2..pipescope::kafka::scrape::CONFIG_REFRESH_SCRAPES {
+        previous = rt.block_on(scraper.scrape(&SystemClock, Some(&previous)));
+    }
+    assert_eq!(counts.get("DescribeConfigs"), 1);
+    let refreshed = rt.block_on(scraper.scrape(&SystemClock, Some(&previous)));
+    assert_eq!(counts.get("DescribeConfigs"), 2);
+    assert_eq!(
+        refreshed
+            .topic(scripted::TOPIC)
+            .unwrap()
+            .config
+            .clone()
+            .unwrap(),
+        kept
+    );
 }
 
 /// A tansu started by hand (the testkit's readiness probe cannot pass authentication), stopped
