@@ -585,9 +585,16 @@ fn label<'a>(line: &'a str, name: &str) -> Option<&'a str> {
     Some(&line[start..end])
 }
 
+/// klag-exporter's own collection time: a line of its /metrics, with or without labels.
+fn is_klag_scrape_duration(line: &str) -> bool {
+    line.strip_prefix("kafka_lag_exporter_scrape_duration_seconds")
+        .is_some_and(|rest| rest.starts_with(['{', ' ']))
+}
+
 fn klag(binary: &Path, bootstrap: &str) -> KlagFigures {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
+    let sampling = std::env::var("BENCH_KLAG_SAMPLING").unwrap_or_else(|_| "true".into());
     let config = format!(
         r#"[exporter]
 poll_interval = "600s"
@@ -596,7 +603,7 @@ http_host = "127.0.0.1"
 granularity = "partition"
 
 [exporter.timestamp_sampling]
-enabled = true
+enabled = {sampling}
 
 [[clusters]]
 name = "bench"
@@ -632,14 +639,20 @@ topic_blacklist = ["^__.*"]
             break None;
         }
         if started.elapsed() > KLAG_TIMEOUT {
-            figures.failure = Some(format!("no complete /metrics within {KLAG_TIMEOUT:?}"));
+            // Its last words say where it was stuck.
+            let last: Vec<&str> = log.lines().rev().take(6).collect();
+            figures.failure = Some(format!(
+                "no complete /metrics within {KLAG_TIMEOUT:?}; its log ends: {}",
+                last.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            ));
             break None;
         }
         if let Ok(mut r) = ureq::get(&url).call()
             && let Ok(body) = r.body_mut().read_to_string()
-            && body
-                .lines()
-                .any(|l| l.starts_with("kafka_lag_exporter_scrape_duration_seconds{"))
+            && body.lines().any(|l| {
+                // Served as 0 until its first collection has completed.
+                is_klag_scrape_duration(l) && metric_value(l).is_some_and(|v| v > 0.0)
+            })
         {
             break Some(body);
         }
@@ -651,7 +664,7 @@ topic_blacklist = ["^__.*"]
     let _ = child.kill();
     let _ = child.wait();
     for line in body.as_deref().unwrap_or("").lines() {
-        if line.starts_with("kafka_lag_exporter_scrape_duration_seconds{") {
+        if is_klag_scrape_duration(line) {
             figures.collection = metric_value(line).map(Duration::from_secs_f64);
         } else if line.starts_with("kafka_partition_latest_offset{") {
             figures.partitions += 1;
@@ -879,8 +892,10 @@ fn main() {
     }
     let topics: usize = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(2_000);
     let groups: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(500);
-    // A third argument (memory or sqlite) measures that engine alone, without the peer and the
-    // correctness contrast: the quick loop while working on the scrape.
+    let klag_bin = klag_binary();
+    // A third argument (memory or sqlite) measures that engine alone, without the correctness
+    // contrast; a fourth, "noklag", leaves the peer out too: the quick loop while working on
+    // the scrape.
     let only = args.get(3).map(|engine| match engine.as_str() {
         "memory" => TansuStorage::Memory,
         "sqlite" => TansuStorage::Sqlite,
@@ -892,10 +907,10 @@ fn main() {
         } else {
             10
         };
-        scrape_speed(storage, records, topics, groups, None);
+        let klag_bin = klag_bin.filter(|_| args.get(4).map(String::as_str) != Some("noklag"));
+        scrape_speed(storage, records, topics, groups, klag_bin.as_deref());
         return;
     }
-    let klag_bin = klag_binary();
     if klag_bin.is_none() {
         println!(
             "klag-exporter {KLAG_VERSION} is not installed: run {KLAG_INSTALL} (its part is skipped)"
