@@ -512,9 +512,9 @@ async fn read_loop(mut read: ReadHalf<Box<dyn Io>>, pending: Arc<StdMutex<Pendin
 /// such kind of request gets a connection of its own too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lane {
-    /// Metadata, latest offsets, half of the record Fetch.
+    /// Metadata, latest offsets, the record Fetch.
     Main,
-    /// Earliest offsets, the other half of the record Fetch.
+    /// Earliest offsets.
     Side,
     /// ListGroups, FindCoordinator, OffsetFetch.
     Groups,

@@ -61,8 +61,6 @@ const PER_GROUP_CONCURRENCY: usize = 32;
 /// Bytes asked for per partition when fetching the record at a committed offset: enough for
 /// many batches; a larger batch is asked for again alone, and then comes whole (KIP-74).
 const FETCH_PARTITION_BYTES: i32 = 16 * 1024;
-/// A record Fetch of at least this many partitions is split in two requests on two lanes.
-const FETCH_SPLIT_PARTITIONS: usize = 64;
 const CONFIG_KEYS: [&str; 4] = [
     "cleanup.policy",
     "retention.ms",
@@ -79,8 +77,6 @@ const DESCRIBE_RETRIES_MAX: usize = 32;
 /// is noticed within this many scrapes.
 pub const REFUSED_RETRY_SCRAPES: u64 = 10;
 
-/// A topic and partition, as the keys of the maps below.
-type Tp = (String, i32);
 /// A value of one item, or why it is unknown.
 type Item<T> = Result<T, String>;
 
@@ -166,6 +162,9 @@ struct Node {
     id: i32,
     addr: String,
 }
+
+/// A partition's earliest and latest offsets and its producers, as its leader answered.
+type PartitionAnswers = (Item<i64>, Item<i64>, Item<Vec<ProducerState>>);
 
 /// A partition's topic id and end offset.
 type LogMark<'a> = (Option<&'a str>, i64);
@@ -540,15 +539,18 @@ impl Scraper {
             })
             .collect();
 
+        // The answers per leader are in the order of its partitions in `by_leader`.
         let (offsets, offsets_time_ms) = offsets;
-        let mut earliest: HashMap<(String, i32), Result<i64, String>> = HashMap::new();
-        let mut latest: HashMap<(String, i32), Result<i64, String>> = HashMap::new();
-        for (e, l) in offsets {
-            earliest.extend(e);
-            latest.extend(l);
+        let mut answered: HashMap<(&str, i32), PartitionAnswers> = HashMap::new();
+        for (((_, parts), (earliest, latest)), producers) in
+            by_leader.iter().zip(offsets).zip(producers)
+        {
+            for ((((topic, partition), earliest), latest), producers) in
+                parts.iter().zip(earliest).zip(latest).zip(producers)
+            {
+                answered.insert((topic.as_str(), *partition), (earliest, latest, producers));
+            }
         }
-        let mut producer_map: HashMap<(String, i32), Result<Vec<ProducerState>, String>> =
-            producers.into_iter().flatten().collect();
         let (configs, config_error) = match configs {
             Ok(map) => (map, None),
             Err(e) => (HashMap::new(), Some(e)),
@@ -563,15 +565,12 @@ impl Scraper {
                 },
             };
             for p in &mut topic.partitions {
-                let key = (topic.name.clone(), p.partition);
-                if let Some(v) = earliest.remove(&key) {
-                    p.earliest = v;
-                }
-                if let Some(v) = latest.remove(&key) {
-                    p.latest = v;
-                }
-                if let Some(v) = producer_map.remove(&key) {
-                    p.producers = v;
+                if let Some((earliest, latest, producers)) =
+                    answered.remove(&(topic.name.as_str(), p.partition))
+                {
+                    p.earliest = earliest;
+                    p.latest = latest;
+                    p.producers = producers;
                 }
             }
         }
@@ -790,7 +789,7 @@ impl Scraper {
         &self,
         addr: &str,
         parts: &[(String, i32)],
-    ) -> (Vec<(Tp, Item<i64>)>, Vec<(Tp, Item<i64>)>) {
+    ) -> (Vec<Item<i64>>, Vec<Item<i64>>) {
         let (earliest, latest) = futures::join!(
             self.list_offsets_at(addr, Lane::Side, parts, -2),
             self.list_offsets_at(addr, Lane::Main, parts, -1)
@@ -804,7 +803,7 @@ impl Scraper {
         lane: Lane,
         parts: &[(String, i32)],
         timestamp: i64,
-    ) -> Vec<((String, i32), Result<i64, String>)> {
+    ) -> Vec<Item<i64>> {
         let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for (topic, partition) in parts {
             by_topic.entry(topic).or_default().push(*partition);
@@ -830,12 +829,7 @@ impl Scraper {
                 t
             })
             .collect();
-        let fail_all = |reason: String| {
-            parts
-                .iter()
-                .map(|k| (k.clone(), Err(reason.clone())))
-                .collect::<Vec<_>>()
-        };
+        let fail_all = |reason: String| vec![Err(reason); parts.len()];
         match self
             .pool
             .request_on(addr, lane, LIST_OFFSETS_MAX, &request)
@@ -856,13 +850,12 @@ impl Scraper {
                 parts
                     .iter()
                     .map(|k| {
-                        let v = out.remove(k).unwrap_or_else(|| {
+                        out.remove(k).unwrap_or_else(|| {
                             Err(
                                 "the broker left this partition out of its ListOffsets answer"
                                     .to_string(),
                             )
-                        });
-                        (k.clone(), v)
+                        })
                     })
                     .collect()
             }
@@ -1173,22 +1166,12 @@ impl Scraper {
         parts: &BTreeMap<(String, i32), BTreeSet<i64>>,
     ) -> Vec<((String, i32, i64), Result<EpochMillis, String>)> {
         let rounds = parts.values().map(BTreeSet::len).max().unwrap_or(0);
-        // A big round in two halves, one per offset lane, which the broker answers at once.
-        let requests = (0..rounds).flat_map(|round| {
+        let requests = (0..rounds).map(|round| {
             let wanted: Vec<(&(String, i32), i64)> = parts
                 .iter()
                 .filter_map(|(k, offsets)| Some((k, *offsets.iter().nth(round)?)))
                 .collect();
-            let half = if wanted.len() >= FETCH_SPLIT_PARTITIONS {
-                wanted.len() / 2
-            } else {
-                0
-            };
-            let (side, main) = wanted.split_at(half);
-            [(Lane::Main, main.to_vec()), (Lane::Side, side.to_vec())]
-                .into_iter()
-                .filter(|(_, half)| !half.is_empty())
-                .map(|(lane, half)| async move { self.fetch_round(addr, lane, &half).await })
+            async move { self.fetch_round(addr, &wanted).await }
         });
         let mut results: Vec<_> = join_all(requests).await.into_iter().flatten().collect();
         // A batch bigger than the per-partition limit comes whole only to a partition asked
@@ -1202,7 +1185,7 @@ impl Scraper {
                 let offset = *o;
                 async move {
                     let wanted = [(&key, offset)];
-                    let answer = self.fetch_round(addr, Lane::Main, &wanted).await;
+                    let answer = self.fetch_round(addr, &wanted).await;
                     (i, answer.into_iter().next().map(|(_, r)| r))
                 }
             });
@@ -1220,7 +1203,6 @@ impl Scraper {
     async fn fetch_round(
         &self,
         addr: &str,
-        lane: Lane,
         wanted: &[(&(String, i32), i64)],
     ) -> Vec<((String, i32, i64), Result<EpochMillis, NoRecordTime>)> {
         let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
@@ -1262,7 +1244,7 @@ impl Scraper {
                 .map(|((t, p), o)| (t.clone(), *p, *o))
                 .collect::<Vec<_>>()
         };
-        let response = match self.pool.request_on(addr, lane, FETCH_MAX, &request).await {
+        let response = match self.pool.request(addr, FETCH_MAX, &request).await {
             Ok(r) => r,
             Err(e) => {
                 let reason =
@@ -1524,13 +1506,8 @@ impl Scraper {
         &self,
         addr: &str,
         parts: &[(String, i32)],
-    ) -> Vec<((String, i32), Result<Vec<ProducerState>, String>)> {
-        let fail_all = |reason: String| {
-            parts
-                .iter()
-                .map(|k| (k.clone(), Err(reason.clone())))
-                .collect::<Vec<_>>()
-        };
+    ) -> Vec<Item<Vec<ProducerState>>> {
+        let fail_all = |reason: String| vec![Err(reason); parts.len()];
         let connection = match self.pool.get_on(addr, Lane::Producers).await {
             Ok(c) => c,
             Err(e) => return fail_all(e.to_string()),
@@ -1585,10 +1562,9 @@ impl Scraper {
         parts
             .iter()
             .map(|k| {
-                let v = out.remove(k).unwrap_or_else(|| {
+                out.remove(k).unwrap_or_else(|| {
                     Err("the broker left this partition out of DescribeProducers".to_string())
-                });
-                (k.clone(), v)
+                })
             })
             .collect()
     }
