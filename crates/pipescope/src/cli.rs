@@ -156,6 +156,62 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, ParseError> {
     Cli::try_parse_from(&merged).map_err(|error| ParseError::WithFile { file, error })
 }
 
+/// The pipeline parts' tables in a configuration file (`[bridge]`, `[sink.influx]`, ...),
+/// each checked as its part would read it: unknown keys, values of the wrong type, values the
+/// part's flags refuse. Options a table leaves out are not errors (the command line may give
+/// them). Returns the commands of the tables found, and the errors.
+pub fn check_part_tables(text: &str) -> (Vec<String>, Vec<String>) {
+    let Ok(root) = text.parse::<toml::Table>() else {
+        return (Vec::new(), Vec::new()); // the monitor's own check reports bad TOML
+    };
+    let mut parts = Vec::new();
+    let mut errors = Vec::new();
+    let command = Cli::command();
+    let mut pending: Vec<(Vec<String>, &clap::Command)> = vec![(Vec::new(), &command)];
+    while let Some((path, cmd)) = pending.pop() {
+        for sub in cmd.get_subcommands() {
+            let mut sub_path = path.clone();
+            sub_path.push(sub.get_name().to_string());
+            if !sub.get_arguments().any(|a| a.get_id() == PART_CONFIG) {
+                pending.push((sub_path, sub));
+                continue;
+            }
+            let mut table = Some(&root);
+            for word in &sub_path {
+                table = match table.and_then(|t| t.get(word)) {
+                    Some(toml::Value::Table(t)) => Some(t),
+                    _ => None,
+                };
+            }
+            if table.is_none() {
+                continue;
+            }
+            parts.push(sub_path.join(" "));
+            let flags = match part_flags(text, &sub_path, sub, |_| false) {
+                Ok(flags) => flags,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            let argv = std::iter::once("pipescope".to_string())
+                .chain(sub_path.iter().cloned())
+                .chain(flags);
+            if let Err(e) = Cli::try_parse_from(argv)
+                && e.kind() != clap::error::ErrorKind::MissingRequiredArgument
+            {
+                let first = e.to_string();
+                let first = first.lines().next().unwrap_or_default();
+                let first = first.strip_prefix("error: ").unwrap_or(first);
+                errors.push(format!("[{}] {first}", sub_path.join(".")));
+            }
+        }
+    }
+    parts.sort();
+    errors.sort();
+    (parts, errors)
+}
+
 /// Why the command line (with its file) was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {

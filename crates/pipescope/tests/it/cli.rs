@@ -247,6 +247,10 @@ fn every_example_part_config_loads_and_shares_a_file_with_the_monitor() {
     let tmp = tempfile::tempdir().unwrap();
     let (code, out) = check(tmp.path(), "pipeline.toml", &joined);
     assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("pipeline parts: bridge, process calls, process machines, simulate calls, simulate machines, simulate traffic, sink influx"),
+        "{out}"
+    );
     // The real binary reads its part's table from the joined file too.
     let joined_path = tmp.path().join("pipeline.toml");
     let out = pipescope(&[
@@ -261,4 +265,45 @@ fn every_example_part_config_loads_and_shares_a_file_with_the_monitor() {
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("--batch-size"), "{text}");
     assert!(text.contains("some options came from"), "{text}");
+}
+
+/// `pipescope check` reads the parts' tables as the parts would: every mistake in them is
+/// reported (with the monitor's own), and options left for the command line are not mistakes.
+#[test]
+fn check_reports_mistakes_in_the_parts_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = check(
+        dir.path(),
+        "pipeline.toml",
+        r#"
+[bridge]
+mqtt = "mqtt://127.0.0.1:1883"
+max_in_flight = "lots"
+
+[sink.influx]
+databse = "x"
+
+[process.machines]
+window = "10 parsecs"
+
+[simulate.calls]
+rate = 2.0
+"#,
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("[bridge] invalid value 'lots' for '--max-in-flight"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[sink.influx] databse: no such option"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[process.machines] invalid value '10 parsecs' for '--window"),
+        "{out}"
+    );
+    // `--map` (required by the bridge) is left to the command line; [simulate.calls] is fine.
+    assert!(!out.contains("--map"), "{out}");
+    assert!(!out.contains("simulate.calls"), "{out}");
 }
