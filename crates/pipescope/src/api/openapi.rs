@@ -1,7 +1,8 @@
 //! `/api/openapi.json`: the OpenAPI 3 document of every public endpoint. The portal's own types
-//! carry derived schemas (utoipa); the Kafka, MQTT and store endpoints are described from the
-//! table below (their answers are documented field by field in docs/). A test checks that the
-//! document and the merged router list the same paths.
+//! and the Kafka cluster summary and brokers carry derived schemas (utoipa); the other Kafka,
+//! MQTT and store endpoints are described from the table below (their answers are documented
+//! field by field in docs/). A test checks that the document and the merged router list the
+//! same paths, and that the answers with a schema have exactly its fields.
 
 use axum::Json;
 use utoipa::OpenApi;
@@ -16,6 +17,8 @@ use utoipa::openapi::{
 
 use super::hub::Update;
 use super::{EventsPage, EventsQuery};
+use crate::kafka::api::ClusterSummary;
+use crate::kafka::state::{BrokerState, ScrapeStage};
 use pipescope_core::portal::events::{Event, EventKind};
 use pipescope_core::portal::flow::{FlowEdge, FlowGraph, FlowNode, NodeKind};
 
@@ -28,7 +31,17 @@ use pipescope_core::portal::flow::{FlowEdge, FlowGraph, FlowNode, NodeKind};
             Values a broker may fail to give are the value, or `{\"error\": \"why\"}`."
     ),
     components(schemas(
-        Event, EventKind, EventsPage, FlowGraph, FlowNode, FlowEdge, NodeKind, Update
+        Event,
+        EventKind,
+        EventsPage,
+        FlowGraph,
+        FlowNode,
+        FlowEdge,
+        NodeKind,
+        Update,
+        ClusterSummary,
+        BrokerState,
+        ScrapeStage
     ))
 )]
 struct Derived;
@@ -41,6 +54,8 @@ enum Answer {
     Text,
     EventStream,
     Schema(&'static str),
+    /// An array of the named schema.
+    ArrayOf(&'static str),
 }
 
 /// One documented route: path, tag, summary, query parameters `(name, description)`, answer.
@@ -117,21 +132,21 @@ const ROUTES: &[Route] = &[
         tag: "kafka",
         summary: "Every scraped cluster's summary",
         query: &[],
-        answer: Answer::Array,
+        answer: Answer::ArrayOf("ClusterSummary"),
     },
     Route {
         path: "/api/v1/kafka/clusters/{cluster}",
         tag: "kafka",
         summary: "One cluster's summary",
         query: &[],
-        answer: Answer::Object,
+        answer: Answer::Schema("ClusterSummary"),
     },
     Route {
         path: "/api/v1/kafka/clusters/{cluster}/brokers",
         tag: "kafka",
         summary: "Brokers, up or down with why",
         query: &[],
-        answer: Answer::Array,
+        answer: Answer::ArrayOf("BrokerState"),
     },
     Route {
         path: "/api/v1/kafka/clusters/{cluster}/topics",
@@ -292,6 +307,12 @@ fn operation(route: &Route) -> utoipa::openapi::path::Operation {
             ObjectBuilder::new().schema_type(Type::String).into(),
         ),
         Answer::Schema(name) => ("application/json", Ref::from_schema_name(name).into()),
+        Answer::ArrayOf(name) => (
+            "application/json",
+            ArrayBuilder::new()
+                .items(Ref::from_schema_name(name))
+                .into(),
+        ),
     };
     op = op.response(
         "200",

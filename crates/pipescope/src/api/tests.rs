@@ -269,7 +269,11 @@ fn cluster() -> ClusterState {
             },
         ],
         group_list_errors: vec![],
-        stages: vec![],
+        stages: vec![crate::kafka::state::ScrapeStage {
+            name: "Metadata",
+            start_ms: 0.0,
+            duration_ms: 1.5,
+        }],
         snapshot: None,
         view: Some(Arc::new(KafkaView {
             time_ms: 10,
@@ -560,6 +564,26 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
     assert_eq!(documented, routes_in_sources());
     assert!(doc["components"]["schemas"]["Event"].is_object());
     assert!(doc["components"]["schemas"]["FlowGraph"].is_object());
+    // Answers described field by field carry exactly the documented fields.
+    let documents = |schema: &str, value: &serde_json::Value| {
+        let documented: std::collections::BTreeSet<&String> = doc["components"]["schemas"][schema]
+            ["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{schema} has no properties"))
+            .keys()
+            .collect();
+        let answered: std::collections::BTreeSet<&String> = value
+            .as_object()
+            .unwrap_or_else(|| panic!("not an object: {value}"))
+            .keys()
+            .collect();
+        assert_eq!(documented, answered, "{schema}");
+    };
+    let (_, clusters) = get(app.clone(), "/api/v1/kafka/clusters").await;
+    documents("ClusterSummary", &clusters[0]);
+    documents("ScrapeStage", &clusters[0]["scrape_stages"][0]);
+    let (_, brokers) = get(app.clone(), "/api/v1/kafka/clusters/demo/brokers").await;
+    documents("BrokerState", &brokers[0]);
     // And each documented path is served by the merged router (not the portal's fallback).
     for path in &documented {
         let uri = path

@@ -67,7 +67,7 @@ fn with_cluster(
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ClusterSummary<'a> {
     pub name: &'a str,
     pub cluster_id: Option<&'a str>,

@@ -51,14 +51,14 @@ impl ClusterState {
 
 /// One kind of request of a scrape (all its requests to all brokers), in milliseconds from the
 /// scrape's start.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ScrapeStage {
     pub name: &'static str,
     pub start_ms: f64,
     pub duration_ms: f64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct BrokerState {
     pub id: i32,
     pub host: String,
