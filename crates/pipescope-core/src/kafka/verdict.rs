@@ -37,6 +37,7 @@ pub const DEFAULT_WINDOW_LEN: usize = 10;
 
 /// The verdict on one partition of a group (or on a group: its worst partition's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Verdict {
     /// Keeping up: the lag reached 0 in the window, or it is not growing.

@@ -1,6 +1,6 @@
 //! `/api/openapi.json`: the OpenAPI 3 document of every public endpoint. The portal's own types
-//! and the Kafka cluster summary and brokers carry derived schemas (utoipa); the other Kafka,
-//! MQTT and store endpoints are described from the table below (their answers are documented
+//! and the Kafka clusters, brokers, topic and group lists carry derived schemas (utoipa); the
+//! other Kafka, MQTT and store endpoints are described from the table below (their answers are documented
 //! field by field in docs/). A test checks that the document and the merged router list the
 //! same paths, and that the answers with a schema have exactly its fields.
 
@@ -17,8 +17,9 @@ use utoipa::openapi::{
 
 use super::hub::Update;
 use super::{EventsPage, EventsQuery};
-use crate::kafka::api::ClusterSummary;
+use crate::kafka::api::{ClusterSummary, GroupSummary, TopicSummary};
 use crate::kafka::state::{BrokerState, ScrapeStage};
+use pipescope_core::kafka::Verdict;
 use pipescope_core::portal::events::{Event, EventKind};
 use pipescope_core::portal::flow::{FlowEdge, FlowGraph, FlowNode, NodeKind};
 
@@ -41,7 +42,10 @@ use pipescope_core::portal::flow::{FlowEdge, FlowGraph, FlowNode, NodeKind};
         Update,
         ClusterSummary,
         BrokerState,
-        ScrapeStage
+        ScrapeStage,
+        TopicSummary,
+        GroupSummary,
+        Verdict
     ))
 )]
 struct Derived;
@@ -153,7 +157,7 @@ const ROUTES: &[Route] = &[
         tag: "kafka",
         summary: "Topics with partition counts, end offsets and rates",
         query: &[],
-        answer: Answer::Array,
+        answer: Answer::ArrayOf("TopicSummary"),
     },
     Route {
         path: "/api/v1/kafka/clusters/{cluster}/topics/{topic}",
@@ -167,7 +171,7 @@ const ROUTES: &[Route] = &[
         tag: "kafka",
         summary: "Consumer groups: state, members, lag and verdict",
         query: &[],
-        answer: Answer::Array,
+        answer: Answer::ArrayOf("GroupSummary"),
     },
     Route {
         path: "/api/v1/kafka/clusters/{cluster}/groups/{group}",

@@ -128,12 +128,14 @@ async fn brokers(State(live): State<LiveState>, Path(name): Path<String>) -> Res
     with_cluster(&live, &name, |c| Json(&c.brokers).into_response())
 }
 
-#[derive(Debug, Serialize)]
-struct TopicSummary<'a> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TopicSummary<'a> {
     name: &'a str,
     internal: bool,
     error: Option<&'a str>,
+    /// The topic configs that matter, or `{"error": "why"}`.
     #[serde(serialize_with = "super::state::item::serialize_ref")]
+    #[schema(value_type = Object)]
     config: &'a Result<TopicConfig, String>,
     partitions: usize,
     offline_partitions: usize,
@@ -147,7 +149,7 @@ struct TopicSummary<'a> {
 }
 
 /// A topic's produce rate: the sum over the partitions whose rate is known this scrape.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 struct TopicRate {
     messages_per_second: Option<f64>,
     messages_per_minute: Option<f64>,
@@ -272,7 +274,7 @@ fn topic_detail<'a>(t: &'a TopicState, view: Option<&'a KafkaView>) -> serde_jso
 }
 
 /// A group's lag summary: sums and maxima over its partitions, and its worst partition's verdict.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 struct GroupLag {
     /// `null` until the group has been analysed.
     verdict: Option<Verdict>,
@@ -389,8 +391,8 @@ fn group_detail<'a>(g: &'a GroupState, view: Option<&'a GroupView>) -> GroupDeta
     }
 }
 
-#[derive(Debug, Serialize)]
-struct GroupSummary<'a> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GroupSummary<'a> {
     name: &'a str,
     coordinator: Option<i32>,
     protocol_type: &'a str,
