@@ -1234,8 +1234,19 @@ struct HandTansu {
 
 impl HandTansu {
     fn start(dir: &std::path::Path, extra: &[&str]) -> Self {
-        let port = pipescope_testkit::free_port();
+        Self::start_on(dir, pipescope_testkit::free_port(), None, extra)
+    }
+
+    /// Listens on `port`, telling clients to connect to `advertised_port` (a proxy in front of
+    /// it) when given.
+    fn start_on(
+        dir: &std::path::Path,
+        port: u16,
+        advertised_port: Option<u16>,
+        extra: &[&str],
+    ) -> Self {
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised = format!("tcp://127.0.0.1:{}", advertised_port.unwrap_or(port));
         let log = std::fs::File::create(dir.join(format!("tansu-{port}.log"))).unwrap();
         let child = std::process::Command::new(tansu_binary())
             .args([
@@ -1243,7 +1254,7 @@ impl HandTansu {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
             ])
             .args(["--storage-engine", "sqlite://tansu.db"])
             .args(extra)
@@ -1287,28 +1298,37 @@ fn sasl_config(port: u16, mechanism: &str, user: &str, password: &str) -> KafkaC
     )
 }
 
+/// Makes SCRAM users on a broker that does not require authentication yet (one that does
+/// refuses `tansu user create`).
+fn create_scram_users(open: &HandTansu, users: &[(&str, &str, &str)]) {
+    for (user, password, mechanism) in users {
+        let status = std::process::Command::new(tansu_binary())
+            .args([
+                "user",
+                "create",
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", open.port),
+            ])
+            .args([user, password, "--mechanism", mechanism])
+            .status()
+            .unwrap();
+        assert!(status.success(), "tansu user create {user}");
+    }
+}
+
 #[test]
 fn sasl_scram_against_tansu_and_a_wrong_password_names_the_cluster() {
     let dir = tempfile::tempdir().unwrap();
     {
         // Users are made on an open broker; the same database then serves with authentication.
         let open = HandTansu::start(dir.path(), &[]);
-        for (user, password, mechanism) in [
-            ("alice", "alice-pw", "scram256"),
-            ("bob", "bob-pw", "scram512"),
-        ] {
-            let status = std::process::Command::new(tansu_binary())
-                .args([
-                    "user",
-                    "create",
-                    "--broker",
-                    &format!("tcp://127.0.0.1:{}", open.port),
-                ])
-                .args([user, password, "--mechanism", mechanism])
-                .status()
-                .unwrap();
-            assert!(status.success(), "tansu user create {user}");
-        }
+        create_scram_users(
+            &open,
+            &[
+                ("alice", "alice-pw", "scram256"),
+                ("bob", "bob-pw", "scram512"),
+            ],
+        );
     }
     let broker = HandTansu::start(dir.path(), &["--authentication"]);
 
@@ -1359,9 +1379,8 @@ fn tls_acceptor(ca: &pipescope_testkit::TestCa) -> tokio_rustls::TlsAcceptor {
     tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
-/// tansu 0.6's command line cannot serve TLS (its --cert and --key exclude each other), so TLS
-/// is shown against the scripted broker behind a rustls acceptor; SASL PLAIN likewise (tansu
-/// authenticates with SCRAM only).
+/// The scripted broker behind a rustls acceptor: TLS with SASL PLAIN (tansu authenticates with
+/// SCRAM only; tansu over TLS is the terminator test below), and the CA choices.
 #[test]
 fn tls_with_the_right_ca_works_and_an_untrusted_certificate_names_the_cluster() {
     let dir = tempfile::tempdir().unwrap();
@@ -1414,6 +1433,103 @@ fn tls_with_the_right_ca_works_and_an_untrusted_certificate_names_the_cluster() 
     let error = wrong_password.error.expect("a wrong password fails");
     assert!(error.contains("SASL authentication"), "{error}");
     assert!(error.contains("Invalid username or password"), "{error}");
+}
+
+/// Serves TLS on a free port and passes each connection's plain bytes on to `upstream_port`: a
+/// TLS terminator in front of a broker, as clusters are often run.
+async fn tls_terminator(acceptor: tokio_rustls::TlsAcceptor, upstream_port: u16) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A client that does not trust the certificate ends here; that is the point.
+                let Ok(mut client) = acceptor.accept(client).await else {
+                    return;
+                };
+                let Ok(mut upstream) =
+                    tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    port
+}
+
+/// tansu 0.6 cannot serve TLS itself (docs/brokers.md), so real tansu answers over TLS come
+/// through a terminator that tansu advertises as its address: SASL_SSL with SCRAM, exact offsets,
+/// and an untrusted certificate or a wrong password named on the cluster.
+#[test]
+fn tls_and_scram_against_tansu_behind_a_tls_terminator() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = pipescope_testkit::TestCa::generate(ca_dir.path());
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = pipescope_testkit::TestCa::generate(other_dir.path());
+    {
+        // Users and records go in on an open broker; the same database then serves with
+        // authentication behind TLS.
+        let open = HandTansu::start(dir.path(), &[]);
+        create_scram_users(&open, &[("carol", "carol-pw", "scram512")]);
+        let bootstrap = format!("127.0.0.1:{}", open.port);
+        create_topic(&bootstrap, "secured", 2);
+        produce(&bootstrap, "secured", 2, 25, now_ms());
+    }
+    let rt = runtime();
+    let tansu_port = pipescope_testkit::free_port();
+    let proxy_port = rt.block_on(tls_terminator(tls_acceptor(&ca), tansu_port));
+    let _broker = HandTansu::start_on(
+        dir.path(),
+        tansu_port,
+        Some(proxy_port),
+        &["--authentication"],
+    );
+    let scrape = |ca: &pipescope_testkit::TestCa, password: &str| {
+        let cluster = cluster_config(
+            &format!("127.0.0.1:{proxy_port}"),
+            &format!(
+                "[kafka.local.tls]\nca = \"{}\"\n[kafka.local.sasl]\nmechanism = \"SCRAM-SHA-512\"\nusername = \"carol\"\npassword = \"{password}\"\n",
+                ca.ca_cert.display()
+            ),
+        );
+        let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+        rt.block_on(scraper.scrape(&SystemClock, None))
+    };
+
+    let state = scrape(&ca, "carol-pw");
+    assert_eq!(state.error, None);
+    assert!(state.brokers.iter().all(|b| b.up), "{:?}", state.brokers);
+    assert!(
+        state
+            .brokers
+            .iter()
+            .all(|b| b.port == i32::from(proxy_port)),
+        "every connection goes through TLS: {:?}",
+        state.brokers
+    );
+    let topic = state.topic("secured").expect("the topic is seen over TLS");
+    assert_eq!(topic.partitions.len(), 2);
+    for partition in &topic.partitions {
+        assert_eq!(partition.latest, Ok(25), "{partition:?}");
+    }
+
+    let untrusted = scrape(&other, "carol-pw");
+    let error = untrusted.error.expect("an untrusted certificate fails");
+    assert!(error.contains("cluster local"), "{error}");
+    assert!(error.contains("invalid peer certificate"), "{error}");
+
+    let wrong_password = scrape(&ca, "not-carols");
+    let error = wrong_password.error.expect("a wrong password fails");
+    assert!(error.contains("cluster local"), "{error}");
+    assert!(error.contains("SASL authentication"), "{error}");
+    assert!(
+        !error.contains("not-carols"),
+        "the password never shows: {error}"
+    );
 }
 
 #[test]
