@@ -16,7 +16,7 @@
 //!
 //! The speed comparison runs on the memory engine with one record per batch (its end offsets are
 //! then right and its DescribeGroups answers, so both tools complete); the same cluster on the
-//! sqlite engine follows (10 records per batch), where DescribeGroups fails for every group.
+//! sqlite engine follows (10 records per partition), where DescribeGroups fails for every group.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -113,7 +113,11 @@ fn group_topics(group: usize, topics: usize) -> impl Iterator<Item = usize> {
     (0..TOPICS_PER_GROUP).map(move |i| (group * TOPICS_PER_GROUP + i) % topics)
 }
 
-fn batch(records: i64, base_ms: i64) -> bytes::Bytes {
+/// `records` records a second apart, ending about now. kafka-protocol starts a new batch
+/// whenever `offset - sequence` changes: with no sequence every record is a batch of its own
+/// (on tansu's memory engine, whose end offset is the last batch's base offset + 1, the end
+/// offsets are then right); `one_batch` numbers the sequences so that all go in one batch.
+fn batch(records: i64, base_ms: i64, one_batch: bool) -> bytes::Bytes {
     let records: Vec<Record> = (0..records)
         .map(|i| Record {
             transactional: false,
@@ -124,7 +128,7 @@ fn batch(records: i64, base_ms: i64) -> bytes::Bytes {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i,
-            sequence: -1,
+            sequence: if one_batch { i as i32 } else { -1 },
             timestamp: base_ms + i * 1000,
             key: None,
             value: Some(bytes::Bytes::from(format!("{{\"i\":{i}}}"))),
@@ -176,9 +180,16 @@ async fn create_topics(pool: &Pool, addr: &str, names: &[String], partitions: i3
 }
 
 /// One batch of `records` records into every partition of `names`, 250 partitions a request.
-async fn produce(pool: &Pool, addr: &str, names: &[String], partitions: i32, records: i64) {
+async fn produce(
+    pool: &Pool,
+    addr: &str,
+    names: &[String],
+    partitions: i32,
+    records: i64,
+    one_batch: bool,
+) {
     let base_ms = now_ms() - records * 1000;
-    let data = batch(records, base_ms);
+    let data = batch(records, base_ms, one_batch);
     let per_request = (250 / partitions.max(1) as usize).max(1);
     let requests = names.chunks(per_request).map(|chunk| {
         let data = data.clone();
@@ -283,9 +294,9 @@ async fn set_up(addr: &str, topics: usize, groups: usize, records: i64) -> Expec
         t.elapsed()
     );
     let t = Instant::now();
-    produce(&pool, addr, &names, PARTITIONS, records).await;
+    produce(&pool, addr, &names, PARTITIONS, records, false).await;
     println!(
-        "  Produce: {records} records (one batch) into each of {} partitions in {:.1?}",
+        "  Produce: {records} records (a batch each) into each of {} partitions in {:.1?}",
         topics * PARTITIONS as usize,
         t.elapsed()
     );
@@ -625,6 +636,7 @@ topic_blacklist = ["^__.*"]
     let mut child = Command::new(binary)
         .arg("--config")
         .arg(&config_path)
+        .env("NO_COLOR", "1")
         .stdout(log.try_clone().expect("log handle"))
         .stderr(log)
         .spawn()
@@ -826,7 +838,7 @@ fn contrast(storage: TansuStorage, klag_bin: Option<&Path>) {
         let pool = pool();
         let names = vec!["contrast".to_string()];
         create_topics(&pool, &addr, &names, 1).await;
-        produce(&pool, &addr, &names, 1, 2_000).await;
+        produce(&pool, &addr, &names, 1, 2_000, true).await;
         let member = join_group(&pool, &addr, "contrast-group", "contrast").await;
         let offsets = [("contrast".to_string(), 0, 600)];
         if let Err(code) = commit(&pool, &addr, "contrast-group", Some(member), &offsets).await {
@@ -895,6 +907,12 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--scrape-child") {
         scrape_child(&args[2], args[3].parse().expect("scrape count"));
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("contrast") {
+        let klag_bin = klag_binary();
+        contrast(TansuStorage::Sqlite, klag_bin.as_deref());
+        contrast(TansuStorage::Memory, klag_bin.as_deref());
         return;
     }
     let topics: usize = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(2_000);
