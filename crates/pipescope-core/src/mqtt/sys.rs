@@ -327,8 +327,10 @@ fn emqx(topic: &str, node: &str, path: &str, text: &str) -> Option<SysReading> {
 
 /// What is known of a broker from its `$SYS` topics.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SysState {
-    /// Latest value of each metric, by `$SYS` topic.
+    /// Latest value of each metric, by `$SYS` topic: its kind, value and `updated_ms`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metrics: BTreeMap<String, SysEntry>,
     pub version: Option<String>,
     /// `$SYS` messages received.

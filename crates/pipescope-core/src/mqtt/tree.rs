@@ -144,6 +144,7 @@ pub enum ValueOf {
 }
 
 /// Figures of a topic or of a subtree (all its topics, the node's own included).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Figures {
     pub messages: u64,
@@ -217,6 +218,7 @@ impl Figures {
 }
 
 /// A node of the tree as a sunburst draws it: `name`, `value`, `children`, with its figures.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NodeView {
     pub name: String,
@@ -237,11 +239,13 @@ pub struct NodeView {
     pub folded: bool,
     /// Children, when the requested depth reaches them. `children_count` says how many there are.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub children: Vec<NodeView>,
     pub children_count: usize,
 }
 
 /// Size and bounds of a tree.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TreeSummary {
     /// Topics tracked on their own.

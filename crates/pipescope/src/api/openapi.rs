@@ -1,8 +1,9 @@
-//! `/api/openapi.json`: the OpenAPI 3 document of every public endpoint. The portal's own types
-//! and the Kafka clusters, brokers, topic and group lists carry derived schemas (utoipa); the
-//! other Kafka, MQTT and store endpoints are described from the table below (their answers are documented
-//! field by field in docs/). A test checks that the document and the merged router list the
-//! same paths, and that the answers with a schema have exactly its fields.
+//! `/api/openapi.json`: the OpenAPI 3 document of every public endpoint. The portal's own types,
+//! the Kafka clusters, brokers, topic and group lists, and the MQTT brokers, `$SYS` and tree
+//! carry derived schemas (utoipa); the Kafka topic and group details and the store's answers are
+//! described from the table below (and field by field in docs/). A test checks that the
+//! document and the merged router list the same paths, and that the answers with a schema carry
+//! every required field and none undocumented.
 
 use axum::Json;
 use utoipa::OpenApi;
@@ -19,6 +20,7 @@ use super::hub::Update;
 use super::{EventsPage, EventsQuery};
 use crate::kafka::api::{ClusterSummary, GroupSummary, TopicSummary};
 use crate::kafka::state::{BrokerState, ScrapeStage};
+use crate::mqtt::api::{BrokerView, SysView, TreeView};
 use pipescope_core::kafka::Verdict;
 use pipescope_core::portal::events::{Event, EventKind};
 use pipescope_core::portal::flow::{FlowEdge, FlowGraph, FlowNode, NodeKind};
@@ -45,7 +47,10 @@ use pipescope_core::portal::flow::{FlowEdge, FlowGraph, FlowNode, NodeKind};
         ScrapeStage,
         TopicSummary,
         GroupSummary,
-        Verdict
+        Verdict,
+        BrokerView,
+        SysView,
+        TreeView
     ))
 )]
 struct Derived;
@@ -54,7 +59,6 @@ struct Derived;
 #[derive(Debug, Clone, Copy)]
 enum Answer {
     Object,
-    Array,
     Text,
     EventStream,
     Schema(&'static str),
@@ -185,14 +189,14 @@ const ROUTES: &[Route] = &[
         tag: "mqtt",
         summary: "Watched MQTT brokers: connection, $SYS status, tree summary",
         query: &[],
-        answer: Answer::Array,
+        answer: Answer::ArrayOf("MqttBroker"),
     },
     Route {
         path: "/api/v1/mqtt/brokers/{broker}/sys",
         tag: "mqtt",
         summary: "A broker's $SYS figures",
         query: &[],
-        answer: Answer::Object,
+        answer: Answer::Schema("MqttSys"),
     },
     Route {
         path: "/api/v1/mqtt/brokers/{broker}/tree",
@@ -207,7 +211,7 @@ const ROUTES: &[Route] = &[
             ),
             ("value", "what sizes a node: messages, bytes, rate_1m..."),
         ],
-        answer: Answer::Object,
+        answer: Answer::Schema("MqttTree"),
     },
     Route {
         path: "/api/v1/query",
@@ -298,10 +302,6 @@ fn operation(route: &Route) -> utoipa::openapi::path::Operation {
     }
     let (mime, schema): (&str, RefOr<Schema>) = match route.answer {
         Answer::Object => ("application/json", ObjectBuilder::new().into()),
-        Answer::Array => (
-            "application/json",
-            ArrayBuilder::new().items(ObjectBuilder::new()).into(),
-        ),
         Answer::Text => (
             "text/plain",
             ObjectBuilder::new().schema_type(Type::String).into(),

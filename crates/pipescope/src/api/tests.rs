@@ -564,13 +564,15 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
     assert_eq!(documented, routes_in_sources());
     assert!(doc["components"]["schemas"]["Event"].is_object());
     assert!(doc["components"]["schemas"]["FlowGraph"].is_object());
-    // Answers described field by field carry exactly the documented fields.
-    // A schema's fields: its properties, and those of the schemas it is made of (`allOf`, which
-    // is how a flattened struct is described).
+    // Answers described field by field carry every required field and none undocumented.
+    // A schema's fields and its required ones: its own, and those of the schemas it is made of
+    // (`allOf`, which is how a flattened struct is described).
+    type Names<'d> = std::collections::BTreeSet<&'d str>;
     fn fields<'d>(
         doc: &'d serde_json::Value,
         schema: &'d serde_json::Value,
-        out: &mut std::collections::BTreeSet<&'d String>,
+        all: &mut Names<'d>,
+        required: &mut Names<'d>,
     ) {
         let schema = match schema["$ref"].as_str() {
             Some(path) => {
@@ -579,22 +581,44 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
             None => schema,
         };
         if let Some(properties) = schema["properties"].as_object() {
-            out.extend(properties.keys());
+            all.extend(properties.keys().map(String::as_str));
         }
+        required.extend(
+            schema["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|name| name.as_str()),
+        );
         for part in schema["allOf"].as_array().into_iter().flatten() {
-            fields(doc, part, out);
+            fields(doc, part, all, required);
         }
     }
     let documents = |schema: &str, value: &serde_json::Value| {
-        let mut documented = std::collections::BTreeSet::new();
-        fields(&doc, &doc["components"]["schemas"][schema], &mut documented);
+        let (mut documented, mut required) = (Names::new(), Names::new());
+        fields(
+            &doc,
+            &doc["components"]["schemas"][schema],
+            &mut documented,
+            &mut required,
+        );
         assert!(!documented.is_empty(), "{schema} has no properties");
-        let answered: std::collections::BTreeSet<&String> = value
+        let answered: Names = value
             .as_object()
             .unwrap_or_else(|| panic!("not an object: {value}"))
             .keys()
+            .map(String::as_str)
             .collect();
-        assert_eq!(documented, answered, "{schema}");
+        let undocumented: Vec<_> = answered.difference(&documented).collect();
+        assert!(
+            undocumented.is_empty(),
+            "{schema}: {undocumented:?} not documented"
+        );
+        let missing: Vec<_> = required.difference(&answered).collect();
+        assert!(
+            missing.is_empty(),
+            "{schema}: required {missing:?} not answered"
+        );
     };
     let (_, clusters) = get(app.clone(), "/api/v1/kafka/clusters").await;
     documents("ClusterSummary", &clusters[0]);
@@ -605,6 +629,15 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
     documents("TopicSummary", &topics[0]);
     let (_, groups) = get(app.clone(), "/api/v1/kafka/clusters/demo/groups").await;
     documents("GroupSummary", &groups[0]);
+    let (_, mqtt_brokers) = get(app.clone(), "/api/v1/mqtt/brokers").await;
+    documents("MqttBroker", &mqtt_brokers[0]);
+    documents("Connection", &mqtt_brokers[0]["connection"]);
+    documents("TreeSummary", &mqtt_brokers[0]["tree"]);
+    let (_, tree) = get(app.clone(), "/api/v1/mqtt/brokers/m/tree").await;
+    documents("MqttTree", &tree);
+    documents("NodeView", &tree["tree"]);
+    let (_, sys) = get(app.clone(), "/api/v1/mqtt/brokers/m/sys").await;
+    documents("MqttSys", &sys);
     // And each documented path is served by the merged router (not the portal's fallback).
     for path in &documented {
         let uri = path

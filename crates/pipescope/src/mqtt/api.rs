@@ -49,7 +49,8 @@ fn unknown_broker(state: &MqttState, name: &str) -> Response {
     ))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = MqttBroker)]
 pub struct BrokerView {
     pub name: String,
     pub url: String,
@@ -88,8 +89,9 @@ async fn brokers(State(state): State<MqttState>) -> Json<Vec<BrokerView>> {
     Json(state.brokers().map(|b| broker_view(b)).collect())
 }
 
-#[derive(Debug, Serialize)]
-struct SysView {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = MqttSys)]
+pub struct SysView {
     broker: String,
     status: SysStatus,
     version: Option<String>,
@@ -122,8 +124,9 @@ struct TreeQuery {
     value: ValueOf,
 }
 
-#[derive(Debug, Serialize)]
-struct TreeView {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = MqttTree)]
+pub struct TreeView {
     broker: String,
     summary: TreeSummary,
     depth: usize,

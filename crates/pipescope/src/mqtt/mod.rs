@@ -117,7 +117,7 @@ impl BrokerState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SysStatus {
     Seen,
@@ -125,7 +125,7 @@ pub enum SysStatus {
     Waiting,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnState {
     #[default]
@@ -137,7 +137,7 @@ pub enum ConnState {
     Refused,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct ConnEvent {
     pub time_ms: EpochMillis,
     pub state: ConnState,
@@ -145,7 +145,7 @@ pub struct ConnEvent {
 }
 
 /// Connection history of a broker, as the API shows it.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Default, Serialize)]
 pub struct Connection {
     pub state: ConnState,
     pub since_ms: Option<EpochMillis>,
@@ -160,6 +160,7 @@ pub struct Connection {
     pub down_since_ms: Option<EpochMillis>,
     pub last_error: Option<String>,
     pub next_attempt_ms: Option<EpochMillis>,
+    #[schema(value_type = Vec<ConnEvent>)]
     pub events: VecDeque<ConnEvent>,
     /// Time connected, before the current connection.
     #[serde(skip)]
