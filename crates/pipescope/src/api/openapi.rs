@@ -1,7 +1,7 @@
 //! `/api/openapi.json`: the OpenAPI 3 document of every public endpoint. The portal's own types,
 //! the Kafka clusters, brokers, topic and group lists, and the MQTT brokers, `$SYS` and tree
-//! carry derived schemas (utoipa); the Kafka topic and group details and the store's answers are
-//! described from the table below (and field by field in docs/). A test checks that the
+//! and the store's answers carry derived schemas (utoipa); the Kafka topic and group details
+//! are described from the table below (and field by field in docs/kafka-watcher.md). A test checks that the
 //! document and the merged router list the same paths, and that the answers with a schema carry
 //! every required field and none undocumented.
 
@@ -21,6 +21,7 @@ use super::{EventsPage, EventsQuery};
 use crate::kafka::api::{ClusterSummary, GroupSummary, TopicSummary};
 use crate::kafka::state::{BrokerState, ScrapeStage};
 use crate::mqtt::api::{BrokerView, SysView, TreeView};
+use crate::store::api::{RangeAnswer, SeriesAnswer, ValuesAnswer};
 use pipescope_core::kafka::Verdict;
 use pipescope_core::portal::events::{Event, EventKind};
 use pipescope_core::portal::flow::{FlowEdge, FlowGraph, FlowNode, NodeKind};
@@ -50,7 +51,10 @@ use pipescope_core::portal::flow::{FlowEdge, FlowGraph, FlowNode, NodeKind};
         Verdict,
         BrokerView,
         SysView,
-        TreeView
+        TreeView,
+        RangeAnswer,
+        SeriesAnswer,
+        ValuesAnswer
     ))
 )]
 struct Derived;
@@ -75,17 +79,32 @@ struct Route {
     answer: Answer,
 }
 
+const METRIC: (&str, &str) = ("metric", "metric name (required)");
+const MATCH: (&str, &str) = (
+    "match",
+    "label matchers, e.g. {topic=\"orders\",cluster=~\"prod.*\"}",
+);
+const FROM: (&str, &str) = ("from", "epoch ms, RFC 3339, now or now-1h (default now-1h)");
+const TO: (&str, &str) = ("to", "epoch ms, RFC 3339 or now (default now)");
+const AGG: (&str, &str) = ("agg", "avg, min, max, last, sum or count");
+
+/// The query parameters of each store endpoint: exactly those it takes (it refuses others).
 const RANGE_QUERY: &[(&str, &str)] = &[
-    ("metric", "metric name (required)"),
-    (
-        "match",
-        "label matchers, e.g. {topic=\"orders\",cluster=~\"prod.*\"}",
-    ),
-    ("from", "epoch ms, RFC 3339, now or now-1h (default now-1h)"),
-    ("to", "epoch ms, RFC 3339 or now (default now)"),
+    METRIC,
+    MATCH,
+    FROM,
+    TO,
     ("step", "a duration (1m, 30s) or milliseconds"),
-    ("agg", "avg, min, max, last, sum or count"),
-    ("n", "how many series (top)"),
+    AGG,
+];
+const SERIES_QUERY: &[(&str, &str)] = &[METRIC, MATCH];
+const TOP_QUERY: &[(&str, &str)] = &[
+    METRIC,
+    MATCH,
+    FROM,
+    TO,
+    AGG,
+    ("n", "how many series, 1 to 1000 (default 10)"),
 ];
 
 /// Every route of the monitor's router.
@@ -218,31 +237,28 @@ const ROUTES: &[Route] = &[
         tag: "store",
         summary: "Stored series of a metric over a time range, at a step",
         query: RANGE_QUERY,
-        answer: Answer::Object,
+        answer: Answer::Schema("StoreRange"),
     },
     Route {
         path: "/api/v1/series",
         tag: "store",
         summary: "Stored series (label sets) of a metric",
-        query: &[
-            ("metric", "metric name (required)"),
-            ("match", "label matchers"),
-        ],
-        answer: Answer::Object,
+        query: SERIES_QUERY,
+        answer: Answer::Schema("StoreSeries"),
     },
     Route {
         path: "/api/v1/last",
         tag: "store",
         summary: "Each series' last value",
-        query: RANGE_QUERY,
-        answer: Answer::Object,
+        query: SERIES_QUERY,
+        answer: Answer::Schema("StoreValues"),
     },
     Route {
         path: "/api/v1/top",
         tag: "store",
-        summary: "The n series with the largest value",
-        query: RANGE_QUERY,
-        answer: Answer::Object,
+        summary: "The n series with the largest value over a time range",
+        query: TOP_QUERY,
+        answer: Answer::Schema("StoreValues"),
     },
 ];
 

@@ -638,6 +638,61 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
     documents("NodeView", &tree["tree"]);
     let (_, sys) = get(app.clone(), "/api/v1/mqtt/brokers/m/sys").await;
     documents("MqttSys", &sys);
+    // The store's endpoints refuse parameters they do not take: each is asked with every
+    // parameter the document gives it.
+    let written = app
+        .clone()
+        .oneshot(
+            Request::post("/write?db=t")
+                .body(Body::from("cpu,host=a usage=1.5"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(written.status(), StatusCode::NO_CONTENT);
+    let example = |name: &str| match name {
+        "metric" => "cpu_usage",
+        "match" => "{host=\"a\"}",
+        "from" => "now-1h",
+        "to" => "now",
+        "step" => "1m",
+        "agg" => "last",
+        "n" => "5",
+        other => panic!("no example value for parameter {other}"),
+    };
+    for (path, schema, element) in [
+        ("/api/v1/query", "StoreRange", "RangeSeries"),
+        ("/api/v1/series", "StoreSeries", "SeriesEntry"),
+        ("/api/v1/last", "StoreValues", "ValueEntry"),
+        ("/api/v1/top", "StoreValues", "ValueEntry"),
+    ] {
+        let query: Vec<String> = doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let name = p["name"].as_str().unwrap();
+                let value: String = example(name)
+                    .bytes()
+                    .map(|b| match b {
+                        b'a'..=b'z' | b'0'..=b'9' | b'_' => char::from(b).to_string(),
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect();
+                format!("{name}={value}")
+            })
+            .collect();
+        let uri = format!("{path}?{}", query.join("&"));
+        let (status, answer) = get(app.clone(), &uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {answer}");
+        documents(schema, &answer);
+        let first = &answer["series"][0];
+        assert!(
+            first.is_object(),
+            "{uri}: the written sample is found: {answer}"
+        );
+        documents(element, first);
+    }
     // And each documented path is served by the merged router (not the portal's fallback).
     for path in &documented {
         let uri = path

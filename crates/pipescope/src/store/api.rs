@@ -87,8 +87,9 @@ struct RangeParams {
     n: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct RangeAnswer {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = StoreRange)]
+pub struct RangeAnswer {
     metric: String,
     resolution: &'static str,
     from: EpochMillis,
@@ -97,32 +98,35 @@ struct RangeAnswer {
     series: Vec<RangeSeries>,
 }
 
-#[derive(Debug, Serialize)]
-struct RangeSeries {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RangeSeries {
     labels: BTreeMap<String, String>,
     /// `[time_ms, value]` pairs; a value that is not a number is `null`.
+    #[schema(value_type = Vec<Vec<f64>>)]
     points: Vec<(EpochMillis, f64)>,
 }
 
-#[derive(Debug, Serialize)]
-struct SeriesAnswer {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = StoreSeries)]
+pub struct SeriesAnswer {
     series: Vec<SeriesEntry>,
 }
 
-#[derive(Debug, Serialize)]
-struct SeriesEntry {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SeriesEntry {
     metric: String,
     labels: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Serialize)]
-struct ValuesAnswer {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = StoreValues)]
+pub struct ValuesAnswer {
     metric: String,
     series: Vec<ValueEntry>,
 }
 
-#[derive(Debug, Serialize)]
-struct ValueEntry {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ValueEntry {
     labels: BTreeMap<String, String>,
     time_ms: EpochMillis,
     value: f64,
