@@ -47,6 +47,7 @@ impl Default for AnalyzerConfig {
 }
 
 /// How a partition's rate came out this scrape.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RateNote {

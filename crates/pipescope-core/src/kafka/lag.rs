@@ -84,6 +84,7 @@ pub fn lag_offsets(
 }
 
 /// How a lag in seconds was obtained.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LagSecondsBasis {
@@ -150,6 +151,7 @@ pub fn lag_seconds(
 }
 
 /// When a consumer will have caught up with its partition's log end.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum CatchUp {

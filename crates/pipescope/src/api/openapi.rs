@@ -1,9 +1,8 @@
-//! `/api/openapi.json`: the OpenAPI 3 document of every public endpoint. The portal's own types,
-//! the Kafka clusters, brokers, topic and group lists, and the MQTT brokers, `$SYS` and tree
-//! and the store's answers carry derived schemas (utoipa); the Kafka topic and group details
-//! are described from the table below (and field by field in docs/kafka-watcher.md). A test checks that the
-//! document and the merged router list the same paths, and that the answers with a schema carry
-//! every required field and none undocumented.
+//! `/api/openapi.json`: the OpenAPI 3 document of every public endpoint. Every JSON answer
+//! but this document carries a schema derived from the type that makes it (utoipa); the routes, their tags,
+//! summaries and query parameters come from the table below. A test checks that the document
+//! and the merged router list the same paths, that the live answers carry every required field
+//! and none undocumented, and that the store's endpoints take every parameter documented.
 
 use axum::Json;
 use utoipa::OpenApi;
@@ -18,10 +17,11 @@ use utoipa::openapi::{
 
 use super::hub::Update;
 use super::{EventsPage, EventsQuery};
-use crate::kafka::api::{ClusterSummary, GroupSummary, TopicSummary};
-use crate::kafka::state::{BrokerState, ScrapeStage};
+use crate::kafka::api::{ClusterSummary, GroupDetail, GroupSummary, TopicDetail, TopicSummary};
+use crate::kafka::state::{BrokerState, GroupDescription, ScrapeStage};
 use crate::mqtt::api::{BrokerView, SysView, TreeView};
 use crate::store::api::{RangeAnswer, SeriesAnswer, ValuesAnswer};
+use crate::web::Health;
 use pipescope_core::kafka::Verdict;
 use pipescope_core::portal::events::{Event, EventKind};
 use pipescope_core::portal::flow::{FlowEdge, FlowGraph, FlowNode, NodeKind};
@@ -46,8 +46,12 @@ use pipescope_core::portal::flow::{FlowEdge, FlowGraph, FlowNode, NodeKind};
         ClusterSummary,
         BrokerState,
         ScrapeStage,
+        Health,
         TopicSummary,
+        TopicDetail,
         GroupSummary,
+        GroupDetail,
+        GroupDescription,
         Verdict,
         BrokerView,
         SysView,
@@ -114,7 +118,7 @@ const ROUTES: &[Route] = &[
         tag: "server",
         summary: "Liveness: status, version, uptime (open even with auth)",
         query: &[],
-        answer: Answer::Object,
+        answer: Answer::Schema("Health"),
     },
     Route {
         path: "/metrics",
@@ -187,7 +191,7 @@ const ROUTES: &[Route] = &[
         tag: "kafka",
         summary: "One topic: config and partitions (leader, ISR, offsets, producers, rate)",
         query: &[],
-        answer: Answer::Object,
+        answer: Answer::Schema("TopicDetail"),
     },
     Route {
         path: "/api/v1/kafka/clusters/{cluster}/groups",
@@ -201,7 +205,7 @@ const ROUTES: &[Route] = &[
         tag: "kafka",
         summary: "One group: members with assignments, lag per topic and partition (offsets, seconds, ETA, verdict)",
         query: &[],
-        answer: Answer::Object,
+        answer: Answer::Schema("GroupDetail"),
     },
     Route {
         path: "/api/v1/mqtt/brokers",

@@ -10,7 +10,8 @@ use futures::StreamExt;
 use pipescope_core::ManualClock;
 use pipescope_core::kafka::KafkaView;
 use pipescope_core::kafka::Verdict;
-use pipescope_core::kafka::analyzer::{GroupView, TopicView};
+use pipescope_core::kafka::analyzer::{GroupPartitionView, GroupTopicView, GroupView, TopicView};
+use pipescope_core::kafka::lag::{CatchUp, LagNote, LagSeconds, LagSecondsBasis, OffsetLag};
 use pipescope_core::portal::events::{Event, EventKind};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -293,7 +294,32 @@ fn cluster() -> ClusterState {
                 max_lag_seconds: None,
                 max_lag_seconds_estimated: false,
                 verdict: Verdict::Stalled,
-                topics: vec![],
+                topics: vec![GroupTopicView {
+                    topic: "calls".into(),
+                    lag_offsets: 5,
+                    partitions_lag_unknown: 0,
+                    max_lag_seconds: Some(30.0),
+                    verdict: Verdict::Stalled,
+                    partitions: vec![GroupPartitionView {
+                        partition: 0,
+                        committed: 5,
+                        latest: Some(10),
+                        lag: OffsetLag {
+                            offsets: Some(5),
+                            note: LagNote::Measured,
+                        },
+                        lag_seconds: LagSeconds {
+                            seconds: Some(30.0),
+                            basis: LagSecondsBasis::Exact,
+                        },
+                        catch_up: CatchUp::FallingBehind,
+                        verdict: Verdict::Stalled,
+                        window_observations: 10,
+                        window_complete: true,
+                        last_commit_seen_ms: Some(5),
+                        reported_this_scrape: true,
+                    }],
+                }],
             }],
             counters: Default::default(),
         })),
@@ -564,6 +590,31 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
     assert_eq!(documented, routes_in_sources());
     assert!(doc["components"]["schemas"]["Event"].is_object());
     assert!(doc["components"]["schemas"]["FlowGraph"].is_object());
+    // Every schema referred to is in the document.
+    fn refs<'d>(value: &'d Value, out: &mut Vec<&'d str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    out.push(target);
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut targets = Vec::new();
+    refs(&doc, &mut targets);
+    assert!(targets.len() > 20, "{targets:?}");
+    for target in targets {
+        let name = target
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("a reference outside the schemas: {target}"));
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{target} is referred to but not in the document"
+        );
+    }
     // Answers described field by field carry every required field and none undocumented.
     // A schema's fields and its required ones: its own, and those of the schemas it is made of
     // (`allOf`, which is how a flattened struct is described).
@@ -629,6 +680,24 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
     documents("TopicSummary", &topics[0]);
     let (_, groups) = get(app.clone(), "/api/v1/kafka/clusters/demo/groups").await;
     documents("GroupSummary", &groups[0]);
+    let topic_path = format!(
+        "/api/v1/kafka/clusters/demo/topics/{}",
+        topics[0]["name"].as_str().unwrap()
+    );
+    let (_, topic) = get(app.clone(), &topic_path).await;
+    documents("TopicDetail", &topic);
+    documents("PartitionDetail", &topic["partitions"][0]);
+    // "proc" has lag figures and a refused description; "idle" a description with a member.
+    let (_, group) = get(app.clone(), "/api/v1/kafka/clusters/demo/groups/proc").await;
+    documents("GroupDetail", &group);
+    documents("GroupPartitionLag", &group["partitions"][0]);
+    documents("GroupTopicLag", &group["topics"][0]);
+    let (_, group) = get(app.clone(), "/api/v1/kafka/clusters/demo/groups/idle").await;
+    documents("GroupDetail", &group);
+    documents("GroupDescription", &group["description"]);
+    documents("MemberState", &group["description"]["members"][0]);
+    let (_, health) = get(app.clone(), "/health").await;
+    documents("Health", &health);
     let (_, mqtt_brokers) = get(app.clone(), "/api/v1/mqtt/brokers").await;
     documents("MqttBroker", &mqtt_brokers[0]);
     documents("Connection", &mqtt_brokers[0]["connection"]);

@@ -231,16 +231,24 @@ async fn topic(
     })
 }
 
-#[derive(Debug, Serialize)]
-struct TopicDetail<'a> {
-    #[serde(flatten)]
-    topic: &'a TopicState,
+/// A topic with its partitions' offsets, replicas, producers and rates.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TopicDetail<'a> {
+    name: &'a str,
+    /// The topic's id (a topic deleted and made again under the same name gets a new one).
+    id: Option<&'a str>,
+    internal: bool,
+    error: Option<&'a str>,
+    #[serde(serialize_with = "super::state::item::serialize_ref")]
+    #[schema(schema_with = super::state::item::schema::<TopicConfig>)]
+    config: &'a Result<TopicConfig, String>,
+    partitions: Vec<PartitionDetail<'a>>,
     #[serde(flatten)]
     rate: TopicRate,
 }
 
-/// A partition with its produce rate (the `partitions` of [`TopicDetail`] replace the state's).
-#[derive(Debug, Serialize)]
+/// A partition with its produce rate.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct PartitionDetail<'a> {
     #[serde(flatten)]
     partition: &'a PartitionState,
@@ -250,8 +258,8 @@ struct PartitionDetail<'a> {
     rate_note: Option<RateNote>,
 }
 
-fn topic_detail<'a>(t: &'a TopicState, view: Option<&'a KafkaView>) -> serde_json::Value {
-    let partitions: Vec<PartitionDetail> = t
+fn topic_detail<'a>(t: &'a TopicState, view: Option<&'a KafkaView>) -> TopicDetail<'a> {
+    let partitions = t
         .partitions
         .iter()
         .map(|p| {
@@ -264,13 +272,15 @@ fn topic_detail<'a>(t: &'a TopicState, view: Option<&'a KafkaView>) -> serde_jso
             }
         })
         .collect();
-    let mut json = serde_json::to_value(TopicDetail {
-        topic: t,
+    TopicDetail {
+        name: &t.name,
+        id: t.id.as_deref(),
+        internal: t.internal,
+        error: t.error.as_deref(),
+        config: &t.config,
+        partitions,
         rate: TopicRate::of(topic_view(view, &t.name)),
-    })
-    .unwrap_or_default();
-    json["partitions"] = serde_json::to_value(partitions).unwrap_or_default();
-    json
+    }
 }
 
 /// A group's lag summary: sums and maxima over its partitions, and its worst partition's verdict.
@@ -302,7 +312,7 @@ impl GroupLag {
 }
 
 /// One partition of a group, as the analyzer sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct GroupPartitionLag<'a> {
     topic: &'a str,
     partition: i32,
@@ -327,8 +337,9 @@ struct GroupPartitionLag<'a> {
     reported_this_scrape: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct GroupDetail<'a> {
+/// A group with its members, committed offsets, and lag per topic and per partition.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GroupDetail<'a> {
     #[serde(flatten)]
     group: &'a GroupState,
     #[serde(flatten)]
@@ -339,7 +350,7 @@ struct GroupDetail<'a> {
     partitions: Vec<GroupPartitionLag<'a>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct GroupTopicLag<'a> {
     topic: &'a str,
     /// Sum of the known lags.

@@ -85,7 +85,7 @@ pub struct TopicState {
 }
 
 /// The topic configs that matter for monitoring; `None` where the broker did not say.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TopicConfig {
     pub cleanup_policy: Option<String>,
     pub retention_ms: Option<i64>,
@@ -93,7 +93,7 @@ pub struct TopicConfig {
     pub min_insync_replicas: Option<i32>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PartitionState {
     pub partition: i32,
     /// `None` when the partition has no leader (offline).
@@ -106,17 +106,20 @@ pub struct PartitionState {
     pub error: Option<String>,
     /// Earliest offset (log start), or why it is unknown this scrape.
     #[serde(serialize_with = "item::serialize")]
+    #[schema(schema_with = item::schema::<i64>)]
     pub earliest: Result<i64, String>,
     /// Latest offset (log end), or why it is unknown this scrape.
     #[serde(serialize_with = "item::serialize")]
+    #[schema(schema_with = item::schema::<i64>)]
     pub latest: Result<i64, String>,
     /// Producers writing to the partition, or why they are unknown
     /// ("broker does not report producers").
     #[serde(serialize_with = "item::serialize")]
+    #[schema(schema_with = item::schema::<Vec<ProducerState>>)]
     pub producers: Result<Vec<ProducerState>, String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ProducerState {
     pub producer_id: i64,
     pub producer_epoch: i32,
@@ -126,23 +129,26 @@ pub struct ProducerState {
     pub current_txn_start_offset: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GroupState {
     pub name: String,
     /// The group's coordinator, or why it is unknown.
     #[serde(serialize_with = "item::serialize")]
+    #[schema(schema_with = item::schema::<i32>)]
     pub coordinator: Result<i32, String>,
     /// From ListGroups (empty when the broker did not say).
     pub protocol_type: String,
     /// From DescribeGroups, or why the group could not be described.
     #[serde(serialize_with = "item::serialize")]
+    #[schema(schema_with = item::schema::<GroupDescription>)]
     pub description: Result<GroupDescription, String>,
     /// Committed offsets, or why none could be read.
     #[serde(serialize_with = "item::serialize")]
+    #[schema(schema_with = item::schema::<Vec<CommittedOffset>>)]
     pub offsets: Result<Vec<CommittedOffset>, String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct GroupDescription {
     pub state: String,
     pub protocol_type: String,
@@ -151,7 +157,7 @@ pub struct GroupDescription {
     pub members: Vec<MemberState>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct MemberState {
     pub member_id: String,
     pub group_instance_id: Option<String>,
@@ -163,13 +169,13 @@ pub struct MemberState {
     pub assignment_error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct AssignedTopic {
     pub topic: String,
     pub partitions: Vec<i32>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CommittedOffset {
     pub topic: String,
     pub partition: i32,
@@ -198,6 +204,21 @@ pub mod item {
                 map.end()
             }
         }
+    }
+
+    /// The OpenAPI schema of such a field: the value's, or an object with `error`.
+    pub fn schema<T: utoipa::PartialSchema>() -> utoipa::openapi::schema::Schema {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+        Schema::OneOf(
+            OneOfBuilder::new()
+                .item(T::schema())
+                .item(
+                    ObjectBuilder::new()
+                        .property("error", ObjectBuilder::new().schema_type(Type::String))
+                        .required("error"),
+                )
+                .build(),
+        )
     }
 
     /// The same through a reference (for borrowed summaries).
