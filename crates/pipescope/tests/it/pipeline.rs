@@ -7,9 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pipescope_core::pipeline::trace::{MQTT_TOPIC, TraceHeader, TraceTally};
-use pipescope_testkit::{
-    Influxd, Mosquitto, Tansu, TansuOptions, TansuStorage, free_port, wait_until,
-};
+use pipescope_testkit::{Influxd, Mosquitto, Tansu, free_port, wait_until};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -164,31 +162,13 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
 }
 
 /// Reads every partition of `topic` from the beginning, all partitions through one consumer, until
-/// `each` says it is done or `timeout` passes; with `Ends::Trusted` also stops at the end offsets
-/// (as they were when the read began). tansu's memory engine reports end offsets short (docs/
-/// brokers.md): there `Ends::Untrusted` reads on until `each` is satisfied.
+/// `each` says it is done, the end offsets (as they were when the read began) are reached, or
+/// `timeout` passes.
 fn read_topic(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
     timeout: Duration,
-    each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> bool,
-) {
-    read_topic_with(bootstrap, topic, partitions, timeout, Ends::Trusted, each)
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Ends {
-    Trusted,
-    Untrusted,
-}
-
-fn read_topic_with(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    timeout: Duration,
-    trust: Ends,
     mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> bool,
 ) {
     let deadline = Instant::now() + timeout;
@@ -209,7 +189,7 @@ fn read_topic_with(
                 ),
             }
         };
-        if end > 0 || trust == Ends::Untrusted {
+        if end > 0 {
             ends.insert(partition, end);
         }
     }
@@ -219,10 +199,7 @@ fn read_topic_with(
             .unwrap();
     }
     consumer.assign(&tpl).unwrap();
-    if trust == Ends::Untrusted {
-        ends.clear();
-    }
-    while (trust == Ends::Untrusted || !ends.is_empty()) && Instant::now() < deadline {
+    while !ends.is_empty() && Instant::now() < deadline {
         if let Some(message) = consumer.poll(Duration::from_millis(200)) {
             let message = message.expect("consume");
             if each(&message) {
@@ -252,17 +229,16 @@ fn end_offsets(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
         .collect()
 }
 
-/// Waits (at most two minutes) until the bridge has nothing in flight and, where the end offsets
-/// are right, `machine.data` holds at least `messages` records: a read that starts earlier races
-/// the bridge's last deliveries. A lost message still fails the count that follows.
-fn wait_drained(bridge: &Part, bootstrap: &str, partitions: i32, messages: u64, ends: Ends) {
+/// Waits (at most two minutes) until the bridge has nothing in flight and `machine.data` holds
+/// at least `messages` records: a read that starts earlier races the bridge's last deliveries.
+/// A lost message still fails the count that follows.
+fn wait_drained(bridge: &Part, bootstrap: &str, partitions: i32, messages: u64) {
     wait_until(Duration::from_secs(120), || {
         bridge.metric("pipescope_bridge_in_flight_messages") == Some(0.0)
-            && (ends == Ends::Untrusted
-                || end_offsets(bootstrap, "machine.data", partitions)
-                    .iter()
-                    .sum::<i64>()
-                    >= messages as i64)
+            && end_offsets(bootstrap, "machine.data", partitions)
+                .iter()
+                .sum::<i64>()
+                >= messages as i64
     });
 }
 
@@ -282,29 +258,20 @@ fn trace_of(message: &rdkafka::message::BorrowedMessage<'_>) -> (TraceHeader, Op
     (trace, topic)
 }
 
-/// The run: 100,000 messages, the bridge killed with `kill -9` in the middle. On tansu's
-/// memory engine: its sqlite engine takes minutes to answer a Fetch once it holds ~100,000 records
-/// (docs/brokers.md), so the sqlite run below is smaller.
+/// The run: 100,000 messages, the bridge killed with `kill -9` in the middle (about 20 s;
+/// tansu's sqlite engine reads them back in seconds once the testkit has indexed its record
+/// headers, docs/brokers.md).
 #[test]
 fn bridge_killed_mid_run_and_restarted_loses_none_of_100_000_messages() {
-    bridge_killed_mid_run(100_000, 20_000, TansuStorage::Memory, 6);
-}
-
-/// The same on the sqlite engine, whose offsets are right, at a size it reads back in seconds.
-#[test]
-fn bridge_killed_mid_run_and_restarted_loses_no_message_on_sqlite() {
-    bridge_killed_mid_run(12_000, 3_000, TansuStorage::Sqlite, 6);
+    bridge_killed_mid_run(100_000, 20_000, 6);
 }
 
 /// Publishes `messages` at `rate` per second through the bridge, kills the bridge once a quarter
 /// of them are in Kafka, restarts it, and reads the topic back: every message there (duplicates
 /// allowed, counted from the trace headers), each partition's offsets 0, 1, 2, ...
-fn bridge_killed_mid_run(messages: u64, rate: u64, storage: TansuStorage, partitions: i32) {
+fn bridge_killed_mid_run(messages: u64, rate: u64, partitions: i32) {
     let mosquitto = Mosquitto::start();
-    let tansu = Tansu::start_with(TansuOptions {
-        storage,
-        ..Default::default()
-    });
+    let tansu = Tansu::start();
     let mqtt = mosquitto.url();
     let bootstrap = tansu.bootstrap();
     let partitions_arg = partitions.to_string();
@@ -370,20 +337,15 @@ fn bridge_killed_mid_run(messages: u64, rate: u64, storage: TansuStorage, partit
     assert_eq!(summary["sent"], messages);
     assert_eq!(summary["acked"], messages);
 
-    let ends = match storage {
-        TansuStorage::Sqlite => Ends::Trusted,
-        TansuStorage::Memory => Ends::Untrusted,
-    };
-    wait_drained(&bridge, &bootstrap, partitions, messages, ends);
+    wait_drained(&bridge, &bootstrap, partitions, messages);
     let mut tally = TraceTally::new();
     let mut records = 0u64;
     let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
-    read_topic_with(
+    read_topic(
         &bootstrap,
         "machine.data",
         partitions,
         Duration::from_secs(120),
-        ends,
         |m| {
             offsets.entry(m.partition()).or_default().push(m.offset());
             let (trace, mqtt_topic) = trace_of(m);
@@ -514,7 +476,7 @@ fn bridge_through_a_minute_without_kafka_loses_no_message() {
     let summary: serde_json::Value =
         serde_json::from_str(&simulator.finish(Duration::from_secs(120))).unwrap();
     assert_eq!(summary["sent"], MESSAGES);
-    wait_drained(&bridge, &bootstrap, PARTITIONS, MESSAGES, Ends::Trusted);
+    wait_drained(&bridge, &bootstrap, PARTITIONS, MESSAGES);
     let mut tally = TraceTally::new();
     let mut records = 0u64;
     read_topic(
