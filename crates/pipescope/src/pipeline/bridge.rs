@@ -41,9 +41,8 @@ pub struct Args {
     pub config_file: ConfigFileArgs,
     #[command(flatten)]
     pub web: WebArgs,
-    /// MQTT broker, mqtt://host:port.
-    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
-    pub mqtt: String,
+    #[command(flatten)]
+    pub mqtt: super::mqtt::MqttArgs,
     /// FILTER=TOPIC (repeatable): MQTT filter to Kafka topic; the topic may use {N} for the
     /// N-th level of the MQTT topic. The key is the levels matched by '+'.
     #[arg(long = "map", required = true, value_name = "FILTER=TOPIC")]
@@ -167,6 +166,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             mapping: format!("{}={}", m.filter, m.topic),
         })
         .collect();
+    // Wrong MQTT settings (address, TLS files) are said at once, not after Kafka is up.
+    let mut options = super::mqtt::options(&args.mqtt, &args.client_id)?;
     if let Some(listen) = args.web.listen {
         serve_web("bridge", listen, registry, stop.clone()).await?;
     }
@@ -190,7 +191,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
-    let mut options = super::mqtt::options(&args.mqtt, &args.client_id)?;
     options
         .set_clean_start(false)
         .set_session_expiry_interval(Some(
@@ -220,7 +220,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff.reset();
                 metrics.connected.set(1);
-                tracing::info!(broker = %args.mqtt, session_present = ack.session_present, "connected to MQTT");
+                tracing::info!(broker = %args.mqtt.url, session_present = ack.session_present, "connected to MQTT");
                 // Subscribing again on a kept session is harmless and covers a lost session.
                 for m in &mappings {
                     client
@@ -325,7 +325,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 metrics.subscribed.set(0);
                 metrics.reconnects.inc();
                 let delay = backoff.next_delay();
-                tracing::warn!(broker = %args.mqtt, "MQTT connection failed ({e}); retrying in {delay:?}");
+                tracing::warn!(broker = %args.mqtt.url, "MQTT connection failed ({e}); retrying in {delay:?}");
                 if stop.sleep(delay).await {
                     break;
                 }

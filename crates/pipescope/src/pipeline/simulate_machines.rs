@@ -30,9 +30,8 @@ pub struct Args {
     pub config_file: ConfigFileArgs,
     #[command(flatten)]
     pub web: WebArgs,
-    /// MQTT broker, mqtt://host:port.
-    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
-    pub mqtt: String,
+    #[command(flatten)]
+    pub mqtt: super::mqtt::MqttArgs,
     /// Production lines the machines are spread over.
     #[arg(long, default_value_t = 2)]
     pub lines: u32,
@@ -143,7 +142,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (client, mut eventloop) = AsyncClient::new(options, 10_000);
     let counts = Arc::new(Counts::default());
     let loop_counts = counts.clone();
-    let mqtt = args.mqtt.clone();
+    let mqtt = args.mqtt.url.clone();
     let driver = tokio::spawn(async move {
         let mut backoff = Backoff::default();
         loop {
@@ -341,7 +340,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if !done(&counts) {
         anyhow::bail!(
             "the broker at {} did not take every message ({} sent, {} acknowledged)",
-            args.mqtt,
+            args.mqtt.url,
             summary.sent,
             summary.acked
         );
