@@ -87,6 +87,15 @@ impl Part {
         }
     }
 
+    /// For a bridge: waits until it has subscribed to its MQTT filters.
+    fn wait_bridge_subscribed(&mut self) {
+        self.wait_metric(
+            "pipescope_bridge_mqtt_subscribed",
+            Duration::from_secs(60),
+            |v| v == 1.0,
+        );
+    }
+
     fn kill9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
@@ -297,11 +306,7 @@ fn bridge_killed_mid_run(messages: u64, rate: u64, partitions: i32) {
     ];
     let port = free_port();
     let mut bridge = Part::start_on("bridge", port, &bridge_args);
-    bridge.wait_metric(
-        "pipescope_bridge_mqtt_subscribed",
-        Duration::from_secs(60),
-        |v| v == 1.0,
-    );
+    bridge.wait_bridge_subscribed();
 
     let count = messages.to_string();
     let mut simulator = Part::start(
@@ -436,15 +441,10 @@ fn bridge_and_simulator_reach_a_broker_over_tls_with_a_password() {
             "2",
         ],
     );
-    bridge.wait_metric(
-        "pipescope_bridge_mqtt_subscribed",
-        Duration::from_secs(60),
-        |v| v == 1.0,
-    );
-    let mut simulator = Part::start_with_env(
-        "simulate machines",
-        free_port(),
-        &[
+    bridge.wait_bridge_subscribed();
+    // The simulator takes its password from the environment.
+    let simulate = |name: &str, password: &str, more: &[&str]| {
+        let mut args = vec![
             "simulate",
             "machines",
             "--mqtt",
@@ -453,6 +453,19 @@ fn bridge_and_simulator_reach_a_broker_over_tls_with_a_password() {
             &ca,
             "--mqtt-username",
             "parts",
+        ];
+        args.extend_from_slice(more);
+        Part::start_with_env(
+            name,
+            free_port(),
+            &args,
+            &[("PIPESCOPE_MQTT_PASSWORD", password)],
+        )
+    };
+    let mut simulator = simulate(
+        "simulate machines",
+        "parts-pw",
+        &[
             "--machines",
             "5",
             "--sensors",
@@ -466,7 +479,6 @@ fn bridge_and_simulator_reach_a_broker_over_tls_with_a_password() {
             "--origin",
             "it-tls",
         ],
-        &[("PIPESCOPE_MQTT_PASSWORD", "parts-pw")],
     );
     let summary: serde_json::Value =
         serde_json::from_str(&simulator.finish(Duration::from_secs(60))).unwrap();
@@ -488,22 +500,10 @@ fn bridge_and_simulator_reach_a_broker_over_tls_with_a_password() {
     assert_eq!(tally.distinct(), 500, "every message came through TLS");
     bridge.terminate();
 
-    let refused = Part::start_with_env(
+    let refused = simulate(
         "simulate machines (wrong password)",
-        free_port(),
-        &[
-            "simulate",
-            "machines",
-            "--mqtt",
-            &mqtt,
-            "--mqtt-ca",
-            &ca,
-            "--mqtt-username",
-            "parts",
-            "--count",
-            "10",
-        ],
-        &[("PIPESCOPE_MQTT_PASSWORD", "not-the-pw")],
+        "not-the-pw",
+        &["--count", "10"],
     );
     assert!(
         wait_until(Duration::from_secs(20), || refused
@@ -547,11 +547,7 @@ fn bridge_through_a_minute_without_kafka_loses_no_message() {
             "6",
         ],
     );
-    bridge.wait_metric(
-        "pipescope_bridge_mqtt_subscribed",
-        Duration::from_secs(60),
-        |v| v == 1.0,
-    );
+    bridge.wait_bridge_subscribed();
     let count = MESSAGES.to_string();
     let mut simulator = Part::start(
         "simulate machines",
