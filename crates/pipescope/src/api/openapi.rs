@@ -74,41 +74,145 @@ enum Answer {
     ArrayOf(&'static str),
 }
 
-/// One documented route: path, tag, summary, query parameters `(name, description)`, answer.
+/// One documented route: path, tag, summary, query parameters, answer.
 struct Route {
     path: &'static str,
     tag: &'static str,
     summary: &'static str,
-    query: &'static [(&'static str, &'static str)],
+    query: &'static [Param],
     answer: Answer,
 }
 
-const METRIC: (&str, &str) = ("metric", "metric name (required)");
-const MATCH: (&str, &str) = (
+/// A query parameter and the values its endpoint takes (others are answered with 400).
+#[derive(Debug, Clone, Copy)]
+struct Param {
+    name: &'static str,
+    description: &'static str,
+    required: bool,
+    values: Values,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Values {
+    /// Text, not empty.
+    Text,
+    /// Text, empty included.
+    AnyText,
+    /// A whole number from `min` up to `max`.
+    Integer {
+        min: u64,
+        max: Option<u64>,
+    },
+    OneOf(&'static [&'static str]),
+}
+
+impl Param {
+    const fn optional(name: &'static str, description: &'static str, values: Values) -> Self {
+        Self {
+            name,
+            description,
+            required: false,
+            values,
+        }
+    }
+
+    fn schema(&self) -> ObjectBuilder {
+        let object = ObjectBuilder::new();
+        match self.values {
+            Values::Text => object.schema_type(Type::String).min_length(Some(1)),
+            Values::AnyText => object.schema_type(Type::String),
+            Values::Integer { min, max } => object
+                .schema_type(Type::Integer)
+                .minimum(Some(min as f64))
+                .maximum(max.map(|m| m as f64)),
+            Values::OneOf(values) => object
+                .schema_type(Type::String)
+                .enum_values(Some(values.iter().copied())),
+        }
+    }
+}
+
+const METRIC: Param = Param {
+    name: "metric",
+    description: "metric name",
+    required: true,
+    values: Values::Text,
+};
+const MATCH: Param = Param::optional(
     "match",
     "label matchers, e.g. {topic=\"orders\",cluster=~\"prod.*\"}",
+    Values::AnyText,
 );
-const FROM: (&str, &str) = ("from", "epoch ms, RFC 3339, now or now-1h (default now-1h)");
-const TO: (&str, &str) = ("to", "epoch ms, RFC 3339 or now (default now)");
-const AGG: (&str, &str) = ("agg", "avg, min, max, last, sum or count");
+const FROM: Param = Param::optional(
+    "from",
+    "epoch ms, RFC 3339, now or now-1h (default now-1h)",
+    Values::Text,
+);
+const TO: Param = Param::optional(
+    "to",
+    "epoch ms, RFC 3339 or now (default now)",
+    Values::Text,
+);
+const AGG: Param = Param::optional(
+    "agg",
+    "how points are aggregated",
+    Values::OneOf(&["avg", "min", "max", "last", "sum", "count"]),
+);
 
 /// The query parameters of each store endpoint: exactly those it takes (it refuses others).
-const RANGE_QUERY: &[(&str, &str)] = &[
+const RANGE_QUERY: &[Param] = &[
     METRIC,
     MATCH,
     FROM,
     TO,
-    ("step", "a duration (1m, 30s) or milliseconds"),
+    Param::optional("step", "a duration (1m, 30s) or milliseconds", Values::Text),
     AGG,
 ];
-const SERIES_QUERY: &[(&str, &str)] = &[METRIC, MATCH];
-const TOP_QUERY: &[(&str, &str)] = &[
+const SERIES_QUERY: &[Param] = &[
+    Param::optional(
+        "metric",
+        "metric name (default: every metric)",
+        Values::AnyText,
+    ),
+    MATCH,
+];
+const LAST_QUERY: &[Param] = &[METRIC, MATCH];
+const TOP_QUERY: &[Param] = &[
     METRIC,
     MATCH,
     FROM,
     TO,
     AGG,
-    ("n", "how many series, 1 to 1000 (default 10)"),
+    Param::optional(
+        "n",
+        "how many series (default 10)",
+        Values::Integer {
+            min: 1,
+            max: Some(1000),
+        },
+    ),
+];
+const TREE_QUERY: &[Param] = &[
+    Param::optional(
+        "root",
+        "subtree to start at (default the root)",
+        Values::AnyText,
+    ),
+    Param::optional(
+        "depth",
+        "levels to answer (default 3, at most 32)",
+        Values::Integer { min: 0, max: None },
+    ),
+    Param::optional(
+        "limit",
+        "children per node (default 1000; the rest summed in (more))",
+        Values::Integer { min: 0, max: None },
+    ),
+    Param::optional(
+        "value",
+        "what sizes a node",
+        Values::OneOf(&["messages", "bytes", "rate_1m", "rate_5m", "rate_15m"]),
+    ),
 ];
 
 /// Every route of the monitor's router.
@@ -138,9 +242,10 @@ const ROUTES: &[Route] = &[
         path: "/api/v1/live",
         tag: "portal",
         summary: "Server-sent events: `update` ({at, source}, at most one per second per source) and `event` (an Event); keep-alive comments. Also takes ?access_token= when auth is on",
-        query: &[(
+        query: &[Param::optional(
             "access_token",
             "the bearer token, or base64 of user:password with basic auth",
+            Values::Text,
         )],
         answer: Answer::EventStream,
     },
@@ -225,15 +330,7 @@ const ROUTES: &[Route] = &[
         path: "/api/v1/mqtt/brokers/{broker}/tree",
         tag: "mqtt",
         summary: "A broker's topic tree (counts, rates, last seen), for the browser and the sunburst",
-        query: &[
-            ("root", "subtree to start at (default the root)"),
-            ("depth", "levels to answer (default 3)"),
-            (
-                "limit",
-                "children per node (default 1000; the rest summed in (more))",
-            ),
-            ("value", "what sizes a node: messages, bytes, rate_1m..."),
-        ],
+        query: TREE_QUERY,
         answer: Answer::Schema("MqttTree"),
     },
     Route {
@@ -254,7 +351,7 @@ const ROUTES: &[Route] = &[
         path: "/api/v1/last",
         tag: "store",
         summary: "Each series' last value",
-        query: SERIES_QUERY,
+        query: LAST_QUERY,
         answer: Answer::Schema("StoreValues"),
     },
     Route {
@@ -288,6 +385,19 @@ fn error_schema() -> Schema {
         .into()
 }
 
+fn query_parameter(param: &Param) -> ParameterBuilder {
+    ParameterBuilder::new()
+        .name(param.name)
+        .parameter_in(ParameterIn::Query)
+        .required(if param.required {
+            Required::True
+        } else {
+            Required::False
+        })
+        .description(Some(param.description))
+        .schema(Some(param.schema()))
+}
+
 fn operation(route: &Route) -> utoipa::openapi::path::Operation {
     let mut op = OperationBuilder::new()
         .tag(route.tag)
@@ -310,15 +420,8 @@ fn operation(route: &Route) -> utoipa::openapi::path::Operation {
             || Some(ParameterIn::Query),
         )));
     }
-    for (name, description) in route.query {
-        op = op.parameter(
-            ParameterBuilder::new()
-                .name(*name)
-                .parameter_in(ParameterIn::Query)
-                .required(Required::False)
-                .description(Some(*description))
-                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
-        );
+    for param in route.query {
+        op = op.parameter(query_parameter(param));
     }
     let (mime, schema): (&str, RefOr<Schema>) = match route.answer {
         Answer::Object => ("application/json", ObjectBuilder::new().into()),
@@ -378,11 +481,17 @@ fn operation(route: &Route) -> utoipa::openapi::path::Operation {
 
 fn influx_write_operation() -> utoipa::openapi::path::Operation {
     let query = [
-        (
-            "db",
-            "a database name (required by InfluxDB clients; pipescope has one store)",
+        Param {
+            name: "db",
+            description: "a database name (required by InfluxDB clients; pipescope has one store)",
+            required: true,
+            values: Values::Text,
+        },
+        Param::optional(
+            "precision",
+            "timestamp unit (default n)",
+            Values::OneOf(&["", "n", "ns", "u", "us", "µ", "ms", "s", "m", "h"]),
         ),
-        ("precision", "timestamp unit: n (default), u, ms, s, m or h"),
     ];
     let mut op = OperationBuilder::new()
         .tag("store")
@@ -399,19 +508,8 @@ fn influx_write_operation() -> utoipa::openapi::path::Operation {
                 .required(Some(Required::True))
                 .build(),
         ));
-    for (name, description) in query {
-        op = op.parameter(
-            ParameterBuilder::new()
-                .name(name)
-                .parameter_in(ParameterIn::Query)
-                .required(if name == "db" {
-                    Required::True
-                } else {
-                    Required::False
-                })
-                .description(Some(description))
-                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
-        );
+    for param in &query {
+        op = op.parameter(query_parameter(param));
     }
     let error = || Content::new(Some(error_schema()));
     for (code, description) in [

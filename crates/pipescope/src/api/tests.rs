@@ -707,6 +707,49 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
     documents("NodeView", &tree["tree"]);
     let (_, sys) = get(app.clone(), "/api/v1/mqtt/brokers/m/sys").await;
     documents("MqttSys", &sys);
+    // Parameters the server cannot read are answered as every error is: JSON `{"error"}`.
+    let (status, answer) = get(app.clone(), "/api/v1/mqtt/brokers/m/tree?depth=deep").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer["error"].as_str().unwrap().contains("depth"),
+        "{answer}"
+    );
+    let refused = app
+        .clone()
+        .oneshot(
+            Request::post("/write?db=t&precision=ms&precision=s")
+                .body(Body::from("cpu usage=1"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body = axum::body::to_bytes(refused.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&body).expect("a JSON error");
+    assert!(
+        answer["error"].as_str().unwrap().contains("precision"),
+        "{answer}"
+    );
+    let refused = app
+        .clone()
+        .oneshot(
+            Request::post("/write?db=t")
+                .body(Body::from(vec![0xff, 0xfe]))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body = axum::body::to_bytes(refused.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&body).expect("a JSON error");
+    assert!(
+        answer["error"].as_str().unwrap().contains("not UTF-8"),
+        "{answer}"
+    );
     // The store's endpoints refuse parameters they do not take: each is asked with every
     // parameter the document gives it.
     let written = app

@@ -4,6 +4,7 @@
 //! - `GET /api/v1/mqtt/brokers/{b}/tree?root=&depth=&limit=&value=`: the topic tree in the nested
 //!   `{name, value, children}` shape a sunburst draws directly.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -137,8 +138,21 @@ pub struct TreeView {
 async fn tree(
     State(state): State<MqttState>,
     Path(name): Path<String>,
-    Query(query): Query<TreeQuery>,
+    query: Result<Query<TreeQuery>, QueryRejection>,
 ) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        // JSON like every other error of the API (axum's own rejection is plain text).
+        Err(rejection) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(ErrorBody {
+                    error: rejection.body_text(),
+                }),
+            )
+                .into_response();
+        }
+    };
     let Some(b) = state.broker(&name) else {
         return unknown_broker(&state, &name);
     };

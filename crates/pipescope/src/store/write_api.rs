@@ -9,6 +9,8 @@
 //! 503 when the store's queue is full (retry later). `db` is required, as by InfluxDB, but the
 //! store has no databases: it is not kept.
 
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -61,10 +63,21 @@ async fn ping() -> Response {
 
 async fn write(
     State(state): State<WriteState>,
-    Query(params): Query<WriteParams>,
+    params: Result<Query<WriteParams>, QueryRejection>,
     headers: HeaderMap,
-    body: String,
+    body: Bytes,
 ) -> Response {
+    // Every error is JSON, as InfluxDB answers them (axum's own rejections are plain text).
+    let params = match params {
+        Ok(Query(params)) => params,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let Ok(body) = String::from_utf8(body.to_vec()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the body is not UTF-8: line protocol is UTF-8 text",
+        );
+    };
     if params.db.as_deref().unwrap_or("").is_empty() {
         return error(
             StatusCode::BAD_REQUEST,
