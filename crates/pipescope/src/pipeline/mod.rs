@@ -50,6 +50,15 @@ pub struct KafkaArgs {
 }
 
 impl KafkaArgs {
+    /// Whether TLS or SASL is asked for: librdkafka reports a refused login or certificate as a
+    /// transport failure, like a broker that is down.
+    fn secured(&self) -> bool {
+        self.kafka_option.iter().any(|option| {
+            let key = option.split('=').next().unwrap_or("").trim();
+            key == "security.protocol" || key.starts_with("sasl.") || key.starts_with("ssl.")
+        })
+    }
+
     pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.kafka);
@@ -214,7 +223,12 @@ pub async fn ensure_topic(
                 }
             }
             Err(e) => {
-                tracing::warn!(topic, bootstrap = %kafka.kafka, "cannot read topic metadata ({e}) — is Kafka up? retrying");
+                let hint = if kafka.secured() {
+                    "is Kafka up, and are the -X security settings (password, CA) right?"
+                } else {
+                    "is Kafka up?"
+                };
+                tracing::warn!(topic, bootstrap = %kafka.kafka, "cannot read topic metadata ({e}) — {hint} retrying");
                 if stop.sleep(backoff.next_delay()).await {
                     return Ok(None);
                 }

@@ -8,6 +8,7 @@ mod kafka;
 mod mqtt;
 mod pipeline;
 mod prometheus;
+mod secure_kafka;
 mod store;
 mod traffic;
 mod web;
