@@ -8,6 +8,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use pipescope_core::kafka::probe::{PROBE_ANSWER_HEAD, api_versions_probe, probe_answered};
+use pipescope_core::kafka::tansu::RECORD_HEADER_INDEX_SQL;
 
 use crate::process::ServiceProcess;
 use crate::{find_binary, free_port};
@@ -107,11 +108,7 @@ impl Tansu {
     }
 }
 
-/// tansu 0.6's sqlite schema has no index on the record headers, and a Fetch reads each
-/// record's headers with a query of its own: every record read scans every header in the
-/// database, so reading back records with headers grows with the square of their number
-/// (100,000 records with trace headers: not read back in 5 minutes). The missing index makes
-/// it linear; it changes no answer. The broker made its tables before it answered ApiVersions.
+/// Indexes tansu's record headers ([`RECORD_HEADER_INDEX_SQL`] says why).
 fn index_record_headers(database: &std::path::Path) {
     let connection = rusqlite::Connection::open(database)
         .unwrap_or_else(|e| panic!("open tansu's database {} ({e})", database.display()));
@@ -119,9 +116,7 @@ fn index_record_headers(database: &std::path::Path) {
         .busy_timeout(Duration::from_secs(10))
         .expect("set a busy timeout");
     connection
-        .execute_batch(
-            "create index if not exists header_by_record on header (topition, offset_id);",
-        )
+        .execute_batch(RECORD_HEADER_INDEX_SQL)
         .unwrap_or_else(|e| {
             panic!(
                 "index tansu's record headers in {} ({e})",

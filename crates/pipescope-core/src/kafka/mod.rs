@@ -8,7 +8,8 @@
 //! - [`analyzer`]: [`KafkaAnalyzer`], the state that turns successive snapshots into a [`KafkaView`];
 //! - [`metrics`]: the exported metric names and [`view_to_samples`];
 //! - [`record_time`]: which record timestamps to fetch for exact lag in seconds;
-//! - [`probe`]: the bytes of an "is a broker answering?" check.
+//! - [`probe`]: the bytes of an "is a broker answering?" check;
+//! - [`tansu`]: what the demo and the tests do to the tansu broker they start.
 
 use serde::Serialize;
 
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod probe;
 pub mod rate;
 pub mod record_time;
+pub mod tansu;
 pub mod verdict;
 
 pub use analyzer::{AnalyzerConfig, KafkaAnalyzer, KafkaView};

@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pipescope_core::kafka::probe::{PROBE_ANSWER_HEAD, api_versions_probe, probe_answered};
+use pipescope_core::kafka::tansu::RECORD_HEADER_INDEX_SQL;
 
 pub const INSTALL: &str = "cargo install tansu@0.6.0 --locked --features dynostore,libsql";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,6 +35,13 @@ pub enum TansuError {
     },
     #[error("tansu exited while starting ({status}); its log is {log}")]
     Exited { status: String, log: PathBuf },
+    #[error(
+        "cannot index tansu's record headers in {database} ({source}) — without the index tansu falls behind the demo's traffic within minutes"
+    )]
+    Index {
+        database: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("tansu does not answer Kafka requests on {addr} after {timeout:?}; its log is {log}")]
     NotReady {
         addr: SocketAddr,
@@ -222,7 +230,7 @@ fn wait_ready(spec: &Spec, child: &mut Child) -> Result<(), TansuError> {
             });
         }
         if api_versions_answered(spec.addr) {
-            return Ok(());
+            return index_record_headers(&spec.dir.join("tansu.db"));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -235,6 +243,20 @@ fn wait_ready(spec: &Spec, child: &mut Child) -> Result<(), TansuError> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Adds the record-header index tansu 0.6 lacks ([`RECORD_HEADER_INDEX_SQL`] says why); the
+/// index stays in the file, and adding it again is a no-op.
+fn index_record_headers(database: &Path) -> Result<(), TansuError> {
+    let index = || -> rusqlite::Result<()> {
+        let connection = rusqlite::Connection::open(database)?;
+        connection.busy_timeout(Duration::from_secs(10))?;
+        connection.execute_batch(RECORD_HEADER_INDEX_SQL)
+    };
+    index().map_err(|source| TansuError::Index {
+        database: database.to_path_buf(),
+        source,
+    })
 }
 
 /// Polls the child; when it has died, starts it again (with a pause that grows on repeated

@@ -112,6 +112,16 @@ fn managed_tansu_answers_restarts_after_a_crash_and_stops() {
         dir.path().join("tansu.db").exists(),
         "sqlite file in the data dir"
     );
+    // Without it tansu falls behind the demo's traffic within minutes (docs/brokers.md).
+    let indexed: i64 = rusqlite::Connection::open(dir.path().join("tansu.db"))
+        .unwrap()
+        .query_row(
+            "select count(*) from sqlite_master where type = 'index' and name = 'header_by_record'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexed, 1, "the demo's tansu has the record-header index");
     let first = tansu.pid().unwrap();
     Command::new("kill")
         .args(["-KILL", &first.to_string()])

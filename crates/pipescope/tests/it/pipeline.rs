@@ -337,12 +337,18 @@ fn bridge_killed_mid_run(messages: u64, rate: u64, partitions: i32) {
         Duration::from_secs(60),
         |v| v >= (messages / 4) as f64,
     );
-    assert!(
-        simulator.child.try_wait().unwrap().is_none(),
-        "the bridge is killed while messages still flow"
-    );
     bridge.kill9();
     drop(bridge);
+    // What the test needs is messages the bridge had not delivered when it died — whether the
+    // simulator is still publishing then or has already finished (they wait at the broker for
+    // the bridge's session) depends on the machine's load, and does not matter.
+    let in_kafka_at_kill: i64 = end_offsets(&bootstrap, "machine.data", partitions)
+        .iter()
+        .sum();
+    assert!(
+        in_kafka_at_kill < messages as i64,
+        "the bridge is killed with messages still undelivered ({in_kafka_at_kill} of {messages} were in Kafka)"
+    );
     let mut bridge = Part::start_on("bridge (restarted)", port, &bridge_args);
     let summary: serde_json::Value =
         serde_json::from_str(&simulator.finish(Duration::from_secs(120))).unwrap();
