@@ -37,3 +37,66 @@ pub async fn serve(uri: Uri) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    fn sha256_hex(bytes: &[u8]) -> String {
+        ring::digest::digest(&ring::digest::SHA256, bytes)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn files_under(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let entry = entry.unwrap();
+            let path = dir.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                files_under(root, &path, out);
+            } else {
+                out.push(path.to_str().unwrap().to_owned());
+            }
+        }
+    }
+
+    /// web/dist is kept in the repository so that building the binary needs no Node.js. The
+    /// digest of the sources it was built from is recorded beside it, computed as
+    /// `scripts/build-web` computes it (`sha256sum` of each file, sorted by path, then the
+    /// sha256 of those lines).
+    #[test]
+    fn the_built_portal_is_current_with_its_sources() {
+        let web = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web");
+        let mut files = vec![];
+        files_under(&web, Path::new("src"), &mut files);
+        files.extend(
+            [
+                "index.html",
+                "package.json",
+                "package-lock.json",
+                "tsconfig.json",
+                "vite.config.ts",
+            ]
+            .map(String::from),
+        );
+        files.sort();
+        let lines: String = files
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}  {f}\n",
+                    sha256_hex(&std::fs::read(web.join(f)).unwrap())
+                )
+            })
+            .collect();
+        let recorded = std::fs::read_to_string(web.join("dist/SOURCES.sha256"))
+            .expect("web/dist/SOURCES.sha256: run scripts/build-web and commit web/dist");
+        assert_eq!(
+            recorded.trim(),
+            sha256_hex(lines.as_bytes()),
+            "web/dist is stale against web/src: run scripts/build-web and commit web/dist"
+        );
+    }
+}
