@@ -17,6 +17,8 @@ pub mod monitor;
 pub mod mqtt;
 pub mod pipeline;
 pub mod portal;
+pub mod shutdown;
 pub mod store;
+pub mod sync;
 pub mod tls;
 pub mod web;

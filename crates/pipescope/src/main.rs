@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use pipescope::cli::{
     Command, ConfigCommand, ParseError, ProcessCommand, SimulateCommand, SinkCommand,
 };
+use pipescope::shutdown::{self, Stop};
 use pipescope::{config, demo, monitor, pipeline};
 
 /// Exit code for a configuration that does not validate (as `pipescope check` documents).
@@ -64,23 +65,29 @@ fn main() -> ExitCode {
                 _ => ExitCode::from(EXIT_CONFIG),
             }
         }
-        Command::Simulate { command } => run_part(&cli.log, async move {
+        Command::Simulate { command } => run_part(&cli.log, |stop| async move {
             match command {
-                SimulateCommand::Calls(args) => pipeline::simulate_calls::run(*args).await,
-                SimulateCommand::Machines(args) => pipeline::simulate_machines::run(*args).await,
-                SimulateCommand::Traffic(args) => pipeline::simulate_traffic::run(*args).await,
+                SimulateCommand::Calls(args) => pipeline::simulate_calls::run(*args, stop).await,
+                SimulateCommand::Machines(args) => {
+                    pipeline::simulate_machines::run(*args, stop).await
+                }
+                SimulateCommand::Traffic(args) => {
+                    pipeline::simulate_traffic::run(*args, stop).await
+                }
             }
         }),
-        Command::Bridge(args) => run_part(&cli.log, pipeline::bridge::run(*args)),
-        Command::Process { command } => run_part(&cli.log, async move {
+        Command::Bridge(args) => run_part(&cli.log, |stop| pipeline::bridge::run(*args, stop)),
+        Command::Process { command } => run_part(&cli.log, |stop| async move {
             match command {
-                ProcessCommand::Calls(args) => pipeline::process_calls::run(*args).await,
-                ProcessCommand::Machines(args) => pipeline::process_machines::run(*args).await,
+                ProcessCommand::Calls(args) => pipeline::process_calls::run(*args, stop).await,
+                ProcessCommand::Machines(args) => {
+                    pipeline::process_machines::run(*args, stop).await
+                }
             }
         }),
         Command::Sink {
             command: SinkCommand::Influx(args),
-        } => run_part(&cli.log, pipeline::sink_influx::run(*args)),
+        } => run_part(&cli.log, |stop| pipeline::sink_influx::run(*args, stop)),
         Command::Demo {
             listen,
             data_dir,
@@ -95,7 +102,7 @@ fn main() -> ExitCode {
                 mqtt_port,
                 kafka_port,
             };
-            block_on(demo::run(options))
+            block_on(|stop| demo::run(options, stop))
         }
         Command::Run { config: path } => {
             init_logging(&cli.log);
@@ -106,13 +113,14 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            block_on(monitor::run(config))
+            block_on(|stop| monitor::run(config, stop))
         }
     }
 }
 
-/// Runs `work` on a multi-threaded runtime; its error, if any, is printed.
-fn block_on(work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+/// Runs `work` on a multi-threaded runtime with a [`Stop`] that the first Ctrl-C or SIGTERM
+/// fires; its error, if any, is printed.
+fn block_on<F: Future<Output = anyhow::Result<()>>>(work: impl FnOnce(Stop) -> F) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -120,7 +128,15 @@ fn block_on(work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(work) {
+    let result = runtime.block_on(async {
+        let stop = Stop::new();
+        shutdown::stop_on_signal(stop.clone());
+        work(stop).await
+    });
+    // Work left behind (a flush or a commit waiting on a broker that does not answer) must not
+    // keep the process alive after `work` returned.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -129,8 +145,14 @@ fn block_on(work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     }
 }
 
+/// How long tasks still running when the work returned get to end.
+const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs a pipeline part on the multi-threaded runtime; its error, if any, is printed.
-fn run_part(log: &str, part: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+fn run_part<F: Future<Output = anyhow::Result<()>>>(
+    log: &str,
+    part: impl FnOnce(Stop) -> F,
+) -> ExitCode {
     init_logging(log);
     block_on(part)
 }

@@ -13,6 +13,8 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+use crate::shutdown::{Supervisor, TaskHealth};
+
 #[derive(Debug, Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -22,6 +24,7 @@ pub struct AppState {
 struct Inner {
     started: Instant,
     registry: Registry,
+    tasks: Option<Supervisor>,
 }
 
 impl AppState {
@@ -31,18 +34,30 @@ impl AppState {
             inner: Arc::new(Inner {
                 started: Instant::now(),
                 registry,
+                tasks: None,
+            }),
+        }
+    }
+
+    /// `/health` reports these supervised tasks.
+    pub fn with_tasks(self, tasks: Supervisor) -> Self {
+        let inner = Arc::into_inner(self.inner).expect("set before the state is shared");
+        Self {
+            inner: Arc::new(Inner {
+                tasks: Some(tasks),
+                ..inner
             }),
         }
     }
 }
 
-/// The routes every pipescope server has. Subsystems merge their own routers into this one.
+/// The routes every pipescope server has: `/health` and `/metrics`, nothing else (a pipeline
+/// part serves these alone). The monitor merges its API and the portal into this one.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(state)
-        .fallback(crate::portal::serve)
 }
 
 pub async fn serve(
@@ -57,9 +72,13 @@ pub async fn serve(
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {
+    /// `ok`, or `degraded` while a supervised task is down between a failure and its restart.
     pub status: &'static str,
     pub version: &'static str,
     pub uptime_s: u64,
+    /// The monitor's long-lived tasks (watchers, live updates); absent on a pipeline part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<TaskHealth>>,
 }
 
 /// OpenMetrics when the scraper asks for it, otherwise the Prometheus text format (promtool).
@@ -82,9 +101,12 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> impl Into
 }
 
 async fn health(State(state): State<AppState>) -> Json<Health> {
+    let tasks = state.inner.tasks.as_ref().map(Supervisor::health);
+    let all_running = tasks.iter().flatten().all(|task| task.running);
     Json(Health {
-        status: "ok",
+        status: if all_running { "ok" } else { "degraded" },
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: state.inner.started.elapsed().as_secs(),
+        tasks,
     })
 }

@@ -1,12 +1,10 @@
 //! MQTT: the topic tree with its rates and bounds, payload previews, and `$SYS` broker metrics.
 
-pub mod backoff;
 pub mod preview;
 pub mod rate;
 pub mod sys;
 pub mod tree;
 
-pub use backoff::Backoff;
 pub use preview::{Encoding, PREVIEW_BYTES, Preview};
 pub use rate::{RateCounter, Window};
 pub use sys::{Kind, SysMetric, SysReading, SysState};

@@ -2,7 +2,6 @@
 //! partitioning, sampling, running totals, event-time windows (their InfluxDB line protocol is in
 //! [`crate::influx`]).
 
-pub mod backoff;
 pub mod calls;
 pub mod mapping;
 pub mod partition;

@@ -573,15 +573,18 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
         crate::mqtt::MqttState::new(&mqtt_config.mqtt, Arc::new(pipescope_core::SystemClock));
     let (hub, _) = hub();
     hub.close();
-    let app = crate::monitor::app(
-        crate::metrics::new_registry(),
-        &store,
-        &writer,
-        &live,
-        &mqtt,
-        &hub,
-        &WebAuth::None,
-    );
+    let sources = crate::monitor::Sources {
+        store,
+        writer: writer.clone(),
+        kafka: live,
+        mqtt,
+        hub,
+        tasks: crate::shutdown::Supervisor::new(
+            crate::shutdown::Stop::new(),
+            Arc::new(pipescope_core::SystemClock),
+        ),
+    };
+    let app = crate::monitor::app(crate::metrics::new_registry(), &sources, &WebAuth::None);
     let (status, doc) = get(app.clone(), "/api/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));

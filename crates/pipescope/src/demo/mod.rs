@@ -33,10 +33,13 @@ pub struct DemoOptions {
     pub kafka_port: u16,
 }
 
-/// How long the pipeline parts get to flush and commit once stopped.
-const PARTS_STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the pipeline parts get to flush and commit once stopped; a part still busy then
+/// (a broker that does not answer) is left behind: every part is at least once, so what it did
+/// not commit is read again next time.
+const PARTS_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
+/// Runs the demo until `stop` fires (in `pipescope demo`, on Ctrl-C or SIGTERM).
+pub async fn run(options: DemoOptions, stop: Stop) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.data_dir).with_context(|| {
         format!(
             "cannot create the demo's data directory {} — give another with --data-dir",
@@ -47,15 +50,16 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         .data_dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", options.data_dir.display()))?;
-    // Listen for Ctrl-C / SIGTERM from the start: one arriving while tansu starts must not kill
-    // pipescope and leave tansu (in its own process group) running.
-    let (mqtt, mut kafka) = tokio::select! {
-        started = start_brokers(&options, &data_dir) => started?,
-        () = crate::monitor::shutdown_signal() => {
-            println!("pipescope demo: stopped while starting");
-            return Ok(());
-        }
+    // A stop arriving while tansu starts must not leave tansu (in its own process group)
+    // running: the starting task finishes and drops (kills) it.
+    let Some(started) = stop
+        .run_until_stopped(start_brokers(&options, &data_dir))
+        .await
+    else {
+        println!("pipescope demo: stopped while starting");
+        return Ok(());
     };
+    let (mqtt, mut kafka) = started?;
 
     let config = demo_config(&options, &data_dir, mqtt.addr(), kafka.addr())?;
     println!("pipescope demo {}", env!("CARGO_PKG_VERSION"));
@@ -100,7 +104,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     );
     println!("Stop with Ctrl-C.");
 
-    let (stop, stop_tx) = Stop::on_signal();
+    // The monitor and the parts stop together: on `stop`, or when the monitor fails.
+    let stop = stop.child();
     let handles = match start_parts(
         &data_dir,
         kafka.addr(),
@@ -114,9 +119,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    let result = crate::monitor::run(config).await;
-    // The monitor ends on the signal; tell the parts too in case it ended for another reason.
-    let _ = stop_tx.send(true);
+    let result = crate::monitor::run(config, stop.clone()).await;
+    stop.stop();
     let count = handles.len();
     let all = futures::future::join_all(handles);
     if tokio::time::timeout(PARTS_STOP_TIMEOUT, all).await.is_err() {
@@ -145,15 +149,14 @@ fn start_parts(
         mqtt_v5,
         &format!("http://{monitor}"),
     )?);
-    let laggard_stop = stop.clone();
     let bootstrap = kafka.to_string();
     all.push(parts::Part {
         name: "lagging consumer",
-        start: Box::new(move || {
+        start: Box::new(move |stop| {
             Box::pin(laggard::run(
                 bootstrap.clone(),
                 parts::CALLS_TOPIC.to_owned(),
-                laggard_stop.clone(),
+                stop,
             ))
         }),
     });

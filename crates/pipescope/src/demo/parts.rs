@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use futures::future::BoxFuture;
-use pipescope_core::pipeline::backoff::Backoff;
+use pipescope_core::backoff::Backoff;
 use tokio::task::JoinHandle;
 
 use crate::pipeline::{
@@ -44,10 +44,10 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// One part: its name as printed and a way to start it (again).
+/// One part: its name as printed and a way to start it (again), given the demo's stop.
 pub struct Part {
     pub name: &'static str,
-    pub start: Box<dyn Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>,
+    pub start: Box<dyn Fn(Stop) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>,
 }
 
 impl std::fmt::Debug for Part {
@@ -58,14 +58,14 @@ impl std::fmt::Debug for Part {
     }
 }
 
-fn part<T, F>(name: &'static str, args: T, run: fn(T) -> F) -> Part
+fn part<T, F>(name: &'static str, args: T, run: fn(T, Stop) -> F) -> Part
 where
     T: Clone + Send + Sync + 'static,
     F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     Part {
         name,
-        start: Box::new(move || Box::pin(run(args.clone()))),
+        start: Box::new(move |stop| Box::pin(run(args.clone(), stop))),
     }
 }
 
@@ -211,7 +211,7 @@ pub fn supervise(part: Part, stop: Stop) -> JoinHandle<()> {
         loop {
             let started = tokio::time::Instant::now();
             // Each run in its own task: a panic in a part is a failure like another.
-            let outcome = tokio::spawn((part.start)()).await;
+            let outcome = tokio::spawn((part.start)(stop.clone())).await;
             if stop.is_stopped() {
                 match outcome {
                     Ok(Err(e)) => {

@@ -7,12 +7,15 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use pipescope_core::backoff::Backoff;
 use pipescope_core::kafka::probe::{PROBE_ANSWER_HEAD, api_versions_probe, probe_answered};
 use pipescope_core::kafka::tansu::RECORD_HEADER_INDEX_SQL;
+
+use crate::sync::lock;
 
 pub const INSTALL: &str = "cargo install tansu@0.6.0 --locked --features dynostore,libsql";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -216,10 +219,6 @@ impl Drop for ManagedTansu {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 fn wait_ready(spec: &Spec, child: &mut Child) -> Result<(), TansuError> {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
@@ -262,7 +261,7 @@ fn index_record_headers(database: &Path) -> Result<(), TansuError> {
 /// Polls the child; when it has died, starts it again (with a pause that grows on repeated
 /// failures, so a broken install does not spin).
 fn watchdog(shared: &Shared) {
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     while !shared.stopping.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
         let status = {
@@ -277,7 +276,7 @@ fn watchdog(shared: &Shared) {
             }
         };
         let Some(status) = status else {
-            backoff = Duration::from_millis(500);
+            backoff.reset();
             continue;
         };
         if shared.stopping.load(Ordering::Relaxed) {
@@ -299,9 +298,9 @@ fn watchdog(shared: &Shared) {
                 shared.restarts.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
-                tracing::error!("cannot restart tansu: {e}; trying again in {backoff:?}");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                let delay = backoff.next_delay();
+                tracing::error!("cannot restart tansu: {e}; trying again in {delay:?}");
+                std::thread::sleep(delay);
             }
         }
     }

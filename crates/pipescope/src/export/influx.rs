@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pipescope_core::Sample;
+use pipescope_core::backoff::Backoff;
 use pipescope_core::influx::sample_line;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -122,7 +123,7 @@ pub struct InfluxExporter {
     stats: Arc<InfluxStats>,
     buffer: VecDeque<String>,
     database_ready: bool,
-    backoff: Duration,
+    backoff: Backoff,
     next_attempt: Instant,
 }
 
@@ -150,7 +151,7 @@ impl InfluxExporter {
             agent,
             stats,
             buffer: VecDeque::new(),
-            backoff: FIRST_BACKOFF,
+            backoff: Backoff::new(FIRST_BACKOFF, MAX_BACKOFF),
             next_attempt: Instant::now(),
         }
     }
@@ -202,7 +203,7 @@ impl InfluxExporter {
                     self.buffer.drain(..n);
                     self.stats.writes.fetch_add(1, Ordering::Relaxed);
                     self.stats.lines_sent.fetch_add(n as u64, Ordering::Relaxed);
-                    self.backoff = FIRST_BACKOFF;
+                    self.backoff.reset();
                 }
                 Err(WriteError::Reject { message, dropped }) => {
                     self.buffer.drain(..n);
@@ -221,14 +222,14 @@ impl InfluxExporter {
                 }
                 Err(WriteError::Retry(message)) => {
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    let retry_in = self.backoff.next_delay();
                     tracing::warn!(
                         buffered = self.buffer.len(),
-                        retry_in = ?self.backoff,
+                        ?retry_in,
                         "cannot write to InfluxDB at {} ({message}); will retry",
                         self.config.url
                     );
-                    self.next_attempt = Instant::now() + self.backoff;
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    self.next_attempt = Instant::now() + retry_in;
                     break;
                 }
             }

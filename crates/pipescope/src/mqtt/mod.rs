@@ -16,6 +16,7 @@ use pipescope_core::{Clock, EpochMillis};
 use serde::Serialize;
 
 use crate::config::{MqttBroker, MqttProtocol};
+use crate::sync::lock;
 
 /// Connection events kept per broker for the API.
 const EVENTS_KEPT: usize = 50;
@@ -65,11 +66,6 @@ pub struct BrokerState {
     tree: Mutex<TopicTree>,
     sys: Mutex<SysState>,
     connection: Mutex<Connection>,
-}
-
-/// Takes a lock even if a thread panicked holding it: the figures are counters, still usable.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl BrokerState {

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pipescope_core::mqtt::{Backoff, Message};
+use pipescope_core::backoff::Backoff;
+use pipescope_core::mqtt::Message;
 use pipescope_core::mqtt_filter;
 use tokio::task::JoinHandle;
 
@@ -161,7 +162,7 @@ impl Handler {
         {
             self.backoff.reset();
         }
-        let delay = self.backoff.next_delay(fastrand::f64());
+        let delay = self.backoff.next_delay_jittered(fastrand::f64());
         let now = self.state.clock.now_millis();
         let was_connected = self.state.connection().state == ConnState::Connected;
         self.state

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use pipescope_core::pipeline::backoff::Backoff;
+use pipescope_core::backoff::Backoff;
 use pipescope_core::pipeline::mapping::{TopicMapping, route};
 use pipescope_core::pipeline::partition::partition_for_key;
 use pipescope_core::pipeline::trace::{self, Sequencer, TraceHeader};
@@ -145,8 +145,7 @@ impl Metrics {
     }
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    let (stop, _stop_tx) = Stop::on_signal();
+pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     let mappings: Vec<TopicMapping> = args
         .maps
         .iter()

@@ -15,15 +15,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use pipescope_core::pipeline::backoff::Backoff;
+use pipescope_core::backoff::Backoff;
 use prometheus_client::registry::Registry;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
+pub use crate::shutdown::Stop;
 use crate::web;
 
 /// librdkafka settings every part's group consumer starts with (a `-X` of the same key wins).
@@ -122,40 +122,15 @@ pub struct ConfigFileArgs {
     pub config: Option<std::path::PathBuf>,
 }
 
-/// A stop request shared by every task of a part.
-#[derive(Debug, Clone)]
-pub struct Stop {
-    rx: watch::Receiver<bool>,
-}
-
-impl Stop {
-    /// A stop that fires on Ctrl-C or SIGTERM, or when the returned sender sends `true`.
-    pub fn on_signal() -> (Self, watch::Sender<bool>) {
-        let (tx, rx) = watch::channel(false);
-        let signal_tx = tx.clone();
-        tokio::spawn(async move {
-            crate::monitor::shutdown_signal().await;
-            let _ = signal_tx.send(true);
-        });
-        (Self { rx }, tx)
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        *self.rx.borrow()
-    }
-
-    /// Resolves once a stop was requested.
-    pub async fn stopped(&self) {
-        let mut rx = self.rx.clone();
-        let _ = rx.wait_for(|s| *s).await;
-    }
-
-    /// Sleeps `d`, or less when a stop comes first; true when stopped.
-    pub async fn sleep(&self, d: Duration) -> bool {
-        tokio::select! {
-            () = tokio::time::sleep(d) => self.is_stopped(),
-            () = self.stopped() => true,
-        }
+/// How long a producer may take to deliver the records it still holds before a part ends: all
+/// the time a healthy broker needs at the natural end of a run, a few seconds once a stop was
+/// asked for (a stop ends the part soon whatever Kafka does; what was not delivered is counted
+/// as failed).
+pub fn flush_time(stop: &Stop) -> Duration {
+    if stop.is_stopped() {
+        Duration::from_secs(3)
+    } else {
+        Duration::from_secs(60)
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
-use pipescope_core::pipeline::backoff::Backoff;
+use pipescope_core::backoff::Backoff;
 use pipescope_core::pipeline::calls::CallRecordRef;
 use pipescope_core::pipeline::totals::{self, Applied, PartitionTotals};
 use prometheus_client::metrics::counter::Counter;
@@ -113,8 +113,7 @@ struct Partition {
     dirty: bool,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    let (stop, _stop_tx) = Stop::on_signal();
+pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     let changelog = args
         .changelog
         .clone()

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
-use pipescope_core::pipeline::backoff::Backoff;
+use pipescope_core::backoff::Backoff;
 use pipescope_core::pipeline::partition::partition_for_key;
 use pipescope_core::pipeline::trace::{Sequencer, TraceHeader};
 use pipescope_core::pipeline::window::{Pushed, SensorReadingRef, Windower};
@@ -94,8 +94,7 @@ struct Metrics {
     open: Gauge,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    let (stop, _stop_tx) = Stop::on_signal();
+pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     anyhow::ensure!(!args.window.is_zero(), "--window must be longer than 0");
     let origin = args
         .origin

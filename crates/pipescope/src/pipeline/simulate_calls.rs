@@ -83,8 +83,7 @@ struct Metrics {
     failed: Counter,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    let (stop, _stop_tx) = Stop::on_signal();
+pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     let origin = args
         .origin
         .clone()
@@ -234,9 +233,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     progress.set_message("flushing");
     let producer_flush = producer.clone();
-    tokio::task::spawn_blocking(move || producer_flush.flush(Duration::from_secs(60)))
+    let flush_for = super::flush_time(&stop);
+    tokio::task::spawn_blocking(move || producer_flush.flush(flush_for))
         .await?
-        .context("Kafka did not take every call record within 60 s of stopping")?;
+        .with_context(|| {
+            format!("Kafka did not take every call record within {flush_for:?} of stopping")
+        })?;
     summary.sending_s = first_sent.map_or(0.0, |t| t.elapsed().as_secs_f64());
     summary.delivered = counts.delivered_here.load(Ordering::Relaxed);
     summary.failed = counts.failed_here.load(Ordering::Relaxed);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pipescope_core::pipeline::backoff::Backoff;
+use pipescope_core::backoff::Backoff;
 use pipescope_core::pipeline::trace::{Sequencer, TraceHeader};
 use prometheus_client::metrics::counter::Counter;
 use rand::rngs::StdRng;
@@ -109,8 +109,7 @@ struct Counts {
     connected: AtomicBool,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    let (stop, _stop_tx) = Stop::on_signal();
+pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.rate > 0.0,
         "--rate must be more than 0 messages per second"

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use pipescope_core::pipeline::backoff::Backoff;
+use pipescope_core::backoff::Backoff;
 use pipescope_core::pipeline::trace::{Sequencer, TraceHeader};
 use pipescope_core::pipeline::traffic::{
     Allowance, Behaviour, GroupSpec, Phase, RateSchedule, ReplayCounter, parse_groups,
@@ -220,7 +220,7 @@ struct Summary {
     groups: BTreeMap<String, GroupSummary>,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     let mut specs: Vec<String> = args.groups.clone();
     specs.extend((0..args.healthy_groups).map(|i| format!("healthy:traffic-healthy-{i}")));
     let groups = parse_groups(specs.iter().map(String::as_str)).map_err(|errors| {
@@ -245,7 +245,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         !args.tick.is_zero(),
         "--tick must be longer than 0 (e.g. 100ms)"
     );
-    let (stop, _stop_tx) = Stop::on_signal();
     let origin = args
         .origin
         .clone()
@@ -274,24 +273,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         failed: AtomicU64::new(0),
     });
     let started = Instant::now();
-    let (done_tx, done) = tokio::sync::watch::channel(false);
-    let finished = Stop { rx: done };
-    let run_stop = stop.clone();
+    // Ends the run at --duration, or with the stop.
+    let finished = stop.child();
     if let Some(d) = args.duration {
-        let tx = done_tx.clone();
-        let stop = stop.clone();
+        let finished = finished.clone();
         tokio::spawn(async move {
-            if !stop.sleep(d).await {
-                let _ = tx.send(true);
+            if !finished.sleep(d).await {
+                finished.stop();
             }
-        });
-    }
-    {
-        let tx = done_tx.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            stop.stopped().await;
-            let _ = tx.send(true);
         });
     }
 
@@ -357,7 +346,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         summary.groups.insert(name, group);
     }
     tracing::info!(
-        stopped_by_signal = run_stop.is_stopped(),
+        stopped_by_signal = stop.is_stopped(),
         "simulate traffic stopped"
     );
     println!("{}", serde_json::to_string(&summary)?);

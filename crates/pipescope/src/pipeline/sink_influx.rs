@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
+use pipescope_core::backoff::Backoff;
 use pipescope_core::influx::mapping::LineMapping;
-use pipescope_core::pipeline::backoff::Backoff;
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::consumer::{CommitMode, Consumer, DefaultConsumerContext, StreamConsumer};
 use rdkafka::message::Message;
@@ -91,8 +91,7 @@ struct Batch {
     offsets: HashMap<(String, i32), i64>,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    let (stop, _stop_tx) = Stop::on_signal();
+pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     let mapping = LineMapping {
         measurement: args.measurement.clone(),
         tags: pairs(&args.tags, "tag")?,

@@ -26,10 +26,12 @@ enum Message {
     Flush(SyncSender<()>),
     /// Prune now, then answer.
     Prune(SyncSender<()>),
+    /// Commit everything queued before it, then end the thread.
+    Close,
 }
 
-/// The sending side of the writer thread's queue; dropping every clone stops the thread after
-/// it has written what was queued.
+/// The sending side of the writer thread's queue. [`Writer::close`] (or dropping every clone)
+/// stops the thread after it has written what was queued.
 #[derive(Debug, Clone)]
 pub struct Writer {
     sender: SyncSender<Message>,
@@ -43,6 +45,7 @@ impl std::fmt::Debug for Message {
             Message::Batch(b) => write!(f, "Batch({} samples)", b.len()),
             Message::Flush(_) => f.write_str("Flush"),
             Message::Prune(_) => f.write_str("Prune"),
+            Message::Close => f.write_str("Close"),
         }
     }
 }
@@ -119,11 +122,11 @@ impl Writer {
         rx.recv().map_err(|_| StoreError::WriterGone)
     }
 
-    /// Stops the thread after it has written what was queued, and waits for it. Other clones of
-    /// this writer must be dropped first, or this waits for them.
+    /// Stops the thread after it has written what was queued, and waits for it. Batches that
+    /// other clones submit afterwards are dropped and counted.
     pub fn close(self) {
         let thread = self.thread.lock().ok().and_then(|mut t| t.take());
-        drop(self.sender);
+        let _ = self.sender.send(Message::Close);
         if let Some(thread) = thread
             && thread.join().is_err()
         {
@@ -165,6 +168,7 @@ impl WriterThread {
             let mut batches = Vec::new();
             let mut replies = Vec::new();
             let mut prune = false;
+            let mut closing = false;
             let mut samples = 0;
             let mut next = Some(first);
             while let Some(message) = next.take() {
@@ -179,8 +183,9 @@ impl WriterThread {
                         prune = true;
                         replies.push(reply);
                     }
+                    Message::Close => closing = true,
                 }
-                if samples < MAX_SAMPLES_PER_COMMIT && replies.is_empty() {
+                if samples < MAX_SAMPLES_PER_COMMIT && replies.is_empty() && !closing {
                     next = receiver.try_recv().ok();
                 }
             }
@@ -213,6 +218,9 @@ impl WriterThread {
             }
             for reply in replies {
                 let _ = reply.send(());
+            }
+            if closing {
+                break;
             }
         }
         tracing::debug!("store writer stopped");

@@ -327,3 +327,64 @@ fn demo_without_tansu_says_how_to_install_it() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(INSTALL), "{stderr}");
 }
+
+/// Ctrl-C ends everything within a few seconds whatever the brokers do: here tansu is frozen
+/// (SIGSTOP) while the pipeline runs, so every part and the monitor are waiting on it.
+#[test]
+fn demo_stops_within_seconds_on_sigterm_while_its_kafka_is_frozen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, kafka) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipescope"))
+        .args(["demo", "--listen", &format!("127.0.0.1:{web}")])
+        .args(["--kafka-port", &kafka.to_string()])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let flowing = wait_until(Duration::from_secs(90), || {
+        end_offsets(web).get("calls").is_some_and(|&o| o > 0)
+    });
+    let tansu = processes_with(&format!("--listener-url tcp://127.0.0.1:{kafka}"));
+    if !flowing || tansu.len() != 1 {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "the demo's calls did not flow (tansu {tansu:?})\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let signal = |name: &str, pid: u32| {
+        Command::new("kill")
+            .args([name, &pid.to_string()])
+            .status()
+            .unwrap()
+    };
+    signal("-STOP", tansu[0]);
+    let asked = std::time::Instant::now();
+    signal("-TERM", child.id());
+    let mut stopped = None;
+    let in_time = wait_until(Duration::from_secs(10), || {
+        stopped = child.try_wait().unwrap();
+        stopped.is_some()
+    });
+    let took = asked.elapsed();
+    if !in_time {
+        signal("-CONT", tansu[0]);
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        in_time,
+        "the demo did not stop within 10 s of SIGTERM with tansu frozen\n{stderr}"
+    );
+    assert!(stopped.unwrap().success(), "{stderr}");
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(tansu[0])),
+        "tansu {} left behind",
+        tansu[0]
+    );
+    eprintln!("stopped in {took:?}");
+}

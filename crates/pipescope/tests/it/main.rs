@@ -9,6 +9,7 @@ mod mqtt;
 mod pipeline;
 mod prometheus;
 mod secure_kafka;
+mod shutdown;
 mod store;
 mod traffic;
 mod web;

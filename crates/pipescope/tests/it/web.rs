@@ -51,9 +51,35 @@ async fn metrics_are_served_as_openmetrics_text_to_who_asks() {
     assert!(text.contains("pipescope_build_info{version="), "{text}");
 }
 
+/// The monitor's whole router, as `pipescope run` serves it.
+fn monitor_app(dir: &std::path::Path) -> axum::Router {
+    use std::sync::Arc;
+
+    use pipescope::shutdown::{Stop, Supervisor};
+    let clock = Arc::new(pipescope_core::SystemClock);
+    let config = pipescope::config::parse("t", "", []).unwrap();
+    let (store, writer) = pipescope::store::Store::open(
+        dir,
+        pipescope::store::retention_from(&config.store),
+        clock.clone(),
+        4,
+    )
+    .unwrap();
+    let sources = pipescope::monitor::Sources {
+        store,
+        writer,
+        kafka: pipescope::kafka::LiveState::new(),
+        mqtt: pipescope::mqtt::MqttState::new(&config.mqtt, clock.clone()),
+        hub: pipescope::api::Hub::new(clock.clone()),
+        tasks: Supervisor::new(Stop::new(), clock),
+    };
+    pipescope::monitor::app(new_registry(), &sources, &config.web.auth)
+}
+
 #[tokio::test]
-async fn the_portal_is_served_at_the_root() {
-    let response = router(AppState::new(new_registry()))
+async fn the_portal_is_served_at_the_root_by_the_monitor() {
+    let dir = tempfile::tempdir().unwrap();
+    let response = monitor_app(dir.path())
         .oneshot(Request::get("/").body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -65,4 +91,16 @@ async fn the_portal_is_served_at_the_root() {
         .unwrap();
     let html = String::from_utf8(body.to_vec()).unwrap();
     assert!(html.contains("<title>pipescope</title>"), "{html}");
+}
+
+/// A pipeline part's server has /health and /metrics only: no portal whose API calls would fail.
+#[tokio::test]
+async fn a_parts_server_does_not_serve_the_portal() {
+    for path in ["/", "/index.html", "/api/v1/kafka/clusters"] {
+        let response = router(AppState::new(new_registry()))
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
 }
