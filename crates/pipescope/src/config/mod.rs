@@ -8,12 +8,14 @@
 //! 3. the typed config is checked for what types cannot say (files exist, cert goes with key…).
 //!
 //! The pieces: [`types`] (the tables), [`values`] (secrets, addresses, MQTT URLs), `loader`
-//! (passes 1 and 2), `validate` (pass 3).
+//! (passes 1 and 2), `validate` (pass 3). The pipeline parts' tables that may share the file
+//! are read by [`parts`].
 
 use std::fmt;
 use std::path::Path;
 
 mod loader;
+pub mod parts;
 pub mod types;
 mod validate;
 pub mod values;
