@@ -157,12 +157,6 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, ParseError> {
     Cli::try_parse_from(&merged).map_err(|error| ParseError::WithFile { file, error })
 }
 
-/// The pipeline parts' tables in a configuration file, checked as each part would read them:
-/// see [`crate::config::parts::check_part_tables`].
-pub fn check_part_tables(text: &str) -> (Vec<String>, Vec<String>) {
-    crate::config::parts::check_part_tables(text, &Cli::command())
-}
-
 /// Why the command line (with its file) was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {

@@ -9,17 +9,19 @@
 //!
 //! The pieces: [`types`] (the tables), [`values`] (secrets, addresses, MQTT URLs), `loader`
 //! (passes 1 and 2), `validate` (pass 3). The pipeline parts' tables that may share the file
-//! are read by [`parts`].
+//! are read by [`parts`]; [`check`] is what `pipescope check` reports.
 
 use std::fmt;
 use std::path::Path;
 
+pub mod check;
 mod loader;
 pub mod parts;
 pub mod types;
 mod validate;
 pub mod values;
 
+pub use check::{CheckReport, check};
 pub use types::{
     Config, Export, InfluxExport, KafkaCluster, MetricsGranularity, MqttBroker, MqttProtocol, Sasl,
     SaslMechanism, Store, Tls, Web, WebAuth,
