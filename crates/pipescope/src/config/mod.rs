@@ -26,7 +26,7 @@ pub use types::{
     Config, Export, InfluxExport, KafkaCluster, MetricsGranularity, MqttBroker, MqttProtocol, Sasl,
     SaslMechanism, Store, Tls, Web, WebAuth,
 };
-pub use values::{HostPort, MqttUrl, Secret};
+pub use values::{HostPort, MqttUrl, MqttUrlError, Secret};
 
 /// Prefix of environment variables that override the file, with `__` between path segments.
 pub const ENV_PREFIX: &str = "PIPESCOPE__";

@@ -202,7 +202,7 @@ pub enum SaslMechanism {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttBroker {
-    /// `mqtt://host[:1883]` or `mqtts://host[:8883]`.
+    /// `mqtt://host[:1883]` or `mqtts://host[:8883]` (all the forms: [`MqttUrl`]).
     pub url: MqttUrl,
     #[serde(default)]
     pub username: Option<String>,

@@ -98,45 +98,103 @@ impl Serialize for HostPort {
     }
 }
 
-/// An MQTT broker address: `mqtt://` (plain TCP) or `mqtts://` (TLS).
+/// An MQTT broker address, the one form the monitor's `[mqtt.X] url` and the parts' `--mqtt`
+/// both take: `mqtt://` or `tcp://` (plain TCP, port 1883 by default), `mqtts://` or `ssl://`
+/// (TLS, port 8883 by default), then `host[:port]`, IPv6 hosts in brackets
+/// (`mqtt://[::1]:1883`). A trailing `/` is ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MqttUrl {
     pub tls: bool,
+    /// A name or an IP address; an IPv6 address without its brackets.
     pub host: String,
     pub port: u16,
 }
 
-impl FromStr for MqttUrl {
-    type Err = String;
+/// Why a string is not an [`MqttUrl`]. Its `Display` is the configuration's wording; the parts
+/// word the same cases for their `--mqtt` flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MqttUrlError {
+    /// No `scheme://` in front.
+    #[error("expected mqtt://host:port or mqtts://host:port, got {url:?}")]
+    NoScheme { url: String },
+    /// A scheme other than mqtt, tcp, mqtts and ssl.
+    #[error("unsupported scheme {scheme:?} in {url:?}: use mqtt:// or mqtts://")]
+    UnsupportedScheme { url: String, scheme: String },
+    /// Nothing where the host goes.
+    #[error("expected mqtt://host:port or mqtts://host:port, got {url:?}")]
+    NoHost { url: String },
+    /// What follows the host's ':' is not a port from 1 to 65535.
+    #[error("expected mqtt://host:port or mqtts://host:port, got {url:?}")]
+    BadPort { url: String, port: String },
+    /// Spaces, slashes or brackets in the host, or an IPv6 address without brackets.
+    #[error("expected mqtt://host:port or mqtts://host:port, got {url:?}")]
+    BadHost { url: String, host: String },
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for MqttUrl {
+    type Err = MqttUrlError;
+
+    fn from_str(s: &str) -> Result<Self, MqttUrlError> {
+        let url = || s.to_string();
         let (scheme, rest) = s
             .split_once("://")
-            .ok_or_else(|| format!("expected mqtt://host:port or mqtts://host:port, got {s:?}"))?;
+            .ok_or_else(|| MqttUrlError::NoScheme { url: url() })?;
         let tls = match scheme {
             "mqtt" | "tcp" => false,
             "mqtts" | "ssl" => true,
             other => {
-                return Err(format!(
-                    "unsupported scheme {other:?} in {s:?}: use mqtt:// or mqtts://"
-                ));
+                return Err(MqttUrlError::UnsupportedScheme {
+                    url: url(),
+                    scheme: other.to_string(),
+                });
             }
         };
         let authority = rest.trim_end_matches('/');
-        let default_port = if tls { 8883 } else { 1883 };
-        let with_port = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-            && !authority.ends_with(']')
-        {
-            authority.to_string()
-        } else {
-            format!("{authority}:{default_port}")
+        let bad_host = || MqttUrlError::BadHost {
+            url: url(),
+            host: authority.to_string(),
         };
-        let HostPort { host, port } = with_port
-            .parse()
-            .map_err(|_| format!("expected mqtt://host:port or mqtts://host:port, got {s:?}"))?;
-        Ok(Self { tls, host, port })
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(bracketed) => {
+                let (host, after) = bracketed.split_once(']').ok_or_else(bad_host)?;
+                match after {
+                    "" => (host, None),
+                    _ => (host, Some(after.strip_prefix(':').ok_or_else(bad_host)?)),
+                }
+            }
+            None => match authority.split_once(':') {
+                // More than one ':' is an IPv6 address without its brackets.
+                Some((_, port)) if port.contains(':') => return Err(bad_host()),
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            },
+        };
+        if host.is_empty() {
+            return Err(MqttUrlError::NoHost { url: url() });
+        }
+        if host.contains(char::is_whitespace) || host.contains(['[', ']', '/']) {
+            return Err(MqttUrlError::BadHost {
+                url: url(),
+                host: host.to_string(),
+            });
+        }
+        let port = match port {
+            None if tls => 8883,
+            None => 1883,
+            Some(port) => port
+                .parse::<u16>()
+                .ok()
+                .filter(|&port| port != 0)
+                .ok_or_else(|| MqttUrlError::BadPort {
+                    url: url(),
+                    port: port.to_string(),
+                })?,
+        };
+        Ok(Self {
+            tls,
+            host: host.to_string(),
+            port,
+        })
     }
 }
 
@@ -241,9 +299,123 @@ mod tests {
             "http://broker"
                 .parse::<MqttUrl>()
                 .unwrap_err()
+                .to_string()
                 .contains("unsupported scheme")
         );
         assert!("broker:1883".parse::<MqttUrl>().is_err());
+    }
+
+    #[test]
+    fn mqtt_url_takes_each_scheme_default_ports_and_ipv6_in_brackets() {
+        let url = |s: &str| s.parse::<MqttUrl>().map(|u| (u.tls, u.host, u.port));
+        let ok = |tls, host: &str, port| Ok((tls, host.to_string(), port));
+        assert_eq!(url("mqtt://broker"), ok(false, "broker", 1883));
+        assert_eq!(url("mqtt://broker:1884"), ok(false, "broker", 1884));
+        assert_eq!(url("tcp://broker"), ok(false, "broker", 1883));
+        assert_eq!(url("tcp://10.0.0.1:1884"), ok(false, "10.0.0.1", 1884));
+        assert_eq!(url("mqtts://broker"), ok(true, "broker", 8883));
+        assert_eq!(url("mqtts://broker:9999"), ok(true, "broker", 9999));
+        assert_eq!(url("ssl://broker"), ok(true, "broker", 8883));
+        assert_eq!(url("ssl://broker:9999"), ok(true, "broker", 9999));
+        assert_eq!(url("mqtt://[::1]"), ok(false, "::1", 1883));
+        assert_eq!(url("mqtt://[::1]:1884"), ok(false, "::1", 1884));
+        assert_eq!(url("tcp://[::1]:1884"), ok(false, "::1", 1884));
+        assert_eq!(url("mqtts://[::1]"), ok(true, "::1", 8883));
+        assert_eq!(url("ssl://[fd00::2]:8884"), ok(true, "fd00::2", 8884));
+        assert_eq!(url("mqtt://broker/"), ok(false, "broker", 1883));
+        assert_eq!(url("mqtts://[::1]:8884/"), ok(true, "::1", 8884));
+        assert_eq!(url("mqtt://broker:65535"), ok(false, "broker", 65535));
+    }
+
+    #[test]
+    fn mqtt_url_is_shown_with_its_canonical_scheme() {
+        let shown = |s: &str| s.parse::<MqttUrl>().unwrap().to_string();
+        assert_eq!(shown("tcp://broker"), "mqtt://broker:1883");
+        assert_eq!(shown("ssl://broker:9999/"), "mqtts://broker:9999");
+        assert_eq!(shown("mqtts://[::1]"), "mqtts://[::1]:8883");
+    }
+
+    #[test]
+    fn mqtt_url_refuses_each_malformed_form_saying_which() {
+        let error = |s: &str| s.parse::<MqttUrl>().unwrap_err();
+        let url = |s: &str| s.to_string();
+        assert_eq!(
+            error("broker:1883"),
+            MqttUrlError::NoScheme {
+                url: url("broker:1883")
+            }
+        );
+        for (s, scheme) in [
+            ("http://broker", "http"),
+            ("MQTT://broker", "MQTT"),
+            ("ws://broker:8080", "ws"),
+            ("://broker", ""),
+        ] {
+            assert_eq!(
+                error(s),
+                MqttUrlError::UnsupportedScheme {
+                    url: url(s),
+                    scheme: scheme.to_string()
+                }
+            );
+        }
+        for s in ["mqtt://", "mqtt:///", "mqtt://:1883", "mqtts://[]:8883"] {
+            assert_eq!(error(s), MqttUrlError::NoHost { url: url(s) }, "{s}");
+        }
+        for (s, port) in [
+            ("mqtt://broker:x", "x"),
+            ("mqtt://broker:", ""),
+            ("mqtt://broker:0", "0"),
+            ("mqtt://broker:65536", "65536"),
+            ("mqtt://broker:-1", "-1"),
+            ("mqtts://[::1]:x", "x"),
+            ("mqtt://[::1]:", ""),
+        ] {
+            assert_eq!(
+                error(s),
+                MqttUrlError::BadPort {
+                    url: url(s),
+                    port: port.to_string()
+                },
+                "{s}"
+            );
+        }
+        for (s, host) in [
+            ("mqtt://::1", "::1"),
+            ("mqtt://::1:1883", "::1:1883"),
+            ("mqtt://broker:1883:1883", "broker:1883:1883"),
+            ("mqtt://[::1", "[::1"),
+            ("mqtt://[::1]1883", "[::1]1883"),
+            ("mqtt://[::1]]", "[::1]]"),
+            ("mqtt://broker]", "broker]"),
+            ("mqtt://broker/path", "broker/path"),
+            ("mqtt://bro ker", "bro ker"),
+            ("mqtt:// broker:1883", " broker"),
+        ] {
+            assert_eq!(
+                error(s),
+                MqttUrlError::BadHost {
+                    url: url(s),
+                    host: host.to_string()
+                },
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn mqtt_url_errors_read_as_before_in_the_configuration() {
+        let message = |s: &str| s.parse::<MqttUrl>().unwrap_err().to_string();
+        assert_eq!(
+            message("http://broker"),
+            "unsupported scheme \"http\" in \"http://broker\": use mqtt:// or mqtts://"
+        );
+        for s in ["broker:1883", "mqtt://", "mqtt://broker:x", "mqtt://::1"] {
+            assert_eq!(
+                message(s),
+                format!("expected mqtt://host:port or mqtts://host:port, got {s:?}")
+            );
+        }
     }
 
     #[test]
