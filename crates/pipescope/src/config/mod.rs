@@ -9,7 +9,7 @@
 //!
 //! The pieces: [`types`] (the tables), [`values`] (secrets, addresses, MQTT URLs), `loader`
 //! (passes 1 and 2), `validate` (pass 3). The pipeline parts' tables that may share the file
-//! are read by [`parts`]; [`check`] is what `pipescope check` reports.
+//! are read by [`parts`]; [`check()`] is what `pipescope check` reports.
 
 use std::fmt;
 use std::path::Path;
