@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::parser::ValueSource;
-use clap::{ArgAction, CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
+use crate::config::parts::part_flags;
 use crate::pipeline::PART_CONFIG;
 
 #[derive(Debug, Parser)]
@@ -156,62 +157,6 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, ParseError> {
     Cli::try_parse_from(&merged).map_err(|error| ParseError::WithFile { file, error })
 }
 
-/// The pipeline parts' tables in a configuration file (`[bridge]`, `[sink.influx]`, ...),
-/// each checked as its part would read it: unknown keys, values of the wrong type, values the
-/// part's flags refuse. Options a table leaves out are not errors (the command line may give
-/// them). Returns the commands of the tables found, and the errors.
-pub fn check_part_tables(text: &str) -> (Vec<String>, Vec<String>) {
-    let Ok(root) = text.parse::<toml::Table>() else {
-        return (Vec::new(), Vec::new()); // the monitor's own check reports bad TOML
-    };
-    let mut parts = Vec::new();
-    let mut errors = Vec::new();
-    let command = Cli::command();
-    let mut pending: Vec<(Vec<String>, &clap::Command)> = vec![(Vec::new(), &command)];
-    while let Some((path, cmd)) = pending.pop() {
-        for sub in cmd.get_subcommands() {
-            let mut sub_path = path.clone();
-            sub_path.push(sub.get_name().to_string());
-            if !sub.get_arguments().any(|a| a.get_id() == PART_CONFIG) {
-                pending.push((sub_path, sub));
-                continue;
-            }
-            let mut table = Some(&root);
-            for word in &sub_path {
-                table = match table.and_then(|t| t.get(word)) {
-                    Some(toml::Value::Table(t)) => Some(t),
-                    _ => None,
-                };
-            }
-            if table.is_none() {
-                continue;
-            }
-            parts.push(sub_path.join(" "));
-            let flags = match part_flags(text, &sub_path, sub, |_| false) {
-                Ok(flags) => flags,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
-            };
-            let argv = std::iter::once("pipescope".to_string())
-                .chain(sub_path.iter().cloned())
-                .chain(flags);
-            if let Err(e) = Cli::try_parse_from(argv)
-                && e.kind() != clap::error::ErrorKind::MissingRequiredArgument
-            {
-                let first = e.to_string();
-                let first = first.lines().next().unwrap_or_default();
-                let first = first.strip_prefix("error: ").unwrap_or(first);
-                errors.push(format!("[{}] {first}", sub_path.join(".")));
-            }
-        }
-    }
-    parts.sort();
-    errors.sort();
-    (parts, errors)
-}
-
 /// Why the command line (with its file) was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
@@ -221,104 +166,6 @@ pub enum ParseError {
     File { file: PathBuf, message: String },
     #[error("{error} (some options came from {})", file.display())]
     WithFile { file: PathBuf, error: clap::Error },
-}
-
-/// The flags that the part's table in `text` stands for, leaving out the options `given`
-/// says came from the command line or the environment.
-fn part_flags(
-    text: &str,
-    path: &[String],
-    part: &clap::Command,
-    given: impl Fn(&str) -> bool,
-) -> Result<Vec<String>, String> {
-    let root: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| format!("invalid TOML: {}", e.to_string().trim_end()))?;
-    let table_name = path.join(".");
-    let mut table = &root;
-    for word in path {
-        table = match table.get(word) {
-            Some(toml::Value::Table(t)) => t,
-            Some(_) => return Err(format!("[{table_name}] must be a table")),
-            None => {
-                return Err(format!(
-                    "no [{table_name}] table: the options of `pipescope {}` go there",
-                    path.join(" ")
-                ));
-            }
-        };
-    }
-    let options: Vec<&clap::Arg> = part
-        .get_arguments()
-        .filter(|a| a.get_id() != PART_CONFIG && !a.is_positional())
-        .collect();
-    let mut flags = Vec::new();
-    for (key, value) in table {
-        let wanted = key.replace('_', "-");
-        let Some(arg) = options.iter().find(|a| {
-            a.get_long() == Some(wanted.as_str()) || a.get_id().as_str().replace('_', "-") == wanted
-        }) else {
-            let mut known: Vec<String> = options
-                .iter()
-                .map(|a| match a.get_long() {
-                    Some(long) => long.to_string(),
-                    None => a.get_id().as_str().replace('_', "-"),
-                })
-                .collect();
-            known.sort();
-            return Err(format!(
-                "[{table_name}] {key}: no such option; known: {}",
-                known.join(", ")
-            ));
-        };
-        if given(arg.get_id().as_str()) {
-            continue;
-        }
-        let flag = match (arg.get_long(), arg.get_short()) {
-            (Some(long), _) => format!("--{long}"),
-            (None, Some(short)) => format!("-{short}"),
-            (None, None) => continue,
-        };
-        let scalar = |v: &toml::Value| -> Result<String, String> {
-            match v {
-                toml::Value::String(s) => Ok(s.clone()),
-                toml::Value::Integer(i) => Ok(i.to_string()),
-                toml::Value::Float(f) => Ok(f.to_string()),
-                toml::Value::Boolean(b) => Ok(b.to_string()),
-                toml::Value::Datetime(d) => Ok(d.to_string()),
-                _ => Err(format!(
-                    "[{table_name}] {key}: expected a string, number or boolean"
-                )),
-            }
-        };
-        if !arg.get_action().takes_values() {
-            match value {
-                toml::Value::Boolean(true) => flags.push(flag),
-                toml::Value::Boolean(false) => {}
-                _ => return Err(format!("[{table_name}] {key}: expected true or false")),
-            }
-            continue;
-        }
-        let repeatable = matches!(arg.get_action(), ArgAction::Append);
-        let values = match value {
-            toml::Value::Array(items) if repeatable => {
-                items.iter().map(scalar).collect::<Result<Vec<_>, _>>()?
-            }
-            toml::Value::Table(pairs) if repeatable => pairs
-                .iter()
-                .map(|(k, v)| Ok(format!("{k}={}", scalar(v)?)))
-                .collect::<Result<Vec<_>, String>>()?,
-            toml::Value::Array(_) | toml::Value::Table(_) => {
-                return Err(format!("[{table_name}] {key}: takes one value"));
-            }
-            v => vec![scalar(v)?],
-        };
-        for v in values {
-            flags.push(flag.clone());
-            flags.push(v);
-        }
-    }
-    Ok(flags)
 }
 
 #[cfg(test)]

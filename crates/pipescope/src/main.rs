@@ -35,34 +35,14 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { config: path } => {
-            // The parts' tables the file may hold are checked as the parts would read them.
-            let (parts, part_errors) = std::fs::read_to_string(&path)
-                .map(|text| pipescope::cli::check_part_tables(&text))
-                .unwrap_or_default();
-            let monitor = config::load(&path);
-            if let Err(errors) = &monitor {
-                eprint!("{errors}");
-            }
-            for error in &part_errors {
-                eprintln!("{}: {error}", path.display());
-            }
-            match monitor {
-                Ok(config) if part_errors.is_empty() => {
-                    println!(
-                        "{}: valid — {} Kafka cluster(s), {} MQTT broker(s), web on {}{}",
-                        path.display(),
-                        config.kafka.len(),
-                        config.mqtt.len(),
-                        config.web.listen,
-                        if parts.is_empty() {
-                            String::new()
-                        } else {
-                            format!("; pipeline parts: {}", parts.join(", "))
-                        }
-                    );
+            let report = config::check(&path);
+            eprint!("{}", report.errors);
+            match report.summary {
+                Some(summary) => {
+                    println!("{summary}");
                     ExitCode::SUCCESS
                 }
-                _ => ExitCode::from(EXIT_CONFIG),
+                None => ExitCode::from(EXIT_CONFIG),
             }
         }
         Command::Simulate { command } => run_part(&cli.log, |stop| async move {

@@ -3,16 +3,16 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use rumqttc::Transport;
 use rumqttc::v5::MqttOptions;
 
-use crate::config::{Secret, Tls};
+use crate::config::{MqttUrl, MqttUrlError, Secret, Tls};
 
 /// How a part reaches its MQTT broker.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MqttArgs {
-    /// MQTT broker: mqtt://host[:port] (1883), or mqtts://host[:port] (8883) for TLS.
+    /// MQTT broker: mqtt://host[:port] (1883), or mqtts://host[:port] (8883) for TLS; tcp://
+    /// and ssl:// say the same, IPv6 hosts go in brackets (mqtt://[::1]:1883).
     #[arg(id = "mqtt", long = "mqtt", default_value = "mqtt://127.0.0.1:1883")]
     pub url: String,
     /// User name to connect with.
@@ -71,30 +71,16 @@ fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
 /// Connection options for `client_id`. Errors say which flag is wrong and why.
 pub fn options(args: &MqttArgs, client_id: &str) -> anyhow::Result<MqttOptions> {
     let url = args.url.as_str();
-    let (tls, rest, default_port) = if let Some(rest) = url.strip_prefix("mqtt://") {
-        (false, rest, 1883)
-    } else if let Some(rest) = url.strip_prefix("mqtts://") {
-        (true, rest, 8883)
-    } else {
-        anyhow::bail!("MQTT address {url:?} must start with mqtt:// or mqtts://");
-    };
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((host, port)) => (
-            host,
-            port.parse::<u16>()
-                .with_context(|| format!("MQTT address {url:?}: {port:?} is not a port number"))?,
-        ),
-        None => (rest, default_port),
-    };
-    anyhow::ensure!(!host.is_empty(), "MQTT address {url:?} has no host");
-    let mut options = MqttOptions::new(client_id, host, port);
+    let address: MqttUrl = url
+        .parse()
+        .map_err(|e| anyhow::anyhow!(address_error(url, e)))?;
+    let mut options = MqttOptions::new(client_id, address.host, address.port);
     options.set_keep_alive(std::time::Duration::from_secs(30));
     if let Some(username) = &args.username {
         let password = args.password.as_ref().map_or("", Secret::expose);
         options.set_credentials(username.clone(), password);
     }
-    if tls {
+    if address.tls {
         let settings = Tls {
             ca: args.ca.clone(),
             cert: args.cert.clone(),
@@ -115,6 +101,23 @@ pub fn options(args: &MqttArgs, client_id: &str) -> anyhow::Result<MqttOptions> 
     Ok(options)
 }
 
+/// What is wrong with the `--mqtt` address, in the flag's words.
+fn address_error(url: &str, error: MqttUrlError) -> String {
+    match error {
+        MqttUrlError::NoScheme { .. } | MqttUrlError::UnsupportedScheme { .. } => {
+            format!("MQTT address {url:?} must start with mqtt:// or mqtts://")
+        }
+        MqttUrlError::NoHost { .. } => format!("MQTT address {url:?} has no host"),
+        MqttUrlError::BadPort { port, .. } => {
+            format!("MQTT address {url:?}: {port:?} is not a port number")
+        }
+        MqttUrlError::BadHost { host, .. } => format!(
+            "MQTT address {url:?}: {host:?} is not a host name or address \
+             (write mqtt://host[:port], IPv6 addresses in brackets: mqtt://[::1]:1883)"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,9 +136,58 @@ mod tests {
         let o = options(&MqttArgs::plain("mqtts://broker"), "c").unwrap();
         assert_eq!(o.broker_address(), ("broker".to_string(), 8883));
         assert!(matches!(o.transport(), Transport::Tls(_)));
-        assert!(error(&MqttArgs::plain("tcp://x")).contains("mqtt:// or mqtts://"));
+        assert!(error(&MqttArgs::plain("http://x")).contains("mqtt:// or mqtts://"));
         assert!(error(&MqttArgs::plain("mqtt://x:y")).contains("port"));
         assert!(error(&MqttArgs::plain("mqtt://:1883")).contains("no host"));
+    }
+
+    /// The parts read `--mqtt` with the monitor's parser: tcp://, ssl:// and IPv6 in brackets
+    /// too, and each refusal in the flag's words.
+    #[test]
+    fn takes_every_form_the_monitor_takes() {
+        let address = |url: &str| {
+            let o = options(&MqttArgs::plain(url), "c").unwrap();
+            let tls = matches!(o.transport(), Transport::Tls(_));
+            let (host, port) = o.broker_address();
+            (tls, host, port)
+        };
+        assert_eq!(address("tcp://broker"), (false, "broker".into(), 1883));
+        assert_eq!(address("tcp://broker:1884"), (false, "broker".into(), 1884));
+        assert_eq!(address("ssl://broker"), (true, "broker".into(), 8883));
+        assert_eq!(address("ssl://broker:9999"), (true, "broker".into(), 9999));
+        assert_eq!(address("mqtt://[::1]"), (false, "::1".into(), 1883));
+        assert_eq!(address("mqtt://[::1]:1884"), (false, "::1".into(), 1884));
+        assert_eq!(address("mqtts://[::1]"), (true, "::1".into(), 8883));
+        assert_eq!(
+            error(&MqttArgs::plain("broker:1883")),
+            "MQTT address \"broker:1883\" must start with mqtt:// or mqtts://"
+        );
+        assert_eq!(
+            error(&MqttArgs::plain("http://broker")),
+            "MQTT address \"http://broker\" must start with mqtt:// or mqtts://"
+        );
+        assert_eq!(
+            error(&MqttArgs::plain("mqtt://")),
+            "MQTT address \"mqtt://\" has no host"
+        );
+        assert_eq!(
+            error(&MqttArgs::plain("mqtt://broker:70000")),
+            "MQTT address \"mqtt://broker:70000\": \"70000\" is not a port number"
+        );
+        assert_eq!(
+            error(&MqttArgs::plain("mqtt://[::1]:x")),
+            "MQTT address \"mqtt://[::1]:x\": \"x\" is not a port number"
+        );
+        assert_eq!(
+            error(&MqttArgs::plain("mqtt://::1:1883")),
+            "MQTT address \"mqtt://::1:1883\": \"::1:1883\" is not a host name or address \
+             (write mqtt://host[:port], IPv6 addresses in brackets: mqtt://[::1]:1883)"
+        );
+        assert_eq!(
+            error(&MqttArgs::plain("mqtt://broker/path")),
+            "MQTT address \"mqtt://broker/path\": \"broker/path\" is not a host name or address \
+             (write mqtt://host[:port], IPv6 addresses in brackets: mqtt://[::1]:1883)"
+        );
     }
 
     #[test]

@@ -1,0 +1,121 @@
+//! What `pipescope check` reports on one file: the monitor's configuration and the pipeline
+//! parts' tables that may share the file, every error of both, or a one-line summary.
+
+use std::path::Path;
+
+use clap::CommandFactory;
+
+/// What `pipescope check` found in one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Every error, one per line (for stderr): the monitor's, then the parts' tables'.
+    pub errors: String,
+    /// The summary line of a valid file (for stdout), without its newline; `None` when the
+    /// file has errors.
+    pub summary: Option<String>,
+}
+
+/// Checks the file at `path` as `pipescope run` would load it (with this process's
+/// `PIPESCOPE__…` variables), and its parts' tables as the parts would read them.
+pub fn check(path: &Path) -> CheckReport {
+    let (parts, part_errors) = std::fs::read_to_string(path)
+        .map(|text| super::parts::check_part_tables(&text, &crate::cli::Cli::command()))
+        .unwrap_or_default();
+    let monitor = super::load(path);
+    let mut errors = match &monitor {
+        Err(errors) => errors.to_string(),
+        Ok(_) => String::new(),
+    };
+    for error in &part_errors {
+        errors.push_str(&format!("{}: {error}\n", path.display()));
+    }
+    let summary = match monitor {
+        Ok(config) if part_errors.is_empty() => Some(format!(
+            "{}: valid — {} Kafka cluster(s), {} MQTT broker(s), web on {}{}",
+            path.display(),
+            config.kafka.len(),
+            config.mqtt.len(),
+            config.web.listen,
+            if parts.is_empty() {
+                String::new()
+            } else {
+                format!("; pipeline parts: {}", parts.join(", "))
+            }
+        )),
+        _ => None,
+    };
+    CheckReport { errors, summary }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_text(text: &str) -> (CheckReport, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipeline.toml");
+        std::fs::write(&path, text).unwrap();
+        (check(&path), path.display().to_string())
+    }
+
+    #[test]
+    fn a_valid_file_is_summed_up_with_its_parts() {
+        let (report, path) = check_text(
+            "[web]\nlisten = \"127.0.0.1:7000\"\n[mqtt.m]\nurl = \"tcp://h\"\n\
+             [bridge]\nmqtt = \"ssl://[::1]\"\n[sink.influx]\ndatabase = \"d\"\n",
+        );
+        assert_eq!(report.errors, "");
+        assert_eq!(
+            report.summary.unwrap(),
+            format!(
+                "{path}: valid — 0 Kafka cluster(s), 1 MQTT broker(s), web on 127.0.0.1:7000; \
+                 pipeline parts: bridge, sink influx"
+            )
+        );
+        let (report, path) = check_text("");
+        assert_eq!(
+            report.summary.unwrap(),
+            format!("{path}: valid — 0 Kafka cluster(s), 0 MQTT broker(s), web on 127.0.0.1:7575")
+        );
+    }
+
+    #[test]
+    fn the_monitors_errors_come_before_the_parts_tables() {
+        let (report, path) =
+            check_text("[web]\nlisten = \"x\"\n[sink.influx]\nbatch_size = \"many\"\n");
+        assert_eq!(report.summary, None);
+        assert_eq!(
+            report.errors.lines().collect::<Vec<_>>()[..2],
+            [
+                format!("{path}: 1 error in the configuration:"),
+                "  web.listen: expected ip:port such as 127.0.0.1:7575, got \"x\"".to_string(),
+            ]
+        );
+        let last = report.errors.lines().nth(2).unwrap();
+        assert!(
+            last.starts_with(&format!(
+                "{path}: [sink.influx] invalid value 'many' for '--batch-size"
+            )),
+            "{last}"
+        );
+        assert_eq!(report.errors.lines().count(), 3);
+        assert!(report.errors.ends_with('\n'));
+        // Errors in the parts' tables alone make the file invalid too.
+        let (report, _) = check_text("[sink.influx]\ndatabse = \"x\"\n");
+        assert_eq!(report.summary, None);
+        assert!(report.errors.contains("databse: no such option"));
+    }
+
+    #[test]
+    fn a_missing_file_is_one_error() {
+        let report = check(Path::new("/nonexistent/pipescope.toml"));
+        assert_eq!(report.summary, None);
+        assert!(
+            report.errors.starts_with(
+                "/nonexistent/pipescope.toml: 1 error in the configuration:\n  cannot read the file ("
+            ),
+            "{}",
+            report.errors
+        );
+    }
+}

@@ -1,0 +1,419 @@
+//! What types cannot say: required lists not empty, files readable, settings that go together.
+
+use std::time::Duration;
+
+use super::{Config, ConfigError, ENV_PREFIX, Tls, WebAuth};
+
+/// What types cannot say: required lists not empty, files readable, settings that go together.
+pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    match &config.web.auth {
+        WebAuth::None => {}
+        WebAuth::Bearer { token } if token.expose().is_empty() => errors.push(
+            ConfigError::new("web.auth.token", "the bearer token is empty").hint(
+                "set a long random token, e.g. PIPESCOPE__WEB__AUTH__TOKEN=$(openssl rand -hex 32)",
+            ),
+        ),
+        WebAuth::Bearer { .. } => {}
+        WebAuth::Basic { user, password } => {
+            if user.is_empty() || user.contains(':') {
+                errors.push(
+                    ConfigError::new("web.auth.user", "the user name is empty or holds a ':'")
+                        .hint("HTTP basic auth cannot carry such a name: pick another"),
+                );
+            }
+            if password.expose().is_empty() {
+                errors.push(
+                    ConfigError::new("web.auth.password", "the password is empty")
+                        .hint("set one, e.g. PIPESCOPE__WEB__AUTH__PASSWORD=..."),
+                );
+            }
+        }
+    }
+    let store = &config.store;
+    for (key, value) in [
+        ("retention_raw", store.retention_raw),
+        ("retention_1m", store.retention_1m),
+        ("retention_1h", store.retention_1h),
+    ] {
+        check_positive(&format!("store.{key}"), value, &mut errors);
+    }
+    if store.retention_1m < store.retention_raw || store.retention_1h < store.retention_1m {
+        errors.push(
+            ConfigError::new("store", "a coarser resolution is kept for less time than a finer one")
+                .hint("keep retention_raw <= retention_1m <= retention_1h (defaults 24h, 30days, 365days)"),
+        );
+    }
+    for (name, cluster) in &config.kafka {
+        let at = format!("kafka.{name}");
+        check_name(&at, name, &mut errors);
+        if cluster.bootstrap.is_empty() {
+            errors.push(
+                ConfigError::new(format!("{at}.bootstrap"), "no brokers listed")
+                    .hint("list at least one: bootstrap = [\"host:9092\"]"),
+            );
+        }
+        check_positive(
+            &format!("{at}.scrape_interval"),
+            cluster.scrape_interval,
+            &mut errors,
+        );
+        check_positive(
+            &format!("{at}.request_timeout"),
+            cluster.request_timeout,
+            &mut errors,
+        );
+        if let Some(tls) = &cluster.tls {
+            check_tls(&format!("{at}.tls"), tls, &mut errors);
+        }
+        if cluster.verdict_window < 2 {
+            errors.push(
+                ConfigError::new(
+                    format!("{at}.verdict_window"),
+                    format!(
+                        "{} is too small: a verdict compares at least 2 observations",
+                        cluster.verdict_window
+                    ),
+                )
+                .hint("use 2 or more (default 10)"),
+            );
+        }
+        for (key, patterns) in [
+            ("groups_allow", &cluster.groups_allow),
+            ("groups_deny", &cluster.groups_deny),
+            ("topics_allow", &cluster.topics_allow),
+            ("topics_deny", &cluster.topics_deny),
+        ] {
+            for (i, pattern) in patterns.iter().enumerate() {
+                if let Err(e) = regex::Regex::new(pattern) {
+                    let first_line = e.to_string().lines().last().unwrap_or_default().to_string();
+                    errors.push(
+                        ConfigError::new(
+                            format!("{at}.{key}[{i}]"),
+                            format!("invalid regex {pattern:?} ({})", first_line.trim()),
+                        )
+                        .hint("use Rust regex syntax, e.g. \"^payments-.*\""),
+                    );
+                }
+            }
+        }
+        if let Some(sasl) = &cluster.sasl {
+            if sasl.username.is_empty() {
+                errors.push(ConfigError::new(format!("{at}.sasl.username"), "is empty"));
+            }
+            if sasl.password.expose().is_empty() {
+                errors.push(
+                    ConfigError::new(format!("{at}.sasl.password"), "is empty").hint(format!(
+                        "set it here or in the environment variable {ENV_PREFIX}KAFKA__{}__SASL__PASSWORD",
+                        name.to_uppercase()
+                    )),
+                );
+            }
+        }
+    }
+    for (name, broker) in &config.mqtt {
+        let at = format!("mqtt.{name}");
+        check_name(&at, name, &mut errors);
+        if broker.password.is_some() && broker.username.is_none() {
+            errors.push(ConfigError::new(
+                format!("{at}.password"),
+                "a password needs a username",
+            ));
+        }
+        if let Some(tls) = &broker.tls {
+            if !broker.url.tls {
+                errors.push(
+                    ConfigError::new(format!("{at}.tls"), "TLS settings with a plain mqtt:// url")
+                        .hint(format!(
+                            "use mqtts://{}:{}",
+                            broker.url.host, broker.url.port
+                        )),
+                );
+            }
+            check_tls(&format!("{at}.tls"), tls, &mut errors);
+        }
+        if broker.filters.is_empty() {
+            errors.push(
+                ConfigError::new(format!("{at}.filters"), "no topic filters")
+                    .hint("subscribe to everything with filters = [\"#\"]"),
+            );
+        }
+        for (i, filter) in broker.filters.iter().enumerate() {
+            if let Err(e) = pipescope_core::mqtt_filter::validate(filter) {
+                errors.push(ConfigError::new(
+                    format!("{at}.filters[{i}]"),
+                    format!("{e}, got {filter:?}"),
+                ));
+            }
+        }
+        for (i, filter) in broker.export_filters.iter().enumerate() {
+            if let Err(e) = pipescope_core::mqtt_filter::validate(filter) {
+                errors.push(ConfigError::new(
+                    format!("{at}.export_filters[{i}]"),
+                    format!("{e}, got {filter:?}"),
+                ));
+            }
+        }
+        if broker.max_topics == 0 {
+            errors.push(
+                ConfigError::new(format!("{at}.max_topics"), "must be more than 0")
+                    .hint("the default is 100000"),
+            );
+        }
+        if broker.subscribe_qos > 2 {
+            errors.push(ConfigError::new(
+                format!("{at}.subscribe_qos"),
+                format!("expected 0, 1 or 2, got {}", broker.subscribe_qos),
+            ));
+        }
+        if broker.max_packet_size < 1024 || broker.max_packet_size > 268_435_455 {
+            errors.push(
+                ConfigError::new(
+                    format!("{at}.max_packet_size"),
+                    format!(
+                        "expected 1024 to 268435455 bytes, got {}",
+                        broker.max_packet_size
+                    ),
+                )
+                .hint("MQTT packets are at most 268435455 bytes"),
+            );
+        }
+        check_positive(
+            &format!("{at}.reconnect_min"),
+            broker.reconnect_min,
+            &mut errors,
+        );
+        if broker.reconnect_max < broker.reconnect_min {
+            errors.push(ConfigError::new(
+                format!("{at}.reconnect_max"),
+                "must be at least reconnect_min",
+            ));
+        }
+        check_positive(
+            &format!("{at}.sample_interval"),
+            broker.sample_interval,
+            &mut errors,
+        );
+        if let Some(tls) = &broker.tls
+            && tls.cert.is_some()
+            && tls.ca.is_none()
+            && !tls.skip_verify
+        {
+            errors.push(
+                ConfigError::new(format!("{at}.tls.ca"), "a client certificate needs ca too")
+                    .hint("give the PEM file of the CA that signed the broker's certificate"),
+            );
+        }
+        if broker.keep_alive < Duration::from_secs(5) {
+            errors.push(
+                ConfigError::new(format!("{at}.keep_alive"), "must be at least 5s")
+                    .hint("rumqttc and most brokers reject shorter keep-alives"),
+            );
+        }
+    }
+    if let Some(influx) = &config.export.influx {
+        let at = "export.influx";
+        if !(influx.url.starts_with("http://") || influx.url.starts_with("https://")) {
+            errors.push(ConfigError::new(
+                format!("{at}.url"),
+                format!(
+                    "expected http://host:port or https://host:port, got {:?}",
+                    influx.url
+                ),
+            ));
+        }
+        match influx.version {
+            1 => {}
+            2 => {
+                for (key, missing) in [
+                    ("org", influx.org.is_none()),
+                    ("bucket", influx.bucket.is_none()),
+                    ("token", influx.token.is_none()),
+                ] {
+                    if missing {
+                        errors.push(ConfigError::new(
+                            format!("{at}.{key}"),
+                            "required when version = 2",
+                        ));
+                    }
+                }
+            }
+            other => errors.push(
+                ConfigError::new(
+                    format!("{at}.version"),
+                    format!("expected 1 or 2, got {other}"),
+                )
+                .hint("1 for InfluxDB 1.x (/write), 2 for InfluxDB 2.x (/api/v2/write)"),
+            ),
+        }
+        check_positive(&format!("{at}.interval"), influx.interval, &mut errors);
+        if influx.buffer_lines == 0 {
+            errors.push(
+                ConfigError::new(format!("{at}.buffer_lines"), "must be more than 0")
+                    .hint("for example 100000"),
+            );
+        }
+    }
+    errors
+}
+
+/// Names appear in URLs and metric labels, so they are kept to a safe alphabet.
+fn check_name(at: &str, name: &str, errors: &mut Vec<ConfigError>) {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        errors.push(
+            ConfigError::new(at, format!("invalid name {name:?}"))
+                .hint("use letters, digits, '-', '_' and '.'"),
+        );
+    }
+}
+
+fn check_positive(at: &str, value: Duration, errors: &mut Vec<ConfigError>) {
+    if value.is_zero() {
+        errors.push(ConfigError::new(at, "must be more than 0").hint("for example \"10s\""));
+    }
+}
+
+fn check_tls(at: &str, tls: &Tls, errors: &mut Vec<ConfigError>) {
+    match (&tls.cert, &tls.key) {
+        (Some(_), None) => errors.push(ConfigError::new(
+            format!("{at}.key"),
+            "a client cert needs its key",
+        )),
+        (None, Some(_)) => errors.push(ConfigError::new(
+            format!("{at}.cert"),
+            "a client key needs its cert",
+        )),
+        _ => {}
+    }
+    for (key, file) in [("ca", &tls.ca), ("cert", &tls.cert), ("key", &tls.key)] {
+        if let Some(file) = file
+            && let Err(e) = std::fs::metadata(file)
+        {
+            errors.push(
+                ConfigError::new(
+                    format!("{at}.{key}"),
+                    format!("cannot read {} ({e})", file.display()),
+                )
+                .hint("give the path of a PEM file"),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::parse;
+    use super::super::tests::errors_of;
+
+    #[test]
+    fn tls_files_must_exist_and_cert_goes_with_key() {
+        let errors = errors_of(
+            "[kafka.k]\nbootstrap = \"a:1\"\n[kafka.k.tls]\nca = \"/nonexistent/ca.pem\"\ncert = \"/nonexistent/c.pem\"\n",
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("kafka.k.tls.key: a client cert needs its key")),
+            "{errors:#?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("kafka.k.tls.ca: cannot read /nonexistent/ca.pem")),
+            "{errors:#?}"
+        );
+    }
+
+    #[test]
+    fn store_retention_defaults_and_checks() {
+        let config = parse("empty", "", []).unwrap();
+        assert_eq!(config.store.retention_raw, Duration::from_secs(86_400));
+        assert_eq!(config.store.retention_1m, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.store.retention_1h, Duration::from_secs(365 * 86_400));
+        let errors = errors_of(
+            "[store]\nretention_raw = \"0s\"\nretention_1m = \"1h\"\nretention_1h = \"30m\"\n",
+        );
+        assert_eq!(
+            errors,
+            vec![
+                "store.retention_raw: must be more than 0 — for example \"10s\"",
+                "store: a coarser resolution is kept for less time than a finer one — keep retention_raw <= retention_1m <= retention_1h (defaults 24h, 30days, 365days)",
+            ]
+        );
+    }
+
+    #[test]
+    fn kafka_filter_regexes_are_checked() {
+        let errors = errors_of(
+            "[kafka.k]\nbootstrap = \"a:1\"\ngroups_allow = [\"^ok-.*\", \"(\"]\ntopics_deny = [\"[\"]\n",
+        );
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(
+            errors[0].starts_with("kafka.k.groups_allow[1]: invalid regex \"(\""),
+            "{errors:#?}"
+        );
+        assert!(
+            errors[1].starts_with("kafka.k.topics_deny[0]: invalid regex \"[\""),
+            "{errors:#?}"
+        );
+        let errors = errors_of("[kafka.k]\nbootstrap = \"a:1\"\nverdict_window = 1\n");
+        assert_eq!(
+            errors,
+            vec![
+                "kafka.k.verdict_window: 1 is too small: a verdict compares at least 2 observations — use 2 or more (default 10)"
+            ]
+        );
+        let errors =
+            errors_of("[kafka.k]\nbootstrap = \"a:1\"\nmetrics_granularity = \"topics\"\n");
+        assert_eq!(
+            errors,
+            vec!["kafka.k.metrics_granularity: unknown value \"topics\" — did you mean \"topic\"?"]
+        );
+    }
+
+    #[test]
+    fn mqtt_watcher_keys_are_checked() {
+        let errors = errors_of(
+            "[mqtt.m]\nurl = \"mqtt://h\"\nmax_topics = 0\nsubscribe_qos = 3\nexport_filters = [\"a/#/b\"]\nmax_packet_size = 10\nreconnect_min = \"2s\"\nreconnect_max = \"1s\"\n",
+        );
+        for fragment in [
+            "mqtt.m.max_topics: must be more than 0",
+            "mqtt.m.subscribe_qos: expected 0, 1 or 2, got 3",
+            "mqtt.m.export_filters[0]: '#' must be the whole last level",
+            "mqtt.m.max_packet_size: expected 1024 to 268435455 bytes, got 10",
+            "mqtt.m.reconnect_max: must be at least reconnect_min",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.starts_with(fragment)),
+                "missing {fragment:?} in {errors:#?}"
+            );
+        }
+        let config = parse("t", "[mqtt.m]\nurl = \"mqtt://h\"\n", []).unwrap();
+        let m = &config.mqtt["m"];
+        assert_eq!(
+            (m.max_topics, m.subscribe_qos, m.subscribe_sys),
+            (100_000, 2, true)
+        );
+        assert!(m.export_filters.is_empty());
+        assert_eq!(m.reconnect_max, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn influx_v2_needs_org_bucket_and_token() {
+        let errors = errors_of("[export.influx]\nurl = \"http://h:8086\"\nversion = 2\n");
+        assert_eq!(
+            errors,
+            vec![
+                "export.influx.org: required when version = 2",
+                "export.influx.bucket: required when version = 2",
+                "export.influx.token: required when version = 2",
+            ]
+        );
+    }
+}
