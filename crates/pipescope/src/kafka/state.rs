@@ -336,11 +336,12 @@ impl LiveState {
         Self::default()
     }
 
-    pub fn set(&self, state: ClusterState) {
+    pub fn set(&self, state: impl Into<Arc<ClusterState>>) {
+        let state = state.into();
         self.clusters
             .write()
             .expect("live state lock")
-            .insert(state.name.clone(), Arc::new(state));
+            .insert(state.name.clone(), state);
         self.version.send_modify(|v| *v += 1);
     }
 
