@@ -8,17 +8,19 @@
 //! kept on the item it concerns.
 //!
 //! [`Scraper::scrape`] is the sequence of phases; each stage lives in its own file:
-//! - [`metadata`]: Metadata, the brokers, the topics and where each partition's requests go;
-//! - [`offsets`]: ListOffsets and DescribeProducers, per partition leader;
-//! - [`configs`]: DescribeConfigs, and the configs kept between scrapes;
-//! - [`groups`]: ListGroups, FindCoordinator, OffsetFetch and DescribeGroups;
-//! - [`records`]: Fetch of the records at lagging committed offsets, their decompression and
+//! - `metadata.rs`: Metadata, the brokers, the topics and where each partition's requests go;
+//! - `offsets.rs`: ListOffsets and DescribeProducers, per partition leader;
+//! - `configs.rs`: DescribeConfigs, and the configs kept between scrapes;
+//! - `groups.rs`: the group chain — ListGroups, FindCoordinator, OffsetFetch;
+//! - `members.rs`: DescribeGroups, and finding the groups a broker refuses to describe;
+//! - `records.rs`: Fetch of the records at lagging committed offsets, their decompression and
 //!   timestamps (which positions to fetch: `pipescope_core::kafka::record_time`);
-//! - [`refusals`]: the requests a broker refused by dropping the connection;
-//! - [`timing`]: the timing of each stage.
+//! - `refusals.rs`: the requests a broker refused by dropping the connection;
+//! - `timing.rs`: the timing of each stage.
 
 mod configs;
 mod groups;
+mod members;
 mod metadata;
 mod offsets;
 mod records;
@@ -48,7 +50,7 @@ use refusals::Refusals;
 use timing::StageTimer;
 
 pub use configs::CONFIG_REFRESH_SCRAPES;
-pub use groups::decode_assignment;
+pub use members::decode_assignment;
 pub use records::{NoRecordTime, record_time};
 pub use refusals::REFUSED_RETRY_SCRAPES;
 
