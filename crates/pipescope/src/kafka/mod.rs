@@ -58,6 +58,9 @@ pub fn scraper(name: &str, cluster: &KafkaCluster) -> Result<Scraper, String> {
 /// verdicts with one [`KafkaAnalyzer`] per cluster, keeps the latest state and view in `live`
 /// and publishes their numbers on the bus. Runs until the task is dropped.
 ///
+/// Each scrape builds on the watcher's own previous state (kept here, not read back from
+/// `live`, which the watcher only writes).
+///
 /// With a `history` store, the analyzer first rebuilds its end-offset histories and verdict
 /// windows from the points stored before a restart (see [`restore`]).
 pub async fn watch(
@@ -93,9 +96,10 @@ pub async fn watch(
     }
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The watcher's own last state: what the next scrape builds on. `live` is only written.
+    let mut previous: Option<Arc<ClusterState>> = None;
     loop {
         ticks.tick().await;
-        let previous = live.get(scraper.name());
         let mut state = scraper.scrape(clock.as_ref(), previous.as_deref()).await;
         match &state.error {
             Some(e) => tracing::warn!(cluster = scraper.name(), "{e}"),
@@ -111,8 +115,10 @@ pub async fn watch(
             analyzer.hold_groups(held.iter().map(String::as_str), snapshot.time_ms);
             state.view = Some(Arc::new(analyzer.ingest(snapshot)));
         }
+        let state = Arc::new(state);
         bus.publish(samples(&state));
-        live.set(state);
+        live.set(Arc::clone(&state));
+        previous = Some(state);
     }
 }
 

@@ -40,7 +40,90 @@ pub struct ClusterState {
     pub view: Option<Arc<KafkaView>>,
 }
 
+/// When a scrape started, how long it took and where the time went.
+#[derive(Debug, Clone)]
+pub struct ScrapeTiming {
+    pub scraped_at_ms: EpochMillis,
+    pub duration_ms: u64,
+    pub stages: Vec<ScrapeStage>,
+}
+
+/// What a scrape that reached the cluster read from it.
+#[derive(Debug, Clone)]
+pub struct ClusterReading {
+    pub cluster_id: Option<String>,
+    pub controller_id: Option<i32>,
+    pub brokers: Vec<BrokerState>,
+    pub topics: Vec<TopicState>,
+    pub groups: Vec<GroupState>,
+    pub group_list_errors: Vec<String>,
+    pub snapshot: OffsetsSnapshot,
+}
+
 impl ClusterState {
+    /// The state of a scrape that reached the cluster: its numbers are read now (`data_time_ms`
+    /// is `scraped_at_ms`). The view is left to the watcher's analyzer.
+    pub fn read(name: impl Into<String>, timing: ScrapeTiming, reading: ClusterReading) -> Self {
+        Self {
+            name: name.into(),
+            scraped_at_ms: timing.scraped_at_ms,
+            scrape_duration_ms: timing.duration_ms,
+            data_time_ms: timing.scraped_at_ms,
+            error: None,
+            cluster_id: reading.cluster_id,
+            controller_id: reading.controller_id,
+            brokers: reading.brokers,
+            topics: reading.topics,
+            groups: reading.groups,
+            group_list_errors: reading.group_list_errors,
+            stages: timing.stages,
+            snapshot: Some(reading.snapshot),
+            view: None,
+        }
+    }
+
+    /// The state of a scrape that reached no broker (`error` says why, `broker_error` is what
+    /// every broker is marked down with): the `previous` scrape's numbers are kept, stale (with
+    /// their `data_time_ms`, and no snapshot for the analyzer); with no previous scrape nothing
+    /// is known (`data_time_ms` 0).
+    pub fn unreachable(
+        name: impl Into<String>,
+        previous: Option<&ClusterState>,
+        scraped_at_ms: EpochMillis,
+        scrape_duration_ms: u64,
+        error: String,
+        broker_error: String,
+    ) -> Self {
+        let mut state = match previous {
+            Some(previous) => previous.clone(),
+            None => Self {
+                name: name.into(),
+                scraped_at_ms,
+                scrape_duration_ms,
+                data_time_ms: 0,
+                error: None,
+                cluster_id: None,
+                controller_id: None,
+                brokers: Vec::new(),
+                topics: Vec::new(),
+                groups: Vec::new(),
+                group_list_errors: Vec::new(),
+                stages: Vec::new(),
+                snapshot: None,
+                view: None,
+            },
+        };
+        for broker in &mut state.brokers {
+            broker.up = false;
+            broker.error = Some(broker_error.clone());
+        }
+        state.scraped_at_ms = scraped_at_ms;
+        state.scrape_duration_ms = scrape_duration_ms;
+        state.error = Some(error);
+        state.snapshot = None;
+        state
+    }
+
     pub fn topic(&self, name: &str) -> Option<&TopicState> {
         self.topics.iter().find(|t| t.name == name)
     }
@@ -253,11 +336,12 @@ impl LiveState {
         Self::default()
     }
 
-    pub fn set(&self, state: ClusterState) {
+    pub fn set(&self, state: impl Into<Arc<ClusterState>>) {
+        let state = state.into();
         self.clusters
             .write()
             .expect("live state lock")
-            .insert(state.name.clone(), Arc::new(state));
+            .insert(state.name.clone(), state);
         self.version.send_modify(|v| *v += 1);
     }
 

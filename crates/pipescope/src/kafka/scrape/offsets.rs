@@ -1,0 +1,220 @@
+//! ListOffsets (earliest and latest) and DescribeProducers, per partition leader.
+
+use std::collections::{BTreeMap, HashMap};
+
+use futures::future::join_all;
+use kafka_protocol::messages::describe_producers_request::TopicRequest;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{ApiKey, DescribeProducersRequest, ListOffsetsRequest, TopicName};
+
+use super::metadata::Layout;
+use super::{Item, Scraper, code_error, name, text};
+use crate::kafka::conn::Lane;
+use crate::kafka::state::{ProducerState, TopicState};
+
+/// Highest versions asked for (the code below was written for these).
+const LIST_OFFSETS_MAX: i16 = 8;
+const DESCRIBE_PRODUCERS_MAX: i16 = 0;
+
+pub(super) const NO_PRODUCERS: &str = "broker does not report producers";
+
+/// The earliest and the latest offsets of the partitions one broker leads, in their order.
+pub(super) type LeaderOffsets = (Vec<Item<i64>>, Vec<Item<i64>>);
+
+/// A partition's earliest and latest offsets and its producers, as its leader answered.
+type PartitionAnswers = (Item<i64>, Item<i64>, Item<Vec<ProducerState>>);
+
+/// Puts the leaders' answers on the partitions of `topics`. The answers of each leader are in
+/// the order of its partitions in `by_leader`.
+pub(super) fn fill(
+    topics: &mut [TopicState],
+    by_leader: &BTreeMap<i32, Vec<(String, i32)>>,
+    offsets: Vec<LeaderOffsets>,
+    producers: Vec<Vec<Item<Vec<ProducerState>>>>,
+) {
+    let mut answered: HashMap<(&str, i32), PartitionAnswers> = HashMap::new();
+    for (((_, parts), (earliest, latest)), producers) in
+        by_leader.iter().zip(offsets).zip(producers)
+    {
+        for ((((topic, partition), earliest), latest), producers) in
+            parts.iter().zip(earliest).zip(latest).zip(producers)
+        {
+            answered.insert((topic.as_str(), *partition), (earliest, latest, producers));
+        }
+    }
+    for topic in topics {
+        for p in &mut topic.partitions {
+            if let Some((earliest, latest, producers)) =
+                answered.remove(&(topic.name.as_str(), p.partition))
+            {
+                p.earliest = earliest;
+                p.latest = latest;
+                p.producers = producers;
+            }
+        }
+    }
+}
+
+impl Scraper {
+    /// Earliest and latest offsets of every partition with a leader, from each leader at once.
+    pub(super) async fn list_offsets_by_leader(&self, layout: &Layout) -> Vec<LeaderOffsets> {
+        join_all(
+            layout
+                .by_leader
+                .iter()
+                .map(|(leader, parts)| self.list_offsets(&layout.addr_of[leader], parts)),
+        )
+        .await
+    }
+
+    /// Producers of every partition with a leader, from each leader at once.
+    pub(super) async fn producers_by_leader(
+        &self,
+        layout: &Layout,
+    ) -> Vec<Vec<Item<Vec<ProducerState>>>> {
+        join_all(
+            layout
+                .by_leader
+                .iter()
+                .map(|(leader, parts)| self.describe_producers(&layout.addr_of[leader], parts)),
+        )
+        .await
+    }
+
+    /// Earliest and latest offsets of the partitions one broker leads: two requests (a
+    /// partition may appear once per request), sent together.
+    async fn list_offsets(&self, addr: &str, parts: &[(String, i32)]) -> LeaderOffsets {
+        futures::join!(
+            self.list_offsets_at(addr, Lane::Side, parts, -2),
+            self.list_offsets_at(addr, Lane::Main, parts, -1)
+        )
+    }
+
+    async fn list_offsets_at(
+        &self,
+        addr: &str,
+        lane: Lane,
+        parts: &[(String, i32)],
+        timestamp: i64,
+    ) -> Vec<Item<i64>> {
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (topic, partition) in parts {
+            by_topic.entry(topic).or_default().push(*partition);
+        }
+        let mut request = ListOffsetsRequest::default();
+        request.replica_id = (-1).into();
+        request.timeout_ms = self.timeout.as_millis() as i32;
+        request.topics = by_topic
+            .iter()
+            .map(|(topic, partitions)| {
+                let mut t = ListOffsetsTopic::default();
+                t.name = TopicName(name(topic));
+                t.partitions = partitions
+                    .iter()
+                    .map(|p| {
+                        let mut lp = ListOffsetsPartition::default();
+                        lp.partition_index = *p;
+                        lp.current_leader_epoch = -1;
+                        lp.timestamp = timestamp;
+                        lp
+                    })
+                    .collect();
+                t
+            })
+            .collect();
+        let response = match self
+            .pool
+            .request_on(addr, lane, LIST_OFFSETS_MAX, &request)
+            .await
+        {
+            Ok(response) => response,
+            Err(e) => return vec![Err(e.to_string()); parts.len()],
+        };
+        let mut out: HashMap<(String, i32), Item<i64>> = HashMap::new();
+        for t in &response.topics {
+            for p in &t.partitions {
+                let value = match code_error(p.error_code, None) {
+                    Some(e) => Err(format!("ListOffsets: {e}")),
+                    None => Ok(p.offset),
+                };
+                out.insert((text(&t.name.0), p.partition_index), value);
+            }
+        }
+        parts
+            .iter()
+            .map(|k| {
+                out.remove(k).unwrap_or_else(|| {
+                    Err("the broker left this partition out of its ListOffsets answer".to_string())
+                })
+            })
+            .collect()
+    }
+
+    /// Active producers of the partitions one broker leads, where the broker reports them.
+    async fn describe_producers(
+        &self,
+        addr: &str,
+        parts: &[(String, i32)],
+    ) -> Vec<Item<Vec<ProducerState>>> {
+        let fail_all = |reason: String| vec![Err(reason); parts.len()];
+        let connection = match self.pool.get_on(addr, Lane::Producers).await {
+            Ok(c) => c,
+            Err(e) => return fail_all(e.to_string()),
+        };
+        if !connection.supports(ApiKey::DescribeProducers) {
+            return fail_all(NO_PRODUCERS.to_string());
+        }
+        let Ok(version) =
+            connection.require_version::<DescribeProducersRequest>(DESCRIBE_PRODUCERS_MAX)
+        else {
+            return fail_all(NO_PRODUCERS.to_string());
+        };
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (topic, partition) in parts {
+            by_topic.entry(topic).or_default().push(*partition);
+        }
+        let mut request = DescribeProducersRequest::default();
+        request.topics = by_topic
+            .iter()
+            .map(|(topic, partitions)| {
+                let mut t = TopicRequest::default();
+                t.name = TopicName(name(topic));
+                t.partition_indexes = partitions.clone();
+                t
+            })
+            .collect();
+        let response = match connection.send(&request, version).await {
+            Ok(r) => r,
+            Err(e) => return fail_all(format!("DescribeProducers: {e}")),
+        };
+        let mut out: HashMap<(String, i32), Item<Vec<ProducerState>>> = HashMap::new();
+        for t in &response.topics {
+            for p in &t.partitions {
+                let v = match code_error(p.error_code, p.error_message.as_ref()) {
+                    Some(e) => Err(format!("DescribeProducers: {e}")),
+                    None => Ok(p
+                        .active_producers
+                        .iter()
+                        .map(|s| ProducerState {
+                            producer_id: s.producer_id.0,
+                            producer_epoch: s.producer_epoch,
+                            last_sequence: s.last_sequence,
+                            last_timestamp_ms: s.last_timestamp,
+                            current_txn_start_offset: (s.current_txn_start_offset >= 0)
+                                .then_some(s.current_txn_start_offset),
+                        })
+                        .collect()),
+                };
+                out.insert((text(&t.name.0), p.partition_index), v);
+            }
+        }
+        parts
+            .iter()
+            .map(|k| {
+                out.remove(k).unwrap_or_else(|| {
+                    Err("the broker left this partition out of DescribeProducers".to_string())
+                })
+            })
+            .collect()
+    }
+}

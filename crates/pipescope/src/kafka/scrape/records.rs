@@ -1,0 +1,671 @@
+//! Fetch of the record at each lagging committed offset: its batch decompressed, its
+//! timestamp read, the exact base of lag in seconds.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use bytes::Bytes;
+use futures::future::join_all;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{FetchRequest, TopicName};
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use pipescope_core::EpochMillis;
+use pipescope_core::kafka::record_time::{lagging_positions, set_record_times};
+use pipescope_core::kafka::{OffsetsSnapshot, TopicPartition};
+
+use super::timing::StageTimer;
+use super::{Item, Scraper, code_error, name, text};
+use crate::kafka::state::{ClusterState, GroupState, PartitionState, TopicState};
+
+/// Fetch v12+ is flexible, and tansu 0.6 puts a top-level tagged field there that v12 does
+/// not have (node endpoints, v16+): v11 carries everything needed here (and Fetch v13 names
+/// topics by id).
+const FETCH_MAX: i16 = 11;
+/// Bytes asked for per partition when fetching the record at a committed offset: enough for
+/// many batches; a larger batch is asked for again alone, and then comes whole (KIP-74).
+const FETCH_PARTITION_BYTES: i32 = 16 * 1024;
+
+/// The time of the record at each position this scrape knows, or why it is missing: topic →
+/// (partition, offset) → time.
+type RecordTimes = HashMap<String, HashMap<(i32, i64), Item<EpochMillis>>>;
+
+/// The offsets to fetch: leader → (topic, partition) → offsets.
+type Wanted = BTreeMap<i32, BTreeMap<(String, i32), BTreeSet<i64>>>;
+
+/// This scrape's partitions by topic name and partition.
+type Partitions<'a> = HashMap<(&'a str, i32), &'a PartitionState>;
+
+/// A partition's topic id and end offset.
+type LogMark<'a> = (Option<&'a str>, i64);
+
+impl Scraper {
+    /// Phase: the timestamps of the records at lagging committed offsets (the positions
+    /// `lagging_positions` gives). The record at an offset keeps its timestamp, so one the
+    /// previous scrape read is not fetched again (a stalled group's commit stays put), unless
+    /// its topic was made anew since; the rest are fetched from their leaders. The times go on
+    /// the snapshot (`set_record_times`) and, with why one is missing, on the groups' commits.
+    pub(super) async fn read_record_times(
+        &self,
+        stages: &StageTimer,
+        previous: Option<&ClusterState>,
+        addr_of: &HashMap<i32, String>,
+        topics: &[TopicState],
+        groups: &mut [GroupState],
+        snapshot: &mut OffsetsSnapshot,
+    ) {
+        let partitions: Partitions = topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| ((t.name.as_str(), p.partition), p))
+            })
+            .collect();
+        let known = KnownRecordTimes::new(previous, topics);
+        let (mut times, wanted) = plan(lagging_positions(snapshot), &partitions, &known);
+        let fetched = stages
+            .time(
+                "Fetch",
+                join_all(
+                    wanted
+                        .iter()
+                        .filter_map(|(leader, parts)| Some((addr_of.get(leader)?, parts)))
+                        .map(|(addr, parts)| self.record_times(addr, parts)),
+                ),
+            )
+            .await;
+        for ((topic, partition, offset), time) in fetched.into_iter().flatten() {
+            times
+                .entry(topic)
+                .or_default()
+                .insert((partition, offset), time);
+        }
+        let found: HashMap<(TopicPartition, i64), EpochMillis> = times
+            .iter()
+            .flat_map(|(topic, times)| {
+                times.iter().filter_map(|(&(partition, offset), time)| {
+                    let time = *time.as_ref().ok()?;
+                    Some((
+                        (TopicPartition::new(topic.as_str(), partition), offset),
+                        time,
+                    ))
+                })
+            })
+            .collect();
+        set_record_times(snapshot, &found);
+        mark_commits(groups, &partitions, &times);
+    }
+
+    /// Timestamps of the records at the given offsets, from the partitions' leader: one Fetch
+    /// per round, round k holding each partition's k-th wanted offset.
+    async fn record_times(
+        &self,
+        addr: &str,
+        parts: &BTreeMap<(String, i32), BTreeSet<i64>>,
+    ) -> Vec<((String, i32, i64), Item<EpochMillis>)> {
+        let rounds = parts.values().map(BTreeSet::len).max().unwrap_or(0);
+        let requests = (0..rounds).map(|round| {
+            let wanted: Vec<(&(String, i32), i64)> = parts
+                .iter()
+                .filter_map(|(k, offsets)| Some((k, *offsets.iter().nth(round)?)))
+                .collect();
+            async move { self.fetch_round(addr, &wanted).await }
+        });
+        let mut results: Vec<_> = join_all(requests).await.into_iter().flatten().collect();
+        // A batch bigger than the per-partition limit comes whole only to a partition asked
+        // for first: ask again for those alone (rare, so few requests).
+        let retries = results
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, r))| matches!(r, Err(e) if e.incomplete))
+            .map(|(i, ((t, p, o), _))| {
+                let key = (t.clone(), *p);
+                let offset = *o;
+                async move {
+                    let wanted = [(&key, offset)];
+                    let answer = self.fetch_round(addr, &wanted).await;
+                    (i, answer.into_iter().next().map(|(_, r)| r))
+                }
+            });
+        for (i, answer) in join_all(retries).await {
+            if let Some(answer) = answer {
+                results[i].1 = answer;
+            }
+        }
+        results
+            .into_iter()
+            .map(|(k, r)| (k, r.map_err(|e| e.message)))
+            .collect()
+    }
+
+    /// One Fetch of the records at `wanted` (at most one offset per partition).
+    async fn fetch_round(
+        &self,
+        addr: &str,
+        wanted: &[(&(String, i32), i64)],
+    ) -> Vec<((String, i32, i64), Result<EpochMillis, NoRecordTime>)> {
+        let keys = || {
+            wanted
+                .iter()
+                .map(|((t, p), o)| (t.clone(), *p, *o))
+                .collect::<Vec<_>>()
+        };
+        let fail_all = |reason: NoRecordTime| {
+            keys()
+                .into_iter()
+                .map(|k| (k, Err(reason.clone())))
+                .collect()
+        };
+        let response = match self
+            .pool
+            .request(addr, FETCH_MAX, &fetch_request(wanted))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                return fail_all(NoRecordTime::from(format!(
+                    "Fetch of the record at the committed offset: {e}"
+                )));
+            }
+        };
+        if let Some(e) = code_error(response.error_code, None) {
+            return fail_all(NoRecordTime::from(format!("Fetch: {e}")));
+        }
+        let alone = wanted.len() == 1;
+        // Thousands of partitions per answer: look the offsets up, not scan for them.
+        let offsets: HashMap<(&str, i32), i64> = wanted
+            .iter()
+            .map(|((t, p), o)| ((t.as_str(), *p), *o))
+            .collect();
+        let mut out: HashMap<(String, i32), Result<EpochMillis, NoRecordTime>> = HashMap::new();
+        for t in &response.responses {
+            for p in &t.partitions {
+                let Some(&offset) = offsets.get(&(t.topic.0.as_str(), p.partition_index)) else {
+                    continue;
+                };
+                let key = (text(&t.topic.0), p.partition_index);
+                let value = match code_error(p.error_code, None) {
+                    Some(e) if p.error_code == 1 => Err(NoRecordTime::from(format!(
+                        "the record at offset {offset} is gone ({e}); the log starts at {}",
+                        p.log_start_offset
+                    ))),
+                    Some(e) => Err(NoRecordTime::from(format!("Fetch: {e}"))),
+                    None => record_time(p.records.as_ref(), offset).map_err(|mut e| {
+                        // Asked alone, the broker returns the whole first batch: no retry.
+                        e.incomplete &= !alone;
+                        e
+                    }),
+                };
+                out.insert(key, value);
+            }
+        }
+        keys()
+            .into_iter()
+            .map(|(t, p, o)| {
+                let v = out.remove(&(t.clone(), p)).unwrap_or_else(|| {
+                    Err(NoRecordTime::from(
+                        "the broker left this partition out of its Fetch answer".to_string(),
+                    ))
+                });
+                ((t, p, o), v)
+            })
+            .collect()
+    }
+}
+
+/// What to do about each lagging position: its time or why there is none when known without a
+/// Fetch (the record is gone to retention; the previous scrape read it), else its place in a
+/// Fetch from its leader.
+fn plan(
+    positions: Vec<(TopicPartition, i64)>,
+    partitions: &Partitions,
+    known: &KnownRecordTimes,
+) -> (RecordTimes, Wanted) {
+    let mut times: RecordTimes = HashMap::new();
+    let mut wanted: Wanted = BTreeMap::new();
+    for (tp, offset) in positions {
+        // A lagging position is on a partition of this scrape's metadata.
+        let Some(p) = partitions.get(&(tp.topic.as_str(), tp.partition)) else {
+            continue;
+        };
+        let time = match p.earliest {
+            Ok(earliest) if offset < earliest => Some(Err(format!(
+                "the record at offset {offset} is gone (the log starts at {earliest})"
+            ))),
+            _ => known.get(&tp.topic, tp.partition, offset).map(Ok),
+        };
+        if let Some(time) = time {
+            times
+                .entry(tp.topic)
+                .or_default()
+                .insert((tp.partition, offset), time);
+        } else if let Some(leader) = p.leader {
+            wanted
+                .entry(leader)
+                .or_default()
+                .entry((tp.topic, tp.partition))
+                .or_default()
+                .insert(offset);
+        }
+    }
+    (times, wanted)
+}
+
+/// Puts on every committed offset of `groups` its record's time, or why it is missing.
+fn mark_commits(groups: &mut [GroupState], partitions: &Partitions, times: &RecordTimes) {
+    for c in groups
+        .iter_mut()
+        .filter_map(|g| g.offsets.as_mut().ok())
+        .flatten()
+    {
+        let Some(p) = partitions.get(&(c.topic.as_str(), c.partition)) else {
+            c.record_time_error =
+                Some("not fetched: the partition is not in the metadata".to_string());
+            continue;
+        };
+        if let (Err(e), _) | (_, Err(e)) = (&p.earliest, &p.latest) {
+            c.record_time_error = Some(format!(
+                "not fetched: the partition's offsets are unknown this scrape ({e})"
+            ));
+            continue;
+        }
+        let time = times
+            .get(c.topic.as_str())
+            .and_then(|t| t.get(&(c.partition, c.committed)));
+        match time {
+            Some(Ok(t)) => c.record_time_ms = Some(*t),
+            Some(Err(e)) => c.record_time_error = Some(e.clone()),
+            None => {}
+        }
+    }
+}
+
+/// The Fetch request for the records at `wanted`, each partition with its own byte limit.
+fn fetch_request(wanted: &[(&(String, i32), i64)]) -> FetchRequest {
+    let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
+    for ((topic, partition), offset) in wanted {
+        by_topic
+            .entry(topic)
+            .or_default()
+            .push((*partition, *offset));
+    }
+    let mut request = FetchRequest::default();
+    request.replica_id = (-1).into();
+    request.max_wait_ms = 0;
+    request.min_bytes = 0;
+    request.max_bytes = FETCH_PARTITION_BYTES.saturating_mul(wanted.len().max(1) as i32);
+    request.isolation_level = 0;
+    request.session_id = 0;
+    request.session_epoch = -1;
+    request.topics = by_topic
+        .iter()
+        .map(|(topic, partitions)| {
+            let mut t = FetchTopic::default();
+            t.topic = TopicName(name(topic));
+            t.partitions = partitions
+                .iter()
+                .map(|(p, offset)| {
+                    let mut fp = FetchPartition::default();
+                    fp.partition = *p;
+                    fp.fetch_offset = *offset;
+                    fp.partition_max_bytes = FETCH_PARTITION_BYTES;
+                    fp
+                })
+                .collect();
+            t
+        })
+        .collect();
+    request
+}
+
+/// Record times the previous scrape read, by topic, partition and offset; only for partitions
+/// whose topic kept its id and whose log did not go back (a topic made anew reuses offsets).
+struct KnownRecordTimes<'a> {
+    times: HashMap<(&'a str, i32, i64), EpochMillis>,
+}
+
+impl<'a> KnownRecordTimes<'a> {
+    fn new(previous: Option<&'a ClusterState>, topics: &[TopicState]) -> Self {
+        let mut times = HashMap::new();
+        let Some(previous) = previous.filter(|p| p.snapshot.is_some()) else {
+            return Self { times };
+        };
+        // This scrape's topic id and end offset of each partition whose end offset is known.
+        let now: HashMap<(&str, i32), LogMark> = topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().filter_map(|p| {
+                    let latest = *p.latest.as_ref().ok()?;
+                    Some(((t.name.as_str(), p.partition), (t.id.as_deref(), latest)))
+                })
+            })
+            .collect();
+        let mut same_log: HashMap<(&str, i32), bool> = HashMap::new();
+        for t in &previous.topics {
+            for p in &t.partitions {
+                let key = (t.name.as_str(), p.partition);
+                let kept = match (now.get(&key), &p.latest) {
+                    (Some((id, latest)), Ok(before)) => *id == t.id.as_deref() && latest >= before,
+                    _ => false,
+                };
+                same_log.insert(key, kept);
+            }
+        }
+        for group in &previous.groups {
+            for c in group.offsets.iter().flatten() {
+                let key = (c.topic.as_str(), c.partition);
+                if let (Some(time), Some(true)) = (c.record_time_ms, same_log.get(&key)) {
+                    times.insert((c.topic.as_str(), c.partition, c.committed), time);
+                }
+            }
+        }
+        Self { times }
+    }
+
+    fn get(&self, topic: &str, partition: i32, offset: i64) -> Option<EpochMillis> {
+        self.times.get(&(topic, partition, offset)).copied()
+    }
+}
+
+/// Why a Fetch answer gave no timestamp for the record at an offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoRecordTime {
+    pub message: String,
+    /// No whole batch holding the offset came back (it exceeds the per-partition limit):
+    /// asking for the partition alone gets it.
+    pub incomplete: bool,
+}
+
+impl From<String> for NoRecordTime {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            incomplete: false,
+        }
+    }
+}
+
+/// The timestamp of the record at `offset` in a Fetch answer's record bytes.
+pub fn record_time(records: Option<&Bytes>, offset: i64) -> Result<EpochMillis, NoRecordTime> {
+    let mut data = records.cloned().unwrap_or_default();
+    // Only whole batches are decoded: the answer may end in a cut one.
+    while data.len() >= 12 {
+        let batch_len = i32::from_be_bytes([data[8], data[9], data[10], data[11]]);
+        let total = 12 + batch_len.max(0) as usize;
+        if data.len() < total {
+            break;
+        }
+        let mut batch = data.split_to(total);
+        let set = RecordBatchDecoder::decode_with_custom_compression(&mut batch, Some(decompress))
+            .map_err(|e| {
+                NoRecordTime::from(format!(
+                    "cannot decode the record batch holding offset {offset}: {e}"
+                ))
+            })?;
+        if let Some(record) = set.records.iter().find(|r| r.offset >= offset) {
+            return if record.offset == offset {
+                u64::try_from(record.timestamp).map_err(|_| {
+                    NoRecordTime::from(format!("the record at offset {offset} has no timestamp"))
+                })
+            } else {
+                Err(NoRecordTime::from(format!(
+                    "the record at offset {offset} is gone (compacted); the next one is at {}",
+                    record.offset
+                )))
+            };
+        }
+    }
+    Err(NoRecordTime {
+        message: format!(
+            "no whole record batch holding offset {offset} was returned (its batch is larger than the fetch limit)"
+        ),
+        incomplete: true,
+    })
+}
+
+/// The records of a batch, decompressed: gzip and snappy by `kafka-protocol`, lz4 (frame
+/// format) and zstd in pure Rust here, since `kafka-protocol`'s own lz4 and zstd features build
+/// C libraries.
+fn decompress(records: &mut Bytes, compression: Compression) -> anyhow::Result<Bytes> {
+    use bytes::Buf;
+    use kafka_protocol::compression::{Decompressor, Gzip, Snappy};
+    use std::io::Read;
+    let all = |b: &mut Bytes| Ok(std::mem::take(b));
+    let mut out = Vec::new();
+    match compression {
+        Compression::None => return Ok(std::mem::take(records)),
+        Compression::Gzip => return Gzip::decompress(records, all),
+        Compression::Snappy => return Snappy::decompress(records, all),
+        Compression::Lz4 => {
+            lz4_flex::frame::FrameDecoder::new(records.clone().reader()).read_to_end(&mut out)?;
+        }
+        Compression::Zstd => {
+            ruzstd::decoding::StreamingDecoder::new(records.clone().reader())
+                .map_err(|e| anyhow::anyhow!("zstd: {e}"))?
+                .read_to_end(&mut out)?;
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::scrape::offsets::NO_PRODUCERS;
+    use crate::kafka::state::CommittedOffset;
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    fn batch(offsets: &[i64]) -> Bytes {
+        compressed_batch(offsets, Compression::None)
+    }
+
+    /// A cluster with topic `t` (id `id`, one partition ending at `latest`) and a group
+    /// committed at 5 whose record time is 1,000.
+    fn scraped(id: &str, latest: i64, with_snapshot: bool) -> ClusterState {
+        let partition = PartitionState {
+            partition: 0,
+            leader: Some(1),
+            replicas: vec![1],
+            isr: vec![1],
+            offline_replicas: vec![],
+            offline: false,
+            under_replicated: false,
+            error: None,
+            earliest: Ok(0),
+            latest: Ok(latest),
+            producers: Err(NO_PRODUCERS.to_string()),
+        };
+        ClusterState {
+            name: "c".into(),
+            scraped_at_ms: 1,
+            scrape_duration_ms: 1,
+            data_time_ms: 1,
+            error: None,
+            cluster_id: None,
+            controller_id: Some(1),
+            brokers: vec![],
+            topics: vec![TopicState {
+                name: "t".into(),
+                id: Some(id.into()),
+                internal: false,
+                error: None,
+                config: Err("not read".into()),
+                partitions: vec![partition],
+            }],
+            groups: vec![GroupState {
+                name: "g".into(),
+                coordinator: Ok(1),
+                protocol_type: "consumer".into(),
+                description: Err("not described".into()),
+                offsets: Ok(vec![CommittedOffset {
+                    topic: "t".into(),
+                    partition: 0,
+                    committed: 5,
+                    metadata: None,
+                    record_time_ms: Some(1_000),
+                    record_time_error: None,
+                }]),
+            }],
+            group_list_errors: vec![],
+            stages: vec![],
+            snapshot: with_snapshot.then(|| OffsetsSnapshot {
+                time_ms: 1,
+                partitions: vec![],
+                commits: vec![],
+            }),
+            view: None,
+        }
+    }
+
+    #[test]
+    fn a_record_time_is_reused_only_while_the_topic_and_its_log_are_the_same() {
+        let before = scraped("id-1", 10, true);
+        let reused = |now: &ClusterState, before: Option<&ClusterState>| {
+            KnownRecordTimes::new(before, &now.topics).get("t", 0, 5)
+        };
+        // Same topic, log grown: the time read before.
+        assert_eq!(
+            reused(&scraped("id-1", 12, true), Some(&before)),
+            Some(1_000)
+        );
+        assert_eq!(
+            reused(&scraped("id-1", 10, true), Some(&before)),
+            Some(1_000)
+        );
+        // Another offset, or no previous scrape: nothing known.
+        let known = KnownRecordTimes::new(Some(&before), &scraped("id-1", 12, true).topics);
+        assert_eq!(known.get("t", 0, 6), None);
+        assert_eq!(reused(&scraped("id-1", 12, true), None), None);
+        // The topic made anew (new id), or its log went back: fetched again.
+        assert_eq!(reused(&scraped("id-2", 12, true), Some(&before)), None);
+        assert_eq!(reused(&scraped("id-1", 9, true), Some(&before)), None);
+        // The previous state is a stale copy (no broker answered): not trusted.
+        let stale = scraped("id-1", 10, false);
+        assert_eq!(reused(&scraped("id-1", 12, true), Some(&stale)), None);
+    }
+
+    fn compressed_batch(offsets: &[i64], compression: Compression) -> Bytes {
+        let records: Vec<Record> = offsets
+            .iter()
+            .map(|&offset| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset,
+                sequence: -1,
+                timestamp: 1_000_000 + offset * 10,
+                key: None,
+                value: Some(Bytes::from_static(b"v")),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
+        match compression {
+            Compression::Lz4 | Compression::Zstd => {
+                RecordBatchEncoder::encode_with_custom_compression(
+                    &mut buf,
+                    records.iter(),
+                    &options,
+                    Some(compress),
+                )
+            }
+            _ => RecordBatchEncoder::encode(&mut buf, records.iter(), &options),
+        }
+        .unwrap();
+        buf.freeze()
+    }
+
+    /// lz4 (frame format, as Kafka clients write it) and zstd, for the batches above.
+    fn compress(
+        records: &mut BytesMut,
+        out: &mut BytesMut,
+        compression: Compression,
+    ) -> anyhow::Result<()> {
+        use std::io::Write;
+        match compression {
+            Compression::Lz4 => {
+                let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                encoder.write_all(records)?;
+                out.put_slice(&encoder.finish()?);
+            }
+            Compression::Zstd => out.put_slice(&ruzstd::encoding::compress_to_vec(
+                &records[..],
+                ruzstd::encoding::CompressionLevel::Fastest,
+            )),
+            other => anyhow::bail!("not a codec of this test: {other:?}"),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn record_time_is_read_from_compressed_batches_of_every_codec() {
+        for compression in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let mut data = BytesMut::new();
+            data.put(compressed_batch(&[0, 1, 2], compression));
+            data.put(compressed_batch(&[3, 4, 5], compression));
+            let data = data.freeze();
+            assert_eq!(
+                record_time(Some(&data), 4),
+                Ok(1_000_040),
+                "{compression:?}"
+            );
+            assert_eq!(
+                record_time(Some(&data), 0),
+                Ok(1_000_000),
+                "{compression:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn record_time_is_the_base_timestamp_plus_the_records_delta() {
+        let data = batch(&[10, 11, 12, 13]);
+        assert_eq!(record_time(Some(&data), 12), Ok(1_000_120));
+        assert_eq!(record_time(Some(&data), 10), Ok(1_000_100));
+    }
+
+    #[test]
+    fn record_time_reads_past_earlier_batches_and_ignores_a_cut_last_one() {
+        let mut data = BytesMut::new();
+        data.put(batch(&[0, 1]));
+        data.put(batch(&[2, 3]));
+        let cut = batch(&[4, 5]);
+        data.put(cut.slice(..cut.len() - 3));
+        let data = data.freeze();
+        assert_eq!(record_time(Some(&data), 3), Ok(1_000_030));
+        let missing = record_time(Some(&data), 5).unwrap_err();
+        assert!(missing.incomplete);
+        assert!(
+            missing.message.contains("no whole record batch"),
+            "{missing:?}"
+        );
+    }
+
+    #[test]
+    fn a_compacted_away_record_is_reported_with_the_next_offset() {
+        let data = batch(&[20, 25]);
+        let gone = record_time(Some(&data), 22).unwrap_err();
+        assert!(!gone.incomplete);
+        assert!(
+            gone.message
+                .contains("gone (compacted); the next one is at 25"),
+            "{gone:?}"
+        );
+        assert!(record_time(None, 1).unwrap_err().incomplete);
+    }
+}
