@@ -71,9 +71,11 @@ mod tests {
         let web = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web");
         let mut files = vec![];
         files_under(&web, Path::new("src"), &mut files);
+        files_under(&web, Path::new("scripts"), &mut files);
         files.extend(
             [
                 "index.html",
+                "openapi.json",
                 "package.json",
                 "package-lock.json",
                 "tsconfig.json",

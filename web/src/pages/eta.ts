@@ -1,15 +1,21 @@
-// When a group catches up, from its partitions' catch-up estimates.
+// When a group or partition catches up, as the API estimates it.
 
 import type { CatchUp } from "../api";
 import { duration } from "../format";
 
-export function eta(catchUps: CatchUp[]): { text: string; kind: string } {
-  if (catchUps.length === 0) return { text: "–", kind: "muted" };
-  if (catchUps.some((c) => c.state === "falling_behind")) return { text: "falling behind", kind: "bad" };
-  if (catchUps.every((c) => c.state === "caught_up")) return { text: "caught up", kind: "ok" };
-  const seconds = catchUps.filter((c) => c.state === "in_seconds").map((c) => c.seconds ?? 0);
-  if (seconds.length === 0) return { text: "unknown", kind: "muted" };
-  return { text: `in ${duration(Math.max(...seconds))}`, kind: "warn" };
+/** A group's ETA (its `catch_up`; `null` when it has no analysed partition) as a badge. */
+export function eta(catchUp: CatchUp | null | undefined): { text: string; kind: string } {
+  if (!catchUp) return { text: "–", kind: "muted" };
+  switch (catchUp.state) {
+    case "falling_behind":
+      return { text: "falling behind", kind: "bad" };
+    case "caught_up":
+      return { text: "caught up", kind: "ok" };
+    case "in_seconds":
+      return { text: `in ${duration(catchUp.seconds)}`, kind: "warn" };
+    default:
+      return { text: "unknown", kind: "muted" };
+  }
 }
 
 export function catchUpText(c: CatchUp): string {

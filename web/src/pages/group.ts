@@ -41,7 +41,7 @@ export const group: Page = {
       drawLines(seconds, lines(secondsAnswer), "s", secondsAnswer);
 
       const description = itemError(g.description) === null ? (g.description as Exclude<GroupDetail["description"], { error: string }>) : null;
-      const e = eta(g.partitions.map((p) => p.catch_up));
+      const e = eta(g.catch_up);
       fill(
         cards,
         card("verdict", badge(g.verdict), "worst partition", "group-verdict"),

@@ -1,4 +1,4 @@
-import { enc, getJson, type ClusterSummary, type GroupDetail, type GroupSummary, type RangeAnswer } from "../api";
+import { enc, getJson, type ClusterSummary, type GroupSummary, type RangeAnswer } from "../api";
 import { chartPanel, drawLines, maxBy, sumBy } from "../charts";
 import { el } from "../dom";
 import { count, duration } from "../format";
@@ -6,9 +6,6 @@ import { rangeParams } from "../range";
 import type { Page } from "../router";
 import { badge, fill, link, section, table } from "../ui";
 import { eta } from "./eta";
-
-/** Groups whose details (for the ETA) are fetched on each refresh; more show a link instead. */
-const DETAIL_LIMIT = 40;
 
 export const groups: Page = {
   title: "Groups",
@@ -31,19 +28,6 @@ export const groups: Page = {
       drawLines(lag, sumBy(lagAnswer, name), "offsets", lagAnswer);
       drawLines(seconds, maxBy(secondsAnswer, name), "s", secondsAnswer);
 
-      let budget = DETAIL_LIMIT;
-      const details = await Promise.all(
-        clusters.map((c, i) =>
-          Promise.all(
-            lists[i].map((g) =>
-              budget-- > 0
-                ? getJson<GroupDetail>(`/api/v1/kafka/clusters/${enc(c.name)}/groups/${enc(g.name)}`, signal).catch(() => null)
-                : Promise.resolve(null),
-            ),
-          ),
-        ),
-      );
-
       fill(
         tables,
         ...clusters.map((c, i) =>
@@ -54,18 +38,17 @@ export const groups: Page = {
               ? el("p", { class: "muted" }, "No consumer groups.")
               : table(
                   ["group", "state", "members", "lag (offsets)", "max lag", "ETA", "verdict"],
-                  lists[i]
-                    .map((g, j) => ({ g, d: details[i][j] }))
-                    .sort((a, b) => a.g.name.localeCompare(b.g.name))
-                    .map(({ g, d }) => {
-                      const e = d ? eta(d.partitions.map((p) => p.catch_up)) : null;
+                  [...lists[i]]
+                    .sort((a, b) => a.name.localeCompare(b.name))
+                    .map((g) => {
+                      const e = eta(g.catch_up);
                       return [
                         link(`#/groups/${enc(c.name)}/${enc(g.name)}`, g.name),
                         g.state ?? el("span", { class: "muted", title: g.description_error ?? "" }, "not described"),
                         g.members ?? "–",
                         el("span", { "data-testid": `lag-${g.name}` }, count(g.lag_offsets)),
                         `${duration(g.max_lag_seconds)}${g.max_lag_seconds_estimated ? " (est.)" : ""}`,
-                        e ? badge(e.text, e.kind) : "open the group",
+                        badge(e.text, e.kind),
                         badge(g.verdict),
                       ];
                     }),

@@ -59,7 +59,7 @@ export const topic: Page = {
           ["partition", "leader", "replicas", "ISR", "start offset", "end offset", "messages/min", "notes"],
           t.partitions.map((p) => [
             p.partition,
-            p.leader === null || p.leader < 0 ? badge("none", "bad") : p.leader,
+            p.leader == null || p.leader < 0 ? badge("none", "bad") : p.leader,
             p.replicas.join(", "),
             el("span", {}, p.isr.join(", "), p.under_replicated ? badge("URP", "warn") : ""),
             itemError(p.earliest) ?? count(p.earliest as number),

@@ -7,17 +7,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
 use base64::Engine;
 use ring::digest::{SHA256, digest};
-use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::config::WebAuth;
+use crate::web::ApiError;
 
 /// Paths open without credentials.
 const OPEN_PATHS: &[&str] = &["/health"];
@@ -140,11 +140,11 @@ fn check(expected: &Expected, request: &Request) -> Result<(), &'static str> {
 }
 
 fn refuse(expected: &Expected, why: &str) -> Response {
-    let mut response = (
+    let mut response = ApiError::new(
         StatusCode::UNAUTHORIZED,
-        Json(json!({"error": format!("authentication required: {why} (see [web] auth in the configuration)")})),
+        format!("authentication required: {why} (see [web] auth in the configuration)"),
     )
-        .into_response();
+    .into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static(expected.challenge()),

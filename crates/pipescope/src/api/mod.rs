@@ -10,7 +10,6 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,10 +18,10 @@ use futures::{Stream, StreamExt};
 use pipescope_core::portal::events::Event;
 use pipescope_core::portal::flow::{self, FlowCluster, FlowGraph, FlowGroup, FlowTopic};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::kafka::{ClusterState, LiveState};
+use crate::web::{ApiError, ErrorBody};
 pub use hub::{Hub, LiveMessage};
 
 /// Events answered when no `limit` is asked for.
@@ -64,6 +63,14 @@ pub fn live_stream(hub: &Hub) -> impl Stream<Item = Result<sse::Event, Infallibl
         .take_until(async move { closing.closed().await })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/live",
+    tag = "portal",
+    summary = "Server-sent events: `update` ({at, source}, at most one per second per source) and `event` (an Event); keep-alive comments. Also takes ?access_token= when auth is on",
+    params(("access_token" = Option<String>, Query, description = "the bearer token, or base64 of user:password with basic auth", min_length = 1)),
+    responses((status = 200, description = "OK", content_type = "text/event-stream", body = String))
+)]
 async fn live(State(state): State<ApiState>) -> Response {
     Sse::new(live_stream(&state.hub))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
@@ -84,24 +91,32 @@ pub struct EventsPage {
     pub events: Vec<Event>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "portal",
+    summary = "The latest events (broker up/down, verdict changes, MQTT connections, folded topics), newest first",
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "OK", body = EventsPage),
+        (status = 400, description = "a parameter is wrong", body = ErrorBody),
+    )
+)]
 async fn events(
     State(state): State<ApiState>,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let limit = match query {
-        Ok(Query(q)) => q.limit.unwrap_or(DEFAULT_EVENTS),
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": format!("{} — use ?limit=N (at most {})", e.body_text(), hub::EVENTS_KEPT)})),
-            )
-                .into_response();
-        }
-    };
-    Json(EventsPage {
+) -> Result<Json<EventsPage>, ApiError> {
+    let Query(query) = query.map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} — use ?limit=N (at most {})",
+            e.body_text(),
+            hub::EVENTS_KEPT
+        ))
+    })?;
+    let limit = query.limit.unwrap_or(DEFAULT_EVENTS);
+    Ok(Json(EventsPage {
         events: state.hub.events(limit.min(hub::EVENTS_KEPT)),
-    })
-    .into_response()
+    }))
 }
 
 /// What the flow graph needs of one cluster's state: topics (not internal ones) with their rates
@@ -175,6 +190,13 @@ pub fn flow_of(live: &LiveState) -> FlowGraph {
     flow::build(&clusters)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/flow",
+    tag = "portal",
+    summary = "The flow graph: producers → topics → consumer groups, with rates and verdicts",
+    responses((status = 200, description = "OK", body = FlowGraph))
+)]
 async fn flow_graph(State(state): State<ApiState>) -> Json<FlowGraph> {
     Json(flow_of(&state.kafka))
 }

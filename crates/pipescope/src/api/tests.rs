@@ -845,3 +845,43 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
         .await
         .unwrap();
 }
+
+/// `web/openapi.json`, which the portal's TypeScript types are generated from, is the document
+/// the server serves. `PIPESCOPE_WRITE_OPENAPI=1` rewrites it (docs/portal-api.md).
+#[test]
+fn the_checked_in_openapi_document_is_current() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/openapi.json");
+    let current = super::openapi::document_text();
+    if std::env::var_os("PIPESCOPE_WRITE_OPENAPI").is_some() {
+        std::fs::write(path, &current).unwrap();
+        return;
+    }
+    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        checked_in == current,
+        "web/openapi.json is not the document the server serves: run \
+         `PIPESCOPE_WRITE_OPENAPI=1 cargo test -p pipescope --lib the_checked_in_openapi_document_is_current`, \
+         then `npm run api-types` in web/, and commit both (docs/portal-api.md)"
+    );
+}
+
+/// The group list carries what the Groups page shows, the ETA included (one request a refresh).
+#[tokio::test]
+async fn the_group_list_carries_each_groups_eta() {
+    let live = LiveState::new();
+    live.set(cluster());
+    let app = crate::kafka::api::router(live);
+    let (status, groups) = get(app, "/api/v1/kafka/clusters/demo/groups").await;
+    assert_eq!(status, StatusCode::OK);
+    let eta = |name: &str| {
+        groups
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == name)
+            .unwrap_or_else(|| panic!("no group {name}: {groups}"))["catch_up"]
+            .clone()
+    };
+    assert_eq!(eta("proc"), json!({"state": "falling_behind"}));
+    assert_eq!(eta("idle"), Value::Null);
+}

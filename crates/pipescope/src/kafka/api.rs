@@ -2,23 +2,23 @@
 //! (a value that may be missing is the value, or `{"error": "why"}`), with the analyzer's rates,
 //! lag and verdicts beside them (`null` until a scrape has been analysed).
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::json;
 
 use pipescope_core::kafka::analyzer::{GroupView, PartitionView, RateNote, TopicView};
 use pipescope_core::kafka::lag::{CatchUp, LagSecondsBasis};
 use pipescope_core::kafka::{KafkaView, Verdict};
 
 use super::state::{
-    ClusterState, GroupState, LiveState, PartitionState, ScrapeStage, TopicConfig, TopicState,
+    BrokerState, ClusterState, GroupState, LiveState, PartitionState, ScrapeStage, TopicConfig,
+    TopicState,
 };
+use crate::web::{ApiError, ErrorBody};
 
 pub fn router(live: LiveState) -> Router {
     Router::new()
@@ -38,10 +38,6 @@ pub fn router(live: LiveState) -> Router {
         .with_state(live)
 }
 
-fn not_found(what: String) -> Response {
-    (StatusCode::NOT_FOUND, Json(json!({ "error": what }))).into_response()
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -49,28 +45,24 @@ fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
-fn with_cluster(
-    live: &LiveState,
-    name: &str,
-    f: impl FnOnce(&ClusterState) -> Response,
-) -> Response {
-    match live.get(name) {
-        Some(state) => f(&state),
-        None => not_found(format!(
+/// The cluster named `name`, or 404 naming the clusters there are.
+fn scraped(live: &LiveState, name: &str) -> Result<Arc<ClusterState>, ApiError> {
+    live.get(name).ok_or_else(|| {
+        ApiError::not_found(format!(
             "no Kafka cluster named {name:?} has been scraped (configured clusters: {})",
             live.all()
                 .iter()
                 .map(|c| c.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        )),
-    }
+        ))
+    })
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ClusterSummary<'a> {
-    pub name: &'a str,
-    pub cluster_id: Option<&'a str>,
+pub struct ClusterSummary {
+    pub name: String,
+    pub cluster_id: Option<String>,
     pub controller_id: Option<i32>,
     pub scraped_at_ms: u64,
     pub scrape_duration_ms: u64,
@@ -79,7 +71,7 @@ pub struct ClusterSummary<'a> {
     /// How old the numbers were at the latest scrape (0 unless no broker answered it);
     /// `null` when no scrape has reached the cluster yet.
     pub staleness_ms: Option<u64>,
-    pub error: Option<&'a str>,
+    pub error: Option<String>,
     pub brokers: usize,
     pub brokers_up: usize,
     pub topics: usize,
@@ -87,22 +79,22 @@ pub struct ClusterSummary<'a> {
     pub offline_partitions: usize,
     pub under_replicated_partitions: usize,
     pub groups: usize,
-    pub group_list_errors: &'a [String],
+    pub group_list_errors: Vec<String>,
     /// When each kind of request of the latest scrape ran: where its time went.
-    pub scrape_stages: &'a [ScrapeStage],
+    pub scrape_stages: Vec<ScrapeStage>,
 }
 
-fn summary(c: &ClusterState) -> ClusterSummary<'_> {
+fn summary(c: &ClusterState) -> ClusterSummary {
     let partitions = c.topics.iter().flat_map(|t| &t.partitions);
     ClusterSummary {
-        name: &c.name,
-        cluster_id: c.cluster_id.as_deref(),
+        name: c.name.clone(),
+        cluster_id: c.cluster_id.clone(),
         controller_id: c.controller_id,
         scraped_at_ms: c.scraped_at_ms,
         scrape_duration_ms: c.scrape_duration_ms,
         age_ms: now_ms().saturating_sub(c.scraped_at_ms),
         staleness_ms: (c.data_time_ms > 0).then(|| c.scraped_at_ms.saturating_sub(c.data_time_ms)),
-        error: c.error.as_deref(),
+        error: c.error.clone(),
         brokers: c.brokers.len(),
         brokers_up: c.brokers.iter().filter(|b| b.up).count(),
         topics: c.topics.len(),
@@ -110,33 +102,72 @@ fn summary(c: &ClusterState) -> ClusterSummary<'_> {
         offline_partitions: partitions.clone().filter(|p| p.offline).count(),
         under_replicated_partitions: partitions.filter(|p| p.under_replicated).count(),
         groups: c.groups.len(),
-        group_list_errors: &c.group_list_errors,
-        scrape_stages: &c.stages,
+        group_list_errors: c.group_list_errors.clone(),
+        scrape_stages: c.stages.clone(),
     }
 }
 
-async fn clusters(State(live): State<LiveState>) -> Response {
-    let all = live.all();
-    Json(all.iter().map(|c| summary(c)).collect::<Vec<_>>()).into_response()
+#[utoipa::path(
+    get,
+    path = "/api/v1/kafka/clusters",
+    tag = "kafka",
+    summary = "Every scraped cluster's summary",
+    responses((status = 200, description = "OK", body = [ClusterSummary]))
+)]
+async fn clusters(State(live): State<LiveState>) -> Json<Vec<ClusterSummary>> {
+    Json(live.all().iter().map(|c| summary(c)).collect())
 }
 
-async fn cluster(State(live): State<LiveState>, Path(name): Path<String>) -> Response {
-    with_cluster(&live, &name, |c| Json(summary(c)).into_response())
+#[utoipa::path(
+    get,
+    path = "/api/v1/kafka/clusters/{cluster}",
+    tag = "kafka",
+    summary = "One cluster's summary",
+    params(("cluster" = String, Path)),
+    responses(
+        (status = 200, description = "OK", body = ClusterSummary),
+        (status = 404, description = NOT_FOUND, body = ErrorBody),
+    )
+)]
+async fn cluster(
+    State(live): State<LiveState>,
+    Path(name): Path<String>,
+) -> Result<Json<ClusterSummary>, ApiError> {
+    let c = scraped(&live, &name)?;
+    Ok(Json(summary(&c)))
 }
 
-async fn brokers(State(live): State<LiveState>, Path(name): Path<String>) -> Response {
-    with_cluster(&live, &name, |c| Json(&c.brokers).into_response())
+/// What a 404 of these endpoints means.
+const NOT_FOUND: &str = "no such cluster, topic or group";
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/kafka/clusters/{cluster}/brokers",
+    operation_id = "kafka_brokers",
+    tag = "kafka",
+    summary = "Brokers, up or down with why",
+    params(("cluster" = String, Path)),
+    responses(
+        (status = 200, description = "OK", body = [BrokerState]),
+        (status = 404, description = NOT_FOUND, body = ErrorBody),
+    )
+)]
+async fn brokers(
+    State(live): State<LiveState>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<BrokerState>>, ApiError> {
+    Ok(Json(scraped(&live, &name)?.brokers.clone()))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TopicSummary<'a> {
-    name: &'a str,
+pub struct TopicSummary {
+    name: String,
     internal: bool,
-    error: Option<&'a str>,
+    error: Option<String>,
     /// The topic configs that matter, or `{"error": "why"}`.
-    #[serde(serialize_with = "super::state::item::serialize_ref")]
+    #[serde(serialize_with = "super::state::item::serialize")]
     #[schema(value_type = Object)]
-    config: &'a Result<TopicConfig, String>,
+    config: Result<TopicConfig, String>,
     partitions: usize,
     offline_partitions: usize,
     under_replicated_partitions: usize,
@@ -187,16 +218,30 @@ fn group_view<'a>(view: Option<&'a KafkaView>, group: &str) -> Option<&'a GroupV
     view?.groups.iter().find(|g| g.group == group)
 }
 
-async fn topics(State(live): State<LiveState>, Path(name): Path<String>) -> Response {
-    with_cluster(&live, &name, |c| {
-        let list: Vec<TopicSummary> = c
-            .topics
+#[utoipa::path(
+    get,
+    path = "/api/v1/kafka/clusters/{cluster}/topics",
+    tag = "kafka",
+    summary = "Topics with partition counts, end offsets and rates",
+    params(("cluster" = String, Path)),
+    responses(
+        (status = 200, description = "OK", body = [TopicSummary]),
+        (status = 404, description = NOT_FOUND, body = ErrorBody),
+    )
+)]
+async fn topics(
+    State(live): State<LiveState>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<TopicSummary>>, ApiError> {
+    let c = scraped(&live, &name)?;
+    Ok(Json(
+        c.topics
             .iter()
             .map(|t| TopicSummary {
-                name: &t.name,
+                name: t.name.clone(),
                 internal: t.internal,
-                error: t.error.as_deref(),
-                config: &t.config,
+                error: t.error.clone(),
+                config: t.config.clone(),
                 partitions: t.partitions.len(),
                 offline_partitions: t.partitions.iter().filter(|p| p.offline).count(),
                 under_replicated_partitions: t
@@ -216,56 +261,67 @@ async fn topics(State(live): State<LiveState>, Path(name): Path<String>) -> Resp
                     .count(),
                 rate: TopicRate::of(topic_view(c.view.as_deref(), &t.name)),
             })
-            .collect();
-        Json(list).into_response()
-    })
+            .collect(),
+    ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/kafka/clusters/{cluster}/topics/{topic}",
+    tag = "kafka",
+    summary = "One topic: config and partitions (leader, ISR, offsets, producers, rate)",
+    params(("cluster" = String, Path), ("topic" = String, Path)),
+    responses(
+        (status = 200, description = "OK", body = TopicDetail),
+        (status = 404, description = NOT_FOUND, body = ErrorBody),
+    )
+)]
 async fn topic(
     State(live): State<LiveState>,
     Path((name, topic)): Path<(String, String)>,
-) -> Response {
-    with_cluster(&live, &name, |c| match c.topic(&topic) {
-        Some(t) => Json(topic_detail(t, c.view.as_deref())).into_response(),
-        None => not_found(format!("cluster {name:?} has no topic {topic:?}")),
-    })
+) -> Result<Json<TopicDetail>, ApiError> {
+    let c = scraped(&live, &name)?;
+    let t = c
+        .topic(&topic)
+        .ok_or_else(|| ApiError::not_found(format!("cluster {name:?} has no topic {topic:?}")))?;
+    Ok(Json(topic_detail(t, c.view.as_deref())))
 }
 
 /// A topic with its partitions' offsets, replicas, producers and rates.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TopicDetail<'a> {
-    name: &'a str,
+pub struct TopicDetail {
+    name: String,
     /// The topic's id (a topic deleted and made again under the same name gets a new one).
-    id: Option<&'a str>,
+    id: Option<String>,
     internal: bool,
-    error: Option<&'a str>,
-    #[serde(serialize_with = "super::state::item::serialize_ref")]
+    error: Option<String>,
+    #[serde(serialize_with = "super::state::item::serialize")]
     #[schema(schema_with = super::state::item::schema::<TopicConfig>)]
-    config: &'a Result<TopicConfig, String>,
-    partitions: Vec<PartitionDetail<'a>>,
+    config: Result<TopicConfig, String>,
+    partitions: Vec<PartitionDetail>,
     #[serde(flatten)]
     rate: TopicRate,
 }
 
 /// A partition with its produce rate.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-struct PartitionDetail<'a> {
+struct PartitionDetail {
     #[serde(flatten)]
-    partition: &'a PartitionState,
+    partition: PartitionState,
     messages_per_second: Option<f64>,
     messages_per_minute: Option<f64>,
     /// Why the rate is missing or how it was taken (`measured`, `first_reading`, `reset`...).
     rate_note: Option<RateNote>,
 }
 
-fn topic_detail<'a>(t: &'a TopicState, view: Option<&'a KafkaView>) -> TopicDetail<'a> {
+fn topic_detail(t: &TopicState, view: Option<&KafkaView>) -> TopicDetail {
     let partitions = t
         .partitions
         .iter()
         .map(|p| {
             let v = partition_view(view, &t.name, p.partition);
             PartitionDetail {
-                partition: p,
+                partition: p.clone(),
                 messages_per_second: v.and_then(|v| v.messages_per_second),
                 messages_per_minute: v.and_then(|v| v.messages_per_minute),
                 rate_note: v.map(|v| v.rate_note),
@@ -273,11 +329,11 @@ fn topic_detail<'a>(t: &'a TopicState, view: Option<&'a KafkaView>) -> TopicDeta
         })
         .collect();
     TopicDetail {
-        name: &t.name,
-        id: t.id.as_deref(),
+        name: t.name.clone(),
+        id: t.id.clone(),
         internal: t.internal,
-        error: t.error.as_deref(),
-        config: &t.config,
+        error: t.error.clone(),
+        config: t.config.clone(),
         partitions,
         rate: TopicRate::of(topic_view(view, &t.name)),
     }
@@ -296,6 +352,10 @@ struct GroupLag {
     partitions_beyond_end: usize,
     max_lag_seconds: Option<f64>,
     max_lag_seconds_estimated: bool,
+    /// When the group will have caught up (its ETA), from its partitions' estimates: falling
+    /// behind when one partition is, caught up when all are, else the latest partition's time
+    /// (`unknown` when no partition's is known); `null` when the group has no analysed partition.
+    catch_up: Option<CatchUp>,
 }
 
 impl GroupLag {
@@ -307,14 +367,49 @@ impl GroupLag {
             partitions_beyond_end: g.partitions_beyond_end,
             max_lag_seconds: g.max_lag_seconds,
             max_lag_seconds_estimated: g.max_lag_seconds_estimated,
+            catch_up: group_catch_up(
+                g.topics
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .map(|p| p.catch_up),
+            ),
         })
     }
 }
 
+/// A group's catch-up from its partitions' (see [`GroupLag::catch_up`]).
+fn group_catch_up(partitions: impl Iterator<Item = CatchUp>) -> Option<CatchUp> {
+    let mut any = false;
+    let mut all_caught_up = true;
+    let mut latest: Option<f64> = None;
+    for c in partitions {
+        any = true;
+        match c {
+            CatchUp::FallingBehind => return Some(CatchUp::FallingBehind),
+            CatchUp::CaughtUp => {}
+            CatchUp::InSeconds { seconds } => {
+                all_caught_up = false;
+                latest = Some(latest.map_or(seconds, |l| l.max(seconds)));
+            }
+            CatchUp::Unknown => all_caught_up = false,
+        }
+    }
+    if !any {
+        return None;
+    }
+    Some(if all_caught_up {
+        CatchUp::CaughtUp
+    } else if let Some(seconds) = latest {
+        CatchUp::InSeconds { seconds }
+    } else {
+        CatchUp::Unknown
+    })
+}
+
 /// One partition of a group, as the analyzer sees it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-struct GroupPartitionLag<'a> {
-    topic: &'a str,
+struct GroupPartitionLag {
+    topic: String,
     partition: i32,
     committed: i64,
     /// The end offset the lag was taken against.
@@ -339,20 +434,20 @@ struct GroupPartitionLag<'a> {
 
 /// A group with its members, committed offsets, and lag per topic and per partition.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct GroupDetail<'a> {
+pub struct GroupDetail {
     #[serde(flatten)]
-    group: &'a GroupState,
+    group: GroupState,
     #[serde(flatten)]
     lag: GroupLag,
     /// Per topic: lag summed over its partitions, the largest lag in seconds, worst verdict.
-    topics: Vec<GroupTopicLag<'a>>,
+    topics: Vec<GroupTopicLag>,
     /// Per partition, sorted by topic and partition.
-    partitions: Vec<GroupPartitionLag<'a>>,
+    partitions: Vec<GroupPartitionLag>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-struct GroupTopicLag<'a> {
-    topic: &'a str,
+struct GroupTopicLag {
+    topic: String,
     /// Sum of the known lags.
     lag_offsets: i64,
     partitions_lag_unknown: usize,
@@ -360,13 +455,13 @@ struct GroupTopicLag<'a> {
     verdict: Verdict,
 }
 
-fn group_detail<'a>(g: &'a GroupState, view: Option<&'a GroupView>) -> GroupDetail<'a> {
+fn group_detail(g: &GroupState, view: Option<&GroupView>) -> GroupDetail {
     let partitions = view
         .into_iter()
         .flat_map(|v| &v.topics)
         .flat_map(|t| {
             t.partitions.iter().map(move |p| GroupPartitionLag {
-                topic: &t.topic,
+                topic: t.topic.clone(),
                 partition: p.partition,
                 committed: p.committed,
                 latest: p.latest,
@@ -387,7 +482,7 @@ fn group_detail<'a>(g: &'a GroupState, view: Option<&'a GroupView>) -> GroupDeta
         .into_iter()
         .flat_map(|v| &v.topics)
         .map(|t| GroupTopicLag {
-            topic: &t.topic,
+            topic: t.topic.clone(),
             lag_offsets: t.lag_offsets,
             partitions_lag_unknown: t.partitions_lag_unknown,
             max_lag_seconds: t.max_lag_seconds,
@@ -395,7 +490,7 @@ fn group_detail<'a>(g: &'a GroupState, view: Option<&'a GroupView>) -> GroupDeta
         })
         .collect();
     GroupDetail {
-        group: g,
+        group: g.clone(),
         lag: GroupLag::of(view),
         topics,
         partitions,
@@ -403,48 +498,102 @@ fn group_detail<'a>(g: &'a GroupState, view: Option<&'a GroupView>) -> GroupDeta
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct GroupSummary<'a> {
-    name: &'a str,
+pub struct GroupSummary {
+    name: String,
     coordinator: Option<i32>,
-    protocol_type: &'a str,
-    state: Option<&'a str>,
+    protocol_type: String,
+    state: Option<String>,
     members: Option<usize>,
     /// Partitions with a committed offset.
     committed_partitions: Option<usize>,
     /// Why the group could not be described / its offsets read, if so.
-    description_error: Option<&'a str>,
-    offsets_error: Option<&'a str>,
+    description_error: Option<String>,
+    offsets_error: Option<String>,
     #[serde(flatten)]
     lag: GroupLag,
 }
 
-async fn groups(State(live): State<LiveState>, Path(name): Path<String>) -> Response {
-    with_cluster(&live, &name, |c| {
-        let list: Vec<GroupSummary> = c
-            .groups
+#[utoipa::path(
+    get,
+    path = "/api/v1/kafka/clusters/{cluster}/groups",
+    tag = "kafka",
+    summary = "Consumer groups: state, members, lag, ETA and verdict",
+    params(("cluster" = String, Path)),
+    responses(
+        (status = 200, description = "OK", body = [GroupSummary]),
+        (status = 404, description = NOT_FOUND, body = ErrorBody),
+    )
+)]
+async fn groups(
+    State(live): State<LiveState>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<GroupSummary>>, ApiError> {
+    let c = scraped(&live, &name)?;
+    Ok(Json(
+        c.groups
             .iter()
             .map(|g| GroupSummary {
-                name: &g.name,
+                name: g.name.clone(),
                 coordinator: g.coordinator.as_ref().ok().copied(),
-                protocol_type: &g.protocol_type,
-                state: g.description.as_ref().ok().map(|d| d.state.as_str()),
+                protocol_type: g.protocol_type.clone(),
+                state: g.description.as_ref().ok().map(|d| d.state.clone()),
                 members: g.description.as_ref().ok().map(|d| d.members.len()),
                 committed_partitions: g.offsets.as_ref().ok().map(Vec::len),
-                description_error: g.description.as_ref().err().map(String::as_str),
-                offsets_error: g.offsets.as_ref().err().map(String::as_str),
+                description_error: g.description.as_ref().err().cloned(),
+                offsets_error: g.offsets.as_ref().err().cloned(),
                 lag: GroupLag::of(group_view(c.view.as_deref(), &g.name)),
             })
-            .collect();
-        Json(list).into_response()
-    })
+            .collect(),
+    ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/kafka/clusters/{cluster}/groups/{group}",
+    tag = "kafka",
+    summary = "One group: members with assignments, lag per topic and partition (offsets, seconds, ETA, verdict)",
+    params(("cluster" = String, Path), ("group" = String, Path)),
+    responses(
+        (status = 200, description = "OK", body = GroupDetail),
+        (status = 404, description = NOT_FOUND, body = ErrorBody),
+    )
+)]
 async fn group(
     State(live): State<LiveState>,
     Path((name, group)): Path<(String, String)>,
-) -> Response {
-    with_cluster(&live, &name, |c| match c.group(&group) {
-        Some(g) => Json(group_detail(g, group_view(c.view.as_deref(), &group))).into_response(),
-        None => not_found(format!("cluster {name:?} has no group {group:?}")),
-    })
+) -> Result<Json<GroupDetail>, ApiError> {
+    let c = scraped(&live, &name)?;
+    let g = c
+        .group(&group)
+        .ok_or_else(|| ApiError::not_found(format!("cluster {name:?} has no group {group:?}")))?;
+    Ok(Json(group_detail(g, group_view(c.view.as_deref(), &group))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_groups_catch_up_is_its_worst_partitions() {
+        let soon = CatchUp::InSeconds { seconds: 5.0 };
+        let later = CatchUp::InSeconds { seconds: 60.0 };
+        let of = |p: &[CatchUp]| group_catch_up(p.iter().copied());
+        assert_eq!(of(&[]), None);
+        assert_eq!(
+            of(&[CatchUp::CaughtUp, CatchUp::CaughtUp]),
+            Some(CatchUp::CaughtUp)
+        );
+        assert_eq!(
+            of(&[soon, CatchUp::FallingBehind, later]),
+            Some(CatchUp::FallingBehind)
+        );
+        assert_eq!(
+            of(&[soon, CatchUp::CaughtUp, later, CatchUp::Unknown]),
+            Some(later)
+        );
+        assert_eq!(
+            of(&[CatchUp::CaughtUp, CatchUp::Unknown]),
+            Some(CatchUp::Unknown)
+        );
+    }
 }

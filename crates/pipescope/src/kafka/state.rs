@@ -303,14 +303,6 @@ pub mod item {
                 .build(),
         )
     }
-
-    /// The same through a reference (for borrowed summaries).
-    pub fn serialize_ref<T: Serialize, S: Serializer>(
-        item: &&Result<T, String>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serialize(*item, serializer)
-    }
 }
 
 /// The latest state of every configured cluster, shared by the watchers (writers) and the API

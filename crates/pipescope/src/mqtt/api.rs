@@ -6,8 +6,6 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use pipescope_core::mqtt::tree::MAX_DEPTH;
@@ -15,6 +13,7 @@ use pipescope_core::mqtt::{NodeView, TreeSummary, ValueOf};
 use serde::{Deserialize, Serialize};
 
 use super::{BrokerState, Connection, MqttState, SysStatus};
+use crate::web::{ApiError, ErrorBody};
 
 /// Depth of the tree answered when none is asked for.
 pub const DEFAULT_DEPTH: usize = 3;
@@ -29,18 +28,17 @@ pub fn router(state: MqttState) -> Router {
         .with_state(state)
 }
 
-#[derive(Debug, Serialize)]
-struct ErrorBody {
-    error: String,
+/// The broker named `name`, or 404 naming the configured ones.
+fn watched<'s>(state: &'s MqttState, name: &str) -> Result<&'s BrokerState, ApiError> {
+    state
+        .broker(name)
+        .map(|b| &**b)
+        .ok_or_else(|| unknown_broker(state, name))
 }
 
-fn not_found(error: String) -> Response {
-    (StatusCode::NOT_FOUND, Json(ErrorBody { error })).into_response()
-}
-
-fn unknown_broker(state: &MqttState, name: &str) -> Response {
+fn unknown_broker(state: &MqttState, name: &str) -> ApiError {
     let known: Vec<&str> = state.brokers().map(|b| b.name.as_str()).collect();
-    not_found(format!(
+    ApiError::not_found(format!(
         "no MQTT broker named {name:?}; configured: {}",
         if known.is_empty() {
             "none".to_string()
@@ -86,6 +84,17 @@ fn broker_view(b: &BrokerState) -> BrokerView {
     }
 }
 
+/// What a 404 of these endpoints means.
+const NOT_FOUND: &str = "no such broker (or, for the tree, no such topic)";
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/mqtt/brokers",
+    operation_id = "mqtt_brokers",
+    tag = "mqtt",
+    summary = "Watched MQTT brokers: connection, $SYS status, tree summary",
+    responses((status = 200, description = "OK", body = [BrokerView]))
+)]
 async fn brokers(State(state): State<MqttState>) -> Json<Vec<BrokerView>> {
     Json(state.brokers().map(|b| broker_view(b)).collect())
 }
@@ -100,29 +109,64 @@ pub struct SysView {
     sys: pipescope_core::mqtt::SysState,
 }
 
-async fn sys(State(state): State<MqttState>, Path(name): Path<String>) -> Response {
-    let Some(b) = state.broker(&name) else {
-        return unknown_broker(&state, &name);
-    };
+#[utoipa::path(
+    get,
+    path = "/api/v1/mqtt/brokers/{broker}/sys",
+    tag = "mqtt",
+    summary = "A broker's $SYS figures",
+    params(("broker" = String, Path)),
+    responses(
+        (status = 200, description = "OK", body = SysView),
+        (status = 404, description = NOT_FOUND, body = ErrorBody),
+    )
+)]
+async fn sys(
+    State(state): State<MqttState>,
+    Path(name): Path<String>,
+) -> Result<Json<SysView>, ApiError> {
+    let b = watched(&state, &name)?;
     let status = b.sys_status();
     let sys = b.sys().clone();
-    Json(SysView {
+    Ok(Json(SysView {
         broker: name,
         status,
         version: sys.version.clone(),
         sys,
-    })
-    .into_response()
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TreeQuery {
+    /// subtree to start at (default the root)
     #[serde(default)]
     root: String,
+    /// levels to answer (default 3, at most 32)
+    #[param(minimum = 0)]
     depth: Option<usize>,
+    /// children per node (default 1000; the rest summed in (more))
+    #[param(minimum = 0)]
     limit: Option<usize>,
+    /// what sizes a node
     #[serde(default)]
+    #[param(inline, value_type = Option<TreeValue>)]
     value: ValueOf,
+}
+
+// What sizes a node of the tree, as the query string spells it (the document's enumeration
+// of `ValueOf`).
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+enum TreeValue {
+    Messages,
+    Bytes,
+    #[schema(rename = "rate_1m")]
+    Rate1m,
+    #[schema(rename = "rate_5m")]
+    Rate5m,
+    #[schema(rename = "rate_15m")]
+    Rate15m,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -135,27 +179,26 @@ pub struct TreeView {
     tree: NodeView,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/mqtt/brokers/{broker}/tree",
+    tag = "mqtt",
+    summary = "A broker's topic tree (counts, rates, last seen), for the browser and the sunburst",
+    params(("broker" = String, Path), TreeQuery),
+    responses(
+        (status = 200, description = "OK", body = TreeView),
+        (status = 400, description = "a parameter is wrong", body = ErrorBody),
+        (status = 404, description = NOT_FOUND, body = ErrorBody),
+    )
+)]
 async fn tree(
     State(state): State<MqttState>,
     Path(name): Path<String>,
     query: Result<Query<TreeQuery>, QueryRejection>,
-) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        // JSON like every other error of the API (axum's own rejection is plain text).
-        Err(rejection) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(ErrorBody {
-                    error: rejection.body_text(),
-                }),
-            )
-                .into_response();
-        }
-    };
-    let Some(b) = state.broker(&name) else {
-        return unknown_broker(&state, &name);
-    };
+) -> Result<Json<TreeView>, ApiError> {
+    // JSON like every other error of the API (axum's own rejection is plain text).
+    let Query(query) = query?;
+    let b = watched(&state, &name)?;
     let depth = query.depth.unwrap_or(DEFAULT_DEPTH).min(MAX_DEPTH);
     let now = b.clock.now_millis();
     let root = query.root.as_str();
@@ -163,15 +206,14 @@ async fn tree(
     let summary = tree.summary();
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     match tree.view(root, depth, limit, query.value, now) {
-        Some(view) => Json(TreeView {
+        Some(view) => Ok(Json(TreeView {
             broker: name,
             summary,
             depth,
             tree: view,
-        })
-        .into_response(),
-        None => not_found(format!(
+        })),
+        None => Err(ApiError::not_found(format!(
             "no topic {root:?} in the tree of MQTT broker {name}"
-        )),
+        ))),
     }
 }

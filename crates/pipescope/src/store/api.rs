@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use pipescope_core::tsdb::{AggregateFn, Matcher, parse_selector};
@@ -18,6 +16,7 @@ use pipescope_core::{EpochMillis, Labels};
 use serde::{Deserialize, Serialize};
 
 use super::{SeriesValue, Store, StoreError};
+use crate::web::{ApiError, ErrorBody};
 
 /// Most points one series may have in one answer; ask for a larger step beyond that.
 pub const MAX_POINTS: u64 = 11_000;
@@ -33,45 +32,25 @@ pub fn router(store: Store) -> Router {
         .with_state(store)
 }
 
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    fn bad(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(serde_json::json!({ "error": self.message })),
-        )
-            .into_response()
-    }
-}
-
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!("query API: {e}");
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: e.to_string(),
-        }
+        Self::internal(e.to_string())
     }
 }
 
-impl From<QueryRejection> for ApiError {
-    fn from(e: QueryRejection) -> Self {
-        Self::bad(e.body_text())
-    }
+// How points are aggregated (`agg`), as the query string spells it (the document's
+// enumeration of what `AggregateFn` parses).
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+enum Agg {
+    Avg,
+    Min,
+    Max,
+    Last,
+    Sum,
+    Count,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,8 +81,24 @@ pub struct RangeAnswer {
 pub struct RangeSeries {
     labels: BTreeMap<String, String>,
     /// `[time_ms, value]` pairs; a value that is not a number is `null`.
-    #[schema(value_type = Vec<Vec<f64>>)]
+    #[schema(schema_with = points_schema)]
     points: Vec<(EpochMillis, f64)>,
+}
+
+/// The schema of `points`: pairs of an integer and a number or `null`.
+fn points_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ArrayItems, ObjectBuilder, SchemaType, Type};
+    let pair = ArrayBuilder::new()
+        .prefix_items([
+            ObjectBuilder::new().schema_type(Type::Integer).build(),
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::Number, Type::Null]))
+                .build(),
+        ])
+        .items(ArrayItems::False)
+        .min_items(Some(2))
+        .max_items(Some(2));
+    ArrayBuilder::new().items(pair).build()
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -156,7 +151,7 @@ fn values(metric: String, values: Vec<SeriesValue>) -> Json<ValuesAnswer> {
 impl RangeParams {
     fn metric(&self) -> Result<String, ApiError> {
         match self.metric.as_deref().map(str::trim) {
-            None | Some("") => Err(ApiError::bad(
+            None | Some("") => Err(ApiError::bad_request(
                 "missing parameter metric: name the metric, e.g. metric=pipescope_kafka_group_lag_offsets (GET /api/v1/series lists them)",
             )),
             Some(m) => Ok(m.to_string()),
@@ -165,7 +160,7 @@ impl RangeParams {
 
     fn matchers(&self) -> Result<Vec<Matcher>, ApiError> {
         parse_selector(self.matchers.as_deref().unwrap_or(""))
-            .map_err(|e| ApiError::bad(format!("parameter match: {e}")))
+            .map_err(|e| ApiError::bad_request(format!("parameter match: {e}")))
     }
 
     fn function(&self, default: AggregateFn) -> Result<AggregateFn, ApiError> {
@@ -173,7 +168,7 @@ impl RangeParams {
             None => Ok(default),
             Some(a) => a
                 .parse()
-                .map_err(|e| ApiError::bad(format!("parameter agg: {e}"))),
+                .map_err(|e| ApiError::bad_request(format!("parameter agg: {e}"))),
         }
     }
 
@@ -188,7 +183,7 @@ impl RangeParams {
             None => to.saturating_sub(3_600_000),
         };
         if from >= to {
-            return Err(ApiError::bad(format!(
+            return Err(ApiError::bad_request(format!(
                 "from ({from}) must be before to ({to})"
             )));
         }
@@ -207,7 +202,7 @@ fn parse_time(name: &str, text: &str, now: EpochMillis) -> Result<EpochMillis, A
     }
     if let Some(ago) = text.strip_prefix("now-") {
         let d = humantime::parse_duration(ago).map_err(|e| {
-            ApiError::bad(format!(
+            ApiError::bad_request(format!(
                 "parameter {name}: bad duration {ago:?} in {text:?} ({e}); write now-1h or now-15m"
             ))
         })?;
@@ -218,7 +213,7 @@ fn parse_time(name: &str, text: &str, now: EpochMillis) -> Result<EpochMillis, A
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)),
-        Err(_) => Err(ApiError::bad(format!(
+        Err(_) => Err(ApiError::bad_request(format!(
             "parameter {name}: cannot read {text:?} as a time; use epoch milliseconds, RFC 3339 (2026-01-31T12:00:00Z), now or now-1h"
         ))),
     }
@@ -231,13 +226,13 @@ fn parse_step(text: &str) -> Result<u64, ApiError> {
         Err(_) => humantime::parse_duration(text)
             .map(|d: Duration| d.as_millis() as u64)
             .map_err(|e| {
-                ApiError::bad(format!(
+                ApiError::bad_request(format!(
                     "parameter step: cannot read {text:?} ({e}); write 1m, 30s or milliseconds"
                 ))
             })?,
     };
     if ms == 0 {
-        return Err(ApiError::bad("parameter step: must be more than 0"));
+        return Err(ApiError::bad_request("parameter step: must be more than 0"));
     }
     Ok(ms)
 }
@@ -247,20 +242,35 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: format!("query failed ({e})"),
-        })?
+        .map_err(|e| ApiError::internal(format!("query failed ({e})")))?
         .map_err(ApiError::from)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/query",
+    tag = "store",
+    summary = "Stored series of a metric over a time range, at a step",
+    params(
+        ("metric" = String, Query, description = "metric name", min_length = 1),
+        ("match" = Option<String>, Query, description = "label matchers, e.g. {topic=\"orders\",cluster=~\"prod.*\"}"),
+        ("from" = Option<String>, Query, description = "epoch ms, RFC 3339, now or now-1h (default now-1h)", min_length = 1),
+        ("to" = Option<String>, Query, description = "epoch ms, RFC 3339 or now (default now)", min_length = 1),
+        ("step" = Option<String>, Query, description = "a duration (1m, 30s) or milliseconds", min_length = 1),
+        ("agg" = inline(Option<Agg>), Query, description = "how points are aggregated"),
+    ),
+    responses(
+        (status = 200, description = "OK", body = RangeAnswer),
+        (status = 400, description = "a parameter is wrong", body = ErrorBody),
+    )
+)]
 async fn query(
     State(store): State<Store>,
     params: Result<Query<RangeParams>, QueryRejection>,
 ) -> Result<Json<RangeAnswer>, ApiError> {
     let Query(params) = params?;
     if params.n.is_some() {
-        return Err(ApiError::bad("parameter n belongs to /api/v1/top"));
+        return Err(ApiError::bad_request("parameter n belongs to /api/v1/top"));
     }
     let metric = params.metric()?;
     let matchers = params.matchers()?;
@@ -271,7 +281,7 @@ async fn query(
         None => span.div_ceil(DEFAULT_POINTS).max(1_000),
     };
     if span / step > MAX_POINTS {
-        return Err(ApiError::bad(format!(
+        return Err(ApiError::bad_request(format!(
             "{} points per series asked for (from..to / step); at most {MAX_POINTS}: use a step of at least {} ms",
             span / step,
             span.div_ceil(MAX_POINTS)
@@ -305,13 +315,27 @@ struct SeriesParams {
     matchers: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/series",
+    tag = "store",
+    summary = "Stored series (label sets) of a metric",
+    params(
+        ("metric" = Option<String>, Query, description = "metric name (default: every metric)"),
+        ("match" = Option<String>, Query, description = "label matchers, e.g. {topic=\"orders\",cluster=~\"prod.*\"}"),
+    ),
+    responses(
+        (status = 200, description = "OK", body = SeriesAnswer),
+        (status = 400, description = "a parameter is wrong", body = ErrorBody),
+    )
+)]
 async fn series(
     State(store): State<Store>,
     params: Result<Query<SeriesParams>, QueryRejection>,
 ) -> Result<Json<SeriesAnswer>, ApiError> {
     let Query(params) = params?;
     let matchers = parse_selector(params.matchers.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad(format!("parameter match: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("parameter match: {e}")))?;
     let metric = params.metric.filter(|m| !m.trim().is_empty());
     let found = blocking(move || store.series(metric.as_deref(), &matchers)).await?;
     Ok(Json(SeriesAnswer {
@@ -325,6 +349,20 @@ async fn series(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/last",
+    tag = "store",
+    summary = "Each series' last value",
+    params(
+        ("metric" = String, Query, description = "metric name", min_length = 1),
+        ("match" = Option<String>, Query, description = "label matchers, e.g. {topic=\"orders\",cluster=~\"prod.*\"}"),
+    ),
+    responses(
+        (status = 200, description = "OK", body = ValuesAnswer),
+        (status = 400, description = "a parameter is wrong", body = ErrorBody),
+    )
+)]
 async fn last(
     State(store): State<Store>,
     params: Result<Query<SeriesParams>, QueryRejection>,
@@ -346,13 +384,33 @@ async fn last(
     Ok(values(name, found))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/top",
+    tag = "store",
+    summary = "The n series with the largest value over a time range",
+    params(
+        ("metric" = String, Query, description = "metric name", min_length = 1),
+        ("match" = Option<String>, Query, description = "label matchers, e.g. {topic=\"orders\",cluster=~\"prod.*\"}"),
+        ("from" = Option<String>, Query, description = "epoch ms, RFC 3339, now or now-1h (default now-1h)", min_length = 1),
+        ("to" = Option<String>, Query, description = "epoch ms, RFC 3339 or now (default now)", min_length = 1),
+        ("agg" = inline(Option<Agg>), Query, description = "how points are aggregated"),
+        ("n" = Option<u32>, Query, description = "how many series (default 10)", minimum = 1, maximum = 1000),
+    ),
+    responses(
+        (status = 200, description = "OK", body = ValuesAnswer),
+        (status = 400, description = "a parameter is wrong", body = ErrorBody),
+    )
+)]
 async fn top(
     State(store): State<Store>,
     params: Result<Query<RangeParams>, QueryRejection>,
 ) -> Result<Json<ValuesAnswer>, ApiError> {
     let Query(params) = params?;
     if params.step.is_some() {
-        return Err(ApiError::bad("parameter step belongs to /api/v1/query"));
+        return Err(ApiError::bad_request(
+            "parameter step belongs to /api/v1/query",
+        ));
     }
     let metric = params.metric()?;
     let matchers = params.matchers()?;
@@ -365,7 +423,7 @@ async fn top(
             .ok()
             .filter(|n| (1..=1000).contains(n))
             .ok_or_else(|| {
-                ApiError::bad(format!(
+                ApiError::bad_request(format!(
                     "parameter n: expected a number from 1 to 1000, got {n:?}"
                 ))
             })?,

@@ -9,17 +9,18 @@
 //! 503 when the store's queue is full (retry later). `db` is required, as by InfluxDB, but the
 //! store has no databases: it is not kept.
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use pipescope_core::influx::parse::{Parsed, Precision, parse_body};
 use serde::Deserialize;
 
 use super::{Store, Writer};
+use crate::web::{ApiError, ErrorBody};
 
 /// Largest body taken (InfluxDB's clients send a few MB at most).
 const MAX_BODY_BYTES: usize = 64 << 20;
@@ -48,11 +49,29 @@ struct WriteParams {
     precision: String,
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+/// The timestamp units `precision` takes, as InfluxDB's clients spell them (what [`Precision`]
+/// parses; empty is the default, nanoseconds): the document's enumeration.
+struct PrecisionName;
+
+impl utoipa::PartialSchema for PrecisionName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(["", "n", "ns", "u", "us", "µ", "ms", "s", "m", "h"]))
+            .into()
+    }
 }
 
+impl utoipa::ToSchema for PrecisionName {}
+
 /// What InfluxDB's clients call to see that a server is there.
+#[utoipa::path(
+    get,
+    path = "/ping",
+    tag = "store",
+    summary = "Answers 204 with X-Influxdb-Version, as InfluxDB 1.x does",
+    responses((status = 204, description = "up"))
+)]
 async fn ping() -> Response {
     (
         StatusCode::NO_CONTENT,
@@ -61,41 +80,57 @@ async fn ping() -> Response {
         .into_response()
 }
 
+/// Where the write endpoint is also served (InfluxDB's clients call `/write`).
+pub const WRITE_ALIAS: &str = "/api/v1/write";
+
+/// 204 when every line was stored; otherwise why not. Also served at [`WRITE_ALIAS`].
+#[utoipa::path(
+    post,
+    path = "/write",
+    tag = "store",
+    summary = "InfluxDB 1.x line protocol into the embedded store: each number or boolean field becomes the sample `<measurement>_<field>`, tags become labels",
+    params(
+        ("db" = String, Query, description = "a database name (required by InfluxDB clients; pipescope has one store)", min_length = 1),
+        ("precision" = inline(Option<PrecisionName>), Query, description = "timestamp unit (default n)"),
+    ),
+    request_body(content = String, content_type = "text/plain"),
+    responses(
+        (status = 204, description = "every line stored"),
+        (status = 400, description = "lines rejected (the rest stored): which, why, how many", body = ErrorBody),
+        (status = 415, description = "a compressed body (send it plain)", body = ErrorBody),
+        (status = 503, description = "the store's queue is full: retry later", body = ErrorBody),
+    )
+)]
 async fn write(
     State(state): State<WriteState>,
     params: Result<Query<WriteParams>, QueryRejection>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<StatusCode, ApiError> {
     // Every error is JSON, as InfluxDB answers them (axum's own rejections are plain text).
-    let params = match params {
-        Ok(Query(params)) => params,
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
-    };
+    let Query(params) = params?;
     let Ok(body) = String::from_utf8(body.to_vec()) else {
-        return error(
-            StatusCode::BAD_REQUEST,
+        return Err(ApiError::bad_request(
             "the body is not UTF-8: line protocol is UTF-8 text",
-        );
+        ));
     };
     if params.db.as_deref().unwrap_or("").is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
+        return Err(ApiError::bad_request(
             "database is required: add ?db=NAME (any name; pipescope keeps one store)",
-        );
+        ));
     }
-    let precision: Precision = match params.precision.parse() {
-        Ok(p) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("parameter precision: {e}")),
-    };
+    let precision: Precision = params
+        .precision
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("parameter precision: {e}")))?;
     if headers
         .get(header::CONTENT_ENCODING)
         .is_some_and(|v| v.as_bytes() != b"identity")
     {
-        return error(
+        return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "compressed bodies are not taken: send the line protocol uncompressed",
-        );
+        ));
     }
     let now = state.store.now_ms();
     let result = tokio::task::spawn_blocking(move || {
@@ -108,30 +143,22 @@ async fn write(
         let stored = samples.len();
         if !samples.is_empty() {
             if !state.writer.submit(std::sync::Arc::new(samples)) {
-                return Err(Box::new(error(
+                return Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the store's write queue is full (the disk is slower than the writes): retry later",
-                )));
+                ));
             }
             if let Err(e) = state.writer.flush() {
-                return Err(Box::new(error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())));
+                return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()));
             }
         }
         Ok((lines, stored, rejected))
     })
     .await;
-    let (lines, stored, rejected) = match result {
-        Ok(Ok(done)) => done,
-        Ok(Err(response)) => return *response,
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("write failed ({e})"),
-            );
-        }
-    };
+    let (lines, stored, rejected) =
+        result.map_err(|e| ApiError::internal(format!("write failed ({e})")))??;
     if rejected.is_empty() {
-        return StatusCode::NO_CONTENT.into_response();
+        return Ok(StatusCode::NO_CONTENT);
     }
     tracing::debug!(
         lines,
@@ -150,13 +177,10 @@ async fn write(
     } else {
         String::new()
     };
-    error(
-        StatusCode::BAD_REQUEST,
-        format!(
-            "partial write: {} of {lines} lines rejected ({}{more}); {stored} samples stored dropped={}",
-            rejected.len(),
-            reasons.join("; "),
-            rejected.len()
-        ),
-    )
+    Err(ApiError::bad_request(format!(
+        "partial write: {} of {lines} lines rejected ({}{more}); {stored} samples stored dropped={}",
+        rejected.len(),
+        reasons.join("; "),
+        rejected.len()
+    )))
 }

@@ -1,0 +1,1914 @@
+// Generated from web/openapi.json by web/scripts/api-types.mjs (openapi-typescript).
+// Do not edit: run `npm run api-types` in web/ (docs/portal-api.md says when).
+
+export interface paths {
+    "/api/openapi.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This document */
+        get: operations["serve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The latest events (broker up/down, verdict changes, MQTT connections, folded topics), newest first */
+        get: operations["events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/flow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The flow graph: producers → topics → consumer groups, with rates and verdicts */
+        get: operations["flow_graph"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/kafka/clusters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every scraped cluster's summary */
+        get: operations["clusters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/kafka/clusters/{cluster}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One cluster's summary */
+        get: operations["cluster"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/kafka/clusters/{cluster}/brokers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Brokers, up or down with why */
+        get: operations["kafka_brokers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/kafka/clusters/{cluster}/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Consumer groups: state, members, lag, ETA and verdict */
+        get: operations["groups"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/kafka/clusters/{cluster}/groups/{group}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One group: members with assignments, lag per topic and partition (offsets, seconds, ETA, verdict) */
+        get: operations["group"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/kafka/clusters/{cluster}/topics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Topics with partition counts, end offsets and rates */
+        get: operations["topics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/kafka/clusters/{cluster}/topics/{topic}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One topic: config and partitions (leader, ISR, offsets, producers, rate) */
+        get: operations["topic"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/last": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Each series' last value */
+        get: operations["last"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Server-sent events: `update` ({at, source}, at most one per second per source) and `event` (an Event); keep-alive comments. Also takes ?access_token= when auth is on */
+        get: operations["live"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mqtt/brokers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Watched MQTT brokers: connection, $SYS status, tree summary */
+        get: operations["mqtt_brokers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mqtt/brokers/{broker}/sys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A broker's $SYS figures */
+        get: operations["sys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mqtt/brokers/{broker}/tree": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A broker's topic tree (counts, rates, last seen), for the browser and the sunburst */
+        get: operations["tree"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/query": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Stored series of a metric over a time range, at a step */
+        get: operations["query"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/series": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Stored series (label sets) of a metric */
+        get: operations["series"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/top": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The n series with the largest value over a time range */
+        get: operations["top"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/write": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** InfluxDB 1.x line protocol into the embedded store: each number or boolean field becomes the sample `<measurement>_<field>`, tags become labels */
+        post: operations["write_v1"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Liveness: status, version, uptime (open even with auth) */
+        get: operations["health"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Prometheus / OpenMetrics exposition of pipescope's own metrics */
+        get: operations["metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ping": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Answers 204 with X-Influxdb-Version, as InfluxDB 1.x does */
+        get: operations["ping"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/write": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** InfluxDB 1.x line protocol into the embedded store: each number or boolean field becomes the sample `<measurement>_<field>`, tags become labels */
+        post: operations["write"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
+export type webhooks = Record<string, never>;
+export interface components {
+    schemas: {
+        AssignedTopic: {
+            partitions: number[];
+            topic: string;
+        };
+        BrokerState: {
+            /** @description Why it did not. */
+            error?: string | null;
+            host: string;
+            /** Format: int32 */
+            id: number;
+            /** Format: int32 */
+            port: number;
+            rack?: string | null;
+            /** @description Whether the broker answered this scrape. */
+            up: boolean;
+        };
+        /** @description When a consumer will have caught up with its partition's log end. */
+        CatchUp: {
+            /** @enum {string} */
+            state: "caught_up";
+        } | {
+            /** Format: double */
+            seconds: number;
+            /** @enum {string} */
+            state: "in_seconds";
+        } | {
+            /** @enum {string} */
+            state: "falling_behind";
+        } | {
+            /** @enum {string} */
+            state: "unknown";
+        };
+        ClusterSummary: {
+            /**
+             * Format: int64
+             * @description Milliseconds since the latest scrape started.
+             */
+            age_ms: number;
+            brokers: number;
+            brokers_up: number;
+            cluster_id?: string | null;
+            /** Format: int32 */
+            controller_id?: number | null;
+            error?: string | null;
+            group_list_errors: string[];
+            groups: number;
+            name: string;
+            offline_partitions: number;
+            partitions: number;
+            /** Format: int64 */
+            scrape_duration_ms: number;
+            /** @description When each kind of request of the latest scrape ran: where its time went. */
+            scrape_stages: components["schemas"]["ScrapeStage"][];
+            /** Format: int64 */
+            scraped_at_ms: number;
+            /**
+             * Format: int64
+             * @description How old the numbers were at the latest scrape (0 unless no broker answered it);
+             *     `null` when no scrape has reached the cluster yet.
+             */
+            staleness_ms?: number | null;
+            topics: number;
+            under_replicated_partitions: number;
+        };
+        ConnEvent: {
+            message: string;
+            state: components["schemas"]["ConnState"];
+            time_ms: components["schemas"]["u64"];
+        };
+        /** @enum {string} */
+        ConnState: "connecting" | "connected" | "down" | "refused";
+        /** @description Connection history of a broker, as the API shows it. */
+        Connection: {
+            /**
+             * Format: int64
+             * @description Successful connections (CONNACK accepted).
+             */
+            connects: number;
+            down_since_ms?: null | components["schemas"]["u64"];
+            events: components["schemas"]["ConnEvent"][];
+            /**
+             * Format: int64
+             * @description Failed attempts since the last successful connection.
+             */
+            failed_attempts: number;
+            last_error?: string | null;
+            next_attempt_ms?: null | components["schemas"]["u64"];
+            /**
+             * Format: int64
+             * @description Time spent down after having been up at least once, outages finished so far.
+             */
+            outage_ms_total: number;
+            /**
+             * Format: int64
+             * @description Connections lost after having been up.
+             */
+            outages: number;
+            since_ms?: null | components["schemas"]["u64"];
+            state: components["schemas"]["ConnState"];
+        };
+        /** @enum {string} */
+        Encoding: "utf8" | "hex";
+        /** @description The body of every error answer. */
+        Error: {
+            /** @description What failed and what to do. */
+            error: string;
+        };
+        /** @description One event, as `/api/v1/events` and the live stream send it. */
+        Event: {
+            /** @description When it was seen (ms since the epoch). */
+            at: components["schemas"]["u64"];
+            kind: components["schemas"]["EventKind"];
+            message: string;
+            /** @description `kafka/<cluster>` or `mqtt/<broker>`. */
+            source: string;
+            /** @description What it is about: a broker (`broker 1 (host:port)`), a group, a broker URL, a subtree. */
+            subject: string;
+        };
+        /** @enum {string} */
+        EventKind: "broker_down" | "broker_up" | "verdict_changed" | "topics_folded" | "mqtt_disconnected" | "mqtt_connected";
+        EventsPage: {
+            /** @description Newest first. */
+            events: components["schemas"]["Event"][];
+        };
+        /** @description Figures of a topic or of a subtree (all its topics, the node's own included). */
+        Figures: {
+            /** Format: int64 */
+            bytes: number;
+            first_seen_ms?: null | components["schemas"]["u64"];
+            last_seen_ms?: null | components["schemas"]["u64"];
+            /** Format: int64 */
+            messages: number;
+            /** @description Messages received with QoS 0, 1 and 2. */
+            qos: number[];
+            /** Format: double */
+            rate_15m: number;
+            /**
+             * Format: double
+             * @description Messages per minute over the last 1, 5 and 15 minutes.
+             */
+            rate_1m: number;
+            /** Format: double */
+            rate_5m: number;
+            /** Format: int64 */
+            retained_messages: number;
+            /** Format: double */
+            seconds_since_last?: number | null;
+            /**
+             * Format: int64
+             * @description Topics counted here; an `(other)` entry counts as one.
+             */
+            topics: number;
+        };
+        FlowEdge: {
+            /**
+             * Format: double
+             * @description producer → topic: the topic's rate when the producer is its only one; topic → group: the
+             *     topic's rate (what arrives for the group to read); group → topic: `null`.
+             */
+            rate_per_min?: number | null;
+            source: string;
+            target: string;
+        };
+        FlowGraph: {
+            edges: components["schemas"]["FlowEdge"][];
+            nodes: components["schemas"]["FlowNode"][];
+        };
+        FlowNode: {
+            cluster: string;
+            /** @description `producer:<cluster>/<id>`, `topic:<cluster>/<name>` or `group:<cluster>/<name>`. */
+            id: string;
+            kind: components["schemas"]["NodeKind"];
+            label: string;
+            /**
+             * Format: double
+             * @description Topics: their produce rate. Producers: the sum of the rates of the topics they are the
+             *     only producer of, when that is all of their topics. Groups: `null`.
+             */
+            rate_per_min?: number | null;
+            /** @description Groups: their verdict when analysed; otherwise `null`. */
+            verdict?: string | null;
+        };
+        GroupDescription: {
+            members: components["schemas"]["MemberState"][];
+            /** @description The assignor (for consumer groups), e.g. `range`. */
+            protocol: string;
+            protocol_type: string;
+            state: string;
+        };
+        /** @description A group with its members, committed offsets, and lag per topic and per partition. */
+        GroupDetail: components["schemas"]["GroupState"] & components["schemas"]["GroupLag"] & {
+            /** @description Per partition, sorted by topic and partition. */
+            partitions: components["schemas"]["GroupPartitionLag"][];
+            /** @description Per topic: lag summed over its partitions, the largest lag in seconds, worst verdict. */
+            topics: components["schemas"]["GroupTopicLag"][];
+        };
+        /** @description A group's lag summary: sums and maxima over its partitions, and its worst partition's verdict. */
+        GroupLag: {
+            catch_up?: null | components["schemas"]["CatchUp"];
+            /**
+             * Format: int64
+             * @description Sum of the known lags.
+             */
+            lag_offsets?: number | null;
+            /** Format: double */
+            max_lag_seconds?: number | null;
+            max_lag_seconds_estimated: boolean;
+            /** @description Of those, partitions whose committed offset is beyond the end offset. */
+            partitions_beyond_end: number;
+            /** @description Partitions whose lag is unknown (not in `lag_offsets`). */
+            partitions_lag_unknown: number;
+            verdict?: null | components["schemas"]["Verdict"];
+        };
+        /** @description One partition of a group, as the analyzer sees it. */
+        GroupPartitionLag: {
+            /** @description `{"state": "caught_up" | "in_seconds" (with `seconds`) | "falling_behind" | "unknown"}`. */
+            catch_up: components["schemas"]["CatchUp"];
+            /** Format: int64 */
+            committed: number;
+            /** @description e.g. "committed offset beyond end offset"; `null` when measured. */
+            lag_note?: string | null;
+            /**
+             * Format: int64
+             * @description `null` when unknown; `lag_note` then says why.
+             */
+            lag_offsets?: number | null;
+            /** Format: double */
+            lag_seconds?: number | null;
+            /**
+             * @description `exact` (timestamp of the record at the committed offset), `estimated` (when the log end
+             *     passed the committed offset, interpolated) or `unknown`.
+             */
+            lag_seconds_basis: components["schemas"]["LagSecondsBasis"];
+            /** Format: int64 */
+            last_commit_seen_ms?: number | null;
+            /**
+             * Format: int64
+             * @description The end offset the lag was taken against.
+             */
+            latest?: number | null;
+            /** Format: int32 */
+            partition: number;
+            /** @description `false` when this scrape did not report the group on the partition (last known numbers). */
+            reported_this_scrape: boolean;
+            topic: string;
+            verdict: components["schemas"]["Verdict"];
+            window_complete: boolean;
+            window_observations: number;
+        };
+        GroupState: {
+            coordinator: number | {
+                error: string;
+            };
+            description: {
+                members: components["schemas"]["MemberState"][];
+                /** @description The assignor (for consumer groups), e.g. `range`. */
+                protocol: string;
+                protocol_type: string;
+                state: string;
+            } | {
+                error: string;
+            };
+            name: string;
+            offsets: {
+                /** Format: int64 */
+                committed: number;
+                metadata?: string | null;
+                /** Format: int32 */
+                partition: number;
+                /** @description Why that timestamp is missing although the partition lags (record gone, fetch failed). */
+                record_time_error?: string | null;
+                record_time_ms?: null | components["schemas"]["u64"];
+                topic: string;
+            }[] | {
+                error: string;
+            };
+            /** @description From ListGroups (empty when the broker did not say). */
+            protocol_type: string;
+        };
+        GroupSummary: components["schemas"]["GroupLag"] & {
+            /** @description Partitions with a committed offset. */
+            committed_partitions?: number | null;
+            /** Format: int32 */
+            coordinator?: number | null;
+            /** @description Why the group could not be described / its offsets read, if so. */
+            description_error?: string | null;
+            members?: number | null;
+            name: string;
+            offsets_error?: string | null;
+            protocol_type: string;
+            state?: string | null;
+        };
+        GroupTopicLag: {
+            /**
+             * Format: int64
+             * @description Sum of the known lags.
+             */
+            lag_offsets: number;
+            /** Format: double */
+            max_lag_seconds?: number | null;
+            partitions_lag_unknown: number;
+            topic: string;
+            verdict: components["schemas"]["Verdict"];
+        };
+        Health: {
+            status: string;
+            /** Format: int64 */
+            uptime_s: number;
+            version: string;
+        };
+        /**
+         * @description How a lag in seconds was obtained.
+         * @enum {string}
+         */
+        LagSecondsBasis: "exact" | "estimated" | "unknown";
+        MemberState: {
+            /** @description Decoded from the consumer protocol's assignment bytes (empty for other protocols). */
+            assignment: components["schemas"]["AssignedTopic"][];
+            /** @description Why the assignment bytes could not be decoded. */
+            assignment_error?: string | null;
+            client_host: string;
+            client_id: string;
+            group_instance_id?: string | null;
+            member_id: string;
+        };
+        MqttBroker: {
+            connection: components["schemas"]["Connection"];
+            export_filters: string[];
+            filters: string[];
+            name: string;
+            protocol: string;
+            /** Format: int64 */
+            sys_messages: number;
+            /** @description Whether the broker publishes `$SYS`: seen, none, or waiting (not yet known). */
+            sys_status: components["schemas"]["SysStatus"];
+            tree: components["schemas"]["TreeSummary"];
+            url: string;
+            version?: string | null;
+        };
+        MqttSys: components["schemas"]["SysState"] & {
+            broker: string;
+            status: components["schemas"]["SysStatus"];
+            version?: string | null;
+        };
+        MqttTree: {
+            broker: string;
+            depth: number;
+            summary: components["schemas"]["TreeSummary"];
+            /** @description The subtree asked for: `{name, value, children}` down to `depth` levels below it. */
+            tree: components["schemas"]["NodeView"];
+        };
+        /** @enum {string} */
+        NodeKind: "producer" | "topic" | "group";
+        /** @description A node of the tree as a sunburst draws it: `name`, `value`, `children`, with its figures. */
+        NodeView: components["schemas"]["Figures"] & {
+            /** @description Children, when the requested depth reaches them. `children_count` says how many there are. */
+            children?: components["schemas"]["NodeView"][];
+            children_count: number;
+            /** @description Whether this is an `(other)` node of folded topics. */
+            folded: boolean;
+            /** @description Whether messages were published on this node's topic itself (not only below it). */
+            is_topic: boolean;
+            name: string;
+            preview?: null | components["schemas"]["Preview"];
+            /** @description Retain flag of the last message on this topic itself. */
+            retained?: boolean | null;
+            /** @description The whole topic of this node (`""` for the root). */
+            topic: string;
+            /** Format: double */
+            value: number;
+        };
+        /** @description A partition with its produce rate. */
+        PartitionDetail: components["schemas"]["PartitionState"] & {
+            /** Format: double */
+            messages_per_minute?: number | null;
+            /** Format: double */
+            messages_per_second?: number | null;
+            rate_note?: null | components["schemas"]["RateNote"];
+        };
+        PartitionState: {
+            earliest: number | {
+                error: string;
+            };
+            error?: string | null;
+            isr: number[];
+            latest: number | {
+                error: string;
+            };
+            /**
+             * Format: int32
+             * @description `None` when the partition has no leader (offline).
+             */
+            leader?: number | null;
+            offline: boolean;
+            offline_replicas: number[];
+            /** Format: int32 */
+            partition: number;
+            producers: {
+                /**
+                 * Format: int64
+                 * @description First offset of the open transaction, when one is open.
+                 */
+                current_txn_start_offset?: number | null;
+                /** Format: int32 */
+                last_sequence: number;
+                /** Format: int64 */
+                last_timestamp_ms: number;
+                /** Format: int32 */
+                producer_epoch: number;
+                /** Format: int64 */
+                producer_id: number;
+            }[] | {
+                error: string;
+            };
+            replicas: number[];
+            under_replicated: boolean;
+        };
+        /** @description What the API shows of a payload. */
+        Preview: {
+            encoding: components["schemas"]["Encoding"];
+            /**
+             * Format: int64
+             * @description Bytes of the whole payload.
+             */
+            size: number;
+            text: string;
+            /** @description Whether `text` shows only the start of the payload. */
+            truncated: boolean;
+        };
+        RangeSeries: {
+            labels: {
+                [key: string]: string;
+            };
+            points: [
+                number,
+                number | null
+            ][];
+        };
+        /**
+         * @description How a partition's rate came out this scrape.
+         * @enum {string}
+         */
+        RateNote: "measured" | "first_reading" | "reset" | "end_went_back" | "no_elapsed_time" | "offsets_error";
+        /**
+         * @description One kind of request of a scrape (all its requests to all brokers), in milliseconds from the
+         *     scrape's start.
+         */
+        ScrapeStage: {
+            /** Format: double */
+            duration_ms: number;
+            name: string;
+            /** Format: double */
+            start_ms: number;
+        };
+        SeriesEntry: {
+            labels: {
+                [key: string]: string;
+            };
+            metric: string;
+        };
+        StoreRange: {
+            from: components["schemas"]["u64"];
+            metric: string;
+            resolution: string;
+            series: components["schemas"]["RangeSeries"][];
+            /** Format: int64 */
+            step_ms: number;
+            to: components["schemas"]["u64"];
+        };
+        StoreSeries: {
+            series: components["schemas"]["SeriesEntry"][];
+        };
+        StoreValues: {
+            metric: string;
+            series: components["schemas"]["ValueEntry"][];
+        };
+        /** @description What is known of a broker from its `$SYS` topics. */
+        SysState: {
+            /**
+             * Format: int64
+             * @description Generic gauges not kept because [`MAX_GENERIC`] were already kept.
+             */
+            generic_dropped: number;
+            last_ms?: null | components["schemas"]["u64"];
+            /**
+             * Format: int64
+             * @description `$SYS` messages received.
+             */
+            messages: number;
+            /** @description Latest value of each metric, by `$SYS` topic: its kind, value and `updated_ms`. */
+            metrics: Record<string, never>;
+            version?: string | null;
+        };
+        /** @enum {string} */
+        SysStatus: "seen" | "none" | "waiting";
+        /** @description A topic with its partitions' offsets, replicas, producers and rates. */
+        TopicDetail: components["schemas"]["TopicRate"] & {
+            config: {
+                cleanup_policy?: string | null;
+                /** Format: int32 */
+                min_insync_replicas?: number | null;
+                /** Format: int64 */
+                retention_bytes?: number | null;
+                /** Format: int64 */
+                retention_ms?: number | null;
+            } | {
+                error: string;
+            };
+            error?: string | null;
+            /** @description The topic's id (a topic deleted and made again under the same name gets a new one). */
+            id?: string | null;
+            internal: boolean;
+            name: string;
+            partitions: components["schemas"]["PartitionDetail"][];
+        };
+        /** @description A topic's produce rate: the sum over the partitions whose rate is known this scrape. */
+        TopicRate: {
+            /** Format: double */
+            messages_per_minute?: number | null;
+            /** Format: double */
+            messages_per_second?: number | null;
+            /**
+             * @description Partitions whose rate is known (and summed); fewer than `partitions` right after start,
+             *     or when some partition's offsets failed.
+             */
+            partitions_with_rate: number;
+        };
+        TopicSummary: components["schemas"]["TopicRate"] & {
+            /** @description The topic configs that matter, or `{"error": "why"}`. */
+            config: Record<string, never>;
+            /**
+             * Format: int64
+             * @description Sum of the partitions' end offsets that are known.
+             */
+            end_offset_sum: number;
+            error?: string | null;
+            internal: boolean;
+            name: string;
+            offline_partitions: number;
+            partitions: number;
+            /** @description Partitions whose offsets are unknown this scrape. */
+            partitions_with_errors: number;
+            under_replicated_partitions: number;
+        };
+        /** @description Size and bounds of a tree. */
+        TreeSummary: {
+            /**
+             * Format: int64
+             * @description Messages whose topic was longer than [`MAX_TOPIC_BYTES`].
+             */
+            cut_topic_messages: number;
+            /**
+             * Format: int64
+             * @description Messages on topics that were past a bound, counted in an `(other)` node.
+             */
+            folded_messages: number;
+            max_topics: number;
+            /** Format: int64 */
+            messages: number;
+            nodes: number;
+            /** @description `(other)` nodes holding folded topics. */
+            other_nodes: number;
+            /** @description Topics tracked on their own. */
+            topics: number;
+        };
+        /** @description `event: update` data: a source has new data. */
+        Update: {
+            at: components["schemas"]["u64"];
+            /** @description `kafka/<cluster>` or `mqtt/<broker>`. */
+            source: string;
+        };
+        ValueEntry: {
+            labels: {
+                [key: string]: string;
+            };
+            time_ms: components["schemas"]["u64"];
+            /** Format: double */
+            value: number;
+        };
+        /**
+         * @description The verdict on one partition of a group (or on a group: its worst partition's).
+         * @enum {string}
+         */
+        Verdict: "OK" | "WARN" | "STOPPED" | "STALLED" | "REWOUND";
+        /** Format: int64 */
+        u64: number;
+    };
+    responses: never;
+    parameters: never;
+    requestBodies: never;
+    headers: never;
+    pathItems: never;
+}
+export type $defs = Record<string, never>;
+export interface operations {
+    serve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    events: {
+        parameters: {
+            query?: {
+                /** @description How many events, newest first (default 100, at most 1000). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventsPage"];
+                };
+            };
+            /** @description a parameter is wrong */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    flow_graph: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowGraph"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    clusters: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterSummary"][];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    cluster: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterSummary"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such cluster, topic or group */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    kafka_brokers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BrokerState"][];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such cluster, topic or group */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    groups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupSummary"][];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such cluster, topic or group */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster: string;
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupDetail"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such cluster, topic or group */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    topics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopicSummary"][];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such cluster, topic or group */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    topic: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster: string;
+                topic: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopicDetail"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such cluster, topic or group */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    last: {
+        parameters: {
+            query: {
+                /** @description metric name */
+                metric: string;
+                /** @description label matchers, e.g. {topic="orders",cluster=~"prod.*"} */
+                match?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoreValues"];
+                };
+            };
+            /** @description a parameter is wrong */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    live: {
+        parameters: {
+            query?: {
+                /** @description the bearer token, or base64 of user:password with basic auth */
+                access_token?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    mqtt_brokers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MqttBroker"][];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    sys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                broker: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MqttSys"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such broker (or, for the tree, no such topic) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    tree: {
+        parameters: {
+            query?: {
+                /** @description subtree to start at (default the root) */
+                root?: string;
+                /** @description levels to answer (default 3, at most 32) */
+                depth?: number;
+                /** @description children per node (default 1000; the rest summed in (more)) */
+                limit?: number;
+                /** @description what sizes a node */
+                value?: "messages" | "bytes" | "rate_1m" | "rate_5m" | "rate_15m";
+            };
+            header?: never;
+            path: {
+                broker: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MqttTree"];
+                };
+            };
+            /** @description a parameter is wrong */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such broker (or, for the tree, no such topic) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    query: {
+        parameters: {
+            query: {
+                /** @description metric name */
+                metric: string;
+                /** @description label matchers, e.g. {topic="orders",cluster=~"prod.*"} */
+                match?: string;
+                /** @description epoch ms, RFC 3339, now or now-1h (default now-1h) */
+                from?: string;
+                /** @description epoch ms, RFC 3339 or now (default now) */
+                to?: string;
+                /** @description a duration (1m, 30s) or milliseconds */
+                step?: string;
+                /** @description how points are aggregated */
+                agg?: "avg" | "min" | "max" | "last" | "sum" | "count";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoreRange"];
+                };
+            };
+            /** @description a parameter is wrong */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    series: {
+        parameters: {
+            query?: {
+                /** @description metric name (default: every metric) */
+                metric?: string;
+                /** @description label matchers, e.g. {topic="orders",cluster=~"prod.*"} */
+                match?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoreSeries"];
+                };
+            };
+            /** @description a parameter is wrong */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    top: {
+        parameters: {
+            query: {
+                /** @description metric name */
+                metric: string;
+                /** @description label matchers, e.g. {topic="orders",cluster=~"prod.*"} */
+                match?: string;
+                /** @description epoch ms, RFC 3339, now or now-1h (default now-1h) */
+                from?: string;
+                /** @description epoch ms, RFC 3339 or now (default now) */
+                to?: string;
+                /** @description how points are aggregated */
+                agg?: "avg" | "min" | "max" | "last" | "sum" | "count";
+                /** @description how many series (default 10) */
+                n?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoreValues"];
+                };
+            };
+            /** @description a parameter is wrong */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    write_v1: {
+        parameters: {
+            query: {
+                /** @description a database name (required by InfluxDB clients; pipescope has one store) */
+                db: string;
+                /** @description timestamp unit (default n) */
+                precision?: "" | "n" | "ns" | "u" | "us" | "µ" | "ms" | "s" | "m" | "h";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "text/plain": string;
+            };
+        };
+        responses: {
+            /** @description every line stored */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description lines rejected (the rest stored): which, why, how many */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a compressed body (send it plain) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the store's queue is full: retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    health: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    ping: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description up */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    write: {
+        parameters: {
+            query: {
+                /** @description a database name (required by InfluxDB clients; pipescope has one store) */
+                db: string;
+                /** @description timestamp unit (default n) */
+                precision?: "" | "n" | "ns" | "u" | "us" | "µ" | "ms" | "s" | "m" | "h";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "text/plain": string;
+            };
+        };
+        responses: {
+            /** @description every line stored */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description lines rejected (the rest stored): which, why, how many */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a compressed body (send it plain) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the store's queue is full: retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+}
