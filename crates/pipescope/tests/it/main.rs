@@ -10,5 +10,6 @@ mod pipeline;
 mod prometheus;
 mod secure_kafka;
 mod store;
+mod support;
 mod traffic;
 mod web;

@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use pipescope::bus::Bus;
 use pipescope::mqtt::{BrokerState, ConnState, MqttState, api, export, watcher};
 use pipescope_core::SystemClock;
@@ -15,7 +14,6 @@ use pipescope_testkit::{Mosquitto, MosquittoOptions};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 use tokio::task::JoinHandle;
-use tower::ServiceExt;
 
 /// A watcher of one broker named `b`, started from a configuration text.
 struct Watch {
@@ -43,19 +41,7 @@ impl Watch {
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .router()
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let body = axum::body::to_bytes(response.into_body(), 64 << 20)
-            .await
-            .unwrap();
-        let json = serde_json::from_slice(&body).unwrap_or_else(|e| {
-            panic!("{path}: not JSON ({e}): {}", String::from_utf8_lossy(&body))
-        });
-        (status, json)
+        crate::support::get_json(self.router(), path).await
     }
 
     async fn tree(&self, root: &str, depth: usize) -> Value {
