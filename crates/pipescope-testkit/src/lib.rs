@@ -65,6 +65,21 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
     }
 }
 
+/// [`wait_until`] for async tests: polls `condition` every 20 ms without blocking the runtime
+/// (the tasks the condition waits on keep running); true when it held within `timeout`.
+pub async fn wait_until_async(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// GET `http://127.0.0.1:<port><path>`: the status and body, or None when nothing answered
 /// within two seconds (a server still starting). Any status is an answer, not an error.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
