@@ -23,7 +23,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use futures::StreamExt;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -37,13 +36,10 @@ use kafka_protocol::messages::{
     OffsetCommitRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use pipescope::kafka::conn::{ConnectOptions, Pool};
+use pipescope_core::SystemClock;
 use pipescope_core::kafka::KafkaAnalyzer;
-use pipescope_core::{Clock, SystemClock};
-use pipescope_testkit::{Tansu, TansuOptions, TansuStorage, free_port};
+use pipescope_testkit::{RecordBatchBuilder, Tansu, TansuOptions, TansuStorage, free_port, now_ms};
 
 const PARTITIONS: i32 = 5;
 /// Topics each group commits on.
@@ -68,10 +64,6 @@ fn pool() -> Pool {
         sasl: None,
         max_backoff: Duration::from_secs(1),
     })
-}
-
-fn now_ms() -> i64 {
-    SystemClock.now_millis() as i64
 }
 
 /// CPU time (user + system) of a process from /proc, in milliseconds (10 ms ticks).
@@ -113,39 +105,15 @@ fn group_topics(group: usize, topics: usize) -> impl Iterator<Item = usize> {
     (0..TOPICS_PER_GROUP).map(move |i| (group * TOPICS_PER_GROUP + i) % topics)
 }
 
-/// `records` records a second apart, ending about now. kafka-protocol starts a new batch
-/// whenever `offset - sequence` changes: with no sequence every record is a batch of its own
-/// (on tansu's memory engine, whose end offset is the last batch's base offset + 1, the end
-/// offsets are then right); `one_batch` numbers the sequences so that all go in one batch.
+/// `records` records a second apart from `base_ms` (ending about now). kafka-protocol starts a
+/// new batch whenever `offset - sequence` changes: with no sequence every record is a batch of
+/// its own (on tansu's memory engine, whose end offset is the last batch's base offset + 1, the
+/// end offsets are then right); `one_batch` numbers the sequences so that all go in one batch.
 fn batch(records: i64, base_ms: i64, one_batch: bool) -> bytes::Bytes {
-    let records: Vec<Record> = (0..records)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: if one_batch { i as i32 } else { -1 },
-            timestamp: base_ms + i * 1000,
-            key: None,
-            value: Some(bytes::Bytes::from(format!("{{\"i\":{i}}}"))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode a record batch");
-    buf.freeze()
+    let batch = (0..records).fold(RecordBatchBuilder::new(), |batch, i| {
+        batch.record(i, base_ms + i * 1000, format!("{{\"i\":{i}}}"))
+    });
+    if one_batch { batch.one_batch() } else { batch }.build()
 }
 
 async fn create_topics(pool: &Pool, addr: &str, names: &[String], partitions: i32) {

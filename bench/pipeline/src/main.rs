@@ -17,9 +17,9 @@
 //! (machines, calls, bridge, process-calls, process-machines) or with F times the records.
 //! Record results and the command in BENCHMARKS.md.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ use pipescope_core::pipeline::partition::partition_for_key;
 use pipescope_core::pipeline::trace::{MQTT_TOPIC, TraceHeader, TraceTally};
 use pipescope_core::pipeline::window::SensorReading;
 use pipescope_testkit::{
-    Mosquitto, MosquittoOptions, Tansu, TansuOptions, TansuStorage, free_port, wait_until,
+    Mosquitto, MosquittoOptions, Part, PartBuilder, Tansu, TansuOptions, TansuStorage, wait_until,
 };
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -101,130 +101,22 @@ fn taskset_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A pipescope part (or this program in a child mode) running as a child process.
-struct Part {
-    name: String,
-    child: Child,
-    log: tempfile::NamedTempFile,
-    port: u16,
+/// A pipescope part from the release binary (the testkit's part harness, as the tests run
+/// them), pinned to `core` when given.
+fn start_part(name: &str, args: &[&str], core: Option<u32>) -> Part {
+    Part::builder(pipescope_binary(), name)
+        .args(args)
+        .pinned_to(core)
+        .log_filter("warn")
+        .start()
 }
 
-impl Part {
-    fn start(name: &str, args: &[&str], core: Option<u32>) -> Self {
-        Self::spawn(name, pipescope_binary(), args, core, true)
-    }
-
-    fn spawn(name: &str, program: PathBuf, args: &[&str], core: Option<u32>, web: bool) -> Self {
-        Self::spawn_env(name, program, args, core, web, &[])
-    }
-
-    fn spawn_env(
-        name: &str,
-        program: PathBuf,
-        args: &[&str],
-        core: Option<u32>,
-        web: bool,
-        env: &[(&str, String)],
-    ) -> Self {
-        let log = tempfile::NamedTempFile::new().expect("log file");
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        if web {
-            all.extend(["--listen".into(), listen]);
-        }
-        let mut command = match core {
-            Some(core) => {
-                let mut c = Command::new("taskset");
-                c.args(["-c", &core.to_string()]).arg(&program);
-                c
-            }
-            None => Command::new(&program),
-        };
-        let child = command
-            .args(&all)
-            .env("PIPESCOPE_LOG", "warn")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::piped())
-            .stderr(log.reopen().expect("log file"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({e})"));
-        Self {
-            name: name.into(),
-            child,
-            log,
-            port,
-        }
-    }
-
-    /// Sum of a metric over its label sets; None when /metrics does not answer.
-    fn metric(&self, name: &str) -> Option<f64> {
-        let text = ureq::get(format!("http://127.0.0.1:{}/metrics", self.port))
-            .call()
-            .ok()?
-            .body_mut()
-            .read_to_string()
-            .ok()?;
-        let mut sum = None;
-        for line in text.lines() {
-            let Some(rest) = line.strip_prefix(name) else {
-                continue;
-            };
-            if !(rest.starts_with(' ') || rest.starts_with('{')) {
-                continue;
-            }
-            let value: f64 = rest.rsplit(' ').next()?.parse().ok()?;
-            sum = Some(sum.unwrap_or(0.0) + value);
-        }
-        sum
-    }
-
-    /// Waits for the part to exit and returns its stdout; panics when it failed.
-    fn finish(&mut self, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                let mut out = String::new();
-                if let Some(mut stdout) = self.child.stdout.take() {
-                    stdout.read_to_string(&mut out).expect("read stdout");
-                }
-                assert!(
-                    status.success(),
-                    "{} failed ({status})\n{}",
-                    self.name,
-                    self.log()
-                );
-                return out;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} still running after {timeout:?}\n{}",
-                self.name,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = wait_until(Duration::from_secs(30), || {
-            self.child.try_wait().ok().flatten().is_some()
-        });
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.log.path()).unwrap_or_default()
-    }
-}
-
-impl Drop for Part {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// This program (or another) in a child mode: no web endpoint.
+fn child_builder(name: &str, program: PathBuf, args: &[&str]) -> PartBuilder {
+    Part::builder(program, name)
+        .args(args)
+        .without_web()
+        .log_filter("warn")
 }
 
 /// Follows mosquitto's count of PUBLISH packets received (`$SYS`, every second).
@@ -643,17 +535,13 @@ fn bare_consume(
     .to_vec();
     args.extend(settings.iter().map(|(k, v)| format!("{k}={v}")));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = Part::spawn_env(
-        "bare consumer",
-        exe,
-        &args,
-        core,
-        false,
-        &[(
+    let mut child = child_builder("bare consumer", exe, &args)
+        .pinned_to(core)
+        .env(
             "BENCH_BROKER_PID",
             broker.map(|p| p.to_string()).unwrap_or_default(),
-        )],
-    );
+        )
+        .start();
     let out: serde_json::Value =
         serde_json::from_str(&child.finish(Duration::from_secs(180))).expect("consumer output");
     let wall = out["first_to_last_s"].as_f64().expect("seconds");
@@ -686,7 +574,7 @@ fn processed_rate(
         }
         Some(sum as u64)
     };
-    let pid = part.child.id();
+    let pid = part.pid();
     let cpu = || {
         (
             cpu_seconds(pid).unwrap_or(0.0),
@@ -706,7 +594,7 @@ fn processed_rate(
             assert!(
                 v0 < n,
                 "{}: all {n} records were done before the first look; raise --scale",
-                part.name
+                part.name()
             );
             let wall = (now - t0).as_secs_f64();
             let records = (v - v0) as f64;
@@ -719,7 +607,7 @@ fn processed_rate(
         assert!(
             now < deadline,
             "{}: {:?} reached {v} of {n} in {timeout:?}\n{}",
-            part.name,
+            part.name(),
             metrics,
             part.log()
         );
@@ -832,7 +720,7 @@ fn stage_machines(scale: f64, rows: &mut Vec<Row>) {
 
     let before = sys.settle();
     let started = Instant::now();
-    let mut sim = Part::start(
+    let mut sim = start_part(
         "simulate machines",
         &[
             "simulate",
@@ -1033,7 +921,7 @@ struct SendRate {
 /// `delivered` and `sending_s`).
 fn timed_sender(name: &str, program: PathBuf, args: &[&str], n: u64) -> SendRate {
     let started = Instant::now();
-    let mut child = Part::spawn(name, program, args, None, false);
+    let mut child = child_builder(name, program, args).start();
     let out: serde_json::Value =
         serde_json::from_str(&child.finish(Duration::from_secs(180))).expect("summary");
     let process_time = started.elapsed();
@@ -1136,7 +1024,7 @@ fn stage_bridge(scale: f64, rows: &mut Vec<Row>) {
     let bootstrap = tansu.bootstrap();
     create_topics(&bootstrap, &[("machine.data", PARTITIONS)]);
     let mqtt = mosquitto.url();
-    let mut bridge = Part::start(
+    let mut bridge = start_part(
         "bridge",
         &[
             "bridge",
@@ -1159,7 +1047,7 @@ fn stage_bridge(scale: f64, rows: &mut Vec<Row>) {
         bridge.log()
     );
     let started = Instant::now();
-    let mut sim = Part::start(
+    let mut sim = start_part(
         "simulate machines (QoS 1)",
         &[
             "simulate",
@@ -1185,7 +1073,7 @@ fn stage_bridge(scale: f64, rows: &mut Vec<Row>) {
     let mut samples: Vec<(Duration, f64)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
-        if sim_done.is_none() && sim.child.try_wait().ok().flatten().is_some() {
+        if sim_done.is_none() && sim.has_exited() {
             sim.finish(Duration::from_secs(1));
             sim_done = Some(started.elapsed());
         }
@@ -1220,7 +1108,7 @@ fn stage_bridge(scale: f64, rows: &mut Vec<Row>) {
         fmt_rate(bridge_rate),
         fmt_rate(rate(n, sim_time))
     );
-    bridge.terminate();
+    bridge.stop(Duration::from_secs(30));
 
     // Every message in Kafka: read all of machine.data, check trace sequences for gaps.
     let read_started = Instant::now();
@@ -1369,7 +1257,7 @@ fn stage_process_calls(scale: f64, core: Option<u32>, rows: &mut Vec<Row>) {
     println!("bare rdkafka consumer: {}", base.describe());
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("long-calls.log");
-    let mut part = Part::start(
+    let mut part = start_part(
         "process calls",
         &[
             "process",
@@ -1394,7 +1282,7 @@ fn stage_process_calls(scale: f64, core: Option<u32>, rows: &mut Vec<Row>) {
     );
     let exact = part.metric("pipescope_process_calls_calls") == Some(n as f64)
         && part.metric("pipescope_process_calls_duration_milliseconds") == Some(duration_ms as f64);
-    part.terminate();
+    part.stop(Duration::from_secs(30));
     processor_rows(
         "process calls",
         format!("totals exact: {exact}"),
@@ -1440,7 +1328,7 @@ fn process_machines_run(scale: f64, core: Option<u32>, partitions: i32, rows: &m
     );
     println!("bare rdkafka consumer: {}", base.describe());
     let lateness = std::env::var("BENCH_LATENESS").unwrap_or_else(|_| "0s".into());
-    let mut part = Part::start(
+    let mut part = start_part(
         "process machines",
         &[
             "process",
@@ -1471,7 +1359,7 @@ fn process_machines_run(scale: f64, core: Option<u32>, partitions: i32, rows: &m
     let windows = part
         .metric("pipescope_process_machines_windows_emitted_total")
         .unwrap_or(-1.0);
-    part.terminate();
+    part.stop(Duration::from_secs(30));
     processor_rows(
         &format!("process machines, {partitions} input partition(s)"),
         format!("{windows} windows emitted, {late} late"),

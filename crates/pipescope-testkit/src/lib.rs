@@ -4,10 +4,19 @@
 //! file there, and is stopped when its handle drops. When the test panics, the service's log is
 //! printed and its directory kept, so a failure can be read. A missing binary fails the test
 //! with the command that installs it: nothing is skipped.
+//!
+//! Besides the services: the pipeline parts run as child processes ([`part`]), a scripted Kafka
+//! broker for what the real ones cannot be made to answer ([`scripted_kafka`]), Kafka record
+//! batches ([`records`]), and the small helpers every test needs (a free port, waiting on a
+//! condition with a deadline, HTTP GETs, the time). The tests and the benchmarks under `bench/`
+//! share them, so the two cannot drift apart.
 
 pub mod influxd;
 pub mod mosquitto;
+pub mod part;
 mod process;
+pub mod records;
+pub mod scripted_kafka;
 pub mod tansu;
 pub mod tls;
 
@@ -17,6 +26,9 @@ use std::time::{Duration, Instant};
 
 pub use influxd::Influxd;
 pub use mosquitto::{Mosquitto, MosquittoOptions};
+pub use part::{Part, PartBuilder};
+pub use records::RecordBatchBuilder;
+pub use scripted_kafka::ScriptedBroker;
 pub use tansu::{Tansu, TansuOptions, TansuStorage};
 pub use tls::TestCa;
 
@@ -28,7 +40,18 @@ pub fn free_port() -> u16 {
         .expect("cannot bind any port on 127.0.0.1")
 }
 
+/// Milliseconds since the Unix epoch, now (the unit Kafka and pipescope stamp records with).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis() as i64
+}
+
 /// Polls `condition` every 20 ms until it holds or `timeout` passes; true when it held.
+///
+/// Tests wait on what they need with this, never on a bare sleep: a sleep long enough on an idle
+/// machine is too short on a loaded one.
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
@@ -39,6 +62,21 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
             return false;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// [`wait_until`] for async tests: polls `condition` every 20 ms without blocking the runtime
+/// (the tasks the condition waits on keep running); true when it held within `timeout`.
+pub async fn wait_until_async(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

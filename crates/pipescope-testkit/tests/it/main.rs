@@ -1,8 +1,12 @@
-//! The testkit's own tests: each real service starts, answers, and does what later tests rely on.
+//! The testkit's own tests: each real service starts, answers, and does what later tests rely on;
+//! the part harness, the scripted Kafka broker and the record-batch builder do what they say.
 
 mod influx;
 mod kafka;
 mod mqtt;
+mod part;
+mod records;
+mod scripted_kafka;
 
 /// A service that is not installed fails the test loudly, naming the command that installs it.
 #[test]

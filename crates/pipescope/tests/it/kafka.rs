@@ -3,34 +3,28 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
+use kafka_protocol::messages::ApiKey;
 use pipescope::config::KafkaCluster;
 use pipescope::kafka::metrics::{ClusterFilters, KafkaCollector};
 use pipescope::kafka::{ClusterState, LiveState};
 use pipescope_core::SystemClock;
 use pipescope_core::kafka::OffsetRange;
-use pipescope_testkit::{Tansu, TansuOptions, TansuStorage};
+use pipescope_testkit::scripted_kafka::{self, ScriptedBroker};
+use pipescope_testkit::{Tansu, TansuOptions, TansuStorage, now_ms};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use tower::ServiceExt;
 
 use crate::secure_kafka::{HandTansu, create_scram_users, tls_acceptor, tls_terminator};
+use crate::support::get_json;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn cluster_config(bootstrap: &str, extra: &str) -> KafkaCluster {
     let text = format!(
@@ -125,18 +119,6 @@ fn commit_at(consumer: &BaseConsumer, topic: &str, offsets: &[(i32, i64)]) {
             .unwrap();
     }
     consumer.commit(&list, CommitMode::Sync).expect("commit");
-}
-
-async fn get_json(router: axum::Router, path: &str) -> (StatusCode, serde_json::Value) {
-    let response = router
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 24)
-        .await
-        .unwrap();
-    (status, serde_json::from_slice(&body).unwrap())
 }
 
 #[test]
@@ -500,603 +482,19 @@ fn name_filters_allow_and_deny() {
     assert!(filters.topics.allows("anything"));
 }
 
-/// A broker that speaks the real protocol (kafka-protocol types) and answers as Apache Kafka
-/// documents, for what tansu answers wrongly: group members and assignments, producers, and
-/// committed offsets of many groups in one OffsetFetch v8+ request.
-mod scripted {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
-
-    use bytes::{BufMut, Bytes, BytesMut};
-    use indexmap::IndexMap;
-    use kafka_protocol::messages::api_versions_response::ApiVersion;
-    use kafka_protocol::messages::consumer_protocol_assignment::{
-        ConsumerProtocolAssignment, TopicPartition as AssignedPartitions,
-    };
-    use kafka_protocol::messages::describe_configs_response::{
-        DescribeConfigsResourceResult, DescribeConfigsResult,
-    };
-    use kafka_protocol::messages::describe_groups_response::{
-        DescribedGroup, DescribedGroupMember,
-    };
-    use kafka_protocol::messages::describe_producers_response::{
-        PartitionResponse, ProducerState, TopicResponse,
-    };
-    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-    use kafka_protocol::messages::find_coordinator_response::Coordinator;
-    use kafka_protocol::messages::list_groups_response::ListedGroup;
-    use kafka_protocol::messages::list_offsets_response::{
-        ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-    };
-    use kafka_protocol::messages::metadata_response::{
-        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
-    };
-    use kafka_protocol::messages::offset_fetch_response::{
-        OffsetFetchResponseGroup, OffsetFetchResponsePartitions, OffsetFetchResponseTopics,
-    };
-    use kafka_protocol::messages::*;
-    use kafka_protocol::protocol::{
-        Decodable, Encodable, StrBytes, decode_request_header_from_buffer,
-    };
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
-    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
-    pub const TOPIC: &str = "payments";
-    /// Log end offsets of the topic's two partitions.
-    pub const LATEST: [i64; 2] = [50, 70];
-    pub const RECORD_TIME_BASE: i64 = 1_700_000_000_000;
-    /// The SASL PLAIN token the broker accepts (user "ops", password "ops-pw").
-    pub const PLAIN_TOKEN: &[u8] = b"\0ops\0ops-pw";
-
-    /// Requests received, per API name.
-    #[derive(Debug, Clone, Default)]
-    pub struct Counts(Arc<Mutex<HashMap<String, usize>>>);
-
-    impl Counts {
-        pub fn get(&self, api: &str) -> usize {
-            self.0.lock().unwrap().get(api).copied().unwrap_or(0)
-        }
-    }
-
-    fn s(v: &str) -> StrBytes {
-        StrBytes::from_string(v.to_string())
-    }
-
-    /// Starts the broker on a free port; returns its port and request counts.
-    pub async fn start() -> (u16, Counts) {
-        start_with(Script::default()).await
-    }
-
-    /// How the broker misbehaves, if at all.
-    #[derive(Clone, Default)]
-    pub struct Script {
-        /// Serve behind TLS with this acceptor.
-        pub tls: Option<tokio_rustls::TlsAcceptor>,
-        /// Never answer DescribeGroups (the connection stays open), as a stuck broker would.
-        pub hang_describe_groups: bool,
-        /// List a broker 2 at this port (where nothing listens) as the leader of partition 1.
-        pub dead_broker_port: Option<u16>,
-        /// Speak only OffsetFetch v7 and FindCoordinator v3 (one group per request), as
-        /// brokers before Kafka 3.0 do.
-        pub old_versions: bool,
-        /// Records of 10 KiB, and batches cut to the partition limit for every partition but
-        /// the first of a Fetch answer, as Kafka does (KIP-74); payments-app lags on both
-        /// partitions.
-        pub big_batches: bool,
-        /// Drop the connection on a DescribeGroups that names this group (as tansu's sqlite
-        /// engine does for every group).
-        pub poison_group: Option<&'static str>,
-        /// Drop the connection on every DescribeGroups (tansu's sqlite engine).
-        pub drop_describe_groups: bool,
-        /// List this many more groups ("idle-0", ...), committed like payments-app.
-        pub extra_groups: usize,
-    }
-
-    pub async fn start_with(script: Script) -> (u16, Counts) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let counts = Counts::default();
-        let shared = counts.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                *shared
-                    .0
-                    .lock()
-                    .unwrap()
-                    .entry("connections".to_string())
-                    .or_default() += 1;
-                let counts = shared.clone();
-                let script = script.clone();
-                tokio::spawn(async move {
-                    match script.tls.clone() {
-                        None => serve(stream, port, counts, script).await,
-                        Some(acceptor) => {
-                            if let Ok(stream) = acceptor.accept(stream).await {
-                                serve(stream, port, counts, script).await;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        (port, counts)
-    }
-
-    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
-        mut stream: S,
-        port: u16,
-        counts: Counts,
-        script: Script,
-    ) {
-        loop {
-            let Ok(size) = stream.read_i32().await else {
-                return;
-            };
-            let mut frame = BytesMut::zeroed(size as usize);
-            if stream.read_exact(&mut frame).await.is_err() {
-                return;
-            }
-            let mut frame = frame.freeze();
-            let header = decode_request_header_from_buffer(&mut frame).unwrap();
-            let key = ApiKey::try_from(header.request_api_key).unwrap();
-            let version = header.request_api_version;
-            *counts
-                .0
-                .lock()
-                .unwrap()
-                .entry(format!("{key:?}"))
-                .or_default() += 1;
-            if script.hang_describe_groups && key == ApiKey::DescribeGroups {
-                std::future::pending::<()>().await;
-            }
-            let mut body = BytesMut::new();
-            if !answer(key, version, &mut frame, port, &script, &mut body) {
-                return; // drops the connection
-            }
-            let mut response_header = ResponseHeader::default();
-            response_header.correlation_id = header.correlation_id;
-            let mut out = BytesMut::new();
-            response_header
-                .encode(&mut out, key.response_header_version(version))
-                .unwrap();
-            out.put(body);
-            let mut framed = BytesMut::new();
-            framed.put_i32(out.len() as i32);
-            framed.put(out);
-            if stream.write_all(&framed).await.is_err() {
-                return;
-            }
-        }
-    }
-
-    fn encode<T: Encodable>(message: T, version: i16, out: &mut BytesMut) {
-        message.encode(out, version).unwrap();
-    }
-
-    fn assignment(partitions: &[i32]) -> Bytes {
-        let mut a = ConsumerProtocolAssignment::default();
-        let mut tp = AssignedPartitions::default();
-        tp.topic = TopicName(s(TOPIC));
-        tp.partitions = partitions.to_vec();
-        a.assigned_partitions = vec![tp];
-        let mut buf = BytesMut::new();
-        buf.put_i16(1); // the consumer protocol's own version comes first
-        a.encode(&mut buf, 1).unwrap();
-        buf.freeze()
-    }
-
-    fn answer(
-        key: ApiKey,
-        version: i16,
-        request: &mut Bytes,
-        port: u16,
-        script: &Script,
-        out: &mut BytesMut,
-    ) -> bool {
-        match key {
-            ApiKey::ApiVersions => {
-                let mut r = ApiVersionsResponse::default();
-                let ours: [(ApiKey, i16); 12] = [
-                    (ApiKey::ApiVersions, 3),
-                    (ApiKey::SaslHandshake, 1),
-                    (ApiKey::SaslAuthenticate, 2),
-                    (ApiKey::Metadata, 12),
-                    (ApiKey::ListOffsets, 8),
-                    (ApiKey::DescribeConfigs, 4),
-                    (ApiKey::ListGroups, 4),
-                    (
-                        ApiKey::FindCoordinator,
-                        if script.old_versions { 3 } else { 4 },
-                    ),
-                    (ApiKey::DescribeGroups, 5),
-                    (ApiKey::OffsetFetch, if script.old_versions { 7 } else { 8 }),
-                    (ApiKey::Fetch, 11),
-                    (ApiKey::DescribeProducers, 0),
-                ];
-                r.api_keys = ours
-                    .iter()
-                    .map(|(k, max)| {
-                        let mut v = ApiVersion::default();
-                        v.api_key = *k as i16;
-                        v.min_version = k.valid_versions().min;
-                        v.max_version = *max;
-                        v
-                    })
-                    .collect();
-                encode(r, version, out);
-            }
-            ApiKey::Metadata => {
-                let mut r = MetadataResponse::default();
-                let mut b = MetadataResponseBroker::default();
-                b.node_id = BrokerId(1);
-                b.host = s("127.0.0.1");
-                b.port = port as i32;
-                b.rack = Some(s("rack-a"));
-                r.brokers = vec![b];
-                if let Some(dead) = script.dead_broker_port {
-                    let mut b = MetadataResponseBroker::default();
-                    b.node_id = BrokerId(2);
-                    b.host = s("127.0.0.1");
-                    b.port = dead as i32;
-                    r.brokers.push(b);
-                }
-                r.cluster_id = Some(s("scripted-cluster"));
-                r.controller_id = BrokerId(1);
-                let mut t = MetadataResponseTopic::default();
-                t.name = Some(TopicName(s(TOPIC)));
-                t.partitions = (0..2)
-                    .map(|p| {
-                        let mut mp = MetadataResponsePartition::default();
-                        mp.partition_index = p;
-                        mp.leader_id = BrokerId(if p == 1 && script.dead_broker_port.is_some() {
-                            2
-                        } else {
-                            1
-                        });
-                        mp.replica_nodes = vec![BrokerId(1), BrokerId(2)];
-                        mp.isr_nodes = vec![BrokerId(1)];
-                        mp
-                    })
-                    .collect();
-                r.topics = vec![t];
-                encode(r, version, out);
-            }
-            ApiKey::ListOffsets => {
-                let req = ListOffsetsRequest::decode(request, version).unwrap();
-                let mut r = ListOffsetsResponse::default();
-                r.topics = req
-                    .topics
-                    .iter()
-                    .map(|t| {
-                        let mut rt = ListOffsetsTopicResponse::default();
-                        rt.name = t.name.clone();
-                        rt.partitions = t
-                            .partitions
-                            .iter()
-                            .map(|p| {
-                                let mut rp = ListOffsetsPartitionResponse::default();
-                                rp.partition_index = p.partition_index;
-                                rp.offset = if p.timestamp == -2 {
-                                    0
-                                } else {
-                                    LATEST[p.partition_index as usize]
-                                };
-                                rp
-                            })
-                            .collect();
-                        rt
-                    })
-                    .collect();
-                encode(r, version, out);
-            }
-            ApiKey::DescribeConfigs => {
-                let req = DescribeConfigsRequest::decode(request, version).unwrap();
-                let mut r = DescribeConfigsResponse::default();
-                r.results = req
-                    .resources
-                    .iter()
-                    .map(|res| {
-                        let mut result = DescribeConfigsResult::default();
-                        result.resource_type = res.resource_type;
-                        result.resource_name = res.resource_name.clone();
-                        result.configs = [
-                            ("cleanup.policy", "compact"),
-                            ("retention.ms", "604800000"),
-                            ("retention.bytes", "-1"),
-                            ("min.insync.replicas", "2"),
-                        ]
-                        .iter()
-                        .map(|(k, v)| {
-                            let mut c = DescribeConfigsResourceResult::default();
-                            c.name = s(k);
-                            c.value = Some(s(v));
-                            c
-                        })
-                        .collect();
-                        result
-                    })
-                    .collect();
-                encode(r, version, out);
-            }
-            ApiKey::ListGroups => {
-                let mut r = ListGroupsResponse::default();
-                let extra = (0..script.extra_groups).map(|i| format!("idle-{i}"));
-                r.groups = ["payments-app".to_string(), "reporting".to_string()]
-                    .into_iter()
-                    .chain(extra)
-                    .map(|g| {
-                        let mut l = ListedGroup::default();
-                        l.group_id = GroupId(s(&g));
-                        l.protocol_type = s("consumer");
-                        l
-                    })
-                    .collect();
-                encode(r, version, out);
-            }
-            ApiKey::FindCoordinator => {
-                let req = FindCoordinatorRequest::decode(request, version).unwrap();
-                let mut r = FindCoordinatorResponse::default();
-                if version < 4 {
-                    r.node_id = BrokerId(1);
-                    r.host = s("127.0.0.1");
-                    r.port = port as i32;
-                    assert!(!req.key.is_empty(), "one key per request before v4");
-                }
-                r.coordinators = req
-                    .coordinator_keys
-                    .iter()
-                    .map(|k| {
-                        let mut c = Coordinator::default();
-                        c.key = k.clone();
-                        c.node_id = BrokerId(1);
-                        c.host = s("127.0.0.1");
-                        c.port = port as i32;
-                        c
-                    })
-                    .collect();
-                encode(r, version, out);
-            }
-            ApiKey::OffsetFetch => {
-                let mut req = OffsetFetchRequest::decode(request, version).unwrap();
-                if version < 8 {
-                    // One group per request: answer it in the same shape as v8+ below.
-                    let mut g = offset_fetch_request::OffsetFetchRequestGroup::default();
-                    g.group_id = req.group_id.clone();
-                    req.groups = vec![g];
-                }
-                let mut r = OffsetFetchResponse::default();
-                r.groups = req
-                    .groups
-                    .iter()
-                    .map(|g| {
-                        let mut rg = OffsetFetchResponseGroup::default();
-                        rg.group_id = g.group_id.clone();
-                        if g.group_id.0.as_str() == "reporting" {
-                            rg.error_code = 30; // GROUP_AUTHORIZATION_FAILED
-                        } else {
-                            let mut t = OffsetFetchResponseTopics::default();
-                            t.name = TopicName(s(TOPIC));
-                            let p0 = if script.big_batches { 45 } else { 50 };
-                            t.partitions = [(0, p0), (1, 60)]
-                                .iter()
-                                .map(|(p, o)| {
-                                    let mut rp = OffsetFetchResponsePartitions::default();
-                                    rp.partition_index = *p;
-                                    rp.committed_offset = *o;
-                                    rp
-                                })
-                                .collect();
-                            rg.topics = vec![t];
-                        }
-                        rg
-                    })
-                    .collect();
-                if version < 8 {
-                    let g = r.groups.pop().unwrap();
-                    r.error_code = g.error_code;
-                    r.topics = g
-                        .topics
-                        .iter()
-                        .map(|t| {
-                            let mut rt = offset_fetch_response::OffsetFetchResponseTopic::default();
-                            rt.name = t.name.clone();
-                            rt.partitions = t
-                                .partitions
-                                .iter()
-                                .map(|p| {
-                                    let mut rp =
-                                        offset_fetch_response::OffsetFetchResponsePartition::default();
-                                    rp.partition_index = p.partition_index;
-                                    rp.committed_offset = p.committed_offset;
-                                    rp
-                                })
-                                .collect();
-                            rt
-                        })
-                        .collect();
-                }
-                encode(r, version, out);
-            }
-            ApiKey::Fetch => {
-                let req = FetchRequest::decode(request, version).unwrap();
-                let mut r = FetchResponse::default();
-                let mut first = true;
-                r.responses = req
-                    .topics
-                    .iter()
-                    .map(|t| {
-                        let mut rt = FetchableTopicResponse::default();
-                        rt.topic = t.topic.clone();
-                        rt.partitions = t
-                            .partitions
-                            .iter()
-                            .map(|p| {
-                                let mut pd = PartitionData::default();
-                                pd.partition_index = p.partition;
-                                pd.high_watermark = LATEST[p.partition as usize];
-                                // A batch that starts before the wanted offset, as Kafka sends.
-                                let records: Vec<Record> = (p.fetch_offset - 2..p.fetch_offset + 3)
-                                    .map(|offset| Record {
-                                        transactional: false,
-                                        control: false,
-                                        delete_horizon: false,
-                                        partition_leader_epoch: 0,
-                                        producer_id: -1,
-                                        producer_epoch: -1,
-                                        timestamp_type: TimestampType::Creation,
-                                        offset,
-                                        sequence: -1,
-                                        timestamp: RECORD_TIME_BASE + offset * 1000,
-                                        key: None,
-                                        value: Some(if script.big_batches {
-                                            Bytes::from(vec![b'x'; 10 * 1024])
-                                        } else {
-                                            Bytes::from_static(b"{}")
-                                        }),
-                                        headers: IndexMap::new(),
-                                    })
-                                    .collect();
-                                let mut buf = BytesMut::new();
-                                RecordBatchEncoder::encode(
-                                    &mut buf,
-                                    records.iter(),
-                                    &RecordEncodeOptions {
-                                        version: 2,
-                                        compression: Compression::None,
-                                    },
-                                )
-                                .unwrap();
-                                let limit = p.partition_max_bytes as usize;
-                                if script.big_batches && !first && buf.len() > limit {
-                                    buf.truncate(limit);
-                                }
-                                first = false;
-                                pd.records = Some(buf.freeze());
-                                pd
-                            })
-                            .collect();
-                        rt
-                    })
-                    .collect();
-                encode(r, version, out);
-            }
-            ApiKey::DescribeGroups => {
-                let req = DescribeGroupsRequest::decode(request, version).unwrap();
-                if script.drop_describe_groups {
-                    return false;
-                }
-                if let Some(poison) = script.poison_group
-                    && req.groups.iter().any(|g| g.0.as_str() == poison)
-                {
-                    return false;
-                }
-                let mut r = DescribeGroupsResponse::default();
-                r.groups = req
-                    .groups
-                    .iter()
-                    .map(|g| {
-                        let mut d = DescribedGroup::default();
-                        d.group_id = g.clone();
-                        d.protocol_type = s("consumer");
-                        if g.0.as_str() == "payments-app" {
-                            d.group_state = s("Stable");
-                            d.protocol_data = s("range");
-                            d.members = [
-                                ("m-1", "payments-1", "/10.0.0.1", vec![0]),
-                                ("m-2", "payments-2", "/10.0.0.2", vec![1]),
-                            ]
-                            .into_iter()
-                            .map(|(id, client, host, parts)| {
-                                let mut m = DescribedGroupMember::default();
-                                m.member_id = s(id);
-                                m.client_id = s(client);
-                                m.client_host = s(host);
-                                m.member_assignment = assignment(&parts);
-                                m
-                            })
-                            .collect();
-                        } else {
-                            d.group_state = s("Empty");
-                        }
-                        d
-                    })
-                    .collect();
-                encode(r, version, out);
-            }
-            ApiKey::DescribeProducers => {
-                let req = DescribeProducersRequest::decode(request, version).unwrap();
-                let mut r = DescribeProducersResponse::default();
-                r.topics = req
-                    .topics
-                    .iter()
-                    .map(|t| {
-                        let mut rt = TopicResponse::default();
-                        rt.name = t.name.clone();
-                        rt.partitions = t
-                            .partition_indexes
-                            .iter()
-                            .map(|p| {
-                                let mut rp = PartitionResponse::default();
-                                rp.partition_index = *p;
-                                if *p == 0 {
-                                    let mut ps = ProducerState::default();
-                                    ps.producer_id = ProducerId(7);
-                                    ps.producer_epoch = 1;
-                                    ps.last_sequence = 41;
-                                    ps.last_timestamp = RECORD_TIME_BASE;
-                                    ps.current_txn_start_offset = -1;
-                                    rp.active_producers = vec![ps];
-                                } else {
-                                    rp.error_code = 6; // NOT_LEADER_OR_FOLLOWER
-                                }
-                                rp
-                            })
-                            .collect();
-                        rt
-                    })
-                    .collect();
-                encode(r, version, out);
-            }
-            ApiKey::SaslHandshake => {
-                let req = SaslHandshakeRequest::decode(request, version).unwrap();
-                let mut r = SaslHandshakeResponse::default();
-                r.mechanisms = vec![s("PLAIN")];
-                if req.mechanism.as_str() != "PLAIN" {
-                    r.error_code = 33; // UNSUPPORTED_SASL_MECHANISM
-                }
-                encode(r, version, out);
-            }
-            ApiKey::SaslAuthenticate => {
-                let req = SaslAuthenticateRequest::decode(request, version).unwrap();
-                let mut r = SaslAuthenticateResponse::default();
-                if req.auth_bytes.as_ref() != PLAIN_TOKEN {
-                    r.error_code = 58; // SASL_AUTHENTICATION_FAILED
-                    r.error_message = Some(s("Invalid username or password"));
-                }
-                encode(r, version, out);
-            }
-            other => panic!("scripted broker: unexpected {other:?} v{version}"),
-        }
-        true
-    }
-}
-
 #[test]
 fn scripted_broker_members_assignments_producers_and_multi_group_offsets() {
     use pipescope::kafka::state::{AssignedTopic, ProducerState};
     let rt = runtime();
-    let (port, counts) = rt.block_on(scripted::start());
-    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let broker = rt.block_on(ScriptedBroker::start());
+    let cluster = cluster_config(&broker.bootstrap(), "");
     let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
     let state = rt.block_on(scraper.scrape(&SystemClock, None));
     assert_eq!(state.error, None);
     assert_eq!(state.cluster_id.as_deref(), Some("scripted-cluster"));
     assert_eq!(state.brokers[0].rack.as_deref(), Some("rack-a"));
 
-    let topic = state.topic(scripted::TOPIC).unwrap();
+    let topic = state.topic(scripted_kafka::TOPIC).unwrap();
     assert!(topic.partitions.iter().all(|p| p.under_replicated));
     let config = topic.config.clone().unwrap();
     assert_eq!(config.cleanup_policy.as_deref(), Some("compact"));
@@ -1109,7 +507,7 @@ fn scripted_broker_members_assignments_producers_and_multi_group_offsets() {
             producer_id: 7,
             producer_epoch: 1,
             last_sequence: 41,
-            last_timestamp_ms: scripted::RECORD_TIME_BASE,
+            last_timestamp_ms: scripted_kafka::RECORD_TIME_BASE,
             current_txn_start_offset: None,
         }])
     );
@@ -1135,7 +533,7 @@ fn scripted_broker_members_assignments_producers_and_multi_group_offsets() {
         .collect();
     let assigned = |p: i32| {
         vec![AssignedTopic {
-            topic: scripted::TOPIC.to_string(),
+            topic: scripted_kafka::TOPIC.to_string(),
             partitions: vec![p],
         }]
     };
@@ -1159,7 +557,11 @@ fn scripted_broker_members_assignments_producers_and_multi_group_offsets() {
         offsets,
         vec![
             (0, 50, None), // at the end: not lagging
-            (1, 60, Some((scripted::RECORD_TIME_BASE + 60_000) as u64)),
+            (
+                1,
+                60,
+                Some((scripted_kafka::RECORD_TIME_BASE + 60_000) as u64)
+            ),
         ]
     );
     let reporting = state.group("reporting").unwrap();
@@ -1169,17 +571,17 @@ fn scripted_broker_members_assignments_producers_and_multi_group_offsets() {
 
     // Batched: one request of each kind for the whole cluster (ListOffsets: earliest + latest).
     for (api, n) in [
-        ("Metadata", 1),
-        ("ListOffsets", 2),
-        ("DescribeConfigs", 1),
-        ("ListGroups", 1),
-        ("FindCoordinator", 1),
-        ("OffsetFetch", 1),
-        ("Fetch", 1),
-        ("DescribeGroups", 1),
-        ("DescribeProducers", 1),
+        (ApiKey::Metadata, 1),
+        (ApiKey::ListOffsets, 2),
+        (ApiKey::DescribeConfigs, 1),
+        (ApiKey::ListGroups, 1),
+        (ApiKey::FindCoordinator, 1),
+        (ApiKey::OffsetFetch, 1),
+        (ApiKey::Fetch, 1),
+        (ApiKey::DescribeGroups, 1),
+        (ApiKey::DescribeProducers, 1),
     ] {
-        assert_eq!(counts.get(api), n, "{api} requests");
+        assert_eq!(broker.requests(api), n, "{api:?} requests");
     }
 
     // The next scrape: the lagging commit did not move, so the record's time is the one read
@@ -1196,14 +598,14 @@ fn scripted_broker_members_assignments_producers_and_multi_group_offsets() {
         .unwrap();
     assert_eq!(
         lagging.record_time_ms,
-        Some((scripted::RECORD_TIME_BASE + 60_000) as u64)
+        Some((scripted_kafka::RECORD_TIME_BASE + 60_000) as u64)
     );
-    assert_eq!(counts.get("Fetch"), 1);
-    assert_eq!(counts.get("OffsetFetch"), 2);
+    assert_eq!(broker.requests(ApiKey::Fetch), 1);
+    assert_eq!(broker.requests(ApiKey::OffsetFetch), 2);
     // Topic configs are kept from the previous scrape, and read again every few scrapes.
-    assert_eq!(counts.get("DescribeConfigs"), 1);
+    assert_eq!(broker.requests(ApiKey::DescribeConfigs), 1);
     let kept = again
-        .topic(scripted::TOPIC)
+        .topic(scripted_kafka::TOPIC)
         .unwrap()
         .config
         .clone()
@@ -1213,12 +615,12 @@ fn scripted_broker_members_assignments_producers_and_multi_group_offsets() {
     for _ in 2..pipescope::kafka::scrape::CONFIG_REFRESH_SCRAPES {
         previous = rt.block_on(scraper.scrape(&SystemClock, Some(&previous)));
     }
-    assert_eq!(counts.get("DescribeConfigs"), 1);
+    assert_eq!(broker.requests(ApiKey::DescribeConfigs), 1);
     let refreshed = rt.block_on(scraper.scrape(&SystemClock, Some(&previous)));
-    assert_eq!(counts.get("DescribeConfigs"), 2);
+    assert_eq!(broker.requests(ApiKey::DescribeConfigs), 2);
     assert_eq!(
         refreshed
-            .topic(scripted::TOPIC)
+            .topic(scripted_kafka::TOPIC)
             .unwrap()
             .config
             .clone()
@@ -1289,11 +691,8 @@ fn tls_with_the_right_ca_works_and_an_untrusted_certificate_names_the_cluster() 
     let other_dir = tempfile::tempdir().unwrap();
     let other = pipescope_testkit::TestCa::generate(other_dir.path());
     let rt = runtime();
-    let (port, _) = rt.block_on(scripted::start_with(scripted::Script {
-        tls: Some(tls_acceptor(&ca)),
-        ..Default::default()
-    }));
-    let bootstrap = format!("127.0.0.1:{port}");
+    let broker = rt.block_on(ScriptedBroker::builder().tls(tls_acceptor(&ca)).start());
+    let bootstrap = broker.bootstrap();
     let scrape = |extra: String| {
         let cluster = cluster_config(&bootstrap, &extra);
         let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
@@ -1308,7 +707,7 @@ fn tls_with_the_right_ca_works_and_an_untrusted_certificate_names_the_cluster() 
     assert_eq!(trusted.error, None);
     assert_eq!(trusted.cluster_id.as_deref(), Some("scripted-cluster"));
     assert_eq!(
-        trusted.topic(scripted::TOPIC).unwrap().partitions[1].latest,
+        trusted.topic(scripted_kafka::TOPIC).unwrap().partitions[1].latest,
         Ok(70)
     );
 
@@ -1411,17 +810,14 @@ fn tls_and_scram_against_tansu_behind_a_tls_terminator() {
 #[test]
 fn a_broker_stuck_on_describe_groups_holds_the_scrape_only_for_the_request_timeout() {
     let rt = runtime();
-    let (port, counts) = rt.block_on(scripted::start_with(scripted::Script {
-        hang_describe_groups: true,
-        ..Default::default()
-    }));
-    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let broker = rt.block_on(ScriptedBroker::builder().hang_describe_groups().start());
+    let cluster = cluster_config(&broker.bootstrap(), "");
     assert_eq!(cluster.request_timeout, Duration::from_secs(2));
     let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
     let started = Instant::now();
     let state = rt.block_on(scraper.scrape(&SystemClock, None));
     let took = started.elapsed();
-    assert_eq!(counts.get("DescribeGroups"), 1);
+    assert_eq!(broker.requests(ApiKey::DescribeGroups), 1);
     assert!(
         took >= cluster.request_timeout && took < cluster.request_timeout + Duration::from_secs(1),
         "the scrape took {took:?}"
@@ -1433,8 +829,8 @@ fn a_broker_stuck_on_describe_groups_holds_the_scrape_only_for_the_request_timeo
     // Everything else stands: offsets, commits and their record times.
     assert_eq!(app.offsets.clone().unwrap().len(), 2);
     assert_eq!(
-        state.topic(scripted::TOPIC).unwrap().partitions[0].latest,
-        Ok(scripted::LATEST[0])
+        state.topic(scripted_kafka::TOPIC).unwrap().partitions[0].latest,
+        Ok(scripted_kafka::LATEST[0])
     );
     assert!(state.brokers[0].up);
 }
@@ -1484,11 +880,8 @@ fn run_watches_the_configured_cluster() {
 fn a_leader_that_is_down_fails_its_partitions_only() {
     let rt = runtime();
     let dead = pipescope_testkit::free_port();
-    let (port, _) = rt.block_on(scripted::start_with(scripted::Script {
-        dead_broker_port: Some(dead),
-        ..Default::default()
-    }));
-    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let broker = rt.block_on(ScriptedBroker::builder().dead_broker(dead).start());
+    let cluster = cluster_config(&broker.bootstrap(), "");
     let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
     let state = rt.block_on(scraper.scrape(&SystemClock, None));
     assert_eq!(state.error, None);
@@ -1508,8 +901,8 @@ fn a_leader_that_is_down_fails_its_partitions_only() {
         "{reason}"
     );
 
-    let topic = state.topic(scripted::TOPIC).unwrap();
-    assert_eq!(topic.partitions[0].latest, Ok(scripted::LATEST[0]));
+    let topic = state.topic(scripted_kafka::TOPIC).unwrap();
+    assert_eq!(topic.partitions[0].latest, Ok(scripted_kafka::LATEST[0]));
     let unknown = topic.partitions[1].latest.clone().unwrap_err();
     assert!(unknown.contains("cannot reach Kafka broker"), "{unknown}");
     // The snapshot says the same, per partition.
@@ -1537,16 +930,13 @@ fn a_leader_that_is_down_fails_its_partitions_only() {
 #[test]
 fn brokers_without_batched_group_apis_are_asked_per_group() {
     let rt = runtime();
-    let (port, counts) = rt.block_on(scripted::start_with(scripted::Script {
-        old_versions: true,
-        ..Default::default()
-    }));
-    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let broker = rt.block_on(ScriptedBroker::builder().old_versions().start());
+    let cluster = cluster_config(&broker.bootstrap(), "");
     let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
     let state = rt.block_on(scraper.scrape(&SystemClock, None));
     assert_eq!(state.error, None);
-    assert_eq!(counts.get("FindCoordinator"), 2, "one per group");
-    assert_eq!(counts.get("OffsetFetch"), 2, "one per group");
+    assert_eq!(broker.requests(ApiKey::FindCoordinator), 2, "one per group");
+    assert_eq!(broker.requests(ApiKey::OffsetFetch), 2, "one per group");
     let app = state.group("payments-app").unwrap();
     assert_eq!(app.coordinator, Ok(1));
     let offsets: Vec<_> = app
@@ -1560,7 +950,11 @@ fn brokers_without_batched_group_apis_are_asked_per_group() {
         offsets,
         vec![
             (0, 50, None),
-            (1, 60, Some((scripted::RECORD_TIME_BASE + 60_000) as u64)),
+            (
+                1,
+                60,
+                Some((scripted_kafka::RECORD_TIME_BASE + 60_000) as u64)
+            ),
         ]
     );
     let refused = state
@@ -1575,11 +969,8 @@ fn brokers_without_batched_group_apis_are_asked_per_group() {
 #[test]
 fn a_batch_bigger_than_the_fetch_limit_is_asked_for_again_alone() {
     let rt = runtime();
-    let (port, counts) = rt.block_on(scripted::start_with(scripted::Script {
-        big_batches: true,
-        ..Default::default()
-    }));
-    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let broker = rt.block_on(ScriptedBroker::builder().big_batches().start());
+    let cluster = cluster_config(&broker.bootstrap(), "");
     let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
     let state = rt.block_on(scraper.scrape(&SystemClock, None));
     let offsets: Vec<_> = state
@@ -1598,24 +989,21 @@ fn a_batch_bigger_than_the_fetch_limit_is_asked_for_again_alone() {
             )
         })
         .collect();
-    let at = |o: i64| Some((scripted::RECORD_TIME_BASE + o * 1000) as u64);
+    let at = |o: i64| Some((scripted_kafka::RECORD_TIME_BASE + o * 1000) as u64);
     assert_eq!(offsets, vec![(0, 45, at(45), None), (1, 60, at(60), None)]);
     // Both partitions in one Fetch; the cut one once more, alone.
-    assert_eq!(counts.get("Fetch"), 2);
+    assert_eq!(broker.requests(ApiKey::Fetch), 2);
 }
 
 #[test]
 fn a_group_that_makes_the_broker_drop_describe_groups_does_not_hide_the_others() {
     let rt = runtime();
-    let (port, counts) = rt.block_on(scripted::start_with(scripted::Script {
-        poison_group: Some("reporting"),
-        ..Default::default()
-    }));
-    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let broker = rt.block_on(ScriptedBroker::builder().poison_group("reporting").start());
+    let cluster = cluster_config(&broker.bootstrap(), "");
     let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
     let state = rt.block_on(scraper.scrape(&SystemClock, None));
     // The batch, then each group alone.
-    assert_eq!(counts.get("DescribeGroups"), 3);
+    assert_eq!(broker.requests(ApiKey::DescribeGroups), 3);
     let app = state
         .group("payments-app")
         .unwrap()
@@ -1636,12 +1024,13 @@ fn a_group_that_makes_the_broker_drop_describe_groups_does_not_hide_the_others()
 #[test]
 fn a_broker_that_drops_every_describe_groups_costs_no_reconnect_per_group() {
     let rt = runtime();
-    let (port, counts) = rt.block_on(scripted::start_with(scripted::Script {
-        drop_describe_groups: true,
-        extra_groups: 30,
-        ..Default::default()
-    }));
-    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let broker = rt.block_on(
+        ScriptedBroker::builder()
+            .drop_describe_groups()
+            .extra_groups(30)
+            .start(),
+    );
+    let cluster = cluster_config(&broker.bootstrap(), "");
     let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
     let check = |state: &ClusterState| {
         assert_eq!(state.groups.len(), 32);
@@ -1657,39 +1046,40 @@ fn a_broker_that_drops_every_describe_groups_costs_no_reconnect_per_group() {
         let offsets = state.group("idle-29").unwrap().offsets.clone().unwrap();
         assert_eq!(offsets.len(), 2);
         assert_eq!(
-            state.topic(scripted::TOPIC).unwrap().partitions[1].latest,
-            Ok(scripted::LATEST[1])
+            state.topic(scripted_kafka::TOPIC).unwrap().partitions[1].latest,
+            Ok(scripted_kafka::LATEST[1])
         );
     };
     // First scrape: the batch, then two groups alone; each drop costs one reconnect of the
     // group-descriptions connection. Connections: one per lane (main, side, groups, configs,
     // group descriptions, producers), then 2 reconnects.
     check(&rt.block_on(scraper.scrape(&SystemClock, None)));
-    assert_eq!(counts.get("DescribeGroups"), 3);
-    assert_eq!(counts.get("connections"), 8);
+    assert_eq!(broker.requests(ApiKey::DescribeGroups), 3);
+    assert_eq!(broker.connections(), 8);
     // Until the retry is due, DescribeGroups is not sent, and no connection is made at all.
     for _ in 1..pipescope::kafka::scrape::REFUSED_RETRY_SCRAPES {
         check(&rt.block_on(scraper.scrape(&SystemClock, None)));
     }
-    assert_eq!(counts.get("DescribeGroups"), 3);
-    assert_eq!(counts.get("connections"), 8);
+    assert_eq!(broker.requests(ApiKey::DescribeGroups), 3);
+    assert_eq!(broker.connections(), 8);
     // The retry: one batch on a new connection, no probing (still refused); then nothing again.
     check(&rt.block_on(scraper.scrape(&SystemClock, None)));
-    assert_eq!(counts.get("DescribeGroups"), 4);
+    assert_eq!(broker.requests(ApiKey::DescribeGroups), 4);
     check(&rt.block_on(scraper.scrape(&SystemClock, None)));
-    assert_eq!(counts.get("DescribeGroups"), 4);
-    assert_eq!(counts.get("connections"), 9);
+    assert_eq!(broker.requests(ApiKey::DescribeGroups), 4);
+    assert_eq!(broker.connections(), 9);
 }
 
 #[test]
 fn a_group_the_broker_refuses_is_left_out_of_the_next_batches() {
     let rt = runtime();
-    let (port, counts) = rt.block_on(scripted::start_with(scripted::Script {
-        poison_group: Some("reporting"),
-        extra_groups: 30,
-        ..Default::default()
-    }));
-    let cluster = cluster_config(&format!("127.0.0.1:{port}"), "");
+    let broker = rt.block_on(
+        ScriptedBroker::builder()
+            .poison_group("reporting")
+            .extra_groups(30)
+            .start(),
+    );
+    let cluster = cluster_config(&broker.bootstrap(), "");
     let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
     let check = |state: &ClusterState| {
         let error = state
@@ -1710,12 +1100,12 @@ fn a_group_the_broker_refuses_is_left_out_of_the_next_batches() {
     // of the other 30 until "reporting" is alone: 30 drops, 15 ok, 15 drops, 7 ok, 8 drops,
     // 4 ok, 4 drops, 2 ok, 2 drops, 1 ok, "reporting" drops: 1 + 2 + 11 = 14 requests.
     check(&rt.block_on(scraper.scrape(&SystemClock, None)));
-    let first = counts.get("DescribeGroups");
+    let first = broker.requests(ApiKey::DescribeGroups);
     assert_eq!(first, 14);
     // Then one batch per scrape without it.
     check(&rt.block_on(scraper.scrape(&SystemClock, None)));
     check(&rt.block_on(scraper.scrape(&SystemClock, None)));
-    assert_eq!(counts.get("DescribeGroups"), first + 2);
+    assert_eq!(broker.requests(ApiKey::DescribeGroups), first + 2);
 }
 
 /// A broker that requires a client certificate signed by the test CA (mutual TLS).
@@ -1752,11 +1142,12 @@ fn mutual_tls_sends_the_configured_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let ca = pipescope_testkit::TestCa::generate(dir.path());
     let rt = runtime();
-    let (port, _) = rt.block_on(scripted::start_with(scripted::Script {
-        tls: Some(mutual_tls_acceptor(&ca)),
-        ..Default::default()
-    }));
-    let bootstrap = format!("127.0.0.1:{port}");
+    let broker = rt.block_on(
+        ScriptedBroker::builder()
+            .tls(mutual_tls_acceptor(&ca))
+            .start(),
+    );
+    let bootstrap = broker.bootstrap();
     let scrape = |extra: String| {
         let cluster = cluster_config(&bootstrap, &extra);
         let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
@@ -2459,15 +1850,12 @@ fn a_consumer_slower_than_its_producer_is_warn_while_a_healthy_one_stays_ok() {
 /// from a Produce request of our own (the bundled librdkafka is built without zstd).
 #[test]
 fn record_times_are_read_from_lz4_and_zstd_batches() {
-    use bytes::{BufMut, BytesMut};
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::{FetchRequest, ProduceRequest, TopicName};
     use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-        TimestampType,
-    };
+    use kafka_protocol::records::{Compression, RecordBatchDecoder};
+    use pipescope_testkit::RecordBatchBuilder;
 
     let broker = Tansu::start();
     let bootstrap = broker.bootstrap();
@@ -2503,51 +1891,22 @@ fn record_times_are_read_from_lz4_and_zstd_batches() {
     }
     producer.flush(TIMEOUT).expect("delivered");
 
-    // zstd: one batch of 20 records, compressed here, sent in a Produce request.
+    // zstd: 20 records (a batch each: they carry no producer sequence), compressed here, sent in
+    // a Produce request.
     create_topic(&bootstrap, "packed-zstd", 1);
-    let records: Vec<Record> = (0..20i64)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: -1,
-            timestamp: base_ms + i * 1000,
-            key: None,
-            value: Some(payload(i).into()),
-            headers: Default::default(),
+    let batch = (0..20i64)
+        .fold(RecordBatchBuilder::new(), |batch, i| {
+            batch.record(i, base_ms + i * 1000, payload(i))
         })
-        .collect();
-    let mut batch = BytesMut::new();
-    RecordBatchEncoder::encode_with_custom_compression(
-        &mut batch,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::Zstd,
-        },
-        Some(
-            |records: &mut BytesMut, out: &mut BytesMut, _: Compression| -> anyhow::Result<()> {
-                out.put_slice(&ruzstd::encoding::compress_to_vec(
-                    &records[..],
-                    ruzstd::encoding::CompressionLevel::Fastest,
-                ));
-                Ok(())
-            },
-        ),
-    )
-    .expect("encode a zstd batch");
+        .compression(Compression::Zstd)
+        .build();
     let mut request = ProduceRequest::default();
     request.acks = 1;
     request.timeout_ms = 10_000;
     let mut topic = TopicProduceData::default();
     topic.name = TopicName(StrBytes::from_static_str("packed-zstd"));
     let mut partition = PartitionProduceData::default();
-    partition.records = Some(batch.freeze());
+    partition.records = Some(batch);
     topic.partition_data = vec![partition];
     request.topic_data = vec![topic];
     let answer = rt

@@ -11,5 +11,6 @@ mod prometheus;
 mod secure_kafka;
 mod shutdown;
 mod store;
+mod support;
 mod traffic;
 mod web;

@@ -6,16 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use pipescope::bus::Bus;
 use pipescope::mqtt::{BrokerState, ConnState, MqttState, api, export, watcher};
 use pipescope_core::SystemClock;
-use pipescope_testkit::{Mosquitto, MosquittoOptions};
+use pipescope_testkit::{Mosquitto, MosquittoOptions, wait_until_async};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 use tokio::task::JoinHandle;
-use tower::ServiceExt;
 
 /// A watcher of one broker named `b`, started from a configuration text.
 struct Watch {
@@ -43,19 +41,7 @@ impl Watch {
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .router()
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let body = axum::body::to_bytes(response.into_body(), 64 << 20)
-            .await
-            .unwrap();
-        let json = serde_json::from_slice(&body).unwrap_or_else(|e| {
-            panic!("{path}: not JSON ({e}): {}", String::from_utf8_lossy(&body))
-        });
-        (status, json)
+        crate::support::get_json(self.router(), path).await
     }
 
     async fn tree(&self, root: &str, depth: usize) -> Value {
@@ -73,7 +59,7 @@ impl Watch {
     async fn wait_subscribed(&self) {
         let b = self.broker().clone();
         assert!(
-            wait(Duration::from_secs(15), || b.sys().messages > 0).await,
+            wait_until_async(Duration::from_secs(15), || b.sys().messages > 0).await,
             "no $SYS message within 15 s; connection: {:?}",
             b.connection().clone()
         );
@@ -99,20 +85,6 @@ fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// Polls `condition` every 20 ms without blocking the runtime; true when it held in time.
-async fn wait(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A publishing client whose event loop runs in a task; `acked` counts PUBACKs and PUBCOMPs.
@@ -162,7 +134,7 @@ impl Publisher {
     async fn wait_acked(&self, n: u64) {
         let acked = self.acked.clone();
         assert!(
-            wait(Duration::from_secs(30), || *acked.lock().unwrap() >= n).await,
+            wait_until_async(Duration::from_secs(30), || *acked.lock().unwrap() >= n).await,
             "only {} of {n} publishes acknowledged",
             self.acked.lock().unwrap()
         );
@@ -208,7 +180,7 @@ async fn known_tree_counts_are_exact(protocol: &str) {
         // QoS 0 has no acknowledgement: the client stays up until its messages are counted.
         publishers.push(publisher);
     }
-    if !wait(Duration::from_secs(10), || watch.messages() == 69).await {
+    if !wait_until_async(Duration::from_secs(10), || watch.messages() == 69).await {
         let sys = watch.broker().sys().clone();
         panic!(
             "counted {} of 69: {:?} {:?} {:?}",
@@ -327,7 +299,7 @@ async fn mqtt_rates_of_a_steady_publisher_and_last_seen_after_it_stops() {
         "{p} vs {l} (read a moment apart)"
     );
     // Stopped: last seen stays, seconds since last grows.
-    assert!(wait(Duration::from_secs(5), || watch.messages() == 600).await);
+    assert!(wait_until_async(Duration::from_secs(5), || watch.messages() == 600).await);
     let last_seen = watch.tree("line/1/speed", 0).await["last_seen_ms"].clone();
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let later = watch.tree("line/1/speed", 0).await;
@@ -364,7 +336,7 @@ async fn mqtt_sys_values_are_parsed_and_typed() {
         "$SYS/broker/load/messages/received/1min",
     ];
     assert!(
-        wait(Duration::from_secs(10), || {
+        wait_until_async(Duration::from_secs(10), || {
             let sys = b.sys();
             wanted.iter().all(|t| sys.metrics.contains_key(*t))
                 && sys.version.is_some()
@@ -466,14 +438,14 @@ async fn mqtt_broker_without_sys_is_shown_as_such() {
     let watch = Watch::start(&broker.url(), "sys_wait = \"2s\"");
     let b = watch.broker().clone();
     assert!(
-        wait(Duration::from_secs(10), || b.connection().state
+        wait_until_async(Duration::from_secs(10), || b.connection().state
             == ConnState::Connected)
         .await
     );
     let (_, brokers) = watch.get("/api/v1/mqtt/brokers").await;
     assert_eq!(brokers[0]["sys_status"], "waiting");
     assert!(
-        wait(Duration::from_secs(10), || b.sys_status()
+        wait_until_async(Duration::from_secs(10), || b.sys_status()
             == pipescope::mqtt::SysStatus::None)
         .await
     );
@@ -493,13 +465,13 @@ async fn mqtt_broker_killed_and_restarted_reconnects_with_backoff_and_reports_th
     let b = watch.broker().clone();
     broker.kill();
     assert!(
-        wait(Duration::from_secs(10), || b.connection().outages == 1).await,
+        wait_until_async(Duration::from_secs(10), || b.connection().outages == 1).await,
         "{:?}",
         b.connection().clone()
     );
     // Let it fail a few times against the closed port.
     assert!(
-        wait(Duration::from_secs(10), || b.connection().failed_attempts
+        wait_until_async(Duration::from_secs(10), || b.connection().failed_attempts
             >= 5)
         .await
     );
@@ -515,7 +487,7 @@ async fn mqtt_broker_killed_and_restarted_reconnects_with_backoff_and_reports_th
     );
     broker.restart();
     assert!(
-        wait(Duration::from_secs(15), || b.connection().connects == 2).await,
+        wait_until_async(Duration::from_secs(15), || b.connection().connects == 2).await,
         "{:?}",
         b.connection().clone()
     );
@@ -560,7 +532,7 @@ async fn mqtt_broker_killed_and_restarted_reconnects_with_backoff_and_reports_th
         .publish("back/again", QoS::AtLeastOnce, false, "1")
         .await;
     publisher.wait_acked(1).await;
-    assert!(wait(Duration::from_secs(10), || watch.messages() == before + 1).await);
+    assert!(wait_until_async(Duration::from_secs(10), || watch.messages() == before + 1).await);
     let metrics = export::broker_series(&b);
     let outages = metrics
         .iter()
@@ -617,7 +589,7 @@ async fn mqtt_password_listener_right_and_wrong_credentials() {
         );
         let b = bad.broker().clone();
         assert!(
-            wait(Duration::from_secs(10), || b.connection().failed_attempts
+            wait_until_async(Duration::from_secs(10), || b.connection().failed_attempts
                 >= 2)
             .await,
             "{:?}",
@@ -673,12 +645,12 @@ async fn mqtt_tls_listener_with_the_generated_ca() {
         .publish("over/tls", QoS::AtLeastOnce, false, "x")
         .await;
     publisher.wait_acked(1).await;
-    assert!(wait(Duration::from_secs(10), || good.messages() == 1).await);
+    assert!(wait_until_async(Duration::from_secs(10), || good.messages() == 1).await);
     // Without the CA the system's roots do not trust the broker: a TLS error naming it.
     let bad = Watch::start(&url, "reconnect_min = \"100ms\"");
     let b = bad.broker().clone();
     assert!(
-        wait(Duration::from_secs(10), || b.connection().failed_attempts
+        wait_until_async(Duration::from_secs(10), || b.connection().failed_attempts
             >= 1)
         .await,
         "{:?}",
@@ -724,7 +696,7 @@ async fn mqtt_topic_cap_folds_new_topics_and_memory_stays_flat() {
         publisher.wait_acked((round + 1) * per_round).await;
         let total = (round + 1) * per_round;
         assert!(
-            wait(Duration::from_secs(30), || watch.messages() == total).await,
+            wait_until_async(Duration::from_secs(30), || watch.messages() == total).await,
             "counted {} of {total}",
             watch.messages()
         );
@@ -795,7 +767,7 @@ async fn mqtt_odd_payloads_and_topics_are_handled() {
     }
     publisher.wait_acked(cases.len() as u64).await;
     assert!(
-        wait(Duration::from_secs(10), || watch.messages() == 6).await,
+        wait_until_async(Duration::from_secs(10), || watch.messages() == 6).await,
         "counted {}; connection {:?}",
         watch.messages(),
         watch.broker().connection().clone()
@@ -896,7 +868,7 @@ async fn mqtt_tree_works_on_embedded_rumqttd_with_a_thousand_level_topic() {
     );
     let b = watch.broker().clone();
     assert!(
-        wait(Duration::from_secs(10), || b.connection().state
+        wait_until_async(Duration::from_secs(10), || b.connection().state
             == ConnState::Connected)
         .await,
         "{:?}",
@@ -906,7 +878,7 @@ async fn mqtt_tree_works_on_embedded_rumqttd_with_a_thousand_level_topic() {
     // by waiting for a probe message to come through.
     let publisher = Publisher::connect(port, "rumqttd-pub");
     assert!(
-        wait(Duration::from_secs(10), || {
+        wait_until_async(Duration::from_secs(10), || {
             if watch.messages() > 0 {
                 return true;
             }
@@ -935,7 +907,7 @@ async fn mqtt_tree_works_on_embedded_rumqttd_with_a_thousand_level_topic() {
         tree.summary().messages - probes
     };
     assert!(
-        wait(Duration::from_secs(10), || counted() == 12).await,
+        wait_until_async(Duration::from_secs(10), || counted() == 12).await,
         "counted {} of 12",
         counted()
     );
@@ -959,7 +931,7 @@ async fn mqtt_tree_works_on_embedded_rumqttd_with_a_thousand_level_topic() {
     assert_eq!(watch.broker().tree().summary().cut_topic_messages, 2);
     // rumqttd publishes no $SYS: shown as such.
     assert!(
-        wait(Duration::from_secs(10), || b.sys_status()
+        wait_until_async(Duration::from_secs(10), || b.sys_status()
             == pipescope::mqtt::SysStatus::None)
         .await
     );
@@ -995,7 +967,7 @@ async fn mqtt_export_filters_choose_the_per_topic_series_and_samples_reach_the_b
             .await;
     }
     publisher.wait_acked(4).await;
-    assert!(wait(Duration::from_secs(10), || watch.messages() == 4).await);
+    assert!(wait_until_async(Duration::from_secs(10), || watch.messages() == 4).await);
     let mut registry = prometheus_client::registry::Registry::default();
     registry.register_collector(Box::new(export::MqttCollector::new(watch.state.clone())));
     let text = pipescope::metrics::encode(&registry);
@@ -1130,7 +1102,7 @@ async fn mqtt_a_hundred_thousand_topics_fit_in_bounded_memory() {
     }
     publisher.wait_acked(n).await;
     assert!(
-        wait(Duration::from_secs(60), || watch.messages() == n).await,
+        wait_until_async(Duration::from_secs(60), || watch.messages() == n).await,
         "counted {} of {n}",
         watch.messages()
     );
@@ -1161,7 +1133,7 @@ async fn retained_flag_from_a_real_broker(protocol: &str) {
     let watch = Watch::start(&broker.url(), &format!("protocol = \"{protocol}\""));
     watch.wait_subscribed().await;
     assert!(
-        wait(Duration::from_secs(10), || watch.messages() == 2).await,
+        wait_until_async(Duration::from_secs(10), || watch.messages() == 2).await,
         "retained messages counted: {} of 2",
         watch.messages()
     );
@@ -1175,7 +1147,7 @@ async fn retained_flag_from_a_real_broker(protocol: &str) {
         .await;
     publisher.wait_acked(4).await;
     assert!(
-        wait(Duration::from_secs(10), || watch.messages() == 4).await,
+        wait_until_async(Duration::from_secs(10), || watch.messages() == 4).await,
         "messages counted: {} of 4",
         watch.messages()
     );

@@ -449,15 +449,7 @@ fn the_store_survives_kill_9_while_writing() {
 // ---- the query API ----
 
 async fn get(store: &Store, uri: &str) -> (StatusCode, serde_json::Value) {
-    let response = pipescope::store::api::router(store.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 24)
-        .await
-        .unwrap();
-    (status, serde_json::from_slice(&body).unwrap())
+    crate::support::get_json(pipescope::store::api::router(store.clone()), uri).await
 }
 
 #[tokio::test]
