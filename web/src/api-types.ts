@@ -702,7 +702,10 @@ export interface components {
             verdict: components["schemas"]["Verdict"];
         };
         Health: {
+            /** @description `ok`, or `degraded` while a supervised task is down between a failure and its restart. */
             status: string;
+            /** @description The monitor's long-lived tasks (watchers, live updates); absent on a pipeline part. */
+            tasks?: components["schemas"]["TaskHealth"][] | null;
             /** Format: int64 */
             uptime_s: number;
             version: string;
@@ -892,6 +895,21 @@ export interface components {
         };
         /** @enum {string} */
         SysStatus: "seen" | "none" | "waiting";
+        /** @description A supervised task as `/health` shows it. */
+        TaskHealth: {
+            /** @description The last failure (a panic's message, or "ended by itself"), if any. */
+            last_failure?: string | null;
+            last_failure_ms?: null | components["schemas"]["u64"];
+            /** @description What the task does, e.g. `kafka watcher demo`. */
+            name: string;
+            /**
+             * Format: int32
+             * @description How many times it was started again after a panic or an early end.
+             */
+            restarts: number;
+            /** @description False between a failure and the restart that follows it. */
+            running: boolean;
+        };
         /** @description A topic with its partitions' offsets, replicas, producers and rates. */
         TopicDetail: components["schemas"]["TopicRate"] & {
             config: {
