@@ -1,5 +1,9 @@
 //! The internal bus: watchers publish batches of samples; the store and exporters subscribe.
 //!
+//! Every sample the monitor takes in goes through it, once. The InfluxDB write endpoint commits
+//! its samples to the store before it answers, then publishes them marked as stored: exporters
+//! get them like any other, and the store's feeder ([`BusReceiver::recv_unstored`]) skips them.
+//!
 //! A subscriber that falls more than `capacity` batches behind loses the oldest ones; every lost
 //! batch is counted (never silent) and the count is exported as a metric.
 
@@ -11,9 +15,17 @@ use tokio::sync::broadcast;
 
 pub type Batch = Arc<Vec<Sample>>;
 
+/// A batch as it travels on the bus.
+#[derive(Debug, Clone)]
+struct Published {
+    batch: Batch,
+    /// Already committed to the store by whoever published it.
+    stored: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Bus {
-    sender: broadcast::Sender<Batch>,
+    sender: broadcast::Sender<Published>,
     dropped_batches: Arc<AtomicU64>,
 }
 
@@ -29,7 +41,20 @@ impl Bus {
     /// Sends a batch to every subscriber; with no subscriber the batch is simply not kept.
     pub fn publish(&self, batch: Vec<Sample>) {
         if !batch.is_empty() {
-            let _ = self.sender.send(Arc::new(batch));
+            let _ = self.sender.send(Published {
+                batch: Arc::new(batch),
+                stored: false,
+            });
+        }
+    }
+
+    /// Sends a batch that is already in the store: exporters take it, the store's feeder not.
+    pub fn publish_stored(&self, batch: Batch) {
+        if !batch.is_empty() {
+            let _ = self.sender.send(Published {
+                batch,
+                stored: true,
+            });
         }
     }
 
@@ -48,16 +73,30 @@ impl Bus {
 
 #[derive(Debug)]
 pub struct BusReceiver {
-    receiver: broadcast::Receiver<Batch>,
+    receiver: broadcast::Receiver<Published>,
     dropped_batches: Arc<AtomicU64>,
 }
 
 impl BusReceiver {
     /// The next batch; `None` once every publisher is gone.
     pub async fn recv(&mut self) -> Option<Batch> {
+        self.next().await.map(|published| published.batch)
+    }
+
+    /// The next batch that is not in the store yet (what the store's feeder takes).
+    pub async fn recv_unstored(&mut self) -> Option<Batch> {
+        loop {
+            let published = self.next().await?;
+            if !published.stored {
+                return Some(published.batch);
+            }
+        }
+    }
+
+    async fn next(&mut self) -> Option<Published> {
         loop {
             match self.receiver.recv().await {
-                Ok(batch) => return Some(batch),
+                Ok(published) => return Some(published),
                 Err(broadcast::error::RecvError::Lagged(lost)) => {
                     self.dropped_batches.fetch_add(lost, Ordering::Relaxed);
                     tracing::warn!(lost, "a bus subscriber fell behind and lost sample batches");

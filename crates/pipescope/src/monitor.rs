@@ -98,6 +98,7 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
 
     tracing::info!(address = %listener.local_addr()?, "pipescope is serving");
     let sources = Sources {
+        bus: bus.clone(),
         store,
         writer: writer.clone(),
         kafka: kafka_live,
@@ -131,6 +132,8 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
 /// Everything the monitor's routes read from.
 #[derive(Debug, Clone)]
 pub struct Sources {
+    /// Where the InfluxDB write endpoint publishes what it stored.
+    pub bus: Bus,
     pub store: store::Store,
     pub writer: store::Writer,
     pub kafka: kafka::LiveState,
@@ -142,6 +145,7 @@ pub struct Sources {
 /// Every route the monitor serves, behind the configured authentication.
 pub fn app(registry: Registry, sources: &Sources, auth: &WebAuth) -> Router {
     let Sources {
+        bus,
         store,
         writer,
         kafka,
@@ -151,7 +155,7 @@ pub fn app(registry: Registry, sources: &Sources, auth: &WebAuth) -> Router {
     } = sources.clone();
     let router = web::router(web::AppState::new(registry).with_tasks(tasks))
         .merge(store::api::router(store.clone()))
-        .merge(store::write_api::router(store, writer))
+        .merge(store::write_api::router(store, writer, bus))
         .merge(kafka::api::router(kafka.clone()))
         .merge(mqtt::api::router(mqtt))
         .merge(api::router(hub, kafka))

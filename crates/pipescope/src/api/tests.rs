@@ -574,6 +574,7 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
     let (hub, _) = hub();
     hub.close();
     let sources = crate::monitor::Sources {
+        bus: crate::bus::Bus::new(4),
         store,
         writer: writer.clone(),
         kafka: live,

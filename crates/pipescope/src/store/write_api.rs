@@ -20,6 +20,7 @@ use pipescope_core::influx::parse::{Parsed, Precision, parse_body};
 use serde::Deserialize;
 
 use super::{Store, Writer};
+use crate::bus::Bus;
 use crate::web::{ApiError, ErrorBody};
 
 /// Largest body taken (InfluxDB's clients send a few MB at most).
@@ -31,15 +32,18 @@ const REASONS_SHOWN: usize = 5;
 struct WriteState {
     store: Store,
     writer: Writer,
+    bus: Bus,
 }
 
-pub fn router(store: Store, writer: Writer) -> Router {
+/// The write endpoint stores what it is sent, then publishes it on `bus` (marked as stored) so
+/// that exporters get it like the watchers' samples.
+pub fn router(store: Store, writer: Writer, bus: Bus) -> Router {
     Router::new()
         .route("/write", post(write))
         .route("/api/v1/write", post(write))
         .route("/ping", get(ping).head(ping))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(WriteState { store, writer })
+        .with_state(WriteState { store, writer, bus })
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,7 +146,8 @@ async fn write(
         } = parsed;
         let stored = samples.len();
         if !samples.is_empty() {
-            if !state.writer.submit(std::sync::Arc::new(samples)) {
+            let batch = std::sync::Arc::new(samples);
+            if !state.writer.submit(batch.clone()) {
                 return Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the store's write queue is full (the disk is slower than the writes): retry later",
@@ -151,6 +156,7 @@ async fn write(
             if let Err(e) = state.writer.flush() {
                 return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()));
             }
+            state.bus.publish_stored(batch);
         }
         Ok((lines, stored, rejected))
     })

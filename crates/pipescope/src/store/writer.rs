@@ -135,9 +135,9 @@ impl Writer {
     }
 }
 
-/// Forwards every batch from the bus to the writer until the bus closes.
+/// Forwards every batch from the bus that is not stored yet to the writer until the bus closes.
 pub async fn feed_from_bus(mut receiver: BusReceiver, writer: Writer) {
-    while let Some(batch) = receiver.recv().await {
+    while let Some(batch) = receiver.recv_unstored().await {
         writer.submit(batch);
     }
 }

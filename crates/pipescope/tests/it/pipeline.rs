@@ -953,7 +953,8 @@ fn sink_configured_by_a_file_writes_into_pipescopes_own_store_through_its_write_
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let web = format!("http://{}", listener.local_addr().unwrap());
-    let app = write_api::router(store.clone(), writer.clone()).merge(api::router(store.clone()));
+    let app = write_api::router(store.clone(), writer.clone(), pipescope::bus::Bus::new(4))
+        .merge(api::router(store.clone()));
     runtime.spawn(async move { axum::serve(listener, app).await });
 
     let tansu = Tansu::start();

@@ -673,7 +673,9 @@ async fn the_influx_write_endpoint_stores_numbers_and_counts_rejected_lines() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::at(NOW);
     let (store, writer) = open(dir.path(), &clock);
-    let app = pipescope::store::write_api::router(store.clone(), writer.clone());
+    let bus = pipescope::bus::Bus::new(8);
+    let (mut exported, mut fed_to_store) = (bus.subscribe(), bus.subscribe());
+    let app = pipescope::store::write_api::router(store.clone(), writer.clone(), bus.clone());
     let t = NOW - 60_000;
     let body = format!(
         "reading,machine=m1 value=1.5,count=3i,ok=true {t}\n\
@@ -717,6 +719,15 @@ async fn the_influx_write_endpoint_stores_numbers_and_counts_rejected_lines() {
     assert_eq!(last("reading_count"), vec![("m1".to_string(), t, 3.0)]);
     assert_eq!(last("reading_ok"), vec![("m1".to_string(), t, 1.0)]);
     assert!(store.last("reading_note", &[]).unwrap().is_empty());
+
+    // What was stored goes on the bus for the exporters, once; the store's feeder skips it (a
+    // batch published after it is the first the feeder gets).
+    let published = exported.recv().await.unwrap();
+    assert_eq!(published.len(), 5);
+    assert!(published.iter().any(|s| s.metric == "reading_value"));
+    bus.publish(vec![Sample::new("after", Labels::default(), NOW, 1.0)]);
+    let first_unstored = fed_to_store.recv_unstored().await.unwrap();
+    assert_eq!(first_unstored[0].metric, "after");
 
     // Everything accepted: 204, seconds precision, the same at /api/v1/write.
     let (status, answer) = post(

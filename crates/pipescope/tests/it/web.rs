@@ -66,6 +66,7 @@ fn monitor_app(dir: &std::path::Path) -> axum::Router {
     )
     .unwrap();
     let sources = pipescope::monitor::Sources {
+        bus: pipescope::bus::Bus::new(4),
         store,
         writer,
         kafka: pipescope::kafka::LiveState::new(),
