@@ -401,18 +401,6 @@ export interface components {
             partitions: number[];
             topic: string;
         };
-        BrokerState: {
-            /** @description Why it did not. */
-            error?: string | null;
-            host: string;
-            /** Format: int32 */
-            id: number;
-            /** Format: int32 */
-            port: number;
-            rack?: string | null;
-            /** @description Whether the broker answered this scrape. */
-            up: boolean;
-        };
         /** @description When a consumer will have caught up with its partition's log end. */
         CatchUp: {
             /** @enum {string} */
@@ -468,35 +456,6 @@ export interface components {
         };
         /** @enum {string} */
         ConnState: "connecting" | "connected" | "down" | "refused";
-        /** @description Connection history of a broker, as the API shows it. */
-        Connection: {
-            /**
-             * Format: int64
-             * @description Successful connections (CONNACK accepted).
-             */
-            connects: number;
-            down_since_ms?: null | components["schemas"]["u64"];
-            events: components["schemas"]["ConnEvent"][];
-            /**
-             * Format: int64
-             * @description Failed attempts since the last successful connection.
-             */
-            failed_attempts: number;
-            last_error?: string | null;
-            next_attempt_ms?: null | components["schemas"]["u64"];
-            /**
-             * Format: int64
-             * @description Time spent down after having been up at least once, outages finished so far.
-             */
-            outage_ms_total: number;
-            /**
-             * Format: int64
-             * @description Connections lost after having been up.
-             */
-            outages: number;
-            since_ms?: null | components["schemas"]["u64"];
-            state: components["schemas"]["ConnState"];
-        };
         /** @enum {string} */
         Encoding: "utf8" | "hex";
         /** @description The body of every error answer. */
@@ -710,6 +669,18 @@ export interface components {
             uptime_s: number;
             version: string;
         };
+        KafkaBrokerState: {
+            /** @description Why it did not. */
+            error?: string | null;
+            host: string;
+            /** Format: int32 */
+            id: number;
+            /** Format: int32 */
+            port: number;
+            rack?: string | null;
+            /** @description Whether the broker answered this scrape. */
+            up: boolean;
+        };
         /**
          * @description How a lag in seconds was obtained.
          * @enum {string}
@@ -726,7 +697,7 @@ export interface components {
             member_id: string;
         };
         MqttBroker: {
-            connection: components["schemas"]["Connection"];
+            connection: components["schemas"]["MqttConnection"];
             export_filters: string[];
             filters: string[];
             name: string;
@@ -738,6 +709,35 @@ export interface components {
             tree: components["schemas"]["TreeSummary"];
             url: string;
             version?: string | null;
+        };
+        /** @description MqttConnection history of a broker, as the API shows it. */
+        MqttConnection: {
+            /**
+             * Format: int64
+             * @description Successful connections (CONNACK accepted).
+             */
+            connects: number;
+            down_since_ms?: null | components["schemas"]["u64"];
+            events: components["schemas"]["ConnEvent"][];
+            /**
+             * Format: int64
+             * @description Failed attempts since the last successful connection.
+             */
+            failed_attempts: number;
+            last_error?: string | null;
+            next_attempt_ms?: null | components["schemas"]["u64"];
+            /**
+             * Format: int64
+             * @description Time spent down after having been up at least once, outages finished so far.
+             */
+            outage_ms_total: number;
+            /**
+             * Format: int64
+             * @description Connections lost after having been up.
+             */
+            outages: number;
+            since_ms?: null | components["schemas"]["u64"];
+            state: components["schemas"]["ConnState"];
         };
         MqttSys: components["schemas"]["SysState"] & {
             broker: string;
@@ -1195,7 +1195,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["BrokerState"][];
+                    "application/json": components["schemas"]["KafkaBrokerState"][];
                 };
             };
             /** @description [web] auth is on and the credentials are missing or wrong */

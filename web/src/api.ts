@@ -77,7 +77,7 @@ type Schemas = components["schemas"];
 
 export type Health = Schemas["Health"];
 export type ClusterSummary = Schemas["ClusterSummary"];
-export type KafkaBroker = Schemas["BrokerState"];
+export type KafkaBroker = Schemas["KafkaBrokerState"];
 export type TopicSummary = Schemas["TopicSummary"];
 export type PartitionDetail = Schemas["PartitionDetail"];
 export type TopicDetail = Schemas["TopicDetail"];
@@ -87,7 +87,7 @@ export type GroupSummary = Schemas["GroupSummary"];
 export type GroupPartition = Schemas["GroupPartitionLag"];
 export type Member = Schemas["MemberState"];
 export type GroupDetail = Schemas["GroupDetail"];
-export type MqttConnection = Schemas["Connection"];
+export type MqttConnection = Schemas["MqttConnection"];
 export type TreeSummary = Schemas["TreeSummary"];
 export type MqttBroker = Schemas["MqttBroker"];
 export type TreeNode = Schemas["NodeView"];

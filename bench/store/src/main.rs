@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipescope::store::Store;
-use pipescope_core::influx::sample_line;
+use pipescope_core::line_protocol::sample_line;
 use pipescope_core::tsdb::{AggregateFn, Retention};
 use pipescope_core::{Labels, ManualClock, Sample};
 use pipescope_testkit::Influxd;

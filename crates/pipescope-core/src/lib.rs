@@ -5,12 +5,12 @@
 
 pub mod backoff;
 pub mod clock;
-pub mod influx;
 pub mod kafka;
+pub mod line_protocol;
+pub mod live;
 pub mod mqtt;
 pub mod mqtt_filter;
 pub mod pipeline;
-pub mod portal;
 pub mod sample;
 pub mod tsdb;
 

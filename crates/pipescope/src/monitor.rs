@@ -51,7 +51,7 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
     let kafka_live = start_kafka_watchers(&config, &bus, &mut registry, &store, &tasks, &clock)?;
 
     let mqtt = mqtt::MqttState::new(&config.mqtt, clock.clone());
-    registry.register_collector(Box::new(mqtt::export::MqttCollector::new(mqtt.clone())));
+    registry.register_collector(Box::new(mqtt::metrics::MqttCollector::new(mqtt.clone())));
     for (name, broker) in &config.mqtt {
         if let Some(state) = mqtt.broker(name) {
             let (state, broker, bus) = (state.clone(), broker.clone(), bus.clone());

@@ -1,6 +1,6 @@
 //! Pure logic of the pipeline parts (simulators, bridge, processors, sink): trace headers,
 //! partitioning, sampling, running totals, event-time windows (their InfluxDB line protocol is in
-//! [`crate::influx`]).
+//! [`crate::line_protocol`]).
 
 pub mod calls;
 pub mod mapping;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use pipescope_core::portal::events::{
+use pipescope_core::live::events::{
     self, Event, EventRing, KafkaBrokerPoint, KafkaPoint, MqttPoint, Throttle,
 };
 use pipescope_core::{Clock, EpochMillis};
@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
 use crate::kafka::{ClusterState, LiveState};
-use crate::mqtt::{BrokerState, ConnState, MqttState};
+use crate::mqtt::{ConnState, MqttBrokerState, MqttState};
 
 /// Events kept for `/api/v1/events`.
 pub const EVENTS_KEPT: usize = 1_000;
@@ -165,7 +165,7 @@ pub async fn follow_kafka(live: LiveState, hub: Hub) {
     }
 }
 
-fn mqtt_point(b: &BrokerState) -> MqttPoint {
+fn mqtt_point(b: &MqttBrokerState) -> MqttPoint {
     let summary = b.tree().summary();
     let sys_messages = b.sys().messages;
     let connection = b.connection();

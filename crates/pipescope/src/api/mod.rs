@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures::{Stream, StreamExt};
-use pipescope_core::portal::events::Event;
-use pipescope_core::portal::flow::{self, FlowCluster, FlowGraph, FlowGroup, FlowTopic};
+use pipescope_core::live::events::Event;
+use pipescope_core::live::flow::{self, FlowCluster, FlowGraph, FlowGroup, FlowTopic};
 use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::BroadcastStream;
 

@@ -12,14 +12,14 @@ use pipescope_core::kafka::KafkaView;
 use pipescope_core::kafka::Verdict;
 use pipescope_core::kafka::analyzer::{GroupPartitionView, GroupTopicView, GroupView, TopicView};
 use pipescope_core::kafka::lag::{CatchUp, LagNote, LagSeconds, LagSecondsBasis, OffsetLag};
-use pipescope_core::portal::events::{Event, EventKind};
+use pipescope_core::live::events::{Event, EventKind};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::*;
 use crate::config::{Secret, WebAuth};
 use crate::kafka::state::{
-    AssignedTopic, BrokerState, CommittedOffset, GroupDescription, GroupState, MemberState,
+    AssignedTopic, CommittedOffset, GroupDescription, GroupState, KafkaBrokerState, MemberState,
     PartitionState, ProducerState, TopicState,
 };
 
@@ -203,7 +203,7 @@ fn cluster() -> ClusterState {
         error: None,
         cluster_id: None,
         controller_id: Some(1),
-        brokers: vec![BrokerState {
+        brokers: vec![KafkaBrokerState {
             id: 1,
             host: "127.0.0.1".into(),
             port: 9092,
@@ -679,7 +679,7 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
     documents("ClusterSummary", &clusters[0]);
     documents("ScrapeStage", &clusters[0]["scrape_stages"][0]);
     let (_, brokers) = get(app.clone(), "/api/v1/kafka/clusters/demo/brokers").await;
-    documents("BrokerState", &brokers[0]);
+    documents("KafkaBrokerState", &brokers[0]);
     let (_, topics) = get(app.clone(), "/api/v1/kafka/clusters/demo/topics").await;
     documents("TopicSummary", &topics[0]);
     let (_, groups) = get(app.clone(), "/api/v1/kafka/clusters/demo/groups").await;
@@ -704,7 +704,7 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
     documents("Health", &health);
     let (_, mqtt_brokers) = get(app.clone(), "/api/v1/mqtt/brokers").await;
     documents("MqttBroker", &mqtt_brokers[0]);
-    documents("Connection", &mqtt_brokers[0]["connection"]);
+    documents("MqttConnection", &mqtt_brokers[0]["connection"]);
     documents("TreeSummary", &mqtt_brokers[0]["tree"]);
     let (_, tree) = get(app.clone(), "/api/v1/mqtt/brokers/m/tree").await;
     documents("MqttTree", &tree);

@@ -24,7 +24,7 @@ pub mod values;
 pub use check::{CheckReport, check};
 pub use types::{
     Config, Export, InfluxExport, KafkaCluster, MetricsGranularity, MqttBroker, MqttProtocol, Sasl,
-    SaslMechanism, Store, Tls, Web, WebAuth,
+    SaslMechanism, StoreConfig, Tls, Web, WebAuth,
 };
 pub use values::{HostPort, MqttUrl, MqttUrlError, Secret};
 

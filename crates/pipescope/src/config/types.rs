@@ -17,7 +17,7 @@ pub struct Config {
     #[serde(default)]
     pub web: Web,
     #[serde(default)]
-    pub store: Store,
+    pub store: StoreConfig,
     #[serde(default)]
     pub kafka: BTreeMap<String, KafkaCluster>,
     #[serde(default)]
@@ -68,7 +68,7 @@ fn default_listen() -> SocketAddr {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Store {
+pub struct StoreConfig {
     /// Directory of the embedded time-series store.
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
@@ -83,7 +83,7 @@ pub struct Store {
     pub retention_1h: Duration,
 }
 
-impl Default for Store {
+impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             path: default_store_path(),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use pipescope_core::Sample;
 use pipescope_core::backoff::Backoff;
-use pipescope_core::influx::sample_line;
+use pipescope_core::line_protocol::sample_line;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;

@@ -15,8 +15,8 @@ use pipescope_core::kafka::lag::{CatchUp, LagSecondsBasis};
 use pipescope_core::kafka::{KafkaView, Verdict};
 
 use super::state::{
-    BrokerState, ClusterState, GroupState, LiveState, PartitionState, ScrapeStage, TopicConfig,
-    TopicState,
+    ClusterState, GroupState, KafkaBrokerState, LiveState, PartitionState, ScrapeStage,
+    TopicConfig, TopicState,
 };
 use crate::web::{ApiError, ErrorBody};
 
@@ -148,14 +148,14 @@ const NOT_FOUND: &str = "no such cluster, topic or group";
     summary = "Brokers, up or down with why",
     params(("cluster" = String, Path)),
     responses(
-        (status = 200, description = "OK", body = [BrokerState]),
+        (status = 200, description = "OK", body = [KafkaBrokerState]),
         (status = 404, description = NOT_FOUND, body = ErrorBody),
     )
 )]
 async fn brokers(
     State(live): State<LiveState>,
     Path(name): Path<String>,
-) -> Result<Json<Vec<BrokerState>>, ApiError> {
+) -> Result<Json<Vec<KafkaBrokerState>>, ApiError> {
     Ok(Json(scraped(&live, &name)?.brokers.clone()))
 }
 

@@ -24,7 +24,7 @@ pub struct ClusterState {
     pub error: Option<String>,
     pub cluster_id: Option<String>,
     pub controller_id: Option<i32>,
-    pub brokers: Vec<BrokerState>,
+    pub brokers: Vec<KafkaBrokerState>,
     pub topics: Vec<TopicState>,
     pub groups: Vec<GroupState>,
     /// Why the group list is incomplete (ListGroups failed on some broker), per broker.
@@ -53,7 +53,7 @@ pub struct ScrapeTiming {
 pub struct ClusterReading {
     pub cluster_id: Option<String>,
     pub controller_id: Option<i32>,
-    pub brokers: Vec<BrokerState>,
+    pub brokers: Vec<KafkaBrokerState>,
     pub topics: Vec<TopicState>,
     pub groups: Vec<GroupState>,
     pub group_list_errors: Vec<String>,
@@ -142,7 +142,7 @@ pub struct ScrapeStage {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct BrokerState {
+pub struct KafkaBrokerState {
     pub id: i32,
     pub host: String,
     pub port: i32,

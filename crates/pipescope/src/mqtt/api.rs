@@ -12,7 +12,7 @@ use pipescope_core::mqtt::tree::MAX_DEPTH;
 use pipescope_core::mqtt::{NodeView, TreeSummary, ValueOf};
 use serde::{Deserialize, Serialize};
 
-use super::{BrokerState, Connection, MqttState, SysStatus};
+use super::{MqttBrokerState, MqttConnection, MqttState, SysStatus};
 use crate::web::{ApiError, ErrorBody};
 
 /// Depth of the tree answered when none is asked for.
@@ -29,7 +29,7 @@ pub fn router(state: MqttState) -> Router {
 }
 
 /// The broker named `name`, or 404 naming the configured ones.
-fn watched<'s>(state: &'s MqttState, name: &str) -> Result<&'s BrokerState, ApiError> {
+fn watched<'s>(state: &'s MqttState, name: &str) -> Result<&'s MqttBrokerState, ApiError> {
     state
         .broker(name)
         .map(|b| &**b)
@@ -56,7 +56,7 @@ pub struct BrokerView {
     pub protocol: &'static str,
     pub filters: Vec<String>,
     pub export_filters: Vec<String>,
-    pub connection: Connection,
+    pub connection: MqttConnection,
     /// Whether the broker publishes `$SYS`: seen, none, or waiting (not yet known).
     pub sys_status: SysStatus,
     pub sys_messages: u64,
@@ -64,7 +64,7 @@ pub struct BrokerView {
     pub tree: TreeSummary,
 }
 
-fn broker_view(b: &BrokerState) -> BrokerView {
+fn broker_view(b: &MqttBrokerState) -> BrokerView {
     let sys_status = b.sys_status();
     let (sys_messages, version) = {
         let sys = b.sys();

@@ -1,9 +1,9 @@
 //! The MQTT watcher: one connection per configured broker, following the configured filters and
 //! `$SYS/#`; its live state (topic tree, broker metrics, connection) is read by the JSON API
-//! ([`api::router`]), the Prometheus collector ([`export::MqttCollector`]) and the bus sampler.
+//! ([`api::router`]), the Prometheus collector ([`metrics::MqttCollector`]) and the bus sampler.
 
 pub mod api;
-pub mod export;
+pub mod metrics;
 mod tls;
 pub mod watcher;
 
@@ -18,13 +18,13 @@ use serde::Serialize;
 use crate::config::{MqttBroker, MqttProtocol};
 use crate::sync::lock;
 
-/// Connection events kept per broker for the API.
+/// MqttConnection events kept per broker for the API.
 const EVENTS_KEPT: usize = 50;
 
 /// Every watched broker, by name.
 #[derive(Debug, Clone, Default)]
 pub struct MqttState {
-    brokers: Arc<BTreeMap<String, Arc<BrokerState>>>,
+    brokers: Arc<BTreeMap<String, Arc<MqttBrokerState>>>,
 }
 
 impl MqttState {
@@ -34,7 +34,7 @@ impl MqttState {
             .map(|(name, broker)| {
                 (
                     name.clone(),
-                    Arc::new(BrokerState::new(name, broker, clock.clone())),
+                    Arc::new(MqttBrokerState::new(name, broker, clock.clone())),
                 )
             })
             .collect();
@@ -43,18 +43,18 @@ impl MqttState {
         }
     }
 
-    pub fn broker(&self, name: &str) -> Option<&Arc<BrokerState>> {
+    pub fn broker(&self, name: &str) -> Option<&Arc<MqttBrokerState>> {
         self.brokers.get(name)
     }
 
-    pub fn brokers(&self) -> impl Iterator<Item = &Arc<BrokerState>> {
+    pub fn brokers(&self) -> impl Iterator<Item = &Arc<MqttBrokerState>> {
         self.brokers.values()
     }
 }
 
 /// Live state of one broker.
 #[derive(Debug)]
-pub struct BrokerState {
+pub struct MqttBrokerState {
     pub name: String,
     /// `mqtt://host:port`: never holds credentials.
     pub url: String,
@@ -65,10 +65,10 @@ pub struct BrokerState {
     pub clock: Arc<dyn Clock>,
     tree: Mutex<TopicTree>,
     sys: Mutex<SysState>,
-    connection: Mutex<Connection>,
+    connection: Mutex<MqttConnection>,
 }
 
-impl BrokerState {
+impl MqttBrokerState {
     pub fn new(name: &str, config: &MqttBroker, clock: Arc<dyn Clock>) -> Self {
         Self {
             name: name.to_string(),
@@ -83,7 +83,7 @@ impl BrokerState {
             clock,
             tree: Mutex::new(TopicTree::new(config.max_topics)),
             sys: Mutex::new(SysState::default()),
-            connection: Mutex::new(Connection::default()),
+            connection: Mutex::new(MqttConnection::default()),
         }
     }
 
@@ -95,7 +95,7 @@ impl BrokerState {
         lock(&self.sys)
     }
 
-    pub fn connection(&self) -> MutexGuard<'_, Connection> {
+    pub fn connection(&self) -> MutexGuard<'_, MqttConnection> {
         lock(&self.connection)
     }
 
@@ -140,9 +140,9 @@ pub struct ConnEvent {
     pub message: String,
 }
 
-/// Connection history of a broker, as the API shows it.
+/// MqttConnection history of a broker, as the API shows it.
 #[derive(utoipa::ToSchema, Debug, Clone, Default, Serialize)]
-pub struct Connection {
+pub struct MqttConnection {
     pub state: ConnState,
     pub since_ms: Option<EpochMillis>,
     /// Successful connections (CONNACK accepted).
@@ -163,7 +163,7 @@ pub struct Connection {
     connected_ms_before: u64,
 }
 
-impl Connection {
+impl MqttConnection {
     fn push_event(&mut self, time_ms: EpochMillis, state: ConnState, message: String) {
         if self.events.len() == EVENTS_KEPT {
             self.events.pop_front();
@@ -231,19 +231,19 @@ mod tests {
     use super::*;
     use pipescope_core::ManualClock;
 
-    fn broker(clock: &ManualClock) -> BrokerState {
+    fn broker(clock: &ManualClock) -> MqttBrokerState {
         let config = crate::config::parse(
             "t",
             "[mqtt.b]\nurl = \"mqtt://h\"\nsys_wait = \"10s\"\n",
             [],
         )
         .unwrap();
-        BrokerState::new("b", &config.mqtt["b"], Arc::new(clock.clone()))
+        MqttBrokerState::new("b", &config.mqtt["b"], Arc::new(clock.clone()))
     }
 
     #[test]
     fn outages_are_counted_and_timed_from_the_connection_history() {
-        let mut c = Connection::default();
+        let mut c = MqttConnection::default();
         // Never up yet: failures are not outages.
         c.failed(
             500,

@@ -10,29 +10,29 @@ use pipescope_core::mqtt::Message;
 use pipescope_core::mqtt_filter;
 use tokio::task::JoinHandle;
 
-use super::{BrokerState, ConnState, tls};
+use super::{ConnState, MqttBrokerState, tls};
 use crate::bus::Bus;
 use crate::config::{MqttBroker, MqttProtocol};
 
 /// Starts the connection and the sampler of one broker.
-pub fn spawn(state: Arc<BrokerState>, config: MqttBroker, bus: Bus) -> Vec<JoinHandle<()>> {
+pub fn spawn(state: Arc<MqttBrokerState>, config: MqttBroker, bus: Bus) -> Vec<JoinHandle<()>> {
     let sampler = tokio::spawn(sample_loop(state.clone(), bus, config.sample_interval));
     let connection = tokio::spawn(run(state, config));
     vec![connection, sampler]
 }
 
 /// Publishes the broker's samples on the bus every `interval`.
-pub async fn sample_loop(state: Arc<BrokerState>, bus: Bus, interval: Duration) {
+pub async fn sample_loop(state: Arc<MqttBrokerState>, bus: Bus, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        bus.publish(super::export::samples(&state));
+        bus.publish(super::metrics::samples(&state));
     }
 }
 
 /// Watches one broker until the task is aborted.
-pub async fn run(state: Arc<BrokerState>, config: MqttBroker) {
+pub async fn run(state: Arc<MqttBrokerState>, config: MqttBroker) {
     let transport = if config.url.tls {
         match tls::configuration(&state.name, config.tls.as_ref()) {
             Ok(tls) => rumqttc::Transport::tls_with_config(tls),
@@ -57,7 +57,7 @@ pub async fn run(state: Arc<BrokerState>, config: MqttBroker) {
     }
 }
 
-fn client_id(state: &BrokerState, config: &MqttBroker) -> String {
+fn client_id(state: &MqttBrokerState, config: &MqttBroker) -> String {
     config
         .client_id
         .clone()
@@ -66,7 +66,7 @@ fn client_id(state: &BrokerState, config: &MqttBroker) -> String {
 
 /// What both protocol versions share: counting, connection state, backoff.
 struct Handler {
-    state: Arc<BrokerState>,
+    state: Arc<MqttBrokerState>,
     backoff: Backoff,
     /// Configured filters that can match `$` topics (they name the `$` level themselves).
     dollar_filters: Vec<String>,
@@ -79,7 +79,7 @@ struct Handler {
 const STABLE_CONNECTION: Duration = Duration::from_secs(10);
 
 impl Handler {
-    fn new(state: Arc<BrokerState>, config: &MqttBroker) -> Self {
+    fn new(state: Arc<MqttBrokerState>, config: &MqttBroker) -> Self {
         Self {
             dollar_filters: config
                 .filters

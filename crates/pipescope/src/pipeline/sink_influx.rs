@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use pipescope_core::backoff::Backoff;
-use pipescope_core::influx::mapping::LineMapping;
+use pipescope_core::line_protocol::mapping::LineMapping;
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::consumer::{CommitMode, Consumer, DefaultConsumerContext, StreamConsumer};
 use rdkafka::message::Message;

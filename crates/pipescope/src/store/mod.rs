@@ -448,7 +448,7 @@ impl Store {
 }
 
 /// The retention `[store]` in the configuration asks for.
-pub fn retention_from(config: &crate::config::Store) -> Retention {
+pub fn retention_from(config: &crate::config::StoreConfig) -> Retention {
     Retention {
         raw_ms: config.retention_raw.as_millis() as u64,
         minute_ms: config.retention_1m.as_millis() as u64,

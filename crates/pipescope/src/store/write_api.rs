@@ -3,7 +3,7 @@
 //! clients can write into pipescope's own history.
 //!
 //! Each numeric or boolean field becomes a sample `<measurement>_<field>` with the tags as
-//! labels (`pipescope_core::influx::parse`). The answer comes once the samples are committed:
+//! labels (`pipescope_core::line_protocol::parse`). The answer comes once the samples are committed:
 //! 204 when every line was stored; 400 naming the rejected lines (string fields, lines that do
 //! not parse) with `dropped=N` as InfluxDB words a partial write, the other lines stored anyway;
 //! 503 when the store's queue is full (retry later). `db` is required, as by InfluxDB, but the
@@ -16,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use pipescope_core::influx::parse::{Parsed, Precision, parse_body};
+use pipescope_core::line_protocol::parse::{Parsed, Precision, parse_body};
 use serde::Deserialize;
 
 use super::{Store, Writer};

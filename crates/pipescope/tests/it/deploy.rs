@@ -359,7 +359,7 @@ fn metrics_txt_kafka_lines_are_what_the_kafka_watcher_emits() {
         error: None,
         cluster_id: None,
         controller_id: Some(1),
-        brokers: vec![pipescope::kafka::state::BrokerState {
+        brokers: vec![pipescope::kafka::state::KafkaBrokerState {
             id: 1,
             host: "127.0.0.1".into(),
             port: 9092,

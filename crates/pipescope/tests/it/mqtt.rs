@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::StatusCode;
 use pipescope::bus::Bus;
-use pipescope::mqtt::{BrokerState, ConnState, MqttState, api, export, watcher};
+use pipescope::mqtt::{ConnState, MqttBrokerState, MqttState, api, metrics, watcher};
 use pipescope_core::SystemClock;
 use pipescope_testkit::{Mosquitto, MosquittoOptions, wait_until_async};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -32,7 +32,7 @@ impl Watch {
         Self { state, tasks }
     }
 
-    fn broker(&self) -> &Arc<BrokerState> {
+    fn broker(&self) -> &Arc<MqttBrokerState> {
         self.state.broker("b").unwrap()
     }
 
@@ -385,7 +385,7 @@ async fn mqtt_sys_values_are_parsed_and_typed() {
     // /metrics: typed families, valid for Prometheus.
     // promtool reads the Prometheus text format, which has no "info" type: only ours is checked.
     let mut registry = prometheus_client::registry::Registry::default();
-    registry.register_collector(Box::new(export::MqttCollector::new(watch.state.clone())));
+    registry.register_collector(Box::new(metrics::MqttCollector::new(watch.state.clone())));
     let text = pipescope::metrics::encode(&registry);
     for line in [
         "# TYPE pipescope_mqtt_broker_received_bytes counter",
@@ -533,8 +533,8 @@ async fn mqtt_broker_killed_and_restarted_reconnects_with_backoff_and_reports_th
         .await;
     publisher.wait_acked(1).await;
     assert!(wait_until_async(Duration::from_secs(10), || watch.messages() == before + 1).await);
-    let metrics = export::broker_series(&b);
-    let outages = metrics
+    let series = metrics::broker_series(&b);
+    let outages = series
         .iter()
         .find(|s| s.name == "pipescope_mqtt_outages_total")
         .unwrap();
@@ -615,7 +615,7 @@ async fn mqtt_password_listener_right_and_wrong_credentials() {
         let (_, sys) = bad.get("/api/v1/mqtt/brokers/b/sys").await;
         assert!(!sys.to_string().contains("not-the-Pa55word"));
         let mut registry = pipescope::metrics::new_registry();
-        registry.register_collector(Box::new(export::MqttCollector::new(bad.state.clone())));
+        registry.register_collector(Box::new(metrics::MqttCollector::new(bad.state.clone())));
         let text = pipescope::metrics::encode(&registry);
         assert!(
             text.contains("pipescope_mqtt_connection_state{broker=\"b\",state=\"refused\"} 1"),
@@ -969,7 +969,7 @@ async fn mqtt_export_filters_choose_the_per_topic_series_and_samples_reach_the_b
     publisher.wait_acked(4).await;
     assert!(wait_until_async(Duration::from_secs(10), || watch.messages() == 4).await);
     let mut registry = prometheus_client::registry::Registry::default();
-    registry.register_collector(Box::new(export::MqttCollector::new(watch.state.clone())));
+    registry.register_collector(Box::new(metrics::MqttCollector::new(watch.state.clone())));
     let text = pipescope::metrics::encode(&registry);
     assert!(
         text.contains("pipescope_mqtt_topic_messages_total{broker=\"b\",topic=\"plant/a/temp\"} 2"),

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
 
 use super::{Item, Scraper, code_error, text};
-use crate::kafka::state::{BrokerState, ClusterState, PartitionState, TopicState};
+use crate::kafka::state::{ClusterState, KafkaBrokerState, PartitionState, TopicState};
 
 const METADATA_MAX: i16 = 12;
 
@@ -125,7 +125,10 @@ pub(super) fn topics(metadata: &MetadataResponse) -> Vec<TopicState> {
 }
 
 /// The brokers of the metadata answer, up when a connection to them was made this scrape.
-pub(super) fn brokers(metadata: &MetadataResponse, pings: &[(i32, Item<()>)]) -> Vec<BrokerState> {
+pub(super) fn brokers(
+    metadata: &MetadataResponse,
+    pings: &[(i32, Item<()>)],
+) -> Vec<KafkaBrokerState> {
     metadata
         .brokers
         .iter()
@@ -135,7 +138,7 @@ pub(super) fn brokers(metadata: &MetadataResponse, pings: &[(i32, Item<()>)]) ->
                 Some((_, Err(e))) => Some(e.clone()),
                 _ => None,
             };
-            BrokerState {
+            KafkaBrokerState {
                 id: b.node_id.0,
                 host: text(&b.host),
                 port: b.port,

@@ -320,7 +320,7 @@ fn number(key: &str, raw: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::influx::write_line;
+    use crate::line_protocol::write_line;
 
     fn sample(metric: &str, labels: &[(&str, &str)], time_ms: u64, value: f64) -> Sample {
         Sample::new(

@@ -14,7 +14,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use super::{BrokerState, ConnState, MqttState, SysStatus};
+use super::{ConnState, MqttBrokerState, MqttState, SysStatus};
 
 /// Topics exported one by one per broker, at most.
 pub const MAX_EXPORTED_TOPICS: usize = 10_000;
@@ -68,7 +68,7 @@ fn series(name: &str, kind: Kind, labels: Vec<(String, String)>, value: f64) -> 
 }
 
 /// Every series of one broker, now.
-pub fn broker_series(state: &BrokerState) -> Vec<Series> {
+pub fn broker_series(state: &MqttBrokerState) -> Vec<Series> {
     let now = state.clock.now_millis();
     let broker = || vec![("broker".to_string(), state.name.clone())];
     let with = |extra: &[(&str, &str)]| {
@@ -235,7 +235,7 @@ pub fn broker_series(state: &BrokerState) -> Vec<Series> {
 }
 
 /// The broker's series as timestamped samples for the bus.
-pub fn samples(state: &BrokerState) -> Vec<Sample> {
+pub fn samples(state: &MqttBrokerState) -> Vec<Sample> {
     let now = state.clock.now_millis();
     broker_series(state)
         .into_iter()

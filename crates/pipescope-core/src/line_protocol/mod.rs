@@ -22,7 +22,7 @@ use crate::sample::{Labels, Sample};
 pub const FIELD: &str = "value";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LineError {
+pub enum SampleLineError {
     #[error(
         "metric {metric}{labels}: value {value} cannot be written (line protocol has no NaN or infinity)"
     )]
@@ -66,12 +66,12 @@ pub fn write_line(
     labels: &Labels,
     time_ms: EpochMillis,
     value: f64,
-) -> Result<(), LineError> {
+) -> Result<(), SampleLineError> {
     if metric.is_empty() {
-        return Err(LineError::EmptyMeasurement);
+        return Err(SampleLineError::EmptyMeasurement);
     }
     if !value.is_finite() {
-        return Err(LineError::NotFinite {
+        return Err(SampleLineError::NotFinite {
             metric: metric.to_string(),
             labels: labels.to_string(),
             value: value.to_string(),
@@ -107,7 +107,7 @@ pub fn write_string_field(out: &mut String, s: &str) {
     out.push('"');
 }
 
-pub fn sample_line(out: &mut String, sample: &Sample) -> Result<(), LineError> {
+pub fn sample_line(out: &mut String, sample: &Sample) -> Result<(), SampleLineError> {
     write_line(
         out,
         &sample.metric,
@@ -204,7 +204,7 @@ mod tests {
         assert!(write_line(&mut out, "m", &labels, 1, f64::INFINITY).is_err());
         assert_eq!(
             write_line(&mut out, "", &labels, 1, 1.0),
-            Err(LineError::EmptyMeasurement)
+            Err(SampleLineError::EmptyMeasurement)
         );
         assert!(out.is_empty(), "nothing is written for a bad sample");
     }

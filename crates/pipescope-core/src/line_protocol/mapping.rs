@@ -21,25 +21,25 @@ pub struct LineMapping {
 
 /// Why a record gives no line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LineError {
+pub enum MappingError {
     NotJson(String),
     NoFields,
     BadTime(String),
 }
 
-impl std::fmt::Display for LineError {
+impl std::fmt::Display for MappingError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LineError::NotJson(e) => write!(f, "the record is not JSON ({e})"),
-            LineError::NoFields => write!(f, "none of the mapped fields is in the record"),
-            LineError::BadTime(v) => {
+            MappingError::NotJson(e) => write!(f, "the record is not JSON ({e})"),
+            MappingError::NoFields => write!(f, "none of the mapped fields is in the record"),
+            MappingError::BadTime(v) => {
                 write!(f, "the time path holds {v}, not epoch milliseconds")
             }
         }
     }
 }
 
-impl std::error::Error for LineError {}
+impl std::error::Error for MappingError {}
 
 /// The value at a dotted path (`a.b.0.c`: array elements by index).
 pub fn json_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
@@ -61,9 +61,9 @@ fn tag_text(v: &Value) -> Option<String> {
 
 impl LineMapping {
     /// One line (no trailing newline) with the time in milliseconds (write with precision=ms).
-    pub fn to_line(&self, payload: &[u8], record_ts_ms: i64) -> Result<String, LineError> {
+    pub fn to_line(&self, payload: &[u8], record_ts_ms: i64) -> Result<String, MappingError> {
         let json: Value =
-            serde_json::from_slice(payload).map_err(|e| LineError::NotJson(e.to_string()))?;
+            serde_json::from_slice(payload).map_err(|e| MappingError::NotJson(e.to_string()))?;
         let mut line = String::new();
         escape_measurement(&mut line, &self.measurement);
         let mut tags: Vec<(&str, String)> = self
@@ -102,14 +102,14 @@ impl LineMapping {
             line.push_str(&value);
         }
         if first {
-            return Err(LineError::NoFields);
+            return Err(MappingError::NoFields);
         }
         let ts = match &self.time {
             None => record_ts_ms,
             Some(p) => match json_path(&json, p) {
                 Some(v) => v
                     .as_i64()
-                    .ok_or_else(|| LineError::BadTime(v.to_string()))?,
+                    .ok_or_else(|| MappingError::BadTime(v.to_string()))?,
                 None => record_ts_ms,
             },
         };
@@ -161,15 +161,15 @@ mod tests {
     fn records_that_give_no_line_say_why() {
         assert!(matches!(
             mapping().to_line(b"{", 0),
-            Err(LineError::NotJson(_))
+            Err(MappingError::NotJson(_))
         ));
         assert_eq!(
             mapping().to_line(br#"{"machine":"m"}"#, 0),
-            Err(LineError::NoFields)
+            Err(MappingError::NoFields)
         );
         assert_eq!(
             mapping().to_line(br#"{"value":1,"ts":"x"}"#, 0),
-            Err(LineError::BadTime("\"x\"".into()))
+            Err(MappingError::BadTime("\"x\"".into()))
         );
     }
 
