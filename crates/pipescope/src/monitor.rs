@@ -105,6 +105,7 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         mqtt,
         hub: hub.clone(),
         tasks: tasks.clone(),
+        clock: clock.clone(),
     };
     let router = app(registry, &sources, &config.web.auth);
     // Open live streams would keep the server from stopping: the hub ends them.
@@ -140,6 +141,8 @@ pub struct Sources {
     pub mqtt: mqtt::MqttState,
     pub hub: api::Hub,
     pub tasks: Supervisor,
+    /// The monitor's one clock.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Every route the monitor serves, behind the configured authentication.
@@ -152,11 +155,12 @@ pub fn app(registry: Registry, sources: &Sources, auth: &WebAuth) -> Router {
         mqtt,
         hub,
         tasks,
+        clock,
     } = sources.clone();
     let router = web::router(web::AppState::new(registry).with_tasks(tasks))
         .merge(store::api::router(store.clone()))
         .merge(store::write_api::router(store, writer, bus))
-        .merge(kafka::api::router(kafka.clone()))
+        .merge(kafka::api::router(kafka.clone(), clock))
         .merge(mqtt::api::router(mqtt))
         .merge(api::router(hub, kafka))
         .fallback(crate::portal::serve);

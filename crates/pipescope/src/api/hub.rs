@@ -3,7 +3,7 @@
 //! open `/api/v1/live` stream.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pipescope_core::live::events::{
@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::kafka::{ClusterState, LiveState};
 use crate::mqtt::{ConnState, MqttBrokerState, MqttState};
+use crate::sync::lock;
 
 /// Events kept for `/api/v1/events`.
 pub const EVENTS_KEPT: usize = 1_000;
@@ -56,10 +57,6 @@ impl std::fmt::Debug for Hub {
             .field("events", &lock(&self.inner.ring).len())
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Hub {

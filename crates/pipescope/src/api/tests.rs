@@ -584,6 +584,7 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
             crate::shutdown::Stop::new(),
             Arc::new(pipescope_core::SystemClock),
         ),
+        clock: Arc::new(pipescope_core::SystemClock),
     };
     let app = crate::monitor::app(crate::metrics::new_registry(), &sources, &WebAuth::None);
     let (status, doc) = get(app.clone(), "/api/openapi.json").await;
@@ -871,7 +872,7 @@ fn the_checked_in_openapi_document_is_current() {
 async fn the_group_list_carries_each_groups_eta() {
     let live = LiveState::new();
     live.set(cluster());
-    let app = crate::kafka::api::router(live);
+    let app = crate::kafka::api::router(live, Arc::new(pipescope_core::SystemClock));
     let (status, groups) = get(app, "/api/v1/kafka/clusters/demo/groups").await;
     assert_eq!(status, StatusCode::OK);
     let eta = |name: &str| {

@@ -3,9 +3,8 @@
 //! lag and verdicts beside them (`null` until a scrape has been analysed).
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -13,6 +12,7 @@ use serde::Serialize;
 use pipescope_core::kafka::analyzer::{GroupView, PartitionView, RateNote, TopicView};
 use pipescope_core::kafka::lag::{CatchUp, LagSecondsBasis};
 use pipescope_core::kafka::{KafkaView, Verdict};
+use pipescope_core::{Clock, EpochMillis};
 
 use super::state::{
     ClusterState, GroupState, KafkaBrokerState, LiveState, PartitionState, ScrapeStage,
@@ -20,7 +20,20 @@ use super::state::{
 };
 use crate::web::{ApiError, ErrorBody};
 
-pub fn router(live: LiveState) -> Router {
+/// What the handlers read: the live state, and the monitor's clock (for the age of a scrape).
+#[derive(Clone)]
+struct KafkaApi {
+    live: LiveState,
+    clock: Arc<dyn Clock>,
+}
+
+impl FromRef<KafkaApi> for LiveState {
+    fn from_ref(api: &KafkaApi) -> Self {
+        api.live.clone()
+    }
+}
+
+pub fn router(live: LiveState, clock: Arc<dyn Clock>) -> Router {
     Router::new()
         .route("/api/v1/kafka/clusters", get(clusters))
         .route("/api/v1/kafka/clusters/{cluster}", get(cluster))
@@ -35,14 +48,7 @@ pub fn router(live: LiveState) -> Router {
             "/api/v1/kafka/clusters/{cluster}/groups/{group}",
             get(group),
         )
-        .with_state(live)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
+        .with_state(KafkaApi { live, clock })
 }
 
 /// The cluster named `name`, or 404 naming the clusters there are.
@@ -84,7 +90,7 @@ pub struct ClusterSummary {
     pub scrape_stages: Vec<ScrapeStage>,
 }
 
-fn summary(c: &ClusterState) -> ClusterSummary {
+fn summary(c: &ClusterState, now: EpochMillis) -> ClusterSummary {
     let partitions = c.topics.iter().flat_map(|t| &t.partitions);
     ClusterSummary {
         name: c.name.clone(),
@@ -92,7 +98,7 @@ fn summary(c: &ClusterState) -> ClusterSummary {
         controller_id: c.controller_id,
         scraped_at_ms: c.scraped_at_ms,
         scrape_duration_ms: c.scrape_duration_ms,
-        age_ms: now_ms().saturating_sub(c.scraped_at_ms),
+        age_ms: now.saturating_sub(c.scraped_at_ms),
         staleness_ms: (c.data_time_ms > 0).then(|| c.scraped_at_ms.saturating_sub(c.data_time_ms)),
         error: c.error.clone(),
         brokers: c.brokers.len(),
@@ -114,8 +120,9 @@ fn summary(c: &ClusterState) -> ClusterSummary {
     summary = "Every scraped cluster's summary",
     responses((status = 200, description = "OK", body = [ClusterSummary]))
 )]
-async fn clusters(State(live): State<LiveState>) -> Json<Vec<ClusterSummary>> {
-    Json(live.all().iter().map(|c| summary(c)).collect())
+async fn clusters(State(api): State<KafkaApi>) -> Json<Vec<ClusterSummary>> {
+    let now = api.clock.now_millis();
+    Json(api.live.all().iter().map(|c| summary(c, now)).collect())
 }
 
 #[utoipa::path(
@@ -130,11 +137,11 @@ async fn clusters(State(live): State<LiveState>) -> Json<Vec<ClusterSummary>> {
     )
 )]
 async fn cluster(
-    State(live): State<LiveState>,
+    State(api): State<KafkaApi>,
     Path(name): Path<String>,
 ) -> Result<Json<ClusterSummary>, ApiError> {
-    let c = scraped(&live, &name)?;
-    Ok(Json(summary(&c)))
+    let c = scraped(&api.live, &name)?;
+    Ok(Json(summary(&c, api.clock.now_millis())))
 }
 
 /// What a 404 of these endpoints means.

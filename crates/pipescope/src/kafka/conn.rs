@@ -18,6 +18,7 @@ use kafka_protocol::messages::{
     SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use pipescope_core::backoff::Backoff;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -523,6 +524,10 @@ pub enum Lane {
     Producers,
 }
 
+/// How long a broker that refused a connection is left alone before the next try; doubling
+/// after each failure up to `max_backoff`.
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+
 /// Connections of one cluster, one per broker address and lane, reconnecting with backoff.
 #[derive(Debug)]
 pub struct Pool {
@@ -535,7 +540,8 @@ type SharedSlot = Arc<tokio::sync::Mutex<Slot>>;
 #[derive(Debug, Default)]
 struct Slot {
     connection: Option<Arc<Connection>>,
-    failures: u32,
+    /// Made at the first failure (its cap is the pool's `max_backoff`).
+    backoff: Option<Backoff>,
     retry_at: Option<Instant>,
     last_error: Option<KafkaError>,
 }
@@ -587,16 +593,17 @@ impl Pool {
             Ok(connection) => {
                 let connection = Arc::new(connection);
                 slot.connection = Some(connection.clone());
-                slot.failures = 0;
+                slot.backoff = None;
                 slot.retry_at = None;
                 slot.last_error = None;
                 Ok(connection)
             }
             Err(e) => {
-                slot.failures = slot.failures.saturating_add(1);
-                let backoff = Duration::from_millis(100)
-                    .saturating_mul(1 << slot.failures.min(16))
-                    .min(self.options.max_backoff);
+                let max = self.options.max_backoff;
+                let backoff = slot
+                    .backoff
+                    .get_or_insert_with(|| Backoff::new(FIRST_RETRY, max))
+                    .next_delay();
                 slot.retry_at = Some(Instant::now() + backoff);
                 slot.last_error = Some(e.clone());
                 Err(e)

@@ -269,7 +269,10 @@ fn sqlite_scrape_has_exact_offsets_commits_and_record_times() {
     let live = LiveState::new();
     live.set(state.clone());
     let rt = runtime();
-    let api = pipescope::kafka::api::router(live.clone());
+    let api = pipescope::kafka::api::router(
+        live.clone(),
+        std::sync::Arc::new(pipescope_core::SystemClock),
+    );
     let (status, clusters) = rt.block_on(get_json(api.clone(), "/api/v1/kafka/clusters"));
     assert_eq!(status, StatusCode::OK);
     assert_eq!(clusters[0]["name"], "local");
@@ -450,7 +453,10 @@ fn a_killed_broker_is_down_within_two_scrapes_and_recovers() {
     assert!(state.topic("beats").is_some());
     assert!(state.scraped_at_ms > state.data_time_ms);
     let (_, summary) = rt.block_on(get_json(
-        pipescope::kafka::api::router(live.clone()),
+        pipescope::kafka::api::router(
+            live.clone(),
+            std::sync::Arc::new(pipescope_core::SystemClock),
+        ),
         "/api/v1/kafka/clusters/local",
     ));
     assert!(summary["staleness_ms"].as_u64().unwrap() > 0, "{summary}");
@@ -1250,7 +1256,10 @@ impl Watching {
 
     fn api(&self, path: &str) -> serde_json::Value {
         let (status, json) = self.rt.block_on(get_json(
-            pipescope::kafka::api::router(self.live.clone()),
+            pipescope::kafka::api::router(
+                self.live.clone(),
+                std::sync::Arc::new(pipescope_core::SystemClock),
+            ),
             path,
         ));
         assert_eq!(status, StatusCode::OK, "{path}: {json}");

@@ -72,7 +72,8 @@ fn monitor_app(dir: &std::path::Path) -> axum::Router {
         kafka: pipescope::kafka::LiveState::new(),
         mqtt: pipescope::mqtt::MqttState::new(&config.mqtt, clock.clone()),
         hub: pipescope::api::Hub::new(clock.clone()),
-        tasks: Supervisor::new(Stop::new(), clock),
+        tasks: Supervisor::new(Stop::new(), clock.clone()),
+        clock,
     };
     pipescope::monitor::app(new_registry(), &sources, &config.web.auth)
 }
