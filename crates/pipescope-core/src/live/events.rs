@@ -23,6 +23,17 @@ pub struct Event {
     pub message: String,
 }
 
+/// Makes the events of one source seen at one time.
+fn event_maker(source: String, at: EpochMillis) -> impl Fn(EventKind, String, String) -> Event {
+    move |kind, subject, message| Event {
+        at,
+        kind,
+        source: source.clone(),
+        subject,
+        message,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -146,14 +157,7 @@ pub fn kafka_events(
     next: &KafkaPoint,
     at: EpochMillis,
 ) -> Vec<Event> {
-    let source = kafka_source(cluster);
-    let event = |kind, subject: String, message: String| Event {
-        at,
-        kind,
-        source: source.clone(),
-        subject,
-        message,
-    };
+    let event = event_maker(kafka_source(cluster), at);
     let broker_subject = |b: &KafkaBrokerPoint| format!("broker {} ({})", b.id, b.address);
     let down_message = |b: &KafkaBrokerPoint| match &b.error {
         Some(e) => format!("Kafka broker {} at {} is down: {e}", b.id, b.address),
@@ -257,14 +261,7 @@ pub fn mqtt_events(
     next: &MqttPoint,
     at: EpochMillis,
 ) -> (Vec<Event>, bool) {
-    let source = mqtt_source(broker);
-    let event = |kind, subject: String, message: String| Event {
-        at,
-        kind,
-        source: source.clone(),
-        subject,
-        message,
-    };
+    let event = event_maker(mqtt_source(broker), at);
     let why = next
         .last_error
         .as_deref()
