@@ -165,8 +165,12 @@ fn config(addr: SocketAddr, v5_addr: SocketAddr) -> Config {
         router: RouterConfig {
             max_connections: 10_010,
             max_outgoing_packet_count: 200,
-            max_segment_size: 100 * 1024 * 1024,
-            max_segment_count: 10,
+            // rumqttd keeps what is published in memory, a log of segments per subscribed
+            // filter, until the oldest segment is dropped: 100 MB × 10 could hold a gigabyte
+            // per filter in a long demo. 2 MB × 4 per filter is minutes of the demo's traffic,
+            // far more than a subscriber that keeps up needs.
+            max_segment_size: 2 * 1024 * 1024,
+            max_segment_count: 4,
             ..RouterConfig::default()
         },
         v4: Some(HashMap::from([("1".to_string(), server("demo-v4", addr))])),
