@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::process::ServiceProcess;
+use crate::process::{ServiceProcess, service_controls, service_dir};
 use crate::{find_binary, free_port};
 
 const INSTALL: &str = "sudo apt-get install -y influxdb";
@@ -17,10 +17,7 @@ pub struct Influxd {
 impl Influxd {
     pub fn start() -> Self {
         let program = find_binary("influxd", INSTALL);
-        let dir = tempfile::Builder::new()
-            .prefix("pipescope-influxd-")
-            .tempdir()
-            .expect("create a temporary directory");
+        let dir = service_dir("influxd");
         let port = free_port();
         let rpc_port = free_port();
         let root = dir.path().display().to_string();
@@ -69,18 +66,8 @@ impl Influxd {
             .unwrap_or_else(|e| panic!("influxd query {statement:?} failed: {e}"))
     }
 
-    /// Stops the server at once (`kill -9`).
-    pub fn kill(&mut self) {
-        self.process.kill();
-    }
-
-    /// Starts the server again on the same port with the same data, and waits until it answers.
-    pub fn restart(&mut self) {
-        self.process.kill();
-        self.start_process();
-    }
-
-    pub fn log(&self) -> String {
-        self.process.log()
-    }
+    service_controls!(
+        "server",
+        "Starts the server again on the same port with the same data, and waits until it answers."
+    );
 }

@@ -55,13 +55,25 @@ pub fn now_ms() -> i64 {
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
-        if condition() {
-            return true;
+        if let Some(held) = poll_once(deadline, &mut condition) {
+            return held;
         }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// How often [`wait_until`] and [`wait_until_async`] look at their condition.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// One look at `condition`: `Some(true)` when it holds, `Some(false)` when `deadline` has
+/// passed, None when the caller should sleep [`POLL_INTERVAL`] and look again.
+fn poll_once(deadline: Instant, condition: &mut impl FnMut() -> bool) -> Option<bool> {
+    if condition() {
+        Some(true)
+    } else if Instant::now() >= deadline {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -70,13 +82,10 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
 pub async fn wait_until_async(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
-        if condition() {
-            return true;
+        if let Some(held) = poll_once(deadline, &mut condition) {
+            return held;
         }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
 

@@ -84,20 +84,13 @@ impl PartBuilder {
         if self.web {
             command.args(["--listen", &format!("127.0.0.1:{port}")]);
         }
-        let child = command
+        command
             .env("PIPESCOPE_LOG", &self.log_filter)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(log.reopen().expect("cannot reopen the log file"))
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {} ({}): {e}",
-                    self.name,
-                    self.program.display()
-                )
-            });
+            .stderr(log.reopen().expect("cannot reopen the log file"));
+        let child = crate::process::spawn(&mut command, &self.name, &self.program);
         Part {
             name: self.name,
             child,

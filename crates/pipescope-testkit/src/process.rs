@@ -5,6 +5,44 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// A fresh temporary directory `pipescope-<name>-…` for a service's files.
+pub(crate) fn service_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("pipescope-{name}-"))
+        .tempdir()
+        .expect("create a temporary directory")
+}
+
+/// Spawns `command`, the program `name` at `program`, or panics saying which could not start.
+pub(crate) fn spawn(command: &mut Command, name: &str, program: &Path) -> Child {
+    command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name} ({}): {e}", program.display()))
+}
+
+/// The `kill`, `restart` and `log` methods of a service type with a `process: ServiceProcess`
+/// field and a `start_process(&mut self)` that spawns it and waits until it answers.
+macro_rules! service_controls {
+    ($what:literal, $restart_doc:literal) => {
+        #[doc = concat!("Stops the ", $what, " at once (`kill -9`).")]
+        pub fn kill(&mut self) {
+            self.process.kill();
+        }
+
+        #[doc = $restart_doc]
+        pub fn restart(&mut self) {
+            self.process.kill();
+            self.start_process();
+        }
+
+        #[doc = concat!("Everything the ", $what, " logged so far.")]
+        pub fn log(&self) -> String {
+            self.process.log()
+        }
+    };
+}
+pub(crate) use service_controls;
+
 #[derive(Debug)]
 pub(crate) struct ServiceProcess {
     name: String,
@@ -51,20 +89,16 @@ impl ServiceProcess {
         let stderr: File = log
             .try_clone()
             .expect("cannot duplicate the log file handle");
-        let child = Command::new(&self.program)
-            .args(&self.args)
-            .current_dir(self.dir())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {} ({}): {e}",
-                    self.name,
-                    self.program.display()
-                )
-            });
+        let child = spawn(
+            Command::new(&self.program)
+                .args(&self.args)
+                .current_dir(self.dir())
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(stderr),
+            &self.name,
+            &self.program,
+        );
         self.child = Some(child);
     }
 

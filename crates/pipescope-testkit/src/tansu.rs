@@ -10,7 +10,7 @@ use std::time::Duration;
 use pipescope_core::kafka::probe::{PROBE_ANSWER_HEAD, api_versions_probe, probe_answered};
 use pipescope_core::kafka::tansu::RECORD_HEADER_INDEX_SQL;
 
-use crate::process::ServiceProcess;
+use crate::process::{ServiceProcess, service_controls, service_dir};
 use crate::{find_binary, free_port};
 
 const INSTALL: &str = "cargo install tansu@0.6.0 --locked --features dynostore,libsql";
@@ -46,10 +46,7 @@ impl Tansu {
 
     pub fn start_with(options: TansuOptions) -> Self {
         let program = find_binary("tansu", INSTALL);
-        let dir = tempfile::Builder::new()
-            .prefix("pipescope-tansu-")
-            .tempdir()
-            .expect("create a temporary directory");
+        let dir = service_dir("tansu");
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let storage = match options.storage {
@@ -92,20 +89,10 @@ impl Tansu {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Stops the broker at once (`kill -9`).
-    pub fn kill(&mut self) {
-        self.process.kill();
-    }
-
-    /// Starts the broker again on the same port (and, on sqlite, the same data).
-    pub fn restart(&mut self) {
-        self.process.kill();
-        self.start_process();
-    }
-
-    pub fn log(&self) -> String {
-        self.process.log()
-    }
+    service_controls!(
+        "broker",
+        "Starts the broker again on the same port (and, on sqlite, the same data)."
+    );
 }
 
 /// Indexes tansu's record headers ([`RECORD_HEADER_INDEX_SQL`] says why).

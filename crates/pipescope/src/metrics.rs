@@ -49,14 +49,24 @@ struct BusCollector {
 
 impl Collector for BusCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let counter = ConstCounter::new(self.bus.dropped_batches());
-        counter.encode(encoder.encode_descriptor(
+        encode_const(
+            &mut encoder,
             "pipescope_bus_dropped_batches",
             "Sample batches lost by bus subscribers that fell behind.",
-            None,
-            counter.metric_type(),
-        )?)
+            &ConstCounter::new(self.bus.dropped_batches()),
+        )
     }
+}
+
+/// Writes `metric` (a `ConstCounter` or `ConstGauge`) as the family `name` with `help` and no
+/// unit: for collectors that read their numbers at scrape time.
+pub(crate) fn encode_const(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: &impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
 /// True when an `Accept` header asks for OpenMetrics (Prometheus itself does); everything else

@@ -29,10 +29,16 @@ fn hub() -> (Hub, ManualClock) {
 }
 
 async fn get(router: Router, uri: &str) -> (StatusCode, Value) {
-    let response = router
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    send(router, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+async fn post(router: Router, uri: &str, body: impl Into<Body>) -> (StatusCode, Value) {
+    send(router, Request::post(uri).body(body.into()).unwrap()).await
+}
+
+/// The answer's status and JSON body (`null` when the body is not JSON).
+async fn send(router: Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = router.oneshot(request).await.unwrap();
     let status = response.status();
     let body = axum::body::to_bytes(response.into_body(), 1 << 24)
         .await
@@ -158,29 +164,18 @@ async fn the_live_stream_sends_updates_throttled_and_events_and_ends_on_close() 
 }
 
 fn partition(p: i32, latest: i64, producers: Result<Vec<i64>, String>) -> PartitionState {
-    PartitionState {
-        partition: p,
-        leader: Some(1),
-        replicas: vec![1],
-        isr: vec![1],
-        offline_replicas: vec![],
-        offline: false,
-        under_replicated: false,
-        error: None,
-        earliest: Ok(0),
-        latest: Ok(latest),
-        producers: producers.map(|ids| {
-            ids.into_iter()
-                .map(|producer_id| ProducerState {
-                    producer_id,
-                    producer_epoch: 0,
-                    last_sequence: 1,
-                    last_timestamp_ms: 1,
-                    current_txn_start_offset: None,
-                })
-                .collect()
-        }),
-    }
+    let producers = producers.map(|ids| {
+        ids.into_iter()
+            .map(|producer_id| ProducerState {
+                producer_id,
+                producer_epoch: 0,
+                last_sequence: 1,
+                last_timestamp_ms: 1,
+                current_txn_start_offset: None,
+            })
+            .collect()
+    });
+    PartitionState::healthy(p, latest, producers)
 }
 
 fn topic(name: &str, internal: bool, partitions: Vec<PartitionState>) -> TopicState {
@@ -719,54 +714,27 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
         answer["error"].as_str().unwrap().contains("depth"),
         "{answer}"
     );
-    let refused = app
-        .clone()
-        .oneshot(
-            Request::post("/write?db=t&precision=ms&precision=s")
-                .body(Body::from("cpu usage=1"))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
-    let body = axum::body::to_bytes(refused.into_body(), 1 << 16)
-        .await
-        .unwrap();
-    let answer: Value = serde_json::from_slice(&body).expect("a JSON error");
+    let (status, answer) = post(
+        app.clone(),
+        "/write?db=t&precision=ms&precision=s",
+        "cpu usage=1",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         answer["error"].as_str().unwrap().contains("precision"),
         "{answer}"
     );
-    let refused = app
-        .clone()
-        .oneshot(
-            Request::post("/write?db=t")
-                .body(Body::from(vec![0xff, 0xfe]))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
-    let body = axum::body::to_bytes(refused.into_body(), 1 << 16)
-        .await
-        .unwrap();
-    let answer: Value = serde_json::from_slice(&body).expect("a JSON error");
+    let (status, answer) = post(app.clone(), "/write?db=t", vec![0xff, 0xfe]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         answer["error"].as_str().unwrap().contains("not UTF-8"),
         "{answer}"
     );
     // The store's endpoints refuse parameters they do not take: each is asked with every
     // parameter the document gives it.
-    let written = app
-        .clone()
-        .oneshot(
-            Request::post("/write?db=t")
-                .body(Body::from("cpu,host=a usage=1.5"))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(written.status(), StatusCode::NO_CONTENT);
+    let (status, _) = post(app.clone(), "/write?db=t", "cpu,host=a usage=1.5").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     let example = |name: &str| match name {
         "metric" => "cpu_usage",
         "match" => "{host=\"a\"}",

@@ -15,7 +15,7 @@ use pipescope_core::Sample;
 use pipescope_core::backoff::Backoff;
 use pipescope_core::line_protocol::sample_line;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use crate::bus::BusReceiver;
 use crate::config::InfluxExport;
+use crate::metrics::encode_const;
 
 /// Lines sent in one HTTP request at most (InfluxDB suggests 5,000 to 10,000).
 const LINES_PER_WRITE: usize = 5_000;
@@ -380,20 +381,14 @@ impl Collector for InfluxCollector {
             ),
         ] {
             let counter = ConstCounter::new(value.load(Ordering::Relaxed));
-            counter.encode(encoder.encode_descriptor(
-                name,
-                help,
-                None,
-                counter.metric_type(),
-            )?)?;
+            encode_const(&mut encoder, name, help, &counter)?;
         }
-        let gauge = ConstGauge::new(s.buffered.load(Ordering::Relaxed) as i64);
-        gauge.encode(encoder.encode_descriptor(
+        encode_const(
+            &mut encoder,
             "pipescope_export_influx_buffer_lines",
             "Lines waiting to be written to InfluxDB.",
-            None,
-            gauge.metric_type(),
-        )?)
+            &ConstGauge::new(s.buffered.load(Ordering::Relaxed) as i64),
+        )
     }
 }
 

@@ -202,6 +202,31 @@ pub struct PartitionState {
     pub producers: Result<Vec<ProducerState>, String>,
 }
 
+#[cfg(test)]
+impl PartitionState {
+    /// For tests: a healthy partition led by broker 1 (its only replica, in sync), offsets
+    /// 0..`latest`.
+    pub(crate) fn healthy(
+        partition: i32,
+        latest: i64,
+        producers: Result<Vec<ProducerState>, String>,
+    ) -> Self {
+        Self {
+            partition,
+            leader: Some(1),
+            replicas: vec![1],
+            isr: vec![1],
+            offline_replicas: vec![],
+            offline: false,
+            under_replicated: false,
+            error: None,
+            earliest: Ok(0),
+            latest: Ok(latest),
+            producers,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ProducerState {
     pub producer_id: i64,

@@ -3,12 +3,13 @@
 use std::sync::atomic::Ordering;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use super::Store;
+use crate::metrics::encode_const;
 
 #[derive(Debug)]
 struct StoreCollector {
@@ -41,13 +42,7 @@ impl Collector for StoreCollector {
             ),
         ];
         for (name, help, value) in counters {
-            let counter = ConstCounter::new(value);
-            counter.encode(encoder.encode_descriptor(
-                name,
-                help,
-                None,
-                counter.metric_type(),
-            )?)?;
+            encode_const(&mut encoder, name, help, &ConstCounter::new(value))?;
         }
         let gauges = [
             (
@@ -62,8 +57,7 @@ impl Collector for StoreCollector {
             ),
         ];
         for (name, help, value) in gauges {
-            let gauge = ConstGauge::new(value);
-            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+            encode_const(&mut encoder, name, help, &ConstGauge::new(value))?;
         }
         Ok(())
     }

@@ -491,20 +491,20 @@ fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
              ts INTEGER NOT NULL,
              value REAL NOT NULL,
              PRIMARY KEY (series_id, ts)
-         ) WITHOUT ROWID;
-         CREATE TABLE IF NOT EXISTS m1 (
-             series_id INTEGER NOT NULL, ts INTEGER NOT NULL,
-             count INTEGER NOT NULL, sum REAL NOT NULL, min REAL NOT NULL, max REAL NOT NULL,
-             last REAL NOT NULL, last_ts INTEGER NOT NULL,
-             PRIMARY KEY (series_id, ts)
-         ) WITHOUT ROWID;
-         CREATE TABLE IF NOT EXISTS h1 (
-             series_id INTEGER NOT NULL, ts INTEGER NOT NULL,
-             count INTEGER NOT NULL, sum REAL NOT NULL, min REAL NOT NULL, max REAL NOT NULL,
-             last REAL NOT NULL, last_ts INTEGER NOT NULL,
-             PRIMARY KEY (series_id, ts)
          ) WITHOUT ROWID;",
-    )
+    )?;
+    // The rollups, per minute and per hour, have the same columns.
+    for table in ["m1", "h1"] {
+        conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
+                 series_id INTEGER NOT NULL, ts INTEGER NOT NULL,
+                 count INTEGER NOT NULL, sum REAL NOT NULL, min REAL NOT NULL, max REAL NOT NULL,
+                 last REAL NOT NULL, last_ts INTEGER NOT NULL,
+                 PRIMARY KEY (series_id, ts)
+             ) WITHOUT ROWID;"
+        ))?;
+    }
+    Ok(())
 }
 
 /// Labels as a JSON object with sorted keys: one canonical text per label set.

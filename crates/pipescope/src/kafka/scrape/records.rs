@@ -453,9 +453,7 @@ mod tests {
     use crate::kafka::scrape::offsets::NO_PRODUCERS;
     use crate::kafka::state::CommittedOffset;
     use bytes::{BufMut, BytesMut};
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use pipescope_testkit::records::{Compression, RecordBatchBuilder};
 
     fn batch(offsets: &[i64]) -> Bytes {
         compressed_batch(offsets, Compression::None)
@@ -464,19 +462,7 @@ mod tests {
     /// A cluster with topic `t` (id `id`, one partition ending at `latest`) and a group
     /// committed at 5 whose record time is 1,000.
     fn scraped(id: &str, latest: i64, with_snapshot: bool) -> ClusterState {
-        let partition = PartitionState {
-            partition: 0,
-            leader: Some(1),
-            replicas: vec![1],
-            isr: vec![1],
-            offline_replicas: vec![],
-            offline: false,
-            under_replicated: false,
-            error: None,
-            earliest: Ok(0),
-            latest: Ok(latest),
-            producers: Err(NO_PRODUCERS.to_string()),
-        };
+        let partition = PartitionState::healthy(0, latest, Err(NO_PRODUCERS.to_string()));
         ClusterState {
             name: "c".into(),
             scraped_at_ms: 1,
@@ -547,64 +533,13 @@ mod tests {
     }
 
     fn compressed_batch(offsets: &[i64], compression: Compression) -> Bytes {
-        let records: Vec<Record> = offsets
+        offsets
             .iter()
-            .map(|&offset| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset,
-                sequence: -1,
-                timestamp: 1_000_000 + offset * 10,
-                key: None,
-                value: Some(Bytes::from_static(b"v")),
-                headers: Default::default(),
+            .fold(RecordBatchBuilder::new(), |batch, &offset| {
+                batch.record(offset, 1_000_000 + offset * 10, "v")
             })
-            .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression,
-        };
-        match compression {
-            Compression::Lz4 | Compression::Zstd => {
-                RecordBatchEncoder::encode_with_custom_compression(
-                    &mut buf,
-                    records.iter(),
-                    &options,
-                    Some(compress),
-                )
-            }
-            _ => RecordBatchEncoder::encode(&mut buf, records.iter(), &options),
-        }
-        .unwrap();
-        buf.freeze()
-    }
-
-    /// lz4 (frame format, as Kafka clients write it) and zstd, for the batches above.
-    fn compress(
-        records: &mut BytesMut,
-        out: &mut BytesMut,
-        compression: Compression,
-    ) -> anyhow::Result<()> {
-        use std::io::Write;
-        match compression {
-            Compression::Lz4 => {
-                let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
-                encoder.write_all(records)?;
-                out.put_slice(&encoder.finish()?);
-            }
-            Compression::Zstd => out.put_slice(&ruzstd::encoding::compress_to_vec(
-                &records[..],
-                ruzstd::encoding::CompressionLevel::Fastest,
-            )),
-            other => anyhow::bail!("not a codec of this test: {other:?}"),
-        }
-        Ok(())
+            .compression(compression)
+            .build()
     }
 
     #[test]
