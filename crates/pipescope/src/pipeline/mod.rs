@@ -102,24 +102,38 @@ impl KafkaArgs {
     }
 }
 
-/// Where a part serves /health and /metrics.
+/// The id of a part's `--config` (`run` and `check` have a `--config` of their own).
+pub const PART_CONFIG: &str = "part_config";
+
+/// The options every part takes: `--config FILE` (see [`crate::cli::parse`]) and where it
+/// serves /health and /metrics.
 #[derive(Debug, Clone, clap::Args)]
-pub struct WebArgs {
+pub struct PartArgs {
+    /// A TOML file whose table for this part (e.g. [bridge], [sink.influx]) sets its options,
+    /// keys named as the long flags; a flag on the command line wins over the file.
+    #[arg(id = PART_CONFIG, long = "config", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// Address for /health and /metrics (port 0 picks a free one, logged at start).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
 }
 
-/// The id of a part's `--config` (`run` and `check` have a `--config` of their own).
-pub const PART_CONFIG: &str = "part_config";
-
-/// `--config FILE`, which every part takes: see [`crate::cli::parse`].
-#[derive(Debug, Clone, clap::Args)]
-pub struct ConfigFileArgs {
-    /// A TOML file whose table for this part (e.g. [bridge], [sink.influx]) sets its options,
-    /// keys named as the long flags; a flag on the command line wins over the file.
-    #[arg(id = PART_CONFIG, long = "config", value_name = "FILE")]
-    pub config: Option<std::path::PathBuf>,
+impl PartArgs {
+    /// A part's start: a registry with the process's metrics and those `register` adds, served
+    /// on /health and /metrics (as `part`) until `stop` when `--listen` was given.
+    pub async fn serve_metrics(
+        &self,
+        part: &str,
+        register: impl FnOnce(&mut Registry),
+        stop: &Stop,
+    ) -> anyhow::Result<()> {
+        let mut registry = crate::metrics::new_registry();
+        register(&mut registry);
+        if let Some(listen) = self.listen {
+            serve_web(part, listen, registry, stop.clone()).await?;
+        }
+        Ok(())
+    }
 }
 
 /// How long a producer may take to deliver the records it still holds before a part ends: all
@@ -135,7 +149,7 @@ pub fn flush_time(stop: &Stop) -> Duration {
 }
 
 /// Serves /health and /metrics until `stop`; returns at once when no address was given.
-pub async fn serve_web(
+async fn serve_web(
     part: &str,
     listen: SocketAddr,
     registry: Registry,

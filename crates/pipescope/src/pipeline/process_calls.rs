@@ -30,16 +30,14 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{ConfigFileArgs, KafkaArgs, ReadyRecords, Stop, WebArgs, ensure_topic, serve_web};
+use super::{KafkaArgs, PartArgs, ReadyRecords, Stop, ensure_topic};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
-    pub config_file: ConfigFileArgs,
-    #[command(flatten)]
-    pub web: WebArgs,
+    pub part: PartArgs,
     /// The calls topic.
     #[arg(long, default_value = "calls")]
     pub topic: String,
@@ -108,6 +106,56 @@ struct Metrics {
     snapshots: Counter,
 }
 
+impl Metrics {
+    fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        r.register(
+            "pipescope_process_calls_calls",
+            "Calls counted in the partitions this instance owns",
+            self.calls.clone(),
+        );
+        r.register(
+            "pipescope_process_calls_duration_milliseconds",
+            "Total call duration in the partitions this instance owns",
+            self.duration_ms.clone(),
+        );
+        r.register(
+            "pipescope_process_calls_long_calls",
+            "Calls over 60 s in the partitions this instance owns",
+            self.long_calls.clone(),
+        );
+        r.register(
+            "pipescope_process_calls_owned_partitions",
+            "Input partitions whose state this instance holds",
+            self.owned.clone(),
+        );
+        r.register(
+            "pipescope_process_calls_records",
+            "Input records applied",
+            self.records.clone(),
+        );
+        r.register(
+            "pipescope_process_calls_skipped_records",
+            "Input records skipped because the restored state already held them",
+            self.skipped.clone(),
+        );
+        r.register(
+            "pipescope_process_calls_invalid_records",
+            "Input records that are not calls",
+            self.invalid.clone(),
+        );
+        r.register(
+            "pipescope_process_calls_restores",
+            "Partition states restored from the changelog",
+            self.restores.clone(),
+        );
+        r.register(
+            "pipescope_process_calls_snapshots",
+            "State records written to the changelog",
+            self.snapshots.clone(),
+        );
+    }
+}
+
 struct Partition {
     state: PartitionTotals,
     dirty: bool,
@@ -119,55 +167,9 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("{}-changelog", args.group));
     let m = Metrics::default();
-    let mut registry = crate::metrics::new_registry();
-    registry.register(
-        "pipescope_process_calls_calls",
-        "Calls counted in the partitions this instance owns",
-        m.calls.clone(),
-    );
-    registry.register(
-        "pipescope_process_calls_duration_milliseconds",
-        "Total call duration in the partitions this instance owns",
-        m.duration_ms.clone(),
-    );
-    registry.register(
-        "pipescope_process_calls_long_calls",
-        "Calls over 60 s in the partitions this instance owns",
-        m.long_calls.clone(),
-    );
-    registry.register(
-        "pipescope_process_calls_owned_partitions",
-        "Input partitions whose state this instance holds",
-        m.owned.clone(),
-    );
-    registry.register(
-        "pipescope_process_calls_records",
-        "Input records applied",
-        m.records.clone(),
-    );
-    registry.register(
-        "pipescope_process_calls_skipped_records",
-        "Input records skipped because the restored state already held them",
-        m.skipped.clone(),
-    );
-    registry.register(
-        "pipescope_process_calls_invalid_records",
-        "Input records that are not calls",
-        m.invalid.clone(),
-    );
-    registry.register(
-        "pipescope_process_calls_restores",
-        "Partition states restored from the changelog",
-        m.restores.clone(),
-    );
-    registry.register(
-        "pipescope_process_calls_snapshots",
-        "State records written to the changelog",
-        m.snapshots.clone(),
-    );
-    if let Some(listen) = args.web.listen {
-        serve_web("process calls", listen, registry, stop.clone()).await?;
-    }
+    args.part
+        .serve_metrics("process calls", |r| m.register(r), &stop)
+        .await?;
     let Some(partitions) = ensure_topic(&args.kafka, &args.topic, 3, false, &stop).await? else {
         return Ok(());
     };

@@ -27,18 +27,14 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{
-    ConfigFileArgs, KafkaArgs, ReadyRecords, Stop, WebArgs, ensure_topic, now_ms, serve_web,
-};
+use super::{KafkaArgs, PartArgs, ReadyRecords, Stop, ensure_topic, now_ms};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
-    pub config_file: ConfigFileArgs,
-    #[command(flatten)]
-    pub web: WebArgs,
+    pub part: PartArgs,
     #[arg(long, default_value = "machine.data")]
     pub input: String,
     #[arg(long, default_value = "machine.out")]
@@ -94,6 +90,36 @@ struct Metrics {
     open: Gauge,
 }
 
+impl Metrics {
+    fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        r.register(
+            "pipescope_process_machines_records",
+            "Readings taken into a window",
+            self.records.clone(),
+        );
+        r.register(
+            "pipescope_process_machines_late_records",
+            "Readings dropped because their window had closed",
+            self.late.clone(),
+        );
+        r.register(
+            "pipescope_process_machines_invalid_records",
+            "Records that are not sensor readings",
+            self.invalid.clone(),
+        );
+        r.register(
+            "pipescope_process_machines_windows_emitted",
+            "Machine windows written to the output topic",
+            self.windows.clone(),
+        );
+        r.register(
+            "pipescope_process_machines_open_windows",
+            "Machine windows still open",
+            self.open.clone(),
+        );
+    }
+}
+
 pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     anyhow::ensure!(!args.window.is_zero(), "--window must be longer than 0");
     let origin = args
@@ -101,35 +127,9 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("process-machines-{}", now_ms()));
     let m = Metrics::default();
-    let mut registry = crate::metrics::new_registry();
-    registry.register(
-        "pipescope_process_machines_records",
-        "Readings taken into a window",
-        m.records.clone(),
-    );
-    registry.register(
-        "pipescope_process_machines_late_records",
-        "Readings dropped because their window had closed",
-        m.late.clone(),
-    );
-    registry.register(
-        "pipescope_process_machines_invalid_records",
-        "Records that are not sensor readings",
-        m.invalid.clone(),
-    );
-    registry.register(
-        "pipescope_process_machines_windows_emitted",
-        "Machine windows written to the output topic",
-        m.windows.clone(),
-    );
-    registry.register(
-        "pipescope_process_machines_open_windows",
-        "Machine windows still open",
-        m.open.clone(),
-    );
-    if let Some(listen) = args.web.listen {
-        serve_web("process machines", listen, registry, stop.clone()).await?;
-    }
+    args.part
+        .serve_metrics("process machines", |r| m.register(r), &stop)
+        .await?;
     if ensure_topic(&args.kafka, &args.input, 3, false, &stop)
         .await?
         .is_none()

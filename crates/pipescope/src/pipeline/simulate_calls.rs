@@ -18,16 +18,14 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use serde::Serialize;
 
-use super::{ConfigFileArgs, KafkaArgs, Stop, WebArgs, ensure_topic, now_ms, serve_web};
+use super::{KafkaArgs, PartArgs, Stop, ensure_topic, now_ms};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
-    pub config_file: ConfigFileArgs,
-    #[command(flatten)]
-    pub web: WebArgs,
+    pub part: PartArgs,
     /// Kafka topic to write the calls to (created when missing).
     #[arg(long, default_value = "calls")]
     pub topic: String,
@@ -83,6 +81,26 @@ struct Metrics {
     failed: Counter,
 }
 
+impl Metrics {
+    fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        r.register(
+            "pipescope_simulate_calls_calls",
+            "Calls generated",
+            self.calls.clone(),
+        );
+        r.register(
+            "pipescope_simulate_calls_delivered_records",
+            "Call records Kafka acknowledged",
+            self.delivered.clone(),
+        );
+        r.register(
+            "pipescope_simulate_calls_failed_records",
+            "Call records Kafka did not take (after librdkafka's retries)",
+            self.failed.clone(),
+        );
+    }
+}
+
 pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     let origin = args
         .origin
@@ -98,25 +116,9 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     };
     let mut generator = CallGenerator::new(&workload, &origin)?;
     let metrics = Metrics::default();
-    let mut registry = crate::metrics::new_registry();
-    registry.register(
-        "pipescope_simulate_calls_calls",
-        "Calls generated",
-        metrics.calls.clone(),
-    );
-    registry.register(
-        "pipescope_simulate_calls_delivered_records",
-        "Call records Kafka acknowledged",
-        metrics.delivered.clone(),
-    );
-    registry.register(
-        "pipescope_simulate_calls_failed_records",
-        "Call records Kafka did not take (after librdkafka's retries)",
-        metrics.failed.clone(),
-    );
-    if let Some(listen) = args.web.listen {
-        serve_web("simulate calls", listen, registry, stop.clone()).await?;
-    }
+    args.part
+        .serve_metrics("simulate calls", |r| metrics.register(r), &stop)
+        .await?;
     let Some(partitions) =
         ensure_topic(&args.kafka, &args.topic, args.partitions, false, &stop).await?
     else {

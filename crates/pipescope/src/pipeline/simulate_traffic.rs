@@ -32,16 +32,14 @@ use serde::Serialize;
 const CRASHING_COMMIT_EVERY: Duration = Duration::from_secs(1);
 use tokio::time::Instant;
 
-use super::{ConfigFileArgs, KafkaArgs, Stop, WebArgs, ensure_topic, now_ms, serve_web};
+use super::{KafkaArgs, PartArgs, Stop, ensure_topic, now_ms};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
-    pub config_file: ConfigFileArgs,
-    #[command(flatten)]
-    pub web: WebArgs,
+    pub part: PartArgs,
     /// Number of topics, named <topic-prefix>0, <topic-prefix>1, ... (created when missing).
     #[arg(long, default_value_t = 3)]
     pub topics: u32,
@@ -253,11 +251,9 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         .map(|i| format!("{}{i}", args.topic_prefix))
         .collect();
     let metrics = Metrics::default();
-    let mut registry = crate::metrics::new_registry();
-    metrics.register(&mut registry);
-    if let Some(listen) = args.web.listen {
-        serve_web("simulate traffic", listen, registry, stop.clone()).await?;
-    }
+    args.part
+        .serve_metrics("simulate traffic", |r| metrics.register(r), &stop)
+        .await?;
     let mut partitions = HashMap::new();
     for topic in &topics {
         let Some(n) = ensure_topic(&args.kafka, topic, args.partitions, false, &stop).await? else {
