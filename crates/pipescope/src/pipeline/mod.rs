@@ -20,7 +20,9 @@ use prometheus_client::registry::Registry;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, MessageStream, StreamConsumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::BorrowedMessage;
 use tokio::net::TcpListener;
 
 pub use crate::shutdown::Stop;
@@ -261,7 +263,7 @@ pub fn now_ms() -> u64 {
 /// row, then `None`, so the select runs at least that often (snapshots, commits, stops), and
 /// whenever no record is ready.
 #[derive(Debug, Default)]
-pub(crate) struct ReadyRecords {
+struct ReadyRecords {
     left: usize,
 }
 
@@ -282,5 +284,89 @@ impl ReadyRecords {
     /// The select ran: a new batch may be taken.
     pub fn refill(&mut self) {
         self.left = Self::BATCH;
+    }
+}
+
+/// The read side of a processor's loop over its group consumer. Records librdkafka already
+/// fetched are taken without a `select!` (see [`ReadyRecords`]); otherwise it waits for a
+/// record, the part's timer or the stop. A failed read is logged and waited out with backoff.
+pub(crate) struct GroupReader<'a, C: ConsumerContext + 'static> {
+    // One stream for the whole run: `recv()` would register and drop a waker per record.
+    stream: MessageStream<'a, C>,
+    ready: ReadyRecords,
+    backoff: Backoff,
+    topic: &'a str,
+}
+
+/// What a processor's loop got from [`GroupReader::next`].
+pub(crate) enum Polled<'a> {
+    /// A read came back: the part takes in rebalances, then hands it to [`GroupReader::accept`].
+    Read(KafkaResult<BorrowedMessage<'a>>),
+    /// The part's timer (snapshot, commit) fired.
+    Tick,
+    /// A stop was asked for.
+    Stopped,
+}
+
+/// What became of a read: its record, a failed read waited out (read again), or a stop asked
+/// for while waiting.
+pub(crate) enum Accepted<'a> {
+    Record(BorrowedMessage<'a>),
+    Again,
+    Stopped,
+}
+
+impl<'a, C: ConsumerContext + 'static> GroupReader<'a, C> {
+    /// Reads `consumer`, which reads `topic` (named when a read fails).
+    pub fn new(consumer: &'a StreamConsumer<C>, topic: &'a str) -> Self {
+        Self {
+            stream: consumer.stream(),
+            ready: ReadyRecords::default(),
+            backoff: Backoff::default(),
+            topic,
+        }
+    }
+
+    /// The next read, tick of `timer` or stop; `idle` runs before each wait (the part's gauges).
+    pub async fn next(
+        &mut self,
+        timer: &mut tokio::time::Interval,
+        stop: &Stop,
+        idle: impl FnOnce(),
+    ) -> Polled<'a> {
+        use futures::StreamExt;
+        if let Some(read) = self.ready.take(&mut self.stream) {
+            return Polled::Read(read);
+        }
+        idle();
+        self.ready.refill();
+        tokio::select! {
+            () = stop.stopped() => Polled::Stopped,
+            _ = timer.tick() => Polled::Tick,
+            read = self.stream.next() => Polled::Read(read.expect("Kafka streams never end")),
+        }
+    }
+
+    /// The record of `read`; a failed read is logged and waited out with backoff.
+    pub async fn accept(
+        &mut self,
+        read: KafkaResult<BorrowedMessage<'a>>,
+        stop: &Stop,
+    ) -> Accepted<'a> {
+        match read {
+            Ok(message) => {
+                self.backoff.reset();
+                Accepted::Record(message)
+            }
+            Err(e) => {
+                let delay = self.backoff.next_delay();
+                tracing::warn!("cannot read {} ({e}); retrying in {delay:?}", self.topic);
+                if stop.sleep(delay).await {
+                    Accepted::Stopped
+                } else {
+                    Accepted::Again
+                }
+            }
+        }
     }
 }

@@ -16,8 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::StreamExt;
-use pipescope_core::backoff::Backoff;
 use pipescope_core::pipeline::calls::CallRecordRef;
 use pipescope_core::pipeline::totals::{self, Applied, PartitionTotals};
 use prometheus_client::metrics::counter::Counter;
@@ -30,7 +28,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{KafkaArgs, PartArgs, ReadyRecords, Stop, ensure_topic};
+use super::{Accepted, GroupReader, KafkaArgs, PartArgs, Polled, Stop, ensure_topic};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -220,71 +218,46 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     let mut owned: HashMap<i32, Partition> = HashMap::new();
     let mut snapshot = tokio::time::interval(args.snapshot_interval);
     snapshot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut backoff = Backoff::default();
-    // One stream for the whole run: `recv()` would register and drop a waker per record.
-    let mut stream = consumer.stream();
-    let mut ready = ReadyRecords::default();
+    let restore_from = (&restorer, changelog.as_str(), args.topic.as_str());
+    let mut reader = GroupReader::new(&consumer, &args.topic);
     loop {
-        let message = match ready.take(&mut stream) {
-            Some(message) => message,
-            None => {
-                update_gauges(&owned, &m);
-                ready.refill();
-                tokio::select! {
-                    () = stop.stopped() => break,
-                    _ = snapshot.tick() => {
-                        apply_changes(&changes, &mut owned, &m, (&restorer, &changelog, &args.topic)).await?;
-                        // The log lines of the records a state holds are written before it.
-                        long_log.flush().with_context(|| {
-                            format!("cannot append to {}", args.long_calls_log.display())
-                        })?;
-                        if let Err(e) = save(&args.topic, &changelog, &producer, &consumer, &mut owned, &m).await {
-                            tracing::warn!("cannot save state ({e:#}); trying again at the next snapshot");
-                        }
-                        continue;
-                    }
-                    message = stream.next() => message.expect("Kafka streams never end"),
-                }
-            }
-        };
-        apply_changes(
-            &changes,
-            &mut owned,
-            &m,
-            (&restorer, &changelog, &args.topic),
-        )
-        .await?;
-        let message = match message {
-            Ok(message) => {
-                backoff.reset();
-                message
-            }
-            Err(e) => {
-                let delay = backoff.next_delay();
-                tracing::warn!("cannot read {} ({e}); retrying in {delay:?}", args.topic);
-                if stop.sleep(delay).await {
-                    break;
+        let read = match reader
+            .next(&mut snapshot, &stop, || update_gauges(&owned, &m))
+            .await
+        {
+            Polled::Read(read) => read,
+            Polled::Tick => {
+                apply_changes(&changes, &mut owned, &m, restore_from).await?;
+                // The log lines of the records a state holds are written before it.
+                long_log.flush().with_context(|| {
+                    format!("cannot append to {}", args.long_calls_log.display())
+                })?;
+                if let Err(e) = save(
+                    &args.topic,
+                    &changelog,
+                    &producer,
+                    &consumer,
+                    &mut owned,
+                    &m,
+                )
+                .await
+                {
+                    tracing::warn!("cannot save state ({e:#}); trying again at the next snapshot");
                 }
                 continue;
             }
+            Polled::Stopped => break,
+        };
+        apply_changes(&changes, &mut owned, &m, restore_from).await?;
+        let message = match reader.accept(read, &stop).await {
+            Accepted::Record(message) => message,
+            Accepted::Again => continue,
+            Accepted::Stopped => break,
         };
         let partition = message.partition();
         let offset = message.offset();
-        if let std::collections::hash_map::Entry::Vacant(slot) = owned.entry(partition) {
-            let state = restore(&restorer, &changelog, &args.topic, partition).await?;
-            m.restores.inc();
-            tracing::info!(
-                partition,
-                next_offset = state.next_offset,
-                calls = state.overall.calls,
-                "restored partition state"
-            );
-            slot.insert(Partition {
-                state,
-                dirty: false,
-            });
-        }
-        let p = owned.get_mut(&partition).expect("just inserted");
+        own(&mut owned, partition, &m, restore_from).await?;
+        let p = owned.get_mut(&partition).expect("owned now");
         match step(&mut p.state, offset, message.payload()) {
             Step::Skipped => {
                 m.skipped.inc();
@@ -305,15 +278,9 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
             Step::Ignored => {}
         }
     }
-    drop(stream);
+    drop(reader);
     tracing::info!("process calls stopping: saving state");
-    apply_changes(
-        &changes,
-        &mut owned,
-        &m,
-        (&restorer, &changelog, &args.topic),
-    )
-    .await?;
+    apply_changes(&changes, &mut owned, &m, restore_from).await?;
     long_log.flush()?;
     save(
         &args.topic,
@@ -347,26 +314,35 @@ async fn apply_changes(
             Change::Revoked(p) => {
                 owned.remove(&p);
             }
-            Change::Assigned(p) => {
-                if let std::collections::hash_map::Entry::Vacant(slot) = owned.entry(p) {
-                    let (reader, changelog, topic) = restore_from;
-                    let state = restore(reader, changelog, topic, p).await?;
-                    m.restores.inc();
-                    tracing::info!(
-                        partition = p,
-                        next_offset = state.next_offset,
-                        calls = state.overall.calls,
-                        "restored partition state"
-                    );
-                    slot.insert(Partition {
-                        state,
-                        dirty: false,
-                    });
-                }
-            }
+            Change::Assigned(p) => own(owned, p, m, restore_from).await?,
         }
     }
     update_gauges(owned, m);
+    Ok(())
+}
+
+/// Restores `partition`'s state from the changelog unless this instance holds it already.
+async fn own(
+    owned: &mut HashMap<i32, Partition>,
+    partition: i32,
+    m: &Metrics,
+    restore_from: (&BaseConsumer, &str, &str),
+) -> anyhow::Result<()> {
+    if let std::collections::hash_map::Entry::Vacant(slot) = owned.entry(partition) {
+        let (reader, changelog, topic) = restore_from;
+        let state = restore(reader, changelog, topic, partition).await?;
+        m.restores.inc();
+        tracing::info!(
+            partition,
+            next_offset = state.next_offset,
+            calls = state.overall.calls,
+            "restored partition state"
+        );
+        slot.insert(Partition {
+            state,
+            dirty: false,
+        });
+    }
     Ok(())
 }
 
