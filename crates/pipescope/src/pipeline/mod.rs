@@ -21,8 +21,10 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, ConsumerContext, MessageStream, StreamConsumer};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
 use tokio::net::TcpListener;
 
 pub use crate::shutdown::Stop;
@@ -147,6 +149,33 @@ pub fn flush_time(stop: &Stop) -> Duration {
         Duration::from_secs(3)
     } else {
         Duration::from_secs(60)
+    }
+}
+
+/// Queues `record` on `producer`; while librdkafka's queue is full, waits `wait` (for Kafka
+/// to take some) and tries again. `Ok(false)` when stopped while waiting.
+pub async fn queue_record<C, K, P>(
+    producer: &ThreadedProducer<C>,
+    mut record: BaseRecord<'_, K, P>,
+    wait: Duration,
+    stop: &Stop,
+) -> KafkaResult<bool>
+where
+    C: ProducerContext<DeliveryOpaque = ()> + 'static,
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(true),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                if stop.sleep(wait).await {
+                    return Ok(false);
+                }
+            }
+            Err((e, _)) => return Err(e),
+        }
     }
 }
 

@@ -218,7 +218,12 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     let mut owned: HashMap<i32, Partition> = HashMap::new();
     let mut snapshot = tokio::time::interval(args.snapshot_interval);
     snapshot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let restore_from = (&restorer, changelog.as_str(), args.topic.as_str());
+    let log = Changelog {
+        topic: &args.topic,
+        name: &changelog,
+        producer: &producer,
+        reader: &restorer,
+    };
     let mut reader = GroupReader::new(&consumer, &args.topic);
     loop {
         let read = match reader
@@ -227,28 +232,19 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         {
             Polled::Read(read) => read,
             Polled::Tick => {
-                apply_changes(&changes, &mut owned, &m, restore_from).await?;
+                apply_changes(&changes, &mut owned, &m, log).await?;
                 // The log lines of the records a state holds are written before it.
                 long_log.flush().with_context(|| {
                     format!("cannot append to {}", args.long_calls_log.display())
                 })?;
-                if let Err(e) = save(
-                    &args.topic,
-                    &changelog,
-                    &producer,
-                    &consumer,
-                    &mut owned,
-                    &m,
-                )
-                .await
-                {
+                if let Err(e) = save(log, &consumer, &mut owned, &m).await {
                     tracing::warn!("cannot save state ({e:#}); trying again at the next snapshot");
                 }
                 continue;
             }
             Polled::Stopped => break,
         };
-        apply_changes(&changes, &mut owned, &m, restore_from).await?;
+        apply_changes(&changes, &mut owned, &m, log).await?;
         let message = match reader.accept(read, &stop).await {
             Accepted::Record(message) => message,
             Accepted::Again => continue,
@@ -256,7 +252,7 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         };
         let partition = message.partition();
         let offset = message.offset();
-        own(&mut owned, partition, &m, restore_from).await?;
+        own(&mut owned, partition, &m, log).await?;
         let p = owned.get_mut(&partition).expect("owned now");
         match step(&mut p.state, offset, message.payload()) {
             Step::Skipped => {
@@ -280,20 +276,22 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     }
     drop(reader);
     tracing::info!("process calls stopping: saving state");
-    apply_changes(&changes, &mut owned, &m, restore_from).await?;
+    apply_changes(&changes, &mut owned, &m, log).await?;
     long_log.flush()?;
-    save(
-        &args.topic,
-        &changelog,
-        &producer,
-        &consumer,
-        &mut owned,
-        &m,
-    )
-    .await?;
+    save(log, &consumer, &mut owned, &m).await?;
     consumer.unsubscribe();
     tracing::info!("process calls stopped");
     Ok(())
+}
+
+/// The changelog topic `name` that holds the states of `topic`'s partitions: written by
+/// `producer`, read back by `reader`.
+#[derive(Clone, Copy)]
+struct Changelog<'a> {
+    topic: &'a str,
+    name: &'a str,
+    producer: &'a FutureProducer,
+    reader: &'a BaseConsumer,
 }
 
 /// Applies assignment changes in order: revoked partitions are dropped (another instance may
@@ -302,7 +300,7 @@ async fn apply_changes(
     changes: &Mutex<Vec<Change>>,
     owned: &mut HashMap<i32, Partition>,
     m: &Metrics,
-    restore_from: (&BaseConsumer, &str, &str),
+    log: Changelog<'_>,
 ) -> anyhow::Result<()> {
     let drained: Vec<Change> = changes.lock().expect("changes lock").drain(..).collect();
     if drained.is_empty() {
@@ -314,7 +312,7 @@ async fn apply_changes(
             Change::Revoked(p) => {
                 owned.remove(&p);
             }
-            Change::Assigned(p) => own(owned, p, m, restore_from).await?,
+            Change::Assigned(p) => own(owned, p, m, log).await?,
         }
     }
     update_gauges(owned, m);
@@ -326,11 +324,10 @@ async fn own(
     owned: &mut HashMap<i32, Partition>,
     partition: i32,
     m: &Metrics,
-    restore_from: (&BaseConsumer, &str, &str),
+    log: Changelog<'_>,
 ) -> anyhow::Result<()> {
     if let std::collections::hash_map::Entry::Vacant(slot) = owned.entry(partition) {
-        let (reader, changelog, topic) = restore_from;
-        let state = restore(reader, changelog, topic, partition).await?;
+        let state = restore(log.reader, log.name, log.topic, partition).await?;
         m.restores.inc();
         tracing::info!(
             partition,
@@ -396,13 +393,17 @@ fn update_gauges(owned: &HashMap<i32, Partition>, m: &Metrics) {
 
 /// Writes changed states to the changelog, then commits their offsets.
 async fn save(
-    topic: &str,
-    changelog: &str,
-    producer: &FutureProducer,
+    log: Changelog<'_>,
     consumer: &StreamConsumer<GroupContext>,
     owned: &mut HashMap<i32, Partition>,
     m: &Metrics,
 ) -> anyhow::Result<()> {
+    let Changelog {
+        topic,
+        name: changelog,
+        producer,
+        ..
+    } = log;
     let mut offsets = TopicPartitionList::new();
     for (partition, p) in owned.iter_mut().filter(|(_, p)| p.dirty) {
         let key = totals::changelog_key(topic, *partition);

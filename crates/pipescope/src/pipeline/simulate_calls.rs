@@ -13,12 +13,11 @@ use pipescope_core::pipeline::partition::partition_for_key;
 use pipescope_core::pipeline::trace::{self, Sequencer};
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::ClientContext;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use serde::Serialize;
 
-use super::{KafkaArgs, PartArgs, Stop, ensure_topic, now_ms};
+use super::{KafkaArgs, PartArgs, Stop, ensure_topic, now_ms, queue_record};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -198,26 +197,19 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
                 });
             payload.clear();
             serde_json::to_writer(&mut payload, &call).expect("a call serialises");
-            let mut record = BaseRecord::to(&args.topic)
+            let record = BaseRecord::to(&args.topic)
                 .key(call.caller.as_bytes())
                 .payload(&payload)
                 .partition(partition)
                 .headers(headers);
             first_sent.get_or_insert_with(std::time::Instant::now);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        record = r;
-                        // librdkafka's queue is full: wait for Kafka to take some.
-                        if stop.sleep(Duration::from_millis(1)).await {
-                            break 'ticks;
-                        }
-                    }
-                    Err((e, _)) => {
-                        anyhow::bail!("cannot queue a call record for {} ({e})", args.topic)
-                    }
-                }
+            let queued = queue_record(&producer, record, Duration::from_millis(1), &stop)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot queue a call record for {} ({e})", args.topic)
+                })?;
+            if !queued {
+                break 'ticks;
             }
             summary.calls += 1;
             summary.duration_ms += duration_ms(call.duration_s);

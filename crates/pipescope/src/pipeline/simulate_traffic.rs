@@ -22,7 +22,6 @@ use prometheus_client::metrics::family::Family;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -32,7 +31,7 @@ use serde::Serialize;
 const CRASHING_COMMIT_EVERY: Duration = Duration::from_secs(1);
 use tokio::time::Instant;
 
-use super::{KafkaArgs, PartArgs, Stop, ensure_topic, now_ms};
+use super::{KafkaArgs, PartArgs, Stop, ensure_topic, now_ms, queue_record};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -405,21 +404,15 @@ async fn produce(
                         value: Some(value.as_bytes()),
                     });
                 }
-                let mut record = BaseRecord::<(), _>::to(topic)
+                let record = BaseRecord::<(), _>::to(topic)
                     .payload(&payload)
                     .partition(partition)
                     .headers(headers);
-                loop {
-                    match producer.send(record) {
-                        Ok(()) => break,
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                            record = r;
-                            if stop.sleep(Duration::from_millis(5)).await {
-                                break 'ticks;
-                            }
-                        }
-                        Err((e, _)) => anyhow::bail!("cannot queue a record for {topic} ({e})"),
-                    }
+                let queued = queue_record(&producer, record, Duration::from_millis(5), &stop)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot queue a record for {topic} ({e})"))?;
+                if !queued {
+                    break 'ticks;
                 }
                 sent[t] += 1;
             }
