@@ -31,16 +31,14 @@ use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
 use rumqttc::v5::{AsyncClient, Event};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::{ConfigFileArgs, KafkaArgs, Stop, WebArgs, ensure_topic, now_ms, serve_web};
+use super::{KafkaArgs, PartArgs, Stop, ensure_topic, now_ms};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
-    pub config_file: ConfigFileArgs,
-    #[command(flatten)]
-    pub web: WebArgs,
+    pub part: PartArgs,
     #[command(flatten)]
     pub mqtt: super::mqtt::MqttArgs,
     /// FILTER=TOPIC (repeatable): MQTT filter to Kafka topic; the topic may use {N} for the
@@ -157,8 +155,6 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("bridge-{}-{}", args.client_id, now_ms()));
     let metrics = Metrics::default();
-    let mut registry = crate::metrics::new_registry();
-    metrics.register(&mut registry);
     let labels: Vec<MappingLabel> = mappings
         .iter()
         .map(|m| MappingLabel {
@@ -167,9 +163,9 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         .collect();
     // Wrong MQTT settings (address, TLS files) are said at once, not after Kafka is up.
     let mut options = super::mqtt::options(&args.mqtt, &args.client_id)?;
-    if let Some(listen) = args.web.listen {
-        serve_web("bridge", listen, registry, stop.clone()).await?;
-    }
+    args.part
+        .serve_metrics("bridge", |r| metrics.register(r), &stop)
+        .await?;
     let producer: FutureProducer = args
         .kafka
         .client_config()?

@@ -20,7 +20,11 @@ use prometheus_client::registry::Registry;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, MessageStream, StreamConsumer};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
 use tokio::net::TcpListener;
 
 pub use crate::shutdown::Stop;
@@ -102,24 +106,38 @@ impl KafkaArgs {
     }
 }
 
-/// Where a part serves /health and /metrics.
+/// The id of a part's `--config` (`run` and `check` have a `--config` of their own).
+pub const PART_CONFIG: &str = "part_config";
+
+/// The options every part takes: `--config FILE` (see [`crate::cli::parse`]) and where it
+/// serves /health and /metrics.
 #[derive(Debug, Clone, clap::Args)]
-pub struct WebArgs {
+pub struct PartArgs {
+    /// A TOML file whose table for this part (e.g. [bridge], [sink.influx]) sets its options,
+    /// keys named as the long flags; a flag on the command line wins over the file.
+    #[arg(id = PART_CONFIG, long = "config", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// Address for /health and /metrics (port 0 picks a free one, logged at start).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
 }
 
-/// The id of a part's `--config` (`run` and `check` have a `--config` of their own).
-pub const PART_CONFIG: &str = "part_config";
-
-/// `--config FILE`, which every part takes: see [`crate::cli::parse`].
-#[derive(Debug, Clone, clap::Args)]
-pub struct ConfigFileArgs {
-    /// A TOML file whose table for this part (e.g. [bridge], [sink.influx]) sets its options,
-    /// keys named as the long flags; a flag on the command line wins over the file.
-    #[arg(id = PART_CONFIG, long = "config", value_name = "FILE")]
-    pub config: Option<std::path::PathBuf>,
+impl PartArgs {
+    /// A part's start: a registry with the process's metrics and those `register` adds, served
+    /// on /health and /metrics (as `part`) until `stop` when `--listen` was given.
+    pub async fn serve_metrics(
+        &self,
+        part: &str,
+        register: impl FnOnce(&mut Registry),
+        stop: &Stop,
+    ) -> anyhow::Result<()> {
+        let mut registry = crate::metrics::new_registry();
+        register(&mut registry);
+        if let Some(listen) = self.listen {
+            serve_web(part, listen, registry, stop.clone()).await?;
+        }
+        Ok(())
+    }
 }
 
 /// How long a producer may take to deliver the records it still holds before a part ends: all
@@ -134,8 +152,35 @@ pub fn flush_time(stop: &Stop) -> Duration {
     }
 }
 
+/// Queues `record` on `producer`; while librdkafka's queue is full, waits `wait` (for Kafka
+/// to take some) and tries again. `Ok(false)` when stopped while waiting.
+pub async fn queue_record<C, K, P>(
+    producer: &ThreadedProducer<C>,
+    mut record: BaseRecord<'_, K, P>,
+    wait: Duration,
+    stop: &Stop,
+) -> KafkaResult<bool>
+where
+    C: ProducerContext<DeliveryOpaque = ()> + 'static,
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(true),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                if stop.sleep(wait).await {
+                    return Ok(false);
+                }
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 /// Serves /health and /metrics until `stop`; returns at once when no address was given.
-pub async fn serve_web(
+async fn serve_web(
     part: &str,
     listen: SocketAddr,
     registry: Registry,
@@ -247,7 +292,7 @@ pub fn now_ms() -> u64 {
 /// row, then `None`, so the select runs at least that often (snapshots, commits, stops), and
 /// whenever no record is ready.
 #[derive(Debug, Default)]
-pub(crate) struct ReadyRecords {
+struct ReadyRecords {
     left: usize,
 }
 
@@ -268,5 +313,89 @@ impl ReadyRecords {
     /// The select ran: a new batch may be taken.
     pub fn refill(&mut self) {
         self.left = Self::BATCH;
+    }
+}
+
+/// The read side of a processor's loop over its group consumer. Records librdkafka already
+/// fetched are taken without a `select!` (see [`ReadyRecords`]); otherwise it waits for a
+/// record, the part's timer or the stop. A failed read is logged and waited out with backoff.
+pub(crate) struct GroupReader<'a, C: ConsumerContext + 'static> {
+    // One stream for the whole run: `recv()` would register and drop a waker per record.
+    stream: MessageStream<'a, C>,
+    ready: ReadyRecords,
+    backoff: Backoff,
+    topic: &'a str,
+}
+
+/// What a processor's loop got from [`GroupReader::next`].
+pub(crate) enum Polled<'a> {
+    /// A read came back: the part takes in rebalances, then hands it to [`GroupReader::accept`].
+    Read(KafkaResult<BorrowedMessage<'a>>),
+    /// The part's timer (snapshot, commit) fired.
+    Tick,
+    /// A stop was asked for.
+    Stopped,
+}
+
+/// What became of a read: its record, a failed read waited out (read again), or a stop asked
+/// for while waiting.
+pub(crate) enum Accepted<'a> {
+    Record(BorrowedMessage<'a>),
+    Again,
+    Stopped,
+}
+
+impl<'a, C: ConsumerContext + 'static> GroupReader<'a, C> {
+    /// Reads `consumer`, which reads `topic` (named when a read fails).
+    pub fn new(consumer: &'a StreamConsumer<C>, topic: &'a str) -> Self {
+        Self {
+            stream: consumer.stream(),
+            ready: ReadyRecords::default(),
+            backoff: Backoff::default(),
+            topic,
+        }
+    }
+
+    /// The next read, tick of `timer` or stop; `idle` runs before each wait (the part's gauges).
+    pub async fn next(
+        &mut self,
+        timer: &mut tokio::time::Interval,
+        stop: &Stop,
+        idle: impl FnOnce(),
+    ) -> Polled<'a> {
+        use futures::StreamExt;
+        if let Some(read) = self.ready.take(&mut self.stream) {
+            return Polled::Read(read);
+        }
+        idle();
+        self.ready.refill();
+        tokio::select! {
+            () = stop.stopped() => Polled::Stopped,
+            _ = timer.tick() => Polled::Tick,
+            read = self.stream.next() => Polled::Read(read.expect("Kafka streams never end")),
+        }
+    }
+
+    /// The record of `read`; a failed read is logged and waited out with backoff.
+    pub async fn accept(
+        &mut self,
+        read: KafkaResult<BorrowedMessage<'a>>,
+        stop: &Stop,
+    ) -> Accepted<'a> {
+        match read {
+            Ok(message) => {
+                self.backoff.reset();
+                Accepted::Record(message)
+            }
+            Err(e) => {
+                let delay = self.backoff.next_delay();
+                tracing::warn!("cannot read {} ({e}); retrying in {delay:?}", self.topic);
+                if stop.sleep(delay).await {
+                    Accepted::Stopped
+                } else {
+                    Accepted::Again
+                }
+            }
+        }
     }
 }

@@ -16,8 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::StreamExt;
-use pipescope_core::backoff::Backoff;
 use pipescope_core::pipeline::calls::CallRecordRef;
 use pipescope_core::pipeline::totals::{self, Applied, PartitionTotals};
 use prometheus_client::metrics::counter::Counter;
@@ -30,16 +28,14 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{ConfigFileArgs, KafkaArgs, ReadyRecords, Stop, WebArgs, ensure_topic, serve_web};
+use super::{Accepted, GroupReader, KafkaArgs, PartArgs, Polled, Stop, ensure_topic};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
-    pub config_file: ConfigFileArgs,
-    #[command(flatten)]
-    pub web: WebArgs,
+    pub part: PartArgs,
     /// The calls topic.
     #[arg(long, default_value = "calls")]
     pub topic: String,
@@ -108,6 +104,56 @@ struct Metrics {
     snapshots: Counter,
 }
 
+impl Metrics {
+    fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        r.register(
+            "pipescope_process_calls_calls",
+            "Calls counted in the partitions this instance owns",
+            self.calls.clone(),
+        );
+        r.register(
+            "pipescope_process_calls_duration_milliseconds",
+            "Total call duration in the partitions this instance owns",
+            self.duration_ms.clone(),
+        );
+        r.register(
+            "pipescope_process_calls_long_calls",
+            "Calls over 60 s in the partitions this instance owns",
+            self.long_calls.clone(),
+        );
+        r.register(
+            "pipescope_process_calls_owned_partitions",
+            "Input partitions whose state this instance holds",
+            self.owned.clone(),
+        );
+        r.register(
+            "pipescope_process_calls_records",
+            "Input records applied",
+            self.records.clone(),
+        );
+        r.register(
+            "pipescope_process_calls_skipped_records",
+            "Input records skipped because the restored state already held them",
+            self.skipped.clone(),
+        );
+        r.register(
+            "pipescope_process_calls_invalid_records",
+            "Input records that are not calls",
+            self.invalid.clone(),
+        );
+        r.register(
+            "pipescope_process_calls_restores",
+            "Partition states restored from the changelog",
+            self.restores.clone(),
+        );
+        r.register(
+            "pipescope_process_calls_snapshots",
+            "State records written to the changelog",
+            self.snapshots.clone(),
+        );
+    }
+}
+
 struct Partition {
     state: PartitionTotals,
     dirty: bool,
@@ -119,55 +165,9 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("{}-changelog", args.group));
     let m = Metrics::default();
-    let mut registry = crate::metrics::new_registry();
-    registry.register(
-        "pipescope_process_calls_calls",
-        "Calls counted in the partitions this instance owns",
-        m.calls.clone(),
-    );
-    registry.register(
-        "pipescope_process_calls_duration_milliseconds",
-        "Total call duration in the partitions this instance owns",
-        m.duration_ms.clone(),
-    );
-    registry.register(
-        "pipescope_process_calls_long_calls",
-        "Calls over 60 s in the partitions this instance owns",
-        m.long_calls.clone(),
-    );
-    registry.register(
-        "pipescope_process_calls_owned_partitions",
-        "Input partitions whose state this instance holds",
-        m.owned.clone(),
-    );
-    registry.register(
-        "pipescope_process_calls_records",
-        "Input records applied",
-        m.records.clone(),
-    );
-    registry.register(
-        "pipescope_process_calls_skipped_records",
-        "Input records skipped because the restored state already held them",
-        m.skipped.clone(),
-    );
-    registry.register(
-        "pipescope_process_calls_invalid_records",
-        "Input records that are not calls",
-        m.invalid.clone(),
-    );
-    registry.register(
-        "pipescope_process_calls_restores",
-        "Partition states restored from the changelog",
-        m.restores.clone(),
-    );
-    registry.register(
-        "pipescope_process_calls_snapshots",
-        "State records written to the changelog",
-        m.snapshots.clone(),
-    );
-    if let Some(listen) = args.web.listen {
-        serve_web("process calls", listen, registry, stop.clone()).await?;
-    }
+    args.part
+        .serve_metrics("process calls", |r| m.register(r), &stop)
+        .await?;
     let Some(partitions) = ensure_topic(&args.kafka, &args.topic, 3, false, &stop).await? else {
         return Ok(());
     };
@@ -218,71 +218,42 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     let mut owned: HashMap<i32, Partition> = HashMap::new();
     let mut snapshot = tokio::time::interval(args.snapshot_interval);
     snapshot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut backoff = Backoff::default();
-    // One stream for the whole run: `recv()` would register and drop a waker per record.
-    let mut stream = consumer.stream();
-    let mut ready = ReadyRecords::default();
+    let log = Changelog {
+        topic: &args.topic,
+        name: &changelog,
+        producer: &producer,
+        reader: &restorer,
+    };
+    let mut reader = GroupReader::new(&consumer, &args.topic);
     loop {
-        let message = match ready.take(&mut stream) {
-            Some(message) => message,
-            None => {
-                update_gauges(&owned, &m);
-                ready.refill();
-                tokio::select! {
-                    () = stop.stopped() => break,
-                    _ = snapshot.tick() => {
-                        apply_changes(&changes, &mut owned, &m, (&restorer, &changelog, &args.topic)).await?;
-                        // The log lines of the records a state holds are written before it.
-                        long_log.flush().with_context(|| {
-                            format!("cannot append to {}", args.long_calls_log.display())
-                        })?;
-                        if let Err(e) = save(&args.topic, &changelog, &producer, &consumer, &mut owned, &m).await {
-                            tracing::warn!("cannot save state ({e:#}); trying again at the next snapshot");
-                        }
-                        continue;
-                    }
-                    message = stream.next() => message.expect("Kafka streams never end"),
-                }
-            }
-        };
-        apply_changes(
-            &changes,
-            &mut owned,
-            &m,
-            (&restorer, &changelog, &args.topic),
-        )
-        .await?;
-        let message = match message {
-            Ok(message) => {
-                backoff.reset();
-                message
-            }
-            Err(e) => {
-                let delay = backoff.next_delay();
-                tracing::warn!("cannot read {} ({e}); retrying in {delay:?}", args.topic);
-                if stop.sleep(delay).await {
-                    break;
+        let read = match reader
+            .next(&mut snapshot, &stop, || update_gauges(&owned, &m))
+            .await
+        {
+            Polled::Read(read) => read,
+            Polled::Tick => {
+                apply_changes(&changes, &mut owned, &m, log).await?;
+                // The log lines of the records a state holds are written before it.
+                long_log.flush().with_context(|| {
+                    format!("cannot append to {}", args.long_calls_log.display())
+                })?;
+                if let Err(e) = save(log, &consumer, &mut owned, &m).await {
+                    tracing::warn!("cannot save state ({e:#}); trying again at the next snapshot");
                 }
                 continue;
             }
+            Polled::Stopped => break,
+        };
+        apply_changes(&changes, &mut owned, &m, log).await?;
+        let message = match reader.accept(read, &stop).await {
+            Accepted::Record(message) => message,
+            Accepted::Again => continue,
+            Accepted::Stopped => break,
         };
         let partition = message.partition();
         let offset = message.offset();
-        if let std::collections::hash_map::Entry::Vacant(slot) = owned.entry(partition) {
-            let state = restore(&restorer, &changelog, &args.topic, partition).await?;
-            m.restores.inc();
-            tracing::info!(
-                partition,
-                next_offset = state.next_offset,
-                calls = state.overall.calls,
-                "restored partition state"
-            );
-            slot.insert(Partition {
-                state,
-                dirty: false,
-            });
-        }
-        let p = owned.get_mut(&partition).expect("just inserted");
+        own(&mut owned, partition, &m, log).await?;
+        let p = owned.get_mut(&partition).expect("owned now");
         match step(&mut p.state, offset, message.payload()) {
             Step::Skipped => {
                 m.skipped.inc();
@@ -303,28 +274,24 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
             Step::Ignored => {}
         }
     }
-    drop(stream);
+    drop(reader);
     tracing::info!("process calls stopping: saving state");
-    apply_changes(
-        &changes,
-        &mut owned,
-        &m,
-        (&restorer, &changelog, &args.topic),
-    )
-    .await?;
+    apply_changes(&changes, &mut owned, &m, log).await?;
     long_log.flush()?;
-    save(
-        &args.topic,
-        &changelog,
-        &producer,
-        &consumer,
-        &mut owned,
-        &m,
-    )
-    .await?;
+    save(log, &consumer, &mut owned, &m).await?;
     consumer.unsubscribe();
     tracing::info!("process calls stopped");
     Ok(())
+}
+
+/// The changelog topic `name` that holds the states of `topic`'s partitions: written by
+/// `producer`, read back by `reader`.
+#[derive(Clone, Copy)]
+struct Changelog<'a> {
+    topic: &'a str,
+    name: &'a str,
+    producer: &'a FutureProducer,
+    reader: &'a BaseConsumer,
 }
 
 /// Applies assignment changes in order: revoked partitions are dropped (another instance may
@@ -333,7 +300,7 @@ async fn apply_changes(
     changes: &Mutex<Vec<Change>>,
     owned: &mut HashMap<i32, Partition>,
     m: &Metrics,
-    restore_from: (&BaseConsumer, &str, &str),
+    log: Changelog<'_>,
 ) -> anyhow::Result<()> {
     let drained: Vec<Change> = changes.lock().expect("changes lock").drain(..).collect();
     if drained.is_empty() {
@@ -345,26 +312,34 @@ async fn apply_changes(
             Change::Revoked(p) => {
                 owned.remove(&p);
             }
-            Change::Assigned(p) => {
-                if let std::collections::hash_map::Entry::Vacant(slot) = owned.entry(p) {
-                    let (reader, changelog, topic) = restore_from;
-                    let state = restore(reader, changelog, topic, p).await?;
-                    m.restores.inc();
-                    tracing::info!(
-                        partition = p,
-                        next_offset = state.next_offset,
-                        calls = state.overall.calls,
-                        "restored partition state"
-                    );
-                    slot.insert(Partition {
-                        state,
-                        dirty: false,
-                    });
-                }
-            }
+            Change::Assigned(p) => own(owned, p, m, log).await?,
         }
     }
     update_gauges(owned, m);
+    Ok(())
+}
+
+/// Restores `partition`'s state from the changelog unless this instance holds it already.
+async fn own(
+    owned: &mut HashMap<i32, Partition>,
+    partition: i32,
+    m: &Metrics,
+    log: Changelog<'_>,
+) -> anyhow::Result<()> {
+    if let std::collections::hash_map::Entry::Vacant(slot) = owned.entry(partition) {
+        let state = restore(log.reader, log.name, log.topic, partition).await?;
+        m.restores.inc();
+        tracing::info!(
+            partition,
+            next_offset = state.next_offset,
+            calls = state.overall.calls,
+            "restored partition state"
+        );
+        slot.insert(Partition {
+            state,
+            dirty: false,
+        });
+    }
     Ok(())
 }
 
@@ -418,13 +393,17 @@ fn update_gauges(owned: &HashMap<i32, Partition>, m: &Metrics) {
 
 /// Writes changed states to the changelog, then commits their offsets.
 async fn save(
-    topic: &str,
-    changelog: &str,
-    producer: &FutureProducer,
+    log: Changelog<'_>,
     consumer: &StreamConsumer<GroupContext>,
     owned: &mut HashMap<i32, Partition>,
     m: &Metrics,
 ) -> anyhow::Result<()> {
+    let Changelog {
+        topic,
+        name: changelog,
+        producer,
+        ..
+    } = log;
     let mut offsets = TopicPartitionList::new();
     for (partition, p) in owned.iter_mut().filter(|(_, p)| p.dirty) {
         let key = totals::changelog_key(topic, *partition);

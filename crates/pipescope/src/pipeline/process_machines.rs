@@ -12,8 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::StreamExt;
-use pipescope_core::backoff::Backoff;
 use pipescope_core::pipeline::partition::partition_for_key;
 use pipescope_core::pipeline::trace::{Sequencer, TraceHeader};
 use pipescope_core::pipeline::window::{Pushed, SensorReadingRef, Windower};
@@ -27,18 +25,14 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{
-    ConfigFileArgs, KafkaArgs, ReadyRecords, Stop, WebArgs, ensure_topic, now_ms, serve_web,
-};
+use super::{Accepted, GroupReader, KafkaArgs, PartArgs, Polled, Stop, ensure_topic, now_ms};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
-    pub config_file: ConfigFileArgs,
-    #[command(flatten)]
-    pub web: WebArgs,
+    pub part: PartArgs,
     #[arg(long, default_value = "machine.data")]
     pub input: String,
     #[arg(long, default_value = "machine.out")]
@@ -94,6 +88,36 @@ struct Metrics {
     open: Gauge,
 }
 
+impl Metrics {
+    fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        r.register(
+            "pipescope_process_machines_records",
+            "Readings taken into a window",
+            self.records.clone(),
+        );
+        r.register(
+            "pipescope_process_machines_late_records",
+            "Readings dropped because their window had closed",
+            self.late.clone(),
+        );
+        r.register(
+            "pipescope_process_machines_invalid_records",
+            "Records that are not sensor readings",
+            self.invalid.clone(),
+        );
+        r.register(
+            "pipescope_process_machines_windows_emitted",
+            "Machine windows written to the output topic",
+            self.windows.clone(),
+        );
+        r.register(
+            "pipescope_process_machines_open_windows",
+            "Machine windows still open",
+            self.open.clone(),
+        );
+    }
+}
+
 pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     anyhow::ensure!(!args.window.is_zero(), "--window must be longer than 0");
     let origin = args
@@ -101,35 +125,9 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("process-machines-{}", now_ms()));
     let m = Metrics::default();
-    let mut registry = crate::metrics::new_registry();
-    registry.register(
-        "pipescope_process_machines_records",
-        "Readings taken into a window",
-        m.records.clone(),
-    );
-    registry.register(
-        "pipescope_process_machines_late_records",
-        "Readings dropped because their window had closed",
-        m.late.clone(),
-    );
-    registry.register(
-        "pipescope_process_machines_invalid_records",
-        "Records that are not sensor readings",
-        m.invalid.clone(),
-    );
-    registry.register(
-        "pipescope_process_machines_windows_emitted",
-        "Machine windows written to the output topic",
-        m.windows.clone(),
-    );
-    registry.register(
-        "pipescope_process_machines_open_windows",
-        "Machine windows still open",
-        m.open.clone(),
-    );
-    if let Some(listen) = args.web.listen {
-        serve_web("process machines", listen, registry, stop.clone()).await?;
-    }
+    args.part
+        .serve_metrics("process machines", |r| m.register(r), &stop)
+        .await?;
     if ensure_topic(&args.kafka, &args.input, 3, false, &stop)
         .await?
         .is_none()
@@ -166,27 +164,22 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     let mut sequencer = Sequencer::new();
     let mut pending: Vec<DeliveryFuture> = Vec::new();
     let mut commit = tokio::time::interval(args.commit_interval);
-    let mut backoff = Backoff::default();
-    // One stream for the whole run: `recv()` would register and drop a waker per record.
-    let mut stream = consumer.stream();
-    let mut ready = ReadyRecords::default();
+    let mut reader = GroupReader::new(&consumer, &args.input);
     loop {
-        let message = match ready.take(&mut stream) {
-            Some(message) => message,
-            None => {
+        let read = match reader
+            .next(&mut commit, &stop, || {
                 m.open.set(windows.open_windows() as i64);
-                ready.refill();
-                tokio::select! {
-                    () = stop.stopped() => break,
-                    _ = commit.tick() => {
-                        // A window Kafka did not take cannot be emitted again by this process:
-                        // stop, so that a restart computes it again from the committed offsets.
-                        commit_safe(&args.input, &consumer, &windows, &mut pending).await?;
-                        continue;
-                    }
-                    message = stream.next() => message.expect("Kafka streams never end"),
-                }
+            })
+            .await
+        {
+            Polled::Read(read) => read,
+            Polled::Tick => {
+                // A window Kafka did not take cannot be emitted again by this process:
+                // stop, so that a restart computes it again from the committed offsets.
+                commit_safe(&args.input, &consumer, &windows, &mut pending).await?;
+                continue;
             }
+            Polled::Stopped => break,
         };
         for p in revoked.lock().expect("revoked lock").drain(..) {
             windows.drop_partition(p);
@@ -195,19 +188,10 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         for p in assigned.lock().expect("assigned lock").drain(..) {
             windows.assign(p);
         }
-        let message = match message {
-            Ok(message) => {
-                backoff.reset();
-                message
-            }
-            Err(e) => {
-                let delay = backoff.next_delay();
-                tracing::warn!("cannot read {} ({e}); retrying in {delay:?}", args.input);
-                if stop.sleep(delay).await {
-                    break;
-                }
-                continue;
-            }
+        let message = match reader.accept(read, &stop).await {
+            Accepted::Record(message) => message,
+            Accepted::Again => continue,
+            Accepted::Stopped => break,
         };
         // Names borrowed from the payload: a window copies them only when it opens.
         let reading: Option<SensorReadingRef<'_>> = message
@@ -258,7 +242,7 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
             m.windows.inc();
         }
     }
-    drop(stream);
+    drop(reader);
     tracing::info!("process machines stopping: committing what is safe");
     commit_safe(&args.input, &consumer, &windows, &mut pending).await?;
     consumer.unsubscribe();

@@ -13,21 +13,18 @@ use pipescope_core::pipeline::partition::partition_for_key;
 use pipescope_core::pipeline::trace::{self, Sequencer};
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::ClientContext;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use serde::Serialize;
 
-use super::{ConfigFileArgs, KafkaArgs, Stop, WebArgs, ensure_topic, now_ms, serve_web};
+use super::{KafkaArgs, PartArgs, Stop, ensure_topic, now_ms, queue_record};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
-    pub config_file: ConfigFileArgs,
-    #[command(flatten)]
-    pub web: WebArgs,
+    pub part: PartArgs,
     /// Kafka topic to write the calls to (created when missing).
     #[arg(long, default_value = "calls")]
     pub topic: String,
@@ -83,6 +80,26 @@ struct Metrics {
     failed: Counter,
 }
 
+impl Metrics {
+    fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        r.register(
+            "pipescope_simulate_calls_calls",
+            "Calls generated",
+            self.calls.clone(),
+        );
+        r.register(
+            "pipescope_simulate_calls_delivered_records",
+            "Call records Kafka acknowledged",
+            self.delivered.clone(),
+        );
+        r.register(
+            "pipescope_simulate_calls_failed_records",
+            "Call records Kafka did not take (after librdkafka's retries)",
+            self.failed.clone(),
+        );
+    }
+}
+
 pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     let origin = args
         .origin
@@ -98,25 +115,9 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     };
     let mut generator = CallGenerator::new(&workload, &origin)?;
     let metrics = Metrics::default();
-    let mut registry = crate::metrics::new_registry();
-    registry.register(
-        "pipescope_simulate_calls_calls",
-        "Calls generated",
-        metrics.calls.clone(),
-    );
-    registry.register(
-        "pipescope_simulate_calls_delivered_records",
-        "Call records Kafka acknowledged",
-        metrics.delivered.clone(),
-    );
-    registry.register(
-        "pipescope_simulate_calls_failed_records",
-        "Call records Kafka did not take (after librdkafka's retries)",
-        metrics.failed.clone(),
-    );
-    if let Some(listen) = args.web.listen {
-        serve_web("simulate calls", listen, registry, stop.clone()).await?;
-    }
+    args.part
+        .serve_metrics("simulate calls", |r| metrics.register(r), &stop)
+        .await?;
     let Some(partitions) =
         ensure_topic(&args.kafka, &args.topic, args.partitions, false, &stop).await?
     else {
@@ -196,26 +197,19 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
                 });
             payload.clear();
             serde_json::to_writer(&mut payload, &call).expect("a call serialises");
-            let mut record = BaseRecord::to(&args.topic)
+            let record = BaseRecord::to(&args.topic)
                 .key(call.caller.as_bytes())
                 .payload(&payload)
                 .partition(partition)
                 .headers(headers);
             first_sent.get_or_insert_with(std::time::Instant::now);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        record = r;
-                        // librdkafka's queue is full: wait for Kafka to take some.
-                        if stop.sleep(Duration::from_millis(1)).await {
-                            break 'ticks;
-                        }
-                    }
-                    Err((e, _)) => {
-                        anyhow::bail!("cannot queue a call record for {} ({e})", args.topic)
-                    }
-                }
+            let queued = queue_record(&producer, record, Duration::from_millis(1), &stop)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot queue a call record for {} ({e})", args.topic)
+                })?;
+            if !queued {
+                break 'ticks;
             }
             summary.calls += 1;
             summary.duration_ms += duration_ms(call.duration_s);

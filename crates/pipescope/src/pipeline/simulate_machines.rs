@@ -22,14 +22,12 @@ use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
 use rumqttc::v5::{AsyncClient, Event};
 use serde::Serialize;
 
-use super::{ConfigFileArgs, Stop, WebArgs, now_ms, serve_web};
+use super::{PartArgs, Stop, now_ms};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub config_file: ConfigFileArgs,
-    #[command(flatten)]
-    pub web: WebArgs,
+    pub part: PartArgs,
     #[command(flatten)]
     pub mqtt: super::mqtt::MqttArgs,
     /// Production lines the machines are spread over.
@@ -128,15 +126,19 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         QoS::AtMostOnce
     };
     let sent_metric = Counter::<u64>::default();
-    let mut registry = crate::metrics::new_registry();
-    registry.register(
-        "pipescope_simulate_machines_messages_sent",
-        "Messages handed to the MQTT client",
-        sent_metric.clone(),
-    );
-    if let Some(listen) = args.web.listen {
-        serve_web("simulate machines", listen, registry, stop.clone()).await?;
-    }
+    args.part
+        .serve_metrics(
+            "simulate machines",
+            |r| {
+                r.register(
+                    "pipescope_simulate_machines_messages_sent",
+                    "Messages handed to the MQTT client",
+                    sent_metric.clone(),
+                );
+            },
+            &stop,
+        )
+        .await?;
     let options = super::mqtt::options(&args.mqtt, &origin)?;
     let (client, mut eventloop) = AsyncClient::new(options, 10_000);
     let counts = Arc::new(Counts::default());

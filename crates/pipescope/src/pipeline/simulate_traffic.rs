@@ -22,7 +22,6 @@ use prometheus_client::metrics::family::Family;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -32,16 +31,14 @@ use serde::Serialize;
 const CRASHING_COMMIT_EVERY: Duration = Duration::from_secs(1);
 use tokio::time::Instant;
 
-use super::{ConfigFileArgs, KafkaArgs, Stop, WebArgs, ensure_topic, now_ms, serve_web};
+use super::{KafkaArgs, PartArgs, Stop, ensure_topic, now_ms, queue_record};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
-    pub config_file: ConfigFileArgs,
-    #[command(flatten)]
-    pub web: WebArgs,
+    pub part: PartArgs,
     /// Number of topics, named <topic-prefix>0, <topic-prefix>1, ... (created when missing).
     #[arg(long, default_value_t = 3)]
     pub topics: u32,
@@ -253,11 +250,9 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         .map(|i| format!("{}{i}", args.topic_prefix))
         .collect();
     let metrics = Metrics::default();
-    let mut registry = crate::metrics::new_registry();
-    metrics.register(&mut registry);
-    if let Some(listen) = args.web.listen {
-        serve_web("simulate traffic", listen, registry, stop.clone()).await?;
-    }
+    args.part
+        .serve_metrics("simulate traffic", |r| metrics.register(r), &stop)
+        .await?;
     let mut partitions = HashMap::new();
     for topic in &topics {
         let Some(n) = ensure_topic(&args.kafka, topic, args.partitions, false, &stop).await? else {
@@ -409,21 +404,15 @@ async fn produce(
                         value: Some(value.as_bytes()),
                     });
                 }
-                let mut record = BaseRecord::<(), _>::to(topic)
+                let record = BaseRecord::<(), _>::to(topic)
                     .payload(&payload)
                     .partition(partition)
                     .headers(headers);
-                loop {
-                    match producer.send(record) {
-                        Ok(()) => break,
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                            record = r;
-                            if stop.sleep(Duration::from_millis(5)).await {
-                                break 'ticks;
-                            }
-                        }
-                        Err((e, _)) => anyhow::bail!("cannot queue a record for {topic} ({e})"),
-                    }
+                let queued = queue_record(&producer, record, Duration::from_millis(5), &stop)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot queue a record for {topic} ({e})"))?;
+                if !queued {
+                    break 'ticks;
                 }
                 sent[t] += 1;
             }

@@ -17,16 +17,14 @@ use rdkafka::consumer::{CommitMode, Consumer, DefaultConsumerContext, StreamCons
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{ConfigFileArgs, KafkaArgs, Stop, WebArgs, serve_web};
+use super::{KafkaArgs, PartArgs, Stop};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
-    pub config_file: ConfigFileArgs,
-    #[command(flatten)]
-    pub web: WebArgs,
+    pub part: PartArgs,
     /// Kafka topics to read (repeatable).
     #[arg(long = "topic", required = true)]
     pub topics: Vec<String>,
@@ -83,6 +81,36 @@ struct Metrics {
     failed_writes: Counter,
 }
 
+impl Metrics {
+    fn register(&self, r: &mut prometheus_client::registry::Registry) {
+        r.register(
+            "pipescope_sink_influx_records_written",
+            "Records InfluxDB accepted",
+            self.written.clone(),
+        );
+        r.register(
+            "pipescope_sink_influx_records_retried",
+            "Records sent again after a failed write (each retry counts the batch)",
+            self.retried.clone(),
+        );
+        r.register(
+            "pipescope_sink_influx_invalid_records",
+            "Records the mapping gives no line for (skipped)",
+            self.invalid.clone(),
+        );
+        r.register(
+            "pipescope_sink_influx_writes",
+            "Successful writes",
+            self.writes.clone(),
+        );
+        r.register(
+            "pipescope_sink_influx_failed_writes",
+            "Failed writes (retried)",
+            self.failed_writes.clone(),
+        );
+    }
+}
+
 #[derive(Default)]
 struct Batch {
     lines: String,
@@ -100,35 +128,9 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     };
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
     let m = Metrics::default();
-    let mut registry = crate::metrics::new_registry();
-    registry.register(
-        "pipescope_sink_influx_records_written",
-        "Records InfluxDB accepted",
-        m.written.clone(),
-    );
-    registry.register(
-        "pipescope_sink_influx_records_retried",
-        "Records sent again after a failed write (each retry counts the batch)",
-        m.retried.clone(),
-    );
-    registry.register(
-        "pipescope_sink_influx_invalid_records",
-        "Records the mapping gives no line for (skipped)",
-        m.invalid.clone(),
-    );
-    registry.register(
-        "pipescope_sink_influx_writes",
-        "Successful writes",
-        m.writes.clone(),
-    );
-    registry.register(
-        "pipescope_sink_influx_failed_writes",
-        "Failed writes (retried)",
-        m.failed_writes.clone(),
-    );
-    if let Some(listen) = args.web.listen {
-        serve_web("sink influx", listen, registry, stop.clone()).await?;
-    }
+    args.part
+        .serve_metrics("sink influx", |r| m.register(r), &stop)
+        .await?;
     let topics: Vec<&str> = args.topics.iter().map(String::as_str).collect();
     let consumer: StreamConsumer =
         args.kafka
