@@ -1280,8 +1280,13 @@ fn stage_process_calls(scale: f64, core: Option<u32>, rows: &mut Vec<Row>) {
         Duration::from_secs(180),
         broker,
     );
-    let exact = part.metric("pipescope_process_calls_calls") == Some(n as f64)
-        && part.metric("pipescope_process_calls_duration_milliseconds") == Some(duration_ms as f64);
+    // The totals are gauges the processor sets when it next runs out of ready records, a moment
+    // after its record counter reached n: wait for them (with a deadline), do not read once.
+    let exact = pipescope_testkit::wait_until(Duration::from_secs(10), || {
+        part.metric("pipescope_process_calls_calls") == Some(n as f64)
+            && part.metric("pipescope_process_calls_duration_milliseconds")
+                == Some(duration_ms as f64)
+    });
     part.stop(Duration::from_secs(30));
     processor_rows(
         "process calls",
