@@ -13,6 +13,7 @@ pub mod mqtt_filter;
 pub mod pipeline;
 pub mod sample;
 pub mod tsdb;
+pub mod windows;
 
 pub use clock::{Clock, EpochMillis, ManualClock, SystemClock};
 pub use sample::{Labels, Sample};

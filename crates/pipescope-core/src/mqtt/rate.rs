@@ -7,35 +7,12 @@
 //! that is shorter), so a steady rate reads right whatever the phase of the clock.
 
 use crate::clock::EpochMillis;
+use crate::windows::Window;
 
 const FINE_BUCKETS: u64 = 32;
 const FINE_MS: u64 = 2_000;
 const COARSE_BUCKETS: u64 = 32;
 const COARSE_MS: u64 = 30_000;
-
-/// The windows rates are given for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Window {
-    OneMinute,
-    FiveMinutes,
-    FifteenMinutes,
-}
-
-impl Window {
-    pub const ALL: [Window; 3] = [
-        Window::OneMinute,
-        Window::FiveMinutes,
-        Window::FifteenMinutes,
-    ];
-
-    pub fn millis(self) -> u64 {
-        match self {
-            Window::OneMinute => 60_000,
-            Window::FiveMinutes => 300_000,
-            Window::FifteenMinutes => 900_000,
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Ring<const N: usize> {

@@ -23,8 +23,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::preview::{Preview, PreviewBuf};
-use super::rate::{RateCounter, Window};
+use super::rate::RateCounter;
 use crate::clock::EpochMillis;
+use crate::windows::Window;
 
 /// Topics tracked by default.
 pub const DEFAULT_MAX_TOPICS: usize = 100_000;
