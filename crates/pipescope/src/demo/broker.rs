@@ -166,11 +166,13 @@ fn config(addr: SocketAddr, v5_addr: SocketAddr) -> Config {
             max_connections: 10_010,
             max_outgoing_packet_count: 200,
             // rumqttd keeps what is published in memory, a log of segments per subscribed
-            // filter, until the oldest segment is dropped: 100 MB × 10 could hold a gigabyte
-            // per filter in a long demo. 2 MB × 4 per filter is minutes of the demo's traffic,
-            // far more than a subscriber that keeps up needs.
-            max_segment_size: 2 * 1024 * 1024,
-            max_segment_count: 4,
+            // filter, until the oldest segment is dropped, and a stored message costs several
+            // times the topic and payload bytes the segment size counts: with 2 MB × 4 the
+            // demo's memory grew by 100 MB in its first 12 minutes (scripts/soak). 1 MiB × 2
+            // still holds over a minute of the busiest filter, more than a subscriber that
+            // keeps up needs.
+            max_segment_size: 1024 * 1024,
+            max_segment_count: 2,
             ..RouterConfig::default()
         },
         v4: Some(HashMap::from([("1".to_string(), server("demo-v4", addr))])),
