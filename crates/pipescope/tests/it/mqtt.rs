@@ -312,13 +312,14 @@ async fn mqtt_a_burst_right_after_subscribing_reads_as_its_count_not_a_rate() {
     );
     for w in ["5m", "15m"] {
         let (count, covered_s, per_minute) = window(&node, w);
-        assert!(count == 0.0 || count == 5.0, "{w}: {node}");
+        // Ending at the last 30 s edge, which may fall before or inside the burst.
+        assert!(count <= 5.0, "{w}: {node}");
         assert!(covered_s <= watched_s, "{w}: {node}");
         assert_eq!(per_minute, None, "{w}: {node}");
     }
-    // The subtree counts what its topic counts.
-    let parent = watch.tree("burst", 0).await;
-    assert_eq!(window(&parent, "1m"), window(&node, "1m"));
+    // The subtree counts what its topic counts (read a moment later: its coverage may be on).
+    let parent = window(&watch.tree("burst", 0).await, "1m");
+    assert_eq!((parent.0, parent.2), (5.0, None));
     // Not covered: no per-minute series in /metrics yet, the counters are there.
     let text = watch.metrics_text();
     assert!(
