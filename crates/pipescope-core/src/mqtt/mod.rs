@@ -6,6 +6,6 @@ pub mod sys;
 pub mod tree;
 
 pub use preview::{Encoding, PREVIEW_BYTES, Preview};
-pub use rate::RateCounter;
+pub use rate::{RateCounter, window_count};
 pub use sys::{Kind, SysMetric, SysReading, SysState};
 pub use tree::{Figures, Message, NodeView, TopicTree, TreeSummary, ValueOf};

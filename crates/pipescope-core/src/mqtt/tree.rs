@@ -1,5 +1,6 @@
-//! The topic tree: per topic and per subtree, messages, bytes, rates, first and last seen,
-//! retained flag, QoS mix and a preview of the last payload, in bounded memory.
+//! The topic tree: per topic and per subtree, messages, bytes, counts over the last 1, 5 and 15
+//! minutes, first and last seen, retained flag, QoS mix and a preview of the last payload, in
+//! bounded memory.
 //!
 //! # Cost
 //! A message on a topic already tracked costs one hash lookup of the whole topic string and a
@@ -23,9 +24,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::preview::{Preview, PreviewBuf};
-use super::rate::RateCounter;
+use super::rate::{self, RateCounter};
 use crate::clock::EpochMillis;
-use crate::windows::Window;
+use crate::windows::WindowCounts;
 
 /// Topics tracked by default.
 pub const DEFAULT_MAX_TOPICS: usize = 100_000;
@@ -49,6 +50,8 @@ struct Shape<'a> {
     limit: usize,
     value: ValueOf,
     figures: &'a [Figures],
+    /// What a sum starts from.
+    empty: Figures,
 }
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -99,11 +102,13 @@ struct Stats {
     retained_messages: u64,
     qos: [u64; 3],
     rates: RateCounter,
+    /// The subscription `rates` counts in (see [`TopicTree::start_counting`]).
+    rates_subscription: u32,
     preview: PreviewBuf,
 }
 
 impl Stats {
-    fn new(node: u32, now: EpochMillis) -> Self {
+    fn new(node: u32, now: EpochMillis, subscription: u32) -> Self {
         Self {
             node,
             messages: 0,
@@ -114,6 +119,7 @@ impl Stats {
             retained_messages: 0,
             qos: [0; 3],
             rates: RateCounter::new(),
+            rates_subscription: subscription,
             preview: PreviewBuf::default(),
         }
     }
@@ -129,7 +135,9 @@ pub struct Message<'a> {
     pub retain: bool,
 }
 
-/// What a figure of the sunburst (`value`) is.
+/// What a figure of the sunburst (`value`) is. `rate_1m`, `rate_5m` and `rate_15m` are the
+/// count over that window: every node's count covers the same span, so counts compare as
+/// per-minute figures do, and they exist before the window is covered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ValueOf {
@@ -152,10 +160,9 @@ pub struct Figures {
     pub bytes: u64,
     /// Topics counted here; an `(other)` entry counts as one.
     pub topics: u64,
-    /// Messages per minute over the last 1, 5 and 15 minutes.
-    pub rate_1m: f64,
-    pub rate_5m: f64,
-    pub rate_15m: f64,
+    /// Messages counted over the last 1, 5 and 15 minutes, with the part of each window the
+    /// watcher was counting, and a per-minute figure once it covers the whole window.
+    pub rates: WindowCounts,
     pub first_seen_ms: Option<EpochMillis>,
     pub last_seen_ms: Option<EpochMillis>,
     pub seconds_since_last: Option<f64>,
@@ -164,16 +171,36 @@ pub struct Figures {
     pub qos: [u64; 3],
 }
 
+/// Since when, and in which subscription, the tree's rates are counted.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counting {
+    since: Option<EpochMillis>,
+    subscription: u32,
+}
+
+impl Counting {
+    /// Counts of `counter` (`None`: none in this subscription) over every window at `now`.
+    fn rates(self, counter: Option<&RateCounter>, now: EpochMillis) -> WindowCounts {
+        WindowCounts::from_fn(|w| rate::window_count(counter, w, now, self.since))
+    }
+}
+
 impl Figures {
-    fn of(stats: &Stats, now: EpochMillis) -> Self {
-        let rate = |w| stats.rates.per_minute(w, now, stats.first_seen);
+    /// A subtree's figures before its topics are added: zero counts over the covered span.
+    fn empty(rates: WindowCounts) -> Self {
+        Self {
+            rates,
+            ..Self::default()
+        }
+    }
+
+    fn of(stats: &Stats, now: EpochMillis, counting: Counting) -> Self {
+        let counter = (stats.rates_subscription == counting.subscription).then_some(&stats.rates);
         Self {
             messages: stats.messages,
             bytes: stats.bytes,
             topics: 1,
-            rate_1m: rate(Window::OneMinute),
-            rate_5m: rate(Window::FiveMinutes),
-            rate_15m: rate(Window::FifteenMinutes),
+            rates: counting.rates(counter, now),
             first_seen_ms: Some(stats.first_seen),
             last_seen_ms: Some(stats.last_seen),
             seconds_since_last: Some(now.saturating_sub(stats.last_seen) as f64 / 1000.0),
@@ -186,9 +213,7 @@ impl Figures {
         self.messages += other.messages;
         self.bytes += other.bytes;
         self.topics += other.topics;
-        self.rate_1m += other.rate_1m;
-        self.rate_5m += other.rate_5m;
-        self.rate_15m += other.rate_15m;
+        self.rates = self.rates.plus(&other.rates);
         self.first_seen_ms = match (self.first_seen_ms, other.first_seen_ms) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -211,9 +236,9 @@ impl Figures {
         match of {
             ValueOf::Messages => self.messages as f64,
             ValueOf::Bytes => self.bytes as f64,
-            ValueOf::Rate1m => self.rate_1m,
-            ValueOf::Rate5m => self.rate_5m,
-            ValueOf::Rate15m => self.rate_15m,
+            ValueOf::Rate1m => self.rates.one_minute.count,
+            ValueOf::Rate5m => self.rates.five_minutes.count,
+            ValueOf::Rate15m => self.rates.fifteen_minutes.count,
         }
     }
 }
@@ -260,6 +285,9 @@ pub struct TreeSummary {
     /// Messages whose topic was longer than [`MAX_TOPIC_BYTES`].
     pub cut_topic_messages: u64,
     pub messages: u64,
+    /// When the current subscription began: the start of what the rates' windows cover
+    /// (`null` before the first).
+    pub counting_since_ms: Option<EpochMillis>,
 }
 
 /// Topic statistics of one broker.
@@ -275,6 +303,7 @@ pub struct TopicTree {
     folded_messages: u64,
     cut_topic_messages: u64,
     messages: u64,
+    counting: Counting,
 }
 
 impl Default for TopicTree {
@@ -319,7 +348,18 @@ impl TopicTree {
             folded_messages: 0,
             cut_topic_messages: 0,
             messages: 0,
+            counting: Counting::default(),
         }
+    }
+
+    /// A new subscription began at `now`: rates count from here. What the topics counted before
+    /// is dropped (lazily, at each topic's next message or reading), since messages published
+    /// while not subscribed were not seen.
+    pub fn start_counting(&mut self, now: EpochMillis) {
+        self.counting = Counting {
+            since: Some(now),
+            subscription: self.counting.subscription.wrapping_add(1),
+        };
     }
 
     /// Counts one message received at `now`.
@@ -342,6 +382,10 @@ impl TopicTree {
         stats.retained = message.retain;
         stats.retained_messages += u64::from(message.retain);
         stats.qos[usize::from(message.qos.min(2))] += 1;
+        if stats.rates_subscription != self.counting.subscription {
+            stats.rates.clear();
+            stats.rates_subscription = self.counting.subscription;
+        }
         stats.rates.record(now);
         stats.preview.set(message.payload);
     }
@@ -480,7 +524,8 @@ impl TopicTree {
 
     fn add_stats(&mut self, node: u32, now: EpochMillis) -> u32 {
         let id = self.stats.len() as u32;
-        self.stats.push(Stats::new(node, now));
+        self.stats
+            .push(Stats::new(node, now, self.counting.subscription));
         self.nodes[node as usize].stats = Some(id);
         id
     }
@@ -494,6 +539,7 @@ impl TopicTree {
             folded_messages: self.folded_messages,
             cut_topic_messages: self.cut_topic_messages,
             messages: self.messages,
+            counting_since_ms: self.counting.since,
         }
     }
 
@@ -521,9 +567,9 @@ impl TopicTree {
 
     /// Figures of every node, each the sum of its own topic and its children's.
     fn all_figures(&self, now: EpochMillis) -> Vec<Figures> {
-        let mut figures = vec![Figures::default(); self.nodes.len()];
+        let mut figures = vec![self.empty_figures(now); self.nodes.len()];
         for stats in &self.stats {
-            figures[stats.node as usize] = Figures::of(stats, now);
+            figures[stats.node as usize] = Figures::of(stats, now, self.counting);
         }
         // A child is always created after its parent: summing from the last node up is bottom-up.
         for id in (1..self.nodes.len()).rev() {
@@ -531,6 +577,11 @@ impl TopicTree {
             head[self.nodes[id].parent as usize].add(&tail[0]);
         }
         figures
+    }
+
+    /// Figures of no topic at all: zero counts over the span the tree is counting.
+    fn empty_figures(&self, now: EpochMillis) -> Figures {
+        Figures::empty(self.counting.rates(None, now))
     }
 
     /// Figures of one topic or subtree; `None` when the tree has no such node.
@@ -556,6 +607,7 @@ impl TopicTree {
             limit: limit.max(1),
             value,
             figures: &figures,
+            empty: self.empty_figures(now),
         };
         Some(self.build(node, self.topic_of(node), depth, &shape))
     }
@@ -574,7 +626,7 @@ impl TopicTree {
         if depth > 0 {
             let mut ids = self.children_of(id);
             ids.sort_unstable();
-            let mut rest = Figures::default();
+            let mut rest = shape.empty.clone();
             let mut hidden = 0;
             if ids.len() > shape.limit {
                 let of = |c: u32| shape.figures[c as usize].value(shape.value);
@@ -620,17 +672,22 @@ impl TopicTree {
 
     /// Every tracked topic (not the `(other)` entries) with its own figures.
     pub fn topics(&self, now: EpochMillis) -> impl Iterator<Item = (&str, Figures)> + '_ {
-        self.index
-            .iter()
-            .map(move |(topic, &s)| (&**topic, Figures::of(&self.stats[s as usize], now)))
+        self.index.iter().map(move |(topic, &s)| {
+            (
+                &**topic,
+                Figures::of(&self.stats[s as usize], now, self.counting),
+            )
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::windows::{Window, WindowCount};
 
-    const T0: u64 = 1_700_000_000_000;
+    /// A 30-second edge.
+    const T0: u64 = 1_700_000_010_000;
 
     fn msg<'a>(topic: &'a str, payload: &'a [u8]) -> Message<'a> {
         Message {
@@ -734,21 +791,115 @@ mod tests {
     #[test]
     fn subtree_rates_are_sums_of_their_topics() {
         let mut tree = TopicTree::default();
-        // a/1 at 10/s, a/2 at 5/s, for 30 s.
-        for i in 0..300u64 {
+        tree.start_counting(T0);
+        // a/1 at 10/s, a/2 at 5/s, for 16 minutes; b/1 once, at the end.
+        for i in 0..9_600u64 {
             tree.record(msg("a/1", b""), T0 + i * 100);
             if i % 2 == 0 {
                 tree.record(msg("a/2", b""), T0 + i * 100);
             }
         }
-        let now = T0 + 30_000;
-        let a1 = tree.figures("a/1", now).unwrap();
-        let a2 = tree.figures("a/2", now).unwrap();
-        let a = tree.figures("a", now).unwrap();
-        assert_eq!(a1.rate_1m, 600.0);
-        assert_eq!(a2.rate_1m, 300.0);
-        assert_eq!(a.rate_1m, a1.rate_1m + a2.rate_1m);
-        assert_eq!(a.rate_15m, a1.rate_15m + a2.rate_15m);
+        tree.record(msg("b/1", b""), T0 + 959_000);
+        let now = T0 + 960_000;
+        let rates = |t: &str| tree.figures(t, now).unwrap().rates;
+        let per_minute = |t: &str| Window::ALL.map(|w| rates(t).get(w).per_minute);
+        assert_eq!(per_minute("a/1"), [Some(600.0); 3]);
+        assert_eq!(per_minute("a/2"), [Some(300.0); 3]);
+        assert_eq!(per_minute("a"), [Some(900.0); 3]);
+        assert_eq!(rates("a").get(Window::FifteenMinutes).count, 13_500.0);
+        assert_eq!(rates("b/1").get(Window::OneMinute).count, 1.0);
+        assert_eq!(rates("").get(Window::OneMinute).count, 901.0);
+        assert_eq!(
+            rates(""),
+            rates("a").plus(&rates("b")),
+            "the root is the sum of its subtrees"
+        );
+        // The sunburst's `rate_1m` sizes nodes by their count over the minute.
+        let view = tree.view("", 1, 1, ValueOf::Rate1m, now).unwrap();
+        assert_eq!(view.value, 901.0);
+        assert_eq!(
+            (view.children[0].name.as_str(), view.children[0].value),
+            ("a", 900.0)
+        );
+        assert_eq!(
+            (view.children[1].name.as_str(), view.children[1].value),
+            (MORE, 1.0)
+        );
+        assert_eq!(
+            view.children[1]
+                .figures
+                .rates
+                .get(Window::OneMinute)
+                .per_minute,
+            Some(1.0)
+        );
+        let view = tree.view("", 0, 1, ValueOf::Rate15m, now).unwrap();
+        assert_eq!(view.value, 13_501.0);
+    }
+
+    #[test]
+    fn rates_cover_the_time_since_the_subscription_not_since_a_topic_was_first_seen() {
+        let mut tree = TopicTree::default();
+        // Nothing covered before the first subscription.
+        let empty = tree.figures("", T0).unwrap().rates;
+        assert_eq!(empty, WindowCounts::from_fn(|_| WindowCount::EMPTY));
+        assert_eq!(tree.summary().counting_since_ms, None);
+        tree.start_counting(T0);
+        assert_eq!(tree.summary().counting_since_ms, Some(T0));
+        // A topic first seen 10 s after the subscription was silent before: 5 messages in the
+        // last minute, not 5 over 50 s.
+        for _ in 0..5 {
+            tree.record(msg("late", b""), T0 + 10_000);
+        }
+        let minute = |t: &str, now| tree.figures(t, now).unwrap().rates.one_minute;
+        assert_eq!(minute("late", T0 + 60_000).per_minute, Some(5.0));
+        assert_eq!(minute("late", T0 + 58_000).covered_s, 58.0);
+        assert_eq!(minute("late", T0 + 58_000).per_minute, None);
+        // An empty subtree covers the same span, with a count of 0.
+        let root = tree.figures("", T0 + 58_000).unwrap().rates.one_minute;
+        assert_eq!((root.count, root.covered_s), (5.0, 58.0));
+    }
+
+    #[test]
+    fn a_reconnection_starts_the_windows_over() {
+        let mut tree = TopicTree::default();
+        tree.start_counting(T0);
+        // 1/s on "on" for 20 minutes; "gone" only before the outage.
+        for i in 0..1_200u64 {
+            tree.record(msg("on", b""), T0 + i * 1_000);
+            tree.record(msg("gone", b""), T0 + i * 1_000);
+        }
+        let lost = T0 + 1_200_000;
+        let minute = |tree: &TopicTree, t: &str, now| tree.figures(t, now).unwrap().rates;
+        assert_eq!(minute(&tree, "on", lost).one_minute.per_minute, Some(60.0));
+        // Down 5 s, then subscribed again; "on" goes on, 1/s.
+        let back = lost + 5_000;
+        tree.start_counting(back);
+        for i in 0..10u64 {
+            tree.record(msg("on", b""), back + i * 1_000);
+        }
+        // The minute ends at the last 2 s edge, 11 s after the reconnection.
+        let now = back + 11_500;
+        for (topic, count) in [("on", 10.0), ("gone", 0.0), ("", 10.0)] {
+            let rates = minute(&tree, topic, now);
+            for w in Window::ALL {
+                let c = rates.get(w);
+                assert_eq!(c.per_minute, None, "{topic} {w:?}");
+                assert!(c.covered_s <= 11.0, "{topic} {w:?}: {c:?}");
+            }
+            assert_eq!(rates.one_minute.count, count, "{topic}");
+            assert_eq!(rates.one_minute.covered_s, 11.0);
+        }
+        // The counts before the outage are gone even from the longer windows.
+        let at_edge = back - back % 30_000 + 60_000;
+        assert_eq!(minute(&tree, "on", at_edge).fifteen_minutes.count, 10.0);
+        assert_eq!(minute(&tree, "gone", at_edge).fifteen_minutes.count, 0.0);
+        // Once a whole minute lies after the reconnection it is covered again: the reconnection
+        // fell mid-bucket, so that minute starts at the next edge, after the first message.
+        let minute_on = minute(&tree, "on", back + 60_500).one_minute;
+        assert_eq!(minute_on.per_minute, None);
+        let minute_on = minute(&tree, "on", back + 61_000).one_minute;
+        assert_eq!(minute_on.per_minute, Some(9.0));
     }
 
     #[test]

@@ -147,7 +147,8 @@ struct TreeQuery {
     /// children per node (default 1000; the rest summed in (more))
     #[param(minimum = 0)]
     limit: Option<usize>,
-    /// what sizes a node
+    /// what sizes a node: messages, bytes, or the count over the last 1, 5 or 15 minutes
+    /// (rate_1m, rate_5m, rate_15m; counts over one window compare as per-minute figures do)
     #[serde(default)]
     #[param(inline, value_type = Option<TreeValue>)]
     value: ValueOf,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use pipescope_core::mqtt::Kind;
 use pipescope_core::mqtt::sys::SysEntry;
+use pipescope_core::windows::Window;
 use pipescope_core::{Labels, Sample, mqtt_filter};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -49,7 +50,9 @@ fn help(name: &str) -> &'static str {
         "pipescope_mqtt_topic_messages_total" => "Messages on a topic (export_filters)",
         "pipescope_mqtt_topic_bytes_total" => "Payload bytes on a topic (export_filters)",
         "pipescope_mqtt_topic_messages_per_minute" => {
-            "Messages per minute on a topic over a window"
+            "Messages per minute on a topic over the last 1, 5 or 15 minutes (label window), \
+             counted over the whole window up to its last bucket edge (2 s for 1m, 30 s for 5m \
+             and 15m); absent until the watcher has been subscribed for the whole window"
         }
         "pipescope_mqtt_topic_seconds_since_last_message" => "Seconds since a topic's last message",
         "pipescope_mqtt_broker_info" => "The broker's version, from $SYS",
@@ -215,13 +218,16 @@ pub fn broker_series(state: &MqttBrokerState) -> Vec<Series> {
                 t(&[]),
                 f.bytes as f64,
             ));
-            for (window, v) in [("1m", f.rate_1m), ("5m", f.rate_5m), ("15m", f.rate_15m)] {
-                out.push(series(
-                    "pipescope_mqtt_topic_messages_per_minute",
-                    Kind::Gauge,
-                    t(&[("window", window)]),
-                    v,
-                ));
+            // Only windows the watcher covered: a part of a window is not a per-minute figure.
+            for window in Window::ALL {
+                if let Some(per_minute) = f.rates.get(window).per_minute {
+                    out.push(series(
+                        "pipescope_mqtt_topic_messages_per_minute",
+                        Kind::Gauge,
+                        t(&[("window", window.label())]),
+                        per_minute,
+                    ));
+                }
             }
             out.push(series(
                 "pipescope_mqtt_topic_seconds_since_last_message",

@@ -104,9 +104,12 @@ impl Handler {
         filters
     }
 
+    /// Connected: the subscriptions go out now, so the rates count from now (what was published
+    /// while not subscribed was not seen).
     fn connected(&mut self) {
         self.connected_at = Some(std::time::Instant::now());
         let now = self.state.clock.now_millis();
+        self.state.tree().start_counting(now);
         let mut connection = self.state.connection();
         let again = connection.connects > 0;
         connection.connected(now);

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use pipescope::bus::Bus;
 use pipescope::mqtt::{ConnState, MqttBrokerState, MqttState, api, metrics, watcher};
-use pipescope_core::SystemClock;
+use pipescope_core::{Clock, ManualClock, SystemClock};
 use pipescope_testkit::{Mosquitto, MosquittoOptions, wait_until_async};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
@@ -23,10 +23,14 @@ struct Watch {
 
 impl Watch {
     fn start(url: &str, extra: &str) -> Self {
+        Self::start_with_clock(url, extra, Arc::new(SystemClock))
+    }
+
+    fn start_with_clock(url: &str, extra: &str, clock: Arc<dyn Clock>) -> Self {
         let text = format!("[mqtt.b]\nurl = \"{url}\"\n{extra}\n");
         let config = pipescope::config::parse("test.toml", &text, [])
             .unwrap_or_else(|e| panic!("bad test config: {e}"));
-        let state = MqttState::new(&config.mqtt, Arc::new(SystemClock));
+        let state = MqttState::new(&config.mqtt, clock);
         let broker = state.broker("b").unwrap().clone();
         let tasks = watcher::spawn(broker, config.mqtt["b"].clone(), Bus::new(16));
         Self { state, tasks }
@@ -67,6 +71,13 @@ impl Watch {
 
     fn messages(&self) -> u64 {
         self.broker().tree().summary().messages
+    }
+
+    /// What `/metrics` shows of the watcher.
+    fn metrics_text(&self) -> String {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(metrics::MqttCollector::new(self.state.clone())));
+        pipescope::metrics::encode(&registry)
     }
 }
 
@@ -255,64 +266,174 @@ async fn mqtt_known_tree_gives_exact_counts_at_every_level_v5() {
     known_tree_counts_are_exact("5").await;
 }
 
+/// `{count, covered_s, per_minute}` of `window` ("1m", "5m", "15m") of a tree node.
+fn window(node: &Value, window: &str) -> (f64, f64, Option<f64>) {
+    let c = &node["rates"][window];
+    (
+        c["count"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no count in {c}")),
+        c["covered_s"].as_f64().unwrap(),
+        c["per_minute"].as_f64(),
+    )
+}
+
 #[tokio::test]
-async fn mqtt_rates_of_a_steady_publisher_and_last_seen_after_it_stops() {
+async fn mqtt_a_burst_right_after_subscribing_reads_as_its_count_not_a_rate() {
+    // The case: 5 messages just after the monitor subscribed read 141.7/min in every
+    // window. They are 5 messages over the few seconds watched, with no per-minute figure.
     let broker = Mosquitto::start();
-    let watch = Watch::start(&broker.url(), "");
+    let watch = Watch::start(&broker.url(), "export_filters = [\"burst/#\"]");
     watch.wait_subscribed().await;
-    let publisher = Publisher::connect(broker.port, "steady");
-    // 50 messages a second for 12 seconds: 3,000 a minute.
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    tick.tick().await;
-    let started = Instant::now();
-    for i in 0..600 {
-        if i > 0 {
-            tick.tick().await;
-        }
+    let publisher = Publisher::connect(broker.port, "burst");
+    for _ in 0..5 {
         publisher
-            .publish("line/1/speed", QoS::AtMostOnce, false, "42")
+            .publish("burst/a", QoS::AtLeastOnce, false, "42")
             .await;
     }
-    let line = watch.tree("line/1/speed", 0).await;
-    // The rate the publisher really kept, up to this reading (a loaded machine may stretch it).
-    let actual = 600.0 * 60.0 / started.elapsed().as_secs_f64();
-    assert!(
-        (actual - 3000.0).abs() < 300.0,
-        "the publisher was not steady: {actual}/min"
-    );
-    for key in ["rate_1m", "rate_5m", "rate_15m"] {
-        let rate = line[key].as_f64().unwrap();
-        assert!(
-            (rate - actual).abs() <= actual * 0.02,
-            "{key} = {rate}, expected {actual} ± 2 %"
-        );
+    publisher.wait_acked(5).await;
+    assert!(wait_until_async(Duration::from_secs(10), || watch.messages() == 5).await);
+    // The minute ends at the last 2 s edge: the burst is in it once its bucket is over.
+    let mut node = Value::Null;
+    for _ in 0..100 {
+        node = watch.tree("burst/a", 0).await;
+        if window(&node, "1m").0 == 5.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The subtree's rate is its topic's.
-    let parent = watch.tree("line", 0).await;
-    let (p, l) = (
-        parent["rate_1m"].as_f64().unwrap(),
-        line["rate_1m"].as_f64().unwrap(),
-    );
+    let (count, covered_s, per_minute) = window(&node, "1m");
+    assert_eq!((count, per_minute), (5.0, None), "{node}");
+    let since = watch.broker().tree().summary().counting_since_ms.unwrap();
+    let watched_s = (SystemClock.now_millis() - since) as f64 / 1000.0;
     assert!(
-        (p - l).abs() <= l * 0.01,
-        "{p} vs {l} (read a moment apart)"
+        covered_s > 0.0 && covered_s <= watched_s,
+        "{covered_s} of {watched_s} s"
     );
+    for w in ["5m", "15m"] {
+        let (count, covered_s, per_minute) = window(&node, w);
+        // Ending at the last 30 s edge, which may fall before or inside the burst.
+        assert!(count <= 5.0, "{w}: {node}");
+        assert!(covered_s <= watched_s, "{w}: {node}");
+        assert_eq!(per_minute, None, "{w}: {node}");
+    }
+    // The subtree counts what its topic counts (read a moment later: its coverage may be on).
+    let parent = window(&watch.tree("burst", 0).await, "1m");
+    assert_eq!((parent.0, parent.2), (5.0, None));
+    // Not covered: no per-minute series in /metrics yet, the counters are there.
+    let text = watch.metrics_text();
+    assert!(
+        !text.contains("pipescope_mqtt_topic_messages_per_minute{"),
+        "{text}"
+    );
+    assert!(text.contains("pipescope_mqtt_topic_messages_total{broker=\"b\",topic=\"burst/a\"} 5"));
     // Stopped: last seen stays, seconds since last grows.
-    assert!(wait_until_async(Duration::from_secs(5), || watch.messages() == 600).await);
-    let last_seen = watch.tree("line/1/speed", 0).await["last_seen_ms"].clone();
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let later = watch.tree("line/1/speed", 0).await;
+    let last_seen = node["last_seen_ms"].clone();
+    let mut later = Value::Null;
+    for _ in 0..100 {
+        later = watch.tree("burst/a", 0).await;
+        if later["seconds_since_last"].as_f64().unwrap() >= 2.5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(later["last_seen_ms"], last_seen);
-    let since = later["seconds_since_last"].as_f64().unwrap();
-    assert!((2.4..10.0).contains(&since), "{since}");
-    let parent_since = watch.tree("line", 0).await["seconds_since_last"]
+    let since_last = later["seconds_since_last"].as_f64().unwrap();
+    assert!((2.5..15.0).contains(&since_last), "{since_last}");
+    let parent_since = watch.tree("burst", 0).await["seconds_since_last"]
         .as_f64()
         .unwrap();
     assert!(
-        (parent_since - since).abs() < 0.5,
-        "{parent_since} vs {since}"
+        (parent_since - since_last).abs() < 0.5,
+        "{parent_since} vs {since_last}"
     );
+}
+
+#[tokio::test]
+async fn mqtt_windows_are_covered_a_whole_window_after_subscribing_and_again_after_a_reconnection()
+{
+    // The watcher's clock is moved by hand (the broker and the connection are real), so the
+    // windows' edges are where the test puts them.
+    const T0: u64 = 1_700_000_010_000; // a 30 s edge
+    let clock = ManualClock::at(T0);
+    let mut broker = Mosquitto::start();
+    let watch = Watch::start_with_clock(
+        &broker.url(),
+        "export_filters = [\"burst/#\"]\nreconnect_min = \"100ms\"\nreconnect_max = \"1s\"",
+        Arc::new(clock.clone()),
+    );
+    watch.wait_subscribed().await;
+    let b = watch.broker().clone();
+    assert_eq!(b.tree().summary().counting_since_ms, Some(T0));
+    let publisher = Publisher::connect(broker.port, "burst");
+    for _ in 0..5 {
+        publisher
+            .publish("burst/a", QoS::AtLeastOnce, false, "42")
+            .await;
+    }
+    publisher.wait_acked(5).await;
+    assert!(wait_until_async(Duration::from_secs(10), || watch.messages() == 5).await);
+    let per_minute_series = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("pipescope_mqtt_topic_messages_per_minute{"))
+            .map(str::to_string)
+            .collect()
+    };
+    clock.set(T0 + 4_000);
+    let node = watch.tree("burst/a", 0).await;
+    assert_eq!(window(&node, "1m"), (5.0, 4.0, None), "{node}");
+    assert_eq!(window(&node, "5m"), (0.0, 0.0, None), "{node}");
+    assert!(per_minute_series(&watch.metrics_text()).is_empty());
+    // A minute watched: the 1-minute window is covered, the others not yet.
+    clock.set(T0 + 60_000);
+    let node = watch.tree("burst/a", 0).await;
+    assert_eq!(window(&node, "1m"), (5.0, 60.0, Some(5.0)), "{node}");
+    assert_eq!(window(&node, "5m"), (5.0, 60.0, None), "{node}");
+    assert_eq!(
+        per_minute_series(&watch.metrics_text()),
+        [
+            "pipescope_mqtt_topic_messages_per_minute{broker=\"b\",topic=\"burst/a\",window=\"1m\"} 5.0"
+        ]
+    );
+    // Fifteen minutes watched: every window is covered.
+    clock.set(T0 + 900_000);
+    let node = watch.tree("burst/a", 0).await;
+    assert_eq!(window(&node, "1m"), (0.0, 60.0, Some(0.0)), "{node}");
+    assert_eq!(window(&node, "5m"), (0.0, 300.0, Some(0.0)), "{node}");
+    assert_eq!(
+        window(&node, "15m"),
+        (5.0, 900.0, Some(5.0 / 15.0)),
+        "{node}"
+    );
+    assert_eq!(per_minute_series(&watch.metrics_text()).len(), 3);
+    // 3 more, then disconnected and subscribed again: what was published meanwhile was not
+    // seen, so the windows start over from the new subscription, without what came before.
+    for _ in 0..3 {
+        publisher
+            .publish("burst/a", QoS::AtLeastOnce, false, "42")
+            .await;
+    }
+    publisher.wait_acked(8).await;
+    assert!(wait_until_async(Duration::from_secs(10), || watch.messages() == 8).await);
+    broker.kill();
+    assert!(wait_until_async(Duration::from_secs(10), || b.connection().outages == 1).await);
+    let back = T0 + 905_000;
+    clock.set(back);
+    broker.restart();
+    assert!(
+        wait_until_async(Duration::from_secs(15), || b.connection().connects == 2).await,
+        "{:?}",
+        b.connection().clone()
+    );
+    assert_eq!(b.tree().summary().counting_since_ms, Some(back));
+    // Read at T0 + 935 s: the minute ends at the 2 s edge T0 + 934 s, the others at the 30 s
+    // edge T0 + 930 s (whose 15 minutes hold the 3 sent before the outage).
+    clock.set(back + 30_000);
+    let node = watch.tree("burst/a", 0).await;
+    for (w, covered_s) in [("1m", 29.0), ("5m", 25.0), ("15m", 25.0)] {
+        assert_eq!(window(&node, w), (0.0, covered_s, None), "{w}: {node}");
+    }
+    assert!(per_minute_series(&watch.metrics_text()).is_empty());
 }
 
 #[tokio::test]
@@ -968,9 +1089,7 @@ async fn mqtt_export_filters_choose_the_per_topic_series_and_samples_reach_the_b
     }
     publisher.wait_acked(4).await;
     assert!(wait_until_async(Duration::from_secs(10), || watch.messages() == 4).await);
-    let mut registry = prometheus_client::registry::Registry::default();
-    registry.register_collector(Box::new(metrics::MqttCollector::new(watch.state.clone())));
-    let text = pipescope::metrics::encode(&registry);
+    let text = watch.metrics_text();
     assert!(
         text.contains("pipescope_mqtt_topic_messages_total{broker=\"b\",topic=\"plant/a/temp\"} 2"),
         "{text}"
@@ -981,9 +1100,11 @@ async fn mqtt_export_filters_choose_the_per_topic_series_and_samples_reach_the_b
     assert!(
         text.contains("pipescope_mqtt_topic_bytes_total{broker=\"b\",topic=\"plant/a/temp\"} 4")
     );
-    assert!(text.contains(
-        "pipescope_mqtt_topic_messages_per_minute{broker=\"b\",topic=\"plant/a/temp\",window=\"1m\"}"
-    ));
+    // No window is covered seconds after subscribing: no per-minute figure yet.
+    assert!(
+        !text.contains("pipescope_mqtt_topic_messages_per_minute"),
+        "{text}"
+    );
     assert!(!text.contains("plant/a/hum"), "{text}");
     assert!(text.contains("pipescope_mqtt_messages_total{broker=\"b\"} 4"));
     promtool_accepts(&text);
