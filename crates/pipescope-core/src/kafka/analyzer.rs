@@ -467,7 +467,6 @@ impl KafkaAnalyzer {
             .flat_map(|(group, partitions)| partitions.iter().map(move |(tp, s)| (group, tp, s)));
         for (group, tp, state) in all {
             let report = state.window.evaluate(now);
-            let (consume, produce) = state.window.rates_per_second().unzip();
             by_group
                 .entry(group)
                 .or_default()
@@ -479,7 +478,7 @@ impl KafkaAnalyzer {
                     latest: state.latest,
                     lag: state.lag,
                     lag_seconds: state.lag_seconds,
-                    catch_up: catch_up(state.lag.offsets, consume, produce),
+                    catch_up: catch_up(state.lag.offsets, state.window.rates()),
                     verdict: report.verdict,
                     window_observations: report.observations,
                     window_complete: report.complete,
@@ -865,10 +864,12 @@ mod tests {
         let exact = gp(&v, "exact", "t", 0).lag_seconds;
         assert_eq!(exact.seconds, Some(16.0));
         assert_eq!(exact.basis, LagSecondsBasis::Exact);
-        // Log end was at 150 at 5 s.
+        // Log end was at 150 at 5 s, between the readings at 0 s and 10 s.
         let estimated = gp(&v, "estimated", "t", 0).lag_seconds;
         assert_eq!(estimated.seconds, Some(15.0));
         assert_eq!(estimated.basis, LagSecondsBasis::Estimated);
+        assert_eq!(estimated.interpolated_over_s, Some(10.0));
+        // The history starts at 100: no reading says when the end was at 50.
         assert!(group(&v, "estimated").max_lag_seconds_estimated);
         assert_eq!(gp(&v, "unknown", "t", 0).lag_seconds, LagSeconds::UNKNOWN);
     }
@@ -878,23 +879,35 @@ mod tests {
         let mut a = analyzer(10);
         a.ingest(&at(0).part("t", 0, 0, 1_000).commit("g", "t", 0, 0));
         let v = a.ingest(&at(10).part("t", 0, 0, 1_100).commit("g", "t", 0, 500));
-        // Consumes 50/s, produced 10/s: 600 behind, gaining 40/s.
+        // Consumes 50/s, produced 10/s: 600 behind, gaining 40/s — rates from two scrapes.
         assert_eq!(
             gp(&v, "g", "t", 0).catch_up,
-            CatchUp::InSeconds { seconds: 15.0 }
+            CatchUp::InSeconds {
+                seconds: 15.0,
+                rates_over_s: 10.0,
+                rates_over_intervals: 1
+            }
         );
         let v = a.ingest(&at(20).part("t", 0, 0, 1_200).commit("g", "t", 0, 500));
         // Over the window: consumed 25/s, produced 10/s.
         assert_eq!(
             gp(&v, "g", "t", 0).catch_up,
             CatchUp::InSeconds {
-                seconds: 700.0 / 15.0
+                seconds: 700.0 / 15.0,
+                rates_over_s: 20.0,
+                rates_over_intervals: 2
             }
         );
         let mut slow = analyzer(10);
         slow.ingest(&at(0).part("t", 0, 0, 1_000).commit("g", "t", 0, 0));
         let v = slow.ingest(&at(10).part("t", 0, 0, 2_000).commit("g", "t", 0, 500));
-        assert_eq!(gp(&v, "g", "t", 0).catch_up, CatchUp::FallingBehind);
+        assert_eq!(
+            gp(&v, "g", "t", 0).catch_up,
+            CatchUp::FallingBehind {
+                rates_over_s: 10.0,
+                rates_over_intervals: 1
+            }
+        );
     }
 
     #[test]
@@ -1114,7 +1127,7 @@ mod tests {
                 for p in g.topics.iter().flat_map(|t| t.partitions.iter()) {
                     assert!(p.lag.offsets.is_none_or(|l| l >= 0), "{p:?}");
                     assert!(p.lag_seconds.seconds.is_none_or(|s| s >= 0.0), "{p:?}");
-                    if let CatchUp::InSeconds { seconds } = p.catch_up {
+                    if let CatchUp::InSeconds { seconds, .. } = p.catch_up {
                         assert!(seconds > 0.0, "{p:?}");
                     }
                     assert!(p.window_observations <= 5);

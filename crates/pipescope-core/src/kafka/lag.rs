@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::clock::EpochMillis;
 use crate::kafka::rate::EndOffsetHistory;
+use crate::kafka::verdict::WindowRates;
 
 /// How a lag in offsets was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -90,10 +91,10 @@ pub fn lag_offsets(
 pub enum LagSecondsBasis {
     /// From the timestamp of the record at the committed offset (or 0 because the lag is 0).
     Exact,
-    /// Interpolated over the partition's (time, end offset) history: when was the log end at the
-    /// committed offset?
+    /// Interpolated over the partition's (time, end offset) readings: when did the log end pass
+    /// the committed offset?
     Estimated,
-    /// Neither a record timestamp nor enough history.
+    /// Neither a record timestamp nor readings that reach back to the committed offset.
     Unknown,
 }
 
@@ -103,24 +104,84 @@ pub enum LagSecondsBasis {
 pub struct LagSeconds {
     pub seconds: Option<f64>,
     pub basis: LagSecondsBasis,
+    /// For an estimate, the seconds between the two end-offset readings it was interpolated
+    /// between: the log end passed the committed offset somewhere in that span, so the estimate
+    /// is off by at most that much. `None` unless estimated.
+    pub interpolated_over_s: Option<f64>,
 }
 
 impl LagSeconds {
     pub const UNKNOWN: LagSeconds = LagSeconds {
         seconds: None,
         basis: LagSecondsBasis::Unknown,
+        interpolated_over_s: None,
     };
+
+    /// An exact lag of `seconds`.
+    pub const fn exact(seconds: f64) -> LagSeconds {
+        LagSeconds {
+            seconds: Some(seconds),
+            basis: LagSecondsBasis::Exact,
+            interpolated_over_s: None,
+        }
+    }
 
     pub fn is_estimated(&self) -> bool {
         self.basis == LagSecondsBasis::Estimated
     }
 }
 
+/// When the log end passed an offset, as read from the end-offset history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndPassed {
+    /// The last time the log end was at the offset: interpolated linearly between the last
+    /// reading at or below it and the next reading above it.
+    pub time_ms: EpochMillis,
+    /// The time between those two readings (the interpolation's span).
+    pub span_ms: u64,
+}
+
+/// When the log end was last at `offset`, from `history` as of `now_ms`; `None` when no reading
+/// is at or below `offset` — the history does not reach back that far, and nothing is
+/// extrapolated beyond its oldest reading. When `offset` is at or past the newest reading, the
+/// log end passed it after that reading: the newest reading's time, over the span up to now.
+pub fn end_passed(
+    history: &EndOffsetHistory,
+    offset: i64,
+    now_ms: EpochMillis,
+) -> Option<EndPassed> {
+    // Log ends are non-decreasing in time: the readings at or below `offset` come first.
+    let mut before = None;
+    let mut after = None;
+    for point in history.points() {
+        if point.latest <= offset {
+            before = Some(*point);
+        } else {
+            after = Some(*point);
+            break;
+        }
+    }
+    let before = before?;
+    let Some(after) = after else {
+        return Some(EndPassed {
+            time_ms: before.time_ms,
+            span_ms: now_ms.saturating_sub(before.time_ms),
+        });
+    };
+    let fraction = (offset - before.latest) as f64 / (after.latest - before.latest) as f64;
+    let span_ms = after.time_ms.saturating_sub(before.time_ms);
+    Some(EndPassed {
+        time_ms: before.time_ms + (fraction * span_ms as f64).round() as EpochMillis,
+        span_ms,
+    })
+}
+
 /// Lag in seconds at `now_ms`, never negative (clock skew between hosts is clamped to 0):
 /// - lag 0 → exactly 0 s;
 /// - the record at the committed offset has timestamp `record_time_ms` → `now − that`, exact;
-/// - otherwise `now −` the last time the log end was at the committed offset (from `history`),
-///   estimated; unknown when the history does not reach back that far.
+/// - otherwise `now −` the last time the log end was at the committed offset, interpolated over
+///   `history` ([`end_passed`]), estimated, with the span it was interpolated over; unknown when
+///   the history does not reach back that far (never extrapolated past its oldest reading).
 pub fn lag_seconds(
     now_ms: EpochMillis,
     lag_offsets: i64,
@@ -128,65 +189,76 @@ pub fn lag_seconds(
     record_time_ms: Option<EpochMillis>,
     history: &EndOffsetHistory,
 ) -> LagSeconds {
-    let since = |t: EpochMillis| Some(now_ms.saturating_sub(t) as f64 / 1000.0);
+    let since = |t: EpochMillis| now_ms.saturating_sub(t) as f64 / 1000.0;
     if lag_offsets <= 0 {
-        return LagSeconds {
-            seconds: Some(0.0),
-            basis: LagSecondsBasis::Exact,
-        };
+        return LagSeconds::exact(0.0);
     }
     if let Some(t) = record_time_ms {
-        return LagSeconds {
-            seconds: since(t),
-            basis: LagSecondsBasis::Exact,
-        };
+        return LagSeconds::exact(since(t));
     }
-    match history.time_at_offset(committed) {
-        Some(t) => LagSeconds {
-            seconds: since(t),
+    match end_passed(history, committed, now_ms) {
+        Some(passed) => LagSeconds {
+            seconds: Some(since(passed.time_ms)),
             basis: LagSecondsBasis::Estimated,
+            interpolated_over_s: Some(passed.span_ms as f64 / 1000.0),
         },
         None => LagSeconds::UNKNOWN,
     }
 }
 
 /// When a consumer will have caught up with its partition's log end.
+///
+/// `rates_over_s` is the span of the consume and produce rates the answer was taken from (the
+/// verdict window since its last rewind), and `rates_over_intervals` the scrape intervals in it:
+/// 1 means the rates come from two scrapes only.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum CatchUp {
     /// Lag is 0.
     CaughtUp,
-    /// At the current rates, in this many seconds.
-    InSeconds { seconds: f64 },
-    /// The consumer reads no faster than producers write: the lag will not shrink.
-    FallingBehind,
-    /// Rates are not known yet.
+    /// At the rates over the last `rates_over_s`, in this many seconds.
+    InSeconds {
+        seconds: f64,
+        rates_over_s: f64,
+        rates_over_intervals: usize,
+    },
+    /// Over the last `rates_over_s` the consumer read no faster than producers wrote: the lag
+    /// will not shrink.
+    FallingBehind {
+        rates_over_s: f64,
+        rates_over_intervals: usize,
+    },
+    /// Rates are not known yet (fewer than two observations since the start or the last rewind).
     Unknown,
 }
 
 /// Time to catch up: `lag / (consume rate − produce rate)`, from the rate at which the committed
-/// offset moves and the rate at which the log end moves, both in records per second.
-pub fn catch_up(
-    lag_offsets: Option<i64>,
-    consume_per_second: Option<f64>,
-    produce_per_second: Option<f64>,
-) -> CatchUp {
+/// offset moved and the rate at which the log end moved over the same span (`rates`, from
+/// [`crate::kafka::verdict::LagWindow::rates`]), in records per second.
+pub fn catch_up(lag_offsets: Option<i64>, rates: Option<WindowRates>) -> CatchUp {
     let Some(lag) = lag_offsets else {
         return CatchUp::Unknown;
     };
     if lag <= 0 {
         return CatchUp::CaughtUp;
     }
-    let (Some(consume), Some(produce)) = (consume_per_second, produce_per_second) else {
+    let Some(rates) = rates else {
         return CatchUp::Unknown;
     };
-    let gain = consume - produce;
+    let rates_over_s = rates.over_ms as f64 / 1000.0;
+    let rates_over_intervals = rates.intervals;
+    let gain = rates.consume_per_second - rates.produce_per_second;
     if gain <= 0.0 {
-        CatchUp::FallingBehind
+        CatchUp::FallingBehind {
+            rates_over_s,
+            rates_over_intervals,
+        }
     } else {
         CatchUp::InSeconds {
             seconds: lag as f64 / gain,
+            rates_over_s,
+            rates_over_intervals,
         }
     }
 }
@@ -275,13 +347,9 @@ mod tests {
     #[test]
     fn lag_seconds_is_exact_from_the_record_timestamp() {
         let s = lag_seconds(30_000, 50, 250, Some(12_500), &history());
-        assert_eq!(
-            s,
-            LagSeconds {
-                seconds: Some(17.5),
-                basis: LagSecondsBasis::Exact
-            }
-        );
+        assert_eq!(s, LagSeconds::exact(17.5));
+        assert_eq!(s.basis, LagSecondsBasis::Exact);
+        assert_eq!(s.interpolated_over_s, None);
     }
 
     #[test]
@@ -292,54 +360,129 @@ mod tests {
 
     #[test]
     fn lag_seconds_is_estimated_from_history_without_a_timestamp() {
-        // Log end was at 250 at 15 s (interpolated): 15 s behind at 30 s.
+        // Log end was at 250 at 15 s (interpolated between the readings at 10 s and 20 s):
+        // 15 s behind at 30 s, give or take the 10 s between those readings.
         let s = lag_seconds(30_000, 50, 250, None, &history());
         assert_eq!(
             s,
             LagSeconds {
                 seconds: Some(15.0),
-                basis: LagSecondsBasis::Estimated
+                basis: LagSecondsBasis::Estimated,
+                interpolated_over_s: Some(10.0),
             }
         );
         assert!(s.is_estimated());
     }
 
     #[test]
-    fn lag_seconds_is_unknown_before_the_history() {
+    fn a_committed_offset_on_a_reading_is_the_last_time_the_end_was_there() {
+        // A flat run: the end sat at 200 from 10 s to 20 s, then moved on.
+        let flat = EndOffsetHistory::from_points(
+            10,
+            [(0, 100), (10_000, 200), (20_000, 200), (30_000, 300)]
+                .map(|(time_ms, latest)| EndOffsetPoint { time_ms, latest }),
+        );
+        assert_eq!(
+            end_passed(&flat, 200, 40_000),
+            Some(EndPassed {
+                time_ms: 20_000,
+                span_ms: 10_000
+            })
+        );
+    }
+
+    #[test]
+    fn lag_seconds_is_unknown_when_the_history_does_not_reach_back() {
+        // The oldest reading (100 at 0 s) is past the committed offset: when the end was at 50
+        // is not in the history, and is not extrapolated from the readings after it.
         assert_eq!(
             lag_seconds(30_000, 250, 50, None, &history()),
             LagSeconds::UNKNOWN
+        );
+        // Not even by one record.
+        assert_eq!(
+            lag_seconds(30_000, 201, 99, None, &history()),
+            LagSeconds::UNKNOWN
+        );
+        assert_eq!(end_passed(&history(), 99, 30_000), None);
+        // No history at all.
+        assert_eq!(
+            lag_seconds(30_000, 5, 295, None, &EndOffsetHistory::new(10)),
+            LagSeconds::UNKNOWN
+        );
+        // The oldest reading itself is far enough.
+        assert_eq!(
+            lag_seconds(30_000, 200, 100, None, &history()).seconds,
+            Some(30.0)
+        );
+    }
+
+    #[test]
+    fn an_offset_past_the_newest_reading_was_passed_since_that_reading() {
+        assert_eq!(
+            end_passed(&history(), 300, 25_000),
+            Some(EndPassed {
+                time_ms: 20_000,
+                span_ms: 5_000
+            })
         );
     }
 
     #[test]
     fn zero_lag_is_zero_seconds_exactly() {
         let s = lag_seconds(30_000, 0, 300, None, &EndOffsetHistory::new(2));
-        assert_eq!(
-            s,
-            LagSeconds {
-                seconds: Some(0.0),
-                basis: LagSecondsBasis::Exact
-            }
-        );
+        assert_eq!(s, LagSeconds::exact(0.0));
+    }
+
+    fn rates(consume: f64, produce: f64, over_ms: u64, intervals: usize) -> Option<WindowRates> {
+        Some(WindowRates {
+            consume_per_second: consume,
+            produce_per_second: produce,
+            over_ms,
+            intervals,
+        })
     }
 
     #[test]
-    fn catch_up_from_consume_and_produce_rates() {
+    fn catch_up_from_consume_and_produce_rates_says_what_span_they_are_over() {
         assert_eq!(
-            catch_up(Some(1_000), Some(150.0), Some(50.0)),
-            CatchUp::InSeconds { seconds: 10.0 }
+            catch_up(Some(1_000), rates(150.0, 50.0, 45_000, 9)),
+            CatchUp::InSeconds {
+                seconds: 10.0,
+                rates_over_s: 45.0,
+                rates_over_intervals: 9
+            }
         );
         assert_eq!(
-            catch_up(Some(1_000), Some(50.0), Some(50.0)),
-            CatchUp::FallingBehind
+            catch_up(Some(1_000), rates(50.0, 50.0, 5_000, 1)),
+            CatchUp::FallingBehind {
+                rates_over_s: 5.0,
+                rates_over_intervals: 1
+            }
         );
         assert_eq!(
-            catch_up(Some(1_000), Some(10.0), Some(50.0)),
-            CatchUp::FallingBehind
+            catch_up(Some(1_000), rates(10.0, 50.0, 10_000, 2)),
+            CatchUp::FallingBehind {
+                rates_over_s: 10.0,
+                rates_over_intervals: 2
+            }
         );
-        assert_eq!(catch_up(Some(0), None, None), CatchUp::CaughtUp);
-        assert_eq!(catch_up(Some(5), None, Some(1.0)), CatchUp::Unknown);
-        assert_eq!(catch_up(None, Some(5.0), Some(1.0)), CatchUp::Unknown);
+        assert_eq!(catch_up(Some(0), None), CatchUp::CaughtUp);
+        assert_eq!(catch_up(Some(5), None), CatchUp::Unknown);
+        assert_eq!(catch_up(None, rates(5.0, 1.0, 5_000, 1)), CatchUp::Unknown);
+    }
+
+    #[test]
+    fn catch_up_serializes_its_span() {
+        let json = serde_json::to_value(catch_up(Some(100), rates(20.0, 10.0, 20_000, 4))).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "state": "in_seconds",
+                "seconds": 10.0,
+                "rates_over_s": 20.0,
+                "rates_over_intervals": 4
+            })
+        );
     }
 }

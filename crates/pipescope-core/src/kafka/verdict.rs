@@ -270,11 +270,13 @@ impl LagWindow {
     }
 
     /// Records consumed per second and records produced per second over the window, from the
-    /// moves of the committed offset and of the log end (after the last rewind, if any).
-    /// `None` with fewer than two observations or no time between them.
-    pub fn rates_per_second(&self) -> Option<(f64, f64)> {
+    /// moves of the committed offset and of the log end since the oldest observation (or the
+    /// last rewind, if any), with the span they are over. `None` with fewer than two
+    /// observations in that span or no time between them: never a rate from one reading.
+    pub fn rates(&self) -> Option<WindowRates> {
         let points = &self.points;
-        let last = points.back()?;
+        let last_index = points.len().checked_sub(1)?;
+        let last = points[last_index];
         // Rates only make sense since the last backward step.
         let start = (1..points.len())
             .rev()
@@ -284,11 +286,28 @@ impl LagWindow {
         if last.time_ms <= first.time_ms {
             return None;
         }
-        let seconds = (last.time_ms - first.time_ms) as f64 / 1000.0;
-        let consumed = (last.committed - first.committed) as f64 / seconds;
-        let produced = (last.latest - first.latest).max(0) as f64 / seconds;
-        Some((consumed, produced))
+        let over_ms = last.time_ms - first.time_ms;
+        let seconds = over_ms as f64 / 1000.0;
+        Some(WindowRates {
+            consume_per_second: (last.committed - first.committed) as f64 / seconds,
+            produce_per_second: (last.latest - first.latest).max(0) as f64 / seconds,
+            over_ms,
+            intervals: last_index - start,
+        })
     }
+}
+
+/// A group partition's consume and produce rates over its verdict window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct WindowRates {
+    /// Records per second the committed offset moved.
+    pub consume_per_second: f64,
+    /// Records per second the log end moved.
+    pub produce_per_second: f64,
+    /// Milliseconds between the first and the last observation the rates are taken over.
+    pub over_ms: u64,
+    /// Scrape intervals in that span: 1 means the rates come from two scrapes only.
+    pub intervals: usize,
 }
 
 #[cfg(test)]
@@ -512,10 +531,47 @@ mod tests {
     #[test]
     fn rates_over_the_window_since_the_last_rewind() {
         let w = window(&[(0, 100, 200), (10, 300, 400), (20, 500, 600)]);
-        assert_eq!(w.rates_per_second(), Some((20.0, 20.0)));
+        assert_eq!(
+            w.rates(),
+            Some(WindowRates {
+                consume_per_second: 20.0,
+                produce_per_second: 20.0,
+                over_ms: 20_000,
+                intervals: 2
+            })
+        );
+        // Since the rewind at 10 s: over one interval only, and it says so.
         let w = window(&[(0, 900, 1_000), (10, 100, 1_100), (20, 400, 1_200)]);
-        assert_eq!(w.rates_per_second(), Some((30.0, 10.0)));
-        assert_eq!(window(&[(0, 1, 2)]).rates_per_second(), None);
+        assert_eq!(
+            w.rates(),
+            Some(WindowRates {
+                consume_per_second: 30.0,
+                produce_per_second: 10.0,
+                over_ms: 10_000,
+                intervals: 1
+            })
+        );
+        assert_eq!(window(&[(0, 1, 2)]).rates(), None);
+        assert_eq!(LagWindow::new(N).rates(), None);
+    }
+
+    #[test]
+    fn rates_span_the_whole_window_once_it_is_full() {
+        // N = 5 observations, 10 s apart: over 40 s, 4 intervals; older points have left.
+        let w = window(&[
+            (0, 0, 0),
+            (10, 100, 200),
+            (20, 200, 400),
+            (30, 300, 600),
+            (40, 400, 800),
+            (50, 500, 1_000),
+        ]);
+        let rates = w.rates().unwrap();
+        assert_eq!((rates.over_ms, rates.intervals), (40_000, 4));
+        assert_eq!(
+            (rates.consume_per_second, rates.produce_per_second),
+            (10.0, 20.0)
+        );
     }
 
     #[test]

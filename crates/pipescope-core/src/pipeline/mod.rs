@@ -1,10 +1,11 @@
 //! Pure logic of the pipeline parts (simulators, bridge, processors, sink): trace headers,
-//! partitioning, sampling, running totals, event-time windows (their InfluxDB line protocol is in
-//! [`crate::line_protocol`]).
+//! partitioning, sampling, running totals, event-time windows, counts over the last minute
+//! (their InfluxDB line protocol is in [`crate::line_protocol`]).
 
 pub mod calls;
 pub mod mapping;
 pub mod partition;
+pub mod recent;
 pub mod totals;
 pub mod trace;
 pub mod traffic;

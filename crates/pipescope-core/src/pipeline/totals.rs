@@ -36,7 +36,9 @@ pub struct PartitionTotals {
     /// Offset of the next input record to apply.
     pub next_offset: i64,
     pub overall: Totals,
-    /// Per minute of call start (epoch ms of the minute's start), the last `MINUTES_KEPT`.
+    /// Per calendar minute of call start (epoch ms of the minute's start), the last
+    /// `MINUTES_KEPT`: counts over named minutes, never rates. Calls are counted as they arrive,
+    /// so the newest minute may still be filling ([`PartitionTotals::open_minute`]).
     pub per_minute: BTreeMap<EpochMillis, Totals>,
 }
 
@@ -80,6 +82,14 @@ impl PartitionTotals {
         Applied::Counted { long }
     }
 
+    /// The minute that may still be filling: the newest one a call was counted in. The minutes
+    /// before it are closed as far as this partition goes: a call that starts in a later minute
+    /// has arrived (one that arrives out of start order is still added to its own minute).
+    /// `None` before the first call.
+    pub fn open_minute(&self) -> Option<EpochMillis> {
+        self.per_minute.keys().next_back().copied()
+    }
+
     /// Moves the position past a record that is not a call (it is counted nowhere, but must not
     /// be read again).
     pub fn skip(&mut self, offset: i64) {
@@ -90,6 +100,16 @@ impl PartitionTotals {
 /// The changelog key of an input partition's state.
 pub fn changelog_key(topic: &str, partition: i32) -> String {
     format!("{topic}/{partition}")
+}
+
+/// The first minute not closed in all of `parts` (the earliest [`PartitionTotals::open_minute`]
+/// among those with calls): per-minute sums from there on may still grow, the ones before it are
+/// whole minutes. `None` when no partition has a call.
+pub fn open_from<'a>(parts: impl IntoIterator<Item = &'a PartitionTotals>) -> Option<EpochMillis> {
+    parts
+        .into_iter()
+        .filter_map(PartitionTotals::open_minute)
+        .min()
 }
 
 /// The overall totals of many partitions, and per minute.
@@ -200,5 +220,27 @@ mod tests {
         assert_eq!(per_minute[&0].calls, 2);
         assert_eq!(per_minute[&60_000].duration_ms, 3000);
         assert_eq!(changelog_key("calls", 2), "calls/2");
+    }
+
+    #[test]
+    fn the_newest_minute_of_a_partition_is_open_and_a_sum_is_whole_before_the_earliest() {
+        let mut a = PartitionTotals::default();
+        let mut b = PartitionTotals::default();
+        assert_eq!(a.open_minute(), None);
+        assert_eq!(open_from([&a, &b]), None);
+        a.apply(0, &call(10_000, 1.0));
+        a.apply(1, &call(130_000, 1.0));
+        // Minute 120 000 of `a` is filling; 0 and 60 000 are closed.
+        assert_eq!(a.open_minute(), Some(120_000));
+        // `b` has no calls: it closes nothing and holds nothing open.
+        assert_eq!(open_from([&a, &b]), Some(120_000));
+        b.apply(0, &call(70_000, 1.0));
+        // `b` may still get calls of minute 60 000: only minute 0 is whole in the sum.
+        assert_eq!(open_from([&a, &b]), Some(60_000));
+        // A call that arrives out of start order still counts in its own minute; the open
+        // minute stays the newest.
+        a.apply(2, &call(20_000, 1.0));
+        assert_eq!(a.per_minute[&0].calls, 2);
+        assert_eq!(a.open_minute(), Some(120_000));
     }
 }

@@ -306,8 +306,12 @@ fn cluster() -> ClusterState {
                         lag_seconds: LagSeconds {
                             seconds: Some(30.0),
                             basis: LagSecondsBasis::Exact,
+                            interpolated_over_s: None,
                         },
-                        catch_up: CatchUp::FallingBehind,
+                        catch_up: CatchUp::FallingBehind {
+                            rates_over_s: 45.0,
+                            rates_over_intervals: 9,
+                        },
                         verdict: Verdict::Stalled,
                         window_observations: 10,
                         window_complete: true,
@@ -852,6 +856,9 @@ async fn the_group_list_carries_each_groups_eta() {
             .unwrap_or_else(|| panic!("no group {name}: {groups}"))["catch_up"]
             .clone()
     };
-    assert_eq!(eta("proc"), json!({"state": "falling_behind"}));
+    assert_eq!(
+        eta("proc"),
+        json!({"state": "falling_behind", "rates_over_s": 45.0, "rates_over_intervals": 9})
+    );
     assert_eq!(eta("idle"), Value::Null);
 }

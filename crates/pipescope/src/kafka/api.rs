@@ -362,6 +362,7 @@ struct GroupLag {
     /// When the group will have caught up (its ETA), from its partitions' estimates: falling
     /// behind when one partition is, caught up when all are, else the latest partition's time
     /// (`unknown` when no partition's is known); `null` when the group has no analysed partition.
+    /// The partition's answer comes whole, with the span of its rates (`rates_over_s`).
     catch_up: Option<CatchUp>,
 }
 
@@ -384,19 +385,26 @@ impl GroupLag {
     }
 }
 
-/// A group's catch-up from its partitions' (see [`GroupLag::catch_up`]).
+/// A group's catch-up from its partitions' (see [`GroupLag::catch_up`]): the chosen partition's
+/// answer whole, with the span of the rates it was taken from.
 fn group_catch_up(partitions: impl Iterator<Item = CatchUp>) -> Option<CatchUp> {
     let mut any = false;
     let mut all_caught_up = true;
-    let mut latest: Option<f64> = None;
+    let mut latest: Option<CatchUp> = None;
     for c in partitions {
         any = true;
         match c {
-            CatchUp::FallingBehind => return Some(CatchUp::FallingBehind),
+            CatchUp::FallingBehind { .. } => return Some(c),
             CatchUp::CaughtUp => {}
-            CatchUp::InSeconds { seconds } => {
+            CatchUp::InSeconds { seconds, .. } => {
                 all_caught_up = false;
-                latest = Some(latest.map_or(seconds, |l| l.max(seconds)));
+                let later = match latest {
+                    Some(CatchUp::InSeconds { seconds: l, .. }) => seconds > l,
+                    _ => true,
+                };
+                if later {
+                    latest = Some(c);
+                }
             }
             CatchUp::Unknown => all_caught_up = false,
         }
@@ -406,10 +414,8 @@ fn group_catch_up(partitions: impl Iterator<Item = CatchUp>) -> Option<CatchUp> 
     }
     Some(if all_caught_up {
         CatchUp::CaughtUp
-    } else if let Some(seconds) = latest {
-        CatchUp::InSeconds { seconds }
     } else {
-        CatchUp::Unknown
+        latest.unwrap_or(CatchUp::Unknown)
     })
 }
 
@@ -427,9 +433,15 @@ struct GroupPartitionLag {
     lag_note: Option<&'static str>,
     lag_seconds: Option<f64>,
     /// `exact` (timestamp of the record at the committed offset), `estimated` (when the log end
-    /// passed the committed offset, interpolated) or `unknown`.
+    /// passed the committed offset, interpolated between two end-offset readings) or `unknown`
+    /// (no timestamp, and the readings do not reach back to the committed offset).
     lag_seconds_basis: LagSecondsBasis,
-    /// `{"state": "caught_up" | "in_seconds" (with `seconds`) | "falling_behind" | "unknown"}`.
+    /// For an estimate: seconds between the two end-offset readings it was interpolated between
+    /// (the estimate is off by at most that); `null` otherwise.
+    lag_seconds_interpolated_over_s: Option<f64>,
+    /// `{"state": "caught_up" | "in_seconds" (with `seconds`) | "falling_behind" | "unknown"}`;
+    /// `in_seconds` and `falling_behind` carry `rates_over_s` and `rates_over_intervals`, the
+    /// span (and scrape intervals) of the consume and produce rates they were taken from.
     catch_up: CatchUp,
     verdict: Verdict,
     window_observations: usize,
@@ -476,6 +488,7 @@ fn group_detail(g: &GroupState, view: Option<&GroupView>) -> GroupDetail {
                 lag_note: p.lag.note.message(),
                 lag_seconds: p.lag_seconds.seconds,
                 lag_seconds_basis: p.lag_seconds.basis,
+                lag_seconds_interpolated_over_s: p.lag_seconds.interpolated_over_s,
                 catch_up: p.catch_up,
                 verdict: p.verdict,
                 window_observations: p.window_observations,
@@ -582,18 +595,25 @@ mod tests {
 
     #[test]
     fn a_groups_catch_up_is_its_worst_partitions() {
-        let soon = CatchUp::InSeconds { seconds: 5.0 };
-        let later = CatchUp::InSeconds { seconds: 60.0 };
+        let in_s = |seconds: f64, rates_over_s: f64| CatchUp::InSeconds {
+            seconds,
+            rates_over_s,
+            rates_over_intervals: 2,
+        };
+        let soon = in_s(5.0, 20.0);
+        let later = in_s(60.0, 10.0);
+        let behind = CatchUp::FallingBehind {
+            rates_over_s: 45.0,
+            rates_over_intervals: 9,
+        };
         let of = |p: &[CatchUp]| group_catch_up(p.iter().copied());
         assert_eq!(of(&[]), None);
         assert_eq!(
             of(&[CatchUp::CaughtUp, CatchUp::CaughtUp]),
             Some(CatchUp::CaughtUp)
         );
-        assert_eq!(
-            of(&[soon, CatchUp::FallingBehind, later]),
-            Some(CatchUp::FallingBehind)
-        );
+        assert_eq!(of(&[soon, behind, later]), Some(behind));
+        // The latest partition's answer, with the span of its own rates.
         assert_eq!(
             of(&[soon, CatchUp::CaughtUp, later, CatchUp::Unknown]),
             Some(later)

@@ -10,6 +10,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pipescope_core::pipeline::calls::{CallGenerator, CallText, CallWorkload, duration_ms};
 use pipescope_core::pipeline::partition::partition_for_key;
+use pipescope_core::pipeline::recent::{RecentCount, describe};
 use pipescope_core::pipeline::trace::{self, Sequencer};
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::ClientContext;
@@ -143,7 +144,7 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         ProgressBar::hidden()
     };
     progress.set_style(
-        ProgressStyle::with_template("{spinner} {pos} calls sent, {per_sec} {msg} [{elapsed}]")
+        ProgressStyle::with_template("{spinner} {pos} calls sent, {msg} [{elapsed}]")
             .expect("a valid progress template"),
     );
 
@@ -160,6 +161,8 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     let mut payload = Vec::with_capacity(256);
     let (mut text, mut seq, mut ts) = (CallText::default(), String::new(), String::new());
     let mut first_sent: Option<std::time::Instant> = None;
+    // The progress line's count over the last minute (not a rate from the last few seconds).
+    let mut recent = RecentCount::new(now_ms());
     'ticks: loop {
         tokio::select! {
             _ = interval.tick() => {}
@@ -220,6 +223,11 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         let sent = summary.calls - calls_before;
         metrics.calls.inc_by(sent);
         progress.inc(sent);
+        if !progress.is_hidden() {
+            let now = now_ms();
+            recent.add(now, sent);
+            progress.set_message(describe(recent.last_minute(now)));
+        }
         tick_start += tick_ms;
         if args.count.is_some_and(|c| summary.calls >= c) {
             break;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pipescope_core::backoff::Backoff;
+use pipescope_core::pipeline::recent::{RecentCount, describe};
 use pipescope_core::pipeline::trace::{Sequencer, TraceHeader};
 use prometheus_client::metrics::counter::Counter;
 use rand::rngs::StdRng;
@@ -214,9 +215,11 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
             ProgressBar::hidden()
         };
         progress.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} events, {per_sec}, ETA {eta}")
+            ProgressStyle::with_template("{bar:40} {pos}/{len} events, {msg}")
                 .expect("a valid progress template"),
         );
+        // The progress line's count over the last minute (not a rate from the last few seconds).
+        let mut recent = RecentCount::new(now_ms());
         'passes: loop {
             progress.set_position(0);
             let mut index = 0u64;
@@ -228,6 +231,7 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
                 if out_of_time(started) {
                     break 'passes;
                 }
+                let index_before = index;
                 while sent < due(started) && index < total {
                     let line = &lines[index as usize];
                     let payload = match &line.payload {
@@ -239,6 +243,19 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
                     sent += 1;
                     index += 1;
                     progress.inc(1);
+                }
+                if !progress.is_hidden() {
+                    let now = now_ms();
+                    recent.add(now, index - index_before);
+                    // When the pace's schedule (--rate since start) sends the pass's last
+                    // event: not a guess from the last few seconds' speed.
+                    let left = (sent + (total - index)) as f64 / args.rate;
+                    let eta_s = (left - started.elapsed().as_secs_f64()).max(0.0);
+                    progress.set_message(format!(
+                        "{}, {eta_s:.0} s left at {} a second",
+                        describe(recent.last_minute(now)),
+                        args.rate
+                    ));
                 }
             }
             if !args.repeat {
