@@ -6,8 +6,9 @@
 //!
 //! Memory stays bounded: each partition keeps at most `history_points` end-offset readings for
 //! lag in seconds and the readings of the last 15 minutes for its window counts (see
-//! [`EndOffsetWindows`]), each group partition a window of `window_len` observations, and the state of a partition or
-//! a group partition that no snapshot has reported for `forget_after_ms` is dropped.
+//! [`EndOffsetWindows`]), each group partition a window of `window_len` observations, and the
+//! state of a partition or a group partition that no snapshot has reported for
+//! `forget_after_ms` is dropped.
 
 use std::collections::{BTreeMap, HashMap};
 

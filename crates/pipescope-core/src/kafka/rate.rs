@@ -1,4 +1,5 @@
-//! Produce rates from end-offset deltas, and the (time, end offset) history of a partition.
+//! Produce rates and counts over time windows from end-offset deltas, and the (time, end offset)
+//! history of a partition.
 //!
 //! Two kinds of figure come from a partition's log end offsets `L(t)`:
 //! - the instantaneous rate ([`RateTracker`]): `ΔL / Δt` over the last scrape interval, for the
@@ -333,11 +334,23 @@ impl EndOffsetWindows {
         Self::default()
     }
 
-    /// Rebuilds the windows from stored points (oldest first), as if each had been recorded:
-    /// after a restart, covered at once when the points reach back 15 minutes.
+    /// Rebuilds the windows from stored points (oldest first): after a restart, covered at once
+    /// when the points reach back 15 minutes. The store keeps every scrape's end offset, blips
+    /// included, so a lower point is taken as a new log only when the next one is lower too (the
+    /// rule of [`RateTracker`]); a lone lower point is left out.
     pub fn from_points(points: impl IntoIterator<Item = EndOffsetPoint>) -> Self {
         let mut windows = Self::new();
+        let mut held: Option<EndOffsetPoint> = None;
         for point in points {
+            let lower = windows.newest().is_some_and(|n| point.latest < n.latest);
+            if !lower {
+                held = None;
+            } else if let Some(first_of_new_log) = held.take() {
+                windows.record(first_of_new_log.time_ms, first_of_new_log.latest);
+            } else {
+                held = Some(point);
+                continue;
+            }
             windows.record(point.time_ms, point.latest);
         }
         windows
@@ -839,6 +852,27 @@ mod window_tests {
         let counts = windows.counts();
         assert_eq!(counts.one_minute.per_minute, Some(300.0));
         assert_eq!(counts.fifteen_minutes.per_minute, Some(300.0));
+    }
+
+    #[test]
+    fn restored_points_skip_a_lone_lower_end_offset_but_follow_a_new_log() {
+        let points = |ends: &[i64]| {
+            ends.iter()
+                .enumerate()
+                .map(|(k, &latest)| EndOffsetPoint {
+                    time_ms: k as u64 * 10_000,
+                    latest,
+                })
+                .collect::<Vec<_>>()
+        };
+        // A new leader answered 900 once: not a new log.
+        let blip = EndOffsetWindows::from_points(points(&[1_000, 1_100, 900, 1_300, 1_400]));
+        assert_eq!(blip.len(), 4);
+        assert_eq!(blip.count(Window::OneMinute).count, 400.0);
+        // Re-created: 40 and 140 are the new log.
+        let reset = EndOffsetWindows::from_points(points(&[1_000, 1_100, 40, 140, 240]));
+        let c = reset.count(Window::OneMinute);
+        assert_eq!((c.count, c.covered_s), (200.0, 20.0));
     }
 
     /// The same formula over every reading ever taken: what the bounded windows must match.
