@@ -4,9 +4,11 @@
 //! "Now" is the snapshot's `time_ms` (the scraper stamps it from its [`crate::Clock`]), so the
 //! analyzer is as deterministic as its input.
 //!
-//! Memory stays bounded: each partition keeps at most `history_points` end-offset readings,
-//! each group partition a window of `window_len` observations, and the state of a partition or
-//! a group partition that no snapshot has reported for `forget_after_ms` is dropped.
+//! Memory stays bounded: each partition keeps at most `history_points` end-offset readings for
+//! lag in seconds and the readings of the last 15 minutes for its window counts (see
+//! [`EndOffsetWindows`]), each group partition a window of `window_len` observations, and the
+//! state of a partition or a group partition that no snapshot has reported for
+//! `forget_after_ms` is dropped.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,9 +18,12 @@ use crate::clock::EpochMillis;
 use crate::kafka::lag::{
     CatchUp, LagNote, LagSeconds, OffsetLag, catch_up, lag_offsets, lag_seconds,
 };
-use crate::kafka::rate::{EndOffsetHistory, EndOffsetPoint, OffsetReading, RateStep, RateTracker};
+use crate::kafka::rate::{
+    EndOffsetHistory, EndOffsetPoint, EndOffsetWindows, OffsetReading, RateStep, RateTracker,
+};
 use crate::kafka::verdict::{CommitPoint, DEFAULT_WINDOW_LEN, LagWindow, Verdict};
 use crate::kafka::{OffsetsSnapshot, TopicPartition};
+use crate::windows::WindowCounts;
 
 /// Settings of a [`KafkaAnalyzer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -75,23 +80,35 @@ pub struct PartitionView {
     pub partition: i32,
     pub earliest: Option<i64>,
     pub latest: Option<i64>,
-    pub messages_per_second: Option<f64>,
-    pub messages_per_minute: Option<f64>,
+    /// Records appended over the last 1, 5 and 15 minutes, as of this scrape (see
+    /// [`EndOffsetWindows`]). `None` when this scrape gave no usable reading (offsets failed, or
+    /// an end offset held as possibly a reset).
+    pub rates: Option<WindowCounts>,
+    /// Records per second over the last scrape interval (for the live chart: bursty producers
+    /// make it jump between scrapes).
+    pub instant_messages_per_second: Option<f64>,
+    /// The interval `instant_messages_per_second` is over, in seconds.
+    pub instant_interval_s: Option<f64>,
     pub rate_note: RateNote,
     /// Why the offsets are unknown this scrape.
     pub error: Option<String>,
 }
 
-/// One topic: sums over the partitions whose rate is known.
+/// One topic: sums over the partitions whose rates are known.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TopicView {
     pub topic: String,
     /// Partitions reported this scrape.
     pub partitions: usize,
-    /// Of those, the ones whose rate is known (and summed below).
+    /// Of those, the ones whose window counts are known (and summed in `rates`).
     pub partitions_with_rate: usize,
-    pub messages_per_second: Option<f64>,
-    pub messages_per_minute: Option<f64>,
+    /// The sum of those partitions' window counts ([`WindowCounts::sum`]: a window is covered
+    /// only when it is for every one of them).
+    pub rates: Option<WindowCounts>,
+    /// The sum of the partitions' instantaneous rates that are known (live chart only).
+    pub instant_messages_per_second: Option<f64>,
+    /// The longest of the intervals those rates are over, in seconds.
+    pub instant_interval_s: Option<f64>,
 }
 
 /// One partition of one group.
@@ -170,6 +187,7 @@ pub struct KafkaView {
 struct PartitionState {
     rates: RateTracker,
     history: EndOffsetHistory,
+    windows: EndOffsetWindows,
     /// Bumped on every reset, so group windows built on the old offsets are cleared.
     generation: u64,
     last_reported_ms: EpochMillis,
@@ -234,13 +252,17 @@ impl KafkaAnalyzer {
         (self.partitions.len(), group_partitions)
     }
 
-    /// Seeds a partition's end-offset history from stored points (oldest first), e.g. after a
-    /// restart, so lag in seconds can be estimated at once.
+    /// Seeds a partition's end-offset history and window counts from stored points (oldest
+    /// first), e.g. after a restart, so lag in seconds can be estimated at once and the windows
+    /// the points reach back over are covered at once (the points of the last 15 minutes must be
+    /// at scrape resolution, plus one before, for the counts to be as exact as live ones).
     pub fn restore_partition_history(
         &mut self,
         tp: TopicPartition,
         points: impl IntoIterator<Item = EndOffsetPoint>,
     ) {
+        let points: Vec<EndOffsetPoint> = points.into_iter().collect();
+        let windows = EndOffsetWindows::from_points(points.iter().copied());
         let history = EndOffsetHistory::from_points(self.config.history_points, points);
         let last_reported_ms = history.points().last().map_or(0, |p| p.time_ms);
         let state = self
@@ -248,6 +270,7 @@ impl KafkaAnalyzer {
             .entry(tp)
             .or_insert_with(|| PartitionState::new(self.config.history_points));
         state.history = history;
+        state.windows = windows;
         state.last_reported_ms = state.last_reported_ms.max(last_reported_ms);
     }
 
@@ -331,8 +354,9 @@ impl KafkaAnalyzer {
                 partition: tp.partition,
                 earliest: None,
                 latest: None,
-                messages_per_second: None,
-                messages_per_minute: None,
+                rates: None,
+                instant_messages_per_second: None,
+                instant_interval_s: None,
                 rate_note: RateNote::OffsetsError,
                 error: None,
             };
@@ -347,10 +371,12 @@ impl KafkaAnalyzer {
                     let previous = state.rates.last_good();
                     let step = state.rates.observe(reading);
                     let mut growth = None;
+                    let mut instant_interval_ms = None;
                     view.rate_note = match step {
                         RateStep::FirstReading => RateNote::FirstReading,
-                        RateStep::Measured { .. } => {
+                        RateStep::Measured { interval_ms, .. } => {
                             growth = previous.map(|p| reading.latest - p.latest);
+                            instant_interval_ms = Some(interval_ms);
                             RateNote::Measured
                         }
                         RateStep::EndWentBack => RateNote::EndWentBack,
@@ -358,9 +384,12 @@ impl KafkaAnalyzer {
                             first_of_new_log, ..
                         } => {
                             state.history.clear();
+                            state.windows.clear();
                             if let Some(first) = first_of_new_log {
                                 state.history.record(first.time_ms, first.latest);
+                                state.windows.record(first.time_ms, first.latest);
                                 growth = Some(reading.latest - first.latest);
+                                instant_interval_ms = Some(now.saturating_sub(first.time_ms));
                             }
                             state.generation += 1;
                             self.counters.partition_resets_total += 1;
@@ -369,8 +398,15 @@ impl KafkaAnalyzer {
                         RateStep::NoElapsedTime => RateNote::NoElapsedTime,
                     };
                     state.history.record(now, reading.latest);
-                    view.messages_per_second = step.messages_per_second();
-                    view.messages_per_minute = view.messages_per_second.map(|r| r * 60.0);
+                    view.instant_messages_per_second = step.messages_per_second();
+                    view.instant_interval_s = instant_interval_ms
+                        .filter(|_| view.instant_messages_per_second.is_some())
+                        .map(|ms| ms as f64 / 1000.0);
+                    // A held lower end offset may be a blip: not a reading of the log to count.
+                    if step != RateStep::EndWentBack {
+                        state.windows.record(now, reading.latest);
+                        view.rates = Some(state.windows.counts());
+                    }
                     view.earliest = Some(range.earliest);
                     view.latest = Some(range.latest);
                     if step != RateStep::EndWentBack {
@@ -546,17 +582,24 @@ fn topic_views(partitions: &[PartitionView]) -> Vec<TopicView> {
                 topic: p.topic.clone(),
                 partitions: 0,
                 partitions_with_rate: 0,
-                messages_per_second: None,
-                messages_per_minute: None,
+                rates: None,
+                instant_messages_per_second: None,
+                instant_interval_s: None,
             });
         }
         let topic = topics.last_mut().expect("pushed above");
         topic.partitions += 1;
-        if let Some(rate) = p.messages_per_second {
+        if let Some(rates) = &p.rates {
             topic.partitions_with_rate += 1;
-            let sum = topic.messages_per_second.unwrap_or(0.0) + rate;
-            topic.messages_per_second = Some(sum);
-            topic.messages_per_minute = Some(sum * 60.0);
+            topic.rates = Some(topic.rates.map_or(*rates, |sum| sum.plus(rates)));
+        }
+        if let Some(rate) = p.instant_messages_per_second {
+            topic.instant_messages_per_second =
+                Some(topic.instant_messages_per_second.unwrap_or(0.0) + rate);
+            topic.instant_interval_s = match (topic.instant_interval_s, p.instant_interval_s) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
         }
     }
     topics
@@ -567,6 +610,7 @@ impl PartitionState {
         Self {
             rates: RateTracker::new(),
             history: EndOffsetHistory::new(history_points),
+            windows: EndOffsetWindows::new(),
             generation: 0,
             last_reported_ms: 0,
         }
@@ -596,6 +640,7 @@ mod tests {
     use super::*;
     use crate::kafka::lag::LagSecondsBasis;
     use crate::kafka::{GroupCommit, OffsetRange, PartitionOffsets};
+    use crate::windows::{Window, WindowCount};
 
     /// A snapshot at `s` seconds.
     struct Snap(OffsetsSnapshot);
@@ -692,23 +737,115 @@ mod tests {
         let mut a = analyzer(10);
         let v = a.ingest(&at(0).part("t", 0, 0, 100).part("t", 1, 0, 50));
         assert_eq!(partition(&v, "t", 0).rate_note, RateNote::FirstReading);
-        assert_eq!(topic(&v, "t").messages_per_second, None);
+        assert_eq!(topic(&v, "t").instant_messages_per_second, None);
 
         let v = a.ingest(&at(10).part("t", 0, 0, 600).part("t", 1, 0, 150));
         let p0 = partition(&v, "t", 0);
-        assert_eq!(p0.messages_per_second, Some(50.0));
-        assert_eq!(p0.messages_per_minute, Some(3_000.0));
+        assert_eq!(p0.instant_messages_per_second, Some(50.0));
+        assert_eq!(p0.instant_interval_s, Some(10.0));
         assert_eq!(p0.latest, Some(600));
-        assert_eq!(partition(&v, "t", 1).messages_per_second, Some(10.0));
+        assert_eq!(
+            partition(&v, "t", 1).instant_messages_per_second,
+            Some(10.0)
+        );
         let t = topic(&v, "t");
-        assert_eq!(t.messages_per_second, Some(60.0));
-        assert_eq!(t.messages_per_minute, Some(3_600.0));
+        assert_eq!(t.instant_messages_per_second, Some(60.0));
         assert_eq!((t.partitions, t.partitions_with_rate), (2, 2));
 
         // The scrape at 20 s was missed: 20 s separate these readings.
         let v = a.ingest(&at(30).part("t", 0, 0, 1_600).part("t", 1, 0, 150));
-        assert_eq!(partition(&v, "t", 0).messages_per_second, Some(50.0));
-        assert_eq!(partition(&v, "t", 1).messages_per_second, Some(0.0));
+        assert_eq!(
+            partition(&v, "t", 0).instant_messages_per_second,
+            Some(50.0)
+        );
+        assert_eq!(partition(&v, "t", 0).instant_interval_s, Some(20.0));
+        assert_eq!(partition(&v, "t", 1).instant_messages_per_second, Some(0.0));
+    }
+
+    fn last_minute(rates: Option<WindowCounts>) -> WindowCount {
+        rates.expect("rates known").get(Window::OneMinute)
+    }
+
+    #[test]
+    fn window_counts_per_partition_and_topic_as_of_the_last_scrape() {
+        let mut a = analyzer(10);
+        let v = a.ingest(&at(0).part("t", 0, 0, 100).part("t", 1, 0, 50));
+        assert_eq!(last_minute(partition(&v, "t", 0).rates), WindowCount::EMPTY);
+        // 5 records every 10 s on partition 0, none on 1, scraped every 5 s.
+        for k in 1..=12u64 {
+            let v = a.ingest(
+                &at(k * 5)
+                    .part("t", 0, 0, 100 + (k as i64 / 2) * 5)
+                    .part("t", 1, 0, 50),
+            );
+            let t = last_minute(topic(&v, "t").rates);
+            if k < 12 {
+                assert_eq!(t.per_minute, None, "not covered at {} s", k * 5);
+                assert_eq!(t.covered_s, (k * 5) as f64);
+                assert_eq!(
+                    t.count,
+                    ((k / 2) * 5) as f64,
+                    "what was seen, not scaled up"
+                );
+            } else {
+                assert_eq!(t.per_minute, Some(30.0));
+                assert_eq!(
+                    last_minute(partition(&v, "t", 1).rates).per_minute,
+                    Some(0.0)
+                );
+            }
+        }
+        // A partition added to the topic: its windows are not covered, so neither are the topic's.
+        let v = a.ingest(
+            &at(65)
+                .part("t", 0, 0, 130)
+                .part("t", 1, 0, 50)
+                .part("t", 2, 0, 0),
+        );
+        let t = topic(&v, "t");
+        assert_eq!(t.partitions_with_rate, 3);
+        assert_eq!(last_minute(t.rates).per_minute, None);
+        assert_eq!(last_minute(t.rates).count, 30.0);
+        // A partition whose offsets failed has no rates and is left out of the sum.
+        let v = a.ingest(
+            &at(70)
+                .part("t", 0, 0, 135)
+                .failed("t", 1)
+                .part("t", 2, 0, 0),
+        );
+        assert_eq!(partition(&v, "t", 1).rates, None);
+        assert_eq!(topic(&v, "t").partitions_with_rate, 2);
+    }
+
+    #[test]
+    fn a_reset_starts_the_windows_again_and_restored_points_cover_them() {
+        let mut a = analyzer(10);
+        let tp = TopicPartition::new("t", 0);
+        // Stored every 10 s for 15 minutes and 10 s before: 6 records a second.
+        a.restore_partition_history(
+            tp.clone(),
+            (0..=91u64).map(|k| EndOffsetPoint {
+                time_ms: k * 10_000,
+                latest: k as i64 * 60,
+            }),
+        );
+        let v = a.ingest(&at(920).part("t", 0, 0, 5_520));
+        let p = partition(&v, "t", 0);
+        assert_eq!(p.rate_note, RateNote::FirstReading);
+        let rates = p.rates.expect("rates");
+        for w in Window::ALL {
+            assert_eq!(
+                rates.get(w).per_minute,
+                Some(360.0),
+                "{w:?} covered at once"
+            );
+        }
+        // Re-created: held one scrape (no rates), then counted from the new log's first reading.
+        let v = a.ingest(&at(930).part("t", 0, 0, 40));
+        assert_eq!(partition(&v, "t", 0).rates, None);
+        let v = a.ingest(&at(940).part("t", 0, 0, 140));
+        let c = last_minute(partition(&v, "t", 0).rates);
+        assert_eq!((c.count, c.covered_s, c.per_minute), (100.0, 10.0, None));
     }
 
     #[test]
@@ -718,7 +855,7 @@ mod tests {
         let v = a.ingest(&at(10).failed("t", 0).commit("g", "t", 0, 95));
         let p = partition(&v, "t", 0);
         assert_eq!(p.rate_note, RateNote::OffsetsError);
-        assert_eq!((p.latest, p.messages_per_second), (None, None));
+        assert_eq!((p.latest, p.instant_messages_per_second), (None, None));
         assert_eq!(p.error.as_deref(), Some("leader not available"));
         let g = gp(&v, "g", "t", 0);
         assert_eq!(g.lag.note, LagNote::EndOffsetUnknown);
@@ -726,7 +863,10 @@ mod tests {
         assert_eq!(group(&v, "g").partitions_lag_unknown, 1);
         // Back: the rate is over the 20 s since the last good reading.
         let v = a.ingest(&at(20).part("t", 0, 0, 300).commit("g", "t", 0, 280));
-        assert_eq!(partition(&v, "t", 0).messages_per_second, Some(10.0));
+        assert_eq!(
+            partition(&v, "t", 0).instant_messages_per_second,
+            Some(10.0)
+        );
         assert_eq!(gp(&v, "g", "t", 0).lag.offsets, Some(20));
     }
 
@@ -740,7 +880,7 @@ mod tests {
         let v = a.ingest(&at(30).part("t", 0, 0, 40).commit("g", "t", 0, 10));
         let p = partition(&v, "t", 0);
         assert_eq!(p.rate_note, RateNote::EndWentBack);
-        assert_eq!(p.messages_per_second, None);
+        assert_eq!(p.instant_messages_per_second, None);
         let g = gp(&v, "g", "t", 0);
         assert_eq!(g.lag.note, LagNote::EndOffsetUnknown);
         assert_eq!(g.verdict, Verdict::Ok);
@@ -749,7 +889,7 @@ mod tests {
         let p = partition(&v, "t", 0);
         assert_eq!(p.rate_note, RateNote::Reset);
         assert_eq!(
-            p.messages_per_second,
+            p.instant_messages_per_second,
             Some(10.0),
             "counted from the new start"
         );
@@ -761,7 +901,10 @@ mod tests {
         // Log end was at 100 at 36 s on the new log.
         assert_eq!(g.lag_seconds.seconds, Some(4.0));
         let v = a.ingest(&at(50).part("t", 0, 0, 240).commit("g", "t", 0, 200));
-        assert_eq!(partition(&v, "t", 0).messages_per_second, Some(10.0));
+        assert_eq!(
+            partition(&v, "t", 0).instant_messages_per_second,
+            Some(10.0)
+        );
         assert_eq!(gp(&v, "g", "t", 0).verdict, Verdict::Ok);
     }
 
@@ -775,7 +918,10 @@ mod tests {
         assert_eq!(partition(&v, "t", 0).rate_note, RateNote::EndWentBack);
         assert_eq!(gp(&v, "g", "t", 0).verdict, Verdict::Stalled);
         let v = a.ingest(&at(40).part("t", 0, 0, 1_400).commit("g", "t", 0, 500));
-        assert_eq!(partition(&v, "t", 0).messages_per_second, Some(10.0));
+        assert_eq!(
+            partition(&v, "t", 0).instant_messages_per_second,
+            Some(10.0)
+        );
         assert_eq!(v.counters.partition_resets_total, 0);
         assert_eq!(gp(&v, "g", "t", 0).verdict, Verdict::Stalled, "window kept");
     }
@@ -787,10 +933,14 @@ mod tests {
         a.ingest(&at(10).part("t", 0, 0, 200));
         let v = a.ingest(&at(20).part("t", 0, 0, 300).part("t", 1, 0, 0));
         let t = topic(&v, "t");
-        assert_eq!((t.partitions, t.partitions_with_rate), (2, 1));
-        assert_eq!(t.messages_per_second, Some(10.0));
+        // Its first reading gives window counts (nothing yet, over nothing) but no instant rate.
+        assert_eq!((t.partitions, t.partitions_with_rate), (2, 2));
+        assert_eq!(t.instant_messages_per_second, Some(10.0));
+        assert_eq!(last_minute(t.rates).count, 200.0);
+        assert_eq!(last_minute(t.rates).covered_s, 0.0);
         let v = a.ingest(&at(30).part("t", 0, 0, 400).part("t", 1, 0, 50));
-        assert_eq!(topic(&v, "t").messages_per_second, Some(15.0));
+        assert_eq!(topic(&v, "t").instant_messages_per_second, Some(15.0));
+        assert_eq!(last_minute(topic(&v, "t").rates).count, 350.0);
     }
 
     #[test]
@@ -798,7 +948,10 @@ mod tests {
         let mut a = analyzer(10);
         a.ingest(&at(0).part("c", 0, 0, 1_000));
         let v = a.ingest(&at(10).part("c", 0, 800, 1_100));
-        assert_eq!(partition(&v, "c", 0).messages_per_second, Some(10.0));
+        assert_eq!(
+            partition(&v, "c", 0).instant_messages_per_second,
+            Some(10.0)
+        );
         assert_eq!(partition(&v, "c", 0).earliest, Some(800));
     }
 
@@ -1111,16 +1264,40 @@ mod tests {
             }
             let v = a.ingest(&snap);
             for p in &v.partitions {
-                assert!(p.messages_per_second.is_none_or(|r| r >= 0.0), "{p:?}");
+                assert!(
+                    p.instant_messages_per_second.is_none_or(|r| r >= 0.0),
+                    "{p:?}"
+                );
             }
             for t in &v.topics {
                 let sum: f64 = v
                     .partitions
                     .iter()
                     .filter(|p| p.topic == t.topic)
-                    .filter_map(|p| p.messages_per_second)
+                    .filter_map(|p| p.instant_messages_per_second)
                     .sum();
-                assert!(t.messages_per_second.is_none_or(|r| (r - sum).abs() < 1e-9));
+                assert!(
+                    t.instant_messages_per_second
+                        .is_none_or(|r| (r - sum).abs() < 1e-9)
+                );
+                let with_rates: Vec<WindowCounts> = v
+                    .partitions
+                    .iter()
+                    .filter(|p| p.topic == t.topic)
+                    .filter_map(|p| p.rates)
+                    .collect();
+                assert_eq!(t.partitions_with_rate, with_rates.len());
+                assert_eq!(t.rates, WindowCounts::sum(&with_rates));
+            }
+            for rates in v.partitions.iter().filter_map(|p| p.rates) {
+                for w in Window::ALL {
+                    let c = rates.get(w);
+                    assert!(c.count >= 0.0 && c.covered_s <= w.millis() as f64 / 1000.0);
+                    assert_eq!(
+                        c.per_minute.is_some(),
+                        c.covered_s * 1000.0 == w.millis() as f64
+                    );
+                }
             }
             for g in &v.groups {
                 assert!(g.lag_offsets >= 0);
@@ -1136,6 +1313,8 @@ mod tests {
             let (partitions, group_partitions) = a.tracked();
             assert!(partitions <= 6 * 4 && group_partitions <= 3 * 6 * 4);
             assert!(a.partitions.values().all(|p| p.history.len() <= 8));
+            // Scrapes at least 10 s apart: 90 readings in 15 minutes, and the one before.
+            assert!(a.partitions.values().all(|p| p.windows.len() <= 91));
         }
         let counters = a.counters();
         assert!(counters.partition_resets_total > 0);

@@ -2,19 +2,27 @@
 //! dashboards) and the conversion of a [`KafkaView`] into [`Sample`]s.
 //!
 //! Labels: `cluster`, `topic`, `partition` on partition series; `cluster`, `topic` on topic
-//! series; `cluster`, `group`, `topic`, `partition` on group partition series; `cluster`,
+//! series; `window` (`1m`, `5m`, `15m`) on the per-minute series, which exist only once their
+//! window is covered (see [`crate::kafka::rate::EndOffsetWindows`]); `cluster`, `group`, `topic`, `partition` on group partition series; `cluster`,
 //! `group` on group series.
 
 use crate::kafka::analyzer::{GroupPartitionView, KafkaView};
 use crate::sample::{Labels, Sample};
+use crate::windows::Window;
 
 /// Log start offset of a partition.
 pub const PARTITION_START_OFFSET: &str = "pipescope_kafka_partition_start_offset";
 /// Log end offset of a partition.
 pub const PARTITION_END_OFFSET: &str = "pipescope_kafka_partition_end_offset";
-/// Records appended per second to a partition (absent when not measurable this scrape).
-pub const PARTITION_MESSAGES_PER_SECOND: &str = "pipescope_kafka_partition_messages_per_second";
-/// Records appended per minute to a topic, summed over the partitions with a known rate.
+/// Records appended per second to a partition over the last scrape interval (absent when not
+/// measurable this scrape): the instantaneous rate, jumpy with bursty producers.
+pub const PARTITION_INSTANT_MESSAGES_PER_SECOND: &str =
+    "pipescope_kafka_partition_instant_messages_per_second";
+/// Records appended to a partition over the last minute (`window="1m"` only, to keep partition
+/// series few), as of the scrape; absent until the monitor has watched it a whole minute.
+pub const PARTITION_MESSAGES_PER_MINUTE: &str = "pipescope_kafka_partition_messages_per_minute";
+/// Records appended to a topic per minute over the `window` (`1m`, `5m`, `15m`) ending at the
+/// scrape, summed over its partitions; absent until every one of them is covered that long.
 pub const TOPIC_MESSAGES_PER_MINUTE: &str = "pipescope_kafka_topic_messages_per_minute";
 /// A group's committed offset on a partition (with the end offset, what rebuilds a verdict
 /// window from stored history).
@@ -57,10 +65,10 @@ pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Samp
         .flat_map(|g| &g.topics)
         .map(|t| t.partitions.len())
         .sum();
-    // At most: 3 per partition, 1 per topic, 6 per group partition, 1 per group, 1.
+    // At most: 4 per partition, 3 per topic, 6 per group partition, 1 per group, 1.
     samples.reserve(
-        3 * view.partitions.len()
-            + view.topics.len()
+        4 * view.partitions.len()
+            + 3 * view.topics.len()
             + 6 * group_partitions
             + view.groups.len()
             + 1,
@@ -70,10 +78,11 @@ pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Samp
     };
 
     for p in &view.partitions {
+        let partition = p.partition.to_string();
         let labels = Labels::new([
             ("cluster", cluster),
             ("topic", p.topic.as_str()),
-            ("partition", p.partition.to_string().as_str()),
+            ("partition", partition.as_str()),
         ]);
         if let Some(earliest) = p.earliest {
             push(PARTITION_START_OFFSET, &labels, earliest as f64);
@@ -81,14 +90,31 @@ pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Samp
         if let Some(latest) = p.latest {
             push(PARTITION_END_OFFSET, &labels, latest as f64);
         }
-        if let Some(rate) = p.messages_per_second {
-            push(PARTITION_MESSAGES_PER_SECOND, &labels, rate);
+        if let Some(rate) = p.instant_messages_per_second {
+            push(PARTITION_INSTANT_MESSAGES_PER_SECOND, &labels, rate);
+        }
+        let last_minute = p.rates.and_then(|r| r.get(Window::OneMinute).per_minute);
+        if let Some(rate) = last_minute {
+            let labels = Labels::new([
+                ("cluster", cluster),
+                ("topic", p.topic.as_str()),
+                ("partition", partition.as_str()),
+                ("window", Window::OneMinute.label()),
+            ]);
+            push(PARTITION_MESSAGES_PER_MINUTE, &labels, rate);
         }
     }
     for t in &view.topics {
-        if let Some(rate) = t.messages_per_minute {
-            let labels = Labels::new([("cluster", cluster), ("topic", t.topic.as_str())]);
-            push(TOPIC_MESSAGES_PER_MINUTE, &labels, rate);
+        let Some(rates) = &t.rates else { continue };
+        for window in Window::ALL {
+            if let Some(rate) = rates.get(window).per_minute {
+                let labels = Labels::new([
+                    ("cluster", cluster),
+                    ("topic", t.topic.as_str()),
+                    ("window", window.label()),
+                ]);
+                push(TOPIC_MESSAGES_PER_MINUTE, &labels, rate);
+            }
         }
     }
     for g in &view.groups {
@@ -211,11 +237,13 @@ mod tests {
         );
         let p0 = [("topic", "t"), ("partition", "0")];
         assert_eq!(value(&samples, PARTITION_END_OFFSET, &p0), 200.0);
-        assert_eq!(value(&samples, PARTITION_MESSAGES_PER_SECOND, &p0), 10.0);
         assert_eq!(
-            value(&samples, TOPIC_MESSAGES_PER_MINUTE, &[("topic", "t")]),
-            600.0
+            value(&samples, PARTITION_INSTANT_MESSAGES_PER_SECOND, &p0),
+            10.0
         );
+        // Watched 10 s: no per-minute figure for any window yet.
+        assert!(find(&samples, TOPIC_MESSAGES_PER_MINUTE, &[]).is_empty());
+        assert!(find(&samples, PARTITION_MESSAGES_PER_MINUTE, &[]).is_empty());
         // The failed partition yields nothing rather than a made-up number.
         assert!(find(&samples, PARTITION_END_OFFSET, &[("partition", "1")]).is_empty());
         let gp = [("group", "g"), ("topic", "t"), ("partition", "0")];
@@ -230,6 +258,44 @@ mod tests {
         let group_verdict = find(&samples, GROUP_VERDICT, &[]);
         assert_eq!(group_verdict[0].labels.get("topic"), None);
         assert_eq!(value(&samples, CLAMPED_COMMITS_TOTAL, &[]), 0.0);
+    }
+
+    #[test]
+    fn per_minute_series_appear_window_by_window_once_covered() {
+        let mut a = KafkaAnalyzer::new(AnalyzerConfig::default());
+        let windows = |samples: &[Sample], metric: &str| -> Vec<(String, f64)> {
+            find(samples, metric, &[("topic", "t")])
+                .iter()
+                .map(|s| (s.labels.get("window").unwrap_or("").to_owned(), s.value))
+                .collect()
+        };
+        let mut samples = Vec::new();
+        // 100 records every 10 s.
+        for s in (0..=300).step_by(10) {
+            samples = view_to_samples(&a.ingest(&snapshot(s, 10 * s as i64, 0)), "c");
+            if s == 50 {
+                assert!(windows(&samples, TOPIC_MESSAGES_PER_MINUTE).is_empty());
+            }
+            if s == 60 {
+                assert_eq!(
+                    windows(&samples, TOPIC_MESSAGES_PER_MINUTE),
+                    [("1m".to_owned(), 600.0)]
+                );
+                assert_eq!(
+                    windows(&samples, PARTITION_MESSAGES_PER_MINUTE),
+                    [("1m".to_owned(), 600.0)]
+                );
+            }
+        }
+        assert_eq!(
+            windows(&samples, TOPIC_MESSAGES_PER_MINUTE),
+            [("1m".to_owned(), 600.0), ("5m".to_owned(), 600.0)]
+        );
+        assert_eq!(
+            windows(&samples, PARTITION_MESSAGES_PER_MINUTE),
+            [("1m".to_owned(), 600.0)],
+            "partitions: the last minute only"
+        );
     }
 
     #[test]
@@ -249,7 +315,8 @@ mod tests {
     fn metric_names_follow_the_project_convention() {
         for name in [
             PARTITION_END_OFFSET,
-            PARTITION_MESSAGES_PER_SECOND,
+            PARTITION_INSTANT_MESSAGES_PER_SECOND,
+            PARTITION_MESSAGES_PER_MINUTE,
             TOPIC_MESSAGES_PER_MINUTE,
             GROUP_COMMITTED_OFFSET,
             GROUP_LAG_OFFSETS,

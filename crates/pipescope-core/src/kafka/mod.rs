@@ -2,7 +2,8 @@
 //!
 //! The scraper (in the binary) fills an [`OffsetsSnapshot`] from the admin protocol; the pure
 //! formulas here consume a series of them:
-//! - [`rate`]: produce rates from end-offset deltas, and the (time, end offset) history;
+//! - [`rate`]: the instant rate from end-offset deltas, the counts over the last 1, 5 and 15
+//!   minutes, and the (time, end offset) history;
 //! - [`lag`]: lag in offsets (never negative) and seconds (exact or estimated), catch-up time;
 //! - [`verdict`]: Burrow-style OK / WARN / STOPPED / STALLED / REWOUND over a sliding window;
 //! - [`analyzer`]: [`KafkaAnalyzer`], the state that turns successive snapshots into a [`KafkaView`];

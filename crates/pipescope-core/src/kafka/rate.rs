@@ -1,4 +1,22 @@
-//! Produce rates from end-offset deltas, and the (time, end offset) history of a partition.
+//! Produce rates and counts over time windows from end-offset deltas, and the (time, end offset)
+//! history of a partition.
+//!
+//! Two kinds of figure come from a partition's log end offsets `L(t)`:
+//! - the instantaneous rate ([`RateTracker`]): `ΔL / Δt` over the last scrape interval, for the
+//!   live chart only — with bursty producers it jumps between scrapes;
+//! - the counts over the last 1, 5 and 15 minutes ([`EndOffsetWindows`]), "as of the last
+//!   scrape": over `[t_last − W, t_last]`, where `t_last` is the newest good reading's time, the
+//!   count is `L(t_last) − L(t_last − W)`, with `L(t_last − W)` interpolated linearly between the
+//!   two readings around it (exact when a reading falls on the edge, as it does when the scrape
+//!   interval divides 60 s). The window is covered once a reading at or before `t_last − W`
+//!   exists; until then the count is taken from the first reading (`covered_s` says over how
+//!   long) and there is no per-minute figure: nothing is scaled up.
+//!
+//! The windows are a sibling of [`EndOffsetHistory`] rather than a dense region inside it: the
+//! history serves lag in seconds and thins itself by point count (older readings get sparser),
+//! while the windows need every reading of the last 15 minutes (and the one before) and nothing
+//! older. Kept apart, each has one simple bound and the lag estimate is unchanged; the price is
+//! that the recent readings are held twice (16 bytes each).
 //!
 //! A rate is always taken over the real time between two good readings of the same partition:
 //! a missed or failed scrape simply makes the interval longer. Offsets going backwards mean the
@@ -12,6 +30,7 @@ use std::collections::VecDeque;
 use serde::Serialize;
 
 use crate::clock::EpochMillis;
+use crate::windows::{Window, WindowCount, WindowCounts};
 
 /// One good reading of a partition's offsets, at the time of its scrape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -293,6 +312,122 @@ impl EndOffsetHistory {
     }
 }
 
+/// A partition's log end offsets over the last 15 minutes at scrape resolution, plus the last
+/// reading at or before that span's start: what the counts over the 1, 5 and 15 minute windows
+/// are taken from (see the module doc for the formula).
+///
+/// Bounded by time, not count: readings older than the one before `t_last − 15 min` are
+/// dropped, and an idle (flat) run keeps only its first and last reading, whose interpolation is
+/// exact. So a busy partition scraped every `I` seconds holds about `900 / I + 2` points (92 at
+/// the default 10 s), an idle one 2 or 3.
+///
+/// A reading with a lower log end than the newest starts the windows again from it: the log
+/// was replaced, and counting across the two logs would be wrong (the analyzer leaves out the
+/// lower readings [`RateTracker`] holds until they are confirmed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndOffsetWindows {
+    points: VecDeque<EndOffsetPoint>,
+}
+
+impl EndOffsetWindows {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rebuilds the windows from stored points (oldest first): after a restart, covered at once
+    /// when the points reach back 15 minutes. The store keeps every scrape's end offset, blips
+    /// included, so a lower point is taken as a new log only when the next one is lower too (the
+    /// rule of [`RateTracker`]); a lone lower point is left out.
+    pub fn from_points(points: impl IntoIterator<Item = EndOffsetPoint>) -> Self {
+        let mut windows = Self::new();
+        let mut held: Option<EndOffsetPoint> = None;
+        for point in points {
+            let lower = windows.newest().is_some_and(|n| point.latest < n.latest);
+            if !lower {
+                held = None;
+            } else if let Some(first_of_new_log) = held.take() {
+                windows.record(first_of_new_log.time_ms, first_of_new_log.latest);
+            } else {
+                held = Some(point);
+                continue;
+            }
+            windows.record(point.time_ms, point.latest);
+        }
+        windows
+    }
+
+    /// Adds a good reading. Readings not newer than the newest are ignored.
+    pub fn record(&mut self, time_ms: EpochMillis, latest: i64) {
+        let len = self.points.len();
+        if let Some(last) = self.points.back() {
+            if time_ms <= last.time_ms {
+                return;
+            }
+            if latest < last.latest {
+                // A new log: coverage starts again from its first reading.
+                self.points.clear();
+            } else if latest == last.latest && len >= 2 && self.points[len - 2].latest == latest {
+                // The middle of a flat run carries no information: move the run's end instead.
+                self.points[len - 1].time_ms = time_ms;
+                self.forget_before(time_ms);
+                return;
+            }
+        }
+        self.points.push_back(EndOffsetPoint { time_ms, latest });
+        self.forget_before(time_ms);
+    }
+
+    /// Drops what no window ending at `now` needs: all but the last reading at or before the
+    /// longest window's start.
+    fn forget_before(&mut self, now: EpochMillis) {
+        let start = now.saturating_sub(Window::LONGEST.millis());
+        while self.points.get(1).is_some_and(|p| p.time_ms <= start) {
+            self.points.pop_front();
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.points.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// The newest reading: the time the counts are "as of".
+    pub fn newest(&self) -> Option<EndOffsetPoint> {
+        self.points.back().copied()
+    }
+
+    /// Records appended over `window` ending at the newest reading; over the span since the
+    /// first reading (with no per-minute figure) while that is shorter than the window.
+    pub fn count(&self, window: Window) -> WindowCount {
+        let (Some(first), Some(last)) = (self.points.front(), self.points.back()) else {
+            return WindowCount::EMPTY;
+        };
+        let watched_ms = last.time_ms - first.time_ms;
+        if watched_ms < window.millis() {
+            return WindowCount::new(window, (last.latest - first.latest) as f64, watched_ms);
+        }
+        let start = last.time_ms - window.millis();
+        // The first reading is at or before `start` and the last after it: 1 ≤ i < len.
+        let i = self.points.partition_point(|p| p.time_ms <= start);
+        let (before, after) = (self.points[i - 1], self.points[i]);
+        let fraction = (start - before.time_ms) as f64 / (after.time_ms - before.time_ms) as f64;
+        let at_start = before.latest as f64 + (after.latest - before.latest) as f64 * fraction;
+        WindowCount::new(window, last.latest as f64 - at_start, window.millis())
+    }
+
+    /// [`EndOffsetWindows::count`] of the three windows.
+    pub fn counts(&self) -> WindowCounts {
+        WindowCounts::from_fn(|w| self.count(w))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,5 +631,293 @@ mod tests {
         h.record(20_000, 50); // log end below the newest one
         assert_eq!(h.len(), 2);
         assert_eq!(h.time_at_offset(200), Some(10_000));
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    const MINUTE: u64 = 60_000;
+    /// The monitor starts long after the producers did: the log has a past it must not count.
+    const START: u64 = 10_000_000;
+
+    /// Records' arrival times (ms, sorted): the log end at `t` is how many arrived at or before.
+    struct Log(Vec<u64>);
+
+    impl Log {
+        fn end_at(&self, t: u64) -> i64 {
+            self.0.partition_point(|&a| a <= t) as i64
+        }
+        /// What a perfect monitor would say: records arriving in `(from, to]`.
+        fn arrived(&self, from: u64, to: u64) -> f64 {
+            (self.end_at(to) - self.end_at(from)) as f64
+        }
+    }
+
+    /// `size` records at once, every `every_ms`, at `offset_ms` past each multiple.
+    fn bursts(size: usize, every_ms: u64, offset_ms: u64, until: u64) -> Log {
+        let times = (0..until / every_ms)
+            .map(|k| k * every_ms + offset_ms)
+            .flat_map(|t| std::iter::repeat_n(t, size));
+        Log(times.collect())
+    }
+
+    /// Five records every 10 s (the issue's `machine.out`), 100 records once a minute, and a
+    /// steady 10 per second. Bursts land 50 and 120 ms off the 250 ms grid the scrape phases are
+    /// on, so a scrape a few ms off its phase never splits one; the steady records land on it.
+    fn producers(until: u64) -> [(&'static str, Log); 3] {
+        [
+            ("5 every 10 s", bursts(5, 10_000, 3_300, until)),
+            ("100 once a minute", bursts(100, MINUTE, 17_370, until)),
+            ("steady 10/s", bursts(1, 100, 0, until)),
+        ]
+    }
+
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (self.0 >> 33) % n
+        }
+    }
+
+    /// How long each scrape run lasts: long enough to cover the 15-minute window.
+    const RUN: u64 = 17 * MINUTE;
+
+    /// Scrapes every `interval_ms` at `phase_ms`, each up to `jitter_ms` late or early, for
+    /// [`RUN`]; checks every window at every scrape against the true count.
+    fn check_scrapes(
+        logs: &[(&str, Log)],
+        interval_ms: u64,
+        phase_ms: u64,
+        jitter_ms: u64,
+        rng: &mut Lcg,
+    ) {
+        for (name, log) in logs {
+            let mut windows = EndOffsetWindows::new();
+            let mut first = None;
+            let mut t = START + phase_ms;
+            while t < START + RUN {
+                let jitter = rng.below(2 * jitter_ms + 1);
+                let at = t + jitter - jitter_ms;
+                let first_ms = *first.get_or_insert(at);
+                windows.record(at, log.end_at(at));
+                for w in Window::ALL {
+                    let c = windows.count(w);
+                    let ctx =
+                        || format!("{name}, every {interval_ms} ms at {phase_ms}, t {at}, {w:?}");
+                    if at - first_ms < w.millis() {
+                        assert_eq!(c.count, log.arrived(first_ms, at), "{}", ctx());
+                        assert_eq!(c.covered_s, (at - first_ms) as f64 / 1000.0, "{}", ctx());
+                        assert_eq!(c.per_minute, None, "{}", ctx());
+                        continue;
+                    }
+                    let truth = log.arrived(at - w.millis(), at);
+                    let minutes = w.millis() as f64 / MINUTE as f64;
+                    assert_eq!(c.covered_s, w.millis() as f64 / 1000.0, "{}", ctx());
+                    let per_minute = c.per_minute.expect("covered");
+                    assert!((per_minute - c.count / minutes).abs() < 1e-9, "{}", ctx());
+                    if jitter_ms == 0 {
+                        assert_eq!(c.count, truth, "{}: a reading is on the edge", ctx());
+                    } else {
+                        assert!(
+                            (c.count - truth).abs() <= 0.02 * truth,
+                            "{}: {c:?} vs {truth}",
+                            ctx()
+                        );
+                    }
+                }
+                t += interval_ms;
+            }
+            assert!(windows.len() <= (15 * MINUTE / interval_ms) as usize + 2);
+        }
+    }
+
+    #[test]
+    fn one_minute_figure_is_the_count_of_the_last_minute_at_every_scrape_phase() {
+        let mut rng = Lcg(7);
+        let logs = producers(START + RUN + MINUTE);
+        for interval_s in [1, 2, 5, 10, 15, 30] {
+            for phase_ms in (0..interval_s * 1_000).step_by(250) {
+                check_scrapes(&logs, interval_s * 1_000, phase_ms, 0, &mut rng);
+                check_scrapes(&logs, interval_s * 1_000, phase_ms, 4, &mut rng);
+            }
+        }
+    }
+
+    #[test]
+    fn the_issues_bursty_topic_reads_thirty_per_minute_every_time() {
+        // 5 records every 10 s, scraped every 5 s: the interval rate read 60, 0, 60, 0.
+        let log = bursts(5, 10_000, 3_300, START + 10 * MINUTE);
+        let mut windows = EndOffsetWindows::new();
+        for k in 0..100 {
+            let t = START + k * 5_000;
+            windows.record(t, log.end_at(t));
+            if k >= 12 {
+                assert_eq!(windows.count(Window::OneMinute).per_minute, Some(30.0));
+            }
+        }
+    }
+
+    #[test]
+    fn a_monitor_started_mid_burst_reports_no_more_than_it_saw() {
+        // 100 records 20 ms apart from 10 s; the monitor's first reading is at 11 s.
+        let log = Log((0..100).map(|i| 10_000 + i * 20).collect());
+        let mut windows = EndOffsetWindows::new();
+        windows.record(11_000, log.end_at(11_000));
+        assert_eq!(windows.count(Window::OneMinute), WindowCount::EMPTY);
+        for t in [12_000, 13_000, 30_000] {
+            windows.record(t, log.end_at(t));
+        }
+        let seen = log.arrived(11_000, 30_000);
+        assert_eq!(seen, 49.0);
+        for w in Window::ALL {
+            let c = windows.count(w);
+            assert_eq!((c.count, c.covered_s, c.per_minute), (seen, 19.0, None));
+        }
+    }
+
+    #[test]
+    fn a_missed_scrape_is_bridged_by_interpolation() {
+        // Steady 10/s, scraped every 10 s from 0 s; the scrape at 60 s failed.
+        let mut windows = EndOffsetWindows::new();
+        for s in (0..=120).step_by(10).filter(|&s| s != 60) {
+            windows.record(s * 1_000, s as i64 * 10);
+            if s >= 60 {
+                let c = windows.count(Window::OneMinute);
+                assert_eq!(c.per_minute, Some(600.0), "at {s} s");
+            }
+        }
+        // A burst inside the gap around the edge: the edge's log end is interpolated.
+        let mut windows = EndOffsetWindows::new();
+        for (s, end) in [(0, 0), (10, 0), (30, 100), (70, 100)] {
+            windows.record(s * 1_000, end);
+        }
+        // Edge at 10 s, on a reading: exact.
+        assert_eq!(windows.count(Window::OneMinute).count, 100.0);
+        windows.record(80_000, 100);
+        // Edge at 20 s, halfway between the readings at 10 s (0) and 30 s (100).
+        assert_eq!(windows.count(Window::OneMinute).count, 50.0);
+    }
+
+    #[test]
+    fn a_reset_starts_coverage_again_from_the_new_logs_first_reading() {
+        let mut windows = EndOffsetWindows::new();
+        for s in 0..=120 {
+            windows.record(s * 1_000, 5_000 + s as i64 * 10);
+        }
+        assert_eq!(windows.count(Window::OneMinute).per_minute, Some(600.0));
+        // Re-created: the log end is back to 40.
+        windows.record(121_000, 40);
+        assert_eq!(windows.count(Window::OneMinute), WindowCount::EMPTY);
+        windows.record(131_000, 140);
+        let c = windows.count(Window::OneMinute);
+        assert_eq!((c.count, c.covered_s, c.per_minute), (100.0, 10.0, None));
+        windows.clear();
+        assert!(windows.is_empty());
+    }
+
+    #[test]
+    fn memory_is_the_last_fifteen_minutes_and_idle_runs_cost_two_points() {
+        let mut busy = EndOffsetWindows::new();
+        let mut idle = EndOffsetWindows::new();
+        for s in 0..3_600u64 {
+            busy.record(s * 1_000, s as i64);
+            idle.record(s * 1_000, 7);
+        }
+        assert_eq!(
+            busy.len(),
+            901,
+            "900 s of readings and the one at the start"
+        );
+        assert_eq!(idle.len(), 2);
+        assert_eq!(busy.count(Window::FifteenMinutes).per_minute, Some(60.0));
+        assert_eq!(idle.count(Window::FifteenMinutes).per_minute, Some(0.0));
+        assert_eq!(busy.newest().map(|p| p.time_ms), Some(3_599_000));
+    }
+
+    #[test]
+    fn restored_points_cover_the_windows_at_once() {
+        let stored = (0..=91u64).map(|k| EndOffsetPoint {
+            time_ms: k * 10_000,
+            latest: k as i64 * 50,
+        });
+        let mut windows = EndOffsetWindows::from_points(stored);
+        windows.record(920_000, 4_600);
+        let counts = windows.counts();
+        assert_eq!(counts.one_minute.per_minute, Some(300.0));
+        assert_eq!(counts.fifteen_minutes.per_minute, Some(300.0));
+    }
+
+    #[test]
+    fn restored_points_skip_a_lone_lower_end_offset_but_follow_a_new_log() {
+        let points = |ends: &[i64]| {
+            ends.iter()
+                .enumerate()
+                .map(|(k, &latest)| EndOffsetPoint {
+                    time_ms: k as u64 * 10_000,
+                    latest,
+                })
+                .collect::<Vec<_>>()
+        };
+        // A new leader answered 900 once: not a new log.
+        let blip = EndOffsetWindows::from_points(points(&[1_000, 1_100, 900, 1_300, 1_400]));
+        assert_eq!(blip.len(), 4);
+        assert_eq!(blip.count(Window::OneMinute).count, 400.0);
+        // Re-created: 40 and 140 are the new log.
+        let reset = EndOffsetWindows::from_points(points(&[1_000, 1_100, 40, 140, 240]));
+        let c = reset.count(Window::OneMinute);
+        assert_eq!((c.count, c.covered_s), (200.0, 20.0));
+    }
+
+    /// The same formula over every reading ever taken: what the bounded windows must match.
+    fn naive(readings: &[(u64, i64)], window: Window) -> WindowCount {
+        let (first, last) = (readings[0], readings[readings.len() - 1]);
+        if last.0 - first.0 < window.millis() {
+            return WindowCount::new(window, (last.1 - first.1) as f64, last.0 - first.0);
+        }
+        let start = last.0 - window.millis();
+        let i = readings.iter().rposition(|r| r.0 <= start).unwrap();
+        let (b, a) = (readings[i], readings[i + 1]);
+        let at_start = b.1 as f64 + (a.1 - b.1) as f64 * (start - b.0) as f64 / (a.0 - b.0) as f64;
+        WindowCount::new(window, last.1 as f64 - at_start, window.millis())
+    }
+
+    #[test]
+    fn bounded_windows_answer_as_the_whole_history_would_on_random_input() {
+        let mut rng = Lcg(99);
+        for _ in 0..20 {
+            let mut windows = EndOffsetWindows::new();
+            let mut readings: Vec<(u64, i64)> = Vec::new();
+            let (mut t, mut end) = (START, 1_000i64);
+            for _ in 0..2_000 {
+                t += 1 + rng.below(20_000); // irregular scrapes, missed ones
+                match rng.below(300) {
+                    0 if end > 0 => {
+                        // A new log, lower than the old (how it is told apart).
+                        end = rng.below(end.min(50) as u64) as i64;
+                        readings.clear();
+                    }
+                    0..=150 => {} // idle
+                    _ => end += rng.below(500) as i64,
+                }
+                readings.push((t, end));
+                windows.record(t, end);
+                for w in Window::ALL {
+                    let (got, want) = (windows.count(w), naive(&readings, w));
+                    assert!((got.count - want.count).abs() < 1e-6, "{got:?} {want:?}");
+                    assert_eq!(got.covered_s, want.covered_s);
+                    assert_eq!(got.per_minute.is_some(), want.per_minute.is_some());
+                    assert!(got.count >= 0.0);
+                    assert!(got.count <= (end - readings[0].1) as f64 + 1e-6);
+                }
+                assert!(windows.len() <= readings.len().min(902));
+            }
+        }
     }
 }

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::windows::WindowCount;
+
 /// What the graph of one cluster is built from.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlowCluster {
@@ -16,8 +18,8 @@ pub struct FlowCluster {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlowTopic {
     pub name: String,
-    /// Produce rate over its partitions, when known.
-    pub rate_per_min: Option<f64>,
+    /// Records produced over the last minute, summed over its partitions, when known.
+    pub last_minute: Option<WindowCount>,
     /// Producer ids the broker reported on any of its partitions (DescribeProducers).
     pub producers: Vec<i64>,
 }
@@ -57,9 +59,13 @@ pub struct FlowNode {
     pub kind: NodeKind,
     pub label: String,
     pub cluster: String,
-    /// Topics: their produce rate. Producers: the sum of the rates of the topics they are the
-    /// only producer of, when that is all of their topics. Groups: `null`.
+    /// Topics: their produce rate over the last minute (`null` until the monitor has watched a
+    /// whole minute). Producers: the sum of the rates of the topics they are the only producer
+    /// of, when that is all of their topics. Groups: `null`.
     pub rate_per_min: Option<f64>,
+    /// What `rate_per_min` comes from: the count over the last minute, or over the part of it
+    /// watched so far (`covered_s`: "since start"). Groups: `null`.
+    pub last_minute: Option<WindowCount>,
     /// Groups: their verdict when analysed; otherwise `null`.
     pub verdict: Option<String>,
 }
@@ -74,6 +80,10 @@ pub struct FlowEdge {
     pub rate_per_min: Option<f64>,
 }
 
+fn per_minute(count: Option<WindowCount>) -> Option<f64> {
+    count?.per_minute
+}
+
 fn topic_id(cluster: &str, topic: &str) -> String {
     format!("topic:{cluster}/{topic}")
 }
@@ -86,10 +96,10 @@ pub fn build(clusters: &[FlowCluster]) -> FlowGraph {
     for c in clusters {
         let cluster = c.cluster.as_str();
         // Every topic named anywhere gets a node; rates only from the topic list.
-        let mut topics: BTreeMap<&str, Option<f64>> = c
+        let mut topics: BTreeMap<&str, Option<WindowCount>> = c
             .topics
             .iter()
-            .map(|t| (t.name.as_str(), t.rate_per_min))
+            .map(|t| (t.name.as_str(), t.last_minute))
             .collect();
         for g in &c.groups {
             for t in g.reads.iter().chain(&g.writes) {
@@ -113,39 +123,42 @@ pub fn build(clusters: &[FlowCluster]) -> FlowGraph {
                 == 1
         };
         for (id, written) in &producers {
-            let rates: Vec<Option<f64>> = written
+            let counts: Vec<Option<WindowCount>> = written
                 .iter()
                 .map(|t| if sole(t) { topics[t] } else { None })
                 .collect();
-            let rate = rates
+            // Known only when every one of its topics' counts is.
+            let count = counts
                 .iter()
                 .copied()
-                .sum::<Option<f64>>()
-                .filter(|_| !rates.is_empty());
+                .collect::<Option<Vec<_>>>()
+                .and_then(|all| all.into_iter().reduce(WindowCount::plus));
             let pid = format!("producer:{cluster}/{id}");
             nodes.push(FlowNode {
                 id: pid.clone(),
                 kind: NodeKind::Producer,
                 label: format!("producer {id}"),
                 cluster: cluster.to_owned(),
-                rate_per_min: rate,
+                rate_per_min: per_minute(count),
+                last_minute: count,
                 verdict: None,
             });
-            for (t, rate) in written.iter().zip(rates) {
+            for (t, count) in written.iter().zip(counts) {
                 edges.push(FlowEdge {
                     source: pid.clone(),
                     target: topic_id(cluster, t),
-                    rate_per_min: rate,
+                    rate_per_min: per_minute(count),
                 });
             }
         }
-        for (name, rate) in &topics {
+        for (name, count) in &topics {
             nodes.push(FlowNode {
                 id: topic_id(cluster, name),
                 kind: NodeKind::Topic,
                 label: (*name).to_owned(),
                 cluster: cluster.to_owned(),
-                rate_per_min: *rate,
+                rate_per_min: per_minute(*count),
+                last_minute: *count,
                 verdict: None,
             });
         }
@@ -159,13 +172,14 @@ pub fn build(clusters: &[FlowCluster]) -> FlowGraph {
                 label: g.name.clone(),
                 cluster: cluster.to_owned(),
                 rate_per_min: None,
+                last_minute: None,
                 verdict: g.verdict.clone(),
             });
             for t in g.reads.iter().collect::<BTreeSet<_>>() {
                 edges.push(FlowEdge {
                     source: topic_id(cluster, t),
                     target: gid.clone(),
-                    rate_per_min: topics[t.as_str()],
+                    rate_per_min: per_minute(topics[t.as_str()]),
                 });
             }
             for t in g.writes.iter().collect::<BTreeSet<_>>() {
@@ -183,6 +197,12 @@ pub fn build(clusters: &[FlowCluster]) -> FlowGraph {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::windows::Window;
+
+    /// A covered last minute of `per_minute` records.
+    fn minute(per_minute: f64) -> WindowCount {
+        WindowCount::new(Window::OneMinute, per_minute, 60_000)
+    }
 
     fn node(
         id: &str,
@@ -197,6 +217,7 @@ mod tests {
             label: label.into(),
             cluster: "c".into(),
             rate_per_min: rate,
+            last_minute: rate.map(minute),
             verdict: verdict.map(Into::into),
         }
     }
@@ -216,17 +237,17 @@ mod tests {
             topics: vec![
                 FlowTopic {
                     name: "calls".into(),
-                    rate_per_min: Some(600.0),
+                    last_minute: Some(minute(600.0)),
                     producers: vec![7, 7],
                 },
                 FlowTopic {
                     name: "shared".into(),
-                    rate_per_min: Some(30.0),
+                    last_minute: Some(minute(30.0)),
                     producers: vec![8, 7],
                 },
                 FlowTopic {
                     name: "quiet".into(),
-                    rate_per_min: None,
+                    last_minute: None,
                     producers: vec![],
                 },
             ],
@@ -287,12 +308,12 @@ mod tests {
             topics: vec![
                 FlowTopic {
                     name: "t1".into(),
-                    rate_per_min: Some(60.0),
+                    last_minute: Some(minute(60.0)),
                     producers: vec![1],
                 },
                 FlowTopic {
                     name: "t2".into(),
-                    rate_per_min: Some(6.0),
+                    last_minute: Some(minute(6.0)),
                     producers: vec![1],
                 },
             ],
@@ -302,7 +323,7 @@ mod tests {
             cluster: "b".into(),
             topics: vec![FlowTopic {
                 name: "t1".into(),
-                rate_per_min: Some(1.5),
+                last_minute: Some(minute(1.5)),
                 producers: vec![1],
             }],
             groups: vec![],
@@ -325,5 +346,34 @@ mod tests {
         );
         assert_eq!(graph.edges.len(), 3);
         assert!(build(&[]).nodes.is_empty());
+    }
+
+    #[test]
+    fn a_minute_not_yet_watched_carries_its_count_and_no_rate() {
+        let young = WindowCount::new(Window::OneMinute, 5.0, 2_000);
+        let c = FlowCluster {
+            cluster: "c".into(),
+            topics: vec![
+                FlowTopic {
+                    name: "new".into(),
+                    last_minute: Some(young),
+                    producers: vec![1],
+                },
+                FlowTopic {
+                    name: "old".into(),
+                    last_minute: Some(minute(60.0)),
+                    producers: vec![1],
+                },
+            ],
+            groups: vec![],
+        };
+        let graph = build(&[c]);
+        let producer = &graph.nodes[0];
+        assert_eq!(producer.rate_per_min, None, "not scaled up from 2 s");
+        let sum = producer.last_minute.expect("a count");
+        assert_eq!((sum.count, sum.covered_s), (65.0, 2.0));
+        assert_eq!(graph.nodes[1].rate_per_min, None);
+        assert_eq!(graph.nodes[1].last_minute, Some(young));
+        assert_eq!(graph.nodes[2].rate_per_min, Some(60.0));
     }
 }

@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use pipescope_core::live::events::Event;
 use pipescope_core::live::flow::{self, FlowCluster, FlowGraph, FlowGroup, FlowTopic};
+use pipescope_core::windows::Window;
 use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::BroadcastStream;
 
@@ -140,9 +141,10 @@ pub fn flow_cluster(c: &ClusterState) -> FlowCluster {
             producers.dedup();
             FlowTopic {
                 name: t.name.clone(),
-                rate_per_min: view
+                last_minute: view
                     .and_then(|v| v.topics.iter().find(|v| v.topic == t.name))
-                    .and_then(|v| v.messages_per_minute),
+                    .and_then(|v| v.rates)
+                    .map(|r| r.get(Window::OneMinute)),
                 producers,
             }
         })

@@ -13,6 +13,7 @@ use pipescope_core::kafka::Verdict;
 use pipescope_core::kafka::analyzer::{GroupPartitionView, GroupTopicView, GroupView, TopicView};
 use pipescope_core::kafka::lag::{CatchUp, LagNote, LagSeconds, LagSecondsBasis, OffsetLag};
 use pipescope_core::live::events::{Event, EventKind};
+use pipescope_core::windows::{WindowCount, WindowCounts};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -278,8 +279,11 @@ fn cluster() -> ClusterState {
                 topic: "calls".into(),
                 partitions: 2,
                 partitions_with_rate: 2,
-                messages_per_second: Some(10.0),
-                messages_per_minute: Some(600.0),
+                rates: Some(WindowCounts::from_fn(|w| {
+                    WindowCount::new(w, 600.0 * (w.millis() / 60_000) as f64, w.millis())
+                })),
+                instant_messages_per_second: Some(10.0),
+                instant_interval_s: Some(10.0),
             }],
             groups: vec![GroupView {
                 group: "proc".into(),
@@ -336,11 +340,11 @@ async fn the_flow_graph_of_a_scraped_cluster() {
         body,
         json!({
             "nodes": [
-                {"id": "producer:demo/42", "kind": "producer", "label": "producer 42", "cluster": "demo", "rate_per_min": 600.0, "verdict": null},
-                {"id": "topic:demo/<img src=x onerror=alert(1)>", "kind": "topic", "label": "<img src=x onerror=alert(1)>", "cluster": "demo", "rate_per_min": null, "verdict": null},
-                {"id": "topic:demo/calls", "kind": "topic", "label": "calls", "cluster": "demo", "rate_per_min": 600.0, "verdict": null},
-                {"id": "group:demo/idle", "kind": "group", "label": "idle", "cluster": "demo", "rate_per_min": null, "verdict": null},
-                {"id": "group:demo/proc", "kind": "group", "label": "proc", "cluster": "demo", "rate_per_min": null, "verdict": "STALLED"},
+                {"id": "producer:demo/42", "kind": "producer", "label": "producer 42", "cluster": "demo", "rate_per_min": 600.0, "last_minute": {"count": 600.0, "covered_s": 60.0, "per_minute": 600.0}, "verdict": null},
+                {"id": "topic:demo/<img src=x onerror=alert(1)>", "kind": "topic", "label": "<img src=x onerror=alert(1)>", "cluster": "demo", "rate_per_min": null, "last_minute": null, "verdict": null},
+                {"id": "topic:demo/calls", "kind": "topic", "label": "calls", "cluster": "demo", "rate_per_min": 600.0, "last_minute": {"count": 600.0, "covered_s": 60.0, "per_minute": 600.0}, "verdict": null},
+                {"id": "group:demo/idle", "kind": "group", "label": "idle", "cluster": "demo", "rate_per_min": null, "last_minute": null, "verdict": null},
+                {"id": "group:demo/proc", "kind": "group", "label": "proc", "cluster": "demo", "rate_per_min": null, "last_minute": null, "verdict": "STALLED"},
             ],
             "edges": [
                 {"source": "producer:demo/42", "target": "topic:demo/calls", "rate_per_min": 600.0},

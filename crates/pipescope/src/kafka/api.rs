@@ -12,6 +12,7 @@ use serde::Serialize;
 use pipescope_core::kafka::analyzer::{GroupView, PartitionView, RateNote, TopicView};
 use pipescope_core::kafka::lag::{CatchUp, LagSecondsBasis};
 use pipescope_core::kafka::{KafkaView, Verdict};
+use pipescope_core::windows::WindowCounts;
 use pipescope_core::{Clock, EpochMillis};
 
 use super::state::{
@@ -186,21 +187,29 @@ pub struct TopicSummary {
     rate: TopicRate,
 }
 
-/// A topic's produce rate: the sum over the partitions whose rate is known this scrape.
+/// A topic's produce rates: sums over the partitions whose rates are known this scrape.
 #[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 struct TopicRate {
-    messages_per_second: Option<f64>,
-    messages_per_minute: Option<f64>,
-    /// Partitions whose rate is known (and summed); fewer than `partitions` right after start,
-    /// or when some partition's offsets failed.
+    /// Records produced over the last 1, 5 and 15 minutes as of the latest scrape, each with the
+    /// seconds it covers and a per-minute figure once the whole window is covered; `null` until
+    /// a scrape has been analysed.
+    rates: Option<WindowCounts>,
+    /// Records per second over the last scrape interval (for a live chart; bursty producers
+    /// make it jump from scrape to scrape).
+    instant_messages_per_second: Option<f64>,
+    /// The interval that rate is over, in seconds.
+    instant_interval_s: Option<f64>,
+    /// Partitions whose rates are known (and summed); fewer than `partitions` when some
+    /// partition's offsets failed.
     partitions_with_rate: usize,
 }
 
 impl TopicRate {
     fn of(view: Option<&TopicView>) -> Self {
         view.map_or_else(Self::default, |v| Self {
-            messages_per_second: v.messages_per_second,
-            messages_per_minute: v.messages_per_minute,
+            rates: v.rates,
+            instant_messages_per_second: v.instant_messages_per_second,
+            instant_interval_s: v.instant_interval_s,
             partitions_with_rate: v.partitions_with_rate,
         })
     }
@@ -315,8 +324,13 @@ pub struct TopicDetail {
 struct PartitionDetail {
     #[serde(flatten)]
     partition: PartitionState,
-    messages_per_second: Option<f64>,
-    messages_per_minute: Option<f64>,
+    /// Records produced over the last 1, 5 and 15 minutes as of the latest scrape (see the
+    /// topic's); `null` when this scrape read no usable offsets.
+    rates: Option<WindowCounts>,
+    /// Records per second over the last scrape interval (live chart only).
+    instant_messages_per_second: Option<f64>,
+    /// The interval that rate is over, in seconds.
+    instant_interval_s: Option<f64>,
     /// Why the rate is missing or how it was taken (`measured`, `first_reading`, `reset`...).
     rate_note: Option<RateNote>,
 }
@@ -329,8 +343,9 @@ fn topic_detail(t: &TopicState, view: Option<&KafkaView>) -> TopicDetail {
             let v = partition_view(view, &t.name, p.partition);
             PartitionDetail {
                 partition: p.clone(),
-                messages_per_second: v.and_then(|v| v.messages_per_second),
-                messages_per_minute: v.and_then(|v| v.messages_per_minute),
+                rates: v.and_then(|v| v.rates),
+                instant_messages_per_second: v.and_then(|v| v.instant_messages_per_second),
+                instant_interval_s: v.and_then(|v| v.instant_interval_s),
                 rate_note: v.map(|v| v.rate_note),
             }
         })

@@ -220,7 +220,7 @@ fn gauges(state: &ClusterState, filters: &ClusterFilters) -> Vec<Gauge> {
 }
 
 /// Label names of the view's samples, in the order they are exported.
-const LABEL_ORDER: [&str; 4] = ["cluster", "group", "topic", "partition"];
+const LABEL_ORDER: [&str; 5] = ["cluster", "group", "topic", "partition", "window"];
 
 /// The analyzer's series (rates, lag, verdicts, clamped commits), filtered like the raw ones.
 /// End and committed offsets are left out: the raw gauges above already export them.
@@ -297,8 +297,9 @@ pub const GROUP_TOPIC_LAG_SECONDS_MAX: &str = "pipescope_kafka_group_topic_lag_s
 pub const GROUP_TOPIC_VERDICT: &str = "pipescope_kafka_group_topic_verdict";
 
 /// The view's series exported here (its end and committed offsets come from the raw state).
-const DERIVED: [&str; 9] = [
-    names::PARTITION_MESSAGES_PER_SECOND,
+const DERIVED: [&str; 10] = [
+    names::PARTITION_INSTANT_MESSAGES_PER_SECOND,
+    names::PARTITION_MESSAGES_PER_MINUTE,
     names::TOPIC_MESSAGES_PER_MINUTE,
     names::GROUP_LAG_OFFSETS,
     names::GROUP_LAG_SECONDS,
@@ -311,11 +312,14 @@ const DERIVED: [&str; 9] = [
 
 fn help(name: &str) -> &'static str {
     match name {
-        names::PARTITION_MESSAGES_PER_SECOND => {
-            "Records appended per second to the partition between the last two good scrapes."
+        names::PARTITION_INSTANT_MESSAGES_PER_SECOND => {
+            "Records appended per second to the partition over the last scrape interval (instantaneous: jumps with bursty producers)."
+        }
+        names::PARTITION_MESSAGES_PER_MINUTE => {
+            "Records appended to the partition in the last minute (window=\"1m\") as of the latest scrape; absent until a whole minute is watched."
         }
         names::TOPIC_MESSAGES_PER_MINUTE => {
-            "Records appended per minute to the topic, summed over the partitions with a known rate."
+            "Records appended to the topic per minute over the window (1m, 5m, 15m) ending at the latest scrape, summed over its partitions; absent until the window is watched whole."
         }
         names::GROUP_LAG_OFFSETS => {
             "Records between the group's committed offset and the log end (absent when unknown)."

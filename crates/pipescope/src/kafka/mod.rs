@@ -20,6 +20,7 @@ use pipescope_core::kafka::rate::EndOffsetPoint;
 use pipescope_core::kafka::verdict::CommitPoint;
 use pipescope_core::kafka::{AnalyzerConfig, KafkaAnalyzer, TopicPartition, push_view_samples};
 use pipescope_core::tsdb::AggregateFn;
+use pipescope_core::windows::Window;
 use pipescope_core::{Clock, EpochMillis, Labels, Sample};
 use tokio::time::MissedTickBehavior;
 
@@ -74,7 +75,7 @@ pub async fn watch(
 ) {
     let mut analyzer = KafkaAnalyzer::new(analyzer);
     if let Some(store) = history {
-        let lookback_ms = interval.as_millis() as u64 * analyzer.config().history_points as u64;
+        let lookback_ms = restore_lookback_ms(interval, analyzer.config());
         match restore(
             &mut analyzer,
             &store,
@@ -172,6 +173,16 @@ pub fn samples(state: &ClusterState) -> Vec<Sample> {
         push_view_samples(view, cluster, &mut out);
     }
     out
+}
+
+/// How far back [`restore`] reads: enough for the lag history's points at the scrape interval,
+/// and at least the longest window plus two intervals (the reading before its start, and the
+/// time the first scrape after the restart takes), so a restarted monitor's windows are covered
+/// at once.
+pub fn restore_lookback_ms(interval: Duration, config: &AnalyzerConfig) -> u64 {
+    let interval_ms = interval.as_millis() as u64;
+    let history = interval_ms * config.history_points as u64;
+    history.max(Window::LONGEST.millis() + 2 * interval_ms)
 }
 
 /// One stored series: its labels and its (time, value) points.
@@ -312,6 +323,21 @@ mod tests {
             counters: Default::default(),
         }));
         state
+    }
+
+    #[test]
+    fn restore_reads_back_past_the_longest_window_whatever_the_interval() {
+        let config = AnalyzerConfig::default();
+        // Every second: 120 points of lag history are 2 minutes, the windows need 15 and a bit.
+        assert_eq!(
+            restore_lookback_ms(Duration::from_secs(1), &config),
+            900_000 + 2_000
+        );
+        // Every 30 s: the lag history reaches further (an hour).
+        assert_eq!(
+            restore_lookback_ms(Duration::from_secs(30), &config),
+            3_600_000
+        );
     }
 
     #[test]

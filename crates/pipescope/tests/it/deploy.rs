@@ -349,7 +349,8 @@ fn metrics_txt_kafka_lines_are_what_the_kafka_watcher_emits() {
     };
     let mut analyzer = KafkaAnalyzer::default();
     analyzer.ingest(&snapshot(0, 100, 40));
-    let last = snapshot(10, 200, 150);
+    // A minute apart: the per-minute series exist only once a minute is watched.
+    let last = snapshot(60, 200, 150);
     let view = analyzer.ingest(&last);
     let state = pipescope::kafka::ClusterState {
         name: "c".into(),

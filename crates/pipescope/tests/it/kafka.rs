@@ -1206,7 +1206,10 @@ struct Watching {
 
 impl Watching {
     fn start(bootstrap: &str, extra: &str) -> Self {
-        let cluster = cluster_config(bootstrap, extra);
+        Self::start_cluster(cluster_config(bootstrap, extra))
+    }
+
+    fn start_cluster(cluster: KafkaCluster) -> Self {
         let live = LiveState::new();
         let bus = pipescope::bus::Bus::new(1024);
         let mut receiver = bus.subscribe();
@@ -1328,118 +1331,243 @@ fn commit_standalone(consumer: &BaseConsumer, topic: &str, partition: i32, offse
     consumer.commit(&list, CommitMode::Sync).expect("commit");
 }
 
+/// Records the producer sent to one topic together: the time before the first send and after
+/// they were known delivered (a steady record: its send time twice).
+#[derive(Debug, Clone, Copy)]
+struct SentBatch {
+    topic: &'static str,
+    from_ms: u64,
+    to_ms: u64,
+    records: usize,
+}
+
+/// Records of `topic` sent in `(from, to]`: the least (surely inside, `margin_ms` clear of the
+/// edges) and the most (possibly inside) a perfect count could be.
+fn sent_between(
+    sent: &[SentBatch],
+    topic: &str,
+    from: u64,
+    to: u64,
+    margin_ms: u64,
+) -> (usize, usize) {
+    let of_topic = || sent.iter().filter(move |b| b.topic == topic);
+    let surely = of_topic()
+        .filter(|b| b.from_ms > from + margin_ms && b.to_ms + margin_ms <= to)
+        .map(|b| b.records)
+        .sum();
+    let possibly = of_topic()
+        .filter(|b| b.to_ms + margin_ms > from && b.from_ms <= to + margin_ms)
+        .map(|b| b.records)
+        .sum();
+    (surely, possibly)
+}
+
+/// The producers against a real broker, scraped every second: 5 records every 10 s,
+/// 100 records once, and a steady 20 a second. Each topic's 1-minute figure is the count of the
+/// last minute as of the scrape (within 2 %), never scaled up before the minute is watched.
 #[test]
-fn steady_producer_rate_is_measured_within_two_percent() {
+fn per_minute_figures_count_the_last_minute_of_bursty_and_steady_producers() {
+    use pipescope_core::kafka::metrics::{PARTITION_END_OFFSET, TOPIC_MESSAGES_PER_MINUTE};
+    use pipescope_core::windows::Window;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     let broker = Tansu::start();
     let bootstrap = broker.bootstrap();
-    create_topic(&bootstrap, "steady", 2);
-    let watching = Watching::start(&bootstrap, "verdict_window = 4\n");
-
-    // 800 records/s over 2 partitions, paced on an absolute schedule; each send time recorded.
-    let per_second = 800.0;
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for (topic, partitions) in [("every-10s", 1), ("once", 1), ("steady", 2)] {
+        create_topic(&bootstrap, topic, partitions);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(std::sync::Mutex::new(Vec::<SentBatch>::new()));
     let sender = {
-        let (bootstrap, stop) = (bootstrap.clone(), stop.clone());
+        let (bootstrap, stop, sent) = (bootstrap.clone(), stop.clone(), sent.clone());
         std::thread::spawn(move || {
-            let producer = producer(&bootstrap, 10);
+            let producer = producer(&bootstrap, 0);
+            let burst = |topic: &'static str, records: usize| {
+                let from_ms = now_ms() as u64;
+                for _ in 0..records {
+                    send_now(&producer, topic, 0);
+                }
+                producer.flush(TIMEOUT).expect("burst delivered");
+                let to_ms = now_ms() as u64;
+                SentBatch {
+                    topic,
+                    from_ms,
+                    to_ms,
+                    records,
+                }
+            };
+            // A tick every 50 ms on an absolute schedule.
             let start = Instant::now();
-            let mut sent = Vec::new();
-            for i in 0u64.. {
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            for tick in 0u64.. {
+                if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let due = start + Duration::from_secs_f64(i as f64 / per_second);
+                let due = start + Duration::from_millis(50 * tick);
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait); // pacing the producer, not synchronisation
                 }
-                sent.push(send_now(&producer, "steady", (i % 2) as i32));
+                let at = send_now(&producer, "steady", (tick % 2) as i32) as u64;
                 producer.poll(Duration::ZERO);
+                let mut batches = vec![SentBatch {
+                    topic: "steady",
+                    from_ms: at,
+                    to_ms: at,
+                    records: 1,
+                }];
+                if tick % 200 == 60 {
+                    batches.push(burst("every-10s", 5));
+                }
+                if tick == 300 {
+                    batches.push(burst("once", 100));
+                }
+                sent.lock().unwrap().extend(batches);
             }
             producer.flush(TIMEOUT).expect("all records delivered");
-            sent
         })
     };
-    // Eight measured intervals (one scrape is 500 ms).
-    let measured = || {
-        watching
-            .published(
-                pipescope_core::kafka::metrics::TOPIC_MESSAGES_PER_MINUTE,
-                &[("topic", "steady")],
-            )
-            .len()
+    // The monitor starts after the first burst: what came before is not its to count.
+    assert!(pipescope_testkit::wait_until(TIMEOUT, || {
+        sent.lock().unwrap().iter().any(|b| b.topic == "every-10s")
+    }));
+    let mut cluster = cluster_config(&bootstrap, "");
+    cluster.scrape_interval = Duration::from_secs(1);
+    let watching = Watching::start_cluster(cluster);
+    let topics = ["every-10s", "once", "steady"];
+    let last_minute = |view: &pipescope_core::kafka::KafkaView, topic: &str| {
+        view.topics
+            .iter()
+            .find(|t| t.topic == topic)
+            .and_then(|t| t.rates)
+            .map(|r| r.get(Window::OneMinute))
     };
-    assert!(
-        pipescope_testkit::wait_until(TIMEOUT, || measured() >= 9),
-        "only {} rates measured",
-        measured()
-    );
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let sent = sender.join().unwrap();
+    let first_reading = |topic: &str| -> u64 {
+        let readings = watching.published(PARTITION_END_OFFSET, &[("topic", topic)]);
+        readings.first().expect("a reading").0
+    };
 
-    // Scrape times: the end-offset samples of partition 0, one per scrape.
-    let times: Vec<u64> = watching
-        .published(
-            pipescope_core::kafka::metrics::PARTITION_END_OFFSET,
-            &[("topic", "steady"), ("partition", "0")],
-        )
-        .into_iter()
-        .map(|(t, _)| t)
-        .collect();
-    let rates: BTreeMap<u64, f64> = watching
-        .published(
-            pipescope_core::kafka::metrics::TOPIC_MESSAGES_PER_MINUTE,
-            &[("topic", "steady")],
-        )
-        .into_iter()
-        .collect();
-    let mut errors = Vec::new();
-    for pair in times.windows(2) {
-        let (from, to) = (pair[0] as i64, pair[1] as i64);
-        // The first interval may start before the first record: skip intervals not fully inside.
-        if from < sent[0] || to > *sent.last().unwrap() {
-            continue;
-        }
-        let Some(per_minute) = rates.get(&pair[1]) else {
-            continue;
-        };
-        let real = sent.iter().filter(|&&s| s > from && s <= to).count() as f64
-            / ((to - from) as f64 / 60_000.0);
-        errors.push((per_minute - real).abs() / real);
-        eprintln!("interval {from}..{to}: measured {per_minute:.0}/min, real {real:.0}/min");
+    // Not yet a minute: the count of what arrived since the first reading, and no rate.
+    let mut early = None;
+    assert!(pipescope_testkit::wait_until(TIMEOUT, || {
+        early = watching.view().filter(|v| {
+            topics
+                .iter()
+                .all(|t| last_minute(v, t).is_some_and(|c| c.covered_s >= 20.0))
+        });
+        early.is_some()
+    }));
+    let early = early.unwrap();
+    let text = watching.metrics();
+    for topic in topics {
+        let c = last_minute(&early, topic).unwrap();
+        assert_eq!(c.per_minute, None, "{topic}: {c:?}");
+        assert!(c.covered_s < 60.0, "{topic}: {c:?}");
+        let since_first = first_reading(topic).saturating_sub(200);
+        let (_, most) = sent_between(&sent.lock().unwrap(), topic, since_first, early.time_ms, 0);
+        assert!(c.count <= most as f64, "{topic}: {c:?}, sent {most}");
+        assert!(!text.contains(&format!(
+            "pipescope_kafka_topic_messages_per_minute{{cluster=\"local\",topic=\"{topic}\""
+        )));
     }
-    assert!(errors.len() >= 5, "only {} whole intervals", errors.len());
-    errors.sort_by(f64::total_cmp);
-    let median = errors[errors.len() / 2];
-    assert!(median <= 0.02, "median error {median} over {errors:?}");
-    // Each interval is close even with jitter at its ends.
-    assert!(errors.iter().all(|e| *e <= 0.10), "{errors:?}");
+    let json = watching.api("/api/v1/kafka/clusters/local/topics");
+    let steady = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "steady")
+        .unwrap();
+    assert!(steady["rates"]["1m"]["per_minute"].is_null(), "{steady}");
+    assert!(
+        steady["rates"]["1m"]["count"].as_f64().unwrap() > 0.0,
+        "{steady}"
+    );
 
-    // The topic routes carry the rates, per topic and per partition.
-    let topics = watching.api("/api/v1/kafka/clusters/local/topics");
-    let steady = topics
+    // A minute and more: each figure is the count of the minute before the last scrape.
+    let mut covered = None;
+    assert!(pipescope_testkit::wait_until(
+        Duration::from_secs(90),
+        || {
+            covered = watching.view().filter(|v| {
+                v.time_ms >= first_reading("steady") + 65_000
+                    && topics
+                        .iter()
+                        .all(|t| last_minute(v, t).is_some_and(|c| c.per_minute.is_some()))
+            });
+            covered.is_some()
+        }
+    ));
+    let covered = covered.unwrap();
+    let text = watching.metrics();
+    let json = watching.api("/api/v1/kafka/clusters/local/topics");
+    let detail = watching.api("/api/v1/kafka/clusters/local/topics/steady");
+    let state = watching.live.get("local").unwrap();
+    let flow = pipescope::api::flow_cluster(&state);
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    let sent = sent.lock().unwrap();
+    let t_last = covered.time_ms;
+    for topic in topics {
+        let per_minute = last_minute(&covered, topic).unwrap().per_minute.unwrap();
+        // A batch within 200 ms of an edge may count either way.
+        let (least, most) = sent_between(&sent, topic, t_last - 60_000, t_last, 200);
+        eprintln!("{topic}: {per_minute} per minute, sent {least}..={most} in the last minute");
+        assert!(least > 0, "{topic}: nothing sent in the minute");
+        assert!(
+            per_minute >= least as f64 * 0.98 && per_minute <= most as f64 * 1.02,
+            "{topic}: {per_minute} per minute, sent {least}..={most}"
+        );
+        assert!(text.contains(&format!(
+            "pipescope_kafka_topic_messages_per_minute{{cluster=\"local\",topic=\"{topic}\",window=\"1m\"}}"
+        )), "{text}");
+        assert!(!text.contains(&format!(
+            "pipescope_kafka_topic_messages_per_minute{{cluster=\"local\",topic=\"{topic}\",window=\"5m\"}}"
+        )));
+        // On the bus too: only the 1-minute window, and only once it was covered.
+        let published = watching.published(TOPIC_MESSAGES_PER_MINUTE, &[("topic", topic)]);
+        let one_minute = watching.published(
+            TOPIC_MESSAGES_PER_MINUTE,
+            &[("topic", topic), ("window", "1m")],
+        );
+        assert_eq!(published.len(), one_minute.len());
+        assert!(
+            published
+                .iter()
+                .all(|(t, _)| *t >= first_reading(topic) + 60_000)
+        );
+    }
+    assert!(text.contains(
+        "pipescope_kafka_partition_messages_per_minute{cluster=\"local\",topic=\"steady\",partition=\"0\",window=\"1m\"}"
+    ));
+    assert!(text.contains(
+        "pipescope_kafka_partition_instant_messages_per_second{cluster=\"local\",topic=\"steady\",partition=\"1\"}"
+    ));
+
+    // The topic routes carry the windows and the instant rate, per topic and per partition.
+    let steady = json
         .as_array()
         .unwrap()
         .iter()
         .find(|t| t["name"] == "steady")
         .unwrap();
     assert_eq!(steady["partitions_with_rate"], 2, "{steady}");
-    let per_minute = steady["messages_per_minute"].as_f64().unwrap();
-    let per_second_json = steady["messages_per_second"].as_f64().unwrap();
-    assert!((per_minute - per_second_json * 60.0).abs() < 1e-6);
-    let detail = watching.api("/api/v1/kafka/clusters/local/topics/steady");
-    assert_eq!(detail["partitions"][0]["rate_note"], "measured", "{detail}");
-    assert!(detail["partitions"][1]["messages_per_second"].is_number());
-    assert!(detail["partitions"][0]["latest"].as_i64().unwrap() > 0);
-    let text = watching.metrics();
+    assert!(steady["rates"]["1m"]["per_minute"].is_number(), "{steady}");
+    assert_eq!(steady["rates"]["1m"]["covered_s"], 60.0, "{steady}");
+    assert!(steady["rates"]["5m"]["per_minute"].is_null(), "{steady}");
+    assert!(steady["rates"]["5m"]["covered_s"].as_f64().unwrap() >= 60.0);
     assert!(
-        text.contains(
-            "pipescope_kafka_topic_messages_per_minute{cluster=\"local\",topic=\"steady\"}"
-        ),
-        "{text}"
+        steady["instant_messages_per_second"].is_number(),
+        "{steady}"
     );
-    assert!(text.contains(
-        "pipescope_kafka_partition_messages_per_second{cluster=\"local\",topic=\"steady\",partition=\"1\"}"
-    ));
+    let interval = steady["instant_interval_s"].as_f64().unwrap();
+    assert!((0.5..=3.0).contains(&interval), "{steady}");
+    assert_eq!(detail["partitions"][0]["rate_note"], "measured", "{detail}");
+    assert!(detail["partitions"][0]["rates"]["1m"]["per_minute"].is_number());
+    assert!(detail["partitions"][1]["instant_messages_per_second"].is_number());
+    assert!(detail["partitions"][0]["latest"].as_i64().unwrap() > 0);
+    // The flow graph (the overview's figures): the 1-minute count it comes from.
+    let steady_flow = flow.topics.iter().find(|t| t.name == "steady").unwrap();
+    let view = state.view.as_deref().unwrap();
+    assert_eq!(steady_flow.last_minute, last_minute(view, "steady"));
+    assert!(steady_flow.last_minute.unwrap().per_minute.is_some());
 }
 
 #[test]
@@ -1762,6 +1890,69 @@ fn a_restarted_watcher_rebuilds_lag_history_and_verdict_windows_from_the_store()
     assert_eq!(restored.lag_seconds.seconds, Some(3.0));
     assert!(restored.window_complete);
     assert_eq!(restored.verdict, Verdict::Stalled);
+    writer.close();
+}
+
+/// After a restart the store's end offsets of the last 15 minutes (and one before) cover the
+/// 1, 5 and 15 minute windows at the first scrape: no minutes of "since start" after a restart.
+#[test]
+fn a_restarted_watcher_covers_its_rate_windows_at_once_from_the_store() {
+    use pipescope_core::kafka::metrics::PARTITION_END_OFFSET;
+    use pipescope_core::kafka::{
+        AnalyzerConfig, KafkaAnalyzer, OffsetsSnapshot, PartitionOffsets, TopicPartition,
+    };
+    use pipescope_core::windows::Window;
+    use pipescope_core::{Labels, Sample};
+
+    let interval = Duration::from_secs(10);
+    let config = AnalyzerConfig::default();
+    let now = now_ms() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, writer) = pipescope::store::Store::open(
+        dir.path(),
+        pipescope_core::tsdb::Retention::default(),
+        Arc::new(SystemClock),
+        16,
+    )
+    .unwrap();
+    // Scraped every 10 s for the 16 minutes before the restart, 6 records a second.
+    let labels = Labels::new([("cluster", "local"), ("topic", "t"), ("partition", "0")]);
+    let end_at = |t: u64| (t - (now - 960_000)) as i64 * 6 / 1_000;
+    let stored: Vec<Sample> = (0..96)
+        .map(|k| now - 960_000 + k * 10_000)
+        .map(|t| Sample::new(PARTITION_END_OFFSET, labels.clone(), t, end_at(t) as f64))
+        .collect();
+    assert!(writer.submit(Arc::new(stored)));
+    writer.flush().unwrap();
+
+    let first_scrape = |restore: bool| {
+        let mut analyzer = KafkaAnalyzer::new(config);
+        if restore {
+            let lookback = pipescope::kafka::restore_lookback_ms(interval, &config);
+            assert!(lookback >= Window::LONGEST.millis() + interval.as_millis() as u64);
+            let restored =
+                pipescope::kafka::restore(&mut analyzer, &store, "local", now, lookback).unwrap();
+            assert_eq!(restored.0, 1);
+        }
+        let view = analyzer.ingest(&OffsetsSnapshot {
+            time_ms: now,
+            partitions: vec![PartitionOffsets {
+                tp: TopicPartition::new("t", 0),
+                offsets: Ok(OffsetRange {
+                    earliest: 0,
+                    latest: end_at(now),
+                }),
+            }],
+            commits: vec![],
+        });
+        view.topics[0].rates.unwrap()
+    };
+    let fresh = first_scrape(false);
+    assert_eq!(fresh.get(Window::OneMinute).per_minute, None);
+    let restored = first_scrape(true);
+    for w in Window::ALL {
+        assert_eq!(restored.get(w).per_minute, Some(360.0), "{w:?}");
+    }
     writer.close();
 }
 
