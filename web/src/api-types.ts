@@ -401,16 +401,28 @@ export interface components {
             partitions: number[];
             topic: string;
         };
-        /** @description When a consumer will have caught up with its partition's log end. */
+        /**
+         * @description When a consumer will have caught up with its partition's log end.
+         *
+         *     `rates_over_s` is the span of the consume and produce rates the answer was taken from (the
+         *     verdict window since its last rewind), and `rates_over_intervals` the scrape intervals in it:
+         *     1 means the rates come from two scrapes only.
+         */
         CatchUp: {
             /** @enum {string} */
             state: "caught_up";
         } | {
+            rates_over_intervals: number;
+            /** Format: double */
+            rates_over_s: number;
             /** Format: double */
             seconds: number;
             /** @enum {string} */
             state: "in_seconds";
         } | {
+            rates_over_intervals: number;
+            /** Format: double */
+            rates_over_s: number;
             /** @enum {string} */
             state: "falling_behind";
         } | {
@@ -490,15 +502,11 @@ export interface components {
             messages: number;
             /** @description Messages received with QoS 0, 1 and 2. */
             qos: number[];
-            /** Format: double */
-            rate_15m: number;
             /**
-             * Format: double
-             * @description Messages per minute over the last 1, 5 and 15 minutes.
+             * @description Messages counted over the last 1, 5 and 15 minutes, with the part of each window the
+             *     watcher was counting, and a per-minute figure once it covers the whole window.
              */
-            rate_1m: number;
-            /** Format: double */
-            rate_5m: number;
+            rates: components["schemas"]["WindowCounts"];
             /** Format: int64 */
             retained_messages: number;
             /** Format: double */
@@ -529,10 +537,12 @@ export interface components {
             id: string;
             kind: components["schemas"]["NodeKind"];
             label: string;
+            last_minute?: null | components["schemas"]["WindowCount"];
             /**
              * Format: double
-             * @description Topics: their produce rate. Producers: the sum of the rates of the topics they are the
-             *     only producer of, when that is all of their topics. Groups: `null`.
+             * @description Topics: their produce rate over the last minute (`null` until the monitor has watched a
+             *     whole minute). Producers: the sum of the rates of the topics they are the only producer
+             *     of, when that is all of their topics. Groups: `null`.
              */
             rate_per_min?: number | null;
             /** @description Groups: their verdict when analysed; otherwise `null`. */
@@ -571,7 +581,11 @@ export interface components {
         };
         /** @description One partition of a group, as the analyzer sees it. */
         GroupPartitionLag: {
-            /** @description `{"state": "caught_up" | "in_seconds" (with `seconds`) | "falling_behind" | "unknown"}`. */
+            /**
+             * @description `{"state": "caught_up" | "in_seconds" (with `seconds`) | "falling_behind" | "unknown"}`;
+             *     `in_seconds` and `falling_behind` carry `rates_over_s` and `rates_over_intervals`, the
+             *     span (and scrape intervals) of the consume and produce rates they were taken from.
+             */
             catch_up: components["schemas"]["CatchUp"];
             /** Format: int64 */
             committed: number;
@@ -586,9 +600,16 @@ export interface components {
             lag_seconds?: number | null;
             /**
              * @description `exact` (timestamp of the record at the committed offset), `estimated` (when the log end
-             *     passed the committed offset, interpolated) or `unknown`.
+             *     passed the committed offset, interpolated between two end-offset readings) or `unknown`
+             *     (no timestamp, and the readings do not reach back to the committed offset).
              */
             lag_seconds_basis: components["schemas"]["LagSecondsBasis"];
+            /**
+             * Format: double
+             * @description For an estimate: seconds between the two end-offset readings it was interpolated between
+             *     (the estimate is off by at most that); `null` otherwise.
+             */
+            lag_seconds_interpolated_over_s?: number | null;
             /** Format: int64 */
             last_commit_seen_ms?: number | null;
             /**
@@ -773,11 +794,18 @@ export interface components {
         };
         /** @description A partition with its produce rate. */
         PartitionDetail: components["schemas"]["PartitionState"] & {
-            /** Format: double */
-            messages_per_minute?: number | null;
-            /** Format: double */
-            messages_per_second?: number | null;
+            /**
+             * Format: double
+             * @description The interval that rate is over, in seconds.
+             */
+            instant_interval_s?: number | null;
+            /**
+             * Format: double
+             * @description Records per second over the last scrape interval (live chart only).
+             */
+            instant_messages_per_second?: number | null;
             rate_note?: null | components["schemas"]["RateNote"];
+            rates?: null | components["schemas"]["WindowCounts"];
         };
         PartitionState: {
             earliest: number | {
@@ -930,17 +958,25 @@ export interface components {
             name: string;
             partitions: components["schemas"]["PartitionDetail"][];
         };
-        /** @description A topic's produce rate: the sum over the partitions whose rate is known this scrape. */
+        /** @description A topic's produce rates: sums over the partitions whose rates are known this scrape. */
         TopicRate: {
-            /** Format: double */
-            messages_per_minute?: number | null;
-            /** Format: double */
-            messages_per_second?: number | null;
             /**
-             * @description Partitions whose rate is known (and summed); fewer than `partitions` right after start,
-             *     or when some partition's offsets failed.
+             * Format: double
+             * @description The interval that rate is over, in seconds.
+             */
+            instant_interval_s?: number | null;
+            /**
+             * Format: double
+             * @description Records per second over the last scrape interval (for a live chart; bursty producers
+             *     make it jump from scrape to scrape).
+             */
+            instant_messages_per_second?: number | null;
+            /**
+             * @description Partitions whose rates are known (and summed); fewer than `partitions` when some
+             *     partition's offsets failed.
              */
             partitions_with_rate: number;
+            rates?: null | components["schemas"]["WindowCounts"];
         };
         TopicSummary: components["schemas"]["TopicRate"] & {
             /** @description The topic configs that matter, or `{"error": "why"}`. */
@@ -961,6 +997,7 @@ export interface components {
         };
         /** @description Size and bounds of a tree. */
         TreeSummary: {
+            counting_since_ms?: null | components["schemas"]["u64"];
             /**
              * Format: int64
              * @description Messages whose topic was longer than [`MAX_TOPIC_BYTES`].
@@ -999,6 +1036,32 @@ export interface components {
          * @enum {string}
          */
         Verdict: "OK" | "WARN" | "STOPPED" | "STALLED" | "REWOUND";
+        /** @description What was counted in one window. */
+        WindowCount: {
+            /**
+             * Format: double
+             * @description Messages counted over the covered part of the window (fractional where the window's
+             *     start falls between two readings and is interpolated).
+             */
+            count: number;
+            /**
+             * Format: double
+             * @description Seconds of the window the count covers: the window's length once the monitor has watched
+             *     that long, less before ("since start", or since a reset of the source).
+             */
+            covered_s: number;
+            /**
+             * Format: double
+             * @description `count` per minute over the whole window; absent until the window is covered.
+             */
+            per_minute?: number | null;
+        };
+        /** @description The counts of the three windows, as the API shows them: `{"1m": …, "5m": …, "15m": …}`. */
+        WindowCounts: {
+            "15m": components["schemas"]["WindowCount"];
+            "1m": components["schemas"]["WindowCount"];
+            "5m": components["schemas"]["WindowCount"];
+        };
         /** Format: int64 */
         u64: number;
     };
@@ -1533,7 +1596,10 @@ export interface operations {
                 depth?: number;
                 /** @description children per node (default 1000; the rest summed in (more)) */
                 limit?: number;
-                /** @description what sizes a node */
+                /**
+                 * @description what sizes a node: messages, bytes, or the count over the last 1, 5 or 15 minutes
+                 *     (rate_1m, rate_5m, rate_15m; counts over one window compare as per-minute figures do)
+                 */
                 value?: "messages" | "bytes" | "rate_1m" | "rate_5m" | "rate_15m";
             };
             header?: never;

@@ -32,3 +32,35 @@ export function bytes(n: number): string {
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
+
+/** One window's count as the API gives it (`rates["1m"]`, …): see docs/kafka-watcher.md. */
+export interface WindowCount {
+  count: number;
+  covered_s: number;
+  per_minute?: number | null;
+}
+
+/** "600/min" once the window is covered; until then what was seen and over how long: "42 in 34 s". */
+export function windowRate(w: WindowCount | null | undefined): string {
+  if (!w) return "–";
+  if (w.per_minute !== null && w.per_minute !== undefined) return rate(w.per_minute);
+  return `${count(w.count)} in ${duration(w.covered_s)}`;
+}
+
+/** For ordering and bar widths: the per-minute figure, or the count seen so far (never scaled up). */
+export function windowValue(w: WindowCount | null | undefined): number {
+  return w ? (w.per_minute ?? w.count) : 0;
+}
+
+/** The sum over topics: counts add, it covers what all cover, a per-minute figure only if all have one. */
+export function sumWindows(ws: (WindowCount | null | undefined)[]): WindowCount | null {
+  const known = ws.filter((w): w is WindowCount => !!w);
+  if (known.length === 0) return null;
+  return {
+    count: known.reduce((n, w) => n + w.count, 0),
+    covered_s: Math.min(...known.map((w) => w.covered_s)),
+    per_minute: known.every((w) => w.per_minute !== null && w.per_minute !== undefined)
+      ? known.reduce((n, w) => n + (w.per_minute ?? 0), 0)
+      : null,
+  };
+}

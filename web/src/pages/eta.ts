@@ -30,3 +30,10 @@ export function catchUpText(c: CatchUp): string {
       return c.state.replace(/_/g, " ");
   }
 }
+
+/** What an ETA is computed from: "from rates over 45 s" (the consume and produce rates it used). */
+export function etaBasis(c: CatchUp | null | undefined): string {
+  if (!c || (c.state !== "in_seconds" && c.state !== "falling_behind") || c.rates_over_s === undefined || c.rates_over_s === null) return "";
+  const one = c.rates_over_intervals === 1 ? ", one scrape interval" : "";
+  return `from rates over ${duration(c.rates_over_s)}${one}`;
+}

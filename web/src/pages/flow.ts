@@ -5,7 +5,7 @@
 import { enc, getJson, getOptional, type ClusterSummary, type Flow, type FlowNode, type GroupDetail, type GroupSummary, type TopicSummary } from "../api";
 import { chartPanel, cssVar, tooltipStyle } from "../charts";
 import { el } from "../dom";
-import { rate } from "../format";
+import { rate, windowRate } from "../format";
 import type { Page } from "../router";
 import { fill, unavailable, verdictColor } from "../ui";
 
@@ -18,14 +18,14 @@ async function flowFromKafka(signal: AbortSignal): Promise<Flow> {
       getJson<TopicSummary[]>(`${base}/topics`, signal),
       getJson<GroupSummary[]>(`${base}/groups`, signal),
     ]);
-    const rates = new Map(topics.map((t) => [t.name, t.messages_per_minute]));
+    const rates = new Map(topics.map((t) => [t.name, t.rates?.["1m"].per_minute ?? null]));
     for (const t of topics) {
-      flow.nodes.push({ id: `${c.name}/topic/${t.name}`, kind: "topic", label: t.name, cluster: c.name, rate_per_min: t.messages_per_minute, verdict: null });
+      flow.nodes.push({ id: `${c.name}/topic/${t.name}`, kind: "topic", label: t.name, cluster: c.name, rate_per_min: t.rates?.["1m"].per_minute ?? null, last_minute: t.rates?.["1m"] ?? null, verdict: null });
     }
     const details = await Promise.all(groups.slice(0, 100).map((g) => getJson<GroupDetail>(`${base}/groups/${enc(g.name)}`, signal).catch(() => null)));
     groups.slice(0, 100).forEach((g, i) => {
       const id = `${c.name}/group/${g.name}`;
-      flow.nodes.push({ id, kind: "group", label: g.name, cluster: c.name, rate_per_min: null, verdict: g.verdict });
+      flow.nodes.push({ id, kind: "group", label: g.name, cluster: c.name, rate_per_min: null, last_minute: null, verdict: g.verdict });
       for (const t of details[i]?.topics ?? []) {
         flow.edges.push({ source: `${c.name}/topic/${t.topic}`, target: id, rate_per_min: rates.get(t.topic) ?? null });
       }
@@ -156,7 +156,7 @@ export const flow: Page = {
                 { class: "tip" },
                 el("div", { class: "tip-title" }, n.label),
                 el("div", {}, `${n.kind} in ${n.cluster}`),
-                n.rate_per_min !== null ? el("div", {}, rate(n.rate_per_min)) : null,
+                n.last_minute ? el("div", {}, `last minute: ${windowRate(n.last_minute)}`) : null,
                 n.verdict ? el("div", {}, `verdict ${n.verdict}`) : null,
               );
             },

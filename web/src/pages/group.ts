@@ -5,7 +5,7 @@ import { ago, count, duration } from "../format";
 import { rangeParams } from "../range";
 import type { Page } from "../router";
 import { badge, card, fill, link, section, table, unavailable } from "../ui";
-import { catchUpText, eta } from "./eta";
+import { catchUpText, eta, etaBasis } from "./eta";
 
 export const group: Page = {
   title: "Group",
@@ -47,7 +47,7 @@ export const group: Page = {
         card("verdict", badge(g.verdict), "worst partition", "group-verdict"),
         card("lag", count(g.lag_offsets), "offsets, all partitions", "group-lag"),
         card("max lag", duration(g.max_lag_seconds), g.max_lag_seconds_estimated ? "estimated" : "seconds behind"),
-        card("ETA", badge(e.text, e.kind), "to catch up"),
+        card("ETA", badge(e.text, e.kind), ["to catch up", etaBasis(g.catch_up)].filter(Boolean).join(", ")),
         card("state", description?.state ?? "–", description ? description.protocol : "not described"),
         card("members", description ? description.members.length : "–", ""),
       );
@@ -61,7 +61,9 @@ export const group: Page = {
             count(p.committed),
             count(p.latest),
             p.lag_offsets === null ? (p.lag_note ?? "–") : count(p.lag_offsets),
-            p.lag_seconds === null ? "–" : `${duration(p.lag_seconds)}${p.lag_seconds_basis === "estimated" ? " (est.)" : ""}`,
+            p.lag_seconds === null
+              ? "–"
+              : `${duration(p.lag_seconds)}${p.lag_seconds_basis === "estimated" ? estimatedNote(p.lag_seconds_interpolated_over_s) : ""}`,
             catchUpText(p.catch_up),
             badge(p.verdict),
             ago(p.last_commit_seen_ms),
@@ -89,3 +91,8 @@ export const group: Page = {
     };
   },
 };
+
+/** An estimated lag in seconds is interpolated between two end-offset readings: say how far apart. */
+function estimatedNote(overS: number | null | undefined): string {
+  return overS === null || overS === undefined ? " (est.)" : ` (est. from readings ${duration(overS)} apart)`;
+}

@@ -11,7 +11,7 @@ import {
   type TopicSummary,
 } from "../api";
 import { el } from "../dom";
-import { ago, count, duration, rate, time } from "../format";
+import { ago, count, duration, sumWindows, time, windowRate, windowValue } from "../format";
 import { onEvent } from "../live";
 import type { Page } from "../router";
 import { badge, card, fill, link, section, table, unavailable } from "../ui";
@@ -114,6 +114,7 @@ export const overview: Page = {
       const allGroups = perCluster.flatMap((c) => c.groups.map((g) => ({ cluster: c.cluster.name, ...g })));
       const verdicts = new Map<string, number>();
       for (const g of allGroups) verdicts.set(g.verdict ?? "unknown", (verdicts.get(g.verdict ?? "unknown") ?? 0) + 1);
+      const allTopicsMinute = sumWindows(perCluster.flatMap((c) => c.topics.map((t) => t.rates?.["1m"])));
       const mqttUp = brokers.filter((b) => b.connection.state === "connected").length;
       fill(
         cards,
@@ -122,8 +123,8 @@ export const overview: Page = {
         card("Kafka brokers", `${brokersUp} / ${brokersAll}`, `up, in ${clusters.length} cluster(s)`, "card-kafka-brokers"),
         card(
           "messages/min",
-          count(perCluster.flatMap((c) => c.topics).reduce((n, t) => n + (t.messages_per_minute ?? 0), 0)),
-          "into all Kafka topics",
+          windowRate(allTopicsMinute),
+          allTopicsMinute && allTopicsMinute.per_minute === null ? "into all Kafka topics, since start" : "into all Kafka topics, last minute",
           "card-rate",
         ),
         card(
@@ -155,19 +156,19 @@ export const overview: Page = {
 
       const topics = perCluster
         .flatMap((c) => c.topics.map((t) => ({ cluster: c.cluster.name, ...t })))
-        .sort((a, b) => (b.messages_per_minute ?? -1) - (a.messages_per_minute ?? -1))
+        .sort((a, b) => windowValue(b.rates?.["1m"]) - windowValue(a.rates?.["1m"]))
         .slice(0, 10);
-      const maxRate = Math.max(1, ...topics.map((t) => t.messages_per_minute ?? 0));
+      const maxRate = Math.max(1, ...topics.map((t) => windowValue(t.rates?.["1m"])));
       fill(
         top,
         topics.length === 0
           ? el("p", { class: "muted" }, "No topics yet.")
           : table(
-              ["topic", "messages/min", ""],
+              ["topic", "messages/min (last minute)", ""],
               topics.map((t) => [
                 link(`#/topics/${enc(t.cluster)}/${enc(t.name)}`, t.name),
-                rate(t.messages_per_minute),
-                el("span", { class: "bar", style: `width:${(100 * (t.messages_per_minute ?? 0)) / maxRate}%` }),
+                windowRate(t.rates?.["1m"]),
+                el("span", { class: "bar", style: `width:${(100 * windowValue(t.rates?.["1m"])) / maxRate}%` }),
               ]),
             ),
       );

@@ -5,7 +5,7 @@
 import type { TreeNode } from "../api";
 import { cssVar, tooltipStyle, type Chart } from "../charts";
 import { el } from "../dom";
-import { ago, count, duration, rate } from "../format";
+import { ago, count, duration, windowRate, windowValue } from "../format";
 
 /** Green when fresh, through amber, to red when silent for ten minutes or more. */
 export function freshnessColor(seconds: number | null | undefined): string {
@@ -29,7 +29,7 @@ function toSun(n: TreeNode, byRate: boolean, border: string): SunNode {
   const children = (n.children ?? []).map((c) => toSun(c, byRate, border));
   return {
     name: n.name === "" ? "all topics" : n.name,
-    value: byRate ? n.rate_1m : n.messages,
+    value: byRate ? windowValue(n.rates["1m"]) : n.messages,
     topic: n.topic,
     node: n,
     itemStyle: { color: freshnessColor(n.seconds_since_last), borderColor: border },
@@ -54,7 +54,7 @@ function levels(depth: number): object[] {
 }
 
 export function drawSunburst(chart: Chart, root: TreeNode, now: number): { byRate: boolean } {
-  const byRate = root.rate_1m > 0;
+  const byRate = windowValue(root.rates["1m"]) > 0;
   chart.setOption(
     {
       animation: false,
@@ -66,7 +66,7 @@ export function drawSunburst(chart: Chart, root: TreeNode, now: number): { byRat
             "div",
             { class: "tip" },
             el("div", { class: "tip-title" }, n.topic === "" ? "all topics" : n.topic),
-            el("div", {}, `${rate(n.rate_1m)} · ${count(n.messages)} messages · ${count(n.topics)} topic(s)`),
+            el("div", {}, `last minute: ${windowRate(n.rates["1m"])} · ${count(n.messages)} messages · ${count(n.topics)} topic(s)`),
             el("div", {}, `last message ${ago(n.last_seen_ms, now)}`),
           );
         },
@@ -96,7 +96,7 @@ export function sunburstLegend(byRate: boolean): HTMLElement {
   return el(
     "p",
     { class: "note" },
-    byRate ? "Size: messages/min (last minute). " : "Size: messages received (nothing in the last minute). ",
+    byRate ? "Size: messages in the last minute. " : "Size: messages received (nothing in the last minute). ",
     "Colour: time since the last message — ",
     ...stops,
   );

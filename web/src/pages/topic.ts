@@ -1,7 +1,7 @@
 import { enc, getJson, itemError, selector, type RangeAnswer, type TopicDetail } from "../api";
 import { chartPanel, drawLines, type Line } from "../charts";
 import { el } from "../dom";
-import { count, rate } from "../format";
+import { count, windowRate } from "../format";
 import { rangeParams } from "../range";
 import type { Page } from "../router";
 import { badge, card, fill, link, section, table } from "../ui";
@@ -11,7 +11,7 @@ export const topic: Page = {
   mount(root, { signal, params }) {
     const { cluster, topic: name } = params;
     const cards = el("section", { class: "cards" });
-    const rates = chartPanel("Messages/min per partition", signal, { "data-testid": "chart-partition-rates" });
+    const rates = chartPanel("Messages/min per partition (instant: over each scrape interval)", signal, { "data-testid": "chart-partition-rates" });
     const offsets = chartPanel("End offset per partition", signal, { "data-testid": "chart-partition-offsets" });
     const parts = el("div");
     root.append(
@@ -28,7 +28,7 @@ export const topic: Page = {
       const match = enc(selector(base));
       const [t, rateAnswer, offsetAnswer] = await Promise.all([
         getJson<TopicDetail>(`/api/v1/kafka/clusters/${enc(cluster)}/topics/${enc(name)}`, signal),
-        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_partition_messages_per_second&match=${match}&${range}`, signal),
+        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_partition_instant_messages_per_second&match=${match}&${range}`, signal),
         getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_partition_end_offset&match=${match}&${range}`, signal),
       ]);
       const byPartition = (a: RangeAnswer, scale: number): Line[] =>
@@ -45,7 +45,7 @@ export const topic: Page = {
       const ends = t.partitions.map((p) => (typeof p.latest === "number" ? p.latest : 0));
       fill(
         cards,
-        card("messages/min", rate(t.messages_per_minute), `${t.partitions.length} partitions`, "topic-rate"),
+        card("messages/min", windowRate(t.rates?.["1m"]), `last minute, ${t.partitions.length} partitions`, "topic-rate"),
         card("end offsets", count(ends.reduce((a, b) => a + b, 0)), "sum over partitions", "topic-offsets"),
         card(
           "replication",
@@ -56,7 +56,7 @@ export const topic: Page = {
       fill(
         parts,
         table(
-          ["partition", "leader", "replicas", "ISR", "start offset", "end offset", "messages/min", "notes"],
+          ["partition", "leader", "replicas", "ISR", "start offset", "end offset", "messages/min (last minute)", "notes"],
           t.partitions.map((p) => [
             p.partition,
             p.leader == null || p.leader < 0 ? badge("none", "bad") : p.leader,
@@ -64,7 +64,7 @@ export const topic: Page = {
             el("span", {}, p.isr.join(", "), p.under_replicated ? badge("URP", "warn") : ""),
             itemError(p.earliest) ?? count(p.earliest as number),
             el("span", { "data-testid": `end-${p.partition}` }, itemError(p.latest) ?? count(p.latest as number)),
-            rate(p.messages_per_minute),
+            windowRate(p.rates?.["1m"]),
             [p.offline ? "offline" : "", p.error ?? "", p.rate_note && p.rate_note !== "measured" ? `rate: ${p.rate_note.replace(/_/g, " ")}` : ""]
               .filter(Boolean)
               .join("; "),

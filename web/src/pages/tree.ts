@@ -3,7 +3,7 @@
 
 import type { TreeNode } from "../api";
 import { el } from "../dom";
-import { ago, bytes, count, rate } from "../format";
+import { ago, bytes, count, windowRate } from "../format";
 
 export interface TreeState {
   expanded: Set<string>;
@@ -44,7 +44,7 @@ export function treeTable(root: TreeNode, state: TreeState, now: number, redraw:
           ),
           el("td", {}, count(c.topics)),
           el("td", {}, count(c.messages)),
-          el("td", {}, rate(c.rate_1m)),
+          el("td", {}, windowRate(c.rates["1m"])),
           el("td", {}, bytes(c.bytes)),
           el("td", {}, ago(c.last_seen_ms, now)),
           el("td", { class: "preview" }, preview),
@@ -60,7 +60,7 @@ export function treeTable(root: TreeNode, state: TreeState, now: number, redraw:
     el(
       "table",
       { "data-testid": "topic-tree", class: "wide" },
-      el("thead", {}, el("tr", {}, ...["topic", "topics", "messages", "rate", "bytes", "last seen", "last payload"].map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ...["topic", "topics", "messages", "messages/min (last minute)", "bytes", "last seen", "last payload"].map((h) => el("th", {}, h)))),
       el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "7", class: "muted" }, filter ? "No topic matches the filter." : "No topics seen yet."))])),
     ),
   );
