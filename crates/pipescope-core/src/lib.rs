@@ -12,6 +12,8 @@ pub mod mqtt;
 pub mod mqtt_filter;
 pub mod pipeline;
 pub mod sample;
+#[cfg(test)]
+mod test_rng;
 pub mod tsdb;
 pub mod windows;
 

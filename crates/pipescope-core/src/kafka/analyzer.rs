@@ -1205,18 +1205,7 @@ mod tests {
         assert_eq!(json["partitions"][0]["rate_note"], "measured");
     }
 
-    /// A small deterministic generator, so the invariant test needs no extra crate.
-    struct Lcg(u64);
-
-    impl Lcg {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            (self.0 >> 33) % n
-        }
-    }
+    use crate::test_rng::Lcg;
 
     #[test]
     fn invariants_hold_on_a_messy_random_cluster() {

@@ -674,17 +674,7 @@ mod window_tests {
         ]
     }
 
-    struct Lcg(u64);
-
-    impl Lcg {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            (self.0 >> 33) % n
-        }
-    }
+    use crate::test_rng::Lcg;
 
     /// How long each scrape run lasts: long enough to cover the 15-minute window.
     const RUN: u64 = 17 * MINUTE;

@@ -285,14 +285,7 @@ fn alert_rules_pass_promtool_check_and_fire_in_its_unit_tests() {
 /// The list is complete for what this build registers: store, bus, InfluxDB export, build info.
 #[test]
 fn metrics_txt_lists_every_metric_this_build_registers() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, writer) = pipescope::store::Store::open(
-        dir.path(),
-        pipescope_core::tsdb::Retention::default(),
-        Arc::new(pipescope_core::SystemClock),
-        4,
-    )
-    .unwrap();
+    let (_dir, store, writer) = crate::support::temp_store(4);
     let mut registry = pipescope::metrics::new_registry();
     pipescope::store::metrics::register(&mut registry, store);
     pipescope::metrics::register_bus(&mut registry, &pipescope::bus::Bus::new(1));

@@ -1851,14 +1851,7 @@ fn a_restarted_watcher_rebuilds_lag_history_and_verdict_windows_from_the_store()
     let t0 = now_ms() as u64 - 10_000;
     // Before the restart: six scrapes 500 ms apart, the log growing by 10 a scrape, the group
     // stuck at 100 (the end offset at t0). Their samples go to the store, as the bus feeds it.
-    let dir = tempfile::tempdir().unwrap();
-    let (store, writer) = pipescope::store::Store::open(
-        dir.path(),
-        pipescope_core::tsdb::Retention::default(),
-        Arc::new(SystemClock),
-        16,
-    )
-    .unwrap();
+    let (_dir, store, writer) = crate::support::temp_store(16);
     let mut before = KafkaAnalyzer::new(config);
     for i in 0..6 {
         let view = before.ingest(&snapshot(t0 + i * 500, 100 + 10 * i as i64));
@@ -1907,14 +1900,7 @@ fn a_restarted_watcher_covers_its_rate_windows_at_once_from_the_store() {
     let interval = Duration::from_secs(10);
     let config = AnalyzerConfig::default();
     let now = now_ms() as u64;
-    let dir = tempfile::tempdir().unwrap();
-    let (store, writer) = pipescope::store::Store::open(
-        dir.path(),
-        pipescope_core::tsdb::Retention::default(),
-        Arc::new(SystemClock),
-        16,
-    )
-    .unwrap();
+    let (_dir, store, writer) = crate::support::temp_store(16);
     // Scraped every 10 s for the 16 minutes before the restart, 6 records a second.
     let labels = Labels::new([("cluster", "local"), ("topic", "t"), ("partition", "0")]);
     let end_at = |t: u64| (t - (now - 960_000)) as i64 * 6 / 1_000;

@@ -19,3 +19,23 @@ pub async fn get_json(router: axum::Router, path: &str) -> (StatusCode, serde_js
         .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {}", String::from_utf8_lossy(&body)));
     (status, json)
 }
+
+/// A store in a fresh temporary directory on the system clock with default retention, and its
+/// writer (keep the directory alive as long as the store).
+pub fn temp_store(
+    queue_batches: usize,
+) -> (
+    tempfile::TempDir,
+    pipescope::store::Store,
+    pipescope::store::Writer,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, writer) = pipescope::store::Store::open(
+        dir.path(),
+        pipescope_core::tsdb::Retention::default(),
+        std::sync::Arc::new(pipescope_core::SystemClock),
+        queue_batches,
+    )
+    .unwrap();
+    (dir, store, writer)
+}
