@@ -98,6 +98,17 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+/// Five QoS 1 messages to `burst/a`, acknowledged by the broker and counted by the watcher.
+async fn publish_burst_of_five(publisher: &Publisher, watch: &Watch) {
+    for _ in 0..5 {
+        publisher
+            .publish("burst/a", QoS::AtLeastOnce, false, "42")
+            .await;
+    }
+    publisher.wait_acked(5).await;
+    assert!(wait_until_async(Duration::from_secs(10), || watch.messages() == 5).await);
+}
+
 /// A publishing client whose event loop runs in a task; `acked` counts PUBACKs and PUBCOMPs.
 struct Publisher {
     client: AsyncClient,
@@ -286,13 +297,7 @@ async fn mqtt_a_burst_right_after_subscribing_reads_as_its_count_not_a_rate() {
     let watch = Watch::start(&broker.url(), "export_filters = [\"burst/#\"]");
     watch.wait_subscribed().await;
     let publisher = Publisher::connect(broker.port, "burst");
-    for _ in 0..5 {
-        publisher
-            .publish("burst/a", QoS::AtLeastOnce, false, "42")
-            .await;
-    }
-    publisher.wait_acked(5).await;
-    assert!(wait_until_async(Duration::from_secs(10), || watch.messages() == 5).await);
+    publish_burst_of_five(&publisher, &watch).await;
     // The minute ends at the last 2 s edge: the burst is in it once its bucket is over.
     let mut node = Value::Null;
     for _ in 0..100 {
@@ -366,13 +371,7 @@ async fn mqtt_windows_are_covered_a_whole_window_after_subscribing_and_again_aft
     let b = watch.broker().clone();
     assert_eq!(b.tree().summary().counting_since_ms, Some(T0));
     let publisher = Publisher::connect(broker.port, "burst");
-    for _ in 0..5 {
-        publisher
-            .publish("burst/a", QoS::AtLeastOnce, false, "42")
-            .await;
-    }
-    publisher.wait_acked(5).await;
-    assert!(wait_until_async(Duration::from_secs(10), || watch.messages() == 5).await);
+    publish_burst_of_five(&publisher, &watch).await;
     let per_minute_series = |text: &str| -> Vec<String> {
         text.lines()
             .filter(|l| l.starts_with("pipescope_mqtt_topic_messages_per_minute{"))
