@@ -100,6 +100,8 @@
 //!     _ => panic!()
 //! }
 //! ```
+// PIPESCOPE PATCH: upstream warnings are not pipescope's to fix.
+#![allow(warnings)]
 #![deny(missing_docs)]
 // Display required features for items when rendering for docs.rs
 #![cfg_attr(docsrs, feature(doc_cfg))]

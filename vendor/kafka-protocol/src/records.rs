@@ -514,7 +514,13 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count as usize);
+        // PIPESCOPE PATCH: the count is from the wire; each record takes bytes.
+        let record_count = usize::try_from(batch_decode_info.record_count)
+            .map_err(|_| anyhow!("negative record count {}", batch_decode_info.record_count))?;
+        records.reserve(crate::protocol::types::capacity_within::<Record, B>(
+            buf,
+            record_count,
+        )?);
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
@@ -893,7 +899,12 @@ impl Record {
         }
         let num_headers = num_headers as usize;
 
-        let mut headers = IndexMap::with_capacity(num_headers);
+        // PIPESCOPE PATCH: the count is from the wire; each header takes bytes.
+        let mut headers =
+            IndexMap::with_capacity(crate::protocol::types::capacity_within::<
+                (StrBytes, Option<Bytes>, u64),
+                Bytes,
+            >(buf, num_headers)?);
         for _ in 0..num_headers {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;

@@ -26,6 +26,25 @@ macro_rules! define_copy_impl {
     )
 }
 
+/// PIPESCOPE PATCH: `count`, a length or item count read from the wire, if it fits in the bytes
+/// left. Every item of a Kafka array takes at least one byte, so a larger count is a lie, and
+/// allocating for it (up to 2^32 items) would abort the process.
+pub fn length_within<B: ByteBuf>(buf: &B, count: usize) -> Result<usize> {
+    let left = buf.remaining();
+    if count > left {
+        bail!("length {count} exceeds the {left} bytes left");
+    }
+    Ok(count)
+}
+
+/// PIPESCOPE PATCH: how many of `count` items of `T` to reserve room for at first: `count` if it
+/// fits in the bytes left, and never more memory than those bytes (an item of a few bytes on
+/// the wire can take a few hundred in memory); the vector grows past that as items decode.
+pub fn capacity_within<T, B: ByteBuf>(buf: &B, count: usize) -> Result<usize> {
+    let count = length_within(buf, count)?;
+    Ok(count.min(buf.remaining() / std::mem::size_of::<T>().max(1)))
+}
+
 /// A boolean value.
 #[derive(Debug, Copy, Clone, Default)]
 pub struct Boolean;
@@ -359,7 +378,7 @@ impl Decoder<Option<StdString>> for String {
         match Int16.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                let mut strbuf = vec![0; n as usize];
+                let mut strbuf = vec![0; length_within(buf, n as usize)?];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
             }
@@ -511,7 +530,7 @@ impl Decoder<Option<StdString>> for CompactString {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                let mut strbuf = vec![0; (n - 1) as usize];
+                let mut strbuf = vec![0; length_within(buf, (n - 1) as usize)?];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
             }
@@ -655,7 +674,7 @@ impl Decoder<Option<Vec<u8>>> for Bytes {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                let mut data = vec![0; n as usize];
+                let mut data = vec![0; length_within(buf, n as usize)?];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
             }
@@ -804,7 +823,7 @@ impl Decoder<Option<Vec<u8>>> for CompactBytes {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                let mut data = vec![0; (n - 1) as usize];
+                let mut data = vec![0; length_within(buf, (n - 1) as usize)?];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
             }
@@ -985,7 +1004,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                let mut result = Vec::with_capacity(n as usize);
+                let mut result = Vec::with_capacity(capacity_within::<T, B>(buf, n as usize)?);
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1093,7 +1112,8 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                let mut result = Vec::with_capacity((n - 1) as usize);
+                let mut result =
+                    Vec::with_capacity(capacity_within::<T, B>(buf, (n - 1) as usize)?);
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }
