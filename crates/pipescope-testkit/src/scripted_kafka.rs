@@ -22,7 +22,8 @@
 //!   authenticate; clients that do not are served as well.
 //!
 //! [`ScriptedBroker::builder`] changes what it answers (TLS, a dead second broker, old API
-//! versions, big batches, dropped or hanging DescribeGroups, more groups); the broker counts
+//! versions, big batches, dropped or hanging DescribeGroups, more groups, crafted counts that
+//! claim billions of items); the broker counts
 //! the requests it received per API and the connections made to it.
 //!
 //! ```no_run
@@ -36,6 +37,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -114,7 +116,13 @@ pub struct ScriptedBrokerBuilder {
     poison_group: Option<String>,
     drop_describe_groups: bool,
     extra_groups: usize,
+    hostile_assignment: bool,
+    /// How many Metadata answers are still to be crafted.
+    hostile_metadata: Arc<AtomicUsize>,
 }
+
+/// A consumer-protocol assignment of version 0 that claims 2^31 - 1 topics in six bytes.
+pub const HOSTILE_ASSIGNMENT: &[u8] = &[0x00, 0x00, 0x7F, 0xFF, 0xFF, 0xFF];
 
 impl std::fmt::Debug for ScriptedBrokerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,6 +135,8 @@ impl std::fmt::Debug for ScriptedBrokerBuilder {
             .field("poison_group", &self.poison_group)
             .field("drop_describe_groups", &self.drop_describe_groups)
             .field("extra_groups", &self.extra_groups)
+            .field("hostile_assignment", &self.hostile_assignment)
+            .field("hostile_metadata", &self.hostile_metadata)
             .finish()
     }
 }
@@ -181,6 +191,19 @@ impl ScriptedBrokerBuilder {
     /// Lists `n` more groups (`idle-0`, `idle-1`, ...), Empty and committed like `payments-app`.
     pub fn extra_groups(mut self, n: usize) -> Self {
         self.extra_groups = n;
+        self
+    }
+
+    /// Member `m-2` of `payments-app` is assigned [`HOSTILE_ASSIGNMENT`].
+    pub fn hostile_assignment(mut self) -> Self {
+        self.hostile_assignment = true;
+        self
+    }
+
+    /// The first `n` Metadata answers end in a brokers array that claims 2^32 - 2 items (2^31 - 1
+    /// in versions before 9), with nothing after it; later answers are the usual ones.
+    pub fn hostile_metadata(self, n: usize) -> Self {
+        self.hostile_metadata.store(n, Ordering::SeqCst);
         self
     }
 
@@ -366,6 +389,21 @@ fn answer(
                 })
                 .collect();
             encode(r, version, out);
+        }
+        ApiKey::Metadata
+            if script
+                .hostile_metadata
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok() =>
+        {
+            if version >= 3 {
+                out.put_i32(0); // throttle time
+            }
+            if version >= 9 {
+                out.put_slice(&[0xFF, 0xFF, 0xFF, 0xFF, 0x0F]); // compact: 2^32 - 1 - 1
+            } else {
+                out.put_i32(i32::MAX);
+            }
         }
         ApiKey::Metadata => {
             let mut r = MetadataResponse::default();
@@ -634,7 +672,11 @@ fn answer(
                             m.member_id = s(id);
                             m.client_id = s(client);
                             m.client_host = s(host);
-                            m.member_assignment = assignment(&parts);
+                            m.member_assignment = if script.hostile_assignment && id == "m-2" {
+                                Bytes::from_static(HOSTILE_ASSIGNMENT)
+                            } else {
+                                assignment(&parts)
+                            };
                             m
                         })
                         .collect();

@@ -9,6 +9,7 @@
 //! - [`analyzer`]: [`KafkaAnalyzer`], the state that turns successive snapshots into a [`KafkaView`];
 //! - [`metrics`]: the exported metric names and [`view_to_samples`];
 //! - [`record_time`]: which record timestamps to fetch for exact lag in seconds;
+//! - [`record_batch`]: the timestamp of the record at an offset, from a Fetch answer's batches;
 //! - [`probe`]: the bytes of an "is a broker answering?" check;
 //! - [`tansu`]: what the demo and the tests do to the tansu broker they start.
 
@@ -21,6 +22,7 @@ pub mod lag;
 pub mod metrics;
 pub mod probe;
 pub mod rate;
+pub mod record_batch;
 pub mod record_time;
 pub mod tansu;
 pub mod verdict;

@@ -5,6 +5,14 @@
 //! A connection sends requests as they come (each with its own correlation id) and one reader
 //! task hands every answer to the request that waits for it, so many requests to one broker
 //! cost one round trip, and requests to different brokers run in parallel.
+//!
+//! Answers are hostile input (a rogue broker, or a man in the middle on PLAINTEXT): every length
+//! and count in them is checked against the bytes left before anything is allocated for it, so a
+//! crafted count is a decode error on that request, not a 120 GB allocation that aborts the
+//! process. That check is in the decoder itself (kafka-protocol, patched in
+//! vendor/kafka-protocol, see its PIPESCOPE-PATCH.md) rather than in a pass of ours over the bytes
+//! before decoding: the counts sit where only each message's schema (per version) knows, and six
+//! allocation sites in the decoder cover every answer and the consumer protocol's assignments.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -345,10 +353,7 @@ impl Connection {
             }
             Ok(Ok(Ok(bytes))) => bytes,
         };
-        let mut answer = answer;
-        ResponseHeader::decode(&mut answer, R::Response::header_version(version))
-            .map_err(|e| protocol_error(format!("response header: {e}")))?;
-        R::Response::decode(&mut answer, version).map_err(|e| protocol_error(e.to_string()))
+        decode_response::<R>(answer, version).map_err(protocol_error)
     }
 
     fn close(&self, reason: String) {
@@ -432,8 +437,12 @@ impl Connection {
                     .await?;
                 let server_first = String::from_utf8(server_first.to_vec())
                     .map_err(|_| auth_error("server-first message is not UTF-8".into()))?;
+                // PBKDF2 is thousands of hashes: off the runtime's workers.
                 let (client_final, verifier) =
-                    scram.client_final(&server_first).map_err(auth_error)?;
+                    tokio::task::spawn_blocking(move || scram.client_final(&server_first))
+                        .await
+                        .map_err(|e| auth_error(format!("SCRAM proof task failed: {e}")))?
+                        .map_err(auth_error)?;
                 let server_final = self
                     .sasl_step(Bytes::from(client_final), auth_version)
                     .await?;
@@ -460,6 +469,14 @@ impl Connection {
         }
         Ok(answer.auth_bytes)
     }
+}
+
+/// An answer (response header and body) to a request `R` sent in `version`, or why it does not
+/// decode; a count or length larger than the bytes left is such an error (see the module doc).
+pub fn decode_response<R: Request>(mut answer: Bytes, version: i16) -> Result<R::Response, String> {
+    ResponseHeader::decode(&mut answer, R::Response::header_version(version))
+        .map_err(|e| format!("response header: {e}"))?;
+    R::Response::decode(&mut answer, version).map_err(|e| e.to_string())
 }
 
 fn close_pending(pending: &StdMutex<Pending>, reason: String) {
@@ -652,6 +669,87 @@ mod tests {
     fn closed_port() -> u16 {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
+    }
+
+    /// Set in the child process that decodes the crafted answers.
+    const CRAFTED_CHILD_ENV: &str = "PIPESCOPE_TEST_CRAFTED_DECODE_CHILD";
+
+    /// Decodes crafted answers whose counts claim 2^31 or 2^32 items; each must be an error
+    /// naming the count, not an allocation that aborts. Runs in a child process (see below).
+    #[test]
+    #[ignore = "run by crafted_counts_are_decode_errors_not_aborts in a child process"]
+    fn crafted_counts_child() {
+        use crate::kafka::scrape::members::decode_assignment;
+        use kafka_protocol::messages::{DescribeGroupsRequest, FetchRequest, MetadataRequest};
+        if std::env::var_os(CRAFTED_CHILD_ENV).is_none() {
+            return;
+        }
+        let refused = |what: &str, result: Result<(), String>| {
+            let error = result.expect_err(what);
+            assert!(error.contains("exceeds the"), "{what}: {error}");
+            println!("refused {what}: {error}");
+        };
+        // A consumer-group member's assignment: version 0, then 2^31 - 1 topics.
+        let assignment = Bytes::from_static(&[0x00, 0x00, 0x7F, 0xFF, 0xFF, 0xFF]);
+        refused("assignment", decode_assignment(&assignment).map(|_| ()));
+        // Metadata v1 (no throttle time): correlation id, then 2^31 - 1 brokers.
+        let metadata = Bytes::from_static(&[0, 0, 0, 1, 0x7F, 0xFF, 0xFF, 0xFF]);
+        refused(
+            "Metadata",
+            decode_response::<MetadataRequest>(metadata, 1).map(|_| ()),
+        );
+        // DescribeGroups v5 (flexible): correlation id, no tagged fields, throttle time, then a
+        // compact array of 2^32 - 2 groups.
+        let groups = Bytes::from_static(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]);
+        refused(
+            "DescribeGroups",
+            decode_response::<DescribeGroupsRequest>(groups, 5).map(|_| ()),
+        );
+        // Fetch v4: one topic, one partition with 2^31 - 1 aborted transactions.
+        let mut fetch = BytesMut::new();
+        fetch.put_i32(1); // correlation id
+        fetch.put_i32(0); // throttle time
+        fetch.put_i32(1); // topics
+        fetch.put_i16(1);
+        fetch.put_u8(b't');
+        fetch.put_i32(1); // partitions
+        fetch.put_i32(0); // partition index
+        fetch.put_i16(0); // error code
+        fetch.put_i64(0); // high watermark
+        fetch.put_i64(0); // last stable offset
+        fetch.put_i32(i32::MAX); // aborted transactions
+        refused(
+            "Fetch",
+            decode_response::<FetchRequest>(fetch.freeze(), 4).map(|_| ()),
+        );
+    }
+
+    /// The regression test of a crafted count aborting the process (issue 15, item 2): before
+    /// the decoder checked counts, the child aborted in `handle_alloc_error` (SIGABRT), so the
+    /// decodes run in a child and an abort fails this test instead of killing the test binary.
+    #[test]
+    fn crafted_counts_are_decode_errors_not_aborts() {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "kafka::conn::tests::crafted_counts_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CRAFTED_CHILD_ENV, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "decoding crafted answers failed ({}):\n{stdout}\n{stderr}",
+            output.status
+        );
+        for what in ["assignment", "Metadata", "DescribeGroups", "Fetch"] {
+            assert!(stdout.contains(&format!("refused {what}:")), "{stdout}");
+        }
     }
 
     #[tokio::test]

@@ -7,6 +7,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ring::{digest, hmac, pbkdf2};
 
+/// The iteration counts a server may ask for. The server picks the count, so an unbounded one
+/// is a denial of service: `i=4294967295` is about an hour of PBKDF2. RFC 7677 (section 4) says
+/// the count SHOULD be at least 4096, and Kafka accepts 4096 to 16384 when a SCRAM credential
+/// is made (`ScramMechanism` minIterations / maxIterations): a Kafka broker never asks for more.
+pub const ITERATIONS: std::ops::RangeInclusive<u32> = 4096..=16_384;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScramHash {
     Sha256,
@@ -106,6 +112,13 @@ impl ScramClient {
             .ok_or("server-first message has no iteration count")?
             .parse()
             .map_err(|_| "invalid iteration count".to_string())?;
+        if !ITERATIONS.contains(&iterations) {
+            return Err(format!(
+                "the server asks for {iterations} PBKDF2 iterations; pipescope accepts {} to {} (Kafka's own range)",
+                ITERATIONS.start(),
+                ITERATIONS.end()
+            ));
+        }
         let iterations = NonZeroU32::new(iterations).ok_or("iteration count 0")?;
 
         let mut salted = vec![0u8; self.hash.len()];
@@ -206,6 +219,21 @@ mod tests {
                 .unwrap_err()
                 .contains("invalid-proof")
         );
+    }
+
+    #[test]
+    fn iteration_counts_outside_kafkas_range_are_refused_before_any_work() {
+        let client = ScramClient::with_nonce(ScramHash::Sha512, "u", "p", "abc");
+        let first = |i: &str| client.client_final(&format!("r=abcd,s=AAAA,i={i}"));
+        for refused in ["4294967295", "16385", "4095", "0"] {
+            let error = first(refused).unwrap_err();
+            assert!(
+                error.contains(&format!("asks for {refused} PBKDF2 iterations")),
+                "{error}"
+            );
+        }
+        assert!(first("4096").is_ok());
+        assert!(first("16384").is_ok());
     }
 
     #[test]

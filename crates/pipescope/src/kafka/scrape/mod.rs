@@ -20,7 +20,7 @@
 
 mod configs;
 mod groups;
-mod members;
+pub(crate) mod members;
 mod metadata;
 mod offsets;
 mod records;
@@ -51,7 +51,7 @@ use timing::StageTimer;
 
 pub use configs::CONFIG_REFRESH_SCRAPES;
 pub use members::decode_assignment;
-pub use records::{NoRecordTime, record_time};
+pub use pipescope_core::kafka::record_batch::{NoRecordTime, record_time};
 pub use refusals::REFUSED_RETRY_SCRAPES;
 
 /// A value of one item, or why it is unknown.

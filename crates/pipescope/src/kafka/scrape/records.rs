@@ -1,5 +1,6 @@
 //! Fetch of the record at each lagging committed offset: its batch decompressed, its
-//! timestamp read, the exact base of lag in seconds.
+//! timestamp read, the exact base of lag in seconds. The batches are read by
+//! `pipescope_core::kafka::record_batch` (decompression bounded) on the blocking pool.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -7,8 +8,8 @@ use bytes::Bytes;
 use futures::future::join_all;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{FetchRequest, TopicName};
-use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use pipescope_core::EpochMillis;
+use pipescope_core::kafka::record_batch::{NoRecordTime, record_time};
 use pipescope_core::kafka::record_time::{lagging_positions, set_record_times};
 use pipescope_core::kafka::{OffsetsSnapshot, TopicPartition};
 
@@ -177,6 +178,8 @@ impl Scraper {
             .map(|((t, p), o)| ((t.as_str(), *p), *o))
             .collect();
         let mut out: HashMap<(String, i32), Result<EpochMillis, NoRecordTime>> = HashMap::new();
+        // The record batches to read: decompressing is CPU work, done off the runtime.
+        let mut batches: Vec<((String, i32), i64, Option<Bytes>)> = Vec::new();
         for t in &response.responses {
             for p in &t.partitions {
                 let Some(&offset) = offsets.get(&(t.topic.0.as_str(), p.partition_index)) else {
@@ -189,13 +192,38 @@ impl Scraper {
                         p.log_start_offset
                     ))),
                     Some(e) => Err(NoRecordTime::from(format!("Fetch: {e}"))),
-                    None => record_time(p.records.as_ref(), offset).map_err(|mut e| {
-                        // Asked alone, the broker returns the whole first batch: no retry.
-                        e.incomplete &= !alone;
-                        e
-                    }),
+                    None => {
+                        batches.push((key, offset, p.records.clone()));
+                        continue;
+                    }
                 };
                 out.insert(key, value);
+            }
+        }
+        let read = tokio::task::spawn_blocking(move || {
+            batches
+                .into_iter()
+                .map(|(key, offset, records)| (key, record_time(records.as_ref(), offset)))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        match read {
+            Ok(read) => {
+                for (key, value) in read {
+                    // Asked alone, the broker returns the whole first batch: no retry.
+                    out.insert(
+                        key,
+                        value.map_err(|e| NoRecordTime {
+                            incomplete: e.incomplete && !alone,
+                            ..e
+                        }),
+                    );
+                }
+            }
+            Err(e) => {
+                return fail_all(NoRecordTime::from(format!(
+                    "reading the record batches failed: {e}"
+                )));
             }
         }
         keys()
@@ -366,87 +394,6 @@ impl<'a> KnownRecordTimes<'a> {
     }
 }
 
-/// Why a Fetch answer gave no timestamp for the record at an offset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NoRecordTime {
-    pub message: String,
-    /// No whole batch holding the offset came back (it exceeds the per-partition limit):
-    /// asking for the partition alone gets it.
-    pub incomplete: bool,
-}
-
-impl From<String> for NoRecordTime {
-    fn from(message: String) -> Self {
-        Self {
-            message,
-            incomplete: false,
-        }
-    }
-}
-
-/// The timestamp of the record at `offset` in a Fetch answer's record bytes.
-pub fn record_time(records: Option<&Bytes>, offset: i64) -> Result<EpochMillis, NoRecordTime> {
-    let mut data = records.cloned().unwrap_or_default();
-    // Only whole batches are decoded: the answer may end in a cut one.
-    while data.len() >= 12 {
-        let batch_len = i32::from_be_bytes([data[8], data[9], data[10], data[11]]);
-        let total = 12 + batch_len.max(0) as usize;
-        if data.len() < total {
-            break;
-        }
-        let mut batch = data.split_to(total);
-        let set = RecordBatchDecoder::decode_with_custom_compression(&mut batch, Some(decompress))
-            .map_err(|e| {
-                NoRecordTime::from(format!(
-                    "cannot decode the record batch holding offset {offset}: {e}"
-                ))
-            })?;
-        if let Some(record) = set.records.iter().find(|r| r.offset >= offset) {
-            return if record.offset == offset {
-                u64::try_from(record.timestamp).map_err(|_| {
-                    NoRecordTime::from(format!("the record at offset {offset} has no timestamp"))
-                })
-            } else {
-                Err(NoRecordTime::from(format!(
-                    "the record at offset {offset} is gone (compacted); the next one is at {}",
-                    record.offset
-                )))
-            };
-        }
-    }
-    Err(NoRecordTime {
-        message: format!(
-            "no whole record batch holding offset {offset} was returned (its batch is larger than the fetch limit)"
-        ),
-        incomplete: true,
-    })
-}
-
-/// The records of a batch, decompressed: gzip and snappy by `kafka-protocol`, lz4 (frame
-/// format) and zstd in pure Rust here, since `kafka-protocol`'s own lz4 and zstd features build
-/// C libraries.
-fn decompress(records: &mut Bytes, compression: Compression) -> anyhow::Result<Bytes> {
-    use bytes::Buf;
-    use kafka_protocol::compression::{Decompressor, Gzip, Snappy};
-    use std::io::Read;
-    let all = |b: &mut Bytes| Ok(std::mem::take(b));
-    let mut out = Vec::new();
-    match compression {
-        Compression::None => return Ok(std::mem::take(records)),
-        Compression::Gzip => return Gzip::decompress(records, all),
-        Compression::Snappy => return Snappy::decompress(records, all),
-        Compression::Lz4 => {
-            lz4_flex::frame::FrameDecoder::new(records.clone().reader()).read_to_end(&mut out)?;
-        }
-        Compression::Zstd => {
-            ruzstd::decoding::StreamingDecoder::new(records.clone().reader())
-                .map_err(|e| anyhow::anyhow!("zstd: {e}"))?
-                .read_to_end(&mut out)?;
-        }
-    }
-    Ok(Bytes::from(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -589,6 +536,45 @@ mod tests {
             missing.message.contains("no whole record batch"),
             "{missing:?}"
         );
+    }
+
+    /// One batch whose one record holds `size` zero bytes: compresses to almost nothing.
+    fn bomb(size: usize, compression: Compression) -> Bytes {
+        RecordBatchBuilder::new()
+            .record(0, 1_000_000, vec![0u8; size])
+            .compression(compression)
+            .build()
+    }
+
+    #[test]
+    fn a_batch_that_decompresses_past_the_limit_is_refused_for_every_codec() {
+        use pipescope_core::kafka::record_batch::record_time_within;
+        const LIMIT: usize = 1024 * 1024;
+        for compression in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let data = bomb(8 * LIMIT, compression);
+            // Smaller than the limit, it expands past it.
+            assert!(data.len() < LIMIT / 2, "{compression:?}: {}", data.len());
+            let refused = record_time_within(Some(&data), 0, LIMIT).unwrap_err();
+            assert!(!refused.incomplete);
+            assert!(
+                refused.message.contains(&format!(
+                    "records decompress to more than {LIMIT} bytes (the limit for one batch)"
+                )),
+                "{compression:?}: {refused:?}"
+            );
+            // Under the limit, the same codec reads the record.
+            let fits = bomb(LIMIT / 2, compression);
+            assert_eq!(
+                record_time_within(Some(&fits), 0, LIMIT),
+                Ok(1_000_000),
+                "{compression:?}"
+            );
+        }
     }
 
     #[test]
