@@ -1818,7 +1818,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description lines rejected (the rest stored): which, why, how many */
+            /** @description lines or samples rejected (the rest stored): which, why, how many */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1836,6 +1836,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the body breaks a per-request limit (nothing stored): split it */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description a compressed body (send it plain) */
             415: {
                 headers: {
@@ -1845,7 +1854,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the store's queue is full: retry later */
+            /** @description nothing stored, retry later: the store's queue is full, its commit failed (disk full?) or too many writes at once */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1957,7 +1966,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description lines rejected (the rest stored): which, why, how many */
+            /** @description lines or samples rejected (the rest stored): which, why, how many */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1975,6 +1984,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the body breaks a per-request limit (nothing stored): split it */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description a compressed body (send it plain) */
             415: {
                 headers: {
@@ -1984,7 +2002,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description the store's queue is full: retry later */
+            /** @description nothing stored, retry later: the store's queue is full, its commit failed (disk full?) or too many writes at once */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::{escape_key, escape_measurement, write_string_field};
+use super::{escape_key, escape_measurement, escapes_to_empty, write_string_field};
 
 /// Which parts of a JSON record become what in a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +53,8 @@ pub fn json_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 fn tag_text(v: &Value) -> Option<String> {
     match v {
         Value::Null => None,
-        Value::String(s) if s.is_empty() => None,
+        // Also what escapes to nothing (trailing backslashes): `m,t= v=1` does not parse.
+        Value::String(s) if escapes_to_empty(s) => None,
         Value::String(s) => Some(s.clone()),
         other => Some(other.to_string()),
     }
@@ -150,7 +151,7 @@ mod tests {
 
     #[test]
     fn missing_parts_are_left_out_and_the_record_time_is_the_fallback() {
-        let payload = br#"{"machine":"m1","value":1.5,"line":null}"#;
+        let payload = br#"{"machine":"m1","value":1.5,"line":null,"where":{"site":"\\"}}"#;
         assert_eq!(
             mapping().to_line(payload, 42).unwrap(),
             "machine\\ state,machine=m1 value=1.5 42"

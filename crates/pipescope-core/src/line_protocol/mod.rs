@@ -12,6 +12,7 @@
 
 pub mod mapping;
 pub mod parse;
+pub mod quota;
 
 use std::fmt::Write;
 
@@ -49,6 +50,12 @@ fn escape(out: &mut String, text: &str, special: &[char]) {
     }
 }
 
+/// True when `text` escapes to nothing (it is empty once its trailing backslashes are left out):
+/// such a tag would read back as one without a value.
+pub fn escapes_to_empty(text: &str) -> bool {
+    text.trim_end_matches('\\').is_empty()
+}
+
 pub fn escape_measurement(out: &mut String, text: &str) {
     escape(out, text, &[',', ' ']);
 }
@@ -67,7 +74,7 @@ pub fn write_line(
     time_ms: EpochMillis,
     value: f64,
 ) -> Result<(), SampleLineError> {
-    if metric.is_empty() {
+    if escapes_to_empty(metric) {
         return Err(SampleLineError::EmptyMeasurement);
     }
     if !value.is_finite() {
@@ -79,7 +86,7 @@ pub fn write_line(
     }
     escape_measurement(out, metric);
     for (k, v) in labels.iter() {
-        if v.is_empty() || k.is_empty() {
+        if escapes_to_empty(v) || escapes_to_empty(k) {
             continue;
         }
         out.push(',');
@@ -187,6 +194,11 @@ mod tests {
     fn empty_tag_values_are_left_out() {
         assert_eq!(
             line("m", &[("a", ""), ("b", "1")], 2.0),
+            "m,b=1 value=2.0 1700000000123\n"
+        );
+        // What escapes to nothing too: `m,a= value=2.0` would not parse.
+        assert_eq!(
+            line("m", &[("a", "\\\\"), ("\\", "x"), ("b", "1")], 2.0),
             "m,b=1 value=2.0 1700000000123\n"
         );
     }

@@ -4,6 +4,8 @@ use std::sync::atomic::Ordering;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::encoding::NoLabelSet;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
@@ -43,6 +45,21 @@ impl Collector for StoreCollector {
         ];
         for (name, help, value) in counters {
             encode_const(&mut encoder, name, help, &ConstCounter::new(value))?;
+        }
+        // The encoder appends `_total`.
+        let mut refused = encoder.encode_descriptor(
+            "pipescope_store_write_refused_samples",
+            "Samples /write refused, by reason: reserved_name (pipescope_* names are pipescope's own), series_limit (the cap on series /write may create).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, value) in [
+            ("reserved_name", &stats.write_refused_reserved_name),
+            ("series_limit", &stats.write_refused_series_limit),
+        ] {
+            refused
+                .encode_family(&[("reason", reason)])?
+                .encode_counter::<NoLabelSet, _, u64>(&value.load(Ordering::Relaxed), None)?;
         }
         let gauges = [
             (

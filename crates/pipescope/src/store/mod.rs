@@ -48,6 +48,12 @@ pub enum StoreError {
     Query(#[from] rusqlite::Error),
     #[error("the store writer has stopped; restart pipescope (see the log for why it stopped)")]
     WriterGone,
+    #[error("the store's write queue is full (the disk is slower than the writes): retry later")]
+    QueueFull,
+    #[error(
+        "the store could not commit the samples ({0}) — is the disk full? Nothing was stored: retry later"
+    )]
+    WriteFailed(String),
 }
 
 /// Counters the writer keeps and `/metrics` exports.
@@ -58,6 +64,10 @@ pub struct StoreStats {
     pub samples_dropped: AtomicU64,
     /// Batches waiting for the writer.
     pub queue_depth: AtomicI64,
+    /// Samples `/write` refused because their name is pipescope's own (`pipescope_*`).
+    pub write_refused_reserved_name: AtomicU64,
+    /// Samples `/write` refused because its series cap was reached.
+    pub write_refused_series_limit: AtomicU64,
 }
 
 /// A handle for queries; clones share one read connection.

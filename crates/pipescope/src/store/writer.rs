@@ -22,6 +22,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 enum Message {
     Batch(Batch),
+    /// A batch whose sender waits to know whether it was committed (`/write`).
+    Store(Batch, SyncSender<Result<(), String>>),
     /// Answered once everything queued before it is committed.
     Flush(SyncSender<()>),
     /// Prune now, then answer.
@@ -43,6 +45,7 @@ impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Message::Batch(b) => write!(f, "Batch({} samples)", b.len()),
+            Message::Store(b, _) => write!(f, "Store({} samples)", b.len()),
             Message::Flush(_) => f.write_str("Flush"),
             Message::Prune(_) => f.write_str("Prune"),
             Message::Close => f.write_str("Close"),
@@ -102,6 +105,25 @@ impl Writer {
                 false
             }
         }
+    }
+
+    /// Queues a batch and waits until it is committed: an error when the queue is full, the
+    /// writer has stopped or the commit failed (nothing of the batch is stored then).
+    pub fn store(&self, batch: Batch) -> Result<(), StoreError> {
+        let n = batch.len() as u64;
+        let (tx, rx) = sync_channel(1);
+        self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.sender.try_send(Message::Store(batch, tx)) {
+            self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            self.stats.samples_dropped.fetch_add(n, Ordering::Relaxed);
+            return Err(match e {
+                TrySendError::Full(_) => StoreError::QueueFull,
+                TrySendError::Disconnected(_) => StoreError::WriterGone,
+            });
+        }
+        rx.recv()
+            .map_err(|_| StoreError::WriterGone)?
+            .map_err(StoreError::WriteFailed)
     }
 
     /// Waits until everything queued so far is committed.
@@ -167,6 +189,7 @@ impl WriterThread {
             // Coalesce what is already queued into one transaction.
             let mut batches = Vec::new();
             let mut replies = Vec::new();
+            let mut stored_replies = Vec::new();
             let mut prune = false;
             let mut closing = false;
             let mut samples = 0;
@@ -178,6 +201,12 @@ impl WriterThread {
                         samples += b.len();
                         batches.push(b);
                     }
+                    Message::Store(b, reply) => {
+                        self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                        samples += b.len();
+                        batches.push(b);
+                        stored_replies.push(reply);
+                    }
                     Message::Flush(reply) => replies.push(reply),
                     Message::Prune(reply) => {
                         prune = true;
@@ -185,10 +214,15 @@ impl WriterThread {
                     }
                     Message::Close => closing = true,
                 }
-                if samples < MAX_SAMPLES_PER_COMMIT && replies.is_empty() && !closing {
+                if samples < MAX_SAMPLES_PER_COMMIT
+                    && replies.is_empty()
+                    && stored_replies.is_empty()
+                    && !closing
+                {
                     next = receiver.try_recv().ok();
                 }
             }
+            let mut outcome = Ok(());
             if !batches.is_empty() {
                 match self.write(&batches) {
                     Ok((written, invalid)) => {
@@ -210,6 +244,7 @@ impl WriterThread {
                             samples,
                             "store: cannot write a batch ({e}); it is dropped — is the disk full?"
                         );
+                        outcome = Err(e.to_string());
                     }
                 }
             }
@@ -218,6 +253,9 @@ impl WriterThread {
             }
             for reply in replies {
                 let _ = reply.send(());
+            }
+            for reply in stored_replies {
+                let _ = reply.send(outcome.clone());
             }
             if closing {
                 break;

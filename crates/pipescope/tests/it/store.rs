@@ -668,6 +668,175 @@ async fn post(app: axum::Router, uri: &str, body: &str) -> (StatusCode, String) 
     (status, String::from_utf8(body.to_vec()).unwrap())
 }
 
+/// The store's database, opened beside the store to break it (a trigger that fails every
+/// insert stands for a full disk: the writer's commit fails the same way, SQLITE_FULL or not).
+fn failing_inserts(dir: &std::path::Path, fail: bool) {
+    let conn = rusqlite::Connection::open(dir.join(pipescope::store::DB_FILE)).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let sql = if fail {
+        "CREATE TRIGGER fail_inserts BEFORE INSERT ON raw BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;"
+    } else {
+        "DROP TRIGGER fail_inserts;"
+    };
+    conn.execute_batch(sql).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_endpoint_answers_503_when_the_commit_fails_and_stores_once_it_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(NOW);
+    let (store, writer) = open(dir.path(), &clock);
+    let app = pipescope::store::write_api::router(store.clone(), writer.clone(), Bus::new(8));
+    failing_inserts(dir.path(), true);
+    let body = format!("reading,machine=m1 value=1.5 {NOW}\n");
+    let (status, answer) = post(app.clone(), "/write?db=x&precision=ms", &body).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert!(
+        answer.contains("the store could not commit the samples")
+            && answer.contains("database or disk is full")
+            && answer.contains("retry later"),
+        "{answer}"
+    );
+    assert!(store.last("reading_value", &[]).unwrap().is_empty());
+
+    // The client retries once the disk has room again: stored, 204.
+    failing_inserts(dir.path(), false);
+    let (status, answer) = post(app, "/write?db=x&precision=ms", &body).await;
+    assert_eq!((status, answer.as_str()), (StatusCode::NO_CONTENT, ""));
+    assert_eq!(store.last("reading_value", &[]).unwrap()[0].value, 1.5);
+    drop(store);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_endpoint_refuses_pipescope_names_and_bodies_over_its_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(NOW);
+    let (store, writer) = open(dir.path(), &clock);
+    let app = pipescope::store::write_api::router(store.clone(), writer.clone(), Bus::new(8));
+
+    // pipescope's own series cannot be forged: left out, named, counted on /metrics.
+    let body = format!(
+        "pipescope_kafka_group,cluster=c,group=g lag_offsets=0 {NOW}\n\
+         reading value=2 {NOW}\n"
+    );
+    let (status, answer) = post(app.clone(), "/write?db=x&precision=ms", &body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer.contains("pipescope_kafka_group_lag_offsets left out: names starting with pipescope_ are pipescope's own series")
+            && answer.contains("1 samples stored dropped=1"),
+        "{answer}"
+    );
+    assert!(
+        store
+            .last("pipescope_kafka_group_lag_offsets", &[])
+            .unwrap()
+            .is_empty()
+    );
+    let mut registry = prometheus_client::registry::Registry::default();
+    pipescope::store::metrics::register(&mut registry, store.clone());
+    let text = pipescope::metrics::encode_prometheus_text(&registry);
+    assert!(
+        text.contains("pipescope_store_write_refused_samples_total{reason=\"reserved_name\"} 1\n")
+            && text.contains(
+                "pipescope_store_write_refused_samples_total{reason=\"series_limit\"} 0\n"
+            ),
+        "{text}"
+    );
+
+    // More new series than one write may create: refused whole, nothing stored.
+    let max = pipescope_core::line_protocol::quota::MAX_NEW_SERIES_PER_WRITE;
+    let body: String = (0..=max)
+        .map(|i| format!("wide,n={i} v=1 {NOW}\n"))
+        .collect();
+    let (status, answer) = post(app.clone(), "/write?db=x&precision=ms", &body).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert!(
+        answer.contains("MAX_NEW_SERIES_PER_WRITE): split it"),
+        "{answer}"
+    );
+    assert!(store.last("wide_v", &[]).unwrap().is_empty());
+
+    // A long measurement repeated in many fields: the line is refused, nothing amplified.
+    let fields: Vec<String> = (0..2000).map(|i| format!("f{i}=1")).collect();
+    let body = format!("{} {}\n", "x".repeat(1 << 20), fields.join(","));
+    let (status, answer) = post(app.clone(), "/write?db=x", &body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer.contains("longer than 1024 bytes (MAX_NAME_BYTES)"),
+        "{answer}"
+    );
+
+    // A body over MAX_BODY_BYTES: 413.
+    let max_body = pipescope::store::write_api::MAX_BODY_BYTES;
+    let body = "m v=1\n".repeat(max_body / 6 + 1);
+    let (status, _) = post(app, "/write?db=x", &body).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    drop(store);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_beyond_the_concurrency_bound_get_503_at_once() {
+    use pipescope::store::write_api::MAX_CONCURRENT_WRITES;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(NOW);
+    let (store, writer) = open(dir.path(), &clock);
+    let app = pipescope::store::write_api::router(store.clone(), writer.clone(), Bus::new(8));
+    // Another connection holds the write lock: the writer waits on it (its busy timeout), and
+    // the writes waiting for their commit hold every permit.
+    let lock = rusqlite::Connection::open(dir.path().join(pipescope::store::DB_FILE)).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let held: Vec<_> = (0..MAX_CONCURRENT_WRITES)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                post(
+                    app,
+                    "/write?db=x&precision=ms",
+                    &format!("held,n={i} v=1 {NOW}"),
+                )
+                .await
+            })
+        })
+        .collect();
+    // A probe that gets a permit answers 400 at once (no db); once the held writes have both,
+    // it gets 503.
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    let answer = loop {
+        let (status, answer) = post(app.clone(), "/write", "m v=1").await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            break answer;
+        }
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(std::time::Instant::now() < deadline, "never refused");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(
+        answer.contains(
+            "too many writes at once (2 are being stored, MAX_CONCURRENT_WRITES): retry later"
+        ),
+        "{answer}"
+    );
+    lock.execute_batch("COMMIT").unwrap();
+    for write in held {
+        let (status, answer) = write.await.unwrap();
+        // Stored once the lock is gone, or 503 if the writer's busy timeout ran out first.
+        assert!(
+            status == StatusCode::NO_CONTENT || status == StatusCode::SERVICE_UNAVAILABLE,
+            "{status} {answer}"
+        );
+    }
+    drop(store);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn the_influx_write_endpoint_stores_numbers_and_counts_rejected_lines() {
     let dir = tempfile::tempdir().unwrap();
