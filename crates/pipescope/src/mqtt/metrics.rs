@@ -326,3 +326,58 @@ impl Collector for MqttCollector {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use pipescope_core::ManualClock;
+    use pipescope_core::mqtt::SysMetric;
+
+    use super::*;
+
+    fn entry(name: &str, value: f64, updated_ms: u64) -> SysEntry {
+        SysEntry {
+            metric: SysMetric {
+                name: name.into(),
+                kind: Kind::Counter,
+                labels: vec![],
+                value,
+            },
+            updated_ms,
+        }
+    }
+
+    #[test]
+    fn names_that_become_one_give_one_series_and_are_counted() {
+        let config = crate::config::parse("t", "[mqtt.b]\nurl = \"mqtt://h\"\n", []).unwrap();
+        let b = MqttBrokerState::new("b", &config.mqtt["b"], Arc::new(ManualClock::at(1_000_000)));
+        {
+            let mut sys = b.sys();
+            // a counter named with or without its _total is one series
+            sys.metrics
+                .insert("$SYS/a".into(), entry("things", 1.0, 10));
+            sys.metrics
+                .insert("$SYS/b".into(), entry("things_total", 2.0, 20));
+            sys.metrics
+                .insert("$SYS/c".into(), entry("bad name\n", 3.0, 10));
+        }
+        let all = broker_series(&b);
+        let things: Vec<_> = all
+            .iter()
+            .filter(|s| s.name == "pipescope_mqtt_things_total")
+            .collect();
+        assert_eq!(things.len(), 1, "{all:?}");
+        assert_eq!(things[0].value, 2.0, "the latest wins");
+        let folded = all
+            .iter()
+            .find(|s| s.name == "pipescope_mqtt_sys_folded_topics")
+            .unwrap();
+        assert_eq!(folded.value, 1.0);
+        assert!(
+            all.iter()
+                .any(|s| s.name.starts_with("pipescope_mqtt_bad_name_h") && s.value == 3.0),
+            "{all:?}"
+        );
+    }
+}
