@@ -767,7 +767,10 @@ export interface components {
         };
         MqttTree: {
             broker: string;
+            /** @description Levels answered: the one asked for, at most 32. */
             depth: number;
+            /** @description Children per node answered: the one asked for, at most 1000. */
+            limit: number;
             summary: components["schemas"]["TreeSummary"];
             /** @description The subtree asked for: `{name, value, children}` down to `depth` levels below it. */
             tree: components["schemas"]["NodeView"];
@@ -908,7 +911,7 @@ export interface components {
         SysState: {
             /**
              * Format: int64
-             * @description Generic gauges not kept because [`MAX_GENERIC`] were already kept.
+             * @description Messages on `$SYS` topics not kept because [`MAX_SYS_TOPICS`] were already kept.
              */
             generic_dropped: number;
             last_ms?: null | components["schemas"]["u64"];
@@ -1592,9 +1595,9 @@ export interface operations {
             query?: {
                 /** @description subtree to start at (default the root) */
                 root?: string;
-                /** @description levels to answer (default 3, at most 32) */
+                /** @description levels to answer (default 3; more is answered as 32) */
                 depth?: number;
-                /** @description children per node (default 1000; the rest summed in (more)) */
+                /** @description children per node (default 1000; more is answered as 1000; the rest summed in (more)) */
                 limit?: number;
                 /**
                  * @description what sizes a node: messages, bytes, or the count over the last 1, 5 or 15 minutes

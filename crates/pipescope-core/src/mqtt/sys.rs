@@ -3,16 +3,89 @@
 //! mosquitto publishes `$SYS/broker/...` (its whole tree is known here, including
 //! `retained messages/count` with its space and `uptime` as "N seconds"); EMQX publishes
 //! `$SYS/brokers/<node>/...` (version, uptime, client counts and message counters are known).
-//! A numeric topic not known is kept as a generic gauge named after its topic.
+//! A numeric topic not known is kept as the gauge `sys_value` labelled with its topic: metric
+//! names come from the tables here, never from the broker's strings, and [`exported_name`] keeps
+//! any name valid for Prometheus whatever it is given.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::clock::EpochMillis;
 
-/// Generic `$SYS` gauges kept at most, so a broker cannot grow the table without bound.
-pub const MAX_GENERIC: usize = 1_000;
+/// `$SYS` topics kept at most (mosquitto publishes about 50), so a broker cannot grow the table
+/// without bound with unknown topics or EMQX node names.
+pub const MAX_SYS_TOPICS: usize = 1_000;
+
+/// Longest metric name [`exported_name`] makes (without the `pipescope_mqtt_` prefix).
+pub const MAX_NAME_BYTES: usize = 100;
+
+/// Endings a Prometheus or OpenMetrics parser reads as part of another type's series, or that
+/// promtool's linter rejects on a gauge (`_total`).
+const RESERVED_SUFFIXES: &[&str] = &[
+    "_total", "_count", "_sum", "_bucket", "_created", "_info", "_gcount", "_gsum",
+];
+
+fn is_clean_base(base: &str) -> bool {
+    base.len() <= MAX_NAME_BYTES
+        && base.starts_with(|c: char| c.is_ascii_lowercase())
+        && base
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !base.ends_with('_')
+        && !base.contains("__")
+        && !RESERVED_SUFFIXES.iter().any(|s| base.ends_with(s))
+}
+
+/// FNV-1a: stable across runs and builds, unlike std's hasher.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// The metric name exported for `raw` (without the `pipescope_mqtt_` prefix): `raw` itself when
+/// valid, else `raw` lower-cased with every run of other characters as one `_`, at most
+/// [`MAX_NAME_BYTES`], never starting with a digit, and ending in `_h` + a hash of `raw` — so two
+/// different names never become one, and no reserved suffix (`_total` on a gauge, `_count`,
+/// `_sum`, `_bucket`, `_created`, `_info`) ends it. A counter's name ends in `_total`.
+pub fn exported_name(raw: &str, kind: Kind) -> Cow<'_, str> {
+    let base = match kind {
+        Kind::Counter => raw.strip_suffix("_total").unwrap_or(raw),
+        Kind::Gauge => raw,
+    };
+    let total = if kind == Kind::Counter { "_total" } else { "" };
+    if is_clean_base(base) {
+        return if base.len() + total.len() == raw.len() {
+            Cow::Borrowed(raw)
+        } else {
+            Cow::Owned(format!("{base}{total}"))
+        };
+    }
+    let mut name = String::with_capacity(MAX_NAME_BYTES + 16);
+    for c in base.chars() {
+        if name.len() >= MAX_NAME_BYTES {
+            break;
+        }
+        if c.is_ascii_alphanumeric() {
+            name.push(c.to_ascii_lowercase());
+        } else if !name.is_empty() && !name.ends_with('_') {
+            name.push('_');
+        }
+    }
+    let name = name.trim_end_matches('_');
+    let start = if name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        ""
+    } else {
+        "sys_"
+    };
+    let sep = if name.is_empty() { "" } else { "_" };
+    Cow::Owned(format!(
+        "{start}{name}{sep}h{:08x}{total}",
+        fnv1a(raw.as_bytes())
+    ))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -51,7 +124,7 @@ pub enum SysReading {
 
 fn metric(name: &str, kind: Kind, labels: Vec<(String, String)>, value: f64) -> SysReading {
     SysReading::Metric(SysMetric {
-        name: name.to_string(),
+        name: exported_name(name, kind).into_owned(),
         kind,
         labels,
         value,
@@ -137,7 +210,9 @@ const MOSQUITTO: &[(&str, &str, Kind)] = &[
     ),
     ("clients/inactive", "broker_clients_inactive", Kind::Gauge),
     ("clients/maximum", "broker_clients_maximum", Kind::Gauge),
-    ("clients/total", "broker_clients_total", Kind::Gauge),
+    // "total" here is a gauge (clients known to the broker, connected or not), and a gauge
+    // named `_total` fails promtool: registered is what mosquitto's documentation says they are.
+    ("clients/total", "broker_clients_registered", Kind::Gauge),
     ("clients/expired", "broker_clients_expired", Kind::Gauge),
     ("subscriptions/count", "broker_subscriptions", Kind::Gauge),
     (
@@ -162,6 +237,25 @@ const MOSQUITTO: &[(&str, &str, Kind)] = &[
     ("heap/maximum", "broker_heap_maximum_bytes", Kind::Gauge),
     ("packet/out/count", "broker_packets_out", Kind::Gauge),
     ("packet/out/bytes", "broker_packets_out_bytes", Kind::Gauge),
+];
+
+/// mosquitto's `$SYS/broker/load/<what>/<window>` moving averages: (what, exported name).
+const MOSQUITTO_LOADS: &[(&str, &str)] = &[
+    (
+        "messages/received",
+        "broker_load_messages_received_per_minute",
+    ),
+    ("messages/sent", "broker_load_messages_sent_per_minute"),
+    ("bytes/received", "broker_load_bytes_received_per_minute"),
+    ("bytes/sent", "broker_load_bytes_sent_per_minute"),
+    (
+        "publish/received",
+        "broker_load_publish_received_per_minute",
+    ),
+    ("publish/sent", "broker_load_publish_sent_per_minute"),
+    ("publish/dropped", "broker_load_publish_dropped_per_minute"),
+    ("connections", "broker_load_connections_per_minute"),
+    ("sockets", "broker_load_sockets_per_minute"),
 ];
 
 /// EMQX's `$SYS/brokers/<node>/<path>` (`.` and `/` both accepted as separators).
@@ -267,19 +361,15 @@ fn mosquitto(topic: &str, path: &str, text: &str) -> SysReading {
     {
         return metric(name, kind, vec![], v);
     }
-    // load/<what>[/<direction>]/<1min|5min|15min>: moving averages per minute.
+    // load/<what>[/<direction>]/<1min|5min|15min>: moving averages per minute. An unknown
+    // <what> is a generic gauge: a name made of the broker's words could break promtool's lint.
     if let Some(load) = path.strip_prefix("load/")
         && let Some((what, window)) = load.rsplit_once('/')
         && matches!(window, "1min" | "5min" | "15min")
+        && let Some(&(_, name)) = MOSQUITTO_LOADS.iter().find(|(w, _)| *w == what)
         && let Some(v) = number(text)
     {
-        let name = format!("broker_load_{}_per_minute", what.replace('/', "_"));
-        return metric(
-            &name,
-            Kind::Gauge,
-            vec![("window".into(), window.into())],
-            v,
-        );
+        return metric(name, Kind::Gauge, vec![("window".into(), window.into())], v);
     }
     generic(topic, text)
 }
@@ -336,10 +426,8 @@ pub struct SysState {
     /// `$SYS` messages received.
     pub messages: u64,
     pub last_ms: Option<EpochMillis>,
-    /// Generic gauges not kept because [`MAX_GENERIC`] were already kept.
+    /// Messages on `$SYS` topics not kept because [`MAX_SYS_TOPICS`] were already kept.
     pub generic_dropped: u64,
-    #[serde(skip)]
-    generic: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -358,12 +446,9 @@ impl SysState {
         match reading {
             SysReading::Metric(metric) => {
                 let known = self.metrics.contains_key(topic);
-                if !known && metric.name == "sys_value" {
-                    if self.generic >= MAX_GENERIC {
-                        self.generic_dropped += 1;
-                        return None;
-                    }
-                    self.generic += 1;
+                if !known && self.metrics.len() >= MAX_SYS_TOPICS {
+                    self.generic_dropped += 1;
+                    return None;
                 }
                 let entry = SysEntry {
                     metric: metric.clone(),
@@ -589,13 +674,112 @@ mod tests {
         );
         assert_eq!(state.version.as_deref(), Some("mosquitto version 2.0.11"));
         assert_eq!((state.messages, state.last_ms), (3, Some(20)));
-        for i in 0..MAX_GENERIC + 5 {
+        for i in 0..MAX_SYS_TOPICS + 5 {
             state.record(&format!("$SYS/x/{i}"), b"1", 30);
         }
-        assert_eq!(state.generic_dropped, 5);
-        assert_eq!(state.metrics.len(), MAX_GENERIC + 1);
+        assert_eq!(state.generic_dropped, 6);
+        assert_eq!(state.metrics.len(), MAX_SYS_TOPICS);
+        // known names under new EMQX nodes count against the same bound
+        state.record("$SYS/brokers/n9/stats/topics/count", b"1", 30);
+        assert_eq!(state.generic_dropped, 7);
         // a kept generic gauge is still updated
         state.record("$SYS/x/0", b"9", 40);
         assert_eq!(state.metrics["$SYS/x/0"].metric.value, 9.0);
+    }
+
+    /// What promtool's parser and linter require of a gauge or counter name (with our prefix).
+    fn assert_valid(name: &str, kind: Kind) {
+        let full = format!("pipescope_mqtt_{name}");
+        assert!(
+            full.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "{full:?}"
+        );
+        assert!(!full.contains("__") && !full.ends_with('_'), "{full:?}");
+        assert!(
+            name.len() <= MAX_NAME_BYTES + "_h00000000_total".len(),
+            "{full:?}"
+        );
+        let base = match kind {
+            Kind::Counter => full
+                .strip_suffix("_total")
+                .expect("a counter ends in _total"),
+            Kind::Gauge => &full,
+        };
+        for reserved in RESERVED_SUFFIXES {
+            assert!(!base.ends_with(reserved), "{full:?} ends in {reserved}");
+        }
+    }
+
+    #[test]
+    fn every_table_name_is_exported_unchanged_and_valid() {
+        for &(_, name, kind) in MOSQUITTO.iter().chain(EMQX) {
+            assert_eq!(exported_name(name, kind), name);
+            assert_valid(name, kind);
+        }
+        for &(_, name) in MOSQUITTO_LOADS {
+            assert_eq!(exported_name(name, Kind::Gauge), name);
+        }
+        for name in ["sys_value", "broker_uptime_seconds"] {
+            assert_eq!(exported_name(name, Kind::Gauge), name);
+        }
+        let total = metric_of("$SYS/broker/clients/total", "4");
+        assert_eq!(
+            (total.name.as_str(), total.kind),
+            ("broker_clients_registered", Kind::Gauge)
+        );
+    }
+
+    #[test]
+    fn hostile_names_become_valid_distinct_and_stable() {
+        let long = "é".repeat(5 * 1024) + "x";
+        let hostile = [
+            "broker_clients_total",
+            "broker/\"quotes\"",
+            "a\nb",
+            "a\nb\n",
+            "température",
+            "__name__",
+            "_",
+            "",
+            "0starts_with_digit",
+            "9",
+            "x_count",
+            "x_sum",
+            "x_bucket",
+            "x_created",
+            "x_info",
+            "x_gsum",
+            "camelCase",
+            "a__b",
+            "ends_",
+            "{le=\"+Inf\"}",
+            "x".repeat(10 * 1024).leak(),
+            long.as_str(),
+        ];
+        let mut seen = std::collections::BTreeMap::new();
+        for raw in hostile {
+            for kind in [Kind::Gauge, Kind::Counter] {
+                let name = exported_name(raw, kind);
+                assert_valid(&name, kind);
+                // the same input, the same name: series stay the same across scrapes and runs
+                assert_eq!(exported_name(raw, kind), name);
+                if let Some(other) = seen.insert((name.to_string(), kind == Kind::Counter), raw) {
+                    panic!("{other:?} and {raw:?} both became {name:?}");
+                }
+            }
+        }
+        assert_eq!(exported_name("x_count", Kind::Gauge), "x_count_haf8fe507");
+        // a counter's own _total is kept; a gauge's is not
+        assert_eq!(exported_name("bytes_total", Kind::Counter), "bytes_total");
+        assert_eq!(exported_name("bytes", Kind::Counter), "bytes_total");
+        assert!(exported_name("bytes_total", Kind::Gauge).starts_with("bytes_total_h"));
+    }
+
+    #[test]
+    fn unknown_loads_are_generic_gauges() {
+        let m = metric_of("$SYS/broker/load/gauge\"x/1min", "1.5");
+        assert_eq!(m.name, "sys_value");
+        assert_eq!(m.labels[0].1, "$SYS/broker/load/gauge\"x/1min");
     }
 }

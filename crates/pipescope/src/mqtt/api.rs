@@ -19,6 +19,9 @@ use crate::web::{ApiError, ErrorBody};
 pub const DEFAULT_DEPTH: usize = 3;
 /// Children shown per node when no `limit` is asked for; the others are summed in `(more)`.
 pub const DEFAULT_LIMIT: usize = 1_000;
+/// Children shown per node at most: a larger `limit` is clamped (the answer's `limit` says the
+/// one used), so one request cannot make the watcher's lock build a view of the whole tree.
+pub const MAX_LIMIT: usize = 1_000;
 
 pub fn router(state: MqttState) -> Router {
     Router::new()
@@ -141,10 +144,10 @@ struct TreeQuery {
     /// subtree to start at (default the root)
     #[serde(default)]
     root: String,
-    /// levels to answer (default 3, at most 32)
+    /// levels to answer (default 3; more is answered as 32)
     #[param(minimum = 0)]
     depth: Option<usize>,
-    /// children per node (default 1000; the rest summed in (more))
+    /// children per node (default 1000; more is answered as 1000; the rest summed in (more))
     #[param(minimum = 0)]
     limit: Option<usize>,
     /// what sizes a node: messages, bytes, or the count over the last 1, 5 or 15 minutes
@@ -175,7 +178,10 @@ enum TreeValue {
 pub struct TreeView {
     broker: String,
     summary: TreeSummary,
+    /// Levels answered: the one asked for, at most 32.
     depth: usize,
+    /// Children per node answered: the one asked for, at most 1000.
+    limit: usize,
     /// The subtree asked for: `{name, value, children}` down to `depth` levels below it.
     tree: NodeView,
 }
@@ -203,18 +209,83 @@ async fn tree(
     let depth = query.depth.unwrap_or(DEFAULT_DEPTH).min(MAX_DEPTH);
     let now = b.clock.now_millis();
     let root = query.root.as_str();
-    let tree = b.tree();
-    let summary = tree.summary();
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    match tree.view(root, depth, limit, query.value, now) {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
+    // Built under the lock every incoming message takes, bounded by the limits; serialized
+    // after it is released.
+    let (summary, view) = {
+        let tree = b.tree();
+        (
+            tree.summary(),
+            tree.view(root, depth, limit, query.value, now),
+        )
+    };
+    match view {
         Some(view) => Ok(Json(TreeView {
             broker: name,
             summary,
             depth,
+            limit,
             tree: view,
         })),
         None => Err(ApiError::not_found(format!(
             "no topic {root:?} in the tree of MQTT broker {name}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use pipescope_core::mqtt::tree::Message;
+    use pipescope_core::{Clock, ManualClock};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_huge_limit_and_depth_are_clamped_and_said_so() {
+        let config = crate::config::parse("t", "[mqtt.b]\nurl = \"mqtt://h\"\n", []).unwrap();
+        let clock = ManualClock::at(1_000_000);
+        let state = MqttState::new(&config.mqtt, Arc::new(clock.clone()));
+        {
+            let mut tree = state.broker("b").unwrap().tree();
+            for i in 0..MAX_LIMIT * 3 {
+                let topic = format!("wide/{i}");
+                let message = Message {
+                    topic: &topic,
+                    payload: b"1",
+                    qos: 0,
+                    retain: false,
+                };
+                tree.record(message, clock.now_millis());
+            }
+        }
+        let response = router(state)
+            .oneshot(
+                Request::get(
+                    "/api/v1/mqtt/brokers/b/tree?root=wide&limit=1000000000&depth=1000000",
+                )
+                .body(Body::empty())
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), 64 << 20)
+            .await
+            .unwrap();
+        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(answer["limit"], MAX_LIMIT);
+        assert_eq!(answer["depth"], MAX_DEPTH);
+        let children = answer["tree"]["children"].as_array().unwrap();
+        // the largest MAX_LIMIT, then (more) holding the rest
+        assert_eq!(children.len(), MAX_LIMIT + 1);
+        let more = children.last().unwrap();
+        assert_eq!(more["name"], pipescope_core::mqtt::tree::MORE);
+        assert_eq!(more["children_count"], MAX_LIMIT * 2);
+        assert_eq!(answer["tree"]["messages"], MAX_LIMIT * 3);
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use pipescope_core::mqtt::Kind;
-use pipescope_core::mqtt::sys::SysEntry;
+use pipescope_core::mqtt::sys::{SysEntry, exported_name};
 use pipescope_core::windows::Window;
 use pipescope_core::{Labels, Sample, mqtt_filter};
 use prometheus_client::collector::Collector;
@@ -21,7 +21,7 @@ use super::{ConnState, MqttBrokerState, MqttState, SysStatus};
 pub const MAX_EXPORTED_TOPICS: usize = 10_000;
 
 /// A metric name and its labels.
-type SeriesKey<'a> = (&'a str, &'a [(String, String)]);
+type SeriesKey<'a> = (std::borrow::Cow<'a, str>, &'a [(String, String)]);
 
 /// One value of one series.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +57,12 @@ fn help(name: &str) -> &'static str {
         "pipescope_mqtt_topic_seconds_since_last_message" => "Seconds since a topic's last message",
         "pipescope_mqtt_broker_info" => "The broker's version, from $SYS",
         "pipescope_mqtt_sys_value" => "A numeric $SYS topic pipescope does not know",
+        "pipescope_mqtt_sys_dropped_messages_total" => {
+            "$SYS messages on topics not kept because the broker's $SYS table was full"
+        }
+        "pipescope_mqtt_sys_folded_topics" => {
+            "$SYS topics whose metric name became another's, so only the latest of them is exported"
+        }
         _ => "Broker metric from $SYS",
     }
 }
@@ -137,23 +143,45 @@ pub fn broker_series(state: &MqttBrokerState) -> Vec<Series> {
                 1.0,
             ));
         }
+        out.push(series(
+            "pipescope_mqtt_sys_dropped_messages_total",
+            Kind::Counter,
+            broker(),
+            sys.generic_dropped as f64,
+        ));
         // Two topics can carry one metric (mosquitto's `messages/stored` is the older name of
-        // `store/messages/count`): the latest value wins, so no series is written twice.
+        // `store/messages/count`): the latest value wins, so no series is written twice. Names
+        // are made valid again here whatever built them; two that became one are counted.
         let mut latest: BTreeMap<SeriesKey, &SysEntry> = BTreeMap::new();
+        let mut folded = 0;
         for entry in sys.metrics.values() {
-            let key = (entry.metric.name.as_str(), entry.metric.labels.as_slice());
+            let name = exported_name(&entry.metric.name, entry.metric.kind);
+            let key = (name, entry.metric.labels.as_slice());
             match latest.get(&key) {
-                Some(kept) if kept.updated_ms > entry.updated_ms => {}
-                _ => {
+                Some(kept) => {
+                    if kept.metric.name != entry.metric.name {
+                        folded += 1;
+                    }
+                    if kept.updated_ms <= entry.updated_ms {
+                        latest.insert(key, entry);
+                    }
+                }
+                None => {
                     latest.insert(key, entry);
                 }
             }
         }
-        for entry in latest.into_values() {
+        out.push(series(
+            "pipescope_mqtt_sys_folded_topics",
+            Kind::Gauge,
+            broker(),
+            f64::from(folded),
+        ));
+        for ((name, _), entry) in latest {
             let mut labels = broker();
             labels.extend(entry.metric.labels.iter().cloned());
             out.push(series(
-                &format!("pipescope_mqtt_{}", entry.metric.name),
+                &format!("pipescope_mqtt_{name}"),
                 entry.metric.kind,
                 labels,
                 entry.metric.value,
@@ -296,5 +324,60 @@ impl Collector for MqttCollector {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use pipescope_core::ManualClock;
+    use pipescope_core::mqtt::SysMetric;
+
+    use super::*;
+
+    fn entry(name: &str, value: f64, updated_ms: u64) -> SysEntry {
+        SysEntry {
+            metric: SysMetric {
+                name: name.into(),
+                kind: Kind::Counter,
+                labels: vec![],
+                value,
+            },
+            updated_ms,
+        }
+    }
+
+    #[test]
+    fn names_that_become_one_give_one_series_and_are_counted() {
+        let config = crate::config::parse("t", "[mqtt.b]\nurl = \"mqtt://h\"\n", []).unwrap();
+        let b = MqttBrokerState::new("b", &config.mqtt["b"], Arc::new(ManualClock::at(1_000_000)));
+        {
+            let mut sys = b.sys();
+            // a counter named with or without its _total is one series
+            sys.metrics
+                .insert("$SYS/a".into(), entry("things", 1.0, 10));
+            sys.metrics
+                .insert("$SYS/b".into(), entry("things_total", 2.0, 20));
+            sys.metrics
+                .insert("$SYS/c".into(), entry("bad name\n", 3.0, 10));
+        }
+        let all = broker_series(&b);
+        let things: Vec<_> = all
+            .iter()
+            .filter(|s| s.name == "pipescope_mqtt_things_total")
+            .collect();
+        assert_eq!(things.len(), 1, "{all:?}");
+        assert_eq!(things[0].value, 2.0, "the latest wins");
+        let folded = all
+            .iter()
+            .find(|s| s.name == "pipescope_mqtt_sys_folded_topics")
+            .unwrap();
+        assert_eq!(folded.value, 1.0);
+        assert!(
+            all.iter()
+                .any(|s| s.name.starts_with("pipescope_mqtt_bad_name_h") && s.value == 3.0),
+            "{all:?}"
+        );
     }
 }
