@@ -936,6 +936,99 @@ fn sink_writes_every_record_once_through_an_influxd_restart() {
     sink.terminate();
 }
 
+/// InfluxDB refuses a line whose field type conflicts (400, for good): the sink isolates it,
+/// counts it as rejected, writes the rest and keeps going instead of retrying forever.
+#[test]
+fn sink_counts_a_line_influxd_refuses_for_good_and_keeps_writing_the_rest() {
+    let influx = Influxd::start();
+    influx.query("", "CREATE DATABASE it");
+    let tansu = Tansu::start();
+    let bootstrap = tansu.bootstrap();
+    create_topic(&bootstrap, "readings", 1);
+    let influx_url = influx.url();
+    let mut sink = start_part(
+        "sink influx",
+        &[
+            "sink",
+            "influx",
+            "--kafka",
+            &bootstrap,
+            "--topic",
+            "readings",
+            "--influx",
+            &influx_url,
+            "--database",
+            "it",
+            "--measurement",
+            "reading",
+            "--field",
+            "value=value",
+            "--time",
+            "ts",
+            "--batch-size",
+            "50",
+            "--batch-interval",
+            "200ms",
+        ],
+    );
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let produce = |from: u64, to: u64, bad: u64| {
+        for i in from..to {
+            // The bad record's value is a string: `value` is a float field already.
+            let value = if i == bad {
+                serde_json::json!("oops")
+            } else {
+                serde_json::json!(i as f64)
+            };
+            let payload =
+                serde_json::json!({"value": value, "ts": 1_700_000_000_000u64 + i}).to_string();
+            producer
+                .send(BaseRecord::<(), _>::to("readings").payload(&payload))
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+    };
+    produce(0, 10, u64::MAX);
+    sink.wait_metric(
+        "pipescope_sink_influx_records_written_total",
+        Duration::from_secs(60),
+        |v| v == 10.0,
+    );
+    produce(10, 110, 37);
+    sink.wait_metric(
+        "pipescope_sink_influx_rejected_lines_total",
+        Duration::from_secs(60),
+        |v| v == 1.0,
+    );
+    sink.wait_metric(
+        "pipescope_sink_influx_records_written_total",
+        Duration::from_secs(60),
+        |v| v == 109.0,
+    );
+    // and it keeps going after the rejection
+    produce(110, 120, u64::MAX);
+    sink.wait_metric(
+        "pipescope_sink_influx_records_written_total",
+        Duration::from_secs(60),
+        |v| v == 119.0,
+    );
+    let text = sink.metrics_text().unwrap();
+    assert!(
+        text.contains(r#"pipescope_sink_influx_rejected_lines_total{status="400"} 1"#),
+        "{text}"
+    );
+    let answer: serde_json::Value =
+        serde_json::from_str(&influx.query("it", "SELECT count(value) FROM reading")).unwrap();
+    assert_eq!(
+        answer["results"][0]["series"][0]["values"][0][1], 119,
+        "{answer}"
+    );
+    sink.terminate();
+}
+
 #[test]
 fn sink_configured_by_a_file_writes_into_pipescopes_own_store_through_its_write_endpoint() {
     use pipescope::store::{Store, api, write_api};
