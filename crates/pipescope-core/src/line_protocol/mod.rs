@@ -8,8 +8,9 @@
 //! `\n`.
 //!
 //! [`mapping`] turns JSON records into lines (`pipescope sink influx`); [`parse`] reads lines
-//! back into samples (the `/write` endpoint).
+//! back into samples (the `/write` endpoint); [`isolate`] finds the lines a write refused.
 
+pub mod isolate;
 pub mod mapping;
 pub mod parse;
 pub mod quota;

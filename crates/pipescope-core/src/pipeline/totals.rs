@@ -15,6 +15,11 @@ use crate::EpochMillis;
 /// Calls over this many seconds are "long" (logged by the processor).
 pub const LONG_CALL_S: f64 = 60.0;
 
+/// The longest call duration taken (7 days): a producer's `duration_s` that is not a finite
+/// number of seconds from 0 to this is refused, so that one absurd record (`1e300`) cannot
+/// saturate the totals for good.
+pub const MAX_CALL_S: f64 = 7.0 * 24.0 * 3600.0;
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub calls: u64,
@@ -23,10 +28,11 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Saturating: totals restored from a changelog are not trusted to be small.
     pub fn add(&mut self, other: &Totals) {
-        self.calls += other.calls;
-        self.duration_ms += other.duration_ms;
-        self.long_calls += other.long_calls;
+        self.calls = self.calls.saturating_add(other.calls);
+        self.duration_ms = self.duration_ms.saturating_add(other.duration_ms);
+        self.long_calls = self.long_calls.saturating_add(other.long_calls);
     }
 }
 
@@ -53,6 +59,9 @@ pub enum Applied {
     Counted {
         long: bool,
     },
+    /// Its duration is not a finite number of seconds from 0 to [`MAX_CALL_S`]: counted
+    /// nowhere, the position moved past it.
+    Refused,
 }
 
 impl PartitionTotals {
@@ -66,7 +75,10 @@ impl PartitionTotals {
         if offset < self.next_offset {
             return Applied::AlreadyCounted;
         }
-        self.next_offset = offset + 1;
+        self.next_offset = offset.saturating_add(1);
+        if !(0.0..=MAX_CALL_S).contains(&duration_s) {
+            return Applied::Refused;
+        }
         let long = duration_s > LONG_CALL_S;
         let t = Totals {
             calls: 1,
@@ -93,7 +105,7 @@ impl PartitionTotals {
     /// Moves the position past a record that is not a call (it is counted nowhere, but must not
     /// be read again).
     pub fn skip(&mut self, offset: i64) {
-        self.next_offset = self.next_offset.max(offset + 1);
+        self.next_offset = self.next_offset.max(offset.saturating_add(1));
     }
 }
 
@@ -140,6 +152,52 @@ mod tests {
             duration_s,
             region: "north".into(),
         }
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_and_totals_saturate() {
+        let mut p = PartitionTotals::default();
+        assert_eq!(p.apply(0, &call(0, 1.5)), Applied::Counted { long: false });
+        let before = p.clone();
+        for (offset, duration_s) in [
+            (1, 1e300),
+            (2, f64::INFINITY),
+            (3, f64::NAN),
+            (4, -1.0),
+            (5, MAX_CALL_S + 0.001),
+            (6, f64::MAX),
+        ] {
+            assert_eq!(p.apply(offset, &call(0, duration_s)), Applied::Refused);
+            assert_eq!(
+                (p.overall, &p.per_minute),
+                (before.overall, &before.per_minute)
+            );
+            assert_eq!(p.next_offset, offset + 1);
+        }
+        assert_eq!(
+            p.apply(7, &call(0, MAX_CALL_S)),
+            Applied::Counted { long: true }
+        );
+        assert_eq!(p.overall.duration_ms, 1_500 + 604_800_000);
+        assert_eq!(
+            p.apply(i64::MAX, &call(u64::MAX, 0.0)),
+            Applied::Counted { long: false }
+        );
+        assert_eq!(p.next_offset, i64::MAX);
+        let mut t = Totals {
+            calls: u64::MAX,
+            duration_ms: u64::MAX - 1,
+            long_calls: 1,
+        };
+        t.add(&p.overall);
+        assert_eq!(
+            t,
+            Totals {
+                calls: u64::MAX,
+                duration_ms: u64::MAX,
+                long_calls: 2
+            }
+        );
     }
 
     #[test]

@@ -8,6 +8,12 @@
 //! interleaves them (librdkafka hands them over in runs of tens of thousands). A partition that
 //! gave nothing for [`IDLE_PARTITION_MS`] of wall time (injected clock) no longer holds the
 //! watermark back, so a partition without new data does not keep every window open.
+//!
+//! A reading stamped further ahead of the clock than [`MAX_AHEAD_MS`] (a producer's broken
+//! clock, a corrupt timestamp) is refused as "from the future" and counted: taken, it would
+//! move the watermark for good and make every later reading late. Time arithmetic saturates,
+//! so timestamps up to `u64::MAX` do not overflow: a window whose end lies past `u64::MAX`
+//! never closes by the watermark (only [`Windower::drain_all`] emits it).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -19,6 +25,9 @@ use crate::{Clock, EpochMillis, SystemClock};
 
 /// Wall time after which a partition that gave no reading stops holding the watermark back.
 pub const IDLE_PARTITION_MS: u64 = 5_000;
+
+/// How far ahead of the clock a reading's event time may be before it is refused (1 h).
+pub const MAX_AHEAD_MS: u64 = 3_600_000;
 
 /// One input partition's progress.
 #[derive(Debug, Clone, Copy)]
@@ -93,6 +102,8 @@ struct Open {
 pub enum Pushed {
     Accepted,
     Late,
+    /// Stamped more than the allowed time ahead of the clock: dropped, the watermark unmoved.
+    Future,
 }
 
 #[derive(Debug)]
@@ -108,6 +119,8 @@ pub struct Windower {
     open: BTreeMap<EpochMillis, BTreeMap<String, BTreeMap<String, Open>>>,
     open_count: usize,
     late: u64,
+    future: u64,
+    max_ahead_ms: u64,
     next_offset: HashMap<i32, i64>,
 }
 
@@ -128,17 +141,31 @@ impl Windower {
             open: BTreeMap::new(),
             open_count: 0,
             late: 0,
+            future: 0,
+            max_ahead_ms: MAX_AHEAD_MS,
             next_offset: HashMap::new(),
         }
+    }
+
+    /// Readings stamped more than `max_ahead_ms` after the clock are refused (default
+    /// [`MAX_AHEAD_MS`]).
+    pub fn with_max_ahead(mut self, max_ahead_ms: u64) -> Self {
+        self.max_ahead_ms = max_ahead_ms;
+        self
     }
 
     pub fn window_start(&self, ts: EpochMillis) -> EpochMillis {
         ts - ts % self.size_ms
     }
 
+    /// A window ending past `u64::MAX` never closes by the watermark.
     fn closed(&self, start: EpochMillis) -> bool {
+        let closes_at = start
+            .checked_add(self.size_ms)
+            .and_then(|end| end.checked_add(self.lateness_ms));
         self.watermark
-            .is_some_and(|wm| wm >= start + self.size_ms + self.lateness_ms)
+            .zip(closes_at)
+            .is_some_and(|(wm, at)| wm >= at)
     }
 
     /// Takes a reading read from `partition` at `offset`.
@@ -166,9 +193,15 @@ impl Windower {
         partition: i32,
         offset: i64,
     ) -> Pushed {
-        let next = self.next_offset.entry(partition).or_insert(offset + 1);
-        *next = (*next).max(offset + 1);
+        // Refused readings too: their offsets are done with.
+        let after = offset.saturating_add(1);
+        let next = self.next_offset.entry(partition).or_insert(after);
+        *next = (*next).max(after);
         let now = self.clock.now_millis();
+        if ts > now.saturating_add(self.max_ahead_ms) {
+            self.future += 1;
+            return Pushed::Future;
+        }
         let mark = self.marks.entry(partition).or_insert(Mark {
             max_ts: None,
             seen: now,
@@ -258,6 +291,11 @@ impl Windower {
         self.late
     }
 
+    /// Readings refused as from the future since start.
+    pub fn future(&self) -> u64 {
+        self.future
+    }
+
     pub fn open_windows(&self) -> usize {
         self.open_count
     }
@@ -303,7 +341,7 @@ impl Windower {
             line,
             machine,
             window_start: start,
-            window_end: start + self.size_ms,
+            window_end: start.saturating_add(self.size_ms),
             count: open.sensors.values().map(|a| a.count).sum(),
             sensors: open
                 .sensors
@@ -549,6 +587,67 @@ mod tests {
         assert_eq!(rest[0].window_start, 10_000);
         assert_eq!(w.safe_offsets()[&0], 8);
         assert_eq!(w.open_windows(), 0);
+    }
+
+    #[test]
+    fn a_reading_from_the_far_future_does_not_move_the_watermark() {
+        use crate::ManualClock;
+        let now = 1_700_000_000_000;
+        let clock = ManualClock::at(now);
+        let mut w = Windower::with_clock(10_000, 0, Arc::new(clock.clone()));
+        assert_eq!(w.push(&r("m", "s", 1.0, now), 0, 0), Pushed::Accepted);
+        let far = now + 365 * 24 * 3_600_000;
+        assert_ne!(w.push(&r("m", "s", 2.0, far), 0, 1), Pushed::Accepted);
+        assert_eq!(w.watermark(), Some(now));
+        // the readings after it still land, and the offsets move past it
+        assert_eq!(
+            w.push(&r("m", "s", 3.0, now + 1_000), 0, 2),
+            Pushed::Accepted
+        );
+        assert_eq!(
+            w.push(&r("m", "s", 4.0, now + 10_000), 0, 3),
+            Pushed::Accepted
+        );
+        assert_eq!(w.drain_closed().len(), 1);
+        assert_eq!(w.safe_offsets()[&0], 3);
+        assert_eq!((w.late(), w.future()), (0, 1));
+        // the bound is inclusive, and a smaller one can be set
+        let mut w = Windower::with_clock(10_000, 0, Arc::new(clock.clone())).with_max_ahead(0);
+        assert_eq!(w.push(&r("m", "s", 1.0, now), 0, 0), Pushed::Accepted);
+        assert_eq!(w.push(&r("m", "s", 1.0, now + 1), 0, 1), Pushed::Future);
+        let mut w = Windower::with_clock(10_000, 0, Arc::new(clock));
+        let edge = now + MAX_AHEAD_MS;
+        assert_eq!(w.push(&r("m", "s", 1.0, edge), 0, 0), Pushed::Accepted);
+        assert_eq!(w.push(&r("m", "s", 1.0, edge + 1), 0, 1), Pushed::Future);
+    }
+
+    #[test]
+    fn readings_at_the_ends_of_time_neither_overflow_nor_panic() {
+        use crate::ManualClock;
+        for lateness in [0, 1, u64::MAX] {
+            let clock = ManualClock::at(u64::MAX);
+            let mut w = Windower::with_clock(10_000, lateness, Arc::new(clock.clone()));
+            w.assign(0);
+            w.assign(1);
+            assert_eq!(
+                w.push(&r("m", "s", 1.0, u64::MAX), 0, i64::MAX),
+                Pushed::Accepted
+            );
+            assert_eq!(w.push(&r("m", "s", 1.0, 0), 1, 0), Pushed::Accepted);
+            // the window holding u64::MAX ends past the range: only a drain at the end emits it
+            assert_eq!(w.drain_closed().len(), 0);
+            let all = w.drain_all();
+            assert_eq!(all.len(), 2);
+            assert_eq!(all[1].window_end, u64::MAX);
+            assert_eq!(w.safe_offsets()[&0], i64::MAX);
+
+            let clock = ManualClock::at(0);
+            let mut w = Windower::with_clock(1, lateness, Arc::new(clock.clone()));
+            assert_eq!(w.push(&r("m", "s", 1.0, 0), 0, 0), Pushed::Accepted);
+            assert_eq!(w.push(&r("m", "s", 1.0, u64::MAX), 0, 1), Pushed::Future);
+            assert_eq!(w.watermark(), Some(0));
+            assert_eq!(w.future(), 1);
+        }
     }
 
     #[test]

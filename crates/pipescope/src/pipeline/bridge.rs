@@ -54,6 +54,11 @@ pub struct Args {
     /// Messages waiting for Kafka's delivery report at most (backpressure).
     #[arg(long, default_value_t = 1000)]
     pub max_in_flight: u16,
+    /// Largest MQTT packet taken, in bytes, declared to the broker (MQTT 5 Maximum Packet
+    /// Size): the broker does not send larger messages to the bridge. Kept under Kafka's default
+    /// 1 MB record limit; raise both together.
+    #[arg(long, default_value_t = 512 * 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_message_size: u32,
     /// Partitions of topics the bridge creates.
     #[arg(long, default_value_t = 3)]
     pub partitions: i32,
@@ -192,7 +197,11 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
             args.session_expiry.as_secs().min(u64::from(u32::MAX)) as u32
         ))
         .set_manual_acks(true)
-        .set_receive_maximum(Some(args.max_in_flight));
+        .set_receive_maximum(Some(args.max_in_flight))
+        // Declared, so that the broker drops a larger message instead of sending it: taken
+        // over rumqttc's undeclared 10 KiB default, it broke the connection and came first
+        // again on every reconnect.
+        .set_max_packet_size(Some(args.max_message_size));
     // Acks must never wait on a full request queue: a waiting ack holds its window permit, the
     // loop then stops polling the connection that would drain the queue, and all stalls. A broker
     // resuming a session sends every stored message at once, past the receive maximum (mosquitto

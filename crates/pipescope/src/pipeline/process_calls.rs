@@ -138,7 +138,7 @@ impl Metrics {
         );
         r.register(
             "pipescope_process_calls_invalid_records",
-            "Input records that are not calls",
+            "Input records that are not calls, or whose duration is not 0 s to 7 days",
             self.invalid.clone(),
         );
         r.register(
@@ -363,6 +363,7 @@ pub fn step(state: &mut PartitionTotals, offset: i64, payload: Option<&[u8]>) ->
     match call {
         Some(call) => match state.apply_call(offset, call.start, call.duration_s) {
             Applied::AlreadyCounted => Step::Skipped,
+            Applied::Refused => Step::Invalid,
             Applied::Counted { long } => Step::Counted {
                 long: long.then(|| {
                     let mut line = serde_json::to_string(&call).expect("a call serialises");

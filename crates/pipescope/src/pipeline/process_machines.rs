@@ -1,7 +1,8 @@
 //! `pipescope process machines`: `machine.data` → `machine.out`, merging a machine's sensors
 //! in event-time tumbling windows into one record per machine per window (count, min, max,
 //! mean per sensor). Readings whose window has closed (past the allowed lateness) are counted
-//! as late and dropped.
+//! as late and dropped; readings stamped more than `--max-ahead` after this process's clock
+//! are counted as from the future and dropped (they would move the watermark for good).
 //!
 //! Offsets: committed every `--commit-interval` up to the oldest record still in an open window,
 //! after the windows emitted so far were confirmed by Kafka; a restart computes the open
@@ -45,6 +46,10 @@ pub struct Args {
     /// How long after its end a window still takes readings (event time).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub allowed_lateness: Duration,
+    /// Readings stamped further than this ahead of the local clock are dropped as from the
+    /// future (a producer's broken clock would otherwise make every later reading late).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub max_ahead: Duration,
     /// How often offsets are committed.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub commit_interval: Duration,
@@ -83,6 +88,7 @@ impl ConsumerContext for GroupContext {
 struct Metrics {
     records: Counter,
     late: Counter,
+    future: Counter,
     invalid: Counter,
     windows: Counter,
     open: Gauge,
@@ -99,6 +105,11 @@ impl Metrics {
             "pipescope_process_machines_late_records",
             "Readings dropped because their window had closed",
             self.late.clone(),
+        );
+        r.register(
+            "pipescope_process_machines_future_records",
+            "Readings dropped because they were stamped more than --max-ahead after the clock",
+            self.future.clone(),
         );
         r.register(
             "pipescope_process_machines_invalid_records",
@@ -160,7 +171,8 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     let mut windows = Windower::new(
         args.window.as_millis() as u64,
         args.allowed_lateness.as_millis() as u64,
-    );
+    )
+    .with_max_ahead(u64::try_from(args.max_ahead.as_millis()).unwrap_or(u64::MAX));
     let mut sequencer = Sequencer::new();
     let mut pending: Vec<DeliveryFuture> = Vec::new();
     let mut commit = tokio::time::interval(args.commit_interval);
@@ -204,6 +216,7 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         match windows.push_ref(&reading, message.partition(), message.offset()) {
             Pushed::Accepted => m.records.inc(),
             Pushed::Late => m.late.inc(),
+            Pushed::Future => m.future.inc(),
         };
         for window in windows.drain_closed() {
             let key = format!("{}/{}", window.line, window.machine);

@@ -2,17 +2,24 @@
 //!
 //! Records are mapped to lines by JSON paths (`--tag name=path`, `--field name=path`,
 //! `--time path`), written in batches (`/write?precision=ms`), and the batch's offsets are
-//! committed only after InfluxDB accepted the write. A failed write is retried with backoff
-//! (never skipped) and its records counted as retried; InfluxDB keeps one point per series
-//! and timestamp, so a write repeated after a crash does not double the data.
+//! committed only after InfluxDB accepted the write. A write that failed for a passing reason
+//! (a 5xx, 408, 429, a timeout, no connection) or for the sink's configuration (401, 403, 404)
+//! is retried with backoff (never skipped) and its records counted as retried. A write refused
+//! for good (another 4xx: a field type conflict, a bad line) is split in halves until the refused lines are found: those are counted as
+//! rejected and logged, the rest written, and the offsets committed past them. InfluxDB keeps
+//! one point per series and timestamp, so a write repeated (after a crash, or while
+//! isolating refused lines) does not double the data.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
 use pipescope_core::backoff::Backoff;
+use pipescope_core::line_protocol::isolate::{Isolate, is_permanent_refusal};
 use pipescope_core::line_protocol::mapping::LineMapping;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use rdkafka::consumer::{CommitMode, Consumer, DefaultConsumerContext, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -72,11 +79,17 @@ fn pairs(specs: &[String], what: &str) -> anyhow::Result<Vec<(String, String)>> 
         .collect()
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
 #[derive(Debug, Clone, Default)]
 struct Metrics {
     written: Counter,
     retried: Counter,
     invalid: Counter,
+    rejected: Family<StatusLabel, Counter>,
     writes: Counter,
     failed_writes: Counter,
 }
@@ -99,13 +112,18 @@ impl Metrics {
             self.invalid.clone(),
         );
         r.register(
+            "pipescope_sink_influx_rejected_lines",
+            "Lines InfluxDB refused for good (400, 413, ...: not 401, 403, 404, 408, 429; skipped), by status",
+            self.rejected.clone(),
+        );
+        r.register(
             "pipescope_sink_influx_writes",
             "Successful writes",
             self.writes.clone(),
         );
         r.register(
             "pipescope_sink_influx_failed_writes",
-            "Failed writes (retried)",
+            "Failed writes (retried, or split to find the refused lines)",
             self.failed_writes.clone(),
         );
     }
@@ -137,6 +155,8 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
             .group_consumer(&args.group, &topics, DefaultConsumerContext)?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
+        // a refusal's status and text are read, to tell "for good" from "later"
+        .http_status_as_error(false)
         .build()
         .into();
     let url = format!("{}/write", args.influx.trim_end_matches('/'));
@@ -218,8 +238,9 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the batch (retrying until it succeeds or a stop comes), then commits its offsets.
-/// False when stopped before the write succeeded.
+/// Writes the batch (retrying until it succeeds or a stop comes; lines refused for good are
+/// isolated and counted), then commits its offsets. False when stopped before the batch was
+/// through.
 async fn flush(
     agent: &ureq::Agent,
     url: &str,
@@ -232,42 +253,104 @@ async fn flush(
     if batch.offsets.is_empty() {
         return Ok(true);
     }
+    let lines: Vec<&str> = batch.lines.lines().collect();
+    let mut isolate = Isolate::new(lines.len());
     let mut backoff = Backoff::default();
-    loop {
-        let result = tokio::task::block_in_place(|| write(agent, url, database, &batch.lines));
+    while let Some(part) = isolate.next() {
+        let count = part.len();
+        let body = lines[part.clone()].join("\n");
+        let result = tokio::task::block_in_place(|| write(agent, url, database, &body));
         match result {
-            Ok(()) => break,
-            Err(e) => {
+            Ok(()) => {
+                backoff.reset();
+                isolate.written();
+                m.writes.inc();
+                m.written.inc_by(count as u64);
+            }
+            Err(WriteError::Refused { status, message }) => {
+                m.failed_writes.inc();
+                if let Some(line) = isolate.refused() {
+                    m.rejected
+                        .get_or_create(&StatusLabel {
+                            status: status.to_string(),
+                        })
+                        .inc();
+                    tracing::warn!(
+                        "InfluxDB at {url} refused a line for good ({message}); skipped: {}",
+                        shorten(lines[line.start], 300)
+                    );
+                }
+            }
+            Err(WriteError::Failed(e)) => {
                 m.failed_writes.inc();
                 let delay = backoff.next_delay();
                 tracing::warn!(
-                    lines = batch.count,
+                    lines = count,
                     "cannot write to InfluxDB at {url} ({e}); retrying in {delay:?}"
                 );
                 if stop.sleep(delay).await {
                     return Ok(false);
                 }
-                m.retried.inc_by(batch.count as u64);
+                m.retried.inc_by(count as u64);
             }
         }
     }
-    m.writes.inc();
-    m.written.inc_by(batch.count as u64);
     commit(consumer, batch)?;
     *batch = Batch::default();
     Ok(true)
 }
 
-fn write(agent: &ureq::Agent, url: &str, database: &str, lines: &str) -> Result<(), ureq::Error> {
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    /// Refused for good: the same lines would be refused again.
+    #[error("{message}")]
+    Refused { status: u16, message: String },
+    /// Worth retrying: a 5xx, 408, 429, 401, 403, 404, a timeout, no connection.
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn write(agent: &ureq::Agent, url: &str, database: &str, lines: &str) -> Result<(), WriteError> {
     if lines.is_empty() {
         return Ok(());
     }
-    agent
+    let mut response = agent
         .post(url)
         .query("db", database)
         .query("precision", "ms")
         .send(lines)
-        .map(|_| ())
+        .map_err(|e| WriteError::Failed(e.to_string()))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(4096)
+        .read_to_string()
+        .unwrap_or_default();
+    let message = format!("HTTP {status}: {}", shorten(text.trim(), 300));
+    if is_permanent_refusal(status.as_u16()) {
+        Err(WriteError::Refused {
+            status: status.as_u16(),
+            message,
+        })
+    } else {
+        Err(WriteError::Failed(message))
+    }
+}
+
+/// At most `max` bytes of `s` (cut at a character boundary), for a log line.
+fn shorten(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 fn commit(consumer: &StreamConsumer, batch: &Batch) -> anyhow::Result<()> {

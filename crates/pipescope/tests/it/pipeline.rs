@@ -409,6 +409,74 @@ fn bridge_and_simulator_reach_a_broker_over_tls_with_a_password() {
 /// Kafka stopped for a minute in the middle of a run (the issue's case): the bridge holds its
 /// MQTT acks, mosquitto keeps the messages, and after the restart every message is in Kafka.
 /// About 100 s: the outage itself is the minute.
+/// A message over rumqttc's 10 KiB default used to drop the bridge's connection, and the broker
+/// sent it again first on every reconnect: the bridge stopped for good. The bridge now declares
+/// its maximum packet size (1 MiB by default): larger messages the broker does not send it, the
+/// rest flows.
+#[test]
+fn bridge_takes_messages_over_10_kib_and_is_not_stopped_by_one_over_its_maximum() {
+    let mosquitto = Mosquitto::start();
+    let tansu = Tansu::start();
+    let mqtt = mosquitto.url();
+    let bootstrap = tansu.bootstrap();
+    let bridge = start_part(
+        "bridge",
+        &[
+            "bridge",
+            "--mqtt",
+            &mqtt,
+            "--kafka",
+            &bootstrap,
+            "--map",
+            "big/+=big",
+            "--client-id",
+            "it-bridge-big",
+            "--partitions",
+            "1",
+        ],
+    );
+    wait_bridge_subscribed(&bridge);
+    let port = mqtt.rsplit(':').next().unwrap().to_owned();
+    let publish = |topic: &str, bytes: usize| {
+        use std::io::Write;
+        let mut child = std::process::Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port, "-q", "1", "-t", topic, "-s"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("run mosquitto_pub");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&vec![b'x'; bytes])
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    publish("big/a", 20 * 1024);
+    bridge.wait_metric(
+        "pipescope_bridge_records_delivered_total",
+        Duration::from_secs(30),
+        |v| v == 1.0,
+    );
+    publish("big/b", 2 * 1024 * 1024);
+    publish("big/c", 100);
+    bridge.wait_metric(
+        "pipescope_bridge_records_delivered_total",
+        Duration::from_secs(30),
+        |v| v == 2.0,
+    );
+    assert_eq!(
+        bridge.metric("pipescope_bridge_mqtt_reconnects_total"),
+        Some(0.0)
+    );
+    let mut sizes = Vec::new();
+    read_topic(&bootstrap, "big", 1, Duration::from_secs(30), |m| {
+        sizes.push(m.payload().map_or(0, <[u8]>::len));
+        sizes.len() == 2
+    });
+    assert_eq!(sizes, [20 * 1024, 100]);
+}
+
 #[test]
 fn bridge_through_a_minute_without_kafka_loses_no_message() {
     const MESSAGES: u64 = 8_000;
@@ -931,6 +999,99 @@ fn sink_writes_every_record_once_through_an_influxd_restart() {
         serde_json::from_str(&influx.query("it", "SELECT count(value) FROM reading")).unwrap();
     assert_eq!(
         answer["results"][0]["series"][0]["values"][0][1], 2000,
+        "{answer}"
+    );
+    sink.terminate();
+}
+
+/// InfluxDB refuses a line whose field type conflicts (400, for good): the sink isolates it,
+/// counts it as rejected, writes the rest and keeps going instead of retrying forever.
+#[test]
+fn sink_counts_a_line_influxd_refuses_for_good_and_keeps_writing_the_rest() {
+    let influx = Influxd::start();
+    influx.query("", "CREATE DATABASE it");
+    let tansu = Tansu::start();
+    let bootstrap = tansu.bootstrap();
+    create_topic(&bootstrap, "readings", 1);
+    let influx_url = influx.url();
+    let mut sink = start_part(
+        "sink influx",
+        &[
+            "sink",
+            "influx",
+            "--kafka",
+            &bootstrap,
+            "--topic",
+            "readings",
+            "--influx",
+            &influx_url,
+            "--database",
+            "it",
+            "--measurement",
+            "reading",
+            "--field",
+            "value=value",
+            "--time",
+            "ts",
+            "--batch-size",
+            "50",
+            "--batch-interval",
+            "200ms",
+        ],
+    );
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let produce = |from: u64, to: u64, bad: u64| {
+        for i in from..to {
+            // The bad record's value is a string: `value` is a float field already.
+            let value = if i == bad {
+                serde_json::json!("oops")
+            } else {
+                serde_json::json!(i as f64)
+            };
+            let payload =
+                serde_json::json!({"value": value, "ts": 1_700_000_000_000u64 + i}).to_string();
+            producer
+                .send(BaseRecord::<(), _>::to("readings").payload(&payload))
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+    };
+    produce(0, 10, u64::MAX);
+    sink.wait_metric(
+        "pipescope_sink_influx_records_written_total",
+        Duration::from_secs(60),
+        |v| v == 10.0,
+    );
+    produce(10, 110, 37);
+    sink.wait_metric(
+        "pipescope_sink_influx_rejected_lines_total",
+        Duration::from_secs(60),
+        |v| v == 1.0,
+    );
+    sink.wait_metric(
+        "pipescope_sink_influx_records_written_total",
+        Duration::from_secs(60),
+        |v| v == 109.0,
+    );
+    // and it keeps going after the rejection
+    produce(110, 120, u64::MAX);
+    sink.wait_metric(
+        "pipescope_sink_influx_records_written_total",
+        Duration::from_secs(60),
+        |v| v == 119.0,
+    );
+    let text = sink.metrics_text().unwrap();
+    assert!(
+        text.contains(r#"pipescope_sink_influx_rejected_lines_total{status="400"} 1"#),
+        "{text}"
+    );
+    let answer: serde_json::Value =
+        serde_json::from_str(&influx.query("it", "SELECT count(value) FROM reading")).unwrap();
+    assert_eq!(
+        answer["results"][0]["series"][0]["values"][0][1], 119,
         "{answer}"
     );
     sink.terminate();
