@@ -1,5 +1,7 @@
 //! The HTTP server. [`router`] is separate from [`serve`] so tests call it without a socket.
 
+pub mod guard;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;

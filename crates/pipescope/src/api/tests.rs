@@ -589,7 +589,11 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
         ),
         clock: Arc::new(pipescope_core::SystemClock),
     };
-    let app = crate::monitor::app(crate::metrics::new_registry(), &sources, &WebAuth::None);
+    let app = crate::monitor::app(
+        crate::metrics::new_registry(),
+        &sources,
+        &crate::config::Web::default(),
+    );
     let (status, doc) = get(app.clone(), "/api/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));

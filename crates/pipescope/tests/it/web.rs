@@ -53,11 +53,16 @@ async fn metrics_are_served_as_openmetrics_text_to_who_asks() {
 
 /// The monitor's whole router, as `pipescope run` serves it.
 fn monitor_app(dir: &std::path::Path) -> axum::Router {
+    monitor_app_with(dir, "")
+}
+
+/// The monitor's whole router with the configuration `toml`.
+fn monitor_app_with(dir: &std::path::Path, toml: &str) -> axum::Router {
     use std::sync::Arc;
 
     use pipescope::shutdown::{Stop, Supervisor};
     let clock = Arc::new(pipescope_core::SystemClock);
-    let config = pipescope::config::parse("t", "", []).unwrap();
+    let config = pipescope::config::parse("t", toml, []).unwrap();
     let (store, writer) = pipescope::store::Store::open(
         dir,
         pipescope::store::retention_from(&config.store),
@@ -75,7 +80,7 @@ fn monitor_app(dir: &std::path::Path) -> axum::Router {
         tasks: Supervisor::new(Stop::new(), clock.clone()),
         clock,
     };
-    pipescope::monitor::app(new_registry(), &sources, &config.web.auth)
+    pipescope::monitor::app(new_registry(), &sources, &config.web)
 }
 
 #[tokio::test]
@@ -105,4 +110,100 @@ async fn a_parts_server_does_not_serve_the_portal() {
             .unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
     }
+}
+
+/// The status, headers and body text of `request` sent to `app` in-process.
+async fn send(
+    app: axum::Router,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let response = app.oneshot(request).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn write_request(origin: Option<&str>) -> Request<Body> {
+    let mut request = Request::post("/write?db=x").header("host", "127.0.0.1:7575");
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    request.body(Body::from("csrf value=1\n")).unwrap()
+}
+
+/// Another site's page can make the browser POST line protocol to the monitor (CSRF): refused
+/// unless the Origin is the monitor's own or allowed; curl and the sink send no Origin.
+#[tokio::test]
+async fn a_cross_origin_write_is_refused_and_same_origin_or_no_origin_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = monitor_app_with(
+        dir.path(),
+        "[web]\nallowed_origins = [\"https://grafana.example.com\"]\n",
+    );
+    let (status, _, body) = send(app.clone(), write_request(Some("http://evil.example"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("allowed_origins"), "{body}");
+    for origin in [
+        None,
+        Some("http://127.0.0.1:7575"),
+        Some("https://grafana.example.com"),
+    ] {
+        let (status, _, body) = send(app.clone(), write_request(origin)).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{origin:?}: {body}");
+    }
+}
+
+/// DNS rebinding: a page at evil.example, its name pointed at 127.0.0.1, reads the API as its
+/// own origin; the Host header still says evil.example.
+#[tokio::test]
+async fn a_host_that_is_not_this_server_is_refused_unless_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = monitor_app_with(
+        dir.path(),
+        "[web]\nallowed_hosts = [\"pipescope.example.com\"]\n",
+    );
+    let get = |host: &str| {
+        Request::get("/api/v1/events")
+            .header("host", host)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _, body) = send(app.clone(), get("evil.example:7575")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("allowed_hosts"), "{body}");
+    for host in [
+        "127.0.0.1:7575",
+        "localhost:7575",
+        "[::1]:7575",
+        "pipescope.example.com",
+    ] {
+        let (status, _, body) = send(app.clone(), get(host)).await;
+        assert_eq!(status, StatusCode::OK, "{host}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = monitor_app(dir.path());
+    for (path, host, expected) in [
+        ("/", "127.0.0.1:7575", StatusCode::OK),
+        ("/api/v1/events", "127.0.0.1:7575", StatusCode::OK),
+        ("/health", "127.0.0.1:7575", StatusCode::OK),
+        ("/no-such-page", "127.0.0.1:7575", StatusCode::NOT_FOUND),
+        ("/api/v1/events", "evil.example", StatusCode::FORBIDDEN),
+    ] {
+        let request = Request::get(path).header("host", host).body(Body::empty());
+        let (status, headers, _) = send(app.clone(), request.unwrap()).await;
+        assert_eq!(status, expected, "{path}");
+        for (name, value) in pipescope::web::guard::SECURITY_HEADERS {
+            assert_eq!(headers[name], *value, "{path}: {name}");
+        }
+    }
+    assert!(
+        pipescope::web::guard::CONTENT_SECURITY_POLICY.contains("script-src 'self';"),
+        "no inline or foreign script"
+    );
 }
