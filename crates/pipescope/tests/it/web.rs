@@ -207,3 +207,149 @@ async fn every_answer_carries_the_security_headers() {
         "no inline or foreign script"
     );
 }
+
+mod limits {
+    use std::time::Duration;
+
+    use axum::routing::{get, post};
+    use pipescope::web::{Limits, serve_with};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::time::{Instant, timeout};
+
+    /// A server on a free port with `limits`, a route answering the body it read, and a live
+    /// stream; stops when the returned sender is dropped.
+    async fn server(limits: Limits) -> (String, tokio::sync::oneshot::Sender<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let hub = pipescope::api::Hub::new(std::sync::Arc::new(pipescope_core::SystemClock));
+        let router = axum::Router::new()
+            .route("/echo", post(|body: String| async move { body }))
+            .route("/hello", get(|| async { "hello" }))
+            .merge(pipescope::api::router(
+                hub.clone(),
+                pipescope::kafka::LiveState::new(),
+            ));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve_with(
+            listener,
+            router,
+            async move {
+                let _ = stopped.await;
+                hub.close();
+            },
+            limits,
+        ));
+        (address, stop)
+    }
+
+    fn short() -> Limits {
+        Limits {
+            max_connections: 4,
+            header_read_timeout: Duration::from_millis(300),
+            body_read_timeout: Duration::from_millis(300),
+        }
+    }
+
+    /// Everything the server sends until it closes the connection, or what came within `wait`.
+    async fn read_until_closed(stream: &mut TcpStream, wait: Duration) -> (bool, String) {
+        let deadline = Instant::now() + wait;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return (true, String::from_utf8_lossy(&got).into()),
+                Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+                Err(_) => return (false, String::from_utf8_lossy(&got).into()),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_trickling_its_headers_is_cut_off() {
+        let (address, _stop) = server(short()).await;
+        let mut slow = TcpStream::connect(&address).await.unwrap();
+        slow.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let (closed, _) = read_until_closed(&mut slow, Duration::from_secs(10)).await;
+        assert!(closed, "the connection is still open after 10 s");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // An idle keep-alive connection is closed the same way.
+        let mut idle = TcpStream::connect(&address).await.unwrap();
+        idle.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let (closed, answer) = read_until_closed(&mut idle, Duration::from_secs(10)).await;
+        assert!(closed && answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_does_not_arrive_in_time_is_answered_408() {
+        let (address, _stop) = server(short()).await;
+        let mut slow = TcpStream::connect(&address).await.unwrap();
+        slow.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nsome")
+            .await
+            .unwrap();
+        let (_, answer) = read_until_closed(&mut slow, Duration::from_secs(10)).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("did not arrive within 0.3 s"), "{answer}");
+        // A body sent whole is read as usual.
+        let mut quick = TcpStream::connect(&address).await.unwrap();
+        quick
+            .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+            .await
+            .unwrap();
+        let (_, answer) = read_until_closed(&mut quick, Duration::from_secs(10)).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("hello"),
+            "{answer}"
+        );
+    }
+
+    /// Past the cap a connection waits (in the listen queue) until one closes.
+    #[tokio::test]
+    async fn connections_past_the_cap_wait_for_a_free_slot() {
+        let limits = Limits {
+            max_connections: 2,
+            header_read_timeout: Duration::from_secs(30),
+            ..short()
+        };
+        let (address, _stop) = server(limits).await;
+        let first = TcpStream::connect(&address).await.unwrap();
+        let _second = TcpStream::connect(&address).await.unwrap();
+        let mut third = TcpStream::connect(&address).await.unwrap();
+        third
+            .write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let (_, early) = read_until_closed(&mut third, Duration::from_millis(500)).await;
+        assert_eq!(early, "", "answered past the cap");
+        drop(first);
+        let (closed, answer) = read_until_closed(&mut third, Duration::from_secs(10)).await;
+        assert!(closed && answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    /// The header timeout must not cut a live stream, which sends but never reads.
+    #[tokio::test]
+    async fn a_live_stream_outlives_the_header_timeout_and_ends_at_shutdown() {
+        let (address, stop) = server(short()).await;
+        let mut live = TcpStream::connect(&address).await.unwrap();
+        live.write_all(b"GET /api/v1/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let (closed, head) = read_until_closed(&mut live, Duration::from_secs(2)).await;
+        assert!(!closed, "the live stream was closed: {head}");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        drop(stop);
+        let (closed, _) = read_until_closed(&mut live, Duration::from_secs(10)).await;
+        assert!(closed, "the live stream is still open after the shutdown");
+        assert!(
+            timeout(Duration::from_secs(5), TcpStream::connect(&address))
+                .await
+                .is_ok_and(|c| c.is_err()),
+            "still accepting after the shutdown"
+        );
+    }
+}
