@@ -353,3 +353,55 @@ mod limits {
         );
     }
 }
+
+/// `pipescope run` on `listen`, with no auth and nothing to watch: its log up to a SIGTERM.
+fn log_of_run_on(ip: &str) -> String {
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    use pipescope_testkit::{free_port, http_body, wait_until};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let path = dir.path().join("pipescope.toml");
+    let store = dir.path().join("store");
+    std::fs::write(
+        &path,
+        format!("[web]\nlisten = \"{ip}:{port}\"\n[store]\npath = {store:?}\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipescope"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let up = wait_until(Duration::from_secs(20), || {
+        http_body(port, "/health").is_some()
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    if !wait_until(Duration::from_secs(5), || {
+        child.try_wait().unwrap().is_some()
+    }) {
+        let _ = child.kill();
+    }
+    let log = String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned();
+    assert!(
+        up,
+        "pipescope run did not serve /health on {ip}:{port}\n{log}"
+    );
+    log
+}
+
+#[test]
+fn pipescope_run_warns_once_when_it_listens_beyond_loopback_without_auth() {
+    let warning = "with no authentication";
+    let open = log_of_run_on("0.0.0.0");
+    assert_eq!(open.matches(warning).count(), 1, "{open}");
+    assert!(open.contains("[web] auth"), "{open}");
+    let local = log_of_run_on("127.0.0.1");
+    assert!(!local.contains(warning), "{local}");
+}
