@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use crate::bus::Bus;
-use crate::config::{Config, WebAuth};
+use crate::config::{Config, Web, WebAuth};
 use crate::shutdown::{Stop, Supervisor};
 use crate::{api, export, kafka, mqtt, store, web};
 
@@ -107,7 +107,14 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         tasks: tasks.clone(),
         clock: clock.clone(),
     };
-    let router = app(registry, &sources, &config.web.auth);
+    if !listen.ip().is_loopback() && matches!(config.web.auth, WebAuth::None) {
+        tracing::warn!(
+            address = %listen,
+            "the portal and the API are open to anyone who can reach {listen}, with no \
+             authentication: set [web] auth (a bearer token) or listen on 127.0.0.1"
+        );
+    }
+    let router = app(registry, &sources, &config.web);
     // Open live streams would keep the server from stopping: the hub ends them.
     let served = {
         let stop = stop.clone();
@@ -145,8 +152,9 @@ pub struct Sources {
     pub clock: Arc<dyn Clock>,
 }
 
-/// Every route the monitor serves, behind the configured authentication.
-pub fn app(registry: Registry, sources: &Sources, auth: &WebAuth) -> Router {
+/// Every route the monitor serves, behind the configured Host and Origin checks and
+/// authentication.
+pub fn app(registry: Registry, sources: &Sources, web: &Web) -> Router {
     let Sources {
         bus,
         store,
@@ -164,7 +172,7 @@ pub fn app(registry: Registry, sources: &Sources, auth: &WebAuth) -> Router {
         .merge(mqtt::api::router(mqtt))
         .merge(api::router(hub, kafka))
         .fallback(crate::portal::serve);
-    api::auth::protect(router, auth)
+    web::guard::protect(api::auth::protect(router, &web.auth), web)
 }
 
 /// One scraping task per configured Kafka cluster, and the collector that exports their state.

@@ -1,18 +1,27 @@
 //! The HTTP server. [`router`] is separate from [`serve`] so tests call it without a socket.
 
+pub mod guard;
+
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use axum::extract::State;
+use axum::body::{Body, HttpBody};
 use axum::extract::rejection::QueryRejection;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::StreamExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::shutdown::{Supervisor, TaskHealth};
 
@@ -61,14 +70,154 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// How long a client may take to send a request's head, and how long an idle keep-alive
+/// connection stays open: a client trickling its headers (slowloris) is cut off.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to send a request's whole body (answered 408 after).
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections served at once; more wait in the listen queue until one closes. Above the
+/// live streams' cap ([`crate::api::MAX_LIVE_STREAMS`]) so that a full portal still loads.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// What one client may hold of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: MAX_CONNECTIONS,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            body_read_timeout: BODY_READ_TIMEOUT,
+        }
+    }
+}
+
+/// Serves `router` on `listener` with the default [`Limits`] until `shutdown` completes, then
+/// lets the requests under way finish.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, router, shutdown, Limits::default()).await
+}
+
+/// [`serve`] with other limits (tests use short ones).
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: Limits,
+) -> std::io::Result<()> {
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        limits.body_read_timeout,
+        time_body,
+    ));
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
+    let connections = tokio_util::task::TaskTracker::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // A connection is accepted only with a free slot: the others wait in the kernel's queue.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let mut stopping = stopping_seen.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "HTTP connection ended with an error");
+                    }
+                    return;
+                }
+                _ = stopping.wait_for(|stopping| *stopping) => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    let _ = stopping.send(true);
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+/// Errors of one connection are skipped; others (out of file descriptors) pause accepting a
+/// moment instead of spinning.
+async fn accept_failed(e: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if !matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        tracing::warn!(error = %e, "cannot accept an HTTP connection");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Fails the reading of a request body that has not all arrived `limit` after its head, and
+/// answers 408 in place of what the handler made of the cut body.
+async fn time_body(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    if request.body().size_hint().exact() == Some(0) {
+        return next.run(request).await;
+    }
+    let deadline = tokio::time::Instant::now() + limit;
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let flag = timed_out.clone();
+    let request = request.map(|body| {
+        let chunks = futures::stream::unfold(Some(body.into_data_stream()), move |data| {
+            let flag = flag.clone();
+            async move {
+                let mut data = data?;
+                match tokio::time::timeout_at(deadline, data.next()).await {
+                    Ok(Some(chunk)) => Some((chunk.map_err(axum::BoxError::from), Some(data))),
+                    Ok(None) => None,
+                    Err(_) => {
+                        flag.store(true, Ordering::Relaxed);
+                        Some((Err("the request body is late".into()), None))
+                    }
+                }
+            }
+        });
+        Body::from_stream(chunks)
+    });
+    let response = next.run(request).await;
+    if timed_out.load(Ordering::Relaxed) {
+        return ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s: send it whole, faster",
+                limit.as_secs_f64()
+            ),
+        )
+        .into_response();
+    }
+    response
 }
 
 /// Every error the HTTP API answers: a status and the JSON body `{"error": "what failed and

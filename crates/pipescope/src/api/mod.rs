@@ -7,9 +7,11 @@ pub mod hub;
 pub mod openapi;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,6 +21,7 @@ use pipescope_core::live::events::Event;
 use pipescope_core::live::flow::{self, FlowCluster, FlowGraph, FlowGroup, FlowTopic};
 use pipescope_core::windows::Window;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::kafka::{ClusterState, LiveState};
@@ -29,11 +32,16 @@ pub use hub::{Hub, LiveMessage};
 pub const DEFAULT_EVENTS: usize = 100;
 /// How often an idle live stream sends a comment so proxies keep it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Live streams open at once: each holds a connection and a task; more are answered 503. A
+/// browser opens one per portal tab.
+pub const MAX_LIVE_STREAMS: usize = 64;
 
 #[derive(Debug, Clone)]
 struct ApiState {
     hub: Hub,
     kafka: LiveState,
+    /// One permit per live stream that may open.
+    live_slots: Arc<Semaphore>,
 }
 
 pub fn router(hub: Hub, kafka: LiveState) -> Router {
@@ -42,7 +50,11 @@ pub fn router(hub: Hub, kafka: LiveState) -> Router {
         .route("/api/v1/events", get(events))
         .route("/api/v1/flow", get(flow_graph))
         .route("/api/openapi.json", get(openapi::serve))
-        .with_state(ApiState { hub, kafka })
+        .with_state(ApiState {
+            hub,
+            kafka,
+            live_slots: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),
+        })
 }
 
 fn sse_event(message: LiveMessage) -> sse::Event {
@@ -73,7 +85,26 @@ pub fn live_stream(hub: &Hub) -> impl Stream<Item = Result<sse::Event, Infallibl
     responses((status = 200, description = "OK", content_type = "text/event-stream", body = String))
 )]
 async fn live(State(state): State<ApiState>) -> Response {
-    Sse::new(live_stream(&state.hub))
+    let Ok(slot) = state.live_slots.clone().try_acquire_owned() else {
+        let mut refused = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "too many live streams are open ({MAX_LIVE_STREAMS}): close some portal tabs, \
+                 or try again later"
+            ),
+        )
+        .into_response();
+        refused
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+        return refused;
+    };
+    // The slot is freed when the stream is dropped (the client went away or the server stops).
+    let stream = live_stream(&state.hub).map(move |event| {
+        let _held = &slot;
+        event
+    });
+    Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()
 }

@@ -164,6 +164,41 @@ async fn the_live_stream_sends_updates_throttled_and_events_and_ends_on_close() 
     assert!(!String::from_utf8_lossy(&rest).contains("event:"));
 }
 
+/// Each open live stream holds a connection and a task: past the cap, 503 until one closes.
+#[tokio::test]
+async fn live_streams_past_the_cap_are_answered_503_until_one_closes() {
+    let (hub, _) = hub();
+    let app = router(hub, LiveState::new());
+    let open = || async {
+        app.clone()
+            .oneshot(Request::get("/api/v1/live").body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    };
+    let mut streams = Vec::new();
+    for _ in 0..MAX_LIVE_STREAMS {
+        let response = open().await;
+        assert_eq!(response.status(), StatusCode::OK);
+        streams.push(response);
+    }
+    let refused = open().await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()[header::RETRY_AFTER], "30");
+    let body = axum::body::to_bytes(refused.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("too many live streams"),
+        "{error}"
+    );
+    drop(streams.pop());
+    assert_eq!(open().await.status(), StatusCode::OK);
+}
+
 fn partition(p: i32, latest: i64, producers: Result<Vec<i64>, String>) -> PartitionState {
     let producers = producers.map(|ids| {
         ids.into_iter()
@@ -589,7 +624,11 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
         ),
         clock: Arc::new(pipescope_core::SystemClock),
     };
-    let app = crate::monitor::app(crate::metrics::new_registry(), &sources, &WebAuth::None);
+    let app = crate::monitor::app(
+        crate::metrics::new_registry(),
+        &sources,
+        &crate::config::Web::default(),
+    );
     let (status, doc) = get(app.clone(), "/api/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));

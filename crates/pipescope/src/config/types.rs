@@ -35,6 +35,15 @@ pub struct Web {
     /// Who may read the portal and the API (`/health` stays open).
     #[serde(default)]
     pub auth: WebAuth,
+    /// Host names (`name` or `name:port`) the server answers to besides IP addresses and
+    /// `localhost`: a name not listed is refused, so a rebound DNS name cannot read the API.
+    /// `"*"` turns the check off.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`scheme://host[:port]`) whose pages may send state-changing requests (POST
+    /// `/write`) besides the portal's own. `"*"` turns the check off.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Web {
@@ -42,6 +51,8 @@ impl Default for Web {
         Self {
             listen: default_listen(),
             auth: WebAuth::None,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }

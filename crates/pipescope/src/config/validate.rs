@@ -30,6 +30,38 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
             }
         }
     }
+    for (i, host) in config.web.allowed_hosts.iter().enumerate() {
+        let bad = host.trim().is_empty() || host.contains("://") || host.contains(['/', ' ', ',']);
+        if bad {
+            errors.push(
+                ConfigError::new(
+                    format!("web.allowed_hosts[{i}]"),
+                    format!("{host:?} is not a host name"),
+                )
+                .hint("list names as \"pipescope.example.com\" or \"pipescope.example.com:7575\", no scheme or path; \"*\" allows any"),
+            );
+        }
+    }
+    for (i, origin) in config.web.allowed_origins.iter().enumerate() {
+        let trimmed = origin.trim().trim_end_matches('/');
+        let well_formed = trimmed == "*"
+            || trimmed
+                .split_once("://")
+                .is_some_and(|(scheme, authority)| {
+                    matches!(scheme, "http" | "https")
+                        && !authority.is_empty()
+                        && !authority.contains(['/', ' '])
+                });
+        if !well_formed {
+            errors.push(
+                ConfigError::new(
+                    format!("web.allowed_origins[{i}]"),
+                    format!("{origin:?} is not a web origin"),
+                )
+                .hint("write it as a browser sends it: \"https://grafana.example.com\" (scheme, host, port if not the default, no path); \"*\" allows any"),
+            );
+        }
+    }
     let store = &config.store;
     for (key, value) in [
         ("retention_raw", store.retention_raw),
@@ -415,5 +447,30 @@ mod tests {
                 "export.influx.token: required when version = 2",
             ]
         );
+    }
+
+    #[test]
+    fn allowed_hosts_and_origins_are_checked() {
+        let errors = errors_of(
+            "[web]\nallowed_hosts = [\"ok.example\", \"https://bad.example\"]\nallowed_origins = [\"https://ok.example:8443\", \"ok.example\", \"https://bad.example/path\"]\n",
+        );
+        for fragment in [
+            "web.allowed_hosts[1]: \"https://bad.example\" is not a host name",
+            "web.allowed_origins[1]: \"ok.example\" is not a web origin",
+            "web.allowed_origins[2]: \"https://bad.example/path\" is not a web origin",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.starts_with(fragment)),
+                "missing {fragment:?} in {errors:#?}"
+            );
+        }
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        let config = parse(
+            "t",
+            "[web]\nallowed_hosts = [\"*\"]\nallowed_origins = [\"*\"]\n",
+            [],
+        )
+        .unwrap();
+        assert_eq!(config.web.allowed_hosts, ["*"]);
     }
 }
