@@ -82,7 +82,10 @@ pub fn live_stream(hub: &Hub) -> impl Stream<Item = Result<sse::Event, Infallibl
     tag = "portal",
     summary = "Server-sent events: `update` ({at, source}, at most one per second per source) and `event` (an Event); keep-alive comments. Also takes ?access_token= when auth is on",
     params(("access_token" = Option<String>, Query, description = "the bearer token, or base64 of user:password with basic auth", min_length = 1)),
-    responses((status = 200, description = "OK", content_type = "text/event-stream", body = String))
+    responses(
+        (status = 200, description = "OK", content_type = "text/event-stream", body = String),
+        (status = 503, description = "too many live streams are open", body = ErrorBody),
+    )
 )]
 async fn live(State(state): State<ApiState>) -> Response {
     let Ok(slot) = state.live_slots.clone().try_acquire_owned() else {
