@@ -3,31 +3,17 @@
 //! decoder checked counts against the bytes left, each of these aborted the process.
 
 use kafka_protocol::messages::ApiKey;
-use pipescope::config::KafkaCluster;
 use pipescope_core::SystemClock;
 use pipescope_testkit::scripted_kafka::{self, ScriptedBroker};
 
-fn cluster_config(bootstrap: &str) -> KafkaCluster {
-    let text = format!(
-        "[kafka.local]\nbootstrap = \"{bootstrap}\"\nscrape_interval = \"500ms\"\nrequest_timeout = \"2s\"\n"
-    );
-    let mut config = pipescope::config::parse("test", &text, []).unwrap();
-    config.kafka.remove("local").unwrap()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use crate::kafka::{cluster_config, runtime};
 
 #[test]
 fn a_member_assignment_claiming_2_31_topics_fails_that_member_only() {
     let rt = runtime();
     let broker = rt.block_on(ScriptedBroker::builder().hostile_assignment().start());
-    let scraper = pipescope::kafka::scraper("local", &cluster_config(&broker.bootstrap())).unwrap();
+    let scraper =
+        pipescope::kafka::scraper("local", &cluster_config(&broker.bootstrap(), "")).unwrap();
     let mut previous = None;
     for scrape in 0..2 {
         let state = rt.block_on(scraper.scrape(&SystemClock, previous.as_ref()));
@@ -56,7 +42,8 @@ fn a_member_assignment_claiming_2_31_topics_fails_that_member_only() {
 fn a_metadata_answer_claiming_2_32_brokers_fails_that_scrape_and_the_next_works() {
     let rt = runtime();
     let broker = rt.block_on(ScriptedBroker::builder().hostile_metadata(1).start());
-    let scraper = pipescope::kafka::scraper("local", &cluster_config(&broker.bootstrap())).unwrap();
+    let scraper =
+        pipescope::kafka::scraper("local", &cluster_config(&broker.bootstrap(), "")).unwrap();
     let failed = rt.block_on(scraper.scrape(&SystemClock, None));
     let error = failed.error.clone().unwrap();
     assert!(

@@ -26,7 +26,7 @@ use crate::support::get_json;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-fn cluster_config(bootstrap: &str, extra: &str) -> KafkaCluster {
+pub fn cluster_config(bootstrap: &str, extra: &str) -> KafkaCluster {
     let text = format!(
         "[kafka.local]\nbootstrap = \"{bootstrap}\"\nscrape_interval = \"500ms\"\nrequest_timeout = \"2s\"\n{extra}"
     );
@@ -34,7 +34,7 @@ fn cluster_config(bootstrap: &str, extra: &str) -> KafkaCluster {
     config.kafka.remove("local").unwrap()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

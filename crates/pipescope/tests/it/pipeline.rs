@@ -26,6 +26,40 @@ fn start_part(name: &str, args: &[&str]) -> Part {
     part(name, args).start()
 }
 
+/// Starts `sink influx` from the topic `readings` into the database `it` (measurement `reading`,
+/// field `value`, time `ts`), in batches of `batch_size` or every 200 ms, with `extra` arguments.
+fn start_readings_sink(
+    bootstrap: &str,
+    influx_url: &str,
+    batch_size: &str,
+    extra: &[&str],
+) -> Part {
+    let mut args = vec![
+        "sink",
+        "influx",
+        "--kafka",
+        bootstrap,
+        "--topic",
+        "readings",
+        "--influx",
+        influx_url,
+        "--database",
+        "it",
+        "--measurement",
+        "reading",
+        "--field",
+        "value=value",
+        "--time",
+        "ts",
+        "--batch-size",
+        batch_size,
+        "--batch-interval",
+        "200ms",
+    ];
+    args.extend_from_slice(extra);
+    start_part("sink influx", &args)
+}
+
 /// Starts a part on `port` (a restarted part keeps its predecessor's).
 fn start_part_on(name: &str, port: u16, args: &[&str]) -> Part {
     part(name, args).port(port).start()
@@ -927,32 +961,11 @@ fn sink_writes_every_record_once_through_an_influxd_restart() {
     let bootstrap = tansu.bootstrap();
     create_topic(&bootstrap, "readings", 3);
     let influx_url = influx.url();
-    let mut sink = start_part(
-        "sink influx",
-        &[
-            "sink",
-            "influx",
-            "--kafka",
-            &bootstrap,
-            "--topic",
-            "readings",
-            "--influx",
-            &influx_url,
-            "--database",
-            "it",
-            "--measurement",
-            "reading",
-            "--tag",
-            "machine=machine",
-            "--field",
-            "value=value",
-            "--time",
-            "ts",
-            "--batch-size",
-            "100",
-            "--batch-interval",
-            "200ms",
-        ],
+    let mut sink = start_readings_sink(
+        &bootstrap,
+        &influx_url,
+        "100",
+        &["--tag", "machine=machine"],
     );
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
@@ -1014,31 +1027,7 @@ fn sink_counts_a_line_influxd_refuses_for_good_and_keeps_writing_the_rest() {
     let bootstrap = tansu.bootstrap();
     create_topic(&bootstrap, "readings", 1);
     let influx_url = influx.url();
-    let mut sink = start_part(
-        "sink influx",
-        &[
-            "sink",
-            "influx",
-            "--kafka",
-            &bootstrap,
-            "--topic",
-            "readings",
-            "--influx",
-            &influx_url,
-            "--database",
-            "it",
-            "--measurement",
-            "reading",
-            "--field",
-            "value=value",
-            "--time",
-            "ts",
-            "--batch-size",
-            "50",
-            "--batch-interval",
-            "200ms",
-        ],
-    );
+    let mut sink = start_readings_sink(&bootstrap, &influx_url, "50", &[]);
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .create()
