@@ -189,6 +189,11 @@ fn run_serves_health_and_stops_cleanly_on_sigterm() {
         .read_to_string(&mut log)
         .unwrap();
     assert!(log.contains("SIGTERM received"), "{log}");
+    // A log going to a pipe or a file has no terminal colour codes in it.
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escape codes in a piped log: {log:?}"
+    );
 }
 
 #[test]
