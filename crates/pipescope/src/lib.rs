@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod export;
 pub mod kafka;
+pub mod log;
 pub mod metrics;
 pub mod monitor;
 pub mod mqtt;

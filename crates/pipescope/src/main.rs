@@ -144,7 +144,7 @@ fn init_logging(filter: &str) {
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(pipescope::log::OneLinePerEvent(std::io::stderr))
         // Colours only on a terminal: escape codes in a log file or a pipe are noise to its readers.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
