@@ -159,7 +159,8 @@ pub fn parse_uptime(payload: &str) -> Option<f64> {
         total += n * scale;
         any = true;
     }
-    any.then_some(total)
+    // "6e976 sec" parses, as infinity: a value Prometheus and the store cannot take.
+    (any && total.is_finite()).then_some(total)
 }
 
 /// mosquitto's `$SYS/broker/<path>`: (path, exported name, kind).
@@ -656,6 +657,9 @@ mod tests {
         assert_eq!(parse_uptime("2 hours, 1 minute"), Some(7_260.0));
         assert_eq!(parse_uptime("soon"), None);
         assert_eq!(parse_uptime("3 fortnights"), None);
+        // Found by the mqtt_sys fuzz target: numbers too large for a float are no uptime.
+        assert_eq!(parse_uptime("06e976\nsec"), None);
+        assert_eq!(parse_uptime("1e308 days"), None);
     }
 
     #[test]
