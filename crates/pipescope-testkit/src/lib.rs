@@ -6,11 +6,13 @@
 //! with the command that installs it: nothing is skipped.
 //!
 //! Besides the services: the pipeline parts run as child processes ([`part`]), a scripted Kafka
-//! broker for what the real ones cannot be made to answer ([`scripted_kafka`]), Kafka record
+//! broker for what the real ones cannot be made to answer ([`scripted_kafka`]), an HTTP proxy
+//! that makes a real service answer 500 or too late ([`fault_proxy`]), Kafka record
 //! batches ([`records`]), and the small helpers every test needs (a free port, waiting on a
 //! condition with a deadline, HTTP GETs, the time). The tests and the benchmarks under `bench/`
 //! share them, so the two cannot drift apart.
 
+pub mod fault_proxy;
 pub mod influxd;
 pub mod mosquitto;
 pub mod part;
@@ -24,6 +26,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use fault_proxy::{Fault, FaultProxy};
 pub use influxd::Influxd;
 pub use mosquitto::{Mosquitto, MosquittoOptions};
 pub use part::{Part, PartBuilder};

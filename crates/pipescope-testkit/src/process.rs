@@ -20,13 +20,23 @@ pub(crate) fn spawn(command: &mut Command, name: &str, program: &Path) -> Child 
         .unwrap_or_else(|e| panic!("cannot start {name} ({}): {e}", program.display()))
 }
 
-/// The `kill`, `restart` and `log` methods of a service type with a `process: ServiceProcess`
+/// The `kill`, `pause`, `resume`, `restart` and `log` methods of a service type with a `process: ServiceProcess`
 /// field and a `start_process(&mut self)` that spawns it and waits until it answers.
 macro_rules! service_controls {
     ($what:literal, $restart_doc:literal) => {
         #[doc = concat!("Stops the ", $what, " at once (`kill -9`).")]
         pub fn kill(&mut self) {
             self.process.kill();
+        }
+
+        #[doc = concat!("Freezes the ", $what, " (`kill -STOP`): connections stay open, nothing answers.")]
+        pub fn pause(&mut self) {
+            self.process.signal("STOP");
+        }
+
+        #[doc = concat!("Lets a paused ", $what, " run again (`kill -CONT`).")]
+        pub fn resume(&mut self) {
+            self.process.signal("CONT");
         }
 
         #[doc = $restart_doc]
@@ -112,6 +122,23 @@ impl ServiceProcess {
 
     pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` (a name for `kill -<signal>`) to the running process.
+    pub(crate) fn signal(&self, signal: &str) {
+        let pid = self
+            .pid()
+            .unwrap_or_else(|| panic!("{} is not running: cannot send SIG{signal}", self.name));
+        // `kill` rather than a signal call: the workspace forbids unsafe code.
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill -{signal} {pid} ({e})"));
+        assert!(
+            status.success(),
+            "kill -{signal} {pid} ({}) failed",
+            self.name
+        );
     }
 
     /// Stops the process at once, as `kill -9` would.

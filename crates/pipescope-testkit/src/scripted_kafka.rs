@@ -119,6 +119,8 @@ pub struct ScriptedBrokerBuilder {
     hostile_assignment: bool,
     /// How many Metadata answers are still to be crafted.
     hostile_metadata: Arc<AtomicUsize>,
+    /// How many DescribeGroups requests are still to be dropped, whatever they name.
+    drop_next_describe_groups: Arc<AtomicUsize>,
 }
 
 /// A consumer-protocol assignment of version 0 that claims 2^31 - 1 topics in six bytes.
@@ -137,6 +139,7 @@ impl std::fmt::Debug for ScriptedBrokerBuilder {
             .field("extra_groups", &self.extra_groups)
             .field("hostile_assignment", &self.hostile_assignment)
             .field("hostile_metadata", &self.hostile_metadata)
+            .field("drop_next_describe_groups", &self.drop_next_describe_groups)
             .finish()
     }
 }
@@ -216,6 +219,7 @@ impl ScriptedBrokerBuilder {
         let port = listener.local_addr().unwrap().port();
         let counts = Counts::default();
         let shared = counts.clone();
+        let drop_next_describe_groups = Arc::clone(&self.drop_next_describe_groups);
         let script = Arc::new(self);
         let accept = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -238,6 +242,7 @@ impl ScriptedBrokerBuilder {
             port,
             counts,
             accept,
+            drop_next_describe_groups,
         }
     }
 }
@@ -248,6 +253,7 @@ pub struct ScriptedBroker {
     port: u16,
     counts: Counts,
     accept: tokio::task::JoinHandle<()>,
+    drop_next_describe_groups: Arc<AtomicUsize>,
 }
 
 impl ScriptedBroker {
@@ -275,6 +281,12 @@ impl ScriptedBroker {
     /// How many requests of `api` it received so far.
     pub fn requests(&self, api: ApiKey) -> usize {
         self.counts.get(Counted::Request(api))
+    }
+
+    /// Drops the connection on the next `n` DescribeGroups, whatever they name, then answers
+    /// again: a connection lost once, as when a broker dies or restarts mid-request.
+    pub fn drop_next_describe_groups(&self, n: usize) {
+        self.drop_next_describe_groups.store(n, Ordering::SeqCst);
     }
 
     /// How many connections it accepted so far.
@@ -643,7 +655,12 @@ fn answer(
         }
         ApiKey::DescribeGroups => {
             let req = DescribeGroupsRequest::decode(request, version).unwrap();
-            if script.drop_describe_groups {
+            if script.drop_describe_groups
+                || script
+                    .drop_next_describe_groups
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            {
                 return false;
             }
             if let Some(poison) = &script.poison_group
