@@ -121,6 +121,7 @@ impl ClusterState {
         state.scrape_duration_ms = scrape_duration_ms;
         state.error = Some(error);
         state.snapshot = None;
+        state.view = state.view.take().map(without_instant_rates);
         state
     }
 
@@ -385,6 +386,32 @@ impl LiveState {
     }
 }
 
+/// The kept view of a scrape that reached no broker: an instant rate is over the latest scrape
+/// interval, and nothing was read in this one, so it is unknown (the API and /metrics would
+/// otherwise show the last interval's rate as this moment's). Windows, lag and verdicts stay, as
+/// of `data_time_ms`.
+fn without_instant_rates(view: Arc<KafkaView>) -> Arc<KafkaView> {
+    let has_instant = view
+        .partitions
+        .iter()
+        .map(|p| p.instant_messages_per_second)
+        .chain(view.topics.iter().map(|t| t.instant_messages_per_second))
+        .any(|rate| rate.is_some());
+    if !has_instant {
+        return view;
+    }
+    let mut stale = (*view).clone();
+    for p in &mut stale.partitions {
+        p.instant_messages_per_second = None;
+        p.instant_interval_s = None;
+    }
+    for t in &mut stale.topics {
+        t.instant_messages_per_second = None;
+        t.instant_interval_s = None;
+    }
+    Arc::new(stale)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,5 +437,62 @@ mod tests {
             err,
             serde_json::json!({"value": {"error": "leader not available"}})
         );
+    }
+
+    #[test]
+    fn a_scrape_that_reached_no_broker_keeps_windows_but_no_instant_rate() {
+        use pipescope_core::kafka::analyzer::{PartitionView, RateNote, TopicView};
+        use pipescope_core::windows::{Window, WindowCount, WindowCounts};
+
+        let rates = WindowCounts::from_fn(|w| WindowCount::new(w, 50.0, 60_000));
+        let previous = ClusterState {
+            view: Some(Arc::new(KafkaView {
+                time_ms: 1_000,
+                partitions: vec![PartitionView {
+                    topic: "beats".into(),
+                    partition: 0,
+                    earliest: Some(0),
+                    latest: Some(50),
+                    rates: Some(rates),
+                    instant_messages_per_second: Some(25.0),
+                    instant_interval_s: Some(0.2),
+                    rate_note: RateNote::Measured,
+                    error: None,
+                }],
+                topics: vec![TopicView {
+                    topic: "beats".into(),
+                    partitions: 1,
+                    partitions_with_rate: 1,
+                    rates: Some(rates),
+                    instant_messages_per_second: Some(25.0),
+                    instant_interval_s: Some(0.2),
+                }],
+                groups: vec![],
+                counters: Default::default(),
+            })),
+            ..ClusterState::unreachable("c", None, 1_000, 0, String::new(), String::new())
+        };
+        let down = ClusterState::unreachable(
+            "c",
+            Some(&previous),
+            3_000,
+            1_000,
+            "cluster c: no broker answered Metadata".into(),
+            "connection refused".into(),
+        );
+        let view = down.view.unwrap();
+        let (p, t) = (&view.partitions[0], &view.topics[0]);
+        assert_eq!(
+            (p.instant_messages_per_second, p.instant_interval_s),
+            (None, None)
+        );
+        assert_eq!(
+            (t.instant_messages_per_second, t.instant_interval_s),
+            (None, None)
+        );
+        // The counts as of the last read stay (the cluster's staleness says how old they are).
+        assert_eq!(p.rates.unwrap().get(Window::OneMinute).count, 50.0);
+        assert_eq!(t.rates, Some(rates));
+        assert_eq!(p.latest, Some(50));
     }
 }

@@ -47,7 +47,7 @@ fn scrape_once(cluster: &KafkaCluster) -> ClusterState {
     runtime().block_on(scraper.scrape(&SystemClock, None))
 }
 
-fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+pub(crate) fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -1324,7 +1324,7 @@ fn send_now(producer: &BaseProducer, topic: &str, partition: i32) -> i64 {
 
 /// Commits `offset` for `group` on one partition without joining the group (a standalone
 /// consumer), as a consumer that keeps committing the same or any offset would.
-fn commit_standalone(consumer: &BaseConsumer, topic: &str, partition: i32, offset: i64) {
+pub(crate) fn commit_standalone(consumer: &BaseConsumer, topic: &str, partition: i32, offset: i64) {
     let mut list = TopicPartitionList::new();
     list.add_partition_offset(topic, partition, Offset::Offset(offset))
         .unwrap();

@@ -3,6 +3,7 @@
 mod cli;
 mod demo;
 mod deploy;
+mod faults;
 mod hostile_kafka;
 mod influx;
 mod kafka;
