@@ -1,16 +1,21 @@
 //! Faults a user meets, against the real services (issue 15): a Kafka broker killed with
-//! `kill -9` while `pipescope run` scrapes it, consumer groups and topics with hostile names.
-//! Each asserts that nothing is lost, or that what could not be had is clearly shown and counted.
+//! `kill -9` while `pipescope run` scrapes it, consumer groups and topics with hostile names,
+//! and influxd answering 500 or too late to `sink influx`. Each asserts that nothing is lost, or
+//! that what could not be had is clearly shown and counted.
 
 use std::time::{Duration, Instant};
 
-use pipescope_testkit::{Part, Tansu, free_port, http_get, now_ms, wait_until};
+use pipescope_testkit::{
+    Fault, FaultProxy, Influxd, Part, Tansu, free_port, http_get, now_ms, wait_until,
+};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 use crate::kafka::{commit_standalone, create_topic};
+use crate::pipeline::start_readings_sink;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -368,4 +373,160 @@ fn promtool_check_metrics(text: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The committed offset of `group` on partition 0 of `readings`, or -1 when none.
+fn committed(bootstrap: &str, group: &str) -> i64 {
+    let consumer = consumer(bootstrap, group);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition("readings", 0);
+    let offsets = consumer.committed_offsets(tpl, TIMEOUT).unwrap();
+    match offsets.elements()[0].offset() {
+        Offset::Offset(o) => o,
+        _ => -1,
+    }
+}
+
+/// `SELECT count(value), sum(value) FROM reading`, or zeros when there is nothing yet.
+fn count_and_sum(influx: &Influxd) -> (u64, f64) {
+    let answer: Value =
+        serde_json::from_str(&influx.query("it", "SELECT count(value), sum(value) FROM reading"))
+            .unwrap();
+    let row = &answer["results"][0]["series"][0]["values"][0];
+    (row[1].as_u64().unwrap_or(0), row[2].as_f64().unwrap_or(0.0))
+}
+
+/// Produces records `from..to` to `readings` (partition 0): value i, time base + i.
+fn produce_readings(producer: &BaseProducer, from: u64, to: u64) {
+    for i in from..to {
+        let payload =
+            serde_json::json!({"value": i as f64, "ts": 1_700_000_000_000u64 + i}).to_string();
+        producer
+            .send(
+                BaseRecord::<(), _>::to("readings")
+                    .partition(0)
+                    .payload(&payload),
+            )
+            .unwrap();
+    }
+    producer.flush(TIMEOUT).unwrap();
+}
+
+/// The sum of values `0..n`.
+fn sum_to(n: u64) -> f64 {
+    (0..n).map(|i| i as f64).sum()
+}
+
+struct SinkBehindProxy {
+    influx: Influxd,
+    proxy: FaultProxy,
+    _broker: Tansu,
+    bootstrap: String,
+    producer: BaseProducer,
+    sink: Part,
+}
+
+/// influxd with a fault proxy in front, tansu with `readings`, and `sink influx` writing
+/// through the proxy in batches of 50; 100 records written before any fault.
+fn sink_behind_proxy() -> SinkBehindProxy {
+    let influx = Influxd::start();
+    influx.query("", "CREATE DATABASE it");
+    let proxy = FaultProxy::start(&influx.url());
+    let broker = Tansu::start();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "readings", 1);
+    let sink = start_readings_sink(&bootstrap, &proxy.url(), "50", &[]);
+    let producer = producer(&bootstrap);
+    produce_readings(&producer, 0, 100);
+    sink.wait_metric(
+        "pipescope_sink_influx_records_written_total",
+        TIMEOUT,
+        |v| v == 100.0,
+    );
+    assert_eq!(count_and_sum(&influx), (100, sum_to(100)));
+    SinkBehindProxy {
+        influx,
+        proxy,
+        _broker: broker,
+        bootstrap,
+        producer,
+        sink,
+    }
+}
+
+/// influxd answers 500 to every write for a while: the sink retries, commits no offset past
+/// what influxd stored, and once influxd answers again every record is there exactly once, with
+/// the failures and retries counted.
+#[test]
+fn sink_retries_influxd_500s_and_commits_only_what_was_written() {
+    let mut setup = sink_behind_proxy();
+    let group = "pipescope-sink-influx";
+    assert_eq!(committed(&setup.bootstrap, group), 100);
+    setup.proxy.inject(1_000, Fault::Status(500));
+    produce_readings(&setup.producer, 100, 300);
+    setup
+        .sink
+        .wait_metric("pipescope_sink_influx_failed_writes_total", TIMEOUT, |v| {
+            v >= 3.0
+        });
+    // Nothing of the new records was stored, so nothing of them is committed.
+    assert_eq!(count_and_sum(&setup.influx).0, 100);
+    assert_eq!(committed(&setup.bootstrap, group), 100);
+    let served = setup.proxy.faults_served();
+    setup.proxy.clear();
+    setup.sink.wait_metric(
+        "pipescope_sink_influx_records_written_total",
+        Duration::from_secs(60),
+        |v| v == 300.0,
+    );
+    assert_eq!(count_and_sum(&setup.influx), (300, sum_to(300)));
+    assert!(wait_until(TIMEOUT, || committed(&setup.bootstrap, group) == 300));
+    let metric = |name: &str| setup.sink.metric(name).unwrap();
+    assert!(metric("pipescope_sink_influx_failed_writes_total") >= served as f64);
+    // Each retry counts the part of the batch it sends again (50 lines at most here).
+    assert!(metric("pipescope_sink_influx_records_retried_total") >= served as f64);
+    assert_eq!(
+        setup
+            .sink
+            .metric("pipescope_sink_influx_rejected_lines_total"),
+        None,
+        "nothing was refused for good"
+    );
+    setup.sink.terminate();
+}
+
+/// Two writes take longer than the sink waits (10 s): the first never reaches influxd, the
+/// second is stored late. The sink retries rather than skip the batch (a skipped batch would
+/// lack the first's points), and every record is stored once per time.
+#[test]
+fn sink_retries_a_write_that_timed_out_and_skips_no_batch() {
+    let mut setup = sink_behind_proxy();
+    let group = "pipescope-sink-influx";
+    setup.proxy.inject(1, Fault::Stall(Duration::from_secs(12)));
+    setup.proxy.inject(1, Fault::Hold(Duration::from_secs(12)));
+    produce_readings(&setup.producer, 100, 200);
+    assert!(wait_until(TIMEOUT, || setup.proxy.faults_served() >= 1));
+    assert_eq!(committed(&setup.bootstrap, group), 100);
+    setup.sink.wait_metric(
+        "pipescope_sink_influx_records_written_total",
+        Duration::from_secs(60),
+        |v| v == 200.0,
+    );
+    assert_eq!(setup.proxy.faults_served(), 2);
+    // The held write landed late, after the sink wrote it again: still one point per time.
+    assert!(wait_until(TIMEOUT, || setup.proxy.passed() + 1
+        == setup.proxy.requests()));
+    assert_eq!(count_and_sum(&setup.influx), (200, sum_to(200)));
+    assert!(wait_until(TIMEOUT, || committed(&setup.bootstrap, group) == 200));
+    let metric = |name: &str| setup.sink.metric(name).unwrap();
+    assert!(metric("pipescope_sink_influx_failed_writes_total") >= 2.0);
+    assert!(metric("pipescope_sink_influx_records_retried_total") >= 2.0);
+    assert_eq!(
+        setup
+            .sink
+            .metric("pipescope_sink_influx_rejected_lines_total"),
+        None,
+        "nothing was refused for good"
+    );
+    setup.sink.terminate();
 }

@@ -28,7 +28,7 @@ fn start_part(name: &str, args: &[&str]) -> Part {
 
 /// Starts `sink influx` from the topic `readings` into the database `it` (measurement `reading`,
 /// field `value`, time `ts`), in batches of `batch_size` or every 200 ms, with `extra` arguments.
-fn start_readings_sink(
+pub(crate) fn start_readings_sink(
     bootstrap: &str,
     influx_url: &str,
     batch_size: &str,
