@@ -530,3 +530,28 @@ fn sink_retries_a_write_that_timed_out_and_skips_no_batch() {
     );
     setup.sink.terminate();
 }
+
+/// A connection lost once while a lone group is described (its broker died or restarted
+/// mid-request, as `kill -9` above does) is no fault of the group: it is asked again at once,
+/// not left undescribed for `REFUSED_RETRY_SCRAPES` scrapes after the broker is back.
+#[test]
+fn a_connection_lost_once_while_describing_a_lone_group_does_not_blame_the_group() {
+    use kafka_protocol::messages::ApiKey;
+    use pipescope_testkit::ScriptedBroker;
+
+    let rt = crate::kafka::runtime();
+    // `reporting` is refused for good, so `payments-app` is then the one group asked for.
+    let broker = rt.block_on(ScriptedBroker::builder().poison_group("reporting").start());
+    let cluster = crate::kafka::cluster_config(&broker.bootstrap(), "");
+    let scraper = pipescope::kafka::scraper("local", &cluster).unwrap();
+    let first = rt.block_on(scraper.scrape(&pipescope_core::SystemClock, None));
+    assert!(first.group("reporting").unwrap().description.is_err());
+    assert_eq!(broker.requests(ApiKey::DescribeGroups), 3);
+    broker.drop_next_describe_groups(1);
+    let second = rt.block_on(scraper.scrape(&pipescope_core::SystemClock, Some(&first)));
+    let app = second.group("payments-app").unwrap().description.clone();
+    let app = app.unwrap_or_else(|e| panic!("payments-app blamed for a lost connection: {e}"));
+    assert_eq!(app.members.len(), 2);
+    // Dropped once, then asked again alone.
+    assert_eq!(broker.requests(ApiKey::DescribeGroups), 5);
+}

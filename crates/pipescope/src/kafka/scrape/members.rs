@@ -23,8 +23,8 @@ impl Scraper {
     /// Members and assignments of the groups one broker coordinates, in one request.
     ///
     /// A broker may drop the connection over DescribeGroups: for one group it cannot describe
-    /// (which fails the whole batch) or for every group (tansu's sqlite engine). Then two
-    /// groups are asked for alone: if both drop too, the broker refuses the API, and every
+    /// (which fails the whole batch) or for every group (tansu's sqlite engine). A lone group is
+    /// asked for once more before it is blamed. Otherwise two groups are asked for alone: if both drop too, the broker refuses the API, and every
     /// group gets that error without another request until the retry is due
     /// (`REFUSED_RETRY_SCRAPES`); otherwise the rest is split in halves to find the groups it
     /// refuses, which are then left out of the batch until their own retry.
@@ -68,12 +68,7 @@ impl Scraper {
             }
         };
         if ask.len() == 1 {
-            self.refusals.refuse(
-                one_group(addr, &ask[0]),
-                scrape,
-                refused_group(&batch_error),
-            );
-            out.extend(fail_all(&ask, &refused_group(&batch_error)));
+            self.describe_lone_group(scrape, addr, ask, &mut out).await;
             return out;
         }
         if retrying_api {
@@ -86,6 +81,31 @@ impl Scraper {
         self.probe_refusals(scrape, addr, ask, batch_error, &mut out)
             .await;
         out
+    }
+
+    /// After a request naming only `ask` (one group) was dropped: asks once more on a new
+    /// connection, and blames the group only when that drops too. A broker that died or restarted
+    /// mid-request dropped it for no fault of the group: asked again, it answers, or cannot be
+    /// reached at all.
+    async fn describe_lone_group(
+        &self,
+        scrape: u64,
+        addr: &str,
+        ask: Vec<String>,
+        out: &mut Vec<(String, Item<GroupDescription>)>,
+    ) {
+        let group = one_group(addr, &ask[0]);
+        match self.describe_batch(addr, &ask).await {
+            Ok(described) => {
+                self.refusals.accept(&group);
+                out.extend(described);
+            }
+            Err(e @ KafkaError::Disconnected { .. }) => {
+                self.refusals.refuse(group, scrape, refused_group(&e));
+                out.extend(fail_all(&ask, &refused_group(&e)));
+            }
+            Err(e) => out.extend(fail_all(&ask, &format!("DescribeGroups: {e}"))),
+        }
     }
 
     /// After a batch of `ask` was dropped with `batch_error`: two groups alone first, then
