@@ -313,7 +313,7 @@ const DERIVED: [&str; 10] = [
 fn help(name: &str) -> &'static str {
     match name {
         names::PARTITION_INSTANT_MESSAGES_PER_SECOND => {
-            "Records appended per second to the partition over the last scrape interval (instantaneous: jumps with bursty producers)."
+            "Records appended per second to the partition over the last scrape interval (instantaneous: jumps with bursty producers); absent while no broker answers."
         }
         names::PARTITION_MESSAGES_PER_MINUTE => {
             "Records appended to the partition in the last minute (window=\"1m\") as of the latest scrape; absent until a whole minute is watched."
