@@ -61,6 +61,22 @@ impl Collector for StoreCollector {
                 .encode_family(&[("reason", reason)])?
                 .encode_counter::<NoLabelSet, _, u64>(&value.load(Ordering::Relaxed), None)?;
         }
+        let mut queries = encoder.encode_descriptor(
+            "pipescope_store_query_refused_queries",
+            "Queries refused or stopped, by reason: series_limit and points_limit (the answer would be too large), time_budget (stopped when its time was up), readers_busy (no read connection came free in time).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, value) in [
+            ("series_limit", &stats.query_refused_series_limit),
+            ("points_limit", &stats.query_refused_points_limit),
+            ("time_budget", &stats.query_timed_out),
+            ("readers_busy", &stats.query_readers_busy),
+        ] {
+            queries
+                .encode_family(&[("reason", reason)])?
+                .encode_counter::<NoLabelSet, _, u64>(&value.load(Ordering::Relaxed), None)?;
+        }
         let gauges = [
             (
                 "pipescope_store_size_bytes",
