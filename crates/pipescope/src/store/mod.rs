@@ -74,6 +74,17 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error(
+        "the store database {path} is corrupt ({reason}) — start once with `pipescope run --move-corrupt-store-aside` to move it aside (renamed beside it and kept) and start with an empty store, or put back a backup of it"
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "cannot move the corrupt store database {path} aside ({source}) — check the permissions of [store] path, or move the file away yourself"
+    )]
+    MoveAside {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("store query failed ({0})")]
     Query(#[from] rusqlite::Error),
     #[error(
@@ -177,9 +188,20 @@ impl Store {
             source,
         })?;
         let db = dir.join(DB_FILE);
-        let open_err = |source| StoreError::Open {
-            path: db.clone(),
-            source,
+        if let Err(reason) = check_header(&db) {
+            return Err(StoreError::Corrupt { path: db, reason });
+        }
+        let open_err = |source: rusqlite::Error| match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                StoreError::Corrupt {
+                    path: db.clone(),
+                    reason: source.to_string(),
+                }
+            }
+            _ => StoreError::Open {
+                path: db.clone(),
+                source,
+            },
         };
         let write_conn = Connection::open(&db).map_err(open_err)?;
         init_schema(&write_conn).map_err(open_err)?;
@@ -736,6 +758,78 @@ fn read_totals(
         }
     }
     Ok(out)
+}
+
+/// What SQLite's header of the database says against the file, without reading the rest: an
+/// error naming what is wrong when the file is not a database, or shorter than the header says
+/// (truncated). A missing or empty file is a new store. The size is judged only without a
+/// write-ahead log: a checkpoint cut short may leave the file short, and the log completes it.
+fn check_header(db: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(db) else {
+        return Ok(()); // absent (new) or unreadable: opening it says why
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len == 0 {
+        return Ok(());
+    }
+    let mut header = [0u8; 100];
+    if file.read_exact(&mut header).is_err() || !header.starts_with(b"SQLite format 3\0") {
+        return Err(format!(
+            "{len} bytes without an SQLite header: not a database"
+        ));
+    }
+    let wal_len = std::fs::metadata(db.with_file_name(format!("{DB_FILE}-wal")))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let be32 = |at: usize| u32::from_be_bytes(header[at..at + 4].try_into().unwrap());
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    let pages = u64::from(be32(28));
+    // SQLite trusts the page count only when the change counter matches "valid for".
+    let count_valid = pages > 0 && be32(24) == be32(92);
+    if wal_len == 0 && count_valid && len < pages * page_size {
+        return Err(format!(
+            "truncated: its header counts {pages} pages of {page_size} bytes, the file has {len} bytes"
+        ));
+    }
+    Ok(())
+}
+
+/// Renames the store's database in `dir` (with its write-ahead log and shared memory, if any)
+/// to `store.db.corrupt-<UTC time>`, beside it; returns the new path of the database.
+pub fn move_aside(dir: &Path) -> Result<PathBuf, StoreError> {
+    let db = dir.join(DB_FILE);
+    let stamp: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    let mut target = dir.join(format!("{DB_FILE}.corrupt-{stamp}"));
+    let mut n = 1;
+    while target.exists() {
+        n += 1;
+        target = dir.join(format!("{DB_FILE}.corrupt-{stamp}-{n}"));
+    }
+    let moved = |from: &Path, to: &Path| {
+        std::fs::rename(from, to).map_err(|source| StoreError::MoveAside {
+            path: from.to_path_buf(),
+            source,
+        })
+    };
+    moved(&db, &target)?;
+    // The log belongs to the database it was written for: keep them together.
+    for suffix in ["-wal", "-shm"] {
+        let from = dir.join(format!("{DB_FILE}{suffix}"));
+        if from.exists() {
+            let mut to = target.clone().into_os_string();
+            to.push(suffix);
+            moved(&from, Path::new(&to))?;
+        }
+    }
+    Ok(target)
 }
 
 /// The retention `[store]` in the configuration asks for.
