@@ -42,6 +42,11 @@ impl Collector for StoreCollector {
                 "Samples not stored: writer queue full, NaN value, or a failed write.",
                 stats.samples_dropped.load(Ordering::Relaxed),
             ),
+            (
+                "pipescope_store_write_failures",
+                "Commits that failed (disk full? see the log); their samples are counted as dropped, and /write answered 503 for them.",
+                stats.write_failures.load(Ordering::Relaxed),
+            ),
         ];
         for (name, help, value) in counters {
             encode_const(&mut encoder, name, help, &ConstCounter::new(value))?;
@@ -87,6 +92,11 @@ impl Collector for StoreCollector {
                 "pipescope_store_queue_depth_batches",
                 "Batches waiting for the store writer.",
                 stats.queue_depth.load(Ordering::Relaxed).max(0),
+            ),
+            (
+                "pipescope_store_write_failing",
+                "1 while the store's newest commit failed (disk full? see the log), 0 once one succeeds.",
+                stats.write_failing.load(Ordering::Relaxed) as i64,
             ),
         ];
         for (name, help, value) in gauges {

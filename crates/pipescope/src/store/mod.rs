@@ -123,6 +123,10 @@ pub struct StoreStats {
     pub write_batches: AtomicU64,
     pub samples_written: AtomicU64,
     pub samples_dropped: AtomicU64,
+    /// Commits that failed (disk full, I/O error): their samples are in `samples_dropped`.
+    pub write_failures: AtomicU64,
+    /// 1 while the newest commit failed, 0 once one succeeds.
+    pub write_failing: AtomicU64,
     /// Batches waiting for the writer.
     pub queue_depth: AtomicI64,
     /// Samples `/write` refused because their name is pipescope's own (`pipescope_*`).
