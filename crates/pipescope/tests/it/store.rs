@@ -614,9 +614,10 @@ async fn a_query_over_too_many_series_is_refused_saying_how_to_narrow_it() {
         .unwrap();
 }
 
-/// The points of all series together are bounded too, counted as the answer is built.
+/// The points of all series together are bounded too, counted as the answer is built; and
+/// the time a query takes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_query_over_too_many_points_is_refused_and_counted() {
+async fn a_query_over_too_many_points_or_out_of_time_is_refused_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::at(NOW);
     let (store, writer) = open(dir.path(), &clock);
@@ -644,6 +645,19 @@ async fn a_query_over_too_many_points_is_refused_and_counted() {
     assert_eq!(json["series"][0]["points"].as_array().unwrap().len(), 60);
     let refused = &store.stats().query_refused_points_limit;
     assert_eq!(refused.load(Ordering::Relaxed), 1);
+
+    // Out of time: 503, as Prometheus answers a query that timed out.
+    store.set_query_limits(pipescope::store::QueryLimits {
+        time_budget: Duration::ZERO,
+        ..Default::default()
+    });
+    let (status, json) = get(&store, "/api/v1/query?metric=lag&from=now-1h&step=1m").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
+    assert_eq!(
+        json["error"],
+        "the query took longer than its budget of 0ns and was stopped — ask for a shorter range, a larger step, or fewer series with match="
+    );
+    assert_eq!(store.stats().query_timed_out.load(Ordering::Relaxed), 1);
     tokio::task::spawn_blocking(move || writer.close())
         .await
         .unwrap();
