@@ -31,6 +31,10 @@ pub enum Command {
         /// The configuration file.
         #[arg(short, long, default_value = "pipescope.toml")]
         config: PathBuf,
+        /// When the store's database is corrupt, rename it beside itself
+        /// (store.db.corrupt-<time>, kept) and start with an empty store.
+        #[arg(long)]
+        move_corrupt_store_aside: bool,
     },
     /// Check a configuration file and report every error in it (exit 2 when there are any).
     Check {

@@ -84,15 +84,19 @@ fn main() -> ExitCode {
             };
             block_on(|stop| demo::run(options, stop))
         }
-        Command::Run { config: path } => {
+        Command::Run {
+            config: path,
+            move_corrupt_store_aside,
+        } => {
             init_logging(&cli.log);
-            let config = match config::load(&path) {
+            let mut config = match config::load(&path) {
                 Ok(config) => config,
                 Err(errors) => {
                     eprint!("{errors}");
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
+            config.store.move_corrupt_aside = move_corrupt_store_aside;
             block_on(|stop| monitor::run(config, stop))
         }
     }

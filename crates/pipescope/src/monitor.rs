@@ -19,6 +19,33 @@ use crate::{api, export, kafka, mqtt, store, web};
 const BUS_CAPACITY: usize = 1024;
 const STORE_QUEUE_BATCHES: usize = 256;
 
+/// Opens the store; a corrupt one is moved aside (and the log says where) when asked.
+fn open_store(
+    config: &crate::config::StoreConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<(store::Store, store::Writer), store::StoreError> {
+    let open = || {
+        store::Store::open(
+            &config.path,
+            store::retention_from(config),
+            clock.clone(),
+            STORE_QUEUE_BATCHES,
+        )
+    };
+    match open() {
+        Err(store::StoreError::Corrupt { path, reason }) if config.move_corrupt_aside => {
+            let moved = store::move_aside(&config.path)?;
+            tracing::error!(
+                "the store database {} is corrupt ({reason}); moved to {} (kept: open it with sqlite3 to recover what it holds); starting with an empty store",
+                path.display(),
+                moved.display()
+            );
+            open()
+        }
+        opened => opened,
+    }
+}
+
 pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
     let listen = config.web.listen;
     let listener = TcpListener::bind(listen).await.with_context(|| {
@@ -29,12 +56,7 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
     let mut registry = crate::metrics::new_registry();
     let tasks = Supervisor::new(stop.clone(), clock.clone());
 
-    let (store, writer) = store::Store::open(
-        &config.store.path,
-        store::retention_from(&config.store),
-        clock.clone(),
-        STORE_QUEUE_BATCHES,
-    )?;
+    let (store, writer) = open_store(&config.store, clock.clone())?;
     tracing::info!(path = %config.store.path.display(), "store opened");
     // The feeder ends when the bus closes (every publisher dropped) or at the stop; batches
     // already queued for the writer are committed before the store closes.

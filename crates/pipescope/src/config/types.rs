@@ -92,6 +92,10 @@ pub struct StoreConfig {
     /// How long 1-hour roll-ups are kept.
     #[serde(default = "default_retention_1h", with = "humantime_serde")]
     pub retention_1h: Duration,
+    /// Move a corrupt database aside and start empty: set by `pipescope run
+    /// --move-corrupt-store-aside` for one start, never by the file.
+    #[serde(skip)]
+    pub move_corrupt_aside: bool,
 }
 
 impl Default for StoreConfig {
@@ -101,6 +105,7 @@ impl Default for StoreConfig {
             retention_raw: default_retention_raw(),
             retention_1m: default_retention_1m(),
             retention_1h: default_retention_1h(),
+            move_corrupt_aside: false,
         }
     }
 }

@@ -203,7 +203,7 @@ pub fn restore(
     let from = now_ms.saturating_sub(lookback_ms);
     // A 1 ms step reads the raw points at their own times.
     let read = |metric: &str| -> Result<Vec<StoredSeries>, StoreError> {
-        let all = store.range(metric, &[], from, now_ms, 1, AggregateFn::Last)?;
+        let all = store.range_unbounded(metric, &[], from, now_ms, 1, AggregateFn::Last)?;
         Ok(all
             .series
             .into_iter()

@@ -2,13 +2,16 @@
 //!
 //! Times (`from`, `to`) are epoch milliseconds, RFC 3339 (`2026-11-22T05:00:00Z`), `now` or
 //! `now-1h`; `step` is a duration (`1m`, `30s`) or milliseconds. Label matchers go in `match` as
-//! `{topic="orders",cluster=~"prod.*"}`. Bad parameters answer 400 with `{"error": "..."}`.
+//! `{topic="orders",cluster=~"prod.*"}`. Bad parameters answer 400 with `{"error": "..."}`; a
+//! query whose answer would break the store's bounds ([`super::QueryLimits`]) 422, one out of
+//! time 503, as Prometheus answers them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use pipescope_core::tsdb::{AggregateFn, Matcher, parse_selector};
@@ -34,8 +37,21 @@ pub fn router(store: Store) -> Router {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        tracing::error!("query API: {e}");
-        Self::internal(e.to_string())
+        // As Prometheus answers: 422 for a query too large to run, 503 for one out of time.
+        let status = match &e {
+            StoreError::TooManySeries { .. } | StoreError::TooManyPoints { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            StoreError::TimedOut { .. } | StoreError::ReadersBusy { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => {
+                tracing::error!("query API: {e}");
+                return Self::internal(e.to_string());
+            }
+        };
+        tracing::debug!("query API: {e}");
+        Self::new(status, e.to_string())
     }
 }
 
@@ -262,6 +278,8 @@ async fn blocking<T: Send + 'static>(
     responses(
         (status = 200, description = "OK", body = RangeAnswer),
         (status = 400, description = "a parameter is wrong", body = ErrorBody),
+        (status = 422, description = "the answer would hold too many series or points: narrow match, shorten the range or raise step", body = ErrorBody),
+        (status = 503, description = "the query ran out of its time budget, or every store reader stayed busy: narrow it or retry later", body = ErrorBody),
     )
 )]
 async fn query(
@@ -327,6 +345,7 @@ struct SeriesParams {
     responses(
         (status = 200, description = "OK", body = SeriesAnswer),
         (status = 400, description = "a parameter is wrong", body = ErrorBody),
+        (status = 503, description = "the query ran out of its time budget, or every store reader stayed busy: narrow it or retry later", body = ErrorBody),
     )
 )]
 async fn series(
@@ -361,6 +380,8 @@ async fn series(
     responses(
         (status = 200, description = "OK", body = ValuesAnswer),
         (status = 400, description = "a parameter is wrong", body = ErrorBody),
+        (status = 422, description = "the answer would hold too many series: narrow match", body = ErrorBody),
+        (status = 503, description = "the query ran out of its time budget, or every store reader stayed busy: narrow it or retry later", body = ErrorBody),
     )
 )]
 async fn last(
@@ -400,6 +421,7 @@ async fn last(
     responses(
         (status = 200, description = "OK", body = ValuesAnswer),
         (status = 400, description = "a parameter is wrong", body = ErrorBody),
+        (status = 503, description = "the query ran out of its time budget, or every store reader stayed busy: narrow it or retry later", body = ErrorBody),
     )
 )]
 async fn top(

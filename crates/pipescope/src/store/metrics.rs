@@ -42,6 +42,11 @@ impl Collector for StoreCollector {
                 "Samples not stored: writer queue full, NaN value, or a failed write.",
                 stats.samples_dropped.load(Ordering::Relaxed),
             ),
+            (
+                "pipescope_store_write_failures",
+                "Commits that failed (disk full? see the log); their samples are counted as dropped, and /write answered 503 for them.",
+                stats.write_failures.load(Ordering::Relaxed),
+            ),
         ];
         for (name, help, value) in counters {
             encode_const(&mut encoder, name, help, &ConstCounter::new(value))?;
@@ -61,6 +66,22 @@ impl Collector for StoreCollector {
                 .encode_family(&[("reason", reason)])?
                 .encode_counter::<NoLabelSet, _, u64>(&value.load(Ordering::Relaxed), None)?;
         }
+        let mut queries = encoder.encode_descriptor(
+            "pipescope_store_query_refused_queries",
+            "Queries refused or stopped, by reason: series_limit and points_limit (the answer would be too large), time_budget (stopped when its time was up), readers_busy (no read connection came free in time).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, value) in [
+            ("series_limit", &stats.query_refused_series_limit),
+            ("points_limit", &stats.query_refused_points_limit),
+            ("time_budget", &stats.query_timed_out),
+            ("readers_busy", &stats.query_readers_busy),
+        ] {
+            queries
+                .encode_family(&[("reason", reason)])?
+                .encode_counter::<NoLabelSet, _, u64>(&value.load(Ordering::Relaxed), None)?;
+        }
         let gauges = [
             (
                 "pipescope_store_size_bytes",
@@ -71,6 +92,11 @@ impl Collector for StoreCollector {
                 "pipescope_store_queue_depth_batches",
                 "Batches waiting for the store writer.",
                 stats.queue_depth.load(Ordering::Relaxed).max(0),
+            ),
+            (
+                "pipescope_store_write_failing",
+                "1 while the store's newest commit failed (disk full? see the log), 0 once one succeeds.",
+                stats.write_failing.load(Ordering::Relaxed) as i64,
             ),
         ];
         for (name, help, value) in gauges {

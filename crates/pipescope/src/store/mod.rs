@@ -4,7 +4,9 @@
 //! (count, sum, min, max, last), each pruned after its own retention. One writer thread owns the
 //! write connection and commits whole batches in one transaction each, so a crash (even
 //! `kill -9`) loses at most the batch being written and never leaves a half-written one; queries
-//! use their own connection and never wait for the writer (WAL readers see the last commit).
+//! use a small pool of read connections ([`READERS`]) and never wait for the writer (WAL readers
+//! see the last commit) nor for each other. Each query is bounded ([`QueryLimits`]): in the
+//! series and points it may answer, and in time (SQLite's progress handler stops it).
 
 pub mod api;
 pub mod metrics;
@@ -13,8 +15,9 @@ mod writer;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use pipescope_core::tsdb::{
     Aggregate, AggregateFn, Matcher, Resolution, Retention, choose_resolution, downsample,
@@ -27,6 +30,33 @@ pub use writer::{Writer, feed_from_bus};
 
 /// File name of the database inside the store directory.
 pub const DB_FILE: &str = "store.db";
+
+/// Queries that read the store at once, each on its own connection (more wait for one).
+pub const READERS: usize = 4;
+/// The time budget of reads that have none (a year stands for ever).
+const UNBOUNDED: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// What one query may cost before it is refused or stopped (see docs/store.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// Series one answer of `/api/v1/query` or `/api/v1/last` may hold.
+    pub max_series: usize,
+    /// Points one answer of `/api/v1/query` may hold, all its series together (16 bytes each
+    /// in memory, about 30 in JSON).
+    pub max_points: usize,
+    /// How long one query may take, waiting for a reader included.
+    pub time_budget: Duration,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_series: 20_000,
+            max_points: 4_000_000,
+            time_budget: Duration::from_secs(15),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -44,8 +74,39 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error(
+        "the store database {path} is corrupt ({reason}) — start once with `pipescope run --move-corrupt-store-aside` to move it aside (renamed beside it and kept) and start with an empty store, or put back a backup of it"
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "cannot move the corrupt store database {path} aside ({source}) — check the permissions of [store] path, or move the file away yourself"
+    )]
+    MoveAside {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("store query failed ({0})")]
     Query(#[from] rusqlite::Error),
+    #[error(
+        "the query matches {found} series of {metric}; at most {max} are answered at once — narrow it with match=, e.g. match={{topic=\"orders\"}} (GET /api/v1/series?metric={metric} lists their labels)"
+    )]
+    TooManySeries {
+        metric: String,
+        found: usize,
+        max: usize,
+    },
+    #[error(
+        "the answer would hold more than {max} points — ask for a larger step, a shorter range, or fewer series with match="
+    )]
+    TooManyPoints { max: usize },
+    #[error(
+        "the query took longer than its budget of {budget:?} and was stopped — ask for a shorter range, a larger step, or fewer series with match="
+    )]
+    TimedOut { budget: Duration },
+    #[error(
+        "all {READERS} store readers stayed busy for the query's budget of {budget:?} (slow queries running) — retry later"
+    )]
+    ReadersBusy { budget: Duration },
     #[error("the store writer has stopped; restart pipescope (see the log for why it stopped)")]
     WriterGone,
     #[error("the store's write queue is full (the disk is slower than the writes): retry later")]
@@ -62,15 +123,24 @@ pub struct StoreStats {
     pub write_batches: AtomicU64,
     pub samples_written: AtomicU64,
     pub samples_dropped: AtomicU64,
+    /// Commits that failed (disk full, I/O error): their samples are in `samples_dropped`.
+    pub write_failures: AtomicU64,
+    /// 1 while the newest commit failed, 0 once one succeeds.
+    pub write_failing: AtomicU64,
     /// Batches waiting for the writer.
     pub queue_depth: AtomicI64,
     /// Samples `/write` refused because their name is pipescope's own (`pipescope_*`).
     pub write_refused_reserved_name: AtomicU64,
     /// Samples `/write` refused because its series cap was reached.
     pub write_refused_series_limit: AtomicU64,
+    /// Queries refused or stopped, by [`QueryLimits`] bound.
+    pub query_refused_series_limit: AtomicU64,
+    pub query_refused_points_limit: AtomicU64,
+    pub query_timed_out: AtomicU64,
+    pub query_readers_busy: AtomicU64,
 }
 
-/// A handle for queries; clones share one read connection.
+/// A handle for queries; clones share one pool of read connections.
 #[derive(Debug, Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -79,7 +149,8 @@ pub struct Store {
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,
-    reader: Mutex<Connection>,
+    readers: Readers,
+    limits: Mutex<QueryLimits>,
     retention: Retention,
     clock: Arc<dyn Clock>,
     stats: Arc<StoreStats>,
@@ -121,25 +192,37 @@ impl Store {
             source,
         })?;
         let db = dir.join(DB_FILE);
-        let open_err = |source| StoreError::Open {
-            path: db.clone(),
-            source,
+        if let Err(reason) = check_header(&db) {
+            return Err(StoreError::Corrupt { path: db, reason });
+        }
+        let open_err = |source: rusqlite::Error| match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                StoreError::Corrupt {
+                    path: db.clone(),
+                    reason: source.to_string(),
+                }
+            }
+            _ => StoreError::Open {
+                path: db.clone(),
+                source,
+            },
         };
         let write_conn = Connection::open(&db).map_err(open_err)?;
         init_schema(&write_conn).map_err(open_err)?;
-        let reader = Connection::open_with_flags(
-            &db,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(open_err)?;
-        reader
-            .busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(open_err)?;
+        let reader = open_reader(&db).map_err(open_err)?;
         let stats = Arc::new(StoreStats::default());
         let store = Store {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
-                reader: Mutex::new(reader),
+                readers: Readers {
+                    db: db.clone(),
+                    pool: Mutex::new(Pool {
+                        idle: vec![reader],
+                        opened: 1,
+                    }),
+                    returned: Condvar::new(),
+                },
+                limits: Mutex::new(QueryLimits::default()),
                 retention,
                 clock: clock.clone(),
                 stats: stats.clone(),
@@ -170,17 +253,94 @@ impl Store {
         size_bytes(&self.inner.dir)
     }
 
+    pub fn query_limits(&self) -> QueryLimits {
+        *self.inner.limits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes the bounds on each query (tests use small ones).
+    pub fn set_query_limits(&self, limits: QueryLimits) {
+        *self.inner.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
+    }
+
+    /// Runs `f` on a read connection of the pool within the query's time budget: SQLite stops
+    /// a statement that runs past it, and `f` checks it between steps (`Reading::in_time`).
+    /// Counts what the bounds refused or stopped.
+    fn reading<T>(
+        &self,
+        f: impl FnOnce(&Reading) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.reading_within(self.query_limits().time_budget, f)
+    }
+
+    fn reading_within<T>(
+        &self,
+        budget: Duration,
+        f: impl FnOnce(&Reading) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let now = Instant::now();
+        let deadline = now.checked_add(budget).unwrap_or(now + UNBOUNDED);
+        let result = match self.inner.readers.take(deadline) {
+            Some(conn) => {
+                let reading = Reading {
+                    conn: conn
+                        .conn
+                        .as_ref()
+                        .expect("a taken reader holds its connection"),
+                    deadline,
+                    budget,
+                };
+                f(&reading).map_err(|e| match e {
+                    StoreError::Query(rusqlite::Error::SqliteFailure(code, _))
+                        if code.code == rusqlite::ErrorCode::OperationInterrupted =>
+                    {
+                        StoreError::TimedOut { budget }
+                    }
+                    e => e,
+                })
+            }
+            None => Err(StoreError::ReadersBusy { budget }),
+        };
+        if let Err(e) = &result {
+            let stats = &self.inner.stats;
+            let counter = match e {
+                StoreError::TooManySeries { .. } => &stats.query_refused_series_limit,
+                StoreError::TooManyPoints { .. } => &stats.query_refused_points_limit,
+                StoreError::TimedOut { .. } => &stats.query_timed_out,
+                StoreError::ReadersBusy { .. } => &stats.query_readers_busy,
+                _ => return result,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    #[cfg(test)]
     fn with_reader<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        // A panic in another query cannot leave the connection half-used: take it anyway.
-        let conn = self
-            .inner
-            .reader
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(f(&conn)?)
+        self.reading(|r| Ok(f(r.conn)?))
+    }
+
+    /// Refuses an answer of more series than a query may hold.
+    fn check_series_count(&self, metric: &str, found: usize) -> Result<(), StoreError> {
+        self.check_series_within(metric, found, self.query_limits().max_series)
+    }
+
+    fn check_series_within(
+        &self,
+        metric: &str,
+        found: usize,
+        max: usize,
+    ) -> Result<(), StoreError> {
+        if found > max {
+            return Err(StoreError::TooManySeries {
+                metric: metric.to_string(),
+                found,
+                max,
+            });
+        }
+        Ok(())
     }
 
     /// Series that exist, of one metric or of all, that match every matcher.
@@ -189,157 +349,17 @@ impl Store {
         metric: Option<&str>,
         matchers: &[Matcher],
     ) -> Result<Vec<SeriesInfo>, StoreError> {
-        Ok(self
-            .matching_series(metric, matchers)?
-            .into_iter()
-            .map(|(_, info)| info)
-            .collect())
-    }
-
-    fn matching_series(
-        &self,
-        metric: Option<&str>,
-        matchers: &[Matcher],
-    ) -> Result<Vec<(i64, SeriesInfo)>, StoreError> {
-        let rows = self.with_reader(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, metric, labels FROM series WHERE ?1 IS NULL OR metric = ?1 ORDER BY metric, labels",
-            )?;
-            let rows = stmt.query_map(params![metric], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                ))
-            })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, metric, labels)| {
-                (
-                    id,
-                    SeriesInfo {
-                        metric,
-                        labels: decode_labels(&labels),
-                    },
-                )
-            })
-            .filter(|(_, s)| matches_all(matchers, &s.labels))
-            .collect())
-    }
-
-    /// Rows of `resolution` for the series `ids` of `metric` in `[from, to]`, as aggregates.
-    fn read_rows(
-        &self,
-        metric: &str,
-        ids: &HashSet<i64>,
-        resolution: Resolution,
-        from_ms: EpochMillis,
-        to_ms: EpochMillis,
-    ) -> Result<BTreeMap<i64, Vec<(EpochMillis, Aggregate)>>, StoreError> {
-        let sql = match resolution {
-            Resolution::Raw => {
-                "SELECT series_id, ts, 1, value, value, value, value, ts FROM raw
-                 WHERE series_id IN (SELECT id FROM series WHERE metric = ?1) AND ts BETWEEN ?2 AND ?3"
-            }
-            Resolution::Minute => {
-                "SELECT series_id, ts, count, sum, min, max, last, last_ts FROM m1
-                 WHERE series_id IN (SELECT id FROM series WHERE metric = ?1) AND ts BETWEEN ?2 AND ?3"
-            }
-            Resolution::Hour => {
-                "SELECT series_id, ts, count, sum, min, max, last, last_ts FROM h1
-                 WHERE series_id IN (SELECT id FROM series WHERE metric = ?1) AND ts BETWEEN ?2 AND ?3"
-            }
-        };
-        // A roll-up bucket that starts before `from` still holds samples inside the range.
-        let lower = resolution.bucket_start(from_ms);
-        self.with_reader(|conn| {
-            let mut stmt = conn.prepare_cached(sql)?;
-            let mut rows = stmt.query(params![metric, lower as i64, to_ms as i64])?;
-            let mut out: BTreeMap<i64, Vec<(EpochMillis, Aggregate)>> = BTreeMap::new();
-            while let Some(row) = rows.next()? {
-                let id: i64 = row.get(0)?;
-                if !ids.contains(&id) {
-                    continue;
-                }
-                let ts = row.get::<_, i64>(1)? as EpochMillis;
-                let aggregate = Aggregate {
-                    count: row.get::<_, i64>(2)? as u64,
-                    sum: row.get(3)?,
-                    min: row.get(4)?,
-                    max: row.get(5)?,
-                    last: row.get(6)?,
-                    last_ms: row.get::<_, i64>(7)? as EpochMillis,
-                };
-                out.entry(id).or_default().push((ts, aggregate));
-            }
-            Ok(out)
-        })
-    }
-
-    /// One aggregate per series of `metric` over the rows of `resolution` in `[from, to]`,
-    /// summed up by SQLite (no row leaves it). `last` is read only when `with_last`; otherwise
-    /// it is NaN, and `last_ms` is the newest time either way.
-    fn read_totals(
-        &self,
-        metric: &str,
-        ids: &HashSet<i64>,
-        resolution: Resolution,
-        from_ms: EpochMillis,
-        to_ms: EpochMillis,
-        with_last: bool,
-    ) -> Result<HashMap<i64, Aggregate>, StoreError> {
-        let (table, count, sum, min, max, last, last_ts) = match resolution {
-            Resolution::Raw => ("raw", "1", "value", "value", "value", "value", "ts"),
-            Resolution::Minute => ("m1", "count", "sum", "min", "max", "last", "last_ts"),
-            Resolution::Hour => ("h1", "count", "sum", "min", "max", "last", "last_ts"),
-        };
-        let range = format!(
-            "FROM {table} WHERE series_id IN (SELECT id FROM series WHERE metric = ?1)
-             AND ts BETWEEN ?2 AND ?3 GROUP BY series_id"
-        );
-        let totals_sql = format!(
-            "SELECT series_id, sum({count}), sum({sum}), min({min}), max({max}), max({last_ts}) {range}"
-        );
-        // With max() the only aggregate, SQLite takes the bare column from the row holding it.
-        let last_sql = format!("SELECT series_id, max({last_ts}), {last} {range}");
-        let lower = resolution.bucket_start(from_ms) as i64;
-        self.with_reader(|conn| {
-            let mut out = HashMap::new();
-            let mut stmt = conn.prepare_cached(&totals_sql)?;
-            let mut rows = stmt.query(params![metric, lower, to_ms as i64])?;
-            while let Some(row) = rows.next()? {
-                let id: i64 = row.get(0)?;
-                if ids.contains(&id) {
-                    out.insert(
-                        id,
-                        Aggregate {
-                            count: row.get::<_, i64>(1)? as u64,
-                            sum: row.get(2)?,
-                            min: row.get(3)?,
-                            max: row.get(4)?,
-                            last: f64::NAN,
-                            last_ms: row.get::<_, i64>(5)? as EpochMillis,
-                        },
-                    );
-                }
-            }
-            if with_last {
-                let mut stmt = conn.prepare_cached(&last_sql)?;
-                let mut rows = stmt.query(params![metric, lower, to_ms as i64])?;
-                while let Some(row) = rows.next()? {
-                    if let Some(a) = out.get_mut(&row.get::<_, i64>(0)?) {
-                        a.last = row.get(2)?;
-                    }
-                }
-            }
-            Ok(out)
+        self.reading(|r| {
+            Ok(matching_series(r.conn, metric, matchers)?
+                .into_iter()
+                .map(|(_, info)| info)
+                .collect())
         })
     }
 
     /// Values of every matching series of `metric` in `[from, to]`, one point per `step_ms`
     /// (aligned to the epoch), read from the resolution the step and the age of `from` call for.
+    /// Series by series, so what is held is the answer and one series' rows.
     pub fn range(
         &self,
         metric: &str,
@@ -349,61 +369,96 @@ impl Store {
         step_ms: u64,
         function: AggregateFn,
     ) -> Result<RangeResult, StoreError> {
+        let limits = self.query_limits();
+        self.range_within(metric, matchers, from_ms, to_ms, step_ms, function, limits)
+    }
+
+    /// [`Store::range`] without the bounds on queries, for pipescope's own reads at start
+    /// (`kafka::restore`), whose size the configuration bounds and which must not fail
+    /// because a cluster is large.
+    pub fn range_unbounded(
+        &self,
+        metric: &str,
+        matchers: &[Matcher],
+        from_ms: EpochMillis,
+        to_ms: EpochMillis,
+        step_ms: u64,
+        function: AggregateFn,
+    ) -> Result<RangeResult, StoreError> {
+        let limits = QueryLimits {
+            max_series: usize::MAX,
+            max_points: usize::MAX,
+            time_budget: UNBOUNDED,
+        };
+        self.range_within(metric, matchers, from_ms, to_ms, step_ms, function, limits)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn range_within(
+        &self,
+        metric: &str,
+        matchers: &[Matcher],
+        from_ms: EpochMillis,
+        to_ms: EpochMillis,
+        step_ms: u64,
+        function: AggregateFn,
+        limits: QueryLimits,
+    ) -> Result<RangeResult, StoreError> {
         let resolution = choose_resolution(from_ms, step_ms, self.now_ms(), &self.inner.retention);
-        let series = self.matching_series(Some(metric), matchers)?;
-        let ids: HashSet<i64> = series.iter().map(|(id, _)| *id).collect();
-        let mut rows = self.read_rows(metric, &ids, resolution, from_ms, to_ms)?;
-        let lower = resolution.bucket_start(from_ms);
-        let mut out = Vec::new();
-        for (id, info) in series {
-            let Some(points) = rows.remove(&id) else {
-                continue;
-            };
-            let points = downsample(points, lower, to_ms, step_ms)
-                .into_iter()
-                .map(|(ts, a)| (ts, a.get(function)))
-                .collect();
-            out.push((info.labels, points));
-        }
-        Ok(RangeResult {
-            resolution,
-            series: out,
+        let max_points = limits.max_points;
+        self.reading_within(limits.time_budget, |r| {
+            let series = matching_series(r.conn, Some(metric), matchers)?;
+            self.check_series_within(metric, series.len(), limits.max_series)?;
+            let lower = resolution.bucket_start(from_ms);
+            let mut out = Vec::new();
+            let mut points_held = 0;
+            for (id, info) in series {
+                r.in_time()?;
+                let rows = read_rows(r.conn, id, resolution, lower, to_ms)?;
+                if rows.is_empty() {
+                    continue;
+                }
+                let points: Vec<(EpochMillis, f64)> = downsample(rows, lower, to_ms, step_ms)
+                    .into_iter()
+                    .map(|(ts, a)| (ts, a.get(function)))
+                    .collect();
+                points_held += points.len();
+                if points_held > max_points {
+                    return Err(StoreError::TooManyPoints { max: max_points });
+                }
+                out.push((info.labels, points));
+            }
+            Ok(RangeResult {
+                resolution,
+                series: out,
+            })
         })
     }
 
     /// The newest value of each matching series of `metric` (from the finest resolution that
     /// still has one).
     pub fn last(&self, metric: &str, matchers: &[Matcher]) -> Result<Vec<SeriesValue>, StoreError> {
-        let series = self.matching_series(Some(metric), matchers)?;
-        let mut out = Vec::new();
-        for (id, info) in series {
-            let found = self.with_reader(|conn| {
-                for sql in [
-                    "SELECT ts, value FROM raw WHERE series_id = ?1 ORDER BY ts DESC LIMIT 1",
-                    "SELECT last_ts, last FROM m1 WHERE series_id = ?1 ORDER BY ts DESC LIMIT 1",
-                    "SELECT last_ts, last FROM h1 WHERE series_id = ?1 ORDER BY ts DESC LIMIT 1",
-                ] {
-                    let mut stmt = conn.prepare_cached(sql)?;
-                    let mut rows = stmt.query(params![id])?;
-                    if let Some(row) = rows.next()? {
-                        return Ok(Some((row.get::<_, i64>(0)? as EpochMillis, row.get(1)?)));
-                    }
+        self.reading(|r| {
+            let series = matching_series(r.conn, Some(metric), matchers)?;
+            self.check_series_count(metric, series.len())?;
+            let mut out = Vec::new();
+            for (id, info) in series {
+                r.in_time()?;
+                if let Some((time_ms, value)) = read_last(r.conn, id)? {
+                    out.push(SeriesValue {
+                        labels: info.labels,
+                        time_ms,
+                        value,
+                    });
                 }
-                Ok(None)
-            })?;
-            if let Some((time_ms, value)) = found {
-                out.push(SeriesValue {
-                    labels: info.labels,
-                    time_ms,
-                    value,
-                });
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// The `n` matching series of `metric` with the highest `function` of their values in
-    /// `[from, to]`, highest first.
+    /// `[from, to]`, highest first. SQLite sums each series up, so any number of series may
+    /// take part; only the time budget bounds it.
     pub fn top(
         &self,
         metric: &str,
@@ -415,46 +470,370 @@ impl Store {
     ) -> Result<Vec<SeriesValue>, StoreError> {
         // The finest resolution that still holds `from`: exact over the whole range.
         let resolution = choose_resolution(from_ms, 1, self.now_ms(), &self.inner.retention);
-        let series = self.matching_series(Some(metric), matchers)?;
-        let ids: HashSet<i64> = series.iter().map(|(id, _)| *id).collect();
-        let with_last = function == AggregateFn::Last;
-        let mut totals: HashMap<i64, Aggregate> = HashMap::new();
-        let mut add = |part: HashMap<i64, Aggregate>| {
-            for (id, a) in part {
-                totals.entry(id).and_modify(|t| t.merge(&a)).or_insert(a);
+        self.reading(|r| {
+            let series = matching_series(r.conn, Some(metric), matchers)?;
+            let ids: HashSet<i64> = series.iter().map(|(id, _)| *id).collect();
+            let with_last = function == AggregateFn::Last;
+            let mut totals: HashMap<i64, Aggregate> = HashMap::new();
+            let mut add = |part: HashMap<i64, Aggregate>| {
+                for (id, a) in part {
+                    totals.entry(id).and_modify(|t| t.merge(&a)).or_insert(a);
+                }
+            };
+            let read = |resolution, from, to| {
+                read_totals(r.conn, metric, &ids, resolution, from, to, with_last)
+            };
+            if resolution == Resolution::Raw {
+                // Whole hours from the 1-hour roll-ups, whole minutes from the 1-minute ones,
+                // the edges from raw rows: the same aggregates from up to 60 or 3,600 times
+                // fewer rows.
+                for (part, from, to) in split_exact(from_ms, to_ms) {
+                    r.in_time()?;
+                    add(read(part, from, to)?);
+                }
+            } else {
+                add(read(resolution, from_ms, to_ms)?);
             }
-        };
-        let read =
-            |resolution, from, to| self.read_totals(metric, &ids, resolution, from, to, with_last);
-        if resolution == Resolution::Raw {
-            // Whole hours from the 1-hour roll-ups, whole minutes from the 1-minute ones, the
-            // edges from raw rows: the same aggregates from up to 60 or 3,600 times fewer rows.
-            for (part, from, to) in split_exact(from_ms, to_ms) {
-                add(read(part, from, to)?);
+            let mut entries = Vec::new();
+            for (id, info) in series {
+                if let Some(t) = totals.get(&id) {
+                    entries.push(((info.labels, t.last_ms), t.get(function)));
+                }
             }
-        } else {
-            add(read(resolution, from_ms, to_ms)?);
-        }
-        let mut entries = Vec::new();
-        for (id, info) in series {
-            if let Some(t) = totals.get(&id) {
-                entries.push(((info.labels, t.last_ms), t.get(function)));
-            }
-        }
-        Ok(top_n(entries, n)
-            .into_iter()
-            .map(|((labels, time_ms), value)| SeriesValue {
-                labels,
-                time_ms,
-                value,
-            })
-            .collect())
+            Ok(top_n(entries, n)
+                .into_iter()
+                .map(|((labels, time_ms), value)| SeriesValue {
+                    labels,
+                    time_ms,
+                    value,
+                })
+                .collect())
+        })
     }
 
-    /// `PRAGMA integrity_check`: "ok" for a sound database.
+    /// `PRAGMA integrity_check`: "ok" for a sound database. It reads every page, beyond any
+    /// query's budget, so on a connection of its own.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
-        self.with_reader(|conn| conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
+        let conn = open_reader(&self.inner.readers.db)?;
+        Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
+}
+
+/// A read connection taken for one query, and the query's deadline.
+struct Reading<'a> {
+    conn: &'a Connection,
+    deadline: Instant,
+    budget: Duration,
+}
+
+impl Reading<'_> {
+    /// An error once the query's time is up (between statements; SQLite stops one inside).
+    fn in_time(&self) -> Result<(), StoreError> {
+        if Instant::now() >= self.deadline {
+            return Err(StoreError::TimedOut {
+                budget: self.budget,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Up to [`READERS`] read connections, opened when first needed and then kept.
+#[derive(Debug)]
+struct Readers {
+    db: PathBuf,
+    pool: Mutex<Pool>,
+    returned: Condvar,
+}
+
+#[derive(Debug)]
+struct Pool {
+    idle: Vec<Connection>,
+    opened: usize,
+}
+
+/// A connection out of the pool; it goes back when dropped.
+struct TakenReader<'a> {
+    conn: Option<Connection>,
+    readers: &'a Readers,
+}
+
+impl Readers {
+    /// A connection whose statements SQLite stops at `deadline`; `None` if none came free by
+    /// then.
+    fn take(&self, deadline: Instant) -> Option<TakenReader<'_>> {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let mut conn = loop {
+            if let Some(conn) = pool.idle.pop() {
+                break conn;
+            }
+            if pool.opened < READERS {
+                pool.opened += 1;
+                drop(pool);
+                match open_reader(&self.db) {
+                    Ok(conn) => break conn,
+                    Err(e) => {
+                        tracing::error!("store: cannot open another read connection ({e})");
+                        pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+                        pool.opened -= 1;
+                        // Wait for one of the open ones instead.
+                        if pool.opened == 0 {
+                            return None;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let wait = deadline.saturating_duration_since(Instant::now());
+            if wait.is_zero() {
+                return None;
+            }
+            pool = self
+                .returned
+                .wait_timeout(pool, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        };
+        // Checked every 1,000 virtual-machine steps: microseconds apart.
+        if let Err(e) = conn.progress_handler(1_000, Some(move || Instant::now() >= deadline)) {
+            tracing::error!("store: cannot bound a query's time ({e}); it runs unbounded");
+        }
+        Some(TakenReader {
+            conn: Some(conn),
+            readers: self,
+        })
+    }
+}
+
+impl Drop for TakenReader<'_> {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let _ = conn.progress_handler(0, None::<fn() -> bool>);
+            let mut pool = self.readers.pool.lock().unwrap_or_else(|p| p.into_inner());
+            pool.idle.push(conn);
+            drop(pool);
+            self.readers.returned.notify_one();
+        }
+    }
+}
+
+fn open_reader(db: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+fn matching_series(
+    conn: &Connection,
+    metric: Option<&str>,
+    matchers: &[Matcher],
+) -> rusqlite::Result<Vec<(i64, SeriesInfo)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, metric, labels FROM series WHERE ?1 IS NULL OR metric = ?1 ORDER BY metric, labels",
+    )?;
+    let mut rows = stmt.query(params![metric])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let info = SeriesInfo {
+            metric: row.get(1)?,
+            labels: decode_labels(row.get_ref(2)?.as_str()?),
+        };
+        if matches_all(matchers, &info.labels) {
+            out.push((row.get(0)?, info));
+        }
+    }
+    Ok(out)
+}
+
+/// Rows of `resolution` of one series in `[from, to]`, as aggregates.
+fn read_rows(
+    conn: &Connection,
+    id: i64,
+    resolution: Resolution,
+    from_ms: EpochMillis,
+    to_ms: EpochMillis,
+) -> rusqlite::Result<Vec<(EpochMillis, Aggregate)>> {
+    let sql = match resolution {
+        Resolution::Raw => {
+            "SELECT ts, 1, value, value, value, value, ts FROM raw
+             WHERE series_id = ?1 AND ts BETWEEN ?2 AND ?3"
+        }
+        Resolution::Minute => {
+            "SELECT ts, count, sum, min, max, last, last_ts FROM m1
+             WHERE series_id = ?1 AND ts BETWEEN ?2 AND ?3"
+        }
+        Resolution::Hour => {
+            "SELECT ts, count, sum, min, max, last, last_ts FROM h1
+             WHERE series_id = ?1 AND ts BETWEEN ?2 AND ?3"
+        }
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params![id, from_ms as i64, to_ms as i64])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let ts = row.get::<_, i64>(0)? as EpochMillis;
+        out.push((
+            ts,
+            Aggregate {
+                count: row.get::<_, i64>(1)? as u64,
+                sum: row.get(2)?,
+                min: row.get(3)?,
+                max: row.get(4)?,
+                last: row.get(5)?,
+                last_ms: row.get::<_, i64>(6)? as EpochMillis,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// The newest time and value of one series, from the finest resolution that has one.
+fn read_last(conn: &Connection, id: i64) -> rusqlite::Result<Option<(EpochMillis, f64)>> {
+    for sql in [
+        "SELECT ts, value FROM raw WHERE series_id = ?1 ORDER BY ts DESC LIMIT 1",
+        "SELECT last_ts, last FROM m1 WHERE series_id = ?1 ORDER BY ts DESC LIMIT 1",
+        "SELECT last_ts, last FROM h1 WHERE series_id = ?1 ORDER BY ts DESC LIMIT 1",
+    ] {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(params![id])?;
+        if let Some(row) = rows.next()? {
+            return Ok(Some((row.get::<_, i64>(0)? as EpochMillis, row.get(1)?)));
+        }
+    }
+    Ok(None)
+}
+
+/// One aggregate per series of `metric` over the rows of `resolution` in `[from, to]`,
+/// summed up by SQLite (no row leaves it). `last` is read only when `with_last`; otherwise
+/// it is NaN, and `last_ms` is the newest time either way.
+fn read_totals(
+    conn: &Connection,
+    metric: &str,
+    ids: &HashSet<i64>,
+    resolution: Resolution,
+    from_ms: EpochMillis,
+    to_ms: EpochMillis,
+    with_last: bool,
+) -> rusqlite::Result<HashMap<i64, Aggregate>> {
+    let (table, count, sum, min, max, last, last_ts) = match resolution {
+        Resolution::Raw => ("raw", "1", "value", "value", "value", "value", "ts"),
+        Resolution::Minute => ("m1", "count", "sum", "min", "max", "last", "last_ts"),
+        Resolution::Hour => ("h1", "count", "sum", "min", "max", "last", "last_ts"),
+    };
+    let range = format!(
+        "FROM {table} WHERE series_id IN (SELECT id FROM series WHERE metric = ?1)
+         AND ts BETWEEN ?2 AND ?3 GROUP BY series_id"
+    );
+    let totals_sql = format!(
+        "SELECT series_id, sum({count}), sum({sum}), min({min}), max({max}), max({last_ts}) {range}"
+    );
+    // With max() the only aggregate, SQLite takes the bare column from the row holding it.
+    let last_sql = format!("SELECT series_id, max({last_ts}), {last} {range}");
+    let lower = resolution.bucket_start(from_ms) as i64;
+    let mut out = HashMap::new();
+    let mut stmt = conn.prepare_cached(&totals_sql)?;
+    let mut rows = stmt.query(params![metric, lower, to_ms as i64])?;
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        if ids.contains(&id) {
+            out.insert(
+                id,
+                Aggregate {
+                    count: row.get::<_, i64>(1)? as u64,
+                    sum: row.get(2)?,
+                    min: row.get(3)?,
+                    max: row.get(4)?,
+                    last: f64::NAN,
+                    last_ms: row.get::<_, i64>(5)? as EpochMillis,
+                },
+            );
+        }
+    }
+    if with_last {
+        let mut stmt = conn.prepare_cached(&last_sql)?;
+        let mut rows = stmt.query(params![metric, lower, to_ms as i64])?;
+        while let Some(row) = rows.next()? {
+            if let Some(a) = out.get_mut(&row.get::<_, i64>(0)?) {
+                a.last = row.get(2)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What SQLite's header of the database says against the file, without reading the rest: an
+/// error naming what is wrong when the file is not a database, or shorter than the header says
+/// (truncated). A missing or empty file is a new store. The size is judged only without a
+/// write-ahead log: a checkpoint cut short may leave the file short, and the log completes it.
+fn check_header(db: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(db) else {
+        return Ok(()); // absent (new) or unreadable: opening it says why
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len == 0 {
+        return Ok(());
+    }
+    let mut header = [0u8; 100];
+    if file.read_exact(&mut header).is_err() || !header.starts_with(b"SQLite format 3\0") {
+        return Err(format!(
+            "{len} bytes without an SQLite header: not a database"
+        ));
+    }
+    let wal_len = std::fs::metadata(db.with_file_name(format!("{DB_FILE}-wal")))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let be32 = |at: usize| u32::from_be_bytes(header[at..at + 4].try_into().unwrap());
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    let pages = u64::from(be32(28));
+    // SQLite trusts the page count only when the change counter matches "valid for".
+    let count_valid = pages > 0 && be32(24) == be32(92);
+    if wal_len == 0 && count_valid && len < pages * page_size {
+        return Err(format!(
+            "truncated: its header counts {pages} pages of {page_size} bytes, the file has {len} bytes"
+        ));
+    }
+    Ok(())
+}
+
+/// Renames the store's database in `dir` (with its write-ahead log and shared memory, if any)
+/// to `store.db.corrupt-<UTC time>`, beside it; returns the new path of the database.
+pub fn move_aside(dir: &Path) -> Result<PathBuf, StoreError> {
+    let db = dir.join(DB_FILE);
+    let stamp: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    let mut target = dir.join(format!("{DB_FILE}.corrupt-{stamp}"));
+    let mut n = 1;
+    while target.exists() {
+        n += 1;
+        target = dir.join(format!("{DB_FILE}.corrupt-{stamp}-{n}"));
+    }
+    let moved = |from: &Path, to: &Path| {
+        std::fs::rename(from, to).map_err(|source| StoreError::MoveAside {
+            path: from.to_path_buf(),
+            source,
+        })
+    };
+    moved(&db, &target)?;
+    // The log belongs to the database it was written for: keep them together.
+    for suffix in ["-wal", "-shm"] {
+        let from = dir.join(format!("{DB_FILE}{suffix}"));
+        if from.exists() {
+            let mut to = target.clone().into_os_string();
+            to.push(suffix);
+            moved(&from, Path::new(&to))?;
+        }
+    }
+    Ok(target)
 }
 
 /// The retention `[store]` in the configuration asks for.
@@ -548,5 +927,95 @@ mod tests {
         assert_eq!(text, r#"{"cluster":"prod","topic":"a\"b"}"#);
         assert_eq!(decode_labels(&text), labels);
         assert_eq!(encode_labels(&Labels::default()), "{}");
+    }
+
+    /// SQL that keeps a reader busy for seconds (well beyond the query budget the tests set).
+    const SLOW_SQL: &str = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 40000000) SELECT count(*) FROM n";
+
+    fn open_empty(dir: &Path) -> (Store, Writer) {
+        Store::open(
+            dir,
+            Retention::default(),
+            Arc::new(pipescope_core::ManualClock::at(0)),
+            4,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_slow_query_does_not_hold_up_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer) = open_empty(dir.path());
+        // So that the slow query ends soon after the test has what it needs.
+        store.set_query_limits(QueryLimits {
+            time_budget: Duration::from_secs(3),
+            ..QueryLimits::default()
+        });
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let slow = store.clone();
+        std::thread::spawn(move || {
+            slow.with_reader(|conn| {
+                started_tx.send(()).unwrap();
+                conn.query_row(SLOW_SQL, [], |r| r.get::<_, i64>(0))
+            })
+        });
+        started.recv().unwrap();
+        let (answered_tx, answered) = std::sync::mpsc::channel();
+        let quick = store.clone();
+        std::thread::spawn(move || answered_tx.send(quick.series(None, &[]).map(|s| s.len())));
+        let answer = answered
+            .recv_timeout(std::time::Duration::from_secs(2))
+            .expect("a quick query waited behind a slow one");
+        assert_eq!(answer.unwrap(), 0);
+        writer.close();
+    }
+
+    #[test]
+    fn a_query_past_its_time_budget_is_stopped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer) = open_empty(dir.path());
+        store.set_query_limits(QueryLimits {
+            time_budget: Duration::from_millis(200),
+            ..QueryLimits::default()
+        });
+        let started = Instant::now();
+        let err = store
+            .with_reader(|conn| conn.query_row(SLOW_SQL, [], |r| r.get::<_, i64>(0)))
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "stopped only after {:?}",
+            started.elapsed()
+        );
+        assert!(matches!(err, StoreError::TimedOut { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "the query took longer than its budget of 200ms and was stopped — ask for a shorter range, a larger step, or fewer series with match="
+        );
+        assert_eq!(store.stats().query_timed_out.load(Ordering::Relaxed), 1);
+        // The connection goes back to the pool unbounded by the old deadline.
+        store.set_query_limits(QueryLimits::default());
+        assert_eq!(store.series(None, &[]).unwrap().len(), 0);
+        writer.close();
+    }
+
+    #[test]
+    fn a_query_waits_for_a_free_reader_within_its_budget_then_gives_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer) = open_empty(dir.path());
+        store.set_query_limits(QueryLimits {
+            time_budget: Duration::from_millis(300),
+            ..QueryLimits::default()
+        });
+        let far = Instant::now() + Duration::from_secs(60);
+        let taken: Vec<_> = (0..READERS)
+            .map(|_| store.inner.readers.take(far).expect("a free reader"))
+            .collect();
+        let err = store.series(None, &[]).unwrap_err();
+        assert!(matches!(err, StoreError::ReadersBusy { .. }), "{err:?}");
+        assert_eq!(store.stats().query_readers_busy.load(Ordering::Relaxed), 1);
+        drop(taken);
+        assert_eq!(store.series(None, &[]).unwrap().len(), 0);
+        writer.close();
     }
 }

@@ -226,6 +226,9 @@ impl WriterThread {
             if !batches.is_empty() {
                 match self.write(&batches) {
                     Ok((written, invalid)) => {
+                        if self.stats.write_failing.swap(0, Ordering::Relaxed) == 1 {
+                            tracing::warn!("store: commits succeed again");
+                        }
                         self.stats.write_batches.fetch_add(1, Ordering::Relaxed);
                         self.stats
                             .samples_written
@@ -238,6 +241,8 @@ impl WriterThread {
                         self.stats
                             .samples_dropped
                             .fetch_add(samples as u64, Ordering::Relaxed);
+                        self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
+                        self.stats.write_failing.store(1, Ordering::Relaxed);
                         // The cache may name series the rolled-back transaction created.
                         self.series_ids.clear();
                         tracing::error!(

@@ -303,7 +303,7 @@ fn metrics_txt_lists_every_metric_this_build_registers() {
             seen += 1;
         }
     }
-    assert_eq!(seen, 13, "{text}");
+    assert_eq!(seen, 16, "{text}");
     writer.close();
 }
 

@@ -13,6 +13,7 @@ mod prometheus;
 mod secure_kafka;
 mod shutdown;
 mod store;
+mod store_faults;
 mod support;
 mod traffic;
 mod web;

@@ -561,6 +561,108 @@ async fn the_query_api_answers_and_rejects_bad_parameters_clearly() {
         .unwrap();
 }
 
+/// A query over more series than a query may answer is refused before any row is read: 422
+/// (as Prometheus answers a query too large to run), naming the count and how to narrow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_over_too_many_series_is_refused_saying_how_to_narrow_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(NOW);
+    let (store, writer) = open(dir.path(), &clock);
+    let wide = 20_001;
+    let samples: Vec<Sample> = (0..wide)
+        .map(|i| {
+            let partition = i.to_string();
+            Sample::new(
+                "wide",
+                labels(&[("partition", &partition)]),
+                NOW - 1_000,
+                1.0,
+            )
+        })
+        .collect();
+    let w = writer.clone();
+    tokio::task::spawn_blocking(move || {
+        w.submit(Arc::new(samples));
+        w.flush().unwrap();
+    })
+    .await
+    .unwrap();
+    for uri in [
+        "/api/v1/query?metric=wide&from=now-1h",
+        "/api/v1/last?metric=wide",
+    ] {
+        let (status, json) = get(&store, uri).await;
+        let error = json["error"].as_str().unwrap_or("(no error)");
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{uri}: {error}");
+        assert!(
+            error.contains("20001 series")
+                && error.contains("at most 20000")
+                && error.contains("match="),
+            "{uri}: {error}"
+        );
+    }
+    // Narrowed, it answers.
+    let (status, json) = get(
+        &store,
+        "/api/v1/query?metric=wide&from=now-1h&match=%7Bpartition%3D%227%22%7D",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["series"].as_array().unwrap().len(), 1);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+}
+
+/// The points of all series together are bounded too, counted as the answer is built; and
+/// the time a query takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_over_too_many_points_or_out_of_time_is_refused_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(NOW);
+    let (store, writer) = open(dir.path(), &clock);
+    let samples = hour_of_samples();
+    let w = writer.clone();
+    tokio::task::spawn_blocking(move || {
+        w.submit(Arc::new(samples));
+        w.flush().unwrap();
+    })
+    .await
+    .unwrap();
+    store.set_query_limits(pipescope::store::QueryLimits {
+        max_points: 500,
+        ..Default::default()
+    });
+    // Two series of 360 points at a 10 s step: 720.
+    let (status, json) = get(&store, "/api/v1/query?metric=lag&from=now-1h&step=10s").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+    assert_eq!(
+        json["error"],
+        "the answer would hold more than 500 points — ask for a larger step, a shorter range, or fewer series with match="
+    );
+    let (status, json) = get(&store, "/api/v1/query?metric=lag&from=now-1h&step=1m").await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["series"][0]["points"].as_array().unwrap().len(), 60);
+    let refused = &store.stats().query_refused_points_limit;
+    assert_eq!(refused.load(Ordering::Relaxed), 1);
+
+    // Out of time: 503, as Prometheus answers a query that timed out.
+    store.set_query_limits(pipescope::store::QueryLimits {
+        time_budget: Duration::ZERO,
+        ..Default::default()
+    });
+    let (status, json) = get(&store, "/api/v1/query?metric=lag&from=now-1h&step=1m").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
+    assert_eq!(
+        json["error"],
+        "the query took longer than its budget of 0ns and was stopped — ask for a shorter range, a larger step, or fewer series with match="
+    );
+    assert_eq!(store.stats().query_timed_out.load(Ordering::Relaxed), 1);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+}
+
 // ---- `pipescope run` ----
 
 #[test]
