@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         }
         Command::Check { config: path } => {
             let report = config::check(&path);
-            eprint!("{}", report.errors);
+            eprint!("{}{}", report.errors, report.warnings);
             match report.summary {
                 Some(summary) => {
                     println!("{summary}");
@@ -93,6 +93,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
+            for warning in config::security_warnings(&config) {
+                tracing::warn!("{warning}");
+            }
             block_on(|stop| monitor::run(config, stop))
         }
     }
