@@ -41,7 +41,8 @@ pub enum Command {
         #[arg(short, long, default_value = "pipescope.toml")]
         config: PathBuf,
     },
-    /// Start brokers for the occasion (embedded MQTT, tansu for Kafka) and the monitor watching them.
+    /// Start brokers for the occasion (embedded MQTT, tansu for Kafka) and the monitor watching
+    /// them (in builds with the `demo` feature, the default).
     Demo {
         /// Where the portal, API, /metrics and /health are served.
         #[arg(long, default_value = "127.0.0.1:7575")]
@@ -112,6 +113,11 @@ pub enum ConfigCommand {
     /// Print a commented example configuration that passes `pipescope check`.
     Example,
 }
+
+/// What `pipescope demo` says in a build without the `demo` feature.
+pub const NO_DEMO: &str = "error: this pipescope was built without the demo (cargo feature \
+    `demo`, left out of production builds to keep the embedded MQTT broker out) — run the demo \
+    from a default build: cargo run -p pipescope -- demo";
 
 /// Parses the command line. A pipeline part given `--config FILE` takes its options from its
 /// table in FILE (`[bridge]`, `[sink.influx]`, ...: the subcommand's words), keys named as its

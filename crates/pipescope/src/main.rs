@@ -4,7 +4,7 @@ use pipescope::cli::{
     Command, ConfigCommand, ParseError, ProcessCommand, SimulateCommand, SinkCommand,
 };
 use pipescope::shutdown::{self, Stop};
-use pipescope::{config, demo, monitor, pipeline};
+use pipescope::{config, monitor, pipeline};
 
 /// Exit code for a configuration that does not validate (as `pipescope check` documents).
 const EXIT_CONFIG: u8 = 2;
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         }
         Command::Check { config: path } => {
             let report = config::check(&path);
-            eprint!("{}", report.errors);
+            eprint!("{}{}", report.errors, report.warnings);
             match report.summary {
                 Some(summary) => {
                     println!("{summary}");
@@ -68,6 +68,7 @@ fn main() -> ExitCode {
         Command::Sink {
             command: SinkCommand::Influx(args),
         } => run_part(&cli.log, |stop| pipeline::sink_influx::run(*args, stop)),
+        #[cfg(feature = "demo")]
         Command::Demo {
             listen,
             data_dir,
@@ -76,13 +77,18 @@ fn main() -> ExitCode {
         } => {
             // rumqttd logs every connection at info: keep the demo's output readable.
             init_logging(&format!("{},rumqttd=warn", cli.log));
-            let options = demo::DemoOptions {
+            let options = pipescope::demo::DemoOptions {
                 listen,
                 data_dir,
                 mqtt_port,
                 kafka_port,
             };
-            block_on(|stop| demo::run(options, stop))
+            block_on(|stop| pipescope::demo::run(options, stop))
+        }
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => {
+            eprintln!("{}", pipescope::cli::NO_DEMO);
+            ExitCode::from(EXIT_CONFIG)
         }
         Command::Run {
             config: path,
@@ -97,6 +103,9 @@ fn main() -> ExitCode {
                 }
             };
             config.store.move_corrupt_aside = move_corrupt_store_aside;
+            for warning in config::security_warnings(&config) {
+                tracing::warn!("{warning}");
+            }
             block_on(|stop| monitor::run(config, stop))
         }
     }

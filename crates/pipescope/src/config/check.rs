@@ -13,6 +13,9 @@ pub struct CheckReport {
     /// The summary line of a valid file (for stdout), without its newline; `None` when the
     /// file has errors.
     pub summary: Option<String>,
+    /// What a valid file does unsafely (plaintext logins, `skip_verify`), one per line (for
+    /// stderr); they do not make the file invalid.
+    pub warnings: String,
 }
 
 /// Checks the file at `path` as `pipescope run` would load it (with this process's
@@ -29,6 +32,12 @@ pub fn check(path: &Path) -> CheckReport {
     for error in &part_errors {
         errors.push_str(&format!("{}: {error}\n", path.display()));
     }
+    let mut warnings = String::new();
+    if let Ok(config) = &monitor {
+        for warning in super::security_warnings(config) {
+            warnings.push_str(&format!("{}: warning: {warning}\n", path.display()));
+        }
+    }
     let summary = match monitor {
         Ok(config) if part_errors.is_empty() => Some(format!(
             "{}: valid — {} Kafka cluster(s), {} MQTT broker(s), web on {}{}",
@@ -44,7 +53,11 @@ pub fn check(path: &Path) -> CheckReport {
         )),
         _ => None,
     };
-    CheckReport { errors, summary }
+    CheckReport {
+        errors,
+        summary,
+        warnings,
+    }
 }
 
 #[cfg(test)]
@@ -104,6 +117,26 @@ mod tests {
         let (report, _) = check_text("[sink.influx]\ndatabse = \"x\"\n");
         assert_eq!(report.summary, None);
         assert!(report.errors.contains("databse: no such option"));
+    }
+
+    #[test]
+    fn a_valid_file_that_logs_in_without_tls_is_valid_with_a_warning() {
+        let (report, path) = check_text(
+            "[mqtt.edge]\nurl = \"mqtt://edge\"\nusername = \"u\"\npassword = \"hunter2\"\n",
+        );
+        assert!(report.summary.is_some());
+        assert_eq!(report.errors, "");
+        assert!(
+            report.warnings.starts_with(&format!(
+                "{path}: warning: mqtt.edge: user \"u\" logs in over"
+            )),
+            "{}",
+            report.warnings
+        );
+        assert_eq!(report.warnings.lines().count(), 1);
+        assert!(!report.warnings.contains("hunter2"));
+        let (report, _) = check_text("[mqtt.edge]\nurl = \"mqtt://edge\"\n");
+        assert_eq!(report.warnings, "");
     }
 
     #[test]

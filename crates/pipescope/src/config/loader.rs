@@ -4,12 +4,14 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::values::SECRET_KEYS;
 use super::{Config, ConfigError, ENV_PREFIX};
 
 /// Writes `PIPESCOPE__SECTION__KEY=value` variables into the tree, returning which path each set.
 ///
 /// A value is read as a TOML literal when it is one (`5`, `true`, `["a:1", "b:2"]`) and as a
-/// string otherwise; where the file already has a string there, the variable stays a string.
+/// string otherwise; where the file already has a string there, or the key is a password or
+/// token, the variable stays a string.
 pub(super) fn apply_env(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
@@ -40,8 +42,11 @@ pub(super) fn apply_env(
         }
         let key = existing_key(node, segments[segments.len() - 1]);
         path.push(key.clone());
+        let is_secret = SECRET_KEYS.iter().any(|s| key.eq_ignore_ascii_case(s));
         let value = match node.get(&key) {
             Some(toml::Value::String(_)) => toml::Value::String(raw),
+            // Read as TOML, `1_000` would become 1000: a secret is taken as written.
+            _ if is_secret => toml::Value::String(raw),
             _ => parse_env_literal(&raw),
         };
         node.insert(key, value);
@@ -404,6 +409,57 @@ url = "http://x"
         );
         assert_eq!(prod.sasl.as_ref().unwrap().password.expose(), "12345");
         assert_eq!(prod.scrape_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_secret_from_the_environment_is_taken_as_written_even_when_it_reads_as_a_number() {
+        let text = "[kafka.k]\nbootstrap = \"a:1\"\n[kafka.k.sasl]\nmechanism = \"PLAIN\"\nusername = \"u\"\n\
+                    [mqtt.m]\nurl = \"mqtt://h\"\nusername = \"u\"\n";
+        let env = [
+            ("PIPESCOPE__KAFKA__K__SASL__PASSWORD", "12345"),
+            ("PIPESCOPE__MQTT__M__PASSWORD", "1_000"),
+            ("PIPESCOPE__WEB__AUTH__TYPE", "bearer"),
+            ("PIPESCOPE__WEB__AUTH__TOKEN", "0x1F"),
+        ];
+        let config = parse(
+            "t",
+            text,
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.kafka["k"].sasl.as_ref().unwrap().password.expose(),
+            "12345"
+        );
+        let mqtt_password = config.mqtt["m"].password.as_ref().unwrap();
+        assert_eq!(mqtt_password.expose(), "1_000");
+        match &config.web.auth {
+            crate::config::WebAuth::Bearer { token } => assert_eq!(token.expose(), "0x1F"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_refused_without_its_value() {
+        // In the file, or as part of a table an environment variable sets.
+        let file = errors_of("[web.auth]\ntype = \"bearer\"\ntoken = 987654321\n");
+        let env = errors_with_env(
+            "",
+            &[(
+                "PIPESCOPE__WEB__AUTH",
+                "{ type = \"basic\", user = \"u\", password = 987654321 }",
+            )],
+        );
+        // serde reports a field of a tagged enum at the enum.
+        for errors in [file, env] {
+            assert_eq!(errors.len(), 1, "{errors:#?}");
+            assert!(
+                errors[0].starts_with("web.auth: a password or token must be a string"),
+                "{errors:#?}"
+            );
+            assert!(errors[0].contains("not shown"), "{errors:#?}");
+            assert!(!errors[0].contains("987654321"), "{errors:#?}");
+        }
     }
 
     #[test]

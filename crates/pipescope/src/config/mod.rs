@@ -20,6 +20,7 @@ pub mod parts;
 pub mod types;
 mod validate;
 pub mod values;
+pub mod warnings;
 
 pub use check::{CheckReport, check};
 pub use types::{
@@ -27,6 +28,7 @@ pub use types::{
     SaslMechanism, StoreConfig, Tls, Web, WebAuth,
 };
 pub use values::{HostPort, MqttUrl, MqttUrlError, Secret};
+pub use warnings::{ConfigWarning, security_warnings};
 
 /// Prefix of environment variables that override the file, with `__` between path segments.
 pub const ENV_PREFIX: &str = "PIPESCOPE__";

@@ -8,10 +8,55 @@ use std::str::FromStr;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-/// A password or token: shown as `***` by Debug and Serialize, so it never reaches logs or the API.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+/// A password or token: shown as `***` by Debug and Serialize, so it never reaches logs or the API,
+/// and never quoted in an error (a value of the wrong type is refused without being shown).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
+
+/// Keys whose values are secrets: an environment variable sets them as written (`12345` stays
+/// the string "12345", not a number).
+pub(super) const SECRET_KEYS: [&str; 2] = ["password", "token"];
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SecretVisitor;
+        // serde's own "invalid type: integer `12345`" would quote the secret.
+        fn refuse<E: de::Error>() -> E {
+            E::custom(
+                "a password or token must be a string in quotes (its value is not shown here)",
+            )
+        }
+        impl Visitor<'_> for SecretVisitor {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a password or token in quotes")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret::new(v))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Secret, E> {
+                Ok(Secret(v))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Secret, E> {
+                Err(refuse())
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Secret, E> {
+                Err(refuse())
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Secret, E> {
+                Err(refuse())
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Secret, E> {
+                Err(refuse())
+            }
+            fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Secret, E> {
+                Err(refuse())
+            }
+        }
+        // `any`: a tagged enum's buffered fields answer `string` with serde's own quoting error.
+        d.deserialize_any(SecretVisitor)
+    }
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {

@@ -18,10 +18,7 @@ pub const PAUSE: Duration = Duration::from_secs(45);
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 pub async fn run(kafka: String, topic: String, stop: Stop) -> anyhow::Result<()> {
-    let kafka = KafkaArgs {
-        kafka,
-        kafka_option: Vec::new(),
-    };
+    let kafka = KafkaArgs::plain(kafka);
     let consumer: StreamConsumer = kafka
         .client_config()?
         .set("group.id", GROUP)

@@ -3,6 +3,7 @@
 //! and waits (with backoff) for brokers that are not up yet.
 
 pub mod bridge;
+pub mod kafka_config;
 mod mqtt;
 pub mod process_calls;
 pub mod process_machines;
@@ -43,29 +44,74 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 ];
 
 /// Options every part that talks to Kafka shares.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, host:port[,host:port].
     #[arg(long, default_value = "127.0.0.1:9092")]
     pub kafka: String,
     /// Extra librdkafka settings, KEY=VALUE (repeatable), e.g. -X session.timeout.ms=6000.
+    /// Wins over --kafka-config. Put secrets (sasl.password) in that file instead: anyone on
+    /// the machine can read a command line.
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     pub kafka_option: Vec<String>,
+    /// A file of librdkafka settings, one KEY=VALUE a line, # comments (as kcat -F reads):
+    /// the place for sasl.password and other secrets.
+    #[arg(long, value_name = "FILE", env = "PIPESCOPE_KAFKA_CONFIG")]
+    pub kafka_config: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for KafkaArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaArgs")
+            .field("kafka", &self.kafka)
+            .field(
+                "kafka_option",
+                &kafka_config::RedactedOptions(&self.kafka_option),
+            )
+            .field("kafka_config", &self.kafka_config)
+            .finish()
+    }
 }
 
 impl KafkaArgs {
-    /// Whether TLS or SASL is asked for: librdkafka reports a refused login or certificate as a
-    /// transport failure, like a broker that is down.
-    fn secured(&self) -> bool {
-        self.kafka_option.iter().any(|option| {
-            let key = option.split('=').next().unwrap_or("").trim();
-            key == "security.protocol" || key.starts_with("sasl.") || key.starts_with("ssl.")
-        })
+    /// Kafka at `bootstrap` with no other settings.
+    pub fn plain(bootstrap: impl Into<String>) -> Self {
+        Self {
+            kafka: bootstrap.into(),
+            kafka_option: Vec::new(),
+            kafka_config: None,
+        }
     }
 
+    /// Whether TLS or SASL is asked for: librdkafka reports a refused login or certificate as a
+    /// transport failure, like a broker that is down. A settings file counts: that is where
+    /// security settings go.
+    fn secured(&self) -> bool {
+        self.kafka_config.is_some()
+            || self.kafka_option.iter().any(|option| {
+                let key = option.split('=').next().unwrap_or("").trim();
+                key == "security.protocol" || key.starts_with("sasl.") || key.starts_with("ssl.")
+            })
+    }
+
+    /// The librdkafka settings: bootstrap, then the --kafka-config file's, then -X's.
     pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.kafka);
+        if let Some(file) = &self.kafka_config {
+            let text = std::fs::read_to_string(file).with_context(|| {
+                format!(
+                    "cannot read the librdkafka settings file {} (--kafka-config) — give a \
+                     readable file of KEY=VALUE lines",
+                    file.display()
+                )
+            })?;
+            let settings = kafka_config::parse_properties(&text)
+                .with_context(|| format!("in {} (--kafka-config)", file.display()))?;
+            for (key, value) in settings {
+                config.set(key, value);
+            }
+        }
         for option in &self.kafka_option {
             let (k, v) = option.split_once('=').with_context(|| {
                 format!("-X {option:?}: write librdkafka settings as KEY=VALUE")
@@ -397,5 +443,50 @@ impl<'a, C: ConsumerContext + 'static> GroupReader<'a, C> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_settings_come_from_the_file_then_the_command_line_and_debug_hides_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kafka.properties");
+        std::fs::write(
+            &file,
+            "# login\nsasl.username=svc\nsasl.password=hunter2\nacks=1\n",
+        )
+        .unwrap();
+        let mut args = KafkaArgs::plain("k:9092");
+        args.kafka_config = Some(file.clone());
+        args.kafka_option = vec!["acks=all".into(), "ssl.key.password=s3cret".into()];
+        let config = args.client_config().unwrap();
+        assert_eq!(config.get("bootstrap.servers"), Some("k:9092"));
+        assert_eq!(config.get("sasl.username"), Some("svc"));
+        assert_eq!(config.get("sasl.password"), Some("hunter2"));
+        assert_eq!(config.get("acks"), Some("all"), "-X wins over the file");
+        assert!(args.secured());
+        let debug = format!("{args:?}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("hunter2"),
+            "{debug}"
+        );
+        assert!(debug.contains("ssl.key.password=***"), "{debug}");
+
+        std::fs::write(&file, "sasl.password=hunter2\nnot a setting\n").unwrap();
+        let error = format!("{:#}", args.client_config().unwrap_err());
+        assert!(error.contains("line 2: expected KEY=VALUE"), "{error}");
+        assert!(
+            error.contains("--kafka-config") && !error.contains("hunter2"),
+            "{error}"
+        );
+        args.kafka_config = Some(dir.path().join("missing"));
+        let error = format!("{:#}", args.client_config().unwrap_err());
+        assert!(
+            error.starts_with("cannot read the librdkafka settings file"),
+            "{error}"
+        );
     }
 }

@@ -212,6 +212,27 @@ fn run_reports_a_busy_listen_address() {
     );
 }
 
+#[test]
+fn run_and_check_warn_about_a_login_without_tls() {
+    // A taken port ends `run` right after its start-up warnings.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[web]\nlisten = \"127.0.0.1:{port}\"\n\
+         [mqtt.edge]\nurl = \"mqtt://127.0.0.1:1\"\nusername = \"u\"\npassword = \"hunter2\"\n"
+    );
+    let warning = "mqtt.edge: user \"u\" logs in over mqtt://127.0.0.1:1 without TLS";
+    let (code, out) = check(dir.path(), "pipescope.toml", &text);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("warning: {warning}")), "{out}");
+    let config = dir.path().join("pipescope.toml");
+    let out = pipescope(&["run", "-c", config.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches(warning).count(), 1, "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
 /// Every example under config/ loads into its part's options, and all of them joined in one
 /// file with the monitor's example still pass `pipescope check`.
 #[test]

@@ -629,8 +629,9 @@ fn bridge_through_a_minute_without_kafka_loses_no_message() {
 /// The Kafka parts against a broker that wants TLS and SCRAM, as production clusters do, through
 /// librdkafka's own settings: tansu with a SCRAM-SHA-512 user behind a TLS terminator it
 /// advertises. The calls simulator writes, the processor reads, both over SASL_SSL; the totals
-/// match. With a wrong password librdkafka reports only a transport failure; the log says to
-/// check the security settings, and the password shows nowhere.
+/// match. The password is in a settings file (`--kafka-config`, or `PIPESCOPE_KAFKA_CONFIG`),
+/// never on the command line. With a wrong password librdkafka reports only a transport
+/// failure; the log says to check the security settings, and the password shows nowhere.
 #[test]
 fn kafka_parts_reach_a_broker_over_tls_with_scram() {
     let dir = tempfile::tempdir().unwrap();
@@ -652,24 +653,35 @@ fn kafka_parts_reach_a_broker_over_tls_with_scram() {
     );
     let bootstrap = format!("127.0.0.1:{proxy_port}");
     let ca_location = format!("ssl.ca.location={}", ca.ca_cert.display());
-    let secured = |password: &str| -> Vec<String> {
-        [
-            "security.protocol=SASL_SSL",
-            "sasl.mechanism=SCRAM-SHA-512",
-            "sasl.username=parts",
-            &format!("sasl.password={password}"),
-            &ca_location,
-        ]
+    let secured = ["security.protocol=SASL_SSL", &ca_location]
         .iter()
         .flat_map(|setting| ["-X".to_string(), setting.to_string()])
-        .collect()
+        .collect::<Vec<_>>();
+    let settings_file = |password: &str| {
+        let file = dir.path().join(format!("{password}.properties"));
+        std::fs::write(
+            &file,
+            format!(
+                "# the parts' login\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=parts\n\
+                 sasl.password={password}\n"
+            ),
+        )
+        .unwrap();
+        file.to_str().unwrap().to_string()
     };
-    let start = |name: &str, args: &[&str], password: &str| {
-        let security = secured(password);
+    // The file by its flag, or (`by_env`) by the environment.
+    let start = |name: &str, args: &[&str], password: &str, by_env: bool| {
+        let file = settings_file(password);
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--kafka", &bootstrap]);
-        all.extend(security.iter().map(String::as_str));
-        start_part(name, &all)
+        all.extend(secured.iter().map(String::as_str));
+        let mut builder = part(name, &all);
+        if by_env {
+            builder = builder.env("PIPESCOPE_KAFKA_CONFIG", &file);
+        } else {
+            builder = builder.args(["--kafka-config", &file]);
+        }
+        builder.start()
     };
 
     let mut simulator = start(
@@ -683,6 +695,7 @@ fn kafka_parts_reach_a_broker_over_tls_with_scram() {
             "300",
         ],
         "parts-pw",
+        false,
     );
     let summary: serde_json::Value =
         serde_json::from_str(&simulator.finish(Duration::from_secs(90))).unwrap();
@@ -698,6 +711,12 @@ fn kafka_parts_reach_a_broker_over_tls_with_scram() {
             long_calls.to_str().unwrap(),
         ],
         "parts-pw",
+        true,
+    );
+    let command_line = std::fs::read(format!("/proc/{}/cmdline", processor.pid())).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&command_line).contains("parts-pw"),
+        "the password is not on the command line"
     );
     processor.wait_metric(
         "pipescope_process_calls_calls",
@@ -710,6 +729,7 @@ fn kafka_parts_reach_a_broker_over_tls_with_scram() {
         "simulate calls (wrong password)",
         &["simulate", "calls", "--count", "1"],
         "not-the-pw",
+        false,
     );
     assert!(
         wait_until(Duration::from_secs(30), || refused
