@@ -1,0 +1,483 @@
+//! An edge between two hops that see the same origins (upstream A, downstream B: the MQTT
+//! filter `machine/#` and the Kafka topic `machine.data` the bridge writes, keyed alike by
+//! (origin, stream)): what was lost, duplicated or late between them, and the latency B adds.
+//!
+//! The edge is fed the [`Outcome`] each hop gave a record, so it only matches first sightings:
+//! - its base per stream is the first number A saw at or after the time B started watching;
+//!   records A saw before that do not count, nor do numbers A never saw (loss upstream of A);
+//! - a number A saw that B has not seen `grace_ms` after A saw it is lost between them; should
+//!   B see it later, it is taken off and counted late;
+//! - B may see a record before A does (the two readers run at their own pace): it waits for A,
+//!   and is counted `downstream_only` if A has not seen it within the horizon;
+//! - duplicated between: copies at B beyond those at A, per stream (a copy at A gives a credit
+//!   the next copy at B uses up).
+//!
+//! Time per stream: numbers A saw are kept as spans; a span holds numbers seen within
+//! `grace_ms / 10` of its first, and is judged by the time of its last, so a number is never
+//! judged early and at most a tenth of the grace late.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::CompletenessConfig;
+use super::buckets::{BucketRing, Kinds};
+use super::latency::{AddedLatencyFigures, LatencyFigures, WindowedLatency};
+use super::ranges::{Ranges, Span};
+use super::seqset::Outcome;
+use crate::EpochMillis;
+use crate::windows::{Window, WindowCounts};
+
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Cumulative counts of an edge (or of one origin kind on it).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct EdgeCounters {
+    /// Records seen at both ends.
+    pub matched: u64,
+    /// Seen upstream, not downstream within the grace (a late arrival takes one off).
+    pub lost: u64,
+    /// Arrived downstream after being counted lost between.
+    pub late: u64,
+    /// Copies downstream beyond the copies upstream.
+    pub duplicated: u64,
+    /// Seen downstream, never upstream within the horizon (the upstream reader missed them).
+    pub downstream_only: u64,
+    /// Lost numbers forgotten past the horizon (a late copy then counts `downstream_only`).
+    pub lost_trimmed: u64,
+    /// Records of streams past the cap on streams: not matched.
+    pub untracked: u64,
+    /// Spans settled early because a stream held too many.
+    pub spans_folded: u64,
+}
+
+/// What an edge counted over each window.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct EdgeWindows {
+    pub matched: WindowCounts,
+    pub lost: WindowCounts,
+    pub late: WindowCounts,
+    pub duplicated: WindowCounts,
+}
+
+const MATCHED: usize = 0;
+const LOST: usize = 1;
+const LATE: usize = 2;
+const DUPLICATED: usize = 3;
+const FIELDS: usize = 4;
+
+/// An edge's figures for one origin kind, or for all.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct EdgeKindFigures {
+    pub counters: EdgeCounters,
+    pub windows: EdgeWindows,
+    /// Latency at each end over the records of this edge's streams since its base.
+    pub upstream_latency: LatencyFigures,
+    pub downstream_latency: LatencyFigures,
+    /// Downstream minus upstream quantiles (see `AddedLatency` for its error).
+    pub added_latency: AddedLatencyFigures,
+}
+
+/// What an edge shows: totals and the split by origin kind.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct EdgeFigures {
+    pub downstream_since_ms: EpochMillis,
+    pub streams: u64,
+    pub total: EdgeKindFigures,
+    pub by_kind: BTreeMap<String, EdgeKindFigures>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct KindAccount {
+    counters: EdgeCounters,
+    windows: BucketRing<FIELDS>,
+    upstream: WindowedLatency,
+    downstream: WindowedLatency,
+}
+
+impl KindAccount {
+    fn add(&mut self, field: usize, n: u64, now: EpochMillis) {
+        let c = &mut self.counters;
+        match field {
+            MATCHED => c.matched += n,
+            LOST => c.lost += n,
+            LATE => {
+                c.late += n;
+                c.lost = c.lost.saturating_sub(n);
+            }
+            _ => c.duplicated += n,
+        }
+        self.windows.add(field, n, now);
+    }
+
+    fn figures(&self, now: EpochMillis, since: EpochMillis) -> EdgeKindFigures {
+        let w = |field| {
+            WindowCounts::from_fn(|win: Window| self.windows.window(field, win, now, since))
+        };
+        let (up, down) = (self.upstream.figures(), self.downstream.figures());
+        EdgeKindFigures {
+            counters: self.counters,
+            windows: EdgeWindows {
+                matched: w(MATCHED),
+                lost: w(LOST),
+                late: w(LATE),
+                duplicated: w(DUPLICATED),
+            },
+            added_latency: AddedLatencyFigures::between(&up, &down),
+            upstream_latency: up,
+            downstream_latency: down,
+        }
+    }
+}
+
+/// When the numbers of a span were seen: its first and its last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SeenAt {
+    first_ms: EpochMillis,
+    last_ms: EpochMillis,
+}
+
+#[derive(Debug, Clone, Default)]
+struct EdgeStream {
+    base: Option<u64>,
+    /// Seen upstream, not yet downstream.
+    awaiting_downstream: Ranges<SeenAt>,
+    /// Counted lost between; the value is when.
+    lost: Ranges<EpochMillis>,
+    /// Seen downstream first, not yet upstream.
+    awaiting_upstream: Ranges<SeenAt>,
+    /// Upstream copies not yet matched by a downstream copy.
+    duplicate_credit: u64,
+    last_seen_ms: EpochMillis,
+}
+
+#[derive(Debug, Clone, Default)]
+struct OriginStreams {
+    kind: usize,
+    streams: Map<Box<str>, EdgeStream>,
+}
+
+/// Completeness accounting between two hops.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    config: CompletenessConfig,
+    downstream_since_ms: EpochMillis,
+    now_ms: EpochMillis,
+    granularity_ms: u64,
+    origins: Map<Box<str>, OriginStreams>,
+    streams: usize,
+    kinds: Kinds<KindAccount>,
+}
+
+/// Which end of the edge a record was seen at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Upstream,
+    Downstream,
+}
+
+impl Edge {
+    /// An edge whose downstream hop started watching at `downstream_since_ms`; `config.grace_ms`
+    /// is how long the downstream hop may take after the upstream one saw a record.
+    pub fn new(config: CompletenessConfig, downstream_since_ms: EpochMillis) -> Self {
+        Self {
+            kinds: Kinds::new(config.max_kinds, config.kind_prefixes.clone()),
+            granularity_ms: (config.grace_ms / 10).max(1),
+            config,
+            downstream_since_ms,
+            now_ms: downstream_since_ms,
+            origins: Map::default(),
+            streams: 0,
+        }
+    }
+
+    /// A record one end's hop judged `outcome` (what `Hop::observe` returned for it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe(
+        &mut self,
+        end: End,
+        origin: &str,
+        stream: &str,
+        seq: u64,
+        outcome: Outcome,
+        origin_ms: EpochMillis,
+        arrival_ms: EpochMillis,
+    ) {
+        self.now_ms = self.now_ms.max(arrival_ms);
+        let now = self.now_ms;
+        let first_sight = outcome.is_first_sight();
+        if !first_sight && outcome != Outcome::Duplicate {
+            return;
+        }
+        // A stream starts with a record upstream after the downstream hop began watching, or
+        // with any record downstream (it waits for its upstream sighting).
+        let may_start =
+            first_sight && (end == End::Downstream || arrival_ms >= self.downstream_since_ms);
+        let found = Self::stream_in(
+            &mut self.origins,
+            &mut self.kinds,
+            &mut self.streams,
+            self.config.max_streams,
+            origin,
+            stream,
+            may_start,
+        );
+        let Some((kind, s)) = found else {
+            if may_start {
+                let kind = self.kinds.slot_of(origin);
+                self.kinds.get_mut(kind).counters.untracked += 1;
+            }
+            return;
+        };
+        s.last_seen_ms = now;
+        let account = self.kinds.get_mut(kind);
+        if s.base.is_none() && end == End::Upstream && first_sight {
+            if arrival_ms < self.downstream_since_ms {
+                return;
+            }
+            s.base = Some(seq);
+            // What downstream saw below the base is not this edge's.
+            s.awaiting_upstream.remove_below(seq, |_| {});
+        }
+        if s.base.is_some_and(|base| seq < base) {
+            return;
+        }
+        if outcome == Outcome::Duplicate {
+            if s.base.is_none() {
+                return;
+            }
+            match end {
+                End::Upstream => s.duplicate_credit += 1,
+                End::Downstream if s.duplicate_credit > 0 => s.duplicate_credit -= 1,
+                End::Downstream => account.add(DUPLICATED, 1, now),
+            }
+            return;
+        }
+        let granularity = self.granularity_ms;
+        let extend = |at: &mut SeenAt| {
+            let fits = now < at.first_ms.saturating_add(granularity);
+            if fits {
+                at.last_ms = at.last_ms.max(now);
+            }
+            fits
+        };
+        let seen = SeenAt {
+            first_ms: now,
+            last_ms: now,
+        };
+        match end {
+            End::Upstream => {
+                account.upstream.record(origin_ms, arrival_ms);
+                if let Some(i) = s.awaiting_upstream.find(seq) {
+                    s.awaiting_upstream.remove_at(i, seq);
+                    account.add(MATCHED, 1, now);
+                } else if s.awaiting_downstream.find(seq).is_none() {
+                    s.awaiting_downstream.add(seq, seen, extend);
+                }
+            }
+            End::Downstream => {
+                account.downstream.record(origin_ms, arrival_ms);
+                if let Some(i) = s.awaiting_downstream.find(seq) {
+                    s.awaiting_downstream.remove_at(i, seq);
+                    account.add(MATCHED, 1, now);
+                } else if let Some(i) = s.lost.find(seq) {
+                    s.lost.remove_at(i, seq);
+                    account.add(LATE, 1, now);
+                } else if s.awaiting_upstream.find(seq).is_none() {
+                    s.awaiting_upstream.add(seq, seen, extend);
+                }
+            }
+        }
+    }
+
+    /// The stream's kind slot and state, created when `may_start` and there is room.
+    fn stream_in<'a>(
+        origins: &'a mut Map<Box<str>, OriginStreams>,
+        kinds: &mut Kinds<KindAccount>,
+        streams: &mut usize,
+        max_streams: usize,
+        origin: &str,
+        stream: &str,
+        may_start: bool,
+    ) -> Option<(usize, &'a mut EdgeStream)> {
+        let room = *streams < max_streams;
+        if !origins.contains_key(origin) {
+            if !(may_start && room) {
+                return None;
+            }
+            let kind = kinds.slot_of(origin);
+            origins.insert(
+                origin.into(),
+                OriginStreams {
+                    kind,
+                    streams: Map::default(),
+                },
+            );
+        }
+        let entry = origins.get_mut(origin)?;
+        if !entry.streams.contains_key(stream) {
+            if !(may_start && room) {
+                return None;
+            }
+            entry.streams.insert(stream.into(), EdgeStream::default());
+            *streams += 1;
+        }
+        let kind = entry.kind;
+        entry.streams.get_mut(stream).map(|s| (kind, s))
+    }
+
+    /// Settles what waited past the grace or the horizon; forgets idle streams.
+    pub fn tick(&mut self, now: EpochMillis) {
+        self.now_ms = self.now_ms.max(now);
+        let now = self.now_ms;
+        let c = &self.config;
+        let (grace, horizon, idle, cap) = (
+            c.grace_ms,
+            c.horizon_ms,
+            c.idle_ms,
+            c.max_gaps_per_stream.max(1),
+        );
+        let mut forgotten = 0;
+        for entry in self.origins.values_mut() {
+            let account = self.kinds.get_mut(entry.kind);
+            entry.streams.retain(|_, s| {
+                // Past the grace: lost between.
+                let mut newly_lost = Vec::new();
+                s.awaiting_downstream.retain(|span| {
+                    let due = span.value.last_ms.saturating_add(grace) <= now;
+                    if due {
+                        newly_lost.push(*span);
+                    }
+                    !due
+                });
+                while s.awaiting_downstream.len() > cap {
+                    if let Some(span) = s.awaiting_downstream.pop_front() {
+                        newly_lost.push(span);
+                        account.counters.spans_folded += 1;
+                    }
+                }
+                for span in newly_lost {
+                    account.add(LOST, span.len(), now);
+                    s.lost.insert(Span {
+                        start: span.start,
+                        end: span.end,
+                        value: now,
+                    });
+                }
+                // Past the horizon: forgotten.
+                let mut trimmed = 0;
+                s.lost.retain(|span| {
+                    let old = span.value.saturating_add(horizon) <= now;
+                    trimmed += if old { span.len() } else { 0 };
+                    !old
+                });
+                while s.lost.len() > cap {
+                    if let Some(span) = s.lost.pop_front() {
+                        trimmed += span.len();
+                        account.counters.spans_folded += 1;
+                    }
+                }
+                account.counters.lost_trimmed += trimmed;
+                let mut only_downstream = 0;
+                s.awaiting_upstream.retain(|span| {
+                    let old = span.value.last_ms.saturating_add(horizon) <= now;
+                    only_downstream += if old { span.len() } else { 0 };
+                    !old
+                });
+                while s.awaiting_upstream.len() > cap {
+                    if let Some(span) = s.awaiting_upstream.pop_front() {
+                        only_downstream += span.len();
+                        account.counters.spans_folded += 1;
+                    }
+                }
+                account.counters.downstream_only += only_downstream;
+                s.awaiting_downstream.compact();
+                s.awaiting_upstream.compact();
+                s.lost.compact();
+                let keep = !s.awaiting_downstream.is_empty()
+                    || !s.awaiting_upstream.is_empty()
+                    || s.last_seen_ms.saturating_add(idle) > now;
+                forgotten += usize::from(!keep);
+                keep
+            });
+        }
+        self.origins.retain(|_, e| !e.streams.is_empty());
+        self.streams -= forgotten;
+        for account in self.kinds.iter_mut() {
+            account.windows.rotate(now);
+            account.upstream.rotate(now);
+            account.downstream.rotate(now);
+        }
+    }
+
+    pub fn stream_count(&self) -> usize {
+        self.streams
+    }
+
+    /// Heap bytes held by stream state, for the memory figures.
+    pub fn stream_heap_bytes(&self) -> usize {
+        let slot = std::mem::size_of::<(Box<str>, EdgeStream)>() + 1;
+        self.origins
+            .iter()
+            .map(|(origin, e)| {
+                origin.len()
+                    + std::mem::size_of::<(Box<str>, OriginStreams)>()
+                    + e.streams.capacity() * slot
+                    + e.streams
+                        .iter()
+                        .map(|(k, s)| {
+                            k.len()
+                                + s.awaiting_downstream.heap_bytes()
+                                + s.awaiting_upstream.heap_bytes()
+                                + s.lost.heap_bytes()
+                        })
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+
+    pub fn figures(&self) -> EdgeFigures {
+        let (now, since) = (self.now_ms, self.downstream_since_ms);
+        let by_kind: BTreeMap<String, EdgeKindFigures> = self
+            .kinds
+            .iter()
+            .map(|(k, a)| (k.to_owned(), a.figures(now, since)))
+            .collect();
+        let mut total = KindAccount::default();
+        for (_, a) in self.kinds.iter() {
+            total.upstream.merge(&a.upstream);
+            total.downstream.merge(&a.downstream);
+            let (t, c) = (&mut total.counters, &a.counters);
+            t.matched += c.matched;
+            t.lost += c.lost;
+            t.late += c.late;
+            t.duplicated += c.duplicated;
+            t.downstream_only += c.downstream_only;
+            t.lost_trimmed += c.lost_trimmed;
+            t.untracked += c.untracked;
+            t.spans_folded += c.spans_folded;
+        }
+        let mut total = total.figures(now, since);
+        if !by_kind.is_empty() {
+            let sum = |pick: fn(&EdgeWindows) -> &WindowCounts| {
+                WindowCounts::sum(by_kind.values().map(|f| pick(&f.windows))).unwrap_or_default()
+            };
+            total.windows = EdgeWindows {
+                matched: sum(|w| &w.matched),
+                lost: sum(|w| &w.lost),
+                late: sum(|w| &w.late),
+                duplicated: sum(|w| &w.duplicated),
+            };
+        }
+        EdgeFigures {
+            downstream_since_ms: since,
+            streams: self.streams as u64,
+            total,
+            by_kind,
+        }
+    }
+}

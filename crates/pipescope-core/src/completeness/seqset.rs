@@ -1,0 +1,462 @@
+//! Which sequence numbers of one (origin, stream) a hop has seen, kept as the gaps below the
+//! highest one: in-order traffic holds no gap at all, so a stream costs the same after a
+//! billion records as after one.
+//!
+//! Everything from `base` up to `next - 1` was seen except the gaps. A gap is noticed when a
+//! higher number arrives; it becomes loss once it has stayed open for the grace period. Gaps are
+//! added at the top and never reordered, so they are sorted both by number and by the time they
+//! were noticed: the lost ones are always a prefix of the list.
+
+use serde::{Deserialize, Serialize};
+
+use super::ranges::{Ranges, Span};
+use crate::EpochMillis;
+
+/// When a gap was noticed (arrival time at the hop) and whether it is counted lost yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GapState {
+    pub noticed_ms: EpochMillis,
+    pub lost: bool,
+}
+
+/// What one arrival was, for a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The stream's first record: it sets the base.
+    First,
+    /// The next number expected.
+    InOrder,
+    /// Above the next number expected: the numbers between are a new gap.
+    AfterGap { missing: u64 },
+    /// Filled a gap before its grace ran out.
+    OutOfOrder,
+    /// Filled a gap already counted lost: un-lost, counted late.
+    Late,
+    /// Seen before.
+    Duplicate,
+    /// Below the base (before the hop watched, or skipped as gone): never judged.
+    BeforeBase,
+    /// Above the base but in the part already trimmed past the horizon: cannot tell.
+    PastHorizon,
+    /// The stream is not tracked (past the cap on streams).
+    Untracked,
+}
+
+impl Outcome {
+    /// Whether this is the first copy of a record the hop judges (what an edge matches).
+    pub fn is_first_sight(self) -> bool {
+        matches!(
+            self,
+            Outcome::First
+                | Outcome::InOrder
+                | Outcome::AfterGap { .. }
+                | Outcome::OutOfOrder
+                | Outcome::Late
+        )
+    }
+}
+
+/// Side effects of one call besides the outcome: gaps counted lost now because the cap on gaps
+/// forced the oldest one out before its grace ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Forced {
+    pub lost: u64,
+    pub gaps_folded: u64,
+}
+
+/// The sequence state of one (origin, stream) at one hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSeqs {
+    base: u64,
+    /// Numbers below are no longer judged (the base, raised by trimming).
+    floor: u64,
+    next: u64,
+    gaps: Ranges<GapState>,
+    lost_prefix: usize,
+    /// The reader jumped (its position fell below the log start): the next number sets a new base.
+    rebase_on_next: bool,
+    pub(crate) last_seen_ms: EpochMillis,
+}
+
+/// A stream's state as another monitor instance can adopt it (hand-over of a partition).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamSeqsSnapshot {
+    pub base: u64,
+    pub floor: u64,
+    pub next: u64,
+    pub gaps: Vec<Span<GapState>>,
+    pub rebase_on_next: bool,
+    pub last_seen_ms: EpochMillis,
+}
+
+/// Why a snapshot cannot be adopted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(
+        "the stream snapshot is inconsistent ({0}) — it was not made by StreamSeqs::snapshot; take a new one from the instance that held the stream"
+    )]
+    Inconsistent(&'static str),
+}
+
+impl StreamSeqs {
+    /// A stream whose first record is `seq`.
+    pub fn starting_at(seq: u64, now: EpochMillis) -> Self {
+        Self {
+            base: seq,
+            floor: seq,
+            next: seq.saturating_add(1),
+            gaps: Ranges::default(),
+            lost_prefix: 0,
+            rebase_on_next: false,
+            last_seen_ms: now,
+        }
+    }
+
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    pub fn gap_count(&self) -> usize {
+        self.gaps.len()
+    }
+
+    /// Numbers in gaps not yet counted lost.
+    pub fn pending(&self) -> u64 {
+        self.gaps.iter().skip(self.lost_prefix).map(Span::len).sum()
+    }
+
+    /// Numbers counted lost and still tracked (a late arrival can still un-lose them).
+    pub fn lost_tracked(&self) -> u64 {
+        self.gaps.iter().take(self.lost_prefix).map(Span::len).sum()
+    }
+
+    /// One arrival. `max_gaps` caps the gaps kept: past it the oldest is forced to loss.
+    pub fn observe(&mut self, seq: u64, now: EpochMillis, max_gaps: usize) -> (Outcome, Forced) {
+        self.last_seen_ms = self.last_seen_ms.max(now);
+        if seq == self.next {
+            self.next = seq.saturating_add(1);
+            self.rebase_on_next = false;
+            return (Outcome::InOrder, Forced::default());
+        }
+        if self.rebase_on_next {
+            self.rebase_on_next = false;
+            if seq > self.next {
+                self.skip_below(seq);
+                self.next = seq.saturating_add(1);
+                return (Outcome::First, Forced::default());
+            }
+        }
+        if seq > self.next {
+            let missing = seq - self.next;
+            self.gaps.push_top(Span {
+                start: self.next,
+                end: seq - 1,
+                value: GapState {
+                    noticed_ms: self.last_seen_ms,
+                    lost: false,
+                },
+            });
+            self.next = seq.saturating_add(1);
+            let forced = self.enforce_cap(max_gaps);
+            return (Outcome::AfterGap { missing }, forced);
+        }
+        if seq < self.base {
+            return (Outcome::BeforeBase, Forced::default());
+        }
+        if seq < self.floor {
+            return (Outcome::PastHorizon, Forced::default());
+        }
+        match self.gaps.find(seq) {
+            None => (Outcome::Duplicate, Forced::default()),
+            Some(index) => {
+                let before = self.gaps.len();
+                let state = self.gaps.remove_at(index, seq);
+                if state.lost {
+                    // The lost prefix grew or shrank with the split or removal.
+                    self.lost_prefix = self.lost_prefix + self.gaps.len() - before;
+                    (Outcome::Late, Forced::default())
+                } else {
+                    (Outcome::OutOfOrder, Forced::default())
+                }
+            }
+        }
+    }
+
+    fn enforce_cap(&mut self, max_gaps: usize) -> Forced {
+        let mut forced = Forced::default();
+        while self.gaps.len() > max_gaps.max(1) {
+            let Some(oldest) = self.gaps.pop_front() else {
+                break;
+            };
+            if oldest.value.lost {
+                self.lost_prefix -= 1;
+            } else {
+                forced.lost += oldest.len();
+            }
+            forced.gaps_folded += 1;
+            self.floor = oldest.end + 1;
+        }
+        forced
+    }
+
+    /// Gaps open for `grace_ms` become loss; lost gaps older than `horizon_ms` are trimmed (a
+    /// late arrival there is no longer recognised). Returns the numbers newly counted lost.
+    pub fn tick(&mut self, now: EpochMillis, grace_ms: u64, horizon_ms: u64) -> u64 {
+        let mut lost = 0;
+        while let Some(gap) = self.gaps.get_mut(self.lost_prefix) {
+            if gap.value.noticed_ms.saturating_add(grace_ms) > now {
+                break;
+            }
+            gap.value.lost = true;
+            lost += gap.len();
+            self.lost_prefix += 1;
+        }
+        while self.lost_prefix > 0 {
+            let Some(oldest) = self.gaps.front() else {
+                break;
+            };
+            if oldest.value.noticed_ms.saturating_add(horizon_ms) > now {
+                break;
+            }
+            self.floor = oldest.end + 1;
+            self.gaps.pop_front();
+            self.lost_prefix -= 1;
+        }
+        self.gaps.compact();
+        lost
+    }
+
+    /// Numbers below `bound` are gone without having been seen (deleted by retention or
+    /// compaction before the reader got to them): they are not loss. Gaps already counted lost
+    /// stay lost. Returns how many unseen numbers were skipped.
+    pub fn skip_below(&mut self, bound: u64) -> u64 {
+        if bound <= self.base {
+            return 0;
+        }
+        let mut skipped = 0;
+        self.gaps.remove_below(bound, |span| {
+            if !span.value.lost {
+                skipped += span.len();
+            }
+        });
+        // Lost gaps are still a prefix; a lost gap split by the bound keeps its upper part.
+        self.lost_prefix = self.gaps.iter().take_while(|g| g.value.lost).count();
+        if bound > self.next {
+            skipped += bound - self.next;
+            self.next = bound;
+        }
+        self.base = bound;
+        self.floor = self.floor.max(bound);
+        skipped
+    }
+
+    /// The reader's position jumped forward by an unknown number of this stream's records:
+    /// the next arrival above `next` sets a new base instead of opening a gap.
+    pub fn rebase_on_next(&mut self) {
+        self.rebase_on_next = true;
+    }
+
+    pub fn snapshot(&self) -> StreamSeqsSnapshot {
+        StreamSeqsSnapshot {
+            base: self.base,
+            floor: self.floor,
+            next: self.next,
+            gaps: self.gaps.to_vec(),
+            rebase_on_next: self.rebase_on_next,
+            last_seen_ms: self.last_seen_ms,
+        }
+    }
+
+    pub fn from_snapshot(s: StreamSeqsSnapshot) -> Result<Self, SnapshotError> {
+        if s.base > s.floor || s.floor > s.next {
+            return Err(SnapshotError::Inconsistent(
+                "base <= floor <= next is broken",
+            ));
+        }
+        if s.gaps.first().is_some_and(|g| g.start < s.floor)
+            || s.gaps.last().is_some_and(|g| g.end >= s.next)
+        {
+            return Err(SnapshotError::Inconsistent(
+                "a gap lies outside floor..next",
+            ));
+        }
+        let lost_prefix = s.gaps.iter().take_while(|g| g.value.lost).count();
+        if s.gaps[lost_prefix..].iter().any(|g| g.value.lost) {
+            return Err(SnapshotError::Inconsistent(
+                "lost gaps are not the oldest ones",
+            ));
+        }
+        let gaps = Ranges::from_spans(s.gaps)
+            .ok_or(SnapshotError::Inconsistent("gaps overlap or are unsorted"))?;
+        Ok(Self {
+            base: s.base,
+            floor: s.floor,
+            next: s.next,
+            gaps,
+            lost_prefix,
+            rebase_on_next: s.rebase_on_next,
+            last_seen_ms: s.last_seen_ms,
+        })
+    }
+
+    /// Heap bytes held beyond the struct itself.
+    pub fn heap_bytes(&self) -> usize {
+        self.gaps.heap_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRACE: u64 = 10_000;
+    const HORIZON: u64 = 60_000;
+
+    fn feed(s: &mut StreamSeqs, seqs: &[u64], now: EpochMillis) -> Vec<Outcome> {
+        seqs.iter().map(|&q| s.observe(q, now, 1024).0).collect()
+    }
+
+    #[test]
+    fn in_order_traffic_keeps_no_gap() {
+        let mut s = StreamSeqs::starting_at(100, 0);
+        for seq in 101..1_000_000 {
+            assert_eq!(s.observe(seq, 5, 1024).0, Outcome::InOrder);
+        }
+        assert_eq!(s.gap_count(), 0);
+        assert_eq!(s.heap_bytes(), 0);
+        assert_eq!(s.tick(1_000_000, GRACE, HORIZON), 0);
+    }
+
+    #[test]
+    fn a_gap_becomes_loss_after_the_grace_measured_from_when_it_was_noticed() {
+        let mut s = StreamSeqs::starting_at(0, 1_000);
+        assert_eq!(
+            feed(&mut s, &[1, 5], 2_000),
+            [Outcome::InOrder, Outcome::AfterGap { missing: 3 }]
+        );
+        assert_eq!(s.tick(11_999, GRACE, HORIZON), 0);
+        assert_eq!(s.pending(), 3);
+        assert_eq!(s.tick(12_000, GRACE, HORIZON), 3);
+        assert_eq!(s.tick(13_000, GRACE, HORIZON), 0, "counted once");
+        assert_eq!(s.lost_tracked(), 3);
+    }
+
+    #[test]
+    fn filling_a_gap_in_time_is_out_of_order_after_it_is_late() {
+        let mut s = StreamSeqs::starting_at(0, 0);
+        feed(&mut s, &[10], 0); // gap 1..=9
+        assert_eq!(feed(&mut s, &[4], 5_000), [Outcome::OutOfOrder]);
+        assert_eq!(s.tick(10_000, GRACE, HORIZON), 8);
+        assert_eq!(
+            feed(&mut s, &[5, 5, 1, 9, 10, 0], 20_000),
+            [
+                Outcome::Late,
+                Outcome::Duplicate,
+                Outcome::Late,
+                Outcome::Late,
+                Outcome::Duplicate,
+                Outcome::Duplicate
+            ]
+        );
+        assert_eq!(s.lost_tracked(), 5); // 2, 3, 6, 7, 8
+        assert_eq!(feed(&mut s, &[0], 20_000), [Outcome::Duplicate]);
+    }
+
+    #[test]
+    fn lost_gaps_stay_a_prefix_when_split_and_newer_gaps_wait_their_own_grace() {
+        let mut s = StreamSeqs::starting_at(0, 0);
+        feed(&mut s, &[5], 0); // gap 1..=4 noticed at 0
+        feed(&mut s, &[9], 8_000); // gap 6..=8 noticed at 8 s
+        assert_eq!(s.tick(10_000, GRACE, HORIZON), 4);
+        assert_eq!(feed(&mut s, &[2], 10_500), [Outcome::Late]); // splits the lost gap
+        assert_eq!(feed(&mut s, &[7], 10_500), [Outcome::OutOfOrder]);
+        assert_eq!(s.lost_tracked(), 3);
+        assert_eq!(s.pending(), 2);
+        assert_eq!(s.tick(18_000, GRACE, HORIZON), 2);
+        assert_eq!(s.lost_tracked(), 5);
+    }
+
+    #[test]
+    fn trimmed_past_the_horizon_a_number_is_no_longer_judged() {
+        let mut s = StreamSeqs::starting_at(0, 0);
+        feed(&mut s, &[3], 0);
+        s.tick(10_000, GRACE, HORIZON);
+        assert_eq!(s.tick(60_000, GRACE, HORIZON), 0);
+        assert_eq!(s.gap_count(), 0);
+        assert_eq!(feed(&mut s, &[1], 61_000), [Outcome::PastHorizon]);
+    }
+
+    #[test]
+    fn past_the_cap_the_oldest_gap_is_forced_to_loss_and_counted_folded() {
+        let mut s = StreamSeqs::starting_at(0, 0);
+        let mut forced = Forced::default();
+        for seq in [2, 4, 6, 8] {
+            let (_, f) = s.observe(seq, 0, 3);
+            forced.lost += f.lost;
+            forced.gaps_folded += f.gaps_folded;
+        }
+        assert_eq!(s.gap_count(), 3);
+        assert_eq!(
+            forced,
+            Forced {
+                lost: 1,
+                gaps_folded: 1
+            }
+        );
+        assert_eq!(feed(&mut s, &[1], 0), [Outcome::PastHorizon]);
+        assert_eq!(feed(&mut s, &[3], 0), [Outcome::OutOfOrder]);
+    }
+
+    #[test]
+    fn numbers_skipped_as_gone_are_not_loss_and_the_base_moves() {
+        let mut s = StreamSeqs::starting_at(0, 0);
+        feed(&mut s, &[1, 2, 5], 0); // pending gap 3..=4
+        assert_eq!(s.skip_below(20), 2 + 14); // 3, 4 and 6..=19
+        assert_eq!(s.pending(), 0);
+        assert_eq!(
+            feed(&mut s, &[20, 4], 0),
+            [Outcome::InOrder, Outcome::BeforeBase]
+        );
+        assert_eq!(s.tick(100_000, GRACE, HORIZON), 0);
+    }
+
+    #[test]
+    fn after_a_jump_of_the_reader_the_next_number_sets_a_new_base() {
+        let mut s = StreamSeqs::starting_at(0, 0);
+        feed(&mut s, &[1, 2], 0);
+        s.rebase_on_next();
+        assert_eq!(
+            feed(&mut s, &[500, 501], 0),
+            [Outcome::First, Outcome::InOrder]
+        );
+        assert_eq!(s.base(), 500);
+        assert_eq!(s.tick(100_000, GRACE, HORIZON), 0);
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_and_a_broken_one_is_refused() {
+        let mut s = StreamSeqs::starting_at(0, 0);
+        feed(&mut s, &[3, 9], 0);
+        s.tick(10_000, GRACE, HORIZON);
+        feed(&mut s, &[12], 11_000);
+        let json = serde_json::to_string(&s.snapshot()).unwrap();
+        let back = StreamSeqs::from_snapshot(serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(back, s);
+        let mut broken = s.snapshot();
+        broken.gaps.reverse();
+        assert!(StreamSeqs::from_snapshot(broken).is_err());
+        let mut broken = s.snapshot();
+        broken.gaps[0].value.lost = false;
+        assert!(
+            StreamSeqs::from_snapshot(broken)
+                .unwrap_err()
+                .to_string()
+                .contains("lost gaps are not the oldest")
+        );
+    }
+}
