@@ -191,9 +191,10 @@ impl<M: Copy> Ranges<M> {
         self.spans.retain(|s| keep(s));
     }
 
-    /// Gives memory back once most spans are gone (after a burst of gaps was settled).
+    /// Gives memory back once most spans are gone (after a burst of gaps was settled, or
+    /// when nothing waits: most streams most of the time).
     pub fn compact(&mut self) {
-        if self.spans.capacity() > 4 * self.spans.len().max(4) {
+        if self.spans.is_empty() || self.spans.capacity() > 4 * self.spans.len().max(4) {
             self.spans.shrink_to(self.spans.len() * 2);
         }
     }
