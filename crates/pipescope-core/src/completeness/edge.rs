@@ -18,13 +18,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::CompletenessConfig;
 use super::buckets::{BucketRing, Kinds};
+use super::hop::AdoptError;
 use super::latency::{AddedLatencyFigures, LatencyFigures, WindowedLatency};
 use super::ranges::{Ranges, Span};
-use super::seqset::Outcome;
+use super::seqset::{Outcome, SnapshotError};
 use crate::EpochMillis;
 use crate::windows::{Window, WindowCounts};
 
@@ -135,8 +136,8 @@ impl KindAccount {
 }
 
 /// When the numbers of a span were seen: its first and its last.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct SeenAt {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenAt {
     first_ms: EpochMillis,
     last_ms: EpochMillis,
 }
@@ -153,6 +154,19 @@ struct EdgeStream {
     /// Upstream copies not yet matched by a downstream copy.
     duplicate_credit: u64,
     last_seen_ms: EpochMillis,
+}
+
+/// One edge stream's state handed from one monitor instance to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeStreamHandover {
+    pub origin: String,
+    pub stream: String,
+    pub base: Option<u64>,
+    pub awaiting_downstream: Vec<Span<SeenAt>>,
+    pub lost: Vec<Span<EpochMillis>>,
+    pub awaiting_upstream: Vec<Span<SeenAt>>,
+    pub duplicate_credit: u64,
+    pub last_seen_ms: EpochMillis,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -416,6 +430,68 @@ impl Edge {
 
     pub fn stream_count(&self) -> usize {
         self.streams
+    }
+
+    /// Takes every origin's state of `stream` out of this edge, for another instance to adopt.
+    /// Counters stay here.
+    pub fn hand_over(&mut self, stream: &str) -> Vec<EdgeStreamHandover> {
+        let mut out = Vec::new();
+        for (origin, entry) in &mut self.origins {
+            if let Some(s) = entry.streams.remove(stream) {
+                out.push(EdgeStreamHandover {
+                    origin: origin.to_string(),
+                    stream: stream.to_owned(),
+                    base: s.base,
+                    awaiting_downstream: s.awaiting_downstream.to_vec(),
+                    lost: s.lost.to_vec(),
+                    awaiting_upstream: s.awaiting_upstream.to_vec(),
+                    duplicate_credit: s.duplicate_credit,
+                    last_seen_ms: s.last_seen_ms,
+                });
+            }
+        }
+        self.streams -= out.len();
+        self.origins.retain(|_, e| !e.streams.is_empty());
+        out.sort_by(|a, b| a.origin.cmp(&b.origin));
+        out
+    }
+
+    /// Takes over an edge stream another instance handed over.
+    pub fn adopt(&mut self, h: EdgeStreamHandover) -> Result<(), AdoptError> {
+        if self.streams >= self.config.max_streams {
+            return Err(AdoptError::Full(self.streams));
+        }
+        let already = self
+            .origins
+            .get(h.origin.as_str())
+            .is_some_and(|e| e.streams.contains_key(h.stream.as_str()));
+        if already {
+            return Err(AdoptError::AlreadyTracked {
+                origin: h.origin,
+                stream: h.stream,
+            });
+        }
+        let unsorted = SnapshotError::Inconsistent("edge spans overlap or are unsorted");
+        let state = EdgeStream {
+            base: h.base,
+            awaiting_downstream: Ranges::from_spans(h.awaiting_downstream)
+                .ok_or_else(|| unsorted.clone())?,
+            lost: Ranges::from_spans(h.lost).ok_or_else(|| unsorted.clone())?,
+            awaiting_upstream: Ranges::from_spans(h.awaiting_upstream).ok_or(unsorted)?,
+            duplicate_credit: h.duplicate_credit,
+            last_seen_ms: h.last_seen_ms,
+        };
+        let kind = self.kinds.slot_of(&h.origin);
+        self.origins
+            .entry(h.origin.into_boxed_str())
+            .or_insert_with(|| OriginStreams {
+                kind,
+                streams: Map::default(),
+            })
+            .streams
+            .insert(h.stream.into_boxed_str(), state);
+        self.streams += 1;
+        Ok(())
     }
 
     /// Heap bytes held by stream state, for the memory figures.

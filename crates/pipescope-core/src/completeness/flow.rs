@@ -1,11 +1,11 @@
 //! Hops and the edges between them, fed together: what one accounting task of the monitor
 //! holds for an observed flow.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::CompletenessConfig;
-use super::edge::{Edge, EdgeFigures, End};
-use super::hop::{Hop, HopFigures};
+use super::edge::{Edge, EdgeFigures, EdgeStreamHandover, End};
+use super::hop::{AdoptError, Hop, HopFigures, StreamHandover};
 use super::seqset::Outcome;
 use crate::EpochMillis;
 
@@ -35,6 +35,14 @@ pub struct NamedEdge {
     pub upstream: String,
     pub downstream: String,
     pub figures: EdgeFigures,
+}
+
+/// A stream's state in every hop and edge of a flow, in the order they were added: what one
+/// instance hands another when a partition moves (both instances configure the flow alike).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FlowHandover {
+    pub hops: Vec<Vec<StreamHandover>>,
+    pub edges: Vec<Vec<EdgeStreamHandover>>,
 }
 
 /// Everything a flow shows.
@@ -101,6 +109,43 @@ impl Flow {
             edge.observe(end, origin, stream, seq, outcome, origin_ms, arrival_ms);
         }
         outcome
+    }
+
+    /// Takes `stream` (a partition) out of every hop and edge.
+    pub fn hand_over(&mut self, stream: &str) -> FlowHandover {
+        FlowHandover {
+            hops: self
+                .hops
+                .iter_mut()
+                .map(|(_, h)| h.hand_over(stream))
+                .collect(),
+            edges: self
+                .edges
+                .iter_mut()
+                .map(|(_, _, e)| e.hand_over(stream))
+                .collect(),
+        }
+    }
+
+    /// Takes over what another instance handed over; it must have the same hops and edges.
+    pub fn adopt(&mut self, handover: FlowHandover) -> Result<(), AdoptError> {
+        if handover.hops.len() != self.hops.len() || handover.edges.len() != self.edges.len() {
+            return Err(AdoptError::OtherFlow {
+                hops: handover.hops.len(),
+                edges: handover.edges.len(),
+            });
+        }
+        for ((_, hop), streams) in self.hops.iter_mut().zip(handover.hops) {
+            for s in streams {
+                hop.adopt(s)?;
+            }
+        }
+        for ((_, _, edge), streams) in self.edges.iter_mut().zip(handover.edges) {
+            for s in streams {
+                edge.adopt(s)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn tick(&mut self, now: EpochMillis) {
@@ -330,6 +375,44 @@ mod tests {
         // The Kafka hop trimmed that part too, so it told the edge it could not judge it.
         let kafka = p.flow.hop(p.kafka).figures().total.counters;
         assert_eq!(kafka.past_horizon, 1);
+    }
+
+    #[test]
+    fn a_partition_handed_over_mid_stream_stays_exact_across_instances() {
+        let mut one = Pipeline::new();
+        let mut two = Pipeline::new();
+        one.at(one.mqtt, 0..50, T0 + 1_000, T0 + 1_005);
+        one.at(
+            one.kafka,
+            (0..40).filter(|s| *s != 7),
+            T0 + 1_000,
+            T0 + 1_050,
+        );
+        let wire = serde_json::to_string(&one.flow.hand_over("machine/line1/m1")).unwrap();
+        two.flow
+            .adopt(serde_json::from_str(&wire).unwrap())
+            .unwrap();
+        // Instance two carries on; 7 never reaches Kafka, 60 is dropped after the move.
+        two.at(two.mqtt, 50..100, T0 + 1_000, T0 + 2_000);
+        two.at(
+            two.kafka,
+            (40..100).filter(|s| *s != 60),
+            T0 + 1_000,
+            T0 + 2_050,
+        );
+        let (e1, e2) = (one.edge(T0 + 30_000), two.edge(T0 + 30_000));
+        assert_eq!((e1.matched, e1.lost), (39, 0));
+        assert_eq!((e2.matched, e2.lost, e2.duplicated), (59, 2, 0));
+        assert_eq!(one.hop_lost_and_duplicated(one.mqtt), (0, 0));
+        assert_eq!(two.hop_lost_and_duplicated(two.mqtt), (0, 0));
+        assert_eq!(two.hop_lost_and_duplicated(two.kafka), (2, 0));
+        // A flow of another shape is refused.
+        let mut other = Flow::new();
+        other.add_hop("x", CompletenessConfig::default(), T0);
+        let err = other
+            .adopt(one.flow.hand_over("machine/line1/m1"))
+            .unwrap_err();
+        assert!(err.to_string().contains("same hops and edges"), "{err}");
     }
 
     #[test]

@@ -175,6 +175,10 @@ pub enum AdoptError {
         "this hop already tracks {0} streams, its cap (max_streams) — raise it or split the flow across more instances"
     )]
     Full(usize),
+    #[error(
+        "the hand-over holds {hops} hops and {edges} edges, not this flow's — configure both instances with the same hops and edges"
+    )]
+    OtherFlow { hops: usize, edges: usize },
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
 }

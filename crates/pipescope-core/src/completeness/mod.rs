@@ -28,8 +28,8 @@ pub mod ranges;
 pub mod seqset;
 
 pub use edge::{Edge, EdgeCounters, EdgeFigures, End};
-pub use flow::{Flow, FlowFigures, HopId};
-pub use hop::{Hop, HopCounters, HopFigures, StreamHandover};
+pub use flow::{Flow, FlowFigures, FlowHandover, HopId};
+pub use hop::{AdoptError, Hop, HopCounters, HopFigures, StreamHandover};
 pub use latency::{AddedLatency, AddedLatencyFigures, LatencyFigures, Quantiles};
 pub use seqset::{Outcome, StreamSeqs};
 
