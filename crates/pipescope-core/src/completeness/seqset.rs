@@ -459,4 +459,92 @@ mod tests {
                 .contains("lost gaps are not the oldest")
         );
     }
+
+    /// The same judgement made the slow, obvious way: every number ever seen in a set, every
+    /// missing number with the time it was noticed.
+    #[derive(Default)]
+    struct Model {
+        base: Option<u64>,
+        seen: std::collections::BTreeSet<u64>,
+        missing: std::collections::BTreeMap<u64, (u64, bool)>,
+        lost: u64,
+    }
+
+    impl Model {
+        fn tick(&mut self, now: u64) {
+            for (noticed, lost) in self.missing.values_mut() {
+                if !*lost && *noticed + GRACE <= now {
+                    *lost = true;
+                    self.lost += 1;
+                }
+            }
+        }
+
+        fn observe(&mut self, seq: u64, now: u64) -> Outcome {
+            let Some(base) = self.base else {
+                self.base = Some(seq);
+                self.seen.insert(seq);
+                return Outcome::First;
+            };
+            if seq < base {
+                return Outcome::BeforeBase;
+            }
+            if !self.seen.insert(seq) {
+                return Outcome::Duplicate;
+            }
+            let max = *self.seen.range(..seq).next_back().unwrap_or(&base);
+            if seq > max && self.seen.range(seq + 1..).next().is_none() {
+                for n in max + 1..seq {
+                    self.missing.insert(n, (now, false));
+                }
+                return if seq == max + 1 {
+                    Outcome::InOrder
+                } else {
+                    Outcome::AfterGap {
+                        missing: seq - max - 1,
+                    }
+                };
+            }
+            match self.missing.remove(&seq) {
+                Some((_, true)) => {
+                    self.lost -= 1;
+                    Outcome::Late
+                }
+                _ => Outcome::OutOfOrder,
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_interval_accounting_judges_as_the_obvious_model_does(
+            // Time moves in quarters of the grace, so gaps often meet it exactly.
+            steps in proptest::collection::vec((0u64..60, 0u64..4), 1..300)
+        ) {
+            let mut model = Model::default();
+            let mut seqs: Option<StreamSeqs> = None;
+            let (mut now, mut lost) = (0u64, 0u64);
+            for (seq, quarters) in steps {
+                now += quarters * GRACE / 4;
+                model.tick(now);
+                let outcome = match seqs.as_mut() {
+                    None => {
+                        seqs = Some(StreamSeqs::starting_at(seq, now));
+                        Outcome::First
+                    }
+                    Some(s) => {
+                        lost += s.tick(now, GRACE, u64::MAX);
+                        let (outcome, forced) = s.observe(seq, now, usize::MAX);
+                        proptest::prop_assert_eq!(forced, Forced::default());
+                        if outcome == Outcome::Late {
+                            lost -= 1;
+                        }
+                        outcome
+                    }
+                };
+                proptest::prop_assert_eq!(outcome, model.observe(seq, now), "seq {} at {}", seq, now);
+                proptest::prop_assert_eq!(lost, model.lost);
+            }
+        }
+    }
 }
