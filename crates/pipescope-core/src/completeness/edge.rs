@@ -435,25 +435,38 @@ impl Edge {
     /// Takes every origin's state of `stream` out of this edge, for another instance to adopt.
     /// Counters stay here.
     pub fn hand_over(&mut self, stream: &str) -> Vec<EdgeStreamHandover> {
-        let mut out = Vec::new();
-        for (origin, entry) in &mut self.origins {
-            if let Some(s) = entry.streams.remove(stream) {
-                out.push(EdgeStreamHandover {
-                    origin: origin.to_string(),
-                    stream: stream.to_owned(),
-                    base: s.base,
-                    awaiting_downstream: s.awaiting_downstream.to_vec(),
-                    lost: s.lost.to_vec(),
-                    awaiting_upstream: s.awaiting_upstream.to_vec(),
-                    duplicate_credit: s.duplicate_credit,
-                    last_seen_ms: s.last_seen_ms,
-                });
-            }
-        }
-        self.streams -= out.len();
-        self.origins.retain(|_, e| !e.streams.is_empty());
+        let origins: Vec<String> = self
+            .origins
+            .iter()
+            .filter(|(_, e)| e.streams.contains_key(stream))
+            .map(|(o, _)| o.to_string())
+            .collect();
+        let mut out: Vec<_> = origins
+            .iter()
+            .filter_map(|o| self.hand_over_one(o, stream))
+            .collect();
         out.sort_by(|a, b| a.origin.cmp(&b.origin));
         out
+    }
+
+    /// Takes one (origin, stream) out of this edge.
+    pub fn hand_over_one(&mut self, origin: &str, stream: &str) -> Option<EdgeStreamHandover> {
+        let entry = self.origins.get_mut(origin)?;
+        let s = entry.streams.remove(stream)?;
+        if entry.streams.is_empty() {
+            self.origins.remove(origin);
+        }
+        self.streams -= 1;
+        Some(EdgeStreamHandover {
+            origin: origin.to_owned(),
+            stream: stream.to_owned(),
+            base: s.base,
+            awaiting_downstream: s.awaiting_downstream.to_vec(),
+            lost: s.lost.to_vec(),
+            awaiting_upstream: s.awaiting_upstream.to_vec(),
+            duplicate_credit: s.duplicate_credit,
+            last_seen_ms: s.last_seen_ms,
+        })
     }
 
     /// Takes over an edge stream another instance handed over.

@@ -98,6 +98,41 @@ impl Flow {
         let outcome = self.hops[id.0]
             .1
             .observe(origin, stream, seq, origin_ms, arrival_ms);
+        self.tell_edges(id, origin, stream, seq, outcome, origin_ms, arrival_ms);
+        outcome
+    }
+
+    /// [`Flow::observe`] for a record read from Kafka `partition` whose stream is not the
+    /// partition (see [`Hop::observe_in_partition`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe_in_partition(
+        &mut self,
+        id: HopId,
+        partition: u32,
+        origin: &str,
+        stream: &str,
+        seq: u64,
+        origin_ms: EpochMillis,
+        arrival_ms: EpochMillis,
+    ) -> Outcome {
+        let outcome = self.hops[id.0]
+            .1
+            .observe_in_partition(partition, origin, stream, seq, origin_ms, arrival_ms);
+        self.tell_edges(id, origin, stream, seq, outcome, origin_ms, arrival_ms);
+        outcome
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn tell_edges(
+        &mut self,
+        id: HopId,
+        origin: &str,
+        stream: &str,
+        seq: u64,
+        outcome: Outcome,
+        origin_ms: EpochMillis,
+        arrival_ms: EpochMillis,
+    ) {
         for (up, down, edge) in &mut self.edges {
             let end = if *up == id {
                 End::Upstream
@@ -108,7 +143,6 @@ impl Flow {
             };
             edge.observe(end, origin, stream, seq, outcome, origin_ms, arrival_ms);
         }
-        outcome
     }
 
     /// Takes `stream` (a partition) out of every hop and edge.
@@ -125,6 +159,33 @@ impl Flow {
                 .map(|(_, _, e)| e.hand_over(stream))
                 .collect(),
         }
+    }
+
+    /// Takes every stream read from Kafka `partition` (through [`Flow::observe_in_partition`])
+    /// out of every hop, and the same (origin, stream) out of every edge.
+    pub fn hand_over_partition(&mut self, partition: u32) -> FlowHandover {
+        let hops: Vec<Vec<StreamHandover>> = self
+            .hops
+            .iter_mut()
+            .map(|(_, h)| h.hand_over_partition(partition))
+            .collect();
+        let mut keys: Vec<(&str, &str)> = hops
+            .iter()
+            .flatten()
+            .map(|h| (h.origin.as_str(), h.stream.as_str()))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let edges = self
+            .edges
+            .iter_mut()
+            .map(|(_, _, e)| {
+                keys.iter()
+                    .filter_map(|(o, s)| e.hand_over_one(o, s))
+                    .collect()
+            })
+            .collect();
+        FlowHandover { hops, edges }
     }
 
     /// Takes over what another instance handed over; it must have the same hops and edges.
@@ -413,6 +474,51 @@ mod tests {
             .adopt(one.flow.hand_over("machine/line1/m1"))
             .unwrap_err();
         assert!(err.to_string().contains("same hops and edges"), "{err}");
+    }
+
+    #[test]
+    fn a_kafka_partition_moves_with_the_mqtt_topics_read_from_it() {
+        let (mut one, mut two) = (Pipeline::new(), Pipeline::new());
+        // Instance two reads MQTT too, but has not seen machine/line1/m1 yet.
+        one.at(one.mqtt, 0..20, T0 + 1_000, T0 + 1_005);
+        for seq in (0..20).filter(|s| *s != 4) {
+            one.flow.observe_in_partition(
+                one.kafka,
+                5,
+                "sim-1",
+                "machine/line1/m1",
+                seq,
+                T0 + 1_000,
+                T0 + 1_050,
+            );
+        }
+        let moved = one.flow.hand_over_partition(5);
+        assert_eq!(
+            (
+                moved.hops[0].len(),
+                moved.hops[1].len(),
+                moved.edges[0].len()
+            ),
+            (0, 1, 1)
+        );
+        assert_eq!(one.flow.edges[0].2.stream_count(), 0);
+        two.flow.adopt(moved).unwrap();
+        two.at(two.mqtt, 20..30, T0 + 1_000, T0 + 2_000);
+        for seq in 20..30 {
+            two.flow.observe_in_partition(
+                two.kafka,
+                5,
+                "sim-1",
+                "machine/line1/m1",
+                seq,
+                T0 + 1_000,
+                T0 + 2_050,
+            );
+        }
+        let e = two.edge(T0 + 30_000);
+        // 4 was seen on MQTT at instance one and never reached Kafka: lost once, at two.
+        assert_eq!((e.matched, e.lost, e.duplicated), (10, 1, 0));
+        assert_eq!(two.hop_lost_and_duplicated(two.kafka), (1, 0));
     }
 
     #[test]

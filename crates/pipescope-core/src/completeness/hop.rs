@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::CompletenessConfig;
 use super::buckets::{BucketRing, Kinds};
 use super::latency::{LatencyFigures, WindowedLatency};
-use super::seqset::{Forced, Outcome, SnapshotError, StreamSeqs, StreamSeqsSnapshot};
+use super::seqset::{Forced, NO_PARTITION, Outcome, SnapshotError, StreamSeqs, StreamSeqsSnapshot};
 use crate::EpochMillis;
 use crate::windows::{Window, WindowCounts};
 
@@ -231,19 +231,47 @@ impl Hop {
         origin_ms: EpochMillis,
         arrival_ms: EpochMillis,
     ) -> Outcome {
+        self.observe_in(NO_PARTITION, origin, stream, seq, origin_ms, arrival_ms)
+    }
+
+    /// [`Hop::observe`] for a record read from Kafka `partition` whose stream is not the
+    /// partition itself (a trace carried over from MQTT: its stream is the `mqtt-topic`), so
+    /// that [`Hop::rebase_partition_on_next`] and [`Hop::hand_over_partition`] find it.
+    pub fn observe_in_partition(
+        &mut self,
+        partition: u32,
+        origin: &str,
+        stream: &str,
+        seq: u64,
+        origin_ms: EpochMillis,
+        arrival_ms: EpochMillis,
+    ) -> Outcome {
+        self.observe_in(partition, origin, stream, seq, origin_ms, arrival_ms)
+    }
+
+    fn observe_in(
+        &mut self,
+        partition: u32,
+        origin: &str,
+        stream: &str,
+        seq: u64,
+        origin_ms: EpochMillis,
+        arrival_ms: EpochMillis,
+    ) -> Outcome {
         self.now_ms = self.now_ms.max(arrival_ms);
         let now = self.now_ms;
         let max_gaps = self.config.max_gaps_per_stream;
         let (kind, outcome, forced) = match self.origins.get_mut(origin) {
             Some(entry) => match entry.streams.get_mut(stream) {
                 Some(seqs) => {
+                    seqs.partition = partition;
                     let (o, f) = seqs.observe(seq, now, max_gaps);
                     (entry.kind, o, f)
                 }
                 None if self.streams < self.config.max_streams => {
-                    entry
-                        .streams
-                        .insert(stream.into(), StreamSeqs::starting_at(seq, now));
+                    let mut seqs = StreamSeqs::starting_at(seq, now);
+                    seqs.partition = partition;
+                    entry.streams.insert(stream.into(), seqs);
                     self.streams += 1;
                     (entry.kind, Outcome::First, Forced::default())
                 }
@@ -253,7 +281,9 @@ impl Hop {
                 let kind = self.kinds.slot_of(origin);
                 if self.streams < self.config.max_streams {
                     let mut streams = Map::default();
-                    streams.insert(stream.into(), StreamSeqs::starting_at(seq, now));
+                    let mut seqs = StreamSeqs::starting_at(seq, now);
+                    seqs.partition = partition;
+                    streams.insert(stream.into(), seqs);
                     self.origins
                         .insert(origin.into(), OriginStreams { kind, streams });
                     self.streams += 1;
@@ -334,23 +364,49 @@ impl Hop {
         }
     }
 
+    /// Like [`Hop::rebase_on_next`] for every stream read from Kafka `partition` through
+    /// [`Hop::observe_in_partition`].
+    pub fn rebase_partition_on_next(&mut self, partition: u32) {
+        for entry in self.origins.values_mut() {
+            for seqs in entry.streams.values_mut() {
+                if seqs.partition == partition {
+                    seqs.rebase_on_next();
+                }
+            }
+        }
+    }
+
     /// Takes every origin's state of `stream` out of this hop, for another instance to adopt
     /// (the stream's partition was reassigned). Counters stay here: each instance reports what
     /// it counted, and the figures of a flow are their sum.
     pub fn hand_over(&mut self, stream: &str) -> Vec<StreamHandover> {
+        self.hand_over_where(|name, _| name == stream)
+    }
+
+    /// Takes out every stream read from Kafka `partition` through
+    /// [`Hop::observe_in_partition`].
+    pub fn hand_over_partition(&mut self, partition: u32) -> Vec<StreamHandover> {
+        self.hand_over_where(|_, seqs| seqs.partition == partition)
+    }
+
+    fn hand_over_where(&mut self, take: impl Fn(&str, &StreamSeqs) -> bool) -> Vec<StreamHandover> {
         let mut out = Vec::new();
         for (origin, entry) in &mut self.origins {
-            if let Some(seqs) = entry.streams.remove(stream) {
-                out.push(StreamHandover {
-                    origin: origin.to_string(),
-                    stream: stream.to_owned(),
-                    seqs: seqs.snapshot(),
-                });
-            }
+            entry.streams.retain(|name, seqs| {
+                let taken = take(name, seqs);
+                if taken {
+                    out.push(StreamHandover {
+                        origin: origin.to_string(),
+                        stream: name.to_string(),
+                        seqs: seqs.snapshot(),
+                    });
+                }
+                !taken
+            });
         }
         self.streams -= out.len();
         self.origins.retain(|_, e| !e.streams.is_empty());
-        out.sort_by(|a, b| a.origin.cmp(&b.origin));
+        out.sort_by(|a, b| (&a.origin, &a.stream).cmp(&(&b.origin, &b.stream)));
         out
     }
 
@@ -553,6 +609,42 @@ mod tests {
         feed(&mut h, "probe-1", "0", 50..60, T0 + 3_000);
         assert_eq!(counters(&h).skipped, 40);
         assert_no_loss_nor_duplicate(&mut h, T0);
+    }
+
+    #[test]
+    fn deleted_records_of_carried_over_mqtt_streams_are_found_by_their_partition() {
+        let mut h = hop();
+        // The bridge wrote two MQTT topics to partition 2 and one to partition 0.
+        for (partition, topic) in [(2, "machine/a"), (2, "machine/b"), (0, "machine/c")] {
+            for seq in 0..10 {
+                h.observe_in_partition(partition, "sim-1", topic, seq, T0, T0 + 1_000);
+            }
+        }
+        // Retention deleted part of partition 2 before the reader got there.
+        h.rebase_partition_on_next(2);
+        for (partition, topic, from) in [
+            (2, "machine/a", 500),
+            (2, "machine/b", 480),
+            (0, "machine/c", 12),
+        ] {
+            for seq in from..from + 10 {
+                h.observe_in_partition(partition, "sim-1", topic, seq, T0, T0 + 2_000);
+            }
+        }
+        h.tick(T0 + 60_000);
+        // Partition 0 was not touched: its gap (10, 11) is loss.
+        assert_eq!(counters(&h).lost, 2);
+        // A move of partition 2 takes both its topics, and only them.
+        let moved: Vec<String> = h
+            .hand_over_partition(2)
+            .into_iter()
+            .map(|m| {
+                assert_eq!(m.seqs.partition, Some(2));
+                m.stream
+            })
+            .collect();
+        assert_eq!(moved, ["machine/a", "machine/b"]);
+        assert_eq!(h.stream_count(), 1);
     }
 
     #[test]

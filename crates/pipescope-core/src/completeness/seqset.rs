@@ -77,7 +77,13 @@ pub struct StreamSeqs {
     /// The reader jumped (its position fell below the log start): the next number sets a new base.
     rebase_on_next: bool,
     pub(crate) last_seen_ms: EpochMillis,
+    /// The Kafka partition the stream's records are read from, when the stream is not the
+    /// partition itself (a carried-over MQTT trace, keyed by its MQTT topic); else `NO_PARTITION`.
+    pub(crate) partition: u32,
 }
+
+/// No partition: the stream is read from MQTT, or is itself the partition.
+pub const NO_PARTITION: u32 = u32::MAX;
 
 /// A stream's state as another monitor instance can adopt it (hand-over of a partition).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +94,8 @@ pub struct StreamSeqsSnapshot {
     pub gaps: Vec<Span<GapState>>,
     pub rebase_on_next: bool,
     pub last_seen_ms: EpochMillis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
 }
 
 /// Why a snapshot cannot be adopted.
@@ -110,6 +118,7 @@ impl StreamSeqs {
             lost_prefix: 0,
             rebase_on_next: false,
             last_seen_ms: now,
+            partition: NO_PARTITION,
         }
     }
 
@@ -269,6 +278,7 @@ impl StreamSeqs {
             gaps: self.gaps.to_vec(),
             rebase_on_next: self.rebase_on_next,
             last_seen_ms: self.last_seen_ms,
+            partition: (self.partition != NO_PARTITION).then_some(self.partition),
         }
     }
 
@@ -301,6 +311,7 @@ impl StreamSeqs {
             lost_prefix,
             rebase_on_next: s.rebase_on_next,
             last_seen_ms: s.last_seen_ms,
+            partition: s.partition.unwrap_or(NO_PARTITION),
         })
     }
 
