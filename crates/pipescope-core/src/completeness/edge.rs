@@ -5,6 +5,8 @@
 //! The edge is fed the [`Outcome`] each hop gave a record, so it only matches first sightings:
 //! - its base per stream is the first number A saw at or after the time B started watching;
 //!   records A saw before that do not count, nor do numbers A never saw (loss upstream of A);
+//! - numbers A saw below B's own base of the stream (B's first record, or where B's reader
+//!   jumped past deleted records) do not count either: B could never see them;
 //! - a number A saw that B has not seen `grace_ms` after A saw it is lost between them; should
 //!   B see it later, it is taken off and counted late;
 //! - B may see a record before A does (the two readers run at their own pace): it waits for A,
@@ -45,6 +47,9 @@ pub struct EdgeCounters {
     pub duplicated: u64,
     /// Seen downstream, never upstream within the horizon (the upstream reader missed them).
     pub downstream_only: u64,
+    /// Seen upstream below the first number the downstream hop saw of the stream (written
+    /// before its reader's start position, or deleted before it read them): never judged.
+    pub before_downstream_base: u64,
     /// Lost numbers forgotten past the horizon (a late copy then counts `downstream_only`).
     pub lost_trimmed: u64,
     /// Records of streams past the cap on streams: not matched.
@@ -295,6 +300,14 @@ impl Edge {
             }
             End::Downstream => {
                 account.downstream.record(origin_ms, arrival_ms);
+                if outcome == Outcome::First {
+                    // The downstream hop's base (its start, or a jump past deleted records):
+                    // what upstream saw below it, downstream never could.
+                    let mut unseeable = 0;
+                    s.awaiting_downstream
+                        .remove_below(seq, |span| unseeable += span.len());
+                    account.counters.before_downstream_base += unseeable;
+                }
                 if let Some(i) = s.awaiting_downstream.find(seq) {
                     s.awaiting_downstream.remove_at(i, seq);
                     account.add(MATCHED, 1, now);
@@ -546,6 +559,7 @@ impl Edge {
             t.late += c.late;
             t.duplicated += c.duplicated;
             t.downstream_only += c.downstream_only;
+            t.before_downstream_base += c.before_downstream_base;
             t.lost_trimmed += c.lost_trimmed;
             t.untracked += c.untracked;
             t.spans_folded += c.spans_folded;

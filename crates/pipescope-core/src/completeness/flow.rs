@@ -388,6 +388,30 @@ mod tests {
     }
 
     #[test]
+    fn records_written_downstream_before_its_reader_started_are_not_lost_between() {
+        let mut p = Pipeline::watching(T0, T0 + 10_000);
+        // The bridge wrote 100..=102 to Kafka just before the Kafka reader's start position;
+        // the MQTT reader saw them just after the Kafka reader started.
+        p.at(p.mqtt, 100..110, T0 + 9_990, T0 + 10_001);
+        p.at(p.kafka, 103..110, T0 + 9_990, T0 + 10_002);
+        let e = p.edge(T0 + 60_000);
+        assert_eq!((e.lost, e.matched, e.before_downstream_base), (0, 7, 3));
+    }
+
+    #[test]
+    fn records_deleted_downstream_before_its_reader_got_there_are_not_lost_between() {
+        let mut p = Pipeline::new();
+        p.at(p.mqtt, 0..100, T0 + 1_000, T0 + 1_005);
+        p.at(p.kafka, 0..10, T0 + 1_000, T0 + 1_010);
+        // The Kafka reader fell behind the log start: 10..50 were deleted unread.
+        p.flow.hop_mut(p.kafka).rebase_on_next("machine/line1/m1");
+        p.at(p.kafka, 50..100, T0 + 1_000, T0 + 5_000);
+        let e = p.edge(T0 + 60_000);
+        assert_eq!((e.lost, e.matched, e.before_downstream_base), (0, 60, 40));
+        assert_eq!(p.hop_lost_and_duplicated(p.kafka), (0, 0));
+    }
+
+    #[test]
     fn added_latency_is_what_the_downstream_hop_adds() {
         let mut p = Pipeline::new();
         for seq in 0..200u64 {
