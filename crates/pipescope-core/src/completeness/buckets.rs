@@ -34,7 +34,9 @@ impl<const F: usize> BucketRing<F> {
     #[inline]
     pub fn add(&mut self, field: usize, n: u64, now: EpochMillis) {
         self.rotate(now);
-        self.buckets[(self.current % BUCKETS as u64) as usize][field] += n;
+        let slot = &mut self.buckets[(self.current % BUCKETS as u64) as usize][field];
+        // A hostile sequence jump can claim 2^64 lost numbers: saturate, never wrap.
+        *slot = slot.saturating_add(n);
     }
 
     #[inline]
@@ -65,7 +67,7 @@ impl<const F: usize> BucketRing<F> {
         let sum: u64 = (end_bucket.saturating_sub(n)..end_bucket)
             .filter(|b| *b <= self.current && b + (BUCKETS as u64) > self.current)
             .map(|b| self.buckets[(b % BUCKETS as u64) as usize][field])
-            .sum();
+            .fold(0u64, u64::saturating_add);
         WindowCount::new(
             window,
             sum as f64,

@@ -109,13 +109,13 @@ impl KindAccount {
     fn add(&mut self, field: usize, n: u64, now: EpochMillis) {
         let c = &mut self.counters;
         match field {
-            MATCHED => c.matched += n,
-            LOST => c.lost += n,
+            MATCHED => c.matched = c.matched.saturating_add(n),
+            LOST => c.lost = c.lost.saturating_add(n),
             LATE => {
-                c.late += n;
+                c.late = c.late.saturating_add(n);
                 c.lost = c.lost.saturating_sub(n);
             }
-            _ => c.duplicated += n,
+            _ => c.duplicated = c.duplicated.saturating_add(n),
         }
         self.windows.add(field, n, now);
     }
@@ -306,7 +306,8 @@ impl Edge {
                     let mut unseeable = 0;
                     s.awaiting_downstream
                         .remove_below(seq, |span| unseeable += span.len());
-                    account.counters.before_downstream_base += unseeable;
+                    let c = &mut account.counters;
+                    c.before_downstream_base = c.before_downstream_base.saturating_add(unseeable);
                 }
                 if let Some(i) = s.awaiting_downstream.find(seq) {
                     s.awaiting_downstream.remove_at(i, seq);
@@ -408,7 +409,8 @@ impl Edge {
                         account.counters.spans_folded += 1;
                     }
                 }
-                account.counters.lost_trimmed += trimmed;
+                let c = &mut account.counters;
+                c.lost_trimmed = c.lost_trimmed.saturating_add(trimmed);
                 let mut only_downstream = 0;
                 s.awaiting_upstream.retain(|span| {
                     let old = span.value.last_ms.saturating_add(horizon) <= now;
@@ -421,7 +423,8 @@ impl Edge {
                         account.counters.spans_folded += 1;
                     }
                 }
-                account.counters.downstream_only += only_downstream;
+                let c = &mut account.counters;
+                c.downstream_only = c.downstream_only.saturating_add(only_downstream);
                 s.awaiting_downstream.compact();
                 s.awaiting_upstream.compact();
                 s.lost.compact();
@@ -554,15 +557,17 @@ impl Edge {
             total.upstream.merge(&a.upstream);
             total.downstream.merge(&a.downstream);
             let (t, c) = (&mut total.counters, &a.counters);
-            t.matched += c.matched;
-            t.lost += c.lost;
-            t.late += c.late;
-            t.duplicated += c.duplicated;
-            t.downstream_only += c.downstream_only;
-            t.before_downstream_base += c.before_downstream_base;
-            t.lost_trimmed += c.lost_trimmed;
-            t.untracked += c.untracked;
-            t.spans_folded += c.spans_folded;
+            t.matched = t.matched.saturating_add(c.matched);
+            t.lost = t.lost.saturating_add(c.lost);
+            t.late = t.late.saturating_add(c.late);
+            t.duplicated = t.duplicated.saturating_add(c.duplicated);
+            t.downstream_only = t.downstream_only.saturating_add(c.downstream_only);
+            t.before_downstream_base = t
+                .before_downstream_base
+                .saturating_add(c.before_downstream_base);
+            t.lost_trimmed = t.lost_trimmed.saturating_add(c.lost_trimmed);
+            t.untracked = t.untracked.saturating_add(c.untracked);
+            t.spans_folded = t.spans_folded.saturating_add(c.spans_folded);
         }
         let mut total = total.figures(now, since);
         if !by_kind.is_empty() {

@@ -127,7 +127,7 @@ impl KindAccount {
 
     fn lose(&mut self, n: u64, now: EpochMillis) {
         if n > 0 {
-            self.counters.lost += n;
+            self.counters.lost = self.counters.lost.saturating_add(n);
             self.windows.add(LOST, n, now);
         }
     }
@@ -349,7 +349,8 @@ impl Hop {
             return 0;
         };
         let skipped = seqs.skip_below(bound);
-        self.kinds.get_mut(entry.kind).counters.skipped += skipped;
+        let c = &mut self.kinds.get_mut(entry.kind).counters;
+        c.skipped = c.skipped.saturating_add(skipped);
         skipped
     }
 
@@ -505,16 +506,16 @@ fn total_windows_empty(now: EpochMillis, since: EpochMillis) -> WindowCounts {
 
 fn sum_counters<'a>(all: impl Iterator<Item = &'a HopCounters>) -> HopCounters {
     all.fold(HopCounters::default(), |s, c| HopCounters {
-        records: s.records + c.records,
-        lost: s.lost + c.lost,
-        late: s.late + c.late,
-        duplicated: s.duplicated + c.duplicated,
-        out_of_order: s.out_of_order + c.out_of_order,
-        before_base: s.before_base + c.before_base,
-        past_horizon: s.past_horizon + c.past_horizon,
-        skipped: s.skipped + c.skipped,
-        untracked: s.untracked + c.untracked,
-        gaps_folded: s.gaps_folded + c.gaps_folded,
+        records: s.records.saturating_add(c.records),
+        lost: s.lost.saturating_add(c.lost),
+        late: s.late.saturating_add(c.late),
+        duplicated: s.duplicated.saturating_add(c.duplicated),
+        out_of_order: s.out_of_order.saturating_add(c.out_of_order),
+        before_base: s.before_base.saturating_add(c.before_base),
+        past_horizon: s.past_horizon.saturating_add(c.past_horizon),
+        skipped: s.skipped.saturating_add(c.skipped),
+        untracked: s.untracked.saturating_add(c.untracked),
+        gaps_folded: s.gaps_folded.saturating_add(c.gaps_folded),
     })
 }
 
@@ -731,6 +732,27 @@ mod tests {
         assert_eq!(json["total"]["windows"]["records"]["1m"]["count"], 0.0);
         assert!(json["total"]["latency"]["5m"]["p99_ms"].is_number());
         assert_eq!(json["by_kind"]["sim"]["counters"]["records"], 100);
+    }
+
+    #[test]
+    fn hostile_sequence_jumps_saturate_the_counters_instead_of_overflowing() {
+        let mut h = hop();
+        for stream in ["0", "1", "2"] {
+            feed(
+                &mut h,
+                "evil-1",
+                stream,
+                [0, u64::MAX - 1, u64::MAX, u64::MAX],
+                T0 + 1_000,
+            );
+        }
+        h.skip_below("evil-1", "0", u64::MAX);
+        h.tick(T0 + 60_000);
+        h.tick(T0 + 70_000); // the bucket of the loss is complete
+        let f = h.figures();
+        assert_eq!(f.total.counters.lost, u64::MAX);
+        assert_eq!(f.total.windows.lost.one_minute.count, u64::MAX as f64);
+        assert_eq!(f.total.counters.duplicated, 3);
     }
 
     #[test]

@@ -84,7 +84,10 @@ impl<M: Copy> Ranges<M> {
 
     /// Sum of the lengths of all spans.
     pub fn count(&self) -> u64 {
-        self.spans.iter().map(Span::len).sum()
+        self.spans
+            .iter()
+            .map(Span::len)
+            .fold(0, u64::saturating_add)
     }
 
     /// The index of the span holding `seq`.

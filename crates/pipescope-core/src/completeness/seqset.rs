@@ -2,7 +2,7 @@
 //! highest one: in-order traffic holds no gap at all, so a stream costs the same after a
 //! billion records as after one.
 //!
-//! Everything from `base` up to `next - 1` was seen except the gaps. A gap is noticed when a
+//! Everything from `base` up to `top`, the highest number seen, was seen except the gaps. A gap is noticed when a
 //! higher number arrives; it becomes loss once it has stayed open for the grace period. Gaps are
 //! added at the top and never reordered, so they are sorted both by number and by the time they
 //! were noticed: the lost ones are always a prefix of the list.
@@ -71,7 +71,8 @@ pub struct StreamSeqs {
     base: u64,
     /// Numbers below are no longer judged (the base, raised by trimming).
     floor: u64,
-    next: u64,
+    /// The highest number seen (every number up to u64::MAX can be told from its copy).
+    top: u64,
     gaps: Ranges<GapState>,
     lost_prefix: usize,
     /// The reader jumped (its position fell below the log start): the next number sets a new base.
@@ -90,7 +91,7 @@ pub const NO_PARTITION: u32 = u32::MAX;
 pub struct StreamSeqsSnapshot {
     pub base: u64,
     pub floor: u64,
-    pub next: u64,
+    pub top: u64,
     pub gaps: Vec<Span<GapState>>,
     pub rebase_on_next: bool,
     pub last_seen_ms: EpochMillis,
@@ -113,7 +114,7 @@ impl StreamSeqs {
         Self {
             base: seq,
             floor: seq,
-            next: seq.saturating_add(1),
+            top: seq,
             gaps: Ranges::default(),
             lost_prefix: 0,
             rebase_on_next: false,
@@ -126,8 +127,8 @@ impl StreamSeqs {
         self.base
     }
 
-    pub fn next(&self) -> u64 {
-        self.next
+    pub fn top(&self) -> u64 {
+        self.top
     }
 
     pub fn gap_count(&self) -> usize {
@@ -136,41 +137,50 @@ impl StreamSeqs {
 
     /// Numbers in gaps not yet counted lost.
     pub fn pending(&self) -> u64 {
-        self.gaps.iter().skip(self.lost_prefix).map(Span::len).sum()
+        self.gaps
+            .iter()
+            .skip(self.lost_prefix)
+            .map(Span::len)
+            .fold(0, u64::saturating_add)
     }
 
     /// Numbers counted lost and still tracked (a late arrival can still un-lose them).
     pub fn lost_tracked(&self) -> u64 {
-        self.gaps.iter().take(self.lost_prefix).map(Span::len).sum()
+        self.gaps
+            .iter()
+            .take(self.lost_prefix)
+            .map(Span::len)
+            .fold(0, u64::saturating_add)
     }
 
     /// One arrival. `max_gaps` caps the gaps kept: past it the oldest is forced to loss.
     pub fn observe(&mut self, seq: u64, now: EpochMillis, max_gaps: usize) -> (Outcome, Forced) {
         self.last_seen_ms = self.last_seen_ms.max(now);
-        if seq == self.next {
-            self.next = seq.saturating_add(1);
+        // `seq == top + 1`, without overflow when top is u64::MAX.
+        if seq.wrapping_sub(self.top) == 1 && seq != 0 {
+            self.top = seq;
             self.rebase_on_next = false;
             return (Outcome::InOrder, Forced::default());
         }
         if self.rebase_on_next {
             self.rebase_on_next = false;
-            if seq > self.next {
+            if seq > self.top {
                 self.skip_below(seq);
-                self.next = seq.saturating_add(1);
+                self.top = seq;
                 return (Outcome::First, Forced::default());
             }
         }
-        if seq > self.next {
-            let missing = seq - self.next;
+        if seq > self.top {
+            let missing = seq - self.top - 1;
             self.gaps.push_top(Span {
-                start: self.next,
+                start: self.top + 1,
                 end: seq - 1,
                 value: GapState {
                     noticed_ms: self.last_seen_ms,
                     lost: false,
                 },
             });
-            self.next = seq.saturating_add(1);
+            self.top = seq;
             let forced = self.enforce_cap(max_gaps);
             return (Outcome::AfterGap { missing }, forced);
         }
@@ -205,7 +215,7 @@ impl StreamSeqs {
             if oldest.value.lost {
                 self.lost_prefix -= 1;
             } else {
-                forced.lost += oldest.len();
+                forced.lost = forced.lost.saturating_add(oldest.len());
             }
             forced.gaps_folded += 1;
             self.floor = oldest.end + 1;
@@ -216,13 +226,13 @@ impl StreamSeqs {
     /// Gaps open for `grace_ms` become loss; lost gaps older than `horizon_ms` are trimmed (a
     /// late arrival there is no longer recognised). Returns the numbers newly counted lost.
     pub fn tick(&mut self, now: EpochMillis, grace_ms: u64, horizon_ms: u64) -> u64 {
-        let mut lost = 0;
+        let mut lost = 0u64;
         while let Some(gap) = self.gaps.get_mut(self.lost_prefix) {
             if gap.value.noticed_ms.saturating_add(grace_ms) > now {
                 break;
             }
             gap.value.lost = true;
-            lost += gap.len();
+            lost = lost.saturating_add(gap.len());
             self.lost_prefix += 1;
         }
         while self.lost_prefix > 0 {
@@ -250,14 +260,14 @@ impl StreamSeqs {
         let mut skipped = 0;
         self.gaps.remove_below(bound, |span| {
             if !span.value.lost {
-                skipped += span.len();
+                skipped = u64::saturating_add(skipped, span.len());
             }
         });
         // Lost gaps are still a prefix; a lost gap split by the bound keeps its upper part.
         self.lost_prefix = self.gaps.iter().take_while(|g| g.value.lost).count();
-        if bound > self.next {
-            skipped += bound - self.next;
-            self.next = bound;
+        if bound - 1 > self.top {
+            skipped = u64::saturating_add(skipped, bound - 1 - self.top);
+            self.top = bound - 1;
         }
         self.base = bound;
         self.floor = self.floor.max(bound);
@@ -265,7 +275,7 @@ impl StreamSeqs {
     }
 
     /// The reader's position jumped forward by an unknown number of this stream's records:
-    /// the next arrival above `next` sets a new base instead of opening a gap.
+    /// the next arrival above `top` sets a new base instead of opening a gap.
     pub fn rebase_on_next(&mut self) {
         self.rebase_on_next = true;
     }
@@ -274,7 +284,7 @@ impl StreamSeqs {
         StreamSeqsSnapshot {
             base: self.base,
             floor: self.floor,
-            next: self.next,
+            top: self.top,
             gaps: self.gaps.to_vec(),
             rebase_on_next: self.rebase_on_next,
             last_seen_ms: self.last_seen_ms,
@@ -283,17 +293,15 @@ impl StreamSeqs {
     }
 
     pub fn from_snapshot(s: StreamSeqsSnapshot) -> Result<Self, SnapshotError> {
-        if s.base > s.floor || s.floor > s.next {
+        if s.base > s.floor || s.floor > s.top.saturating_add(1) {
             return Err(SnapshotError::Inconsistent(
-                "base <= floor <= next is broken",
+                "base <= floor <= top + 1 is broken",
             ));
         }
         if s.gaps.first().is_some_and(|g| g.start < s.floor)
-            || s.gaps.last().is_some_and(|g| g.end >= s.next)
+            || s.gaps.last().is_some_and(|g| g.end >= s.top)
         {
-            return Err(SnapshotError::Inconsistent(
-                "a gap lies outside floor..next",
-            ));
+            return Err(SnapshotError::Inconsistent("a gap lies outside floor..top"));
         }
         let lost_prefix = s.gaps.iter().take_while(|g| g.value.lost).count();
         if s.gaps[lost_prefix..].iter().any(|g| g.value.lost) {
@@ -306,7 +314,7 @@ impl StreamSeqs {
         Ok(Self {
             base: s.base,
             floor: s.floor,
-            next: s.next,
+            top: s.top,
             gaps,
             lost_prefix,
             rebase_on_next: s.rebase_on_next,
