@@ -159,6 +159,8 @@ struct EdgeStream {
     /// Upstream copies not yet matched by a downstream copy.
     duplicate_credit: u64,
     last_seen_ms: EpochMillis,
+    /// The downstream hop's base of the stream: it never sees a number below it first.
+    downstream_base: u64,
 }
 
 /// One edge stream's state handed from one monitor instance to another.
@@ -167,6 +169,8 @@ pub struct EdgeStreamHandover {
     pub origin: String,
     pub stream: String,
     pub base: Option<u64>,
+    #[serde(default)]
+    pub downstream_base: u64,
     pub awaiting_downstream: Vec<Span<SeenAt>>,
     pub lost: Vec<Span<EpochMillis>>,
     pub awaiting_upstream: Vec<Span<SeenAt>>,
@@ -291,7 +295,10 @@ impl Edge {
         match end {
             End::Upstream => {
                 account.upstream.record(origin_ms, arrival_ms);
-                if let Some(i) = s.awaiting_upstream.find(seq) {
+                if seq < s.downstream_base {
+                    let c = &mut account.counters;
+                    c.before_downstream_base = c.before_downstream_base.saturating_add(1);
+                } else if let Some(i) = s.awaiting_upstream.find(seq) {
                     s.awaiting_upstream.remove_at(i, seq);
                     account.add(MATCHED, 1, now);
                 } else if s.awaiting_downstream.find(seq).is_none() {
@@ -302,7 +309,8 @@ impl Edge {
                 account.downstream.record(origin_ms, arrival_ms);
                 if outcome == Outcome::First {
                     // The downstream hop's base (its start, or a jump past deleted records):
-                    // what upstream saw below it, downstream never could.
+                    // what upstream saw or will see below it, downstream never could.
+                    s.downstream_base = s.downstream_base.max(seq);
                     let mut unseeable = 0;
                     s.awaiting_downstream
                         .remove_below(seq, |span| unseeable += span.len());
@@ -477,6 +485,7 @@ impl Edge {
             origin: origin.to_owned(),
             stream: stream.to_owned(),
             base: s.base,
+            downstream_base: s.downstream_base,
             awaiting_downstream: s.awaiting_downstream.to_vec(),
             lost: s.lost.to_vec(),
             awaiting_upstream: s.awaiting_upstream.to_vec(),
@@ -503,6 +512,7 @@ impl Edge {
         let unsorted = SnapshotError::Inconsistent("edge spans overlap or are unsorted");
         let state = EdgeStream {
             base: h.base,
+            downstream_base: h.downstream_base,
             awaiting_downstream: Ranges::from_spans(h.awaiting_downstream)
                 .ok_or_else(|| unsorted.clone())?,
             lost: Ranges::from_spans(h.lost).ok_or_else(|| unsorted.clone())?,
@@ -598,7 +608,7 @@ mod tests {
 
     #[test]
     fn memory_per_edge_stream_is_as_documented() {
-        assert_eq!(std::mem::size_of::<EdgeStream>(), 128);
+        assert_eq!(std::mem::size_of::<EdgeStream>(), 136);
         assert_eq!(std::mem::size_of::<Span<SeenAt>>(), 32);
         assert_eq!(std::mem::size_of::<Span<EpochMillis>>(), 24);
         let mut edge = Edge::new(CompletenessConfig::default(), T0);

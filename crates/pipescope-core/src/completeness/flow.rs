@@ -399,6 +399,17 @@ mod tests {
     }
 
     #[test]
+    fn below_the_downstream_base_nothing_is_lost_between_even_when_upstream_sees_it_later() {
+        let mut p = Pipeline::new();
+        // The Kafka reader is ahead: its first record of the stream is 5.
+        p.at(p.kafka, 5..10, T0 + 1_000, T0 + 1_010);
+        // The MQTT reader then sees 3..10; 3 and 4 reached Kafka before its reader started.
+        p.at(p.mqtt, 3..10, T0 + 1_000, T0 + 1_020);
+        let e = p.edge(T0 + 60_000);
+        assert_eq!((e.lost, e.matched, e.before_downstream_base), (0, 5, 2));
+    }
+
+    #[test]
     fn records_deleted_downstream_before_its_reader_got_there_are_not_lost_between() {
         let mut p = Pipeline::new();
         p.at(p.mqtt, 0..100, T0 + 1_000, T0 + 1_005);
