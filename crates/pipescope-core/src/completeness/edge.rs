@@ -236,6 +236,23 @@ impl Edge {
         if !first_sight && outcome != Outcome::Duplicate {
             return;
         }
+        let sighting = Sighting {
+            end,
+            seq,
+            outcome,
+            origin_ms,
+            arrival_ms,
+            now,
+            since_ms: self.downstream_since_ms,
+            granularity_ms: self.granularity_ms,
+        };
+        // The common case, a stream already tracked: two lookups.
+        if let Some(entry) = self.origins.get_mut(origin)
+            && let Some(s) = entry.streams.get_mut(stream)
+        {
+            sighting.apply(s, self.kinds.get_mut(entry.kind));
+            return;
+        }
         // A stream starts with a record upstream after the downstream hop began watching, or
         // with any record downstream (it waits for its upstream sighting).
         let may_start =
@@ -256,78 +273,7 @@ impl Edge {
             }
             return;
         };
-        s.last_seen_ms = now;
-        let account = self.kinds.get_mut(kind);
-        if s.base.is_none() && end == End::Upstream && first_sight {
-            if arrival_ms < self.downstream_since_ms {
-                return;
-            }
-            s.base = Some(seq);
-            // What downstream saw below the base is not this edge's.
-            s.awaiting_upstream.remove_below(seq, |_| {});
-        }
-        if s.base.is_some_and(|base| seq < base) {
-            return;
-        }
-        if outcome == Outcome::Duplicate {
-            if s.base.is_none() {
-                return;
-            }
-            match end {
-                End::Upstream => s.duplicate_credit += 1,
-                End::Downstream if s.duplicate_credit > 0 => s.duplicate_credit -= 1,
-                End::Downstream => account.add(DUPLICATED, 1, now),
-            }
-            return;
-        }
-        let granularity = self.granularity_ms;
-        let extend = |at: &mut SeenAt| {
-            let fits = now < at.first_ms.saturating_add(granularity);
-            if fits {
-                at.last_ms = at.last_ms.max(now);
-            }
-            fits
-        };
-        let seen = SeenAt {
-            first_ms: now,
-            last_ms: now,
-        };
-        match end {
-            End::Upstream => {
-                account.upstream.record(origin_ms, arrival_ms);
-                if seq < s.downstream_base {
-                    let c = &mut account.counters;
-                    c.before_downstream_base = c.before_downstream_base.saturating_add(1);
-                } else if let Some(i) = s.awaiting_upstream.find(seq) {
-                    s.awaiting_upstream.remove_at(i, seq);
-                    account.add(MATCHED, 1, now);
-                } else if s.awaiting_downstream.find(seq).is_none() {
-                    s.awaiting_downstream.add(seq, seen, extend);
-                }
-            }
-            End::Downstream => {
-                account.downstream.record(origin_ms, arrival_ms);
-                if outcome == Outcome::First {
-                    // The downstream hop's base (its start, or a jump past deleted records):
-                    // what upstream saw or will see below it, downstream never could.
-                    s.downstream_base = s.downstream_base.max(seq);
-                    let mut unseeable = 0;
-                    s.awaiting_downstream
-                        .remove_below(seq, |span| unseeable += span.len());
-                    let c = &mut account.counters;
-                    c.before_downstream_base = c.before_downstream_base.saturating_add(unseeable);
-                }
-                if let Some(i) = s.awaiting_downstream.find(seq) {
-                    s.awaiting_downstream.remove_at(i, seq);
-                    account.add(MATCHED, 1, now);
-                } else if let Some(i) = s.lost.find(seq) {
-                    s.lost.remove_at(i, seq);
-                    account.add(LATE, 1, now);
-                } else if s.awaiting_upstream.find(seq).is_none() {
-                    s.awaiting_upstream.add(seq, seen, extend);
-                }
-            }
-        }
+        sighting.apply(s, self.kinds.get_mut(kind));
     }
 
     /// The stream's kind slot and state, created when `may_start` and there is room.
@@ -596,6 +542,105 @@ impl Edge {
             streams: self.streams as u64,
             total,
             by_kind,
+        }
+    }
+}
+
+/// One record seen at one end, as the edge applies it to a stream.
+#[derive(Debug, Clone, Copy)]
+struct Sighting {
+    end: End,
+    seq: u64,
+    outcome: Outcome,
+    origin_ms: EpochMillis,
+    arrival_ms: EpochMillis,
+    now: EpochMillis,
+    since_ms: EpochMillis,
+    granularity_ms: u64,
+}
+
+impl Sighting {
+    fn apply(&self, s: &mut EdgeStream, account: &mut KindAccount) {
+        let Sighting {
+            end,
+            seq,
+            outcome,
+            origin_ms,
+            arrival_ms,
+            now,
+            ..
+        } = *self;
+        let first_sight = outcome.is_first_sight();
+        s.last_seen_ms = now;
+        if s.base.is_none() && end == End::Upstream && first_sight {
+            if arrival_ms < self.since_ms {
+                return;
+            }
+            s.base = Some(seq);
+            // What downstream saw below the base is not this edge's.
+            s.awaiting_upstream.remove_below(seq, |_| {});
+        }
+        if s.base.is_some_and(|base| seq < base) {
+            return;
+        }
+        if outcome == Outcome::Duplicate {
+            if s.base.is_none() {
+                return;
+            }
+            match end {
+                End::Upstream => s.duplicate_credit += 1,
+                End::Downstream if s.duplicate_credit > 0 => s.duplicate_credit -= 1,
+                End::Downstream => account.add(DUPLICATED, 1, now),
+            }
+            return;
+        }
+        let granularity = self.granularity_ms;
+        let extend = |at: &mut SeenAt| {
+            let fits = now < at.first_ms.saturating_add(granularity);
+            if fits {
+                at.last_ms = at.last_ms.max(now);
+            }
+            fits
+        };
+        let seen = SeenAt {
+            first_ms: now,
+            last_ms: now,
+        };
+        match end {
+            End::Upstream => {
+                account.upstream.record(origin_ms, arrival_ms);
+                if seq < s.downstream_base {
+                    let c = &mut account.counters;
+                    c.before_downstream_base = c.before_downstream_base.saturating_add(1);
+                } else if let Some(i) = s.awaiting_upstream.find(seq) {
+                    s.awaiting_upstream.remove_at(i, seq);
+                    account.add(MATCHED, 1, now);
+                } else if s.awaiting_downstream.find(seq).is_none() {
+                    s.awaiting_downstream.add(seq, seen, extend);
+                }
+            }
+            End::Downstream => {
+                account.downstream.record(origin_ms, arrival_ms);
+                if outcome == Outcome::First {
+                    // The downstream hop's base (its start, or a jump past deleted records):
+                    // what upstream saw or will see below it, downstream never could.
+                    s.downstream_base = s.downstream_base.max(seq);
+                    let mut unseeable = 0;
+                    s.awaiting_downstream
+                        .remove_below(seq, |span| unseeable += span.len());
+                    let c = &mut account.counters;
+                    c.before_downstream_base = c.before_downstream_base.saturating_add(unseeable);
+                }
+                if let Some(i) = s.awaiting_downstream.find(seq) {
+                    s.awaiting_downstream.remove_at(i, seq);
+                    account.add(MATCHED, 1, now);
+                } else if let Some(i) = s.lost.find(seq) {
+                    s.lost.remove_at(i, seq);
+                    account.add(LATE, 1, now);
+                } else if s.awaiting_upstream.find(seq).is_none() {
+                    s.awaiting_upstream.add(seq, seen, extend);
+                }
+            }
         }
     }
 }
