@@ -195,7 +195,7 @@ struct TopicRate {
     /// a scrape has been analysed.
     rates: Option<WindowCounts>,
     /// Records per second over the last scrape interval (for a live chart; bursty producers
-    /// make it jump from scrape to scrape).
+    /// make it jump from scrape to scrape); `null` while no broker answers.
     instant_messages_per_second: Option<f64>,
     /// The interval that rate is over, in seconds.
     instant_interval_s: Option<f64>,
@@ -327,7 +327,8 @@ struct PartitionDetail {
     /// Records produced over the last 1, 5 and 15 minutes as of the latest scrape (see the
     /// topic's); `null` when this scrape read no usable offsets.
     rates: Option<WindowCounts>,
-    /// Records per second over the last scrape interval (live chart only).
+    /// Records per second over the last scrape interval (live chart only); `null` while no
+    /// broker answers.
     instant_messages_per_second: Option<f64>,
     /// The interval that rate is over, in seconds.
     instant_interval_s: Option<f64>,
