@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod clock;
+pub mod exposition;
 pub mod kafka;
 pub mod line_protocol;
 pub mod live;
