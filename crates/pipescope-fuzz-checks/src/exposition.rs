@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use openmetrics_parser::openmetrics::parse_openmetrics;
 use openmetrics_parser::prometheus::parse_prometheus;
 use pipescope_core::exposition::openmetrics_to_prometheus_text;
 use prometheus_client::encoding::text::encode;
@@ -14,9 +15,9 @@ use prometheus_client::registry::Registry;
 type Labelled<M> = Family<Vec<(String, String)>, M>;
 
 /// NUL-separated label values, put in a gauge, a counter and an info family as pipescope's
-/// registry does, encoded as OpenMetrics and rewritten as the Prometheus text format
-/// (`/metrics` without an OpenMetrics `Accept`). The text must parse with a real text-format
-/// parser, and every sample must carry exactly the label value that went in.
+/// registry does, encoded as OpenMetrics (what Prometheus asks for) and rewritten as the
+/// Prometheus text format (`/metrics` for everyone else). Both texts must parse with a real
+/// text-format parser, and every sample must carry exactly the label value that went in.
 pub fn metrics_exposition(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let values: BTreeSet<&str> = text.split('\0').take(8).collect();
@@ -72,6 +73,29 @@ pub fn metrics_exposition(data: &[u8]) {
             })
             .collect()
     };
+    let openmetrics_parsed = parse_openmetrics(&unreturned(&openmetrics))
+        .unwrap_or_else(|e| panic!("the OpenMetrics text does not parse ({e:?}):\n{openmetrics}"));
+    for (family, label) in [
+        ("fuzz_topic_bytes", "topic"),
+        ("fuzz_group_commits", "group"),
+        ("fuzz_build", "version"),
+    ] {
+        let parsed: BTreeSet<String> = openmetrics_parsed.families[family]
+            .iter_samples()
+            .map(|s| {
+                s.get_labelset()
+                    .unwrap()
+                    .get_label_value(label)
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        let put: BTreeSet<String> = match family {
+            "fuzz_build" => BTreeSet::from([unreturned(first)]),
+            _ => values.iter().map(|v| unreturned(v)).collect(),
+        };
+        assert_eq!(parsed, put, "\n{openmetrics}");
+    }
     let expected: BTreeSet<String> = values.iter().map(|v| unreturned(v)).collect();
     assert_eq!(
         values_of("fuzz_topic_bytes", "topic"),
