@@ -280,4 +280,95 @@ mod tests {
         assert_eq!(t.duplicates(), 1);
         assert_eq!(t.gaps(), 1); // a/p0 lacks 3
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn trace() -> impl Strategy<Value = TraceHeader> {
+            (".+", any::<u64>(), any::<u64>()).prop_map(|(origin, seq, ts)| TraceHeader {
+                origin,
+                seq,
+                ts,
+            })
+        }
+
+        /// Headers that are not the trace's: other names (near misses too), any bytes.
+        fn other_headers() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
+            let name = prop_oneof![
+                Just(MQTT_TOPIC.to_string()),
+                Just("Pipescope-Seq".to_string()),
+                Just("pipescope-seq ".to_string()),
+                "[a-z-]{0,16}".prop_filter("not a trace header", |n| ![ORIGIN, SEQ, TS]
+                    .contains(&n.as_str())),
+            ];
+            prop::collection::vec((name, prop::collection::vec(any::<u8>(), 0..16)), 0..6)
+        }
+
+        /// Earlier values of the trace's own names, which a later one overrides.
+        fn stale_trace_headers() -> impl Strategy<Value = Vec<(&'static str, Vec<u8>)>> {
+            let name = prop_oneof![Just(ORIGIN), Just(SEQ), Just(TS)];
+            prop::collection::vec((name, prop::collection::vec(any::<u8>(), 0..12)), 0..6)
+        }
+
+        fn decode(headers: &[(String, Vec<u8>)]) -> Result<Option<TraceHeader>, TraceError> {
+            TraceHeader::decode(headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())))
+        }
+
+        fn owned(
+            pairs: impl IntoIterator<Item = (&'static str, String)>,
+        ) -> Vec<(String, Vec<u8>)> {
+            pairs
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), v.into_bytes()))
+                .collect()
+        }
+
+        proptest! {
+            #[test]
+            fn decode_of_encode_is_the_same_header(t in trace()) {
+                prop_assert_eq!(decode(&owned(t.encode())), Ok(Some(t)));
+            }
+
+            /// Other headers are ignored and, when a name repeats, the last value counts:
+            /// in any order, with stale values of the three names before the real ones.
+            #[test]
+            fn other_headers_and_earlier_repeats_do_not_change_it(
+                t in trace(),
+                (stale, others) in (stale_trace_headers(), other_headers()),
+                order in Just((0..16usize).collect::<Vec<_>>()).prop_shuffle(),
+            ) {
+                let mut tail = owned(t.encode());
+                tail.extend(others);
+                // Shuffle the real headers among the others with the generated permutation.
+                let mut keyed: Vec<(usize, (String, Vec<u8>))> =
+                    tail.into_iter().enumerate().map(|(i, h)| (order[i % 16] * 16 + i, h)).collect();
+                keyed.sort_by_key(|(k, _)| *k);
+                let mut headers: Vec<(String, Vec<u8>)> =
+                    stale.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+                headers.extend(keyed.into_iter().map(|(_, h)| h));
+                prop_assert_eq!(decode(&headers), Ok(Some(t)));
+            }
+
+            /// None of the three: not traced. Some but not all: the first missing one is named.
+            #[test]
+            fn a_partial_trace_names_what_is_missing(
+                t in trace(),
+                keep in prop::collection::vec(any::<bool>(), 3),
+                others in other_headers(),
+            ) {
+                let mut headers = owned(
+                    t.encode().into_iter().zip(&keep).filter(|(_, k)| **k).map(|(h, _)| h),
+                );
+                headers.extend(others);
+                let expected = match keep.iter().position(|k| !k) {
+                    None => Ok(Some(t)),
+                    Some(_) if keep.iter().all(|k| !k) => Ok(None),
+                    Some(i) => Err(TraceError::Missing([ORIGIN, SEQ, TS][i])),
+                };
+                prop_assert_eq!(decode(&headers), expected);
+            }
+        }
+    }
 }

@@ -90,9 +90,20 @@ pub fn matches_all(matchers: &[Matcher], labels: &Labels) -> bool {
     matchers.iter().all(|m| m.matches(labels))
 }
 
+/// As [`parse_selector`] reads it: only `\\`, `"` and line feeds escaped (Rust's `{:?}` wrote
+/// `\r` or `\u{1b}`, which read back as other text).
 impl fmt::Display for Matcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}{:?}", self.name, self.op.as_str(), self.value)
+        write!(f, "{}{}\"", self.name, self.op.as_str())?;
+        for c in self.value.chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '"' => f.write_str("\\\"")?,
+                '\n' => f.write_str("\\n")?,
+                c => fmt::Write::write_char(f, c)?,
+            }
+        }
+        f.write_str("\"")
     }
 }
 
@@ -332,5 +343,16 @@ mod tests {
         assert!(check(r#"topic="orders",cluster="prod""#));
         assert!(!check(r#"topic="orders",cluster="dev""#));
         assert!(check(""));
+    }
+
+    #[test]
+    fn a_matcher_written_back_parses_the_same() {
+        let matchers = vec![
+            Matcher::new("a", MatchOp::Eq, "q\"b\\s\nn\tt\rr\u{1b}e\u{301}'\0").unwrap(),
+            Matcher::new("b", MatchOp::NotRe, r"\d+\.(x|y)").unwrap(),
+        ];
+        let written: Vec<String> = matchers.iter().map(ToString::to_string).collect();
+        let written = format!("{{{}}}", written.join(","));
+        assert_eq!(parse_selector(&written), Ok(matchers), "{written}");
     }
 }

@@ -3,6 +3,7 @@
 //! matchers. The store itself (SQLite, threads) lives in the binary.
 
 pub mod matcher;
+pub mod time_param;
 
 use std::collections::BTreeMap;
 use std::fmt;

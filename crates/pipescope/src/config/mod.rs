@@ -17,6 +17,8 @@ use std::path::Path;
 pub mod check;
 mod loader;
 pub mod parts;
+#[cfg(test)]
+mod proptests;
 pub mod types;
 mod validate;
 pub mod values;

@@ -7,14 +7,13 @@
 //! time 503, as Prometheus answers them.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use pipescope_core::tsdb::{AggregateFn, Matcher, parse_selector};
+use pipescope_core::tsdb::{AggregateFn, Matcher, parse_selector, time_param};
 use pipescope_core::{EpochMillis, Labels};
 use serde::{Deserialize, Serialize};
 
@@ -207,50 +206,12 @@ impl RangeParams {
     }
 }
 
-/// Epoch milliseconds, RFC 3339, `now`, or `now-<duration>`.
 fn parse_time(name: &str, text: &str, now: EpochMillis) -> Result<EpochMillis, ApiError> {
-    let text = text.trim();
-    if let Ok(ms) = text.parse::<u64>() {
-        return Ok(ms);
-    }
-    if text == "now" {
-        return Ok(now);
-    }
-    if let Some(ago) = text.strip_prefix("now-") {
-        let d = humantime::parse_duration(ago).map_err(|e| {
-            ApiError::bad_request(format!(
-                "parameter {name}: bad duration {ago:?} in {text:?} ({e}); write now-1h or now-15m"
-            ))
-        })?;
-        return Ok(now.saturating_sub(d.as_millis() as u64));
-    }
-    match humantime::parse_rfc3339_weak(text) {
-        Ok(t) => Ok(t
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)),
-        Err(_) => Err(ApiError::bad_request(format!(
-            "parameter {name}: cannot read {text:?} as a time; use epoch milliseconds, RFC 3339 (2026-01-31T12:00:00Z), now or now-1h"
-        ))),
-    }
+    time_param::parse_time(name, text, now).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 fn parse_step(text: &str) -> Result<u64, ApiError> {
-    let text = text.trim();
-    let ms = match text.parse::<u64>() {
-        Ok(ms) => ms,
-        Err(_) => humantime::parse_duration(text)
-            .map(|d: Duration| d.as_millis() as u64)
-            .map_err(|e| {
-                ApiError::bad_request(format!(
-                    "parameter step: cannot read {text:?} ({e}); write 1m, 30s or milliseconds"
-                ))
-            })?,
-    };
-    if ms == 0 {
-        return Err(ApiError::bad_request("parameter step: must be more than 0"));
-    }
-    Ok(ms)
+    time_param::parse_step(text).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 async fn blocking<T: Send + 'static>(
