@@ -1401,3 +1401,32 @@ async fn mqtt_an_oversized_retained_message_does_not_blind_the_watcher_v311() {
 async fn mqtt_an_oversized_retained_message_does_not_blind_the_watcher_v5() {
     an_oversized_retained_message_does_not_blind_the_watcher("5").await;
 }
+
+/// The vendored rumqttd (the demo's broker) reads every packet type a client can send without
+/// panicking: a v5 CONNACK or UNSUBACK from a client (types a server never receives) hit an
+/// `unreachable!()` in its v5 reader and panicked the connection's task. Each is now a protocol
+/// error, which closes that client only. Every type, with a body, through both readers.
+#[test]
+fn mqtt_rumqttd_refuses_every_unexpected_packet_type_without_panicking() {
+    use rumqttd::protocol::{Protocol, v4::V4, v5::V5};
+    for kind in 0u8..16 {
+        for flags in [0u8, 2] {
+            let frame = [(kind << 4) | flags, 2, 0, 1];
+            let v5 = std::panic::catch_unwind(|| {
+                V5.read_mut(&mut bytes::BytesMut::from(&frame[..]), 1024)
+                    .map(|_| ())
+            });
+            assert!(v5.is_ok(), "the v5 reader panicked on {frame:02x?}");
+            let v4 = std::panic::catch_unwind(|| {
+                V4.read_mut(&mut bytes::BytesMut::from(&frame[..]), 1024)
+                    .map(|_| ())
+            });
+            assert!(v4.is_ok(), "the v4 reader panicked on {frame:02x?}");
+        }
+    }
+    // The two that did, as a client sends them: a protocol error.
+    for frame in [[0x20, 2, 0, 0], [0xb0, 2, 0, 1]] {
+        let read = V5.read_mut(&mut bytes::BytesMut::from(&frame[..]), 1024);
+        assert!(read.is_err(), "{frame:02x?} read as {read:?}");
+    }
+}
