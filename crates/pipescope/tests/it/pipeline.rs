@@ -629,6 +629,73 @@ fn mosquitto_pub(port: u16, topic: &str, payload: &[u8]) {
     assert!(child.wait().unwrap().success());
 }
 
+/// Topic names Kafka knows.
+fn kafka_topics(bootstrap: &str) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_owned())
+        .collect()
+}
+
+/// Publishers choose the Kafka topics of a `{N}` template: the bridge writes to (and creates) at
+/// most --max-topics of them; messages for more are acknowledged, dropped and counted.
+#[test]
+fn bridge_creates_at_most_max_topics_kafka_topics() {
+    let mosquitto = Mosquitto::start();
+    let tansu = Tansu::start();
+    let (mqtt, bootstrap) = (mosquitto.url(), tansu.bootstrap());
+    let bridge = start_bridge(
+        "bridge",
+        free_port(),
+        &mqtt,
+        &bootstrap,
+        "dev/+=dev.{1}",
+        &[
+            "--client-id",
+            "it-bridge-cap",
+            "--partitions",
+            "1",
+            "--max-topics",
+            "2",
+        ],
+    );
+    for topic in ["dev/a", "dev/b", "dev/c", "dev/a", "dev/d"] {
+        mosquitto_pub(mosquitto.port, topic, b"1");
+    }
+    bridge.wait_metric(
+        "pipescope_bridge_topic_cap_dropped_messages_total",
+        Duration::from_secs(30),
+        |v| v == 2.0,
+    );
+    bridge.wait_metric(
+        "pipescope_bridge_records_delivered_total",
+        Duration::from_secs(30),
+        |v| v == 3.0,
+    );
+    let topics = kafka_topics(&bootstrap);
+    assert!(
+        topics.contains(&"dev.a".to_owned()) && topics.contains(&"dev.b".to_owned()),
+        "{topics:?}"
+    );
+    assert!(
+        !topics.contains(&"dev.c".to_owned()) && !topics.contains(&"dev.d".to_owned()),
+        "{topics:?}"
+    );
+    assert!(
+        bridge.log().contains("--max-topics (2)"),
+        "the refusal is logged:\n{}",
+        bridge.log()
+    );
+}
+
 /// Kafka stopped for a minute in the middle of a run (the case): the bridge holds its
 /// MQTT acks, mosquitto keeps the messages, and after the restart every message is in Kafka.
 /// About 100 s: the outage itself is the minute.
