@@ -292,6 +292,37 @@ mod tests {
     }
 
     #[test]
+    fn oversized_messages_are_all_counted_and_reported_at_most_once_a_minute() {
+        let clock = ManualClock::at(1_000);
+        let b = broker(&clock);
+        let long_topic = "t/".repeat(500);
+        b.oversized_message(&long_topic, 20_000_000, 16_777_216);
+        clock.advance(Duration::from_secs(59));
+        b.oversized_message("big/2", 20_000_000, 16_777_216);
+        b.oversized_message("big/3", 20_000_000, 16_777_216);
+        clock.advance(Duration::from_secs(1));
+        b.oversized_message("big/4", 20_000_000, 16_777_216);
+        assert_eq!(b.oversized_messages(), 4);
+        let events: Vec<String> = b
+            .connection()
+            .events
+            .iter()
+            .map(|e| e.message.clone())
+            .collect();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(events[0].contains("skipped a 20000000-byte message on \"t/t/"));
+        assert!(
+            events[0].contains("…"),
+            "a long topic is cut: {}",
+            events[0]
+        );
+        assert!(events[0].len() < 400, "{}", events[0]);
+        assert!(events[1].contains("\"big/4\""), "{}", events[1]);
+        assert!(events[1].contains("(2 more skipped since the last report)"));
+        assert!(events[1].contains("mqtt.b.max_packet_size (16777216)"));
+    }
+
+    #[test]
     fn outages_are_counted_and_timed_from_the_connection_history() {
         let mut c = MqttConnection::default();
         // Never up yet: failures are not outages.

@@ -96,8 +96,14 @@ async fn accept_loop(
     // One connection at a time: a new one means rumqttc gave up the previous one.
     let mut current: Option<JoinHandle<()>> = None;
     loop {
-        let Ok((client, _)) = listener.accept().await else {
-            continue;
+        let client = match listener.accept().await {
+            Ok((client, _)) => client,
+            Err(e) => {
+                // Out of file descriptors, say: rumqttc's connection fails and is retried.
+                tracing::debug!("the MQTT relay cannot accept ({e})");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
         };
         if let Some(previous) = current.take() {
             previous.abort();

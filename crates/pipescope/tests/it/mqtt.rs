@@ -1382,6 +1382,7 @@ async fn an_oversized_retained_message_does_not_blind_the_watcher(protocol: &str
     assert_eq!(connection.state, ConnState::Connected);
     let grew_kib = rss_kib().saturating_sub(rss_before);
     assert!(grew_kib < 40 << 10, "the watcher grew by {grew_kib} KiB");
+    eprintln!("{protocol}: a {BIG}-byte retained message; the watcher grew by {grew_kib} KiB");
     let metrics = watch.metrics_text();
     let expected = if protocol == "3.1.1" { 1 } else { 0 };
     assert!(
