@@ -189,11 +189,14 @@ async fn serve(
                     forward.clear();
                     framing.feed(&buffer[..n], &mut forward);
                     broker_write.write_all(&forward).await?;
+                    // TLS holds written bytes until flushed.
+                    broker_write.flush().await?;
                 }
                 Some(reply) = replies_rx.recv() => waiting.extend(reply),
             }
             if !waiting.is_empty() && framing.at_packet_boundary() {
                 broker_write.write_all(&waiting).await?;
+                broker_write.flush().await?;
                 waiting.clear();
             }
         }

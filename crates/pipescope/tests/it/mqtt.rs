@@ -1431,3 +1431,50 @@ fn mqtt_rumqttd_refuses_every_unexpected_packet_type_without_panicking() {
         assert!(read.is_err(), "{frame:02x?} read as {read:?}");
     }
 }
+
+/// The relay acknowledges the oversized QoS 1 and 2 messages it skips (PUBACK; PUBREC, then
+/// PUBCOMP for the broker's PUBREL): unacknowledged, they would fill mosquitto's window of 20
+/// messages in flight, and it would send the watcher nothing more at QoS 1 or 2. (QoS 2 comes in
+/// two rounds that fit the window apart but not together: mosquitto 2.0.11 stalls queued QoS 2
+/// messages for any subscriber, relay or not.)
+#[tokio::test]
+async fn mqtt_skipped_qos_1_and_2_messages_are_acknowledged_so_the_broker_keeps_sending_v311() {
+    let broker = Mosquitto::start();
+    let watch = Watch::start(
+        &broker.url(),
+        "protocol = \"3.1.1\"\nmax_packet_size = 1024\nsubscribe_qos = 2",
+    );
+    watch.wait_subscribed().await;
+    let publisher = Publisher::connect(broker.port, "big-publisher");
+    let skipped = || watch.broker().oversized_messages();
+    let mut published = 0;
+    for (qos, n) in [
+        (QoS::AtLeastOnce, 30),
+        (QoS::ExactlyOnce, 10),
+        (QoS::ExactlyOnce, 15),
+    ] {
+        for _ in 0..n {
+            publisher
+                .publish("big/x", qos, false, vec![b'x'; 2048])
+                .await;
+        }
+        published += n;
+        assert!(
+            wait_until_async(Duration::from_secs(10), || skipped() == published).await,
+            "skipped {} of {published} ({qos:?} round)",
+            skipped()
+        );
+    }
+    for _ in 0..5 {
+        publisher
+            .publish("live/x", QoS::AtLeastOnce, false, "42")
+            .await;
+    }
+    publisher.wait_acked(60).await;
+    assert!(
+        wait_until_async(Duration::from_secs(10), || watch.messages() == 5).await,
+        "live messages after 55 skipped ones: {} of 5 counted",
+        watch.messages()
+    );
+    assert_eq!(watch.broker().connection().connects, 1);
+}
