@@ -323,6 +323,19 @@ mod tests {
         assert!(filter.at_packet_boundary());
     }
 
+    /// Found by the mqtt_oversize fuzz target (input `0a 2b fa 0a`): a fixed header is passed on
+    /// once its length is known, so a stream that ends inside one passes on less than it got.
+    #[test]
+    fn a_fixed_header_is_held_until_its_length_is_known() {
+        let mut filter = InboundFilter::new(usize::MAX);
+        let mut forward = Vec::new();
+        filter.feed(&[0x0a], &mut forward);
+        filter.feed(&[0x81], &mut forward);
+        assert!(forward.is_empty());
+        filter.feed(&[0x01], &mut forward);
+        assert_eq!(forward, vec![0x0a, 0x81, 0x01]);
+    }
+
     #[test]
     fn a_dropped_qos1_publish_is_acknowledged_for_the_client() {
         let stream = publish("q1", 2000, 1, false, 0x0102);
