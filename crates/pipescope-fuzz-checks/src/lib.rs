@@ -17,7 +17,7 @@ pub use exposition::metrics_exposition;
 pub use kafka::{kafka_assignment, kafka_record_batch, kafka_response};
 pub use line_protocol::line_protocol;
 pub use matchers::label_matchers;
-pub use mqtt::{mqtt_sys, mqtt_tree};
+pub use mqtt::{mqtt_oversize, mqtt_sys, mqtt_tree};
 pub use time_param::time_params;
 pub use windower::windower;
 
@@ -32,6 +32,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("label_matchers", label_matchers),
     ("line_protocol", line_protocol),
     ("metrics_exposition", metrics_exposition),
+    ("mqtt_oversize", mqtt_oversize),
     ("mqtt_sys", mqtt_sys),
     ("mqtt_tree", mqtt_tree),
     ("time_params", time_params),

@@ -1,5 +1,6 @@
-//! `$SYS` messages, topic filters and the topic tree.
+//! `$SYS` messages, topic filters, the topic tree, and the filter that skips oversized messages.
 
+use pipescope_core::mqtt::oversize::InboundFilter;
 use pipescope_core::mqtt::sys::{
     self, Kind, MAX_NAME_BYTES, MAX_SYS_TOPICS, SysState, exported_name,
 };
@@ -112,4 +113,40 @@ pub fn mqtt_tree(data: &[u8]) {
     assert!(children <= sent);
     let _ = tree.view(filter, 2, 1, ValueOf::Rate1m, now + 60_000);
     let _ = tree.figures(filter, now);
+}
+
+/// The bytes a broker sends to the 3.1.1 watcher, through the filter that skips messages over
+/// max_packet_size: it must not panic, must give the same result however the bytes are split,
+/// never passes on more than it got, and with no limit passes everything on untouched (but an
+/// unfinished fixed header, held until its length is known).
+pub fn mqtt_oversize(data: &[u8]) {
+    let [max_hi, max_lo, chunk, stream @ ..] = data else {
+        return;
+    };
+    let max_packet_size = usize::from(u16::from_be_bytes([*max_hi, *max_lo]));
+    let chunk = usize::from(*chunk).max(1);
+
+    let mut whole = Vec::new();
+    let at_once = InboundFilter::new(max_packet_size).feed(stream, &mut whole);
+    assert!(whole.len() <= stream.len());
+
+    let mut filter = InboundFilter::new(max_packet_size);
+    let mut pieces = Vec::new();
+    let (mut dropped, mut replies) = (Vec::new(), Vec::new());
+    for part in stream.chunks(chunk) {
+        let got = filter.feed(part, &mut pieces);
+        dropped.extend(got.dropped);
+        replies.extend(got.replies);
+    }
+    assert_eq!(pieces, whole);
+    assert_eq!(dropped, at_once.dropped);
+    assert_eq!(replies, at_once.replies);
+
+    // Untouched but for a fixed header whose length has not all arrived (at most 4 bytes:
+    // the type and three length bytes that each say "more").
+    let mut untouched = Vec::new();
+    let none = InboundFilter::new(usize::MAX).feed(stream, &mut untouched);
+    assert!(stream.starts_with(&untouched));
+    assert!(stream.len() - untouched.len() <= 4);
+    assert!(none.dropped.is_empty() && none.replies.is_empty());
 }

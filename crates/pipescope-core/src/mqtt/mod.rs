@@ -1,5 +1,6 @@
 //! MQTT: the topic tree with its rates and bounds, payload previews, and `$SYS` broker metrics.
 
+pub mod oversize;
 pub mod preview;
 pub mod rate;
 pub mod sys;

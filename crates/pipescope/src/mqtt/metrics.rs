@@ -39,6 +39,10 @@ fn help(name: &str) -> &'static str {
         "pipescope_mqtt_connection_state" => "1 for the broker's current connection state",
         "pipescope_mqtt_connects_total" => "Successful connections to the broker",
         "pipescope_mqtt_outages_total" => "Connections to the broker lost after being up",
+        "pipescope_mqtt_oversized_messages_total" => {
+            "Messages over max_packet_size skipped by the watcher (MQTT 3.1.1; a v5 broker drops \
+             them unseen)"
+        }
         "pipescope_mqtt_failed_attempts" => "Failed connection attempts since the last success",
         "pipescope_mqtt_sys_seen" => "1 when the broker publishes $SYS metrics",
         "pipescope_mqtt_messages_total" => "Messages received on the watched filters",
@@ -119,6 +123,12 @@ pub fn broker_series(state: &MqttBrokerState) -> Vec<Series> {
             Kind::Counter,
             broker(),
             c.outages as f64,
+        ));
+        out.push(series(
+            "pipescope_mqtt_oversized_messages_total",
+            Kind::Counter,
+            broker(),
+            state.oversized_messages() as f64,
         ));
         out.push(series(
             "pipescope_mqtt_failed_attempts",

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod metrics;
+mod relay;
 mod tls;
 pub mod watcher;
 
@@ -20,6 +21,16 @@ use crate::sync::lock;
 
 /// MqttConnection events kept per broker for the API.
 const EVENTS_KEPT: usize = 50;
+
+/// At most one log line (and connection event) a minute about skipped oversized messages.
+const OVERSIZED_LOG_INTERVAL_MS: u64 = 60_000;
+
+#[derive(Debug, Default)]
+struct OversizedMessages {
+    total: u64,
+    logged_at_ms: Option<EpochMillis>,
+    unlogged: u64,
+}
 
 /// Every watched broker, by name.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +77,7 @@ pub struct MqttBrokerState {
     tree: Mutex<TopicTree>,
     sys: Mutex<SysState>,
     connection: Mutex<MqttConnection>,
+    oversized: Mutex<OversizedMessages>,
 }
 
 impl MqttBrokerState {
@@ -84,7 +96,45 @@ impl MqttBrokerState {
             tree: Mutex::new(TopicTree::new(config.max_topics)),
             sys: Mutex::new(SysState::default()),
             connection: Mutex::new(MqttConnection::default()),
+            oversized: Mutex::new(OversizedMessages::default()),
         }
+    }
+
+    /// Messages over max_packet_size the watcher skipped.
+    pub fn oversized_messages(&self) -> u64 {
+        lock(&self.oversized).total
+    }
+
+    /// Counts a skipped message; logs it (topic and size) at most once a minute, with how many
+    /// more were skipped since, so a flood of big messages cannot flood the log.
+    pub fn oversized_message(&self, topic: &str, size: usize, max_packet_size: usize) {
+        let now = self.clock.now_millis();
+        let mut oversized = lock(&self.oversized);
+        oversized.total += 1;
+        if oversized
+            .logged_at_ms
+            .is_some_and(|at| now.saturating_sub(at) < OVERSIZED_LOG_INTERVAL_MS)
+        {
+            oversized.unlogged += 1;
+            return;
+        }
+        let more = std::mem::take(&mut oversized.unlogged);
+        oversized.logged_at_ms = Some(now);
+        drop(oversized);
+        let shown: String = topic.chars().take(200).collect();
+        let cut = if shown.len() < topic.len() { "…" } else { "" };
+        let since = if more > 0 {
+            format!(" ({more} more skipped since the last report)")
+        } else {
+            String::new()
+        };
+        let message = format!(
+            "skipped a {size}-byte message on {shown:?}{cut} from MQTT broker {} — over mqtt.{}.max_packet_size ({max_packet_size}); raise it to see such messages{since}",
+            self.name, self.name
+        );
+        tracing::warn!(broker = %self.name, "{message}");
+        self.connection()
+            .push_event(now, ConnState::Connected, message);
     }
 
     pub fn tree(&self) -> MutexGuard<'_, TopicTree> {
@@ -239,6 +289,37 @@ mod tests {
         )
         .unwrap();
         MqttBrokerState::new("b", &config.mqtt["b"], Arc::new(clock.clone()))
+    }
+
+    #[test]
+    fn oversized_messages_are_all_counted_and_reported_at_most_once_a_minute() {
+        let clock = ManualClock::at(1_000);
+        let b = broker(&clock);
+        let long_topic = "t/".repeat(500);
+        b.oversized_message(&long_topic, 20_000_000, 16_777_216);
+        clock.advance(Duration::from_secs(59));
+        b.oversized_message("big/2", 20_000_000, 16_777_216);
+        b.oversized_message("big/3", 20_000_000, 16_777_216);
+        clock.advance(Duration::from_secs(1));
+        b.oversized_message("big/4", 20_000_000, 16_777_216);
+        assert_eq!(b.oversized_messages(), 4);
+        let events: Vec<String> = b
+            .connection()
+            .events
+            .iter()
+            .map(|e| e.message.clone())
+            .collect();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(events[0].contains("skipped a 20000000-byte message on \"t/t/"));
+        assert!(
+            events[0].contains("…"),
+            "a long topic is cut: {}",
+            events[0]
+        );
+        assert!(events[0].len() < 400, "{}", events[0]);
+        assert!(events[1].contains("\"big/4\""), "{}", events[1]);
+        assert!(events[1].contains("(2 more skipped since the last report)"));
+        assert!(events[1].contains("mqtt.b.max_packet_size (16777216)"));
     }
 
     #[test]

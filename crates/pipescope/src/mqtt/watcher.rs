@@ -10,7 +10,7 @@ use pipescope_core::mqtt::Message;
 use pipescope_core::mqtt_filter;
 use tokio::task::JoinHandle;
 
-use super::{ConnState, MqttBrokerState, tls};
+use super::{ConnState, MqttBrokerState, relay, tls};
 use crate::bus::Bus;
 use crate::config::{MqttBroker, MqttProtocol};
 
@@ -33,9 +33,9 @@ pub async fn sample_loop(state: Arc<MqttBrokerState>, bus: Bus, interval: Durati
 
 /// Watches one broker until the task is aborted.
 pub async fn run(state: Arc<MqttBrokerState>, config: MqttBroker) {
-    let transport = if config.url.tls {
-        match tls::configuration(&state.name, config.tls.as_ref()) {
-            Ok(tls) => rumqttc::Transport::tls_with_config(tls),
+    let tls = if config.url.tls {
+        match tls::client_config(&state.name, config.tls.as_ref()) {
+            Ok(tls) => Some(tls),
             Err(message) => {
                 // Nothing to retry: the settings themselves are wrong.
                 tracing::error!(broker = %state.name, "{message}");
@@ -48,12 +48,20 @@ pub async fn run(state: Arc<MqttBrokerState>, config: MqttBroker) {
             }
         }
     } else {
-        rumqttc::Transport::tcp()
+        None
     };
     let handler = Handler::new(state, &config);
     match config.protocol {
-        MqttProtocol::V311 => run_v4(handler, config, transport).await,
-        MqttProtocol::V5 => run_v5(handler, config, transport).await,
+        MqttProtocol::V311 => run_v4(handler, config, tls).await,
+        MqttProtocol::V5 => {
+            let transport = match tls {
+                Some(tls) => {
+                    rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls))
+                }
+                None => rumqttc::Transport::tcp(),
+            };
+            run_v5(handler, config, transport).await
+        }
     }
 }
 
@@ -231,21 +239,46 @@ fn qos_v4(qos: u8) -> rumqttc::QoS {
     }
 }
 
-async fn run_v4(mut handler: Handler, config: MqttBroker, transport: rumqttc::Transport) {
-    use rumqttc::{
-        ConnectReturnCode, ConnectionError, Event, Packet, StateError, SubscribeFilter,
-        SubscribeReasonCode,
+/// MQTT 3.1.1 through a [`relay::Relay`] that skips (and counts) messages over max_packet_size:
+/// 3.1.1 cannot declare the limit to the broker, and rumqttc drops the connection on such a
+/// message, which a broker re-sends on every resubscribe when it is retained.
+async fn run_v4(mut handler: Handler, config: MqttBroker, tls: Option<Arc<rustls::ClientConfig>>) {
+    use rumqttc::{Event, Packet, SubscribeFilter, SubscribeReasonCode};
+    let upstream = relay::Upstream {
+        host: config.url.host.clone(),
+        port: config.url.port,
+        tls,
+    };
+    let counted = handler.state.clone();
+    let max_packet_size = config.max_packet_size;
+    let relay = match relay::Relay::start(upstream, max_packet_size, move |dropped| {
+        counted.oversized_message(&dropped.topic, dropped.size, max_packet_size)
+    }) {
+        Ok(relay) => relay,
+        Err(e) => {
+            let message = format!(
+                "cannot watch MQTT broker {}: no local socket for its connection ({e}) — is the temporary directory ({}) writable?",
+                handler.state.name,
+                std::env::temp_dir().display()
+            );
+            tracing::error!(broker = %handler.state.name, "{message}");
+            let now = handler.state.clock.now_millis();
+            let mut connection = handler.state.connection();
+            connection.failed(now, ConnState::Down, message, Duration::ZERO);
+            connection.next_attempt_ms = None;
+            return;
+        }
     };
     let mut options = rumqttc::MqttOptions::new(
         client_id(&handler.state, &config),
-        config.url.host.clone(),
-        config.url.port,
+        relay.socket_path().to_string_lossy(),
+        0,
     );
     options
         .set_keep_alive(config.keep_alive)
         .set_clean_session(config.clean_session)
         .set_max_packet_size(config.max_packet_size, config.max_packet_size)
-        .set_transport(transport);
+        .set_transport(rumqttc::Transport::unix());
     if let Some(user) = &config.username {
         let password = config.password.as_ref().map(|p| p.expose()).unwrap_or("");
         options.set_credentials(user.clone(), password);
@@ -277,22 +310,28 @@ async fn run_v4(mut handler: Handler, config: MqttBroker, transport: rumqttc::Tr
             }
             Ok(_) => {}
             Err(e) => {
-                let (state, message) = match &e {
-                    ConnectionError::ConnectionRefused(
-                        code @ (ConnectReturnCode::BadUserNamePassword
-                        | ConnectReturnCode::NotAuthorized),
-                    ) => handler.refused(&format!("{code:?}"), true),
-                    ConnectionError::ConnectionRefused(code) => {
-                        handler.refused(&format!("{code:?}"), false)
-                    }
-                    ConnectionError::Io(io) => handler.io(io.to_string()),
-                    ConnectionError::MqttState(StateError::Io(io)) => handler.io(io.to_string()),
-                    ConnectionError::Tls(tls) => handler.tls(tls.to_string()),
-                    other => handler.io(other.to_string()),
+                let (state, message) = match (&e, relay.take_error()) {
+                    (_, Some(relay::UpstreamError::Io(what))) => handler.io(what),
+                    (_, Some(relay::UpstreamError::Tls(what))) => handler.tls(what),
+                    (e, None) => classify_v4(&handler, e),
                 };
                 handler.failed(state, message).await;
             }
         }
+    }
+}
+
+fn classify_v4(handler: &Handler, e: &rumqttc::ConnectionError) -> (ConnState, String) {
+    use rumqttc::{ConnectReturnCode, ConnectionError, StateError};
+    match e {
+        ConnectionError::ConnectionRefused(
+            code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
+        ) => handler.refused(&format!("{code:?}"), true),
+        ConnectionError::ConnectionRefused(code) => handler.refused(&format!("{code:?}"), false),
+        ConnectionError::Io(io) => handler.io(io.to_string()),
+        ConnectionError::MqttState(StateError::Io(io)) => handler.io(io.to_string()),
+        ConnectionError::Tls(tls) => handler.tls(tls.to_string()),
+        other => handler.io(other.to_string()),
     }
 }
 

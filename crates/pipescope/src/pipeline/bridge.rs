@@ -62,6 +62,11 @@ pub struct Args {
     /// Partitions of topics the bridge creates.
     #[arg(long, default_value_t = 3)]
     pub partitions: i32,
+    /// Kafka topics the bridge writes to (and creates) at most: a template with {N} makes one
+    /// per MQTT level value, which publishers choose. Messages for a topic past the cap are
+    /// acknowledged, dropped and counted (pipescope_bridge_topic_cap_dropped_messages_total).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_topics: u32,
     /// Origin id stamped on messages that come without a trace (default: bridge-<client id>-<start ms>).
     #[arg(long)]
     pub origin: Option<String>,
@@ -80,6 +85,7 @@ struct Metrics {
     carried: Family<MappingLabel, Counter>,
     stamped: Family<MappingLabel, Counter>,
     unmapped: Counter,
+    topic_cap_dropped: Counter,
     in_flight: Gauge,
     connected: Gauge,
     subscribed: Gauge,
@@ -119,6 +125,11 @@ impl Metrics {
             "pipescope_bridge_unmapped_messages",
             "Messages no mapping matched (acknowledged and dropped)",
             self.unmapped.clone(),
+        );
+        r.register(
+            "pipescope_bridge_topic_cap_dropped_messages",
+            "Messages for a Kafka topic past --max-topics (acknowledged and dropped)",
+            self.topic_cap_dropped.clone(),
         );
         r.register(
             "pipescope_bridge_in_flight_messages",
@@ -178,7 +189,9 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         .set("acks", "all")
         .create()
         .with_context(|| format!("cannot make a Kafka producer for {}", args.kafka.kafka))?;
+    // Keyed by topics publishers choose (through {N}): capped by --max-topics.
     let mut partitions: HashMap<String, i32> = HashMap::new();
+    let mut cap_log = CapLog::default();
     // Topics without {N} are known now: make sure they exist before taking messages.
     for m in &mappings {
         if !m.topic.contains('{') {
@@ -265,6 +278,13 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
                 let key = mapping.key(&topic);
                 let count = match partitions.get(&kafka_topic) {
                     Some(n) => *n,
+                    None if partitions.len() >= args.max_topics as usize => {
+                        metrics.topic_cap_dropped.inc();
+                        cap_log.refused(&kafka_topic, &topic, args.max_topics);
+                        let _ = pending_acks.send(PendingAck::ready(publish));
+                        drop(permit);
+                        continue;
+                    }
                     None => {
                         let Some(n) =
                             ensure_topic(&args.kafka, &kafka_topic, args.partitions, false, &stop)
@@ -486,5 +506,32 @@ impl Delivery {
                 }
             }
         }
+    }
+}
+
+/// Logs messages refused by --max-topics at most once a minute, with how many since.
+#[derive(Default)]
+struct CapLog {
+    logged_at: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl CapLog {
+    fn refused(&mut self, kafka_topic: &str, mqtt_topic: &str, max_topics: u32) {
+        if self
+            .logged_at
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(60))
+        {
+            self.unlogged += 1;
+            return;
+        }
+        self.logged_at = Some(std::time::Instant::now());
+        let since = std::mem::take(&mut self.unlogged);
+        tracing::warn!(
+            kafka_topic,
+            mqtt_topic,
+            refused_since_last_report = since,
+            "the bridge already writes to --max-topics ({max_topics}) Kafka topics: this message is acknowledged and dropped — raise --max-topics, or map to fewer topics"
+        );
     }
 }

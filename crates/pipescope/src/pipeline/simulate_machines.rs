@@ -140,7 +140,12 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
             &stop,
         )
         .await?;
-    let options = super::mqtt::options(&args.mqtt, &origin)?;
+    let mut options = super::mqtt::options(&args.mqtt, &origin)?;
+    // A session the broker keeps: rumqttc drops the publishes still unacknowledged when it
+    // reconnects to a new session, so a broker restart silently lost them.
+    options
+        .set_clean_start(false)
+        .set_session_expiry_interval(Some(60));
     let (client, mut eventloop) = AsyncClient::new(options, 10_000);
     let counts = Arc::new(Counts::default());
     let loop_counts = counts.clone();

@@ -1300,3 +1300,181 @@ async fn mqtt_retained_flag_and_count_from_a_real_broker_v311() {
 async fn mqtt_retained_flag_and_count_from_a_real_broker_v5() {
     retained_flag_from_a_real_broker("5").await;
 }
+
+/// Publishes `size` bytes as one retained QoS 1 message with `mosquitto_pub`, so the test's own
+/// memory (measured below) never holds it.
+fn publish_retained_with_mosquitto_pub(port: u16, topic: &str, size: usize) {
+    use std::io::Write;
+    let program = pipescope_testkit::find_binary(
+        "mosquitto_pub",
+        "sudo apt-get install -y mosquitto-clients",
+    );
+    let mut child = std::process::Command::new(program)
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-q",
+            "1",
+            "-r",
+            "-t",
+            topic,
+            "-s",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("start mosquitto_pub");
+    let mut stdin = child.stdin.take().unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        stdin
+            .write_all(&chunk[..n])
+            .expect("write to mosquitto_pub");
+        left -= n;
+    }
+    drop(stdin);
+    let status = child.wait().expect("wait for mosquitto_pub");
+    assert!(status.success(), "mosquitto_pub failed: {status}");
+}
+
+/// A retained message bigger than the watcher's max_packet_size must not blind it: the other
+/// retained topics and every live message still arrive, the connection is not dropped over and
+/// over, the monitor does not hold the message, and (3.1.1) the message is counted.
+async fn an_oversized_retained_message_does_not_blind_the_watcher(protocol: &str) {
+    const BIG: usize = 100 << 20;
+    let broker = Mosquitto::start();
+    let publisher = Publisher::connect(broker.port, "retainer");
+    publisher
+        .publish("a/small", QoS::AtLeastOnce, true, "1")
+        .await;
+    publisher.wait_acked(1).await;
+    publish_retained_with_mosquitto_pub(broker.port, "b/big", BIG);
+    publisher
+        .publish("c/small", QoS::AtLeastOnce, true, "2")
+        .await;
+    publisher.wait_acked(2).await;
+
+    let rss_before = rss_kib();
+    let watch = Watch::start(&broker.url(), &format!("protocol = \"{protocol}\""));
+    assert!(
+        wait_until_async(Duration::from_secs(20), || watch.messages() >= 2).await,
+        "the small retained messages were not counted ({}); connection: {:?}",
+        watch.messages(),
+        watch.broker().connection().clone()
+    );
+    watch.wait_subscribed().await;
+    for _ in 0..5 {
+        publisher
+            .publish("live/x", QoS::AtLeastOnce, false, "42")
+            .await;
+    }
+    publisher.wait_acked(7).await;
+    assert!(
+        wait_until_async(Duration::from_secs(10), || watch.messages() == 7).await,
+        "live messages after the oversized one: {} of 7 counted",
+        watch.messages()
+    );
+    let connection = watch.broker().connection().clone();
+    assert_eq!(connection.connects, 1, "reconnected: {connection:?}");
+    assert_eq!(connection.state, ConnState::Connected);
+    let grew_kib = rss_kib().saturating_sub(rss_before);
+    assert!(grew_kib < 40 << 10, "the watcher grew by {grew_kib} KiB");
+    eprintln!("{protocol}: a {BIG}-byte retained message; the watcher grew by {grew_kib} KiB");
+    let metrics = watch.metrics_text();
+    let expected = if protocol == "3.1.1" { 1 } else { 0 };
+    assert!(
+        metrics.contains(&format!(
+            "pipescope_mqtt_oversized_messages_total{{broker=\"b\"}} {expected}.0\n"
+        )),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn mqtt_an_oversized_retained_message_does_not_blind_the_watcher_v311() {
+    an_oversized_retained_message_does_not_blind_the_watcher("3.1.1").await;
+}
+
+#[tokio::test]
+async fn mqtt_an_oversized_retained_message_does_not_blind_the_watcher_v5() {
+    an_oversized_retained_message_does_not_blind_the_watcher("5").await;
+}
+
+/// The vendored rumqttd (the demo's broker) reads every packet type a client can send without
+/// panicking: a v5 CONNACK or UNSUBACK from a client (types a server never receives) hit an
+/// `unreachable!()` in its v5 reader and panicked the connection's task. Each is now a protocol
+/// error, which closes that client only. Every type, with a body, through both readers.
+#[test]
+fn mqtt_rumqttd_refuses_every_unexpected_packet_type_without_panicking() {
+    use rumqttd::protocol::{Protocol, v4::V4, v5::V5};
+    for kind in 0u8..16 {
+        for flags in [0u8, 2] {
+            let frame = [(kind << 4) | flags, 2, 0, 1];
+            let v5 = std::panic::catch_unwind(|| {
+                V5.read_mut(&mut bytes::BytesMut::from(&frame[..]), 1024)
+                    .map(|_| ())
+            });
+            assert!(v5.is_ok(), "the v5 reader panicked on {frame:02x?}");
+            let v4 = std::panic::catch_unwind(|| {
+                V4.read_mut(&mut bytes::BytesMut::from(&frame[..]), 1024)
+                    .map(|_| ())
+            });
+            assert!(v4.is_ok(), "the v4 reader panicked on {frame:02x?}");
+        }
+    }
+    // The two that did, as a client sends them: a protocol error.
+    for frame in [[0x20, 2, 0, 0], [0xb0, 2, 0, 1]] {
+        let read = V5.read_mut(&mut bytes::BytesMut::from(&frame[..]), 1024);
+        assert!(read.is_err(), "{frame:02x?} read as {read:?}");
+    }
+}
+
+/// The relay acknowledges the oversized QoS 1 and 2 messages it skips (PUBACK; PUBREC, then
+/// PUBCOMP for the broker's PUBREL): unacknowledged, they would fill mosquitto's window of 20
+/// messages in flight, and it would send the watcher nothing more at QoS 1 or 2. (QoS 2 comes in
+/// two rounds that fit the window apart but not together: mosquitto 2.0.11 stalls queued QoS 2
+/// messages for any subscriber, relay or not.)
+#[tokio::test]
+async fn mqtt_skipped_qos_1_and_2_messages_are_acknowledged_so_the_broker_keeps_sending_v311() {
+    let broker = Mosquitto::start();
+    let watch = Watch::start(
+        &broker.url(),
+        "protocol = \"3.1.1\"\nmax_packet_size = 1024\nsubscribe_qos = 2",
+    );
+    watch.wait_subscribed().await;
+    let publisher = Publisher::connect(broker.port, "big-publisher");
+    let skipped = || watch.broker().oversized_messages();
+    let mut published = 0;
+    for (qos, n) in [
+        (QoS::AtLeastOnce, 30),
+        (QoS::ExactlyOnce, 10),
+        (QoS::ExactlyOnce, 15),
+    ] {
+        for _ in 0..n {
+            publisher
+                .publish("big/x", qos, false, vec![b'x'; 2048])
+                .await;
+        }
+        published += n;
+        assert!(
+            wait_until_async(Duration::from_secs(10), || skipped() == published).await,
+            "skipped {} of {published} ({qos:?} round)",
+            skipped()
+        );
+    }
+    for _ in 0..5 {
+        publisher
+            .publish("live/x", QoS::AtLeastOnce, false, "42")
+            .await;
+    }
+    publisher.wait_acked(60).await;
+    assert!(
+        wait_until_async(Duration::from_secs(10), || watch.messages() == 5).await,
+        "live messages after 55 skipped ones: {} of 5 counted",
+        watch.messages()
+    );
+    assert_eq!(watch.broker().connection().connects, 1);
+}

@@ -426,7 +426,11 @@ impl Protocol for V5 {
                 let (pubcomp, properties) = pubcomp::read(fixed_header, packet)?;
                 Packet::PubComp(pubcomp, properties)
             }
-            _ => unreachable!(),
+            // PIPESCOPE-PATCH: CONNACK and UNSUBACK are the server's to send; from a client they
+            // reached `unreachable!()` and panicked the connection's task.
+            PacketType::ConnAck | PacketType::UnsubAck => {
+                return Err(Error::InvalidPacketType(packet_type as u8))
+            }
         };
 
         Ok(packet)
