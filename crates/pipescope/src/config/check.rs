@@ -40,11 +40,16 @@ pub fn check(path: &Path) -> CheckReport {
     }
     let summary = match monitor {
         Ok(config) if part_errors.is_empty() => Some(format!(
-            "{}: valid — {} Kafka cluster(s), {} MQTT broker(s), web on {}{}",
+            "{}: valid — {} Kafka cluster(s), {} MQTT broker(s), web on {}{}{}",
             path.display(),
             config.kafka.len(),
             config.mqtt.len(),
             config.web.listen,
+            if config.flows.is_empty() {
+                String::new()
+            } else {
+                format!(", {} observed flow(s)", config.flows.len())
+            },
             if parts.is_empty() {
                 String::new()
             } else {
