@@ -4,7 +4,7 @@
 
 pub mod api;
 pub mod metrics;
-mod tls;
+pub(crate) mod tls;
 pub mod watcher;
 
 use std::collections::{BTreeMap, VecDeque};

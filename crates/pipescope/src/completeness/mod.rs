@@ -1,0 +1,483 @@
+//! Observed flows in the running monitor (docs/completeness.md "Reading"): one task per
+//! `[flows.X]` reads the trace headers at each hop (an MQTT filter or a Kafka topic), feeds the
+//! flow's accounting (`pipescope_core::completeness::Flow`), ticks it every second and
+//! publishes its figures to the API, `/metrics` and the bus.
+
+pub mod api;
+pub mod kafka;
+pub mod metrics;
+pub mod mqtt;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use pipescope_core::completeness::flow::NamedEdge;
+use pipescope_core::completeness::{CompletenessConfig, Flow, HopFigures, HopId};
+use pipescope_core::pipeline::trace::TraceHeader;
+use pipescope_core::{Clock, EpochMillis};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::bus::Bus;
+use crate::config::{Config, FlowConfig, FlowHop};
+use crate::shutdown::Supervisor;
+
+/// Batches a flow's readers may have waiting: a slow flow holds its readers back.
+const QUEUED_BATCHES: usize = 64;
+/// How often the flow settles gaps and publishes its figures.
+const TICK: Duration = Duration::from_secs(1);
+/// Figures go to the bus (the store, InfluxDB) every this many ticks.
+const TICKS_PER_SAMPLE: u64 = 10;
+
+/// What a reader saw, handed to its flow.
+#[derive(Debug, Clone)]
+pub enum Seen {
+    /// A traced record; `partition` is the Kafka partition it was read from.
+    Traced {
+        hop: usize,
+        partition: Option<u32>,
+        stream: String,
+        trace: TraceHeader,
+        arrival_ms: EpochMillis,
+    },
+    /// A record whose trace could not be decoded.
+    Malformed { hop: usize, arrival_ms: EpochMillis },
+    /// A record without a trace.
+    Untraced { hop: usize },
+    /// The reader's position on a Kafka partition jumped past records it never read.
+    Rebased { hop: usize, partition: u32 },
+    /// The reader's connection.
+    Reader {
+        hop: usize,
+        connected: bool,
+        /// Kafka partitions assigned (0 for MQTT).
+        partitions: u32,
+        error: Option<String>,
+    },
+}
+
+/// What a hop's reader reports, besides the accounting.
+#[cfg_attr(test, derive(PartialEq))]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct ReaderView {
+    /// Connected to the broker or cluster (for Kafka: the topic's partitions were found).
+    pub connected: bool,
+    /// Kafka partitions assigned.
+    pub partitions: u32,
+    /// Records with no trace header: not judged.
+    pub untraced: u64,
+    /// Times the position on a Kafka partition jumped past unread records (retention,
+    /// compaction): the streams there start a new base, nothing is counted lost.
+    pub rebased: u64,
+    /// The last connection or read error, until the next success.
+    pub last_error: Option<String>,
+}
+
+/// One hop of a flow: where it reads, its reader and its figures.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HopView {
+    /// `mqtt:<broker>:<filter>` or `kafka:<cluster>:<topic>`.
+    pub hop: String,
+    pub reader: ReaderView,
+    pub figures: HopFigures,
+}
+
+/// A flow's hops and the edges between consecutive hops.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FlowView {
+    pub flow: String,
+    /// When these figures were taken (epoch ms).
+    pub updated_ms: EpochMillis,
+    pub hops: Vec<HopView>,
+    pub edges: Vec<NamedEdge>,
+}
+
+/// Every flow's latest figures, shared by the flow tasks, the API and `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct FlowsState(Arc<RwLock<BTreeMap<String, FlowView>>>);
+
+impl FlowsState {
+    pub fn all(&self) -> Vec<FlowView> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<FlowView> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub(crate) fn set(&self, view: FlowView) {
+        self.0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(view.flow.clone(), view);
+    }
+}
+
+/// A hop's name in figures and labels.
+pub fn hop_name(hop: &FlowHop) -> String {
+    match hop {
+        FlowHop {
+            mqtt: Some(b),
+            filter: Some(f),
+            ..
+        } => format!("mqtt:{b}:{f}"),
+        FlowHop {
+            kafka: Some(c),
+            topic: Some(t),
+            ..
+        } => format!("kafka:{c}:{t}"),
+        _ => "invalid".to_string(),
+    }
+}
+
+/// The core's accounting settings for a flow.
+pub fn completeness_config(flow: &FlowConfig) -> CompletenessConfig {
+    CompletenessConfig {
+        grace_ms: flow.grace.as_millis() as u64,
+        horizon_ms: flow.horizon.as_millis() as u64,
+        max_streams: flow.max_streams,
+        kind_prefixes: flow.kind_prefixes.clone(),
+        ..CompletenessConfig::default()
+    }
+}
+
+/// One supervised task per configured flow, and the state they publish.
+pub fn start_flows(
+    config: &Config,
+    bus: &Bus,
+    tasks: &Supervisor,
+    clock: &Arc<dyn Clock>,
+) -> FlowsState {
+    let state = FlowsState::default();
+    let config = Arc::new(config.clone());
+    for name in config.flows.keys() {
+        tracing::info!(flow = %name, "observing flow");
+        let (name, config, state, bus, clock) = (
+            name.clone(),
+            config.clone(),
+            state.clone(),
+            bus.clone(),
+            clock.clone(),
+        );
+        tasks.spawn(
+            format!("flow {name}"),
+            Box::new(move || {
+                Box::pin(run_flow(
+                    name.clone(),
+                    config.clone(),
+                    state.clone(),
+                    bus.clone(),
+                    clock.clone(),
+                ))
+            }),
+        );
+    }
+    state
+}
+
+/// A flow's accounting with its readers' reports.
+#[derive(Debug)]
+pub struct FlowAccount {
+    name: String,
+    flow: Flow,
+    hops: Vec<(String, HopId, ReaderView)>,
+}
+
+impl FlowAccount {
+    pub fn new(name: &str, config: &FlowConfig, now: EpochMillis) -> Self {
+        let mut flow = Flow::new();
+        let settings = completeness_config(config);
+        let hops: Vec<(String, HopId, ReaderView)> = config
+            .hops
+            .iter()
+            .map(|h| {
+                let hop = hop_name(h);
+                let id = flow.add_hop(hop.clone(), settings.clone(), now);
+                (hop, id, ReaderView::default())
+            })
+            .collect();
+        for pair in hops.windows(2) {
+            flow.add_edge(pair[0].1, pair[1].1);
+        }
+        Self {
+            name: name.to_string(),
+            flow,
+            hops,
+        }
+    }
+
+    pub fn apply(&mut self, seen: Seen) {
+        match seen {
+            Seen::Traced {
+                hop,
+                partition,
+                stream,
+                trace,
+                arrival_ms,
+            } => {
+                let id = self.hops[hop].1;
+                match partition {
+                    Some(p) if stream != p.to_string() => {
+                        self.flow.observe_in_partition(
+                            id,
+                            p,
+                            &trace.origin,
+                            &stream,
+                            trace.seq,
+                            trace.ts,
+                            arrival_ms,
+                        );
+                    }
+                    _ => {
+                        self.flow.observe(
+                            id,
+                            &trace.origin,
+                            &stream,
+                            trace.seq,
+                            trace.ts,
+                            arrival_ms,
+                        );
+                    }
+                }
+            }
+            Seen::Malformed { hop, arrival_ms } => {
+                let id = self.hops[hop].1;
+                self.flow.hop_mut(id).malformed(arrival_ms);
+            }
+            Seen::Untraced { hop } => self.hops[hop].2.untraced += 1,
+            Seen::Rebased { hop, partition } => {
+                let id = self.hops[hop].1;
+                let h = self.flow.hop_mut(id);
+                h.rebase_on_next(&partition.to_string());
+                h.rebase_partition_on_next(partition);
+                self.hops[hop].2.rebased += 1;
+            }
+            Seen::Reader {
+                hop,
+                connected,
+                partitions,
+                error,
+            } => {
+                let reader = &mut self.hops[hop].2;
+                reader.connected = connected;
+                reader.partitions = partitions;
+                reader.last_error = error;
+            }
+        }
+    }
+
+    pub fn tick(&mut self, now: EpochMillis) {
+        self.flow.tick(now);
+    }
+
+    pub fn view(&self, now: EpochMillis) -> FlowView {
+        let figures = self.flow.figures();
+        FlowView {
+            flow: self.name.clone(),
+            updated_ms: now,
+            hops: figures
+                .hops
+                .into_iter()
+                .zip(&self.hops)
+                .map(|(named, (_, _, reader))| HopView {
+                    hop: named.hop,
+                    reader: reader.clone(),
+                    figures: named.figures,
+                })
+                .collect(),
+            edges: figures.edges,
+        }
+    }
+}
+
+async fn run_flow(
+    name: String,
+    config: Arc<Config>,
+    state: FlowsState,
+    bus: Bus,
+    clock: Arc<dyn Clock>,
+) {
+    let Some(flow_config) = config.flows.get(&name) else {
+        return;
+    };
+    let mut account = FlowAccount::new(&name, flow_config, clock.now_millis());
+    let (to_flow, mut from_readers) = mpsc::channel::<Vec<Seen>>(QUEUED_BATCHES);
+    // Dropped with this task: MQTT readers are aborted, Kafka reader threads see the channel
+    // closed and end.
+    let mut readers = tokio::task::JoinSet::new();
+    for (hop, h) in flow_config.hops.iter().enumerate() {
+        let to_flow = to_flow.clone();
+        match h {
+            FlowHop {
+                mqtt: Some(broker),
+                filter: Some(filter),
+                ..
+            } => {
+                let Some(settings) = config.mqtt.get(broker) else {
+                    continue;
+                };
+                let reader = mqtt::MqttHopReader {
+                    hop,
+                    flow: name.clone(),
+                    broker_name: broker.clone(),
+                    broker: settings.clone(),
+                    filter: filter.clone(),
+                    clock: clock.clone(),
+                };
+                readers.spawn(reader.run(to_flow));
+            }
+            FlowHop {
+                kafka: Some(cluster),
+                topic: Some(topic),
+                ..
+            } => {
+                let Some(settings) = config.kafka.get(cluster) else {
+                    continue;
+                };
+                let reader = kafka::KafkaHopReader {
+                    hop,
+                    cluster_name: cluster.clone(),
+                    cluster: settings.clone(),
+                    topic: topic.clone(),
+                    clock: clock.clone(),
+                    kind_prefixes: flow_config.kind_prefixes.clone(),
+                };
+                let spawned = std::thread::Builder::new()
+                    .name(format!("trace-{name}-{hop}"))
+                    .spawn(move || reader.run(to_flow));
+                if let Err(e) = spawned {
+                    tracing::error!(flow = %name, "cannot start a Kafka reader thread: {e}");
+                }
+            }
+            _ => {}
+        }
+    }
+    drop(to_flow);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
+    loop {
+        tokio::select! {
+            batch = from_readers.recv() => match batch {
+                Some(batch) => batch.into_iter().for_each(|seen| account.apply(seen)),
+                None => {
+                    // Every reader ended (each reports why): the supervisor starts the flow again.
+                    tracing::warn!(flow = %name, "every reader of the flow ended");
+                    return;
+                }
+            },
+            _ = tick.tick() => {
+                let now = clock.now_millis();
+                account.tick(now);
+                let view = account.view(now);
+                ticks += 1;
+                if ticks.is_multiple_of(TICKS_PER_SAMPLE) {
+                    bus.publish(metrics::samples(&view));
+                }
+                state.set(view);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    pub fn flow_config() -> FlowConfig {
+        let text = "[mqtt.edge]\nurl = \"mqtt://h\"\n[kafka.prod]\nbootstrap = \"a:1\"\n\
+                    [flows.m]\nhops = [{ mqtt = \"edge\", filter = \"machine/#\" }, { kafka = \"prod\", topic = \"machine.data\" }]\ngrace = \"2s\"\n";
+        crate::config::parse("t", text, []).unwrap().flows["m"].clone()
+    }
+
+    pub fn traced(hop: usize, partition: Option<u32>, stream: &str, seq: u64, at: u64) -> Seen {
+        Seen::Traced {
+            hop,
+            partition,
+            stream: stream.into(),
+            trace: TraceHeader {
+                origin: "sim-1".into(),
+                seq,
+                ts: at - 5,
+            },
+            arrival_ms: at,
+        }
+    }
+
+    /// Five records at MQTT, four of them at Kafka (2 lost, 3 twice), one untraced and one
+    /// malformed at Kafka, settled.
+    pub fn sample_view() -> FlowView {
+        let mut a = FlowAccount::new("m", &flow_config(), 1_000);
+        for seq in 0..5 {
+            a.apply(traced(0, None, "machine/a", seq, 2_000 + seq));
+        }
+        for seq in [0, 1, 3, 3, 4] {
+            a.apply(traced(1, Some(0), "machine/a", seq, 2_010 + seq));
+        }
+        a.apply(Seen::Untraced { hop: 1 });
+        a.apply(Seen::Malformed {
+            hop: 1,
+            arrival_ms: 2_100,
+        });
+        a.tick(10_000);
+        a.view(10_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
+
+    #[test]
+    fn a_flow_counts_hops_and_the_edge_between_them() {
+        let view = sample_view();
+        assert_eq!(view.hops[0].hop, "mqtt:edge:machine/#");
+        assert_eq!(view.hops[1].hop, "kafka:prod:machine.data");
+        let (up, down) = (&view.hops[0].figures.total, &view.hops[1].figures.total);
+        assert_eq!((up.counters.records, up.counters.lost), (5, 0));
+        assert_eq!(down.counters.records, 5);
+        assert_eq!(down.counters.lost, 1);
+        assert_eq!(down.counters.duplicated, 1);
+        assert_eq!(view.hops[1].reader.untraced, 1);
+        assert_eq!(view.hops[1].figures.malformed, 1);
+        let edge = &view.edges[0];
+        assert_eq!(
+            (edge.upstream.as_str(), edge.downstream.as_str()),
+            ("mqtt:edge:machine/#", "kafka:prod:machine.data")
+        );
+        assert_eq!(edge.figures.total.counters.lost, 1);
+        assert_eq!(edge.figures.total.counters.duplicated, 1);
+    }
+
+    #[test]
+    fn a_jump_past_deleted_records_rebases_the_partition_instead_of_losing_them() {
+        let mut a = FlowAccount::new("m", &flow_config(), 1_000);
+        a.apply(traced(1, Some(0), "machine/a", 0, 2_000));
+        a.apply(traced(1, Some(3), "3", 0, 2_000));
+        a.apply(Seen::Rebased {
+            hop: 1,
+            partition: 0,
+        });
+        a.apply(Seen::Rebased {
+            hop: 1,
+            partition: 3,
+        });
+        a.apply(traced(1, Some(0), "machine/a", 40, 2_001));
+        a.apply(traced(1, Some(3), "3", 70, 2_001));
+        a.tick(20_000);
+        let view = a.view(20_000);
+        assert_eq!(view.hops[1].figures.total.counters.lost, 0);
+        assert_eq!(view.hops[1].reader.rebased, 2);
+    }
+}

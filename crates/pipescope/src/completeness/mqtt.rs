@@ -1,0 +1,166 @@
+//! The MQTT reading layer for payload readers: its own MQTT 5 client (so user properties
+//! arrive), a clean start, a QoS 1 subscription to the hop's filter, reconnects with backoff.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pipescope_core::Clock;
+use pipescope_core::backoff::Backoff;
+use pipescope_core::pipeline::trace::TraceHeader;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet, SubscribeReasonCode};
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use tokio::sync::mpsc;
+
+use super::Seen;
+use crate::config::MqttBroker;
+
+/// A connection up this long starts the backoff over.
+const STABLE_CONNECTION: Duration = Duration::from_secs(10);
+
+/// `pipescope-trace-<flow>-<random>`: its own session, apart from the watcher's, and unique
+/// when several monitors read one broker.
+pub fn client_id(flow: &str) -> String {
+    format!("pipescope-trace-{flow}-{:08x}", fastrand::u32(..))
+}
+
+#[derive(Debug)]
+pub struct MqttHopReader {
+    pub hop: usize,
+    pub flow: String,
+    pub broker_name: String,
+    pub broker: MqttBroker,
+    pub filter: String,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl MqttHopReader {
+    /// Reads until the flow drops its receiver.
+    pub async fn run(self, to_flow: mpsc::Sender<Vec<Seen>>) {
+        let hop = self.hop;
+        let status = |connected: bool, error: Option<String>| {
+            vec![Seen::Reader {
+                hop,
+                connected,
+                partitions: 0,
+                error,
+            }]
+        };
+        let mut options = MqttOptions::new(
+            client_id(&self.flow),
+            self.broker.url.host.clone(),
+            self.broker.url.port,
+        );
+        options
+            .set_keep_alive(self.broker.keep_alive)
+            .set_clean_start(true)
+            .set_max_packet_size(Some(
+                u32::try_from(self.broker.max_packet_size).unwrap_or(u32::MAX),
+            ));
+        if self.broker.url.tls {
+            match crate::mqtt::tls::configuration(&self.broker_name, self.broker.tls.as_ref()) {
+                Ok(tls) => {
+                    options.set_transport(rumqttc::Transport::tls_with_config(tls));
+                }
+                Err(message) => {
+                    tracing::error!(broker = %self.broker_name, "{message}");
+                    let _ = to_flow.send(status(false, Some(message))).await;
+                    return;
+                }
+            }
+        }
+        if let Some(user) = &self.broker.username {
+            let password = self.broker.password.as_ref().map_or("", |p| p.expose());
+            options.set_credentials(user.clone(), password);
+        }
+        let (client, mut eventloop) = AsyncClient::new(options, 16);
+        let mut backoff = Backoff::new(self.broker.reconnect_min, self.broker.reconnect_max);
+        let mut connected_at: Option<Instant> = None;
+        loop {
+            let event = eventloop.poll().await;
+            let batch = match event {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let arrival_ms = self.clock.now_millis();
+                    let decoded = match &p.properties {
+                        Some(props) => TraceHeader::decode(
+                            props
+                                .user_properties
+                                .iter()
+                                .map(|(k, v)| (k.as_str(), v.as_bytes())),
+                        ),
+                        None => Ok(None),
+                    };
+                    vec![match decoded {
+                        Ok(Some(trace)) => Seen::Traced {
+                            hop,
+                            partition: None,
+                            stream: String::from_utf8_lossy(&p.topic).into_owned(),
+                            trace,
+                            arrival_ms,
+                        },
+                        Ok(None) => Seen::Untraced { hop },
+                        Err(_) => Seen::Malformed { hop, arrival_ms },
+                    }]
+                }
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    connected_at = Some(Instant::now());
+                    tracing::info!(broker = %self.broker_name, filter = %self.filter, "reading traces");
+                    if let Err(e) = client
+                        .try_subscribe_many([Filter::new(self.filter.clone(), QoS::AtLeastOnce)])
+                    {
+                        status(true, Some(format!("cannot send SUBSCRIBE: {e}")))
+                    } else {
+                        status(true, None)
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(ack))) => match ack.return_codes.first() {
+                    Some(SubscribeReasonCode::Success(_)) | None => continue,
+                    Some(code) => {
+                        let message = format!(
+                            "MQTT broker {} refused the subscription to {:?} ({code:?}) — check the broker's ACL for the monitor's user",
+                            self.broker_name, self.filter
+                        );
+                        tracing::warn!(broker = %self.broker_name, "{message}");
+                        status(true, Some(message))
+                    }
+                },
+                Ok(_) => continue,
+                Err(e) => {
+                    if connected_at
+                        .take()
+                        .is_some_and(|at| at.elapsed() >= STABLE_CONNECTION)
+                    {
+                        backoff.reset();
+                    }
+                    let delay = backoff.next_delay_jittered(fastrand::f64());
+                    let message = format!(
+                        "cannot read MQTT broker {} at {} ({e}) — is the broker running? Retrying in {:.1}s",
+                        self.broker_name,
+                        self.broker.url,
+                        delay.as_secs_f64()
+                    );
+                    tracing::debug!(broker = %self.broker_name, "{message}");
+                    if to_flow.send(status(false, Some(message))).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+            };
+            if to_flow.send(batch).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn each_reader_has_its_own_client_id() {
+        let a = super::client_id("machines");
+        assert!(a.starts_with("pipescope-trace-machines-"), "{a}");
+        assert_eq!(a.len(), "pipescope-trace-machines-".len() + 8);
+        assert_ne!(a, super::client_id("machines"));
+    }
+}
