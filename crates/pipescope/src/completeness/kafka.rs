@@ -1,7 +1,9 @@
 //! The Kafka reading layer for payload readers: every partition of a topic assigned (not
 //! subscribed), read from its end, nothing committed, so the monitor never appears as a
 //! consumer group. Partitions added later are picked up at the next metadata refresh and read
-//! from their beginning (everything in them is new to the monitor).
+//! from their beginning (everything in them is new to the monitor). Start positions are looked
+//! up before the partitions are assigned, so once a reader says it is connected, every record
+//! written after is read, and the position per partition is known from the start.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -69,14 +71,16 @@ pub fn librdkafka_settings(cluster: &KafkaCluster) -> Vec<(&'static str, String)
     settings
 }
 
-/// A consumer that assigns and never commits: no `group.id`, so it cannot join or commit for
-/// any group.
-fn consumer(cluster: &KafkaCluster) -> Result<BaseConsumer, String> {
+/// A consumer that assigns and never commits. librdkafka refuses `assign()` without a
+/// `group.id`, so it has one, but a group exists at the broker only once a member joins it
+/// (subscribe) or commits offsets, and this consumer does neither.
+fn consumer(cluster: &KafkaCluster, group: &str) -> Result<BaseConsumer, String> {
     let mut config = ClientConfig::new();
     for (key, value) in librdkafka_settings(cluster) {
         config.set(key, value);
     }
     config
+        .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         // Fallen behind retention: go on from the log start (the jump tells the flow).
@@ -89,6 +93,7 @@ fn consumer(cluster: &KafkaCluster) -> Result<BaseConsumer, String> {
 #[derive(Debug)]
 pub struct KafkaHopReader {
     pub hop: usize,
+    pub flow: String,
     pub cluster_name: String,
     pub cluster: KafkaCluster,
     pub topic: String,
@@ -105,7 +110,7 @@ impl KafkaHopReader {
             partitions,
             error,
         };
-        let consumer = match consumer(&self.cluster) {
+        let consumer = match consumer(&self.cluster, &format!("pipescope-trace-{}", self.flow)) {
             Ok(c) => c,
             Err(e) => {
                 let message = format!(
@@ -124,7 +129,7 @@ impl KafkaHopReader {
         while !to_flow.is_closed() {
             if refreshed.is_none_or(|at| at.elapsed() >= METADATA_REFRESH) {
                 refreshed = Some(Instant::now());
-                let update = match self.refresh(&consumer, &mut assigned) {
+                let update = match self.refresh(&consumer, &mut assigned, &mut positions) {
                     Ok(()) => status(true, assigned.len() as u32, None),
                     Err(message) => {
                         tracing::warn!(cluster = %self.cluster_name, topic = %self.topic, "{message}");
@@ -156,8 +161,13 @@ impl KafkaHopReader {
     }
 
     /// Assigns the partitions not assigned yet: from their end at the first look, from their
-    /// beginning when they appear later.
-    fn refresh(&self, consumer: &BaseConsumer, assigned: &mut Vec<i32>) -> Result<(), String> {
+    /// beginning (log start) when they appear later.
+    fn refresh(
+        &self,
+        consumer: &BaseConsumer,
+        assigned: &mut Vec<i32>,
+        positions: &mut Positions,
+    ) -> Result<(), String> {
         let metadata = consumer
             .fetch_metadata(Some(&self.topic), Duration::from_secs(5))
             .map_err(|e| {
@@ -180,25 +190,49 @@ impl KafkaHopReader {
                 rdkafka::error::RDKafkaErrorCode::from(e)
             ));
         }
-        let start = if assigned.is_empty() {
-            Offset::End
-        } else {
-            Offset::Beginning
-        };
-        let mut new = TopicPartitionList::new();
+        let from_end = assigned.is_empty();
+        let mut starts = Vec::new();
         for p in topic.partitions() {
-            if !assigned.contains(&p.id()) {
-                new.add_partition_offset(&self.topic, p.id(), start)
-                    .map_err(|e| e.to_string())?;
-                assigned.push(p.id());
+            if assigned.contains(&p.id()) {
+                continue;
+            }
+            let (low, high) = consumer
+                .fetch_watermarks(&self.topic, p.id(), Duration::from_secs(5))
+                .map_err(|e| {
+                    format!(
+                        "cannot read the offsets of {:?} partition {} on Kafka cluster {} ({e}) — is its leader up?",
+                        self.topic,
+                        p.id(),
+                        self.cluster_name
+                    )
+                })?;
+            starts.push((p.id(), if from_end { high } else { low }));
+        }
+        if starts.is_empty() {
+            return Ok(());
+        }
+        // The whole assignment again (incremental assignment needs a group): the partitions
+        // already read go on from the next offset not yet handed to the flow.
+        let mut all = TopicPartitionList::new();
+        let current = assigned
+            .iter()
+            .map(|&p| (p, positions.next(p)))
+            .chain(starts.iter().map(|&(p, start)| (p, Some(start))));
+        for (partition, offset) in current {
+            let offset = offset.map_or(Offset::Stored, Offset::Offset);
+            all.add_partition_offset(&self.topic, partition, offset)
+                .map_err(|e| e.to_string())?;
+        }
+        consumer
+            .assign(&all)
+            .map_err(|e| format!("cannot assign the partitions of {:?}: {e}", self.topic))?;
+        for (partition, start) in starts {
+            assigned.push(partition);
+            if let Ok(p) = u32::try_from(partition) {
+                positions.start_at(p, start);
             }
         }
-        if new.count() > 0 {
-            consumer
-                .incremental_assign(&new)
-                .map_err(|e| format!("cannot assign partitions of {:?}: {e}", self.topic))?;
-            tracing::info!(cluster = %self.cluster_name, topic = %self.topic, partitions = assigned.len(), "reading traces");
-        }
+        tracing::info!(cluster = %self.cluster_name, topic = %self.topic, partitions = assigned.len(), "reading traces");
         Ok(())
     }
 
@@ -271,6 +305,18 @@ pub fn stream_of(
 pub struct Positions(HashMap<u32, i64>);
 
 impl Positions {
+    /// The next offset of `partition` to read, once known.
+    pub fn next(&self, partition: i32) -> Option<i64> {
+        u32::try_from(partition)
+            .ok()
+            .and_then(|p| self.0.get(&p).copied())
+    }
+
+    /// The partition is read from `offset`.
+    pub fn start_at(&mut self, partition: u32, offset: i64) {
+        self.0.insert(partition, offset);
+    }
+
     /// A record at `offset` was read; true when records before it were skipped (deleted by
     /// retention or compaction, or the position was reset to the log start): a rebase, not loss.
     pub fn read(&mut self, partition: u32, offset: i64) -> bool {
@@ -348,6 +394,11 @@ mod tests {
         assert!(p.read(0, 150), "records 102..150 were deleted unread");
         assert!(!p.read(1, 7), "another partition starts on its own");
         assert!(!p.read(0, 151));
+        // Assigned at a known offset: a first record above it was preceded by deleted ones.
+        p.start_at(2, 10);
+        assert!(!p.read(2, 10));
+        p.start_at(3, 10);
+        assert!(p.read(3, 12));
     }
 
     #[test]

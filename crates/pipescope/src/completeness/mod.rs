@@ -61,7 +61,8 @@ pub enum Seen {
 #[cfg_attr(test, derive(PartialEq))]
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ReaderView {
-    /// Connected to the broker or cluster (for Kafka: the topic's partitions were found).
+    /// Reading: subscribed (MQTT), or every partition of the topic assigned at a known offset
+    /// (Kafka). Records published after it turns true are read.
     pub connected: bool,
     /// Kafka partitions assigned.
     pub partitions: u32,
@@ -346,6 +347,7 @@ async fn run_flow(
                 };
                 let reader = kafka::KafkaHopReader {
                     hop,
+                    flow: name.clone(),
                     cluster_name: cluster.clone(),
                     cluster: settings.clone(),
                     topic: topic.clone(),

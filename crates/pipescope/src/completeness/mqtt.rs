@@ -108,20 +108,21 @@ impl MqttHopReader {
                     if let Err(e) = client
                         .try_subscribe_many([Filter::new(self.filter.clone(), QoS::AtLeastOnce)])
                     {
-                        status(true, Some(format!("cannot send SUBSCRIBE: {e}")))
+                        status(false, Some(format!("cannot send SUBSCRIBE: {e}")))
                     } else {
-                        status(true, None)
+                        // Reading once the subscription is granted.
+                        continue;
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(ack))) => match ack.return_codes.first() {
-                    Some(SubscribeReasonCode::Success(_)) | None => continue,
+                    Some(SubscribeReasonCode::Success(_)) | None => status(true, None),
                     Some(code) => {
                         let message = format!(
                             "MQTT broker {} refused the subscription to {:?} ({code:?}) — check the broker's ACL for the monitor's user",
                             self.broker_name, self.filter
                         );
                         tracing::warn!(broker = %self.broker_name, "{message}");
-                        status(true, Some(message))
+                        status(false, Some(message))
                     }
                 },
                 Ok(_) => continue,
