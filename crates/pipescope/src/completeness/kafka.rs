@@ -1,7 +1,8 @@
 //! The Kafka reading layer for payload readers: every partition of a topic assigned (not
 //! subscribed), read from its end, nothing committed, so the monitor never appears as a
-//! consumer group. Partitions added later are picked up at the next metadata refresh and read
-//! from their beginning (everything in them is new to the monitor). Start positions are looked
+//! consumer group. A topic that did not exist at the first look, and partitions added later,
+//! are picked up at the next metadata refresh and read from their beginning (everything in
+//! them is new to the monitor). Start positions are looked
 //! up before the partitions are assigned, so once a reader says it is connected, every record
 //! written after is read, and the position per partition is known from the start.
 
@@ -124,12 +125,18 @@ impl KafkaHopReader {
         };
         let mut positions = Positions::default();
         let mut assigned: Vec<i32> = Vec::new();
+        let mut looked = false;
         let mut refreshed: Option<Instant> = None;
         let mut batch = Vec::new();
         while !to_flow.is_closed() {
             if refreshed.is_none_or(|at| at.elapsed() >= METADATA_REFRESH) {
                 refreshed = Some(Instant::now());
-                let update = match self.refresh(&consumer, &mut assigned, &mut positions) {
+                let update = match self.refresh(
+                    &consumer,
+                    &mut assigned,
+                    &mut positions,
+                    &mut looked,
+                ) {
                     Ok(()) => status(true, assigned.len() as u32, None),
                     Err(message) => {
                         tracing::warn!(cluster = %self.cluster_name, topic = %self.topic, "{message}");
@@ -161,12 +168,14 @@ impl KafkaHopReader {
     }
 
     /// Assigns the partitions not assigned yet: from their end at the first look, from their
-    /// beginning (log start) when they appear later.
+    /// beginning (log start) when they appear later. `looked`: the topic was looked up once
+    /// (found, or found missing).
     fn refresh(
         &self,
         consumer: &BaseConsumer,
         assigned: &mut Vec<i32>,
         positions: &mut Positions,
+        looked: &mut bool,
     ) -> Result<(), String> {
         let metadata = consumer
             .fetch_metadata(Some(&self.topic), Duration::from_secs(5))
@@ -176,21 +185,30 @@ impl KafkaHopReader {
                     self.topic, self.cluster_name
                 )
             })?;
-        let Some(topic) = metadata.topics().iter().find(|t| t.name() == self.topic) else {
-            return Err(format!(
-                "no topic {:?} on Kafka cluster {}",
+        let missing = || {
+            format!(
+                "no topic {:?} on Kafka cluster {} yet — it is read from its start once it exists",
                 self.topic, self.cluster_name
-            ));
+            )
+        };
+        let Some(topic) = metadata.topics().iter().find(|t| t.name() == self.topic) else {
+            *looked = true;
+            return Err(missing());
         };
         if let Some(e) = topic.error() {
+            let code = rdkafka::error::RDKafkaErrorCode::from(e);
+            if code == rdkafka::error::RDKafkaErrorCode::UnknownTopicOrPartition {
+                *looked = true;
+                return Err(missing());
+            }
             return Err(format!(
-                "topic {:?} on Kafka cluster {}: {} — does it exist?",
-                self.topic,
-                self.cluster_name,
-                rdkafka::error::RDKafkaErrorCode::from(e)
+                "topic {:?} on Kafka cluster {}: {code} — is the cluster healthy?",
+                self.topic, self.cluster_name,
             ));
         }
-        let from_end = assigned.is_empty();
+        // At the first look the topic's past is not the monitor's to judge; a topic or a
+        // partition that appears later holds only what was written since.
+        let from_end = !*looked;
         let mut starts = Vec::new();
         for p in topic.partitions() {
             if assigned.contains(&p.id()) {
@@ -209,6 +227,7 @@ impl KafkaHopReader {
             starts.push((p.id(), if from_end { high } else { low }));
         }
         if starts.is_empty() {
+            *looked = true;
             return Ok(());
         }
         // The whole assignment again (incremental assignment needs a group): the partitions
@@ -232,6 +251,7 @@ impl KafkaHopReader {
                 positions.start_at(p, start);
             }
         }
+        *looked = true;
         tracing::info!(cluster = %self.cluster_name, topic = %self.topic, partitions = assigned.len(), "reading traces");
         Ok(())
     }

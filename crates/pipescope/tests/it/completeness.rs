@@ -257,3 +257,103 @@ fn a_flow_from_mqtt_through_the_bridge_to_kafka_counts_every_message_once() {
     drop(bridge);
     eprintln!("took {:?}", started.elapsed());
 }
+
+/// Produces `count` records to `partition` of `topic`, numbered from `first` for `origin`
+/// (stream: the partition); `None` for `origin` leaves them untraced.
+fn produce(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    origin: Option<&str>,
+    first: u64,
+    count: u64,
+) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let now = pipescope_testkit::now_ms().to_string();
+    for seq in first..first + count {
+        let seq_text = seq.to_string();
+        let mut headers = OwnedHeaders::new();
+        if let Some(origin) = origin {
+            for (key, value) in [
+                ("pipescope-origin", origin),
+                ("pipescope-seq", seq_text.as_str()),
+                ("pipescope-ts", now.as_str()),
+            ] {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value),
+                });
+            }
+        }
+        producer
+            .send(
+                BaseRecord::<(), str>::to(topic)
+                    .partition(partition)
+                    .payload("x")
+                    .headers(headers),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+}
+
+/// A topic created while the monitor reads is picked up at the next metadata refresh and read
+/// from its start, so records written before that are counted, not lost (the same path as a
+/// partition added later: tansu cannot add partitions); records without a trace are counted as
+/// such.
+#[test]
+fn a_topic_created_while_reading_is_read_from_its_start() {
+    let tansu = Tansu::start();
+    let bootstrap = tansu.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = Monitor::start(
+        dir.path(),
+        &format!(
+            "[kafka.local]\nbootstrap = \"{bootstrap}\"\n\
+             [flows.orders]\nhops = [{{ kafka = \"local\", topic = \"orders\" }}]\ngrace = \"1s\"\n"
+        ),
+    );
+    let mut view = Value::Null;
+    let looked = wait_until(TIMEOUT, || {
+        view = monitor.flow("orders").unwrap_or_default();
+        view["hops"][0]["reader"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no topic \"orders\""))
+    });
+    assert!(looked, "the reader never looked: {view}\n{}", monitor.log());
+    assert_eq!(view["hops"][0]["reader"]["connected"], false);
+
+    // Written before the monitor's next metadata refresh (every 10 s) finds the topic.
+    create_topic(&bootstrap, "orders", 2);
+    produce(&bootstrap, "orders", 0, Some("it-orders"), 0, 100);
+    produce(&bootstrap, "orders", 1, Some("it-orders"), 0, 100);
+    produce(&bootstrap, "orders", 1, None, 0, 3);
+
+    let counted = wait_until(TIMEOUT, || {
+        view = monitor.flow("orders").unwrap_or_default();
+        view["hops"][0]["reader"]["partitions"] == 2
+            && counter(&view["hops"][0]["figures"], "records") == 200
+            && view["hops"][0]["reader"]["untraced"] == 3
+    });
+    assert!(
+        counted,
+        "not every record counted: {view}\n{}",
+        monitor.log()
+    );
+    assert_eq!(view["hops"][0]["reader"]["connected"], true);
+    let at = view["updated_ms"].as_u64().unwrap();
+    assert!(wait_until(TIMEOUT, || {
+        view = monitor.flow("orders").unwrap_or_default();
+        view["updated_ms"].as_u64().unwrap_or(0) > at + 2_000
+    }));
+    let f = &view["hops"][0]["figures"];
+    for zero in ["lost", "duplicated", "before_base", "late"] {
+        assert_eq!(counter(f, zero), 0, "{zero}: {f}");
+    }
+    assert_eq!(f["streams"], 2, "one stream per partition: {f}");
+}
