@@ -463,6 +463,28 @@ mod tests {
     }
 
     #[test]
+    fn the_example_flow_is_valid_once_uncommented() {
+        let example = crate::config::EXAMPLE;
+        let start = example
+            .find("# [flows.machines]")
+            .expect("the example has a flow");
+        let block: String = example[start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
+            .collect();
+        // The commented block stays where it is; its uncommented copy goes at the end.
+        let text = format!("{example}\n{block}");
+        let config = crate::config::parse("example", &text, []).unwrap();
+        let flow = &config.flows["machines"];
+        assert_eq!(
+            flow.hops.iter().map(hop_name).collect::<Vec<_>>(),
+            ["mqtt:edge:machine/#", "kafka:prod:machine.data"]
+        );
+        assert_eq!(completeness_config(flow), CompletenessConfig::default());
+    }
+
+    #[test]
     fn a_jump_past_deleted_records_rebases_the_partition_instead_of_losing_them() {
         let mut a = FlowAccount::new("m", &flow_config(), 1_000);
         a.apply(traced(1, Some(0), "machine/a", 0, 2_000));

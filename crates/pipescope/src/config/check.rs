@@ -98,6 +98,32 @@ mod tests {
     }
 
     #[test]
+    fn observed_flows_are_counted_and_a_wrong_hop_is_reported() {
+        let base = "[mqtt.m]\nurl = \"mqtt://h\"\n[kafka.k]\nbootstrap = \"a:1\"\n";
+        let (report, path) = check_text(&format!(
+            "{base}[flows.f]\nhops = [{{ mqtt = \"m\", filter = \"machine/#\" }}, {{ kafka = \"k\", topic = \"t\" }}]\n"
+        ));
+        assert_eq!(report.errors, "");
+        assert_eq!(
+            report.summary.unwrap(),
+            format!(
+                "{path}: valid — 1 Kafka cluster(s), 1 MQTT broker(s), web on 127.0.0.1:7575, 1 observed flow(s)"
+            )
+        );
+        let (report, _) = check_text(&format!(
+            "{base}[flows.f]\nhops = [{{ kafka = \"prod\", topic = \"t\" }}]\n"
+        ));
+        assert!(report.summary.is_none());
+        assert!(
+            report.errors.contains(
+                "flows.f.hops[0].kafka: no Kafka cluster \"prod\" in this file — the file has k"
+            ),
+            "{}",
+            report.errors
+        );
+    }
+
+    #[test]
     fn the_monitors_errors_come_before_the_parts_tables() {
         let (report, path) =
             check_text("[web]\nlisten = \"x\"\n[sink.influx]\nbatch_size = \"many\"\n");
