@@ -47,6 +47,8 @@ pub enum Seen {
     Untraced { hop: usize },
     /// The reader's position on a Kafka partition jumped past records it never read.
     Rebased { hop: usize, partition: u32 },
+    /// The reader stopped (why: "ended" or "panicked: ...").
+    Ended { hop: usize, why: String },
     /// The reader's connection.
     Reader {
         hop: usize,
@@ -263,6 +265,11 @@ impl FlowAccount {
                 h.rebase_partition_on_next(partition);
                 self.hops[hop].2.rebased += 1;
             }
+            Seen::Ended { hop, why } => {
+                let reader = &mut self.hops[hop].2;
+                reader.connected = false;
+                reader.last_error = Some(format!("the reader {why}"));
+            }
             Seen::Reader {
                 hop,
                 connected,
@@ -299,6 +306,15 @@ impl FlowAccount {
             edges: figures.edges,
         }
     }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    format!("panicked: {message}")
 }
 
 async fn run_flow(
@@ -354,9 +370,18 @@ async fn run_flow(
                     clock: clock.clone(),
                     kind_prefixes: flow_config.kind_prefixes.clone(),
                 };
+                let ended = to_flow.clone();
                 let spawned = std::thread::Builder::new()
                     .name(format!("trace-{name}-{hop}"))
-                    .spawn(move || reader.run(to_flow));
+                    .spawn(move || {
+                        let run = std::panic::AssertUnwindSafe(|| reader.run(to_flow));
+                        let why = match std::panic::catch_unwind(run) {
+                            Ok(()) => "ended".to_string(),
+                            Err(panic) => panic_text(panic.as_ref()),
+                        };
+                        // Fails when the flow itself is gone: then nobody needs to know.
+                        let _ = ended.blocking_send(vec![Seen::Ended { hop, why }]);
+                    });
                 if let Err(e) = spawned {
                     tracing::error!(flow = %name, "cannot start a Kafka reader thread: {e}");
                 }
@@ -369,15 +394,29 @@ async fn run_flow(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u64;
     loop {
+        // A reader that ends takes the flow with it: the supervisor starts the flow again (with
+        // backoff) and shows the failure, rather than a hop going quiet.
         tokio::select! {
             batch = from_readers.recv() => match batch {
-                Some(batch) => batch.into_iter().for_each(|seen| account.apply(seen)),
-                None => {
-                    // Every reader ended (each reports why): the supervisor starts the flow again.
-                    tracing::warn!(flow = %name, "every reader of the flow ended");
-                    return;
+                Some(batch) => {
+                    for seen in batch {
+                        if let Seen::Ended { hop, why } = &seen {
+                            tracing::error!(flow = %name, hop = %account.hops[*hop].0, "the hop's reader {why}");
+                            return;
+                        }
+                        account.apply(seen);
+                    }
                 }
+                None => return,
             },
+            Some(ended) = readers.join_next() => {
+                let why = match ended {
+                    Ok(()) => "ended".to_string(),
+                    Err(e) => e.try_into_panic().map_or_else(|e| e.to_string(), |p| panic_text(p.as_ref())),
+                };
+                tracing::error!(flow = %name, "an MQTT reader of the flow {why}");
+                return;
+            }
             _ = tick.tick() => {
                 let now = clock.now_millis();
                 account.tick(now);
@@ -503,5 +542,27 @@ mod tests {
         let view = a.view(20_000);
         assert_eq!(view.hops[1].figures.total.counters.lost, 0);
         assert_eq!(view.hops[1].reader.rebased, 2);
+    }
+
+    #[test]
+    fn a_reader_that_stopped_says_why() {
+        let mut a = FlowAccount::new("m", &flow_config(), 1_000);
+        a.apply(Seen::Reader {
+            hop: 1,
+            connected: true,
+            partitions: 2,
+            error: None,
+        });
+        let panic = std::panic::catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+        a.apply(Seen::Ended {
+            hop: 1,
+            why: panic_text(panic.as_ref()),
+        });
+        let reader = &a.view(2_000).hops[1].reader;
+        assert!(!reader.connected);
+        assert_eq!(
+            reader.last_error.as_deref(),
+            Some("the reader panicked: boom 1")
+        );
     }
 }
