@@ -17,9 +17,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::mpsc;
 
-use super::Seen;
+use super::{Seen, ToFlow};
 use crate::config::{KafkaCluster, SaslMechanism};
 
 /// How often the topic's partitions are looked up again.
@@ -104,7 +103,7 @@ pub struct KafkaHopReader {
 
 impl KafkaHopReader {
     /// Reads until the flow drops its receiver; runs on its own thread (librdkafka blocks).
-    pub fn run(self, to_flow: mpsc::Sender<Vec<Seen>>) {
+    pub fn run(self, to_flow: ToFlow) {
         let status = |connected: bool, partitions: u32, error: Option<String>| Seen::Reader {
             hop: self.hop,
             connected,
@@ -119,7 +118,7 @@ impl KafkaHopReader {
                     self.cluster_name, self.cluster_name
                 );
                 tracing::error!(cluster = %self.cluster_name, topic = %self.topic, "{message}");
-                let _ = to_flow.blocking_send(vec![status(false, 0, Some(message))]);
+                let _ = to_flow.send_blocking(vec![status(false, 0, Some(message))]);
                 return;
             }
         };
@@ -161,7 +160,7 @@ impl KafkaHopReader {
                 }
                 polled = consumer.poll(Duration::ZERO);
             }
-            if !batch.is_empty() && to_flow.blocking_send(std::mem::take(&mut batch)).is_err() {
+            if !batch.is_empty() && !to_flow.send_blocking(std::mem::take(&mut batch)) {
                 return;
             }
         }

@@ -44,6 +44,9 @@ fn help(name: &str) -> &'static str {
         "pipescope_completeness_hop_untraced_total" => "Records at a hop without a trace header",
         "pipescope_completeness_hop_streams" => "(origin, stream) pairs a hop tracks",
         "pipescope_completeness_hop_reader_connected" => "1 when a hop's reader is connected",
+        "pipescope_completeness_hop_reader_blocked_seconds_total" => {
+            "Time a hop's reader waited for the flow's accounting to take what it read (backpressure)"
+        }
         "pipescope_completeness_edge_matched_total" => "Records seen at both ends of an edge",
         "pipescope_completeness_edge_lost_total" => {
             "Records seen upstream and not downstream within the grace period, minus late ones"
@@ -121,6 +124,11 @@ pub fn flow_series(view: &FlowView) -> Vec<Series> {
             "pipescope_completeness_hop_reader_connected",
             labels(&at),
             f64::from(u8::from(hop.reader.connected)),
+        );
+        push(
+            "pipescope_completeness_hop_reader_blocked_seconds_total",
+            labels(&at),
+            hop.reader.blocked_s,
         );
         for (kind, k) in &f.by_kind {
             let with_kind = labels(&[at[0], at[1], ("kind", kind.as_str())]);
@@ -228,7 +236,7 @@ impl Collector for CompletenessCollector {
 }
 
 /// Every metric name this module emits (deploy/metrics.txt lists them).
-pub const NAMES: [&str; 15] = [
+pub const NAMES: [&str; 16] = [
     "pipescope_completeness_hop_records_total",
     "pipescope_completeness_hop_lost_total",
     "pipescope_completeness_hop_duplicated_total",
@@ -239,6 +247,7 @@ pub const NAMES: [&str; 15] = [
     "pipescope_completeness_hop_untraced_total",
     "pipescope_completeness_hop_streams",
     "pipescope_completeness_hop_reader_connected",
+    "pipescope_completeness_hop_reader_blocked_seconds_total",
     "pipescope_completeness_edge_matched_total",
     "pipescope_completeness_edge_lost_total",
     "pipescope_completeness_edge_duplicated_total",

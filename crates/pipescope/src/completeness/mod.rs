@@ -9,8 +9,9 @@ pub mod metrics;
 pub mod mqtt;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pipescope_core::completeness::flow::NamedEdge;
 use pipescope_core::completeness::{CompletenessConfig, Flow, HopFigures, HopId};
@@ -18,6 +19,7 @@ use pipescope_core::pipeline::trace::TraceHeader;
 use pipescope_core::{Clock, EpochMillis};
 use serde::Serialize;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::bus::Bus;
 use crate::config::{Config, FlowConfig, FlowHop};
@@ -29,6 +31,53 @@ const QUEUED_BATCHES: usize = 64;
 const TICK: Duration = Duration::from_secs(1);
 /// Figures go to the bus (the store, InfluxDB) every this many ticks.
 const TICKS_PER_SAMPLE: u64 = 10;
+
+/// A reader's way to its flow: a bounded queue, and the time the reader spent waiting for room
+/// in it (backpressure: the flow's accounting is slower than the traffic).
+#[derive(Debug, Clone)]
+pub struct ToFlow {
+    queue: mpsc::Sender<Vec<Seen>>,
+    blocked_us: Arc<AtomicU64>,
+}
+
+impl ToFlow {
+    /// False once the flow is gone.
+    pub async fn send(&self, batch: Vec<Seen>) -> bool {
+        match self.queue.try_send(batch) {
+            Ok(()) => true,
+            Err(TrySendError::Closed(_)) => false,
+            Err(TrySendError::Full(batch)) => {
+                let waiting = Instant::now();
+                let sent = self.queue.send(batch).await.is_ok();
+                self.waited(waiting);
+                sent
+            }
+        }
+    }
+
+    /// [`ToFlow::send`] from a thread outside the runtime.
+    pub fn send_blocking(&self, batch: Vec<Seen>) -> bool {
+        match self.queue.try_send(batch) {
+            Ok(()) => true,
+            Err(TrySendError::Closed(_)) => false,
+            Err(TrySendError::Full(batch)) => {
+                let waiting = Instant::now();
+                let sent = self.queue.blocking_send(batch).is_ok();
+                self.waited(waiting);
+                sent
+            }
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+
+    fn waited(&self, since: Instant) {
+        let us = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.blocked_us.fetch_add(us, Ordering::Relaxed);
+    }
+}
 
 /// What a reader saw, handed to its flow.
 #[derive(Debug, Clone)]
@@ -75,6 +124,9 @@ pub struct ReaderView {
     pub rebased: u64,
     /// The last connection or read error, until the next success.
     pub last_error: Option<String>,
+    /// Seconds the reader waited for the flow to take what it read (backpressure): growing
+    /// means the accounting cannot keep up with the traffic.
+    pub blocked_s: f64,
 }
 
 /// One hop of a flow: where it reads, its reader and its figures.
@@ -194,6 +246,8 @@ pub struct FlowAccount {
     name: String,
     flow: Flow,
     hops: Vec<(String, HopId, ReaderView)>,
+    /// Per hop, microseconds its reader waited for room in the queue.
+    blocked_us: Vec<Arc<AtomicU64>>,
 }
 
 impl FlowAccount {
@@ -215,7 +269,16 @@ impl FlowAccount {
         Self {
             name: name.to_string(),
             flow,
+            blocked_us: hops.iter().map(|_| Arc::default()).collect(),
             hops,
+        }
+    }
+
+    /// Hop `hop`'s reader's way into `queue`.
+    pub fn to_flow(&self, hop: usize, queue: &mpsc::Sender<Vec<Seen>>) -> ToFlow {
+        ToFlow {
+            queue: queue.clone(),
+            blocked_us: self.blocked_us[hop].clone(),
         }
     }
 
@@ -296,10 +359,13 @@ impl FlowAccount {
             hops: figures
                 .hops
                 .into_iter()
-                .zip(&self.hops)
-                .map(|(named, (_, _, reader))| HopView {
+                .zip(self.hops.iter().zip(&self.blocked_us))
+                .map(|(named, ((_, _, reader), blocked_us))| HopView {
                     hop: named.hop,
-                    reader: reader.clone(),
+                    reader: ReaderView {
+                        blocked_s: blocked_us.load(Ordering::Relaxed) as f64 / 1e6,
+                        ..reader.clone()
+                    },
                     figures: named.figures,
                 })
                 .collect(),
@@ -333,7 +399,7 @@ async fn run_flow(
     // closed and end.
     let mut readers = tokio::task::JoinSet::new();
     for (hop, h) in flow_config.hops.iter().enumerate() {
-        let to_flow = to_flow.clone();
+        let to_flow = account.to_flow(hop, &to_flow);
         match h {
             FlowHop {
                 mqtt: Some(broker),
@@ -380,7 +446,7 @@ async fn run_flow(
                             Err(panic) => panic_text(panic.as_ref()),
                         };
                         // Fails when the flow itself is gone: then nobody needs to know.
-                        let _ = ended.blocking_send(vec![Seen::Ended { hop, why }]);
+                        let _ = ended.send_blocking(vec![Seen::Ended { hop, why }]);
                     });
                 if let Err(e) = spawned {
                     tracing::error!(flow = %name, "cannot start a Kafka reader thread: {e}");
@@ -542,6 +608,19 @@ mod tests {
         let view = a.view(20_000);
         assert_eq!(view.hops[1].figures.total.counters.lost, 0);
         assert_eq!(view.hops[1].reader.rebased, 2);
+    }
+
+    #[test]
+    fn a_reader_is_told_when_its_flow_is_gone_and_only_waiting_counts_as_blocked() {
+        let a = FlowAccount::new("m", &flow_config(), 1_000);
+        let (queue, mut taken) = mpsc::channel(4);
+        let to_flow = a.to_flow(1, &queue);
+        assert!(to_flow.send_blocking(vec![Seen::Untraced { hop: 1 }]));
+        assert_eq!(taken.try_recv().unwrap().len(), 1);
+        assert_eq!(a.view(2_000).hops[1].reader.blocked_s, 0.0);
+        drop(taken);
+        assert!(to_flow.is_closed());
+        assert!(!to_flow.send_blocking(vec![Seen::Untraced { hop: 1 }]));
     }
 
     #[test]

@@ -10,9 +10,8 @@ use pipescope_core::pipeline::trace::TraceHeader;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, SubscribeReasonCode};
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-use tokio::sync::mpsc;
 
-use super::Seen;
+use super::{Seen, ToFlow};
 use crate::config::MqttBroker;
 
 /// A connection up this long starts the backoff over.
@@ -36,7 +35,7 @@ pub struct MqttHopReader {
 
 impl MqttHopReader {
     /// Reads until the flow drops its receiver.
-    pub async fn run(self, to_flow: mpsc::Sender<Vec<Seen>>) {
+    pub async fn run(self, to_flow: ToFlow) {
         let hop = self.hop;
         let status = |connected: bool, error: Option<String>| {
             vec![Seen::Reader {
@@ -141,14 +140,14 @@ impl MqttHopReader {
                         delay.as_secs_f64()
                     );
                     tracing::debug!(broker = %self.broker_name, "{message}");
-                    if to_flow.send(status(false, Some(message))).await.is_err() {
+                    if !to_flow.send(status(false, Some(message))).await {
                         return;
                     }
                     tokio::time::sleep(delay).await;
                     continue;
                 }
             };
-            if to_flow.send(batch).await.is_err() {
+            if !to_flow.send(batch).await {
                 return;
             }
         }
