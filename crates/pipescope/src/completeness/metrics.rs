@@ -257,8 +257,40 @@ pub const NAMES: [&str; 16] = [
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests_support::sample_view;
+    use super::super::tests_support::{flow_config, sample_view};
+    use super::super::{FlowAccount, Seen};
     use super::*;
+    use pipescope_core::pipeline::trace::TraceHeader;
+
+    #[test]
+    fn a_producer_chosen_origin_kind_is_an_escaped_label_value_and_never_a_name() {
+        let mut a = FlowAccount::new("m", &flow_config(), 1_000);
+        a.apply(Seen::Traced {
+            hop: 0,
+            partition: None,
+            stream: "t".into(),
+            trace: TraceHeader {
+                origin: "x\"} 1\nfake_metric{a=\"-1".into(),
+                seq: 0,
+                ts: 1_000,
+            },
+            arrival_ms: 1_001,
+        });
+        let state = FlowsState::default();
+        state.set(a.view(2_000));
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(CompletenessCollector::new(state)));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(r#"kind="x\"} 1\nfake_metric{a=\""} 1"#),
+            "{text}"
+        );
+        assert!(
+            !text.lines().any(|l| l.starts_with("fake_metric")),
+            "{text}"
+        );
+    }
 
     #[test]
     fn series_are_per_flow_hop_and_kind_with_latency_in_seconds() {
