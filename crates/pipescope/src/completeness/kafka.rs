@@ -1,18 +1,20 @@
-//! The Kafka reading layer for payload readers: every partition of a topic assigned (not
-//! subscribed), read from its end, nothing committed, so the monitor never appears as a
-//! consumer group. A topic that did not exist at the first look, and partitions added later,
-//! are picked up at the next metadata refresh and read from their beginning (everything in
-//! them is new to the monitor). Start positions are looked
-//! up before the partitions are assigned, so once a reader says it is connected, every record
-//! written after is read, and the position per partition is known from the start.
+//! The Kafka reading layer for payload readers ([`TopicReader`]): every partition of a topic
+//! assigned (not subscribed), read from its end, nothing committed, so the monitor never
+//! appears as a consumer group. Start positions are looked up before the partitions are
+//! assigned, so once a reader says it is connected every record written after is read, and the
+//! position per partition is known from the start. A topic missing at the first look, and
+//! partitions added later, are picked up at the next metadata refresh and read from their
+//! beginning (everything in them is new to the monitor). What is read goes to a
+//! [`RecordSink`]: the trace reader's is [`TraceSink`]; the quality observer and the probes
+//! plug in their own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pipescope_core::Clock;
 use pipescope_core::completeness::origin_kind;
 use pipescope_core::pipeline::trace::{MQTT_TOPIC, TraceHeader};
+use pipescope_core::{Clock, EpochMillis};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -89,28 +91,40 @@ fn consumer(cluster: &KafkaCluster, group: &str) -> Result<BaseConsumer, String>
     config.create().map_err(|e| e.to_string())
 }
 
-/// Where a hop's Kafka reader is and what it reports.
+/// What a payload reader (the trace reader, later the quality observer and the probes) does
+/// with what [`TopicReader`] reads.
+pub trait RecordSink {
+    /// False once the reader should stop (its consumer is gone).
+    fn open(&self) -> bool;
+    /// The reader's state after each metadata lookup: reading every partition (`connected`),
+    /// how many, and the last error.
+    fn status(&mut self, connected: bool, partitions: u32, error: Option<String>);
+    /// Records before the next one of `partition` were deleted before they were read
+    /// (retention, compaction, a reset to the log start): not loss.
+    fn skipped(&mut self, partition: u32);
+    /// One record of `partition`, read at `arrival_ms`.
+    fn record(&mut self, message: &BorrowedMessage<'_>, partition: u32, arrival_ms: EpochMillis);
+    /// True when the sink holds enough to hand on now.
+    fn full(&self) -> bool;
+    /// Hands on what the sink holds, after each poll round; false stops the reader.
+    fn flush(&mut self) -> bool;
+}
+
+/// The Kafka reading layer: one topic of one cluster, every partition assigned.
 #[derive(Debug)]
-pub struct KafkaHopReader {
-    pub hop: usize,
-    pub flow: String,
+pub struct TopicReader {
     pub cluster_name: String,
     pub cluster: KafkaCluster,
     pub topic: String,
+    /// librdkafka's `group.id`, never joined nor committed for.
+    pub group: String,
     pub clock: Arc<dyn Clock>,
-    pub kind_prefixes: Vec<String>,
 }
 
-impl KafkaHopReader {
-    /// Reads until the flow drops its receiver; runs on its own thread (librdkafka blocks).
-    pub fn run(self, to_flow: ToFlow) {
-        let status = |connected: bool, partitions: u32, error: Option<String>| Seen::Reader {
-            hop: self.hop,
-            connected,
-            partitions,
-            error,
-        };
-        let consumer = match consumer(&self.cluster, &format!("pipescope-trace-{}", self.flow)) {
+impl TopicReader {
+    /// Reads until the sink closes; runs on its own thread (librdkafka blocks).
+    pub fn run(self, sink: &mut impl RecordSink) {
+        let consumer = match consumer(&self.cluster, &self.group) {
             Ok(c) => c,
             Err(e) => {
                 let message = format!(
@@ -118,7 +132,8 @@ impl KafkaHopReader {
                     self.cluster_name, self.cluster_name
                 );
                 tracing::error!(cluster = %self.cluster_name, topic = %self.topic, "{message}");
-                let _ = to_flow.send_blocking(vec![status(false, 0, Some(message))]);
+                sink.status(false, 0, Some(message));
+                sink.flush();
                 return;
             }
         };
@@ -126,41 +141,39 @@ impl KafkaHopReader {
         let mut assigned: Vec<i32> = Vec::new();
         let mut looked = false;
         let mut refreshed: Option<Instant> = None;
-        let mut batch = Vec::new();
-        while !to_flow.is_closed() {
+        while sink.open() {
             if refreshed.is_none_or(|at| at.elapsed() >= METADATA_REFRESH) {
                 refreshed = Some(Instant::now());
-                let update = match self.refresh(
-                    &consumer,
-                    &mut assigned,
-                    &mut positions,
-                    &mut looked,
-                ) {
-                    Ok(()) => status(true, assigned.len() as u32, None),
+                match self.refresh(&consumer, &mut assigned, &mut positions, &mut looked) {
+                    Ok(()) => sink.status(true, assigned.len() as u32, None),
                     Err(message) => {
                         tracing::warn!(cluster = %self.cluster_name, topic = %self.topic, "{message}");
-                        status(false, assigned.len() as u32, Some(message))
+                        sink.status(false, assigned.len() as u32, Some(message));
                     }
-                };
-                batch.push(update);
+                }
             }
             let mut polled = consumer.poll(POLL_WAIT);
             while let Some(result) = polled {
                 match result {
                     Ok(message) => {
                         let now = self.clock.now_millis();
-                        self.seen(&message, now, &mut positions, &mut batch);
+                        if let Ok(partition) = u32::try_from(message.partition()) {
+                            if positions.read(partition, message.offset()) {
+                                sink.skipped(partition);
+                            }
+                            sink.record(&message, partition, now);
+                        }
                     }
                     Err(e) => {
                         tracing::debug!(cluster = %self.cluster_name, topic = %self.topic, "Kafka reader: {e}")
                     }
                 }
-                if batch.len() >= BATCH {
+                if sink.full() {
                     break;
                 }
                 polled = consumer.poll(Duration::ZERO);
             }
-            if !batch.is_empty() && !to_flow.send_blocking(std::mem::take(&mut batch)) {
+            if !sink.flush() {
                 return;
             }
         }
@@ -254,23 +267,39 @@ impl KafkaHopReader {
         tracing::info!(cluster = %self.cluster_name, topic = %self.topic, partitions = assigned.len(), "reading traces");
         Ok(())
     }
+}
 
-    fn seen(
-        &self,
-        message: &BorrowedMessage<'_>,
-        arrival_ms: u64,
-        positions: &mut Positions,
-        batch: &mut Vec<Seen>,
-    ) {
-        let Ok(partition) = u32::try_from(message.partition()) else {
-            return;
-        };
-        if positions.read(partition, message.offset()) {
-            batch.push(Seen::Rebased {
-                hop: self.hop,
-                partition,
-            });
-        }
+/// The trace reader's sink: each record's trace, handed to the hop's flow in batches.
+#[derive(Debug)]
+pub struct TraceSink {
+    pub hop: usize,
+    pub kind_prefixes: Vec<String>,
+    pub to_flow: ToFlow,
+    pub batch: Vec<Seen>,
+}
+
+impl RecordSink for TraceSink {
+    fn open(&self) -> bool {
+        !self.to_flow.is_closed()
+    }
+
+    fn status(&mut self, connected: bool, partitions: u32, error: Option<String>) {
+        self.batch.push(Seen::Reader {
+            hop: self.hop,
+            connected,
+            partitions,
+            error,
+        });
+    }
+
+    fn skipped(&mut self, partition: u32) {
+        self.batch.push(Seen::Rebased {
+            hop: self.hop,
+            partition,
+        });
+    }
+
+    fn record(&mut self, message: &BorrowedMessage<'_>, partition: u32, arrival_ms: EpochMillis) {
         let headers: Vec<(&str, &[u8])> = message
             .headers()
             .map(|h| {
@@ -279,28 +308,36 @@ impl KafkaHopReader {
                     .collect()
             })
             .unwrap_or_default();
-        batch.push(match TraceHeader::decode(headers.iter().copied()) {
-            Ok(Some(trace)) => {
-                let mqtt_topic = headers
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| *k == MQTT_TOPIC)
-                    .and_then(|(_, v)| std::str::from_utf8(v).ok());
-                let stream = stream_of(&trace.origin, mqtt_topic, partition, &self.kind_prefixes);
-                Seen::Traced {
-                    hop: self.hop,
-                    partition: Some(partition),
-                    stream,
-                    trace,
-                    arrival_ms,
+        let hop = self.hop;
+        self.batch
+            .push(match TraceHeader::decode(headers.iter().copied()) {
+                Ok(Some(trace)) => {
+                    let mqtt_topic = headers
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| *k == MQTT_TOPIC)
+                        .and_then(|(_, v)| std::str::from_utf8(v).ok());
+                    let stream =
+                        stream_of(&trace.origin, mqtt_topic, partition, &self.kind_prefixes);
+                    Seen::Traced {
+                        hop,
+                        partition: Some(partition),
+                        stream,
+                        trace,
+                        arrival_ms,
+                    }
                 }
-            }
-            Ok(None) => Seen::Untraced { hop: self.hop },
-            Err(_) => Seen::Malformed {
-                hop: self.hop,
-                arrival_ms,
-            },
-        });
+                Ok(None) => Seen::Untraced { hop },
+                Err(_) => Seen::Malformed { hop, arrival_ms },
+            });
+    }
+
+    fn full(&self) -> bool {
+        self.batch.len() >= BATCH
+    }
+
+    fn flush(&mut self) -> bool {
+        self.batch.is_empty() || self.to_flow.send_blocking(std::mem::take(&mut self.batch))
     }
 }
 

@@ -427,20 +427,24 @@ async fn run_flow(
                 let Some(settings) = config.kafka.get(cluster) else {
                     continue;
                 };
-                let reader = kafka::KafkaHopReader {
-                    hop,
-                    flow: name.clone(),
+                let reader = kafka::TopicReader {
                     cluster_name: cluster.clone(),
                     cluster: settings.clone(),
                     topic: topic.clone(),
+                    group: format!("pipescope-trace-{name}"),
                     clock: clock.clone(),
+                };
+                let mut sink = kafka::TraceSink {
+                    hop,
                     kind_prefixes: flow_config.kind_prefixes.clone(),
+                    to_flow: to_flow.clone(),
+                    batch: Vec::new(),
                 };
                 let ended = to_flow.clone();
                 let spawned = std::thread::Builder::new()
                     .name(format!("trace-{name}-{hop}"))
                     .spawn(move || {
-                        let run = std::panic::AssertUnwindSafe(|| reader.run(to_flow));
+                        let run = std::panic::AssertUnwindSafe(|| reader.run(&mut sink));
                         let why = match std::panic::catch_unwind(run) {
                             Ok(()) => "ended".to_string(),
                             Err(panic) => panic_text(panic.as_ref()),
