@@ -409,15 +409,19 @@ async fn run_flow(
                 let Some(settings) = config.mqtt.get(broker) else {
                     continue;
                 };
-                let reader = mqtt::MqttHopReader {
-                    hop,
-                    flow: name.clone(),
+                let reader = mqtt::FilterReader {
+                    client_id: mqtt::client_id(&name),
                     broker_name: broker.clone(),
                     broker: settings.clone(),
                     filter: filter.clone(),
                     clock: clock.clone(),
                 };
-                readers.spawn(reader.run(to_flow));
+                let mut sink = mqtt::TraceMessages {
+                    hop,
+                    to_flow,
+                    batch: Vec::new(),
+                };
+                readers.spawn(async move { reader.run(&mut sink).await });
             }
             FlowHop {
                 kafka: Some(cluster),

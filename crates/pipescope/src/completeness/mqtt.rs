@@ -1,14 +1,17 @@
-//! The MQTT reading layer for payload readers: its own MQTT 5 client (so user properties
-//! arrive), a clean start, a QoS 1 subscription to the hop's filter, reconnects with backoff.
+//! The MQTT reading layer for payload readers ([`FilterReader`]): its own MQTT 5 client (so
+//! user properties arrive), a clean start, a QoS 1 subscription to one filter, reconnects with
+//! backoff. What is read goes to a [`MessageSink`]: the trace reader's is [`TraceMessages`];
+//! the quality observer and the probes plug in their own.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pipescope_core::Clock;
 use pipescope_core::backoff::Backoff;
 use pipescope_core::pipeline::trace::TraceHeader;
+use pipescope_core::{Clock, EpochMillis};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{Filter, Packet, SubscribeReasonCode};
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, SubscribeReasonCode};
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 
 use super::{Seen, ToFlow};
@@ -23,30 +26,31 @@ pub fn client_id(flow: &str) -> String {
     format!("pipescope-trace-{flow}-{:08x}", fastrand::u32(..))
 }
 
+/// What a payload reader does with what [`FilterReader`] reads.
+pub trait MessageSink: Send {
+    /// Subscribed (`connected`) or not, and the last error.
+    fn status(&mut self, connected: bool, error: Option<String>);
+    /// One message, read at `arrival_ms`.
+    fn message(&mut self, publish: &Publish, arrival_ms: EpochMillis);
+    /// Hands on what the sink holds; false stops the reader.
+    fn flush(&mut self) -> impl Future<Output = bool> + Send;
+}
+
+/// The MQTT reading layer: one filter on one broker.
 #[derive(Debug)]
-pub struct MqttHopReader {
-    pub hop: usize,
-    pub flow: String,
+pub struct FilterReader {
+    pub client_id: String,
     pub broker_name: String,
     pub broker: MqttBroker,
     pub filter: String,
     pub clock: Arc<dyn Clock>,
 }
 
-impl MqttHopReader {
-    /// Reads until the flow drops its receiver.
-    pub async fn run(self, to_flow: ToFlow) {
-        let hop = self.hop;
-        let status = |connected: bool, error: Option<String>| {
-            vec![Seen::Reader {
-                hop,
-                connected,
-                partitions: 0,
-                error,
-            }]
-        };
+impl FilterReader {
+    /// Reads until the sink says stop.
+    pub async fn run(self, sink: &mut impl MessageSink) {
         let mut options = MqttOptions::new(
-            client_id(&self.flow),
+            self.client_id.clone(),
             self.broker.url.host.clone(),
             self.broker.url.port,
         );
@@ -63,7 +67,8 @@ impl MqttHopReader {
                 }
                 Err(message) => {
                     tracing::error!(broker = %self.broker_name, "{message}");
-                    let _ = to_flow.send(status(false, Some(message))).await;
+                    sink.status(false, Some(message));
+                    sink.flush().await;
                     return;
                 }
             }
@@ -76,52 +81,30 @@ impl MqttHopReader {
         let mut backoff = Backoff::new(self.broker.reconnect_min, self.broker.reconnect_max);
         let mut connected_at: Option<Instant> = None;
         loop {
-            let event = eventloop.poll().await;
-            let batch = match event {
+            match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let arrival_ms = self.clock.now_millis();
-                    let decoded = match &p.properties {
-                        Some(props) => TraceHeader::decode(
-                            props
-                                .user_properties
-                                .iter()
-                                .map(|(k, v)| (k.as_str(), v.as_bytes())),
-                        ),
-                        None => Ok(None),
-                    };
-                    vec![match decoded {
-                        Ok(Some(trace)) => Seen::Traced {
-                            hop,
-                            partition: None,
-                            stream: String::from_utf8_lossy(&p.topic).into_owned(),
-                            trace,
-                            arrival_ms,
-                        },
-                        Ok(None) => Seen::Untraced { hop },
-                        Err(_) => Seen::Malformed { hop, arrival_ms },
-                    }]
+                    sink.message(&p, self.clock.now_millis());
                 }
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     connected_at = Some(Instant::now());
-                    tracing::info!(broker = %self.broker_name, filter = %self.filter, "reading traces");
+                    tracing::info!(broker = %self.broker_name, filter = %self.filter, "reading");
+                    // Connected once the subscription is granted: what is published after
+                    // that is read.
                     if let Err(e) = client
                         .try_subscribe_many([Filter::new(self.filter.clone(), QoS::AtLeastOnce)])
                     {
-                        status(false, Some(format!("cannot send SUBSCRIBE: {e}")))
-                    } else {
-                        // Reading once the subscription is granted.
-                        continue;
+                        sink.status(false, Some(format!("cannot send SUBSCRIBE: {e}")));
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(ack))) => match ack.return_codes.first() {
-                    Some(SubscribeReasonCode::Success(_)) | None => status(true, None),
+                    Some(SubscribeReasonCode::Success(_)) | None => sink.status(true, None),
                     Some(code) => {
                         let message = format!(
                             "MQTT broker {} refused the subscription to {:?} ({code:?}) — check the broker's ACL for the monitor's user",
                             self.broker_name, self.filter
                         );
                         tracing::warn!(broker = %self.broker_name, "{message}");
-                        status(false, Some(message))
+                        sink.status(false, Some(message));
                     }
                 },
                 Ok(_) => continue,
@@ -140,17 +123,65 @@ impl MqttHopReader {
                         delay.as_secs_f64()
                     );
                     tracing::debug!(broker = %self.broker_name, "{message}");
-                    if !to_flow.send(status(false, Some(message))).await {
+                    sink.status(false, Some(message));
+                    if !sink.flush().await {
                         return;
                     }
                     tokio::time::sleep(delay).await;
                     continue;
                 }
-            };
-            if !to_flow.send(batch).await {
+            }
+            if !sink.flush().await {
                 return;
             }
         }
+    }
+}
+
+/// The trace reader's sink: each message's trace (its user properties), stream = its topic.
+#[derive(Debug)]
+pub struct TraceMessages {
+    pub hop: usize,
+    pub to_flow: ToFlow,
+    pub batch: Vec<Seen>,
+}
+
+impl MessageSink for TraceMessages {
+    fn status(&mut self, connected: bool, error: Option<String>) {
+        self.batch.push(Seen::Reader {
+            hop: self.hop,
+            connected,
+            partitions: 0,
+            error,
+        });
+    }
+
+    fn message(&mut self, p: &Publish, arrival_ms: EpochMillis) {
+        let hop = self.hop;
+        let decoded = match &p.properties {
+            Some(props) => TraceHeader::decode(
+                props
+                    .user_properties
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_bytes())),
+            ),
+            None => Ok(None),
+        };
+        self.batch.push(match decoded {
+            Ok(Some(trace)) => Seen::Traced {
+                hop,
+                partition: None,
+                stream: String::from_utf8_lossy(&p.topic).into_owned(),
+                trace,
+                arrival_ms,
+            },
+            Ok(None) => Seen::Untraced { hop },
+            Err(_) => Seen::Malformed { hop, arrival_ms },
+        });
+    }
+
+    async fn flush(&mut self) -> bool {
+        self.batch.is_empty() || self.to_flow.send(std::mem::take(&mut self.batch)).await
     }
 }
 
