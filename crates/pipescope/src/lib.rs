@@ -8,6 +8,7 @@
 pub mod api;
 pub mod bus;
 pub mod cli;
+pub mod completeness;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::bus::Bus;
 use crate::config::{Config, Web, WebAuth};
 use crate::shutdown::{Stop, Supervisor};
-use crate::{api, export, kafka, mqtt, store, web};
+use crate::{api, completeness, export, kafka, mqtt, store, web};
 
 /// Batches the bus holds for a subscriber that is behind, and the store writer's queue.
 const BUS_CAPACITY: usize = 1024;
@@ -93,6 +93,11 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         }
     }
 
+    let flows = completeness::start_flows(&config, &bus, &tasks, &clock);
+    registry.register_collector(Box::new(completeness::metrics::CompletenessCollector::new(
+        flows.clone(),
+    )));
+
     let influx = config.export.influx.clone().map(|influx| {
         tracing::info!(url = %influx.url, version = influx.version, "exporting to InfluxDB");
         let stats = Arc::new(export::influx::InfluxStats::default());
@@ -125,6 +130,7 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         writer: writer.clone(),
         kafka: kafka_live,
         mqtt,
+        flows,
         hub: hub.clone(),
         tasks: tasks.clone(),
         clock: clock.clone(),
@@ -168,6 +174,8 @@ pub struct Sources {
     pub writer: store::Writer,
     pub kafka: kafka::LiveState,
     pub mqtt: mqtt::MqttState,
+    /// Observed flows' figures.
+    pub flows: completeness::FlowsState,
     pub hub: api::Hub,
     pub tasks: Supervisor,
     /// The monitor's one clock.
@@ -183,6 +191,7 @@ pub fn app(registry: Registry, sources: &Sources, web: &Web) -> Router {
         writer,
         kafka,
         mqtt,
+        flows,
         hub,
         tasks,
         clock,
@@ -192,6 +201,7 @@ pub fn app(registry: Registry, sources: &Sources, web: &Web) -> Router {
         .merge(store::write_api::router(store, writer, bus))
         .merge(kafka::api::router(kafka.clone(), clock))
         .merge(mqtt::api::router(mqtt))
+        .merge(completeness::api::router(flows))
         .merge(api::router(hub, kafka))
         .fallback(crate::portal::serve);
     web::guard::protect(api::auth::protect(router, &web.auth), web)

@@ -43,6 +43,8 @@ use crate::store::write_api::WRITE_ALIAS;
         crate::mqtt::api::brokers,
         crate::mqtt::api::sys,
         crate::mqtt::api::tree,
+        crate::completeness::api::flows,
+        crate::completeness::api::flow,
         crate::store::api::query,
         crate::store::api::series,
         crate::store::api::last,

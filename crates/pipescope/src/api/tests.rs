@@ -583,6 +583,7 @@ fn routes_in_sources() -> std::collections::BTreeSet<String> {
         "api/mod.rs",
         "kafka/api.rs",
         "mqtt/api.rs",
+        "completeness/api.rs",
         "store/api.rs",
         "store/write_api.rs",
     ] {
@@ -617,6 +618,11 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
         writer: writer.clone(),
         kafka: live,
         mqtt,
+        flows: {
+            let flows = crate::completeness::FlowsState::default();
+            flows.set(crate::completeness::tests_support::sample_view());
+            flows
+        },
         hub,
         tasks: crate::shutdown::Supervisor::new(
             crate::shutdown::Stop::new(),
@@ -831,7 +837,8 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
             .replace("{cluster}", "demo")
             .replace("{topic}", "calls")
             .replace("{group}", "proc")
-            .replace("{broker}", "m");
+            .replace("{broker}", "m")
+            .replace("{flow}", "m");
         let uri = match path.as_str() {
             "/api/v1/query" | "/api/v1/last" | "/api/v1/top" | "/api/v1/series" => {
                 format!("{uri}?metric=pipescope_kafka_broker_up")

@@ -40,11 +40,16 @@ pub fn check(path: &Path) -> CheckReport {
     }
     let summary = match monitor {
         Ok(config) if part_errors.is_empty() => Some(format!(
-            "{}: valid — {} Kafka cluster(s), {} MQTT broker(s), web on {}{}",
+            "{}: valid — {} Kafka cluster(s), {} MQTT broker(s), web on {}{}{}",
             path.display(),
             config.kafka.len(),
             config.mqtt.len(),
             config.web.listen,
+            if config.flows.is_empty() {
+                String::new()
+            } else {
+                format!(", {} observed flow(s)", config.flows.len())
+            },
             if parts.is_empty() {
                 String::new()
             } else {
@@ -89,6 +94,32 @@ mod tests {
         assert_eq!(
             report.summary.unwrap(),
             format!("{path}: valid — 0 Kafka cluster(s), 0 MQTT broker(s), web on 127.0.0.1:7575")
+        );
+    }
+
+    #[test]
+    fn observed_flows_are_counted_and_a_wrong_hop_is_reported() {
+        let base = "[mqtt.m]\nurl = \"mqtt://h\"\n[kafka.k]\nbootstrap = \"a:1\"\n";
+        let (report, path) = check_text(&format!(
+            "{base}[flows.f]\nhops = [{{ mqtt = \"m\", filter = \"machine/#\" }}, {{ kafka = \"k\", topic = \"t\" }}]\n"
+        ));
+        assert_eq!(report.errors, "");
+        assert_eq!(
+            report.summary.unwrap(),
+            format!(
+                "{path}: valid — 1 Kafka cluster(s), 1 MQTT broker(s), web on 127.0.0.1:7575, 1 observed flow(s)"
+            )
+        );
+        let (report, _) = check_text(&format!(
+            "{base}[flows.f]\nhops = [{{ kafka = \"prod\", topic = \"t\" }}]\n"
+        ));
+        assert!(report.summary.is_none());
+        assert!(
+            report.errors.contains(
+                "flows.f.hops[0].kafka: no Kafka cluster \"prod\" in this file — the file has k"
+            ),
+            "{}",
+            report.errors
         );
     }
 

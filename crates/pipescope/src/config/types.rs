@@ -24,6 +24,9 @@ pub struct Config {
     pub mqtt: BTreeMap<String, MqttBroker>,
     #[serde(default)]
     pub export: Export,
+    /// Observed flows: the hops whose trace headers are read for completeness.
+    #[serde(default)]
+    pub flows: BTreeMap<String, FlowConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -389,4 +392,55 @@ impl<'de> Deserialize<'de> for MqttProtocol {
         }
         d.deserialize_any(ProtocolVisitor)
     }
+}
+
+/// One observed flow (`[flows.<name>]`): hops in pipeline order; an edge joins each hop to the
+/// next (docs/completeness.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowConfig {
+    pub hops: Vec<FlowHop>,
+    /// How long a gap may stay open before it is loss (for an edge: how long the next hop may
+    /// take).
+    #[serde(default = "default_flow_grace", with = "humantime_serde")]
+    pub grace: Duration,
+    /// How long lost gaps are remembered, so a late arrival still un-loses them.
+    #[serde(default = "default_flow_horizon", with = "humantime_serde")]
+    pub horizon: Duration,
+    /// Streams (origin, partition or MQTT topic) tracked per hop and per edge.
+    #[serde(default = "default_flow_max_streams")]
+    pub max_streams: usize,
+    /// Origin id prefixes that name an origin kind (the only origin label of the figures).
+    #[serde(default)]
+    pub kind_prefixes: Vec<String>,
+}
+
+/// `{ mqtt = "<broker>", filter = "machine/#" }` or `{ kafka = "<cluster>", topic = "t" }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowHop {
+    /// An `[mqtt.<name>]` broker of this file.
+    #[serde(default)]
+    pub mqtt: Option<String>,
+    /// The MQTT topic filter read there (QoS 1, MQTT v5).
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// A `[kafka.<name>]` cluster of this file.
+    #[serde(default)]
+    pub kafka: Option<String>,
+    /// The Kafka topic read there (every partition, from its end, no consumer group).
+    #[serde(default)]
+    pub topic: Option<String>,
+}
+
+fn default_flow_grace() -> Duration {
+    Duration::from_millis(pipescope_core::completeness::CompletenessConfig::default().grace_ms)
+}
+
+fn default_flow_horizon() -> Duration {
+    Duration::from_millis(pipescope_core::completeness::CompletenessConfig::default().horizon_ms)
+}
+
+fn default_flow_max_streams() -> usize {
+    pipescope_core::completeness::CompletenessConfig::default().max_streams
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Config, ConfigError, ENV_PREFIX, Tls, WebAuth};
+use super::{Config, ConfigError, ENV_PREFIX, FlowHop, Tls, WebAuth};
 
 /// What types cannot say: required lists not empty, files readable, settings that go together.
 pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
@@ -286,7 +286,107 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
             );
         }
     }
+    check_flows(config, &mut errors);
     errors
+}
+
+/// Each hop reads from a broker or cluster of the same file, through one valid filter or topic.
+fn check_flows(config: &Config, errors: &mut Vec<ConfigError>) {
+    for (name, flow) in &config.flows {
+        let at = format!("flows.{name}");
+        check_name(&at, name, errors);
+        if flow.hops.is_empty() {
+            errors.push(
+                ConfigError::new(format!("{at}.hops"), "no hops").hint(
+                    "list the observed points in pipeline order, e.g. hops = [{ mqtt = \"edge\", filter = \"machine/#\" }, { kafka = \"prod\", topic = \"machine.data\" }]",
+                ),
+            );
+        }
+        if flow.max_streams == 0 {
+            errors.push(
+                ConfigError::new(format!("{at}.max_streams"), "must be more than 0")
+                    .hint("for example 100000"),
+            );
+        }
+        check_positive(&format!("{at}.grace"), flow.grace, errors);
+        if flow.horizon < flow.grace {
+            errors.push(
+                ConfigError::new(format!("{at}.horizon"), "shorter than the grace")
+                    .hint("lost gaps are remembered from when they are lost: keep horizon >= grace (defaults 60s, 10s)"),
+            );
+        }
+        for (i, hop) in flow.hops.iter().enumerate() {
+            let at = format!("{at}.hops[{i}]");
+            match hop {
+                FlowHop {
+                    mqtt: Some(broker),
+                    filter,
+                    kafka: None,
+                    topic: None,
+                } => {
+                    if !config.mqtt.contains_key(broker) {
+                        errors.push(
+                            ConfigError::new(
+                                format!("{at}.mqtt"),
+                                format!("no MQTT broker {broker:?} in this file"),
+                            )
+                            .hint(known("[mqtt.", config.mqtt.keys())),
+                        );
+                    }
+                    match filter {
+                        None => errors.push(
+                            ConfigError::new(format!("{at}.filter"), "an MQTT hop needs a topic filter")
+                                .hint("for example filter = \"machine/#\""),
+                        ),
+                        Some(filter) => {
+                            if let Err(e) = pipescope_core::mqtt_filter::validate(filter) {
+                                errors.push(ConfigError::new(
+                                    format!("{at}.filter"),
+                                    format!("{e}, got {filter:?}"),
+                                ));
+                            }
+                        }
+                    }
+                }
+                FlowHop {
+                    kafka: Some(cluster),
+                    topic,
+                    mqtt: None,
+                    filter: None,
+                } => {
+                    if !config.kafka.contains_key(cluster) {
+                        errors.push(
+                            ConfigError::new(
+                                format!("{at}.kafka"),
+                                format!("no Kafka cluster {cluster:?} in this file"),
+                            )
+                            .hint(known("[kafka.", config.kafka.keys())),
+                        );
+                    }
+                    if topic.as_deref().is_none_or(str::is_empty) {
+                        errors.push(
+                            ConfigError::new(format!("{at}.topic"), "a Kafka hop needs a topic")
+                                .hint("for example topic = \"machine.data\""),
+                        );
+                    }
+                }
+                _ => errors.push(
+                    ConfigError::new(at, "a hop is either { mqtt, filter } or { kafka, topic }")
+                        .hint("for example { mqtt = \"edge\", filter = \"machine/#\" } or { kafka = \"prod\", topic = \"machine.data\" }"),
+                ),
+            }
+        }
+    }
+}
+
+/// "add a [mqtt.<name>] section" or the names there are.
+fn known<'a>(section: &str, names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    if names.is_empty() {
+        format!("add a {section}<name>] section for it")
+    } else {
+        format!("the file has {}", names.join(", "))
+    }
 }
 
 /// Names appear in URLs and metric labels, so they are kept to a safe alphabet.
@@ -445,6 +545,39 @@ mod tests {
                 "export.influx.org: required when version = 2",
                 "export.influx.bucket: required when version = 2",
                 "export.influx.token: required when version = 2",
+            ]
+        );
+    }
+
+    #[test]
+    fn flow_hops_name_brokers_and_clusters_of_the_file() {
+        let base = "[mqtt.edge]\nurl = \"mqtt://h\"\n[kafka.prod]\nbootstrap = \"a:1\"\n";
+        let ok = parse(
+            "t",
+            &format!(
+                "{base}[flows.machines]\nhops = [{{ mqtt = \"edge\", filter = \"machine/#\" }}, {{ kafka = \"prod\", topic = \"machine.data\" }}]\n"
+            ),
+            [],
+        )
+        .unwrap();
+        let flow = &ok.flows["machines"];
+        assert_eq!(flow.hops.len(), 2);
+        assert_eq!(flow.grace, Duration::from_secs(10));
+        assert_eq!(flow.horizon, Duration::from_secs(60));
+        assert_eq!(flow.max_streams, 100_000);
+        let errors = errors_of(&format!(
+            "{base}[flows.f]\nhops = [{{ mqtt = \"nope\", filter = \"a/#/b\" }}, {{ kafka = \"other\" }}, {{ mqtt = \"edge\", topic = \"t\" }}]\ngrace = \"20s\"\nhorizon = \"10s\"\n[flows.empty]\nhops = []\n"
+        ));
+        assert_eq!(
+            errors,
+            vec![
+                "flows.empty.hops: no hops — list the observed points in pipeline order, e.g. hops = [{ mqtt = \"edge\", filter = \"machine/#\" }, { kafka = \"prod\", topic = \"machine.data\" }]",
+                "flows.f.horizon: shorter than the grace — lost gaps are remembered from when they are lost: keep horizon >= grace (defaults 60s, 10s)",
+                "flows.f.hops[0].mqtt: no MQTT broker \"nope\" in this file — the file has edge",
+                "flows.f.hops[0].filter: '#' must be the whole last level, as in \"sensors/#\", got \"a/#/b\"",
+                "flows.f.hops[1].kafka: no Kafka cluster \"other\" in this file — the file has prod",
+                "flows.f.hops[1].topic: a Kafka hop needs a topic — for example topic = \"machine.data\"",
+                "flows.f.hops[2]: a hop is either { mqtt, filter } or { kafka, topic } — for example { mqtt = \"edge\", filter = \"machine/#\" } or { kafka = \"prod\", topic = \"machine.data\" }",
             ]
         );
     }

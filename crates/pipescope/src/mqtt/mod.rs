@@ -5,7 +5,7 @@
 pub mod api;
 pub mod metrics;
 mod relay;
-mod tls;
+pub(crate) mod tls;
 pub mod watcher;
 
 use std::collections::{BTreeMap, VecDeque};

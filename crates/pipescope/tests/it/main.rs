@@ -1,6 +1,7 @@
 //! pipescope's integration tests: the binary as a user runs it, and the HTTP router.
 
 mod cli;
+mod completeness;
 #[cfg(feature = "demo")]
 mod demo;
 mod deploy;

@@ -1,0 +1,470 @@
+//! The Kafka reading layer for payload readers ([`TopicReader`]): every partition of a topic
+//! assigned (not subscribed), read from its end, nothing committed, so the monitor never
+//! appears as a consumer group. Start positions are looked up before the partitions are
+//! assigned, so once a reader says it is connected every record written after is read, and the
+//! position per partition is known from the start. A topic missing at the first look, and
+//! partitions added later, are picked up at the next metadata refresh and read from their
+//! beginning (everything in them is new to the monitor). What is read goes to a
+//! [`RecordSink`]: the trace reader's is [`TraceSink`]; the quality observer and the probes
+//! plug in their own.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pipescope_core::completeness::origin_kind;
+use pipescope_core::pipeline::trace::{MQTT_TOPIC, TraceHeader};
+use pipescope_core::{Clock, EpochMillis};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{Seen, ToFlow};
+use crate::config::{KafkaCluster, SaslMechanism};
+
+/// How often the topic's partitions are looked up again.
+const METADATA_REFRESH: Duration = Duration::from_secs(10);
+/// Longest wait of one poll: also how soon the reader notices its flow has gone.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+/// Records handed to the flow at most per batch.
+const BATCH: usize = 1_000;
+
+/// librdkafka settings for a `[kafka.X]` cluster: the same bootstrap brokers, TLS and SASL the
+/// watcher connects with. Values may hold the SASL password: never log them.
+pub fn librdkafka_settings(cluster: &KafkaCluster) -> Vec<(&'static str, String)> {
+    let bootstrap: Vec<String> = cluster.bootstrap.iter().map(ToString::to_string).collect();
+    let protocol = match (cluster.tls.is_some(), cluster.sasl.is_some()) {
+        (false, false) => "plaintext",
+        (true, false) => "ssl",
+        (false, true) => "sasl_plaintext",
+        (true, true) => "sasl_ssl",
+    };
+    let mut settings = vec![
+        ("bootstrap.servers", bootstrap.join(",")),
+        ("security.protocol", protocol.to_string()),
+    ];
+    if let Some(tls) = &cluster.tls {
+        let path = |p: &std::path::PathBuf| p.display().to_string();
+        if let Some(ca) = &tls.ca {
+            settings.push(("ssl.ca.location", path(ca)));
+        }
+        if let Some(cert) = &tls.cert {
+            settings.push(("ssl.certificate.location", path(cert)));
+        }
+        if let Some(key) = &tls.key {
+            settings.push(("ssl.key.location", path(key)));
+        }
+        if tls.skip_verify {
+            settings.push(("enable.ssl.certificate.verification", "false".into()));
+            settings.push(("ssl.endpoint.identification.algorithm", "none".into()));
+        }
+    }
+    if let Some(sasl) = &cluster.sasl {
+        let mechanism = match sasl.mechanism {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+        };
+        settings.push(("sasl.mechanism", mechanism.into()));
+        settings.push(("sasl.username", sasl.username.clone()));
+        settings.push(("sasl.password", sasl.password.expose().to_string()));
+    }
+    settings
+}
+
+/// A consumer that assigns and never commits. librdkafka refuses `assign()` without a
+/// `group.id`, so it has one, but a group exists at the broker only once a member joins it
+/// (subscribe) or commits offsets, and this consumer does neither.
+fn consumer(cluster: &KafkaCluster, group: &str) -> Result<BaseConsumer, String> {
+    let mut config = ClientConfig::new();
+    for (key, value) in librdkafka_settings(cluster) {
+        config.set(key, value);
+    }
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        // Fallen behind retention: go on from the log start (the jump tells the flow).
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    config.create().map_err(|e| e.to_string())
+}
+
+/// What a payload reader (the trace reader, later the quality observer and the probes) does
+/// with what [`TopicReader`] reads.
+pub trait RecordSink {
+    /// False once the reader should stop (its consumer is gone).
+    fn open(&self) -> bool;
+    /// The reader's state after each metadata lookup: reading every partition (`connected`),
+    /// how many, and the last error.
+    fn status(&mut self, connected: bool, partitions: u32, error: Option<String>);
+    /// Records before the next one of `partition` were deleted before they were read
+    /// (retention, compaction, a reset to the log start): not loss.
+    fn skipped(&mut self, partition: u32);
+    /// One record of `partition`, read at `arrival_ms`.
+    fn record(&mut self, message: &BorrowedMessage<'_>, partition: u32, arrival_ms: EpochMillis);
+    /// True when the sink holds enough to hand on now.
+    fn full(&self) -> bool;
+    /// Hands on what the sink holds, after each poll round; false stops the reader.
+    fn flush(&mut self) -> bool;
+}
+
+/// The Kafka reading layer: one topic of one cluster, every partition assigned.
+#[derive(Debug)]
+pub struct TopicReader {
+    pub cluster_name: String,
+    pub cluster: KafkaCluster,
+    pub topic: String,
+    /// librdkafka's `group.id`, never joined nor committed for.
+    pub group: String,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl TopicReader {
+    /// Reads until the sink closes; runs on its own thread (librdkafka blocks).
+    pub fn run(self, sink: &mut impl RecordSink) {
+        let consumer = match consumer(&self.cluster, &self.group) {
+            Ok(c) => c,
+            Err(e) => {
+                let message = format!(
+                    "cannot make a Kafka reader for cluster {} ({e}) — check kafka.{}",
+                    self.cluster_name, self.cluster_name
+                );
+                tracing::error!(cluster = %self.cluster_name, topic = %self.topic, "{message}");
+                sink.status(false, 0, Some(message));
+                sink.flush();
+                return;
+            }
+        };
+        let mut positions = Positions::default();
+        let mut assigned: Vec<i32> = Vec::new();
+        let mut looked = false;
+        let mut refreshed: Option<Instant> = None;
+        while sink.open() {
+            if refreshed.is_none_or(|at| at.elapsed() >= METADATA_REFRESH) {
+                refreshed = Some(Instant::now());
+                match self.refresh(&consumer, &mut assigned, &mut positions, &mut looked) {
+                    Ok(()) => sink.status(true, assigned.len() as u32, None),
+                    Err(message) => {
+                        tracing::warn!(cluster = %self.cluster_name, topic = %self.topic, "{message}");
+                        sink.status(false, assigned.len() as u32, Some(message));
+                    }
+                }
+            }
+            let mut polled = consumer.poll(POLL_WAIT);
+            while let Some(result) = polled {
+                match result {
+                    Ok(message) => {
+                        let now = self.clock.now_millis();
+                        if let Ok(partition) = u32::try_from(message.partition()) {
+                            if positions.read(partition, message.offset()) {
+                                sink.skipped(partition);
+                            }
+                            sink.record(&message, partition, now);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(cluster = %self.cluster_name, topic = %self.topic, "Kafka reader: {e}")
+                    }
+                }
+                if sink.full() {
+                    break;
+                }
+                polled = consumer.poll(Duration::ZERO);
+            }
+            if !sink.flush() {
+                return;
+            }
+        }
+    }
+
+    /// Assigns the partitions not assigned yet: from their end at the first look, from their
+    /// beginning (log start) when they appear later. `looked`: the topic was looked up once
+    /// (found, or found missing).
+    fn refresh(
+        &self,
+        consumer: &BaseConsumer,
+        assigned: &mut Vec<i32>,
+        positions: &mut Positions,
+        looked: &mut bool,
+    ) -> Result<(), String> {
+        let metadata = consumer
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(5))
+            .map_err(|e| {
+                format!(
+                    "cannot read the partitions of topic {:?} on Kafka cluster {} ({e}) — is the cluster reachable?",
+                    self.topic, self.cluster_name
+                )
+            })?;
+        let missing = || {
+            format!(
+                "no topic {:?} on Kafka cluster {} yet — it is read from its start once it exists",
+                self.topic, self.cluster_name
+            )
+        };
+        let Some(topic) = metadata.topics().iter().find(|t| t.name() == self.topic) else {
+            *looked = true;
+            return Err(missing());
+        };
+        if let Some(e) = topic.error() {
+            let code = rdkafka::error::RDKafkaErrorCode::from(e);
+            if code == rdkafka::error::RDKafkaErrorCode::UnknownTopicOrPartition {
+                *looked = true;
+                return Err(missing());
+            }
+            return Err(format!(
+                "topic {:?} on Kafka cluster {}: {code} — is the cluster healthy?",
+                self.topic, self.cluster_name,
+            ));
+        }
+        // At the first look the topic's past is not the monitor's to judge; a topic or a
+        // partition that appears later holds only what was written since.
+        let from_end = !*looked;
+        let mut starts = Vec::new();
+        for p in topic.partitions() {
+            if assigned.contains(&p.id()) {
+                continue;
+            }
+            let (low, high) = consumer
+                .fetch_watermarks(&self.topic, p.id(), Duration::from_secs(5))
+                .map_err(|e| {
+                    format!(
+                        "cannot read the offsets of {:?} partition {} on Kafka cluster {} ({e}) — is its leader up?",
+                        self.topic,
+                        p.id(),
+                        self.cluster_name
+                    )
+                })?;
+            starts.push((p.id(), if from_end { high } else { low }));
+        }
+        if starts.is_empty() {
+            *looked = true;
+            return Ok(());
+        }
+        // The whole assignment again (incremental assignment needs a group): the partitions
+        // already read go on from the next offset not yet handed to the flow.
+        let mut all = TopicPartitionList::new();
+        let current = assigned
+            .iter()
+            .map(|&p| (p, positions.next(p)))
+            .chain(starts.iter().map(|&(p, start)| (p, Some(start))));
+        for (partition, offset) in current {
+            let offset = offset.map_or(Offset::Stored, Offset::Offset);
+            all.add_partition_offset(&self.topic, partition, offset)
+                .map_err(|e| e.to_string())?;
+        }
+        consumer
+            .assign(&all)
+            .map_err(|e| format!("cannot assign the partitions of {:?}: {e}", self.topic))?;
+        for (partition, start) in starts {
+            assigned.push(partition);
+            if let Ok(p) = u32::try_from(partition) {
+                positions.start_at(p, start);
+            }
+        }
+        *looked = true;
+        tracing::info!(cluster = %self.cluster_name, topic = %self.topic, partitions = assigned.len(), "reading traces");
+        Ok(())
+    }
+}
+
+/// The trace reader's sink: each record's trace, handed to the hop's flow in batches.
+#[derive(Debug)]
+pub struct TraceSink {
+    pub hop: usize,
+    pub kind_prefixes: Vec<String>,
+    pub to_flow: ToFlow,
+    pub batch: Vec<Seen>,
+}
+
+impl RecordSink for TraceSink {
+    fn open(&self) -> bool {
+        !self.to_flow.is_closed()
+    }
+
+    fn status(&mut self, connected: bool, partitions: u32, error: Option<String>) {
+        self.batch.push(Seen::Reader {
+            hop: self.hop,
+            connected,
+            partitions,
+            error,
+        });
+    }
+
+    fn skipped(&mut self, partition: u32) {
+        self.batch.push(Seen::Rebased {
+            hop: self.hop,
+            partition,
+        });
+    }
+
+    fn record(&mut self, message: &BorrowedMessage<'_>, partition: u32, arrival_ms: EpochMillis) {
+        let headers: Vec<(&str, &[u8])> = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key, h.value.unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let hop = self.hop;
+        self.batch
+            .push(match TraceHeader::decode(headers.iter().copied()) {
+                Ok(Some(trace)) => {
+                    let mqtt_topic = headers
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| *k == MQTT_TOPIC)
+                        .and_then(|(_, v)| std::str::from_utf8(v).ok());
+                    let stream =
+                        stream_of(&trace.origin, mqtt_topic, partition, &self.kind_prefixes);
+                    Seen::Traced {
+                        hop,
+                        partition: Some(partition),
+                        stream,
+                        trace,
+                        arrival_ms,
+                    }
+                }
+                Ok(None) => Seen::Untraced { hop },
+                Err(_) => Seen::Malformed { hop, arrival_ms },
+            });
+    }
+
+    fn full(&self) -> bool {
+        self.batch.len() >= BATCH
+    }
+
+    fn flush(&mut self) -> bool {
+        self.batch.is_empty() || self.to_flow.send_blocking(std::mem::take(&mut self.batch))
+    }
+}
+
+/// The stream of a record read from `partition`: the `mqtt-topic` of a trace the bridge
+/// carried over from MQTT (numbered per MQTT topic), else the partition. A trace the bridge
+/// stamped itself (origin kind `bridge`) is numbered per partition although it has the header.
+pub fn stream_of(
+    origin: &str,
+    mqtt_topic: Option<&str>,
+    partition: u32,
+    kind_prefixes: &[String],
+) -> String {
+    match mqtt_topic {
+        Some(topic) if origin_kind(origin, kind_prefixes) != "bridge" => topic.to_string(),
+        _ => partition.to_string(),
+    }
+}
+
+/// The next offset expected per partition.
+#[derive(Debug, Default)]
+pub struct Positions(HashMap<u32, i64>);
+
+impl Positions {
+    /// The next offset of `partition` to read, once known.
+    pub fn next(&self, partition: i32) -> Option<i64> {
+        u32::try_from(partition)
+            .ok()
+            .and_then(|p| self.0.get(&p).copied())
+    }
+
+    /// The partition is read from `offset`.
+    pub fn start_at(&mut self, partition: u32, offset: i64) {
+        self.0.insert(partition, offset);
+    }
+
+    /// A record at `offset` was read; true when records before it were skipped (deleted by
+    /// retention or compaction, or the position was reset to the log start): a rebase, not loss.
+    pub fn read(&mut self, partition: u32, offset: i64) -> bool {
+        let jumped = self
+            .0
+            .get(&partition)
+            .is_some_and(|&expected| offset > expected);
+        self.0.insert(partition, offset + 1);
+        jumped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(extra: &str) -> KafkaCluster {
+        let text = format!("[kafka.k]\nbootstrap = [\"a:9092\", \"b:9093\"]\n{extra}");
+        crate::config::parse("t", &text, []).unwrap().kafka["k"].clone()
+    }
+
+    fn get<'a>(settings: &'a [(&str, String)], key: &str) -> Option<&'a str> {
+        settings
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn the_cluster_settings_map_to_librdkafka_options() {
+        let plain = librdkafka_settings(&cluster(""));
+        assert_eq!(
+            plain,
+            vec![
+                ("bootstrap.servers", "a:9092,b:9093".to_string()),
+                ("security.protocol", "plaintext".to_string()),
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "x").unwrap();
+        let secure = librdkafka_settings(&cluster(&format!(
+            "[kafka.k.tls]\nca = \"{}\"\nskip_verify = true\n[kafka.k.sasl]\nmechanism = \"SCRAM-SHA-512\"\nusername = \"u\"\npassword = \"p\"\n",
+            ca.display()
+        )));
+        assert_eq!(get(&secure, "security.protocol"), Some("sasl_ssl"));
+        assert_eq!(get(&secure, "ssl.ca.location"), ca.to_str());
+        assert_eq!(
+            get(&secure, "enable.ssl.certificate.verification"),
+            Some("false")
+        );
+        assert_eq!(get(&secure, "sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(get(&secure, "sasl.username"), Some("u"));
+        assert_eq!(get(&secure, "sasl.password"), Some("p"));
+        let tls_only = librdkafka_settings(&cluster("[kafka.k.tls]\n"));
+        assert_eq!(get(&tls_only, "security.protocol"), Some("ssl"));
+        assert_eq!(get(&tls_only, "ssl.ca.location"), None);
+        let sasl_only = librdkafka_settings(&cluster(
+            "[kafka.k.sasl]\nmechanism = \"PLAIN\"\nusername = \"u\"\npassword = \"p\"\n",
+        ));
+        assert_eq!(get(&sasl_only, "security.protocol"), Some("sasl_plaintext"));
+        // Every key is one librdkafka knows (the TLS files are checked at creation).
+        let mut config = ClientConfig::new();
+        for (k, v) in sasl_only {
+            config.set(k, v);
+        }
+        config.create::<BaseConsumer>().unwrap();
+    }
+
+    #[test]
+    fn a_jump_in_offsets_is_a_rebase_and_the_first_read_is_not() {
+        let mut p = Positions::default();
+        assert!(!p.read(0, 100));
+        assert!(!p.read(0, 101));
+        assert!(p.read(0, 150), "records 102..150 were deleted unread");
+        assert!(!p.read(1, 7), "another partition starts on its own");
+        assert!(!p.read(0, 151));
+        // Assigned at a known offset: a first record above it was preceded by deleted ones.
+        p.start_at(2, 10);
+        assert!(!p.read(2, 10));
+        p.start_at(3, 10);
+        assert!(p.read(3, 12));
+    }
+
+    #[test]
+    fn carried_over_mqtt_traces_count_per_topic_and_others_per_partition() {
+        let none: Vec<String> = Vec::new();
+        assert_eq!(
+            stream_of("sim-1", Some("machine/a/b"), 3, &none),
+            "machine/a/b"
+        );
+        assert_eq!(stream_of("sim-1", None, 3, &none), "3");
+        assert_eq!(stream_of("bridge-it-7", Some("machine/a/b"), 3, &none), "3");
+    }
+}
