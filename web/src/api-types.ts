@@ -53,6 +53,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/flows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Observed flows ([flows.X]): per hop and per edge, records, lost, duplicated, late and latency (docs/completeness.md); empty until a flow's first tick */
+        get: operations["flows"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/flows/{flow}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One observed flow's hops and edges with their figures */
+        get: operations["flow"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/kafka/clusters": {
         parameters: {
             query?: never;
@@ -397,6 +431,32 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description The latency a hop adds over the one before it: the difference of their quantiles over the
+         *     same window (downstream minus upstream), in milliseconds.
+         *
+         *     This is the difference of quantiles, not the quantile of per-record differences: exact
+         *     when every record is delayed by the same amount, and in general a summary of how the
+         *     distribution moved. Each quantile carries [`RELATIVE_ACCURACY`], so a difference is within
+         *     1 % of the upstream plus 1 % of the downstream quantile.
+         */
+        AddedLatency: {
+            /** Format: double */
+            p50_ms?: number | null;
+            /** Format: double */
+            p90_ms?: number | null;
+            /** Format: double */
+            p999_ms?: number | null;
+            /** Format: double */
+            p99_ms?: number | null;
+        };
+        /** @description [`AddedLatency`] since the start and per window. */
+        AddedLatencyFigures: {
+            "15m": components["schemas"]["AddedLatency"];
+            "1m": components["schemas"]["AddedLatency"];
+            "5m": components["schemas"]["AddedLatency"];
+            all: components["schemas"]["AddedLatency"];
+        };
         AssignedTopic: {
             partitions: number[];
             topic: string;
@@ -468,6 +528,82 @@ export interface components {
         };
         /** @enum {string} */
         ConnState: "connecting" | "connected" | "down" | "refused";
+        /** @description Cumulative counts of an edge (or of one origin kind on it). */
+        EdgeCounters: {
+            /**
+             * Format: int64
+             * @description Seen upstream below the first number the downstream hop saw of the stream (written
+             *     before its reader's start position, or deleted before it read them): never judged.
+             */
+            before_downstream_base: number;
+            /**
+             * Format: int64
+             * @description Seen downstream, never upstream within the horizon (the upstream reader missed them).
+             */
+            downstream_only: number;
+            /**
+             * Format: int64
+             * @description Copies downstream beyond the copies upstream.
+             */
+            duplicated: number;
+            /**
+             * Format: int64
+             * @description Arrived downstream after being counted lost between.
+             */
+            late: number;
+            /**
+             * Format: int64
+             * @description Seen upstream, not downstream within the grace (a late arrival takes one off).
+             */
+            lost: number;
+            /**
+             * Format: int64
+             * @description Lost numbers forgotten past the horizon (a late copy then counts `downstream_only`).
+             */
+            lost_trimmed: number;
+            /**
+             * Format: int64
+             * @description Records seen at both ends.
+             */
+            matched: number;
+            /**
+             * Format: int64
+             * @description Spans settled early because a stream held too many.
+             */
+            spans_folded: number;
+            /**
+             * Format: int64
+             * @description Records of streams past the cap on streams: not matched.
+             */
+            untracked: number;
+        };
+        /** @description What an edge shows: totals and the split by origin kind. */
+        EdgeFigures: {
+            by_kind: {
+                [key: string]: components["schemas"]["EdgeKindFigures"];
+            };
+            downstream_since_ms: components["schemas"]["u64"];
+            /** Format: int64 */
+            streams: number;
+            total: components["schemas"]["EdgeKindFigures"];
+        };
+        /** @description An edge's figures for one origin kind, or for all. */
+        EdgeKindFigures: {
+            /** @description Downstream minus upstream quantiles (see `AddedLatency` for its error). */
+            added_latency: components["schemas"]["AddedLatencyFigures"];
+            counters: components["schemas"]["EdgeCounters"];
+            downstream_latency: components["schemas"]["LatencyFigures"];
+            /** @description Latency at each end over the records of this edge's streams since its base. */
+            upstream_latency: components["schemas"]["LatencyFigures"];
+            windows: components["schemas"]["EdgeWindows"];
+        };
+        /** @description What an edge counted over each window. */
+        EdgeWindows: {
+            duplicated: components["schemas"]["WindowCounts"];
+            late: components["schemas"]["WindowCounts"];
+            lost: components["schemas"]["WindowCounts"];
+            matched: components["schemas"]["WindowCounts"];
+        };
         /** @enum {string} */
         Encoding: "utf8" | "hex";
         /** @description The body of every error answer. */
@@ -547,6 +683,14 @@ export interface components {
             rate_per_min?: number | null;
             /** @description Groups: their verdict when analysed; otherwise `null`. */
             verdict?: string | null;
+        };
+        /** @description A flow's hops and the edges between consecutive hops. */
+        FlowView: {
+            edges: components["schemas"]["NamedEdge"][];
+            flow: string;
+            hops: components["schemas"]["HopView"][];
+            /** @description When these figures were taken (epoch ms). */
+            updated_ms: components["schemas"]["u64"];
         };
         GroupDescription: {
             members: components["schemas"]["MemberState"][];
@@ -690,6 +834,105 @@ export interface components {
             uptime_s: number;
             version: string;
         };
+        /** @description Cumulative counts of a hop (or of one origin kind at it). */
+        HopCounters: {
+            /**
+             * Format: int64
+             * @description Records below the base of their stream (before the hop watched it, or skipped as gone).
+             */
+            before_base: number;
+            /**
+             * Format: int64
+             * @description Copies of records already seen.
+             */
+            duplicated: number;
+            /**
+             * Format: int64
+             * @description Gaps settled as lost early because a stream held too many.
+             */
+            gaps_folded: number;
+            /**
+             * Format: int64
+             * @description Records that arrived after being counted lost.
+             */
+            late: number;
+            /**
+             * Format: int64
+             * @description Sequence numbers counted lost and not since arrived (a late arrival takes one off).
+             */
+            lost: number;
+            /**
+             * Format: int64
+             * @description Records that filled a gap before its grace ran out.
+             */
+            out_of_order: number;
+            /**
+             * Format: int64
+             * @description Records in the part of a stream trimmed past the horizon: neither late nor duplicate can
+             *     be told.
+             */
+            past_horizon: number;
+            /**
+             * Format: int64
+             * @description Traced records that arrived, every copy.
+             */
+            records: number;
+            /**
+             * Format: int64
+             * @description Sequence numbers the reader reported gone before it read them (retention, compaction):
+             *     not loss.
+             */
+            skipped: number;
+            /**
+             * Format: int64
+             * @description Records of streams past the cap on streams: counted and timed, not tracked.
+             */
+            untracked: number;
+        };
+        /** @description What a hop shows: totals and the split by origin kind (a bounded label set). */
+        HopFigures: {
+            /** @description Per origin kind. */
+            by_kind: {
+                [key: string]: components["schemas"]["KindFigures"];
+            };
+            /**
+             * Format: int64
+             * @description Traces the reader could not decode (counted into the hop by the reader).
+             */
+            malformed: number;
+            malformed_windows: components["schemas"]["WindowCounts"];
+            /**
+             * Format: int64
+             * @description Streams tracked now.
+             */
+            streams: number;
+            /**
+             * Format: int64
+             * @description Streams forgotten after `idle_ms` without records.
+             */
+            streams_forgotten: number;
+            total: components["schemas"]["KindFigures"];
+            watching_since_ms: components["schemas"]["u64"];
+        };
+        /** @description One hop of a flow: where it reads, its reader and its figures. */
+        HopView: {
+            figures: components["schemas"]["HopFigures"];
+            /** @description `mqtt:<broker>:<filter>` or `kafka:<cluster>:<topic>`. */
+            hop: string;
+            reader: components["schemas"]["ReaderView"];
+        };
+        /** @description What a hop counted over each window (by arrival time at the hop). */
+        HopWindows: {
+            duplicated: components["schemas"]["WindowCounts"];
+            late: components["schemas"]["WindowCounts"];
+            /**
+             * @description Numbers counted lost in the window (a later late arrival does not take them off here:
+             *     it is counted in `late` of its own window).
+             */
+            lost: components["schemas"]["WindowCounts"];
+            out_of_order: components["schemas"]["WindowCounts"];
+            records: components["schemas"]["WindowCounts"];
+        };
         KafkaBrokerState: {
             /** @description Why it did not. */
             error?: string | null;
@@ -702,11 +945,30 @@ export interface components {
             /** @description Whether the broker answered this scrape. */
             up: boolean;
         };
+        /** @description A hop's figures for one origin kind, or for all. */
+        KindFigures: {
+            counters: components["schemas"]["HopCounters"];
+            latency: components["schemas"]["LatencyFigures"];
+            windows: components["schemas"]["HopWindows"];
+        };
         /**
          * @description How a lag in seconds was obtained.
          * @enum {string}
          */
         LagSecondsBasis: "exact" | "estimated" | "unknown";
+        /** @description Quantiles since the start and over the last 1, 5 and 15 minutes. */
+        LatencyFigures: {
+            "15m": components["schemas"]["Quantiles"];
+            "1m": components["schemas"]["Quantiles"];
+            "5m": components["schemas"]["Quantiles"];
+            all: components["schemas"]["Quantiles"];
+            /**
+             * Format: int64
+             * @description Records that arrived before their origin timestamp (clock skew between the origin's host
+             *     and the monitor's): counted here, never put in the sketch.
+             */
+            negative: number;
+        };
         MemberState: {
             /** @description Decoded from the consumer protocol's assignment bytes (empty for other protocols). */
             assignment: components["schemas"]["AssignedTopic"][];
@@ -775,6 +1037,12 @@ export interface components {
             /** @description The subtree asked for: `{name, value, children}` down to `depth` levels below it. */
             tree: components["schemas"]["NodeView"];
         };
+        /** @description An edge's figures, named by its two hops. */
+        NamedEdge: {
+            downstream: string;
+            figures: components["schemas"]["EdgeFigures"];
+            upstream: string;
+        };
         /** @enum {string} */
         NodeKind: "producer" | "topic" | "group";
         /** @description A node of the tree as a sunburst draws it: `name`, `value`, `children`, with its figures. */
@@ -804,7 +1072,8 @@ export interface components {
             instant_interval_s?: number | null;
             /**
              * Format: double
-             * @description Records per second over the last scrape interval (live chart only).
+             * @description Records per second over the last scrape interval (live chart only); `null` while no
+             *     broker answers.
              */
             instant_messages_per_second?: number | null;
             rate_note?: null | components["schemas"]["RateNote"];
@@ -860,6 +1129,21 @@ export interface components {
             /** @description Whether `text` shows only the start of the payload. */
             truncated: boolean;
         };
+        /** @description Latency quantiles in milliseconds; absent when nothing was measured. */
+        Quantiles: {
+            /** Format: int64 */
+            count: number;
+            /** Format: double */
+            max_ms?: number | null;
+            /** Format: double */
+            p50_ms?: number | null;
+            /** Format: double */
+            p90_ms?: number | null;
+            /** Format: double */
+            p999_ms?: number | null;
+            /** Format: double */
+            p99_ms?: number | null;
+        };
         RangeSeries: {
             labels: {
                 [key: string]: string;
@@ -874,6 +1158,38 @@ export interface components {
          * @enum {string}
          */
         RateNote: "measured" | "first_reading" | "reset" | "end_went_back" | "no_elapsed_time" | "offsets_error";
+        /** @description What a hop's reader reports, besides the accounting. */
+        ReaderView: {
+            /**
+             * Format: double
+             * @description Seconds the reader waited for the flow to take what it read (backpressure): growing
+             *     means the accounting cannot keep up with the traffic.
+             */
+            blocked_s: number;
+            /**
+             * @description Reading: subscribed (MQTT), or every partition of the topic assigned at a known offset
+             *     (Kafka). Records published after it turns true are read.
+             */
+            connected: boolean;
+            /** @description The last connection or read error, until the next success. */
+            last_error?: string | null;
+            /**
+             * Format: int32
+             * @description Kafka partitions assigned.
+             */
+            partitions: number;
+            /**
+             * Format: int64
+             * @description Times the position on a Kafka partition jumped past unread records (retention,
+             *     compaction): the streams there start a new base, nothing is counted lost.
+             */
+            rebased: number;
+            /**
+             * Format: int64
+             * @description Records with no trace header: not judged.
+             */
+            untraced: number;
+        };
         /**
          * @description One kind of request of a scrape (all its requests to all brokers), in milliseconds from the
          *     scrape's start.
@@ -971,7 +1287,7 @@ export interface components {
             /**
              * Format: double
              * @description Records per second over the last scrape interval (for a live chart; bursty producers
-             *     make it jump from scrape to scrape).
+             *     make it jump from scrape to scrape); `null` while no broker answers.
              */
             instant_messages_per_second?: number | null;
             /**
@@ -1166,6 +1482,75 @@ export interface operations {
             };
             /** @description [web] auth is on and the credentials are missing or wrong */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    flows: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowView"][];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    flow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                flow: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowView"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such flow (or it has not ticked yet) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1487,6 +1872,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the answer would hold too many series: narrow match */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the query ran out of its time budget, or every store reader stayed busy: narrow it or retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     live: {
@@ -1709,6 +2112,24 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description the answer would hold too many series or points: narrow match, shorten the range or raise step */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the query ran out of its time budget, or every store reader stayed busy: narrow it or retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     series: {
@@ -1745,6 +2166,15 @@ export interface operations {
             };
             /** @description [web] auth is on and the credentials are missing or wrong */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the query ran out of its time budget, or every store reader stayed busy: narrow it or retry later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1796,6 +2226,15 @@ export interface operations {
             };
             /** @description [web] auth is on and the credentials are missing or wrong */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the query ran out of its time budget, or every store reader stayed busy: narrow it or retry later */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
