@@ -1,8 +1,10 @@
 //! Pure logic of the pipeline parts (simulators, bridge, processors, sink): trace headers,
+//! fault injection,
 //! partitioning, sampling, running totals, event-time windows, counts over the last minute
 //! (their InfluxDB line protocol is in [`crate::line_protocol`]).
 
 pub mod calls;
+pub mod fault;
 pub mod mapping;
 pub mod partition;
 pub mod recent;
