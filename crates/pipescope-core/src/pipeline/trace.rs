@@ -17,6 +17,9 @@ pub const SEQ: &str = "pipescope-seq";
 pub const TS: &str = "pipescope-ts";
 /// Header the bridge adds with the MQTT topic a record came from.
 pub const MQTT_TOPIC: &str = "mqtt-topic";
+/// Header naming the stream the sequence number counts in when it is not the Kafka partition
+/// the record is in: the bridge sets it to the MQTT topic on a trace it carried over from MQTT.
+pub const STREAM: &str = "pipescope-stream";
 
 /// Where a record was first made, its place in its origin's sequence, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipescope_core::completeness::origin_kind;
-use pipescope_core::pipeline::trace::{MQTT_TOPIC, TraceHeader};
+use pipescope_core::pipeline::trace::{MQTT_TOPIC, STREAM, TraceHeader};
 use pipescope_core::{Clock, EpochMillis};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -312,13 +312,20 @@ impl RecordSink for TraceSink {
         self.batch
             .push(match TraceHeader::decode(headers.iter().copied()) {
                 Ok(Some(trace)) => {
-                    let mqtt_topic = headers
-                        .iter()
-                        .rev()
-                        .find(|(k, _)| *k == MQTT_TOPIC)
-                        .and_then(|(_, v)| std::str::from_utf8(v).ok());
-                    let stream =
-                        stream_of(&trace.origin, mqtt_topic, partition, &self.kind_prefixes);
+                    let text = |name: &str| {
+                        headers
+                            .iter()
+                            .rev()
+                            .find(|(k, _)| *k == name)
+                            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+                    };
+                    let stream = stream_of(
+                        &trace.origin,
+                        text(STREAM),
+                        text(MQTT_TOPIC),
+                        partition,
+                        &self.kind_prefixes,
+                    );
                     Seen::Traced {
                         hop,
                         partition: Some(partition),
@@ -341,15 +348,20 @@ impl RecordSink for TraceSink {
     }
 }
 
-/// The stream of a record read from `partition`: the `mqtt-topic` of a trace the bridge
-/// carried over from MQTT (numbered per MQTT topic), else the partition. A trace the bridge
-/// stamped itself (origin kind `bridge`) is numbered per partition although it has the header.
+/// The stream of a record read from `partition`: the one its `pipescope-stream` header names
+/// (the bridge sets it on every record). Records written before that header existed: the
+/// `mqtt-topic` of a trace the bridge carried over from MQTT, else the partition; a trace the
+/// bridge stamped itself is told apart only by its origin kind `bridge` (wrong with --origin).
 pub fn stream_of(
     origin: &str,
+    stream: Option<&str>,
     mqtt_topic: Option<&str>,
     partition: u32,
     kind_prefixes: &[String],
 ) -> String {
+    if let Some(stream) = stream.filter(|s| !s.is_empty()) {
+        return stream.to_string();
+    }
     match mqtt_topic {
         Some(topic) if origin_kind(origin, kind_prefixes) != "bridge" => topic.to_string(),
         _ => partition.to_string(),
@@ -458,13 +470,36 @@ mod tests {
     }
 
     #[test]
-    fn carried_over_mqtt_traces_count_per_topic_and_others_per_partition() {
+    fn the_stream_header_names_the_stream_whatever_the_origin() {
         let none: Vec<String> = Vec::new();
+        // A bridge given --origin stamps a record that also has mqtt-topic: its stream header
+        // says the partition, although the origin kind is not `bridge`.
         assert_eq!(
-            stream_of("sim-1", Some("machine/a/b"), 3, &none),
+            stream_of("plant-bridge", Some("3"), Some("machine/a/b"), 3, &none),
+            "3"
+        );
+        assert_eq!(
+            stream_of("sim-1", Some("machine/a/b"), Some("machine/a/b"), 3, &none),
             "machine/a/b"
         );
-        assert_eq!(stream_of("sim-1", None, 3, &none), "3");
-        assert_eq!(stream_of("bridge-it-7", Some("machine/a/b"), 3, &none), "3");
+        // Any producer may name its stream.
+        assert_eq!(
+            stream_of("app-1", Some("orders-eu"), None, 0, &none),
+            "orders-eu"
+        );
+    }
+
+    #[test]
+    fn records_without_the_stream_header_are_read_as_before() {
+        let none: Vec<String> = Vec::new();
+        assert_eq!(
+            stream_of("sim-1", None, Some("machine/a/b"), 3, &none),
+            "machine/a/b"
+        );
+        assert_eq!(stream_of("sim-1", None, None, 3, &none), "3");
+        assert_eq!(
+            stream_of("bridge-it-7", None, Some("machine/a/b"), 3, &none),
+            "3"
+        );
     }
 }

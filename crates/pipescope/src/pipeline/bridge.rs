@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use pipescope_core::backoff::Backoff;
+use pipescope_core::pipeline::fault::{Fault, FaultPlan, FaultReport};
 use pipescope_core::pipeline::mapping::{TopicMapping, route};
 use pipescope_core::pipeline::partition::partition_for_key;
 use pipescope_core::pipeline::trace::{self, Sequencer, TraceHeader};
@@ -70,6 +71,40 @@ pub struct Args {
     /// Origin id stamped on messages that come without a trace (default: bridge-<client id>-<start ms>).
     #[arg(long)]
     pub origin: Option<String>,
+    #[command(flatten)]
+    pub inject: InjectArgs,
+}
+
+/// Fault injection, for testing monitors (docs/pipeline.md): off unless a fraction is given.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InjectArgs {
+    /// Fraction of mapped messages to drop on purpose (acknowledged, never written to Kafka).
+    #[arg(
+        id = "inject_drop",
+        long = "inject-drop",
+        value_name = "FRACTION",
+        default_value_t = 0.0
+    )]
+    pub drop: f64,
+    /// Fraction of mapped messages to write to Kafka twice on purpose.
+    #[arg(
+        id = "inject_duplicate",
+        long = "inject-duplicate",
+        value_name = "FRACTION",
+        default_value_t = 0.0
+    )]
+    pub duplicate: f64,
+    /// Seed of the injected faults: the same seed and the same message order give the same faults.
+    #[arg(
+        id = "inject_seed",
+        long = "inject-seed",
+        value_name = "N",
+        default_value_t = 0
+    )]
+    pub seed: u64,
+    /// Writes each injected fault as a JSON line (fault, origin, stream, seq, topic, partition).
+    #[arg(id = "inject_report", long = "inject-report", value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -91,6 +126,8 @@ struct Metrics {
     subscribed: Gauge,
     reconnects: Counter,
     acks_sent: Counter,
+    injected_drops: Counter,
+    injected_duplicates: Counter,
 }
 
 impl Metrics {
@@ -156,6 +193,16 @@ impl Metrics {
             "PUBACKs written to the MQTT broker",
             self.acks_sent.clone(),
         );
+        r.register(
+            "pipescope_bridge_injected_drops",
+            "Messages dropped on purpose by --inject-drop (acknowledged, not written)",
+            self.injected_drops.clone(),
+        );
+        r.register(
+            "pipescope_bridge_injected_duplicates",
+            "Messages written twice on purpose by --inject-duplicate",
+            self.injected_duplicates.clone(),
+        );
     }
 }
 
@@ -166,6 +213,18 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         .map(|m| TopicMapping::parse(m))
         .collect::<Result<_, _>>()?;
     anyhow::ensure!(args.max_in_flight > 0, "--max-in-flight must be at least 1");
+    let mut faults = FaultPlan::new(args.inject.drop, args.inject.duplicate, args.inject.seed)?;
+    let mut fault_report = match &args.inject.report {
+        Some(path) => Some(std::io::LineWriter::new(
+            std::fs::File::create(path).with_context(|| {
+                format!(
+                    "cannot create the --inject-report file {} — does its directory exist?",
+                    path.display()
+                )
+            })?,
+        )),
+        None => None,
+    };
     let origin = args
         .origin
         .clone()
@@ -306,19 +365,56 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
                     .ok()
                     .flatten()
                 });
-                let trace = match carried {
+                // The record names the stream its trace counts in (STREAM): the MQTT topic of a
+                // carried-over trace, the partition of one the bridge stamped.
+                let (trace, stream) = match carried {
                     Some(t) => {
                         metrics.carried.get_or_create(label).inc();
-                        t
+                        (t, topic.clone())
                     }
                     None => {
                         metrics.stamped.get_or_create(label).inc();
-                        TraceHeader {
+                        let trace = TraceHeader {
                             origin: origin.clone(),
                             seq: sequencer.next((kafka_topic.clone(), partition)),
                             ts: now_ms(),
-                        }
+                        };
+                        (trace, partition.to_string())
                     }
+                };
+                let fault = faults.decide();
+                if fault != Fault::Pass {
+                    let line = FaultReport {
+                        fault,
+                        origin: &trace.origin,
+                        stream: &stream,
+                        seq: trace.seq,
+                        topic: &kafka_topic,
+                        partition,
+                    }
+                    .to_line();
+                    if let Some(report) = fault_report.as_mut() {
+                        use std::io::Write as _;
+                        writeln!(report, "{line}").with_context(|| {
+                            format!(
+                                "cannot write to the --inject-report file {:?}",
+                                args.inject.report
+                            )
+                        })?;
+                    }
+                    tracing::debug!(fault = line, "injected");
+                }
+                if fault == Fault::Drop {
+                    metrics.injected_drops.inc();
+                    let _ = pending_acks.send(PendingAck::ready(publish));
+                    drop(permit);
+                    continue;
+                }
+                let copies = if fault == Fault::Duplicate {
+                    metrics.injected_duplicates.inc();
+                    2
+                } else {
+                    1
                 };
                 metrics.in_flight.inc();
                 let job = Delivery {
@@ -330,6 +426,8 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
                     key,
                     partition,
                     trace,
+                    stream,
+                    copies,
                     publish,
                     stop: stop.clone(),
                 };
@@ -437,6 +535,10 @@ struct Delivery {
     key: String,
     partition: i32,
     trace: TraceHeader,
+    /// The stream the trace counts in: the MQTT topic of a carried-over trace, else the partition.
+    stream: String,
+    /// Records to write for this message: 2 when a duplicate is injected.
+    copies: u8,
     publish: Publish,
     stop: Stop,
 }
@@ -450,6 +552,10 @@ impl Delivery {
                 value: Some(value.as_bytes()),
             });
         }
+        headers = headers.insert(Header {
+            key: trace::STREAM,
+            value: Some(self.stream.as_bytes()),
+        });
         headers.insert(Header {
             key: trace::MQTT_TOPIC,
             value: Some(self.mqtt_topic.as_bytes()),
@@ -458,29 +564,35 @@ impl Delivery {
 
     /// Queues the record now and returns the wait for its report (retrying failed deliveries):
     /// the MQTT message to acknowledge once Kafka stored the record, or nothing when stopping.
+    /// With an injected duplicate, both copies are queued at once and both must be stored.
     async fn enqueue(self) -> impl std::future::Future<Output = Option<Publish>> + Send {
-        let first = self.send_once().await;
+        let mut queued = Vec::with_capacity(usize::from(self.copies));
+        for _ in 0..self.copies {
+            queued.push(self.send_once().await);
+        }
         async move {
-            let mut result = first;
-            let mut backoff = Backoff::default();
-            loop {
-                let delivered = match result {
-                    Some(delivery) => matches!(delivery.await, Ok(Ok(_))),
-                    None => false,
-                };
-                if delivered {
-                    break;
+            for first in queued {
+                let mut result = first;
+                let mut backoff = Backoff::default();
+                loop {
+                    let delivered = match result {
+                        Some(delivery) => matches!(delivery.await, Ok(Ok(_))),
+                        None => false,
+                    };
+                    if delivered {
+                        break;
+                    }
+                    if self.stop.is_stopped() {
+                        // Not acknowledged: the broker sends the message again after restart.
+                        self.metrics.in_flight.dec();
+                        return None;
+                    }
+                    self.metrics.retries.get_or_create(&self.label).inc();
+                    let delay = backoff.next_delay();
+                    tracing::warn!(topic = %self.topic, "a record was not delivered to Kafka; sending again in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    result = self.send_once().await;
                 }
-                if self.stop.is_stopped() {
-                    // Not acknowledged: the broker sends the message again after restart.
-                    self.metrics.in_flight.dec();
-                    return None;
-                }
-                self.metrics.retries.get_or_create(&self.label).inc();
-                let delay = backoff.next_delay();
-                tracing::warn!(topic = %self.topic, "a record was not delivered to Kafka; sending again in {delay:?}");
-                tokio::time::sleep(delay).await;
-                result = self.send_once().await;
             }
             self.metrics.delivered.get_or_create(&self.label).inc();
             self.metrics.in_flight.dec();
