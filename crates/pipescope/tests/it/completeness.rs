@@ -5,11 +5,13 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use pipescope_core::pipeline::trace::{STREAM, TraceHeader, TraceTally};
 use pipescope_testkit::{Mosquitto, Part, Tansu, free_port, http_body, wait_until};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
 use serde_json::Value;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -356,4 +358,481 @@ fn a_topic_created_while_reading_is_read_from_its_start() {
         assert_eq!(counter(f, zero), 0, "{zero}: {f}");
     }
     assert_eq!(f["streams"], 2, "one stream per partition: {f}");
+}
+
+/// The `[flows.machines]` monitor config over MQTT `machine/#` and Kafka `machine.data`.
+fn machines_flow_config(mqtt: &str, bootstrap: &str) -> String {
+    format!(
+        "[mqtt.local]\nurl = \"{mqtt}\"\n[kafka.local]\nbootstrap = \"{bootstrap}\"\nscrape_interval = \"1s\"\n\
+         [flows.machines]\nhops = [{{ mqtt = \"local\", filter = \"machine/#\" }}, {{ kafka = \"local\", topic = \"machine.data\" }}]\ngrace = \"2s\"\n"
+    )
+}
+
+/// Waits until both of the machines flow's readers read (Kafka: `partitions` partitions).
+fn wait_reading(monitor: &Monitor, partitions: u64) {
+    let mut view = Value::Null;
+    let reading = wait_until(TIMEOUT, || {
+        view = monitor.flow("machines").unwrap_or_default();
+        view["hops"][0]["reader"]["connected"] == true
+            && view["hops"][1]["reader"]["connected"] == true
+            && view["hops"][1]["reader"]["partitions"] == partitions
+    });
+    assert!(
+        reading,
+        "the readers never started: {view}\n{}",
+        monitor.log()
+    );
+}
+
+/// Runs the machines simulator to the end: `count` traced messages at `qos`, origin `origin`.
+fn simulate(mqtt: &str, count: u64, qos: &str, origin: &str) -> Value {
+    let mut simulator = Part::builder(env!("CARGO_BIN_EXE_pipescope"), "simulate machines")
+        .args([
+            "simulate",
+            "machines",
+            "--mqtt",
+            mqtt,
+            "--machines",
+            "5",
+            "--sensors",
+            "2",
+            "--rate",
+            "1000",
+            "--qos",
+            qos,
+            "--count",
+            &count.to_string(),
+            "--origin",
+            origin,
+        ])
+        .start();
+    serde_json::from_str(&simulator.finish(TIMEOUT)).unwrap()
+}
+
+/// Waits until the flow view satisfies `done`, then for one more grace period (2 s) and a
+/// tick, so that open gaps have been judged; returns the settled view.
+fn settle(monitor: &Monitor, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut view = Value::Null;
+    let reached = wait_until(TIMEOUT, || {
+        view = monitor.flow("machines").unwrap_or_default();
+        done(&view)
+    });
+    assert!(reached, "{what}: {view}\n{}", monitor.log());
+    let at = view["updated_ms"].as_u64().unwrap();
+    let settled = wait_until(TIMEOUT, || {
+        view = monitor.flow("machines").unwrap_or_default();
+        view["updated_ms"].as_u64().unwrap_or(0) > at + 3_000
+    });
+    assert!(settled, "the flow stopped ticking: {view}");
+    view
+}
+
+/// The bridge drops and duplicates messages on purpose (`--inject-drop 0.05
+/// --inject-duplicate 0.03 --inject-seed 7`): the edge between MQTT and Kafka counts exactly
+/// the dropped messages of its report as lost and the duplicated ones as duplicated; the MQTT
+/// hop loses nothing.
+#[test]
+fn faults_injected_by_the_bridge_are_counted_exactly_on_the_edge() {
+    let started = Instant::now();
+    let mosquitto = Mosquitto::start();
+    let tansu = Tansu::start();
+    let (mqtt, bootstrap) = (mosquitto.url(), tansu.bootstrap());
+    create_topic(&bootstrap, "machine.data", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("faults.jsonl");
+    let bridge = Part::builder(env!("CARGO_BIN_EXE_pipescope"), "bridge")
+        .args([
+            "bridge",
+            "--mqtt",
+            &mqtt,
+            "--kafka",
+            &bootstrap,
+            "--map",
+            "machine/+/+/#=machine.data",
+            "--client-id",
+            "it-bridge",
+            "--partitions",
+            "2",
+            "--inject-drop",
+            "0.05",
+            "--inject-duplicate",
+            "0.03",
+            "--inject-seed",
+            "7",
+            "--inject-report",
+            report_path.to_str().unwrap(),
+        ])
+        .start();
+    bridge.wait_metric("pipescope_bridge_mqtt_subscribed", TIMEOUT, |v| v == 1.0);
+    let monitor = Monitor::start(dir.path(), &machines_flow_config(&mqtt, &bootstrap));
+    wait_reading(&monitor, 2);
+
+    let sent: u64 = 2_000;
+    let summary = simulate(&mqtt, sent, "1", "it-sim");
+    assert_eq!(summary["acked"], sent);
+    bridge.wait_metric("pipescope_bridge_in_flight_messages", TIMEOUT, |v| v == 0.0);
+    let handled = wait_until(TIMEOUT, || {
+        bridge.metric("pipescope_bridge_messages_received_total") == Some(sent as f64)
+    });
+    assert!(handled, "the bridge did not take every message");
+
+    let report = std::fs::read_to_string(&report_path).unwrap();
+    let lines: Vec<Value> = report
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |fault: &str| lines.iter().filter(|l| l["fault"] == fault).count() as u64;
+    let (dropped, duplicated) = (count("drop"), count("duplicate"));
+    assert!(
+        dropped > 50 && duplicated > 30,
+        "about 5 % and 3 % of {sent}: {dropped} dropped, {duplicated} duplicated"
+    );
+    for line in &lines {
+        assert_eq!(line["origin"], "it-sim", "{line}");
+        assert!(
+            line["stream"].as_str().unwrap().starts_with("machine/"),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        bridge.metric("pipescope_bridge_injected_drops_total"),
+        Some(dropped as f64)
+    );
+    assert_eq!(
+        bridge.metric("pipescope_bridge_injected_duplicates_total"),
+        Some(duplicated as f64)
+    );
+
+    // A stream whose first messages were dropped starts at the Kafka hop above them: they are
+    // below its base there, not lost (docs/completeness.md, "What an edge counts").
+    let mut dropped_seqs: std::collections::BTreeMap<&str, std::collections::BTreeSet<u64>> =
+        Default::default();
+    for line in lines.iter().filter(|l| l["fault"] == "drop") {
+        dropped_seqs
+            .entry(line["stream"].as_str().unwrap())
+            .or_default()
+            .insert(line["seq"].as_u64().unwrap());
+    }
+    let before_base: u64 = dropped_seqs
+        .values()
+        .map(|seqs| (0..).take_while(|n| seqs.contains(n)).count() as u64)
+        .sum();
+    let lost = dropped - before_base;
+    let view = settle(&monitor, "not every message counted", |v| {
+        counter(&v["hops"][0]["figures"], "records") == sent
+            && counter(&v["edges"][0]["figures"], "matched") == sent - dropped
+            && counter(&v["edges"][0]["figures"], "lost") == lost
+    });
+    let mqtt_hop = &view["hops"][0]["figures"];
+    for zero in ["lost", "duplicated", "late"] {
+        assert_eq!(counter(mqtt_hop, zero), 0, "MQTT hop {zero}: {mqtt_hop}");
+    }
+    let kafka_hop = &view["hops"][1]["figures"];
+    assert_eq!(
+        counter(kafka_hop, "records"),
+        sent - dropped + duplicated,
+        "{kafka_hop}"
+    );
+    assert_eq!(counter(kafka_hop, "duplicated"), duplicated, "{kafka_hop}");
+    let edge = &view["edges"][0]["figures"];
+    assert_eq!(counter(edge, "lost"), lost, "{edge}");
+    assert_eq!(
+        counter(edge, "before_downstream_base"),
+        before_base,
+        "{edge}"
+    );
+    assert_eq!(counter(edge, "duplicated"), duplicated, "{edge}");
+    assert_eq!(counter(edge, "late"), 0, "{edge}");
+    eprintln!(
+        "injected: {dropped} dropped ({before_base} at a stream's start), {duplicated} duplicated of {sent}; took {:?}",
+        started.elapsed()
+    );
+}
+
+/// Counts `machine.data` as the monitor should: every record's trace in the stream its
+/// `pipescope-stream` header names.
+fn tally_machine_data(bootstrap: &str, partitions: i32, sent: u64) -> TraceTally {
+    let mut tally = TraceTally::new();
+    crate::pipeline::read_topic(bootstrap, "machine.data", partitions, TIMEOUT, |m| {
+        let headers = m.headers().expect("a traced record has headers");
+        let pairs: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|h| (h.key, h.value.unwrap_or_default()))
+            .collect();
+        let trace = TraceHeader::decode(pairs.iter().copied())
+            .expect("a well-formed trace")
+            .expect("a trace");
+        let stream = pairs
+            .iter()
+            .find(|(k, _)| *k == STREAM)
+            .map(|(_, v)| std::str::from_utf8(v).unwrap().to_owned())
+            .expect("the bridge names the stream");
+        tally.record(&trace, &stream);
+        false
+    });
+    assert_eq!(tally.distinct(), sent, "every message is in Kafka");
+    assert_eq!(tally.gaps(), 0);
+    tally
+}
+
+/// The bridge killed with `kill -9` mid-stream and restarted: the messages it had written but
+/// not acknowledged come again. The edge between MQTT and Kafka counts exactly the duplicates
+/// a full read of the topic finds, and nothing lost.
+#[test]
+fn a_bridge_killed_mid_stream_gives_exactly_the_duplicates_in_kafka_and_no_loss() {
+    let started = Instant::now();
+    let mosquitto = Mosquitto::start();
+    let tansu = Tansu::start();
+    let (mqtt, bootstrap) = (mosquitto.url(), tansu.bootstrap());
+    create_topic(&bootstrap, "machine.data", 2);
+    let map = "machine/+/+/#=machine.data";
+    let bridge_args = [
+        "--client-id",
+        "it-bridge",
+        "--max-in-flight",
+        "500",
+        "--partitions",
+        "2",
+    ];
+    let port = free_port();
+    let mut bridge =
+        crate::pipeline::start_bridge("bridge", port, &mqtt, &bootstrap, map, &bridge_args);
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = Monitor::start(dir.path(), &machines_flow_config(&mqtt, &bootstrap));
+    wait_reading(&monitor, 2);
+
+    let sent: u64 = 6_000;
+    let mut simulator = Part::builder(env!("CARGO_BIN_EXE_pipescope"), "simulate machines")
+        .args([
+            "simulate",
+            "machines",
+            "--mqtt",
+            &mqtt,
+            "--machines",
+            "5",
+            "--sensors",
+            "2",
+            "--rate",
+            "2000",
+            "--qos",
+            "1",
+            "--count",
+            &sent.to_string(),
+            "--origin",
+            "it-sim",
+        ])
+        .start();
+    bridge.wait_metric("pipescope_bridge_records_delivered_total", TIMEOUT, |v| {
+        v >= (sent / 4) as f64
+    });
+    bridge.kill9();
+    drop(bridge);
+    let bridge = crate::pipeline::start_bridge(
+        "bridge (restarted)",
+        port,
+        &mqtt,
+        &bootstrap,
+        map,
+        &bridge_args,
+    );
+    let summary: Value = serde_json::from_str(&simulator.finish(TIMEOUT)).unwrap();
+    assert_eq!(summary["acked"], sent);
+    crate::pipeline::wait_drained(&bridge, &bootstrap, 2, sent);
+    let tally = tally_machine_data(&bootstrap, 2, sent);
+    let duplicates = tally.duplicates();
+
+    let view = settle(&monitor, "not every message counted", |v| {
+        counter(&v["hops"][0]["figures"], "records") == sent
+            && counter(&v["edges"][0]["figures"], "matched") == sent
+            && counter(&v["hops"][1]["figures"], "duplicated") == duplicates
+    });
+    let mqtt_hop = &view["hops"][0]["figures"];
+    let kafka_hop = &view["hops"][1]["figures"];
+    let edge = &view["edges"][0]["figures"];
+    for zero in ["lost", "duplicated", "late"] {
+        assert_eq!(counter(mqtt_hop, zero), 0, "MQTT hop {zero}: {mqtt_hop}");
+    }
+    assert_eq!(
+        counter(kafka_hop, "records"),
+        sent + duplicates,
+        "{kafka_hop}"
+    );
+    assert_eq!(counter(kafka_hop, "lost"), 0, "{kafka_hop}");
+    assert_eq!(counter(edge, "duplicated"), duplicates, "{edge}");
+    for zero in ["lost", "late", "downstream_only"] {
+        assert_eq!(counter(edge, zero), 0, "edge {zero}: {edge}");
+    }
+    eprintln!(
+        "bridge kill -9: {duplicates} duplicates of {sent}; took {:?}",
+        started.elapsed()
+    );
+}
+
+/// Starts the machines simulator in the background: `count` QoS 1 messages at `rate` per
+/// second, with `origin` or, when `None`, its default origin (which includes its start time).
+fn start_simulator(mqtt: &str, count: u64, rate: u64, origin: Option<&str>) -> Part {
+    let (count, rate) = (count.to_string(), rate.to_string());
+    let mut args = vec![
+        "simulate",
+        "machines",
+        "--mqtt",
+        mqtt,
+        "--machines",
+        "5",
+        "--sensors",
+        "2",
+        "--rate",
+        &rate,
+        "--qos",
+        "1",
+        "--count",
+        &count,
+    ];
+    if let Some(origin) = origin {
+        args.extend(["--origin", origin]);
+    }
+    Part::builder(env!("CARGO_BIN_EXE_pipescope"), "simulate machines")
+        .args(args)
+        .start()
+}
+
+/// No false alarms: the monitor itself restarted mid-stream (a new process, same config: its
+/// streams start a new base), then the simulator killed mid-stream and a new one started (a
+/// new origin): nothing lost, nothing duplicated, at either hop or on the edge.
+#[test]
+fn a_monitor_restart_and_a_new_simulator_are_not_loss() {
+    let started = Instant::now();
+    let mosquitto = Mosquitto::start();
+    let tansu = Tansu::start();
+    let (mqtt, bootstrap) = (mosquitto.url(), tansu.bootstrap());
+    create_topic(&bootstrap, "machine.data", 2);
+    let bridge = crate::pipeline::start_bridge(
+        "bridge",
+        free_port(),
+        &mqtt,
+        &bootstrap,
+        "machine/+/+/#=machine.data",
+        &["--client-id", "it-bridge", "--partitions", "2"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = machines_flow_config(&mqtt, &bootstrap);
+    let first = Monitor::start(dir.path(), &config);
+    wait_reading(&first, 2);
+
+    // The monitor is killed and started again while the simulator publishes.
+    let sent: u64 = 6_000;
+    let mut simulator = start_simulator(&mqtt, sent, 1_000, Some("it-sim"));
+    let mut view = Value::Null;
+    let counting = wait_until(TIMEOUT, || {
+        view = first.flow("machines").unwrap_or_default();
+        counter(&view["hops"][1]["figures"], "records") >= 1_000
+    });
+    assert!(counting, "the first monitor counted nothing: {view}");
+    drop(first);
+    let monitor = Monitor::start(dir.path(), &config);
+    wait_reading(&monitor, 2);
+    let summary: Value = serde_json::from_str(&simulator.finish(TIMEOUT)).unwrap();
+    assert_eq!(summary["acked"], sent);
+
+    // The simulator is killed mid-stream; a new one (default origin) goes on.
+    let mut killed = start_simulator(&mqtt, 100_000, 1_000, None);
+    let publishing = wait_until(TIMEOUT, || {
+        killed
+            .metric("pipescope_simulate_machines_messages_sent_total")
+            .is_some_and(|v| v >= 500.0)
+    });
+    assert!(publishing, "the second simulator never published");
+    killed.kill9();
+    let mut next = start_simulator(&mqtt, 1_000, 1_000, None);
+    let summary: Value = serde_json::from_str(&next.finish(TIMEOUT)).unwrap();
+    assert_eq!(summary["acked"], 1_000);
+    bridge.wait_metric("pipescope_bridge_in_flight_messages", TIMEOUT, |v| v == 0.0);
+
+    let view = settle(&monitor, "the second monitor counted nothing", |v| {
+        let mqtt_records = counter(&v["hops"][0]["figures"], "records");
+        let edge = &v["edges"][0]["figures"];
+        let judged = counter(edge, "matched")
+            + counter(edge, "before_downstream_base")
+            + counter(edge, "lost");
+        mqtt_records > 1_000 && judged == mqtt_records
+    });
+    for hop in 0..2 {
+        let f = &view["hops"][hop]["figures"];
+        for zero in ["lost", "duplicated", "late"] {
+            assert_eq!(counter(f, zero), 0, "hop {hop} {zero}: {f}");
+        }
+    }
+    let edge = &view["edges"][0]["figures"];
+    for zero in ["lost", "duplicated", "late"] {
+        assert_eq!(counter(edge, zero), 0, "edge {zero}: {edge}");
+    }
+    assert!(
+        view["hops"][0]["figures"]["streams"].as_u64().unwrap() >= 20,
+        "two origins' streams: {view}"
+    );
+    eprintln!("took {:?}", started.elapsed());
+}
+
+/// A bridge given `--origin` stamps untraced messages, numbered per partition; its records
+/// also carry `mqtt-topic`. The reader follows the records' `pipescope-stream` header, so two
+/// MQTT topics sharing a partition are one stream with no gaps (judged per MQTT topic, as the
+/// reader did before the header, every other number would be missing).
+#[test]
+fn traces_a_bridge_stamps_under_its_own_origin_count_per_partition() {
+    let mosquitto = Mosquitto::start();
+    let tansu = Tansu::start();
+    let (mqtt, bootstrap) = (mosquitto.url(), tansu.bootstrap());
+    create_topic(&bootstrap, "plant.data", 1);
+    let bridge = crate::pipeline::start_bridge(
+        "bridge",
+        free_port(),
+        &mqtt,
+        &bootstrap,
+        "plant/+=plant.data",
+        &[
+            "--client-id",
+            "it-bridge",
+            "--origin",
+            "plant-gw",
+            "--partitions",
+            "1",
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = Monitor::start(
+        dir.path(),
+        &format!(
+            "[kafka.local]\nbootstrap = \"{bootstrap}\"\n\
+             [flows.plant]\nhops = [{{ kafka = \"local\", topic = \"plant.data\" }}]\ngrace = \"1s\"\n"
+        ),
+    );
+    let mut view = Value::Null;
+    assert!(
+        wait_until(TIMEOUT, || {
+            view = monitor.flow("plant").unwrap_or_default();
+            view["hops"][0]["reader"]["partitions"] == 1
+        }),
+        "the reader never started: {view}"
+    );
+    for i in 0..20 {
+        let topic = if i % 2 == 0 { "plant/a" } else { "plant/b" };
+        crate::pipeline::mosquitto_pub(mosquitto.port, topic, b"{}");
+    }
+    bridge.wait_metric("pipescope_bridge_records_delivered_total", TIMEOUT, |v| {
+        v == 20.0
+    });
+    let counted = wait_until(TIMEOUT, || {
+        view = monitor.flow("plant").unwrap_or_default();
+        counter(&view["hops"][0]["figures"], "records") == 20
+    });
+    assert!(counted, "not every record counted: {view}");
+    let at = view["updated_ms"].as_u64().unwrap();
+    assert!(wait_until(TIMEOUT, || {
+        view = monitor.flow("plant").unwrap_or_default();
+        view["updated_ms"].as_u64().unwrap_or(0) > at + 2_000
+    }));
+    let f = &view["hops"][0]["figures"];
+    assert_eq!(counter(f, "lost"), 0, "{f}");
+    assert_eq!(f["streams"], 1, "one stream, the partition: {f}");
+    assert!(f["by_kind"]["plant"].is_object(), "{f}");
 }

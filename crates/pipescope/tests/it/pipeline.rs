@@ -68,7 +68,7 @@ fn start_part_on(name: &str, port: u16, args: &[&str]) -> Part {
 /// Starts `pipescope bridge` from `mqtt` to Kafka at `bootstrap` with one `--map` and `extra`
 /// arguments, on `port` (a restarted bridge keeps its predecessor's), and waits until it has
 /// subscribed.
-fn start_bridge(
+pub(crate) fn start_bridge(
     name: &str,
     port: u16,
     mqtt: &str,
@@ -115,7 +115,7 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
 /// Reads every partition of `topic` from the beginning, all partitions through one consumer, until
 /// `each` says it is done, the end offsets (as they were when the read began) are reached, or
 /// `timeout` passes.
-fn read_topic(
+pub(crate) fn read_topic(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
@@ -166,7 +166,7 @@ fn read_topic(
     }
 }
 
-fn end_offsets(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
+pub(crate) fn end_offsets(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -183,7 +183,7 @@ fn end_offsets(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
 /// Waits (at most two minutes) until the bridge has nothing in flight and `machine.data` holds
 /// at least `messages` records: a read that starts earlier races the bridge's last deliveries.
 /// A lost message still fails the count that follows.
-fn wait_drained(bridge: &Part, bootstrap: &str, partitions: i32, messages: u64) {
+pub(crate) fn wait_drained(bridge: &Part, bootstrap: &str, partitions: i32, messages: u64) {
     wait_until(Duration::from_secs(120), || {
         bridge.metric("pipescope_bridge_in_flight_messages") == Some(0.0)
             && end_offsets(bootstrap, "machine.data", partitions)
@@ -651,7 +651,7 @@ fn bridge_takes_messages_over_10_kib_and_is_not_stopped_by_one_over_its_maximum(
 }
 
 /// Publishes `payload` on `topic` at QoS 1 with `mosquitto_pub`.
-fn mosquitto_pub(port: u16, topic: &str, payload: &[u8]) {
+pub(crate) fn mosquitto_pub(port: u16, topic: &str, payload: &[u8]) {
     use std::io::Write;
     let mut child = std::process::Command::new("mosquitto_pub")
         .args([
