@@ -43,7 +43,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The flow graph: producers → topics → consumer groups, with rates and verdicts */
+        /** The flow graph: producers → topics → consumer groups, with rates and verdicts; observed flows ([flows.X]) add their MQTT subtrees, origin kinds and edges with loss, duplicates and p99 latency over the last minute (alarm: loss) */
         get: operations["flow_graph"];
         put?: never;
         post?: never;
@@ -623,7 +623,7 @@ export interface components {
             subject: string;
         };
         /** @enum {string} */
-        EventKind: "broker_down" | "broker_up" | "verdict_changed" | "topics_folded" | "mqtt_disconnected" | "mqtt_connected";
+        EventKind: "broker_down" | "broker_up" | "verdict_changed" | "topics_folded" | "mqtt_disconnected" | "mqtt_connected" | "loss_started" | "loss_stopped";
         EventsPage: {
             /** @description Newest first. */
             events: components["schemas"]["Event"][];
@@ -654,10 +654,31 @@ export interface components {
             topics: number;
         };
         FlowEdge: {
+            /** @description Loss over the last minute: draw it red. */
+            alarm: boolean;
+            /**
+             * Format: double
+             * @description Observed flows: records seen again downstream over the last minute.
+             */
+            duplicated?: number | null;
+            /** @description Edges of an observed flow (`[flows.X]`): its name; `null` on the others. */
+            flow?: string | null;
+            /**
+             * Format: double
+             * @description Observed flows: records lost between the two ends over the last minute.
+             */
+            lost?: number | null;
+            /**
+             * Format: double
+             * @description Observed flows: p99 latency over the last minute in ms — added between the two hops, or
+             *     from the origin's timestamp to the hop for origin → hop.
+             */
+            p99_latency_ms?: number | null;
             /**
              * Format: double
              * @description producer → topic: the topic's rate when the producer is its only one; topic → group: the
-             *     topic's rate (what arrives for the group to read); group → topic: `null`.
+             *     topic's rate (what arrives for the group to read); group → topic: `null`. Edges of an
+             *     observed flow: the records matched (origin → hop: counted) over the last minute.
              */
             rate_per_min?: number | null;
             source: string;
@@ -669,7 +690,10 @@ export interface components {
         };
         FlowNode: {
             cluster: string;
-            /** @description `producer:<cluster>/<id>`, `topic:<cluster>/<name>` or `group:<cluster>/<name>`. */
+            /**
+             * @description `producer:<cluster>/<id>`, `topic:<cluster>/<name>`, `group:<cluster>/<name>`,
+             *     `mqtt:<broker>/<filter>` or `origin:<flow>/<kind>`.
+             */
             id: string;
             kind: components["schemas"]["NodeKind"];
             label: string;
@@ -1044,7 +1068,7 @@ export interface components {
             upstream: string;
         };
         /** @enum {string} */
-        NodeKind: "producer" | "topic" | "group";
+        NodeKind: "producer" | "topic" | "group" | "mqtt_subtree" | "origin";
         /** @description A node of the tree as a sunburst draws it: `name`, `value`, `children`, with its figures. */
         NodeView: components["schemas"]["Figures"] & {
             /** @description Children, when the requested depth reaches them. `children_count` says how many there are. */

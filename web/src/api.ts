@@ -97,6 +97,8 @@ export type SeriesAnswer = Schemas["StoreSeries"];
 export type PipelineEvent = Schemas["Event"];
 export type FlowNode = Schemas["FlowNode"];
 export type Flow = Schemas["FlowGraph"];
+export type FlowEdge = Schemas["FlowEdge"];
+export type ObservedFlow = Schemas["FlowView"];
 
 /** A value the broker may have failed to give: the value, or `{"error": why}`. */
 export type Item<T> = T | { error: string };

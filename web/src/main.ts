@@ -1,6 +1,7 @@
 import "./style.css";
 import { startLive, onStatus } from "./live";
 import { flow } from "./pages/flow";
+import { flowDetail, flows } from "./pages/flows";
 import { group } from "./pages/group";
 import { groups } from "./pages/groups";
 import { mqtt } from "./pages/mqtt";
@@ -29,6 +30,8 @@ startRouter(
     "/mqtt": mqtt,
     "/mqtt/:broker": mqtt,
     "/flow": flow,
+    "/flows": flows,
+    "/flows/:flow": flowDetail,
   },
   document.getElementById("page")!,
   document.getElementById("nav")!,

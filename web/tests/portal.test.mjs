@@ -331,6 +331,49 @@ const PAGES = [
         undefined,
         { timeout: 10_000 },
       );
+      // The demo's observed flows: the MQTT subtree, the origin kinds, and (on a wide screen;
+      // a phone has them in the tooltips) edges labelled with loss.
+      const wide = page.viewportSize().width >= 600;
+      await page.waitForFunction(
+        (wide) => {
+          const texts = [...document.querySelectorAll('[data-testid="flow-graph"] svg text')].map((t) => t.textContent ?? "");
+          return (
+            texts.includes("machine/#") &&
+            texts.some((t) => t.startsWith("origin demo-sim")) &&
+            (!wide || texts.some((t) => /lost \d/.test(t)))
+          );
+        },
+        wide,
+        { timeout: 10_000 },
+      );
+    },
+  },
+  {
+    name: "flows",
+    hash: "/flows",
+    async check(page) {
+      const rows = page.locator('[data-testid="flows"] tbody tr');
+      await rows.first().waitFor({ timeout: 10_000 });
+      assert.deepEqual((await rows.allTextContents()).map((r) => r.split("mqtt")[0].split("kafka")[0]).sort(), ["calls", "machines"]);
+    },
+  },
+  {
+    name: "flow machines",
+    hash: "/flows/machines",
+    async check(page) {
+      // A flow configured in the demo: MQTT machine/# → Kafka machine.data, both hops counting.
+      const hops = page.locator('[data-testid="flow-hops"] tbody tr');
+      await hops.first().waitFor({ timeout: 10_000 });
+      const text = await hops.allTextContents();
+      assert.equal(text.length, 2, text.join("\n"));
+      assert.match(text[0], /^mqtt:demo:machine\/#/);
+      assert.match(text[1], /^kafka:demo:machine\.data/);
+      const records = await page.locator('[data-testid="flow-hops"] tbody tr td[data-label="records"]').allTextContents();
+      assert.ok(records.every((r) => /[1-9]/.test(r)), `every hop counted records: ${records}`);
+      const edges = page.locator('[data-testid="flow-edges"] tbody tr');
+      assert.equal(await edges.count(), 1);
+      assert.match(await edges.first().textContent(), /mqtt:demo:machine\/# → kafka:demo:machine\.data/);
+      await page.getByTestId("chart-hop-p99").waitFor();
     },
   },
 ];

@@ -123,6 +123,14 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         );
     }
 
+    {
+        let (flows, hub) = (flows.clone(), hub.clone());
+        tasks.spawn(
+            "loss events from the flows",
+            Box::new(move || Box::pin(completeness::api::follow_flows(flows.clone(), hub.clone()))),
+        );
+    }
+
     tracing::info!(address = %listener.local_addr()?, "pipescope is serving");
     let sources = Sources {
         bus: bus.clone(),
@@ -201,8 +209,8 @@ pub fn app(registry: Registry, sources: &Sources, web: &Web) -> Router {
         .merge(store::write_api::router(store, writer, bus))
         .merge(kafka::api::router(kafka.clone(), clock))
         .merge(mqtt::api::router(mqtt))
-        .merge(completeness::api::router(flows))
-        .merge(api::router(hub, kafka))
+        .merge(completeness::api::router(flows.clone()))
+        .merge(api::router(hub, kafka, flows))
         .fallback(crate::portal::serve);
     web::guard::protect(api::auth::protect(router, &web.auth), web)
 }

@@ -1,11 +1,13 @@
-// The pipeline as a graph: producers → topics → consumer groups (→ the topics they write).
-// Columns follow the edges; edge width grows with the rate, groups take their verdict's colour.
+// The pipeline as a graph: producers → topics → consumer groups (→ the topics they write), and
+// the observed flows' origins and MQTT subtrees. Columns follow the edges; edge width grows with
+// the rate, groups take their verdict's colour; an observed flow's edge is labelled with its loss
+// and latency, red while it loses records.
 // Without /api/v1/flow on the server, topics → groups are drawn from the Kafka API alone.
 
-import { enc, getJson, getOptional, type ClusterSummary, type Flow, type FlowNode, type GroupDetail, type GroupSummary, type TopicSummary } from "../api";
+import { enc, getJson, getOptional, type ClusterSummary, type Flow, type FlowEdge, type FlowNode, type GroupDetail, type GroupSummary, type TopicSummary } from "../api";
 import { chartPanel, cssVar, tooltipStyle } from "../charts";
 import { el } from "../dom";
-import { rate, windowRate } from "../format";
+import { count, rate, windowRate } from "../format";
 import type { Page } from "../router";
 import { fill, unavailable, verdictColor } from "../ui";
 
@@ -27,7 +29,7 @@ async function flowFromKafka(signal: AbortSignal): Promise<Flow> {
       const id = `${c.name}/group/${g.name}`;
       flow.nodes.push({ id, kind: "group", label: g.name, cluster: c.name, rate_per_min: null, last_minute: null, verdict: g.verdict });
       for (const t of details[i]?.topics ?? []) {
-        flow.edges.push({ source: `${c.name}/topic/${t.topic}`, target: id, rate_per_min: rates.get(t.topic) ?? null });
+        flow.edges.push({ source: `${c.name}/topic/${t.topic}`, target: id, rate_per_min: rates.get(t.topic) ?? null, alarm: false });
       }
     });
   }
@@ -37,7 +39,8 @@ async function flowFromKafka(signal: AbortSignal): Promise<Flow> {
 /** Column of each node: producers first, then one step right per edge followed. */
 function columns(flow: Flow): Map<string, number> {
   const col = new Map<string, number>();
-  for (const n of flow.nodes) col.set(n.id, n.kind === "producer" ? 0 : n.kind === "topic" ? 1 : 2);
+  const start: Record<string, number> = { origin: 0, producer: 0, mqtt_subtree: 1, topic: 1, group: 2 };
+  for (const n of flow.nodes) col.set(n.id, start[n.kind] ?? 2);
   // Relax along edges a few times (graphs are small and may contain cycles).
   for (let round = 0; round < 6; round++) {
     for (const e of flow.edges) {
@@ -49,19 +52,33 @@ function columns(flow: Flow): Map<string, number> {
   return col;
 }
 
-const KIND_SYMBOL: Record<string, string> = { producer: "triangle", topic: "roundRect", group: "circle" };
+const KIND_SYMBOL: Record<string, string> = { producer: "triangle", origin: "triangle", topic: "roundRect", mqtt_subtree: "diamond", group: "circle" };
+
+/** An observed flow's edge label: rate, lost, duplicated, p99 latency over the last minute. */
+export function edgeLabel(e: FlowEdge): string {
+  if (!e.flow) return "";
+  const parts = [rate(e.rate_per_min), `lost ${count(e.lost)}`, `dup ${count(e.duplicated)}`];
+  if (e.p99_latency_ms !== null && e.p99_latency_ms !== undefined) parts.push(`p99 ${count(e.p99_latency_ms)} ms`);
+  return parts.join(" · ");
+}
 
 export const flow: Page = {
   title: "Flow",
   nav: true,
   mount(root, { signal }) {
     const note = el("div");
-    const graph = chartPanel("Producers → topics → consumer groups", signal, { "data-testid": "flow-graph", class: "chart tall" });
+    const graph = chartPanel("Producers → topics → consumer groups, and observed flows", signal, { "data-testid": "flow-graph", class: "chart tall" });
     root.append(
       el("h1", {}, "Flow"),
       note,
       graph.panel,
-      el("p", { class: "note" }, "Edge width: messages/min. Groups are coloured by verdict: green OK, amber WARN or REWOUND, red STALLED or STOPPED."),
+      el(
+        "p",
+        { class: "note" },
+        "Edge width: messages/min. Groups are coloured by verdict: green OK, amber WARN or REWOUND, red STALLED or STOPPED. Observed flows (",
+        el("a", { href: "#/flows" }, "Flows"),
+        "): ▲ origin kinds from the traces, ◆ MQTT subtrees; their edges say rate, lost, duplicated and p99 latency over the last minute, red where records were lost.",
+      ),
     );
 
     return async () => {
@@ -115,11 +132,11 @@ export const flow: Page = {
             symbol: KIND_SYMBOL[n.kind] ?? "circle",
             symbolSize: n.kind === "topic" ? [22, 16] : 20,
             itemStyle: {
-              color: n.kind === "group" ? verdictColor(n.verdict) : n.kind === "topic" ? cssVar("--accent") : cssVar("--muted"),
+              color: n.kind === "group" ? verdictColor(n.verdict) : n.kind === "topic" || n.kind === "mqtt_subtree" ? cssVar("--accent") : cssVar("--muted"),
             },
             label: {
               show: true,
-              position: narrow ? (i % 2 === 0 ? "bottom" : "top") : n.kind === "producer" ? "top" : "right",
+              position: narrow ? (i % 2 === 0 ? "bottom" : "top") : n.kind === "producer" || n.kind === "origin" ? "top" : "right",
               color: fg,
               width: labelWidth(list.length),
               overflow: "truncate",
@@ -137,7 +154,15 @@ export const flow: Page = {
           source: e.source,
           target: e.target,
           rate: e.rate_per_min,
-          lineStyle: { width: 1 + 9 * Math.sqrt((e.rate_per_min ?? 0) / maxRate), color: cssVar("--muted"), opacity: 0.7, curveness: 0 },
+          edge: e,
+          lineStyle: {
+            width: 1 + 9 * Math.sqrt((e.rate_per_min ?? 0) / maxRate),
+            color: e.alarm ? cssVar("--bad") : cssVar("--muted"),
+            opacity: e.alarm ? 0.95 : 0.7,
+            curveness: 0,
+          },
+          // On a narrow screen the labels would cover the graph: the tooltip has them.
+          label: { show: Boolean(e.flow) && !narrow, formatter: edgeLabel(e), color: e.alarm ? cssVar("--bad") : fg, fontSize: 11 },
         }));
       graph.chart.setOption(
         {
@@ -145,9 +170,17 @@ export const flow: Page = {
           tooltip: {
             ...tooltipStyle(),
             formatter: (p: unknown) => {
-              const item = p as { dataType: string; data: { node?: FlowNode; source?: string; target?: string; rate?: number | null } };
+              const item = p as { dataType: string; data: { node?: FlowNode; source?: string; target?: string; rate?: number | null; edge?: FlowEdge } };
               if (item.dataType === "edge") {
-                return el("div", { class: "tip" }, el("div", {}, `${item.data.source} → ${item.data.target}`), el("b", {}, rate(item.data.rate)));
+                const e = item.data.edge;
+                return el(
+                  "div",
+                  { class: "tip" },
+                  el("div", {}, `${item.data.source} → ${item.data.target}`),
+                  el("b", {}, rate(item.data.rate)),
+                  e?.flow ? el("div", {}, `flow ${e.flow}, last minute: ${edgeLabel(e)}`) : null,
+                  e?.alarm ? el("div", {}, "records lost") : null,
+                );
               }
               const n = item.data.node;
               if (!n) return "";
@@ -155,7 +188,7 @@ export const flow: Page = {
                 "div",
                 { class: "tip" },
                 el("div", { class: "tip-title" }, n.label),
-                el("div", {}, `${n.kind} in ${n.cluster}`),
+                el("div", {}, n.kind === "origin" ? `origin kind in flow ${n.cluster}` : `${n.kind.replace("_", " ")} in ${n.cluster}`),
                 n.last_minute ? el("div", {}, `last minute: ${windowRate(n.last_minute)}`) : null,
                 n.verdict ? el("div", {}, `verdict ${n.verdict}`) : null,
               );

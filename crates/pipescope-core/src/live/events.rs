@@ -44,6 +44,10 @@ pub enum EventKind {
     TopicsFolded,
     MqttDisconnected,
     MqttConnected,
+    /// An observed flow's edge or hop started counting records lost after a quiet spell.
+    LossStarted,
+    /// ... and has counted none for a while since.
+    LossStopped,
 }
 
 /// The source name of a Kafka cluster's events.
@@ -54,6 +58,123 @@ pub fn kafka_source(cluster: &str) -> String {
 /// The source name of an MQTT broker's events.
 pub fn mqtt_source(broker: &str) -> String {
     format!("mqtt/{broker}")
+}
+
+/// The source name of an observed flow's events.
+pub fn flow_source(flow: &str) -> String {
+    format!("flow/{flow}")
+}
+
+/// Where a watched loss count is: what its events are about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LossSubject {
+    pub flow: String,
+    /// `edge <upstream> → <downstream>` or `hop <hop>`.
+    pub subject: String,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct LossTrack {
+    last_lost: u64,
+    /// The count when the current loss started, while it lasts.
+    started_at_lost: Option<u64>,
+    quiet_looks: u32,
+}
+
+/// Turns growing loss counts into "loss started" and "loss stopped" events, one of each per
+/// spell of loss whatever the number of records lost: a loss starts when the count grows after a
+/// quiet spell, and stops after `quiet_looks_to_stop` looks in a row without growth. The first
+/// look at a subject, and a count that went down (the flow restarted), set a new base quietly.
+#[derive(Debug, Clone)]
+pub struct LossWatch {
+    quiet_looks_to_stop: u32,
+    max_subjects: usize,
+    tracks: HashMap<LossSubject, LossTrack>,
+    /// Subjects not watched because `max_subjects` were already.
+    pub subjects_dropped: u64,
+}
+
+impl LossWatch {
+    pub fn new(quiet_looks_to_stop: u32, max_subjects: usize) -> Self {
+        Self {
+            quiet_looks_to_stop: quiet_looks_to_stop.max(1),
+            max_subjects,
+            tracks: HashMap::new(),
+            subjects_dropped: 0,
+        }
+    }
+
+    /// One look at `subject`'s loss count since its flow started.
+    pub fn look(&mut self, subject: &LossSubject, lost: u64, at: EpochMillis) -> Option<Event> {
+        let quiet_looks_to_stop = self.quiet_looks_to_stop;
+        let track = match self.tracks.get_mut(subject) {
+            Some(track) => track,
+            None => {
+                if self.tracks.len() >= self.max_subjects {
+                    self.subjects_dropped += 1;
+                } else {
+                    let base = LossTrack {
+                        last_lost: lost,
+                        ..LossTrack::default()
+                    };
+                    self.tracks.insert(subject.clone(), base);
+                }
+                return None;
+            }
+        };
+        let event = event_maker(flow_source(&subject.flow), at);
+        if lost < track.last_lost {
+            *track = LossTrack {
+                last_lost: lost,
+                ..LossTrack::default()
+            };
+            return None;
+        }
+        let grew = lost - track.last_lost;
+        track.last_lost = lost;
+        if grew > 0 {
+            track.quiet_looks = 0;
+            if track.started_at_lost.is_none() {
+                track.started_at_lost = Some(lost - grew);
+                return Some(event(
+                    EventKind::LossStarted,
+                    subject.subject.clone(),
+                    format!(
+                        "flow {}: {} is losing records ({grew} lost since the last look)",
+                        subject.flow, subject.subject
+                    ),
+                ));
+            }
+            return None;
+        }
+        let started_at_lost = track.started_at_lost?;
+        track.quiet_looks += 1;
+        if track.quiet_looks < quiet_looks_to_stop {
+            return None;
+        }
+        track.started_at_lost = None;
+        track.quiet_looks = 0;
+        Some(event(
+            EventKind::LossStopped,
+            subject.subject.clone(),
+            format!(
+                "flow {}: {} lost no records in the last {quiet_looks_to_stop} looks \
+                 ({} lost while it lasted)",
+                subject.flow,
+                subject.subject,
+                lost - started_at_lost
+            ),
+        ))
+    }
+
+    /// Subjects watched.
+    pub fn len(&self) -> usize {
+        self.tracks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tracks.is_empty()
+    }
 }
 
 /// The latest events, oldest dropped first.
@@ -310,6 +431,99 @@ pub fn mqtt_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn edge() -> LossSubject {
+        LossSubject {
+            flow: "m".into(),
+            subject: "edge mqtt:edge:machine/# → kafka:prod:machine.data".into(),
+        }
+    }
+
+    /// The kinds of the events of successive looks at `counts`.
+    fn kinds(watch: &mut LossWatch, subject: &LossSubject, counts: &[u64]) -> Vec<EventKind> {
+        counts
+            .iter()
+            .zip(1_000u64..)
+            .filter_map(|(lost, at)| watch.look(subject, *lost, at))
+            .map(|e| e.kind)
+            .collect()
+    }
+
+    #[test]
+    fn a_spell_of_loss_makes_one_start_and_one_stop_however_much_is_lost() {
+        let mut watch = LossWatch::new(3, 10);
+        let counts = [0, 0, 5, 9, 9, 20, 20, 20, 20, 20];
+        assert_eq!(
+            kinds(&mut watch, &edge(), &counts),
+            [EventKind::LossStarted, EventKind::LossStopped]
+        );
+        assert!(
+            LossWatch::new(3, 10).look(&edge(), 9, 1).is_none(),
+            "the first look sets the base"
+        );
+    }
+
+    #[test]
+    fn the_stop_waits_for_enough_quiet_looks_and_says_how_many_were_lost() {
+        let mut watch = LossWatch::new(3, 10);
+        assert!(watch.look(&edge(), 2, 1).is_none(), "base, even when not 0");
+        let start = watch.look(&edge(), 7, 2).unwrap();
+        assert_eq!(start.kind, EventKind::LossStarted);
+        assert_eq!(start.source, "flow/m");
+        assert_eq!(start.subject, edge().subject);
+        assert!(start.message.contains("5 lost"), "{}", start.message);
+        assert!(watch.look(&edge(), 7, 3).is_none());
+        assert!(watch.look(&edge(), 7, 4).is_none());
+        let stop = watch.look(&edge(), 7, 5).unwrap();
+        assert_eq!((stop.kind, stop.at), (EventKind::LossStopped, 5));
+        assert!(stop.message.contains("(5 lost while"), "{}", stop.message);
+        // A new spell after the stop starts again.
+        assert_eq!(
+            watch.look(&edge(), 8, 6).unwrap().kind,
+            EventKind::LossStarted
+        );
+    }
+
+    #[test]
+    fn loss_that_keeps_growing_now_and_then_is_one_spell() {
+        let mut watch = LossWatch::new(3, 10);
+        // Growth every third look: never three quiet looks in a row.
+        let counts = [0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4];
+        assert_eq!(
+            kinds(&mut watch, &edge(), &counts),
+            [EventKind::LossStarted]
+        );
+    }
+
+    #[test]
+    fn a_count_that_went_down_is_a_restarted_flow_not_an_event() {
+        let mut watch = LossWatch::new(2, 10);
+        let counts = [0, 4, 0, 0, 0];
+        // Started at 4; the restart sets a new base quietly, ending the spell with no stop.
+        assert_eq!(
+            kinds(&mut watch, &edge(), &counts),
+            [EventKind::LossStarted]
+        );
+        assert_eq!(
+            watch.look(&edge(), 1, 9).unwrap().kind,
+            EventKind::LossStarted
+        );
+    }
+
+    #[test]
+    fn subjects_past_the_cap_are_not_watched_and_are_counted() {
+        let mut watch = LossWatch::new(2, 2);
+        let subject = |i: u32| LossSubject {
+            flow: "m".into(),
+            subject: format!("hop {i}"),
+        };
+        for i in 0..5 {
+            assert!(watch.look(&subject(i), 0, 1).is_none());
+            assert!(watch.look(&subject(i), 3, 2).is_none() == (i >= 2));
+        }
+        assert_eq!(watch.len(), 2);
+        assert_eq!(watch.subjects_dropped, 6);
+    }
 
     fn broker(id: i32, up: bool) -> KafkaBrokerPoint {
         KafkaBrokerPoint {

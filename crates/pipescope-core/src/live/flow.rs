@@ -49,12 +49,17 @@ pub enum NodeKind {
     Producer,
     Topic,
     Group,
+    /// An MQTT broker's topic subtree an observed flow reads (`[flows.X]`).
+    MqttSubtree,
+    /// The producers of an observed flow whose traces carry one origin kind.
+    Origin,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlowNode {
-    /// `producer:<cluster>/<id>`, `topic:<cluster>/<name>` or `group:<cluster>/<name>`.
+    /// `producer:<cluster>/<id>`, `topic:<cluster>/<name>`, `group:<cluster>/<name>`,
+    /// `mqtt:<broker>/<filter>` or `origin:<flow>/<kind>`.
     pub id: String,
     pub kind: NodeKind,
     pub label: String,
@@ -76,8 +81,179 @@ pub struct FlowEdge {
     pub source: String,
     pub target: String,
     /// producer → topic: the topic's rate when the producer is its only one; topic → group: the
-    /// topic's rate (what arrives for the group to read); group → topic: `null`.
+    /// topic's rate (what arrives for the group to read); group → topic: `null`. Edges of an
+    /// observed flow: the records matched (origin → hop: counted) over the last minute.
     pub rate_per_min: Option<f64>,
+    /// Edges of an observed flow (`[flows.X]`): its name; `null` on the others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
+    /// Observed flows: records lost between the two ends over the last minute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<f64>,
+    /// Observed flows: records seen again downstream over the last minute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicated: Option<f64>,
+    /// Observed flows: p99 latency over the last minute in ms — added between the two hops, or
+    /// from the origin's timestamp to the hop for origin → hop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_latency_ms: Option<f64>,
+    /// Loss over the last minute: draw it red.
+    pub alarm: bool,
+}
+
+impl FlowEdge {
+    fn plain(source: String, target: String, rate_per_min: Option<f64>) -> Self {
+        Self {
+            source,
+            target,
+            rate_per_min,
+            flow: None,
+            lost: None,
+            duplicated: None,
+            p99_latency_ms: None,
+            alarm: false,
+        }
+    }
+}
+
+/// Where an observed flow's hop reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HopPlace {
+    Mqtt { broker: String, filter: String },
+    Kafka { cluster: String, topic: String },
+}
+
+/// Figures over the last minute.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LastMinute {
+    /// Records counted (hop) or matched (edge).
+    pub records: Option<WindowCount>,
+    pub lost: f64,
+    pub duplicated: f64,
+    pub p99_latency_ms: Option<f64>,
+}
+
+/// One hop of an observed flow, as the graph needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedHop {
+    pub place: HopPlace,
+    /// Per origin kind seen at this hop: its figures there (latency from the origin).
+    pub kinds: BTreeMap<String, LastMinute>,
+}
+
+/// An edge between two hops (indices into `hops`) of an observed flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedEdge {
+    pub upstream: usize,
+    pub downstream: usize,
+    /// Latency here is the latency added between the hops.
+    pub figures: LastMinute,
+}
+
+/// A configured flow's hops and edges with their latest figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedFlow {
+    pub name: String,
+    pub hops: Vec<ObservedHop>,
+    pub edges: Vec<ObservedEdge>,
+}
+
+fn hop_node(place: &HopPlace) -> FlowNode {
+    match place {
+        HopPlace::Mqtt { broker, filter } => FlowNode {
+            id: format!("mqtt:{broker}/{filter}"),
+            kind: NodeKind::MqttSubtree,
+            label: filter.clone(),
+            cluster: broker.clone(),
+            rate_per_min: None,
+            last_minute: None,
+            verdict: None,
+        },
+        HopPlace::Kafka { cluster, topic } => FlowNode {
+            id: topic_id(cluster, topic),
+            kind: NodeKind::Topic,
+            label: topic.clone(),
+            cluster: cluster.clone(),
+            rate_per_min: None,
+            last_minute: None,
+            verdict: None,
+        },
+    }
+}
+
+fn observed_edge(flow: &str, source: String, target: String, f: &LastMinute) -> FlowEdge {
+    FlowEdge {
+        source,
+        target,
+        rate_per_min: per_minute(f.records),
+        flow: Some(flow.to_owned()),
+        lost: Some(f.lost),
+        duplicated: Some(f.duplicated),
+        p99_latency_ms: f.p99_latency_ms,
+        alarm: f.lost > 0.0,
+    }
+}
+
+/// Adds the observed flows to `graph`: a node per MQTT subtree (Kafka topics share the
+/// admin plane's nodes), a node per origin kind with an edge to the first hop that saw it, and
+/// an edge per pair of consecutive hops, each with its loss figures. Nodes stay in the order
+/// they were first named; nothing already in the graph changes.
+pub fn add_flows(graph: &mut FlowGraph, flows: &[ObservedFlow]) {
+    let mut known: BTreeSet<String> = graph.nodes.iter().map(|n| n.id.clone()).collect();
+    let mut add_node = |graph: &mut FlowGraph, node: FlowNode| {
+        if known.insert(node.id.clone()) {
+            graph.nodes.push(node);
+        }
+    };
+    for flow in flows {
+        let ids: Vec<String> = flow.hops.iter().map(|h| hop_node(&h.place).id).collect();
+        for (hop, id) in flow.hops.iter().zip(&ids) {
+            let mut node = hop_node(&hop.place);
+            if node.kind == NodeKind::MqttSubtree {
+                let counted = hop.kinds.values().filter_map(|k| k.records);
+                node.last_minute = counted.reduce(WindowCount::plus);
+                node.rate_per_min = per_minute(node.last_minute);
+            }
+            debug_assert_eq!(&node.id, id);
+            add_node(graph, node);
+        }
+        // Each origin kind enters the flow at the first hop that saw it.
+        let mut entered: BTreeSet<&str> = BTreeSet::new();
+        for (hop, id) in flow.hops.iter().zip(&ids) {
+            for (kind, figures) in &hop.kinds {
+                if !entered.insert(kind.as_str()) {
+                    continue;
+                }
+                let origin = format!("origin:{}/{kind}", flow.name);
+                add_node(
+                    graph,
+                    FlowNode {
+                        id: origin.clone(),
+                        kind: NodeKind::Origin,
+                        label: format!("origin {kind}"),
+                        cluster: flow.name.clone(),
+                        rate_per_min: per_minute(figures.records),
+                        last_minute: figures.records,
+                        verdict: None,
+                    },
+                );
+                graph
+                    .edges
+                    .push(observed_edge(&flow.name, origin, id.clone(), figures));
+            }
+        }
+        for e in &flow.edges {
+            let (Some(up), Some(down)) = (ids.get(e.upstream), ids.get(e.downstream)) else {
+                continue;
+            };
+            graph.edges.push(observed_edge(
+                &flow.name,
+                up.clone(),
+                down.clone(),
+                &e.figures,
+            ));
+        }
+    }
 }
 
 fn per_minute(count: Option<WindowCount>) -> Option<f64> {
@@ -144,11 +320,11 @@ pub fn build(clusters: &[FlowCluster]) -> FlowGraph {
                 verdict: None,
             });
             for (t, count) in written.iter().zip(counts) {
-                edges.push(FlowEdge {
-                    source: pid.clone(),
-                    target: topic_id(cluster, t),
-                    rate_per_min: per_minute(count),
-                });
+                edges.push(FlowEdge::plain(
+                    pid.clone(),
+                    topic_id(cluster, t),
+                    per_minute(count),
+                ));
             }
         }
         for (name, count) in &topics {
@@ -176,18 +352,14 @@ pub fn build(clusters: &[FlowCluster]) -> FlowGraph {
                 verdict: g.verdict.clone(),
             });
             for t in g.reads.iter().collect::<BTreeSet<_>>() {
-                edges.push(FlowEdge {
-                    source: topic_id(cluster, t),
-                    target: gid.clone(),
-                    rate_per_min: per_minute(topics[t.as_str()]),
-                });
+                edges.push(FlowEdge::plain(
+                    topic_id(cluster, t),
+                    gid.clone(),
+                    per_minute(topics[t.as_str()]),
+                ));
             }
             for t in g.writes.iter().collect::<BTreeSet<_>>() {
-                edges.push(FlowEdge {
-                    source: gid.clone(),
-                    target: topic_id(cluster, t),
-                    rate_per_min: None,
-                });
+                edges.push(FlowEdge::plain(gid.clone(), topic_id(cluster, t), None));
             }
         }
     }
@@ -223,11 +395,136 @@ mod tests {
     }
 
     fn edge(source: &str, target: &str, rate: Option<f64>) -> FlowEdge {
-        FlowEdge {
-            source: source.into(),
-            target: target.into(),
-            rate_per_min: rate,
+        FlowEdge::plain(source.into(), target.into(), rate)
+    }
+
+    fn last_minute(records: f64, lost: f64, duplicated: f64, p99: f64) -> LastMinute {
+        LastMinute {
+            records: Some(minute(records)),
+            lost,
+            duplicated,
+            p99_latency_ms: Some(p99),
         }
+    }
+
+    /// machine/# at MQTT → machine.data in Kafka, read by a group the admin plane knows.
+    fn machines(edge_lost: f64) -> ObservedFlow {
+        let sim = |r, l, p| BTreeMap::from([("sim".to_string(), last_minute(r, l, 0.0, p))]);
+        ObservedFlow {
+            name: "m".into(),
+            hops: vec![
+                ObservedHop {
+                    place: HopPlace::Mqtt {
+                        broker: "edge".into(),
+                        filter: "machine/#".into(),
+                    },
+                    kinds: sim(600.0, 0.0, 4.0),
+                },
+                ObservedHop {
+                    place: HopPlace::Kafka {
+                        cluster: "c".into(),
+                        topic: "calls".into(),
+                    },
+                    kinds: sim(590.0, edge_lost, 9.0),
+                },
+            ],
+            edges: vec![ObservedEdge {
+                upstream: 0,
+                downstream: 1,
+                figures: last_minute(590.0, edge_lost, 2.0, 5.0),
+            }],
+        }
+    }
+
+    fn admin_plane() -> FlowCluster {
+        FlowCluster {
+            cluster: "c".into(),
+            topics: vec![FlowTopic {
+                name: "calls".into(),
+                last_minute: Some(minute(590.0)),
+                producers: vec![],
+            }],
+            groups: vec![FlowGroup {
+                name: "proc".into(),
+                verdict: Some("OK".into()),
+                reads: vec!["calls".into()],
+                writes: vec![],
+            }],
+        }
+    }
+
+    #[test]
+    fn an_observed_flow_joins_the_admin_planes_graph_with_loss_on_its_edges() {
+        let mut graph = build(&[admin_plane()]);
+        let before = graph.clone();
+        add_flows(&mut graph, &[machines(10.0)]);
+        // Everything already there stays as it was, first.
+        assert_eq!(graph.nodes[..before.nodes.len()], before.nodes[..]);
+        assert_eq!(graph.edges[..before.edges.len()], before.edges[..]);
+        let added: Vec<(&str, NodeKind, Option<f64>)> = graph.nodes[before.nodes.len()..]
+            .iter()
+            .map(|n| (n.id.as_str(), n.kind, n.rate_per_min))
+            .collect();
+        // The Kafka hop is the admin plane's topic node, not a second one.
+        assert_eq!(
+            added,
+            [
+                ("mqtt:edge/machine/#", NodeKind::MqttSubtree, Some(600.0)),
+                ("origin:m/sim", NodeKind::Origin, Some(600.0)),
+            ]
+        );
+        let flow_edges = &graph.edges[before.edges.len()..];
+        assert_eq!(
+            flow_edges[0],
+            FlowEdge {
+                source: "origin:m/sim".into(),
+                target: "mqtt:edge/machine/#".into(),
+                rate_per_min: Some(600.0),
+                flow: Some("m".into()),
+                lost: Some(0.0),
+                duplicated: Some(0.0),
+                p99_latency_ms: Some(4.0),
+                alarm: false,
+            }
+        );
+        assert_eq!(
+            flow_edges[1],
+            FlowEdge {
+                source: "mqtt:edge/machine/#".into(),
+                target: "topic:c/calls".into(),
+                rate_per_min: Some(590.0),
+                flow: Some("m".into()),
+                lost: Some(10.0),
+                duplicated: Some(2.0),
+                p99_latency_ms: Some(5.0),
+                alarm: true,
+            }
+        );
+        assert_eq!(
+            flow_edges.len(),
+            2,
+            "the kind entered at the first hop only"
+        );
+    }
+
+    #[test]
+    fn an_edge_is_red_only_while_it_loses_and_a_flow_alone_draws_its_topics() {
+        let mut graph = build(&[]);
+        add_flows(&mut graph, &[machines(0.0), machines(0.0)]);
+        assert!(graph.edges.iter().all(|e| !e.alarm));
+        let ids: Vec<&str> = graph.nodes.iter().map(|n| n.id.as_str()).collect();
+        // Two flows on the same hops share their nodes.
+        assert_eq!(
+            ids,
+            ["mqtt:edge/machine/#", "topic:c/calls", "origin:m/sim"]
+        );
+        assert_eq!(graph.edges.len(), 4);
+        // The plain edges of the admin plane carry no flow fields in JSON.
+        let json = serde_json::to_value(edge("a", "b", None)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"source": "a", "target": "b", "rate_per_min": null, "alarm": false})
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use pipescope_core::live::events::Event;
 use pipescope_core::live::flow::{self, FlowCluster, FlowGraph, FlowGroup, FlowTopic};
+
+use crate::completeness::FlowsState;
 use pipescope_core::windows::Window;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -40,11 +42,12 @@ pub const MAX_LIVE_STREAMS: usize = 64;
 struct ApiState {
     hub: Hub,
     kafka: LiveState,
+    flows: FlowsState,
     /// One permit per live stream that may open.
     live_slots: Arc<Semaphore>,
 }
 
-pub fn router(hub: Hub, kafka: LiveState) -> Router {
+pub fn router(hub: Hub, kafka: LiveState, flows: FlowsState) -> Router {
     Router::new()
         .route("/api/v1/live", get(live))
         .route("/api/v1/events", get(events))
@@ -53,6 +56,7 @@ pub fn router(hub: Hub, kafka: LiveState) -> Router {
         .with_state(ApiState {
             hub,
             kafka,
+            flows,
             live_slots: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),
         })
 }
@@ -230,11 +234,19 @@ pub fn flow_of(live: &LiveState) -> FlowGraph {
     get,
     path = "/api/v1/flow",
     tag = "portal",
-    summary = "The flow graph: producers → topics → consumer groups, with rates and verdicts",
+    summary = "The flow graph: producers → topics → consumer groups, with rates and verdicts; observed flows ([flows.X]) add their MQTT subtrees, origin kinds and edges with loss, duplicates and p99 latency over the last minute (alarm: loss)",
     responses((status = 200, description = "OK", body = FlowGraph))
 )]
 async fn flow_graph(State(state): State<ApiState>) -> Json<FlowGraph> {
-    Json(flow_of(&state.kafka))
+    let mut graph = flow_of(&state.kafka);
+    let observed: Vec<_> = state
+        .flows
+        .all()
+        .iter()
+        .map(crate::completeness::api::observed)
+        .collect();
+    flow::add_flows(&mut graph, &observed);
+    Json(graph)
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ async fn events_newest_first_limited_and_bad_limits_rejected() {
     for i in 1..=3 {
         hub.emit(event(i, &format!("broker {i}")));
     }
-    let router = router(hub, LiveState::new());
+    let router = router(hub, LiveState::new(), FlowsState::default());
     let (status, body) = get(router.clone(), "/api/v1/events?limit=2").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -91,7 +91,11 @@ async fn the_ring_keeps_a_thousand() {
     for i in 0..1_005 {
         hub.emit(event(i, "b"));
     }
-    let (_, body) = get(router(hub, LiveState::new()), "/api/v1/events?limit=5000").await;
+    let (_, body) = get(
+        router(hub, LiveState::new(), FlowsState::default()),
+        "/api/v1/events?limit=5000",
+    )
+    .await;
     let events = body["events"].as_array().unwrap();
     assert_eq!(events.len(), 1_000);
     assert_eq!(events[0]["at"], 1_004);
@@ -122,7 +126,7 @@ async fn frames(body: Body, n: usize) -> Vec<String> {
 #[tokio::test]
 async fn the_live_stream_sends_updates_throttled_and_events_and_ends_on_close() {
     let (hub, clock) = hub();
-    let response = router(hub.clone(), LiveState::new())
+    let response = router(hub.clone(), LiveState::new(), FlowsState::default())
         .oneshot(Request::get("/api/v1/live").body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -149,7 +153,7 @@ async fn the_live_stream_sends_updates_throttled_and_events_and_ends_on_close() 
         ]
     );
     // A closed hub ends the stream, so a stopping server does not wait on open browsers.
-    let response = router(hub.clone(), LiveState::new())
+    let response = router(hub.clone(), LiveState::new(), FlowsState::default())
         .oneshot(Request::get("/api/v1/live").body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -168,7 +172,7 @@ async fn the_live_stream_sends_updates_throttled_and_events_and_ends_on_close() 
 #[tokio::test]
 async fn live_streams_past_the_cap_are_answered_503_until_one_closes() {
     let (hub, _) = hub();
-    let app = router(hub, LiveState::new());
+    let app = router(hub, LiveState::new(), FlowsState::default());
     let open = || async {
         app.clone()
             .oneshot(Request::get("/api/v1/live").body(Body::empty()).unwrap())
@@ -369,7 +373,7 @@ async fn the_flow_graph_of_a_scraped_cluster() {
     let live = LiveState::new();
     live.set(cluster());
     let (hub, _) = hub();
-    let (status, body) = get(router(hub, live), "/api/v1/flow").await;
+    let (status, body) = get(router(hub, live, FlowsState::default()), "/api/v1/flow").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
@@ -382,12 +386,113 @@ async fn the_flow_graph_of_a_scraped_cluster() {
                 {"id": "group:demo/proc", "kind": "group", "label": "proc", "cluster": "demo", "rate_per_min": null, "last_minute": null, "verdict": "STALLED"},
             ],
             "edges": [
-                {"source": "producer:demo/42", "target": "topic:demo/calls", "rate_per_min": 600.0},
-                {"source": "topic:demo/calls", "target": "group:demo/idle", "rate_per_min": 600.0},
-                {"source": "topic:demo/calls", "target": "group:demo/proc", "rate_per_min": 600.0},
+                {"source": "producer:demo/42", "target": "topic:demo/calls", "rate_per_min": 600.0, "alarm": false},
+                {"source": "topic:demo/calls", "target": "group:demo/idle", "rate_per_min": 600.0, "alarm": false},
+                {"source": "topic:demo/calls", "target": "group:demo/proc", "rate_per_min": 600.0, "alarm": false},
             ]
         })
     );
+}
+
+/// The test flow's figures once the loss of its sample (1 lost, 1 duplicated on the edge) is in
+/// a complete 10 s bucket of the last minute.
+fn lossy_view() -> crate::completeness::FlowView {
+    use crate::completeness::tests_support::{flow_config, traced};
+    let mut a = crate::completeness::FlowAccount::new("m", &flow_config(), 1_000);
+    for seq in 0..5 {
+        a.apply(traced(0, None, "machine/a", seq, 2_000 + seq));
+    }
+    for seq in [0, 1, 3, 3, 4] {
+        a.apply(traced(1, Some(0), "machine/a", seq, 2_010 + seq));
+    }
+    a.tick(10_000);
+    a.tick(21_000);
+    a.view(21_000)
+}
+
+#[tokio::test]
+async fn the_flow_graph_draws_an_observed_flow_with_its_loss() {
+    let live = LiveState::new();
+    live.set(cluster());
+    let flows = FlowsState::default();
+    flows.set(lossy_view());
+    let (hub, _) = hub();
+    let (status, body) = get(router(hub, live, flows), "/api/v1/flow").await;
+    assert_eq!(status, StatusCode::OK);
+    let nodes = body["nodes"].as_array().unwrap();
+    let ids: Vec<&str> = nodes.iter().map(|n| n["id"].as_str().unwrap()).collect();
+    // The admin plane's nodes first, unchanged; then the flow's MQTT subtree, its Kafka topic
+    // (not scraped here) and its origin kind.
+    assert_eq!(ids[..5].len(), 5);
+    assert_eq!(
+        ids[5..],
+        [
+            "mqtt:edge/machine/#",
+            "topic:prod/machine.data",
+            "origin:m/sim"
+        ]
+    );
+    let flow_edges: Vec<&Value> = body["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["flow"] == "m")
+        .collect();
+    assert_eq!(flow_edges.len(), 2);
+    assert_eq!(flow_edges[0]["source"], "origin:m/sim");
+    assert_eq!(flow_edges[0]["alarm"], false);
+    let edge = flow_edges[1];
+    assert_eq!(
+        (&edge["source"], &edge["target"]),
+        (
+            &json!("mqtt:edge/machine/#"),
+            &json!("topic:prod/machine.data")
+        )
+    );
+    assert_eq!(
+        (&edge["lost"], &edge["duplicated"]),
+        (&json!(1.0), &json!(1.0))
+    );
+    assert_eq!(edge["alarm"], true, "loss in the last minute: red");
+}
+
+#[test]
+fn loss_on_a_flow_starts_one_event_not_one_per_record() {
+    let (hub, _) = hub();
+    let mut rx = hub.subscribe();
+    let mut loss = crate::completeness::api::LossEvents::default();
+    let mut view = crate::completeness::tests_support::sample_view();
+    // The first look sets the base (1 lost already on the edge and at the Kafka hop).
+    loss.look(std::slice::from_ref(&view), &hub);
+    assert!(hub.events(10).is_empty());
+    for _ in 0..4 {
+        view.updated_ms += 1_000;
+        view.edges[0].figures.total.counters.lost += 3;
+        loss.look(std::slice::from_ref(&view), &hub);
+    }
+    // The same figures looked at again are not a quiet look.
+    loss.look(std::slice::from_ref(&view), &hub);
+    let found = hub.events(10);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].kind, EventKind::LossStarted);
+    assert_eq!(found[0].source, "flow/m");
+    assert_eq!(
+        found[0].subject,
+        "edge mqtt:edge:machine/# → kafka:prod:machine.data"
+    );
+    for _ in 0..30 {
+        view.updated_ms += 1_000;
+        loss.look(std::slice::from_ref(&view), &hub);
+    }
+    let found = hub.events(10);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0].kind, EventKind::LossStopped);
+    assert!(found[0].message.contains("12 lost"), "{}", found[0].message);
+    let mut saw_update = false;
+    while let Ok(m) = rx.try_recv() {
+        saw_update |= matches!(m, hub::LiveMessage::Update(u) if u.source == "flow/m");
+    }
+    assert!(saw_update);
 }
 
 #[tokio::test]
@@ -435,7 +540,10 @@ fn protected(auth: WebAuth) -> Router {
     let (hub, _) = hub();
     hub.close();
     let open = Router::new().route("/health", axum::routing::get(|| async { "ok" }));
-    auth::protect(open.merge(router(hub, LiveState::new())), &auth)
+    auth::protect(
+        open.merge(router(hub, LiveState::new(), FlowsState::default())),
+        &auth,
+    )
 }
 
 async fn status_and_challenge(

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use pipescope_core::completeness::flow::NamedEdge;
 use pipescope_core::completeness::{CompletenessConfig, Flow, HopFigures, HopId};
+use pipescope_core::live::flow::HopPlace;
 use pipescope_core::pipeline::trace::TraceHeader;
 use pipescope_core::{Clock, EpochMillis};
 use serde::Serialize;
@@ -146,6 +147,9 @@ pub struct FlowView {
     pub updated_ms: EpochMillis,
     pub hops: Vec<HopView>,
     pub edges: Vec<NamedEdge>,
+    /// Where each hop reads, for the flow graph.
+    #[serde(skip)]
+    pub places: Vec<HopPlace>,
 }
 
 /// Every flow's latest figures, shared by the flow tasks, the API and `/metrics`.
@@ -192,6 +196,28 @@ pub fn hop_name(hop: &FlowHop) -> String {
             ..
         } => format!("kafka:{c}:{t}"),
         _ => "invalid".to_string(),
+    }
+}
+
+/// Where a hop reads, for the flow graph.
+pub fn hop_place(hop: &FlowHop) -> HopPlace {
+    match hop {
+        FlowHop {
+            mqtt: Some(broker),
+            filter: Some(filter),
+            ..
+        } => HopPlace::Mqtt {
+            broker: broker.clone(),
+            filter: filter.clone(),
+        },
+        FlowHop {
+            kafka: cluster,
+            topic,
+            ..
+        } => HopPlace::Kafka {
+            cluster: cluster.clone().unwrap_or_default(),
+            topic: topic.clone().unwrap_or_default(),
+        },
     }
 }
 
@@ -246,6 +272,7 @@ pub struct FlowAccount {
     name: String,
     flow: Flow,
     hops: Vec<(String, HopId, ReaderView)>,
+    places: Vec<HopPlace>,
     /// Per hop, microseconds its reader waited for room in the queue.
     blocked_us: Vec<Arc<AtomicU64>>,
 }
@@ -271,6 +298,7 @@ impl FlowAccount {
             flow,
             blocked_us: hops.iter().map(|_| Arc::default()).collect(),
             hops,
+            places: config.hops.iter().map(hop_place).collect(),
         }
     }
 
@@ -370,6 +398,7 @@ impl FlowAccount {
                 })
                 .collect(),
             edges: figures.edges,
+            places: self.places.clone(),
         }
     }
 }

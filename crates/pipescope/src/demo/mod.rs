@@ -61,7 +61,7 @@ pub async fn run(options: DemoOptions, stop: Stop) -> anyhow::Result<()> {
     };
     let (mqtt, mut kafka) = started?;
 
-    let config = demo_config(&options, &data_dir, mqtt.addr(), kafka.addr())?;
+    let config = demo_config(&options, &data_dir, mqtt.v5_addr(), kafka.addr())?;
     println!("pipescope demo {}", env!("CARGO_PKG_VERSION"));
     println!("  portal        http://{}/", options.listen);
     println!(
@@ -77,7 +77,11 @@ pub async fn run(options: DemoOptions, stop: Stop) -> anyhow::Result<()> {
         kafka.log_path().display()
     );
     println!("  data          {}", data_dir.display());
-    println!("  monitor       configured for both (Kafka cluster \"demo\", MQTT broker \"demo\")");
+    println!(
+        "  monitor       configured for both (Kafka cluster \"demo\", MQTT broker \"demo\" over MQTT 5); observed flows \"machines\" (MQTT machine/# → Kafka {}) and \"calls\" (Kafka {}): #/flows in the portal",
+        parts::MACHINE_DATA_TOPIC,
+        parts::CALLS_TOPIC
+    );
     println!(
         "  pipeline      simulate calls → Kafka {} (600 calls/min); process calls (group pipescope-process-calls)",
         parts::CALLS_TOPIC
@@ -198,23 +202,74 @@ fn free_or(port: u16) -> anyhow::Result<SocketAddr> {
 }
 
 /// The monitor's configuration for the demo, written as the TOML a user would write, so it goes
-/// through the same defaults and checks as `pipescope run`.
+/// through the same defaults and checks as `pipescope run`. `mqtt_v5` is the broker's MQTT 5
+/// listener: the flows' readers need user properties (the traces).
 pub fn demo_config(
     options: &DemoOptions,
     data_dir: &std::path::Path,
-    mqtt: SocketAddr,
+    mqtt_v5: SocketAddr,
     kafka: SocketAddr,
 ) -> anyhow::Result<Config> {
     let store = data_dir.join("store");
     let text = format!(
         "[web]\nlisten = {listen:?}\n\n[store]\npath = {store:?}\n\n\
          [kafka.demo]\nbootstrap = [{kafka:?}]\nscrape_interval = \"5s\"\n\n\
-         [mqtt.demo]\nurl = {mqtt:?}\n",
+         [mqtt.demo]\nurl = {mqtt:?}\nprotocol = \"5\"\n\n\
+         [flows.machines]\nhops = [{{ mqtt = \"demo\", filter = \"machine/#\" }}, \
+         {{ kafka = \"demo\", topic = {machine_data:?} }}]\nkind_prefixes = [{machines:?}]\n\n\
+         [flows.calls]\nhops = [{{ kafka = \"demo\", topic = {calls:?} }}]\n\
+         kind_prefixes = [{calls_origin:?}]\n",
         listen = options.listen.to_string(),
         store = store.display().to_string(),
         kafka = kafka.to_string(),
-        mqtt = format!("mqtt://{mqtt}"),
+        mqtt = format!("mqtt://{mqtt_v5}"),
+        machine_data = parts::MACHINE_DATA_TOPIC,
+        machines = parts::MACHINES_ORIGIN,
+        calls = parts::CALLS_TOPIC,
+        calls_origin = parts::CALLS_ORIGIN,
     );
     config::parse("the demo's configuration", &text, std::iter::empty())
         .map_err(|errors| anyhow::anyhow!("{errors}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_observes_its_machines_and_calls_flows() {
+        let options = DemoOptions {
+            listen: "127.0.0.1:8080".parse().unwrap(),
+            data_dir: "/tmp/d".into(),
+            mqtt_port: 0,
+            kafka_port: 0,
+        };
+        let config = demo_config(
+            &options,
+            std::path::Path::new("/tmp/d"),
+            "127.0.0.1:1884".parse().unwrap(),
+            "127.0.0.1:9092".parse().unwrap(),
+        )
+        .unwrap();
+        let hops = |flow: &str| -> Vec<String> {
+            config.flows[flow]
+                .hops
+                .iter()
+                .map(crate::completeness::hop_name)
+                .collect()
+        };
+        assert_eq!(
+            hops("machines"),
+            ["mqtt:demo:machine/#", "kafka:demo:machine.data"]
+        );
+        assert_eq!(hops("calls"), ["kafka:demo:calls"]);
+        assert_eq!(
+            config.mqtt["demo"].protocol,
+            crate::config::MqttProtocol::V5
+        );
+        assert_eq!(
+            config.flows["machines"].kind_prefixes,
+            [parts::MACHINES_ORIGIN]
+        );
+    }
 }

@@ -25,6 +25,13 @@ pub const MACHINE_RATE: &str = "100";
 /// embedded store), this database and measurement.
 pub const SINK_DATABASE: &str = "pipescope-demo";
 pub const SINK_MEASUREMENT: &str = "machine_window";
+/// Origin ids in the traces of the demo's simulators (their kinds on the flows page).
+pub const CALLS_ORIGIN: &str = "demo-sim-calls";
+pub const MACHINES_ORIGIN: &str = "demo-sim-machines";
+/// Extra arguments for the bridge, such as a fault-injection flag that drops a fraction of the
+/// messages on purpose so the flows page shows a lossy hop (e.g. `["--inject-drop", "0.01"]`).
+/// None by default: the demo's bridge loses nothing.
+pub const BRIDGE_FAULTS: &[&str] = &[];
 
 /// Parses a part's arguments as its subcommand would, so the defaults and checks are the same.
 #[derive(Debug, Parser)]
@@ -86,7 +93,7 @@ pub fn pipeline_parts(kafka: SocketAddr, data_dir: &Path) -> anyhow::Result<Vec<
                     "--calls-per-minute",
                     "600",
                     "--origin",
-                    "demo-sim-calls",
+                    CALLS_ORIGIN,
                 ]),
             )?,
             simulate_calls::run,
@@ -136,7 +143,7 @@ pub fn machine_parts(
                     "--rate",
                     MACHINE_RATE,
                     "--origin",
-                    "demo-sim-machines",
+                    MACHINES_ORIGIN,
                 ]),
             )?,
             simulate_machines::run,
@@ -145,16 +152,21 @@ pub fn machine_parts(
             "bridge",
             parse::<bridge::Args>(
                 "bridge",
-                &strings(&[
-                    "--kafka",
-                    &kafka,
-                    "--mqtt",
-                    mqtt_v5,
-                    "--map",
-                    &format!("machine/+/+/#={MACHINE_DATA_TOPIC}"),
-                    "--client-id",
-                    "pipescope-demo-bridge",
-                ]),
+                &strings(
+                    &[
+                        "--kafka",
+                        kafka.as_str(),
+                        "--mqtt",
+                        mqtt_v5,
+                        "--map",
+                        &format!("machine/+/+/#={MACHINE_DATA_TOPIC}"),
+                        "--client-id",
+                        "pipescope-demo-bridge",
+                    ]
+                    .into_iter()
+                    .chain(BRIDGE_FAULTS.iter().copied())
+                    .collect::<Vec<_>>(),
+                ),
             )?,
             bridge::run,
         ),

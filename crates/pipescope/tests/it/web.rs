@@ -230,6 +230,7 @@ mod limits {
             .merge(pipescope::api::router(
                 hub.clone(),
                 pipescope::kafka::LiveState::new(),
+                pipescope::completeness::FlowsState::default(),
             ));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(serve_with(
