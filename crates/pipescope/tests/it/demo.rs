@@ -261,6 +261,27 @@ fn demo_runs_the_calls_and_machines_pipelines_and_a_lagging_consumer_and_stops_o
         fail(child, format!("consumer groups missing: {groups:?}"));
     }
 
+    // The monitor reads the traces of the machines flow; the bridge drops 0.5 % on purpose, so
+    // the edge between the hops counts loss that neither hop has.
+    let mut flow = serde_json::Value::Null;
+    let lossy = wait_until(Duration::from_secs(60), || {
+        flow = api_json(web, "/api/v1/flows/machines").unwrap_or_default();
+        flow["edges"][0]["figures"]["total"]["counters"]["lost"]
+            .as_u64()
+            .is_some_and(|lost| lost > 0)
+    });
+    if !lossy {
+        fail(child, format!("the machines edge shows no loss: {flow}"));
+    }
+    for hop in flow["hops"].as_array().cloned().unwrap_or_default() {
+        if hop["figures"]["total"]["counters"]["lost"].as_u64() != Some(0) {
+            fail(
+                child,
+                format!("a hop of the machines flow counts loss: {hop}"),
+            );
+        }
+    }
+
     // The monitor watches the embedded broker and reads its $SYS figures.
     let mut sys = serde_json::Value::Null;
     let seen_sys = wait_until(Duration::from_secs(30), || {
