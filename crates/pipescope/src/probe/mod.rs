@@ -484,3 +484,32 @@ async fn run_kafka_probe(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_example_probe_is_valid_once_uncommented() {
+        let example = crate::config::EXAMPLE;
+        let start = example
+            .find("# [probes.kafka.prod]")
+            .expect("the example has a probe");
+        let block: String = example[start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
+            .collect();
+        let text = format!("{example}\n{block}");
+        let config = crate::config::parse("example", &text, []).unwrap();
+        let probe = &config.probes.kafka["prod"];
+        assert_eq!(probe.topic, "pipescope-probe");
+        assert_eq!(probe.partitions, Some(3));
+        // Off by default: the example as shipped runs none.
+        assert!(
+            crate::config::parse("example", example, [])
+                .unwrap()
+                .probes
+                .kafka
+                .is_empty()
+        );
+    }
+}
