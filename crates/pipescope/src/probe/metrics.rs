@@ -199,6 +199,7 @@ mod tests {
                 produce: produce.figures(40_000, 0),
                 read: read.figures(),
             }],
+            brokers: Vec::new(),
         };
         let all = probe_series(&view);
         for s in &all {

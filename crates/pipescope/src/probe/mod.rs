@@ -44,6 +44,42 @@ pub struct ProbePartitionView {
     pub read: HopFigures,
 }
 
+/// A leader broker's partitions of the probe topic, summed: where loss or unavailability
+/// gathers on one broker.
+#[cfg_attr(test, derive(PartialEq))]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct ProbeBrokerView {
+    /// The leader's broker id; absent for partitions without a leader.
+    pub leader: Option<i32>,
+    pub partitions: u32,
+    pub sent: u64,
+    pub acked: u64,
+    pub failed: u64,
+    pub read: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+}
+
+/// The partitions' figures summed per leader broker.
+pub fn by_leader(partitions: &[ProbePartitionView]) -> Vec<ProbeBrokerView> {
+    let mut brokers: BTreeMap<Option<i32>, ProbeBrokerView> = BTreeMap::new();
+    for p in partitions {
+        let b = brokers.entry(p.leader).or_insert_with(|| ProbeBrokerView {
+            leader: p.leader,
+            ..ProbeBrokerView::default()
+        });
+        let c = &p.read.total.counters;
+        b.partitions += 1;
+        b.sent += p.produce.sent;
+        b.acked += p.produce.acked;
+        b.failed += p.produce.failed;
+        b.read += c.records;
+        b.lost += c.lost;
+        b.duplicated += c.duplicated;
+    }
+    brokers.into_values().collect()
+}
+
 /// A Kafka probe's figures.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KafkaProbeView {
@@ -58,6 +94,8 @@ pub struct KafkaProbeView {
     /// The last error (topic creation, metadata, reading), until the next success.
     pub last_error: Option<String>,
     pub partitions: Vec<ProbePartitionView>,
+    /// The same figures per leader broker.
+    pub brokers: Vec<ProbeBrokerView>,
 }
 
 /// Every probe's latest figures, shared by the probe tasks, the API and `/metrics`.
@@ -300,6 +338,7 @@ async fn run_kafka_probe(
         reading: false,
         last_error: None,
         partitions: Vec::new(),
+        brokers: Vec::new(),
     };
     let partitions = match ensure_topic(&name, &cluster, &probe).await {
         Ok(p) => p,
@@ -477,6 +516,7 @@ async fn run_kafka_probe(
                     })
                     .collect();
                 partitions.sort_by_key(|p| p.partition);
+                view.brokers = by_leader(&partitions);
                 view.partitions = partitions;
                 view.updated_ms = now;
                 state.set(view.clone());
@@ -487,6 +527,70 @@ async fn run_kafka_probe(
 
 #[cfg(test)]
 mod tests {
+    use pipescope_core::completeness::probe::ProduceAccount;
+
+    use super::*;
+
+    #[test]
+    fn partitions_sum_per_leader_broker() {
+        let partition = |partition, leader, acked: u64, failed: u64, seqs: &[u64]| {
+            let mut produce = ProduceAccount::default();
+            for i in 0..acked {
+                produce.acked(i, i + 1, 10);
+            }
+            for i in 0..failed {
+                produce.failed(i);
+            }
+            let mut read = Hop::new(CompletenessConfig::default(), 0);
+            for &seq in seqs {
+                read.observe("o", "s", seq, 1, 2);
+            }
+            read.tick(100_000);
+            ProbePartitionView {
+                partition,
+                leader,
+                produce: produce.figures(100_000, 0),
+                read: read.figures(),
+            }
+        };
+        let brokers = by_leader(&[
+            partition(0, Some(1), 3, 0, &[0, 1, 2]),
+            partition(1, Some(2), 2, 1, &[0, 2, 2]),
+            partition(2, Some(1), 1, 0, &[0]),
+            partition(3, None, 0, 1, &[]),
+        ]);
+        assert_eq!(
+            brokers,
+            vec![
+                ProbeBrokerView {
+                    leader: None,
+                    partitions: 1,
+                    sent: 1,
+                    failed: 1,
+                    ..Default::default()
+                },
+                ProbeBrokerView {
+                    leader: Some(1),
+                    partitions: 2,
+                    sent: 4,
+                    acked: 4,
+                    read: 4,
+                    ..Default::default()
+                },
+                ProbeBrokerView {
+                    leader: Some(2),
+                    partitions: 1,
+                    sent: 3,
+                    acked: 2,
+                    failed: 1,
+                    read: 3,
+                    lost: 1,
+                    duplicated: 1,
+                },
+            ]
+        );
+    }
+
     #[test]
     fn the_example_probe_is_valid_once_uncommented() {
         let example = crate::config::EXAMPLE;

@@ -128,6 +128,11 @@ fn the_kafka_probe_reads_back_every_record_of_every_partition() {
         assert!((0.0..5_000.0).contains(&e2e), "{p}");
         assert!(p["leader"].is_number(), "{p}");
     }
+    let probe = monitor.probes().unwrap().remove(0);
+    let brokers = probe["brokers"].as_array().unwrap();
+    assert_eq!(brokers.len(), 1, "one tansu leads every partition: {probe}");
+    assert_eq!(brokers[0]["partitions"], 3, "{probe}");
+    assert_eq!(brokers[0]["lost"], 0, "{probe}");
     assert!(
         topics(&bootstrap).contains(&("pipescope-probe".to_string(), 3)),
         "{:?}",
