@@ -20,6 +20,7 @@ pub mod monitor;
 pub mod mqtt;
 pub mod pipeline;
 pub mod portal;
+pub mod probe;
 pub mod shutdown;
 pub mod store;
 pub mod sync;

@@ -97,6 +97,10 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
     registry.register_collector(Box::new(completeness::metrics::CompletenessCollector::new(
         flows.clone(),
     )));
+    let probes = crate::probe::start_probes(&config, &tasks, &clock);
+    registry.register_collector(Box::new(crate::probe::metrics::ProbeCollector::new(
+        probes.clone(),
+    )));
 
     let influx = config.export.influx.clone().map(|influx| {
         tracing::info!(url = %influx.url, version = influx.version, "exporting to InfluxDB");
@@ -139,6 +143,7 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         kafka: kafka_live,
         mqtt,
         flows,
+        probes,
         hub: hub.clone(),
         tasks: tasks.clone(),
         clock: clock.clone(),
@@ -184,6 +189,8 @@ pub struct Sources {
     pub mqtt: mqtt::MqttState,
     /// Observed flows' figures.
     pub flows: completeness::FlowsState,
+    /// Probes' figures.
+    pub probes: crate::probe::ProbesState,
     pub hub: api::Hub,
     pub tasks: Supervisor,
     /// The monitor's one clock.
@@ -200,6 +207,7 @@ pub fn app(registry: Registry, sources: &Sources, web: &Web) -> Router {
         kafka,
         mqtt,
         flows,
+        probes,
         hub,
         tasks,
         clock,
@@ -210,6 +218,7 @@ pub fn app(registry: Registry, sources: &Sources, web: &Web) -> Router {
         .merge(kafka::api::router(kafka.clone(), clock))
         .merge(mqtt::api::router(mqtt))
         .merge(completeness::api::router(flows.clone()))
+        .merge(crate::probe::api::router(probes))
         .merge(api::router(hub, kafka, flows))
         .fallback(crate::portal::serve);
     web::guard::protect(api::auth::protect(router, &web.auth), web)

@@ -24,6 +24,7 @@ pub mod edge;
 pub mod flow;
 pub mod hop;
 pub mod latency;
+pub mod probe;
 pub mod ranges;
 pub mod seqset;
 

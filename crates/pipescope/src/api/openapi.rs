@@ -45,6 +45,7 @@ use crate::store::write_api::WRITE_ALIAS;
         crate::mqtt::api::tree,
         crate::completeness::api::flows,
         crate::completeness::api::flow,
+        crate::probe::api::probes,
         crate::store::api::query,
         crate::store::api::series,
         crate::store::api::last,

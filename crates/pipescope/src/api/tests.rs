@@ -692,6 +692,7 @@ fn routes_in_sources() -> std::collections::BTreeSet<String> {
         "kafka/api.rs",
         "mqtt/api.rs",
         "completeness/api.rs",
+        "probe/api.rs",
         "store/api.rs",
         "store/write_api.rs",
     ] {
@@ -731,6 +732,7 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
             flows.set(crate::completeness::tests_support::sample_view());
             flows
         },
+        probes: crate::probe::ProbesState::default(),
         hub,
         tasks: crate::shutdown::Supervisor::new(
             crate::shutdown::Stop::new(),

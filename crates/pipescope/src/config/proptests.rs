@@ -474,6 +474,7 @@ fn expected(g: &Generated) -> Config {
         },
         // Flows are checked by their own tests (config::validate, completeness).
         flows: Default::default(),
+        probes: Default::default(),
     }
 }
 

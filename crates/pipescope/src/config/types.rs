@@ -27,6 +27,9 @@ pub struct Config {
     /// Observed flows: the hops whose trace headers are read for completeness.
     #[serde(default)]
     pub flows: BTreeMap<String, FlowConfig>,
+    /// Probes: the monitor's own traced records, off unless configured.
+    #[serde(default)]
+    pub probes: Probes,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -443,4 +446,43 @@ fn default_flow_horizon() -> Duration {
 
 fn default_flow_max_streams() -> usize {
     pipescope_core::completeness::CompletenessConfig::default().max_streams
+}
+
+/// `[probes]`: probes the monitor runs itself (docs/completeness.md "Probes").
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probes {
+    /// `[probes.kafka.<cluster>]`: a probe topic on an `[kafka.<cluster>]` of this file.
+    #[serde(default)]
+    pub kafka: BTreeMap<String, KafkaProbe>,
+}
+
+/// A Kafka probe: every interval a traced record to every partition of `topic`, read back.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaProbe {
+    /// The probe topic; created if missing.
+    #[serde(default = "default_probe_topic")]
+    pub topic: String,
+    /// How often a record goes to each partition.
+    #[serde(default = "default_probe_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Partitions of the topic when the probe creates it (default: one per broker).
+    #[serde(default)]
+    pub partitions: Option<u32>,
+    /// A record not acknowledged within this long counts as unavailable.
+    #[serde(default = "default_probe_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_probe_topic() -> String {
+    "pipescope-probe".to_string()
+}
+
+fn default_probe_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_probe_timeout() -> Duration {
+    Duration::from_secs(5)
 }

@@ -287,7 +287,37 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
         }
     }
     check_flows(config, &mut errors);
+    check_probes(config, &mut errors);
     errors
+}
+
+/// A Kafka probe runs on a cluster of the same file, on a named topic, at a positive interval.
+fn check_probes(config: &Config, errors: &mut Vec<ConfigError>) {
+    for (cluster, probe) in &config.probes.kafka {
+        let at = format!("probes.kafka.{cluster}");
+        if !config.kafka.contains_key(cluster) {
+            let known: Vec<&str> = config.kafka.keys().map(String::as_str).collect();
+            errors.push(
+                ConfigError::new(&at, format!("no Kafka cluster {cluster:?} in this file")).hint(
+                    format!("name a [kafka.<name>] of this file: {}", known.join(", ")),
+                ),
+            );
+        }
+        if probe.topic.is_empty() {
+            errors.push(
+                ConfigError::new(format!("{at}.topic"), "empty")
+                    .hint("leave it out for \"pipescope-probe\""),
+            );
+        }
+        check_positive(&format!("{at}.interval"), probe.interval, errors);
+        check_positive(&format!("{at}.timeout"), probe.timeout, errors);
+        if probe.partitions == Some(0) {
+            errors.push(
+                ConfigError::new(format!("{at}.partitions"), "must be more than 0")
+                    .hint("leave it out for one partition per broker"),
+            );
+        }
+    }
 }
 
 /// Each hop reads from a broker or cluster of the same file, through one valid filter or topic.
@@ -578,6 +608,30 @@ mod tests {
                 "flows.f.hops[1].kafka: no Kafka cluster \"other\" in this file — the file has prod",
                 "flows.f.hops[1].topic: a Kafka hop needs a topic — for example topic = \"machine.data\"",
                 "flows.f.hops[2]: a hop is either { mqtt, filter } or { kafka, topic } — for example { mqtt = \"edge\", filter = \"machine/#\" } or { kafka = \"prod\", topic = \"machine.data\" }",
+            ]
+        );
+    }
+
+    #[test]
+    fn kafka_probes_name_a_cluster_of_the_file_and_default_to_pipescope_probe() {
+        let base = "[kafka.prod]\nbootstrap = \"k:9092\"\n";
+        let ok = parse("t", &format!("{base}[probes.kafka.prod]\n"), []).unwrap();
+        let probe = &ok.probes.kafka["prod"];
+        assert_eq!(probe.topic, "pipescope-probe");
+        assert_eq!(probe.interval, Duration::from_secs(1));
+        assert_eq!(probe.timeout, Duration::from_secs(5));
+        assert_eq!(probe.partitions, None);
+        assert!(parse("t", base, []).unwrap().probes.kafka.is_empty());
+        let errors = errors_of(&format!(
+            "{base}[probes.kafka.other]\ntopic = \"\"\ninterval = \"0s\"\npartitions = 0\n"
+        ));
+        assert_eq!(
+            errors,
+            vec![
+                "probes.kafka.other: no Kafka cluster \"other\" in this file — name a [kafka.<name>] of this file: prod",
+                "probes.kafka.other.topic: empty — leave it out for \"pipescope-probe\"",
+                "probes.kafka.other.interval: must be more than 0 — for example \"10s\"",
+                "probes.kafka.other.partitions: must be more than 0 — leave it out for one partition per broker",
             ]
         );
     }

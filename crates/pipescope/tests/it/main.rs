@@ -11,6 +11,7 @@ mod influx;
 mod kafka;
 mod mqtt;
 mod pipeline;
+mod probes;
 mod prometheus;
 mod secure_kafka;
 mod shutdown;

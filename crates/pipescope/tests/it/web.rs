@@ -77,6 +77,7 @@ fn monitor_app_with(dir: &std::path::Path, toml: &str) -> axum::Router {
         kafka: pipescope::kafka::LiveState::new(),
         mqtt: pipescope::mqtt::MqttState::new(&config.mqtt, clock.clone()),
         flows: Default::default(),
+        probes: Default::default(),
         hub: pipescope::api::Hub::new(clock.clone()),
         tasks: Supervisor::new(Stop::new(), clock.clone()),
         clock,
