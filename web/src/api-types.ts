@@ -291,6 +291,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/probes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Probes ([probes.kafka.X]): per partition of the probe topic, availability and produce-ack latency, and the records read back — lost, duplicated, end-to-end latency (docs/completeness.md "Probes"); empty when no probe is configured */
+        get: operations["probes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/query": {
         parameters: {
             query?: never;
@@ -460,6 +477,15 @@ export interface components {
         AssignedTopic: {
             partitions: number[];
             topic: string;
+        };
+        /** @description Acknowledged within the timeout over sent, per window; absent while nothing was settled. */
+        Availability: {
+            /** Format: double */
+            "15m"?: number | null;
+            /** Format: double */
+            "1m"?: number | null;
+            /** Format: double */
+            "5m"?: number | null;
         };
         /**
          * @description When a consumer will have caught up with its partition's log end.
@@ -969,6 +995,22 @@ export interface components {
             /** @description Whether the broker answered this scrape. */
             up: boolean;
         };
+        /** @description A Kafka probe's figures. */
+        KafkaProbeView: {
+            /** @description The same figures per leader broker. */
+            brokers: components["schemas"]["ProbeBrokerView"][];
+            cluster: string;
+            /** @description The last error (topic creation, metadata, reading), until the next success. */
+            last_error?: string | null;
+            /** @description The trace origin of this run's probe records. */
+            origin: string;
+            partitions: components["schemas"]["ProbePartitionView"][];
+            /** @description Reading every partition of the probe topic. */
+            reading: boolean;
+            topic: string;
+            /** @description When these figures were taken (epoch ms). */
+            updated_ms: components["schemas"]["u64"];
+        };
         /** @description A hop's figures for one origin kind, or for all. */
         KindFigures: {
             counters: components["schemas"]["HopCounters"];
@@ -1152,6 +1194,65 @@ export interface components {
             text: string;
             /** @description Whether `text` shows only the start of the payload. */
             truncated: boolean;
+        };
+        /**
+         * @description A leader broker's partitions of the probe topic, summed: where loss or unavailability
+         *     gathers on one broker.
+         */
+        ProbeBrokerView: {
+            /** Format: int64 */
+            acked: number;
+            /** Format: int64 */
+            duplicated: number;
+            /** Format: int64 */
+            failed: number;
+            /**
+             * Format: int32
+             * @description The leader's broker id; absent for partitions without a leader.
+             */
+            leader?: number | null;
+            /** Format: int64 */
+            lost: number;
+            /** Format: int32 */
+            partitions: number;
+            /** Format: int64 */
+            read: number;
+            /** Format: int64 */
+            sent: number;
+        };
+        /** @description One partition of a probe topic: its leader, the produce side and what was read back. */
+        ProbePartitionView: {
+            /**
+             * Format: int32
+             * @description The partition's leader broker at the last metadata lookup.
+             */
+            leader?: number | null;
+            /** Format: int32 */
+            partition: number;
+            produce: components["schemas"]["ProduceFigures"];
+            /** @description The records read back: records, lost, duplicated, end-to-end latency. */
+            read: components["schemas"]["HopFigures"];
+        };
+        /** @description A probe's produce figures for one partition. */
+        ProduceFigures: {
+            /** @description Send to acknowledgement, acknowledged records only. */
+            ack_latency: components["schemas"]["LatencyFigures"];
+            /**
+             * Format: int64
+             * @description Acknowledged within the timeout.
+             */
+            acked: number;
+            availability: components["schemas"]["Availability"];
+            /**
+             * Format: int64
+             * @description Failed or acknowledged after the timeout.
+             */
+            failed: number;
+            /**
+             * Format: int64
+             * @description Probe records whose outcome is known (acknowledged or failed).
+             */
+            sent: number;
         };
         /** @description Latency quantiles in milliseconds; absent when nothing was measured. */
         Quantiles: {
@@ -2078,6 +2179,35 @@ export interface operations {
             };
             /** @description no such broker (or, for the tree, no such topic) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    probes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KafkaProbeView"][];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
