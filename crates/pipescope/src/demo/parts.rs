@@ -30,7 +30,8 @@ pub const CALLS_ORIGIN: &str = "demo-sim-calls";
 pub const MACHINES_ORIGIN: &str = "demo-sim-machines";
 /// The demo's bridge drops 0.5 % of the messages on purpose (seeded, docs/pipeline.md "Fault
 /// injection"), so the flows page shows what a lossy hop looks like: about 30 a minute lost
-/// between MQTT `machine/#` and Kafka `machine.data`, and none at either hop.
+/// between MQTT `machine/#` and Kafka `machine.data` — none at the MQTT hop, the same gaps at
+/// the Kafka hop, and the edge saying they happened between the two.
 pub const BRIDGE_FAULTS: &[&str] = &["--inject-drop", "0.005", "--inject-seed", "1"];
 
 /// Parses a part's arguments as its subcommand would, so the defaults and checks are the same.
