@@ -6,6 +6,7 @@ pub mod calls;
 pub mod mapping;
 pub mod partition;
 pub mod recent;
+pub mod topic_template;
 pub mod totals;
 pub mod trace;
 pub mod traffic;
