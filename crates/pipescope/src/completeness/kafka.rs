@@ -318,36 +318,33 @@ impl RecordSink for TraceSink {
     }
 
     fn record(&mut self, message: &BorrowedMessage<'_>, partition: u32, arrival_ms: EpochMillis) {
-        let headers: Vec<(&str, &[u8])> = message
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key, h.value.unwrap_or_default()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Read in place, twice if need be: no copy of the headers per record (the hot path).
+        let headers = message.headers();
+        let pairs = || {
+            headers
+                .into_iter()
+                .flat_map(|h| h.iter())
+                .map(|h| (h.key, h.value.unwrap_or_default()))
+        };
         let hop = self.hop;
-        self.batch
-            .push(match TraceHeader::decode(headers.iter().copied()) {
-                Ok(Some(trace)) => {
-                    let mqtt_topic = headers
-                        .iter()
-                        .rev()
-                        .find(|(k, _)| *k == MQTT_TOPIC)
-                        .and_then(|(_, v)| std::str::from_utf8(v).ok());
-                    let stream =
-                        stream_of(&trace.origin, mqtt_topic, partition, &self.kind_prefixes);
-                    Seen::Traced {
-                        hop,
-                        partition: Some(partition),
-                        stream,
-                        trace,
-                        arrival_ms,
-                    }
+        self.batch.push(match TraceHeader::decode(pairs()) {
+            Ok(Some(trace)) => {
+                let mqtt_topic = pairs()
+                    .filter(|(k, _)| *k == MQTT_TOPIC)
+                    .last()
+                    .and_then(|(_, v)| std::str::from_utf8(v).ok());
+                let stream = stream_of(&trace.origin, mqtt_topic, partition, &self.kind_prefixes);
+                Seen::Traced {
+                    hop,
+                    partition: Some(partition),
+                    stream,
+                    trace,
+                    arrival_ms,
                 }
-                Ok(None) => Seen::Untraced { hop },
-                Err(_) => Seen::Malformed { hop, arrival_ms },
-            });
+            }
+            Ok(None) => Seen::Untraced { hop },
+            Err(_) => Seen::Malformed { hop, arrival_ms },
+        });
     }
 
     fn full(&self) -> bool {
