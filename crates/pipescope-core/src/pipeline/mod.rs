@@ -8,6 +8,7 @@ pub mod fault;
 pub mod mapping;
 pub mod partition;
 pub mod recent;
+pub mod topic_template;
 pub mod totals;
 pub mod trace;
 pub mod traffic;

@@ -124,6 +124,16 @@ pub struct TopicReader {
 impl TopicReader {
     /// Reads until the sink closes; runs on its own thread (librdkafka blocks).
     pub fn run(self, sink: &mut impl RecordSink) {
+        self.read(sink, false);
+    }
+
+    /// [`TopicReader::run`], but every partition from its log start: for benchmarks and
+    /// replays of a topic's past (`pipescope run` reads from the end).
+    pub fn run_from_start(self, sink: &mut impl RecordSink) {
+        self.read(sink, true);
+    }
+
+    fn read(self, sink: &mut impl RecordSink, from_start: bool) {
         let consumer = match consumer(&self.cluster, &self.group) {
             Ok(c) => c,
             Err(e) => {
@@ -144,7 +154,14 @@ impl TopicReader {
         while sink.open() {
             if refreshed.is_none_or(|at| at.elapsed() >= METADATA_REFRESH) {
                 refreshed = Some(Instant::now());
-                match self.refresh(&consumer, &mut assigned, &mut positions, &mut looked) {
+                let refreshed = self.refresh(
+                    &consumer,
+                    &mut assigned,
+                    &mut positions,
+                    &mut looked,
+                    from_start,
+                );
+                match refreshed {
                     Ok(()) => sink.status(true, assigned.len() as u32, None),
                     Err(message) => {
                         tracing::warn!(cluster = %self.cluster_name, topic = %self.topic, "{message}");
@@ -181,13 +198,14 @@ impl TopicReader {
 
     /// Assigns the partitions not assigned yet: from their end at the first look, from their
     /// beginning (log start) when they appear later. `looked`: the topic was looked up once
-    /// (found, or found missing).
+    /// (found, or found missing); `from_start`: from the log start at the first look too.
     fn refresh(
         &self,
         consumer: &BaseConsumer,
         assigned: &mut Vec<i32>,
         positions: &mut Positions,
         looked: &mut bool,
+        from_start: bool,
     ) -> Result<(), String> {
         let metadata = consumer
             .fetch_metadata(Some(&self.topic), Duration::from_secs(5))
@@ -220,7 +238,7 @@ impl TopicReader {
         }
         // At the first look the topic's past is not the monitor's to judge; a topic or a
         // partition that appears later holds only what was written since.
-        let from_end = !*looked;
+        let from_end = !*looked && !from_start;
         let mut starts = Vec::new();
         for p in topic.partitions() {
             if assigned.contains(&p.id()) {
@@ -300,43 +318,41 @@ impl RecordSink for TraceSink {
     }
 
     fn record(&mut self, message: &BorrowedMessage<'_>, partition: u32, arrival_ms: EpochMillis) {
-        let headers: Vec<(&str, &[u8])> = message
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key, h.value.unwrap_or_default()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Read in place, twice if need be: no copy of the headers per record (the hot path).
+        let headers = message.headers();
+        let pairs = || {
+            headers
+                .into_iter()
+                .flat_map(|h| h.iter())
+                .map(|h| (h.key, h.value.unwrap_or_default()))
+        };
         let hop = self.hop;
-        self.batch
-            .push(match TraceHeader::decode(headers.iter().copied()) {
-                Ok(Some(trace)) => {
-                    let text = |name: &str| {
-                        headers
-                            .iter()
-                            .rev()
-                            .find(|(k, _)| *k == name)
-                            .and_then(|(_, v)| std::str::from_utf8(v).ok())
-                    };
-                    let stream = stream_of(
-                        &trace.origin,
-                        text(STREAM),
-                        text(MQTT_TOPIC),
-                        partition,
-                        &self.kind_prefixes,
-                    );
-                    Seen::Traced {
-                        hop,
-                        partition: Some(partition),
-                        stream,
-                        trace,
-                        arrival_ms,
-                    }
+        self.batch.push(match TraceHeader::decode(pairs()) {
+            Ok(Some(trace)) => {
+                let text = |name: &str| {
+                    pairs()
+                        .filter(|(k, _)| *k == name)
+                        .last()
+                        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+                };
+                let stream = stream_of(
+                    &trace.origin,
+                    text(STREAM),
+                    text(MQTT_TOPIC),
+                    partition,
+                    &self.kind_prefixes,
+                );
+                Seen::Traced {
+                    hop,
+                    partition: Some(partition),
+                    stream,
+                    trace,
+                    arrival_ms,
                 }
-                Ok(None) => Seen::Untraced { hop },
-                Err(_) => Seen::Malformed { hop, arrival_ms },
-            });
+            }
+            Ok(None) => Seen::Untraced { hop },
+            Err(_) => Seen::Malformed { hop, arrival_ms },
+        });
     }
 
     fn full(&self) -> bool {

@@ -13,6 +13,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pipescope_core::backoff::Backoff;
 use pipescope_core::pipeline::recent::{RecentCount, describe};
+use pipescope_core::pipeline::topic_template::TopicTemplate;
 use pipescope_core::pipeline::trace::{Sequencer, TraceHeader};
 use prometheus_client::metrics::counter::Counter;
 use rand::rngs::StdRng;
@@ -55,9 +56,14 @@ pub struct Args {
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
     /// Replay this JSON-lines file instead: one {"topic": "...", "payload": ...} per line,
-    /// sent at --rate messages per second.
+    /// sent at --rate messages per second (or, with --topic-template, one record per line).
     #[arg(long)]
     pub replay: Option<PathBuf>,
+    /// With --replay: each line is a record, sent whole to the topic this template makes of
+    /// its fields, e.g. 'machine/{line}/{machine}'. A line without a field is skipped, said on
+    /// stderr and counted (`skipped` in the summary).
+    #[arg(long, requires = "replay")]
+    pub topic_template: Option<String>,
     /// With --replay: start over at the end of the file until stopped.
     #[arg(long = "loop")]
     pub repeat: bool,
@@ -82,6 +88,8 @@ struct Summary {
     origin: String,
     sent: u64,
     acked: u64,
+    /// Replay lines that gave no message (no such field for the topic template, not JSON).
+    skipped: u64,
 }
 
 /// A `SensorReading` (pipescope-core) as JSON, written from borrowed names: same fields, same
@@ -95,10 +103,18 @@ struct ReadingJson<'a> {
     ts: u64,
 }
 
+/// `{topic, payload}`, the replay file's own shape without a topic template.
 #[derive(Debug, serde::Deserialize)]
-struct ReplayLine {
+struct EventLine {
     topic: String,
     payload: serde_json::Value,
+}
+
+/// A message to replay.
+#[derive(Debug)]
+struct ReplayLine {
+    topic: String,
+    payload: Vec<u8>,
 }
 
 #[derive(Debug, Default)]
@@ -117,6 +133,16 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         args.lines >= 1 && args.machines >= 1 && args.sensors >= 1,
         "--lines, --machines and --sensors must each be at least 1"
     );
+    let template = args
+        .topic_template
+        .as_deref()
+        .map(TopicTemplate::parse)
+        .transpose()?;
+    // Read before connecting: a file that cannot be replayed fails before anything is sent.
+    let (lines, skipped) = match &args.replay {
+        Some(path) => read_replay(path, template.as_ref())?,
+        None => (Vec::new(), 0),
+    };
     let origin = args
         .origin
         .clone()
@@ -209,7 +235,6 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
 
     if let Some(path) = &args.replay {
         let mut sequencer: Sequencer<String> = Sequencer::new();
-        let lines = read_replay(path)?;
         anyhow::ensure!(!lines.is_empty(), "{}: no events to replay", path.display());
         let total = args
             .count
@@ -239,12 +264,8 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
                 let index_before = index;
                 while sent < due(started) && index < total {
                     let line = &lines[index as usize];
-                    let payload = match &line.payload {
-                        serde_json::Value::String(s) => s.clone().into_bytes(),
-                        other => other.to_string().into_bytes(),
-                    };
                     let seq = sequencer.next(line.topic.clone());
-                    publish(line.topic.clone(), seq, payload).await?;
+                    publish(line.topic.clone(), seq, line.payload.clone()).await?;
                     sent += 1;
                     index += 1;
                     progress.inc(1);
@@ -353,6 +374,7 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         origin,
         sent,
         acked: counts.acked.load(Ordering::Relaxed),
+        skipped,
     };
     tracing::info!(
         sent = summary.sent,
@@ -371,24 +393,59 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_replay(path: &PathBuf) -> anyhow::Result<Vec<ReplayLine>> {
+/// The messages of a replay file, and how many lines were skipped. Without a template every
+/// line must be a `{topic, payload}` event; with one, a line that gives no topic is skipped
+/// (said on stderr) so one bad record does not stop a long replay.
+fn read_replay(
+    path: &PathBuf,
+    template: Option<&TopicTemplate>,
+) -> anyhow::Result<(Vec<ReplayLine>, u64)> {
     let file = std::fs::File::open(path)
         .with_context(|| format!("cannot open the replay file {}", path.display()))?;
     let mut lines = Vec::new();
+    let mut skipped = 0u64;
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.with_context(|| format!("cannot read {}", path.display()))?;
         if line.trim().is_empty() {
             continue;
         }
-        lines.push(serde_json::from_str(&line).with_context(|| {
-            format!(
-                "{}:{}: not an event — write each line as {{\"topic\": \"...\", \"payload\": ...}}",
-                path.display(),
-                n + 1
-            )
-        })?);
+        let Some(template) = template else {
+            let event: EventLine = serde_json::from_str(&line).with_context(|| {
+                format!(
+                    "{}:{}: not an event — write each line as {{\"topic\": \"...\", \"payload\": ...}}, or give --topic-template for lines of records",
+                    path.display(),
+                    n + 1
+                )
+            })?;
+            let payload = match event.payload {
+                serde_json::Value::String(s) => s.into_bytes(),
+                other => other.to_string().into_bytes(),
+            };
+            lines.push(ReplayLine {
+                topic: event.topic,
+                payload,
+            });
+            continue;
+        };
+        let topic = serde_json::from_str::<serde_json::Value>(&line)
+            .map_err(|e| format!("not JSON ({e})"))
+            .and_then(|record| template.render(&record).map_err(|e| e.to_string()));
+        match topic {
+            Ok(topic) => lines.push(ReplayLine {
+                topic,
+                payload: line.into_bytes(),
+            }),
+            Err(why) => {
+                skipped += 1;
+                eprintln!(
+                    "{}:{}: skipped — {why}; fix the line or the --topic-template",
+                    path.display(),
+                    n + 1
+                );
+            }
+        }
     }
-    Ok(lines)
+    Ok((lines, skipped))
 }
 
 #[cfg(test)]

@@ -1,0 +1,382 @@
+//! `cargo build --release -p bench-trace-reader && target/release/bench-trace-reader [RECORDS [PARTITIONS]]`
+//!
+//! In one run, against one tansu broker (memory engine: its Fetch is the same, and filling it
+//! is quicker), one topic is filled with RECORDS records (3,000,000 by default) over PARTITIONS
+//! partitions (4), each with the three trace headers as `simulate calls` writes them (one
+//! origin, a sequence per partition). The topic is then read from its start twice, side by side:
+//! 1. the baseline: a bare rdkafka `BaseConsumer` (assign, from the beginning), counting the
+//!    records and the bytes of their headers;
+//! 2. pipescope's Kafka trace reader (`TopicReader` + `TraceSink`, the reading path of
+//!    `pipescope run`) feeding the real flow accounting (`FlowAccount`) on another thread, as
+//!    the flow task does.
+//!
+//! Each phase's wall time and the process's CPU time (user + system, every thread, from
+//! /proc/self/stat) give records/s and records/s per core; the ratio of the trace reader's
+//! records/s per core to the baseline's is the figure of issue 16 (target ≥ 0.8×, and
+//! ≥ 500,000 traced records/s per core). The flow's figures are checked: every record counted
+//! once, nothing lost or duplicated.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pipescope::completeness::kafka::{RecordSink, TopicReader, TraceSink};
+use pipescope::completeness::{FlowAccount, Seen};
+use pipescope_core::{Clock, EpochMillis, SystemClock};
+use pipescope_testkit::{Tansu, TansuOptions, TansuStorage, now_ms};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+const TOPIC: &str = "calls.traced";
+/// The flow task's queue length (crates/pipescope/src/completeness/mod.rs).
+const QUEUED_BATCHES: usize = 64;
+/// Roughly the size of a `simulate calls` record.
+const PAYLOAD: &str = r#"{"call_id":"c-0000000000","caller":"+4930123456","callee":"+4940654321","duration_s":42,"cell":"c17"}"#;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let records: u64 = args.next().map_or(3_000_000, |a| {
+        a.parse().expect("RECORDS must be a whole number")
+    });
+    let partitions: i32 = args
+        .next()
+        .map_or(4, |a| a.parse().expect("PARTITIONS must be a whole number"));
+    let tansu = Tansu::start_with(TansuOptions {
+        storage: TansuStorage::Memory,
+        ..TansuOptions::default()
+    });
+    let bootstrap = tansu.bootstrap();
+    create_topic(&bootstrap, partitions);
+    let filling = Instant::now();
+    let origin = format!("sim-calls-7-{}", now_ms());
+    fill(&bootstrap, partitions, records, &origin);
+    eprintln!(
+        "filled {TOPIC}: {records} records over {partitions} partitions in {:.1} s",
+        filling.elapsed().as_secs_f64()
+    );
+
+    let load_before = load_average();
+    let bare = measure(|| bare_consumer(&bootstrap, partitions, records));
+    let traced = measure(|| trace_reader(&bootstrap, records));
+    let load_after = load_average();
+
+    let ratio = traced.per_core() / bare.per_core();
+    println!(
+        "\n{records} traced records, {partitions} partitions, payload {} B, tansu 0.6.0 (memory engine); load average {load_before} before, {load_after} after\n",
+        PAYLOAD.len()
+    );
+    println!("| reader | wall s | CPU s | records/s | records/s per core | what it did |");
+    println!("|---|---:|---:|---:|---:|---|");
+    for (name, phase) in [
+        ("bare rdkafka BaseConsumer (baseline)", &bare),
+        ("pipescope trace reader + flow accounting", &traced),
+    ] {
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.0} | {:.0} | {} |",
+            phase.wall_s,
+            phase.cpu_s,
+            phase.count as f64 / phase.wall_s,
+            phase.per_core(),
+            phase.note
+        );
+    }
+    println!(
+        "\nratio (trace reader / bare, records/s per core): {ratio:.2}× — target ≥ 0.8×: {}",
+        if ratio >= 0.8 { "met" } else { "NOT met" }
+    );
+    println!(
+        "traced records/s per core: {:.0} — target ≥ 500,000: {}",
+        traced.per_core(),
+        if traced.per_core() >= 500_000.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+}
+
+struct Phase {
+    wall_s: f64,
+    cpu_s: f64,
+    count: u64,
+    note: String,
+}
+
+impl Phase {
+    fn per_core(&self) -> f64 {
+        self.count as f64 / self.cpu_s.max(1e-9)
+    }
+}
+
+/// Runs one reader; its wall time and the CPU time the whole process used meanwhile.
+fn measure(read: impl FnOnce() -> (u64, String)) -> Phase {
+    let cpu = cpu_seconds();
+    let started = Instant::now();
+    let (count, note) = read();
+    Phase {
+        wall_s: started.elapsed().as_secs_f64(),
+        cpu_s: cpu_seconds() - cpu,
+        count,
+        note,
+    }
+}
+
+fn create_topic(bootstrap: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("make an admin client");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the admin client");
+    let created = runtime
+        .block_on(admin.create_topics(
+            &[NewTopic::new(TOPIC, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        ))
+        .expect("create the topic");
+    for r in created {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+}
+
+/// `records` records round-robin over the partitions, sequence numbers per partition from 0.
+fn fill(bootstrap: &str, partitions: i32, records: u64, origin: &str) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("make a producer");
+    let mut next_seq = vec![0u64; partitions as usize];
+    for i in 0..records {
+        let partition = (i % partitions as u64) as i32;
+        let seq = next_seq[partition as usize];
+        next_seq[partition as usize] += 1;
+        let (seq, ts) = (seq.to_string(), now_ms().to_string());
+        let headers = OwnedHeaders::new_with_capacity(3)
+            .insert(Header {
+                key: "pipescope-origin",
+                value: Some(origin),
+            })
+            .insert(Header {
+                key: "pipescope-seq",
+                value: Some(&seq),
+            })
+            .insert(Header {
+                key: "pipescope-ts",
+                value: Some(&ts),
+            });
+        let mut record = BaseRecord::<(), str>::to(TOPIC)
+            .partition(partition)
+            .payload(PAYLOAD)
+            .headers(headers);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, back)) => {
+                    assert!(
+                        matches!(
+                            e.rdkafka_error_code(),
+                            Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                        ),
+                        "produce to {TOPIC}: {e}"
+                    );
+                    record = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(300))
+        .expect("flush the producer");
+}
+
+/// The baseline: assign every partition from the beginning, poll until `records` are read,
+/// touching every header's key and value.
+fn bare_consumer(bootstrap: &str, partitions: i32, records: u64) -> (u64, String) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "bench-bare")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("make the bare consumer");
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(TOPIC, p, Offset::Beginning)
+            .expect("add a partition");
+    }
+    consumer.assign(&assignment).expect("assign the partitions");
+    let (mut count, mut header_bytes) = (0u64, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while count < records {
+        assert!(
+            Instant::now() < deadline,
+            "bare consumer: {count} of {records} in 10 min"
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                count += 1;
+                if let Some(headers) = message.headers() {
+                    for h in headers.iter() {
+                        header_bytes += (h.key.len() + h.value.map_or(0, <[u8]>::len)) as u64;
+                    }
+                }
+            }
+            Some(Err(e)) => eprintln!("bare consumer: {e}"),
+            None => {}
+        }
+    }
+    (count, format!("{header_bytes} header bytes touched"))
+}
+
+/// Counts what the trace sink takes and closes after `records`.
+struct Counted {
+    inner: TraceSink,
+    left: u64,
+}
+
+impl RecordSink for Counted {
+    fn open(&self) -> bool {
+        self.left > 0 && self.inner.open()
+    }
+    fn status(&mut self, connected: bool, partitions: u32, error: Option<String>) {
+        self.inner.status(connected, partitions, error);
+    }
+    fn skipped(&mut self, partition: u32) {
+        self.inner.skipped(partition);
+    }
+    fn record(&mut self, message: &BorrowedMessage<'_>, partition: u32, arrival_ms: EpochMillis) {
+        if self.left > 0 {
+            self.left -= 1;
+            self.inner.record(message, partition, arrival_ms);
+        }
+    }
+    fn full(&self) -> bool {
+        self.left == 0 || self.inner.full()
+    }
+    fn flush(&mut self) -> bool {
+        self.inner.flush()
+    }
+}
+
+/// pipescope's reader on its own thread, the flow's accounting on this one (applying each
+/// batch, ticking every second), until the reader has handed on `records` records.
+fn trace_reader(bootstrap: &str, records: u64) -> (u64, String) {
+    let text = format!(
+        "[kafka.bench]\nbootstrap = [\"{bootstrap}\"]\n\n[flows.bench]\nhops = [{{ kafka = \"bench\", topic = \"{TOPIC}\" }}]\n"
+    );
+    let config = pipescope::config::parse("bench", &text, [])
+        .unwrap_or_else(|e| panic!("the bench's config: {e}"));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut account = FlowAccount::new("bench", &config.flows["bench"], clock.now_millis());
+    let (queue, mut from_reader) = mpsc::channel::<Vec<Seen>>(QUEUED_BATCHES);
+    let reader = TopicReader {
+        cluster_name: "bench".into(),
+        cluster: config.kafka["bench"].clone(),
+        topic: TOPIC.into(),
+        group: "pipescope-trace-bench".into(),
+        clock: clock.clone(),
+    };
+    let mut sink = Counted {
+        inner: TraceSink {
+            hop: 0,
+            kind_prefixes: config.flows["bench"].kind_prefixes.clone(),
+            to_flow: account.to_flow(0, &queue),
+            batch: Vec::new(),
+        },
+        left: records,
+    };
+    drop(queue);
+    let reading = std::thread::spawn(move || reader.run_from_start(&mut sink));
+    let mut ticked = Instant::now();
+    while let Some(batch) = from_reader.blocking_recv() {
+        for seen in batch {
+            account.apply(seen);
+        }
+        if ticked.elapsed() >= Duration::from_secs(1) {
+            ticked = Instant::now();
+            account.tick(clock.now_millis());
+        }
+    }
+    reading.join().expect("the trace reader thread");
+    let now = clock.now_millis();
+    account.tick(now);
+    let view = account.view(now);
+    let note = checked_figures(&view);
+    let counted = view.hops[0].figures.total.counters.records;
+    assert_eq!(
+        counted, records,
+        "the flow counted {counted} of {records} records"
+    );
+    (counted, note)
+}
+
+/// The hop's counters that show every record was taken once.
+fn checked_figures(view: &pipescope::completeness::FlowView) -> String {
+    let hop = &view.hops[0];
+    let total = &hop.figures.total.counters;
+    assert_eq!(
+        (
+            total.duplicated,
+            total.lost,
+            hop.reader.untraced,
+            hop.figures.malformed
+        ),
+        (0, 0, 0, 0),
+        "the flow's figures: {hop:?}"
+    );
+    format!(
+        "flow counted {} records, {} lost, {} duplicated; reader blocked {:.2} s",
+        total.records, total.lost, total.duplicated, hop.reader.blocked_s
+    )
+}
+
+/// CPU seconds (user + system, every thread) this process has used, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("read /proc/self/stat");
+    // The command name may hold spaces: the fields that follow it start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, r)| r)
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of the whole line (12 and 13 after the name).
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / clock_ticks()
+}
+
+/// Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`, 100 on Linux).
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "?".into())
+}
