@@ -18,15 +18,16 @@ use serde_json::Value;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The monitor, killed when dropped; its log kept for failure messages.
-struct Monitor {
+/// The monitor, killed when dropped; its log kept for failure messages (the probes' tests use
+/// it too).
+pub(crate) struct Monitor {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     log: std::path::PathBuf,
 }
 
 impl Monitor {
-    fn start(dir: &std::path::Path, config: &str) -> Self {
+    pub(crate) fn start(dir: &std::path::Path, config: &str) -> Self {
         let port = free_port();
         let path = dir.join("pipescope.toml");
         std::fs::write(
@@ -54,7 +55,7 @@ impl Monitor {
             .filter(|v| v.get("flow").is_some())
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }

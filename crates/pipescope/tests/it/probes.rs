@@ -2,60 +2,21 @@
 //! of its topic and reads its records back; a frozen broker lowers availability without
 //! counting loss; no probe runs (and no topic is made) unless configured.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pipescope_testkit::{Tansu, free_port, http_body, wait_until};
+use pipescope_testkit::{Tansu, http_body, wait_until};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::Value;
 
+use crate::completeness::Monitor;
+
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The monitor, killed when dropped; its log kept for failure messages.
-struct Monitor {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl Monitor {
-    fn start(dir: &std::path::Path, config: &str) -> Self {
-        let port = free_port();
-        let path = dir.join("pipescope.toml");
-        std::fs::write(
-            &path,
-            format!(
-                "[web]\nlisten = \"127.0.0.1:{port}\"\n[store]\npath = \"{}\"\n{config}",
-                dir.join("store").display()
-            ),
-        )
-        .unwrap();
-        let log = dir.join("monitor.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_pipescope"))
-            .args(["run", "-c", path.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Self { child, port, log }
-    }
-
-    fn probes(&self) -> Option<Vec<Value>> {
-        let body = http_body(self.port, "/api/v1/probes")?;
-        serde_json::from_str::<Vec<Value>>(&body).ok()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Monitor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The probes' answer, when the monitor serves it.
+fn probes(monitor: &Monitor) -> Option<Vec<Value>> {
+    let body = http_body(monitor.port, "/api/v1/probes")?;
+    serde_json::from_str::<Vec<Value>>(&body).ok()
 }
 
 fn topics(bootstrap: &str) -> Vec<(String, usize)> {
@@ -81,8 +42,7 @@ fn probe_config(bootstrap: &str, interval: &str, timeout: &str) -> String {
 }
 
 fn partitions(monitor: &Monitor) -> Vec<Value> {
-    monitor
-        .probes()
+    probes(monitor)
         .and_then(|p| p.into_iter().next())
         .and_then(|p| p["partitions"].as_array().cloned())
         .unwrap_or_default()
@@ -128,7 +88,7 @@ fn the_kafka_probe_reads_back_every_record_of_every_partition() {
         assert!((0.0..5_000.0).contains(&e2e), "{p}");
         assert!(p["leader"].is_number(), "{p}");
     }
-    let probe = monitor.probes().unwrap().remove(0);
+    let probe = probes(&monitor).unwrap().remove(0);
     let brokers = probe["brokers"].as_array().unwrap();
     assert_eq!(brokers.len(), 1, "one tansu leads every partition: {probe}");
     assert_eq!(brokers[0]["partitions"], 3, "{probe}");
@@ -211,7 +171,7 @@ fn probes_are_off_by_default() {
         dir.path(),
         &format!("[kafka.local]\nbootstrap = \"{bootstrap}\"\nscrape_interval = \"1s\"\n"),
     );
-    let serving = wait_until(TIMEOUT, || monitor.probes() == Some(Vec::new()));
+    let serving = wait_until(TIMEOUT, || probes(&monitor) == Some(Vec::new()));
     assert!(serving, "{}", monitor.log());
     // The Kafka watcher has scraped a few times by now.
     let later = Instant::now() + Duration::from_secs(3);
