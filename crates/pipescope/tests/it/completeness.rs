@@ -2,6 +2,7 @@
 //! traced QoS 1 messages to mosquitto, the bridge carries them to tansu, and the monitor reads
 //! both hops and the edge between them.
 
+use crate::kafka::create_topic;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -9,8 +10,6 @@ use pipescope_core::pipeline::trace::{STREAM, TraceHeader, TraceTally};
 use pipescope_testkit::{
     Mosquitto, MosquittoOptions, Part, Tansu, free_port, http_body, wait_until,
 };
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -64,26 +63,6 @@ impl Drop for Monitor {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    for r in runtime
-        .block_on(admin.create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        ))
-        .unwrap()
-    {
-        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
     }
 }
 

@@ -1,6 +1,7 @@
 //! The pipeline parts against real mosquitto, tansu (sqlite engine) and influxd, run as the
 //! user runs them: the pipescope binary, killed and restarted where the test says so.
 
+use crate::kafka::create_topic;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -10,8 +11,6 @@ use pipescope_testkit::{
 };
 
 use crate::secure_kafka::{HandTansu, create_scram_users, tls_acceptor, tls_terminator};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -90,26 +89,6 @@ fn wait_bridge_subscribed(bridge: &Part) {
         Duration::from_secs(60),
         |v| v == 1.0,
     );
-}
-
-fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    for r in runtime
-        .block_on(admin.create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        ))
-        .unwrap()
-    {
-        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
-    }
 }
 
 /// Reads every partition of `topic` from the beginning, all partitions through one consumer, until
