@@ -62,10 +62,6 @@ fn help(name: &str) -> &'static str {
     }
 }
 
-fn is_counter(name: &str) -> bool {
-    name.ends_with("_total")
-}
-
 fn quantiles(q: &Quantiles) -> [(&'static str, Option<f64>); 4] {
     [
         ("0.5", q.p50_ms),
@@ -208,31 +204,39 @@ impl CompletenessCollector {
 }
 
 impl Collector for CompletenessCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut families: BTreeMap<&'static str, Vec<Series>> = BTreeMap::new();
-        for view in self.state.all() {
-            for s in flow_series(&view) {
-                families.entry(s.name).or_default().push(s);
-            }
-        }
-        for (name, all) in families {
-            if is_counter(name) {
-                let base = name.strip_suffix("_total").unwrap_or(name);
-                let mut family =
-                    encoder.encode_descriptor(base, help(name), None, MetricType::Counter)?;
-                for s in all {
-                    ConstCounter::new(s.value.max(0.0)).encode(family.encode_family(&s.labels)?)?;
-                }
-            } else {
-                let mut family =
-                    encoder.encode_descriptor(name, help(name), None, MetricType::Gauge)?;
-                for s in all {
-                    ConstGauge::new(s.value).encode(family.encode_family(&s.labels)?)?;
-                }
-            }
-        }
-        Ok(())
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let series = self.state.all().iter().flat_map(flow_series).collect();
+        encode_families(encoder, series, help)
     }
+}
+
+/// Writes series as metric families, grouped by name: a name ending in `_total` as a counter,
+/// any other as a gauge. Shared with the probes' collector.
+pub fn encode_families(
+    mut encoder: DescriptorEncoder,
+    series: Vec<Series>,
+    help: fn(&str) -> &'static str,
+) -> Result<(), std::fmt::Error> {
+    let mut families: BTreeMap<&'static str, Vec<Series>> = BTreeMap::new();
+    for s in series {
+        families.entry(s.name).or_default().push(s);
+    }
+    for (name, all) in families {
+        if let Some(base) = name.strip_suffix("_total") {
+            let mut family =
+                encoder.encode_descriptor(base, help(name), None, MetricType::Counter)?;
+            for s in all {
+                ConstCounter::new(s.value.max(0.0)).encode(family.encode_family(&s.labels)?)?;
+            }
+        } else {
+            let mut family =
+                encoder.encode_descriptor(name, help(name), None, MetricType::Gauge)?;
+            for s in all {
+                ConstGauge::new(s.value).encode(family.encode_family(&s.labels)?)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every metric name this module emits (deploy/metrics.txt lists them).

@@ -1,17 +1,12 @@
 //! `pipescope_probe_*` on `/metrics`, read at scrape time. Bounded: per probe (a configured
 //! cluster) and partition of its probe topic (at most 1,024).
 
-use std::collections::BTreeMap;
-
 use pipescope_core::completeness::Quantiles;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::encoding::DescriptorEncoder;
 
 use super::{KafkaProbeView, ProbesState};
-use crate::completeness::metrics::Series;
+use crate::completeness::metrics::{Series, encode_families};
 
 /// Every metric name this module emits (deploy/metrics.txt lists them).
 pub const NAMES: [&str; 8] = [
@@ -142,29 +137,9 @@ impl ProbeCollector {
 }
 
 impl Collector for ProbeCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut families: BTreeMap<&'static str, Vec<Series>> = BTreeMap::new();
-        for view in self.state.all() {
-            for s in probe_series(&view) {
-                families.entry(s.name).or_default().push(s);
-            }
-        }
-        for (name, all) in families {
-            if let Some(base) = name.strip_suffix("_total") {
-                let mut family =
-                    encoder.encode_descriptor(base, help(name), None, MetricType::Counter)?;
-                for s in all {
-                    ConstCounter::new(s.value.max(0.0)).encode(family.encode_family(&s.labels)?)?;
-                }
-            } else {
-                let mut family =
-                    encoder.encode_descriptor(name, help(name), None, MetricType::Gauge)?;
-                for s in all {
-                    ConstGauge::new(s.value).encode(family.encode_family(&s.labels)?)?;
-                }
-            }
-        }
-        Ok(())
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let series = self.state.all().iter().flat_map(probe_series).collect();
+        encode_families(encoder, series, help)
     }
 }
 
