@@ -5,8 +5,11 @@
 //! The edge is fed the [`Outcome`] each hop gave a record, so it only matches first sightings:
 //! - its base per stream is the first number A saw at or after the time B started watching;
 //!   records A saw before that do not count, nor do numbers A never saw (loss upstream of A);
-//! - numbers A saw below B's own base of the stream (B's first record, or where B's reader
-//!   jumped past deleted records) do not count either: B could never see them;
+//! - numbers A saw below B's own base of the stream do not count either where B could never
+//!   see them: below where B's reader jumped past deleted records, or below B's first record
+//!   when A saw them within a tenth of the grace of B's start (written before B's start
+//!   position; A's reader may run a little behind). A stream that began later was watched by
+//!   B from its first record, so what B missed of it is lost, first records included;
 //! - a number A saw that B has not seen `grace_ms` after A saw it is lost between them; should
 //!   B see it later, it is taken off and counted late;
 //! - B may see a record before A does (the two readers run at their own pace): it waits for A,
@@ -161,6 +164,8 @@ struct EdgeStream {
     last_seen_ms: EpochMillis,
     /// The downstream hop's base of the stream: it never sees a number below it first.
     downstream_base: u64,
+    /// The base came from a jump past deleted records, not from the hop's first record.
+    downstream_rebased: bool,
 }
 
 /// One edge stream's state handed from one monitor instance to another.
@@ -171,6 +176,8 @@ pub struct EdgeStreamHandover {
     pub base: Option<u64>,
     #[serde(default)]
     pub downstream_base: u64,
+    #[serde(default)]
+    pub downstream_rebased: bool,
     pub awaiting_downstream: Vec<Span<SeenAt>>,
     pub lost: Vec<Span<EpochMillis>>,
     pub awaiting_upstream: Vec<Span<SeenAt>>,
@@ -216,6 +223,13 @@ impl Edge {
             origins: Map::default(),
             streams: 0,
         }
+    }
+
+    /// The downstream hop's reader has been in place only since `since_ms` (see
+    /// [`Hop::watching_from`](super::Hop::watching_from)).
+    pub fn downstream_watching_from(&mut self, since_ms: EpochMillis) {
+        self.downstream_since_ms = self.downstream_since_ms.max(since_ms);
+        self.now_ms = self.now_ms.max(since_ms);
     }
 
     /// A record one end's hop judged `outcome` (what `Hop::observe` returned for it).
@@ -432,6 +446,7 @@ impl Edge {
             stream: stream.to_owned(),
             base: s.base,
             downstream_base: s.downstream_base,
+            downstream_rebased: s.downstream_rebased,
             awaiting_downstream: s.awaiting_downstream.to_vec(),
             lost: s.lost.to_vec(),
             awaiting_upstream: s.awaiting_upstream.to_vec(),
@@ -459,6 +474,7 @@ impl Edge {
         let state = EdgeStream {
             base: h.base,
             downstream_base: h.downstream_base,
+            downstream_rebased: h.downstream_rebased,
             awaiting_downstream: Ranges::from_spans(h.awaiting_downstream)
                 .ok_or_else(|| unsorted.clone())?,
             lost: Ranges::from_spans(h.lost).ok_or_else(|| unsorted.clone())?,
@@ -606,10 +622,12 @@ impl Sighting {
             first_ms: now,
             last_ms: now,
         };
+        // Seen upstream before this, the downstream reader may have started past it.
+        let watched_from = self.since_ms.saturating_add(granularity);
         match end {
             End::Upstream => {
                 account.upstream.record(origin_ms, arrival_ms);
-                if seq < s.downstream_base {
+                if seq < s.downstream_base && (s.downstream_rebased || now < watched_from) {
                     let c = &mut account.counters;
                     c.before_downstream_base = c.before_downstream_base.saturating_add(1);
                 } else if let Some(i) = s.awaiting_upstream.find(seq) {
@@ -621,13 +639,26 @@ impl Sighting {
             }
             End::Downstream => {
                 account.downstream.record(origin_ms, arrival_ms);
-                if outcome == Outcome::First {
-                    // The downstream hop's base (its start, or a jump past deleted records):
-                    // what upstream saw or will see below it, downstream never could.
-                    s.downstream_base = s.downstream_base.max(seq);
-                    let mut unseeable = 0;
-                    s.awaiting_downstream
-                        .remove_below(seq, |span| unseeable += span.len());
+                if matches!(outcome, Outcome::First | Outcome::Rebased) {
+                    // The downstream hop's base: below a jump past deleted records, downstream
+                    // never could see what upstream saw; below its first record, only what
+                    // upstream saw right after the downstream reader started.
+                    let rebased = outcome == Outcome::Rebased;
+                    if seq > s.downstream_base {
+                        s.downstream_base = seq;
+                        s.downstream_rebased = rebased;
+                    }
+                    let (mut unseeable, mut judged) = (0, Vec::new());
+                    s.awaiting_downstream.remove_below(seq, |span| {
+                        if rebased || span.value.first_ms < watched_from {
+                            unseeable += span.len();
+                        } else {
+                            judged.push(span);
+                        }
+                    });
+                    for span in judged {
+                        s.awaiting_downstream.insert(span);
+                    }
                     let c = &mut account.counters;
                     c.before_downstream_base = c.before_downstream_base.saturating_add(unseeable);
                 }
@@ -653,7 +684,7 @@ mod tests {
 
     #[test]
     fn memory_per_edge_stream_is_as_documented() {
-        assert_eq!(std::mem::size_of::<EdgeStream>(), 136);
+        assert_eq!(std::mem::size_of::<EdgeStream>(), 144);
         assert_eq!(std::mem::size_of::<Span<SeenAt>>(), 32);
         assert_eq!(std::mem::size_of::<Span<EpochMillis>>(), 24);
         let mut edge = Edge::new(CompletenessConfig::default(), T0);

@@ -77,6 +77,18 @@ impl Flow {
         self.edges.push((upstream, downstream, edge));
     }
 
+    /// Hop `id`'s reader is in place only from `since_ms` (a Kafka reader fixes its start
+    /// positions when it connects, maybe well after the flow began): the hop and the edges into
+    /// it judge from then.
+    pub fn watching_from(&mut self, id: HopId, since_ms: EpochMillis) {
+        self.hops[id.0].1.watching_from(since_ms);
+        for (_, down, edge) in &mut self.edges {
+            if *down == id {
+                edge.downstream_watching_from(since_ms);
+            }
+        }
+    }
+
     pub fn hop_mut(&mut self, id: HopId) -> &mut Hop {
         &mut self.hops[id.0].1
     }
@@ -400,13 +412,52 @@ mod tests {
 
     #[test]
     fn below_the_downstream_base_nothing_is_lost_between_even_when_upstream_sees_it_later() {
-        let mut p = Pipeline::new();
-        // The Kafka reader is ahead: its first record of the stream is 5.
-        p.at(p.kafka, 5..10, T0 + 1_000, T0 + 1_010);
+        let mut p = Pipeline::watching(T0, T0 + 1_000);
+        // The Kafka reader, started at T0 + 1 s, is ahead: its first record of the stream is 5.
+        p.at(p.kafka, 5..10, T0 + 995, T0 + 1_010);
         // The MQTT reader then sees 3..10; 3 and 4 reached Kafka before its reader started.
-        p.at(p.mqtt, 3..10, T0 + 1_000, T0 + 1_020);
+        p.at(p.mqtt, 3..10, T0 + 995, T0 + 1_020);
         let e = p.edge(T0 + 60_000);
         assert_eq!((e.lost, e.matched, e.before_downstream_base), (0, 5, 2));
+    }
+
+    #[test]
+    fn what_upstream_saw_before_the_downstream_reader_connected_is_not_lost_between() {
+        let mut p = Pipeline::new();
+        p.at(p.mqtt, 0..10, T0 + 1_000, T0 + 1_005);
+        // The Kafka reader connected 5 s after the flow began: its start position is past 0..5.
+        p.flow.watching_from(p.kafka, T0 + 5_000);
+        p.at(p.kafka, 6..20, T0 + 1_000, T0 + 5_100);
+        p.at(p.mqtt, 10..20, T0 + 5_000, T0 + 5_005);
+        let e = p.edge(T0 + 60_000);
+        assert_eq!((e.lost, e.matched, e.before_downstream_base), (0, 14, 6));
+        assert_eq!(p.flow.hop(p.kafka).watching_since(), T0 + 5_000);
+        // An earlier time does not move it back.
+        p.flow.watching_from(p.kafka, T0);
+        assert_eq!(p.flow.hop(p.kafka).watching_since(), T0 + 5_000);
+    }
+
+    #[test]
+    fn the_first_records_of_a_stream_lost_between_are_lost_not_before_the_downstream_base() {
+        // Both readers started at T0; the streams begin 5 s later, so the Kafka reader was
+        // there to see every record of them: what it misses is lost, first records included.
+        let mut p = Pipeline::new();
+        p.at(p.mqtt, 0..10, T0 + 5_000, T0 + 5_005);
+        p.at(p.kafka, 1..10, T0 + 5_000, T0 + 5_020);
+        let e = p.edge(T0 + 60_000);
+        assert_eq!((e.lost, e.matched, e.before_downstream_base), (1, 9, 0));
+        // The same with the Kafka reader ahead of the MQTT one: 0 and 1 of another stream.
+        let other = "machine/line1/m2";
+        for seq in 2..10 {
+            p.flow
+                .observe(p.kafka, "sim-1", other, seq, T0 + 70_000, T0 + 70_010);
+        }
+        for seq in 0..10 {
+            p.flow
+                .observe(p.mqtt, "sim-1", other, seq, T0 + 70_000, T0 + 70_020);
+        }
+        let e = p.edge(T0 + 120_000);
+        assert_eq!((e.lost, e.matched, e.before_downstream_base), (3, 17, 0));
     }
 
     #[test]

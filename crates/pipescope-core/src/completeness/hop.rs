@@ -101,7 +101,7 @@ impl KindAccount {
         c.records += 1;
         self.windows.add(RECORDS, 1, now);
         match outcome {
-            Outcome::First | Outcome::InOrder | Outcome::AfterGap { .. } => {}
+            Outcome::First | Outcome::Rebased | Outcome::InOrder | Outcome::AfterGap { .. } => {}
             Outcome::OutOfOrder => {
                 c.out_of_order += 1;
                 self.windows.add(OUT_OF_ORDER, 1, now);
@@ -219,6 +219,13 @@ impl Hop {
 
     pub fn watching_since(&self) -> EpochMillis {
         self.since_ms
+    }
+
+    /// The hop's reader is in place only now (it connected after the hop was made): it has
+    /// watched since `since_ms`, if that is later than what the hop was told.
+    pub fn watching_from(&mut self, since_ms: EpochMillis) {
+        self.since_ms = self.since_ms.max(since_ms);
+        self.now_ms = self.now_ms.max(since_ms);
     }
 
     /// One traced record of `stream` (a Kafka partition as decimal text, or the MQTT topic) that

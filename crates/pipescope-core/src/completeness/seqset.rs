@@ -25,6 +25,9 @@ pub struct GapState {
 pub enum Outcome {
     /// The stream's first record: it sets the base.
     First,
+    /// The first record after the reader jumped past records it never read (deleted by
+    /// retention or compaction): a new base.
+    Rebased,
     /// The next number expected.
     InOrder,
     /// Above the next number expected: the numbers between are a new gap.
@@ -49,6 +52,7 @@ impl Outcome {
         matches!(
             self,
             Outcome::First
+                | Outcome::Rebased
                 | Outcome::InOrder
                 | Outcome::AfterGap { .. }
                 | Outcome::OutOfOrder
@@ -167,7 +171,7 @@ impl StreamSeqs {
             if seq > self.top {
                 self.skip_below(seq);
                 self.top = seq;
-                return (Outcome::First, Forced::default());
+                return (Outcome::Rebased, Forced::default());
             }
         }
         if seq > self.top {
@@ -451,7 +455,7 @@ mod tests {
         s.rebase_on_next();
         assert_eq!(
             feed(&mut s, &[500, 501], 0),
-            [Outcome::First, Outcome::InOrder]
+            [Outcome::Rebased, Outcome::InOrder]
         );
         assert_eq!(s.base(), 500);
         assert_eq!(s.tick(100_000, GRACE, HORIZON), 0);

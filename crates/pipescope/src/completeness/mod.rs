@@ -275,6 +275,8 @@ pub struct FlowAccount {
     places: Vec<HopPlace>,
     /// Per hop, microseconds its reader waited for room in the queue.
     blocked_us: Vec<Arc<AtomicU64>>,
+    /// Per hop, whether its reader has connected yet.
+    connected_once: Vec<bool>,
 }
 
 impl FlowAccount {
@@ -297,6 +299,7 @@ impl FlowAccount {
             name: name.to_string(),
             flow,
             blocked_us: hops.iter().map(|_| Arc::default()).collect(),
+            connected_once: vec![false; hops.len()],
             hops,
             places: config.hops.iter().map(hop_place).collect(),
         }
@@ -307,6 +310,14 @@ impl FlowAccount {
         ToFlow {
             queue: queue.clone(),
             blocked_us: self.blocked_us[hop].clone(),
+        }
+    }
+
+    /// Hop `hop`'s reader reports itself connected at `now`: the first time, the hop (and the
+    /// edges into it) judge from then, as what came before its start positions it never saw.
+    pub fn reader_connected(&mut self, hop: usize, now: EpochMillis) {
+        if !std::mem::replace(&mut self.connected_once[hop], true) {
+            self.flow.watching_from(self.hops[hop].1, now);
         }
     }
 
@@ -507,6 +518,9 @@ async fn run_flow(
                             tracing::error!(flow = %name, hop = %account.hops[*hop].0, "the hop's reader {why}");
                             return;
                         }
+                        if let Seen::Reader { hop, connected: true, .. } = &seen {
+                            account.reader_connected(*hop, clock.now_millis());
+                        }
                         account.apply(seen);
                     }
                 }
@@ -658,6 +672,18 @@ mod tests {
         drop(taken);
         assert!(to_flow.is_closed());
         assert!(!to_flow.send_blocking(vec![Seen::Untraced { hop: 1 }]));
+    }
+
+    #[test]
+    fn the_kafka_hop_judges_from_when_its_reader_first_connected() {
+        let mut a = FlowAccount::new("m", &flow_config(), 1_000);
+        a.reader_connected(1, 9_000);
+        // A reconnection later does not move it.
+        a.reader_connected(1, 50_000);
+        let view = a.view(60_000);
+        assert_eq!(view.hops[1].figures.watching_since_ms, 9_000);
+        assert_eq!(view.edges[0].figures.downstream_since_ms, 9_000);
+        assert_eq!(view.hops[0].figures.watching_since_ms, 1_000);
     }
 
     #[test]
