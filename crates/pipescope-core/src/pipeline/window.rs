@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::lineage::{InputRef, Inputs};
 use crate::{Clock, EpochMillis, SystemClock};
 
 /// Wall time after which a partition that gave no reading stops holding the watermark back.
@@ -80,6 +81,10 @@ pub struct MachineWindow {
     pub window_end: EpochMillis,
     pub count: u64,
     pub sensors: BTreeMap<String, SensorStats>,
+    /// The traced readings the window took in: not in the payload, but in the output record's
+    /// `pipescope-inputs` header.
+    #[serde(skip)]
+    pub inputs: Inputs,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -95,6 +100,7 @@ struct Open {
     sensors: BTreeMap<String, Acc>,
     /// Smallest input offset per partition that fed this window (for safe commits).
     min_offset: HashMap<i32, i64>,
+    inputs: Inputs,
 }
 
 /// Whether a reading was taken into a window.
@@ -171,14 +177,26 @@ impl Windower {
     /// Takes a reading read from `partition` at `offset`.
     pub fn push(&mut self, r: &SensorReading, partition: i32, offset: i64) -> Pushed {
         self.push_fields(
-            &r.line, &r.machine, &r.sensor, r.value, r.ts, partition, offset,
+            &r.line, &r.machine, &r.sensor, r.value, r.ts, partition, offset, None,
         )
     }
 
     /// [`Windower::push`] for a reading read without copying its names.
     pub fn push_ref(&mut self, r: &SensorReadingRef<'_>, partition: i32, offset: i64) -> Pushed {
+        self.push_traced(r, partition, offset, None)
+    }
+
+    /// [`Windower::push_ref`] for a reading whose record carried a trace: the window it goes
+    /// into names it among its inputs.
+    pub fn push_traced(
+        &mut self,
+        r: &SensorReadingRef<'_>,
+        partition: i32,
+        offset: i64,
+        input: Option<InputRef<'_>>,
+    ) -> Pushed {
         self.push_fields(
-            &r.line, &r.machine, &r.sensor, r.value, r.ts, partition, offset,
+            &r.line, &r.machine, &r.sensor, r.value, r.ts, partition, offset, input,
         )
     }
 
@@ -192,6 +210,7 @@ impl Windower {
         ts: EpochMillis,
         partition: i32,
         offset: i64,
+        input: Option<InputRef<'_>>,
     ) -> Pushed {
         // Refused readings too: their offsets are done with.
         let after = offset.saturating_add(1);
@@ -229,6 +248,9 @@ impl Windower {
             .entry(partition)
             .and_modify(|o| *o = (*o).min(offset))
             .or_insert(offset);
+        if let Some(i) = input {
+            open.inputs.add(i.origin, i.stream, i.seq, i.ts);
+        }
         match open.sensors.get_mut(sensor) {
             Some(a) => {
                 a.count += 1;
@@ -343,6 +365,7 @@ impl Windower {
             window_start: start,
             window_end: start.saturating_add(self.size_ms),
             count: open.sensors.values().map(|a| a.count).sum(),
+            inputs: open.inputs,
             sensors: open
                 .sensors
                 .into_iter()
@@ -518,6 +541,51 @@ mod tests {
             value,
             ts,
         }
+    }
+
+    #[test]
+    fn a_window_names_the_traced_readings_it_took_in_and_not_the_late_ones() {
+        let mut w = Windower::new(10_000, 0);
+        let traced = |seq: u64| {
+            Some(InputRef {
+                origin: "sim-1",
+                stream: "machine/l1/a",
+                seq,
+                ts: 1_000 + seq,
+            })
+        };
+        for seq in 0..5u64 {
+            let reading = r("a", "s", 1.0, 1_000 + seq);
+            let reading = SensorReadingRef {
+                line: reading.line.as_str().into(),
+                machine: reading.machine.as_str().into(),
+                sensor: reading.sensor.as_str().into(),
+                value: reading.value,
+                ts: reading.ts,
+            };
+            assert_eq!(
+                w.push_traced(&reading, 0, seq as i64, traced(seq)),
+                Pushed::Accepted
+            );
+        }
+        w.push(&r("a", "s", 1.0, 12_000), 0, 5);
+        let late = SensorReadingRef {
+            line: "l1".into(),
+            machine: "a".into(),
+            sensor: "s".into(),
+            value: 1.0,
+            ts: 2_000,
+        };
+        assert_eq!(w.push_traced(&late, 0, 6, traced(6)), Pushed::Late);
+        let closed = w.drain_closed();
+        assert_eq!(closed.len(), 1);
+        assert_eq!(
+            closed[0].inputs.encode(),
+            r#"[["sim-1","machine/l1/a",[[0,4,1000]]]]"#
+        );
+        // Not in the payload.
+        let payload = serde_json::to_string(&closed[0]).unwrap();
+        assert!(!payload.contains("inputs"), "{payload}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! publishes its figures to the API, `/metrics` and the bus.
 
 pub mod api;
+pub mod inputs;
 pub mod kafka;
 pub mod metrics;
 pub mod mqtt;
@@ -466,6 +467,7 @@ async fn run_flow(
             FlowHop {
                 kafka: Some(cluster),
                 topic: Some(topic),
+                inputs: counts_inputs,
                 ..
             } => {
                 let Some(settings) = config.kafka.get(cluster) else {
@@ -484,11 +486,18 @@ async fn run_flow(
                     to_flow: to_flow.clone(),
                     batch: Vec::new(),
                 };
+                let counts_inputs = *counts_inputs;
                 let ended = to_flow.clone();
                 let spawned = std::thread::Builder::new()
                     .name(format!("trace-{name}-{hop}"))
                     .spawn(move || {
-                        let run = std::panic::AssertUnwindSafe(|| reader.run(&mut sink));
+                        let run = std::panic::AssertUnwindSafe(|| {
+                            if counts_inputs {
+                                reader.run(&mut inputs::InputsSink(sink));
+                            } else {
+                                reader.run(&mut sink);
+                            }
+                        });
                         let why = match std::panic::catch_unwind(run) {
                             Ok(()) => "ended".to_string(),
                             Err(panic) => panic_text(panic.as_ref()),

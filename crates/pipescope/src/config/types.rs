@@ -434,6 +434,11 @@ pub struct FlowHop {
     /// The Kafka topic read there (every partition, from its end, no consumer group).
     #[serde(default)]
     pub topic: Option<String>,
+    /// A processor's output topic: count the input records each record names in its
+    /// `pipescope-inputs` header (docs/trace-headers.md), not the record's own trace, so the
+    /// edge from the processor's input topic says what went missing or was doubled inside it.
+    #[serde(default)]
+    pub inputs: bool,
 }
 
 fn default_flow_grace() -> Duration {

@@ -353,7 +353,14 @@ fn check_flows(config: &Config, errors: &mut Vec<ConfigError>) {
                     filter,
                     kafka: None,
                     topic: None,
+                    inputs,
                 } => {
+                    if *inputs {
+                        errors.push(
+                            ConfigError::new(format!("{at}.inputs"), "only a Kafka hop counts the inputs its records name")
+                                .hint("a processor writes pipescope-inputs to Kafka: put inputs = true on its output topic's hop"),
+                        );
+                    }
                     if !config.mqtt.contains_key(broker) {
                         errors.push(
                             ConfigError::new(
@@ -383,6 +390,7 @@ fn check_flows(config: &Config, errors: &mut Vec<ConfigError>) {
                     topic,
                     mqtt: None,
                     filter: None,
+                    ..
                 } => {
                     if !config.kafka.contains_key(cluster) {
                         errors.push(
@@ -575,6 +583,36 @@ mod tests {
                 "export.influx.org: required when version = 2",
                 "export.influx.bucket: required when version = 2",
                 "export.influx.token: required when version = 2",
+            ]
+        );
+    }
+
+    #[test]
+    fn only_a_kafka_hop_counts_the_inputs_its_records_name() {
+        let base = "[mqtt.edge]\nurl = \"mqtt://h\"\n[kafka.prod]\nbootstrap = \"a:1\"\n";
+        let ok = parse(
+            "t",
+            &format!(
+                "{base}[flows.m]\nhops = [{{ kafka = \"prod\", topic = \"machine.data\" }}, {{ kafka = \"prod\", topic = \"machine.out\", inputs = true }}]\n"
+            ),
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            ok.flows["m"]
+                .hops
+                .iter()
+                .map(|h| h.inputs)
+                .collect::<Vec<_>>(),
+            [false, true]
+        );
+        let errors = errors_of(&format!(
+            "{base}[flows.m]\nhops = [{{ mqtt = \"edge\", filter = \"machine/#\", inputs = true }}]\n"
+        ));
+        assert_eq!(
+            errors,
+            vec![
+                "flows.m.hops[0].inputs: only a Kafka hop counts the inputs its records name — a processor writes pipescope-inputs to Kafka: put inputs = true on its output topic's hop"
             ]
         );
     }

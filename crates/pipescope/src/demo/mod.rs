@@ -216,7 +216,8 @@ pub fn demo_config(
          [kafka.demo]\nbootstrap = [{kafka:?}]\nscrape_interval = \"5s\"\n\n\
          [mqtt.demo]\nurl = {mqtt:?}\nprotocol = \"5\"\n\n\
          [flows.machines]\nhops = [{{ mqtt = \"demo\", filter = \"machine/#\" }}, \
-         {{ kafka = \"demo\", topic = {machine_data:?} }}]\nkind_prefixes = [{machines:?}]\n\n\
+         {{ kafka = \"demo\", topic = {machine_data:?} }}, \
+         {{ kafka = \"demo\", topic = {machine_out:?}, inputs = true }}]\nkind_prefixes = [{machines:?}]\n\n\
          [flows.calls]\nhops = [{{ kafka = \"demo\", topic = {calls:?} }}]\n\
          kind_prefixes = [{calls_origin:?}]\n",
         listen = options.listen.to_string(),
@@ -224,6 +225,7 @@ pub fn demo_config(
         kafka = kafka.to_string(),
         mqtt = format!("mqtt://{mqtt_v5}"),
         machine_data = parts::MACHINE_DATA_TOPIC,
+        machine_out = parts::MACHINE_OUT_TOPIC,
         machines = parts::MACHINES_ORIGIN,
         calls = parts::CALLS_TOPIC,
         calls_origin = parts::CALLS_ORIGIN,
@@ -260,8 +262,13 @@ mod tests {
         };
         assert_eq!(
             hops("machines"),
-            ["mqtt:demo:machine/#", "kafka:demo:machine.data"]
+            [
+                "mqtt:demo:machine/#",
+                "kafka:demo:machine.data",
+                "kafka:demo:machine.out"
+            ]
         );
+        assert!(config.flows["machines"].hops[2].inputs);
         assert_eq!(hops("calls"), ["kafka:demo:calls"]);
         assert_eq!(
             config.mqtt["demo"].protocol,

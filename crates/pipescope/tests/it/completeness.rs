@@ -916,3 +916,146 @@ fn qos_0_messages_a_broker_drops_for_a_paused_bridge_are_lost_on_the_edge_exactl
         started.elapsed()
     );
 }
+
+/// `process machines` names the traced readings each window took in (`pipescope-inputs`), and
+/// the flow reads its output topic with `inputs = true`: the edge from `machine.data` to
+/// `machine.out` matches every reading that made it into a window, and counts the ones the
+/// processor dropped as late as lost inside it — exactly. The bridge's edge loses nothing.
+#[test]
+fn readings_a_processor_drops_as_late_are_lost_between_its_input_and_output() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let started = Instant::now();
+    let mosquitto = Mosquitto::start();
+    let tansu = Tansu::start();
+    let (mqtt, bootstrap) = (mosquitto.url(), tansu.bootstrap());
+    create_topic(&bootstrap, "machine.data", 1);
+    create_topic(&bootstrap, "machine.out", 1);
+    let _bridge = crate::pipeline::start_bridge(
+        "bridge",
+        free_port(),
+        &mqtt,
+        &bootstrap,
+        "machine/+/+/#=machine.data",
+        &["--client-id", "it-bridge", "--partitions", "1"],
+    );
+    let _processor = crate::pipeline::start_part(
+        "process machines",
+        &[
+            "process",
+            "machines",
+            "--kafka",
+            &bootstrap,
+            "--window",
+            "1s",
+            "--commit-interval",
+            "200ms",
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[mqtt.local]\nurl = \"{mqtt}\"\n[kafka.local]\nbootstrap = \"{bootstrap}\"\n\
+         [flows.machines]\nhops = [{{ mqtt = \"local\", filter = \"machine/#\" }}, {{ kafka = \"local\", topic = \"machine.data\" }}, {{ kafka = \"local\", topic = \"machine.out\", inputs = true }}]\ngrace = \"3s\"\n"
+    );
+    let monitor = Monitor::start(dir.path(), &config);
+    let mut view = Value::Null;
+    let reading = wait_until(TIMEOUT, || {
+        view = monitor.flow("machines").unwrap_or_default();
+        (0..3).all(|hop| view["hops"][hop]["reader"]["connected"] == true)
+    });
+    assert!(
+        reading,
+        "the readers never started: {view}\n{}",
+        monitor.log()
+    );
+
+    // 40 readings of now, then 6 from a minute ago: the window of those closed long since.
+    let (on_time, late) = (40u64, 6u64);
+    let now = pipescope_testkit::now_ms() as u64;
+    let reading = |ts: u64| {
+        serde_json::json!({"topic": "machine/l1/m1/temp",
+            "payload": {"line": "l1", "machine": "m1", "sensor": "temp", "value": 1.0, "ts": ts}})
+        .to_string()
+    };
+    let lines: Vec<String> = (0..on_time)
+        .map(|i| reading(now + i * 5))
+        .chain((0..late).map(|i| reading(now - 60_000 + i)))
+        .collect();
+    let replay = dir.path().join("replay.jsonl");
+    std::fs::write(&replay, lines.join("\n")).unwrap();
+    let mut simulator = Part::builder(env!("CARGO_BIN_EXE_pipescope"), "simulate machines")
+        .args([
+            "simulate",
+            "machines",
+            "--mqtt",
+            &mqtt,
+            "--replay",
+            replay.to_str().unwrap(),
+            "--rate",
+            "1000",
+            "--qos",
+            "1",
+            "--origin",
+            "it-sim",
+        ])
+        .start();
+    let summary: Value = serde_json::from_str(&simulator.finish(TIMEOUT)).unwrap();
+    assert_eq!(summary["acked"], on_time + late);
+    // An untraced reading well ahead moves the processor's watermark past every window.
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let flush = serde_json::json!({"line": "l1", "machine": "m9", "sensor": "temp", "value": 0.0, "ts": now + 10_000}).to_string();
+    producer
+        .send(BaseRecord::<(), str>::to("machine.data").payload(&flush))
+        .unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+
+    let view = settle(
+        &monitor,
+        "the processor's output never named every reading",
+        |v| {
+            let inside = &v["edges"][1]["figures"];
+            counter(inside, "matched") == on_time && counter(inside, "lost") == late
+        },
+    );
+    let bridge_edge = &view["edges"][0]["figures"];
+    assert_eq!(
+        counter(bridge_edge, "matched"),
+        on_time + late,
+        "{bridge_edge}"
+    );
+    for zero in ["lost", "duplicated", "before_downstream_base"] {
+        assert_eq!(
+            counter(bridge_edge, zero),
+            0,
+            "bridge edge {zero}: {bridge_edge}"
+        );
+    }
+    let inside = &view["edges"][1]["figures"];
+    assert_eq!(
+        view["edges"][1]["upstream"], "kafka:local:machine.data",
+        "{view}"
+    );
+    for (name, want) in [
+        ("matched", on_time),
+        ("lost", late),
+        ("duplicated", 0),
+        ("before_downstream_base", 0),
+        ("downstream_only", 0),
+    ] {
+        assert_eq!(
+            counter(inside, name),
+            want,
+            "processor edge {name}: {inside}"
+        );
+    }
+    let output_hop = &view["hops"][2];
+    assert_eq!(
+        counter(&output_hop["figures"], "records"),
+        on_time,
+        "{output_hop}"
+    );
+    assert_eq!(output_hop["reader"]["untraced"], 0, "{output_hop}");
+    eprintln!("took {:?}", started.elapsed());
+}

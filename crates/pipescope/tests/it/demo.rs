@@ -273,6 +273,19 @@ fn demo_runs_the_calls_and_machines_pipelines_and_a_lagging_consumer_and_stops_o
     if !lossy {
         fail(child, format!("the machines edge shows no loss: {flow}"));
     }
+    // The flow's last hop reads process machines' output by the inputs its windows name.
+    let processed = wait_until(Duration::from_secs(30), || {
+        flow = api_json(web, "/api/v1/flows/machines").unwrap_or_default();
+        flow["edges"][1]["figures"]["total"]["counters"]["matched"]
+            .as_u64()
+            .is_some_and(|matched| matched > 0)
+    });
+    if !processed {
+        fail(
+            child,
+            format!("the edge into machine.out matched no reading: {flow}"),
+        );
+    }
     let mqtt_hop = &flow["hops"][0];
     if !mqtt_hop["hop"]
         .as_str()

@@ -21,7 +21,7 @@ fn part(name: &str, args: &[&str]) -> PartBuilder {
     Part::builder(env!("CARGO_BIN_EXE_pipescope"), name).args(args)
 }
 
-fn start_part(name: &str, args: &[&str]) -> Part {
+pub(crate) fn start_part(name: &str, args: &[&str]) -> Part {
     part(name, args).start()
 }
 
