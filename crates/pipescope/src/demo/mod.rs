@@ -218,7 +218,8 @@ pub fn demo_config(
          [flows.machines]\nhops = [{{ mqtt = \"demo\", filter = \"machine/#\" }}, \
          {{ kafka = \"demo\", topic = {machine_data:?} }}, \
          {{ kafka = \"demo\", topic = {machine_out:?}, inputs = true }}]\nkind_prefixes = [{machines:?}]\n\n\
-         [flows.calls]\nhops = [{{ kafka = \"demo\", topic = {calls:?} }}]\n\
+         [flows.calls]\nhops = [{{ kafka = \"demo\", topic = {calls:?} }}, \
+         {{ kafka = \"demo\", topic = {calls_state:?}, inputs = true }}]\n\
          kind_prefixes = [{calls_origin:?}]\n",
         listen = options.listen.to_string(),
         store = store.display().to_string(),
@@ -228,6 +229,7 @@ pub fn demo_config(
         machine_out = parts::MACHINE_OUT_TOPIC,
         machines = parts::MACHINES_ORIGIN,
         calls = parts::CALLS_TOPIC,
+        calls_state = parts::CALLS_CHANGELOG_TOPIC,
         calls_origin = parts::CALLS_ORIGIN,
     );
     config::parse("the demo's configuration", &text, std::iter::empty())
@@ -269,7 +271,13 @@ mod tests {
             ]
         );
         assert!(config.flows["machines"].hops[2].inputs);
-        assert_eq!(hops("calls"), ["kafka:demo:calls"]);
+        assert_eq!(
+            hops("calls"),
+            [
+                "kafka:demo:calls",
+                "kafka:demo:pipescope-process-calls-changelog"
+            ]
+        );
         assert_eq!(
             config.mqtt["demo"].protocol,
             crate::config::MqttProtocol::V5

@@ -19,6 +19,9 @@ use crate::pipeline::{
 pub const CALLS_TOPIC: &str = "calls";
 pub const MACHINE_DATA_TOPIC: &str = "machine.data";
 pub const MACHINE_OUT_TOPIC: &str = "machine.out";
+/// Where `process calls` keeps its state (its default, from its default group): the calls
+/// flow reads the inputs each state record names.
+pub const CALLS_CHANGELOG_TOPIC: &str = "pipescope-process-calls-changelog";
 /// Machine readings per second the simulator publishes in the demo (2 lines × 5 machines × 4 sensors).
 pub const MACHINE_RATE: &str = "100";
 /// Where the sink writes: the InfluxDB 1.x `/write` of the monitor's own web server (its

@@ -446,6 +446,33 @@ impl<'a, C: ConsumerContext + 'static> GroupReader<'a, C> {
     }
 }
 
+/// The trace of an input record and the stream it counts in (as the monitor reads it), for a
+/// processor to name it in the `pipescope-inputs` header of what it makes of it.
+pub(crate) fn traced_input(
+    message: &rdkafka::message::BorrowedMessage<'_>,
+) -> Option<(pipescope_core::pipeline::trace::TraceHeader, String)> {
+    use pipescope_core::pipeline::trace::{MQTT_TOPIC, STREAM, TraceHeader};
+    use rdkafka::message::{Headers, Message};
+    let headers = message.headers()?;
+    let pairs = || headers.iter().map(|h| (h.key, h.value.unwrap_or_default()));
+    let trace = TraceHeader::decode(pairs()).ok()??;
+    let text = |name: &str| {
+        pairs()
+            .filter(|(k, _)| *k == name)
+            .last()
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    };
+    let partition = u32::try_from(message.partition()).unwrap_or_default();
+    let stream = crate::completeness::kafka::stream_of(
+        &trace.origin,
+        text(STREAM),
+        text(MQTT_TOPIC),
+        partition,
+        &[],
+    );
+    Some((trace, stream))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

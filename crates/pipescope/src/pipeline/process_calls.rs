@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use pipescope_core::pipeline::calls::CallRecordRef;
+use pipescope_core::pipeline::lineage::{INPUTS, Inputs};
 use pipescope_core::pipeline::totals::{self, Applied, PartitionTotals};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -24,11 +25,11 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{Accepted, GroupReader, KafkaArgs, PartArgs, Polled, Stop, ensure_topic};
+use super::{Accepted, GroupReader, KafkaArgs, PartArgs, Polled, Stop, ensure_topic, traced_input};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -157,6 +158,9 @@ impl Metrics {
 struct Partition {
     state: PartitionTotals,
     dirty: bool,
+    /// The traced calls counted since the state was last written: its changelog record names
+    /// them in its `pipescope-inputs` header (docs/trace-headers.md).
+    inputs: Inputs,
 }
 
 pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
@@ -261,6 +265,9 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
             Step::Counted { long } => {
                 m.records.inc();
                 p.dirty = true;
+                if let Some((trace, stream)) = traced_input(&message) {
+                    p.inputs.add(&trace.origin, &stream, trace.seq, trace.ts);
+                }
                 if let Some(line) = long {
                     long_log.write_all(line.as_bytes()).with_context(|| {
                         format!("cannot append to {}", args.long_calls_log.display())
@@ -338,6 +345,7 @@ async fn own(
         slot.insert(Partition {
             state,
             dirty: false,
+            inputs: Inputs::default(),
         });
     }
     Ok(())
@@ -409,10 +417,20 @@ async fn save(
     for (partition, p) in owned.iter_mut().filter(|(_, p)| p.dirty) {
         let key = totals::changelog_key(topic, *partition);
         let value = serde_json::to_vec(&p.state)?;
-        let record = FutureRecord::to(changelog)
+        let inputs = (!p.inputs.is_empty()).then(|| p.inputs.encode());
+        let headers = inputs.as_ref().map(|inputs| {
+            OwnedHeaders::new().insert(Header {
+                key: INPUTS,
+                value: Some(inputs.as_bytes()),
+            })
+        });
+        let mut record = FutureRecord::to(changelog)
             .key(&key)
             .payload(&value)
             .partition(*partition);
+        if let Some(headers) = headers {
+            record = record.headers(headers);
+        }
         producer
             .send(record, Duration::from_secs(30))
             .await
@@ -421,6 +439,7 @@ async fn save(
             })?;
         m.snapshots.inc();
         p.dirty = false;
+        p.inputs = Inputs::default();
         offsets.add_partition_offset(topic, *partition, Offset::Offset(p.state.next_offset))?;
     }
     if offsets.count() > 0 {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use pipescope_core::pipeline::lineage::{INPUTS, InputRef};
 use pipescope_core::pipeline::partition::partition_for_key;
-use pipescope_core::pipeline::trace::{MQTT_TOPIC, STREAM, Sequencer, TraceHeader};
+use pipescope_core::pipeline::trace::{Sequencer, TraceHeader};
 use pipescope_core::pipeline::window::{Pushed, SensorReadingRef, Windower};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -23,12 +23,13 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{Accepted, GroupReader, KafkaArgs, PartArgs, Polled, Stop, ensure_topic, now_ms};
-use crate::completeness::kafka::stream_of;
+use super::{
+    Accepted, GroupReader, KafkaArgs, PartArgs, Polled, Stop, ensure_topic, now_ms, traced_input,
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -276,29 +277,6 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     consumer.unsubscribe();
     tracing::info!(late = windows.late(), "process machines stopped");
     Ok(())
-}
-
-/// The trace of a reading's record and the stream it counts in (as the monitor reads it), so
-/// the window it goes into can name it in its `pipescope-inputs` header.
-fn traced_input(message: &BorrowedMessage<'_>) -> Option<(TraceHeader, String)> {
-    let headers = message.headers()?;
-    let pairs = || headers.iter().map(|h| (h.key, h.value.unwrap_or_default()));
-    let trace = TraceHeader::decode(pairs()).ok()??;
-    let text = |name: &str| {
-        pairs()
-            .filter(|(k, _)| *k == name)
-            .last()
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
-    };
-    let partition = u32::try_from(message.partition()).unwrap_or_default();
-    let stream = stream_of(
-        &trace.origin,
-        text(STREAM),
-        text(MQTT_TOPIC),
-        partition,
-        &[],
-    );
-    Some((trace, stream))
 }
 
 /// Waits for the emitted windows' delivery reports, then commits the safe offsets. An error

@@ -286,6 +286,19 @@ fn demo_runs_the_calls_and_machines_pipelines_and_a_lagging_consumer_and_stops_o
             format!("the edge into machine.out matched no reading: {flow}"),
         );
     }
+    let calls_processed = wait_until(Duration::from_secs(30), || {
+        flow = api_json(web, "/api/v1/flows/calls").unwrap_or_default();
+        flow["edges"][0]["figures"]["total"]["counters"]["matched"]
+            .as_u64()
+            .is_some_and(|matched| matched > 0)
+    });
+    if !calls_processed {
+        fail(
+            child,
+            format!("the edge into process calls' state matched no call: {flow}"),
+        );
+    }
+    flow = api_json(web, "/api/v1/flows/machines").unwrap_or_default();
     let mqtt_hop = &flow["hops"][0];
     if !mqtt_hop["hop"]
         .as_str()

@@ -60,7 +60,7 @@ pub(crate) fn start_readings_sink(
 }
 
 /// Starts a part on `port` (a restarted part keeps its predecessor's).
-fn start_part_on(name: &str, port: u16, args: &[&str]) -> Part {
+pub(crate) fn start_part_on(name: &str, port: u16, args: &[&str]) -> Part {
     part(name, args).port(port).start()
 }
 
