@@ -8,6 +8,7 @@
 mod exposition;
 mod kafka;
 mod line_protocol;
+mod lineage;
 mod matchers;
 mod mqtt;
 mod time_param;
@@ -16,6 +17,7 @@ mod windower;
 pub use exposition::metrics_exposition;
 pub use kafka::{kafka_assignment, kafka_record_batch, kafka_response};
 pub use line_protocol::line_protocol;
+pub use lineage::lineage_inputs;
 pub use matchers::label_matchers;
 pub use mqtt::{mqtt_oversize, mqtt_sys, mqtt_tree};
 pub use time_param::time_params;
@@ -31,6 +33,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("kafka_response", kafka_response),
     ("label_matchers", label_matchers),
     ("line_protocol", line_protocol),
+    ("lineage_inputs", lineage_inputs),
     ("metrics_exposition", metrics_exposition),
     ("mqtt_oversize", mqtt_oversize),
     ("mqtt_sys", mqtt_sys),
