@@ -350,6 +350,24 @@ fn machines_flow_config(mqtt: &str, bootstrap: &str) -> String {
     )
 }
 
+/// `machine.data` with `partitions` partitions, and the bridge carrying `machine/+/+/#` there.
+fn bridge_machine_data(mqtt: &str, bootstrap: &str, partitions: i32) -> Part {
+    create_topic(bootstrap, "machine.data", partitions);
+    crate::pipeline::start_bridge(
+        "bridge",
+        free_port(),
+        mqtt,
+        bootstrap,
+        "machine/+/+/#=machine.data",
+        &[
+            "--client-id",
+            "it-bridge",
+            "--partitions",
+            &partitions.to_string(),
+        ],
+    )
+}
+
 /// Waits until both of the machines flow's readers read (Kafka: `partitions` partitions).
 fn wait_reading(monitor: &Monitor, partitions: u64) {
     let mut view = Value::Null;
@@ -671,15 +689,7 @@ fn a_monitor_restart_and_a_new_simulator_are_not_loss() {
     let mosquitto = Mosquitto::start();
     let tansu = Tansu::start();
     let (mqtt, bootstrap) = (mosquitto.url(), tansu.bootstrap());
-    create_topic(&bootstrap, "machine.data", 2);
-    let bridge = crate::pipeline::start_bridge(
-        "bridge",
-        free_port(),
-        &mqtt,
-        &bootstrap,
-        "machine/+/+/#=machine.data",
-        &["--client-id", "it-bridge", "--partitions", "2"],
-    );
+    let bridge = bridge_machine_data(&mqtt, &bootstrap, 2);
     let dir = tempfile::tempdir().unwrap();
     let config = machines_flow_config(&mqtt, &bootstrap);
     let first = Monitor::start(dir.path(), &config);
@@ -818,15 +828,7 @@ fn qos_0_messages_a_broker_drops_for_a_paused_bridge_are_lost_on_the_edge_exactl
     });
     let tansu = Tansu::start();
     let (mqtt, bootstrap) = (mosquitto.url(), tansu.bootstrap());
-    create_topic(&bootstrap, "machine.data", 1);
-    let bridge = crate::pipeline::start_bridge(
-        "bridge",
-        free_port(),
-        &mqtt,
-        &bootstrap,
-        "machine/+/+/#=machine.data",
-        &["--client-id", "it-bridge", "--partitions", "1"],
-    );
+    let bridge = bridge_machine_data(&mqtt, &bootstrap, 1);
     let dir = tempfile::tempdir().unwrap();
     let monitor = Monitor::start(dir.path(), &machines_flow_config(&mqtt, &bootstrap));
     wait_reading(&monitor, 1);
@@ -928,16 +930,8 @@ fn readings_a_processor_drops_as_late_are_lost_between_its_input_and_output() {
     let mosquitto = Mosquitto::start();
     let tansu = Tansu::start();
     let (mqtt, bootstrap) = (mosquitto.url(), tansu.bootstrap());
-    create_topic(&bootstrap, "machine.data", 1);
     create_topic(&bootstrap, "machine.out", 1);
-    let _bridge = crate::pipeline::start_bridge(
-        "bridge",
-        free_port(),
-        &mqtt,
-        &bootstrap,
-        "machine/+/+/#=machine.data",
-        &["--client-id", "it-bridge", "--partitions", "1"],
-    );
+    let _bridge = bridge_machine_data(&mqtt, &bootstrap, 1);
     let _processor = crate::pipeline::start_part(
         "process machines",
         &[
@@ -1090,20 +1084,8 @@ fn a_processor_killed_and_rebalanced_keeps_every_call_exactly_once_on_its_edge()
     );
 
     let long_log = dir.path().join("long-calls.log");
-    let processor_args = [
-        "process",
-        "calls",
-        "--kafka",
-        &bootstrap,
-        "--long-calls-log",
-        long_log.to_str().unwrap(),
-        "--snapshot-interval",
-        "300ms",
-        "-X",
-        "session.timeout.ms=6000",
-        "-X",
-        "heartbeat.interval.ms=500",
-    ];
+    let processor_args = crate::pipeline::process_calls_args(&bootstrap, &long_log);
+    let processor_args: Vec<&str> = processor_args.iter().map(String::as_str).collect();
     let mut a = crate::pipeline::start_part("process calls A", &processor_args);
     a.wait_metric("pipescope_process_calls_owned_partitions", TIMEOUT, |_| {
         true

@@ -950,27 +950,35 @@ fn kafka_parts_reach_a_broker_over_tls_with_scram() {
     );
 }
 
-#[test]
-fn process_calls_restarted_mid_run_keeps_exact_totals_and_shares_with_a_second_instance() {
-    let tansu = Tansu::start();
-    let bootstrap = tansu.bootstrap();
-    let dir = tempfile::tempdir().unwrap();
-    let long_log = dir.path().join("long-calls.log");
-    let long_log_s = long_log.to_str().unwrap();
-    let processor_args = [
+/// `process calls` on `bootstrap`, saving its state every 300 ms, and quick to notice a member
+/// gone from its group (a kill -9).
+pub(crate) fn process_calls_args(bootstrap: &str, long_log: &std::path::Path) -> Vec<String> {
+    [
         "process",
         "calls",
         "--kafka",
-        &bootstrap,
+        bootstrap,
         "--long-calls-log",
-        long_log_s,
+        long_log.to_str().unwrap(),
         "--snapshot-interval",
         "300ms",
         "-X",
         "session.timeout.ms=6000",
         "-X",
         "heartbeat.interval.ms=500",
-    ];
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[test]
+fn process_calls_restarted_mid_run_keeps_exact_totals_and_shares_with_a_second_instance() {
+    let tansu = Tansu::start();
+    let bootstrap = tansu.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let long_log = dir.path().join("long-calls.log");
+    let processor_args = process_calls_args(&bootstrap, &long_log);
+    let processor_args: Vec<&str> = processor_args.iter().map(String::as_str).collect();
     let mut a = start_part("process calls A", &processor_args);
     a.wait_metric(
         "pipescope_process_calls_owned_partitions",
