@@ -368,6 +368,28 @@ fn bridge_machine_data(mqtt: &str, bootstrap: &str, partitions: i32) -> Part {
     )
 }
 
+/// Replays `file` (`{topic, payload}` lines) to MQTT at `rate` a second and `qos`, as origin
+/// `it-sim`, to the end; returns the simulator's summary.
+fn replay_to_mqtt(mqtt: &str, file: &std::path::Path, rate: u32, qos: u8) -> Value {
+    let mut simulator = Part::builder(env!("CARGO_BIN_EXE_pipescope"), "simulate machines")
+        .args([
+            "simulate",
+            "machines",
+            "--mqtt",
+            mqtt,
+            "--replay",
+            file.to_str().unwrap(),
+            "--rate",
+            &rate.to_string(),
+            "--qos",
+            &qos.to_string(),
+            "--origin",
+            "it-sim",
+        ])
+        .start();
+    serde_json::from_str(&simulator.finish(TIMEOUT)).unwrap()
+}
+
 /// Waits until both of the machines flow's readers read (Kafka: `partitions` partitions).
 fn wait_reading(monitor: &Monitor, partitions: u64) {
     let mut view = Value::Null;
@@ -852,23 +874,7 @@ fn qos_0_messages_a_broker_drops_for_a_paused_bridge_are_lost_on_the_edge_exactl
         assert!(status.success(), "kill {name}");
     };
     signal("-STOP");
-    let mut simulator = Part::builder(env!("CARGO_BIN_EXE_pipescope"), "simulate machines")
-        .args([
-            "simulate",
-            "machines",
-            "--mqtt",
-            &mqtt,
-            "--replay",
-            replay.to_str().unwrap(),
-            "--rate",
-            "10000",
-            "--qos",
-            "0",
-            "--origin",
-            "it-sim",
-        ])
-        .start();
-    let summary: Value = serde_json::from_str(&simulator.finish(TIMEOUT)).unwrap();
+    let summary = replay_to_mqtt(&mqtt, &replay, 10000, 0);
     assert_eq!(summary["sent"], sent);
     // The monitor's own subscription has every message before the bridge goes on.
     let mut view = Value::Null;
@@ -976,23 +982,7 @@ fn readings_a_processor_drops_as_late_are_lost_between_its_input_and_output() {
         .collect();
     let replay = dir.path().join("replay.jsonl");
     std::fs::write(&replay, lines.join("\n")).unwrap();
-    let mut simulator = Part::builder(env!("CARGO_BIN_EXE_pipescope"), "simulate machines")
-        .args([
-            "simulate",
-            "machines",
-            "--mqtt",
-            &mqtt,
-            "--replay",
-            replay.to_str().unwrap(),
-            "--rate",
-            "1000",
-            "--qos",
-            "1",
-            "--origin",
-            "it-sim",
-        ])
-        .start();
-    let summary: Value = serde_json::from_str(&simulator.finish(TIMEOUT)).unwrap();
+    let summary = replay_to_mqtt(&mqtt, &replay, 1000, 1);
     assert_eq!(summary["acked"], on_time + late);
     // An untraced reading well ahead moves the processor's watermark past every window.
     let producer: BaseProducer = ClientConfig::new()
