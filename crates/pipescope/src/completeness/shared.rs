@@ -111,6 +111,18 @@ pub fn adoptable(record: Option<&HandoverRecord>, committed: Option<i64>) -> boo
     matches!((record, committed), (Some(r), Some(c)) if r.offset == c)
 }
 
+/// Where a partition the group has no committed offset for starts, given its (low, high)
+/// watermarks: at its end when the group is new (no partition committed: the topic's past is
+/// not the monitor's to judge, as for an unshared reader), else at its start (a partition added
+/// since holds only records written since).
+pub fn start_offset(committed: Option<i64>, group_known: bool, (low, high): (i64, i64)) -> i64 {
+    match committed {
+        Some(offset) => offset,
+        None if group_known => low,
+        None => high,
+    }
+}
+
 /// A Kafka hop of a shared flow, read in a consumer group.
 #[derive(Debug)]
 pub struct GroupReader {
@@ -184,8 +196,7 @@ impl<S: RecordSink + Send + 'static> ShareContext<S> {
     }
 
     /// Partitions given to this instance: each resumes at the group's committed offset, with
-    /// the streams handed over at that offset; a partition the group never committed starts
-    /// at its end (as an unshared reader does).
+    /// the streams handed over at that offset; see [`start_offset`] for the others.
     fn assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
         let partitions = partitions_of(tpl, &self.topic);
         let committed: HashMap<u32, i64> = consumer
@@ -203,15 +214,16 @@ impl<S: RecordSink + Send + 'static> ShareContext<S> {
                 tracing::warn!(flow = %self.flow, topic = %self.topic, "cannot read the group's committed offsets ({e}): partitions start at their end");
                 HashMap::new()
             });
-        let handovers = self.read_handovers();
+        let handovers = self.read_handovers(&partitions);
         let (mut adopted, mut fresh) = (Vec::new(), Vec::new());
         let mut starts = Vec::new();
+        let group_known = !committed.is_empty();
         for &p in &partitions {
             let start = match committed.get(&p) {
                 Some(&o) => Some(o),
                 None => consumer
                     .fetch_watermarks(&self.topic, p as i32, HANDOVER_TIMEOUT)
-                    .map(|(_, high)| high)
+                    .map(|marks| start_offset(None, group_known, marks))
                     .ok(),
             };
             let record = handovers.get(&self.key(p));
@@ -335,9 +347,10 @@ impl<S: RecordSink + Send + 'static> ShareContext<S> {
         sent.is_ok()
     }
 
-    /// The latest hand-over per key of this hop: the topic read from its start to its end.
-    fn read_handovers(&self) -> HashMap<String, HandoverRecord> {
-        let prefix = format!("{}/{}/", self.flow, self.hop);
+    /// The latest hand-over of each of `partitions` (of this hop): the topic read from its
+    /// start to its end. Only their keys are kept, whatever else the topic holds.
+    fn read_handovers(&self, partitions: &[u32]) -> HashMap<String, HandoverRecord> {
+        let wanted: BTreeSet<String> = partitions.iter().map(|&p| self.key(p)).collect();
         let mut latest = HashMap::new();
         let mut read = || -> Result<(), String> {
             let reader = super::kafka::consumer(&self.cluster, "pipescope-handover-reader")?;
@@ -357,7 +370,7 @@ impl<S: RecordSink + Send + 'static> ShareContext<S> {
                     continue;
                 };
                 let key = m.key().and_then(|k| std::str::from_utf8(k).ok());
-                if let Some(key) = key.filter(|k| k.starts_with(&prefix)) {
+                if let Some(key) = key.filter(|k| wanted.contains(*k)) {
                     match m.payload().map(serde_json::from_slice::<HandoverRecord>) {
                         Some(Ok(record)) => {
                             latest.insert(key.to_string(), record);
@@ -572,7 +585,64 @@ impl GroupReader {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests_support::{flow_config, traced};
     use super::*;
+
+    fn ask<T>(account: &mut FlowAccount, request: impl FnOnce(oneshot::Sender<T>) -> Control) -> T {
+        let (reply, mut answer) = oneshot::channel();
+        super::answer(account, request(reply));
+        answer.try_recv().unwrap()
+    }
+
+    #[test]
+    fn a_kafka_hop_s_partition_moves_between_accounts_with_its_edge_streams() {
+        let config = flow_config();
+        let (mut one, mut two) = (
+            FlowAccount::new("m", &config, 1_000),
+            FlowAccount::new("m", &config, 1_000),
+        );
+        share_kafka_hops(&mut one, &config);
+        share_kafka_hops(&mut two, &config);
+        for a in [&mut one, &mut two] {
+            for seq in 0..10 {
+                a.apply(traced(0, None, "machine/a", seq, 2_000 + seq));
+                a.apply(traced(0, None, "machine/b", seq, 2_000 + seq));
+            }
+        }
+        // One reads partition 0 (machine/a) up to 6, two reads partition 1 (machine/b).
+        for seq in 0..7 {
+            one.apply(traced(1, Some(0), "machine/a", seq, 2_010 + seq));
+        }
+        for seq in 0..10 {
+            two.apply(traced(1, Some(1), "machine/b", seq, 2_010 + seq));
+        }
+        let moved = ask(&mut one, |reply| Control::HandOver {
+            hop: 1,
+            partition: 0,
+            reply,
+        });
+        assert_eq!((moved.hops[1].len(), moved.edges[0].len()), (1, 1));
+        let adopted = ask(&mut two, |reply| Control::Adopt {
+            handover: moved,
+            reply,
+        });
+        assert_eq!(adopted, Ok(()));
+        for seq in 7..10 {
+            two.apply(traced(1, Some(0), "machine/a", seq, 2_020 + seq));
+        }
+        one.tick(60_000);
+        two.tick(60_000);
+        let (v1, v2) = (one.view(60_000), two.view(60_000));
+        let counts = |v: &super::super::FlowView| {
+            let (h, e) = (
+                &v.hops[1].figures.total.counters,
+                &v.edges[0].figures.total.counters,
+            );
+            (h.records, h.lost, e.matched, e.lost)
+        };
+        assert_eq!(counts(&v1), (7, 0, 7, 0));
+        assert_eq!(counts(&v2), (13, 0, 13, 0));
+    }
 
     #[test]
     fn a_hand_over_is_adopted_only_at_the_offset_the_group_committed() {
@@ -593,6 +663,17 @@ mod tests {
             record
         );
         assert_eq!(handover_key("machines", 1, 3), "machines/1/3");
+        assert_eq!(start_offset(Some(7), false, (0, 10)), 7);
+        assert_eq!(
+            start_offset(None, false, (2, 10)),
+            10,
+            "a new group starts at the end"
+        );
+        assert_eq!(
+            start_offset(None, true, (2, 10)),
+            2,
+            "a partition added since: its start"
+        );
         assert_eq!(
             hop_group("pipescope-flow-machines", 1),
             "pipescope-flow-machines.1"
