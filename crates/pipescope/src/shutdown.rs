@@ -197,6 +197,20 @@ impl Supervisor {
         });
     }
 
+    /// The run's stop, for work that must finish after it (a shared flow's hand-over).
+    pub fn stop_handle(&self) -> Stop {
+        self.stop.clone()
+    }
+
+    /// Runs `work` to its end even past the stop; [`Supervisor::wait`] waits for it too.
+    pub fn spawn_past_stop<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker.spawn(work)
+    }
+
     /// Every supervised task's state, in the order they were started.
     pub fn health(&self) -> Vec<TaskHealth> {
         lock(&self.tasks).clone()

@@ -159,8 +159,11 @@ struct EdgeStream {
     lost: Ranges<EpochMillis>,
     /// Seen downstream first, not yet upstream.
     awaiting_upstream: Ranges<SeenAt>,
-    /// Upstream copies not yet matched by a downstream copy.
-    duplicate_credit: u64,
+    /// Upstream copies not yet matched by a downstream copy (u32 keeps the state at 136 bytes).
+    duplicate_credit: u32,
+    /// The downstream hop saw the stream here: until then a shared downstream hop may be
+    /// reading it in another instance, so nothing of it is judged lost here.
+    downstream_seen: bool,
     last_seen_ms: EpochMillis,
     /// The downstream hop's base of the stream: it never sees a number below it first.
     downstream_base: u64,
@@ -201,6 +204,9 @@ pub struct Edge {
     origins: Map<Box<str>, OriginStreams>,
     streams: usize,
     kinds: Kinds<KindAccount>,
+    /// The downstream hop is read in part here (a Kafka topic whose partitions are shared
+    /// between monitor instances): only streams it saw here are this edge's.
+    shared_downstream: bool,
 }
 
 /// Which end of the edge a record was seen at.
@@ -222,6 +228,7 @@ impl Edge {
             now_ms: downstream_since_ms,
             origins: Map::default(),
             streams: 0,
+            shared_downstream: false,
         }
     }
 
@@ -230,6 +237,14 @@ impl Edge {
     pub fn downstream_watching_from(&mut self, since_ms: EpochMillis) {
         self.downstream_since_ms = self.downstream_since_ms.max(since_ms);
         self.now_ms = self.now_ms.max(since_ms);
+    }
+
+    /// The downstream hop reads only some of the streams (its partitions are shared with other
+    /// monitor instances): a stream the downstream hop has not seen here may be read by another
+    /// instance, so what upstream saw of it waits the grace and is then let go, not counted lost.
+    /// Once the downstream hop sees it here it is judged as usual from its downstream base.
+    pub fn share_downstream(&mut self) {
+        self.shared_downstream = true;
     }
 
     /// A record one end's hop judged `outcome` (what `Hop::observe` returned for it).
@@ -330,6 +345,7 @@ impl Edge {
     pub fn tick(&mut self, now: EpochMillis) {
         self.now_ms = self.now_ms.max(now);
         let now = self.now_ms;
+        let shared = self.shared_downstream;
         let c = &self.config;
         let (grace, horizon, idle, cap) = (
             c.grace_ms,
@@ -343,15 +359,18 @@ impl Edge {
             entry.streams.retain(|_, s| {
                 // Past the grace: lost between.
                 let mut newly_lost = Vec::new();
+                let judged = !shared || s.downstream_seen;
                 s.awaiting_downstream.retain(|span| {
                     let due = span.value.last_ms.saturating_add(grace) <= now;
-                    if due {
+                    if due && judged {
                         newly_lost.push(*span);
                     }
                     !due
                 });
                 while s.awaiting_downstream.len() > cap {
-                    if let Some(span) = s.awaiting_downstream.pop_front() {
+                    if let Some(span) = s.awaiting_downstream.pop_front()
+                        && judged
+                    {
                         newly_lost.push(span);
                         account.counters.spans_folded += 1;
                     }
@@ -450,21 +469,25 @@ impl Edge {
             awaiting_downstream: s.awaiting_downstream.to_vec(),
             lost: s.lost.to_vec(),
             awaiting_upstream: s.awaiting_upstream.to_vec(),
-            duplicate_credit: s.duplicate_credit,
+            duplicate_credit: u64::from(s.duplicate_credit),
             last_seen_ms: s.last_seen_ms,
         })
     }
 
     /// Takes over an edge stream another instance handed over.
     pub fn adopt(&mut self, h: EdgeStreamHandover) -> Result<(), AdoptError> {
-        if self.streams >= self.config.max_streams {
-            return Err(AdoptError::Full(self.streams));
-        }
-        let already = self
+        let local = self
             .origins
             .get(h.origin.as_str())
-            .is_some_and(|e| e.streams.contains_key(h.stream.as_str()));
-        if already {
+            .and_then(|e| e.streams.get(h.stream.as_str()));
+        // What upstream saw here of a stream another instance read downstream gives way to that
+        // instance's state (upstream records seen here since it handed over: not matched, and
+        // counted downstream_only if they come).
+        let replaces = self.shared_downstream && local.is_some_and(|s| !s.downstream_seen);
+        if !replaces && self.streams >= self.config.max_streams {
+            return Err(AdoptError::Full(self.streams));
+        }
+        if local.is_some() && !replaces {
             return Err(AdoptError::AlreadyTracked {
                 origin: h.origin,
                 stream: h.stream,
@@ -479,7 +502,9 @@ impl Edge {
                 .ok_or_else(|| unsorted.clone())?,
             lost: Ranges::from_spans(h.lost).ok_or_else(|| unsorted.clone())?,
             awaiting_upstream: Ranges::from_spans(h.awaiting_upstream).ok_or(unsorted)?,
-            duplicate_credit: h.duplicate_credit,
+            duplicate_credit: u32::try_from(h.duplicate_credit).unwrap_or(u32::MAX),
+            // Handed over by the instance whose downstream hop read it.
+            downstream_seen: true,
             last_seen_ms: h.last_seen_ms,
         };
         let kind = self.kinds.slot_of(&h.origin);
@@ -491,7 +516,9 @@ impl Edge {
             })
             .streams
             .insert(h.stream.into_boxed_str(), state);
-        self.streams += 1;
+        if !replaces {
+            self.streams += 1;
+        }
         Ok(())
     }
 
@@ -588,6 +615,7 @@ impl Sighting {
         } = *self;
         let first_sight = outcome.is_first_sight();
         s.last_seen_ms = now;
+        s.downstream_seen |= end == End::Downstream;
         if s.base.is_none() && end == End::Upstream && first_sight {
             if arrival_ms < self.since_ms {
                 return;
@@ -604,7 +632,7 @@ impl Sighting {
                 return;
             }
             match end {
-                End::Upstream => s.duplicate_credit += 1,
+                End::Upstream => s.duplicate_credit = s.duplicate_credit.saturating_add(1),
                 End::Downstream if s.duplicate_credit > 0 => s.duplicate_credit -= 1,
                 End::Downstream => account.add(DUPLICATED, 1, now),
             }
@@ -684,7 +712,7 @@ mod tests {
 
     #[test]
     fn memory_per_edge_stream_is_as_documented() {
-        assert_eq!(std::mem::size_of::<EdgeStream>(), 144);
+        assert_eq!(std::mem::size_of::<EdgeStream>(), 136);
         assert_eq!(std::mem::size_of::<Span<SeenAt>>(), 32);
         assert_eq!(std::mem::size_of::<Span<EpochMillis>>(), 24);
         let mut edge = Edge::new(CompletenessConfig::default(), T0);

@@ -200,6 +200,43 @@ impl Flow {
         FlowHandover { hops, edges }
     }
 
+    /// Hop `id` reads only part of its streams (Kafka partitions shared with other monitor
+    /// instances): every edge into it counts only streams it saw here
+    /// ([`Edge::share_downstream`]).
+    pub fn share_hop(&mut self, id: HopId) {
+        for (_, down, edge) in &mut self.edges {
+            if *down == id {
+                edge.share_downstream();
+            }
+        }
+    }
+
+    /// Takes every stream hop `id` read from Kafka `partition` out of that hop
+    /// ([`Hop::hand_over_read_from`]), and the same (origin, stream) out of the edges into it:
+    /// what a shared flow hands another instance when the hop's partition moves there. Other
+    /// hops (another topic's partition of the same number) keep theirs.
+    pub fn hand_over_hop_partition(&mut self, id: HopId, partition: u32) -> FlowHandover {
+        let mut hops: Vec<Vec<StreamHandover>> = vec![Vec::new(); self.hops.len()];
+        hops[id.0] = self.hops[id.0].1.hand_over_read_from(partition);
+        let keys: Vec<(&str, &str)> = hops[id.0]
+            .iter()
+            .map(|h| (h.origin.as_str(), h.stream.as_str()))
+            .collect();
+        let edges = self
+            .edges
+            .iter_mut()
+            .map(|(_, down, e)| {
+                if *down != id {
+                    return Vec::new();
+                }
+                keys.iter()
+                    .filter_map(|(o, s)| e.hand_over_one(o, s))
+                    .collect()
+            })
+            .collect();
+        FlowHandover { hops, edges }
+    }
+
     /// Takes over what another instance handed over; it must have the same hops and edges.
     pub fn adopt(&mut self, handover: FlowHandover) -> Result<(), AdoptError> {
         if handover.hops.len() != self.hops.len() || handover.edges.len() != self.edges.len() {
@@ -605,6 +642,141 @@ mod tests {
         // 4 was seen on MQTT at instance one and never reached Kafka: lost once, at two.
         assert_eq!((e.matched, e.lost, e.duplicated), (10, 1, 0));
         assert_eq!(two.hop_lost_and_duplicated(two.kafka), (1, 0));
+    }
+
+    /// A pipeline whose Kafka hop is shared with another monitor instance.
+    fn shared() -> Pipeline {
+        let mut p = Pipeline::new();
+        p.flow.share_hop(p.kafka);
+        p
+    }
+
+    fn in_partition(p: &mut Pipeline, partition: u32, stream: &str, seqs: std::ops::Range<u64>) {
+        for seq in seqs {
+            p.flow.observe_in_partition(
+                p.kafka,
+                partition,
+                "sim-1",
+                stream,
+                seq,
+                T0 + 1_000,
+                T0 + 1_050,
+            );
+        }
+    }
+
+    fn at_mqtt(p: &mut Pipeline, stream: &str, seqs: std::ops::Range<u64>) {
+        for seq in seqs {
+            p.flow
+                .observe(p.mqtt, "sim-1", stream, seq, T0 + 1_000, T0 + 1_005);
+        }
+    }
+
+    #[test]
+    fn a_shared_kafka_hop_judges_only_the_streams_it_reads_here() {
+        // Both instances see every MQTT topic; the bridge writes machine/a to partition 0 (read
+        // by instance one) and machine/b to partition 1 (read by instance two).
+        let (mut one, mut two) = (shared(), shared());
+        for p in [&mut one, &mut two] {
+            at_mqtt(p, "machine/a", 0..50);
+            at_mqtt(p, "machine/b", 0..50);
+        }
+        in_partition(&mut one, 0, "machine/a", 0..50);
+        // Real loss on the edge is still counted where the stream is read: 30 never arrives.
+        for seq in (0..50).filter(|s| *s != 30) {
+            two.flow.observe_in_partition(
+                two.kafka,
+                1,
+                "sim-1",
+                "machine/b",
+                seq,
+                T0 + 1_000,
+                T0 + 1_050,
+            );
+        }
+        let (e1, e2) = (one.edge(T0 + 60_000), two.edge(T0 + 60_000));
+        assert_eq!((e1.matched, e1.lost, e1.duplicated), (50, 0, 0));
+        assert_eq!((e2.matched, e2.lost, e2.duplicated), (49, 1, 0));
+        // machine/b waits at instance one only for the grace, and is let go, not lost.
+        assert_eq!(one.flow.figures().edges[0].figures.streams, 2);
+        // Unshared, each instance would count the other's stream lost.
+        let mut alone = Pipeline::new();
+        at_mqtt(&mut alone, "machine/a", 0..50);
+        at_mqtt(&mut alone, "machine/b", 0..50);
+        in_partition(&mut alone, 0, "machine/a", 0..50);
+        assert_eq!(alone.edge(T0 + 60_000).lost, 50);
+    }
+
+    #[test]
+    fn a_shared_partition_moved_mid_stream_stays_exact_on_the_edge() {
+        let (mut one, mut two) = (shared(), shared());
+        // Both see MQTT; instance one reads partition 5 up to seq 39, then the group moves it.
+        at_mqtt(&mut one, "machine/a", 0..50);
+        at_mqtt(&mut two, "machine/a", 0..50);
+        in_partition(&mut one, 5, "machine/a", 0..40);
+        let moved = one.flow.hand_over_hop_partition(one.kafka, 5);
+        assert_eq!(
+            (
+                moved.hops[0].len(),
+                moved.hops[1].len(),
+                moved.edges[0].len()
+            ),
+            (0, 1, 1)
+        );
+        let wire = serde_json::to_string(&moved).unwrap();
+        two.flow
+            .adopt(serde_json::from_str(&wire).unwrap())
+            .unwrap();
+        at_mqtt(&mut one, "machine/a", 50..100);
+        at_mqtt(&mut two, "machine/a", 50..100);
+        in_partition(&mut two, 5, "machine/a", 40..100);
+        let (e1, e2) = (one.edge(T0 + 60_000), two.edge(T0 + 60_000));
+        assert_eq!((e1.matched, e1.lost, e1.duplicated), (40, 0, 0));
+        assert_eq!((e2.matched, e2.lost, e2.duplicated), (60, 0, 0));
+        // Instance one still sees machine/a upstream: held there unjudged.
+        assert_eq!(one.flow.figures().edges[0].figures.streams, 1);
+        let k = two.flow.hop(two.kafka).figures().total.counters;
+        assert_eq!((k.records, k.lost, k.duplicated), (60, 0, 0));
+    }
+
+    #[test]
+    fn a_hop_partition_hand_over_takes_that_hop_s_streams_of_the_partition_only() {
+        let mut flow = Flow::new();
+        let config = CompletenessConfig::default;
+        let mqtt = flow.add_hop("mqtt", config(), T0);
+        let calls = flow.add_hop("kafka calls", config(), T0);
+        let out = flow.add_hop("kafka out", config(), T0);
+        flow.add_edge(mqtt, calls);
+        flow.add_edge(calls, out);
+        flow.share_hop(calls);
+        flow.share_hop(out);
+        for seq in 0..5 {
+            flow.observe(mqtt, "sim-1", "machine/a", seq, T0, T0 + 1);
+            flow.observe_in_partition(calls, 2, "sim-1", "machine/a", seq, T0, T0 + 2);
+            flow.observe_in_partition(calls, 3, "sim-1", "machine/b", seq, T0, T0 + 2);
+            // A trace stamped per partition: its stream is the partition.
+            flow.observe(calls, "proc-1", "2", seq, T0, T0 + 2);
+            flow.observe(out, "proc-1", "2", seq, T0, T0 + 3);
+        }
+        let moved = flow.hand_over_hop_partition(calls, 2);
+        let names = |v: &Vec<StreamHandover>| {
+            v.iter()
+                .map(|h| format!("{}/{}", h.origin, h.stream))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&moved.hops[1]), ["proc-1/2", "sim-1/machine/a"]);
+        assert!(moved.hops[0].is_empty() && moved.hops[2].is_empty());
+        // The edge into the hop moves with it (proc-1/2 waits there for an upstream sighting).
+        assert_eq!(moved.edges[0].len(), 2);
+        assert!(
+            moved.edges[1].is_empty(),
+            "the edge out of it follows its own hop"
+        );
+        assert_eq!(flow.hop(calls).stream_count(), 1);
+        assert_eq!(flow.hop(out).stream_count(), 1);
+        let moved = flow.hand_over_hop_partition(out, 2);
+        assert_eq!(names(&moved.hops[2]), ["proc-1/2"]);
+        assert_eq!(moved.edges[1].len(), 1);
     }
 
     #[test]

@@ -397,6 +397,17 @@ impl Hop {
         self.hand_over_where(|_, seqs| seqs.partition == partition)
     }
 
+    /// Takes out every stream read from Kafka `partition`: those observed in it (see
+    /// [`Hop::hand_over_partition`]) and those named by the partition itself (a trace stamped
+    /// per partition, observed with [`Hop::observe`]). What a shared flow hands over when the
+    /// partition moves to another instance.
+    pub fn hand_over_read_from(&mut self, partition: u32) -> Vec<StreamHandover> {
+        let named = partition.to_string();
+        self.hand_over_where(|name, seqs| {
+            seqs.partition == partition || (seqs.partition == NO_PARTITION && name == named)
+        })
+    }
+
     fn hand_over_where(&mut self, take: impl Fn(&str, &StreamSeqs) -> bool) -> Vec<StreamHandover> {
         let mut out = Vec::new();
         for (origin, entry) in &mut self.origins {

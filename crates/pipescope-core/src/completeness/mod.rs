@@ -14,7 +14,7 @@
 //! a hop's stream with in-order traffic holds no gap, so it costs its state
 //! (`size_of::<StreamSeqs>()` = 80 bytes), its map slot and its name: 178 bytes measured. Each
 //! open or remembered gap adds 32 bytes, at most `max_gaps_per_stream` of them. An edge stream
-//! costs 144 bytes of state (293 measured with slot and name) plus 32 per span waiting and 24 per
+//! costs 136 bytes of state (278 measured with slot and name) plus 32 per span waiting and 24 per
 //! lost span remembered. Per origin kind, a hop holds 91 ten-second buckets of 5 counters
 //! (3.6 KiB) and up to 17 latency sketches (a few hundred bytes each for latencies within one to
 //! two orders of magnitude).

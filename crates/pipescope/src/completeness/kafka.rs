@@ -76,7 +76,7 @@ pub fn librdkafka_settings(cluster: &KafkaCluster) -> Vec<(&'static str, String)
 /// A consumer that assigns and never commits. librdkafka refuses `assign()` without a
 /// `group.id`, so it has one, but a group exists at the broker only once a member joins it
 /// (subscribe) or commits offsets, and this consumer does neither.
-fn consumer(cluster: &KafkaCluster, group: &str) -> Result<BaseConsumer, String> {
+pub(super) fn consumer(cluster: &KafkaCluster, group: &str) -> Result<BaseConsumer, String> {
     let mut config = ClientConfig::new();
     for (key, value) in librdkafka_settings(cluster) {
         config.set(key, value);

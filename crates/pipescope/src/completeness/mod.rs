@@ -8,6 +8,7 @@ pub mod inputs;
 pub mod kafka;
 pub mod metrics;
 pub mod mqtt;
+pub mod shared;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +26,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::bus::Bus;
 use crate::config::{Config, FlowConfig, FlowHop};
-use crate::shutdown::Supervisor;
+use crate::shutdown::{Stop, Supervisor};
 
 /// Batches a flow's readers may have waiting: a slow flow holds its readers back.
 const QUEUED_BATCHES: usize = 64;
@@ -33,6 +34,8 @@ const QUEUED_BATCHES: usize = 64;
 const TICK: Duration = Duration::from_secs(1);
 /// Figures go to the bus (the store, InfluxDB) every this many ticks.
 const TICKS_PER_SAMPLE: u64 = 10;
+/// How long a shared flow waits at the stop for its readers to hand their partitions over.
+const HANDOVER_AT_STOP: Duration = Duration::from_secs(15);
 
 /// A reader's way to its flow: a bounded queue, and the time the reader spent waiting for room
 /// in it (backpressure: the flow's accounting is slower than the traffic).
@@ -244,23 +247,38 @@ pub fn start_flows(
     let config = Arc::new(config.clone());
     for name in config.flows.keys() {
         tracing::info!(flow = %name, "observing flow");
-        let (name, config, state, bus, clock) = (
+        let shared = config.flows[name].share.is_some();
+        let (name, config, state, bus, clock, supervisor) = (
             name.clone(),
             config.clone(),
             state.clone(),
             bus.clone(),
             clock.clone(),
+            tasks.clone(),
         );
         tasks.spawn(
             format!("flow {name}"),
             Box::new(move || {
-                Box::pin(run_flow(
+                let work = run_flow(
                     name.clone(),
                     config.clone(),
                     state.clone(),
                     bus.clone(),
                     clock.clone(),
-                ))
+                    supervisor.stop_handle(),
+                );
+                if !shared {
+                    return Box::pin(work);
+                }
+                // A shared flow hands its partitions over after the stop: it runs past it.
+                let running = supervisor.spawn_past_stop(work);
+                Box::pin(async move {
+                    if let Err(e) = running.await
+                        && e.is_panic()
+                    {
+                        std::panic::resume_unwind(e.into_panic());
+                    }
+                })
             }),
         );
     }
@@ -415,6 +433,27 @@ impl FlowAccount {
     }
 }
 
+/// Runs a Kafka reader on its own thread (librdkafka blocks); when it ends, or panics, the
+/// flow is told why through `ended`.
+fn spawn_kafka_reader(
+    flow: &str,
+    hop: usize,
+    ended: ToFlow,
+    read: impl FnOnce() + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(format!("trace-{flow}-{hop}"))
+        .spawn(move || {
+            let why = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)) {
+                Ok(()) => "ended".to_string(),
+                Err(panic) => panic_text(panic.as_ref()),
+            };
+            // Fails when the flow itself is gone: then nobody needs to know.
+            let _ = ended.send_blocking(vec![Seen::Ended { hop, why }]);
+        })
+        .map(drop)
+}
+
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     let message = payload
         .downcast_ref::<&str>()
@@ -430,12 +469,18 @@ async fn run_flow(
     state: FlowsState,
     bus: Bus,
     clock: Arc<dyn Clock>,
+    stop: Stop,
 ) {
     let Some(flow_config) = config.flows.get(&name) else {
         return;
     };
     let mut account = FlowAccount::new(&name, flow_config, clock.now_millis());
+    if flow_config.share.is_some() {
+        shared::share_kafka_hops(&mut account, flow_config);
+    }
     let (to_flow, mut from_readers) = mpsc::channel::<Vec<Seen>>(QUEUED_BATCHES);
+    let (control, mut requests) = mpsc::channel::<shared::Control>(QUEUED_BATCHES);
+    let mut shared_readers = 0usize;
     // Dropped with this task: MQTT readers are aborted, Kafka reader threads see the channel
     // closed and end.
     let mut readers = tokio::task::JoinSet::new();
@@ -469,6 +514,49 @@ async fn run_flow(
                 topic: Some(topic),
                 inputs: counts_inputs,
                 ..
+            } if flow_config.share.is_some() => {
+                let (Some(settings), Some(share)) = (config.kafka.get(cluster), &flow_config.share)
+                else {
+                    continue;
+                };
+                let reader = shared::GroupReader {
+                    flow: name.clone(),
+                    hop,
+                    cluster_name: cluster.clone(),
+                    cluster: settings.clone(),
+                    topic: topic.clone(),
+                    group: shared::hop_group(&share.group, hop),
+                    handover_topic: share.handover_topic.clone(),
+                    clock: clock.clone(),
+                    control: control.clone(),
+                    stop: stop.clone(),
+                };
+                let sink = kafka::TraceSink {
+                    hop,
+                    kind_prefixes: flow_config.kind_prefixes.clone(),
+                    to_flow: to_flow.clone(),
+                    batch: Vec::new(),
+                };
+                let counts_inputs = *counts_inputs;
+                let spawned = spawn_kafka_reader(&name, hop, to_flow, move || {
+                    if counts_inputs {
+                        reader.run(inputs::InputsSink(sink));
+                    } else {
+                        reader.run(sink);
+                    }
+                });
+                match spawned {
+                    Ok(()) => shared_readers += 1,
+                    Err(e) => {
+                        tracing::error!(flow = %name, "cannot start a Kafka reader thread: {e}")
+                    }
+                }
+            }
+            FlowHop {
+                kafka: Some(cluster),
+                topic: Some(topic),
+                inputs: counts_inputs,
+                ..
             } => {
                 let Some(settings) = config.kafka.get(cluster) else {
                     continue;
@@ -487,24 +575,13 @@ async fn run_flow(
                     batch: Vec::new(),
                 };
                 let counts_inputs = *counts_inputs;
-                let ended = to_flow.clone();
-                let spawned = std::thread::Builder::new()
-                    .name(format!("trace-{name}-{hop}"))
-                    .spawn(move || {
-                        let run = std::panic::AssertUnwindSafe(|| {
-                            if counts_inputs {
-                                reader.run(&mut inputs::InputsSink(sink));
-                            } else {
-                                reader.run(&mut sink);
-                            }
-                        });
-                        let why = match std::panic::catch_unwind(run) {
-                            Ok(()) => "ended".to_string(),
-                            Err(panic) => panic_text(panic.as_ref()),
-                        };
-                        // Fails when the flow itself is gone: then nobody needs to know.
-                        let _ = ended.send_blocking(vec![Seen::Ended { hop, why }]);
-                    });
+                let spawned = spawn_kafka_reader(&name, hop, to_flow.clone(), move || {
+                    if counts_inputs {
+                        reader.run(&mut inputs::InputsSink(sink));
+                    } else {
+                        reader.run(&mut sink);
+                    }
+                });
                 if let Err(e) = spawned {
                     tracing::error!(flow = %name, "cannot start a Kafka reader thread: {e}");
                 }
@@ -513,28 +590,67 @@ async fn run_flow(
         }
     }
     drop(to_flow);
+    drop(control);
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u64;
+    // Once stopped, a shared flow goes on until its Kafka readers have handed over and ended.
+    let mut stopping: Option<tokio::time::Instant> = None;
+    let take = |account: &mut FlowAccount,
+                batch: Vec<Seen>,
+                mut readers_left: Option<&mut usize>| {
+        for seen in batch {
+            if let Seen::Ended { hop, why } = &seen {
+                if let Some(left) = readers_left.as_deref_mut().filter(|left| **left > 0) {
+                    *left -= 1;
+                    if *left == 0 {
+                        return false;
+                    }
+                    continue;
+                }
+                tracing::error!(flow = %name, hop = %account.hops[*hop].0, "the hop's reader {why}");
+                return false;
+            }
+            if let Seen::Reader {
+                hop,
+                connected: true,
+                ..
+            } = &seen
+            {
+                account.reader_connected(*hop, clock.now_millis());
+            }
+            account.apply(seen);
+        }
+        true
+    };
     loop {
         // A reader that ends takes the flow with it: the supervisor starts the flow again (with
         // backoff) and shows the failure, rather than a hop going quiet.
         tokio::select! {
             batch = from_readers.recv() => match batch {
                 Some(batch) => {
-                    for seen in batch {
-                        if let Seen::Ended { hop, why } = &seen {
-                            tracing::error!(flow = %name, hop = %account.hops[*hop].0, "the hop's reader {why}");
-                            return;
-                        }
-                        if let Seen::Reader { hop, connected: true, .. } = &seen {
-                            account.reader_connected(*hop, clock.now_millis());
-                        }
-                        account.apply(seen);
+                    if !take(&mut account, batch, stopping.is_some().then_some(&mut shared_readers)) {
+                        return;
                     }
                 }
                 None => return,
             },
+            Some(request) = requests.recv() => {
+                // Everything read before the request counts in what is handed over.
+                while let Ok(batch) = from_readers.try_recv() {
+                    if !take(&mut account, batch, stopping.is_some().then_some(&mut shared_readers)) {
+                        return;
+                    }
+                }
+                shared::answer(&mut account, request);
+            }
+            () = stop.stopped(), if stopping.is_none() && shared_readers > 0 => {
+                stopping = Some(tokio::time::Instant::now() + HANDOVER_AT_STOP);
+            }
+            () = tokio::time::sleep_until(stopping.unwrap_or_else(tokio::time::Instant::now)), if stopping.is_some() => {
+                tracing::warn!(flow = %name, "the shared flow's readers did not hand over within {HANDOVER_AT_STOP:?}: their partitions start a fresh base elsewhere");
+                return;
+            }
             Some(ended) = readers.join_next() => {
                 let why = match ended {
                     Ok(()) => "ended".to_string(),

@@ -416,6 +416,28 @@ pub struct FlowConfig {
     /// Origin id prefixes that name an origin kind (the only origin label of the figures).
     #[serde(default)]
     pub kind_prefixes: Vec<String>,
+    /// Share the flow's Kafka hops between monitor instances configured alike: off unless set
+    /// (docs/completeness.md "Sharing a flow between monitors").
+    #[serde(default)]
+    pub share: Option<FlowShare>,
+}
+
+/// `share = { group = "pipescope-flow-machines" }`: the flow's Kafka hops are read in this
+/// consumer group (it appears on the cluster, with committed offsets), so instances split the
+/// partitions; a partition's streams move between them through `handover_topic`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FlowShare {
+    /// The consumer group the instances read in (each Kafka hop as `<group>.<hop index>`).
+    pub group: String,
+    /// The compacted topic the streams of moving partitions are handed over through; created
+    /// (1 partition, cleanup.policy=compact) if missing.
+    #[serde(default = "default_handover_topic")]
+    pub handover_topic: String,
+}
+
+fn default_handover_topic() -> String {
+    "pipescope-handover".to_string()
 }
 
 /// `{ mqtt = "<broker>", filter = "machine/#" }` or `{ kafka = "<cluster>", topic = "t" }`.

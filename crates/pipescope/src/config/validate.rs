@@ -345,6 +345,22 @@ fn check_flows(config: &Config, errors: &mut Vec<ConfigError>) {
                     .hint("lost gaps are remembered from when they are lost: keep horizon >= grace (defaults 60s, 10s)"),
             );
         }
+        if let Some(share) = &flow.share {
+            if !flow.hops.iter().any(|h| h.kafka.is_some()) {
+                errors.push(
+                    ConfigError::new(format!("{at}.share"), "the flow has no Kafka hop to share")
+                        .hint(
+                            "only Kafka hops are split between instances: add one, or remove share",
+                        ),
+                );
+            }
+            check_kafka_name(&format!("{at}.share.group"), &share.group, errors);
+            check_kafka_name(
+                &format!("{at}.share.handover_topic"),
+                &share.handover_topic,
+                errors,
+            );
+        }
         for (i, hop) in flow.hops.iter().enumerate() {
             let at = format!("{at}.hops[{i}]");
             match hop {
@@ -437,6 +453,22 @@ fn check_name(at: &str, name: &str, errors: &mut Vec<ConfigError>) {
         errors.push(
             ConfigError::new(at, format!("invalid name {name:?}"))
                 .hint("use letters, digits, '-', '_' and '.'"),
+        );
+    }
+}
+
+/// A group or topic name Kafka accepts: 1 to 249 of letters, digits, '.', '_' and '-'.
+fn check_kafka_name(at: &str, name: &str, errors: &mut Vec<ConfigError>) {
+    let valid = !name.is_empty()
+        && name.len() <= 249
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !valid {
+        errors.push(
+            ConfigError::new(at, format!("invalid name {name:?}")).hint(
+                "1 to 249 letters, digits, '-', '_' or '.', e.g. \"pipescope-flow-machines\"",
+            ),
         );
     }
 }
@@ -646,6 +678,33 @@ mod tests {
                 "flows.f.hops[1].kafka: no Kafka cluster \"other\" in this file — the file has prod",
                 "flows.f.hops[1].topic: a Kafka hop needs a topic — for example topic = \"machine.data\"",
                 "flows.f.hops[2]: a hop is either { mqtt, filter } or { kafka, topic } — for example { mqtt = \"edge\", filter = \"machine/#\" } or { kafka = \"prod\", topic = \"machine.data\" }",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_shared_flow_names_its_group_and_has_a_kafka_hop() {
+        let base = "[mqtt.edge]\nurl = \"mqtt://h\"\n[kafka.prod]\nbootstrap = \"a:1\"\n";
+        let kafka = "hops = [{ kafka = \"prod\", topic = \"t\" }]";
+        let ok = parse(
+            "t",
+            &format!("{base}[flows.m]\n{kafka}\nshare = {{ group = \"pipescope-flow-m\" }}\n[flows.n]\n{kafka}\n"),
+            [],
+        )
+        .unwrap();
+        let share = ok.flows["m"].share.as_ref().unwrap();
+        assert_eq!(share.group, "pipescope-flow-m");
+        assert_eq!(share.handover_topic, "pipescope-handover");
+        assert_eq!(ok.flows["n"].share, None, "off by default");
+        let errors = errors_of(&format!(
+            "{base}[flows.m]\nhops = [{{ mqtt = \"edge\", filter = \"a/#\" }}]\nshare = {{ group = \"a b\", handover_topic = \"\" }}\n"
+        ));
+        assert_eq!(
+            errors,
+            vec![
+                "flows.m.share: the flow has no Kafka hop to share — only Kafka hops are split between instances: add one, or remove share",
+                "flows.m.share.group: invalid name \"a b\" — 1 to 249 letters, digits, '-', '_' or '.', e.g. \"pipescope-flow-machines\"",
+                "flows.m.share.handover_topic: invalid name \"\" — 1 to 249 letters, digits, '-', '_' or '.', e.g. \"pipescope-flow-machines\"",
             ]
         );
     }

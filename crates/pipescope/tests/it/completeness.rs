@@ -47,7 +47,7 @@ impl Monitor {
         Self { child, port, log }
     }
 
-    fn flow(&self, name: &str) -> Option<Value> {
+    pub(crate) fn flow(&self, name: &str) -> Option<Value> {
         let body = http_body(self.port, &format!("/api/v1/flows/{name}"))?;
         serde_json::from_str::<Value>(&body)
             .ok()
@@ -56,6 +56,16 @@ impl Monitor {
 
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` (`-TERM`, `-KILL`) and waits up to `within` for the process to end.
+    pub(crate) fn signal_and_wait(&mut self, signal: &str, within: Duration) -> bool {
+        let sent = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill {signal}");
+        wait_until(within, || matches!(self.child.try_wait(), Ok(Some(_))))
     }
 }
 
@@ -66,7 +76,7 @@ impl Drop for Monitor {
     }
 }
 
-fn counter(figures: &Value, name: &str) -> u64 {
+pub(crate) fn counter(figures: &Value, name: &str) -> u64 {
     figures["total"]["counters"][name]
         .as_u64()
         .unwrap_or(u64::MAX)
@@ -244,7 +254,7 @@ fn a_flow_from_mqtt_through_the_bridge_to_kafka_counts_every_message_once() {
 
 /// Produces `count` records to `partition` of `topic`, numbered from `first` for `origin`
 /// (stream: the partition); `None` for `origin` leaves them untraced.
-fn produce(
+pub(crate) fn produce(
     bootstrap: &str,
     topic: &str,
     partition: i32,

@@ -14,6 +14,7 @@ mod pipeline;
 mod probes;
 mod prometheus;
 mod secure_kafka;
+mod shared_flow;
 mod shutdown;
 mod store;
 mod store_faults;

@@ -58,7 +58,6 @@ fn read_counter(p: &Value, name: &str) -> u64 {
 /// and read back once: availability 1.0, nothing lost or duplicated, both latencies measured.
 #[test]
 fn the_kafka_probe_reads_back_every_record_of_every_partition() {
-    let started = Instant::now();
     let tansu = Tansu::start();
     let bootstrap = tansu.bootstrap();
     let dir = tempfile::tempdir().unwrap();
@@ -108,7 +107,6 @@ fn the_kafka_probe_reads_back_every_record_of_every_partition() {
         metrics.contains("pipescope_probe_availability_ratio{cluster=\"local\",topic=\"pipescope-probe\",partition=\"0\"} 1"),
         "{metrics}"
     );
-    assert!(started.elapsed() < Duration::from_secs(60));
 }
 
 /// With the broker frozen, records are not acknowledged in time: availability drops. After
@@ -116,7 +114,6 @@ fn the_kafka_probe_reads_back_every_record_of_every_partition() {
 /// its timeout — is not counted lost, nor twice.
 #[test]
 fn a_frozen_broker_lowers_availability_and_counts_no_loss() {
-    let started = Instant::now();
     let mut tansu = Tansu::start();
     let bootstrap = tansu.bootstrap();
     let dir = tempfile::tempdir().unwrap();
@@ -158,7 +155,6 @@ fn a_frozen_broker_lowers_availability_and_counts_no_loss() {
         assert_eq!(read_counter(&p, "duplicated"), 0, "{p}");
         assert!(read_counter(&p, "records") > 10, "{p}");
     }
-    assert!(started.elapsed() < Duration::from_secs(60));
 }
 
 /// Without a [probes] section nothing is produced and no topic is made.
