@@ -57,6 +57,11 @@ impl Monitor {
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The monitor's process id (to pause it with `kill -STOP`).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Monitor {

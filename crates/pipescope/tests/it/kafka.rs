@@ -63,6 +63,26 @@ pub(crate) fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     }
 }
 
+/// Creates `topic` with one partition whose records older than `retention_ms` are deleted
+/// (`cleanup.policy=delete`).
+pub(crate) fn create_topic_with_retention(bootstrap: &str, topic: &str, retention_ms: i64) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let retention = retention_ms.to_string();
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "delete")
+        .set("retention.ms", &retention);
+    let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    for result in runtime()
+        .block_on(admin.create_topics(&[new], &options))
+        .unwrap()
+    {
+        result.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+}
+
 /// Produces `per_partition` records to each partition, record i of partition p stamped
 /// `base_ms + i * 1000 + p`; returns nothing until every record is delivered.
 fn produce(bootstrap: &str, topic: &str, partitions: i32, per_partition: i64, base_ms: i64) {
@@ -2197,19 +2217,7 @@ fn records_deleted_by_retention_before_a_slow_group_read_them_are_lost_for_that_
     });
     let bootstrap = broker.bootstrap();
     let retention_ms: i64 = 600_000;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
-    let topic = NewTopic::new("events", 1, TopicReplication::Fixed(1))
-        .set("cleanup.policy", "delete")
-        .set("retention.ms", "600000");
-    for result in runtime()
-        .block_on(admin.create_topics(&[topic], &AdminOptions::new()))
-        .unwrap()
-    {
-        result.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
-    }
+    create_topic_with_retention(&bootstrap, "events", retention_ms);
     let slow = consumer(&bootstrap, "slow");
     commit_standalone(&slow, "events", 0, 5);
     let fast = consumer(&bootstrap, "fast");
