@@ -29,6 +29,10 @@ pub struct TansuOptions {
     pub storage: TansuStorage,
     /// More command-line arguments for `tansu broker`.
     pub extra_args: Vec<String>,
+    /// How often the sqlite engine runs its maintenance, which deletes the records of
+    /// `cleanup.policy=delete` topics older than their `retention.ms` (record timestamps against
+    /// the broker's clock). tansu's default is 10 minutes; it also runs once at start.
+    pub maintenance_interval: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -49,10 +53,15 @@ impl Tansu {
         let dir = service_dir("tansu");
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
-        let storage = match options.storage {
+        let mut storage = match options.storage {
             TansuStorage::Sqlite => "sqlite://tansu.db",
             TansuStorage::Memory => "memory://tansu/",
-        };
+        }
+        .to_string();
+        if let Some(every) = options.maintenance_interval {
+            // tansu reads it from the storage URL (a humantime duration).
+            storage.push_str(&format!("?maintenance_interval={}ms", every.as_millis()));
+        }
         let mut args: Vec<String> = [
             "broker",
             "--listener-url",
@@ -60,7 +69,7 @@ impl Tansu {
             "--advertised-listener-url",
             &url,
             "--storage-engine",
-            storage,
+            &storage,
         ]
         .map(String::from)
         .to_vec();

@@ -18,6 +18,7 @@ use crate::clock::EpochMillis;
 use crate::kafka::lag::{
     CatchUp, LagNote, LagSeconds, OffsetLag, catch_up, lag_offsets, lag_seconds,
 };
+use crate::kafka::loss::RetentionLoss;
 use crate::kafka::rate::{
     EndOffsetHistory, EndOffsetPoint, EndOffsetWindows, OffsetReading, RateStep, RateTracker,
 };
@@ -129,6 +130,11 @@ pub struct GroupPartitionView {
     /// `false` when this snapshot did not report the group on this partition: the numbers are
     /// the last known ones.
     pub reported_this_scrape: bool,
+    /// Records deleted (retention, DeleteRecords) before the group read them, since the
+    /// analyzer started watching this group partition (see [`crate::kafka::loss`]).
+    pub lost_to_retention: u64,
+    /// Why the verdict is LOST; `None` otherwise.
+    pub verdict_reason: Option<String>,
 }
 
 /// One topic of one group.
@@ -141,6 +147,8 @@ pub struct GroupTopicView {
     pub partitions_lag_unknown: usize,
     pub max_lag_seconds: Option<f64>,
     pub verdict: Verdict,
+    /// Sum over its partitions.
+    pub lost_to_retention: u64,
     pub partitions: Vec<GroupPartitionView>,
 }
 
@@ -158,6 +166,10 @@ pub struct GroupView {
     pub max_lag_seconds_estimated: bool,
     /// Its worst partition's verdict.
     pub verdict: Verdict,
+    /// Why the verdict is LOST (its first losing partition's reason); `None` otherwise.
+    pub verdict_reason: Option<String>,
+    /// Records deleted before the group read them, summed over its partitions.
+    pub lost_to_retention: u64,
     pub topics: Vec<GroupTopicView>,
 }
 
@@ -203,11 +215,18 @@ struct GroupPartitionState {
     lag_seconds: LagSeconds,
     was_past_end: bool,
     last_reported_ms: EpochMillis,
+    loss: RetentionLoss,
+    /// The log start when the committed offset was last seen below it.
+    below_log_start: Option<i64>,
+    /// Scrapes the LOST verdict still holds, counting this one: the last loss stays in the
+    /// window for `window_len` scrapes.
+    lost_scrapes_left: usize,
 }
 
-/// This scrape's end offset of a partition and how much it grew since the previous reading.
+/// This scrape's offsets of a partition and how much its end grew since the previous reading.
 #[derive(Debug, Clone, Copy)]
 struct ScrapedEnd {
+    earliest: i64,
     latest: i64,
     growth: Option<i64>,
 }
@@ -301,6 +320,9 @@ impl KafkaAnalyzer {
                 was_past_end: false,
                 last_reported_ms: last.time_ms,
                 window,
+                loss: RetentionLoss::default(),
+                below_log_start: None,
+                lost_scrapes_left: 0,
             },
         );
     }
@@ -411,6 +433,7 @@ impl KafkaAnalyzer {
                     view.latest = Some(range.latest);
                     if step != RateStep::EndWentBack {
                         let end = ScrapedEnd {
+                            earliest: range.earliest,
                             latest: range.latest,
                             growth,
                         };
@@ -438,6 +461,8 @@ impl KafkaAnalyzer {
                 // The partition was re-created: the old commits say nothing about the new log.
                 state.window.clear();
                 state.was_past_end = false;
+                state.loss.restart();
+                state.below_log_start = None;
                 state.generation = generation;
             }
             state.committed = commit.committed;
@@ -451,6 +476,13 @@ impl KafkaAnalyzer {
                 };
                 state.lag_seconds = LagSeconds::UNKNOWN;
                 continue;
+            };
+            let lost = state.loss.observe(commit.committed, end.earliest);
+            state.below_log_start = (commit.committed < end.earliest).then_some(end.earliest);
+            state.lost_scrapes_left = if lost.is_some() || state.below_log_start.is_some() {
+                self.config.window_len
+            } else {
+                state.lost_scrapes_left.saturating_sub(1)
             };
             let lag = lag_offsets(commit.committed, end.latest, end.growth, state.was_past_end);
             state.was_past_end = commit.committed > end.latest;
@@ -503,6 +535,7 @@ impl KafkaAnalyzer {
             .flat_map(|(group, partitions)| partitions.iter().map(move |(tp, s)| (group, tp, s)));
         for (group, tp, state) in all {
             let report = state.window.evaluate(now);
+            let verdict_reason = state.lost_reason();
             by_group
                 .entry(group)
                 .or_default()
@@ -515,11 +548,17 @@ impl KafkaAnalyzer {
                     lag: state.lag,
                     lag_seconds: state.lag_seconds,
                     catch_up: catch_up(state.lag.offsets, state.window.rates()),
-                    verdict: report.verdict,
+                    verdict: if verdict_reason.is_some() {
+                        Verdict::Lost
+                    } else {
+                        report.verdict
+                    },
                     window_observations: report.observations,
                     window_complete: report.complete,
                     last_commit_seen_ms: state.window.last_commit_seen_ms(),
                     reported_this_scrape: state.last_reported_ms == now,
+                    lost_to_retention: state.loss.total(),
+                    verdict_reason,
                 });
         }
         by_group
@@ -543,6 +582,7 @@ impl KafkaAnalyzer {
                                 .map(|p| p.verdict)
                                 .max()
                                 .unwrap_or_default(),
+                            lost_to_retention: partitions.iter().map(|p| p.lost_to_retention).sum(),
                             partitions,
                         }
                     })
@@ -559,6 +599,13 @@ impl KafkaAnalyzer {
                     max_lag_seconds: max.map(|s| s.0),
                     max_lag_seconds_estimated: max.is_some_and(|s| s.1),
                     verdict: topics.iter().map(|t| t.verdict).max().unwrap_or_default(),
+                    verdict_reason: topics.iter().find_map(|t| {
+                        t.partitions.iter().find_map(|p| {
+                            let reason = p.verdict_reason.as_ref()?;
+                            Some(format!("{} partition {}: {reason}", t.topic, p.partition))
+                        })
+                    }),
+                    lost_to_retention: topics.iter().map(|t| t.lost_to_retention).sum(),
                     topics,
                 }
             })
@@ -631,7 +678,32 @@ impl GroupPartitionState {
             lag_seconds: LagSeconds::UNKNOWN,
             was_past_end: false,
             last_reported_ms: 0,
+            loss: RetentionLoss::default(),
+            below_log_start: None,
+            lost_scrapes_left: 0,
         }
+    }
+
+    /// Why the group partition is LOST, while it is: its committed offset is below the log
+    /// start, or records were lost within the last window of scrapes.
+    fn lost_reason(&self) -> Option<String> {
+        if let Some(log_start) = self.below_log_start {
+            return Some(format!(
+                "committed offset {} is below the log start {log_start}: records deleted by retention or DeleteRecords before the group read them ({} lost so far)",
+                self.committed,
+                self.loss.total()
+            ));
+        }
+        if self.lost_scrapes_left == 0 {
+            return None;
+        }
+        let last = self.loss.last()?;
+        Some(format!(
+            "{} records (offsets {} to {}) were deleted by retention or DeleteRecords before the group read them",
+            last.records(),
+            last.from,
+            last.to - 1
+        ))
     }
 }
 
@@ -1308,5 +1380,81 @@ mod tests {
         let counters = a.counters();
         assert!(counters.partition_resets_total > 0);
         assert!(counters.clamped_commits_total > 0);
+    }
+
+    #[test]
+    fn records_deleted_before_a_group_read_them_are_lost_for_that_group_only() {
+        let mut a = analyzer(3);
+        let v = a.ingest(
+            &at(0)
+                .part("t", 0, 0, 100)
+                .commit("slow", "t", 0, 10)
+                .commit("fast", "t", 0, 60),
+        );
+        assert_eq!(group(&v, "slow").lost_to_retention, 0);
+        // Retention moves the log start to 50: 10..49 are gone before "slow" read them.
+        let v = a.ingest(
+            &at(10)
+                .part("t", 0, 50, 110)
+                .commit("slow", "t", 0, 10)
+                .commit("fast", "t", 0, 70),
+        );
+        let slow = gp(&v, "slow", "t", 0);
+        assert_eq!(slow.lost_to_retention, 40);
+        assert_eq!(slow.verdict, Verdict::Lost);
+        assert_eq!(
+            slow.verdict_reason.as_deref(),
+            Some(
+                "committed offset 10 is below the log start 50: records deleted by retention or DeleteRecords before the group read them (40 lost so far)"
+            )
+        );
+        let g = group(&v, "slow");
+        assert_eq!((g.lost_to_retention, g.verdict), (40, Verdict::Lost));
+        assert_eq!(g.topics[0].lost_to_retention, 40);
+        assert!(
+            g.verdict_reason
+                .as_deref()
+                .unwrap()
+                .starts_with("t partition 0: committed offset 10")
+        );
+        let fast = group(&v, "fast");
+        assert_eq!((fast.lost_to_retention, fast.verdict), (0, Verdict::Ok));
+        assert_eq!(fast.verdict_reason, None);
+
+        // Seen again, and the log start moves on: only the new stretch is added.
+        a.ingest(&at(20).part("t", 0, 50, 120).commit("slow", "t", 0, 10));
+        let v = a.ingest(&at(30).part("t", 0, 65, 130).commit("slow", "t", 0, 10));
+        assert_eq!(group(&v, "slow").lost_to_retention, 55);
+
+        // auto.offset.reset: the group jumps to the log start. Nothing new is lost, and LOST
+        // holds while the last loss is in the window (3 scrapes: 30, 40 and 50 s).
+        let v = a.ingest(&at(40).part("t", 0, 65, 140).commit("slow", "t", 0, 65));
+        let slow = gp(&v, "slow", "t", 0);
+        assert_eq!((slow.lost_to_retention, slow.verdict), (55, Verdict::Lost));
+        assert_eq!(
+            slow.verdict_reason.as_deref(),
+            Some(
+                "15 records (offsets 50 to 64) were deleted by retention or DeleteRecords before the group read them"
+            )
+        );
+        let v = a.ingest(&at(50).part("t", 0, 65, 150).commit("slow", "t", 0, 140));
+        assert_eq!(gp(&v, "slow", "t", 0).verdict, Verdict::Lost);
+        let v = a.ingest(&at(60).part("t", 0, 65, 160).commit("slow", "t", 0, 160));
+        let slow = gp(&v, "slow", "t", 0);
+        assert_eq!((slow.lost_to_retention, slow.verdict), (55, Verdict::Ok));
+        assert_eq!(slow.verdict_reason, None);
+    }
+
+    #[test]
+    fn a_recreated_partition_counts_loss_on_its_new_log() {
+        let mut a = analyzer(3);
+        a.ingest(&at(0).part("t", 0, 0, 5_000).commit("g", "t", 0, 4_000));
+        a.ingest(&at(10).part("t", 0, 4_500, 5_000).commit("g", "t", 0, 4_000));
+        // Re-created (held one scrape, then taken as a reset): the old offsets do not settle
+        // the new log's.
+        a.ingest(&at(20).part("t", 0, 0, 40).commit("g", "t", 0, 10));
+        let v = a.ingest(&at(30).part("t", 0, 20, 140).commit("g", "t", 0, 10));
+        assert_eq!(v.counters.partition_resets_total, 1);
+        assert_eq!(group(&v, "g").lost_to_retention, 500 + 10);
     }
 }

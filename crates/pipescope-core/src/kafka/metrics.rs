@@ -40,8 +40,13 @@ pub const GROUP_COMMITTED_BEYOND_END: &str = "pipescope_kafka_group_committed_be
 /// Verdict code of a group on one partition (codes as [`GROUP_VERDICT`]).
 pub const GROUP_PARTITION_VERDICT: &str = "pipescope_kafka_group_partition_verdict";
 /// Verdict code of a group (its worst partition's):
-/// 0 OK, 1 WARN, 2 STOPPED, 3 STALLED, 4 REWOUND. See [`crate::kafka::verdict::Verdict::code`].
+/// 0 OK, 1 WARN, 2 STOPPED, 3 STALLED, 4 REWOUND, 5 LOST. See
+/// [`crate::kafka::verdict::Verdict::code`].
 pub const GROUP_VERDICT: &str = "pipescope_kafka_group_verdict";
+/// Records deleted (retention, DeleteRecords) before the group read them, summed over the
+/// topic's partitions, since the monitor started watching them (labels `cluster`, `group`,
+/// `topic`). See [`crate::kafka::loss`].
+pub const GROUP_LOST_RECORDS_TOTAL: &str = "pipescope_kafka_group_lost_records_total";
 /// Commits found a little past the end offset and reported as lag 0, since the watcher started.
 pub const CLAMPED_COMMITS_TOTAL: &str = "pipescope_kafka_clamped_commits_total";
 
@@ -65,11 +70,14 @@ pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Samp
         .flat_map(|g| &g.topics)
         .map(|t| t.partitions.len())
         .sum();
-    // At most: 4 per partition, 3 per topic, 6 per group partition, 1 per group, 1.
+    let group_topics: usize = view.groups.iter().map(|g| g.topics.len()).sum();
+    // At most: 4 per partition, 3 per topic, 6 per group partition, 1 per group topic, 1 per
+    // group, 1.
     samples.reserve(
         4 * view.partitions.len()
             + 3 * view.topics.len()
             + 6 * group_partitions
+            + group_topics
             + view.groups.len()
             + 1,
     );
@@ -135,6 +143,16 @@ pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Samp
                     group_partition_samples(p, &labels, &mut push);
                 }
             }
+            let labels = Labels::new([
+                ("cluster", cluster),
+                ("group", g.group.as_str()),
+                ("topic", t.topic.as_str()),
+            ]);
+            push(
+                GROUP_LOST_RECORDS_TOTAL,
+                &labels,
+                t.lost_to_retention as f64,
+            );
         }
         let labels = Labels::new([("cluster", cluster), ("group", g.group.as_str())]);
         push(GROUP_VERDICT, &labels, f64::from(g.verdict.code()));
@@ -258,6 +276,30 @@ mod tests {
         let group_verdict = find(&samples, GROUP_VERDICT, &[]);
         assert_eq!(group_verdict[0].labels.get("topic"), None);
         assert_eq!(value(&samples, CLAMPED_COMMITS_TOTAL, &[]), 0.0);
+        let lost = find(&samples, GROUP_LOST_RECORDS_TOTAL, &[("group", "g")]);
+        assert_eq!(lost.len(), 1);
+        assert_eq!(lost[0].value, 0.0);
+        assert_eq!(lost[0].labels.get("topic"), Some("t"));
+        assert_eq!(
+            lost[0].labels.get("partition"),
+            None,
+            "per topic, not partition"
+        );
+    }
+
+    #[test]
+    fn records_deleted_before_the_group_read_them_are_counted_per_group_and_topic() {
+        let mut a = KafkaAnalyzer::new(AnalyzerConfig::default());
+        a.ingest(&snapshot(0, 100, 40));
+        let mut deleted = snapshot(10, 120, 40);
+        deleted.partitions[0].offsets = Ok(OffsetRange {
+            earliest: 70,
+            latest: 120,
+        });
+        let samples = view_to_samples(&a.ingest(&deleted), "c");
+        let gt = [("group", "g"), ("topic", "t")];
+        assert_eq!(value(&samples, GROUP_LOST_RECORDS_TOTAL, &gt), 30.0);
+        assert_eq!(value(&samples, GROUP_VERDICT, &[("group", "g")]), 5.0);
     }
 
     #[test]
@@ -325,6 +367,7 @@ mod tests {
             GROUP_COMMITTED_BEYOND_END,
             GROUP_PARTITION_VERDICT,
             GROUP_VERDICT,
+            GROUP_LOST_RECORDS_TOTAL,
             CLAMPED_COMMITS_TOTAL,
         ] {
             assert!(name.starts_with("pipescope_kafka_"), "{name}");

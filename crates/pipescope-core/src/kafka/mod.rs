@@ -5,7 +5,9 @@
 //! - [`rate`]: the instant rate from end-offset deltas, the counts over the last 1, 5 and 15
 //!   minutes, and the (time, end offset) history;
 //! - [`lag`]: lag in offsets (never negative) and seconds (exact or estimated), catch-up time;
-//! - [`verdict`]: Burrow-style OK / WARN / STOPPED / STALLED / REWOUND over a sliding window;
+//! - [`verdict`]: Burrow-style OK / WARN / STOPPED / STALLED / REWOUND over a sliding window,
+//!   and LOST;
+//! - [`loss`]: records deleted before a consumer group read them, counted once per group;
 //! - [`analyzer`]: [`KafkaAnalyzer`], the state that turns successive snapshots into a [`KafkaView`];
 //! - [`metrics`]: the exported metric names and [`view_to_samples`];
 //! - [`record_time`]: which record timestamps to fetch for exact lag in seconds;
@@ -19,6 +21,7 @@ use crate::clock::EpochMillis;
 
 pub mod analyzer;
 pub mod lag;
+pub mod loss;
 pub mod metrics;
 pub mod probe;
 pub mod rate;

@@ -24,7 +24,10 @@
 //! a consumer that commits less often than we scrape would look stalled.
 //!
 //! A group's verdict is its worst partition's: [`Verdict`] orders by severity like Burrow's
-//! status codes, `Ok < Warn < Stopped < Stalled < Rewound`.
+//! status codes, `Ok < Warn < Stopped < Stalled < Rewound < Lost`.
+//!
+//! **LOST** is not a window rule: the analyzer sets it over the window's verdict when records
+//! were deleted before the group read them (see [`crate::kafka::loss`]).
 
 use std::collections::VecDeque;
 
@@ -51,11 +54,14 @@ pub enum Verdict {
     Stalled,
     /// The committed offset went backwards (and stayed back for two scrapes).
     Rewound,
+    /// Records were deleted (retention, DeleteRecords) before the group read them: its committed
+    /// offset is below the log start, or was within the last window of scrapes.
+    Lost,
 }
 
 impl Verdict {
     /// The numeric code exported in `pipescope_kafka_group_verdict`:
-    /// 0 OK, 1 WARN, 2 STOPPED, 3 STALLED, 4 REWOUND (higher is worse).
+    /// 0 OK, 1 WARN, 2 STOPPED, 3 STALLED, 4 REWOUND, 5 LOST (higher is worse).
     pub fn code(self) -> u8 {
         match self {
             Verdict::Ok => 0,
@@ -63,6 +69,7 @@ impl Verdict {
             Verdict::Stopped => 2,
             Verdict::Stalled => 3,
             Verdict::Rewound => 4,
+            Verdict::Lost => 5,
         }
     }
 
@@ -73,6 +80,7 @@ impl Verdict {
             Verdict::Stopped => "STOPPED",
             Verdict::Stalled => "STALLED",
             Verdict::Rewound => "REWOUND",
+            Verdict::Lost => "LOST",
         }
     }
 }
@@ -578,14 +586,15 @@ mod tests {
     fn verdicts_order_by_severity_and_codes_are_stable() {
         let mut all = [
             Verdict::Rewound,
+            Verdict::Lost,
             Verdict::Ok,
             Verdict::Stalled,
             Verdict::Warn,
             Verdict::Stopped,
         ];
         all.sort();
-        assert_eq!(all.map(Verdict::code), [0, 1, 2, 3, 4]);
-        assert_eq!(all.iter().max(), Some(&Verdict::Rewound));
+        assert_eq!(all.map(Verdict::code), [0, 1, 2, 3, 4, 5]);
+        assert_eq!(all.iter().max(), Some(&Verdict::Lost));
         assert_eq!(Verdict::Stalled.to_string(), "STALLED");
     }
 }

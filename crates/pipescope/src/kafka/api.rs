@@ -380,6 +380,11 @@ struct GroupLag {
     /// (`unknown` when no partition's is known); `null` when the group has no analysed partition.
     /// The partition's answer comes whole, with the span of its rates (`rates_over_s`).
     catch_up: Option<CatchUp>,
+    /// Records deleted (retention, DeleteRecords) before the group read them, summed over its
+    /// partitions since the monitor started watching them; `null` until analysed.
+    lost_to_retention: Option<u64>,
+    /// Why the verdict is LOST (the first losing partition's reason); `null` otherwise.
+    verdict_reason: Option<String>,
 }
 
 impl GroupLag {
@@ -397,6 +402,8 @@ impl GroupLag {
                     .flat_map(|t| &t.partitions)
                     .map(|p| p.catch_up),
             ),
+            lost_to_retention: Some(g.lost_to_retention),
+            verdict_reason: g.verdict_reason.clone(),
         })
     }
 }
@@ -465,6 +472,11 @@ struct GroupPartitionLag {
     last_commit_seen_ms: Option<u64>,
     /// `false` when this scrape did not report the group on the partition (last known numbers).
     reported_this_scrape: bool,
+    /// Records deleted (retention, DeleteRecords) before the group read them: the committed
+    /// offset was found below the log start. Since the monitor started watching.
+    lost_to_retention: u64,
+    /// Why the verdict is LOST; `null` otherwise.
+    verdict_reason: Option<String>,
 }
 
 /// A group with its members, committed offsets, and lag per topic and per partition.
@@ -488,6 +500,8 @@ struct GroupTopicLag {
     partitions_lag_unknown: usize,
     max_lag_seconds: Option<f64>,
     verdict: Verdict,
+    /// Records deleted before the group read them, over the topic's partitions.
+    lost_to_retention: u64,
 }
 
 fn group_detail(g: &GroupState, view: Option<&GroupView>) -> GroupDetail {
@@ -511,6 +525,8 @@ fn group_detail(g: &GroupState, view: Option<&GroupView>) -> GroupDetail {
                 window_complete: p.window_complete,
                 last_commit_seen_ms: p.last_commit_seen_ms,
                 reported_this_scrape: p.reported_this_scrape,
+                lost_to_retention: p.lost_to_retention,
+                verdict_reason: p.verdict_reason.clone(),
             })
         })
         .collect();
@@ -523,6 +539,7 @@ fn group_detail(g: &GroupState, view: Option<&GroupView>) -> GroupDetail {
             partitions_lag_unknown: t.partitions_lag_unknown,
             max_lag_seconds: t.max_lag_seconds,
             verdict: t.verdict,
+            lost_to_retention: t.lost_to_retention,
         })
         .collect();
     GroupDetail {

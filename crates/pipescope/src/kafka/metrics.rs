@@ -297,7 +297,7 @@ pub const GROUP_TOPIC_LAG_SECONDS_MAX: &str = "pipescope_kafka_group_topic_lag_s
 pub const GROUP_TOPIC_VERDICT: &str = "pipescope_kafka_group_topic_verdict";
 
 /// The view's series exported here (its end and committed offsets come from the raw state).
-const DERIVED: [&str; 10] = [
+const DERIVED: [&str; 11] = [
     names::PARTITION_INSTANT_MESSAGES_PER_SECOND,
     names::PARTITION_MESSAGES_PER_MINUTE,
     names::TOPIC_MESSAGES_PER_MINUTE,
@@ -307,6 +307,7 @@ const DERIVED: [&str; 10] = [
     names::GROUP_COMMITTED_BEYOND_END,
     names::GROUP_PARTITION_VERDICT,
     names::GROUP_VERDICT,
+    names::GROUP_LOST_RECORDS_TOTAL,
     names::CLAMPED_COMMITS_TOTAL,
 ];
 
@@ -334,10 +335,13 @@ fn help(name: &str) -> &'static str {
             "1 when the group's committed offset is beyond the partition's end offset (lag unknown)."
         }
         names::GROUP_PARTITION_VERDICT => {
-            "Verdict on the group's partition: 0 OK, 1 WARN, 2 STOPPED, 3 STALLED, 4 REWOUND."
+            "Verdict on the group's partition: 0 OK, 1 WARN, 2 STOPPED, 3 STALLED, 4 REWOUND, 5 LOST."
         }
         names::GROUP_VERDICT => {
-            "Verdict on the group (its worst partition): 0 OK, 1 WARN, 2 STOPPED, 3 STALLED, 4 REWOUND."
+            "Verdict on the group (its worst partition): 0 OK, 1 WARN, 2 STOPPED, 3 STALLED, 4 REWOUND, 5 LOST."
+        }
+        names::GROUP_LOST_RECORDS_TOTAL => {
+            "Records deleted (retention, DeleteRecords) before the group read them, over the topic's partitions, since the monitor started watching them."
         }
         names::CLAMPED_COMMITS_TOTAL => {
             "Commits found a little past the end offset (racing its read) and reported as lag 0."

@@ -317,6 +317,8 @@ mod tests {
                     max_lag_seconds: None,
                     max_lag_seconds_estimated: false,
                     verdict: Default::default(),
+                    verdict_reason: None,
+                    lost_to_retention: 0,
                     topics: vec![],
                 })
                 .collect(),

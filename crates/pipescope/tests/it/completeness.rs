@@ -67,6 +67,11 @@ impl Monitor {
         assert!(sent.success(), "kill {signal}");
         wait_until(within, || matches!(self.child.try_wait(), Ok(Some(_))))
     }
+
+    /// The monitor's process id (to pause it with `kill -STOP`).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Monitor {

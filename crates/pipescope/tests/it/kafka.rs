@@ -63,6 +63,26 @@ pub(crate) fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     }
 }
 
+/// Creates `topic` with one partition whose records older than `retention_ms` are deleted
+/// (`cleanup.policy=delete`).
+pub(crate) fn create_topic_with_retention(bootstrap: &str, topic: &str, retention_ms: i64) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let retention = retention_ms.to_string();
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "delete")
+        .set("retention.ms", &retention);
+    let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    for result in runtime()
+        .block_on(admin.create_topics(&[new], &options))
+        .unwrap()
+    {
+        result.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+}
+
 /// Produces `per_partition` records to each partition, record i of partition p stamped
 /// `base_ms + i * 1000 + p`; returns nothing until every record is delivered.
 fn produce(bootstrap: &str, topic: &str, partitions: i32, per_partition: i64, base_ms: i64) {
@@ -2159,4 +2179,129 @@ fn record_times_are_read_from_lz4_and_zstd_batches() {
         let count: i32 = info.iter().map(|b| b.record_count).sum();
         assert_eq!(count, 20, "{topic}");
     }
+}
+
+/// Sends one record per stamp to partition 0 of `topic`, stamped so, and waits for delivery.
+fn produce_stamped(bootstrap: &str, topic: &str, stamps: &[i64]) {
+    let producer = producer(bootstrap, 5);
+    for stamp in stamps {
+        let payload = stamp.to_string();
+        let mut record = BaseRecord::<(), _>::to(topic)
+            .partition(0)
+            .payload(&payload)
+            .timestamp(*stamp);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    producer.poll(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(TIMEOUT).expect("all records delivered");
+}
+
+/// Retention deletes records before a slow group read them: lost for that group, exactly, and
+/// not for a group that had read past them. tansu 0.6 has no DeleteRecords (its engines'
+/// `delete_records` is `todo!()`: rdkafka's `delete_records` gets a transport failure and the
+/// broker answers nothing more), but its sqlite engine's maintenance deletes the records of a
+/// `cleanup.policy=delete` topic older than `retention.ms` by their timestamps: records stamped
+/// in the past are deleted at the next maintenance.
+#[test]
+fn records_deleted_by_retention_before_a_slow_group_read_them_are_lost_for_that_group() {
+    let broker = Tansu::start_with(TansuOptions {
+        maintenance_interval: Some(Duration::from_secs(1)),
+        ..Default::default()
+    });
+    let bootstrap = broker.bootstrap();
+    let retention_ms: i64 = 600_000;
+    create_topic_with_retention(&bootstrap, "events", retention_ms);
+    let slow = consumer(&bootstrap, "slow");
+    commit_standalone(&slow, "events", 0, 5);
+    let fast = consumer(&bootstrap, "fast");
+    commit_standalone(&fast, "events", 0, 25);
+    let watching = Watching::start(&bootstrap, "verdict_window = 4\n");
+
+    // Offsets 0..19 are past retention at once; 20..29 will be in 20 s; 30..34 stay.
+    let now = now_ms();
+    let first_expiry = now + 20_000;
+    let stamps: Vec<i64> = std::iter::repeat_n(now - retention_ms - 60_000, 20)
+        .chain(std::iter::repeat_n(first_expiry - retention_ms, 10))
+        .chain(std::iter::repeat_n(now, 5))
+        .collect();
+    produce_stamped(&bootstrap, "events", &stamps);
+
+    let lost = |group: &str| {
+        watching
+            .group_partition(group, "events", 0)
+            .map(|p| p.lost_to_retention)
+    };
+    let log_start = || {
+        let view = watching.view()?;
+        view.partitions
+            .iter()
+            .find(|p| p.topic == "events")
+            .and_then(|p| p.earliest)
+    };
+    assert!(
+        pipescope_testkit::wait_until(TIMEOUT, || log_start() == Some(20)
+            && lost("slow") == Some(15)),
+        "retention never deleted offsets 0..19 (log start {:?}, slow lost {:?})",
+        log_start(),
+        lost("slow")
+    );
+    assert!(now_ms() < first_expiry, "set-up outlasted the first stage");
+    assert_eq!(lost("fast"), Some(0), "fast had read past offset 20");
+    let p = watching.group_partition("slow", "events", 0).unwrap();
+    assert_eq!(p.verdict, pipescope_core::kafka::Verdict::Lost);
+
+    // The log start moves on to 30: only the new stretch is added, for both groups.
+    assert!(
+        pipescope_testkit::wait_until(Duration::from_secs(40), || log_start() == Some(30)
+            && lost("slow") == Some(25)),
+        "retention never deleted offsets 20..29 (log start {:?}, slow lost {:?})",
+        log_start(),
+        lost("slow")
+    );
+    assert!(
+        pipescope_testkit::wait_until(TIMEOUT, || lost("fast") == Some(5)),
+        "fast lost {:?}",
+        lost("fast")
+    );
+    // Later scrapes see the same state again and add nothing.
+    let seen = watching.view().unwrap().time_ms;
+    assert!(pipescope_testkit::wait_until(TIMEOUT, || watching
+        .view()
+        .is_some_and(|v| v.time_ms >= seen + 1_000)));
+    assert_eq!((lost("slow"), lost("fast")), (Some(25), Some(5)));
+
+    let json = watching.api("/api/v1/kafka/clusters/local/groups/slow");
+    assert_eq!(json["lost_to_retention"], 25, "{json}");
+    assert_eq!(json["verdict"], "LOST", "{json}");
+    assert_eq!(
+        json["verdict_reason"],
+        "events partition 0: committed offset 5 is below the log start 30: records deleted by retention or DeleteRecords before the group read them (25 lost so far)",
+        "{json}"
+    );
+    assert_eq!(json["topics"][0]["lost_to_retention"], 25, "{json}");
+    assert_eq!(json["partitions"][0]["lost_to_retention"], 25, "{json}");
+    let summary = watching.api("/api/v1/kafka/clusters/local/groups");
+    let fast_summary = summary
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "fast")
+        .unwrap();
+    assert_eq!(fast_summary["lost_to_retention"], 5, "{summary}");
+    let text = watching.metrics();
+    for line in [
+        "pipescope_kafka_group_lost_records_total{cluster=\"local\",group=\"slow\",topic=\"events\"} 25",
+        "pipescope_kafka_group_lost_records_total{cluster=\"local\",group=\"fast\",topic=\"events\"} 5",
+        "pipescope_kafka_group_verdict{cluster=\"local\",group=\"slow\"} 5",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    drop((slow, fast));
 }

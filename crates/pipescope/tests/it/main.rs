@@ -13,6 +13,7 @@ mod mqtt;
 mod pipeline;
 mod probes;
 mod prometheus;
+mod retention;
 mod secure_kafka;
 mod shared_flow;
 mod shutdown;
