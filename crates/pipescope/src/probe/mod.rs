@@ -691,6 +691,36 @@ mod tests {
         );
     }
 
+    /// The commented block of the example that starts with `header`, uncommented.
+    fn example_block(header: &str) -> String {
+        let example = crate::config::EXAMPLE;
+        let start = example.find(header).expect("the example has the block");
+        example[start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
+            .collect()
+    }
+
+    #[test]
+    fn the_example_mqtt_and_bridge_probes_are_valid_once_uncommented() {
+        let text = format!(
+            "{}\n{}\n{}",
+            crate::config::EXAMPLE,
+            example_block("# [probes.mqtt.edge]"),
+            example_block("# [probes.bridge.machines]")
+        );
+        let config = crate::config::parse("example", &text, []).unwrap();
+        assert_eq!(config.probes.mqtt["edge"].topic, "pipescope/probe");
+        let bridge = &config.probes.bridge["machines"];
+        assert_eq!(
+            (bridge.mqtt.as_str(), bridge.kafka_topic.as_str()),
+            ("edge", "machine.data")
+        );
+        let shipped = crate::config::parse("example", crate::config::EXAMPLE, []).unwrap();
+        assert!(shipped.probes.mqtt.is_empty() && shipped.probes.bridge.is_empty());
+    }
+
     #[test]
     fn the_example_probe_is_valid_once_uncommented() {
         let example = crate::config::EXAMPLE;

@@ -445,3 +445,56 @@ fn messages_published_while_the_bridge_is_stopped_arrive_after_its_restart() {
     );
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+/// Mosquitto killed: the publisher's connection ends, so what waited for a PUBACK is excused
+/// (it may never have been published), every interval counts unavailable and the probe says
+/// why. Started again on the same port: the probe reconnects, its subscription comes back (the
+/// next message read sets a new base) and nothing is counted lost or twice.
+#[test]
+fn a_killed_mosquitto_is_unavailability_not_loss() {
+    let started = Instant::now();
+    let mut mosquitto = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Reconnects every second at most, so the outage ends soon after the broker is back.
+    let config = format!(
+        "[mqtt.local]\nurl = \"{}\"\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\n\
+         [probes.mqtt.local]\ninterval = \"200ms\"\ntimeout = \"1s\"\n",
+        mosquitto.url()
+    );
+    let monitor = Monitor::start(dir.path(), &config);
+    let mut seen = Value::Null;
+    let reading = wait_until(TIMEOUT, || {
+        seen = probe_of(&monitor, "mqtt").unwrap_or_default();
+        (3..u64::MAX).contains(&read_counter(&seen, "records"))
+    });
+    assert!(reading, "nothing read back: {seen}\n{}", monitor.log());
+
+    mosquitto.kill();
+    let down = wait_until(TIMEOUT, || {
+        seen = probe_of(&monitor, "mqtt").unwrap_or_default();
+        seen["publishing"] == false
+            && seen["reading"] == false
+            && seen["produce"]["failed"].as_u64() >= Some(5)
+    });
+    assert!(down, "not unavailable: {seen}");
+    let error = seen["last_error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        error.contains("MQTT broker local") && error.contains("is the broker running?"),
+        "{seen}"
+    );
+    mosquitto.restart();
+    let acked = seen["produce"]["acked"].as_u64().unwrap();
+    let recovered = wait_until(TIMEOUT, || {
+        seen = probe_of(&monitor, "mqtt").unwrap_or_default();
+        seen["produce"]["acked"].as_u64().unwrap_or(0) >= acked + 10 && seen["reading"] == true
+    });
+    assert!(recovered, "no recovery: {seen}\n{}", monitor.log());
+    // Past the grace (10 s) of every gap the outage could have opened.
+    let settled_at = Instant::now() + Duration::from_secs(11);
+    assert!(wait_until(TIMEOUT, || Instant::now() >= settled_at));
+    let seen = probe_of(&monitor, "mqtt").unwrap();
+    for zero in ["lost", "late", "duplicated"] {
+        assert_eq!(read_counter(&seen, zero), 0, "{zero}: {seen}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
