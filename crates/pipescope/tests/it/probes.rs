@@ -184,10 +184,10 @@ fn probes_are_off_by_default() {
     assert!(!monitor.log().contains("probe"), "{}", monitor.log());
 }
 
-fn mqtt_probe_config(mqtt: &str) -> String {
+fn mqtt_probe_config(mqtt: &str, timeout: &str) -> String {
     format!(
         "[mqtt.local]\nurl = \"{mqtt}\"\n\
-         [probes.mqtt.local]\ninterval = \"200ms\"\ntimeout = \"1s\"\n"
+         [probes.mqtt.local]\ninterval = \"200ms\"\ntimeout = \"{timeout}\"\n"
     )
 }
 
@@ -203,7 +203,7 @@ fn the_mqtt_probe_reads_back_every_message() {
     let started = Instant::now();
     let mosquitto = Mosquitto::start();
     let dir = tempfile::tempdir().unwrap();
-    let monitor = Monitor::start(dir.path(), &mqtt_probe_config(&mosquitto.url()));
+    let monitor = Monitor::start(dir.path(), &mqtt_probe_config(&mosquitto.url(), "2s"));
     let mut seen = Value::Null;
     // Availability covers complete 10-second buckets: wait for the first one.
     let measured = wait_until(TIMEOUT, || {
@@ -254,7 +254,7 @@ fn a_paused_mosquitto_lowers_mqtt_availability_and_counts_no_loss() {
     let started = Instant::now();
     let mut mosquitto = Mosquitto::start();
     let dir = tempfile::tempdir().unwrap();
-    let monitor = Monitor::start(dir.path(), &mqtt_probe_config(&mosquitto.url()));
+    let monitor = Monitor::start(dir.path(), &mqtt_probe_config(&mosquitto.url(), "1s"));
     let mut seen = Value::Null;
     let reading = wait_until(TIMEOUT, || {
         seen = probe_of(&monitor, "mqtt").unwrap_or_default();
@@ -300,7 +300,7 @@ fn bridge_probe_config(mqtt: &str, bootstrap: &str) -> String {
     format!(
         "[mqtt.local]\nurl = \"{mqtt}\"\n[kafka.local]\nbootstrap = \"{bootstrap}\"\n\
          [probes.bridge.machines]\nmqtt = \"local\"\nmqtt_topic = \"machine/probe/pipescope\"\n\
-         kafka = \"local\"\nkafka_topic = \"machine.data\"\ninterval = \"200ms\"\ntimeout = \"1s\"\n"
+         kafka = \"local\"\nkafka_topic = \"machine.data\"\ninterval = \"200ms\"\ntimeout = \"2s\"\n"
     )
 }
 
