@@ -49,36 +49,17 @@ pub struct FilterReader {
 impl FilterReader {
     /// Reads until the sink says stop.
     pub async fn run(self, sink: &mut impl MessageSink) {
-        let mut options = MqttOptions::new(
-            self.client_id.clone(),
-            self.broker.url.host.clone(),
-            self.broker.url.port,
-        );
-        options
-            .set_keep_alive(self.broker.keep_alive)
-            .set_clean_start(true)
-            .set_max_packet_size(Some(
-                u32::try_from(self.broker.max_packet_size).unwrap_or(u32::MAX),
-            ));
-        if self.broker.url.tls {
-            match crate::mqtt::tls::client_config(&self.broker_name, self.broker.tls.as_ref()) {
-                Ok(tls) => {
-                    options.set_transport(rumqttc::Transport::tls_with_config(
-                        rumqttc::TlsConfiguration::Rustls(tls),
-                    ));
-                }
+        let mut options =
+            match client_options(&self.broker_name, &self.broker, self.client_id.clone()) {
+                Ok(options) => options,
                 Err(message) => {
                     tracing::error!(broker = %self.broker_name, "{message}");
                     sink.status(false, Some(message));
                     sink.flush().await;
                     return;
                 }
-            }
-        }
-        if let Some(user) = &self.broker.username {
-            let password = self.broker.password.as_ref().map_or("", |p| p.expose());
-            options.set_credentials(user.clone(), password);
-        }
+            };
+        options.set_clean_start(true);
         let (client, mut eventloop) = AsyncClient::new(options, 16);
         let mut backoff = Backoff::new(self.broker.reconnect_min, self.broker.reconnect_max);
         let mut connected_at: Option<Instant> = None;
@@ -138,6 +119,32 @@ impl FilterReader {
             }
         }
     }
+}
+
+/// Options for a client of `broker` (address, keep-alive, packet size, TLS, credentials), for
+/// the readers and the probes' publishers.
+pub fn client_options(
+    broker_name: &str,
+    broker: &MqttBroker,
+    client_id: String,
+) -> Result<MqttOptions, String> {
+    let mut options = MqttOptions::new(client_id, broker.url.host.clone(), broker.url.port);
+    options
+        .set_keep_alive(broker.keep_alive)
+        .set_max_packet_size(Some(
+            u32::try_from(broker.max_packet_size).unwrap_or(u32::MAX),
+        ));
+    if broker.url.tls {
+        let tls = crate::mqtt::tls::client_config(broker_name, broker.tls.as_ref())?;
+        options.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls),
+        ));
+    }
+    if let Some(user) = &broker.username {
+        let password = broker.password.as_ref().map_or("", |p| p.expose());
+        options.set_credentials(user.clone(), password);
+    }
+    Ok(options)
 }
 
 /// The trace reader's sink: each message's trace (its user properties), stream = its topic.

@@ -482,6 +482,50 @@ pub struct Probes {
     /// `[probes.kafka.<cluster>]`: a probe topic on an `[kafka.<cluster>]` of this file.
     #[serde(default)]
     pub kafka: BTreeMap<String, KafkaProbe>,
+    /// `[probes.mqtt.<broker>]`: a probe topic on an `[mqtt.<broker>]` of this file.
+    #[serde(default)]
+    pub mqtt: BTreeMap<String, MqttProbe>,
+    /// `[probes.bridge.<name>]`: published on MQTT, read from the Kafka topic a bridge maps it to.
+    #[serde(default)]
+    pub bridge: BTreeMap<String, BridgeProbe>,
+}
+
+/// An MQTT probe: every interval one traced QoS 1 message on `topic`, read back through its own
+/// subscription.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttProbe {
+    /// The topic published and subscribed to (no wildcards).
+    #[serde(default = "default_mqtt_probe_topic")]
+    pub topic: String,
+    #[serde(default = "default_probe_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// A message without a PUBACK within this long counts as unavailable.
+    #[serde(default = "default_probe_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_mqtt_probe_topic() -> String {
+    "pipescope/probe".to_string()
+}
+
+/// A probe through a bridge: traced QoS 1 messages on `mqtt_topic` of broker `mqtt`, read back
+/// from `kafka_topic` of cluster `kafka`, the topic the bridge maps them to.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeProbe {
+    /// An `[mqtt.<name>]` of this file.
+    pub mqtt: String,
+    /// A topic the bridge's mapping covers (no wildcards).
+    pub mqtt_topic: String,
+    /// A `[kafka.<name>]` of this file.
+    pub kafka: String,
+    /// The Kafka topic the bridge writes that MQTT topic to.
+    pub kafka_topic: String,
+    #[serde(default = "default_probe_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(default = "default_probe_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
 }
 
 /// A Kafka probe: every interval a traced record to every partition of `topic`, read back.

@@ -318,6 +318,61 @@ fn check_probes(config: &Config, errors: &mut Vec<ConfigError>) {
             );
         }
     }
+    for (broker, probe) in &config.probes.mqtt {
+        let at = format!("probes.mqtt.{broker}");
+        check_probe_broker(config, &at, broker, errors);
+        check_publish_topic(&format!("{at}.topic"), &probe.topic, errors);
+        check_positive(&format!("{at}.interval"), probe.interval, errors);
+        check_positive(&format!("{at}.timeout"), probe.timeout, errors);
+    }
+    for (name, probe) in &config.probes.bridge {
+        let at = format!("probes.bridge.{name}");
+        check_probe_broker(config, &format!("{at}.mqtt"), &probe.mqtt, errors);
+        check_publish_topic(&format!("{at}.mqtt_topic"), &probe.mqtt_topic, errors);
+        if !config.kafka.contains_key(&probe.kafka) {
+            let known: Vec<&str> = config.kafka.keys().map(String::as_str).collect();
+            errors.push(
+                ConfigError::new(
+                    format!("{at}.kafka"),
+                    format!("no Kafka cluster {:?} in this file", probe.kafka),
+                )
+                .hint(format!(
+                    "name a [kafka.<name>] of this file: {}",
+                    known.join(", ")
+                )),
+            );
+        }
+        if probe.kafka_topic.is_empty() {
+            errors.push(
+                ConfigError::new(format!("{at}.kafka_topic"), "empty")
+                    .hint("the Kafka topic the bridge maps mqtt_topic to, e.g. \"machine.data\""),
+            );
+        }
+        check_positive(&format!("{at}.interval"), probe.interval, errors);
+        check_positive(&format!("{at}.timeout"), probe.timeout, errors);
+    }
+}
+
+fn check_probe_broker(config: &Config, at: &str, broker: &str, errors: &mut Vec<ConfigError>) {
+    if !config.mqtt.contains_key(broker) {
+        let known: Vec<&str> = config.mqtt.keys().map(String::as_str).collect();
+        errors.push(
+            ConfigError::new(at, format!("no MQTT broker {broker:?} in this file")).hint(format!(
+                "name a [mqtt.<name>] of this file: {}",
+                known.join(", ")
+            )),
+        );
+    }
+}
+
+/// A probe publishes to its topic, so it is a topic name, not a filter.
+fn check_publish_topic(at: &str, topic: &str, errors: &mut Vec<ConfigError>) {
+    if topic.is_empty() || topic.contains(['+', '#', '\0']) {
+        errors.push(
+            ConfigError::new(at, format!("not a topic one can publish to: {topic:?}"))
+                .hint("a topic without wildcards, e.g. \"pipescope/probe\""),
+        );
+    }
 }
 
 /// Each hop reads from a broker or cluster of the same file, through one valid filter or topic.
@@ -729,6 +784,44 @@ mod tests {
                 "probes.kafka.other.topic: empty — leave it out for \"pipescope-probe\"",
                 "probes.kafka.other.interval: must be more than 0 — for example \"10s\"",
                 "probes.kafka.other.partitions: must be more than 0 — leave it out for one partition per broker",
+            ]
+        );
+    }
+
+    #[test]
+    fn mqtt_and_bridge_probes_name_brokers_and_clusters_of_the_file() {
+        let base = "[mqtt.edge]\nurl = \"mqtt://m\"\n[kafka.prod]\nbootstrap = \"k:9092\"\n";
+        let ok = parse(
+            "t",
+            &format!(
+                "{base}[probes.mqtt.edge]\n[probes.bridge.machines]\nmqtt = \"edge\"\nmqtt_topic = \"machine/probe/pipescope\"\nkafka = \"prod\"\nkafka_topic = \"machine.data\"\n"
+            ),
+            [],
+        )
+        .unwrap();
+        let probe = &ok.probes.mqtt["edge"];
+        assert_eq!(probe.topic, "pipescope/probe");
+        assert_eq!(probe.interval, Duration::from_secs(1));
+        assert_eq!(probe.timeout, Duration::from_secs(5));
+        assert_eq!(
+            ok.probes.bridge["machines"].interval,
+            Duration::from_secs(1)
+        );
+        let errors = errors_of(&format!(
+            "{base}[probes.mqtt.other]\ntopic = \"a/+\"\ntimeout = \"0s\"\n\
+             [probes.bridge.b]\nmqtt = \"x\"\nmqtt_topic = \"\"\nkafka = \"y\"\nkafka_topic = \"\"\ninterval = \"0s\"\n"
+        ));
+        assert_eq!(
+            errors,
+            vec![
+                "probes.mqtt.other: no MQTT broker \"other\" in this file — name a [mqtt.<name>] of this file: edge",
+                "probes.mqtt.other.topic: not a topic one can publish to: \"a/+\" — a topic without wildcards, e.g. \"pipescope/probe\"",
+                "probes.mqtt.other.timeout: must be more than 0 — for example \"10s\"",
+                "probes.bridge.b.mqtt: no MQTT broker \"x\" in this file — name a [mqtt.<name>] of this file: edge",
+                "probes.bridge.b.mqtt_topic: not a topic one can publish to: \"\" — a topic without wildcards, e.g. \"pipescope/probe\"",
+                "probes.bridge.b.kafka: no Kafka cluster \"y\" in this file — name a [kafka.<name>] of this file: prod",
+                "probes.bridge.b.kafka_topic: empty — the Kafka topic the bridge maps mqtt_topic to, e.g. \"machine.data\"",
+                "probes.bridge.b.interval: must be more than 0 — for example \"10s\"",
             ]
         );
     }

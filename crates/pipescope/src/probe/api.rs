@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::{KafkaProbeView, ProbesState};
+use super::{ProbeView, ProbesState};
 
 pub fn router(state: ProbesState) -> Router {
     Router::new()
@@ -16,9 +16,9 @@ pub fn router(state: ProbesState) -> Router {
     get,
     path = "/api/v1/probes",
     tag = "completeness",
-    summary = "Probes ([probes.kafka.X]): per partition of the probe topic, availability and produce-ack latency, and the records read back — lost, duplicated, end-to-end latency (docs/completeness.md \"Probes\"); empty when no probe is configured",
-    responses((status = 200, description = "OK", body = [KafkaProbeView]))
+    summary = "Probes ([probes.kafka.X], [probes.mqtt.X], [probes.bridge.X]; `kind` says which): availability and produce-ack latency, and what was read back — lost, duplicated, end-to-end latency; for a bridge probe also the edge between MQTT and Kafka (docs/completeness.md \"Probes\"); empty when no probe is configured",
+    responses((status = 200, description = "OK", body = [ProbeView]))
 )]
-pub(crate) async fn probes(State(state): State<ProbesState>) -> Json<Vec<KafkaProbeView>> {
+pub(crate) async fn probes(State(state): State<ProbesState>) -> Json<Vec<ProbeView>> {
     Json(state.all())
 }

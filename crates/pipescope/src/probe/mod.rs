@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod metrics;
+pub mod mqtt;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -27,11 +28,12 @@ use tokio::sync::mpsc;
 use crate::completeness::kafka::{RecordSink, TopicReader, librdkafka_settings};
 use crate::config::{Config, KafkaCluster, KafkaProbe};
 use crate::shutdown::Supervisor;
+pub use mqtt::{BridgeProbeView, MqttProbeSpec, MqttProbeView};
 
 /// Partitions of a probe topic followed at most (one hop and one account each).
 const MAX_PARTITIONS: usize = 1_024;
 /// How often figures are settled and published.
-const TICK: Duration = Duration::from_secs(1);
+pub(crate) const TICK: Duration = Duration::from_secs(1);
 
 /// One partition of a probe topic: its leader, the produce side and what was read back.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -98,12 +100,35 @@ pub struct KafkaProbeView {
     pub brokers: Vec<ProbeBrokerView>,
 }
 
+/// One probe's figures; `kind` says which system it probes.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ProbeView {
+    /// `[probes.kafka.<cluster>]`.
+    Kafka(KafkaProbeView),
+    /// `[probes.mqtt.<broker>]`.
+    Mqtt(Box<MqttProbeView>),
+    /// `[probes.bridge.<name>]`: MQTT through a bridge to Kafka.
+    Bridge(Box<BridgeProbeView>),
+}
+
+impl ProbeView {
+    /// Unique per probe: the kind and the configured name.
+    fn key(&self) -> String {
+        match self {
+            ProbeView::Kafka(v) => format!("kafka/{}", v.cluster),
+            ProbeView::Mqtt(v) => format!("mqtt/{}", v.broker),
+            ProbeView::Bridge(v) => format!("bridge/{}", v.name),
+        }
+    }
+}
+
 /// Every probe's latest figures, shared by the probe tasks, the API and `/metrics`.
 #[derive(Debug, Clone, Default)]
-pub struct ProbesState(Arc<RwLock<BTreeMap<String, KafkaProbeView>>>);
+pub struct ProbesState(Arc<RwLock<BTreeMap<String, ProbeView>>>);
 
 impl ProbesState {
-    pub fn all(&self) -> Vec<KafkaProbeView> {
+    pub fn all(&self) -> Vec<ProbeView> {
         self.0
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -112,11 +137,11 @@ impl ProbesState {
             .collect()
     }
 
-    fn set(&self, view: KafkaProbeView) {
+    fn set(&self, view: ProbeView) {
         self.0
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(view.cluster.clone(), view);
+            .insert(view.key(), view);
     }
 }
 
@@ -149,7 +174,82 @@ pub fn start_probes(config: &Config, tasks: &Supervisor, clock: &Arc<dyn Clock>)
             }),
         );
     }
+    for (broker_name, probe) in &config.probes.mqtt {
+        let Some(broker) = config.mqtt.get(broker_name) else {
+            continue;
+        };
+        tracing::info!(
+            broker = %broker_name,
+            topic = %probe.topic,
+            interval = ?probe.interval,
+            "MQTT probe: publishing to {:?} and reading it back",
+            probe.topic
+        );
+        spawn_mqtt_probe(
+            tasks,
+            format!("mqtt probe {broker_name}"),
+            MqttProbeSpec {
+                name: broker_name.clone(),
+                broker_name: broker_name.clone(),
+                broker: broker.clone(),
+                topic: probe.topic.clone(),
+                interval: probe.interval,
+                timeout: probe.timeout,
+                kafka: None,
+            },
+            &state,
+            clock,
+        );
+    }
+    for (name, probe) in &config.probes.bridge {
+        let (Some(broker), Some(cluster)) =
+            (config.mqtt.get(&probe.mqtt), config.kafka.get(&probe.kafka))
+        else {
+            continue;
+        };
+        tracing::info!(
+            probe = %name,
+            "bridge probe: publishing to {:?} on MQTT broker {} and reading it back from Kafka topic {:?} of cluster {}",
+            probe.mqtt_topic, probe.mqtt, probe.kafka_topic, probe.kafka
+        );
+        spawn_mqtt_probe(
+            tasks,
+            format!("bridge probe {name}"),
+            MqttProbeSpec {
+                name: name.clone(),
+                broker_name: probe.mqtt.clone(),
+                broker: broker.clone(),
+                topic: probe.mqtt_topic.clone(),
+                interval: probe.interval,
+                timeout: probe.timeout,
+                kafka: Some((
+                    probe.kafka.clone(),
+                    cluster.clone(),
+                    probe.kafka_topic.clone(),
+                )),
+            },
+            &state,
+            clock,
+        );
+    }
     state
+}
+
+fn spawn_mqtt_probe(
+    tasks: &Supervisor,
+    task: String,
+    spec: MqttProbeSpec,
+    state: &ProbesState,
+    clock: &Arc<dyn Clock>,
+) {
+    let args = (spec, state.clone(), clock.clone());
+    tasks.spawn(
+        task,
+        Box::new(move || {
+            let (spec, state, clock) = args.clone();
+            Box::pin(mqtt::run_mqtt_probe(spec, state, clock))
+        }),
+    );
 }
 
 /// What the probe's reader thread saw.
@@ -345,7 +445,7 @@ async fn run_kafka_probe(
         Err(e) => {
             tracing::error!(cluster = %name, "{e}");
             view.last_error = Some(e);
-            state.set(view);
+            state.set(ProbeView::Kafka(view));
             // Ends: the supervisor tries again with backoff.
             return;
         }
@@ -355,7 +455,7 @@ async fn run_kafka_probe(
         Err(e) => {
             tracing::error!(cluster = %name, "{e}");
             view.last_error = Some(e);
-            state.set(view);
+            state.set(ProbeView::Kafka(view));
             return;
         }
     };
@@ -519,7 +619,7 @@ async fn run_kafka_probe(
                 view.brokers = by_leader(&partitions);
                 view.partitions = partitions;
                 view.updated_ms = now;
-                state.set(view.clone());
+                state.set(ProbeView::Kafka(view.clone()));
             }
         }
     }
@@ -589,6 +689,36 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// The commented block of the example that starts with `header`, uncommented.
+    fn example_block(header: &str) -> String {
+        let example = crate::config::EXAMPLE;
+        let start = example.find(header).expect("the example has the block");
+        example[start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
+            .collect()
+    }
+
+    #[test]
+    fn the_example_mqtt_and_bridge_probes_are_valid_once_uncommented() {
+        let text = format!(
+            "{}\n{}\n{}",
+            crate::config::EXAMPLE,
+            example_block("# [probes.mqtt.edge]"),
+            example_block("# [probes.bridge.machines]")
+        );
+        let config = crate::config::parse("example", &text, []).unwrap();
+        assert_eq!(config.probes.mqtt["edge"].topic, "pipescope/probe");
+        let bridge = &config.probes.bridge["machines"];
+        assert_eq!(
+            (bridge.mqtt.as_str(), bridge.kafka_topic.as_str()),
+            ("edge", "machine.data")
+        );
+        let shipped = crate::config::parse("example", crate::config::EXAMPLE, []).unwrap();
+        assert!(shipped.probes.mqtt.is_empty() && shipped.probes.bridge.is_empty());
     }
 
     #[test]
