@@ -175,10 +175,14 @@ impl TopicReader {
                     Ok(message) => {
                         let now = self.clock.now_millis();
                         if let Ok(partition) = u32::try_from(message.partition()) {
-                            if positions.read(partition, message.offset()) {
-                                sink.skipped(partition);
+                            match positions.read(partition, message.offset()) {
+                                Read::Next => sink.record(&message, partition, now),
+                                Read::AfterSkip => {
+                                    sink.skipped(partition);
+                                    sink.record(&message, partition, now);
+                                }
+                                Read::Again => {}
                             }
-                            sink.record(&message, partition, now);
                         }
                     }
                     Err(e) => {
@@ -401,16 +405,26 @@ impl Positions {
         self.0.insert(partition, offset);
     }
 
-    /// A record at `offset` was read; true when records before it were skipped (deleted by
-    /// retention or compaction, or the position was reset to the log start): a rebase, not loss.
-    pub fn read(&mut self, partition: u32, offset: i64) -> bool {
-        let jumped = self
-            .0
-            .get(&partition)
-            .is_some_and(|&expected| offset > expected);
+    /// A record at `offset` was read: the next one, one after records it never read (deleted by
+    /// retention or compaction, or the position reset to the log start: a rebase, not loss), or
+    /// one at an offset it read already (a broker sending a stretch again: not a duplicate).
+    pub fn read(&mut self, partition: u32, offset: i64) -> Read {
+        let read = match self.0.get(&partition) {
+            Some(&expected) if offset > expected => Read::AfterSkip,
+            Some(&expected) if offset < expected => return Read::Again,
+            _ => Read::Next,
+        };
         self.0.insert(partition, offset + 1);
-        jumped
+        read
     }
+}
+
+/// Where a record read stands in its partition (see [`Positions::read`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    Next,
+    AfterSkip,
+    Again,
 }
 
 #[cfg(test)]
@@ -471,18 +485,30 @@ mod tests {
     }
 
     #[test]
-    fn a_jump_in_offsets_is_a_rebase_and_the_first_read_is_not() {
+    fn a_jump_in_offsets_is_a_rebase_the_first_read_is_not_and_a_read_again_is_dropped() {
         let mut p = Positions::default();
-        assert!(!p.read(0, 100));
-        assert!(!p.read(0, 101));
-        assert!(p.read(0, 150), "records 102..150 were deleted unread");
-        assert!(!p.read(1, 7), "another partition starts on its own");
-        assert!(!p.read(0, 151));
+        assert_eq!(p.read(0, 100), Read::Next);
+        assert_eq!(p.read(0, 101), Read::Next);
+        assert_eq!(
+            p.read(0, 150),
+            Read::AfterSkip,
+            "102..150 were deleted unread"
+        );
+        assert_eq!(
+            p.read(1, 7),
+            Read::Next,
+            "another partition starts on its own"
+        );
+        assert_eq!(p.read(0, 151), Read::Next);
+        // A broker sending a stretch again (tansu after a fetch below the log start).
+        assert_eq!(p.read(0, 150), Read::Again);
+        assert_eq!(p.read(0, 151), Read::Again);
+        assert_eq!(p.read(0, 152), Read::Next);
         // Assigned at a known offset: a first record above it was preceded by deleted ones.
         p.start_at(2, 10);
-        assert!(!p.read(2, 10));
+        assert_eq!(p.read(2, 10), Read::Next);
         p.start_at(3, 10);
-        assert!(p.read(3, 12));
+        assert_eq!(p.read(3, 12), Read::AfterSkip);
     }
 
     #[test]

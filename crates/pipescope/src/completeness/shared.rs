@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::FlowAccount;
-use super::kafka::{Positions, RecordSink, librdkafka_settings};
+use super::kafka::{Positions, Read, RecordSink, librdkafka_settings};
 use crate::config::{FlowConfig, KafkaCluster};
 use crate::shutdown::Stop;
 use crate::sync::lock;
@@ -524,10 +524,14 @@ impl GroupReader {
                     if let Ok(partition) = u32::try_from(message.partition())
                         && state.owned.contains(&partition)
                     {
-                        if state.positions.read(partition, message.offset()) {
-                            state.sink.skipped(partition);
+                        match state.positions.read(partition, message.offset()) {
+                            Read::Next => state.sink.record(&message, partition, now),
+                            Read::AfterSkip => {
+                                state.sink.skipped(partition);
+                                state.sink.record(&message, partition, now);
+                            }
+                            Read::Again => {}
                         }
-                        state.sink.record(&message, partition, now);
                     }
                     in_batch += 1;
                     if state.sink.full() || in_batch >= BATCH {
