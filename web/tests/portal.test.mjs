@@ -361,18 +361,21 @@ const PAGES = [
     name: "flow machines",
     hash: "/flows/machines",
     async check(page) {
-      // A flow configured in the demo: MQTT machine/# → Kafka machine.data, both hops counting.
+      // A flow configured in the demo: MQTT machine/# → Kafka machine.data (both counting) →
+      // process machines' output, machine.out, counted by the readings its windows name.
       const hops = page.locator('[data-testid="flow-hops"] tbody tr');
       await hops.first().waitFor({ timeout: 10_000 });
       const text = await hops.allTextContents();
-      assert.equal(text.length, 2, text.join("\n"));
+      assert.equal(text.length, 3, text.join("\n"));
       assert.match(text[0], /^mqtt:demo:machine\/#/);
       assert.match(text[1], /^kafka:demo:machine\.data/);
+      assert.match(text[2], /^kafka:demo:machine\.out/);
       const records = await page.locator('[data-testid="flow-hops"] tbody tr td[data-label="records"]').allTextContents();
-      assert.ok(records.every((r) => /[1-9]/.test(r)), `every hop counted records: ${records}`);
+      assert.ok(records.slice(0, 2).every((r) => /[1-9]/.test(r)), `the first two hops counted records: ${records}`);
       const edges = page.locator('[data-testid="flow-edges"] tbody tr');
-      assert.equal(await edges.count(), 1);
+      assert.equal(await edges.count(), 2);
       assert.match(await edges.first().textContent(), /mqtt:demo:machine\/# → kafka:demo:machine\.data/);
+      assert.match(await edges.nth(1).textContent(), /kafka:demo:machine\.data → kafka:demo:machine\.out/);
       await page.getByTestId("chart-hop-p99").waitFor();
     },
   },
