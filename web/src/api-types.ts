@@ -298,7 +298,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Probes ([probes.kafka.X]): per partition of the probe topic, availability and produce-ack latency, and the records read back — lost, duplicated, end-to-end latency (docs/completeness.md "Probes"); empty when no probe is configured */
+        /** Probes ([probes.kafka.X], [probes.mqtt.X], [probes.bridge.X]; `kind` says which): availability and produce-ack latency, and what was read back — lost, duplicated, end-to-end latency; for a bridge probe also the edge between MQTT and Kafka (docs/completeness.md "Probes"); empty when no probe is configured */
         get: operations["probes"];
         put?: never;
         post?: never;
@@ -486,6 +486,31 @@ export interface components {
             "1m"?: number | null;
             /** Format: double */
             "5m"?: number | null;
+        };
+        /** @description A bridge probe's figures. */
+        BridgeProbeView: {
+            /**
+             * @description Hops `mqtt` and `kafka` and the edge between them: lost and duplicated between MQTT and
+             *     Kafka, latency the bridge adds.
+             */
+            flow: components["schemas"]["FlowFigures"];
+            /** @description The `[kafka.<name>]` cluster read. */
+            kafka: string;
+            /** @description Reading every partition of `kafka_topic`. */
+            kafka_reading: boolean;
+            kafka_topic: string;
+            last_error?: string | null;
+            /** @description The `[mqtt.<name>]` broker published to. */
+            mqtt: string;
+            /** @description The probe's own MQTT subscription to `mqtt_topic` is granted. */
+            mqtt_reading: boolean;
+            mqtt_topic: string;
+            /** @description The `[probes.bridge.<name>]` name. */
+            name: string;
+            origin: string;
+            produce: components["schemas"]["ProduceFigures"];
+            publishing: boolean;
+            updated_ms: components["schemas"]["u64"];
         };
         /**
          * @description When a consumer will have caught up with its partition's log end.
@@ -710,6 +735,11 @@ export interface components {
             source: string;
             target: string;
         };
+        /** @description Everything a flow shows. */
+        FlowFigures: {
+            edges: components["schemas"]["NamedEdge"][];
+            hops: components["schemas"]["NamedHop"][];
+        };
         FlowGraph: {
             edges: components["schemas"]["FlowEdge"][];
             nodes: components["schemas"]["FlowNode"][];
@@ -764,6 +794,12 @@ export interface components {
              * @description Sum of the known lags.
              */
             lag_offsets?: number | null;
+            /**
+             * Format: int64
+             * @description Records deleted (retention, DeleteRecords) before the group read them, summed over its
+             *     partitions since the monitor started watching them; `null` until analysed.
+             */
+            lost_to_retention?: number | null;
             /** Format: double */
             max_lag_seconds?: number | null;
             max_lag_seconds_estimated: boolean;
@@ -772,6 +808,8 @@ export interface components {
             /** @description Partitions whose lag is unknown (not in `lag_offsets`). */
             partitions_lag_unknown: number;
             verdict?: null | components["schemas"]["Verdict"];
+            /** @description Why the verdict is LOST (the first losing partition's reason); `null` otherwise. */
+            verdict_reason?: string | null;
         };
         /** @description One partition of a group, as the analyzer sees it. */
         GroupPartitionLag: {
@@ -811,12 +849,20 @@ export interface components {
              * @description The end offset the lag was taken against.
              */
             latest?: number | null;
+            /**
+             * Format: int64
+             * @description Records deleted (retention, DeleteRecords) before the group read them: the committed
+             *     offset was found below the log start. Since the monitor started watching.
+             */
+            lost_to_retention: number;
             /** Format: int32 */
             partition: number;
             /** @description `false` when this scrape did not report the group on the partition (last known numbers). */
             reported_this_scrape: boolean;
             topic: string;
             verdict: components["schemas"]["Verdict"];
+            /** @description Why the verdict is LOST; `null` otherwise. */
+            verdict_reason?: string | null;
             window_complete: boolean;
             window_observations: number;
         };
@@ -869,6 +915,11 @@ export interface components {
              * @description Sum of the known lags.
              */
             lag_offsets: number;
+            /**
+             * Format: int64
+             * @description Records deleted before the group read them, over the topic's partitions.
+             */
+            lost_to_retention: number;
             /** Format: double */
             max_lag_seconds?: number | null;
             partitions_lag_unknown: number;
@@ -1088,6 +1139,25 @@ export interface components {
             since_ms?: null | components["schemas"]["u64"];
             state: components["schemas"]["ConnState"];
         };
+        /** @description An MQTT probe's figures. */
+        MqttProbeView: {
+            /** @description The `[mqtt.<name>]` broker. */
+            broker: string;
+            /** @description The last error (connecting, publishing, reading), until the next success. */
+            last_error?: string | null;
+            /** @description The trace origin of this run's probe messages. */
+            origin: string;
+            produce: components["schemas"]["ProduceFigures"];
+            /** @description The publisher is connected. */
+            publishing: boolean;
+            /** @description The messages read back: records, lost, duplicated, end-to-end latency. */
+            read: components["schemas"]["HopFigures"];
+            /** @description The probe's own subscription to its topic is granted. */
+            reading: boolean;
+            topic: string;
+            /** @description When these figures were taken (epoch ms). */
+            updated_ms: components["schemas"]["u64"];
+        };
         MqttSys: components["schemas"]["SysState"] & {
             broker: string;
             status: components["schemas"]["SysStatus"];
@@ -1108,6 +1178,11 @@ export interface components {
             downstream: string;
             figures: components["schemas"]["EdgeFigures"];
             upstream: string;
+        };
+        /** @description A named hop's figures. */
+        NamedHop: {
+            figures: components["schemas"]["HopFigures"];
+            hop: string;
         };
         /** @enum {string} */
         NodeKind: "producer" | "topic" | "group" | "mqtt_subtree" | "origin";
@@ -1233,6 +1308,17 @@ export interface components {
             /** @description The records read back: records, lost, duplicated, end-to-end latency. */
             read: components["schemas"]["HopFigures"];
         };
+        /** @description One probe's figures; `kind` says which system it probes. */
+        ProbeView: (components["schemas"]["KafkaProbeView"] & {
+            /** @enum {string} */
+            kind: "kafka";
+        }) | (components["schemas"]["MqttProbeView"] & {
+            /** @enum {string} */
+            kind: "mqtt";
+        }) | (components["schemas"]["BridgeProbeView"] & {
+            /** @enum {string} */
+            kind: "bridge";
+        });
         /** @description A probe's produce figures for one partition. */
         ProduceFigures: {
             /** @description Send to acknowledgement, acknowledged records only. */
@@ -1479,7 +1565,7 @@ export interface components {
          * @description The verdict on one partition of a group (or on a group: its worst partition's).
          * @enum {string}
          */
-        Verdict: "OK" | "WARN" | "STOPPED" | "STALLED" | "REWOUND";
+        Verdict: "OK" | "WARN" | "STOPPED" | "STALLED" | "REWOUND" | "LOST";
         /** @description What was counted in one window. */
         WindowCount: {
             /**
@@ -2203,7 +2289,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["KafkaProbeView"][];
+                    "application/json": components["schemas"]["ProbeView"][];
                 };
             };
             /** @description [web] auth is on and the credentials are missing or wrong */

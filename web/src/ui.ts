@@ -33,6 +33,7 @@ const VERDICT_CLASS: Record<string, string> = {
   STALLED: "bad",
   STOPPED: "bad",
   REWOUND: "warn",
+  LOST: "bad",
 };
 
 export function verdictColor(verdict: string | null | undefined): string {

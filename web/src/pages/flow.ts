@@ -75,7 +75,7 @@ export const flow: Page = {
       el(
         "p",
         { class: "note" },
-        "Edge width: messages/min. Groups are coloured by verdict: green OK, amber WARN or REWOUND, red STALLED or STOPPED. Observed flows (",
+        "Edge width: messages/min. Groups are coloured by verdict: green OK, amber WARN or REWOUND, red STALLED, STOPPED or LOST. Observed flows (",
         el("a", { href: "#/flows" }, "Flows"),
         "): ▲ origin kinds from the traces, ◆ MQTT subtrees; their edges say rate, lost, duplicated and p99 latency over the last minute, red where records were lost.",
       ),

@@ -44,7 +44,8 @@ export const group: Page = {
       const e = eta(g.catch_up);
       fill(
         cards,
-        card("verdict", badge(g.verdict), "worst partition", "group-verdict"),
+        card("verdict", badge(g.verdict), g.verdict_reason ?? "worst partition", "group-verdict"),
+        card("lost", count(g.lost_to_retention), "deleted before the group read them", "group-lost"),
         card("lag", count(g.lag_offsets), "offsets, all partitions", "group-lag"),
         card("max lag", duration(g.max_lag_seconds), g.max_lag_seconds_estimated ? "estimated" : "seconds behind"),
         card("ETA", badge(e.text, e.kind), ["to catch up", etaBasis(g.catch_up)].filter(Boolean).join(", ")),

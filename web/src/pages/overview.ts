@@ -173,7 +173,7 @@ export const overview: Page = {
             ),
       );
 
-      const order = ["STOPPED", "STALLED", "REWOUND", "WARN", "OK"];
+      const order = ["LOST", "STOPPED", "STALLED", "REWOUND", "WARN", "OK"];
       allGroups.sort((a, b) => {
         const ia = order.indexOf(a.verdict ?? "");
         const ib = order.indexOf(b.verdict ?? "");
