@@ -4,3 +4,6 @@
 
 #[path = "quality/rules.rs"]
 pub mod rules;
+
+#[path = "quality/drift.rs"]
+pub mod drift;
