@@ -35,6 +35,7 @@ use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
 
+use super::drift::DriftConfig;
 use crate::EpochMillis;
 use crate::completeness::buckets::BucketRing;
 use crate::windows::WindowCounts;
@@ -77,6 +78,33 @@ pub struct QualityTopicConfig {
     pub filter: Option<String>,
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Thresholds of the schema drift events.
+    #[serde(default)]
+    pub drift: DriftConfig,
+}
+
+impl QualityTopicConfig {
+    /// Checks the table `[quality.<name>]` and compiles its rules: one source (`kafka` with
+    /// `topic`, or `mqtt` with `filter`), usable drift thresholds and rules. Whether the named
+    /// cluster or broker exists is the caller's to check.
+    pub fn compile(&self, name: &str) -> Result<RuleSet, RuleConfigError> {
+        let fail = |what: String| RuleConfigError {
+            topic: name.to_owned(),
+            what,
+        };
+        let kafka = (&self.kafka, &self.topic);
+        let mqtt = (&self.mqtt, &self.filter);
+        match (kafka, mqtt) {
+            ((Some(_), Some(_)), (None, None)) | ((None, None), (Some(_), Some(_))) => {}
+            _ => {
+                return Err(fail(
+                    "name one source: kafka = \"<cluster>\" with topic = \"<topic>\", or mqtt = \"<broker>\" with filter = \"<filter>\"".into(),
+                ));
+            }
+        }
+        self.drift.validate().map_err(fail)?;
+        RuleSet::compile(name, &self.rules)
+    }
 }
 
 /// One entry of `rules`: checks on one field. Absent checks are off.
@@ -1765,6 +1793,42 @@ mod tests {
     }
 
     #[test]
+    fn a_quality_table_names_one_source() {
+        let table = |v: Value| serde_json::from_value::<QualityTopicConfig>(v).unwrap();
+        let rules = json!([{"field": "a", "required": true}]);
+        let kafka = table(json!({"kafka": "main", "topic": "t", "rules": rules}));
+        assert_eq!(kafka.compile("v").unwrap().len(), 1);
+        assert!(
+            table(json!({"mqtt": "edge", "filter": "a/#"}))
+                .compile("v")
+                .is_ok()
+        );
+        let one_source = "quality.v: name one source: kafka = \"<cluster>\" with topic = \"<topic>\", or mqtt = \"<broker>\" with filter = \"<filter>\"";
+        for bad in [
+            json!({}),
+            json!({"kafka": "main"}),
+            json!({"mqtt": "edge", "topic": "t"}),
+            json!({"kafka": "main", "topic": "t", "mqtt": "edge", "filter": "#"}),
+        ] {
+            assert_eq!(table(bad).compile("v").unwrap_err().to_string(), one_source);
+        }
+        let drift =
+            table(json!({"mqtt": "e", "filter": "#", "drift": {"disappear_after_windows": 0}}));
+        assert_eq!(
+            drift.compile("v").unwrap_err().to_string(),
+            "quality.v: drift.disappear_after_windows is 0; write 1 or more"
+        );
+        let bad_rule = table(json!({"mqtt": "e", "filter": "#", "rules": [{"field": "a"}]}));
+        assert!(
+            bad_rule
+                .compile("v")
+                .unwrap_err()
+                .to_string()
+                .starts_with("quality.v: rules[0]")
+        );
+    }
+
+    #[test]
     fn unknown_keys_in_an_entry_are_refused() {
         let e = serde_json::from_value::<RuleConfig>(json!({"field": "v", "requried": true}))
             .unwrap_err()
@@ -1777,6 +1841,12 @@ mod tests {
         .unwrap();
         assert_eq!(topic.rules[0].range, Some([0.0, 100.0]));
         assert_eq!(topic.mqtt, None);
+        assert_eq!(topic.drift, DriftConfig::default());
+        let topic: QualityTopicConfig = serde_json::from_value(json!({
+            "mqtt": "edge", "filter": "visits/#", "drift": {"min_count": 5},
+        }))
+        .unwrap();
+        assert_eq!((topic.drift.min_count, topic.drift.warm_up_windows), (5, 3));
     }
 
     #[test]
