@@ -1793,6 +1793,50 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_toml_reads_and_compiles() {
+        // The example of the module's documentation and docs/quality-rules.md.
+        let text = r#"
+            kafka = "main"
+            topic = "visits"
+            rules = [
+              { field = "user.id", required = true, not_null = true, not_empty = true, type = "string" },
+              { field = "items[].price", type = "number", range = [0, 100] },
+              { field = "page", regex = "^/[a-z/]*$" },
+              { field = "device", one_of = ["mobile", "desktop", "tablet"] },
+              { field = "ts", fresh_within = "5m", future_skew = "30s" },
+              { field = "page", name = "page_short", regex = "^.{0,64}$" },
+            ]
+            drift = { min_count = 50, null_ratio_jump = 0.1 }
+        "#;
+        let table: QualityTopicConfig = toml::from_str(text).unwrap();
+        let rules = table.compile("visits").unwrap();
+        let names: Vec<&str> = rules.rules().iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "user.id:required",
+                "user.id:not_null",
+                "user.id:not_empty",
+                "user.id:type",
+                "items[].price:type",
+                "items[].price:range",
+                "page:regex",
+                "device:one_of",
+                "ts:fresh_within",
+                "page_short:regex",
+            ]
+        );
+        assert!(matches!(
+            rules.rules()[8].check,
+            Check::Fresh {
+                within_ms: 300_000,
+                future_skew_ms: 30_000
+            }
+        ));
+        assert_eq!(table.drift.min_count, 50);
+    }
+
+    #[test]
     fn a_quality_table_names_one_source() {
         let table = |v: Value| serde_json::from_value::<QualityTopicConfig>(v).unwrap();
         let rules = json!([{"field": "a", "required": true}]);
