@@ -11,6 +11,7 @@ mod line_protocol;
 mod lineage;
 mod matchers;
 mod mqtt;
+mod quality_rules;
 mod time_param;
 mod windower;
 
@@ -20,6 +21,7 @@ pub use line_protocol::line_protocol;
 pub use lineage::lineage_inputs;
 pub use matchers::label_matchers;
 pub use mqtt::{mqtt_oversize, mqtt_sys, mqtt_tree};
+pub use quality_rules::quality_rules;
 pub use time_param::time_params;
 pub use windower::windower;
 
@@ -38,6 +40,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("mqtt_oversize", mqtt_oversize),
     ("mqtt_sys", mqtt_sys),
     ("mqtt_tree", mqtt_tree),
+    ("quality_rules", quality_rules),
     ("time_params", time_params),
     ("windower", windower),
 ];
