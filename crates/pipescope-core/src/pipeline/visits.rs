@@ -446,6 +446,12 @@ impl VisitGenerator {
     }
 }
 
+/// How many events are due `elapsed` into a run at `rate` per second with `sent` sent so far:
+/// the pace follows the clock, so a late tick is caught up at the next.
+pub fn events_due(rate: f64, elapsed: Duration, sent: u64) -> u64 {
+    ((rate * elapsed.as_secs_f64()) as u64).saturating_sub(sent)
+}
+
 /// What was sent, defect by defect: the ground truth a quality monitor is checked against.
 /// Every important field is named in `empty` and `null`, with 0 when none was sent so.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -694,6 +700,19 @@ mod tests {
         assert!((0.59..0.61).contains(&mobile), "{mobile}");
         let mean = total_ms as f64 / n as f64;
         assert!((44_000.0..46_000.0).contains(&mean), "{mean}");
+    }
+
+    #[test]
+    fn the_pace_follows_the_clock() {
+        assert_eq!(events_due(100.0, Duration::from_millis(0), 0), 0);
+        assert_eq!(events_due(100.0, Duration::from_millis(100), 0), 10);
+        assert_eq!(events_due(100.0, Duration::from_millis(250), 10), 15);
+        assert_eq!(
+            events_due(100.0, Duration::from_millis(250), 30),
+            0,
+            "ahead: wait"
+        );
+        assert_eq!(events_due(3.0, Duration::from_millis(500), 1), 0);
     }
 
     #[test]
