@@ -92,6 +92,8 @@ pub enum SimulateCommand {
     /// Producers and consumer groups over many topics; groups slow, stalled, stopped,
     /// rewinding or crashing on demand.
     Traffic(Box<crate::pipeline::simulate_traffic::Args>),
+    /// Web-visit events to a Kafka topic, with empty, null and malformed records on purpose.
+    Visits(Box<crate::pipeline::simulate_visits::Args>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +102,8 @@ pub enum ProcessCommand {
     Calls(Box<crate::pipeline::process_calls::Args>),
     /// machine.data → machine.out in event-time tumbling windows.
     Machines(Box<crate::pipeline::process_machines::Args>),
+    /// Copies one topic to another, at least once, keys and headers kept.
+    Passthrough(Box<crate::pipeline::process_passthrough::Args>),
 }
 
 #[derive(Debug, Subcommand)]

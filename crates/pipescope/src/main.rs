@@ -54,6 +54,7 @@ fn main() -> ExitCode {
                 SimulateCommand::Traffic(args) => {
                     pipeline::simulate_traffic::run(*args, stop).await
                 }
+                SimulateCommand::Visits(args) => pipeline::simulate_visits::run(*args, stop).await,
             }
         }),
         Command::Bridge(args) => run_part(&cli.log, |stop| pipeline::bridge::run(*args, stop)),
@@ -62,6 +63,9 @@ fn main() -> ExitCode {
                 ProcessCommand::Calls(args) => pipeline::process_calls::run(*args, stop).await,
                 ProcessCommand::Machines(args) => {
                     pipeline::process_machines::run(*args, stop).await
+                }
+                ProcessCommand::Passthrough(args) => {
+                    pipeline::process_passthrough::run(*args, stop).await
                 }
             }
         }),

@@ -13,4 +13,5 @@ pub mod topic_template;
 pub mod totals;
 pub mod trace;
 pub mod traffic;
+pub mod visits;
 pub mod window;

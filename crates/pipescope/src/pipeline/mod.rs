@@ -7,9 +7,11 @@ pub mod kafka_config;
 mod mqtt;
 pub mod process_calls;
 pub mod process_machines;
+pub mod process_passthrough;
 pub mod simulate_calls;
 pub mod simulate_machines;
 pub mod simulate_traffic;
+pub mod simulate_visits;
 pub mod sink_influx;
 
 use std::net::SocketAddr;

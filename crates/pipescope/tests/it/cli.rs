@@ -264,9 +264,11 @@ fn every_example_part_config_loads_and_shares_a_file_with_the_monitor() {
             "bridge",
             "process-calls",
             "process-machines",
+            "process-passthrough",
             "simulate-calls",
             "simulate-machines",
             "simulate-traffic",
+            "simulate-visits",
             "sink-influx"
         ]
     );
@@ -274,7 +276,7 @@ fn every_example_part_config_loads_and_shares_a_file_with_the_monitor() {
     let (code, out) = check(tmp.path(), "pipeline.toml", &joined);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("pipeline parts: bridge, process calls, process machines, simulate calls, simulate machines, simulate traffic, sink influx"),
+        out.contains("pipeline parts: bridge, process calls, process machines, process passthrough, simulate calls, simulate machines, simulate traffic, simulate visits, sink influx"),
         "{out}"
     );
     // The real binary reads its part's table from the joined file too.

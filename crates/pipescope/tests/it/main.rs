@@ -21,4 +21,5 @@ mod store;
 mod store_faults;
 mod support;
 mod traffic;
+mod visits;
 mod web;
