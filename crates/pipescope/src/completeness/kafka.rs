@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pipescope_core::completeness::origin_kind;
-use pipescope_core::pipeline::trace::{MQTT_TOPIC, STREAM, TraceHeader};
+use pipescope_core::completeness::{Names, origin_kind};
+use pipescope_core::pipeline::trace::{MQTT_TOPIC, STREAM, TraceRef};
 use pipescope_core::{Clock, EpochMillis};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -170,15 +170,18 @@ impl TopicReader {
                 }
             }
             let mut polled = consumer.poll(POLL_WAIT);
+            // One clock read per poll round, not per record: a round takes what librdkafka
+            // already holds (at most BATCH records, about a millisecond), so every record of
+            // it arrived when the round was polled.
+            let arrival_ms = self.clock.now_millis();
             while let Some(result) = polled {
                 match result {
                     Ok(message) => {
-                        let now = self.clock.now_millis();
                         if let Ok(partition) = u32::try_from(message.partition()) {
                             if positions.read(partition, message.offset()) {
                                 sink.skipped(partition);
                             }
-                            sink.record(&message, partition, now);
+                            sink.record(&message, partition, arrival_ms);
                         }
                     }
                     Err(e) => {
@@ -287,13 +290,48 @@ impl TopicReader {
     }
 }
 
+/// Distinct origins and stream names a sink keeps shared copies of; they are forgotten with
+/// each batch anyway, so at most BATCH of each.
+const MAX_NAMES: usize = BATCH;
+/// Partitions whose names a sink keeps, by number (a topic's partitions count from 0).
+const MAX_NAMED_PARTITIONS: u32 = 10_000;
+
 /// The trace reader's sink: each record's trace, handed to the hop's flow in batches.
 #[derive(Debug)]
 pub struct TraceSink {
-    pub hop: usize,
-    pub kind_prefixes: Vec<String>,
-    pub to_flow: ToFlow,
-    pub batch: Vec<Seen>,
+    hop: usize,
+    kind_prefixes: Vec<String>,
+    to_flow: ToFlow,
+    batch: Vec<Seen>,
+    origins: Names,
+    streams: Names,
+    /// Each partition's number as text, the stream of a record that names none.
+    partition_names: Vec<Arc<str>>,
+}
+
+impl TraceSink {
+    pub fn new(hop: usize, kind_prefixes: Vec<String>, to_flow: ToFlow) -> Self {
+        Self {
+            hop,
+            kind_prefixes,
+            to_flow,
+            batch: Vec::with_capacity(BATCH),
+            origins: Names::new(MAX_NAMES),
+            streams: Names::new(MAX_NAMES),
+            partition_names: Vec::new(),
+        }
+    }
+
+    fn partition_name(&mut self, partition: u32) -> Arc<str> {
+        if partition >= MAX_NAMED_PARTITIONS {
+            return partition.to_string().into();
+        }
+        let names = &mut self.partition_names;
+        while names.len() <= partition as usize {
+            names.push(names.len().to_string().into());
+        }
+        names[partition as usize].clone()
+    }
 }
 
 impl RecordSink for TraceSink {
@@ -318,41 +356,48 @@ impl RecordSink for TraceSink {
     }
 
     fn record(&mut self, message: &BorrowedMessage<'_>, partition: u32, arrival_ms: EpochMillis) {
-        // Read in place, twice if need be: no copy of the headers per record (the hot path).
+        // The hot path: the headers read once, in place; the names shared, not allocated.
         let headers = message.headers();
-        let pairs = || {
-            headers
-                .into_iter()
-                .flat_map(|h| h.iter())
-                .map(|h| (h.key, h.value.unwrap_or_default()))
-        };
+        let pairs = headers
+            .iter()
+            .flat_map(|h| h.iter())
+            .map(|h| (h.key, h.value.unwrap_or_default()));
+        let (mut stream, mut mqtt_topic) = (None, None);
+        let decoded = TraceRef::decode_with(pairs, |name, value| match name {
+            STREAM => stream = Some(value),
+            MQTT_TOPIC => mqtt_topic = Some(value),
+            _ => {}
+        });
         let hop = self.hop;
-        self.batch.push(match TraceHeader::decode(pairs()) {
+        let seen = match decoded {
             Ok(Some(trace)) => {
-                let text = |name: &str| {
-                    pairs()
-                        .filter(|(k, _)| *k == name)
-                        .last()
-                        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-                };
-                let stream = stream_of(
-                    &trace.origin,
-                    text(STREAM),
-                    text(MQTT_TOPIC),
-                    partition,
+                fn text(v: Option<&[u8]>) -> Option<&str> {
+                    v.and_then(|v| std::str::from_utf8(v).ok())
+                }
+                let named = stream_of(
+                    trace.origin,
+                    text(stream),
+                    text(mqtt_topic),
                     &self.kind_prefixes,
                 );
+                let stream = match named {
+                    Some(name) => self.streams.get(name),
+                    None => self.partition_name(partition),
+                };
                 Seen::Traced {
                     hop,
                     partition: Some(partition),
+                    origin: self.origins.get(trace.origin),
                     stream,
-                    trace,
+                    seq: trace.seq,
+                    origin_ms: trace.ts,
                     arrival_ms,
                 }
             }
             Ok(None) => Seen::Untraced { hop },
             Err(_) => Seen::Malformed { hop, arrival_ms },
-        });
+        };
+        self.batch.push(seen);
     }
 
     fn full(&self) -> bool {
@@ -360,28 +405,35 @@ impl RecordSink for TraceSink {
     }
 
     fn flush(&mut self) -> bool {
-        self.batch.is_empty() || self.to_flow.send_blocking(std::mem::take(&mut self.batch))
+        if self.batch.is_empty() {
+            return true;
+        }
+        // Each batch gets its own copies of the names: the flow drops the last batch's while
+        // this thread counts references to the next one's, never both on one cache line (a
+        // shared count bounced between the two cores cost more than the copies).
+        self.origins.clear();
+        self.streams.clear();
+        self.partition_names.clear();
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.to_flow.send_blocking(batch)
     }
 }
 
-/// The stream of a record read from `partition`: the one its `pipescope-stream` header names
-/// (the bridge sets it on every record). Records written before that header existed: the
-/// `mqtt-topic` of a trace the bridge carried over from MQTT, else the partition; a trace the
-/// bridge stamped itself is told apart only by its origin kind `bridge` (wrong with --origin).
-pub fn stream_of(
+/// The stream of a record, when it is not the partition the record was read from: the one
+/// its `pipescope-stream` header names (the bridge sets it on every record). Records written
+/// before that header existed: the `mqtt-topic` of a trace the bridge carried over from MQTT;
+/// a trace the bridge stamped itself is told apart only by its origin kind `bridge` (wrong
+/// with --origin) and, like a record with neither header, is in the partition's stream (None).
+pub fn stream_of<'a>(
     origin: &str,
-    stream: Option<&str>,
-    mqtt_topic: Option<&str>,
-    partition: u32,
+    stream: Option<&'a str>,
+    mqtt_topic: Option<&'a str>,
     kind_prefixes: &[String],
-) -> String {
+) -> Option<&'a str> {
     if let Some(stream) = stream.filter(|s| !s.is_empty()) {
-        return stream.to_string();
+        return Some(stream);
     }
-    match mqtt_topic {
-        Some(topic) if origin_kind(origin, kind_prefixes) != "bridge" => topic.to_string(),
-        _ => partition.to_string(),
-    }
+    mqtt_topic.filter(|_| origin_kind(origin, kind_prefixes) != "bridge")
 }
 
 /// The next offset expected per partition.
@@ -404,12 +456,9 @@ impl Positions {
     /// A record at `offset` was read; true when records before it were skipped (deleted by
     /// retention or compaction, or the position was reset to the log start): a rebase, not loss.
     pub fn read(&mut self, partition: u32, offset: i64) -> bool {
-        let jumped = self
-            .0
-            .get(&partition)
-            .is_some_and(|&expected| offset > expected);
-        self.0.insert(partition, offset + 1);
-        jumped
+        // One lookup per record (the hot path).
+        let expected = self.0.insert(partition, offset + 1);
+        expected.is_some_and(|expected| offset > expected)
     }
 }
 
@@ -491,17 +540,17 @@ mod tests {
         // A bridge given --origin stamps a record that also has mqtt-topic: its stream header
         // says the partition, although the origin kind is not `bridge`.
         assert_eq!(
-            stream_of("plant-bridge", Some("3"), Some("machine/a/b"), 3, &none),
-            "3"
+            stream_of("plant-bridge", Some("3"), Some("machine/a/b"), &none),
+            Some("3")
         );
         assert_eq!(
-            stream_of("sim-1", Some("machine/a/b"), Some("machine/a/b"), 3, &none),
-            "machine/a/b"
+            stream_of("sim-1", Some("machine/a/b"), Some("machine/a/b"), &none),
+            Some("machine/a/b")
         );
         // Any producer may name its stream.
         assert_eq!(
-            stream_of("app-1", Some("orders-eu"), None, 0, &none),
-            "orders-eu"
+            stream_of("app-1", Some("orders-eu"), None, &none),
+            Some("orders-eu")
         );
     }
 
@@ -509,13 +558,14 @@ mod tests {
     fn records_without_the_stream_header_are_read_as_before() {
         let none: Vec<String> = Vec::new();
         assert_eq!(
-            stream_of("sim-1", None, Some("machine/a/b"), 3, &none),
-            "machine/a/b"
+            stream_of("sim-1", None, Some("machine/a/b"), &none),
+            Some("machine/a/b")
         );
-        assert_eq!(stream_of("sim-1", None, None, 3, &none), "3");
+        assert_eq!(stream_of("sim-1", Some(""), None, &none), None);
+        assert_eq!(stream_of("sim-1", None, None, &none), None);
         assert_eq!(
-            stream_of("bridge-it-7", None, Some("machine/a/b"), 3, &none),
-            "3"
+            stream_of("bridge-it-7", None, Some("machine/a/b"), &none),
+            None
         );
     }
 }
