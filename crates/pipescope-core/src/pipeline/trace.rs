@@ -132,18 +132,19 @@ impl<'a> TraceRef<'a> {
         }
         // Only plain ASCII digits: "+1" or " 1" would parse but another reader may not.
         let number = |name: &'static str, v: &[u8]| {
-            if v.is_empty() {
-                return Err(invalid(name, v));
+            // Up to 19 digits cannot overflow a u64: one pass, no overflow check per digit.
+            if v.is_empty() || v.len() > 19 {
+                return u64_of_digits(v).ok_or_else(|| invalid(name, v));
             }
-            v.iter().try_fold(0u64, |n, &b| {
+            let mut n = 0u64;
+            for &b in v {
                 let digit = b.wrapping_sub(b'0');
                 if digit > 9 {
                     return Err(invalid(name, v));
                 }
-                n.checked_mul(10)
-                    .and_then(|n| n.checked_add(u64::from(digit)))
-                    .ok_or_else(|| invalid(name, v))
-            })
+                n = n * 10 + u64::from(digit);
+            }
+            Ok(n)
         };
         Ok(Some(TraceRef {
             origin,
@@ -151,6 +152,20 @@ impl<'a> TraceRef<'a> {
             ts: number(TS, ts)?,
         }))
     }
+}
+
+/// Plain ASCII digits as a u64; None when empty, not digits, or too large.
+fn u64_of_digits(v: &[u8]) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.iter().try_fold(0u64, |n, &b| {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 /// Hands out sequence numbers per stream (a Kafka partition, or an MQTT topic for MQTT
