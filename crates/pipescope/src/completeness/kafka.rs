@@ -436,29 +436,51 @@ pub fn stream_of<'a>(
     mqtt_topic.filter(|_| origin_kind(origin, kind_prefixes) != "bridge")
 }
 
+/// Partitions whose positions are kept by number, without hashing (a topic's partitions count
+/// from 0); any above are kept in a map.
+const DENSE_PARTITIONS: u32 = 10_000;
+
 /// The next offset expected per partition.
 #[derive(Debug, Default)]
-pub struct Positions(HashMap<u32, i64>);
+pub struct Positions {
+    dense: Vec<Option<i64>>,
+    sparse: HashMap<u32, i64>,
+}
 
 impl Positions {
     /// The next offset of `partition` to read, once known.
     pub fn next(&self, partition: i32) -> Option<i64> {
-        u32::try_from(partition)
-            .ok()
-            .and_then(|p| self.0.get(&p).copied())
+        let partition = u32::try_from(partition).ok()?;
+        if partition < DENSE_PARTITIONS {
+            self.dense.get(partition as usize).copied().flatten()
+        } else {
+            self.sparse.get(&partition).copied()
+        }
     }
 
     /// The partition is read from `offset`.
     pub fn start_at(&mut self, partition: u32, offset: i64) {
-        self.0.insert(partition, offset);
+        self.swap(partition, offset);
     }
 
     /// A record at `offset` was read; true when records before it were skipped (deleted by
     /// retention or compaction, or the position was reset to the log start): a rebase, not loss.
     pub fn read(&mut self, partition: u32, offset: i64) -> bool {
-        // One lookup per record (the hot path).
-        let expected = self.0.insert(partition, offset + 1);
-        expected.is_some_and(|expected| offset > expected)
+        self.swap(partition, offset + 1)
+            .is_some_and(|expected| offset > expected)
+    }
+
+    /// Sets the next offset of `partition`; the one it replaces.
+    fn swap(&mut self, partition: u32, next: i64) -> Option<i64> {
+        if partition < DENSE_PARTITIONS {
+            let i = partition as usize;
+            if self.dense.len() <= i {
+                self.dense.resize(i + 1, None);
+            }
+            self.dense[i].replace(next)
+        } else {
+            self.sparse.insert(partition, next)
+        }
     }
 }
 
@@ -532,6 +554,14 @@ mod tests {
         assert!(!p.read(2, 10));
         p.start_at(3, 10);
         assert!(p.read(3, 12));
+        assert_eq!((p.next(3), p.next(4), p.next(-1)), (Some(13), None, None));
+        // Partitions past the dense ones, alike.
+        let far = DENSE_PARTITIONS + 5;
+        assert!(!p.read(far, 7));
+        assert!(p.read(far, 9));
+        p.start_at(far + 1, 3);
+        assert_eq!(p.next(far as i32), Some(10));
+        assert_eq!(p.next(far as i32 + 1), Some(3));
     }
 
     #[test]
