@@ -374,7 +374,7 @@ impl RecordSink for TraceSink {
                 fn text(v: Option<&[u8]>) -> Option<&str> {
                     v.and_then(|v| std::str::from_utf8(v).ok())
                 }
-                let named = stream_of(
+                let named = stream_name(
                     trace.origin,
                     text(stream),
                     text(mqtt_topic),
@@ -419,12 +419,23 @@ impl RecordSink for TraceSink {
     }
 }
 
-/// The stream of a record, when it is not the partition the record was read from: the one
-/// its `pipescope-stream` header names (the bridge sets it on every record). Records written
-/// before that header existed: the `mqtt-topic` of a trace the bridge carried over from MQTT;
-/// a trace the bridge stamped itself is told apart only by its origin kind `bridge` (wrong
-/// with --origin) and, like a record with neither header, is in the partition's stream (None).
-pub fn stream_of<'a>(
+/// The stream of a record read from `partition`: the one its `pipescope-stream` header names
+/// (the bridge sets it on every record). Records written before that header existed: the
+/// `mqtt-topic` of a trace the bridge carried over from MQTT, else the partition; a trace the
+/// bridge stamped itself is told apart only by its origin kind `bridge` (wrong with --origin).
+pub fn stream_of(
+    origin: &str,
+    stream: Option<&str>,
+    mqtt_topic: Option<&str>,
+    partition: u32,
+    kind_prefixes: &[String],
+) -> String {
+    stream_name(origin, stream, mqtt_topic, kind_prefixes)
+        .map_or_else(|| partition.to_string(), str::to_owned)
+}
+
+/// [`stream_of`] without allocating: `None` when the stream is the partition itself.
+pub fn stream_name<'a>(
     origin: &str,
     stream: Option<&'a str>,
     mqtt_topic: Option<&'a str>,
@@ -450,7 +461,25 @@ pub struct Positions {
 impl Positions {
     /// The next offset of `partition` to read, once known.
     pub fn next(&self, partition: i32) -> Option<i64> {
-        let partition = u32::try_from(partition).ok()?;
+        self.get(u32::try_from(partition).ok()?)
+    }
+
+    /// The partition is read from `offset`.
+    pub fn start_at(&mut self, partition: u32, offset: i64) {
+        self.set(partition, offset);
+    }
+
+    /// A record at `offset` was read; true when records before it were skipped (deleted by
+    /// retention or compaction, or the position was reset to the log start): a rebase, not loss.
+    pub fn read(&mut self, partition: u32, offset: i64) -> bool {
+        let jumped = self
+            .get(partition)
+            .is_some_and(|expected| offset > expected);
+        self.set(partition, offset + 1);
+        jumped
+    }
+
+    fn get(&self, partition: u32) -> Option<i64> {
         if partition < DENSE_PARTITIONS {
             self.dense.get(partition as usize).copied().flatten()
         } else {
@@ -458,28 +487,15 @@ impl Positions {
         }
     }
 
-    /// The partition is read from `offset`.
-    pub fn start_at(&mut self, partition: u32, offset: i64) {
-        self.swap(partition, offset);
-    }
-
-    /// A record at `offset` was read; true when records before it were skipped (deleted by
-    /// retention or compaction, or the position was reset to the log start): a rebase, not loss.
-    pub fn read(&mut self, partition: u32, offset: i64) -> bool {
-        self.swap(partition, offset + 1)
-            .is_some_and(|expected| offset > expected)
-    }
-
-    /// Sets the next offset of `partition`; the one it replaces.
-    fn swap(&mut self, partition: u32, next: i64) -> Option<i64> {
+    fn set(&mut self, partition: u32, next: i64) {
         if partition < DENSE_PARTITIONS {
             let i = partition as usize;
             if self.dense.len() <= i {
                 self.dense.resize(i + 1, None);
             }
-            self.dense[i].replace(next)
+            self.dense[i] = Some(next);
         } else {
-            self.sparse.insert(partition, next)
+            self.sparse.insert(partition, next);
         }
     }
 }
@@ -570,17 +586,17 @@ mod tests {
         // A bridge given --origin stamps a record that also has mqtt-topic: its stream header
         // says the partition, although the origin kind is not `bridge`.
         assert_eq!(
-            stream_of("plant-bridge", Some("3"), Some("machine/a/b"), &none),
-            Some("3")
+            stream_of("plant-bridge", Some("3"), Some("machine/a/b"), 3, &none),
+            "3"
         );
         assert_eq!(
-            stream_of("sim-1", Some("machine/a/b"), Some("machine/a/b"), &none),
-            Some("machine/a/b")
+            stream_of("sim-1", Some("machine/a/b"), Some("machine/a/b"), 3, &none),
+            "machine/a/b"
         );
         // Any producer may name its stream.
         assert_eq!(
-            stream_of("app-1", Some("orders-eu"), None, &none),
-            Some("orders-eu")
+            stream_of("app-1", Some("orders-eu"), None, 0, &none),
+            "orders-eu"
         );
     }
 
@@ -588,14 +604,26 @@ mod tests {
     fn records_without_the_stream_header_are_read_as_before() {
         let none: Vec<String> = Vec::new();
         assert_eq!(
-            stream_of("sim-1", None, Some("machine/a/b"), &none),
-            Some("machine/a/b")
+            stream_of("sim-1", None, Some("machine/a/b"), 3, &none),
+            "machine/a/b"
         );
-        assert_eq!(stream_of("sim-1", Some(""), None, &none), None);
-        assert_eq!(stream_of("sim-1", None, None, &none), None);
+        assert_eq!(stream_of("sim-1", None, None, 3, &none), "3");
         assert_eq!(
-            stream_of("bridge-it-7", None, Some("machine/a/b"), &none),
-            None
+            stream_of("bridge-it-7", None, Some("machine/a/b"), 3, &none),
+            "3"
         );
+    }
+
+    #[test]
+    fn the_stream_name_is_borrowed_and_none_for_the_partition() {
+        let none: Vec<String> = Vec::new();
+        let name = |o, s, t| stream_name(o, s, t, &none);
+        assert_eq!(name("sim-1", Some("orders-eu"), None), Some("orders-eu"));
+        assert_eq!(
+            name("sim-1", Some(""), Some("machine/a")),
+            Some("machine/a")
+        );
+        assert_eq!(name("sim-1", None, None), None);
+        assert_eq!(name("bridge-it-7", None, Some("machine/a/b")), None);
     }
 }
