@@ -299,10 +299,10 @@ const MAX_NAMED_PARTITIONS: u32 = 10_000;
 /// The trace reader's sink: each record's trace, handed to the hop's flow in batches.
 #[derive(Debug)]
 pub struct TraceSink {
-    hop: usize,
-    kind_prefixes: Vec<String>,
-    to_flow: ToFlow,
-    batch: Vec<Seen>,
+    pub hop: usize,
+    pub kind_prefixes: Vec<String>,
+    pub to_flow: ToFlow,
+    pub batch: Vec<Seen>,
     origins: Names,
     streams: Names,
     /// Each partition's number as text, the stream of a record that names none.
