@@ -61,6 +61,7 @@ fn main() {
     );
 
     let load_before = load_average();
+    eprintln!("reading with the bare consumer");
     let bare = measure(|| bare_consumer(&bootstrap, partitions, records));
     let traced = measure(|| trace_reader(&bootstrap, records));
     let load_after = load_average();
@@ -291,18 +292,24 @@ fn trace_reader(bootstrap: &str, records: u64) -> (u64, String) {
         clock: clock.clone(),
     };
     let mut sink = Counted {
-        inner: TraceSink {
-            hop: 0,
-            kind_prefixes: config.flows["bench"].kind_prefixes.clone(),
-            to_flow: account.to_flow(0, &queue),
-            batch: Vec::new(),
-        },
+        inner: TraceSink::new(
+            0,
+            config.flows["bench"].kind_prefixes.clone(),
+            account.to_flow(0, &queue),
+        ),
         left: records,
     };
     drop(queue);
-    let reading = std::thread::spawn(move || reader.run_from_start(&mut sink));
+    eprintln!("reading with the trace reader");
+    let reading = std::thread::Builder::new()
+        .name("trace-reader".into())
+        .spawn(move || reader.run_from_start(&mut sink))
+        .expect("start the trace reader thread");
     let mut ticked = Instant::now();
+    let (mut batches, mut handed) = (0u64, 0u64);
     while let Some(batch) = from_reader.blocking_recv() {
+        batches += 1;
+        handed += batch.len() as u64;
         for seen in batch {
             account.apply(seen);
         }
@@ -315,7 +322,11 @@ fn trace_reader(bootstrap: &str, records: u64) -> (u64, String) {
     let now = clock.now_millis();
     account.tick(now);
     let view = account.view(now);
-    let note = checked_figures(&view);
+    let note = format!(
+        "{}; {batches} batches of {:.0} on average",
+        checked_figures(&view),
+        handed as f64 / batches.max(1) as f64
+    );
     let counted = view.hops[0].figures.total.counters.records;
     assert_eq!(
         counted, records,

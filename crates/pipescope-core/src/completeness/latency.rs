@@ -55,6 +55,11 @@ impl Sketch {
         self.0.add(ms);
     }
 
+    /// `ms` added `count` times, at the cost of one.
+    pub fn add_count(&mut self, ms: f64, count: u64) {
+        self.0.add_with_count(ms, count);
+    }
+
     pub fn count(&self) -> u64 {
         self.0.count() as u64
     }
@@ -122,6 +127,10 @@ pub struct WindowedLatency {
     minutes: VecDeque<(u64, Sketch)>,
     current_minute: u64,
     current: Sketch,
+    /// The last latency recorded (ms) and how many records in a row had it, not yet in
+    /// `current`: at high rates many records share their millisecond, and one insertion (a
+    /// logarithm) per run costs less than one per record.
+    run: (u64, u64),
     negative: u64,
 }
 
@@ -133,7 +142,18 @@ impl WindowedLatency {
             return;
         }
         self.rotate(arrival_ms);
-        self.current.add((arrival_ms - origin_ms) as f64);
+        let ms = arrival_ms - origin_ms;
+        if self.run.1 > 0 && self.run.0 == ms {
+            self.run.1 += 1;
+            return;
+        }
+        self.end_run();
+        self.run = (ms, 1);
+    }
+
+    fn end_run(&mut self) {
+        let (ms, count) = std::mem::take(&mut self.run);
+        self.current.add_count(ms as f64, count);
     }
 
     /// Closes the current minute once `now` is past it.
@@ -142,6 +162,7 @@ impl WindowedLatency {
         if minute <= self.current_minute {
             return;
         }
+        self.end_run();
         let finished = std::mem::take(&mut self.current);
         if finished.count() > 0 {
             self.closed.merge(&finished);
@@ -160,6 +181,7 @@ impl WindowedLatency {
     /// The sketch of a window (`None`: since the start).
     pub fn sketch(&self, window: Option<Window>) -> Sketch {
         let mut sum = self.current.clone();
+        sum.add_count(self.run.0 as f64, self.run.1);
         match window {
             None => sum.merge(&self.closed),
             Some(w) => {
@@ -185,8 +207,10 @@ impl WindowedLatency {
     /// Adds another's sketches (a monitor instance's, an origin kind's) minute by minute.
     pub fn merge(&mut self, other: &WindowedLatency) {
         self.rotate(other.current_minute * MINUTE_MS);
+        self.end_run();
         let mut other = other.clone();
         other.rotate(self.current_minute * MINUTE_MS);
+        other.end_run();
         self.closed.merge(&other.closed);
         self.current.merge(&other.current);
         self.negative += other.negative;
@@ -323,6 +347,29 @@ mod tests {
         let f = l.figures();
         assert_eq!((f.fifteen_minutes.count, f.all.count), (0, 3));
         assert_eq!(f.all.max_ms, Some(1_000.0));
+    }
+
+    #[test]
+    fn runs_of_one_latency_count_every_record_through_windows_and_merges() {
+        let (mut runs, mut one_by_one) = (WindowedLatency::default(), Sketch::default());
+        let mut at = T0;
+        for (ms, times) in [(5u64, 300), (7, 1), (5, 200), (900, 2), (5, 1)] {
+            for _ in 0..times {
+                runs.record(at, at + ms);
+                one_by_one.add(ms as f64);
+            }
+            at += 60_000; // each run in a minute of its own
+        }
+        assert_eq!(runs.figures().all, one_by_one.quantiles());
+        assert_eq!(runs.figures().one_minute.count, 3, "the last two runs");
+        // A run still open on both sides of a merge.
+        let mut other = WindowedLatency::default();
+        for _ in 0..10 {
+            other.record(at, at + 5);
+            one_by_one.add(5.0);
+        }
+        runs.merge(&other);
+        assert_eq!(runs.figures().all, one_by_one.quantiles());
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod edge;
 pub mod flow;
 pub mod hop;
 pub mod latency;
+pub mod names;
 pub mod probe;
 pub mod ranges;
 pub mod seqset;
@@ -32,6 +33,7 @@ pub use edge::{Edge, EdgeCounters, EdgeFigures, End};
 pub use flow::{Flow, FlowFigures, FlowHandover, HopId};
 pub use hop::{AdoptError, Hop, HopCounters, HopFigures, StreamHandover};
 pub use latency::{AddedLatency, AddedLatencyFigures, LatencyFigures, Quantiles};
+pub use names::{Names, is_partition_text};
 pub use seqset::{Outcome, StreamSeqs};
 
 use serde::{Deserialize, Serialize};

@@ -78,13 +78,43 @@ impl TraceHeader {
     where
         I: IntoIterator<Item = (&'a str, &'a [u8])>,
     {
+        Ok(
+            TraceRef::decode_with(headers, |_, _| {})?.map(|t| TraceHeader {
+                origin: t.origin.to_owned(),
+                seq: t.seq,
+                ts: t.ts,
+            }),
+        )
+    }
+}
+
+/// A trace read in place: the origin borrowed from the headers, nothing allocated (the trace
+/// reader's per-record path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceRef<'a> {
+    pub origin: &'a str,
+    pub seq: u64,
+    pub ts: EpochMillis,
+}
+
+impl<'a> TraceRef<'a> {
+    /// [`TraceHeader::decode`] without allocating; every header that is not one of the three
+    /// goes to `other` on the way, so a reader wanting more (the stream's name) reads the
+    /// headers once.
+    pub fn decode_with<I>(
+        headers: I,
+        mut other: impl FnMut(&'a str, &'a [u8]),
+    ) -> Result<Option<TraceRef<'a>>, TraceError>
+    where
+        I: IntoIterator<Item = (&'a str, &'a [u8])>,
+    {
         let (mut origin, mut seq, mut ts) = (None, None, None);
         for (name, value) in headers {
             match name {
                 ORIGIN => origin = Some(value),
                 SEQ => seq = Some(value),
                 TS => ts = Some(value),
-                _ => {}
+                _ => other(name, value),
             }
         }
         if origin.is_none() && seq.is_none() && ts.is_none() {
@@ -93,29 +123,49 @@ impl TraceHeader {
         let origin = origin.ok_or(TraceError::Missing(ORIGIN))?;
         let seq = seq.ok_or(TraceError::Missing(SEQ))?;
         let ts = ts.ok_or(TraceError::Missing(TS))?;
-        let text = |name: &'static str, v: &[u8]| {
-            std::str::from_utf8(v)
-                .map(str::to_owned)
-                .map_err(|_| TraceError::Invalid(name, String::from_utf8_lossy(v).into_owned()))
+        let invalid = |name: &'static str, v: &[u8]| {
+            TraceError::Invalid(name, String::from_utf8_lossy(v).into_owned())
         };
-        let origin = text(ORIGIN, origin)?;
+        let origin = std::str::from_utf8(origin).map_err(|_| invalid(ORIGIN, origin))?;
         if origin.is_empty() {
-            return Err(TraceError::Invalid(ORIGIN, origin));
+            return Err(TraceError::Invalid(ORIGIN, String::new()));
         }
+        // Only plain ASCII digits: "+1" or " 1" would parse but another reader may not.
         let number = |name: &'static str, v: &[u8]| {
-            let s = text(name, v)?;
-            // Only plain ASCII digits: "+1" or " 1" would decode but another reader may not.
-            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(TraceError::Invalid(name, s));
+            // Up to 19 digits cannot overflow a u64: one pass, no overflow check per digit.
+            if v.is_empty() || v.len() > 19 {
+                return u64_of_digits(v).ok_or_else(|| invalid(name, v));
             }
-            s.parse::<u64>().map_err(|_| TraceError::Invalid(name, s))
+            let mut n = 0u64;
+            for &b in v {
+                let digit = b.wrapping_sub(b'0');
+                if digit > 9 {
+                    return Err(invalid(name, v));
+                }
+                n = n * 10 + u64::from(digit);
+            }
+            Ok(n)
         };
-        Ok(Some(TraceHeader {
+        Ok(Some(TraceRef {
             origin,
             seq: number(SEQ, seq)?,
             ts: number(TS, ts)?,
         }))
     }
+}
+
+/// Plain ASCII digits as a u64; None when empty, not digits, or too large.
+fn u64_of_digits(v: &[u8]) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.iter().try_fold(0u64, |n, &b| {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 /// Hands out sequence numbers per stream (a Kafka partition, or an MQTT topic for MQTT
@@ -258,6 +308,32 @@ mod tests {
     }
 
     #[test]
+    fn a_trace_read_in_place_hands_on_the_other_headers_in_order() {
+        let h = headers(&[
+            (MQTT_TOPIC, "machine/a"),
+            (ORIGIN, "sim-1"),
+            (SEQ, "7"),
+            (STREAM, "s1"),
+            (TS, "5"),
+            (STREAM, "s2"),
+        ]);
+        let mut others = Vec::new();
+        let trace = TraceRef::decode_with(h, |n, v| others.push((n, v)));
+        assert_eq!(
+            trace,
+            Ok(Some(TraceRef {
+                origin: "sim-1",
+                seq: 7,
+                ts: 5
+            }))
+        );
+        assert_eq!(
+            others,
+            headers(&[(MQTT_TOPIC, "machine/a"), (STREAM, "s1"), (STREAM, "s2")])
+        );
+    }
+
+    #[test]
     fn sequences_count_per_stream_from_zero() {
         let mut s = Sequencer::new();
         assert_eq!(
@@ -328,6 +404,44 @@ mod tests {
                 .collect()
         }
 
+        /// The format read the plain way (owned text, `str::parse`).
+        fn reference(headers: &[(&str, Vec<u8>)]) -> Result<Option<TraceHeader>, TraceError> {
+            let last = |name| {
+                headers
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v)
+            };
+            let (origin, seq, ts) = (last(ORIGIN), last(SEQ), last(TS));
+            if origin.is_none() && seq.is_none() && ts.is_none() {
+                return Ok(None);
+            }
+            let (origin, seq, ts) = (
+                origin.ok_or(TraceError::Missing(ORIGIN))?,
+                seq.ok_or(TraceError::Missing(SEQ))?,
+                ts.ok_or(TraceError::Missing(TS))?,
+            );
+            let lossy = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+            let origin = String::from_utf8(origin.clone())
+                .map_err(|_| TraceError::Invalid(ORIGIN, lossy(origin)))?;
+            if origin.is_empty() {
+                return Err(TraceError::Invalid(ORIGIN, origin));
+            }
+            let number = |name, v: &Vec<u8>| {
+                let s = lossy(v);
+                if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(TraceError::Invalid(name, s));
+                }
+                s.parse::<u64>().map_err(|_| TraceError::Invalid(name, s))
+            };
+            Ok(Some(TraceHeader {
+                origin,
+                seq: number(SEQ, seq)?,
+                ts: number(TS, ts)?,
+            }))
+        }
+
         proptest! {
             #[test]
             fn decode_of_encode_is_the_same_header(t in trace()) {
@@ -352,6 +466,23 @@ mod tests {
                     stale.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
                 headers.extend(keyed.into_iter().map(|(_, h)| h));
                 prop_assert_eq!(decode(&headers), Ok(Some(t)));
+            }
+
+            /// Any headers (any bytes) decode as the plain reading of the format says: the
+            /// in-place digit parser against str::parse.
+            #[test]
+            fn any_headers_decode_as_the_plain_reading_of_the_format(
+                headers in prop::collection::vec(
+                    (prop_oneof![Just(ORIGIN), Just(SEQ), Just(TS), Just("x")],
+                     prop_oneof![
+                        prop::collection::vec(any::<u8>(), 0..24),
+                        "[0-9]{0,21}".prop_map(String::into_bytes),
+                     ]),
+                    0..6,
+                ),
+            ) {
+                let pairs = headers.iter().map(|(n, v)| (*n, v.as_slice()));
+                prop_assert_eq!(TraceHeader::decode(pairs), reference(&headers));
             }
 
             /// None of the three: not traced. Some but not all: the first missing one is named.

@@ -4,8 +4,9 @@
 //! made it into two.
 
 use pipescope_core::EpochMillis;
-use pipescope_core::pipeline::lineage::{INPUTS, Inputs};
-use pipescope_core::pipeline::trace::TraceHeader;
+use std::sync::Arc;
+
+use pipescope_core::pipeline::lineage::{INPUTS, InputStream, Inputs};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 use super::Seen;
@@ -45,20 +46,19 @@ impl RecordSink for InputsSink {
             self.0.batch.push(Seen::Malformed { hop, arrival_ms });
             return;
         };
-        for stream in streams {
-            for range in &stream.2 {
+        for InputStream(origin, stream, ranges) in streams {
+            let (origin, stream): (Arc<str>, Arc<str>) = (origin.into(), stream.into());
+            for range in ranges {
                 for seq in range.0..=range.1 {
                     self.0.batch.push(Seen::Traced {
                         hop,
                         partition: Some(partition),
-                        stream: stream.1.clone(),
-                        trace: TraceHeader {
-                            origin: stream.0.clone(),
-                            seq,
-                            // The range's first input: an upper bound on the latency of the
-                            // rest, by at most the range's own span.
-                            ts: range.2,
-                        },
+                        origin: origin.clone(),
+                        stream: stream.clone(),
+                        seq,
+                        // The range's first input: an upper bound on the latency of the rest,
+                        // by at most the range's own span.
+                        origin_ms: range.2,
                         arrival_ms,
                     });
                 }

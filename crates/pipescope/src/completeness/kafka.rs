@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pipescope_core::completeness::origin_kind;
-use pipescope_core::pipeline::trace::{MQTT_TOPIC, STREAM, TraceHeader};
+use pipescope_core::completeness::{Names, origin_kind};
+use pipescope_core::pipeline::trace::{MQTT_TOPIC, STREAM, TraceRef};
 use pipescope_core::{Clock, EpochMillis};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -170,16 +170,19 @@ impl TopicReader {
                 }
             }
             let mut polled = consumer.poll(POLL_WAIT);
+            // One clock read per poll round, not per record: a round takes what librdkafka
+            // already holds (at most BATCH records, about a millisecond), so every record of
+            // it arrived when the round was polled.
+            let arrival_ms = self.clock.now_millis();
             while let Some(result) = polled {
                 match result {
                     Ok(message) => {
-                        let now = self.clock.now_millis();
                         if let Ok(partition) = u32::try_from(message.partition()) {
                             match positions.read(partition, message.offset()) {
-                                Read::Next => sink.record(&message, partition, now),
+                                Read::Next => sink.record(&message, partition, arrival_ms),
                                 Read::AfterSkip => {
                                     sink.skipped(partition);
-                                    sink.record(&message, partition, now);
+                                    sink.record(&message, partition, arrival_ms);
                                 }
                                 Read::Again => {}
                             }
@@ -291,6 +294,12 @@ impl TopicReader {
     }
 }
 
+/// Distinct origins and stream names a sink keeps shared copies of; they are forgotten with
+/// each batch anyway, so at most BATCH of each.
+const MAX_NAMES: usize = BATCH;
+/// Partitions whose names a sink keeps, by number (a topic's partitions count from 0).
+const MAX_NAMED_PARTITIONS: u32 = 10_000;
+
 /// The trace reader's sink: each record's trace, handed to the hop's flow in batches.
 #[derive(Debug)]
 pub struct TraceSink {
@@ -298,6 +307,35 @@ pub struct TraceSink {
     pub kind_prefixes: Vec<String>,
     pub to_flow: ToFlow,
     pub batch: Vec<Seen>,
+    origins: Names,
+    streams: Names,
+    /// Each partition's number as text, the stream of a record that names none.
+    partition_names: Vec<Arc<str>>,
+}
+
+impl TraceSink {
+    pub fn new(hop: usize, kind_prefixes: Vec<String>, to_flow: ToFlow) -> Self {
+        Self {
+            hop,
+            kind_prefixes,
+            to_flow,
+            batch: Vec::with_capacity(BATCH),
+            origins: Names::new(MAX_NAMES),
+            streams: Names::new(MAX_NAMES),
+            partition_names: Vec::new(),
+        }
+    }
+
+    fn partition_name(&mut self, partition: u32) -> Arc<str> {
+        if partition >= MAX_NAMED_PARTITIONS {
+            return partition.to_string().into();
+        }
+        let names = &mut self.partition_names;
+        while names.len() <= partition as usize {
+            names.push(names.len().to_string().into());
+        }
+        names[partition as usize].clone()
+    }
 }
 
 impl RecordSink for TraceSink {
@@ -322,41 +360,48 @@ impl RecordSink for TraceSink {
     }
 
     fn record(&mut self, message: &BorrowedMessage<'_>, partition: u32, arrival_ms: EpochMillis) {
-        // Read in place, twice if need be: no copy of the headers per record (the hot path).
+        // The hot path: the headers read once, in place; the names shared, not allocated.
         let headers = message.headers();
-        let pairs = || {
-            headers
-                .into_iter()
-                .flat_map(|h| h.iter())
-                .map(|h| (h.key, h.value.unwrap_or_default()))
-        };
+        let pairs = headers
+            .iter()
+            .flat_map(|h| h.iter())
+            .map(|h| (h.key, h.value.unwrap_or_default()));
+        let (mut stream, mut mqtt_topic) = (None, None);
+        let decoded = TraceRef::decode_with(pairs, |name, value| match name {
+            STREAM => stream = Some(value),
+            MQTT_TOPIC => mqtt_topic = Some(value),
+            _ => {}
+        });
         let hop = self.hop;
-        self.batch.push(match TraceHeader::decode(pairs()) {
+        let seen = match decoded {
             Ok(Some(trace)) => {
-                let text = |name: &str| {
-                    pairs()
-                        .filter(|(k, _)| *k == name)
-                        .last()
-                        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-                };
-                let stream = stream_of(
-                    &trace.origin,
-                    text(STREAM),
-                    text(MQTT_TOPIC),
-                    partition,
+                fn text(v: Option<&[u8]>) -> Option<&str> {
+                    v.and_then(|v| std::str::from_utf8(v).ok())
+                }
+                let named = stream_name(
+                    trace.origin,
+                    text(stream),
+                    text(mqtt_topic),
                     &self.kind_prefixes,
                 );
+                let stream = match named {
+                    Some(name) => self.streams.get(name),
+                    None => self.partition_name(partition),
+                };
                 Seen::Traced {
                     hop,
                     partition: Some(partition),
+                    origin: self.origins.get(trace.origin),
                     stream,
-                    trace,
+                    seq: trace.seq,
+                    origin_ms: trace.ts,
                     arrival_ms,
                 }
             }
             Ok(None) => Seen::Untraced { hop },
             Err(_) => Seen::Malformed { hop, arrival_ms },
-        });
+        };
+        self.batch.push(seen);
     }
 
     fn full(&self) -> bool {
@@ -364,7 +409,17 @@ impl RecordSink for TraceSink {
     }
 
     fn flush(&mut self) -> bool {
-        self.batch.is_empty() || self.to_flow.send_blocking(std::mem::take(&mut self.batch))
+        if self.batch.is_empty() {
+            return true;
+        }
+        // Each batch gets its own copies of the names: the flow drops the last batch's while
+        // this thread counts references to the next one's, never both on one cache line (a
+        // shared count bounced between the two cores cost more than the copies).
+        self.origins.clear();
+        self.streams.clear();
+        self.partition_names.clear();
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.to_flow.send_blocking(batch)
     }
 }
 
@@ -379,43 +434,76 @@ pub fn stream_of(
     partition: u32,
     kind_prefixes: &[String],
 ) -> String {
-    if let Some(stream) = stream.filter(|s| !s.is_empty()) {
-        return stream.to_string();
-    }
-    match mqtt_topic {
-        Some(topic) if origin_kind(origin, kind_prefixes) != "bridge" => topic.to_string(),
-        _ => partition.to_string(),
-    }
+    stream_name(origin, stream, mqtt_topic, kind_prefixes)
+        .map_or_else(|| partition.to_string(), str::to_owned)
 }
+
+/// [`stream_of`] without allocating: `None` when the stream is the partition itself.
+pub fn stream_name<'a>(
+    origin: &str,
+    stream: Option<&'a str>,
+    mqtt_topic: Option<&'a str>,
+    kind_prefixes: &[String],
+) -> Option<&'a str> {
+    if let Some(stream) = stream.filter(|s| !s.is_empty()) {
+        return Some(stream);
+    }
+    mqtt_topic.filter(|_| origin_kind(origin, kind_prefixes) != "bridge")
+}
+
+/// Partitions whose positions are kept by number, without hashing (a topic's partitions count
+/// from 0); any above are kept in a map.
+const DENSE_PARTITIONS: u32 = 10_000;
 
 /// The next offset expected per partition.
 #[derive(Debug, Default)]
-pub struct Positions(HashMap<u32, i64>);
+pub struct Positions {
+    dense: Vec<Option<i64>>,
+    sparse: HashMap<u32, i64>,
+}
 
 impl Positions {
     /// The next offset of `partition` to read, once known.
     pub fn next(&self, partition: i32) -> Option<i64> {
-        u32::try_from(partition)
-            .ok()
-            .and_then(|p| self.0.get(&p).copied())
+        self.get(u32::try_from(partition).ok()?)
     }
 
     /// The partition is read from `offset`.
     pub fn start_at(&mut self, partition: u32, offset: i64) {
-        self.0.insert(partition, offset);
+        self.set(partition, offset);
     }
 
     /// A record at `offset` was read: the next one, one after records it never read (deleted by
     /// retention or compaction, or the position reset to the log start: a rebase, not loss), or
     /// one at an offset it read already (a broker sending a stretch again: not a duplicate).
     pub fn read(&mut self, partition: u32, offset: i64) -> Read {
-        let read = match self.0.get(&partition) {
-            Some(&expected) if offset > expected => Read::AfterSkip,
-            Some(&expected) if offset < expected => return Read::Again,
+        let read = match self.get(partition) {
+            Some(expected) if offset > expected => Read::AfterSkip,
+            Some(expected) if offset < expected => return Read::Again,
             _ => Read::Next,
         };
-        self.0.insert(partition, offset + 1);
+        self.set(partition, offset + 1);
         read
+    }
+
+    fn get(&self, partition: u32) -> Option<i64> {
+        if partition < DENSE_PARTITIONS {
+            self.dense.get(partition as usize).copied().flatten()
+        } else {
+            self.sparse.get(&partition).copied()
+        }
+    }
+
+    fn set(&mut self, partition: u32, next: i64) {
+        if partition < DENSE_PARTITIONS {
+            let i = partition as usize;
+            if self.dense.len() <= i {
+                self.dense.resize(i + 1, None);
+            }
+            self.dense[i] = Some(next);
+        } else {
+            self.sparse.insert(partition, next);
+        }
     }
 }
 
@@ -509,6 +597,14 @@ mod tests {
         assert_eq!(p.read(2, 10), Read::Next);
         p.start_at(3, 10);
         assert_eq!(p.read(3, 12), Read::AfterSkip);
+        assert_eq!((p.next(3), p.next(4), p.next(-1)), (Some(13), None, None));
+        // Partitions past the dense ones, alike.
+        let far = DENSE_PARTITIONS + 5;
+        assert_eq!(p.read(far, 7), Read::Next);
+        assert_eq!(p.read(far, 9), Read::AfterSkip);
+        p.start_at(far + 1, 3);
+        assert_eq!(p.next(far as i32), Some(10));
+        assert_eq!(p.next(far as i32 + 1), Some(3));
     }
 
     #[test]
@@ -543,5 +639,18 @@ mod tests {
             stream_of("bridge-it-7", None, Some("machine/a/b"), 3, &none),
             "3"
         );
+    }
+
+    #[test]
+    fn the_stream_name_is_borrowed_and_none_for_the_partition() {
+        let none: Vec<String> = Vec::new();
+        let name = |o, s, t| stream_name(o, s, t, &none);
+        assert_eq!(name("sim-1", Some("orders-eu"), None), Some("orders-eu"));
+        assert_eq!(
+            name("sim-1", Some(""), Some("machine/a")),
+            Some("machine/a")
+        );
+        assert_eq!(name("sim-1", None, None), None);
+        assert_eq!(name("bridge-it-7", None, Some("machine/a/b")), None);
     }
 }

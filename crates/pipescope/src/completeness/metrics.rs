@@ -264,7 +264,6 @@ mod tests {
     use super::super::tests_support::{flow_config, sample_view};
     use super::super::{FlowAccount, Seen};
     use super::*;
-    use pipescope_core::pipeline::trace::TraceHeader;
 
     #[test]
     fn a_producer_chosen_origin_kind_is_an_escaped_label_value_and_never_a_name() {
@@ -272,12 +271,10 @@ mod tests {
         a.apply(Seen::Traced {
             hop: 0,
             partition: None,
+            origin: "x\"} 1\nfake_metric{a=\"-1".into(),
             stream: "t".into(),
-            trace: TraceHeader {
-                origin: "x\"} 1\nfake_metric{a=\"-1".into(),
-                seq: 0,
-                ts: 1_000,
-            },
+            seq: 0,
+            origin_ms: 1_000,
             arrival_ms: 1_001,
         });
         let state = FlowsState::default();

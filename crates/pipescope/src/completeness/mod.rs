@@ -16,9 +16,10 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use pipescope_core::completeness::flow::NamedEdge;
-use pipescope_core::completeness::{CompletenessConfig, Flow, HopFigures, HopId};
+use pipescope_core::completeness::{
+    CompletenessConfig, Flow, HopFigures, HopId, is_partition_text,
+};
 use pipescope_core::live::flow::HopPlace;
-use pipescope_core::pipeline::trace::TraceHeader;
 use pipescope_core::{Clock, EpochMillis};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -87,12 +88,15 @@ impl ToFlow {
 /// What a reader saw, handed to its flow.
 #[derive(Debug, Clone)]
 pub enum Seen {
-    /// A traced record; `partition` is the Kafka partition it was read from.
+    /// A traced record; `partition` is the Kafka partition it was read from. The names are
+    /// shared copies (`Names`): a record costs no allocation.
     Traced {
         hop: usize,
         partition: Option<u32>,
-        stream: String,
-        trace: TraceHeader,
+        origin: Arc<str>,
+        stream: Arc<str>,
+        seq: u64,
+        origin_ms: EpochMillis,
         arrival_ms: EpochMillis,
     },
     /// A record whose trace could not be decoded.
@@ -345,32 +349,22 @@ impl FlowAccount {
             Seen::Traced {
                 hop,
                 partition,
+                origin,
                 stream,
-                trace,
+                seq,
+                origin_ms,
                 arrival_ms,
             } => {
                 let id = self.hops[hop].1;
                 match partition {
-                    Some(p) if stream != p.to_string() => {
+                    Some(p) if !is_partition_text(&stream, p) => {
                         self.flow.observe_in_partition(
-                            id,
-                            p,
-                            &trace.origin,
-                            &stream,
-                            trace.seq,
-                            trace.ts,
-                            arrival_ms,
+                            id, p, &origin, &stream, seq, origin_ms, arrival_ms,
                         );
                     }
                     _ => {
-                        self.flow.observe(
-                            id,
-                            &trace.origin,
-                            &stream,
-                            trace.seq,
-                            trace.ts,
-                            arrival_ms,
-                        );
+                        self.flow
+                            .observe(id, &origin, &stream, seq, origin_ms, arrival_ms);
                     }
                 }
             }
@@ -531,12 +525,8 @@ async fn run_flow(
                     control: control.clone(),
                     stop: stop.clone(),
                 };
-                let sink = kafka::TraceSink {
-                    hop,
-                    kind_prefixes: flow_config.kind_prefixes.clone(),
-                    to_flow: to_flow.clone(),
-                    batch: Vec::new(),
-                };
+                let sink =
+                    kafka::TraceSink::new(hop, flow_config.kind_prefixes.clone(), to_flow.clone());
                 let counts_inputs = *counts_inputs;
                 let spawned = spawn_kafka_reader(&name, hop, to_flow, move || {
                     if counts_inputs {
@@ -568,12 +558,8 @@ async fn run_flow(
                     group: format!("pipescope-trace-{name}"),
                     clock: clock.clone(),
                 };
-                let mut sink = kafka::TraceSink {
-                    hop,
-                    kind_prefixes: flow_config.kind_prefixes.clone(),
-                    to_flow: to_flow.clone(),
-                    batch: Vec::new(),
-                };
+                let mut sink =
+                    kafka::TraceSink::new(hop, flow_config.kind_prefixes.clone(), to_flow.clone());
                 let counts_inputs = *counts_inputs;
                 let spawned = spawn_kafka_reader(&name, hop, to_flow.clone(), move || {
                     if counts_inputs {
@@ -687,12 +673,10 @@ pub(crate) mod tests_support {
         Seen::Traced {
             hop,
             partition,
+            origin: "sim-1".into(),
             stream: stream.into(),
-            trace: TraceHeader {
-                origin: "sim-1".into(),
-                seq,
-                ts: at - 5,
-            },
+            seq,
+            origin_ms: at - 5,
             arrival_ms: at,
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipescope_core::backoff::Backoff;
-use pipescope_core::pipeline::trace::TraceHeader;
+use pipescope_core::pipeline::trace::TraceRef;
 use pipescope_core::{Clock, EpochMillis};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, SubscribeReasonCode};
@@ -168,11 +168,12 @@ impl MessageSink for TraceMessages {
     fn message(&mut self, p: &Publish, arrival_ms: EpochMillis) {
         let hop = self.hop;
         let decoded = match &p.properties {
-            Some(props) => TraceHeader::decode(
+            Some(props) => TraceRef::decode_with(
                 props
                     .user_properties
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_bytes())),
+                |_, _| {},
             ),
             None => Ok(None),
         };
@@ -180,8 +181,10 @@ impl MessageSink for TraceMessages {
             Ok(Some(trace)) => Seen::Traced {
                 hop,
                 partition: None,
-                stream: String::from_utf8_lossy(&p.topic).into_owned(),
-                trace,
+                origin: trace.origin.into(),
+                stream: String::from_utf8_lossy(&p.topic).into(),
+                seq: trace.seq,
+                origin_ms: trace.ts,
                 arrival_ms,
             },
             Ok(None) => Seen::Untraced { hop },
