@@ -544,6 +544,15 @@ pub struct KafkaProbe {
     /// A record not acknowledged within this long counts as unavailable.
     #[serde(default = "default_probe_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// An idempotent producer (the default: a retried record is never written twice). Off
+    /// only for brokers that mishandle it (docs/brokers.md: tansu 0.6's storage can panic on
+    /// an idempotent producer's retry after the broker froze).
+    #[serde(default = "default_probe_idempotent")]
+    pub idempotent: bool,
+}
+
+fn default_probe_idempotent() -> bool {
+    true
 }
 
 fn default_probe_topic() -> String {

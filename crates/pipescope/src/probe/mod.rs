@@ -392,12 +392,13 @@ async fn ensure_topic(
     }
 }
 
-/// The probe's producer: every replica acknowledges (acks=all), idempotent, no batching delay,
-/// and a record not acknowledged within the probe's timeout fails.
+/// The probe's producer: every replica acknowledges (acks=all), idempotent unless configured
+/// otherwise, no batching delay, and a record not acknowledged within the probe's timeout fails.
 fn make_producer(
     name: &str,
     cluster: &KafkaCluster,
     timeout_ms: u64,
+    idempotent: bool,
 ) -> Result<FutureProducer, String> {
     let mut config = ClientConfig::new();
     for (k, v) in librdkafka_settings(cluster) {
@@ -405,7 +406,7 @@ fn make_producer(
     }
     config
         .set("acks", "all")
-        .set("enable.idempotence", "true")
+        .set("enable.idempotence", idempotent.to_string())
         .set("linger.ms", "0")
         .set("message.timeout.ms", timeout_ms.to_string())
         .create()
@@ -450,7 +451,7 @@ async fn run_kafka_probe(
             return;
         }
     };
-    let mut producer = match make_producer(&name, &cluster, timeout_ms) {
+    let mut producer = match make_producer(&name, &cluster, timeout_ms, probe.idempotent) {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(cluster = %name, "{e}");
@@ -524,7 +525,7 @@ async fn run_kafka_probe(
                 // brokers mishandle (tansu 0.6 then fails every later produce): a new producer
                 // (a new producer id) at most once per timeout keeps the probe measuring.
                 if failed_since_made && made_at.elapsed() >= probe.timeout {
-                    match make_producer(&name, &cluster, timeout_ms) {
+                    match make_producer(&name, &cluster, timeout_ms, probe.idempotent) {
                         Ok(p) => {
                             producer = p;
                             failed_since_made = false;

@@ -117,7 +117,13 @@ fn a_frozen_broker_lowers_availability_and_counts_no_loss() {
     let mut tansu = Tansu::start();
     let bootstrap = tansu.bootstrap();
     let dir = tempfile::tempdir().unwrap();
-    let monitor = Monitor::start(dir.path(), &probe_config(&bootstrap, "200ms", "1s"));
+    // Not idempotent: tansu 0.6's storage panics on an idempotent producer's retry after a
+    // freeze ("more or less than one row", docs/brokers.md) and the broker answers nothing more.
+    let config = format!(
+        "{}idempotent = false\n",
+        probe_config(&bootstrap, "200ms", "1s")
+    );
+    let monitor = Monitor::start(dir.path(), &config);
     let mut seen = Vec::new();
     let reading = wait_until(TIMEOUT, || {
         seen = partitions(&monitor);
