@@ -415,6 +415,28 @@ impl Profile {
         Observed::Profiled
     }
 
+    /// Counts a record refused before parsing (too large, say) as invalid, sampled like
+    /// [`Profile::observe`]; `head` is its start, for the preview.
+    pub fn reject(&mut self, head: &[u8], reason: &str, at_ms: EpochMillis) -> Observed {
+        self.offered += 1;
+        if !(self.offered - 1).is_multiple_of(self.limits.sample_every) {
+            return Observed::SampledOut;
+        }
+        self.records += 1;
+        self.first_seen_ms = Some(self.first_seen_ms.map_or(at_ms, |t| t.min(at_ms)));
+        self.last_seen_ms = Some(self.last_seen_ms.map_or(at_ms, |t| t.max(at_ms)));
+        self.count_duplicate(head);
+        self.invalid += 1;
+        if self.invalid_examples.len() < self.limits.invalid_examples {
+            self.invalid_examples.push(InvalidRecord {
+                at_ms,
+                reason: reason.to_string(),
+                preview: preview(head, self.limits.preview_bytes),
+            });
+        }
+        Observed::Invalid
+    }
+
     fn count_duplicate(&mut self, payload: &[u8]) {
         let hash = foldhash::quality::FixedState::with_seed(RECORD_SEED).hash_one(payload);
         self.duplicates.distinct.insert_hash(hash);

@@ -113,8 +113,12 @@ fn invalid_records_are_counted_with_an_escaped_preview() {
         examples[0].reason
     );
     assert_eq!(examples[1].reason, "empty payload");
+    assert_eq!(profile.reject(b"{\"big", "too large", 8), Observed::Invalid);
+    assert_eq!(profile.invalid_examples()[2].reason, "too large");
+    assert_eq!((profile.records(), profile.invalid()), (4, 3));
     // A record that is not an object is profiled at `$`.
     assert_eq!(profile.field("$").unwrap().types.get(ValueType::Array), 1);
+    assert_eq!(profile.missing(profile.field("$").unwrap()), 0);
     assert_eq!(profile.field("$[]").unwrap().values, 2);
 }
 
