@@ -347,3 +347,33 @@ fn a_kafka_topic_is_profiled_by_last_n_and_whole() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nope"), "{err}");
 }
+
+#[test]
+fn an_mqtt_filter_is_profiled_for_a_duration_retained_messages_included() {
+    let mosquitto = pipescope_testkit::mosquitto::Mosquitto::start();
+    let port = mosquitto.url().rsplit(':').next().unwrap().to_string();
+    for (topic, payload) in [
+        ("plant/a", r#"{"t":20.5}"#),
+        ("plant/b", r#"{"t":null}"#),
+        ("plant/c", "not json"),
+    ] {
+        let status = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port, "-r", "-q", "1"])
+            .args(["-t", topic, "-m", payload])
+            .status()
+            .expect("run mosquitto_pub");
+        assert!(status.success());
+    }
+    let json = profile_json(&[
+        "--mqtt",
+        &mosquitto.url(),
+        "--filter",
+        "plant/#",
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(u(&json["profile"]["records"]), 3);
+    assert_eq!(u(&json["profile"]["invalid"]), 1);
+    let t = field(&json, "t");
+    assert_eq!((u(&t["present"]), u(&t["nulls"])), (2, 1));
+}
