@@ -306,3 +306,10 @@ proptest! {
         prop_assert_eq!(counts(&left), counts(&whole));
     }
 }
+
+#[test]
+fn a_profile_can_move_between_threads() {
+    // The live observer keeps window profiles on its reader threads and hands them over.
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Profile>();
+}
