@@ -291,7 +291,12 @@ pub(super) fn read_kafka(
                         .to_millis()
                         .and_then(|ms| u64::try_from(ms).ok())
                         .unwrap_or_else(now_ms);
-                    collector.record(message.payload().unwrap_or_default(), at_ms);
+                    // The offsets by time are where to start; a broker may answer too early
+                    // (tansu 0.6.0 answers 0 whatever the time), so older records are skipped.
+                    let before = matches!(range, KafkaRange::SinceMs(since) if at_ms < since);
+                    if !before {
+                        collector.record(message.payload().unwrap_or_default(), at_ms);
+                    }
                     read += 1;
                     collector.advance(1);
                 }

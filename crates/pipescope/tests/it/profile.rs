@@ -20,6 +20,8 @@ fn profile_json(args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.push("--json");
     let out = pipescope(&all);
+    // Shown when a test fails.
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         out.status.success(),
         "pipescope profile {args:?}: {}",
@@ -172,6 +174,13 @@ fn a_json_lines_file_is_profiled_with_exact_counts() {
     let html = std::fs::read_to_string(&report).unwrap();
     assert_well_formed(&html);
     assert!(html.contains("user.name"));
+
+    // One record in 3: the 1st, 4th, ... of the 1015 lines that are not blank.
+    let sampled = profile_json(&["--file", path.to_str().unwrap(), "--sample-every", "3"]);
+    let sp = &sampled["profile"];
+    assert_eq!(u(&sp["records_offered"]), 1015);
+    assert_eq!(u(&sp["records"]), 339);
+    assert_eq!(u(&sp["sample_every"]), 3);
 }
 
 /// Every tag closed in order (void elements aside); a `<` is always markup.
@@ -341,6 +350,19 @@ fn a_kafka_topic_is_profiled_by_last_n_and_whole() {
         .filter(|i| *i % 3 == 0)
         .count() as u64;
     assert_eq!(u(&field(&last, "page")["missing"]), expected_missing);
+
+    // By time: every record is younger than an hour, none is from the future.
+    let since = profile_json(&["--kafka", &bootstrap, "--topic", "visits", "--since", "1h"]);
+    assert_eq!(u(&since["profile"]["records"]), 30);
+    let future = profile_json(&[
+        "--kafka",
+        &bootstrap,
+        "--topic",
+        "visits",
+        "--since",
+        "2999-01-01T00:00:00Z",
+    ]);
+    assert_eq!(u(&future["profile"]["records"]), 0);
 
     let out = pipescope(&["--kafka", &bootstrap, "--topic", "nope", "--all", "--json"]);
     assert!(!out.status.success());
