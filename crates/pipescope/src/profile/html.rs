@@ -329,10 +329,23 @@ fn field_section(out: &mut String, index: usize, field: &FieldSummary, records: 
         out.push_str("</table>");
         histogram(out, &numbers.histogram);
     }
-    if !field.top_values.is_empty() {
-        let most = field.top_values[0].count.max(1);
-        out.push_str("<table><tr><th>value</th><th>count</th><th>±</th><th></th></tr>");
-        for top in &field.top_values {
+    // A value whose count is mostly what it inherited says nothing about its frequency.
+    let (ranked, unranked): (Vec<_>, Vec<_>) = field
+        .top_values
+        .iter()
+        .partition(|top| top.error == 0 || top.count - top.error > 1);
+    if !ranked.is_empty() || !unranked.is_empty() {
+        let most = ranked.first().map_or(1, |top| top.count.max(1));
+        out.push_str("<table>");
+        if !unranked.is_empty() {
+            let _ = write!(
+                out,
+                "<caption class=\"muted\">{} more values seen too rarely to rank</caption>",
+                unranked.len()
+            );
+        }
+        out.push_str("<tr><th>value</th><th>count</th><th>±</th><th></th></tr>");
+        for top in ranked {
             let width = 120.0 * top.count as f64 / most as f64;
             let _ = write!(
                 out,
