@@ -366,39 +366,86 @@ impl Profile {
         }
     }
 
-    /// Profiles one record's payload received at `at_ms`.
-    pub fn observe(&mut self, payload: &[u8], at_ms: EpochMillis) -> Observed {
+    /// Whether the next record offered will be profiled (not sampled out): a caller that
+    /// parses records for other uses can skip the parse for the profile's sake.
+    pub fn takes_next(&self) -> bool {
+        self.offered.is_multiple_of(self.limits.sample_every)
+    }
+
+    /// Counts a record offered; false when sampling skips it.
+    fn admit(&mut self, payload: &[u8], at_ms: EpochMillis) -> bool {
+        let taken = self.takes_next();
         self.offered += 1;
-        if !(self.offered - 1).is_multiple_of(self.limits.sample_every) {
-            return Observed::SampledOut;
+        if !taken {
+            return false;
         }
         self.records += 1;
         self.first_seen_ms = Some(self.first_seen_ms.map_or(at_ms, |t| t.min(at_ms)));
         self.last_seen_ms = Some(self.last_seen_ms.map_or(at_ms, |t| t.max(at_ms)));
         self.count_duplicate(payload);
-        let value: Value = match serde_json::from_slice(payload) {
-            Ok(value) => value,
+        true
+    }
+
+    fn count_invalid(&mut self, payload: &[u8], reason: impl FnOnce() -> String, at_ms: u64) {
+        self.invalid += 1;
+        if self.invalid_examples.len() < self.limits.invalid_examples {
+            self.invalid_examples.push(InvalidRecord {
+                at_ms,
+                reason: reason(),
+                preview: preview(payload, self.limits.preview_bytes),
+            });
+        }
+    }
+
+    /// Profiles one record's payload received at `at_ms`.
+    pub fn observe(&mut self, payload: &[u8], at_ms: EpochMillis) -> Observed {
+        if !self.admit(payload, at_ms) {
+            return Observed::SampledOut;
+        }
+        match serde_json::from_slice::<Value>(payload) {
+            Ok(value) => {
+                self.walk_record(&value, at_ms);
+                Observed::Profiled
+            }
             Err(e) => {
-                self.invalid += 1;
-                if self.invalid_examples.len() < self.limits.invalid_examples {
-                    let reason = if payload.is_empty() {
+                let reason = || {
+                    if payload.is_empty() {
                         "empty payload".to_string()
                     } else {
                         format!("not JSON: {e}")
-                    };
-                    self.invalid_examples.push(InvalidRecord {
-                        at_ms,
-                        reason,
-                        preview: preview(payload, self.limits.preview_bytes),
-                    });
-                }
-                return Observed::Invalid;
+                    }
+                };
+                self.count_invalid(payload, reason, at_ms);
+                Observed::Invalid
             }
-        };
+        }
+    }
+
+    /// [`Profile::observe`] for a record the caller parsed already (one parse for the rules
+    /// and the profile); `payload` is its bytes, for the duplicate count.
+    pub fn observe_parsed(&mut self, payload: &[u8], value: &Value, at_ms: u64) -> Observed {
+        if !self.admit(payload, at_ms) {
+            return Observed::SampledOut;
+        }
+        self.walk_record(value, at_ms);
+        Observed::Profiled
+    }
+
+    /// Counts a record refused before parsing (too large, say) as invalid, sampled like
+    /// [`Profile::observe`]; `head` is its start, for the preview.
+    pub fn reject(&mut self, head: &[u8], reason: &str, at_ms: EpochMillis) -> Observed {
+        if !self.admit(head, at_ms) {
+            return Observed::SampledOut;
+        }
+        self.count_invalid(head, || reason.to_string(), at_ms);
+        Observed::Invalid
+    }
+
+    fn walk_record(&mut self, value: &Value, at_ms: EpochMillis) {
         let record = self.records;
         let mut path = std::mem::take(&mut self.path_scratch);
         path.clear();
-        match &value {
+        match value {
             Value::Object(map) => {
                 for (key, child) in map {
                     path.push_str(key);
@@ -412,29 +459,6 @@ impl Profile {
             }
         }
         self.path_scratch = path;
-        Observed::Profiled
-    }
-
-    /// Counts a record refused before parsing (too large, say) as invalid, sampled like
-    /// [`Profile::observe`]; `head` is its start, for the preview.
-    pub fn reject(&mut self, head: &[u8], reason: &str, at_ms: EpochMillis) -> Observed {
-        self.offered += 1;
-        if !(self.offered - 1).is_multiple_of(self.limits.sample_every) {
-            return Observed::SampledOut;
-        }
-        self.records += 1;
-        self.first_seen_ms = Some(self.first_seen_ms.map_or(at_ms, |t| t.min(at_ms)));
-        self.last_seen_ms = Some(self.last_seen_ms.map_or(at_ms, |t| t.max(at_ms)));
-        self.count_duplicate(head);
-        self.invalid += 1;
-        if self.invalid_examples.len() < self.limits.invalid_examples {
-            self.invalid_examples.push(InvalidRecord {
-                at_ms,
-                reason: reason.to_string(),
-                preview: preview(head, self.limits.preview_bytes),
-            });
-        }
-        Observed::Invalid
     }
 
     fn count_duplicate(&mut self, payload: &[u8]) {

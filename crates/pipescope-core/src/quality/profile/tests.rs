@@ -162,10 +162,28 @@ fn sampling_profiles_one_record_in_n_and_says_so() {
         sample_every: 3,
         ..ProfileLimits::default()
     });
+    assert!(profile.takes_next());
     let outcomes: Vec<Observed> = (0..7).map(|i| profile.observe(b"{}", i)).collect();
+    assert!(!profile.takes_next());
+    // A record parsed by the caller counts in the same sampling.
+    let parsed = serde_json::json!({"a": 1});
+    assert_eq!(
+        profile.observe_parsed(b"{}", &parsed, 7),
+        Observed::SampledOut
+    );
+    assert_eq!(
+        profile.observe_parsed(b"{}", &parsed, 8),
+        Observed::SampledOut
+    );
+    assert_eq!(
+        profile.observe_parsed(b"{}", &parsed, 9),
+        Observed::Profiled
+    );
+    assert_eq!(profile.field("a").unwrap().present, 1);
+    let (offered, records) = (profile.offered(), profile.records());
+    assert_eq!((offered, records), (10, 4));
     assert_eq!(outcomes[0], Observed::Profiled);
     assert_eq!(outcomes[1], Observed::SampledOut);
-    assert_eq!((profile.offered(), profile.records()), (7, 3));
     assert_eq!(profile.summary().sample_every, 3);
 }
 
