@@ -1,8 +1,6 @@
 //! The mergeable summaries a field profile keeps: moments (Welford/Pébay), top values
 //! (space-saving) and the distinct-count and quantile sketches' settings.
 
-use std::collections::HashMap;
-
 use cardinality_estimator::CardinalityEstimator;
 use sketches_ddsketch::{Config, DDSketch};
 
@@ -125,11 +123,13 @@ impl Moments {
 
 /// The most frequent values, space-saving (Metwally et al.): at most `k` kept; a value that
 /// pushed out the least counted one inherits its count as its possible overcount (`error`).
-/// Exact while fewer than `k` distinct values were seen.
+/// Exact while fewer than `k` distinct values were seen. Kept in a vector searched linearly:
+/// for the small k a profile uses that beats hashing, and a replaced value's buffer is reused,
+/// so a new value costs no allocation once the buffers are long enough.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopValues {
     k: usize,
-    entries: HashMap<Box<str>, TopCount, foldhash::fast::RandomState>,
+    entries: Vec<(String, TopCount)>,
 }
 
 /// A kept value's count and how much of it may belong to values it replaced.
@@ -143,40 +143,39 @@ impl TopValues {
     pub fn new(k: usize) -> Self {
         Self {
             k: k.max(1),
-            entries: HashMap::default(),
+            entries: Vec::new(),
         }
     }
 
     pub fn add(&mut self, value: &str) {
-        if let Some(entry) = self.entries.get_mut(value) {
+        if let Some((_, entry)) = self.entries.iter_mut().find(|(v, _)| v == value) {
             entry.count += 1;
             return;
         }
         if self.entries.len() < self.k {
             self.entries
-                .insert(value.into(), TopCount { count: 1, error: 0 });
+                .push((value.to_string(), TopCount { count: 1, error: 0 }));
             return;
         }
-        let (least, floor) = self.least();
-        self.entries.remove(&least);
-        self.entries.insert(
-            value.into(),
-            TopCount {
-                count: floor + 1,
-                error: floor,
-            },
-        );
+        let least = self.least();
+        let (kept, count) = &mut self.entries[least];
+        let floor = count.count;
+        kept.clear();
+        kept.push_str(value);
+        *count = TopCount {
+            count: floor + 1,
+            error: floor,
+        };
     }
 
-    /// The least counted kept value (ties: the greatest value, so the choice is stable).
-    fn least(&self) -> (Box<str>, u64) {
-        let (value, count) = self
-            .entries
+    /// The index of the least counted kept value (ties: the greatest value, so the choice is
+    /// stable).
+    fn least(&self) -> usize {
+        self.entries
             .iter()
-            .min_by(|a, b| a.1.count.cmp(&b.1.count).then_with(|| b.0.cmp(a.0)))
-            .map(|(v, c)| (v.clone(), c.count))
-            .unwrap_or_default();
-        (value, count)
+            .enumerate()
+            .min_by(|(_, a), (_, b)| a.1.count.cmp(&b.1.count).then_with(|| b.0.cmp(&a.0)))
+            .map_or(0, |(index, _)| index)
     }
 
     /// What a summary may have missed of a value it does not keep: its least count when full.
@@ -184,17 +183,24 @@ impl TopValues {
         if self.entries.len() < self.k {
             0
         } else {
-            self.least().1
+            self.entries[self.least()].1.count
         }
+    }
+
+    fn get(&self, value: &str) -> Option<TopCount> {
+        self.entries
+            .iter()
+            .find(|(v, _)| v == value)
+            .map(|(_, c)| *c)
     }
 
     /// Mergeable summaries (Agarwal et al.): counts added, a value missing from one side
     /// counted at that side's floor, then the `k` largest kept.
     pub fn merge(&mut self, other: &TopValues) {
         let (floor_a, floor_b) = (self.floor(), other.floor());
-        let mut all: Vec<(Box<str>, TopCount)> = Vec::new();
+        let mut all: Vec<(String, TopCount)> = Vec::new();
         for (value, a) in &self.entries {
-            let b = other.entries.get(value).copied().unwrap_or(TopCount {
+            let b = other.get(value).unwrap_or(TopCount {
                 count: floor_b,
                 error: floor_b,
             });
@@ -207,7 +213,7 @@ impl TopValues {
             ));
         }
         for (value, b) in &other.entries {
-            if !self.entries.contains_key(value) {
+            if self.get(value).is_none() {
                 all.push((
                     value.clone(),
                     TopCount {
@@ -219,13 +225,13 @@ impl TopValues {
         }
         all.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(&b.0)));
         all.truncate(self.k);
-        self.entries = all.into_iter().collect();
+        self.entries = all;
     }
 
     /// Kept values, most counted first (ties by value).
     pub fn ranked(&self) -> Vec<(&str, TopCount)> {
         let mut ranked: Vec<(&str, TopCount)> =
-            self.entries.iter().map(|(v, c)| (&**v, *c)).collect();
+            self.entries.iter().map(|(v, c)| (v.as_str(), *c)).collect();
         ranked.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(b.0)));
         ranked
     }
