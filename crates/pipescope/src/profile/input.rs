@@ -25,9 +25,9 @@ pub(super) fn read_file(path: &Path, collector: &mut Collector, stop: &Stop) -> 
     let (reader, size): (Box<dyn Read + Send>, Option<u64>) = if path == Path::new("-") {
         (Box::new(std::io::stdin()), None)
     } else {
-        let file = std::fs::File::open(path).with_context(|| {
-            format!(
-                "cannot open {} (--file) — give a readable JSON-lines file",
+        let file = std::fs::File::open(path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open {} ({e}) — give --file a readable JSON-lines file",
                 path.display()
             )
         })?;
@@ -206,13 +206,13 @@ pub(super) fn read_kafka(
     for (key, value) in crate::pipeline::CONSUMER_DEFAULTS {
         config.set(*key, *value);
     }
-    let consumer: BaseConsumer = config
-        .create()
-        .with_context(|| format!("cannot make a Kafka reader for {at} — check --kafka and -X"))?;
+    let consumer: BaseConsumer = config.create().map_err(|e| {
+        anyhow::anyhow!("cannot make a Kafka reader for {at} ({e}) — check --kafka and -X")
+    })?;
     let metadata = consumer
         .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
-        .with_context(|| {
-            format!("cannot read the metadata of {topic} at {at} — is the broker up?")
+        .map_err(|e| {
+            anyhow::anyhow!("cannot read the metadata of {topic} at {at} ({e}) — is the broker up?")
         })?;
     let partitions: Vec<i32> = metadata
         .topics()
@@ -228,7 +228,11 @@ pub(super) fn read_kafka(
     for partition in &partitions {
         let watermarks = consumer
             .fetch_watermarks(topic, *partition, REQUEST_TIMEOUT)
-            .with_context(|| format!("cannot read the offsets of {topic}/{partition} at {at}"))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read the offsets of {topic}/{partition} at {at} ({e}) — is the broker up?"
+                )
+            })?;
         ranges.push(watermarks);
     }
     let starts: Vec<i64> = match range {
@@ -241,7 +245,11 @@ pub(super) fn read_kafka(
             }
             let found = consumer
                 .offsets_for_times(query, REQUEST_TIMEOUT)
-                .with_context(|| format!("cannot look up offsets by time in {topic} at {at}"))?;
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot look up offsets by time in {topic} at {at} ({e}) — try --all"
+                    )
+                })?;
             partitions
                 .iter()
                 .zip(&ranges)
@@ -268,9 +276,9 @@ pub(super) fn read_kafka(
     if pending.is_empty() {
         return Ok(());
     }
-    consumer
-        .assign(&assignment)
-        .with_context(|| format!("cannot assign the partitions of {topic} at {at}"))?;
+    consumer.assign(&assignment).map_err(|e| {
+        anyhow::anyhow!("cannot assign the partitions of {topic} at {at} ({e}) — is the broker up?")
+    })?;
     let mut last_record = Instant::now();
     let mut read = 0u64;
     while !pending.is_empty() && !stop.is_stopped() {
