@@ -475,6 +475,58 @@ pub(crate) fn traced_input(
     Some((trace, stream))
 }
 
+/// A simulator's delivery reports, counted in librdkafka's callback (a future per record
+/// would cost about a third of the rate).
+#[derive(Debug)]
+pub(crate) struct Deliveries {
+    /// What a record is, for the log: "call", "visit".
+    what: &'static str,
+    pub delivered_here: std::sync::atomic::AtomicU64,
+    pub failed_here: std::sync::atomic::AtomicU64,
+    delivered: prometheus_client::metrics::counter::Counter,
+    failed: prometheus_client::metrics::counter::Counter,
+}
+
+impl Deliveries {
+    pub(crate) fn new(
+        what: &'static str,
+        delivered: prometheus_client::metrics::counter::Counter,
+        failed: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
+        Self {
+            what,
+            delivered_here: Default::default(),
+            failed_here: Default::default(),
+            delivered,
+            failed,
+        }
+    }
+}
+
+/// The producer context that counts into [`Deliveries`].
+pub(crate) struct CountDeliveries(pub std::sync::Arc<Deliveries>);
+
+impl rdkafka::ClientContext for CountDeliveries {}
+
+impl rdkafka::producer::ProducerContext for CountDeliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        use std::sync::atomic::Ordering;
+        match result {
+            Ok(_) => {
+                self.0.delivered_here.fetch_add(1, Ordering::Relaxed);
+                self.0.delivered.inc();
+            }
+            Err((e, _)) => {
+                tracing::warn!("a {} record was not delivered ({e})", self.0.what);
+                self.0.failed_here.fetch_add(1, Ordering::Relaxed);
+                self.0.failed.inc();
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

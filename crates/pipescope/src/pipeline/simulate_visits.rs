@@ -4,7 +4,7 @@
 //! with exactly how many of each defect it sent, per field: the ground truth of a quality check.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -18,12 +18,13 @@ use pipescope_core::pipeline::visits::{
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use rdkafka::ClientContext;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use serde::Serialize;
 
-use super::{KafkaArgs, PartArgs, Stop, ensure_topic, now_ms, queue_record};
+use super::{
+    CountDeliveries, Deliveries, KafkaArgs, PartArgs, Stop, ensure_topic, now_ms, queue_record,
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -166,16 +167,16 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     else {
         return Ok(());
     };
-    let counts = Arc::new(Deliveries {
-        delivered: metrics.delivered.clone(),
-        failed: metrics.failed.clone(),
-        ..Deliveries::default()
-    });
-    let producer: ThreadedProducer<Counting> = args
+    let counts = Arc::new(Deliveries::new(
+        "visit",
+        metrics.delivered.clone(),
+        metrics.failed.clone(),
+    ));
+    let producer: ThreadedProducer<CountDeliveries> = args
         .kafka
         .client_config()?
         .set("linger.ms", "5")
-        .create_with_context(Counting(counts.clone()))
+        .create_with_context(CountDeliveries(counts.clone()))
         .with_context(|| format!("cannot make a Kafka producer for {}", args.kafka.kafka))?;
 
     let progress = if super::stderr_is_terminal() {
@@ -307,35 +308,4 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Delivery reports, counted in librdkafka's callback.
-#[derive(Debug, Default)]
-struct Deliveries {
-    delivered_here: AtomicU64,
-    failed_here: AtomicU64,
-    delivered: Counter,
-    failed: Counter,
-}
-
-struct Counting(Arc<Deliveries>);
-
-impl ClientContext for Counting {}
-
-impl ProducerContext for Counting {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => {
-                self.0.delivered_here.fetch_add(1, Ordering::Relaxed);
-                self.0.delivered.inc();
-            }
-            Err((e, _)) => {
-                tracing::warn!("a visit record was not delivered ({e})");
-                self.0.failed_here.fetch_add(1, Ordering::Relaxed);
-                self.0.failed.inc();
-            }
-        }
-    }
 }

@@ -267,6 +267,26 @@ pub(crate) fn produce(
     first: u64,
     count: u64,
 ) {
+    produce_stamped(
+        bootstrap,
+        topic,
+        partition,
+        origin,
+        first..first + count,
+        None,
+    );
+}
+
+/// Produces `seqs` to `partition` of `topic`, traced for `origin` (`None`: untraced), each
+/// record stamped `record_ms` when given (what retention judges), and waits for delivery.
+pub(crate) fn produce_stamped(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    origin: Option<&str>,
+    seqs: std::ops::Range<u64>,
+    record_ms: Option<i64>,
+) {
     use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let producer: BaseProducer = ClientConfig::new()
@@ -274,7 +294,7 @@ pub(crate) fn produce(
         .create()
         .unwrap();
     let now = pipescope_testkit::now_ms().to_string();
-    for seq in first..first + count {
+    for seq in seqs {
         let seq_text = seq.to_string();
         let mut headers = OwnedHeaders::new();
         if let Some(origin) = origin {
@@ -289,14 +309,14 @@ pub(crate) fn produce(
                 });
             }
         }
-        producer
-            .send(
-                BaseRecord::<(), str>::to(topic)
-                    .partition(partition)
-                    .payload("x")
-                    .headers(headers),
-            )
-            .unwrap();
+        let mut record = BaseRecord::<(), str>::to(topic)
+            .partition(partition)
+            .payload("x")
+            .headers(headers);
+        if let Some(ms) = record_ms {
+            record = record.timestamp(ms);
+        }
+        producer.send(record).unwrap();
     }
     producer.flush(Duration::from_secs(10)).unwrap();
 }

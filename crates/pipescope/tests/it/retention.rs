@@ -8,11 +8,9 @@ use std::time::Duration;
 use pipescope_testkit::{Tansu, TansuOptions, http_body, now_ms, wait_until};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 
-use crate::completeness::Monitor;
+use crate::completeness::{Monitor, produce_stamped};
 use crate::kafka::create_topic_with_retention;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,37 +25,7 @@ fn produce(
     seqs: std::ops::Range<u64>,
     record_ms: i64,
 ) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let sent = now_ms().to_string();
-    for seq in seqs {
-        let seq = seq.to_string();
-        let mut headers = OwnedHeaders::new();
-        if let Some(origin) = origin {
-            for (key, value) in [
-                ("pipescope-origin", origin),
-                ("pipescope-seq", seq.as_str()),
-                ("pipescope-ts", sent.as_str()),
-            ] {
-                headers = headers.insert(Header {
-                    key,
-                    value: Some(value),
-                });
-            }
-        }
-        producer
-            .send(
-                BaseRecord::<(), str>::to(topic)
-                    .partition(0)
-                    .payload("x")
-                    .timestamp(record_ms)
-                    .headers(headers),
-            )
-            .unwrap();
-    }
-    producer.flush(TIMEOUT).unwrap();
+    produce_stamped(bootstrap, topic, 0, origin, seqs, Some(record_ms));
 }
 
 fn flow(monitor: &Monitor) -> Value {
