@@ -369,3 +369,25 @@ async fn run_topic(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_example_quality_topic_is_valid_once_uncommented() {
+        let example = crate::config::EXAMPLE;
+        let start = example
+            .find("# [quality.visits]")
+            .expect("the example has a quality topic");
+        let block: String = example[start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
+            .collect();
+        let config = crate::config::parse("example", &format!("{example}\n{block}"), []).unwrap();
+        let q = &config.quality["visits"];
+        assert_eq!(q.rules.len(), 2);
+        assert_eq!(q.window, std::time::Duration::from_secs(60));
+        let shipped = crate::config::parse("example", example, []).unwrap();
+        assert!(shipped.quality.is_empty(), "off unless configured");
+    }
+}

@@ -269,5 +269,24 @@ fn an_mqtt_quality_topic_counts_every_message() {
     let preview = &view["rules"]["rules"][1]["previews"][0];
     assert_eq!(preview["origin"], "readings/a", "{view}");
     assert_eq!(preview["reason"], "machine is null", "{view}");
+    // The same series reach the store through the bus (every 10 s).
+    let mut stored = String::new();
+    let in_store = wait_until(TIMEOUT, || {
+        stored = http_body(
+            monitor.port,
+            "/api/v1/last?metric=pipescope_quality_rule_errors_total",
+        )
+        .unwrap_or_default();
+        serde_json::from_str::<Value>(&stored).is_ok_and(|v| {
+            v["series"].as_array().is_some_and(|series| {
+                series.iter().any(|s| {
+                    s["labels"]["rule"] == "machine:not_null"
+                        && s["labels"]["quality"] == "readings"
+                        && s["value"] == 10.0
+                })
+            })
+        })
+    });
+    assert!(in_store, "the store has no rule errors: {stored}");
     eprintln!("took {:?}", started.elapsed());
 }
