@@ -353,9 +353,13 @@ async fn run_topic(
     let mut ticks = 0u64;
     loop {
         tick.tick().await;
-        if closed.0.load(Ordering::Relaxed) {
-            // The Kafka reader ended: the supervisor starts the task (and a reader) again.
+        let mqtt_reader_ended = readers.try_join_next().is_some();
+        if mqtt_reader_ended || closed.0.load(Ordering::Relaxed) {
+            // The supervisor starts the task (and a reader) again.
             tracing::error!(quality = %topic.name, "the quality reader stopped");
+            if mqtt_reader_ended {
+                topic.set_reader(false, 0, Some("the reader ended".into()));
+            }
             return;
         }
         let now = clock.now_millis();
