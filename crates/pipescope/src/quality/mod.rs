@@ -351,6 +351,8 @@ async fn run_topic(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u64;
+    let mut records_seen = 0u64;
+    let source = events::quality_source(&topic.name);
     loop {
         tick.tick().await;
         let mqtt_reader_ended = readers.try_join_next().is_some();
@@ -363,9 +365,17 @@ async fn run_topic(
             return;
         }
         let now = clock.now_millis();
-        let drift = topic.observer().tick(now);
+        let (drift, records) = {
+            let mut observer = topic.observer();
+            (observer.tick(now), observer.records_total())
+        };
         for e in &drift {
             hub.emit(drift_event(&topic.name, e));
+        }
+        // The portal's quality page refreshes on updates of its source.
+        if records != records_seen || !drift.is_empty() {
+            records_seen = records;
+            hub.update(&source);
         }
         ticks += 1;
         if ticks.is_multiple_of(TICKS_PER_SAMPLE) {

@@ -3,7 +3,7 @@
 //! field summaries go to the drift detector. No I/O and no clock of its own: the reader hands
 //! each record in with its arrival time, the task ticks it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use pipescope_core::EpochMillis;
 use pipescope_core::completeness::buckets::BucketRing;
@@ -23,6 +23,8 @@ const FIFTEEN_MINUTES_MS: u64 = 900_000;
 const QUARTERS: usize = 4;
 /// Invalid (not JSON) records kept as previews, the newest.
 pub const INVALID_PREVIEWS: usize = 5;
+/// New field paths per window whose first record is kept as the drift example.
+const NEW_FIELD_EXAMPLES: usize = 64;
 /// Windows closed one by one after an idle spell; older ones are skipped (they were empty).
 const MAX_WINDOWS_CLOSED_AT_ONCE: u64 = 4;
 
@@ -46,6 +48,11 @@ pub struct TopicObserver {
     current_start_ms: EpochMillis,
     /// A record of the current window, for the drift events' examples.
     current_example: Option<String>,
+    /// Field paths the current window has profiled.
+    current_fields: usize,
+    /// The record that brought each new path into the current window (the first
+    /// [`NEW_FIELD_EXAMPLES`]): an "appeared" event's example holds the field.
+    new_field_examples: HashMap<String, String>,
     /// Closed windows of the last 15 minutes, by their end.
     closed: VecDeque<(EpochMillis, Profile)>,
     quarter: Profile,
@@ -92,6 +99,8 @@ impl TopicObserver {
             current: Profile::new(options.limits),
             current_start_ms: start,
             current_example: None,
+            current_fields: 0,
+            new_field_examples: HashMap::new(),
             closed: VecDeque::new(),
             quarter: Profile::new(options.limits),
             quarter_start_ms: start,
@@ -115,9 +124,21 @@ impl TopicObserver {
         match serde_json::from_slice::<Value>(payload) {
             Ok(record) => {
                 self.rules.observe(&record, payload, origin, arrival_ms);
-                if self.current_example.is_none() {
+                let head = || {
                     let head = &payload[..payload.len().min(PREVIEW_RECORD_BYTES)];
-                    self.current_example = Some(String::from_utf8_lossy(head).into_owned());
+                    String::from_utf8_lossy(head).into_owned()
+                };
+                if self.current_example.is_none() {
+                    self.current_example = Some(head());
+                }
+                let fields = self.current.fields().count();
+                if fields > self.current_fields {
+                    for (path, _) in self.current.fields().skip(self.current_fields) {
+                        if self.new_field_examples.len() < NEW_FIELD_EXAMPLES {
+                            self.new_field_examples.insert(path.to_string(), head());
+                        }
+                    }
+                    self.current_fields = fields;
                 }
             }
             Err(e) => {
@@ -156,7 +177,12 @@ impl TopicObserver {
     fn close_window(&mut self, events: &mut Vec<DriftEvent>) {
         let end = self.current_start_ms + self.options.window_ms;
         let closed = std::mem::replace(&mut self.current, Profile::new(self.options.limits));
-        let summary = window_summary(&closed, end, self.current_example.take());
+        let mut summary = window_summary(&closed, end, self.current_example.take());
+        for f in &mut summary.fields {
+            f.example = self.new_field_examples.remove(&f.path);
+        }
+        self.new_field_examples.clear();
+        self.current_fields = 0;
         events.extend(self.drift.observe(&summary));
         self.quarter.merge(&closed);
         if end >= self.quarter_start_ms + FIFTEEN_MINUTES_MS {
@@ -363,6 +389,7 @@ mod tests {
             assert_eq!(o.tick(T0 + (w + 1) * MIN - 1), [], "window {w} still open");
             assert_eq!(o.tick(T0 + (w + 1) * MIN), [], "warm-up: window {w}");
         }
+        o.observe(br#"{"user":"b"}"#, "o", T0 + 4 * MIN + 4);
         o.observe(br#"{"user":null,"coupon":"x"}"#, "o", T0 + 4 * MIN + 5);
         let events = o.tick(T0 + 5 * MIN + 500);
         let kinds: Vec<(DriftKind, &str)> =
@@ -370,21 +397,23 @@ mod tests {
         assert_eq!(
             kinds,
             [
-                (DriftKind::Appeared, "coupon"),
-                (DriftKind::NullRatioJump, "user")
+                (DriftKind::NullRatioJump, "user"),
+                (DriftKind::Appeared, "coupon")
             ]
         );
-        assert_eq!(events[0].at_ms, T0 + 5 * MIN);
+        assert_eq!(events[1].at_ms, T0 + 5 * MIN);
+        // Not the window's first record: the one that brought the new field.
         assert_eq!(
-            events[0].example.as_deref(),
+            events[1].example.as_deref(),
             Some(r#"{"user":null,"coupon":"x"}"#)
         );
+        assert_eq!(events[0].example.as_deref(), Some(r#"{"user":"b"}"#));
         assert_eq!(o.drift_events().len(), 2);
-        assert_eq!(o.rule_field_null_ratios(), [("user".to_string(), 1.0)]);
+        assert_eq!(o.rule_field_null_ratios(), [("user".to_string(), 0.5)]);
         let views = o.profiles();
-        assert_eq!(views.window.unwrap().records, 1);
-        assert_eq!(views.fifteen_minutes.records, 5);
-        assert_eq!(views.one_hour.records, 5);
+        assert_eq!(views.window.unwrap().records, 2);
+        assert_eq!(views.fifteen_minutes.records, 6);
+        assert_eq!(views.one_hour.records, 6);
     }
 
     #[test]
