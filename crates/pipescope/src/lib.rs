@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod portal;
 pub mod probe;
 pub mod profile;
+pub mod quality;
 pub mod shutdown;
 pub mod store;
 pub mod sync;

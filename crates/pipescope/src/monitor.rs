@@ -135,6 +135,11 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         );
     }
 
+    let quality = crate::quality::start_quality(&config, &bus, &hub, &tasks, &clock);
+    registry.register_collector(Box::new(crate::quality::metrics::QualityCollector::new(
+        quality.clone(),
+    )));
+
     tracing::info!(address = %listener.local_addr()?, "pipescope is serving");
     let sources = Sources {
         bus: bus.clone(),
@@ -144,6 +149,7 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         mqtt,
         flows,
         probes,
+        quality,
         hub: hub.clone(),
         tasks: tasks.clone(),
         clock: clock.clone(),
@@ -191,6 +197,8 @@ pub struct Sources {
     pub flows: completeness::FlowsState,
     /// Probes' figures.
     pub probes: crate::probe::ProbesState,
+    /// Quality topics' observers.
+    pub quality: crate::quality::QualityState,
     pub hub: api::Hub,
     pub tasks: Supervisor,
     /// The monitor's one clock.
@@ -208,6 +216,7 @@ pub fn app(registry: Registry, sources: &Sources, web: &Web) -> Router {
         mqtt,
         flows,
         probes,
+        quality,
         hub,
         tasks,
         clock,
@@ -219,6 +228,7 @@ pub fn app(registry: Registry, sources: &Sources, web: &Web) -> Router {
         .merge(mqtt::api::router(mqtt))
         .merge(completeness::api::router(flows.clone()))
         .merge(crate::probe::api::router(probes))
+        .merge(crate::quality::api::router(quality))
         .merge(api::router(hub, kafka, flows))
         .fallback(crate::portal::serve);
     web::guard::protect(api::auth::protect(router, &web.auth), web)

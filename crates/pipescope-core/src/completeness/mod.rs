@@ -19,7 +19,7 @@
 //! (3.6 KiB) and up to 17 latency sketches (a few hundred bytes each for latencies within one to
 //! two orders of magnitude).
 
-pub(crate) mod buckets;
+pub mod buckets;
 pub mod edge;
 pub mod flow;
 pub mod hop;

@@ -48,6 +48,8 @@ pub enum EventKind {
     LossStarted,
     /// ... and has counted none for a while since.
     LossStopped,
+    /// A quality topic's field appeared, disappeared, changed type or null ratio.
+    SchemaDrift,
 }
 
 /// The source name of a Kafka cluster's events.
@@ -63,6 +65,11 @@ pub fn mqtt_source(broker: &str) -> String {
 /// The source name of an observed flow's events.
 pub fn flow_source(flow: &str) -> String {
     format!("flow/{flow}")
+}
+
+/// The source name of a quality topic's events.
+pub fn quality_source(name: &str) -> String {
+    format!("quality/{name}")
 }
 
 /// Where a watched loss count is: what its events are about.

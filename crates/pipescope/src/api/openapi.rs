@@ -46,6 +46,8 @@ use crate::store::write_api::WRITE_ALIAS;
         crate::completeness::api::flows,
         crate::completeness::api::flow,
         crate::probe::api::probes,
+        crate::quality::api::quality_topics,
+        crate::quality::api::quality_topic,
         crate::store::api::query,
         crate::store::api::series,
         crate::store::api::last,

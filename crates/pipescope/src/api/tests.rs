@@ -698,6 +698,7 @@ fn routes_in_sources() -> std::collections::BTreeSet<String> {
         "mqtt/api.rs",
         "completeness/api.rs",
         "probe/api.rs",
+        "quality/api.rs",
         "store/api.rs",
         "store/write_api.rs",
     ] {
@@ -738,6 +739,15 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
             flows
         },
         probes: crate::probe::ProbesState::default(),
+        quality: crate::quality::QualityState::new(
+            &crate::config::parse(
+                "t",
+                "[kafka.k]\nbootstrap = \"a:1\"\n[quality.visits]\nkafka = \"k\"\ntopic = \"v\"\n",
+                [],
+            )
+            .unwrap(),
+            Arc::new(pipescope_core::SystemClock),
+        ),
         hub,
         tasks: crate::shutdown::Supervisor::new(
             crate::shutdown::Stop::new(),
@@ -953,7 +963,8 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
             .replace("{topic}", "calls")
             .replace("{group}", "proc")
             .replace("{broker}", "m")
-            .replace("{flow}", "m");
+            .replace("{flow}", "m")
+            .replace("{name}", "visits");
         let uri = match path.as_str() {
             "/api/v1/query" | "/api/v1/last" | "/api/v1/top" | "/api/v1/series" => {
                 format!("{uri}?metric=pipescope_kafka_broker_up")

@@ -40,7 +40,7 @@ pub fn check(path: &Path) -> CheckReport {
     }
     let summary = match monitor {
         Ok(config) if part_errors.is_empty() => Some(format!(
-            "{}: valid — {} Kafka cluster(s), {} MQTT broker(s), web on {}{}{}",
+            "{}: valid — {} Kafka cluster(s), {} MQTT broker(s), web on {}{}{}{}",
             path.display(),
             config.kafka.len(),
             config.mqtt.len(),
@@ -49,6 +49,11 @@ pub fn check(path: &Path) -> CheckReport {
                 String::new()
             } else {
                 format!(", {} observed flow(s)", config.flows.len())
+            },
+            if config.quality.is_empty() {
+                String::new()
+            } else {
+                format!(", {} quality topic(s)", config.quality.len())
             },
             if parts.is_empty() {
                 String::new()
@@ -108,6 +113,15 @@ mod tests {
             report.summary.unwrap(),
             format!(
                 "{path}: valid — 1 Kafka cluster(s), 1 MQTT broker(s), web on 127.0.0.1:7575, 1 observed flow(s)"
+            )
+        );
+        let (report, path) = check_text(&format!(
+            "{base}[quality.q]\nmqtt = \"m\"\nfilter = \"visits/#\"\n"
+        ));
+        assert_eq!(
+            report.summary.unwrap(),
+            format!(
+                "{path}: valid — 1 Kafka cluster(s), 1 MQTT broker(s), web on 127.0.0.1:7575, 1 quality topic(s)"
             )
         );
         let (report, _) = check_text(&format!(

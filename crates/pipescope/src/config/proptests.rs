@@ -475,6 +475,7 @@ fn expected(g: &Generated) -> Config {
         // Flows are checked by their own tests (config::validate, completeness).
         flows: Default::default(),
         probes: Default::default(),
+        quality: Default::default(),
     }
 }
 

@@ -9,6 +9,9 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
+use pipescope_core::quality_rules::drift::DriftConfig;
+use pipescope_core::quality_rules::rules::{QualityTopicConfig, RuleConfig};
+
 use super::values::{HostPort, MqttUrl, Secret, host_port_list, socket_addr};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -30,6 +33,9 @@ pub struct Config {
     /// Probes: the monitor's own traced records, off unless configured.
     #[serde(default)]
     pub probes: Probes,
+    /// Data quality of topics: profiles, rules and drift of their payloads.
+    #[serde(default)]
+    pub quality: BTreeMap<String, QualityConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -565,4 +571,59 @@ fn default_probe_interval() -> Duration {
 
 fn default_probe_timeout() -> Duration {
     Duration::from_secs(5)
+}
+
+/// `[quality.<name>]`: a Kafka topic or an MQTT filter whose payloads the monitor profiles and
+/// checks (docs/quality-rules.md "The live observer"). The source, `rules` and `drift` are the
+/// core's [`QualityTopicConfig`]; the rest says how the observer keeps its windows.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityConfig {
+    #[serde(default)]
+    pub kafka: Option<String>,
+    #[serde(default)]
+    pub topic: Option<String>,
+    #[serde(default)]
+    pub mqtt: Option<String>,
+    #[serde(default)]
+    pub filter: Option<String>,
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    #[serde(default)]
+    pub drift: DriftConfig,
+    /// Length of the tumbling windows profiles are kept over and drift is compared between.
+    #[serde(default = "default_quality_window", with = "humantime_serde")]
+    pub window: Duration,
+    /// Profile one record in N (rules check every record).
+    #[serde(default = "default_quality_sample")]
+    pub sample: u64,
+    /// Field paths profiled per window; values of further paths are only counted.
+    #[serde(default = "default_quality_max_fields")]
+    pub max_fields: usize,
+}
+
+fn default_quality_window() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_quality_sample() -> u64 {
+    1
+}
+
+fn default_quality_max_fields() -> usize {
+    256
+}
+
+impl QualityConfig {
+    /// The part the core checks and compiles.
+    pub fn topic_config(&self) -> QualityTopicConfig {
+        QualityTopicConfig {
+            kafka: self.kafka.clone(),
+            topic: self.topic.clone(),
+            mqtt: self.mqtt.clone(),
+            filter: self.filter.clone(),
+            rules: self.rules.clone(),
+            drift: self.drift.clone(),
+        }
+    }
 }

@@ -288,7 +288,82 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     }
     check_flows(config, &mut errors);
     check_probes(config, &mut errors);
+    check_quality(config, &mut errors);
     errors
+}
+
+/// Longest quality window: the 15-minute view is made of whole windows.
+const MAX_QUALITY_WINDOW: Duration = Duration::from_secs(900);
+
+/// A quality topic reads a broker or cluster of this file; its rules and drift thresholds
+/// compile (the core says what is wrong); its window and caps are usable.
+fn check_quality(config: &Config, errors: &mut Vec<ConfigError>) {
+    for (name, quality) in &config.quality {
+        let at = format!("quality.{name}");
+        if let Err(e) = quality.topic_config().compile(name) {
+            errors.push(ConfigError::new(at.clone(), e.what));
+        }
+        if let Some(broker) = &quality.mqtt
+            && !config.mqtt.contains_key(broker)
+        {
+            errors.push(
+                ConfigError::new(
+                    format!("{at}.mqtt"),
+                    format!("no MQTT broker {broker:?} in this file"),
+                )
+                .hint(known("[mqtt.", config.mqtt.keys())),
+            );
+        }
+        if let Some(filter) = &quality.filter
+            && let Err(e) = pipescope_core::mqtt_filter::validate(filter)
+        {
+            errors.push(ConfigError::new(
+                format!("{at}.filter"),
+                format!("{e}, got {filter:?}"),
+            ));
+        }
+        if let Some(cluster) = &quality.kafka
+            && !config.kafka.contains_key(cluster)
+        {
+            errors.push(
+                ConfigError::new(
+                    format!("{at}.kafka"),
+                    format!("no Kafka cluster {cluster:?} in this file"),
+                )
+                .hint(known("[kafka.", config.kafka.keys())),
+            );
+        }
+        if quality.topic.as_deref().is_some_and(str::is_empty) {
+            errors.push(
+                ConfigError::new(format!("{at}.topic"), "empty topic name")
+                    .hint("for example topic = \"visits\""),
+            );
+        }
+        if quality.window < Duration::from_secs(1) || quality.window > MAX_QUALITY_WINDOW {
+            errors.push(
+                ConfigError::new(
+                    format!("{at}.window"),
+                    format!("{:?} is not from 1s to 15m", quality.window),
+                )
+                .hint("for example window = \"1m\""),
+            );
+        }
+        if quality.sample == 0 {
+            errors.push(
+                ConfigError::new(format!("{at}.sample"), "must be 1 or more")
+                    .hint("1 profiles every record, 10 one in ten"),
+            );
+        }
+        if !(1..=10_000).contains(&quality.max_fields) {
+            errors.push(
+                ConfigError::new(
+                    format!("{at}.max_fields"),
+                    format!("{} is not from 1 to 10000", quality.max_fields),
+                )
+                .hint("for example max_fields = 256"),
+            );
+        }
+    }
 }
 
 /// A Kafka probe runs on a cluster of the same file, on a named topic, at a positive interval.
@@ -700,6 +775,39 @@ mod tests {
             errors,
             vec![
                 "flows.m.hops[0].inputs: only a Kafka hop counts the inputs its records name — a processor writes pipescope-inputs to Kafka: put inputs = true on its output topic's hop"
+            ]
+        );
+    }
+
+    #[test]
+    fn quality_topics_name_a_source_of_the_file_and_usable_windows() {
+        let base = "[mqtt.edge]\nurl = \"mqtt://h\"\n[kafka.prod]\nbootstrap = \"a:1\"\n";
+        let ok = parse(
+            "t",
+            &format!(
+                "{base}[quality.visits]\nkafka = \"prod\"\ntopic = \"visits\"\nrules = [{{ field = \"user_id\", not_null = true }}]\n[quality.machines]\nmqtt = \"edge\"\nfilter = \"machine/#\"\nwindow = \"10s\"\nsample = 10\n"
+            ),
+            [],
+        )
+        .unwrap();
+        let visits = &ok.quality["visits"];
+        assert_eq!(
+            (visits.window, visits.sample, visits.max_fields),
+            (Duration::from_secs(60), 1, 256)
+        );
+        assert_eq!(ok.quality["machines"].window, Duration::from_secs(10));
+        let errors = errors_of(&format!(
+            "{base}[quality.a]\nkafka = \"nope\"\ntopic = \"t\"\nwindow = \"1h\"\nsample = 0\n[quality.b]\nmqtt = \"edge\"\nfilter = \"a/#/b\"\nmax_fields = 0\n[quality.c]\nkafka = \"prod\"\nrules = [{{ field = \"x..y\", not_null = true }}]\n"
+        ));
+        assert_eq!(
+            errors,
+            [
+                "quality.a.kafka: no Kafka cluster \"nope\" in this file — the file has prod",
+                "quality.a.window: 3600s is not from 1s to 15m — for example window = \"1m\"",
+                "quality.a.sample: must be 1 or more — 1 profiles every record, 10 one in ten",
+                "quality.b.filter: '#' must be the whole last level, as in \"sensors/#\", got \"a/#/b\"",
+                "quality.b.max_fields: 0 is not from 1 to 10000 — for example max_fields = 256",
+                "quality.c: name one source: kafka = \"<cluster>\" with topic = \"<topic>\", or mqtt = \"<broker>\" with filter = \"<filter>\"",
             ]
         );
     }

@@ -14,6 +14,7 @@ mod pipeline;
 mod probes;
 mod profile;
 mod prometheus;
+mod quality;
 mod retention;
 mod secure_kafka;
 mod shared_flow;

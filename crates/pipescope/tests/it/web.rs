@@ -78,6 +78,7 @@ fn monitor_app_with(dir: &std::path::Path, toml: &str) -> axum::Router {
         mqtt: pipescope::mqtt::MqttState::new(&config.mqtt, clock.clone()),
         flows: Default::default(),
         probes: Default::default(),
+        quality: pipescope::quality::QualityState::empty(clock.clone()),
         hub: pipescope::api::Hub::new(clock.clone()),
         tasks: Supervisor::new(Stop::new(), clock.clone()),
         clock,
