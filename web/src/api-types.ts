@@ -308,6 +308,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/quality": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Quality topics ([quality.X]): records, invalid and error records per minute, the rules broken, drift counts (docs/quality-rules.md) */
+        get: operations["quality_topics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/quality/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One quality topic: the profile summary per field, every rule's figures with previews, the recent drift events, the invalid records' previews */
+        get: operations["quality_topic"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/query": {
         parameters: {
             query?: never;
@@ -579,6 +613,42 @@ export interface components {
         };
         /** @enum {string} */
         ConnState: "connecting" | "connected" | "down" | "refused";
+        /** @description Drift counts since start, as the API and `/metrics` show them. */
+        DriftCounts: {
+            /** @description Events per kind: `appeared`, `disappeared`, `type_changed`, `null_ratio_jump`. */
+            events_total: {
+                [key: string]: number;
+            };
+            /**
+             * Format: int64
+             * @description Field summaries of paths past `max_paths` (or too long), not followed.
+             */
+            paths_folded_total: number;
+            paths_followed: number;
+            /**
+             * Format: int64
+             * @description Events not reported because of the per-path interval or the per-window cap.
+             */
+            suppressed_total: number;
+            /** Format: int64 */
+            windows_seen: number;
+        };
+        /** @description A drift event. */
+        DriftEvent: {
+            after?: null | components["schemas"]["FieldSide"];
+            /** @description The end of the window that showed the change. */
+            at_ms: components["schemas"]["u64"];
+            before?: null | components["schemas"]["FieldSide"];
+            /** @description A record of that window, escaped and capped. */
+            example?: string | null;
+            kind: components["schemas"]["DriftKind"];
+            path: string;
+        };
+        /**
+         * @description What changed.
+         * @enum {string}
+         */
+        DriftKind: "appeared" | "disappeared" | "type_changed" | "null_ratio_jump";
         /** @description Cumulative counts of an edge (or of one origin kind on it). */
         EdgeCounters: {
             /**
@@ -674,10 +744,24 @@ export interface components {
             subject: string;
         };
         /** @enum {string} */
-        EventKind: "broker_down" | "broker_up" | "verdict_changed" | "topics_folded" | "mqtt_disconnected" | "mqtt_connected" | "loss_started" | "loss_stopped";
+        EventKind: "broker_down" | "broker_up" | "verdict_changed" | "topics_folded" | "mqtt_disconnected" | "mqtt_connected" | "loss_started" | "loss_stopped" | "schema_drift";
         EventsPage: {
             /** @description Newest first. */
             events: components["schemas"]["Event"][];
+        };
+        /** @description A field in one window: the before or after of an event. */
+        FieldSide: {
+            dominant_type?: null | components["schemas"]["JsonType"];
+            /**
+             * Format: double
+             * @description nulls / present.
+             */
+            null_ratio: number;
+            /** Format: int64 */
+            nulls: number;
+            /** Format: int64 */
+            present: number;
+            window_end_ms: components["schemas"]["u64"];
         };
         /** @description Figures of a topic or of a subtree (all its topics, the node's own included). */
         Figures: {
@@ -1034,6 +1118,12 @@ export interface components {
             out_of_order: components["schemas"]["WindowCounts"];
             records: components["schemas"]["WindowCounts"];
         };
+        /**
+         * @description The JSON type of a value; numbers with a fraction or an exponent that serde_json keeps as
+         *     floats are `Float`.
+         * @enum {string}
+         */
+        JsonType: "null" | "bool" | "integer" | "float" | "string" | "object" | "array";
         KafkaBrokerState: {
             /** @description Why it did not. */
             error?: string | null;
@@ -1258,17 +1348,17 @@ export interface components {
             replicas: number[];
             under_replicated: boolean;
         };
-        /** @description What the API shows of a payload. */
+        /** @description A failing record kept for a rule: when, why, from where, and its first bytes, escaped. */
         Preview: {
-            encoding: components["schemas"]["Encoding"];
-            /**
-             * Format: int64
-             * @description Bytes of the whole payload.
-             */
-            size: number;
-            text: string;
-            /** @description Whether `text` shows only the start of the payload. */
-            truncated: boolean;
+            at_ms: components["schemas"]["u64"];
+            /** @description Where the record was read (`partition 3 offset 1200`, an MQTT topic), escaped and capped. */
+            origin: string;
+            /** @description Why the record broke the rule: `user.id is null`. */
+            reason: string;
+            /** @description The record's first [`PREVIEW_RECORD_BYTES`] bytes, invalid UTF-8 replaced, escaped. */
+            record: string;
+            /** @description The record's full size: more than `record` shows when it was cut. */
+            record_bytes: number;
         };
         /**
          * @description A leader broker's partitions of the probe topic, summed: where loss or unavailability
@@ -1340,6 +1430,61 @@ export interface components {
              */
             sent: number;
         };
+        /** @description A topic's profile over the last window, the last 15 minutes and the last hour. */
+        ProfileViews: {
+            /** @description The closed windows of the last 15 minutes. */
+            fifteen_minutes: Record<string, never>;
+            /** @description The last hour at 15-minute steps: up to four closed quarter hours and the current one. */
+            one_hour: Record<string, never>;
+            /** @description The last closed window; absent before the first one closes. */
+            window?: Record<string, never> | null;
+        };
+        /** @description One quality topic in full. */
+        QualityTopicDetail: components["schemas"]["QualityTopicView"] & {
+            /** @description The newest drift events, newest first. */
+            drift_events: components["schemas"]["DriftEvent"][];
+            /** @description The newest records that are not JSON, newest first. */
+            invalid_previews: components["schemas"]["Preview"][];
+            /** @description The profile summary per field over the last window, 15 minutes and hour. */
+            profiles: components["schemas"]["ProfileViews"];
+            /** @description Every rule's errors per window and its newest failing records. */
+            rules: components["schemas"]["RulesFigures"];
+        };
+        /** @description A quality topic's figures, as the list shows them. */
+        QualityTopicView: {
+            drift: components["schemas"]["DriftCounts"];
+            /** @description `per_minute` of the `1m` window: the error records per minute. */
+            error_records: components["schemas"]["WindowCounts"];
+            /**
+             * Format: int64
+             * @description Records breaking at least one rule, each counted once.
+             */
+            error_records_total: number;
+            invalid: components["schemas"]["WindowCounts"];
+            /**
+             * Format: int64
+             * @description Records whose payload is not JSON.
+             */
+            invalid_total: number;
+            name: string;
+            reader: components["schemas"]["ReaderState"];
+            records: components["schemas"]["WindowCounts"];
+            /** Format: int64 */
+            records_total: number;
+            /** @description The rules broken at least once since start. */
+            rules_broken: components["schemas"]["RuleBroken"][];
+            /**
+             * Format: int64
+             * @description One record in this many is profiled (rules check every record).
+             */
+            sample_every: number;
+            /** @description `kafka:<cluster>:<topic>` or `mqtt:<broker>:<filter>`. */
+            source: string;
+            /** @description When these figures were taken (epoch ms). */
+            updated_ms: components["schemas"]["u64"];
+            /** Format: double */
+            window_s: number;
+        };
         /** @description Latency quantiles in milliseconds; absent when nothing was measured. */
         Quantiles: {
             /** Format: int64 */
@@ -1369,6 +1514,18 @@ export interface components {
          * @enum {string}
          */
         RateNote: "measured" | "first_reading" | "reset" | "end_went_back" | "no_elapsed_time" | "offsets_error";
+        /** @description What a quality topic's reader reports. */
+        ReaderState: {
+            /** @description Subscribed (MQTT), or every partition assigned (Kafka): what is written after is read. */
+            connected: boolean;
+            /** @description The last connection or read error, until the next success. */
+            last_error?: string | null;
+            /**
+             * Format: int32
+             * @description Kafka partitions read.
+             */
+            partitions: number;
+        };
         /** @description What a hop's reader reports, besides the accounting. */
         ReaderView: {
             /**
@@ -1400,6 +1557,48 @@ export interface components {
              * @description Records with no trace header: not judged.
              */
             untraced: number;
+        };
+        /** @description One rule broken on a topic, in the list. */
+        RuleBroken: {
+            /** Format: int64 */
+            broken_total: number;
+            /**
+             * Format: double
+             * @description Records that broke it over the last minute (absent until a minute is covered).
+             */
+            errors_per_minute?: number | null;
+            /** @description `<field or name>:<check>`. */
+            rule: string;
+        };
+        /** @description One rule's figures: a record breaking several rules counts once in each. */
+        RuleFigures: {
+            /** Format: int64 */
+            broken_total: number;
+            /** @description `required`, `not_null`, `not_empty`, `type`, `range`, `regex`, `one_of` or `fresh_within`. */
+            check: string;
+            /** @description Records that broke the rule, per window (`per_minute` is the errors per minute). */
+            errors: components["schemas"]["WindowCounts"];
+            field: string;
+            /** @description The newest failing records, newest first, at most [`PREVIEWS_PER_RULE`]. */
+            previews: components["schemas"]["Preview"][];
+            /** @description `<field or name>:<check>`. */
+            rule: string;
+        };
+        /** @description A topic's rule figures, as the API shows them. */
+        RulesFigures: {
+            error_records: components["schemas"]["WindowCounts"];
+            /**
+             * Format: int64
+             * @description Records that broke at least one rule since start (each counted once).
+             */
+            error_records_total: number;
+            records: components["schemas"]["WindowCounts"];
+            /**
+             * Format: int64
+             * @description Records checked since start.
+             */
+            records_total: number;
+            rules: components["schemas"]["RuleFigures"][];
         };
         /**
          * @description One kind of request of a scrape (all its requests to all brokers), in milliseconds from the
@@ -2294,6 +2493,75 @@ export interface operations {
             };
             /** @description [web] auth is on and the credentials are missing or wrong */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    quality_topics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QualityTopicView"][];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    quality_topic: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QualityTopicDetail"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such quality topic */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
