@@ -101,6 +101,12 @@ pub async fn run(options: DemoOptions, stop: Stop) -> anyhow::Result<()> {
         parts::MACHINE_OUT_TOPIC
     );
     println!(
+        "                simulate visits ({}/s, with empty, null and malformed records on purpose) → Kafka {}; process passthrough → {}, observed for quality (#/quality)",
+        parts::VISITS_PER_SECOND,
+        parts::VISITS_TOPIC,
+        parts::VISITS_OUT_TOPIC
+    );
+    println!(
         "                sink influx: {} → {} (the monitor's InfluxDB 1.x endpoint, its embedded store; measurement {})",
         parts::MACHINE_OUT_TOPIC,
         sink_url(options.listen),
@@ -220,7 +226,11 @@ pub fn demo_config(
          {{ kafka = \"demo\", topic = {machine_out:?}, inputs = true }}]\nkind_prefixes = [{machines:?}]\n\n\
          [flows.calls]\nhops = [{{ kafka = \"demo\", topic = {calls:?} }}, \
          {{ kafka = \"demo\", topic = {calls_state:?}, inputs = true }}]\n\
-         kind_prefixes = [{calls_origin:?}]\n",
+         kind_prefixes = [{calls_origin:?}]\n\n\
+         [quality.visits]\nkafka = \"demo\"\ntopic = {visits_out:?}\n\
+         rules = [{{ field = \"user_id\", required = true, not_null = true, not_empty = true }}, \
+         {{ field = \"page\", required = true, not_null = true, not_empty = true }}, \
+         {{ field = \"duration_ms\", type = \"integer\", range = [0, 86400000] }}]\n",
         listen = options.listen.to_string(),
         store = store.display().to_string(),
         kafka = kafka.to_string(),
@@ -231,6 +241,7 @@ pub fn demo_config(
         calls = parts::CALLS_TOPIC,
         calls_state = parts::CALLS_CHANGELOG_TOPIC,
         calls_origin = parts::CALLS_ORIGIN,
+        visits_out = parts::VISITS_OUT_TOPIC,
     );
     config::parse("the demo's configuration", &text, std::iter::empty())
         .map_err(|errors| anyhow::anyhow!("{errors}"))
@@ -271,6 +282,11 @@ mod tests {
             ]
         );
         assert!(config.flows["machines"].hops[2].inputs);
+        assert_eq!(
+            config.quality["visits"].topic.as_deref(),
+            Some("visits.out")
+        );
+        assert_eq!(config.quality["visits"].rules.len(), 3);
         assert_eq!(
             hops("calls"),
             [

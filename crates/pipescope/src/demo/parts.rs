@@ -12,7 +12,8 @@ use pipescope_core::backoff::Backoff;
 use tokio::task::JoinHandle;
 
 use crate::pipeline::{
-    Stop, bridge, process_calls, process_machines, simulate_calls, simulate_machines, sink_influx,
+    Stop, bridge, process_calls, process_machines, process_passthrough, simulate_calls,
+    simulate_machines, simulate_visits, sink_influx,
 };
 
 /// Kafka topics the demo's traffic goes through.
@@ -28,6 +29,20 @@ pub const MACHINE_RATE: &str = "100";
 /// embedded store), this database and measurement.
 pub const SINK_DATABASE: &str = "pipescope-demo";
 pub const SINK_MEASUREMENT: &str = "machine_window";
+/// Web visits with defects on purpose (docs/quality-rules.md), copied by `process passthrough`:
+/// the quality page shows the simulator's empty and null important fields and its malformed
+/// records as rule errors and invalid records.
+pub const VISITS_TOPIC: &str = "visits";
+pub const VISITS_OUT_TOPIC: &str = "visits.out";
+pub const VISITS_PER_SECOND: &str = "20";
+pub const VISITS_DEFECTS: &[&str] = &[
+    "--empty-fraction",
+    "0.02",
+    "--null-fraction",
+    "0.02",
+    "--malformed-fraction",
+    "0.01",
+];
 /// Origin ids in the traces of the demo's simulators (their kinds on the flows page).
 pub const CALLS_ORIGIN: &str = "demo-sim-calls";
 pub const MACHINES_ORIGIN: &str = "demo-sim-machines";
@@ -116,6 +131,36 @@ pub fn pipeline_parts(kafka: SocketAddr, data_dir: &Path) -> anyhow::Result<Vec<
                 ]),
             )?,
             process_calls::run,
+        ),
+        part(
+            "simulate visits",
+            parse::<simulate_visits::Args>(
+                "simulate visits",
+                &strings(
+                    &[
+                        &["--kafka", &kafka, "--topic", VISITS_TOPIC],
+                        &["--rate", VISITS_PER_SECOND, "--seed", "1"][..],
+                        VISITS_DEFECTS,
+                    ]
+                    .concat(),
+                ),
+            )?,
+            simulate_visits::run,
+        ),
+        part(
+            "process passthrough",
+            parse::<process_passthrough::Args>(
+                "process passthrough",
+                &strings(&[
+                    "--kafka",
+                    &kafka,
+                    "--input",
+                    VISITS_TOPIC,
+                    "--output",
+                    VISITS_OUT_TOPIC,
+                ]),
+            )?,
+            process_passthrough::run,
         ),
     ];
     Ok(parts)

@@ -298,6 +298,21 @@ fn demo_runs_the_calls_and_machines_pipelines_and_a_lagging_consumer_and_stops_o
             format!("the edge into process calls' state matched no call: {flow}"),
         );
     }
+    // The visits, defects included, copied by process passthrough and observed for quality.
+    let mut quality = serde_json::Value::Null;
+    let observed = wait_until(Duration::from_secs(30), || {
+        quality = api_json(web, "/api/v1/quality/visits").unwrap_or_default();
+        quality["records_total"].as_u64().is_some_and(|n| n > 0)
+            && quality["error_records_total"]
+                .as_u64()
+                .is_some_and(|n| n > 0)
+    });
+    if !observed {
+        fail(
+            child,
+            format!("the visits' quality shows no records or no errors: {quality}"),
+        );
+    }
     flow = api_json(web, "/api/v1/flows/machines").unwrap_or_default();
     let mqtt_hop = &flow["hops"][0];
     if !mqtt_hop["hop"]
@@ -357,7 +372,7 @@ fn demo_runs_the_calls_and_machines_pipelines_and_a_lagging_consumer_and_stops_o
         stdout.contains("simulate machines (100/s) → MQTT 5 → bridge → Kafka machine.data; process machines machine.data → machine.out"),
         "{stdout}"
     );
-    assert!(stderr.contains("7 pipeline parts stopped"), "{stderr}");
+    assert!(stderr.contains("9 pipeline parts stopped"), "{stderr}");
     assert!(!alive(tansu[0]), "tansu {} left behind", tansu[0]);
     assert!(processes_with(&format!("tcp://127.0.0.1:{kafka}")).is_empty());
 }
