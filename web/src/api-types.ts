@@ -749,6 +749,18 @@ export interface components {
             /** @description Newest first. */
             events: components["schemas"]["Event"][];
         };
+        /** @description A failing record kept for a rule: when, why, from where, and its first bytes, escaped. */
+        FailingRecord: {
+            at_ms: components["schemas"]["u64"];
+            /** @description Where the record was read (`partition 3 offset 1200`, an MQTT topic), escaped and capped. */
+            origin: string;
+            /** @description Why the record broke the rule: `user.id is null`. */
+            reason: string;
+            /** @description The record's first [`PREVIEW_RECORD_BYTES`] bytes, invalid UTF-8 replaced, escaped. */
+            record: string;
+            /** @description The record's full size: more than `record` shows when it was cut. */
+            record_bytes: number;
+        };
         /** @description A field in one window: the before or after of an event. */
         FieldSide: {
             dominant_type?: null | components["schemas"]["JsonType"];
@@ -1348,17 +1360,17 @@ export interface components {
             replicas: number[];
             under_replicated: boolean;
         };
-        /** @description A failing record kept for a rule: when, why, from where, and its first bytes, escaped. */
+        /** @description What the API shows of a payload. */
         Preview: {
-            at_ms: components["schemas"]["u64"];
-            /** @description Where the record was read (`partition 3 offset 1200`, an MQTT topic), escaped and capped. */
-            origin: string;
-            /** @description Why the record broke the rule: `user.id is null`. */
-            reason: string;
-            /** @description The record's first [`PREVIEW_RECORD_BYTES`] bytes, invalid UTF-8 replaced, escaped. */
-            record: string;
-            /** @description The record's full size: more than `record` shows when it was cut. */
-            record_bytes: number;
+            encoding: components["schemas"]["Encoding"];
+            /**
+             * Format: int64
+             * @description Bytes of the whole payload.
+             */
+            size: number;
+            text: string;
+            /** @description Whether `text` shows only the start of the payload. */
+            truncated: boolean;
         };
         /**
          * @description A leader broker's partitions of the probe topic, summed: where loss or unavailability
@@ -1444,7 +1456,7 @@ export interface components {
             /** @description The newest drift events, newest first. */
             drift_events: components["schemas"]["DriftEvent"][];
             /** @description The newest records that are not JSON, newest first. */
-            invalid_previews: components["schemas"]["Preview"][];
+            invalid_previews: components["schemas"]["FailingRecord"][];
             /** @description The profile summary per field over the last window, 15 minutes and hour. */
             profiles: components["schemas"]["ProfileViews"];
             /** @description Every rule's errors per window and its newest failing records. */
@@ -1580,7 +1592,7 @@ export interface components {
             errors: components["schemas"]["WindowCounts"];
             field: string;
             /** @description The newest failing records, newest first, at most [`PREVIEWS_PER_RULE`]. */
-            previews: components["schemas"]["Preview"][];
+            previews: components["schemas"]["FailingRecord"][];
             /** @description `<field or name>:<check>`. */
             rule: string;
         };

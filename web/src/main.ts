@@ -6,6 +6,7 @@ import { group } from "./pages/group";
 import { groups } from "./pages/groups";
 import { mqtt } from "./pages/mqtt";
 import { overview } from "./pages/overview";
+import { quality, qualityDetail } from "./pages/quality";
 import { topic } from "./pages/topic";
 import { topics } from "./pages/topics";
 import { rangePicker } from "./range";
@@ -32,6 +33,8 @@ startRouter(
     "/flow": flow,
     "/flows": flows,
     "/flows/:flow": flowDetail,
+    "/quality": quality,
+    "/quality/:name": qualityDetail,
   },
   document.getElementById("page")!,
   document.getElementById("nav")!,

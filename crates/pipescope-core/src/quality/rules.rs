@@ -1085,7 +1085,7 @@ pub fn escape_for_display(text: &str, max_bytes: usize) -> String {
 /// A failing record kept for a rule: when, why, from where, and its first bytes, escaped.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Preview {
+pub struct FailingRecord {
     pub at_ms: EpochMillis,
     /// Why the record broke the rule: `user.id is null`.
     pub reason: String,
@@ -1097,10 +1097,10 @@ pub struct Preview {
     pub record_bytes: usize,
 }
 
-impl Preview {
-    pub fn new(at_ms: EpochMillis, reason: &str, origin: &str, payload: &[u8]) -> Preview {
+impl FailingRecord {
+    pub fn new(at_ms: EpochMillis, reason: &str, origin: &str, payload: &[u8]) -> FailingRecord {
         let head = &payload[..payload.len().min(PREVIEW_RECORD_BYTES)];
-        Preview {
+        FailingRecord {
             at_ms,
             reason: escape_for_display(reason, 2 * PREVIEW_RECORD_BYTES),
             origin: escape_for_display(origin, ORIGIN_BYTES),
@@ -1116,7 +1116,7 @@ impl Preview {
 struct RuleCounter {
     ring: BucketRing<1>,
     total: u64,
-    previews: VecDeque<Preview>,
+    previews: VecDeque<FailingRecord>,
 }
 
 /// A topic's rules with their counts: what the quality observer feeds each parsed record.
@@ -1172,7 +1172,7 @@ impl TopicRules {
                 c.previews.pop_front();
             }
             c.previews
-                .push_back(Preview::new(arrival_ms, &b.reason, origin, payload));
+                .push_back(FailingRecord::new(arrival_ms, &b.reason, origin, payload));
         }
         broken
     }
@@ -1232,7 +1232,7 @@ pub struct RuleFigures {
     /// Records that broke the rule, per window (`per_minute` is the errors per minute).
     pub errors: WindowCounts,
     /// The newest failing records, newest first, at most [`PREVIEWS_PER_RULE`].
-    pub previews: Vec<Preview>,
+    pub previews: Vec<FailingRecord>,
 }
 
 #[cfg(test)]

@@ -1015,6 +1015,31 @@ fn the_checked_in_openapi_document_is_current() {
     );
 }
 
+/// Two types with one schema name overwrite each other silently in the document: the MQTT
+/// preview and a quality rule's failing record were both `Preview`, and the portal's types lost
+/// the MQTT one.
+#[test]
+fn types_of_one_name_do_not_overwrite_each_others_schema() {
+    let doc: serde_json::Value = serde_json::from_str(&super::openapi::document_text()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let properties = |name: &str| -> Vec<String> {
+        let mut p: Vec<String> = schemas[name]["properties"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        p.sort();
+        p
+    };
+    assert_eq!(
+        properties("Preview"),
+        ["encoding", "size", "text", "truncated"]
+    );
+    assert_eq!(
+        properties("FailingRecord"),
+        ["at_ms", "origin", "reason", "record", "record_bytes"]
+    );
+}
+
 /// The group list carries what the Groups page shows, the ETA included (one request a refresh).
 #[tokio::test]
 async fn the_group_list_carries_each_groups_eta() {

@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use pipescope_core::EpochMillis;
 use pipescope_core::quality_rules::drift::{DriftCounts, DriftEvent};
-use pipescope_core::quality_rules::rules::{Preview, RulesFigures};
+use pipescope_core::quality_rules::rules::{FailingRecord, RulesFigures};
 use pipescope_core::windows::WindowCounts;
 use serde::Serialize;
 
@@ -64,7 +64,7 @@ pub struct QualityTopicDetail {
     /// The newest drift events, newest first.
     pub drift_events: Vec<DriftEvent>,
     /// The newest records that are not JSON, newest first.
-    pub invalid_previews: Vec<Preview>,
+    pub invalid_previews: Vec<FailingRecord>,
 }
 
 fn view_with_rules(topic: &QualityTopic, now: EpochMillis) -> (QualityTopicView, RulesFigures) {

@@ -12,7 +12,7 @@ use pipescope_core::quality_rules::drift::{
     DriftConfig, DriftCounts, DriftDetector, DriftEvent, FieldSummary, WindowSummary,
 };
 use pipescope_core::quality_rules::rules::{
-    JsonType, PREVIEW_RECORD_BYTES, Preview, RuleSet, RulesFigures, TopicRules,
+    FailingRecord, JsonType, PREVIEW_RECORD_BYTES, RuleSet, RulesFigures, TopicRules,
 };
 use pipescope_core::windows::WindowCounts;
 use serde_json::Value;
@@ -63,7 +63,7 @@ pub struct TopicObserver {
     records_total: u64,
     invalid_total: u64,
     counts: BucketRing<2>,
-    invalid_previews: VecDeque<Preview>,
+    invalid_previews: VecDeque<FailingRecord>,
 }
 
 /// A topic's profile over the last window, the last 15 minutes and the last hour.
@@ -153,7 +153,7 @@ impl TopicObserver {
                     format!("not JSON: {e}")
                 };
                 self.invalid_previews
-                    .push_back(Preview::new(arrival_ms, &reason, origin, payload));
+                    .push_back(FailingRecord::new(arrival_ms, &reason, origin, payload));
             }
         }
     }
@@ -233,7 +233,7 @@ impl TopicObserver {
     }
 
     /// The newest invalid records, newest first.
-    pub fn invalid_previews(&self) -> Vec<Preview> {
+    pub fn invalid_previews(&self) -> Vec<FailingRecord> {
         self.invalid_previews.iter().rev().cloned().collect()
     }
 
