@@ -13,6 +13,7 @@ pub mod live;
 pub mod mqtt;
 pub mod mqtt_filter;
 pub mod pipeline;
+pub mod quality;
 pub mod quality_rules;
 pub mod sample;
 #[cfg(test)]

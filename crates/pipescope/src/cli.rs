@@ -81,6 +81,9 @@ pub enum Command {
         #[command(subcommand)]
         command: SinkCommand,
     },
+    /// Profile records (a JSON-lines file, a Kafka topic, an MQTT filter) into an HTML report
+    /// and/or JSON: per field presence, types, distinct and top values, quantiles, alerts.
+    Profile(Box<crate::profile::Args>),
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,6 +21,7 @@ pub mod mqtt;
 pub mod pipeline;
 pub mod portal;
 pub mod probe;
+pub mod profile;
 pub mod shutdown;
 pub mod store;
 pub mod sync;

@@ -72,6 +72,7 @@ fn main() -> ExitCode {
         Command::Sink {
             command: SinkCommand::Influx(args),
         } => run_part(&cli.log, |stop| pipeline::sink_influx::run(*args, stop)),
+        Command::Profile(args) => run_part(&cli.log, |stop| pipescope::profile::run(*args, stop)),
         #[cfg(feature = "demo")]
         Command::Demo {
             listen,

@@ -4,7 +4,7 @@
 
 pub mod bridge;
 pub mod kafka_config;
-mod mqtt;
+pub(crate) mod mqtt;
 pub mod process_calls;
 pub mod process_machines;
 pub mod process_passthrough;

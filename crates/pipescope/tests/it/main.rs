@@ -12,6 +12,7 @@ mod kafka;
 mod mqtt;
 mod pipeline;
 mod probes;
+mod profile;
 mod prometheus;
 mod retention;
 mod secure_kafka;
