@@ -175,9 +175,11 @@ fn field_summary(profile: &Profile, path: &str, field: &FieldProfile) -> FieldSu
             stddev: m.stddev(),
             skewness: m.skewness(),
             zeros: field.zeros,
+            // The exact min and max bound every quantile: the sketch's answer (within 1 % of
+            // the value at its rank) can fall outside them, which no value does.
             quantiles: QUANTILES
                 .iter()
-                .filter_map(|q| Some((*q, sketch.quantile(*q).ok()??)))
+                .filter_map(|q| Some((*q, within(sketch.quantile(*q).ok()??, m.min, m.max))))
                 .collect(),
             histogram: histogram(sketch, m.min, m.max),
         }
@@ -262,6 +264,11 @@ pub fn alerts(field: &FieldSummary, records: u64) -> Vec<Alert> {
         }
     }
     alerts
+}
+
+/// `v` bounded by `[min, max]` when that is a range (no numbers seen: min > max).
+fn within(v: f64, min: f64, max: f64) -> f64 {
+    if min <= max { v.clamp(min, max) } else { v }
 }
 
 /// The value at `rank` (0-based, ascending) as the sketch answers it.
