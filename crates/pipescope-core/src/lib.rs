@@ -14,7 +14,6 @@ pub mod mqtt;
 pub mod mqtt_filter;
 pub mod pipeline;
 pub mod quality;
-pub mod quality_rules;
 pub mod sample;
 #[cfg(test)]
 mod test_rng;

@@ -1,6 +1,6 @@
 //! A topic's quality rules (config from the operator, records from any producer).
 
-use pipescope_core::quality_rules::rules::{
+use pipescope_core::quality::rules::{
     MAX_VALUES_PER_LOOKUP, PREVIEW_RECORD_BYTES, PREVIEWS_PER_RULE, RuleConfig, RuleSet,
     TopicRules, values_at,
 };

@@ -1,6 +1,9 @@
-//! Data quality: profiles of the records on a topic (see docs/quality.md).
+//! Data quality: profiles of the records on a topic (docs/quality.md), the rules their fields
+//! must keep and the schema drift between windows (docs/quality-rules.md).
 
+pub mod drift;
 pub mod profile;
+pub mod rules;
 pub mod sketch;
 pub mod summary;
 

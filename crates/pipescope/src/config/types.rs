@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
-use pipescope_core::quality_rules::drift::DriftConfig;
-use pipescope_core::quality_rules::rules::{QualityTopicConfig, RuleConfig};
+use pipescope_core::quality::drift::DriftConfig;
+use pipescope_core::quality::rules::{QualityTopicConfig, RuleConfig};
 
 use super::values::{HostPort, MqttUrl, Secret, host_port_list, socket_addr};
 

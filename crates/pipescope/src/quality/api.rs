@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use pipescope_core::EpochMillis;
-use pipescope_core::quality_rules::drift::{DriftCounts, DriftEvent};
-use pipescope_core::quality_rules::rules::{FailingRecord, RulesFigures};
+use pipescope_core::quality::drift::{DriftCounts, DriftEvent};
+use pipescope_core::quality::rules::{FailingRecord, RulesFigures};
 use pipescope_core::windows::WindowCounts;
 use serde::Serialize;
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use pipescope_core::live::events::{self, Event, EventKind};
 use pipescope_core::quality::ProfileLimits;
-use pipescope_core::quality_rules::drift::DriftEvent;
+use pipescope_core::quality::drift::DriftEvent;
 use pipescope_core::{Clock, EpochMillis};
 use rdkafka::message::{BorrowedMessage, Message};
 use rumqttc::v5::mqttbytes::v5::Publish;

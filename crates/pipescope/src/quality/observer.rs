@@ -7,13 +7,13 @@ use std::collections::{HashMap, VecDeque};
 
 use pipescope_core::EpochMillis;
 use pipescope_core::completeness::buckets::BucketRing;
-use pipescope_core::quality::{Profile, ProfileLimits, ProfileSummary, ValueType};
-use pipescope_core::quality_rules::drift::{
+use pipescope_core::quality::drift::{
     DriftConfig, DriftCounts, DriftDetector, DriftEvent, FieldSummary, WindowSummary,
 };
-use pipescope_core::quality_rules::rules::{
+use pipescope_core::quality::rules::{
     FailingRecord, JsonType, PREVIEW_RECORD_BYTES, RuleSet, RulesFigures, TopicRules,
 };
+use pipescope_core::quality::{Profile, ProfileLimits, ProfileSummary, ValueType};
 use pipescope_core::windows::WindowCounts;
 use serde_json::Value;
 
@@ -324,8 +324,8 @@ fn json_type(t: ValueType) -> Option<JsonType> {
 
 #[cfg(test)]
 mod tests {
-    use pipescope_core::quality_rules::drift::DriftKind;
-    use pipescope_core::quality_rules::rules::RuleConfig;
+    use pipescope_core::quality::drift::DriftKind;
+    use pipescope_core::quality::rules::RuleConfig;
 
     use super::*;
 
