@@ -503,6 +503,36 @@ impl Deliveries {
     }
 }
 
+/// A simulator's producer (5 ms linger) that counts delivery reports into [`Deliveries`].
+pub(crate) fn counting_producer(
+    kafka: &KafkaArgs,
+    counts: &std::sync::Arc<Deliveries>,
+) -> anyhow::Result<rdkafka::producer::ThreadedProducer<CountDeliveries>> {
+    use anyhow::Context;
+    kafka
+        .client_config()?
+        .set("linger.ms", "5")
+        .create_with_context(CountDeliveries(counts.clone()))
+        .with_context(|| format!("cannot make a Kafka producer for {}", kafka.kafka))
+}
+
+/// A progress line on a terminal (hidden otherwise): `{spinner} {pos} <what>, {msg} [{elapsed}]`.
+pub(crate) fn progress_bar(length: Option<u64>, what: &str) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    let progress = if stderr_is_terminal() {
+        ProgressBar::with_draw_target(length, ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    progress.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {{pos}} {what}, {{msg}} [{{elapsed}}]"
+        ))
+        .expect("a valid progress template"),
+    );
+    progress
+}
+
 /// The producer context that counts into [`Deliveries`].
 pub(crate) struct CountDeliveries(pub std::sync::Arc<Deliveries>);
 

@@ -7,18 +7,18 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pipescope_core::pipeline::calls::{CallGenerator, CallText, CallWorkload, duration_ms};
 use pipescope_core::pipeline::partition::partition_for_key;
 use pipescope_core::pipeline::recent::{RecentCount, describe};
 use pipescope_core::pipeline::trace::{self, Sequencer};
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer};
 use serde::Serialize;
 
 use super::{
-    CountDeliveries, Deliveries, KafkaArgs, PartArgs, Stop, ensure_topic, now_ms, queue_record,
+    Deliveries, KafkaArgs, PartArgs, Stop, counting_producer, ensure_topic, now_ms, progress_bar,
+    queue_record,
 };
 
 #[derive(Debug, Clone, clap::Args)]
@@ -132,22 +132,9 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     ));
     // A ThreadedProducer that counts delivery reports in its callback, as a bare librdkafka
     // producer does: a future per record (FutureProducer) cost about a third of the rate.
-    let producer: ThreadedProducer<CountDeliveries> = args
-        .kafka
-        .client_config()?
-        .set("linger.ms", "5")
-        .create_with_context(CountDeliveries(counts.clone()))
-        .with_context(|| format!("cannot make a Kafka producer for {}", args.kafka.kafka))?;
+    let producer = counting_producer(&args.kafka, &counts)?;
 
-    let progress = if super::stderr_is_terminal() {
-        ProgressBar::with_draw_target(args.count, ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    progress.set_style(
-        ProgressStyle::with_template("{spinner} {pos} calls sent, {msg} [{elapsed}]")
-            .expect("a valid progress template"),
-    );
+    let progress = progress_bar(args.count, "calls sent");
 
     let mut summary = Summary {
         origin: origin.clone(),

@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pipescope_core::pipeline::partition::partition_for_key;
 use pipescope_core::pipeline::recent::{RecentCount, describe};
 use pipescope_core::pipeline::trace::{self, Sequencer};
@@ -19,11 +18,12 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer};
 use serde::Serialize;
 
 use super::{
-    CountDeliveries, Deliveries, KafkaArgs, PartArgs, Stop, ensure_topic, now_ms, queue_record,
+    Deliveries, KafkaArgs, PartArgs, Stop, counting_producer, ensure_topic, now_ms, progress_bar,
+    queue_record,
 };
 
 #[derive(Debug, Clone, clap::Args)]
@@ -172,22 +172,9 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         metrics.delivered.clone(),
         metrics.failed.clone(),
     ));
-    let producer: ThreadedProducer<CountDeliveries> = args
-        .kafka
-        .client_config()?
-        .set("linger.ms", "5")
-        .create_with_context(CountDeliveries(counts.clone()))
-        .with_context(|| format!("cannot make a Kafka producer for {}", args.kafka.kafka))?;
+    let producer = counting_producer(&args.kafka, &counts)?;
 
-    let progress = if super::stderr_is_terminal() {
-        ProgressBar::with_draw_target(args.count, ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    progress.set_style(
-        ProgressStyle::with_template("{spinner} {pos} visits sent, {msg} [{elapsed}]")
-            .expect("a valid progress template"),
-    );
+    let progress = progress_bar(args.count, "visits sent");
 
     let mut summary = Summary {
         origin: origin.clone(),
