@@ -730,14 +730,7 @@ mod tests {
     #[test]
     fn the_example_flow_is_valid_once_uncommented() {
         let example = crate::config::EXAMPLE;
-        let start = example
-            .find("# [flows.machines]")
-            .expect("the example has a flow");
-        let block: String = example[start..]
-            .lines()
-            .take_while(|l| l.starts_with('#'))
-            .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
-            .collect();
+        let block = crate::config::example_block("# [flows.machines]");
         // The commented block stays where it is; its uncommented copy goes at the end.
         let text = format!("{example}\n{block}");
         let config = crate::config::parse("example", &text, []).unwrap();

@@ -42,6 +42,18 @@ pub const PART_TABLES: [&str; 4] = ["simulate", "bridge", "process", "sink"];
 /// The commented example printed by `pipescope config example`; a test keeps it valid.
 pub const EXAMPLE: &str = include_str!("example.toml");
 
+/// The commented block of [`EXAMPLE`] that starts with `header`, uncommented: for the tests that
+/// check each optional block is valid once a user uncomments it.
+#[cfg(test)]
+pub(crate) fn example_block(header: &str) -> String {
+    let start = EXAMPLE.find(header).expect("the example has the block");
+    EXAMPLE[start..]
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
+        .collect()
+}
+
 /// One problem in the configuration, located by its path (`kafka.prod.bootstrap[0]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {

@@ -692,24 +692,13 @@ mod tests {
         );
     }
 
-    /// The commented block of the example that starts with `header`, uncommented.
-    fn example_block(header: &str) -> String {
-        let example = crate::config::EXAMPLE;
-        let start = example.find(header).expect("the example has the block");
-        example[start..]
-            .lines()
-            .take_while(|l| l.starts_with('#'))
-            .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
-            .collect()
-    }
-
     #[test]
     fn the_example_mqtt_and_bridge_probes_are_valid_once_uncommented() {
         let text = format!(
             "{}\n{}\n{}",
             crate::config::EXAMPLE,
-            example_block("# [probes.mqtt.edge]"),
-            example_block("# [probes.bridge.machines]")
+            crate::config::example_block("# [probes.mqtt.edge]"),
+            crate::config::example_block("# [probes.bridge.machines]")
         );
         let config = crate::config::parse("example", &text, []).unwrap();
         assert_eq!(config.probes.mqtt["edge"].topic, "pipescope/probe");
@@ -725,14 +714,7 @@ mod tests {
     #[test]
     fn the_example_probe_is_valid_once_uncommented() {
         let example = crate::config::EXAMPLE;
-        let start = example
-            .find("# [probes.kafka.prod]")
-            .expect("the example has a probe");
-        let block: String = example[start..]
-            .lines()
-            .take_while(|l| l.starts_with('#'))
-            .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
-            .collect();
+        let block = crate::config::example_block("# [probes.kafka.prod]");
         let text = format!("{example}\n{block}");
         let config = crate::config::parse("example", &text, []).unwrap();
         let probe = &config.probes.kafka["prod"];

@@ -389,14 +389,7 @@ mod tests {
     #[test]
     fn the_example_quality_topic_is_valid_once_uncommented() {
         let example = crate::config::EXAMPLE;
-        let start = example
-            .find("# [quality.visits]")
-            .expect("the example has a quality topic");
-        let block: String = example[start..]
-            .lines()
-            .take_while(|l| l.starts_with('#'))
-            .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
-            .collect();
+        let block = crate::config::example_block("# [quality.visits]");
         let config = crate::config::parse("example", &format!("{example}\n{block}"), []).unwrap();
         let q = &config.quality["visits"];
         assert_eq!(q.rules.len(), 2);
