@@ -3,6 +3,7 @@
 //! Nothing here performs I/O or reads the wall clock directly: time comes in through [`Clock`],
 //! so every formula can be unit tested exactly.
 
+pub mod alerts;
 pub mod backoff;
 pub mod clock;
 pub mod completeness;
