@@ -1,4 +1,5 @@
 //! `cargo build --release -p pipescope -p bench-profile && target/release/bench-profile [RECORDS [SMALL]]`
+//! (`bench-profile --generate FILE N` only writes the records.)
 //!
 //! `pipescope profile` against ydata-profiling (the report the issue 17 seed uses), in one run, on
 //! the same generated JSON lines: visit events like `simulate visits` writes, with nested objects,
@@ -40,7 +41,20 @@ const QUANTILES: [(&str, f64); 5] = [
 const DISTINCT_SIGMAS: f64 = 3.0;
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    // `--generate FILE N`: only write the records (to profile pipescope on them with perf).
+    if args.peek().is_some_and(|a| a == "--generate") {
+        let file = PathBuf::from(args.nth(1).expect("--generate FILE N"));
+        let n = args
+            .next()
+            .map_or(1_000_000, |a| a.parse().expect("N must be a whole number"));
+        let (bytes, _) = generate(&file, n);
+        eprintln!(
+            "generated {n} records ({bytes} bytes) in {}",
+            file.display()
+        );
+        return;
+    }
     let records: u64 = args.next().map_or(1_000_000, |a| {
         a.parse().expect("RECORDS must be a whole number")
     });

@@ -2,14 +2,15 @@
 //! often it is present, null, empty, of which type, and summaries of its values. Profiles of
 //! consecutive windows merge into a profile of the longer window ([`Profile::merge`]).
 
+use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
-use std::io::Write as _;
 
-use serde_json::Value;
-
-use super::sketch::{Distinct, Moments, Quantiles, TopValues};
+use super::sketch::{Distinct, Moments, Quantiles, TopKey, TopValues};
 use crate::EpochMillis;
+use walk::{Scalar, Stage, Target};
+
+mod walk;
 
 /// Caps that bound a profile's memory, and the sampling rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,8 +255,8 @@ pub struct Profile {
     duplicates: Duplicates,
     first_seen_ms: Option<EpochMillis>,
     last_seen_ms: Option<EpochMillis>,
-    path_scratch: String,
-    value_scratch: Vec<u8>,
+    /// The record being read (see [`walk`]).
+    stage: walk::Stage,
 }
 
 /// Fixed seeds: the same value hashes alike in every profile, so sketches merge.
@@ -291,8 +292,7 @@ impl Profile {
             },
             first_seen_ms: None,
             last_seen_ms: None,
-            path_scratch: String::new(),
-            value_scratch: Vec::new(),
+            stage: walk::Stage::default(),
         }
     }
 
@@ -343,6 +343,10 @@ impl Profile {
     /// Field paths in the order first seen, with their figures.
     pub fn fields(&self) -> impl Iterator<Item = (&str, &FieldProfile)> {
         self.fields.iter().map(|(path, field)| (&**path, field))
+    }
+
+    pub fn field_count(&self) -> usize {
+        self.fields.len()
     }
 
     pub fn field(&self, path: &str) -> Option<&FieldProfile> {
@@ -399,24 +403,28 @@ impl Profile {
 
     /// Profiles one record's payload received at `at_ms`.
     pub fn observe(&mut self, payload: &[u8], at_ms: EpochMillis) -> Observed {
+        self.observe_bytes(payload, at_ms)
+            .unwrap_or(Observed::Invalid)
+    }
+
+    /// [`Profile::observe`], saying why a record is invalid (it is counted as such).
+    pub fn observe_bytes(
+        &mut self,
+        payload: &[u8],
+        at_ms: EpochMillis,
+    ) -> Result<Observed, String> {
         if !self.admit(payload, at_ms) {
-            return Observed::SampledOut;
+            return Ok(Observed::SampledOut);
         }
-        match serde_json::from_slice::<Value>(payload) {
-            Ok(value) => {
-                self.walk_record(&value, at_ms);
-                Observed::Profiled
+        match self.stage_bytes(payload, at_ms) {
+            Ok(()) => {
+                self.commit(at_ms);
+                Ok(Observed::Profiled)
             }
             Err(e) => {
-                let reason = || {
-                    if payload.is_empty() {
-                        "empty payload".to_string()
-                    } else {
-                        format!("not JSON: {e}")
-                    }
-                };
-                self.count_invalid(payload, reason, at_ms);
-                Observed::Invalid
+                let reason = invalid_reason(payload, &e);
+                self.count_invalid(payload, || reason.clone(), at_ms);
+                Err(reason)
             }
         }
     }
@@ -427,7 +435,8 @@ impl Profile {
         if !self.admit(payload, at_ms) {
             return Observed::SampledOut;
         }
-        self.walk_record(value, at_ms);
+        self.stage_value(value, at_ms);
+        self.commit(at_ms);
         Observed::Profiled
     }
 
@@ -441,26 +450,6 @@ impl Profile {
         Observed::Invalid
     }
 
-    fn walk_record(&mut self, value: &Value, at_ms: EpochMillis) {
-        let record = self.records;
-        let mut path = std::mem::take(&mut self.path_scratch);
-        path.clear();
-        match value {
-            Value::Object(map) => {
-                for (key, child) in map {
-                    path.push_str(key);
-                    self.walk(&mut path, child, 1, record, at_ms);
-                    path.clear();
-                }
-            }
-            other => {
-                path.push_str(ROOT_PATH);
-                self.walk(&mut path, other, 1, record, at_ms);
-            }
-        }
-        self.path_scratch = path;
-    }
-
     fn count_duplicate(&mut self, payload: &[u8]) {
         let hash = foldhash::quality::FixedState::with_seed(RECORD_SEED).hash_one(payload);
         self.duplicates.distinct.insert_hash(hash);
@@ -469,41 +458,6 @@ impl Profile {
             if set.len() > self.limits.duplicate_set_cap {
                 self.duplicates.exact = None;
             }
-        }
-    }
-
-    fn walk(&mut self, path: &mut String, value: &Value, depth: usize, record: u64, at: u64) {
-        self.record_value(path, value, record, at);
-        let deeper = match value {
-            Value::Object(map) => !map.is_empty(),
-            Value::Array(items) => !items.is_empty(),
-            _ => false,
-        };
-        if !deeper {
-            return;
-        }
-        if depth >= self.limits.max_depth {
-            self.depth_capped += 1;
-            return;
-        }
-        let len = path.len();
-        match value {
-            Value::Object(map) => {
-                for (key, child) in map {
-                    path.push('.');
-                    path.push_str(key);
-                    self.walk(path, child, depth + 1, record, at);
-                    path.truncate(len);
-                }
-            }
-            Value::Array(items) => {
-                path.push_str("[]");
-                for child in items {
-                    self.walk(path, child, depth + 1, record, at);
-                }
-                path.truncate(len);
-            }
-            _ => {}
         }
     }
 
@@ -522,14 +476,25 @@ impl Profile {
         Some(index)
     }
 
-    fn record_value(&mut self, path: &str, value: &Value, record: u64, at: EpochMillis) {
-        let Some(index) = self.field_index(path, at) else {
-            self.folded.values += 1;
-            self.folded.paths.insert_hash(value_hasher().hash_one(path));
-            return;
-        };
+    /// Counts the staged record's values (see [`walk`]).
+    fn commit(&mut self, at: EpochMillis) {
+        let record = self.records;
+        let stage = std::mem::take(&mut self.stage);
+        self.depth_capped += stage.depth_capped;
+        for (target, scalar) in &stage.values {
+            match *target {
+                Target::Field(index) => self.count_value(index, *scalar, &stage, record, at),
+                Target::Folded(path_hash) => {
+                    self.folded.values += 1;
+                    self.folded.paths.insert_hash(path_hash);
+                }
+            }
+        }
+        self.stage = stage;
+    }
+
+    fn count_value(&mut self, index: usize, value: Scalar, stage: &Stage, record: u64, at: u64) {
         let max_chars = self.limits.max_value_chars;
-        let scratch = &mut self.value_scratch;
         let field = &mut self.fields[index].1;
         if field.last_record != record {
             field.last_record = record;
@@ -538,45 +503,42 @@ impl Profile {
         field.values += 1;
         field.first_seen_ms = field.first_seen_ms.min(at);
         field.last_seen_ms = field.last_seen_ms.max(at);
+        let number = |field: &mut FieldProfile, x: f64, kind: ValueType, key: TopKey<'_>| {
+            field.types.add(kind);
+            if x.is_finite() {
+                field.numbers.add(x);
+                if x == 0.0 {
+                    field.zeros += 1;
+                }
+                field.quantiles.get_or_insert_with(Box::default).0.add(x);
+                // -0.0 and 0.0 are one value.
+                let bits = if x == 0.0 { 0 } else { x.to_bits() };
+                field
+                    .distinct
+                    .insert_hash(value_hasher().hash_one(('n', bits)));
+            }
+            field.top.add(key);
+        };
         match value {
-            Value::Null => {
+            Scalar::Null => {
                 field.nulls += 1;
                 field.types.add(ValueType::Null);
             }
-            Value::Bool(b) => {
+            Scalar::Bool(b) => {
                 field.types.add(ValueType::Bool);
                 field
                     .distinct
-                    .insert_hash(value_hasher().hash_one(('b', *b)));
-                field.top.add(if *b { "true" } else { "false" });
+                    .insert_hash(value_hasher().hash_one(('b', b)));
+                field.top.add(TopKey::Bool(b));
             }
-            Value::Number(n) => {
-                let x = n.as_f64().unwrap_or(f64::NAN);
-                let kind = if !x.is_finite() {
-                    ValueType::NonFinite
-                } else if n.is_f64() {
-                    ValueType::Float
-                } else {
-                    ValueType::Int
-                };
-                field.types.add(kind);
-                if x.is_finite() {
-                    field.numbers.add(x);
-                    if x == 0.0 {
-                        field.zeros += 1;
-                    }
-                    field.quantiles.get_or_insert_with(Box::default).0.add(x);
-                    // -0.0 and 0.0 are one value.
-                    let bits = if x == 0.0 { 0 } else { x.to_bits() };
-                    field
-                        .distinct
-                        .insert_hash(value_hasher().hash_one(('n', bits)));
-                }
-                scratch.clear();
-                let _ = write!(scratch, "{n}");
-                field.top.add(std::str::from_utf8(scratch).unwrap_or("?"));
+            Scalar::PosInt(u) => number(field, u as f64, ValueType::Int, TopKey::PosInt(u)),
+            Scalar::NegInt(i) => number(field, i as f64, ValueType::Int, TopKey::NegInt(i)),
+            Scalar::Float(x) if x.is_finite() => {
+                number(field, x, ValueType::Float, TopKey::Float(x))
             }
-            Value::String(s) => {
+            Scalar::Float(x) => number(field, x, ValueType::NonFinite, TopKey::Float(x)),
+            Scalar::Str { start, end } => {
+                let s = stage.str(start, end);
                 field.types.add(ValueType::String);
                 if s.is_empty() {
                     field.empties += 1;
@@ -585,27 +547,21 @@ impl Profile {
                 field.string_lengths.add(chars as f64);
                 field
                     .distinct
-                    .insert_hash(value_hasher().hash_one(('s', s.as_str())));
-                scratch.clear();
+                    .insert_hash(value_hasher().hash_one(('s', s)));
                 if chars > max_chars {
                     let cut: String = s.chars().take(max_chars).chain(['…']).collect();
-                    let _ = serde_json::to_writer(&mut *scratch, &cut);
+                    field.top.add(TopKey::Str(&cut));
                 } else {
-                    let _ = serde_json::to_writer(&mut *scratch, s);
+                    field.top.add(TopKey::Str(s));
                 }
-                field.top.add(std::str::from_utf8(scratch).unwrap_or("?"));
             }
-            Value::Array(items) => {
+            Scalar::Array { empty } => {
                 field.types.add(ValueType::Array);
-                if items.is_empty() {
-                    field.empties += 1;
-                }
+                field.empties += u64::from(empty);
             }
-            Value::Object(map) => {
+            Scalar::Object { empty } => {
                 field.types.add(ValueType::Object);
-                if map.is_empty() {
-                    field.empties += 1;
-                }
+                field.empties += u64::from(empty);
             }
         }
     }
@@ -657,6 +613,24 @@ fn min_option(a: Option<u64>, b: Option<u64>) -> Option<u64> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// Why a payload is not a JSON record, in the words the profile and the observer show.
+pub fn invalid_reason(payload: &[u8], error: &serde_json::Error) -> String {
+    if payload.is_empty() {
+        "empty payload".to_string()
+    } else {
+        format!("not JSON: {error}")
+    }
+}
+
+/// Whether a payload is one JSON value, without reading it into anything (for records sampled
+/// out of a profile). Lone UTF-16 surrogates in `\u` escapes, which a full parse refuses, pass.
+pub fn check_json(payload: &[u8]) -> Result<(), String> {
+    let checked = std::str::from_utf8(payload)
+        .map_err(serde::de::Error::custom)
+        .and_then(serde_json::from_str::<serde::de::IgnoredAny>);
+    checked.map(drop).map_err(|e| invalid_reason(payload, &e))
 }
 
 /// The first `max` bytes, printable ASCII as is, the rest escaped; `…` when cut.

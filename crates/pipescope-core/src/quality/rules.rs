@@ -1148,6 +1148,13 @@ impl TopicRules {
         &self.set
     }
 
+    /// Counts a record checked against no rule at all (the set is empty): no parse needed.
+    pub fn count_without_rules(&mut self, arrival_ms: EpochMillis) {
+        debug_assert!(self.set.is_empty());
+        self.records.add(0, 1, arrival_ms);
+        self.records_total += 1;
+    }
+
     /// Checks one record (`payload` is its bytes, for the preview; `origin` says where it was
     /// read) and counts it; returns the rules it broke.
     pub fn observe(

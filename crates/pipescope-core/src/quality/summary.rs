@@ -171,7 +171,7 @@ fn field_summary(profile: &Profile, path: &str, field: &FieldProfile) -> FieldSu
             count: m.count,
             min: m.min,
             max: m.max,
-            mean: m.mean,
+            mean: m.mean(),
             stddev: m.stddev(),
             skewness: m.skewness(),
             zeros: field.zeros,
@@ -204,14 +204,14 @@ fn field_summary(profile: &Profile, path: &str, field: &FieldProfile) -> FieldSu
         string_lengths: (lengths.count > 0).then_some(LengthSummary {
             min: lengths.min as u64,
             max: lengths.max as u64,
-            mean: lengths.mean,
+            mean: lengths.mean(),
         }),
         top_values: field
             .top
             .ranked()
             .into_iter()
             .map(|(value, c)| TopValue {
-                value: value.to_string(),
+                value,
                 count: c.count,
                 error: c.error,
             })

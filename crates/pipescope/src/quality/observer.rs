@@ -10,10 +10,11 @@ use pipescope_core::completeness::buckets::BucketRing;
 use pipescope_core::quality::drift::{
     DriftConfig, DriftCounts, DriftDetector, DriftEvent, FieldSummary, WindowSummary,
 };
+use pipescope_core::quality::profile::{check_json, invalid_reason};
 use pipescope_core::quality::rules::{
     FailingRecord, JsonType, PREVIEW_RECORD_BYTES, RuleSet, RulesFigures, TopicRules,
 };
-use pipescope_core::quality::{Profile, ProfileLimits, ProfileSummary, ValueType};
+use pipescope_core::quality::{Observed, Profile, ProfileLimits, ProfileSummary, ValueType};
 use pipescope_core::windows::WindowCounts;
 use serde_json::Value;
 
@@ -120,10 +121,34 @@ impl TopicObserver {
     pub fn observe(&mut self, payload: &[u8], origin: &str, arrival_ms: EpochMillis) {
         self.records_total += 1;
         self.counts.add(RECORDS, 1, arrival_ms);
-        self.current.observe(payload, arrival_ms);
-        match serde_json::from_slice::<Value>(payload) {
-            Ok(record) => {
-                self.rules.observe(&record, payload, origin, arrival_ms);
+        // One parse a record: into a tree when rules read it, else straight into the profile.
+        let read = if !self.rules.rules().is_empty() {
+            match serde_json::from_slice::<Value>(payload) {
+                Ok(record) => {
+                    self.current.observe_parsed(payload, &record, arrival_ms);
+                    self.rules.observe(&record, payload, origin, arrival_ms);
+                    Ok(())
+                }
+                Err(e) => {
+                    let reason = invalid_reason(payload, &e);
+                    self.current.reject(payload, &reason, arrival_ms);
+                    Err(reason)
+                }
+            }
+        } else {
+            let read = match self.current.observe_bytes(payload, arrival_ms) {
+                // Sampled out of the profile: still counted valid or not.
+                Ok(Observed::SampledOut) => check_json(payload),
+                Ok(_) => Ok(()),
+                Err(reason) => Err(reason),
+            };
+            if read.is_ok() {
+                self.rules.count_without_rules(arrival_ms);
+            }
+            read
+        };
+        match read {
+            Ok(()) => {
                 let head = || {
                     let head = &payload[..payload.len().min(PREVIEW_RECORD_BYTES)];
                     String::from_utf8_lossy(head).into_owned()
@@ -131,7 +156,7 @@ impl TopicObserver {
                 if self.current_example.is_none() {
                     self.current_example = Some(head());
                 }
-                let fields = self.current.fields().count();
+                let fields = self.current.field_count();
                 if fields > self.current_fields {
                     for (path, _) in self.current.fields().skip(self.current_fields) {
                         if self.new_field_examples.len() < NEW_FIELD_EXAMPLES {
@@ -141,19 +166,18 @@ impl TopicObserver {
                     self.current_fields = fields;
                 }
             }
-            Err(e) => {
+            Err(reason) => {
                 self.invalid_total += 1;
                 self.counts.add(INVALID, 1, arrival_ms);
                 if self.invalid_previews.len() == INVALID_PREVIEWS {
                     self.invalid_previews.pop_front();
                 }
-                let reason = if payload.is_empty() {
-                    "empty payload".to_string()
-                } else {
-                    format!("not JSON: {e}")
-                };
-                self.invalid_previews
-                    .push_back(FailingRecord::new(arrival_ms, &reason, origin, payload));
+                self.invalid_previews.push_back(FailingRecord::new(
+                    arrival_ms,
+                    reason.as_str(),
+                    origin,
+                    payload,
+                ));
             }
         }
     }

@@ -24,18 +24,18 @@ fn nested_fields_are_counted_per_path_with_hand_computed_figures() {
         (4, 4, 0)
     );
     let paths: Vec<&str> = profile.fields().map(|(p, _)| p).collect();
-    // serde_json sorts an object's keys.
+    // In the order the records hold them.
     assert_eq!(
         paths,
         [
+            "user",
+            "user.id",
             "items",
             "items[]",
             "items[].price",
-            "name",
             "tags",
             "tags[]",
-            "user",
-            "user.id"
+            "name"
         ]
     );
     let id = profile.field("user.id").unwrap();
@@ -43,7 +43,7 @@ fn nested_fields_are_counted_per_path_with_hand_computed_figures() {
     assert_eq!(id.types.get(ValueType::Int), 3);
     assert_eq!(id.distinct.estimate(), 2);
     assert_eq!((id.numbers.min, id.numbers.max), (1.0, 2.0));
-    assert!((id.numbers.mean - 5.0 / 3.0).abs() < 1e-12);
+    assert!((id.numbers.mean() - 5.0 / 3.0).abs() < 1e-12);
 
     let user = profile.field("user").unwrap();
     assert_eq!((user.present, user.nulls), (4, 1));
@@ -54,7 +54,7 @@ fn nested_fields_are_counted_per_path_with_hand_computed_figures() {
     assert_eq!((price.present, price.values, price.zeros), (2, 3, 1));
     assert_eq!(price.types.get(ValueType::Float), 1);
     assert_eq!(price.types.get(ValueType::Int), 2);
-    assert!((price.numbers.mean - 0.5).abs() < 1e-12);
+    assert!((price.numbers.mean() - 0.5).abs() < 1e-12);
     assert_eq!(price.first_seen_ms, 1_000);
     assert_eq!(price.last_seen_ms, 1_003);
 
@@ -73,13 +73,14 @@ fn nested_fields_are_counted_per_path_with_hand_computed_figures() {
         ),
         (0.0, 3.0, 3)
     );
-    let top: Vec<(&str, u64)> = name
+    let top: Vec<(String, u64)> = name
         .top
         .ranked()
-        .iter()
-        .map(|(v, c)| (*v, c.count))
+        .into_iter()
+        .map(|(v, c)| (v, c.count))
         .collect();
-    assert_eq!(top, [(r#""""#, 1), (r#""ann""#, 1), (r#""bo""#, 1)]);
+    let expected = [(r#""""#, 1), (r#""ann""#, 1), (r#""bo""#, 1)].map(|(v, c)| (v.to_string(), c));
+    assert_eq!(top, expected);
 
     let summary = profile.summary();
     assert_eq!(summary.fields, 8);
@@ -120,6 +121,27 @@ fn invalid_records_are_counted_with_an_escaped_preview() {
     assert_eq!(profile.field("$").unwrap().types.get(ValueType::Array), 1);
     assert_eq!(profile.missing(profile.field("$").unwrap()), 0);
     assert_eq!(profile.field("$[]").unwrap().values, 2);
+}
+
+#[test]
+fn a_record_found_invalid_half_way_leaves_only_its_count() {
+    let mut profile = profile_of(&[r#"{"a":1,"b":"x"}"#]);
+    let before = counts(&profile);
+    // Read from its bytes, these records are invalid only after some values were read.
+    let cuts: [&[u8]; 4] = [
+        br#"{"a":2,"b":"y","new":{"deep":[1,2"#,
+        br#"{"a":3,"b":"\ud800"}"#,
+        br#"{"a":4} trailing"#,
+        b"{\"a\":5,\"b\":\"\xff\"}",
+    ];
+    for cut in cuts {
+        let shown = cut.escape_ascii().to_string();
+        assert_eq!(profile.observe(cut, 9), Observed::Invalid, "{shown}");
+    }
+    assert_eq!(counts(&profile), before);
+    assert_eq!(profile.fields().count(), 2);
+    assert_eq!((profile.records(), profile.invalid()), (5, 4));
+    assert_eq!(profile.field("a").unwrap().numbers.max, 1.0);
 }
 
 #[test]
@@ -337,6 +359,32 @@ proptest! {
         left.observe(br#"{"a":1}"#, 500);
         whole.observe(br#"{"a":1}"#, 500);
         prop_assert_eq!(counts(&left), counts(&whole));
+    }
+}
+
+proptest! {
+    #[test]
+    fn records_read_from_bytes_count_as_records_parsed_first(
+        records in prop::collection::vec(record(), 0..30),
+    ) {
+        let mut from_bytes = Profile::new(ProfileLimits::default());
+        let mut parsed = Profile::new(ProfileLimits::default());
+        for (i, r) in records.iter().enumerate() {
+            from_bytes.observe(r.as_bytes(), i as u64);
+            match serde_json::from_slice::<Value>(r.as_bytes()) {
+                Ok(value) => {
+                    parsed.observe_parsed(r.as_bytes(), &value, i as u64);
+                }
+                Err(_) => {
+                    parsed.observe(r.as_bytes(), i as u64);
+                }
+            }
+        }
+        prop_assert_eq!(counts(&from_bytes), counts(&parsed));
+        let (b, p) = (from_bytes.summary(), parsed.summary());
+        for (l, w) in b.field_profiles.iter().zip(&p.field_profiles) {
+            prop_assert_eq!(&l.top_values, &w.top_values);
+        }
     }
 }
 
