@@ -226,3 +226,126 @@ pub(crate) async fn ready(State(state): State<ReadyState>) -> (StatusCode, Json<
     };
     (code, Json(answer))
 }
+
+#[cfg(test)]
+mod tests {
+    use pipescope_core::ManualClock;
+    use pipescope_core::health::{PartReading, SourceState};
+
+    use super::*;
+    use crate::kafka::ClusterState;
+
+    #[test]
+    fn each_kind_of_source_is_read_from_its_state_and_the_store_must_stay_writable() {
+        let clock = Arc::new(ManualClock::at(1_000));
+        let config = crate::config::parse(
+            "t",
+            "[kafka.k]\nbootstrap = \"127.0.0.1:1\"\n[mqtt.m]\nurl = \"mqtt://127.0.0.1:1\"\n\
+             [watched_parts.p]\nurl = \"http://127.0.0.1:1\"\n",
+            [],
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer) = Store::open(
+            dir.path(),
+            crate::store::retention_from(&config.store),
+            clock.clone(),
+            4,
+        )
+        .unwrap();
+        let kafka = LiveState::new();
+        let mqtt = MqttState::new(&config.mqtt, clock.clone());
+        let parts = PartsState::new(&config.watched_parts, 1_000);
+        let ready = ReadyState::new(
+            &config,
+            WatchedSources {
+                kafka: kafka.clone(),
+                mqtt: mqtt.clone(),
+                parts: parts.clone(),
+                flows: FlowsState::default(),
+                quality: QualityState::empty(clock.clone()),
+                store: store.clone(),
+            },
+            clock.clone(),
+        );
+        let state_of = |answer: &Ready, kind: &str| {
+            let s = answer.sources.iter().find(|s| s.kind == kind).unwrap();
+            (s.state, s.since_ms, s.last_error.clone())
+        };
+
+        let answer = ready.answer();
+        assert!(!answer.ready);
+        assert_eq!(answer.waiting_for, ["kafka k", "mqtt m", "part p"]);
+        assert_eq!(state_of(&answer, "store"), (SourceState::Up, 1_000, None));
+
+        // Tried and failed: still never reached, with why.
+        clock.set(2_000);
+        kafka.set(ClusterState::unreachable(
+            "k",
+            None,
+            2_000,
+            5,
+            "no broker answered".into(),
+            "refused".into(),
+        ));
+        {
+            let broker = mqtt.broker("m").unwrap();
+            let mut connection = broker.connection();
+            connection.state = ConnState::Down;
+            connection.last_error = Some("connection refused".into());
+        }
+        parts.record(
+            "p",
+            &PartReading {
+                health: Err("cannot reach the part".into()),
+                health_gauge: None,
+            },
+            2_000,
+        );
+        let answer = ready.answer();
+        assert_eq!(
+            state_of(&answer, "kafka"),
+            (
+                SourceState::NeverReached,
+                1_000,
+                Some("no broker answered".into())
+            )
+        );
+        assert_eq!(
+            state_of(&answer, "mqtt").2.as_deref(),
+            Some("connection refused")
+        );
+        assert_eq!(state_of(&answer, "part").0, SourceState::NeverReached);
+
+        // Each reached: ready.
+        clock.set(3_000);
+        let mut reached =
+            ClusterState::unreachable("k", None, 3_000, 5, String::new(), String::new());
+        reached.error = None;
+        kafka.set(reached);
+        mqtt.broker("m").unwrap().connection().state = ConnState::Connected;
+        parts.record(
+            "p",
+            &PartReading {
+                health: Ok((200, Some("ok".into()))),
+                health_gauge: None,
+            },
+            3_000,
+        );
+        let answer = ready.answer();
+        assert!(answer.ready, "{:?}", answer.waiting_for);
+        assert_eq!(state_of(&answer, "kafka"), (SourceState::Up, 3_000, None));
+        assert_eq!(state_of(&answer, "mqtt").0, SourceState::Up);
+
+        // The store failing its commits: not ready until it commits again.
+        clock.set(4_000);
+        store.stats().write_failing.store(1, Ordering::Relaxed);
+        let answer = ready.answer();
+        assert!(!answer.ready);
+        assert_eq!(answer.waiting_for, ["store store"]);
+        assert_eq!(state_of(&answer, "store").0, SourceState::Down);
+        store.stats().write_failing.store(0, Ordering::Relaxed);
+        assert!(ready.answer().ready);
+        writer.close();
+    }
+}

@@ -95,7 +95,7 @@ impl PartsState {
     }
 
     /// Records a poll of `name` that ended at `now_ms`.
-    fn record(&self, name: &str, reading: &PartReading, now_ms: EpochMillis) {
+    pub(crate) fn record(&self, name: &str, reading: &PartReading, now_ms: EpochMillis) {
         let mut parts = self.0.write().unwrap_or_else(|p| p.into_inner());
         let Some(part) = parts.get_mut(name) else {
             return;
