@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod clock;
 pub mod completeness;
 pub mod exposition;
+pub mod health;
 pub mod kafka;
 pub mod line_protocol;
 pub mod live;

@@ -13,11 +13,13 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod export;
+pub mod health;
 pub mod kafka;
 pub mod log;
 pub mod metrics;
 pub mod monitor;
 pub mod mqtt;
+pub mod parts_watch;
 pub mod pipeline;
 pub mod portal;
 pub mod probe;

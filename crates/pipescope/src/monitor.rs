@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::bus::Bus;
 use crate::config::{Config, Web, WebAuth};
 use crate::shutdown::{Stop, Supervisor};
-use crate::{api, completeness, export, kafka, mqtt, store, web};
+use crate::{api, completeness, export, health, kafka, mqtt, store, web};
 
 /// Batches the bus holds for a subscriber that is behind, and the store writer's queue.
 const BUS_CAPACITY: usize = 1024;
@@ -140,6 +140,28 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         quality.clone(),
     )));
 
+    let parts = crate::parts_watch::start_watching(&config, &tasks, &clock);
+    registry.register_collector(Box::new(crate::parts_watch::PartsCollector(parts.clone())));
+    let ready = health::ReadyState::new(
+        &config,
+        health::WatchedSources {
+            kafka: kafka_live.clone(),
+            mqtt: mqtt.clone(),
+            parts: parts.clone(),
+            flows: flows.clone(),
+            quality: quality.clone(),
+            store: store.clone(),
+        },
+        clock.clone(),
+    );
+    {
+        let ready = ready.clone();
+        tasks.spawn(
+            "readiness of the sources",
+            Box::new(move || Box::pin(health::follow(ready.clone()))),
+        );
+    }
+
     tracing::info!(address = %listener.local_addr()?, "pipescope is serving");
     let sources = Sources {
         bus: bus.clone(),
@@ -150,6 +172,8 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         flows,
         probes,
         quality,
+        parts,
+        ready,
         hub: hub.clone(),
         tasks: tasks.clone(),
         clock: clock.clone(),
@@ -199,6 +223,10 @@ pub struct Sources {
     pub probes: crate::probe::ProbesState,
     /// Quality topics' observers.
     pub quality: crate::quality::QualityState,
+    /// Watched pipeline parts.
+    pub parts: crate::parts_watch::PartsState,
+    /// Every source's readiness, for `/ready`.
+    pub ready: health::ReadyState,
     pub hub: api::Hub,
     pub tasks: Supervisor,
     /// The monitor's one clock.
@@ -217,6 +245,8 @@ pub fn app(registry: Registry, sources: &Sources, web: &Web) -> Router {
         flows,
         probes,
         quality,
+        parts,
+        ready,
         hub,
         tasks,
         clock,
@@ -229,6 +259,8 @@ pub fn app(registry: Registry, sources: &Sources, web: &Web) -> Router {
         .merge(completeness::api::router(flows.clone()))
         .merge(crate::probe::api::router(probes))
         .merge(crate::quality::api::router(quality))
+        .merge(crate::parts_watch::router(parts))
+        .merge(health::router(ready))
         .merge(api::router(hub, kafka, flows))
         .fallback(crate::portal::serve);
     web::guard::protect(api::auth::protect(router, &web.auth), web)

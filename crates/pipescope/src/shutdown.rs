@@ -5,6 +5,7 @@
 //! [`Supervisor`] runs long-lived tasks (the watchers) until the stop: a task that panics or
 //! ends by itself is started again with backoff, and `/health` says so (see [`TaskHealth`]).
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use futures::future::BoxFuture;
 use pipescope_core::Clock;
 use pipescope_core::backoff::Backoff;
 use pipescope_core::clock::EpochMillis;
+use pipescope_core::health::{CRASH_LOOP_FAILURES, TaskLiveness};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -119,6 +121,60 @@ pub struct TaskHealth {
     pub last_failure: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_failure_ms: Option<EpochMillis>,
+    /// `running`, `restarting` (between a failure and its restart), `crash_loop` (failed 5 times
+    /// within 5 minutes) or `dead` (ended and not started again): the last two fail `/health`.
+    pub liveness: TaskLiveness,
+    /// Since when it fails `/health`: the first of its recent failures, or when it died.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing_since_ms: Option<EpochMillis>,
+    /// Gone for good (see [`TaskLiveness::Dead`]).
+    #[serde(skip)]
+    dead: bool,
+    /// Its latest failures, oldest first, at most [`CRASH_LOOP_FAILURES`].
+    #[serde(skip)]
+    failures_ms: VecDeque<EpochMillis>,
+}
+
+impl TaskHealth {
+    /// Fills `liveness` and `failing_since_ms` as of `now_ms`.
+    fn judged(mut self, now_ms: EpochMillis) -> Self {
+        let failures: Vec<EpochMillis> = self.failures_ms.iter().copied().collect();
+        self.liveness = TaskLiveness::judge(self.running, self.dead, &failures, now_ms);
+        self.failing_since_ms = match self.liveness {
+            TaskLiveness::CrashLoop => failures.first().copied(),
+            TaskLiveness::Dead => self.last_failure_ms,
+            TaskLiveness::Running | TaskLiveness::Restarting => None,
+        };
+        self
+    }
+}
+
+/// Marks its task dead when dropped before the stop: the supervising loop itself panicked (its
+/// factory did) or was lost, so nothing will start the task again.
+struct DeadUnlessStopped {
+    supervisor: Supervisor,
+    index: usize,
+}
+
+impl Drop for DeadUnlessStopped {
+    fn drop(&mut self) {
+        if self.supervisor.stop.is_stopped() {
+            return;
+        }
+        let now = self.supervisor.clock.now_millis();
+        let why = if std::thread::panicking() {
+            "its supervisor panicked while starting it; it is not started again"
+        } else {
+            "its supervisor ended; it is not started again"
+        };
+        tracing::error!(task = %lock(&self.supervisor.tasks)[self.index].name, "{why}");
+        self.supervisor.mark(self.index, |task| {
+            task.running = false;
+            task.dead = true;
+            task.last_failure = Some(why.to_owned());
+            task.last_failure_ms = Some(now);
+        });
+    }
 }
 
 /// Starts long-lived tasks, restarts them when they fail, and waits for them at the stop.
@@ -158,11 +214,19 @@ impl Supervisor {
                 restarts: 0,
                 last_failure: None,
                 last_failure_ms: None,
+                liveness: TaskLiveness::Running,
+                failing_since_ms: None,
+                dead: false,
+                failures_ms: VecDeque::new(),
             });
             tasks.len() - 1
         };
         let this = self.clone();
         self.tracker.spawn(async move {
+            let _dead_unless_stopped = DeadUnlessStopped {
+                supervisor: this.clone(),
+                index,
+            };
             let mut backoff = Backoff::default();
             loop {
                 let started = tokio::time::Instant::now();
@@ -182,9 +246,14 @@ impl Supervisor {
                     backoff.reset();
                 }
                 this.mark(index, |task| {
+                    let now = this.clock.now_millis();
                     task.running = false;
                     task.last_failure = Some(failure.clone());
-                    task.last_failure_ms = Some(this.clock.now_millis());
+                    task.last_failure_ms = Some(now);
+                    if task.failures_ms.len() == CRASH_LOOP_FAILURES {
+                        task.failures_ms.pop_front();
+                    }
+                    task.failures_ms.push_back(now);
                 });
                 if this.stop.sleep(backoff.next_delay()).await {
                     return;
@@ -213,7 +282,9 @@ impl Supervisor {
 
     /// Every supervised task's state, in the order they were started.
     pub fn health(&self) -> Vec<TaskHealth> {
-        lock(&self.tasks).clone()
+        let now = self.clock.now_millis();
+        let tasks = lock(&self.tasks).clone();
+        tasks.into_iter().map(|task| task.judged(now)).collect()
     }
 
     /// Waits until every task has seen the stop and ended.
@@ -294,6 +365,46 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(2), supervisor.wait())
             .await
             .expect("every task ends at the stop");
+    }
+
+    #[tokio::test]
+    async fn a_task_that_keeps_failing_is_in_a_crash_loop_and_one_never_restarted_is_dead() {
+        let stop = Stop::new();
+        let supervisor = Supervisor::new(stop.clone(), Arc::new(SystemClock));
+        supervisor.spawn("always ends", Box::new(|| Box::pin(async {})));
+        supervisor.spawn(
+            "factory panics",
+            Box::new(|| panic!("cannot make the watcher")),
+        );
+        supervisor.spawn("fine", Box::new(|| Box::pin(std::future::pending::<()>())));
+        eventually(|| {
+            let health = supervisor.health();
+            health[0].liveness == TaskLiveness::CrashLoop
+                && health[1].liveness == TaskLiveness::Dead
+        })
+        .await;
+        let health = supervisor.health();
+        assert_eq!(
+            health[0].failing_since_ms,
+            health[0].failures_ms.front().copied()
+        );
+        assert!(health[0].failing_since_ms.is_some());
+        assert_eq!(health[1].failing_since_ms, health[1].last_failure_ms);
+        assert_eq!(
+            health[1].last_failure.as_deref(),
+            Some("its supervisor panicked while starting it; it is not started again")
+        );
+        assert_eq!(health[2].liveness, TaskLiveness::Running);
+
+        stop.stop();
+        tokio::time::timeout(Duration::from_secs(2), supervisor.wait())
+            .await
+            .expect("every task ends at the stop");
+        assert_eq!(
+            supervisor.health()[2].liveness,
+            TaskLiveness::Running,
+            "a stop is no death"
+        );
     }
 
     #[tokio::test]

@@ -290,13 +290,17 @@ impl From<QueryRejection> for ApiError {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {
-    /// `ok`, or `degraded` while a supervised task is down between a failure and its restart.
+    /// `ok`; `degraded` while a supervised task is between a failure and its restart (still
+    /// live, 200); `failing` (503) when a task is dead or in a crash loop (see `tasks`).
     pub status: &'static str,
     pub version: &'static str,
     pub uptime_s: u64,
     /// The monitor's long-lived tasks (watchers, live updates); absent on a pipeline part.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Vec<TaskHealth>>,
+    /// The tasks that fail liveness, with since when (`failing_since_ms`); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failing: Vec<TaskHealth>,
 }
 
 /// OpenMetrics when the scraper asks for it, otherwise the Prometheus text format (promtool).
@@ -329,16 +333,88 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> impl Into
     get,
     path = "/health",
     tag = "server",
-    summary = "Liveness: status, version, uptime (open even with auth)",
-    responses((status = 200, description = "OK", body = Health))
+    summary = "Liveness: the process and its tasks work — 503 when a supervised task is dead or in a crash loop, saying which and since when (open even with auth)",
+    responses(
+        (status = 200, description = "Live", body = Health),
+        (status = 503, description = "A task is dead or in a crash loop", body = Health)
+    )
 )]
-async fn health(State(state): State<AppState>) -> Json<Health> {
+pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let tasks = state.inner.tasks.as_ref().map(Supervisor::health);
+    let failing: Vec<TaskHealth> = tasks
+        .iter()
+        .flatten()
+        .filter(|task| task.liveness.fails_liveness())
+        .cloned()
+        .collect();
     let all_running = tasks.iter().flatten().all(|task| task.running);
-    Json(Health {
-        status: if all_running { "ok" } else { "degraded" },
+    let (code, status) = match (failing.is_empty(), all_running) {
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "failing"),
+        (true, false) => (StatusCode::OK, "degraded"),
+        (true, true) => (StatusCode::OK, "ok"),
+    };
+    let health = Health {
+        status,
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: state.inner.started.elapsed().as_secs(),
         tasks,
-    })
+        failing,
+    };
+    (code, Json(health))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use pipescope_core::SystemClock;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::shutdown::Stop;
+
+    async fn health_of(state: AppState) -> (StatusCode, serde_json::Value) {
+        let response = router(state)
+            .oneshot(Request::get("/health").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn health_fails_with_the_task_in_a_crash_loop_and_since_when() {
+        let stop = Stop::new();
+        let tasks = Supervisor::new(stop.clone(), Arc::new(SystemClock));
+        tasks.spawn("fine", Box::new(|| Box::pin(std::future::pending::<()>())));
+        let state = AppState::new(Registry::default()).with_tasks(tasks.clone());
+        let (status, health) = health_of(state.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{health}");
+        assert_eq!(health["status"], "ok");
+        assert!(health.get("failing").is_none(), "{health}");
+
+        tasks.spawn("kafka watcher k", Box::new(|| Box::pin(async {})));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (status, health) = loop {
+            let (status, health) = health_of(state.clone()).await;
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                break (status, health);
+            }
+            assert!(Instant::now() < deadline, "never failing: {health}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(health["status"], "failing");
+        let failing = &health["failing"][0];
+        assert_eq!(failing["name"], "kafka watcher k", "{health}");
+        assert_eq!(failing["liveness"], "crash_loop");
+        assert!(failing["failing_since_ms"].as_u64().is_some(), "{health}");
+        assert_eq!(failing["last_failure"], "ended by itself");
+        stop.stop();
+        tasks.wait().await;
+    }
 }

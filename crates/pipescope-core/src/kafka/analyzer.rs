@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::clock::EpochMillis;
 use crate::kafka::lag::{
-    CatchUp, LagNote, LagSeconds, OffsetLag, catch_up, lag_offsets, lag_seconds,
+    CatchUp, LagNote, LagSeconds, LagSkew, OffsetLag, catch_up, lag_offsets, lag_seconds, lag_skew,
 };
 use crate::kafka::loss::RetentionLoss;
 use crate::kafka::rate::{
@@ -171,6 +171,41 @@ pub struct GroupView {
     /// Records deleted before the group read them, summed over its partitions.
     pub lost_to_retention: u64,
     pub topics: Vec<GroupTopicView>,
+}
+
+/// A group's processing skew ([`crate::kafka::lag::lag_skew`]) over the partitions whose lag
+/// this scrape reported, and which partition is the worst.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupSkew {
+    #[serde(flatten)]
+    pub skew: LagSkew,
+    pub worst_topic: String,
+    pub worst_partition: i32,
+    /// Partitions the skew was taken over.
+    pub partitions: usize,
+}
+
+impl GroupView {
+    /// `None` when no partition's lag is known this scrape.
+    pub fn lag_skew(&self) -> Option<GroupSkew> {
+        let known: Vec<(&str, i32, i64)> = self
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |p| (t.topic.as_str(), p)))
+            .filter(|(_, p)| p.reported_this_scrape)
+            .filter_map(|(topic, p)| Some((topic, p.partition, p.lag.offsets?)))
+            .collect();
+        let lags: Vec<i64> = known.iter().map(|k| k.2).collect();
+        let skew = lag_skew(&lags)?;
+        let (topic, partition, _) = known[skew.worst_index];
+        Some(GroupSkew {
+            skew,
+            worst_topic: topic.to_owned(),
+            worst_partition: partition,
+            partitions: known.len(),
+        })
+    }
 }
 
 /// Running counts since the analyzer started.
@@ -802,6 +837,29 @@ mod tests {
             .find(|x| x.topic == t)
             .and_then(|x| x.partitions.iter().find(|x| x.partition == p))
             .expect("group partition in view")
+    }
+
+    #[test]
+    fn a_group_skew_is_its_worst_partition_against_its_median_over_every_topic() {
+        let mut a = analyzer(10);
+        let v = a.ingest(
+            &at(0)
+                .part("a", 0, 0, 100)
+                .part("a", 1, 0, 100)
+                .part("b", 0, 0, 1_000)
+                .part("b", 1, 0, 100)
+                .commit("g", "a", 0, 90)
+                .commit("g", "a", 1, 80)
+                .commit("g", "b", 0, 100)
+                .commit("g", "b", 1, 100),
+        );
+        // Lags 10, 20, 900, 0: median 15, worst b/0.
+        let skew = group(&v, "g").lag_skew().expect("lags known");
+        assert_eq!(skew.skew.offsets, 885.0);
+        assert_eq!(skew.skew.median_lag_offsets, 15.0);
+        assert_eq!(skew.skew.worst_lag_offsets, 900);
+        assert_eq!((skew.worst_topic.as_str(), skew.worst_partition), ("b", 0));
+        assert_eq!(skew.partitions, 4);
     }
 
     #[test]

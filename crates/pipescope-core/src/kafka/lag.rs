@@ -263,9 +263,72 @@ pub fn catch_up(lag_offsets: Option<i64>, rates: Option<WindowRates>) -> CatchUp
     }
 }
 
+/// Processing skew of a group: how far its worst partition is behind the group's typical one
+/// ("one partition is late"). `offsets` = worst lag − median lag, over the partitions whose lag
+/// is known; the median of an even count is the mean of the two middle lags.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LagSkew {
+    /// Worst lag minus the median lag (0 when every partition lags alike, or with one partition).
+    pub offsets: f64,
+    pub median_lag_offsets: f64,
+    pub worst_lag_offsets: i64,
+    /// Index, in the lags given to [`lag_skew`], of the worst partition (the first of equals).
+    #[serde(skip)]
+    pub worst_index: usize,
+}
+
+/// The skew of `lags` (one known lag per partition); `None` when there is none.
+pub fn lag_skew(lags: &[i64]) -> Option<LagSkew> {
+    let (worst_index, &worst) = lags
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))?;
+    let mut sorted = lags.to_vec();
+    sorted.sort_unstable();
+    let mid = sorted.len() / 2;
+    let median = if sorted.len() % 2 == 1 {
+        sorted[mid] as f64
+    } else {
+        (sorted[mid - 1] as f64 + sorted[mid] as f64) / 2.0
+    };
+    Some(LagSkew {
+        offsets: worst as f64 - median,
+        median_lag_offsets: median,
+        worst_lag_offsets: worst,
+        worst_index,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skew_is_the_worst_lag_against_the_median() {
+        let skew = lag_skew(&[10, 12, 500, 11, 9]).unwrap();
+        assert_eq!(skew.median_lag_offsets, 11.0);
+        assert_eq!(skew.worst_lag_offsets, 500);
+        assert_eq!(skew.offsets, 489.0);
+        assert_eq!(skew.worst_index, 2);
+    }
+
+    #[test]
+    fn skew_of_an_even_count_takes_the_mean_of_the_middle_two() {
+        let skew = lag_skew(&[0, 3, 4, 100]).unwrap();
+        assert_eq!(skew.median_lag_offsets, 3.5);
+        assert_eq!(skew.offsets, 96.5);
+        assert_eq!(skew.worst_index, 3);
+    }
+
+    #[test]
+    fn skew_is_zero_when_partitions_lag_alike_or_alone_and_none_without_lags() {
+        assert_eq!(lag_skew(&[7, 7, 7]).unwrap().offsets, 0.0);
+        assert_eq!(lag_skew(&[7, 7, 7]).unwrap().worst_index, 0);
+        let alone = lag_skew(&[42]).unwrap();
+        assert_eq!((alone.offsets, alone.worst_lag_offsets), (0.0, 42));
+        assert_eq!(lag_skew(&[]), None);
+    }
     use crate::kafka::rate::EndOffsetPoint;
 
     #[test]

@@ -43,6 +43,10 @@ pub const GROUP_PARTITION_VERDICT: &str = "pipescope_kafka_group_partition_verdi
 /// 0 OK, 1 WARN, 2 STOPPED, 3 STALLED, 4 REWOUND, 5 LOST. See
 /// [`crate::kafka::verdict::Verdict::code`].
 pub const GROUP_VERDICT: &str = "pipescope_kafka_group_verdict";
+/// A group's processing skew: its worst partition's lag minus its median partition lag, over the
+/// partitions whose lag this scrape reported (labels `cluster`, `group`; the worst partition is
+/// in the API only, to keep labels bounded). See [`crate::kafka::lag::lag_skew`].
+pub const GROUP_LAG_SKEW_OFFSETS: &str = "pipescope_kafka_group_lag_skew_offsets";
 /// Records deleted (retention, DeleteRecords) before the group read them, summed over the
 /// topic's partitions, since the monitor started watching them (labels `cluster`, `group`,
 /// `topic`). See [`crate::kafka::loss`].
@@ -71,14 +75,14 @@ pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Samp
         .map(|t| t.partitions.len())
         .sum();
     let group_topics: usize = view.groups.iter().map(|g| g.topics.len()).sum();
-    // At most: 4 per partition, 3 per topic, 6 per group partition, 1 per group topic, 1 per
+    // At most: 4 per partition, 3 per topic, 6 per group partition, 1 per group topic, 2 per
     // group, 1.
     samples.reserve(
         4 * view.partitions.len()
             + 3 * view.topics.len()
             + 6 * group_partitions
             + group_topics
-            + view.groups.len()
+            + 2 * view.groups.len()
             + 1,
     );
     let mut push = |metric: &'static str, labels: &Labels, value: f64| {
@@ -156,6 +160,9 @@ pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Samp
         }
         let labels = Labels::new([("cluster", cluster), ("group", g.group.as_str())]);
         push(GROUP_VERDICT, &labels, f64::from(g.verdict.code()));
+        if let Some(skew) = g.lag_skew() {
+            push(GROUP_LAG_SKEW_OFFSETS, &labels, skew.skew.offsets);
+        }
     }
     push(
         CLAMPED_COMMITS_TOTAL,
@@ -275,6 +282,11 @@ mod tests {
         assert_eq!(value(&samples, GROUP_VERDICT, &[("group", "g")]), 0.0);
         let group_verdict = find(&samples, GROUP_VERDICT, &[]);
         assert_eq!(group_verdict[0].labels.get("topic"), None);
+        // One partition with a known lag: no skew, and no partition label.
+        let skew = find(&samples, GROUP_LAG_SKEW_OFFSETS, &[("group", "g")]);
+        assert_eq!(skew.len(), 1);
+        assert_eq!(skew[0].value, 0.0);
+        assert_eq!(skew[0].labels.get("partition"), None);
         assert_eq!(value(&samples, CLAMPED_COMMITS_TOTAL, &[]), 0.0);
         let lost = find(&samples, GROUP_LOST_RECORDS_TOTAL, &[("group", "g")]);
         assert_eq!(lost.len(), 1);

@@ -1,4 +1,4 @@
-//! Optional authentication in front of everything but `/health`: a bearer token or HTTP basic
+//! Optional authentication in front of everything but `/health` and `/ready`: a bearer token or HTTP basic
 //! auth (`[web] auth`). With a bearer token the portal's static files stay open (they hold no
 //! data; the page asks for the token when the API answers 401). Credentials are compared in constant time (SHA-256 digests of both
 //! sides, so not even their lengths leak). The live stream also takes `?access_token=`, since a
@@ -20,7 +20,7 @@ use crate::config::WebAuth;
 use crate::web::ApiError;
 
 /// Paths open without credentials.
-const OPEN_PATHS: &[&str] = &["/health"];
+const OPEN_PATHS: &[&str] = &["/health", "/ready"];
 /// What carries data: with a bearer token everything else (the portal's own files, which hold
 /// no data) is served without one, so the portal can load and ask for the token at its first 401.
 fn carries_data(path: &str) -> bool {

@@ -28,6 +28,8 @@ use crate::store::write_api::WRITE_ALIAS;
     ),
     paths(
         crate::web::health,
+        crate::health::ready,
+        crate::parts_watch::parts,
         crate::web::metrics,
         serve,
         super::live,
@@ -77,9 +79,9 @@ impl utoipa::Modify for Server {
             }
             paths.insert(WRITE_ALIAS.to_string(), write);
         }
-        // [web] auth guards every path but /health (api/auth.rs).
+        // [web] auth guards every path but /health and /ready (api/auth.rs).
         for (path, item) in paths.iter_mut() {
-            if path == "/health" {
+            if path == "/health" || path == "/ready" {
                 continue;
             }
             let operations = [

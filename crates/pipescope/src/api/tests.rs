@@ -701,6 +701,8 @@ fn routes_in_sources() -> std::collections::BTreeSet<String> {
         "quality/api.rs",
         "store/api.rs",
         "store/write_api.rs",
+        "health.rs",
+        "parts_watch.rs",
     ] {
         let text = std::fs::read_to_string(format!("{src}{file}")).unwrap();
         out.extend(re.captures_iter(&text).map(|c| c[1].to_string()));
@@ -727,27 +729,47 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
         crate::mqtt::MqttState::new(&mqtt_config.mqtt, Arc::new(pipescope_core::SystemClock));
     let (hub, _) = hub();
     hub.close();
+    let flows = crate::completeness::FlowsState::default();
+    flows.set(crate::completeness::tests_support::sample_view());
+    let quality = crate::quality::QualityState::new(
+        &crate::config::parse(
+            "t",
+            "[kafka.k]\nbootstrap = \"a:1\"\n[quality.visits]\nkafka = \"k\"\ntopic = \"v\"\n",
+            [],
+        )
+        .unwrap(),
+        Arc::new(pipescope_core::SystemClock),
+    );
+    let parts_config = crate::config::parse(
+        "t",
+        "[watched_parts.bridge]\nurl = \"http://127.0.0.1:1\"\n",
+        [],
+    )
+    .unwrap();
+    let parts = crate::parts_watch::PartsState::new(&parts_config.watched_parts, 0);
+    let ready = crate::health::ReadyState::new(
+        &parts_config,
+        crate::health::WatchedSources {
+            kafka: live.clone(),
+            mqtt: mqtt.clone(),
+            parts: parts.clone(),
+            flows: flows.clone(),
+            quality: quality.clone(),
+            store: store.clone(),
+        },
+        Arc::new(pipescope_core::SystemClock),
+    );
     let sources = crate::monitor::Sources {
         bus: crate::bus::Bus::new(4),
         store,
         writer: writer.clone(),
         kafka: live,
         mqtt,
-        flows: {
-            let flows = crate::completeness::FlowsState::default();
-            flows.set(crate::completeness::tests_support::sample_view());
-            flows
-        },
+        flows,
         probes: crate::probe::ProbesState::default(),
-        quality: crate::quality::QualityState::new(
-            &crate::config::parse(
-                "t",
-                "[kafka.k]\nbootstrap = \"a:1\"\n[quality.visits]\nkafka = \"k\"\ntopic = \"v\"\n",
-                [],
-            )
-            .unwrap(),
-            Arc::new(pipescope_core::SystemClock),
-        ),
+        quality,
+        parts,
+        ready,
         hub,
         tasks: crate::shutdown::Supervisor::new(
             crate::shutdown::Stop::new(),
@@ -868,6 +890,7 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
     // "proc" has lag figures and a refused description; "idle" a description with a member.
     let (_, group) = get(app.clone(), "/api/v1/kafka/clusters/demo/groups/proc").await;
     documents("GroupDetail", &group);
+    documents("GroupSkew", &group["lag_skew"]);
     documents("GroupPartitionLag", &group["partitions"][0]);
     documents("GroupTopicLag", &group["topics"][0]);
     let (_, group) = get(app.clone(), "/api/v1/kafka/clusters/demo/groups/idle").await;
@@ -876,6 +899,12 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
     documents("MemberState", &group["description"]["members"][0]);
     let (_, health) = get(app.clone(), "/health").await;
     documents("Health", &health);
+    let (status, ready) = get(app.clone(), "/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    documents("Ready", &ready);
+    documents("SourceStatus", &ready["sources"][0]);
+    let (_, parts) = get(app.clone(), "/api/v1/parts").await;
+    documents("PartStatus", &parts[0]);
     let (_, mqtt_brokers) = get(app.clone(), "/api/v1/mqtt/brokers").await;
     documents("MqttBroker", &mqtt_brokers[0]);
     documents("MqttConnection", &mqtt_brokers[0]["connection"]);
@@ -981,6 +1010,11 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
             "/ping" => (
                 Request::get(&uri).body(Body::empty()).unwrap(),
                 StatusCode::NO_CONTENT,
+            ),
+            // Its part, flow and MQTT broker are never reached here.
+            "/ready" => (
+                Request::get(&uri).body(Body::empty()).unwrap(),
+                StatusCode::SERVICE_UNAVAILABLE,
             ),
             _ => (
                 Request::get(&uri).body(Body::empty()).unwrap(),

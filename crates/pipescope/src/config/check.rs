@@ -40,7 +40,7 @@ pub fn check(path: &Path) -> CheckReport {
     }
     let summary = match monitor {
         Ok(config) if part_errors.is_empty() => Some(format!(
-            "{}: valid — {} Kafka cluster(s), {} MQTT broker(s), web on {}{}{}{}",
+            "{}: valid — {} Kafka cluster(s), {} MQTT broker(s), web on {}{}{}{}{}",
             path.display(),
             config.kafka.len(),
             config.mqtt.len(),
@@ -54,6 +54,11 @@ pub fn check(path: &Path) -> CheckReport {
                 String::new()
             } else {
                 format!(", {} quality topic(s)", config.quality.len())
+            },
+            if config.watched_parts.is_empty() {
+                String::new()
+            } else {
+                format!(", {} watched part(s)", config.watched_parts.len())
             },
             if parts.is_empty() {
                 String::new()
@@ -123,6 +128,25 @@ mod tests {
             format!(
                 "{path}: valid — 1 Kafka cluster(s), 1 MQTT broker(s), web on 127.0.0.1:7575, 1 quality topic(s)"
             )
+        );
+        let (report, path) = check_text(&format!(
+            "{base}[watched_parts.bridge]\nurl = \"http://127.0.0.1:9101\"\n"
+        ));
+        assert_eq!(
+            report.summary.unwrap(),
+            format!(
+                "{path}: valid — 1 Kafka cluster(s), 1 MQTT broker(s), web on 127.0.0.1:7575, 1 watched part(s)"
+            )
+        );
+        let (report, _) = check_text(&format!(
+            "{base}[watched_parts.bridge]\nurl = \"127.0.0.1:9101\"\ninterval = \"0s\"\n"
+        ));
+        assert!(report.summary.is_none());
+        assert!(
+            report.errors.contains("watched_parts.bridge.url: expected http://host:port (the part's --listen), got \"127.0.0.1:9101\"")
+                && report.errors.contains("watched_parts.bridge: interval and timeout must be more than 0s"),
+            "{}",
+            report.errors
         );
         let (report, _) = check_text(&format!(
             "{base}[flows.f]\nhops = [{{ kafka = \"prod\", topic = \"t\" }}]\n"

@@ -36,6 +36,33 @@ pub struct Config {
     /// Data quality of topics: profiles, rules and drift of their payloads.
     #[serde(default)]
     pub quality: BTreeMap<String, QualityConfig>,
+    /// Pipeline parts the monitor watches through their `/health` and `/metrics`
+    /// (`[watched_parts.<name>]`; not to be confused with a part's own table, which holds its
+    /// flags).
+    #[serde(default)]
+    pub watched_parts: BTreeMap<String, WatchedPart>,
+}
+
+/// `[watched_parts.<name>]`: a running pipeline part's HTTP address (its `--listen`). The
+/// monitor reads its `/health` and `/metrics` every `interval` (docs/operations.md "Health").
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchedPart {
+    /// `http://host:port` of the part's `--listen`.
+    pub url: String,
+    #[serde(default = "default_part_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// How long one request may take before the part counts as down.
+    #[serde(default = "default_part_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_part_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_part_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -243,6 +243,24 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
             );
         }
     }
+    for (name, part) in &config.watched_parts {
+        let at = format!("watched_parts.{name}");
+        if !(part.url.starts_with("http://") || part.url.starts_with("https://")) {
+            errors.push(ConfigError::new(
+                format!("{at}.url"),
+                format!(
+                    "expected http://host:port (the part's --listen), got {:?}",
+                    part.url
+                ),
+            ));
+        }
+        if part.interval.is_zero() || part.timeout.is_zero() {
+            errors.push(ConfigError::new(
+                at.clone(),
+                "interval and timeout must be more than 0s",
+            ));
+        }
+    }
     if let Some(influx) = &config.export.influx {
         let at = "export.influx";
         if !(influx.url.starts_with("http://") || influx.url.starts_with("https://")) {

@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use pipescope_core::kafka::analyzer::{GroupView, PartitionView, RateNote, TopicView};
+use pipescope_core::kafka::analyzer::{GroupSkew, GroupView, PartitionView, RateNote, TopicView};
 use pipescope_core::kafka::lag::{CatchUp, LagSecondsBasis};
 use pipescope_core::kafka::{KafkaView, Verdict};
 use pipescope_core::windows::WindowCounts;
@@ -385,6 +385,9 @@ struct GroupLag {
     lost_to_retention: Option<u64>,
     /// Why the verdict is LOST (the first losing partition's reason); `null` otherwise.
     verdict_reason: Option<String>,
+    /// Processing skew: the worst partition's lag against the group's median partition lag, over
+    /// the partitions whose lag this scrape reported; `null` when none is known.
+    lag_skew: Option<GroupSkew>,
 }
 
 impl GroupLag {
@@ -404,6 +407,7 @@ impl GroupLag {
             ),
             lost_to_retention: Some(g.lost_to_retention),
             verdict_reason: g.verdict_reason.clone(),
+            lag_skew: g.lag_skew(),
         })
     }
 }

@@ -297,7 +297,7 @@ pub const GROUP_TOPIC_LAG_SECONDS_MAX: &str = "pipescope_kafka_group_topic_lag_s
 pub const GROUP_TOPIC_VERDICT: &str = "pipescope_kafka_group_topic_verdict";
 
 /// The view's series exported here (its end and committed offsets come from the raw state).
-const DERIVED: [&str; 11] = [
+const DERIVED: [&str; 12] = [
     names::PARTITION_INSTANT_MESSAGES_PER_SECOND,
     names::PARTITION_MESSAGES_PER_MINUTE,
     names::TOPIC_MESSAGES_PER_MINUTE,
@@ -307,6 +307,7 @@ const DERIVED: [&str; 11] = [
     names::GROUP_COMMITTED_BEYOND_END,
     names::GROUP_PARTITION_VERDICT,
     names::GROUP_VERDICT,
+    names::GROUP_LAG_SKEW_OFFSETS,
     names::GROUP_LOST_RECORDS_TOTAL,
     names::CLAMPED_COMMITS_TOTAL,
 ];
@@ -339,6 +340,9 @@ fn help(name: &str) -> &'static str {
         }
         names::GROUP_VERDICT => {
             "Verdict on the group (its worst partition): 0 OK, 1 WARN, 2 STOPPED, 3 STALLED, 4 REWOUND, 5 LOST."
+        }
+        names::GROUP_LAG_SKEW_OFFSETS => {
+            "The group's worst partition lag minus its median partition lag (one partition late); the worst partition is in the API."
         }
         names::GROUP_LOST_RECORDS_TOTAL => {
             "Records deleted (retention, DeleteRecords) before the group read them, over the topic's partitions, since the monitor started watching them."

@@ -1694,6 +1694,54 @@ fn a_group_held_at_a_known_position_has_exact_lag_and_a_commit_past_the_end_is_f
     drop((held, ahead));
 }
 
+/// One partition late ("processing skew"): a group caught up on two partitions and 30 records
+/// behind on the third has skew 30 against its median lag 0, the worst partition in the API
+/// only, and one series per group on /metrics.
+#[test]
+fn a_group_with_one_late_partition_has_its_skew_in_the_api_and_on_metrics() {
+    let broker = Tansu::start();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "orders", 3);
+    let producer = producer(&bootstrap, 0);
+    for partition in 0..3 {
+        for _ in 0..30 {
+            send_now(&producer, "orders", partition);
+        }
+    }
+    producer.flush(TIMEOUT).expect("delivered");
+    let late = consumer(&bootstrap, "late");
+    commit_standalone(&late, "orders", 0, 30);
+    commit_standalone(&late, "orders", 1, 0);
+    commit_standalone(&late, "orders", 2, 30);
+
+    let watching = Watching::start(&bootstrap, "");
+    assert!(
+        pipescope_testkit::wait_until(TIMEOUT, || (0..3).all(|p| watching
+            .group_partition("late", "orders", p)
+            .is_some_and(|p| p.reported_this_scrape && p.lag.offsets.is_some()))),
+        "the group was never analysed"
+    );
+    let json = watching.api("/api/v1/kafka/clusters/local/groups/late");
+    let skew = &json["lag_skew"];
+    assert_eq!(skew["offsets"], 30.0, "{json}");
+    assert_eq!(skew["median_lag_offsets"], 0.0, "{json}");
+    assert_eq!(skew["worst_lag_offsets"], 30, "{json}");
+    assert_eq!(
+        (&skew["worst_topic"], &skew["worst_partition"]),
+        (&"orders".into(), &1.into()),
+        "{json}"
+    );
+    assert_eq!(skew["partitions"], 3, "{json}");
+    let text = watching.metrics();
+    assert!(
+        text.contains(
+            "pipescope_kafka_group_lag_skew_offsets{cluster=\"local\",group=\"late\"} 30"
+        ),
+        "{text}"
+    );
+    drop(late);
+}
+
 /// STALLED, REWOUND and STOPPED from real commits, while a healthy consumer stays OK.
 #[test]
 fn stalled_rewound_and_stopped_consumers_while_a_healthy_one_stays_ok() {

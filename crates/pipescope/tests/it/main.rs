@@ -6,6 +6,7 @@ mod completeness;
 mod demo;
 mod deploy;
 mod faults;
+mod health;
 mod hostile_kafka;
 mod influx;
 mod kafka;

@@ -388,6 +388,13 @@ fn a_full_disk_refuses_writes_loses_nothing_answered_and_recovers_when_room_is_b
         Some(200)
     );
     assert_eq!(metric(port, "pipescope_store_write_failing"), Some(1.0));
+    // Live but not ready while the store cannot commit.
+    let (status, ready) = pipescope_testkit::http_get(port, "/ready").unwrap();
+    assert_eq!(status, 503, "{ready}");
+    assert!(
+        ready.contains(r#""waiting_for":["store store"]"#),
+        "{ready}"
+    );
     assert!(metric(port, "pipescope_store_write_failures_total").unwrap() >= 4.0);
     assert!(metric(port, "pipescope_store_samples_dropped_total").unwrap() >= 4.0 * per_batch);
     // What was answered 204 is readable, and nothing of the refused batch is there.
@@ -411,6 +418,12 @@ fn a_full_disk_refuses_writes_loses_nothing_answered_and_recovers_when_room_is_b
         monitor.log()
     );
     accepted += 1;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            pipescope_testkit::http_get(port, "/ready").is_some_and(|(status, _)| status == 200)
+        }),
+        "not ready with room again"
+    );
     let (status, answer) = post(
         port,
         "/write?db=x&precision=ms",

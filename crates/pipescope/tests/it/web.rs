@@ -70,15 +70,32 @@ fn monitor_app_with(dir: &std::path::Path, toml: &str) -> axum::Router {
         4,
     )
     .unwrap();
+    let kafka = pipescope::kafka::LiveState::new();
+    let mqtt = pipescope::mqtt::MqttState::new(&config.mqtt, clock.clone());
+    let quality = pipescope::quality::QualityState::empty(clock.clone());
+    let ready = pipescope::health::ReadyState::new(
+        &config,
+        pipescope::health::WatchedSources {
+            kafka: kafka.clone(),
+            mqtt: mqtt.clone(),
+            parts: Default::default(),
+            flows: Default::default(),
+            quality: quality.clone(),
+            store: store.clone(),
+        },
+        clock.clone(),
+    );
     let sources = pipescope::monitor::Sources {
         bus: pipescope::bus::Bus::new(4),
         store,
         writer,
-        kafka: pipescope::kafka::LiveState::new(),
-        mqtt: pipescope::mqtt::MqttState::new(&config.mqtt, clock.clone()),
+        kafka,
+        mqtt,
         flows: Default::default(),
         probes: Default::default(),
-        quality: pipescope::quality::QualityState::empty(clock.clone()),
+        quality,
+        parts: Default::default(),
+        ready,
         hub: pipescope::api::Hub::new(clock.clone()),
         tasks: Supervisor::new(Stop::new(), clock.clone()),
         clock,
