@@ -10,6 +10,7 @@ mod hostile_kafka;
 mod influx;
 mod kafka;
 mod mqtt;
+mod notify;
 mod pipeline;
 mod probes;
 mod profile;
