@@ -2,7 +2,13 @@
 //! [`Dispatcher`], go into one bounded queue per receiver; one task per receiver posts them
 //! (Alertmanager's API v2, or a webhook in Alertmanager's JSON) with retries and backoff.
 //!
-//! [`run`] is the whole of it: the monitor hands it the engine's broadcast of notices.
+//! [`run`] is the whole of it: the monitor hands it the engine's broadcast of notices:
+//!
+//! ```ignore
+//! let metrics = NotifyMetrics::register(&mut registry);
+//! let settings = NotifySettings::from_config(&config);
+//! tokio::spawn(notify::run(settings, engine_notices.subscribe(), metrics, clock, stop.clone()));
+//! ```
 
 pub mod config;
 
@@ -55,6 +61,29 @@ pub struct NotifySettings {
     pub routes: Vec<RouteConfig>,
     pub external_url: String,
     pub limits: Limits,
+}
+
+impl NotifySettings {
+    /// The `[alerts]` receivers and routes of `config`; `externalURL` defaults to
+    /// `http://<web.listen>`.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let alerts = &config.alerts;
+        Self {
+            receivers: alerts.receivers.clone(),
+            route: alerts.route.clone(),
+            routes: alerts.routes.clone(),
+            external_url: alerts
+                .external_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.web.listen)),
+            limits: Limits::default(),
+        }
+    }
+
+    /// True when there is a receiver to tell: otherwise [`run`] need not be started.
+    pub fn has_receivers(&self) -> bool {
+        !self.receivers.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
