@@ -248,6 +248,14 @@ fn webhooks_get_version_4_json_routed_per_team_with_retries_repeats_and_resoluti
         .map(|r| r.status)
         .collect();
     assert_eq!(statuses, [503, 503, 200]);
+    // One notification, tried three times (not three notifications given up one by one).
+    let metrics = notifiers.metrics();
+    for line in [
+        "pipescope_alert_notifications_total{receiver=\"payments\",outcome=\"retried\"} 2\n",
+        "pipescope_alert_notifications_total{receiver=\"payments\",outcome=\"failed\"} 0\n",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
     let first = sink.received_at("/payments")[2].clone();
     assert_eq!(first.method, "POST");
     assert_eq!(first.header("content-type"), Some("application/json"));
