@@ -7,11 +7,13 @@
 //!
 //! Besides the services: the pipeline parts run as child processes ([`part`]), a scripted Kafka
 //! broker for what the real ones cannot be made to answer ([`scripted_kafka`]), an HTTP proxy
-//! that makes a real service answer 500 or too late ([`fault_proxy`]), Kafka record
+//! that makes a real service answer 500 or too late ([`fault_proxy`]), a webhook receiver that
+//! keeps what it gets ([`webhook_sink`]), Kafka record
 //! batches ([`records`]), and the small helpers every test needs (a free port, waiting on a
 //! condition with a deadline, HTTP GETs, the time). The tests and the benchmarks under `bench/`
 //! share them, so the two cannot drift apart.
 
+pub mod alertmanager;
 pub mod fault_proxy;
 pub mod influxd;
 pub mod mosquitto;
@@ -21,11 +23,13 @@ pub mod records;
 pub mod scripted_kafka;
 pub mod tansu;
 pub mod tls;
+pub mod webhook_sink;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use alertmanager::Alertmanager;
 pub use fault_proxy::{Fault, FaultProxy};
 pub use influxd::Influxd;
 pub use mosquitto::{Mosquitto, MosquittoOptions};
@@ -34,6 +38,7 @@ pub use records::RecordBatchBuilder;
 pub use scripted_kafka::ScriptedBroker;
 pub use tansu::{Tansu, TansuOptions, TansuStorage};
 pub use tls::TestCa;
+pub use webhook_sink::{Received, WebhookSink};
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::EpochMillis;
 
+pub mod notify;
+
 /// An alert instance's identity and routing keys: `alertname`, `severity` and the rule's own
 /// labels (`cluster`, `group`, `topic`, `team`, …). Sorted, so equal sets compare equal.
 pub type AlertLabels = BTreeMap<String, String>;

@@ -477,6 +477,7 @@ fn expected(g: &Generated) -> Config {
         probes: Default::default(),
         quality: Default::default(),
         watched_parts: Default::default(),
+        alerts: Default::default(),
     }
 }
 

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use pipescope_core::quality::drift::DriftConfig;
 use pipescope_core::quality::rules::{QualityTopicConfig, RuleConfig};
 
+use crate::alerts::notify::{ReceiverConfig, RootRoute, RouteConfig};
+
 use super::values::{HostPort, MqttUrl, Secret, host_port_list, socket_addr};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -41,6 +43,9 @@ pub struct Config {
     /// flags).
     #[serde(default)]
     pub watched_parts: BTreeMap<String, WatchedPart>,
+    /// Alerts: where notifications go (receivers and routes).
+    #[serde(default)]
+    pub alerts: AlertsConfig,
 }
 
 /// `[watched_parts.<name>]`: a running pipeline part's HTTP address (its `--listen`). The
@@ -63,6 +68,24 @@ fn default_part_interval() -> Duration {
 
 fn default_part_timeout() -> Duration {
     Duration::from_secs(5)
+}
+
+/// `[alerts]`. The notifiers' part: receivers, the root route and the routes.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// The monitor's address as notifications name it (the webhook's `externalURL`); default
+    /// `http://<web.listen>`.
+    #[serde(default)]
+    pub external_url: Option<String>,
+    #[serde(default)]
+    pub receivers: BTreeMap<String, ReceiverConfig>,
+    /// What no route takes, and the grouping and timing every route inherits.
+    #[serde(default)]
+    pub route: RootRoute,
+    /// Tried in order: the first that matches takes an alert, unless it says `continue`.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -307,7 +307,143 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     check_flows(config, &mut errors);
     check_probes(config, &mut errors);
     check_quality(config, &mut errors);
+    check_alert_notifications(config, &mut errors);
     errors
+}
+
+/// An http(s) URL with a host and no `user:password@` (credentials belong in `user` and
+/// `password`, which stay out of logs).
+fn check_http_url(at: &str, url: &str, errors: &mut Vec<ConfigError>) {
+    let authority = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""));
+    match authority {
+        None | Some("") => errors.push(
+            ConfigError::new(at, format!("{url:?} is not an http:// or https:// URL"))
+                .hint("for example \"http://alertmanager:9093\" or \"https://hooks.example.com/pipescope\""),
+        ),
+        Some(authority) if authority.contains('@') => errors.push(
+            ConfigError::new(at, "the URL holds credentials (user:password@), which would reach the logs")
+                .hint("put them in user and password, or token"),
+        ),
+        Some(_) => {}
+    }
+}
+
+/// `[alerts]` receivers and routes: URLs, auth that goes together, routes naming receivers that
+/// exist, regexes that compile.
+fn check_alert_notifications(config: &Config, errors: &mut Vec<ConfigError>) {
+    use crate::alerts::notify::ReceiverKind;
+    let alerts = &config.alerts;
+    if let Some(url) = &alerts.external_url {
+        check_http_url("alerts.external_url", url, errors);
+    }
+    for (name, receiver) in &alerts.receivers {
+        let at = format!("alerts.receivers.{name}");
+        check_name(&at, name, errors);
+        let urls = receiver.all_urls();
+        match receiver.kind {
+            ReceiverKind::Webhook if urls.len() != 1 => errors.push(
+                ConfigError::new(&at, "a webhook receiver needs one url")
+                    .hint("url = \"https://hooks.example.com/pipescope\""),
+            ),
+            ReceiverKind::Alertmanager if urls.is_empty() => errors.push(
+                ConfigError::new(&at, "an alertmanager receiver needs its address")
+                    .hint("url = \"http://alertmanager:9093\", or urls = [...] for a cluster"),
+            ),
+            _ => {}
+        }
+        for url in &urls {
+            check_http_url(&format!("{at}.url"), url, errors);
+        }
+        match (&receiver.user, &receiver.password) {
+            (Some(_), None) | (None, Some(_)) => errors.push(
+                ConfigError::new(&at, "basic auth needs both user and password")
+                    .hint("set both, or neither"),
+            ),
+            (Some(user), Some(_)) if user.is_empty() || user.contains(':') => errors.push(
+                ConfigError::new(
+                    format!("{at}.user"),
+                    "the user name is empty or holds a ':'",
+                )
+                .hint("HTTP basic auth cannot carry such a name: pick another"),
+            ),
+            _ => {}
+        }
+        if receiver.token.is_some() && receiver.user.is_some() {
+            errors.push(
+                ConfigError::new(&at, "both token and user/password are set")
+                    .hint("a request carries one Authorization header: keep one"),
+            );
+        }
+        for header in receiver.headers.keys() {
+            let token = !header.is_empty()
+                && header
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token || header.eq_ignore_ascii_case("content-type") {
+                errors.push(
+                    ConfigError::new(format!("{at}.headers"), format!("{header:?} cannot be sent as a header name"))
+                        .hint("use a name like X-Team (letters, digits, '-'); Content-Type is set by pipescope"),
+                );
+            }
+        }
+        check_positive(&format!("{at}.timeout"), receiver.timeout, errors);
+        check_positive(&format!("{at}.resend_every"), receiver.resend_every, errors);
+        if receiver.queue_capacity == 0 {
+            errors.push(
+                ConfigError::new(format!("{at}.queue_capacity"), "must be more than 0")
+                    .hint("for example 1000"),
+            );
+        }
+    }
+    let known = |receiver: &str| alerts.receivers.contains_key(receiver);
+    let unknown = |at: String, receiver: &str| {
+        let names: Vec<&str> = alerts.receivers.keys().map(String::as_str).collect();
+        ConfigError::new(at, format!("no receiver is named {receiver:?}")).hint(format!(
+            "define [alerts.receivers.{receiver}] or use one of: {}",
+            if names.is_empty() {
+                "(none defined)".to_string()
+            } else {
+                names.join(", ")
+            }
+        ))
+    };
+    if let Some(receiver) = &alerts.route.receiver
+        && !known(receiver)
+    {
+        errors.push(unknown("alerts.route.receiver".to_string(), receiver));
+    }
+    for (i, route) in alerts.routes.iter().enumerate() {
+        let at = format!("alerts.routes[{i}]");
+        if !known(&route.receiver) {
+            errors.push(unknown(format!("{at}.receiver"), &route.receiver));
+        }
+        for (label, pattern) in &route.match_re {
+            if let Err(e) = regex::Regex::new(pattern) {
+                errors.push(
+                    ConfigError::new(
+                        format!("{at}.match_re.{label}"),
+                        format!("not a regex ({e})"),
+                    )
+                    .hint("it must match the whole label value, e.g. \"orders|payments.*\""),
+                );
+            }
+        }
+    }
+    if !alerts.routes.is_empty() || alerts.route.receiver.is_some() {
+        return;
+    }
+    if !alerts.receivers.is_empty() {
+        errors.push(
+            ConfigError::new(
+                "alerts",
+                "receivers are defined but nothing routes alerts to them",
+            )
+            .hint("set [alerts.route] receiver = \"NAME\", or add [[alerts.routes]]"),
+        );
+    }
 }
 
 /// Longest quality window: the 15-minute view is made of whole windows.

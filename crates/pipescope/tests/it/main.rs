@@ -11,6 +11,7 @@ mod hostile_kafka;
 mod influx;
 mod kafka;
 mod mqtt;
+mod notify;
 mod pipeline;
 mod probes;
 mod profile;

@@ -1,0 +1,3 @@
+//! Alerts that pipescope evaluates and sends itself: the notifiers ([`notify`]).
+
+pub mod notify;
