@@ -197,10 +197,22 @@ impl Drop for CloseOnDrop {
 }
 
 /// The Kafka reader's sink: each record straight into the observer.
-struct KafkaQualitySink {
+#[derive(Debug)]
+pub struct KafkaQualitySink {
     topic: Arc<QualityTopic>,
     closed: Arc<Closed>,
     origin: String,
+}
+
+impl KafkaQualitySink {
+    /// A sink into `topic`'s observer that stays open (the monitor's closes with its task).
+    pub fn new(topic: Arc<QualityTopic>) -> Self {
+        Self {
+            topic,
+            closed: Arc::default(),
+            origin: String::new(),
+        }
+    }
 }
 
 impl RecordSink for KafkaQualitySink {
@@ -307,9 +319,8 @@ async fn run_topic(
                 clock: clock.clone(),
             };
             let mut sink = KafkaQualitySink {
-                topic: topic.clone(),
                 closed: closed.clone(),
-                origin: String::new(),
+                ..KafkaQualitySink::new(topic.clone())
             };
             let (reader_topic, reader_closed) = (topic.clone(), closed.clone());
             let spawned = std::thread::Builder::new()
