@@ -12,7 +12,11 @@
 //!   look like a step at each hour), and the MAD of the same values.
 //! - Before that, **the last few windows** (`recent_windows`, once `min_recent` are known): their
 //!   median and MAD. Windows judged anomalous stay out of it, so a long silence keeps being one,
-//!   until `adopt_after` such windows in a row: then the new level is taken as normal.
+//!   until `adopt_after` such windows in a row: then the new level is taken as normal. When the
+//!   hour already has one or more past weeks (fewer than `min_weeks`), a window is anomalous only
+//!   if it is against both the last windows and those weeks' median: a step the series takes
+//!   every week (a quieter weekend) is not a drop, nor is an hour whose one past week was itself
+//!   anomalous.
 //!
 //! The score is the number of deviations the count lies from the expected count `m`:
 //! `z = (count - m) / s` with `s = sqrt((1.4826·MAD)² + max(m, 1) + (min_relative_deviation·m)²)`:
@@ -89,7 +93,7 @@ impl Default for AnomalyConfig {
     fn default() -> Self {
         Self {
             window_ms: 300_000,
-            deviations: 4.0,
+            deviations: 3.5,
             windows: 3,
             volume_floor: 20.0,
             silent_min_expected: Some(5.0),
@@ -208,6 +212,9 @@ pub enum BaselineSource {
     HourOfWeek,
     /// The last few windows.
     Recent,
+    /// The last few windows and the same hour of fewer past weeks than `min_weeks`: anomalous
+    /// only against both.
+    RecentAndPastWeeks,
 }
 
 /// The detector's answer for one window.
@@ -389,19 +396,19 @@ fn observe_in(
     state.hour_sum += count;
     state.hour_windows += 1;
 
-    let Some((baseline, expected, mad)) = baseline(config, state, start) else {
+    let Some(Judged {
+        baseline,
+        expected,
+        deviation,
+        score,
+        silent,
+        low,
+        high,
+    }) = judge_window(config, state, start, count)
+    else {
         push_recent(config, state, count);
         return None;
     };
-    let deviation = ((MAD_TO_SIGMA * mad).powi(2)
-        + expected.max(1.0)
-        + (config.min_relative_deviation * expected).powi(2))
-    .sqrt();
-    let score = (count - expected) / deviation;
-    let judged = expected >= config.volume_floor;
-    let silent = count == 0.0 && config.silent_min_expected.is_some_and(|s| expected >= s);
-    let low = silent || (judged && score <= -config.deviations);
-    let high = judged && score >= config.deviations;
     let bump = |run: &mut u32, on: bool| *run = if on { run.saturating_add(1) } else { 0 };
     bump(&mut state.silent_run, silent);
     bump(&mut state.low_run, low);
@@ -467,12 +474,17 @@ fn close_hour(config: &AnomalyConfig, state: &mut SeriesState) {
 }
 
 /// Median and MAD of the past weeks' means of hour `hour` (hours since the epoch), when at least
-/// `min_weeks` of the `history_weeks` before its own week are known.
-fn hour_of_week(config: &AnomalyConfig, state: &SeriesState, hour: u64) -> Option<(f64, f64)> {
+/// `min_weeks` of the `history_weeks` weeks before its own are known.
+fn hour_of_week(
+    state: &SeriesState,
+    history_weeks: u32,
+    hour: u64,
+    min_weeks: u32,
+) -> Option<(f64, f64)> {
     if state.weeks.is_empty() {
         return None;
     }
-    let weeks = config.history_weeks as usize;
+    let weeks = history_weeks as usize;
     let (slot, week) = (hour % HOURS_PER_WEEK, hour / HOURS_PER_WEEK);
     let first = slot as usize * weeks;
     let mut means: Vec<f64> = state.weeks[first..first + weeks]
@@ -483,42 +495,120 @@ fn hour_of_week(config: &AnomalyConfig, state: &SeriesState, hour: u64) -> Optio
         })
         .map(|w| f64::from(w.mean))
         .collect();
-    if means.len() < config.min_weeks as usize {
+    if means.len() < min_weeks as usize {
         return None;
     }
     Some(median_and_mad(&mut means))
 }
 
-/// The baseline for the window starting at `start`: its source, expected count and MAD.
-fn baseline(
+/// A window measured against a baseline.
+#[derive(Debug, Clone, Copy)]
+struct Judged {
+    baseline: BaselineSource,
+    expected: f64,
+    deviation: f64,
+    score: f64,
+    silent: bool,
+    low: bool,
+    high: bool,
+}
+
+fn judge(
+    config: &AnomalyConfig,
+    baseline: BaselineSource,
+    count: f64,
+    (expected, mad): (f64, f64),
+) -> Judged {
+    let deviation = ((MAD_TO_SIGMA * mad).powi(2)
+        + expected.max(1.0)
+        + (config.min_relative_deviation * expected).powi(2))
+    .sqrt();
+    let score = (count - expected) / deviation;
+    let judged = expected >= config.volume_floor;
+    let silent = count == 0.0 && config.silent_min_expected.is_some_and(|s| expected >= s);
+    Judged {
+        baseline,
+        expected,
+        deviation,
+        score,
+        silent,
+        low: silent || (judged && score <= -config.deviations),
+        high: judged && score >= config.deviations,
+    }
+}
+
+/// The window starting at `start` measured against the best baseline known: the same hour of
+/// the week with `min_weeks`; else the recent windows, and, when the hour has fewer weeks, those
+/// too — then it is anomalous only if anomalous against both (a weekly step, such as a quieter
+/// weekend, is not a drop; nor is a week whose hour was itself anomalous).
+fn judge_window(
     config: &AnomalyConfig,
     state: &SeriesState,
     start: EpochMillis,
-) -> Option<(BaselineSource, f64, f64)> {
-    // Between the centres of the hours before and after the window's middle.
-    let middle = start + config.window_ms / 2;
-    let from_centre = middle.saturating_sub(HOUR_MS / 2);
-    let before = from_centre / HOUR_MS;
-    let fraction = (from_centre % HOUR_MS) as f64 / HOUR_MS as f64;
-    let (a, b) = (
-        hour_of_week(config, state, before),
-        hour_of_week(config, state, before + 1),
-    );
-    let weekly = match (a, b) {
-        (Some((ma, da)), Some((mb, db))) => {
-            Some((ma + (mb - ma) * fraction, da + (db - da) * fraction))
-        }
-        (one, other) => one.or(other),
-    };
-    if let Some((expected, mad)) = weekly {
-        return Some((BaselineSource::HourOfWeek, expected, mad));
+    count: f64,
+) -> Option<Judged> {
+    if let Some(weekly) = weekly_baseline(config, state, start, config.min_weeks) {
+        return Some(judge(config, BaselineSource::HourOfWeek, count, weekly));
     }
     if state.recent.len() < config.min_recent as usize {
         return None;
     }
     let mut recent: Vec<f64> = state.recent.iter().copied().collect();
-    let (median, mad) = median_and_mad(&mut recent);
-    Some((BaselineSource::Recent, median, mad))
+    let recent = judge(
+        config,
+        BaselineSource::Recent,
+        count,
+        median_and_mad(&mut recent),
+    );
+    let Some(thin) = weekly_baseline(config, state, start, 1) else {
+        return Some(recent);
+    };
+    let thin = judge(config, BaselineSource::RecentAndPastWeeks, count, thin);
+    let closer = if thin.score.abs() < recent.score.abs() {
+        thin
+    } else {
+        Judged {
+            baseline: BaselineSource::RecentAndPastWeeks,
+            ..recent
+        }
+    };
+    Some(Judged {
+        silent: recent.silent && thin.silent,
+        low: recent.low && thin.low,
+        high: recent.high && thin.high,
+        ..closer
+    })
+}
+
+/// The same-hour-of-week expected count and MAD for the window starting at `start`, when the
+/// hour it starts in has at least `min_weeks` weeks; interpolated towards the nearest other
+/// hour's centre when that one has them too.
+fn weekly_baseline(
+    config: &AnomalyConfig,
+    state: &SeriesState,
+    start: EpochMillis,
+    min_weeks: u32,
+) -> Option<(f64, f64)> {
+    let own = hour_of_week(state, config.history_weeks, start / HOUR_MS, min_weeks)?;
+    // Between the centres of the hours before and after the window's middle.
+    let middle = start + config.window_ms / 2;
+    let from_centre = middle.saturating_sub(HOUR_MS / 2);
+    let before = from_centre / HOUR_MS;
+    let fraction = (from_centre % HOUR_MS) as f64 / HOUR_MS as f64;
+    let other_hour = if before == start / HOUR_MS {
+        before + 1
+    } else {
+        before
+    };
+    let Some(other) = hour_of_week(state, config.history_weeks, other_hour, min_weeks) else {
+        return Some(own);
+    };
+    let (a, b) = if other_hour == before {
+        (other, own)
+    } else {
+        (own, other)
+    };
+    Some((a.0 + (b.0 - a.0) * fraction, a.1 + (b.1 - a.1) * fraction))
 }
 
 /// Median and median absolute deviation of finite, non-empty `values` (reordered).
@@ -719,7 +809,47 @@ mod tests {
             d.observe("t", w * 300_000, 100.0);
         }
         let v = d.observe("t", 2 * WEEK_MS, 100.0).expect("a verdict");
-        assert_eq!(v.baseline, BaselineSource::Recent);
+        assert_eq!(v.baseline, BaselineSource::RecentAndPastWeeks);
+    }
+
+    #[test]
+    fn with_fewer_weeks_a_window_is_anomalous_only_against_both_the_recent_and_the_past_weeks() {
+        let mut d = detector(AnomalyConfig::default());
+        // Weekdays (hours 0..120 of the week) 100 per window, then the weekend 40.
+        let usual = |w: u64| {
+            if w % (168 * 12) < 120 * 12 {
+                100.0
+            } else {
+                40.0
+            }
+        };
+        let mut first_week = Vec::new();
+        for w in 0..168 * 12 {
+            first_week.push(d.observe("t", w * 300_000, usual(w)).map(|v| v.kind));
+        }
+        // Without any past week, the weekend's step down looks like a drop.
+        assert_eq!(first_week[120 * 12 + 2], Some(AnomalyKind::Drop));
+        let mut second_week = Vec::new();
+        for w in 168 * 12..2 * 168 * 12 {
+            let hour = (w / 12) % 168;
+            // A real drop, to 5 from 40, in hour 130.
+            let count = if hour == 130 { 5.0 } else { usual(w) };
+            let v = d.observe("t", w * 300_000, count).expect("a verdict");
+            second_week.push((hour, v.kind, v.baseline));
+        }
+        let kinds_in = |hour| {
+            second_week
+                .iter()
+                .filter(|(h, ..)| *h == hour)
+                .map(|(_, k, _)| *k)
+                .collect::<Vec<_>>()
+        };
+        use AnomalyKind::*;
+        assert_eq!(kinds_in(120), [Normal; 12], "last week had the same step");
+        assert_eq!(kinds_in(130)[..3], [Normal, Normal, Drop]);
+        assert!(second_week.iter().all(
+            |(h, k, b)| (*h == 130 || *k == Normal) && *b == BaselineSource::RecentAndPastWeeks
+        ));
     }
 
     #[test]
