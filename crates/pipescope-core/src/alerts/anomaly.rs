@@ -8,8 +8,9 @@
 //!
 //! - **Same hour of the week** (UTC), once that hour has at least `min_weeks` of the last
 //!   `history_weeks` weeks recorded: the median of those weeks' mean counts per window in that
-//!   hour, linearly interpolated between the two nearest hour centres (so a daily ramp does not
-//!   look like a step at each hour), and the MAD of the same values.
+//!   hour, and the MAD of the same values. A window is anomalous only if it is so against both
+//!   its hour's median and the medians of the two nearest hours interpolated between their
+//!   centres: the first follows a weekly step (the weekend's start), the second a daily ramp.
 //! - Before that, **the last few windows** (`recent_windows`, once `min_recent` are known): their
 //!   median and MAD. Windows judged anomalous stay out of it, so a long silence keeps being one,
 //!   until `adopt_after` such windows in a row: then the new level is taken as normal. When the
@@ -547,50 +548,54 @@ fn judge_window(
     start: EpochMillis,
     count: f64,
 ) -> Option<Judged> {
-    if let Some(weekly) = weekly_baseline(config, state, start, config.min_weeks) {
-        return Some(judge(config, BaselineSource::HourOfWeek, count, weekly));
+    let weekly = |min_weeks| weekly_baselines(config, state, start, min_weeks);
+    let judge_all = |source, baselines: &[(f64, f64)]| {
+        baselines
+            .iter()
+            .map(|b| judge(config, source, count, *b))
+            .reduce(|a, b| against_both(source, a, b))
+    };
+    if let Some(hour) = weekly(config.min_weeks) {
+        return judge_all(BaselineSource::HourOfWeek, &hour);
     }
     if state.recent.len() < config.min_recent as usize {
         return None;
     }
     let mut recent: Vec<f64> = state.recent.iter().copied().collect();
-    let recent = judge(
-        config,
-        BaselineSource::Recent,
-        count,
-        median_and_mad(&mut recent),
-    );
-    let Some(thin) = weekly_baseline(config, state, start, 1) else {
-        return Some(recent);
-    };
-    let thin = judge(config, BaselineSource::RecentAndPastWeeks, count, thin);
-    let closer = if thin.score.abs() < recent.score.abs() {
-        thin
-    } else {
-        Judged {
-            baseline: BaselineSource::RecentAndPastWeeks,
-            ..recent
+    let recent = median_and_mad(&mut recent);
+    match weekly(1) {
+        Some(thin) => {
+            let mut all = vec![recent];
+            all.extend(thin);
+            judge_all(BaselineSource::RecentAndPastWeeks, &all)
         }
-    };
-    Some(Judged {
-        silent: recent.silent && thin.silent,
-        low: recent.low && thin.low,
-        high: recent.high && thin.high,
+        None => judge_all(BaselineSource::Recent, &[recent]),
+    }
+}
+
+/// A window anomalous only if it is against both baselines, described by the closer one.
+fn against_both(source: BaselineSource, a: Judged, b: Judged) -> Judged {
+    let closer = if b.score.abs() < a.score.abs() { b } else { a };
+    Judged {
+        baseline: source,
+        silent: a.silent && b.silent,
+        low: a.low && b.low,
+        high: a.high && b.high,
         ..closer
-    })
+    }
 }
 
 /// The same-hour-of-week expected count and MAD for the window starting at `start`, when the
-/// hour it starts in has at least `min_weeks` weeks; interpolated towards the nearest other
-/// hour's centre when that one has them too.
-fn weekly_baseline(
+/// hour it starts in has at least `min_weeks` weeks: that hour's, and, when the nearest other
+/// hour has them too, the two interpolated between their centres. A window is judged against
+/// both: interpolation follows a daily ramp, the hour alone a step (a weekend's start).
+fn weekly_baselines(
     config: &AnomalyConfig,
     state: &SeriesState,
     start: EpochMillis,
     min_weeks: u32,
-) -> Option<(f64, f64)> {
+) -> Option<Vec<(f64, f64)>> {
     let own = hour_of_week(state, config.history_weeks, start / HOUR_MS, min_weeks)?;
-    // Between the centres of the hours before and after the window's middle.
     let middle = start + config.window_ms / 2;
     let from_centre = middle.saturating_sub(HOUR_MS / 2);
     let before = from_centre / HOUR_MS;
@@ -601,14 +606,15 @@ fn weekly_baseline(
         before
     };
     let Some(other) = hour_of_week(state, config.history_weeks, other_hour, min_weeks) else {
-        return Some(own);
+        return Some(vec![own]);
     };
     let (a, b) = if other_hour == before {
         (other, own)
     } else {
         (own, other)
     };
-    Some((a.0 + (b.0 - a.0) * fraction, a.1 + (b.1 - a.1) * fraction))
+    let between = (a.0 + (b.0 - a.0) * fraction, a.1 + (b.1 - a.1) * fraction);
+    Some(vec![own, between])
 }
 
 /// Median and median absolute deviation of finite, non-empty `values` (reordered).
@@ -789,17 +795,47 @@ mod tests {
             }
         }
         // Week 3, hour 5: windows at :00 (middle :15) and :30 (middle :45).
+        // Judged against hour 5's median and the interpolated one; the closer is told.
         let t = 3 * WEEK_MS + 5 * HOUR_MS;
-        let v = d.observe("t", t, 151.0).expect("a verdict");
+        let v = d.observe("t", t, 100.0).expect("a verdict");
         assert_eq!(v.baseline, BaselineSource::HourOfWeek);
         // Quarter of the way from hour 4's centre (141) to hour 5's (151).
         assert_eq!(v.expected, 141.0 + 10.0 * 0.75);
-        let v = d.observe("t", t + 30 * MIN, 151.0).expect("a verdict");
+        let v = d.observe("t", t + 30 * MIN, 200.0).expect("a verdict");
         assert_eq!(v.expected, 151.0 + 10.0 * 0.25);
         assert_eq!(v.kind, AnomalyKind::Normal);
         // MAD of {150, 151, 152} → 1, the same for every hour.
         let deviation = ((1.4826f64).powi(2) + 153.5 + (0.1f64 * 153.5).powi(2)).sqrt();
         assert_eq!(v.deviation, deviation);
+    }
+
+    #[test]
+    fn a_weekly_step_is_not_an_anomaly_though_interpolation_blurs_it() {
+        let mut d = detector(AnomalyConfig::default());
+        // Weekdays (hours 0..120 of the week) 400 per window, then the weekend 100.
+        let usual = |w: u64| {
+            if w % (168 * 12) < 120 * 12 {
+                400.0
+            } else {
+                100.0
+            }
+        };
+        for w in 0..3 * 168 * 12 {
+            d.observe("t", w * 300_000, usual(w));
+        }
+        let week = 3 * 168 * 12;
+        let got: Vec<_> = (week..week + 168 * 12)
+            .map(|w| d.observe("t", w * 300_000, usual(w)).expect("a verdict"))
+            .collect();
+        // The first windows of the weekend lie between the centres of hour 119 (400) and 120.
+        let first = got[120 * 12];
+        assert_eq!((first.kind, first.expected), (AnomalyKind::Normal, 100.0));
+        assert!(got.iter().all(|v| v.kind == AnomalyKind::Normal));
+        // A drop at the same place still is one.
+        let v: Vec<_> = (week + 168 * 12..week + 168 * 12 + 3)
+            .map(|w| d.observe("t", w * 300_000, 20.0).expect("a verdict").kind)
+            .collect();
+        assert_eq!(v[2], AnomalyKind::Drop);
     }
 
     #[test]
