@@ -415,7 +415,7 @@ fn observe_in(
     bump(&mut state.low_run, low);
     bump(&mut state.high_run, high);
     if low || high {
-        state.kept_out += 1;
+        state.kept_out = state.kept_out.saturating_add(1);
         if state.kept_out > config.adopt_after {
             push_recent(config, state, count);
         }
