@@ -5,6 +5,7 @@
 //! through it, so the minimized corpora and every crash found stay fixed in the normal suite.
 //! A check fails by panicking.
 
+mod anomaly;
 mod exposition;
 mod kafka;
 mod line_protocol;
@@ -15,6 +16,7 @@ mod quality_rules;
 mod time_param;
 mod windower;
 
+pub use anomaly::rate_anomaly;
 pub use exposition::metrics_exposition;
 pub use kafka::{kafka_assignment, kafka_record_batch, kafka_response};
 pub use line_protocol::line_protocol;
@@ -41,6 +43,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("mqtt_sys", mqtt_sys),
     ("mqtt_tree", mqtt_tree),
     ("quality_rules", quality_rules),
+    ("rate_anomaly", rate_anomaly),
     ("time_params", time_params),
     ("windower", windower),
 ];

@@ -4,6 +4,8 @@
 //! API, webhooks): one [`AlertNotice`] per alert instance, in the shape Alertmanager and
 //! Prometheus use, so the notifiers need nothing else of the engine.
 
+pub mod anomaly;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -9,6 +9,7 @@
 //! series and points it may answer, and in time (SQLite's progress handler stops it).
 
 pub mod api;
+pub mod history;
 pub mod metrics;
 pub mod write_api;
 mod writer;
