@@ -5,6 +5,7 @@
 //! exposition ([`metrics`]) and the HTTP server ([`web`]). Pure logic lives in
 //! the `pipescope-core` crate.
 
+pub mod alerts;
 pub mod api;
 pub mod bus;
 pub mod cli;

@@ -140,6 +140,11 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         quality.clone(),
     )));
 
+    let alerts = start_alerts(&config, &store, &kafka_live, &mqtt, &hub, &tasks, &clock);
+    registry.register_collector(Box::new(crate::alerts::metrics::AlertsCollector::new(
+        alerts.clone(),
+    )));
+
     tracing::info!(address = %listener.local_addr()?, "pipescope is serving");
     let sources = Sources {
         bus: bus.clone(),
@@ -150,6 +155,7 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         flows,
         probes,
         quality,
+        alerts,
         hub: hub.clone(),
         tasks: tasks.clone(),
         clock: clock.clone(),
@@ -199,6 +205,8 @@ pub struct Sources {
     pub probes: crate::probe::ProbesState,
     /// Quality topics' observers.
     pub quality: crate::quality::QualityState,
+    /// The alert engine; notifiers subscribe to its notices ([`crate::alerts::AlertsState::subscribe`]).
+    pub alerts: crate::alerts::AlertsState,
     pub hub: api::Hub,
     pub tasks: Supervisor,
     /// The monitor's one clock.
@@ -217,6 +225,7 @@ pub fn app(registry: Registry, sources: &Sources, web: &Web) -> Router {
         flows,
         probes,
         quality,
+        alerts,
         hub,
         tasks,
         clock,
@@ -229,6 +238,7 @@ pub fn app(registry: Registry, sources: &Sources, web: &Web) -> Router {
         .merge(completeness::api::router(flows.clone()))
         .merge(crate::probe::api::router(probes))
         .merge(crate::quality::api::router(quality))
+        .merge(crate::alerts::api::router(alerts))
         .merge(api::router(hub, kafka, flows))
         .fallback(crate::portal::serve);
     web::guard::protect(api::auth::protect(router, &web.auth), web)
@@ -278,4 +288,45 @@ fn start_kafka_watchers(
         filters,
     )));
     Ok(live)
+}
+
+/// The alert engine with the states the store kept, and its evaluation task when rules are
+/// configured.
+fn start_alerts(
+    config: &Config,
+    store: &store::Store,
+    kafka: &kafka::LiveState,
+    mqtt: &mqtt::MqttState,
+    hub: &api::Hub,
+    tasks: &Supervisor,
+    clock: &Arc<dyn Clock>,
+) -> crate::alerts::AlertsState {
+    let table = match store::alerts::AlertTable::open(store.dir()) {
+        Ok(table) => Some(table),
+        Err(e) => {
+            tracing::error!("{e}; alert states will not survive a restart");
+            None
+        }
+    };
+    let alerts = crate::alerts::AlertsState::new(config, table, clock.clone());
+    if !config.alerts.rules.is_empty() {
+        tracing::info!(
+            rules = config.alerts.rules.len(),
+            every = ?config.alerts.evaluate_every,
+            "evaluating alert rules"
+        );
+        let (alerts, kafka, mqtt, hub) = (alerts.clone(), kafka.clone(), mqtt.clone(), hub.clone());
+        tasks.spawn(
+            "alert evaluation",
+            Box::new(move || {
+                Box::pin(crate::alerts::run(
+                    alerts.clone(),
+                    kafka.clone(),
+                    mqtt.clone(),
+                    hub.clone(),
+                ))
+            }),
+        );
+    }
+    alerts
 }

@@ -476,6 +476,7 @@ fn expected(g: &Generated) -> Config {
         flows: Default::default(),
         probes: Default::default(),
         quality: Default::default(),
+        alerts: Default::default(),
     }
 }
 

@@ -289,7 +289,124 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     check_flows(config, &mut errors);
     check_probes(config, &mut errors);
     check_quality(config, &mut errors);
+    check_alerts(config, &mut errors);
     errors
+}
+
+/// Labels every alert has, which a rule's own labels may not set.
+const RESERVED_ALERT_LABELS: [&str; 2] = ["alertname", "severity"];
+
+/// Alert rules: a usable evaluation interval, names fit for labels, kinds whose settings build,
+/// sources of this file, templates naming labels the rule has.
+fn check_alerts(config: &Config, errors: &mut Vec<ConfigError>) {
+    let alerts = &config.alerts;
+    if alerts.evaluate_every < Duration::from_secs(1) {
+        errors.push(
+            ConfigError::new(
+                "alerts.evaluate_every",
+                format!("{:?} is shorter than 1s", alerts.evaluate_every),
+            )
+            .hint("for example evaluate_every = \"15s\""),
+        );
+    }
+    if alerts.max_instances_per_rule == 0 {
+        errors.push(
+            ConfigError::new("alerts.max_instances_per_rule", "must be 1 or more")
+                .hint("for example 1000"),
+        );
+    }
+    if let Some(url) = &alerts.external_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        errors.push(
+            ConfigError::new("alerts.external_url", format!("{url:?} is not an http(s) URL"))
+                .hint("the portal's address as its users reach it, e.g. \"https://pipescope.example.com\""),
+        );
+    }
+    for (name, rule) in &alerts.rules {
+        let at = format!("alerts.rules.{name}");
+        check_name(&at, name, errors);
+        let kind = match rule.kind.build() {
+            Ok(kind) => kind,
+            Err((key, message)) => {
+                errors.push(
+                    ConfigError::new(format!("{at}.{key}"), message)
+                        .hint("see docs/alerts.md for the kind's settings"),
+                );
+                continue;
+            }
+        };
+        let (cluster, broker) = rule.kind.sources();
+        if let Some(cluster) = cluster.filter(|c| is_plain_name(c))
+            && !config.kafka.contains_key(cluster)
+        {
+            errors.push(
+                ConfigError::new(
+                    format!("{at}.cluster"),
+                    format!("no Kafka cluster \"{cluster}\" in this file"),
+                )
+                .hint(known("[kafka.", config.kafka.keys())),
+            );
+        }
+        if let Some(broker) = broker.filter(|b| is_plain_name(b))
+            && !config.mqtt.contains_key(broker)
+        {
+            errors.push(
+                ConfigError::new(
+                    format!("{at}.broker"),
+                    format!("no MQTT broker \"{broker}\" in this file"),
+                )
+                .hint(known("[mqtt.", config.mqtt.keys())),
+            );
+        }
+        for label in rule.labels.keys() {
+            let valid = label
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid
+                || RESERVED_ALERT_LABELS.contains(&label.as_str())
+                || kind.label_names().contains(&label.as_str())
+            {
+                errors.push(
+                    ConfigError::new(format!("{at}.labels.{label}"), "is not a label this rule may set")
+                        .hint(format!(
+                            "label names are letters, digits and '_', not starting with a digit; {} and the kind's own ({}) are set by pipescope",
+                            RESERVED_ALERT_LABELS.join(", "),
+                            kind.label_names().join(", ")
+                        )),
+                );
+            }
+        }
+        for (key, template) in [
+            ("summary", rule.summary.as_deref().unwrap_or("")),
+            ("description", &rule.description),
+        ] {
+            for used in pipescope_core::alerts::engine::template_names(template) {
+                let known_name = used == "value"
+                    || RESERVED_ALERT_LABELS.contains(&used.as_str())
+                    || kind.label_names().contains(&used.as_str())
+                    || rule.labels.contains_key(&used);
+                if !known_name {
+                    errors.push(
+                        ConfigError::new(format!("{at}.{key}"), format!("{{{used}}} is not a label of this rule"))
+                            .hint(format!(
+                                "use {{value}}, {{alertname}}, {{severity}}, the kind's labels ({}) or the rule's own; write {{{{ for a literal brace",
+                                kind.label_names().join(", ")
+                            )),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A pattern that is a plain name (no regex syntax): then it must name a source of the file.
+fn is_plain_name(pattern: &str) -> bool {
+    pattern
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
 }
 
 /// Longest quality window: the 15-minute view is made of whole windows.
@@ -957,5 +1074,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.web.allowed_hosts, ["*"]);
+    }
+
+    #[test]
+    fn alert_rules_are_checked_with_their_path_and_a_hint() {
+        let base = "[kafka.prod]\nbootstrap = \"a:1\"\n";
+        let errors = errors_of(&format!(
+            "{base}[alerts]\nevaluate_every = \"100ms\"\n\
+             [alerts.rules.a]\nkind = \"group_lag_offsets\"\ncluster = \"nope\"\nabove = 1\nsummary = \"{{group}} {{topic}}\"\n\
+             [alerts.rules.b]\nkind = \"group_verdict\"\nverdicts = [\"STUCK\"]\n\
+             [alerts.rules.c]\nkind = \"topic_silent\"\ntopic = \"(\"\nsilent_for = \"1m\"\n\
+             [alerts.rules.d]\nkind = \"mqtt_unreachable\"\nlabels = {{ severity = \"x\", team = \"t\" }}\n\
+             [alerts.rules.e]\nkind = \"group_lag_offsets\"\nabove = 1\nthreshold = 3\n\
+             [alerts.rules.f]\nkind = \"no_such_kind\"\n"
+        ));
+        let has = |prefix: &str| {
+            assert!(
+                errors.iter().any(|e| e.starts_with(prefix)),
+                "no {prefix:?} in {errors:#?}"
+            );
+        };
+        has("alerts.evaluate_every: 100ms is shorter than 1s");
+        has("alerts.rules.a.cluster: no Kafka cluster \"nope\" in this file — the file has prod");
+        has("alerts.rules.a.summary: {topic} is not a label of this rule");
+        has("alerts.rules.b.verdicts: \"STUCK\" is not a verdict");
+        has("alerts.rules.c.topic: invalid regex");
+        has("alerts.rules.d.labels.severity: is not a label this rule may set");
+        has("alerts.rules.e");
+        has("alerts.rules.f");
+        assert!(
+            !errors.iter().any(|e| e.contains("labels.team")),
+            "{errors:#?}"
+        );
     }
 }

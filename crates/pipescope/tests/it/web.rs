@@ -79,6 +79,7 @@ fn monitor_app_with(dir: &std::path::Path, toml: &str) -> axum::Router {
         flows: Default::default(),
         probes: Default::default(),
         quality: pipescope::quality::QualityState::empty(clock.clone()),
+        alerts: pipescope::alerts::AlertsState::new(&config, None, clock.clone()),
         hub: pipescope::api::Hub::new(clock.clone()),
         tasks: Supervisor::new(Stop::new(), clock.clone()),
         clock,
