@@ -26,6 +26,9 @@ use crate::config::Config;
 use crate::store::alerts::AlertTable;
 use crate::sync::lock;
 
+/// How long the first evaluation waits for every source to be read once.
+const WAIT_FOR_SOURCES: Duration = Duration::from_secs(60);
+
 /// Evaluations' notices a slow notifier may fall behind before it misses some.
 const NOTICE_BUFFER: usize = 64;
 
@@ -257,8 +260,14 @@ pub async fn run(
 ) {
     let mut tick = tokio::time::interval(state.evaluate_every());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let started = tokio::time::Instant::now();
     loop {
         tick.tick().await;
+        // Rules see nothing of a source not yet read: wait for every one (or give up waiting).
+        let seen = snapshot::every_source_seen(&state.inner.plan, &kafka, &mqtt);
+        if !seen && started.elapsed() < WAIT_FOR_SOURCES {
+            continue;
+        }
         let snapshot = snapshot::take(&state.inner.plan, &kafka, &mqtt, state.now());
         let (state, hub) = (state.clone(), hub.clone());
         let evaluated =

@@ -38,6 +38,19 @@ impl Plan {
     }
 }
 
+/// Whether every source has been seen once: every configured cluster scraped (reached or not),
+/// every MQTT broker past its first connection attempt. Before that an alert restored from the
+/// store would resolve for want of data, and a broker still connecting would look down.
+pub fn every_source_seen(plan: &Plan, kafka: &LiveState, mqtt: &MqttState) -> bool {
+    plan.clusters.iter().all(|c| kafka.get(c).is_some())
+        && mqtt.brokers().all(|b| {
+            let connection = b.connection();
+            connection.state != ConnState::Connecting
+                || connection.connects > 0
+                || connection.failed_attempts > 0
+        })
+}
+
 pub fn take(plan: &Plan, kafka: &LiveState, mqtt: &MqttState, now: EpochMillis) -> Snapshot {
     Snapshot {
         time_ms: now,
