@@ -73,8 +73,8 @@ fn produce(bootstrap: &str, topic: &str, records: usize) {
 
 /// A group 18 offsets behind (the seed's rule: above 15) is pending, then firing once the
 /// `for` has passed; the topic no one writes to goes silent; the group's verdict says it is
-/// stuck. Restarted, the monitor reads the firing alert back: the same start, no new firing.
-/// The group catches up: resolved. The broker goes away: the cluster is unreachable.
+/// stuck, more than a second behind and, reading nothing, never catching up. Restarted, the monitor reads the firing alert back: the same start, no new firing.
+/// The group catches up: resolved. The broker goes away: it is down, the cluster unreachable.
 #[test]
 fn group_lag_fires_after_its_for_survives_a_restart_and_resolves() {
     let started = Instant::now();
@@ -96,6 +96,9 @@ fn group_lag_fires_after_its_for_survives_a_restart_and_resolves() {
          [alerts.rules.billing_lag]\nkind = \"group_lag_offsets\"\ncluster = \"local\"\ngroup = \"billing\"\nabove = 15\nfor = \"2s\"\nlabels = {{ team = \"data\" }}\n\
          [alerts.rules.stuck]\nkind = \"group_verdict\"\nverdicts = [\"STALLED\", \"STOPPED\"]\n\
          [alerts.rules.orders_silent]\nkind = \"topic_silent\"\ntopic = \"orders\"\nsilent_for = \"3s\"\n\
+         [alerts.rules.behind_in_time]\nkind = \"group_lag_seconds\"\nabove = \"1s\"\n\
+         [alerts.rules.never_catches_up]\nkind = \"group_eta\"\nabove = \"1h\"\n\
+         [alerts.rules.broker_down]\nkind = \"kafka_broker_down\"\n\
          [alerts.rules.cluster_down]\nkind = \"kafka_cluster_unreachable\"\n"
     );
     let mut monitor = Monitor::start(dir.path(), &config);
@@ -123,6 +126,12 @@ fn group_lag_fires_after_its_for_survives_a_restart_and_resolves() {
         .collect();
     assert_eq!(kinds, ["alert_firing", "alert_pending"], "newest first");
     wait_state(&monitor, "orders_silent", "firing");
+    let behind = wait_state(&monitor, "behind_in_time", "firing");
+    assert!(behind["value"].as_f64().unwrap() > 1.0, "{behind}");
+    // It reads nothing while nothing is written: at these rates, never.
+    let never = wait_state(&monitor, "never_catches_up", "firing");
+    assert_eq!(never["value"], Value::Null, "{never}");
+    assert_eq!(never["annotations"]["value"], "none");
     let stuck = wait_state(&monitor, "stuck", "firing");
     assert!(
         [2.0, 3.0].contains(&stuck["value"].as_f64().unwrap()),
@@ -183,6 +192,14 @@ fn group_lag_fires_after_its_for_survives_a_restart_and_resolves() {
     drop(tansu);
     let down = wait_state(&monitor, "cluster_down", "firing");
     assert_eq!(down["labels"]["cluster"], "local");
+    let broker = wait_state(&monitor, "broker_down", "firing");
+    assert!(
+        broker["labels"]["address"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{broker}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(90),
         "{:?}",
