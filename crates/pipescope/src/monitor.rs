@@ -140,7 +140,13 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         quality.clone(),
     )));
 
-    let alerts = start_alerts(&config, &store, &kafka_live, &mqtt, &hub, &tasks, &clock);
+    let live = crate::alerts::snapshot::Live {
+        kafka: kafka_live.clone(),
+        mqtt: mqtt.clone(),
+        flows: flows.clone(),
+        quality: quality.clone(),
+    };
+    let alerts = start_alerts(&config, &store, live, &hub, &tasks, &clock);
     registry.register_collector(Box::new(crate::alerts::metrics::AlertsCollector::new(
         alerts.clone(),
     )));
@@ -295,8 +301,7 @@ fn start_kafka_watchers(
 fn start_alerts(
     config: &Config,
     store: &store::Store,
-    kafka: &kafka::LiveState,
-    mqtt: &mqtt::MqttState,
+    live: crate::alerts::snapshot::Live,
     hub: &api::Hub,
     tasks: &Supervisor,
     clock: &Arc<dyn Clock>,
@@ -315,14 +320,13 @@ fn start_alerts(
             every = ?config.alerts.evaluate_every,
             "evaluating alert rules"
         );
-        let (alerts, kafka, mqtt, hub) = (alerts.clone(), kafka.clone(), mqtt.clone(), hub.clone());
+        let (alerts, hub) = (alerts.clone(), hub.clone());
         tasks.spawn(
             "alert evaluation",
             Box::new(move || {
                 Box::pin(crate::alerts::run(
                     alerts.clone(),
-                    kafka.clone(),
-                    mqtt.clone(),
+                    live.clone(),
                     hub.clone(),
                 ))
             }),

@@ -12,6 +12,34 @@ pub struct Snapshot {
     pub time_ms: EpochMillis,
     pub kafka: Vec<KafkaClusterFacts>,
     pub mqtt: Vec<MqttBrokerFacts>,
+    /// Observed flows' edges (`[flows.X]`).
+    pub edges: Vec<FlowEdgeFacts>,
+    /// Quality topics (`[quality.X]`).
+    pub quality: Vec<QualityFacts>,
+}
+
+/// One edge of an observed flow (docs/completeness.md), over the last minute.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlowEdgeFacts {
+    pub flow: String,
+    /// `<upstream hop> → <downstream hop>`.
+    pub edge: String,
+    /// Records lost and duplicated over the last minute.
+    pub lost_1m: f64,
+    pub duplicated_1m: f64,
+    /// 99th percentile of origin-to-downstream latency over the last minute, when records came.
+    pub p99_ms_1m: Option<f64>,
+}
+
+/// One quality topic (docs/quality-rules.md).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QualityFacts {
+    pub name: String,
+    /// Records breaking at least one rule over the last minute (as much of it as the observer
+    /// has watched).
+    pub error_records_1m: f64,
+    /// Schema drift events since the observer started.
+    pub drift_events_total: u64,
 }
 
 /// One configured Kafka cluster as of its latest scrape.

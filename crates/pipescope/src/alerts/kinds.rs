@@ -11,6 +11,7 @@ use pipescope_core::alerts::rules::kafka::{
     GroupVerdict, PartitionFlag, PartitionsFlagged,
 };
 use pipescope_core::alerts::rules::mqtt::MqttUnreachable;
+use pipescope_core::alerts::rules::pipeline::{EdgeFigure, FlowEdge, QualityDrift, QualityErrors};
 use pipescope_core::alerts::rules::silence::{MqttSilent, TopicSilent};
 use pipescope_core::kafka::Verdict;
 use serde::{Deserialize, Serialize};
@@ -78,6 +79,29 @@ pub enum AlertKindConfig {
     KafkaClusterUnreachable { cluster: Option<String> },
     /// The watcher is not connected to an MQTT broker.
     MqttUnreachable { broker: Option<String> },
+    /// An observed flow's edge lost more than `above` records over the last minute.
+    FlowLost { flow: Option<String>, above: f64 },
+    /// An observed flow's edge saw more than `above` duplicates over the last minute.
+    FlowDuplicated { flow: Option<String>, above: f64 },
+    /// The p99 latency from origin to an edge's downstream hop, over the last minute, above
+    /// `above` (a duration).
+    FlowLatencyP99 {
+        flow: Option<String>,
+        #[serde(with = "humantime_serde")]
+        above: Duration,
+    },
+    /// A quality topic's records breaking a rule over the last minute, above `above`.
+    QualityErrors { quality: Option<String>, above: f64 },
+    /// A quality topic had a schema drift event within the last `hold` (default 15m).
+    QualityDrift {
+        quality: Option<String>,
+        #[serde(default = "default_drift_hold", with = "humantime_serde")]
+        hold: Duration,
+    },
+}
+
+fn default_drift_hold() -> Duration {
+    Duration::from_secs(15 * 60)
 }
 
 /// A verdict's name as the configuration writes it.
@@ -99,6 +123,21 @@ fn matcher(field: &str, pattern: &Option<String>) -> Result<NameMatch, (String, 
         .map_err(|e| (field.to_string(), format!("invalid regex: {e}")))
 }
 
+fn edge(
+    flow: &Option<String>,
+    figure: EdgeFigure,
+    above: f64,
+) -> Result<Box<dyn RuleKind>, (String, String)> {
+    if !above.is_finite() || above < 0.0 {
+        return Err(("above".into(), format!("{above} is not 0 or more")));
+    }
+    Ok(Box::new(FlowEdge {
+        flow: matcher("flow", flow)?,
+        figure,
+        above,
+    }))
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -118,6 +157,11 @@ impl AlertKindConfig {
             Self::KafkaOfflinePartitions { .. } => "kafka_offline_partitions",
             Self::KafkaClusterUnreachable { .. } => "kafka_cluster_unreachable",
             Self::MqttUnreachable { .. } => "mqtt_unreachable",
+            Self::FlowLost { .. } => "flow_lost",
+            Self::FlowDuplicated { .. } => "flow_duplicated",
+            Self::FlowLatencyP99 { .. } => "flow_latency_p99",
+            Self::QualityErrors { .. } => "quality_errors",
+            Self::QualityDrift { .. } => "quality_drift",
         }
     }
 
@@ -160,6 +204,17 @@ impl AlertKindConfig {
             }
             Self::KafkaClusterUnreachable { .. } => "Kafka cluster {cluster} cannot be reached",
             Self::MqttUnreachable { .. } => "MQTT broker {broker} cannot be reached",
+            Self::FlowLost { .. } => {
+                "{value} records lost over the last minute on {edge} of flow {flow}"
+            }
+            Self::FlowDuplicated { .. } => {
+                "{value} records duplicated over the last minute on {edge} of flow {flow}"
+            }
+            Self::FlowLatencyP99 { .. } => "p99 latency to {edge} of flow {flow} is {value} ms",
+            Self::QualityErrors { .. } => {
+                "{value} records broke a rule over the last minute on quality topic {quality}"
+            }
+            Self::QualityDrift { .. } => "schema drift on quality topic {quality} ({value} s ago)",
         }
     }
 
@@ -272,11 +327,33 @@ impl AlertKindConfig {
             Self::MqttUnreachable { broker } => Box::new(MqttUnreachable {
                 broker: matcher("broker", broker)?,
             }),
+            Self::FlowLost { flow, above } => edge(flow, EdgeFigure::Lost, *above)?,
+            Self::FlowDuplicated { flow, above } => edge(flow, EdgeFigure::Duplicated, *above)?,
+            Self::FlowLatencyP99 { flow, above } => {
+                edge(flow, EdgeFigure::P99Ms, above.as_secs_f64() * 1000.0)?
+            }
+            Self::QualityErrors { quality, above } => {
+                if !above.is_finite() || *above < 0.0 {
+                    return Err((
+                        "above".into(),
+                        format!("{above} is not a number of records (0 or more)"),
+                    ));
+                }
+                Box::new(QualityErrors {
+                    quality: matcher("quality", quality)?,
+                    above: *above,
+                })
+            }
+            Self::QualityDrift { quality, hold } => Box::new(QualityDrift::new(
+                matcher("quality", quality)?,
+                millis(*hold),
+            )),
         })
     }
 
-    /// The Kafka cluster and MQTT broker patterns the rule names, to check them against the file.
-    pub fn sources(&self) -> (Option<&str>, Option<&str>) {
+    /// The sources the rule names (key: `cluster`, `broker`, `flow` or `quality`), to check a
+    /// plain name against the file.
+    pub fn sources(&self) -> (&'static str, Option<&str>) {
         match self {
             Self::GroupLagOffsets { cluster, .. }
             | Self::GroupLagSeconds { cluster, .. }
@@ -286,9 +363,15 @@ impl AlertKindConfig {
             | Self::KafkaBrokerDown { cluster }
             | Self::KafkaUnderReplicated { cluster, .. }
             | Self::KafkaOfflinePartitions { cluster, .. }
-            | Self::KafkaClusterUnreachable { cluster } => (cluster.as_deref(), None),
+            | Self::KafkaClusterUnreachable { cluster } => ("cluster", cluster.as_deref()),
             Self::MqttSilent { broker, .. } | Self::MqttUnreachable { broker } => {
-                (None, broker.as_deref())
+                ("broker", broker.as_deref())
+            }
+            Self::FlowLost { flow, .. }
+            | Self::FlowDuplicated { flow, .. }
+            | Self::FlowLatencyP99 { flow, .. } => ("flow", flow.as_deref()),
+            Self::QualityErrors { quality, .. } | Self::QualityDrift { quality, .. } => {
+                ("quality", quality.as_deref())
             }
         }
     }

@@ -252,23 +252,18 @@ impl AlertsState {
 }
 
 /// The evaluation task: every `evaluate_every`, a snapshot of the live state, evaluated.
-pub async fn run(
-    state: AlertsState,
-    kafka: crate::kafka::LiveState,
-    mqtt: crate::mqtt::MqttState,
-    hub: Hub,
-) {
+pub async fn run(state: AlertsState, live: snapshot::Live, hub: Hub) {
     let mut tick = tokio::time::interval(state.evaluate_every());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         // Rules see nothing of a source not yet read: wait for every one (or give up waiting).
-        let seen = snapshot::every_source_seen(&state.inner.plan, &kafka, &mqtt);
+        let seen = snapshot::every_source_seen(&state.inner.plan, &live.kafka, &live.mqtt);
         if !seen && started.elapsed() < WAIT_FOR_SOURCES {
             continue;
         }
-        let snapshot = snapshot::take(&state.inner.plan, &kafka, &mqtt, state.now());
+        let snapshot = snapshot::take(&state.inner.plan, &live, state.now());
         let (state, hub) = (state.clone(), hub.clone());
         let evaluated =
             tokio::task::spawn_blocking(move || state.evaluate(&snapshot, Some(&hub))).await;
@@ -297,6 +292,7 @@ mod tests {
                 connected,
                 ..MqttBrokerFacts::default()
             }],
+            ..Snapshot::default()
         }
     }
 

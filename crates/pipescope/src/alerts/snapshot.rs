@@ -5,15 +5,17 @@ use std::collections::BTreeSet;
 
 use pipescope_core::EpochMillis;
 use pipescope_core::alerts::snapshot::{
-    Eta, KafkaBrokerFacts, KafkaClusterFacts, KafkaGroupFacts, KafkaPartitionFacts,
-    MqttBrokerFacts, Snapshot,
+    Eta, FlowEdgeFacts, KafkaBrokerFacts, KafkaClusterFacts, KafkaGroupFacts, KafkaPartitionFacts,
+    MqttBrokerFacts, QualityFacts, Snapshot,
 };
 use pipescope_core::kafka::analyzer::GroupView;
 use pipescope_core::kafka::lag::CatchUp;
 
+use crate::completeness::FlowsState;
 use crate::config::Config;
 use crate::kafka::{ClusterState, LiveState};
 use crate::mqtt::{ConnState, MqttState};
+use crate::quality::QualityState;
 
 /// What the rules need beyond the live state: the configured clusters (one not scraped yet is
 /// known to be so) and the MQTT filters the silence rules ask about.
@@ -51,8 +53,50 @@ pub fn every_source_seen(plan: &Plan, kafka: &LiveState, mqtt: &MqttState) -> bo
         })
 }
 
-pub fn take(plan: &Plan, kafka: &LiveState, mqtt: &MqttState, now: EpochMillis) -> Snapshot {
+/// Every source the rules read.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub kafka: LiveState,
+    pub mqtt: MqttState,
+    pub flows: FlowsState,
+    pub quality: QualityState,
+}
+
+pub fn take(plan: &Plan, live: &Live, now: EpochMillis) -> Snapshot {
+    let (kafka, mqtt) = (&live.kafka, &live.mqtt);
     Snapshot {
+        edges: live
+            .flows
+            .all()
+            .into_iter()
+            .flat_map(|flow| {
+                flow.edges
+                    .into_iter()
+                    .map(|e| {
+                        let total = &e.figures.total;
+                        FlowEdgeFacts {
+                            flow: flow.flow.clone(),
+                            edge: format!("{} → {}", e.upstream, e.downstream),
+                            lost_1m: total.windows.lost.one_minute.count,
+                            duplicated_1m: total.windows.duplicated.one_minute.count,
+                            p99_ms_1m: total.downstream_latency.one_minute.p99_ms,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect(),
+        quality: live
+            .quality
+            .topics()
+            .map(|t| {
+                let view = crate::quality::api::topic_view(t, now);
+                QualityFacts {
+                    name: view.name,
+                    error_records_1m: view.error_records.one_minute.count,
+                    drift_events_total: view.drift.events_total.values().sum(),
+                }
+            })
+            .collect(),
         time_ms: now,
         kafka: plan
             .clusters

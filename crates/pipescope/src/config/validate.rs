@@ -336,28 +336,45 @@ fn check_alerts(config: &Config, errors: &mut Vec<ConfigError>) {
                 continue;
             }
         };
-        let (cluster, broker) = rule.kind.sources();
-        if let Some(cluster) = cluster.filter(|c| is_plain_name(c))
-            && !config.kafka.contains_key(cluster)
-        {
-            errors.push(
-                ConfigError::new(
-                    format!("{at}.cluster"),
-                    format!("no Kafka cluster \"{cluster}\" in this file"),
-                )
-                .hint(known("[kafka.", config.kafka.keys())),
-            );
-        }
-        if let Some(broker) = broker.filter(|b| is_plain_name(b))
-            && !config.mqtt.contains_key(broker)
-        {
-            errors.push(
-                ConfigError::new(
-                    format!("{at}.broker"),
-                    format!("no MQTT broker \"{broker}\" in this file"),
-                )
-                .hint(known("[mqtt.", config.mqtt.keys())),
-            );
+        let (key, named) = rule.kind.sources();
+        if let Some(name) = named.filter(|n| is_plain_name(n)) {
+            let (exists, section, names): (bool, &str, Vec<&String>) = match key {
+                "cluster" => (
+                    config.kafka.contains_key(name),
+                    "[kafka.",
+                    config.kafka.keys().collect(),
+                ),
+                "broker" => (
+                    config.mqtt.contains_key(name),
+                    "[mqtt.",
+                    config.mqtt.keys().collect(),
+                ),
+                "flow" => (
+                    config.flows.contains_key(name),
+                    "[flows.",
+                    config.flows.keys().collect(),
+                ),
+                _ => (
+                    config.quality.contains_key(name),
+                    "[quality.",
+                    config.quality.keys().collect(),
+                ),
+            };
+            let what = match key {
+                "cluster" => "Kafka cluster",
+                "broker" => "MQTT broker",
+                "flow" => "observed flow",
+                _ => "quality topic",
+            };
+            if !exists {
+                errors.push(
+                    ConfigError::new(
+                        format!("{at}.{key}"),
+                        format!("no {what} \"{name}\" in this file"),
+                    )
+                    .hint(known(section, names.into_iter())),
+                );
+            }
         }
         for label in rule.labels.keys() {
             let valid = label
@@ -1086,7 +1103,9 @@ mod tests {
              [alerts.rules.c]\nkind = \"topic_silent\"\ntopic = \"(\"\nsilent_for = \"1m\"\n\
              [alerts.rules.d]\nkind = \"mqtt_unreachable\"\nlabels = {{ severity = \"x\", team = \"t\" }}\n\
              [alerts.rules.e]\nkind = \"group_lag_offsets\"\nabove = 1\nthreshold = 3\n\
-             [alerts.rules.f]\nkind = \"no_such_kind\"\n"
+             [alerts.rules.f]\nkind = \"no_such_kind\"\n\
+             [alerts.rules.g]\nkind = \"flow_lost\"\nflow = \"machines\"\nabove = 0\n\
+             [alerts.rules.h]\nkind = \"quality_errors\"\nquality = \"visits\"\nabove = -1\n"
         ));
         let has = |prefix: &str| {
             assert!(
@@ -1102,6 +1121,10 @@ mod tests {
         has("alerts.rules.d.labels.severity: is not a label this rule may set");
         has("alerts.rules.e");
         has("alerts.rules.f");
+        has(
+            "alerts.rules.g.flow: no observed flow \"machines\" in this file — add a [flows.<name>] section for it",
+        );
+        has("alerts.rules.h.above: -1 is not a number of records (0 or more)");
         assert!(
             !errors.iter().any(|e| e.contains("labels.team")),
             "{errors:#?}"

@@ -254,3 +254,63 @@ fn a_silent_mqtt_subtree_fires_and_resolves_and_a_stopped_broker_is_unreachable(
         started.elapsed()
     );
 }
+
+/// Records breaking a quality rule over the last minute past the threshold fire the rule.
+#[test]
+fn quality_errors_over_the_last_minute_fire() {
+    let started = Instant::now();
+    let mosquitto = Mosquitto::start();
+    let url = mosquitto.url();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = Monitor::start(
+        dir.path(),
+        &format!(
+            "[mqtt.edge]\nurl = \"{url}\"\n\
+             [quality.readings]\nmqtt = \"edge\"\nfilter = \"readings/#\"\nwindow = \"1s\"\n\
+             rules = [{{ field = \"machine\", not_null = true }}]\n\
+             [alerts]\nevaluate_every = \"1s\"\n\
+             [alerts.rules.bad_readings]\nkind = \"quality_errors\"\nquality = \"readings\"\nabove = 3\n"
+        ),
+    );
+    let subscribed = wait_until(TIMEOUT, || {
+        http_body(monitor.port, "/api/v1/quality/readings")
+            .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+            .is_some_and(|v| v["reader"]["connected"] == true)
+    });
+    assert!(subscribed, "{}", monitor.log());
+    for _ in 0..3 {
+        publish_payload(port, "readings/a", "{\"machine\":null}");
+    }
+    // Three errors are not above 3: nothing pending while they are counted.
+    let counted = wait_until(TIMEOUT, || {
+        http_body(monitor.port, "/api/v1/quality/readings")
+            .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+            .is_some_and(|v| v["error_records_total"] == 3)
+    });
+    assert!(counted, "{}", monitor.log());
+    let evaluated = alerts(&monitor)["evaluated_at_ms"].as_u64().unwrap_or(0);
+    assert!(wait_until(TIMEOUT, || alerts(&monitor)["evaluated_at_ms"]
+        .as_u64()
+        .is_some_and(|t| t >= evaluated + 1_000)));
+    assert_eq!(alert(&alerts(&monitor), "bad_readings"), Value::Null);
+    publish_payload(port, "readings/a", "{\"value\":1}");
+    publish_payload(port, "readings/a", "{\"machine\":null}");
+    let firing = wait_state(&monitor, "bad_readings", "firing");
+    assert_eq!(firing["value"], 4.0);
+    assert_eq!(firing["labels"]["quality"], "readings");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+fn publish_payload(port: u16, topic: &str, payload: &str) {
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(["-t", topic, "-m", payload])
+        .status()
+        .expect("run mosquitto_pub");
+    assert!(status.success());
+}

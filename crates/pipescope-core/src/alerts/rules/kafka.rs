@@ -346,6 +346,7 @@ mod tests {
                 },
             ],
             mqtt: vec![],
+            ..Snapshot::default()
         }
     }
 

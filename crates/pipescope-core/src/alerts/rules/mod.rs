@@ -4,6 +4,7 @@
 
 pub mod kafka;
 pub mod mqtt;
+pub mod pipeline;
 pub mod silence;
 
 use regex::Regex;

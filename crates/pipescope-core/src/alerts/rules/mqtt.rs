@@ -49,6 +49,7 @@ mod tests {
             time_ms: 0,
             kafka: vec![],
             mqtt: vec![b("edge", true), b("plant", false)],
+            ..Snapshot::default()
         };
         let obs = MqttUnreachable {
             broker: NameMatch::any(),

@@ -178,6 +178,7 @@ mod tests {
                 ..Default::default()
             }],
             mqtt: vec![],
+            ..Snapshot::default()
         }
     }
 
@@ -260,6 +261,7 @@ mod tests {
             time_ms,
             kafka: vec![],
             mqtt: vec![broker(last)],
+            ..Snapshot::default()
         };
         let mut rule = MqttSilent {
             broker: NameMatch::any(),
