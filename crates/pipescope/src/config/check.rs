@@ -40,7 +40,7 @@ pub fn check(path: &Path) -> CheckReport {
     }
     let summary = match monitor {
         Ok(config) if part_errors.is_empty() => Some(format!(
-            "{}: valid — {} Kafka cluster(s), {} MQTT broker(s), web on {}{}{}{}",
+            "{}: valid — {} Kafka cluster(s), {} MQTT broker(s), web on {}{}{}{}{}",
             path.display(),
             config.kafka.len(),
             config.mqtt.len(),
@@ -54,6 +54,11 @@ pub fn check(path: &Path) -> CheckReport {
                 String::new()
             } else {
                 format!(", {} quality topic(s)", config.quality.len())
+            },
+            if config.alerts.rules.is_empty() {
+                String::new()
+            } else {
+                format!(", {} alert rule(s)", config.alerts.rules.len())
             },
             if parts.is_empty() {
                 String::new()
@@ -122,6 +127,15 @@ mod tests {
             report.summary.unwrap(),
             format!(
                 "{path}: valid — 1 Kafka cluster(s), 1 MQTT broker(s), web on 127.0.0.1:7575, 1 quality topic(s)"
+            )
+        );
+        let (report, path) = check_text(&format!(
+            "{base}[alerts.rules.lag]\nkind = \"group_lag_offsets\"\nabove = 15\n"
+        ));
+        assert_eq!(
+            report.summary.unwrap(),
+            format!(
+                "{path}: valid — 1 Kafka cluster(s), 1 MQTT broker(s), web on 127.0.0.1:7575, 1 alert rule(s)"
             )
         );
         let (report, _) = check_text(&format!(
