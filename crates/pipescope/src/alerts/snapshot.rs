@@ -188,16 +188,22 @@ fn group_facts(group: &GroupView) -> KafkaGroupFacts {
         lag_offsets: group.lag_offsets,
         max_lag_seconds: group.max_lag_seconds,
         verdict: group.verdict,
-        eta: worst_eta(group),
+        eta: worst_eta(
+            group
+                .topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .map(|p| p.catch_up),
+        ),
     }
 }
 
 /// The slowest partition's time to catch up: never beats any number of seconds; unknown only
 /// when no partition's is known.
-fn worst_eta(group: &GroupView) -> Eta {
+fn worst_eta(catch_ups: impl Iterator<Item = CatchUp>) -> Eta {
     let mut worst = None;
-    for p in group.topics.iter().flat_map(|t| &t.partitions) {
-        let eta = match p.catch_up {
+    for catch_up in catch_ups {
+        let eta = match catch_up {
             CatchUp::CaughtUp => Eta::CaughtUp,
             CatchUp::InSeconds { seconds, .. } => Eta::InSeconds(seconds),
             CatchUp::FallingBehind { .. } => Eta::Never,
@@ -212,4 +218,35 @@ fn worst_eta(group: &GroupView) -> Eta {
         });
     }
     worst.unwrap_or(Eta::Unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_groups_eta_is_its_slowest_partitions() {
+        let secs = |seconds| CatchUp::InSeconds {
+            seconds,
+            rates_over_s: 60.0,
+            rates_over_intervals: 6,
+        };
+        let never = CatchUp::FallingBehind {
+            rates_over_s: 60.0,
+            rates_over_intervals: 6,
+        };
+        let eta = |all: Vec<CatchUp>| worst_eta(all.into_iter());
+        assert_eq!(eta(vec![]), Eta::Unknown);
+        assert_eq!(eta(vec![CatchUp::Unknown]), Eta::Unknown);
+        assert_eq!(
+            eta(vec![CatchUp::CaughtUp, CatchUp::Unknown]),
+            Eta::CaughtUp
+        );
+        assert_eq!(
+            eta(vec![CatchUp::CaughtUp, secs(5.0), secs(9.0), secs(2.0)]),
+            Eta::InSeconds(9.0)
+        );
+        assert_eq!(eta(vec![secs(5.0), CatchUp::CaughtUp]), Eta::InSeconds(5.0));
+        assert_eq!(eta(vec![secs(5.0), never, secs(9.0)]), Eta::Never);
+    }
 }
