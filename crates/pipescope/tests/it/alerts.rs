@@ -119,11 +119,17 @@ fn group_lag_fires_after_its_for_survives_a_restart_and_resolves() {
         firing_since >= active_since + 2_000,
         "fired before its for: {firing}"
     );
-    let kinds: Vec<Value> = events(&monitor)
-        .into_iter()
-        .filter(|e| e["source"] == "alerts/billing_lag")
-        .map(|e| e["kind"].clone())
-        .collect();
+    // The API shows the state as soon as it changes; the events follow the store's write.
+    let mut kinds: Vec<Value> = Vec::new();
+    let told = wait_until(TIMEOUT, || {
+        kinds = events(&monitor)
+            .into_iter()
+            .filter(|e| e["source"] == "alerts/billing_lag")
+            .map(|e| e["kind"].clone())
+            .collect();
+        kinds.len() >= 2
+    });
+    assert!(told, "{kinds:?}");
     assert_eq!(kinds, ["alert_firing", "alert_pending"], "newest first");
     wait_state(&monitor, "orders_silent", "firing");
     let behind = wait_state(&monitor, "behind_in_time", "firing");
