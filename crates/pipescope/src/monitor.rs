@@ -161,6 +161,17 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
             Box::new(move || Box::pin(health::follow(ready.clone()))),
         );
     }
+    let live = crate::alerts::snapshot::Live {
+        kafka: kafka_live.clone(),
+        mqtt: mqtt.clone(),
+        flows: flows.clone(),
+        quality: quality.clone(),
+    };
+    let alerts = start_alerts(&config, &store, live, &hub, &tasks, &clock);
+    start_notifiers(&config, &alerts, &mut registry, &stop, &clock);
+    registry.register_collector(Box::new(crate::alerts::metrics::AlertsCollector::new(
+        alerts.clone(),
+    )));
 
     tracing::info!(address = %listener.local_addr()?, "pipescope is serving");
     let sources = Sources {
@@ -174,6 +185,7 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         quality,
         parts,
         ready,
+        alerts,
         hub: hub.clone(),
         tasks: tasks.clone(),
         clock: clock.clone(),
@@ -227,6 +239,8 @@ pub struct Sources {
     pub parts: crate::parts_watch::PartsState,
     /// Every source's readiness, for `/ready`.
     pub ready: health::ReadyState,
+    /// The alert engine; notifiers subscribe to its notices ([`crate::alerts::AlertsState::subscribe`]).
+    pub alerts: crate::alerts::AlertsState,
     pub hub: api::Hub,
     pub tasks: Supervisor,
     /// The monitor's one clock.
@@ -247,6 +261,7 @@ pub fn app(registry: Registry, sources: &Sources, web: &Web) -> Router {
         quality,
         parts,
         ready,
+        alerts,
         hub,
         tasks,
         clock,
@@ -261,6 +276,7 @@ pub fn app(registry: Registry, sources: &Sources, web: &Web) -> Router {
         .merge(crate::quality::api::router(quality))
         .merge(crate::parts_watch::router(parts))
         .merge(health::router(ready))
+        .merge(crate::alerts::api::router(alerts))
         .merge(api::router(hub, kafka, flows))
         .fallback(crate::portal::serve);
     web::guard::protect(api::auth::protect(router, &web.auth), web)
@@ -310,4 +326,64 @@ fn start_kafka_watchers(
         filters,
     )));
     Ok(live)
+}
+
+/// The alert engine with the states the store kept, and its evaluation task when rules are
+/// configured.
+fn start_alerts(
+    config: &Config,
+    store: &store::Store,
+    live: crate::alerts::snapshot::Live,
+    hub: &api::Hub,
+    tasks: &Supervisor,
+    clock: &Arc<dyn Clock>,
+) -> crate::alerts::AlertsState {
+    let table = match store::alerts::AlertTable::open(store.dir()) {
+        Ok(table) => Some(table),
+        Err(e) => {
+            tracing::error!("{e}; alert states will not survive a restart");
+            None
+        }
+    };
+    let alerts = crate::alerts::AlertsState::new(config, table, clock.clone());
+    if !config.alerts.rules.is_empty() {
+        tracing::info!(
+            rules = config.alerts.rules.len(),
+            every = ?config.alerts.evaluate_every,
+            "evaluating alert rules"
+        );
+        let (alerts, hub) = (alerts.clone(), hub.clone());
+        tasks.spawn(
+            "alert evaluation",
+            Box::new(move || {
+                Box::pin(crate::alerts::run(
+                    alerts.clone(),
+                    live.clone(),
+                    hub.clone(),
+                ))
+            }),
+        );
+    }
+    alerts
+}
+
+/// The notifiers of the alerts, when receivers are configured: they end at the stop.
+fn start_notifiers(
+    config: &Config,
+    alerts: &crate::alerts::AlertsState,
+    registry: &mut Registry,
+    stop: &Stop,
+    clock: &Arc<dyn Clock>,
+) {
+    let metrics = crate::alerts::notify::NotifyMetrics::register(registry);
+    let settings = crate::alerts::notify::NotifySettings::from_config(config);
+    if !settings.has_receivers() {
+        return;
+    }
+    let (notices, clock, stop) = (alerts.subscribe(), clock.clone(), stop.clone());
+    tokio::spawn(async move {
+        if let Err(e) = crate::alerts::notify::run(settings, notices, metrics, clock, stop).await {
+            tracing::error!("alert notifications stopped: {e:#}");
+        }
+    });
 }

@@ -67,3 +67,7 @@ pub struct AlertNotice {
     /// A link back to the monitor's page for the alert (Alertmanager's `generatorURL`).
     pub generator_url: String,
 }
+
+pub mod engine;
+pub mod rules;
+pub mod snapshot;

@@ -50,6 +50,12 @@ pub enum EventKind {
     LossStopped,
     /// A quality topic's field appeared, disappeared, changed type or null ratio.
     SchemaDrift,
+    /// An alert's condition began to hold (it fires if it holds for the rule's `for`).
+    AlertPending,
+    AlertFiring,
+    AlertResolved,
+    /// A pending alert's condition cleared before it fired.
+    AlertCleared,
 }
 
 /// The source name of a Kafka cluster's events.
@@ -65,6 +71,11 @@ pub fn mqtt_source(broker: &str) -> String {
 /// The source name of an observed flow's events.
 pub fn flow_source(flow: &str) -> String {
     format!("flow/{flow}")
+}
+
+/// The source name of an alert rule's events.
+pub fn alert_source(rule: &str) -> String {
+    format!("alerts/{rule}")
 }
 
 /// The source name of a quality topic's events.

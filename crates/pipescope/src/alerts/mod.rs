@@ -1,3 +1,371 @@
-//! Alerts that pipescope evaluates and sends itself: the notifiers ([`notify`]).
+//! The alert engine in `pipescope run`: every `[alerts] evaluate_every` it builds a snapshot of
+//! the live state ([`snapshot`]), lets the core [`Engine`] evaluate the rules, keeps the states
+//! in the store (`store::alerts`), and sends what it found to the notifiers (a broadcast of
+//! [`NoticeBatch`]es, [`AlertsState::subscribe`]) and the portal (events on the hub).
 
+pub mod api;
+pub mod kinds;
+pub mod metrics;
 pub mod notify;
+pub mod snapshot;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pipescope_core::alerts::AlertState;
+use pipescope_core::alerts::engine::{
+    AlertInstance, Emitted, Engine, EngineLimits, Evaluation, RuleSpec, state_name,
+};
+use pipescope_core::alerts::snapshot::Snapshot;
+use pipescope_core::live::events::{Event, EventKind, alert_source};
+use pipescope_core::{Clock, EpochMillis};
+use tokio::sync::broadcast;
+
+use crate::api::Hub;
+use crate::config::Config;
+use crate::store::alerts::AlertTable;
+use crate::sync::lock;
+
+/// How long the first evaluation waits for every source to be read once.
+const WAIT_FOR_SOURCES: Duration = Duration::from_secs(60);
+
+/// Evaluations' notices a slow notifier may fall behind before it misses some.
+const NOTICE_BUFFER: usize = 64;
+
+/// What one evaluation tells the notifiers: every firing alert (again, so they can resend),
+/// and those that resolved now; `changed` marks the news.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoticeBatch {
+    pub time_ms: EpochMillis,
+    pub notices: Vec<Emitted>,
+}
+
+/// A configured rule as the API lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct RuleInfo {
+    pub name: String,
+    pub kind: &'static str,
+    #[schema(value_type = String)]
+    pub severity: pipescope_core::alerts::Severity,
+    /// The rule's `for`, in seconds.
+    pub for_s: f64,
+}
+
+/// The engine and what the routes, metrics and notifiers read of it.
+#[derive(Debug, Clone)]
+pub struct AlertsState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    engine: Mutex<Engine>,
+    rules: Vec<RuleInfo>,
+    plan: snapshot::Plan,
+    evaluate_every: Duration,
+    notices: broadcast::Sender<Arc<NoticeBatch>>,
+    /// Transitions per (rule, state entered).
+    transitions: Mutex<BTreeMap<(String, &'static str), u64>>,
+    table: Option<Mutex<AlertTable>>,
+    clock: Arc<dyn Clock>,
+    last_evaluation_ms: Mutex<Option<EpochMillis>>,
+}
+
+impl AlertsState {
+    /// The engine of the configured rules (the configuration was validated: every kind builds),
+    /// with the states `table` kept, when given.
+    pub fn new(config: &Config, table: Option<AlertTable>, clock: Arc<dyn Clock>) -> Self {
+        let alerts = &config.alerts;
+        let mut specs = Vec::new();
+        let mut rules = Vec::new();
+        for (name, rule) in &alerts.rules {
+            let kind = rule.kind.build().expect("validated configuration");
+            rules.push(RuleInfo {
+                name: name.clone(),
+                kind: kind.kind(),
+                severity: rule.severity,
+                for_s: rule.for_duration.as_secs_f64(),
+            });
+            specs.push(RuleSpec {
+                name: name.clone(),
+                for_ms: u64::try_from(rule.for_duration.as_millis()).unwrap_or(u64::MAX),
+                severity: rule.severity,
+                labels: rule.labels.clone(),
+                summary: rule
+                    .summary
+                    .clone()
+                    .unwrap_or_else(|| rule.kind.default_summary().to_string()),
+                description: rule.description.clone(),
+                kind,
+            });
+        }
+        let limits = EngineLimits {
+            max_instances_per_rule: alerts.max_instances_per_rule,
+            keep_resolved_ms: u64::try_from(alerts.keep_resolved.as_millis()).unwrap_or(u64::MAX),
+        };
+        let base = alerts
+            .external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.web.listen));
+        let generator_url = format!("{}/#/alerts", base.trim_end_matches('/'));
+        let mut engine = Engine::new(specs, limits, generator_url);
+        if let Some(table) = &table {
+            match table.load() {
+                Ok(kept) => {
+                    tracing::info!(alerts = kept.len(), "alert states read from the store");
+                    engine.restore(kept);
+                }
+                Err(e) => tracing::error!("{e}; starting with no alert states"),
+            }
+        }
+        Self {
+            inner: Arc::new(Inner {
+                engine: Mutex::new(engine),
+                rules,
+                plan: snapshot::Plan::of(config),
+                evaluate_every: alerts.evaluate_every,
+                notices: broadcast::channel(NOTICE_BUFFER).0,
+                transitions: Mutex::new(BTreeMap::new()),
+                table: table.map(Mutex::new),
+                clock,
+                last_evaluation_ms: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Every evaluation's notices, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<NoticeBatch>> {
+        self.inner.notices.subscribe()
+    }
+
+    pub fn rules(&self) -> &[RuleInfo] {
+        &self.inner.rules
+    }
+
+    pub fn evaluate_every(&self) -> Duration {
+        self.inner.evaluate_every
+    }
+
+    pub fn now(&self) -> EpochMillis {
+        self.inner.clock.now_millis()
+    }
+
+    pub fn last_evaluation_ms(&self) -> Option<EpochMillis> {
+        *lock(&self.inner.last_evaluation_ms)
+    }
+
+    /// Every alert instance (pending, firing, recently resolved).
+    pub fn instances(&self) -> Vec<AlertInstance> {
+        lock(&self.inner.engine).instances().cloned().collect()
+    }
+
+    /// New instances each rule left out at its cap.
+    pub fn dropped(&self) -> Vec<(String, u64)> {
+        let engine = lock(&self.inner.engine);
+        self.inner
+            .rules
+            .iter()
+            .map(|r| (r.name.clone(), engine.dropped(&r.name)))
+            .collect()
+    }
+
+    pub fn transitions_total(&self) -> BTreeMap<(String, &'static str), u64> {
+        lock(&self.inner.transitions).clone()
+    }
+
+    /// One evaluation over `snapshot`: states move, the store keeps them when one changed, the
+    /// hub hears of each change and the notifiers get the notices. Blocking (the store).
+    pub fn evaluate(&self, snapshot: &Snapshot, hub: Option<&Hub>) -> Evaluation {
+        let (evaluation, kept) = {
+            let mut engine = lock(&self.inner.engine);
+            let evaluation = engine.evaluate(snapshot);
+            let kept: Option<Vec<AlertInstance>> =
+                (!evaluation.transitions.is_empty()).then(|| engine.instances().cloned().collect());
+            (evaluation, kept)
+        };
+        *lock(&self.inner.last_evaluation_ms) = Some(snapshot.time_ms);
+        {
+            let mut counts = lock(&self.inner.transitions);
+            for t in &evaluation.transitions {
+                *counts
+                    .entry((t.rule.clone(), state_name(t.to)))
+                    .or_default() += 1;
+            }
+        }
+        if let (Some(kept), Some(table)) = (kept, &self.inner.table)
+            && let Err(e) = lock(table).save(&kept)
+        {
+            tracing::error!("{e}; a restart now would not know the alerts' latest states");
+        }
+        if let Some(hub) = hub {
+            self.tell_hub(hub, &evaluation);
+        }
+        if !evaluation.notices.is_empty() {
+            // No notifier listening is not an error.
+            let _ = self.inner.notices.send(Arc::new(NoticeBatch {
+                time_ms: evaluation.time_ms,
+                notices: evaluation.notices.clone(),
+            }));
+        }
+        evaluation
+    }
+
+    fn tell_hub(&self, hub: &Hub, evaluation: &Evaluation) {
+        if evaluation.transitions.is_empty() {
+            return;
+        }
+        let engine = lock(&self.inner.engine);
+        let summaries: BTreeMap<_, _> = engine
+            .instances()
+            .map(|i| ((&i.rule, &i.labels), i.annotations.get("summary").cloned()))
+            .collect();
+        for t in &evaluation.transitions {
+            let kind = match t.to {
+                Some(AlertState::Pending) => EventKind::AlertPending,
+                Some(AlertState::Firing) => EventKind::AlertFiring,
+                Some(AlertState::Resolved) => EventKind::AlertResolved,
+                None => EventKind::AlertCleared,
+            };
+            let subject = t
+                .labels
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "alertname" | "severity"))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let summary = summaries
+                .get(&(&t.rule, &t.labels))
+                .cloned()
+                .flatten()
+                .unwrap_or_default();
+            let message = format!("{} → {}: {summary}", state_name(t.from), state_name(t.to));
+            hub.emit(Event {
+                at: t.at_ms,
+                kind,
+                source: alert_source(&t.rule),
+                subject,
+                message,
+            });
+        }
+        hub.update("alerts");
+    }
+}
+
+/// The evaluation task: every `evaluate_every`, a snapshot of the live state, evaluated.
+pub async fn run(state: AlertsState, live: snapshot::Live, hub: Hub) {
+    let mut tick = tokio::time::interval(state.evaluate_every());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let started = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        // Rules see nothing of a source not yet read: wait for every one (or give up waiting).
+        let seen = snapshot::every_source_seen(&state.inner.plan, &live.kafka, &live.mqtt);
+        if !seen && started.elapsed() < WAIT_FOR_SOURCES {
+            continue;
+        }
+        let snapshot = snapshot::take(&state.inner.plan, &live, state.now());
+        let (state, hub) = (state.clone(), hub.clone());
+        let evaluated =
+            tokio::task::spawn_blocking(move || state.evaluate(&snapshot, Some(&hub))).await;
+        if let Err(e) = evaluated {
+            tracing::error!("an alert evaluation failed ({e}); the next one runs as planned");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pipescope_core::ManualClock;
+    use pipescope_core::alerts::snapshot::MqttBrokerFacts;
+
+    use super::*;
+
+    const CONFIG: &str = "[mqtt.edge]\nurl = \"mqtt://127.0.0.1:1\"\n\
+        [alerts.rules.edge_down]\nkind = \"mqtt_unreachable\"\nfor = \"10s\"\nseverity = \"critical\"\nlabels = { team = \"ops\" }\n";
+
+    fn at(time_ms: EpochMillis, connected: bool) -> Snapshot {
+        Snapshot {
+            time_ms,
+            kafka: vec![],
+            mqtt: vec![MqttBrokerFacts {
+                broker: "edge".into(),
+                connected,
+                ..MqttBrokerFacts::default()
+            }],
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn states_are_kept_in_the_store_counted_on_metrics_told_to_the_hub_and_the_notifiers() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::parse("t", CONFIG, []).unwrap();
+        let clock = Arc::new(ManualClock::at(0));
+        let open = || Some(AlertTable::open(dir.path()).unwrap());
+        let state = AlertsState::new(&config, open(), clock.clone());
+        let hub = Hub::new(clock.clone());
+        let mut notices = state.subscribe();
+        state.evaluate(&at(1_000, false), Some(&hub));
+        state.evaluate(&at(11_000, false), Some(&hub));
+        let batch = notices.try_recv().unwrap();
+        assert_eq!(batch.notices.len(), 1);
+        let notice = &batch.notices[0];
+        assert!(notice.changed);
+        assert_eq!(notice.notice.state, AlertState::Firing);
+        assert_eq!(notice.notice.starts_at, 1_000);
+        assert_eq!(notice.notice.labels["team"], "ops");
+        assert_eq!(
+            notice.notice.annotations["summary"],
+            "MQTT broker edge cannot be reached"
+        );
+        assert_eq!(
+            notice.notice.generator_url,
+            "http://127.0.0.1:7575/#/alerts"
+        );
+        let events: Vec<_> = hub.events(10).into_iter().map(|e| e.kind).collect();
+        assert_eq!(events, [EventKind::AlertFiring, EventKind::AlertPending]);
+
+        let mut registry = crate::metrics::new_registry();
+        registry.register_collector(Box::new(metrics::AlertsCollector::new(state.clone())));
+        let text = crate::metrics::encode_prometheus_text(&registry);
+        for line in [
+            "pipescope_alerts_firing{rule=\"edge_down\",severity=\"critical\"} 1",
+            "pipescope_alerts_pending{rule=\"edge_down\"} 0",
+            "pipescope_alerts_transitions_total{rule=\"edge_down\",to=\"pending\"} 1",
+            "pipescope_alerts_transitions_total{rule=\"edge_down\",to=\"firing\"} 1",
+            "pipescope_alerts_dropped_total{rule=\"edge_down\"} 0",
+        ] {
+            assert!(text.contains(line), "no {line} in {text}");
+        }
+        let listed = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/metrics.txt"
+        ))
+        .unwrap();
+        for name in metrics::NAMES {
+            assert!(
+                listed
+                    .lines()
+                    .any(|l| l.split_whitespace().next() == Some(name)),
+                "{name} is not in deploy/metrics.txt"
+            );
+        }
+
+        // A restart: the firing alert is read back, still firing from 1 s, and not news.
+        drop(state);
+        let restarted = AlertsState::new(&config, open(), clock);
+        let mut notices = restarted.subscribe();
+        let evaluation = restarted.evaluate(&at(60_000, false), None);
+        assert!(evaluation.transitions.is_empty());
+        let batch = notices.try_recv().unwrap();
+        assert!(!batch.notices[0].changed);
+        assert_eq!(batch.notices[0].notice.starts_at, 1_000);
+        // It resolves, and the store keeps that too.
+        restarted.evaluate(&at(61_000, true), None);
+        let kept = AlertTable::open(dir.path()).unwrap().load().unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].state, AlertState::Resolved);
+        assert_eq!(kept[0].resolved_at_ms, Some(61_000));
+    }
+}

@@ -50,6 +50,7 @@ use crate::store::write_api::WRITE_ALIAS;
         crate::probe::api::probes,
         crate::quality::api::quality_topics,
         crate::quality::api::quality_topic,
+        crate::alerts::api::alerts,
         crate::store::api::query,
         crate::store::api::series,
         crate::store::api::last,

@@ -699,6 +699,7 @@ fn routes_in_sources() -> std::collections::BTreeSet<String> {
         "completeness/api.rs",
         "probe/api.rs",
         "quality/api.rs",
+        "alerts/api.rs",
         "store/api.rs",
         "store/write_api.rs",
         "health.rs",
@@ -770,6 +771,16 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
         quality,
         parts,
         ready,
+        alerts: crate::alerts::AlertsState::new(
+            &crate::config::parse(
+                "t",
+                "[kafka.k]\nbootstrap = \"a:1\"\n[alerts.rules.lag]\nkind = \"group_lag_offsets\"\nabove = 15\n",
+                [],
+            )
+            .unwrap(),
+            None,
+            Arc::new(pipescope_core::SystemClock),
+        ),
         hub,
         tasks: crate::shutdown::Supervisor::new(
             crate::shutdown::Stop::new(),

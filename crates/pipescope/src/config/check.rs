@@ -55,10 +55,11 @@ pub fn check(path: &Path) -> CheckReport {
             } else {
                 format!(", {} quality topic(s)", config.quality.len())
             },
-            if config.watched_parts.is_empty() {
-                String::new()
-            } else {
-                format!(", {} watched part(s)", config.watched_parts.len())
+            match (config.watched_parts.len(), config.alerts.rules.len()) {
+                (0, 0) => String::new(),
+                (parts, 0) => format!(", {parts} watched part(s)"),
+                (0, rules) => format!(", {rules} alert rule(s)"),
+                (parts, rules) => format!(", {parts} watched part(s), {rules} alert rule(s)"),
             },
             if parts.is_empty() {
                 String::new()
@@ -136,6 +137,15 @@ mod tests {
             report.summary.unwrap(),
             format!(
                 "{path}: valid — 1 Kafka cluster(s), 1 MQTT broker(s), web on 127.0.0.1:7575, 1 watched part(s)"
+            )
+        );
+        let (report, path) = check_text(&format!(
+            "{base}[alerts.rules.lag]\nkind = \"group_lag_offsets\"\nabove = 15\n"
+        ));
+        assert_eq!(
+            report.summary.unwrap(),
+            format!(
+                "{path}: valid — 1 Kafka cluster(s), 1 MQTT broker(s), web on 127.0.0.1:7575, 1 alert rule(s)"
             )
         );
         let (report, _) = check_text(&format!(

@@ -26,9 +26,9 @@ pub mod warnings;
 
 pub use check::{CheckReport, check};
 pub use types::{
-    AlertsConfig, BridgeProbe, Config, Export, FlowConfig, FlowHop, InfluxExport, KafkaCluster,
-    KafkaProbe, MetricsGranularity, MqttBroker, MqttProbe, MqttProtocol, QualityConfig, Sasl,
-    SaslMechanism, StoreConfig, Tls, Web, WebAuth,
+    AlertRuleConfig, AlertsConfig, BridgeProbe, Config, Export, FlowConfig, FlowHop, InfluxExport,
+    KafkaCluster, KafkaProbe, MetricsGranularity, MqttBroker, MqttProbe, MqttProtocol,
+    QualityConfig, Sasl, SaslMechanism, StoreConfig, Tls, Web, WebAuth,
 };
 pub use values::{HostPort, MqttUrl, MqttUrlError, Secret};
 pub use warnings::{ConfigWarning, security_warnings};

@@ -43,7 +43,7 @@ pub struct Config {
     /// flags).
     #[serde(default)]
     pub watched_parts: BTreeMap<String, WatchedPart>,
-    /// Alerts: where notifications go (receivers and routes).
+    /// Alerts the monitor evaluates itself, and where their notifications go (docs/alerts.md).
     #[serde(default)]
     pub alerts: AlertsConfig,
 }
@@ -68,24 +68,6 @@ fn default_part_interval() -> Duration {
 
 fn default_part_timeout() -> Duration {
     Duration::from_secs(5)
-}
-
-/// `[alerts]`. The notifiers' part: receivers, the root route and the routes.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertsConfig {
-    /// The monitor's address as notifications name it (the webhook's `externalURL`); default
-    /// `http://<web.listen>`.
-    #[serde(default)]
-    pub external_url: Option<String>,
-    #[serde(default)]
-    pub receivers: BTreeMap<String, ReceiverConfig>,
-    /// What no route takes, and the grouping and timing every route inherits.
-    #[serde(default)]
-    pub route: RootRoute,
-    /// Tried in order: the first that matches takes an alert, unless it says `continue`.
-    #[serde(default)]
-    pub routes: Vec<RouteConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -676,4 +658,84 @@ impl QualityConfig {
             drift: self.drift.clone(),
         }
     }
+}
+
+/// `[alerts]`: the rules the monitor evaluates (and, later in the file, where it sends them).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// How often every rule is evaluated over the live state.
+    #[serde(default = "default_evaluate_every", with = "humantime_serde")]
+    pub evaluate_every: Duration,
+    /// How long a resolved alert stays listed (API, portal).
+    #[serde(default = "default_keep_resolved", with = "humantime_serde")]
+    pub keep_resolved: Duration,
+    /// Alert instances kept per rule (one per group, topic…); more are dropped and counted.
+    #[serde(default = "default_max_instances_per_rule")]
+    pub max_instances_per_rule: usize,
+    /// The portal's address as its users reach it, for the links in notifications
+    /// (`generatorURL`); `http://<web.listen>` when absent.
+    #[serde(default)]
+    pub external_url: Option<String>,
+    #[serde(default)]
+    pub rules: BTreeMap<String, AlertRuleConfig>,
+    #[serde(default)]
+    pub receivers: BTreeMap<String, ReceiverConfig>,
+    /// What no route takes, and the grouping and timing every route inherits.
+    #[serde(default)]
+    pub route: RootRoute,
+    /// Tried in order: the first that matches takes an alert, unless it says `continue`.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            evaluate_every: default_evaluate_every(),
+            keep_resolved: default_keep_resolved(),
+            max_instances_per_rule: default_max_instances_per_rule(),
+            external_url: None,
+            rules: BTreeMap::new(),
+            receivers: BTreeMap::new(),
+            route: RootRoute::default(),
+            routes: Vec::new(),
+        }
+    }
+}
+
+fn default_evaluate_every() -> Duration {
+    Duration::from_secs(15)
+}
+
+fn default_keep_resolved() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+fn default_max_instances_per_rule() -> usize {
+    1000
+}
+
+/// `[alerts.rules.<name>]`: a kind with its settings, and what every rule has.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AlertRuleConfig {
+    /// How long the condition must hold before the alert fires.
+    #[serde(rename = "for", default, with = "humantime_serde")]
+    pub for_duration: Duration,
+    #[serde(default = "default_severity")]
+    pub severity: pipescope_core::alerts::Severity,
+    /// Added to every alert of the rule (`team = "payments"` routes it).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `{label}` and `{value}` are filled in; the kind's own summary when absent.
+    #[serde(default)]
+    pub summary: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(flatten)]
+    pub kind: crate::alerts::kinds::AlertKindConfig,
+}
+
+fn default_severity() -> pipescope_core::alerts::Severity {
+    pipescope_core::alerts::Severity::Warning
 }

@@ -307,6 +307,7 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     check_flows(config, &mut errors);
     check_probes(config, &mut errors);
     check_quality(config, &mut errors);
+    check_alerts(config, &mut errors);
     check_alert_notifications(config, &mut errors);
     errors
 }
@@ -444,6 +445,139 @@ fn check_alert_notifications(config: &Config, errors: &mut Vec<ConfigError>) {
             .hint("set [alerts.route] receiver = \"NAME\", or add [[alerts.routes]]"),
         );
     }
+}
+
+/// Labels every alert has, which a rule's own labels may not set.
+const RESERVED_ALERT_LABELS: [&str; 2] = ["alertname", "severity"];
+
+/// Alert rules: a usable evaluation interval, names fit for labels, kinds whose settings build,
+/// sources of this file, templates naming labels the rule has.
+fn check_alerts(config: &Config, errors: &mut Vec<ConfigError>) {
+    let alerts = &config.alerts;
+    if alerts.evaluate_every < Duration::from_secs(1) {
+        errors.push(
+            ConfigError::new(
+                "alerts.evaluate_every",
+                format!("{:?} is shorter than 1s", alerts.evaluate_every),
+            )
+            .hint("for example evaluate_every = \"15s\""),
+        );
+    }
+    if alerts.max_instances_per_rule == 0 {
+        errors.push(
+            ConfigError::new("alerts.max_instances_per_rule", "must be 1 or more")
+                .hint("for example 1000"),
+        );
+    }
+    if let Some(url) = &alerts.external_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        errors.push(
+            ConfigError::new("alerts.external_url", format!("{url:?} is not an http(s) URL"))
+                .hint("the portal's address as its users reach it, e.g. \"https://pipescope.example.com\""),
+        );
+    }
+    for (name, rule) in &alerts.rules {
+        let at = format!("alerts.rules.{name}");
+        check_name(&at, name, errors);
+        let kind = match rule.kind.build() {
+            Ok(kind) => kind,
+            Err((key, message)) => {
+                errors.push(
+                    ConfigError::new(format!("{at}.{key}"), message)
+                        .hint("see docs/alerts.md for the kind's settings"),
+                );
+                continue;
+            }
+        };
+        let (key, named) = rule.kind.sources();
+        if let Some(name) = named.filter(|n| is_plain_name(n)) {
+            let (exists, section, names): (bool, &str, Vec<&String>) = match key {
+                "cluster" => (
+                    config.kafka.contains_key(name),
+                    "[kafka.",
+                    config.kafka.keys().collect(),
+                ),
+                "broker" => (
+                    config.mqtt.contains_key(name),
+                    "[mqtt.",
+                    config.mqtt.keys().collect(),
+                ),
+                "flow" => (
+                    config.flows.contains_key(name),
+                    "[flows.",
+                    config.flows.keys().collect(),
+                ),
+                _ => (
+                    config.quality.contains_key(name),
+                    "[quality.",
+                    config.quality.keys().collect(),
+                ),
+            };
+            let what = match key {
+                "cluster" => "Kafka cluster",
+                "broker" => "MQTT broker",
+                "flow" => "observed flow",
+                _ => "quality topic",
+            };
+            if !exists {
+                errors.push(
+                    ConfigError::new(
+                        format!("{at}.{key}"),
+                        format!("no {what} \"{name}\" in this file"),
+                    )
+                    .hint(known(section, names.into_iter())),
+                );
+            }
+        }
+        for label in rule.labels.keys() {
+            let valid = label
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid
+                || RESERVED_ALERT_LABELS.contains(&label.as_str())
+                || kind.label_names().contains(&label.as_str())
+            {
+                errors.push(
+                    ConfigError::new(format!("{at}.labels.{label}"), "is not a label this rule may set")
+                        .hint(format!(
+                            "label names are letters, digits and '_', not starting with a digit; {} and the kind's own ({}) are set by pipescope",
+                            RESERVED_ALERT_LABELS.join(", "),
+                            kind.label_names().join(", ")
+                        )),
+                );
+            }
+        }
+        for (key, template) in [
+            ("summary", rule.summary.as_deref().unwrap_or("")),
+            ("description", &rule.description),
+        ] {
+            for used in pipescope_core::alerts::engine::template_names(template) {
+                let known_name = used == "value"
+                    || RESERVED_ALERT_LABELS.contains(&used.as_str())
+                    || kind.label_names().contains(&used.as_str())
+                    || rule.labels.contains_key(&used);
+                if !known_name {
+                    errors.push(
+                        ConfigError::new(format!("{at}.{key}"), format!("{{{used}}} is not a label of this rule"))
+                            .hint(format!(
+                                "use {{value}}, {{alertname}}, {{severity}}, the kind's labels ({}) or the rule's own; write {{{{ for a literal brace",
+                                kind.label_names().join(", ")
+                            )),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A pattern that is a plain name (no regex syntax): then it must name a source of the file.
+fn is_plain_name(pattern: &str) -> bool {
+    pattern
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
 }
 
 /// Longest quality window: the 15-minute view is made of whole windows.
@@ -1111,5 +1245,43 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.web.allowed_hosts, ["*"]);
+    }
+
+    #[test]
+    fn alert_rules_are_checked_with_their_path_and_a_hint() {
+        let base = "[kafka.prod]\nbootstrap = \"a:1\"\n";
+        let errors = errors_of(&format!(
+            "{base}[alerts]\nevaluate_every = \"100ms\"\n\
+             [alerts.rules.a]\nkind = \"group_lag_offsets\"\ncluster = \"nope\"\nabove = 1\nsummary = \"{{group}} {{topic}}\"\n\
+             [alerts.rules.b]\nkind = \"group_verdict\"\nverdicts = [\"STUCK\"]\n\
+             [alerts.rules.c]\nkind = \"topic_silent\"\ntopic = \"(\"\nsilent_for = \"1m\"\n\
+             [alerts.rules.d]\nkind = \"mqtt_unreachable\"\nlabels = {{ severity = \"x\", team = \"t\" }}\n\
+             [alerts.rules.e]\nkind = \"group_lag_offsets\"\nabove = 1\nthreshold = 3\n\
+             [alerts.rules.f]\nkind = \"no_such_kind\"\n\
+             [alerts.rules.g]\nkind = \"flow_lost\"\nflow = \"machines\"\nabove = 0\n\
+             [alerts.rules.h]\nkind = \"quality_errors\"\nquality = \"visits\"\nabove = -1\n"
+        ));
+        let has = |prefix: &str| {
+            assert!(
+                errors.iter().any(|e| e.starts_with(prefix)),
+                "no {prefix:?} in {errors:#?}"
+            );
+        };
+        has("alerts.evaluate_every: 100ms is shorter than 1s");
+        has("alerts.rules.a.cluster: no Kafka cluster \"nope\" in this file — the file has prod");
+        has("alerts.rules.a.summary: {topic} is not a label of this rule");
+        has("alerts.rules.b.verdicts: \"STUCK\" is not a verdict");
+        has("alerts.rules.c.topic: invalid regex");
+        has("alerts.rules.d.labels.severity: is not a label this rule may set");
+        has("alerts.rules.e");
+        has("alerts.rules.f");
+        has(
+            "alerts.rules.g.flow: no observed flow \"machines\" in this file — add a [flows.<name>] section for it",
+        );
+        has("alerts.rules.h.above: -1 is not a number of records (0 or more)");
+        assert!(
+            !errors.iter().any(|e| e.contains("labels.team")),
+            "{errors:#?}"
+        );
     }
 }

@@ -215,8 +215,40 @@ fn gauges(state: &ClusterState, filters: &ClusterFilters) -> Vec<Gauge> {
             committed,
         ),
     ];
+    out.extend(replication(state, filters));
     out.extend(derived(state, filters));
     out
+}
+
+/// Per topic, whatever the granularity: how many of its partitions are under-replicated and
+/// how many have no leader (the alert rules read the same flags).
+fn replication(state: &ClusterState, filters: &ClusterFilters) -> Vec<Gauge> {
+    let mut under = Vec::new();
+    let mut offline = Vec::new();
+    for t in state
+        .topics
+        .iter()
+        .filter(|t| filters.topics.allows(&t.name))
+    {
+        let labels = vec![("cluster", state.name.clone()), ("topic", t.name.clone())];
+        let count = |f: fn(&super::state::PartitionState) -> bool| {
+            t.partitions.iter().filter(|p| f(p)).count() as f64
+        };
+        under.push((labels.clone(), count(|p| p.under_replicated)));
+        offline.push((labels, count(|p| p.offline)));
+    }
+    vec![
+        (
+            "pipescope_kafka_topic_under_replicated_partitions",
+            "Partitions of the topic whose in-sync replicas are fewer than their replicas.",
+            under,
+        ),
+        (
+            "pipescope_kafka_topic_offline_partitions",
+            "Partitions of the topic without a leader.",
+            offline,
+        ),
+    ]
 }
 
 /// Label names of the view's samples, in the order they are exported.

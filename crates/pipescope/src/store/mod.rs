@@ -8,6 +8,7 @@
 //! see the last commit) nor for each other. Each query is bounded ([`QueryLimits`]): in the
 //! series and points it may answer, and in time (SQLite's progress handler stops it).
 
+pub mod alerts;
 pub mod api;
 pub mod history;
 pub mod metrics;

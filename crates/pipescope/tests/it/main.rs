@@ -1,5 +1,6 @@
 //! pipescope's integration tests: the binary as a user runs it, and the HTTP router.
 
+mod alerts;
 mod cli;
 mod completeness;
 #[cfg(feature = "demo")]

@@ -4,9 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pipescope::alerts::NoticeBatch;
 use pipescope::alerts::notify::{NotifyMetrics, NotifySettings, ReceiverConfig, RouteConfig};
 use pipescope::config::Secret;
 use pipescope::shutdown::Stop;
+use pipescope_core::alerts::engine::Emitted;
 use pipescope_core::alerts::notify::{Limits, fingerprint};
 use pipescope_core::alerts::{AlertLabels, AlertNotice, AlertState};
 use pipescope_core::{Clock, SystemClock};
@@ -17,7 +19,7 @@ use tokio::sync::broadcast;
 
 /// The notifiers running on their own runtime, fed through `notices`.
 struct Notifiers {
-    notices: broadcast::Sender<AlertNotice>,
+    notices: broadcast::Sender<Arc<NoticeBatch>>,
     registry: Registry,
     stop: Stop,
     runtime: tokio::runtime::Runtime,
@@ -51,7 +53,14 @@ impl Notifiers {
     }
 
     fn send(&self, notice: &AlertNotice) {
-        self.notices.send(notice.clone()).unwrap();
+        let batch = NoticeBatch {
+            time_ms: notice.ends_at.unwrap_or(notice.starts_at),
+            notices: vec![Emitted {
+                notice: notice.clone(),
+                changed: true,
+            }],
+        };
+        self.notices.send(Arc::new(batch)).unwrap();
     }
 
     fn metrics(&self) -> String {

@@ -96,6 +96,7 @@ fn monitor_app_with(dir: &std::path::Path, toml: &str) -> axum::Router {
         quality,
         parts: Default::default(),
         ready,
+        alerts: pipescope::alerts::AlertsState::new(&config, None, clock.clone()),
         hub: pipescope::api::Hub::new(clock.clone()),
         tasks: Supervisor::new(Stop::new(), clock.clone()),
         clock,

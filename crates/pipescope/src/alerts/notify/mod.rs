@@ -1,4 +1,4 @@
-//! The notifiers: the engine's [`AlertNotice`]s, routed and grouped by the core's
+//! The notifiers: the engine's [`AlertNotice`](pipescope_core::alerts::AlertNotice)s, routed and grouped by the core's
 //! [`Dispatcher`], go into one bounded queue per receiver; one task per receiver posts them
 //! (Alertmanager's API v2, or a webhook in Alertmanager's JSON) with retries and backoff.
 //!
@@ -7,7 +7,7 @@
 //! ```ignore
 //! let metrics = NotifyMetrics::register(&mut registry);
 //! let settings = NotifySettings::from_config(&config);
-//! tokio::spawn(notify::run(settings, engine_notices.subscribe(), metrics, clock, stop.clone()));
+//! tokio::spawn(notify::run(settings, alerts.subscribe(), metrics, clock, stop.clone()));
 //! ```
 
 pub mod config;
@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pipescope_core::Clock;
-use pipescope_core::alerts::AlertNotice;
 use pipescope_core::alerts::notify::{
     BoundedQueue, Dispatcher, Limits, Notification, RetryPlan, alertmanager_body, retryable_status,
     webhook_message,
@@ -32,6 +31,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 pub use config::{ReceiverConfig, ReceiverKind, RootRoute, RouteConfig};
 
+use super::NoticeBatch;
 use crate::shutdown::Stop;
 
 /// Every metric name this module emits (deploy/metrics.txt lists them).
@@ -186,7 +186,7 @@ impl ReceiverQueue {
 /// A `match_re` that is not a regex.
 pub async fn run(
     settings: NotifySettings,
-    mut notices: broadcast::Receiver<AlertNotice>,
+    mut notices: broadcast::Receiver<Arc<NoticeBatch>>,
     metrics: Arc<NotifyMetrics>,
     clock: Arc<dyn Clock>,
     stop: Stop,
@@ -230,16 +230,20 @@ pub async fn run(
         tokio::select! {
             () = stop.stopped() => break,
             received = notices.recv(), if open => match received {
-                Ok(notice) => {
-                    let outcome = dispatcher.ingest(notice, clock.now_millis());
-                    if outcome.dropped > 0 {
+                Ok(batch) => {
+                    let now = clock.now_millis();
+                    let dropped: usize = batch
+                        .notices
+                        .iter()
+                        .map(|emitted| dispatcher.ingest(emitted.notice.clone(), now).dropped)
+                        .sum();
+                    if dropped > 0 {
                         tracing::warn!(
-                            "an alert was not notified to {} route(s): the caps of {} groups or {} alerts per group are reached",
-                            outcome.dropped,
+                            "an alert was not notified to {dropped} route(s): the caps of {} groups or {} alerts per group are reached",
                             settings.limits.max_groups,
                             settings.limits.max_alerts_per_group
                         );
-                        metrics.dropped(ANY_RECEIVER, outcome.dropped as u64);
+                        metrics.dropped(ANY_RECEIVER, dropped as u64);
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
