@@ -19,6 +19,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The alert rules ([alerts.rules.X]) and their alerts: firing, pending and recently resolved, with labels, annotations, since when and the value (docs/alerts.md) */
+        get: operations["alerts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/events": {
         parameters: {
             query?: never;
@@ -291,6 +308,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/parts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Watched pipeline parts ([watched_parts.X]): up (answers /health), healthy (its own pipescope_part_health_status, else its /health), since when, last seen, last error; empty when none is configured */
+        get: operations["parts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/probes": {
         parameters: {
             query?: never;
@@ -417,7 +451,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness: status, version, uptime (open even with auth) */
+        /** Liveness: the process and its tasks work — 503 when a supervised task is dead or in a crash loop, saying which and since when (open even with auth) */
         get: operations["health"];
         put?: never;
         post?: never;
@@ -453,6 +487,23 @@ export interface paths {
         };
         /** Answers 204 with X-Influxdb-Version, as InfluxDB 1.x does */
         get: operations["ping"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Readiness: every configured source (Kafka cluster, MQTT broker, watched part, flow and quality reader) reached at least once and the store writable — 503 until then, with each source's state and since when (open even with auth) */
+        get: operations["ready"];
         put?: never;
         post?: never;
         delete?: never;
@@ -508,6 +559,46 @@ export interface components {
             "5m": components["schemas"]["AddedLatency"];
             all: components["schemas"]["AddedLatency"];
         };
+        /** @description One alert instance: what the API lists and the store keeps. */
+        AlertInstance: {
+            /** @description When the condition began to hold (Alertmanager's `startsAt`). */
+            active_since_ms: components["schemas"]["u64"];
+            /** @description `summary`, `description` (when the rule has one), `value`. */
+            annotations: {
+                [key: string]: string;
+            };
+            firing_since_ms?: null | components["schemas"]["u64"];
+            /** @description `alertname`, `severity`, the rule's labels and the instance's. */
+            labels: components["schemas"]["BTreeMap"];
+            resolved_at_ms?: null | components["schemas"]["u64"];
+            rule: string;
+            /** @description When it entered its current state. */
+            since_ms: components["schemas"]["u64"];
+            state: components["schemas"]["AlertState"];
+            /**
+             * Format: double
+             * @description The latest observed value; `None` when not a finite number (an ETA of never).
+             */
+            value?: number | null;
+        };
+        /**
+         * @description Where an alert instance stands. Inactive instances are not kept.
+         * @enum {string}
+         */
+        AlertState: "pending" | "firing" | "resolved";
+        /** @description The engine's rules and alerts. */
+        AlertsView: {
+            /** @description Firing first, then pending, then resolved; newest change first within each. */
+            alerts: components["schemas"]["AlertInstance"][];
+            /** @description New alerts each rule left out at its cap (`[alerts] max_instances_per_rule`), by rule. */
+            dropped: {
+                [key: string]: number;
+            };
+            /** Format: double */
+            evaluate_every_s: number;
+            evaluated_at_ms?: null | components["schemas"]["u64"];
+            rules: components["schemas"]["RuleInfo"][];
+        };
         AssignedTopic: {
             partitions: number[];
             topic: string;
@@ -520,6 +611,9 @@ export interface components {
             "1m"?: number | null;
             /** Format: double */
             "5m"?: number | null;
+        };
+        BTreeMap: {
+            [key: string]: string;
         };
         /** @description A bridge probe's figures. */
         BridgeProbeView: {
@@ -744,7 +838,7 @@ export interface components {
             subject: string;
         };
         /** @enum {string} */
-        EventKind: "broker_down" | "broker_up" | "verdict_changed" | "topics_folded" | "mqtt_disconnected" | "mqtt_connected" | "loss_started" | "loss_stopped" | "schema_drift";
+        EventKind: "broker_down" | "broker_up" | "verdict_changed" | "topics_folded" | "mqtt_disconnected" | "mqtt_connected" | "loss_started" | "loss_stopped" | "schema_drift" | "alert_pending" | "alert_firing" | "alert_resolved" | "alert_cleared";
         EventsPage: {
             /** @description Newest first. */
             events: components["schemas"]["Event"][];
@@ -890,6 +984,7 @@ export interface components {
              * @description Sum of the known lags.
              */
             lag_offsets?: number | null;
+            lag_skew?: null | components["schemas"]["GroupSkew"];
             /**
              * Format: int64
              * @description Records deleted (retention, DeleteRecords) before the group read them, summed over its
@@ -962,6 +1057,17 @@ export interface components {
             window_complete: boolean;
             window_observations: number;
         };
+        /**
+         * @description A group's processing skew ([`crate::kafka::lag::lag_skew`]) over the partitions whose lag
+         *     this scrape reported, and which partition is the worst.
+         */
+        GroupSkew: components["schemas"]["LagSkew"] & {
+            /** @description Partitions the skew was taken over. */
+            partitions: number;
+            /** Format: int32 */
+            worst_partition: number;
+            worst_topic: string;
+        };
         GroupState: {
             coordinator: number | {
                 error: string;
@@ -1023,7 +1129,12 @@ export interface components {
             verdict: components["schemas"]["Verdict"];
         };
         Health: {
-            /** @description `ok`, or `degraded` while a supervised task is down between a failure and its restart. */
+            /** @description The tasks that fail liveness, with since when (`failing_since_ms`); absent when none. */
+            failing?: components["schemas"]["TaskHealth"][];
+            /**
+             * @description `ok`; `degraded` while a supervised task is between a failure and its restart (still
+             *     live, 200); `failing` (503) when a task is dead or in a crash loop (see `tasks`).
+             */
             status: string;
             /** @description The monitor's long-lived tasks (watchers, live updates); absent on a pipeline part. */
             tasks?: components["schemas"]["TaskHealth"][] | null;
@@ -1175,6 +1286,22 @@ export interface components {
          * @enum {string}
          */
         LagSecondsBasis: "exact" | "estimated" | "unknown";
+        /**
+         * @description Processing skew of a group: how far its worst partition is behind the group's typical one
+         *     ("one partition is late"). `offsets` = worst lag − median lag, over the partitions whose lag
+         *     is known; the median of an even count is the mean of the two middle lags.
+         */
+        LagSkew: {
+            /** Format: double */
+            median_lag_offsets: number;
+            /**
+             * Format: double
+             * @description Worst lag minus the median lag (0 when every partition lags alike, or with one partition).
+             */
+            offsets: number;
+            /** Format: int64 */
+            worst_lag_offsets: number;
+        };
         /** @description Quantiles since the start and over the last 1, 5 and 15 minutes. */
         LatencyFigures: {
             "15m": components["schemas"]["Quantiles"];
@@ -1305,6 +1432,34 @@ export interface components {
             topic: string;
             /** Format: double */
             value: number;
+        };
+        /** @description One watched part as the last poll found it. */
+        PartStatus: {
+            /**
+             * Format: double
+             * @description The value of its own `pipescope_part_health_status`; `null` when its `/metrics` lacks it.
+             */
+            health_status?: number | null;
+            /**
+             * @description Its own `pipescope_part_health_status` is 1 (or, without that gauge, `/health` answered
+             *     200 with status `ok`).
+             */
+            healthy: boolean;
+            /** @description Why it is down or unhealthy; `null` when up and healthy. */
+            last_error?: string | null;
+            last_seen_ms?: null | components["schemas"]["u64"];
+            name: string;
+            /** @description False until the first poll ended. */
+            polled: boolean;
+            /**
+             * @description Since when `up` and `healthy` are what they are (epoch ms; the monitor's start before
+             *     the first poll).
+             */
+            since_ms: components["schemas"]["u64"];
+            /** @description It answered `/health`. */
+            up: boolean;
+            /** @description Its `/health` and `/metrics` are read under this address. */
+            url: string;
         };
         /** @description A partition with its produce rate. */
         PartitionDetail: components["schemas"]["PartitionState"] & {
@@ -1570,6 +1725,18 @@ export interface components {
              */
             untraced: number;
         };
+        /** @description `/ready`'s answer. */
+        Ready: {
+            /** @description Every source reached at least once and the store writable. */
+            ready: boolean;
+            /**
+             * @description Every configured source (kafka, mqtt, part, flow, quality) and the store, by kind then
+             *     name: its state (`never_reached`, `up`, `down`) and since when.
+             */
+            sources: components["schemas"]["SourceStatus"][];
+            /** @description `kind name` of each source keeping the monitor from being ready. */
+            waiting_for: string[];
+        };
         /** @description One rule broken on a topic, in the list. */
         RuleBroken: {
             /** Format: int64 */
@@ -1595,6 +1762,17 @@ export interface components {
             previews: components["schemas"]["FailingRecord"][];
             /** @description `<field or name>:<check>`. */
             rule: string;
+        };
+        /** @description A configured rule as the API lists it. */
+        RuleInfo: {
+            /**
+             * Format: double
+             * @description The rule's `for`, in seconds.
+             */
+            for_s: number;
+            kind: string;
+            name: string;
+            severity: string;
         };
         /** @description A topic's rule figures, as the API shows them. */
         RulesFigures: {
@@ -1628,6 +1806,25 @@ export interface components {
                 [key: string]: string;
             };
             metric: string;
+        };
+        /**
+         * @description A source's connection as `/ready` shows it.
+         * @enum {string}
+         */
+        SourceState: "never_reached" | "up" | "down";
+        /** @description One source's state, since when, and its last error. */
+        SourceStatus: {
+            first_reached_ms?: null | components["schemas"]["u64"];
+            /** @description `kafka`, `mqtt`, `part`, `flow`, `quality` or `store`. */
+            kind: string;
+            /** @description The last error while not up; `null` once up. */
+            last_error?: string | null;
+            /** @description True for a source that must be up now for readiness (the store), not only reached once. */
+            must_stay_up: boolean;
+            name: string;
+            /** @description When it entered `state` (epoch ms); for `never_reached`, when the monitor started. */
+            since_ms: components["schemas"]["u64"];
+            state: components["schemas"]["SourceState"];
         };
         StoreRange: {
             from: components["schemas"]["u64"];
@@ -1666,9 +1863,15 @@ export interface components {
         SysStatus: "seen" | "none" | "waiting";
         /** @description A supervised task as `/health` shows it. */
         TaskHealth: {
+            failing_since_ms?: null | components["schemas"]["u64"];
             /** @description The last failure (a panic's message, or "ended by itself"), if any. */
             last_failure?: string | null;
             last_failure_ms?: null | components["schemas"]["u64"];
+            /**
+             * @description `running`, `restarting` (between a failure and its restart), `crash_loop` (failed 5 times
+             *     within 5 minutes) or `dead` (ended and not started again): the last two fail `/health`.
+             */
+            liveness: components["schemas"]["TaskLiveness"];
             /** @description What the task does, e.g. `kafka watcher demo`. */
             name: string;
             /**
@@ -1679,6 +1882,11 @@ export interface components {
             /** @description False between a failure and the restart that follows it. */
             running: boolean;
         };
+        /**
+         * @description How a supervised task is doing, for `/health`.
+         * @enum {string}
+         */
+        TaskLiveness: "running" | "restarting" | "crash_loop" | "dead";
         /** @description A topic with its partitions' offsets, replicas, producers and rates. */
         TopicDetail: components["schemas"]["TopicRate"] & {
             config: {
@@ -1830,6 +2038,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, never>;
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    alerts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertsView"];
                 };
             };
             /** @description [web] auth is on and the credentials are missing or wrong */
@@ -2485,6 +2722,35 @@ export interface operations {
             };
         };
     };
+    parts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PartStatus"][];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     probes: {
         parameters: {
             query?: never;
@@ -2845,8 +3111,17 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description Live */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description A task is dead or in a crash loop */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2908,6 +3183,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    ready: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ready */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ready"];
+                };
+            };
+            /** @description Not ready: `waiting_for` says for what */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ready"];
                 };
             };
         };

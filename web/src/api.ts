@@ -27,7 +27,8 @@ export function setToken(value: string | null): void {
   else sessionStorage.removeItem(TOKEN_KEY);
 }
 
-export async function getJson<T>(path: string, signal?: AbortSignal): Promise<T> {
+/** The JSON answer at `path`; statuses in `alsoOk` (besides 2xx) answer JSON too (`/ready`'s 503). */
+export async function getJson<T>(path: string, signal?: AbortSignal, alsoOk: number[] = []): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     let response: Response;
     const headers: Record<string, string> = { Accept: "application/json" };
@@ -44,7 +45,7 @@ export async function getJson<T>(path: string, signal?: AbortSignal): Promise<T>
       await askForToken(t ? "That token was refused; try again." : "This pipescope asks for an access token.");
       continue;
     }
-    if (!response.ok) {
+    if (!response.ok && !alsoOk.includes(response.status)) {
       const body = await response.text();
       let detail = body.slice(0, 300);
       try {

@@ -1,5 +1,6 @@
 import "./style.css";
 import { startLive, onStatus } from "./live";
+import { alerts } from "./pages/alerts";
 import { flow } from "./pages/flow";
 import { flowDetail, flows } from "./pages/flows";
 import { group } from "./pages/group";
@@ -35,6 +36,7 @@ startRouter(
     "/flows/:flow": flowDetail,
     "/quality": quality,
     "/quality/:name": qualityDetail,
+    "/alerts": alerts,
   },
   document.getElementById("page")!,
   document.getElementById("nav")!,

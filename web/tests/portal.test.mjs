@@ -404,6 +404,23 @@ const PAGES = [
       await page.getByTestId("chart-rule-errors").waitFor();
     },
   },
+  {
+    name: "alerts",
+    hash: "/alerts",
+    async check(page) {
+      // The demo's three rules; its visits break quality rules on purpose, so that rule fires
+      // once it has held for its 10 s.
+      const rules = page.locator('[data-testid="alert-rules"] tbody tr');
+      await rules.first().waitFor({ timeout: 10_000 });
+      assert.equal(await rules.count(), 3, (await rules.allTextContents()).join("\n"));
+      const firing = page.locator('[data-testid="alerts-firing-table"] tbody tr');
+      await firing.first().waitFor({ timeout: 60_000 });
+      assert.match(await firing.first().textContent(), /firing.*visits_errors.*quality=visits/);
+      const sources = await page.locator('[data-testid="ready-sources"] tbody tr').allTextContents();
+      assert.ok(sources.some((s) => /^kafka\s*demo/.test(s)), sources.join("\n"));
+      assert.ok(sources.some((s) => /^store/.test(s)), sources.join("\n"));
+    },
+  },
 ];
 
 for (const spec of PAGES) {

@@ -164,6 +164,7 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
     let live = crate::alerts::snapshot::Live {
         kafka: kafka_live.clone(),
         mqtt: mqtt.clone(),
+        parts: parts.clone(),
         flows: flows.clone(),
         quality: quality.clone(),
     };

@@ -49,6 +49,14 @@ export const group: Page = {
         card("lag", count(g.lag_offsets), "offsets, all partitions", "group-lag"),
         card("max lag", duration(g.max_lag_seconds), g.max_lag_seconds_estimated ? "estimated" : "seconds behind"),
         card("ETA", badge(e.text, e.kind), ["to catch up", etaBasis(g.catch_up)].filter(Boolean).join(", ")),
+        card(
+          "skew",
+          g.lag_skew ? count(g.lag_skew.offsets) : "–",
+          g.lag_skew
+            ? `worst ${g.lag_skew.worst_topic}[${g.lag_skew.worst_partition}] ${count(g.lag_skew.worst_lag_offsets)} against a median of ${count(g.lag_skew.median_lag_offsets)}`
+            : "one partition or no lag known",
+          "group-skew",
+        ),
         card("state", description?.state ?? "–", description ? description.protocol : "not described"),
         card("members", description ? description.members.length : "–", ""),
       );

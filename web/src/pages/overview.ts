@@ -10,6 +10,7 @@ import {
   type PipelineEvent,
   type TopicSummary,
 } from "../api";
+import { alertCounts } from "./alerts";
 import { el } from "../dom";
 import { ago, count, duration, sumWindows, time, windowRate, windowValue } from "../format";
 import { onEvent } from "../live";
@@ -76,10 +77,11 @@ export const overview: Page = {
     signal.addEventListener("abort", stop);
 
     return async () => {
-      const [health, clusters, brokers] = await Promise.all([
+      const [health, clusters, brokers, alertStates] = await Promise.all([
         getJson<Health>("/health", signal),
         getJson<ClusterSummary[]>("/api/v1/kafka/clusters", signal),
         getJson<MqttBroker[]>("/api/v1/mqtt/brokers", signal),
+        alertCounts(signal),
       ]);
       const perCluster = await Promise.all(
         clusters.map(async (c) => {
@@ -134,6 +136,12 @@ export const overview: Page = {
           "card-groups",
         ),
         card("MQTT brokers", `${mqttUp} / ${brokers.length}`, "connected", "card-mqtt"),
+        card(
+          "alerts",
+          alertStates.firing > 0 ? badge(`${count(alertStates.firing)} firing`, "bad") : "none firing",
+          el("a", { href: "#/alerts" }, `${count(alertStates.pending)} pending`),
+          "card-alerts",
+        ),
       );
 
       fill(

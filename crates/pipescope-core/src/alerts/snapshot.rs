@@ -16,6 +16,21 @@ pub struct Snapshot {
     pub edges: Vec<FlowEdgeFacts>,
     /// Quality topics (`[quality.X]`).
     pub quality: Vec<QualityFacts>,
+    /// Watched pipeline parts (`[watched_parts.X]`).
+    pub parts: Vec<PartFacts>,
+}
+
+/// One watched pipeline part as of its latest poll of `/health` and `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PartFacts {
+    pub name: String,
+    /// A poll has ended: before it nothing is known, and nothing is alerted on.
+    pub polled: bool,
+    /// It answered `/health`.
+    pub up: bool,
+    /// Its own health gauge (or its `/health`) says healthy.
+    pub healthy: bool,
+    pub error: Option<String>,
 }
 
 /// One edge of an observed flow (docs/completeness.md), over the last minute.
@@ -111,4 +126,7 @@ pub struct MqttBrokerFacts {
     /// The subtrees the rules asked about (by filter text: `machine/#`, `machine/+/temp`, or a
     /// plain topic), with the newest message seen on any topic they match.
     pub last_seen: Vec<(String, Option<EpochMillis>)>,
+    /// The same subtrees with the messages counted on the topics they match since the watcher
+    /// started counting (the rate anomaly rules difference them).
+    pub messages: Vec<(String, u64)>,
 }

@@ -10,7 +10,10 @@ use pipescope_core::alerts::rules::kafka::{
     BrokerDown, ClusterUnreachable, GroupEta, GroupLagOffsets, GroupLagSeconds, GroupScope,
     GroupVerdict, PartitionFlag, PartitionsFlagged,
 };
+use pipescope_core::alerts::anomaly::AnomalyConfig;
+use pipescope_core::alerts::rules::anomaly::{RateAnomaly, RateSource};
 use pipescope_core::alerts::rules::mqtt::MqttUnreachable;
+use pipescope_core::alerts::rules::parts::PartDown;
 use pipescope_core::alerts::rules::pipeline::{EdgeFigure, FlowEdge, QualityDrift, QualityErrors};
 use pipescope_core::alerts::rules::silence::{MqttSilent, TopicSilent};
 use pipescope_core::kafka::Verdict;
@@ -98,6 +101,35 @@ pub enum AlertKindConfig {
         #[serde(default = "default_drift_hold", with = "humantime_serde")]
         hold: Duration,
     },
+    /// A watched part (`[watched_parts.X]`) does not answer its `/health`, or (with
+    /// `unhealthy = true`, the default) says it is unhealthy.
+    PartDown {
+        part: Option<String>,
+        #[serde(default = "yes")]
+        unhealthy: bool,
+    },
+    /// A topic's (Kafka: `cluster`, `topic`) or an MQTT subtree's (`broker`, `filter`) message
+    /// rate far from its usual level for a few windows, without a threshold (docs/alerts.md
+    /// "Rate anomalies"). The detector's settings default to the measured ones.
+    RateAnomaly {
+        cluster: Option<String>,
+        topic: Option<String>,
+        broker: Option<String>,
+        filter: Option<String>,
+        #[serde(default = "default_anomaly_window", with = "humantime_serde")]
+        window: Duration,
+        deviations: Option<f64>,
+        windows: Option<u32>,
+        volume_floor: Option<f64>,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_anomaly_window() -> Duration {
+    Duration::from_secs(300)
 }
 
 fn default_drift_hold() -> Duration {
@@ -162,6 +194,8 @@ impl AlertKindConfig {
             Self::FlowLatencyP99 { .. } => "flow_latency_p99",
             Self::QualityErrors { .. } => "quality_errors",
             Self::QualityDrift { .. } => "quality_drift",
+            Self::PartDown { .. } => "part_down",
+            Self::RateAnomaly { .. } => "rate_anomaly",
         }
     }
 
@@ -215,6 +249,15 @@ impl AlertKindConfig {
                 "{value} records broke a rule over the last minute on quality topic {quality}"
             }
             Self::QualityDrift { .. } => "schema drift on quality topic {quality} ({value} s ago)",
+            Self::PartDown { .. } => {
+                "pipeline part {part} is down or unhealthy (1 healthy, 0 unhealthy, -1 down: {value})"
+            }
+            Self::RateAnomaly {
+                filter: Some(_), ..
+            } => "{anomaly} in the message rate of {filter} at MQTT broker {broker}: {value} in the last window",
+            Self::RateAnomaly { .. } => {
+                "{anomaly} in the message rate of {topic} on {cluster}: {value} in the last window"
+            }
         }
     }
 
@@ -222,6 +265,10 @@ impl AlertKindConfig {
     pub fn mqtt_filter(&self) -> Option<&str> {
         match self {
             Self::MqttSilent { filter, .. } => Some(filter),
+            Self::RateAnomaly {
+                filter: Some(filter),
+                ..
+            } => Some(filter),
             _ => None,
         }
     }
@@ -348,6 +395,53 @@ impl AlertKindConfig {
                 matcher("quality", quality)?,
                 millis(*hold),
             )),
+            Self::PartDown { part, unhealthy } => Box::new(PartDown {
+                part: matcher("part", part)?,
+                unhealthy_too: *unhealthy,
+            }),
+            Self::RateAnomaly {
+                cluster,
+                topic,
+                broker,
+                filter,
+                window,
+                deviations,
+                windows,
+                volume_floor,
+            } => {
+                let source = match (filter, cluster.is_some() || topic.is_some()) {
+                    (Some(_), true) => {
+                        return Err(("filter".into(), "names an MQTT subtree, and cluster or topic a Kafka topic: a rule follows one or the other".into()));
+                    }
+                    (Some(filter), false) => {
+                        pipescope_core::mqtt_filter::validate(filter)
+                            .map_err(|e| ("filter".to_string(), e.to_string()))?;
+                        RateSource::Mqtt {
+                            broker: matcher("broker", broker)?,
+                            filter: filter.clone(),
+                        }
+                    }
+                    (None, _) if broker.is_some() => {
+                        return Err(("broker".into(), "an MQTT rate needs its filter (filter = \"machine/#\")".into()));
+                    }
+                    (None, _) => RateSource::Kafka {
+                        cluster: matcher("cluster", cluster)?,
+                        topic: matcher("topic", topic)?,
+                    },
+                };
+                let defaults = AnomalyConfig::default();
+                let config = AnomalyConfig {
+                    window_ms: millis(*window),
+                    deviations: deviations.unwrap_or(defaults.deviations),
+                    windows: windows.unwrap_or(defaults.windows),
+                    volume_floor: volume_floor.unwrap_or(defaults.volume_floor),
+                    ..defaults
+                };
+                Box::new(
+                    RateAnomaly::new(source, config)
+                        .map_err(|e| ("window".to_string(), e.to_string()))?,
+                )
+            }
         })
     }
 
@@ -373,6 +467,13 @@ impl AlertKindConfig {
             Self::QualityErrors { quality, .. } | Self::QualityDrift { quality, .. } => {
                 ("quality", quality.as_deref())
             }
+            Self::PartDown { part, .. } => ("part", part.as_deref()),
+            Self::RateAnomaly {
+                filter: Some(_),
+                broker,
+                ..
+            } => ("broker", broker.as_deref()),
+            Self::RateAnomaly { cluster, .. } => ("cluster", cluster.as_deref()),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use pipescope_core::EpochMillis;
 use pipescope_core::alerts::snapshot::{
     Eta, FlowEdgeFacts, KafkaBrokerFacts, KafkaClusterFacts, KafkaGroupFacts, KafkaPartitionFacts,
-    MqttBrokerFacts, QualityFacts, Snapshot,
+    MqttBrokerFacts, PartFacts, QualityFacts, Snapshot,
 };
 use pipescope_core::kafka::analyzer::GroupView;
 use pipescope_core::kafka::lag::CatchUp;
@@ -15,6 +15,7 @@ use crate::completeness::FlowsState;
 use crate::config::Config;
 use crate::kafka::{ClusterState, LiveState};
 use crate::mqtt::{ConnState, MqttState};
+use crate::parts_watch::PartsState;
 use crate::quality::QualityState;
 
 /// What the rules need beyond the live state: the configured clusters (one not scraped yet is
@@ -58,6 +59,7 @@ pub fn every_source_seen(plan: &Plan, kafka: &LiveState, mqtt: &MqttState) -> bo
 pub struct Live {
     pub kafka: LiveState,
     pub mqtt: MqttState,
+    pub parts: PartsState,
     pub flows: FlowsState,
     pub quality: QualityState,
 }
@@ -98,6 +100,18 @@ pub fn take(plan: &Plan, live: &Live, now: EpochMillis) -> Snapshot {
             })
             .collect(),
         time_ms: now,
+        parts: live
+            .parts
+            .parts()
+            .into_iter()
+            .map(|p| PartFacts {
+                name: p.name,
+                polled: p.polled,
+                up: p.up,
+                healthy: p.healthy,
+                error: p.last_error,
+            })
+            .collect(),
         kafka: plan
             .clusters
             .iter()
@@ -119,11 +133,16 @@ pub fn take(plan: &Plan, live: &Live, now: EpochMillis) -> Snapshot {
                     .iter()
                     .map(|f| (f.clone(), None))
                     .collect();
+                let mut messages: Vec<(String, u64)> =
+                    plan.mqtt_filters.iter().map(|f| (f.clone(), 0)).collect();
                 if !last_seen.is_empty() {
                     for (topic, figures) in tree.topics(now) {
-                        for (filter, last) in &mut last_seen {
+                        for ((filter, last), (_, count)) in
+                            last_seen.iter_mut().zip(messages.iter_mut())
+                        {
                             if pipescope_core::mqtt_filter::matches(filter, topic) {
                                 *last = (*last).max(figures.last_seen_ms);
+                                *count += figures.messages;
                             }
                         }
                     }
@@ -140,6 +159,7 @@ pub fn take(plan: &Plan, live: &Live, now: EpochMillis) -> Snapshot {
                     },
                     counting_since_ms: tree.summary().counting_since_ms,
                     last_seen,
+                    messages,
                 }
             })
             .collect(),

@@ -508,6 +508,11 @@ fn check_alerts(config: &Config, errors: &mut Vec<ConfigError>) {
                     "[flows.",
                     config.flows.keys().collect(),
                 ),
+                "part" => (
+                    config.watched_parts.contains_key(name),
+                    "[watched_parts.",
+                    config.watched_parts.keys().collect(),
+                ),
                 _ => (
                     config.quality.contains_key(name),
                     "[quality.",
@@ -518,6 +523,7 @@ fn check_alerts(config: &Config, errors: &mut Vec<ConfigError>) {
                 "cluster" => "Kafka cluster",
                 "broker" => "MQTT broker",
                 "flow" => "observed flow",
+                "part" => "watched part",
                 _ => "quality topic",
             };
             if !exists {

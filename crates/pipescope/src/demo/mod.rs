@@ -230,7 +230,12 @@ pub fn demo_config(
          [quality.visits]\nkafka = \"demo\"\ntopic = {visits_out:?}\n\
          rules = [{{ field = \"user_id\", required = true, not_null = true, not_empty = true }}, \
          {{ field = \"page\", required = true, not_null = true, not_empty = true }}, \
-         {{ field = \"duration_ms\", type = \"integer\", range = [0, 86400000] }}]\n",
+         {{ field = \"duration_ms\", type = \"integer\", range = [0, 86400000] }}]\n\n\
+         [alerts]\nevaluate_every = \"5s\"\n\n\
+         [alerts.rules.visits_errors]\nkind = \"quality_errors\"\nquality = \"visits\"\nabove = 0\nfor = \"10s\"\n\
+         summary = \"{{quality}}: {{value}} records a minute break a rule (the simulator injects them)\"\n\n\
+         [alerts.rules.group_lag]\nkind = \"group_lag_offsets\"\nabove = 15\nfor = \"5m\"\n\n\
+         [alerts.rules.kafka_down]\nkind = \"kafka_cluster_unreachable\"\nfor = \"30s\"\nseverity = \"critical\"\n",
         listen = options.listen.to_string(),
         store = store.display().to_string(),
         kafka = kafka.to_string(),

@@ -320,3 +320,71 @@ fn publish_payload(port: u16, topic: &str, payload: &str) {
         .expect("run mosquitto_pub");
     assert!(status.success());
 }
+
+/// A machine simulator publishes steadily, watched as a part; stopped, its MQTT subtree goes
+/// silent against the rate the detector learnt (rate_anomaly, no threshold given) and the part
+/// is down (part_down).
+#[test]
+fn a_stopped_simulator_is_a_silent_rate_anomaly_and_a_part_down() {
+    let started = Instant::now();
+    let mosquitto = Mosquitto::start();
+    let url = mosquitto.url();
+    let mut simulator = pipescope_testkit::Part::builder(env!("CARGO_BIN_EXE_pipescope"), "sim")
+        .args(["simulate", "machines", "--mqtt", &url, "--rate", "200"])
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = Monitor::start(
+        dir.path(),
+        &format!(
+            "[mqtt.edge]\nurl = \"{url}\"\n\
+             [watched_parts.sim]\nurl = \"http://127.0.0.1:{}\"\ninterval = \"500ms\"\ntimeout = \"1s\"\n\
+             [alerts]\nevaluate_every = \"1s\"\n\
+             [alerts.rules.machines_rate]\nkind = \"rate_anomaly\"\nbroker = \"edge\"\nfilter = \"machine/#\"\nwindow = \"2s\"\nwindows = 2\n\
+             [alerts.rules.sim_down]\nkind = \"part_down\"\npart = \"sim\"\nseverity = \"critical\"\n",
+            simulator.port()
+        ),
+    );
+    // The detector needs a few whole windows of the steady rate before it judges one.
+    let learning = Instant::now();
+    assert!(wait_until(TIMEOUT, || {
+        learning.elapsed() > Duration::from_secs(20)
+    }));
+    let view = alerts(&monitor);
+    assert_eq!(alert(&view, "machines_rate"), Value::Null, "a steady rate is normal: {view:#}");
+    assert_eq!(alert(&view, "sim_down"), Value::Null, "{view:#}");
+
+    simulator.stop(TIMEOUT);
+    // The window cut short by the stop is low (a drop); whole windows of nothing are silent.
+    let mut view = Value::Null;
+    let silent = |view: &Value| {
+        view["alerts"].as_array().and_then(|all| {
+            all.iter()
+                .find(|a| {
+                    a["rule"] == "machines_rate"
+                        && a["labels"]["anomaly"] == "silent"
+                        && a["state"] == "firing"
+                })
+                .cloned()
+        })
+    };
+    assert!(
+        wait_until(TIMEOUT, || {
+            view = alerts(&monitor);
+            silent(&view).is_some()
+        }),
+        "no silent rate anomaly: {view:#}\n{}",
+        monitor.log()
+    );
+    let silent = silent(&view).unwrap();
+    assert_eq!(silent["labels"]["filter"], "machine/#");
+    assert_eq!(silent["labels"]["broker"], "edge");
+    assert_eq!(silent["value"], 0.0);
+    let down = wait_state(&monitor, "sim_down", "firing");
+    assert_eq!(down["labels"]["part"], "sim");
+    assert_eq!(down["value"], -1.0);
+    assert!(
+        started.elapsed() < Duration::from_secs(75),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -2,8 +2,10 @@
 //! knows none of them. To add a kind: a file here with its struct and tests, and one arm where
 //! the configuration builds kinds (`crates/pipescope/src/alerts/kinds.rs`).
 
+pub mod anomaly;
 pub mod kafka;
 pub mod mqtt;
+pub mod parts;
 pub mod pipeline;
 pub mod silence;
 

@@ -1,0 +1,242 @@
+//! A topic's or an MQTT subtree's message rate far from its usual level, without a threshold:
+//! the [`AnomalyDetector`](crate::alerts::anomaly) over messages per window.
+//!
+//! Each evaluation reads a running total per series (a Kafka topic's summed log end offsets, an
+//! MQTT filter's messages counted since the watcher started). When an evaluation falls in a new
+//! window, the messages since the previous window's first evaluation are that window's count
+//! (so a window's edges are those evaluations, at most `evaluate_every` late). The first
+//! window a series is seen in is partial and not judged; a total that went back (a restart, a
+//! deleted topic) starts the series' counting again. The latest verdict holds until the next
+//! window closes: an alert per series and anomaly (`anomaly` = `drop`, `spike` or `silent`).
+
+use std::collections::BTreeMap;
+
+use super::NameMatch;
+use crate::EpochMillis;
+use crate::alerts::anomaly::{AnomalyConfig, AnomalyConfigError, AnomalyDetector, AnomalyKind};
+use crate::alerts::engine::{Observation, RuleKind};
+use crate::alerts::snapshot::Snapshot;
+
+/// Which rates a rule follows.
+#[derive(Debug)]
+pub enum RateSource {
+    /// Every matching topic of the matching clusters.
+    Kafka {
+        cluster: NameMatch,
+        topic: NameMatch,
+    },
+    /// One MQTT filter (its whole subtree) on the matching brokers.
+    Mqtt { broker: NameMatch, filter: String },
+}
+
+/// Where a series' current window began, and the total then.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    window_start_ms: EpochMillis,
+    total: u64,
+    /// The series was first seen inside this window: its count would be partial.
+    partial: bool,
+}
+
+#[derive(Debug)]
+pub struct RateAnomaly {
+    source: RateSource,
+    window_ms: u64,
+    detector: AnomalyDetector<String>,
+    marks: BTreeMap<String, Mark>,
+    /// The latest verdict per series that is not normal: its labels, the anomaly and the
+    /// window's count.
+    anomalous: BTreeMap<String, (Vec<(&'static str, String)>, AnomalyKind, f64)>,
+}
+
+impl RateAnomaly {
+    pub fn new(source: RateSource, config: AnomalyConfig) -> Result<Self, AnomalyConfigError> {
+        let window_ms = config.window_ms;
+        Ok(Self {
+            source,
+            window_ms,
+            detector: AnomalyDetector::new(config)?,
+            marks: BTreeMap::new(),
+            anomalous: BTreeMap::new(),
+        })
+    }
+
+    /// (series key, labels, running total) of every series the snapshot holds.
+    fn totals(&self, snapshot: &Snapshot) -> Vec<(String, Vec<(&'static str, String)>, u64)> {
+        let mut out = Vec::new();
+        match &self.source {
+            RateSource::Kafka { cluster, topic } => {
+                for c in snapshot
+                    .kafka
+                    .iter()
+                    .filter(|c| cluster.matches(&c.cluster))
+                {
+                    if !c.scraped || c.error.is_some() {
+                        continue;
+                    }
+                    let mut topics: BTreeMap<&str, u64> = BTreeMap::new();
+                    for p in c.partitions.iter().filter(|p| topic.matches(&p.topic)) {
+                        *topics.entry(&p.topic).or_default() +=
+                            p.latest.map_or(0, |o| u64::try_from(o).unwrap_or(0));
+                    }
+                    for (t, total) in topics {
+                        let labels = vec![("cluster", c.cluster.clone()), ("topic", t.to_string())];
+                        out.push((format!("kafka/{}/{t}", c.cluster), labels, total));
+                    }
+                }
+            }
+            RateSource::Mqtt { broker, filter } => {
+                for b in snapshot.mqtt.iter().filter(|b| broker.matches(&b.broker)) {
+                    if !b.connected {
+                        continue;
+                    }
+                    if let Some((_, total)) = b.messages.iter().find(|(f, _)| f == filter) {
+                        let labels = vec![("broker", b.broker.clone()), ("filter", filter.clone())];
+                        out.push((format!("mqtt/{}/{filter}", b.broker), labels, *total));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn anomaly_name(kind: AnomalyKind) -> &'static str {
+    match kind {
+        AnomalyKind::Normal => "normal",
+        AnomalyKind::Drop => "drop",
+        AnomalyKind::Spike => "spike",
+        AnomalyKind::Silent => "silent",
+    }
+}
+
+impl RuleKind for RateAnomaly {
+    fn kind(&self) -> &'static str {
+        "rate_anomaly"
+    }
+    fn label_names(&self) -> &'static [&'static str] {
+        match self.source {
+            RateSource::Kafka { .. } => &["cluster", "topic", "anomaly"],
+            RateSource::Mqtt { .. } => &["broker", "filter", "anomaly"],
+        }
+    }
+    fn observe(&mut self, snapshot: &Snapshot) -> Vec<Observation> {
+        let now = snapshot.time_ms;
+        let window_start_ms = now - now % self.window_ms;
+        let max_series = self.detector.config().max_series;
+        for (key, labels, total) in self.totals(snapshot) {
+            if self.marks.len() >= max_series && !self.marks.contains_key(&key) {
+                continue; // the detector would refuse it too (and counts that)
+            }
+            let fresh = Mark {
+                window_start_ms,
+                total,
+                partial: true,
+            };
+            let mark = self.marks.entry(key.clone()).or_insert(fresh);
+            if total < mark.total {
+                // Counting started again: nothing to judge until a whole window is seen.
+                *mark = fresh;
+                self.anomalous.remove(&key);
+                continue;
+            }
+            if window_start_ms <= mark.window_start_ms {
+                continue;
+            }
+            let (closed, count) = (*mark, (total - mark.total) as f64);
+            *mark = Mark {
+                window_start_ms,
+                total,
+                partial: false,
+            };
+            if closed.partial {
+                continue;
+            }
+            match self
+                .detector
+                .observe(key.clone(), closed.window_start_ms, count)
+            {
+                Some(v) if v.kind != AnomalyKind::Normal => {
+                    self.anomalous.insert(key, (labels, v.kind, v.count));
+                }
+                _ => {
+                    self.anomalous.remove(&key);
+                }
+            }
+        }
+        self.anomalous
+            .values()
+            .map(|(labels, kind, count)| {
+                let mut labels = labels.clone();
+                labels.push(("anomaly", anomaly_name(*kind).to_string()));
+                Observation::new(labels, *count, true)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::snapshot::{KafkaClusterFacts, KafkaPartitionFacts};
+
+    const MIN: u64 = 60_000;
+
+    fn snapshot(time_ms: u64, offset: i64) -> Snapshot {
+        Snapshot {
+            time_ms,
+            kafka: vec![KafkaClusterFacts {
+                cluster: "prod".into(),
+                scraped: true,
+                partitions: vec![KafkaPartitionFacts {
+                    topic: "orders".into(),
+                    partition: 0,
+                    latest: Some(offset),
+                    under_replicated: false,
+                    offline: false,
+                }],
+                ..KafkaClusterFacts::default()
+            }],
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn a_rate_that_collapses_alerts_as_a_drop_and_clears_when_it_comes_back() {
+        let config = AnomalyConfig {
+            window_ms: MIN,
+            ..AnomalyConfig::default()
+        };
+        let mut rule = RateAnomaly::new(
+            RateSource::Kafka {
+                cluster: NameMatch::any(),
+                topic: NameMatch::any(),
+            },
+            config,
+        )
+        .unwrap();
+        // Evaluations every 15 s; 1,000 messages a minute (a little noise) for two hours.
+        let (mut t, mut offset) = (10 * MIN + 5_000, 0i64);
+        let mut step = |rule: &mut RateAnomaly, per_minute: i64, minutes: u64| {
+            let mut seen = Vec::new();
+            for _ in 0..minutes * 4 {
+                t += 15_000;
+                offset += per_minute / 4 + (t / 15_000 % 3) as i64;
+                seen = rule.observe(&snapshot(t, offset));
+            }
+            seen
+        };
+        assert!(
+            step(&mut rule, 1_000, 120).is_empty(),
+            "a steady rate is normal"
+        );
+        let dropped = step(&mut rule, 300, 10);
+        assert_eq!(dropped.len(), 1, "{dropped:?}");
+        assert_eq!(dropped[0].labels["anomaly"], "drop");
+        assert_eq!(dropped[0].labels["topic"], "orders");
+        assert!(dropped[0].value < 400.0, "{}", dropped[0].value);
+        assert!(step(&mut rule, 1_000, 10).is_empty(), "back to its level");
+        // The offsets going back (a recreated topic) judge nothing until a whole window.
+        assert!(rule.observe(&snapshot(t + 15_000, 5)).is_empty());
+    }
+}
