@@ -169,9 +169,11 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("{}-changelog", args.group));
     let m = Metrics::default();
-    args.part
+    let health = args
+        .part
         .serve_metrics("process calls", |r| m.register(r), &stop)
         .await?;
+    health.watch_kafka(&args.kafka, Some(&args.topic), &stop)?;
     let Some(partitions) = ensure_topic(&args.kafka, &args.topic, 3, false, &stop).await? else {
         return Ok(());
     };

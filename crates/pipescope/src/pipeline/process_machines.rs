@@ -139,9 +139,11 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("process-machines-{}", now_ms()));
     let m = Metrics::default();
-    args.part
+    let health = args
+        .part
         .serve_metrics("process machines", |r| m.register(r), &stop)
         .await?;
+    health.watch_kafka(&args.kafka, Some(&args.input), &stop)?;
     if ensure_topic(&args.kafka, &args.input, 3, false, &stop)
         .await?
         .is_none()

@@ -128,9 +128,11 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         args.input
     );
     let m = Metrics::default();
-    args.part
+    let health = args
+        .part
         .serve_metrics("process passthrough", |r| m.register(r), &stop)
         .await?;
+    health.watch_kafka(&args.kafka, Some(&args.input), &stop)?;
     let Some(in_partitions) = ensure_topic(&args.kafka, &args.input, 3, false, &stop).await? else {
         return Ok(());
     };

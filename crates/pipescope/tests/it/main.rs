@@ -10,6 +10,7 @@ mod hostile_kafka;
 mod influx;
 mod kafka;
 mod mqtt;
+mod part_health;
 mod pipeline;
 mod probes;
 mod profile;
