@@ -57,6 +57,15 @@ impl Health {
         lock(&self.checks).failing(check, detail.to_string(), now_ms());
     }
 
+    /// A commit's outcome as the "commit" check: a processor that cannot commit for longer
+    /// than the grace is unhealthy even while its brokers answer.
+    pub fn committed(&self, result: &rdkafka::error::KafkaResult<()>, topic: &str) {
+        match result {
+            Ok(()) => self.passing("commit"),
+            Err(e) => self.failing("commit", format!("cannot commit offsets of {topic} ({e})")),
+        }
+    }
+
     pub fn is_healthy(&self) -> bool {
         lock(&self.checks).report(now_ms()).healthy
     }

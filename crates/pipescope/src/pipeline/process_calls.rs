@@ -243,8 +243,14 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
                 long_log.flush().with_context(|| {
                     format!("cannot append to {}", args.long_calls_log.display())
                 })?;
-                if let Err(e) = save(log, &consumer, &mut owned, &m).await {
-                    tracing::warn!("cannot save state ({e:#}); trying again at the next snapshot");
+                match save(log, &consumer, &mut owned, &m).await {
+                    Ok(()) => health.passing("commit"),
+                    Err(e) => {
+                        health.failing("commit", format!("cannot save state ({e:#})"));
+                        tracing::warn!(
+                            "cannot save state ({e:#}); trying again at the next snapshot"
+                        );
+                    }
                 }
                 continue;
             }

@@ -193,7 +193,7 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
             Polled::Tick => {
                 // A window Kafka did not take cannot be emitted again by this process:
                 // stop, so that a restart computes it again from the committed offsets.
-                commit_safe(&args.input, &consumer, &windows, &mut pending).await?;
+                commit_safe(&args.input, &consumer, &windows, &mut pending, &health).await?;
                 continue;
             }
             Polled::Stopped => break,
@@ -275,7 +275,7 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     }
     drop(reader);
     tracing::info!("process machines stopping: committing what is safe");
-    commit_safe(&args.input, &consumer, &windows, &mut pending).await?;
+    commit_safe(&args.input, &consumer, &windows, &mut pending, &health).await?;
     consumer.unsubscribe();
     tracing::info!(late = windows.late(), "process machines stopped");
     Ok(())
@@ -288,6 +288,7 @@ async fn commit_safe(
     consumer: &StreamConsumer<GroupContext>,
     windows: &Windower,
     pending: &mut Vec<DeliveryFuture>,
+    health: &super::Health,
 ) -> anyhow::Result<()> {
     let results = futures::future::join_all(pending.drain(..)).await;
     for r in results {
@@ -307,7 +308,9 @@ async fn commit_safe(
     for (p, o) in safe {
         tpl.add_partition_offset(topic, p, Offset::Offset(o))?;
     }
-    if let Err(e) = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync)) {
+    let committed = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync));
+    health.committed(&committed, topic);
+    if let Err(e) = committed {
         tracing::warn!("cannot commit offsets of {topic} ({e}); trying again later");
     }
     Ok(())

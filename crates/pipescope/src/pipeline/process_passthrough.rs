@@ -171,7 +171,15 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
             Polled::Read(read) => read,
             Polled::Tick => {
                 drop_revoked(&revoked, &mut next_offsets);
-                commit_copied(&args, &consumer, &m, &mut next_offsets, &mut pending).await?;
+                commit_copied(
+                    &args,
+                    &consumer,
+                    &m,
+                    &mut next_offsets,
+                    &mut pending,
+                    &health,
+                )
+                .await?;
                 continue;
             }
             Polled::Stopped => break,
@@ -222,7 +230,15 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     drop(reader);
     tracing::info!("process passthrough stopping: committing what was copied");
     drop_revoked(&revoked, &mut next_offsets);
-    commit_copied(&args, &consumer, &m, &mut next_offsets, &mut pending).await?;
+    commit_copied(
+        &args,
+        &consumer,
+        &m,
+        &mut next_offsets,
+        &mut pending,
+        &health,
+    )
+    .await?;
     consumer.unsubscribe();
     tracing::info!("process passthrough stopped");
     Ok(())
@@ -242,6 +258,7 @@ async fn commit_copied(
     m: &Metrics,
     next_offsets: &mut HashMap<i32, i64>,
     pending: &mut Vec<DeliveryFuture>,
+    health: &super::Health,
 ) -> anyhow::Result<()> {
     m.pending.set(pending.len() as i64);
     for delivery in futures::future::join_all(pending.drain(..)).await {
@@ -265,7 +282,9 @@ async fn commit_copied(
     for (partition, offset) in next_offsets.iter() {
         tpl.add_partition_offset(&args.input, *partition, Offset::Offset(*offset))?;
     }
-    match tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync)) {
+    let committed = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync));
+    health.committed(&committed, &args.input);
+    match committed {
         Ok(()) => {
             m.commits.inc();
             next_offsets.clear();

@@ -235,7 +235,7 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     if !batch.offsets.is_empty()
         && tokio::task::block_in_place(|| write(&agent, &url, &args.database, &batch.lines)).is_ok()
     {
-        commit(&consumer, &batch)?;
+        commit(&consumer, &batch, &health)?;
         m.written.inc_by(batch.count as u64);
     }
     consumer.unsubscribe();
@@ -313,7 +313,7 @@ async fn flush(
             }
         }
     }
-    commit(consumer, batch)?;
+    commit(consumer, batch, health)?;
     *batch = Batch::default();
     Ok(true)
 }
@@ -371,7 +371,7 @@ fn shorten(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-fn commit(consumer: &StreamConsumer, batch: &Batch) -> anyhow::Result<()> {
+fn commit(consumer: &StreamConsumer, batch: &Batch, health: &super::Health) -> anyhow::Result<()> {
     if batch.offsets.is_empty() {
         return Ok(());
     }
@@ -380,7 +380,9 @@ fn commit(consumer: &StreamConsumer, batch: &Batch) -> anyhow::Result<()> {
         tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
     }
     // A failed commit only means these records may be written again (idempotent in InfluxDB).
-    if let Err(e) = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync)) {
+    let committed = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync));
+    health.committed(&committed, "the sink's topics");
+    if let Err(e) = committed {
         tracing::warn!(
             "cannot commit offsets after a write ({e}); the records may be written again"
         );
