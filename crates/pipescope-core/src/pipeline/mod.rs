@@ -5,6 +5,7 @@
 
 pub mod calls;
 pub mod fault;
+pub mod health;
 pub mod lineage;
 pub mod mapping;
 pub mod partition;

@@ -238,9 +238,11 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         .collect();
     // Wrong MQTT settings (address, TLS files) are said at once, not after Kafka is up.
     let mut options = super::mqtt::options(&args.mqtt, &args.client_id)?;
-    args.part
+    let health = args
+        .part
         .serve_metrics("bridge", |r| metrics.register(r), &stop)
         .await?;
+    health.watch_kafka(&args.kafka, None, &stop)?;
     let producer: FutureProducer = args
         .kafka
         .client_config()?
@@ -295,6 +297,7 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff.reset();
+                health.passing("mqtt");
                 metrics.connected.set(1);
                 tracing::info!(broker = %args.mqtt.url, session_present = ack.session_present, "connected to MQTT");
                 // Subscribing again on a kept session is harmless and covers a lost session.
@@ -443,6 +446,7 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
             }
             Ok(_) => {}
             Err(e) => {
+                health.failing("mqtt", format!("cannot reach {} ({e})", args.mqtt.url));
                 metrics.connected.set(0);
                 metrics.subscribed.set(0);
                 metrics.reconnects.inc();

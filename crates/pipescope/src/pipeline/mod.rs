@@ -3,6 +3,7 @@
 //! and waits (with backoff) for brokers that are not up yet.
 
 pub mod bridge;
+pub mod health;
 pub mod kafka_config;
 pub(crate) mod mqtt;
 pub mod process_calls;
@@ -32,6 +33,7 @@ use tokio::net::TcpListener;
 
 pub use crate::shutdown::Stop;
 use crate::web;
+pub use health::Health;
 
 /// librdkafka settings every part's group consumer starts with (a `-X` of the same key wins).
 /// `fetch.wait.max.ms`: tansu holds every fetch for the whole wait even when it has records
@@ -171,20 +173,23 @@ pub struct PartArgs {
 }
 
 impl PartArgs {
-    /// A part's start: a registry with the process's metrics and those `register` adds, served
-    /// on /health and /metrics (as `part`) until `stop` when `--listen` was given.
+    /// A part's start: a registry with the process's metrics, the part's health gauge and
+    /// those `register` adds, served on /health and /metrics (as `part`) until `stop` when
+    /// `--listen` was given. The part reports its checks into the [`Health`] returned.
     pub async fn serve_metrics(
         &self,
         part: &str,
         register: impl FnOnce(&mut Registry),
         stop: &Stop,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Health> {
+        let health = Health::new(part);
         let mut registry = crate::metrics::new_registry();
+        health.register(&mut registry);
         register(&mut registry);
         if let Some(listen) = self.listen {
-            serve_web(part, listen, registry, stop.clone()).await?;
+            serve_web(part, listen, registry, &health, stop.clone()).await?;
         }
-        Ok(())
+        Ok(health)
     }
 }
 
@@ -232,6 +237,7 @@ async fn serve_web(
     part: &str,
     listen: SocketAddr,
     registry: Registry,
+    health: &Health,
     stop: Stop,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = TcpListener::bind(listen).await.with_context(|| {
@@ -241,7 +247,7 @@ async fn serve_web(
     })?;
     let address = listener.local_addr()?;
     tracing::info!(%address, "{part}: serving /health and /metrics");
-    let router = web::router(web::AppState::new(registry));
+    let router = health.router(web::router(web::AppState::new(registry)));
     Ok(tokio::spawn(async move {
         if let Err(e) = web::serve(listener, router, async move { stop.stopped().await }).await {
             tracing::error!("the /metrics server stopped ({e})");

@@ -169,9 +169,11 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("{}-changelog", args.group));
     let m = Metrics::default();
-    args.part
+    let health = args
+        .part
         .serve_metrics("process calls", |r| m.register(r), &stop)
         .await?;
+    health.watch_kafka(&args.kafka, Some(&args.topic), &stop)?;
     let Some(partitions) = ensure_topic(&args.kafka, &args.topic, 3, false, &stop).await? else {
         return Ok(());
     };
@@ -241,8 +243,14 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
                 long_log.flush().with_context(|| {
                     format!("cannot append to {}", args.long_calls_log.display())
                 })?;
-                if let Err(e) = save(log, &consumer, &mut owned, &m).await {
-                    tracing::warn!("cannot save state ({e:#}); trying again at the next snapshot");
+                match save(log, &consumer, &mut owned, &m).await {
+                    Ok(()) => health.passing("commit"),
+                    Err(e) => {
+                        health.failing("commit", format!("cannot save state ({e:#})"));
+                        tracing::warn!(
+                            "cannot save state ({e:#}); trying again at the next snapshot"
+                        );
+                    }
                 }
                 continue;
             }

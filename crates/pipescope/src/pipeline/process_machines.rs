@@ -139,9 +139,11 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("process-machines-{}", now_ms()));
     let m = Metrics::default();
-    args.part
+    let health = args
+        .part
         .serve_metrics("process machines", |r| m.register(r), &stop)
         .await?;
+    health.watch_kafka(&args.kafka, Some(&args.input), &stop)?;
     if ensure_topic(&args.kafka, &args.input, 3, false, &stop)
         .await?
         .is_none()
@@ -191,7 +193,7 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
             Polled::Tick => {
                 // A window Kafka did not take cannot be emitted again by this process:
                 // stop, so that a restart computes it again from the committed offsets.
-                commit_safe(&args.input, &consumer, &windows, &mut pending).await?;
+                commit_safe(&args.input, &consumer, &windows, &mut pending, &health).await?;
                 continue;
             }
             Polled::Stopped => break,
@@ -273,7 +275,7 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     }
     drop(reader);
     tracing::info!("process machines stopping: committing what is safe");
-    commit_safe(&args.input, &consumer, &windows, &mut pending).await?;
+    commit_safe(&args.input, &consumer, &windows, &mut pending, &health).await?;
     consumer.unsubscribe();
     tracing::info!(late = windows.late(), "process machines stopped");
     Ok(())
@@ -286,6 +288,7 @@ async fn commit_safe(
     consumer: &StreamConsumer<GroupContext>,
     windows: &Windower,
     pending: &mut Vec<DeliveryFuture>,
+    health: &super::Health,
 ) -> anyhow::Result<()> {
     let results = futures::future::join_all(pending.drain(..)).await;
     for r in results {
@@ -305,7 +308,9 @@ async fn commit_safe(
     for (p, o) in safe {
         tpl.add_partition_offset(topic, p, Offset::Offset(o))?;
     }
-    if let Err(e) = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync)) {
+    let committed = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync));
+    health.committed(&committed, topic);
+    if let Err(e) = committed {
         tracing::warn!("cannot commit offsets of {topic} ({e}); trying again later");
     }
     Ok(())

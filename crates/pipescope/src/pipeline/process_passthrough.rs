@@ -128,9 +128,11 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         args.input
     );
     let m = Metrics::default();
-    args.part
+    let health = args
+        .part
         .serve_metrics("process passthrough", |r| m.register(r), &stop)
         .await?;
+    health.watch_kafka(&args.kafka, Some(&args.input), &stop)?;
     let Some(in_partitions) = ensure_topic(&args.kafka, &args.input, 3, false, &stop).await? else {
         return Ok(());
     };
@@ -169,7 +171,15 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
             Polled::Read(read) => read,
             Polled::Tick => {
                 drop_revoked(&revoked, &mut next_offsets);
-                commit_copied(&args, &consumer, &m, &mut next_offsets, &mut pending).await?;
+                commit_copied(
+                    &args,
+                    &consumer,
+                    &m,
+                    &mut next_offsets,
+                    &mut pending,
+                    &health,
+                )
+                .await?;
                 continue;
             }
             Polled::Stopped => break,
@@ -220,7 +230,15 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     drop(reader);
     tracing::info!("process passthrough stopping: committing what was copied");
     drop_revoked(&revoked, &mut next_offsets);
-    commit_copied(&args, &consumer, &m, &mut next_offsets, &mut pending).await?;
+    commit_copied(
+        &args,
+        &consumer,
+        &m,
+        &mut next_offsets,
+        &mut pending,
+        &health,
+    )
+    .await?;
     consumer.unsubscribe();
     tracing::info!("process passthrough stopped");
     Ok(())
@@ -240,6 +258,7 @@ async fn commit_copied(
     m: &Metrics,
     next_offsets: &mut HashMap<i32, i64>,
     pending: &mut Vec<DeliveryFuture>,
+    health: &super::Health,
 ) -> anyhow::Result<()> {
     m.pending.set(pending.len() as i64);
     for delivery in futures::future::join_all(pending.drain(..)).await {
@@ -263,7 +282,9 @@ async fn commit_copied(
     for (partition, offset) in next_offsets.iter() {
         tpl.add_partition_offset(&args.input, *partition, Offset::Offset(*offset))?;
     }
-    match tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync)) {
+    let committed = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync));
+    health.committed(&committed, &args.input);
+    match committed {
         Ok(()) => {
             m.commits.inc();
             next_offsets.clear();

@@ -117,9 +117,11 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     };
     let mut generator = CallGenerator::new(&workload, &origin)?;
     let metrics = Metrics::default();
-    args.part
+    let health = args
+        .part
         .serve_metrics("simulate calls", |r| metrics.register(r), &stop)
         .await?;
+    health.watch_kafka(&args.kafka, Some(&args.topic), &stop)?;
     let Some(partitions) =
         ensure_topic(&args.kafka, &args.topic, args.partitions, false, &stop).await?
     else {

@@ -153,7 +153,8 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         QoS::AtMostOnce
     };
     let sent_metric = Counter::<u64>::default();
-    args.part
+    let health = args
+        .part
         .serve_metrics(
             "simulate machines",
             |r| {
@@ -182,6 +183,7 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     backoff.reset();
+                    health.passing("mqtt");
                     loop_counts.connected.store(true, Ordering::Relaxed);
                     tracing::info!(broker = %mqtt, "connected to MQTT");
                 }
@@ -195,6 +197,7 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
                 Ok(_) => {}
                 Err(e) => {
                     loop_counts.connected.store(false, Ordering::Relaxed);
+                    health.failing("mqtt", format!("cannot reach {mqtt} ({e})"));
                     let delay = backoff.next_delay();
                     tracing::warn!(broker = %mqtt, "MQTT connection failed ({e}); retrying in {delay:?}");
                     tokio::time::sleep(delay).await;

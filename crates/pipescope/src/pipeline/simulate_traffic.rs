@@ -250,9 +250,11 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
         .map(|i| format!("{}{i}", args.topic_prefix))
         .collect();
     let metrics = Metrics::default();
-    args.part
+    let health = args
+        .part
         .serve_metrics("simulate traffic", |r| metrics.register(r), &stop)
         .await?;
+    health.watch_kafka(&args.kafka, None, &stop)?;
     let mut partitions = HashMap::new();
     for topic in &topics {
         let Some(n) = ensure_topic(&args.kafka, topic, args.partitions, false, &stop).await? else {

@@ -159,9 +159,11 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     };
     let mut generator = VisitGenerator::new(&workload)?;
     let metrics = Metrics::default();
-    args.part
+    let health = args
+        .part
         .serve_metrics("simulate visits", |r| metrics.register(r), &stop)
         .await?;
+    health.watch_kafka(&args.kafka, Some(&args.topic), &stop)?;
     let Some(partitions) =
         ensure_topic(&args.kafka, &args.topic, args.partitions, false, &stop).await?
     else {

@@ -146,9 +146,11 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     };
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
     let m = Metrics::default();
-    args.part
+    let health = args
+        .part
         .serve_metrics("sink influx", |r| m.register(r), &stop)
         .await?;
+    health.watch_kafka(&args.kafka, args.topics.first().map(String::as_str), &stop)?;
     let topics: Vec<&str> = args.topics.iter().map(String::as_str).collect();
     let consumer: StreamConsumer =
         args.kafka
@@ -211,12 +213,15 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
             }
         }
         if !flush(
-            &agent,
-            &url,
-            &args.database,
+            Destination {
+                agent: &agent,
+                url: &url,
+                database: &args.database,
+            },
             &mut batch,
             &consumer,
             &m,
+            &health,
             &stop,
         )
         .await?
@@ -230,7 +235,7 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     if !batch.offsets.is_empty()
         && tokio::task::block_in_place(|| write(&agent, &url, &args.database, &batch.lines)).is_ok()
     {
-        commit(&consumer, &batch)?;
+        commit(&consumer, &batch, &health)?;
         m.written.inc_by(batch.count as u64);
     }
     consumer.unsubscribe();
@@ -238,16 +243,27 @@ pub async fn run(args: Args, stop: Stop) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the batches go: InfluxDB's `/write` and the database.
+#[derive(Clone, Copy)]
+struct Destination<'a> {
+    agent: &'a ureq::Agent,
+    url: &'a str,
+    database: &'a str,
+}
+
 /// Writes the batch (retrying until it succeeds or a stop comes; lines refused for good are
 /// isolated and counted), then commits its offsets. False when stopped before the batch was
 /// through.
 async fn flush(
-    agent: &ureq::Agent,
-    url: &str,
-    database: &str,
+    Destination {
+        agent,
+        url,
+        database,
+    }: Destination<'_>,
     batch: &mut Batch,
     consumer: &StreamConsumer,
     m: &Metrics,
+    health: &super::Health,
     stop: &Stop,
 ) -> anyhow::Result<bool> {
     if batch.offsets.is_empty() {
@@ -263,6 +279,7 @@ async fn flush(
         match result {
             Ok(()) => {
                 backoff.reset();
+                health.passing("influxdb");
                 isolate.written();
                 m.writes.inc();
                 m.written.inc_by(count as u64);
@@ -283,6 +300,7 @@ async fn flush(
             }
             Err(WriteError::Failed(e)) => {
                 m.failed_writes.inc();
+                health.failing("influxdb", format!("cannot write to {url} ({e})"));
                 let delay = backoff.next_delay();
                 tracing::warn!(
                     lines = count,
@@ -295,7 +313,7 @@ async fn flush(
             }
         }
     }
-    commit(consumer, batch)?;
+    commit(consumer, batch, health)?;
     *batch = Batch::default();
     Ok(true)
 }
@@ -353,7 +371,7 @@ fn shorten(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-fn commit(consumer: &StreamConsumer, batch: &Batch) -> anyhow::Result<()> {
+fn commit(consumer: &StreamConsumer, batch: &Batch, health: &super::Health) -> anyhow::Result<()> {
     if batch.offsets.is_empty() {
         return Ok(());
     }
@@ -362,7 +380,9 @@ fn commit(consumer: &StreamConsumer, batch: &Batch) -> anyhow::Result<()> {
         tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
     }
     // A failed commit only means these records may be written again (idempotent in InfluxDB).
-    if let Err(e) = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync)) {
+    let committed = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync));
+    health.committed(&committed, "the sink's topics");
+    if let Err(e) = committed {
         tracing::warn!(
             "cannot commit offsets after a write ({e}); the records may be written again"
         );

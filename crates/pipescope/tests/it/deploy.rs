@@ -7,14 +7,18 @@ use std::process::Command;
 use std::sync::Arc;
 
 use pipescope_testkit::find_binary;
+use serde_json::Value;
 
-const DASHBOARDS: [&str; 6] = [
+const DASHBOARDS: [&str; 9] = [
     "kafka-topics",
     "kafka-partitions",
     "kafka-consumer-lag",
     "mqtt-system-metrics",
     "mqtt-topics",
     "mqtt-lastseen",
+    "calls-pipeline",
+    "machine-pipeline",
+    "data-quality",
 ];
 
 fn deploy() -> PathBuf {
@@ -115,6 +119,9 @@ fn every_dashboard_query_names_only_metrics_pipescope_emits() {
     for q in &queries {
         if q.kind == "variable" && !q.text.contains("pipescope_") {
             continue; // a free-text variable such as a topic regex
+        }
+        if q.kind == "influxdb" && q.text.contains("$sink_measurement") {
+            continue; // the sink's own points, in the measurement its user chose
         }
         let names = names_in(&q.text);
         assert!(
@@ -437,5 +444,380 @@ fn metrics_txt_kafka_lines_are_what_the_kafka_watcher_emits() {
     assert_eq!(
         listed, emitted,
         "deploy/metrics.txt (left) differs from what the Kafka watcher emits (right)"
+    );
+}
+
+#[test]
+fn the_scrape_and_alertmanager_configs_pass_their_checkers() {
+    let checked = promtool(&["check", "config", "prometheus.yml"], "prometheus.yml");
+    assert!(checked.contains("SUCCESS: 1 rule files found"), "{checked}");
+    let config = deploy().join("alertmanager/alertmanager.yml");
+    let out = Command::new(find_binary(
+        "amtool",
+        "sudo apt-get install -y prometheus-alertmanager",
+    ))
+    .args(["check-config", config.to_str().unwrap()])
+    .output()
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "amtool check-config failed:\n{text}");
+    assert!(text.contains("4 receivers"), "{text}");
+}
+
+/// A dashboard variable and the values the test gives it, as Grafana would: a query variable's
+/// values are what its `label_values` finds in Prometheus (all of them, as "All" selects, when it
+/// is multi-valued; else the first); a text box keeps its default.
+#[derive(Debug)]
+struct Variable {
+    name: String,
+    values: Vec<String>,
+    multi: bool,
+}
+
+/// `value` escaped for a regex inside a PromQL string (`\\.`) or an InfluxQL `/…/` (`\.`, `\/`).
+fn regex_escape(value: &str, influx: bool) -> String {
+    let mut out = String::new();
+    for c in value.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push_str(if influx { "\\" } else { "\\\\" });
+        } else if influx && c == '/' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `text` with the variables filled in (longest names first, so `$group` does not eat
+/// `$groups`) and, for InfluxQL, Grafana's time filter and interval.
+fn fill_in(text: &str, variables: &[Variable], influx: bool) -> String {
+    let mut text = text.to_string();
+    let mut by_length: Vec<&Variable> = variables.iter().collect();
+    by_length.sort_by_key(|v| std::cmp::Reverse(v.name.len()));
+    for v in by_length {
+        let value = if v.multi {
+            let escaped: Vec<String> = v.values.iter().map(|x| regex_escape(x, influx)).collect();
+            format!("({})", escaped.join("|"))
+        } else {
+            v.values.first().cloned().unwrap_or_default()
+        };
+        text = text.replace(&format!("${}", v.name), &value);
+    }
+    text.replace("$timeFilter", "time > now() - 15m")
+        .replace("$__interval", "5s")
+}
+
+fn prometheus_values(prometheus: &pipescope_testkit::Prometheus, promql: &str) -> Vec<Value> {
+    let text = prometheus.query(promql);
+    let answer: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("Prometheus answered {text:?} to {promql:?}: {e}"));
+    assert_eq!(answer["status"], "success", "{promql}: {answer}");
+    answer["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The values of `label_values(<selector>, <label>)` in Prometheus now.
+fn label_values(
+    prometheus: &pipescope_testkit::Prometheus,
+    definition: &str,
+    earlier: &[Variable],
+) -> Vec<String> {
+    let (selector, label) = definition
+        .strip_prefix("label_values(")
+        .and_then(|s| s.strip_suffix(')'))
+        .and_then(|s| s.rsplit_once(','))
+        .unwrap_or_else(|| panic!("not a label_values query: {definition}"));
+    let label = label.trim();
+    let selector = fill_in(selector, earlier, false);
+    let mut values: Vec<String> =
+        prometheus_values(prometheus, &format!("group by ({label}) ({selector})"))
+            .iter()
+            .filter_map(|s| s["metric"][label].as_str().map(str::to_string))
+            .collect();
+    values.sort();
+    values
+}
+
+fn dashboard_variables(
+    dashboard: &Value,
+    prometheus: &pipescope_testkit::Prometheus,
+) -> Vec<Variable> {
+    let mut out: Vec<Variable> = Vec::new();
+    for v in dashboard["templating"]["list"].as_array().unwrap() {
+        let name = v["name"].as_str().unwrap().to_string();
+        let variable = match v["type"].as_str().unwrap() {
+            "query" => Variable {
+                values: label_values(prometheus, v["definition"].as_str().unwrap(), &out),
+                multi: v["multi"] == true || v["includeAll"] == true,
+                name,
+            },
+            "textbox" | "custom" | "constant" => Variable {
+                values: vec![v["query"].as_str().unwrap().to_string()],
+                multi: false,
+                name,
+            },
+            other => panic!("variable {name} is of a type the test cannot fill: {other}"),
+        };
+        out.push(variable);
+    }
+    out
+}
+
+/// True when a Prometheus answer has a series whose value is a number.
+fn has_number(series: &[Value]) -> bool {
+    series.iter().any(|s| {
+        s["value"][1]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(f64::is_finite)
+    })
+}
+
+/// True when an InfluxQL answer has a series with a value that is not null.
+fn influx_has_data(answer: &str) -> bool {
+    let json: Value = serde_json::from_str(answer).unwrap_or_default();
+    json["results"][0]["series"]
+        .as_array()
+        .is_some_and(|series| {
+            series.iter().any(|s| {
+                s["values"].as_array().is_some_and(|rows| {
+                    rows.iter().any(|row| {
+                        row.as_array()
+                            .is_some_and(|cells| cells.iter().skip(1).any(|c| !c.is_null()))
+                    })
+                })
+            })
+        })
+}
+
+/// THE check of the dashboards: a small pipeline on real brokers (tansu, mosquitto), its parts
+/// at a high rate with their /metrics, the monitor (quality and InfluxDB export on), a real
+/// Prometheus scraping them all every second and a real influxd receiving the export and the
+/// sink's points; then every panel's query of every dashboard, variables filled as Grafana
+/// does, must return data — PromQL through Prometheus' /api/v1/query, InfluxQL through /query.
+#[test]
+fn every_dashboard_query_returns_data_from_a_running_pipeline() {
+    use pipescope_testkit::{Influxd, Mosquitto, Part, Prometheus, Tansu};
+    use std::time::{Duration, Instant};
+
+    let started = Instant::now();
+    let tansu = Tansu::start();
+    let mosquitto = Mosquitto::start();
+    let influxd = Influxd::start();
+    influxd.query("", "CREATE DATABASE pipeline");
+    let (bootstrap, mqtt) = (tansu.bootstrap(), mosquitto.url());
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = crate::completeness::Monitor::start(
+        dir.path(),
+        &format!(
+            "[kafka.local]\nbootstrap = \"{bootstrap}\"\nscrape_interval = \"1s\"\n\
+             [mqtt.local]\nurl = \"{mqtt}\"\nsample_interval = \"1s\"\nexport_filters = [\"machine/#\"]\n\
+             [export.influx]\nurl = \"{influx}\"\ninterval = \"1s\"\n\
+             [quality.visits]\nkafka = \"local\"\ntopic = \"visits\"\nwindow = \"2s\"\n\
+             rules = [{{ field = \"user_id\", not_null = true, not_empty = true }}, {{ field = \"page\", not_null = true, not_empty = true }}]\n",
+            influx = influxd.url(),
+        ),
+    );
+    let pipescope = env!("CARGO_BIN_EXE_pipescope");
+    let long_calls = dir.path().join("long-calls.log");
+    let part = |name: &str, args: &[&str]| Part::builder(pipescope, name).args(args).start();
+    let parts = [
+        part(
+            "simulate calls",
+            &[
+                "simulate",
+                "calls",
+                "--kafka",
+                &bootstrap,
+                "--calls-per-minute",
+                "6000",
+                "--mean-duration-s",
+                "20",
+            ],
+        ),
+        part(
+            "process calls",
+            &[
+                "process",
+                "calls",
+                "--kafka",
+                &bootstrap,
+                "--long-calls-log",
+                long_calls.to_str().unwrap(),
+            ],
+        ),
+        part(
+            "simulate machines",
+            &["simulate", "machines", "--mqtt", &mqtt, "--rate", "100"],
+        ),
+        part(
+            "bridge",
+            &[
+                "bridge",
+                "--mqtt",
+                &mqtt,
+                "--kafka",
+                &bootstrap,
+                "--map",
+                "machine/+/+/#=machine.data",
+                "--client-id",
+                "it-dashboards",
+            ],
+        ),
+        part(
+            "process machines",
+            &[
+                "process",
+                "machines",
+                "--kafka",
+                &bootstrap,
+                "--input",
+                "machine.data",
+                "--output",
+                "machine.out",
+                "--window",
+                "2s",
+            ],
+        ),
+        part(
+            "sink influx",
+            &[
+                "sink",
+                "influx",
+                "--kafka",
+                &bootstrap,
+                "--topic",
+                "machine.out",
+                "--influx",
+                &influxd.url(),
+                "--database",
+                "pipeline",
+                "--measurement",
+                "machine",
+                "--tag",
+                "line=line",
+                "--tag",
+                "machine=machine",
+                "--field",
+                "count=count",
+                "--field",
+                "temperature_mean=sensors.temperature.mean",
+                "--time",
+                "window_end",
+            ],
+        ),
+        part(
+            "simulate visits",
+            &[
+                "simulate",
+                "visits",
+                "--kafka",
+                &bootstrap,
+                "--topic",
+                "visits",
+                "--rate",
+                "50",
+                "--empty-fraction",
+                "0.05",
+                "--null-fraction",
+                "0.05",
+                "--malformed-fraction",
+                "0.02",
+            ],
+        ),
+    ];
+    let mut targets = vec![("monitor", format!("127.0.0.1:{}", monitor.port))];
+    let jobs: Vec<String> = parts.iter().map(|p| p.name().replace(' ', "-")).collect();
+    for (p, job) in parts.iter().zip(&jobs) {
+        targets.push((job.as_str(), format!("127.0.0.1:{}", p.port())));
+    }
+    let prometheus = Prometheus::start(&targets);
+
+    let dashboards: Vec<(&str, Value)> = DASHBOARDS
+        .iter()
+        .map(|name| {
+            let path = deploy().join(format!("grafana/dashboards/{name}.json"));
+            (
+                *name,
+                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    // Every panel's query, as (dashboard, panel title, target); a query leaves the list once
+    // it returned data.
+    let mut pending: Vec<(&str, String, Value)> = Vec::new();
+    for (name, dashboard) in &dashboards {
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let title = panel["title"].as_str().unwrap().to_string();
+                pending.push((*name, title, target.clone()));
+            }
+        }
+    }
+    let checked = pending.len();
+    let mut variables_without_values = Vec::new();
+    let mut last_look: Option<Instant> = None;
+    // The 1-minute windows exist once the monitor watched a whole minute; a 5-minute window
+    // would take five, longer than this test may run: its panels are checked on the 1-minute
+    // window, the same series with another label value.
+    let all_returned_data = pipescope_testkit::wait_until(Duration::from_secs(80), || {
+        // One look a second: each runs every query still without data.
+        if last_look.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return false;
+        }
+        last_look = Some(Instant::now());
+        variables_without_values.clear();
+        for (name, dashboard) in &dashboards {
+            if !pending.iter().any(|(d, _, _)| d == name) {
+                continue;
+            }
+            let variables = dashboard_variables(dashboard, &prometheus);
+            for v in variables.iter().filter(|v| v.values.is_empty()) {
+                variables_without_values.push(format!("{name}: ${} has no values", v.name));
+            }
+            pending.retain(|(d, _, target)| {
+                if d != name {
+                    return true;
+                }
+                let has_data = if let Some(expr) = target["expr"].as_str() {
+                    let expr =
+                        fill_in(expr, &variables, false).replace("window=\"5m\"", "window=\"1m\"");
+                    has_number(&prometheus_values(&prometheus, &expr))
+                } else {
+                    let query = fill_in(target["query"].as_str().unwrap(), &variables, true);
+                    influx_has_data(&influxd.query("datapipes", &query))
+                };
+                !has_data
+            });
+        }
+        pending.is_empty()
+    });
+    let empty: Vec<String> = variables_without_values
+        .iter()
+        .cloned()
+        .chain(
+            pending
+                .iter()
+                .map(|(d, title, target)| format!("{d}: {title:?}: {target}")),
+        )
+        .collect();
+    assert!(
+        all_returned_data,
+        "{} of {checked} dashboard queries returned no data after {:?}:\n{}\nmonitor log:\n{}",
+        empty.len(),
+        started.elapsed(),
+        empty.join("\n"),
+        monitor.log()
+    );
+    assert!(checked >= 60, "only {checked} queries");
+    eprintln!(
+        "{checked} dashboard queries returned data after {:?}",
+        started.elapsed()
     );
 }
