@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
+use pipescope_core::alerts::anomaly::AnomalyConfig;
 use pipescope_core::alerts::engine::RuleKind;
 use pipescope_core::alerts::rules::NameMatch;
+use pipescope_core::alerts::rules::anomaly::{RateAnomaly, RateSource};
 use pipescope_core::alerts::rules::kafka::{
     BrokerDown, ClusterUnreachable, GroupEta, GroupLagOffsets, GroupLagSeconds, GroupScope,
     GroupVerdict, PartitionFlag, PartitionsFlagged,
 };
-use pipescope_core::alerts::anomaly::AnomalyConfig;
-use pipescope_core::alerts::rules::anomaly::{RateAnomaly, RateSource};
 use pipescope_core::alerts::rules::mqtt::MqttUnreachable;
 use pipescope_core::alerts::rules::parts::PartDown;
 use pipescope_core::alerts::rules::pipeline::{EdgeFigure, FlowEdge, QualityDrift, QualityErrors};
@@ -254,7 +254,9 @@ impl AlertKindConfig {
             }
             Self::RateAnomaly {
                 filter: Some(_), ..
-            } => "{anomaly} in the message rate of {filter} at MQTT broker {broker}: {value} in the last window",
+            } => {
+                "{anomaly} in the message rate of {filter} at MQTT broker {broker}: {value} in the last window"
+            }
             Self::RateAnomaly { .. } => {
                 "{anomaly} in the message rate of {topic} on {cluster}: {value} in the last window"
             }
@@ -422,7 +424,10 @@ impl AlertKindConfig {
                         }
                     }
                     (None, _) if broker.is_some() => {
-                        return Err(("broker".into(), "an MQTT rate needs its filter (filter = \"machine/#\")".into()));
+                        return Err((
+                            "broker".into(),
+                            "an MQTT rate needs its filter (filter = \"machine/#\")".into(),
+                        ));
                     }
                     (None, _) => RateSource::Kafka {
                         cluster: matcher("cluster", cluster)?,

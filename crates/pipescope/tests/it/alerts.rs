@@ -350,7 +350,11 @@ fn a_stopped_simulator_is_a_silent_rate_anomaly_and_a_part_down() {
         learning.elapsed() > Duration::from_secs(20)
     }));
     let view = alerts(&monitor);
-    assert_eq!(alert(&view, "machines_rate"), Value::Null, "a steady rate is normal: {view:#}");
+    assert_eq!(
+        alert(&view, "machines_rate"),
+        Value::Null,
+        "a steady rate is normal: {view:#}"
+    );
     assert_eq!(alert(&view, "sim_down"), Value::Null, "{view:#}");
 
     simulator.stop(TIMEOUT);
