@@ -567,7 +567,25 @@ fn compare(ours: &Value, ydata_dir: &Path, timing: &Value, truth: &Numbers) -> R
                     })
                     .unwrap_or_default();
                 let (mut worst, mut worst_bound): (f64, f64) = (0.0, 0.0);
-                for (name, q) in QUANTILES {
+                let unresolved = numbers["quantiles_unresolved"] == true;
+                if unresolved {
+                    // pipescope leaves out what its sketch cannot resolve: check that it is so.
+                    let (min, max) = (get(numbers, "min"), get(numbers, "max"));
+                    let bound = alpha * min.abs().max(max.abs());
+                    report.check(
+                        column,
+                        "quantiles left out: the sketch's error is at least half the range",
+                        quantiles.is_empty() && bound >= (max - min) / 2.0,
+                        format!("±{bound} against a range of {}", max - min),
+                        "none shown",
+                    );
+                    report.notes.push(format!(
+                        "`{column}`: quantiles and histogram left out (±{:.0} is wider than half its range of {:.0})",
+                        bound,
+                        max - min
+                    ));
+                }
+                for (name, q) in QUANTILES.into_iter().filter(|_| !unresolved) {
                     let ours_q = quantiles.iter().find(|(p, _)| *p == q).map(|(_, v)| *v);
                     let theirs_q = get(theirs, name);
                     let Some(ours_q) = ours_q else {
@@ -593,7 +611,11 @@ fn compare(ours: &Value, ydata_dir: &Path, timing: &Value, truth: &Numbers) -> R
                         format!("{theirs_q} (order statistics {lo} and {hi})"),
                     );
                 }
-                quantile_cell = format!("{:.3} % / {:.3} %", worst * 100.0, worst_bound * 100.0);
+                quantile_cell = if unresolved {
+                    "left out (unresolved)".to_string()
+                } else {
+                    format!("{:.3} % / {:.3} %", worst * 100.0, worst_bound * 100.0)
+                };
                 let (min, max) = (get(numbers, "min"), get(numbers, "max"));
                 for (q, value) in &quantiles {
                     report.check(
@@ -604,7 +626,7 @@ fn compare(ours: &Value, ydata_dir: &Path, timing: &Value, truth: &Numbers) -> R
                         format!("[{min}, {max}]"),
                     );
                 }
-                if !written.is_empty() {
+                if !written.is_empty() && !unresolved {
                     check_histogram(&mut report, column, &numbers["histogram"], written, alpha);
                 }
             }

@@ -102,9 +102,13 @@ pub struct NumberSummary {
     pub stddev: Option<f64>,
     pub skewness: Option<f64>,
     pub zeros: u64,
-    /// (q, value) for [`QUANTILES`].
+    /// (q, value) for [`QUANTILES`]; empty when unresolved.
     pub quantiles: Vec<(f64, f64)>,
     pub histogram: Vec<Bin>,
+    /// The sketch's error (±[`QUANTILE_RELATIVE_ERROR`] of the values) is at least half the
+    /// values' range (epoch timestamps: a narrow range far from 0), so quantiles and histogram
+    /// would say nothing true and are left out.
+    pub quantiles_unresolved: bool,
 }
 
 /// Numbers in [from, to] (the last bin) or [from, to); counts from the quantile sketch.
@@ -167,6 +171,8 @@ fn field_summary(profile: &Profile, path: &str, field: &FieldProfile) -> FieldSu
     let numbers = field.quantiles.as_deref().map(|quantiles| {
         let sketch = &quantiles.0;
         let m = &field.numbers;
+        let unresolved = m.max > m.min
+            && QUANTILE_RELATIVE_ERROR * m.min.abs().max(m.max.abs()) >= (m.max - m.min) / 2.0;
         NumberSummary {
             count: m.count,
             min: m.min,
@@ -179,9 +185,15 @@ fn field_summary(profile: &Profile, path: &str, field: &FieldProfile) -> FieldSu
             // the value at its rank) can fall outside them, which no value does.
             quantiles: QUANTILES
                 .iter()
+                .filter(|_| !unresolved)
                 .filter_map(|q| Some((*q, within(sketch.quantile(*q).ok()??, m.min, m.max))))
                 .collect(),
-            histogram: histogram(sketch, m.min, m.max),
+            histogram: if unresolved {
+                Vec::new()
+            } else {
+                histogram(sketch, m.min, m.max)
+            },
+            quantiles_unresolved: unresolved,
         }
     });
     let lengths = &field.string_lengths;

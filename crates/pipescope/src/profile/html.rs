@@ -323,6 +323,18 @@ fn field_section(out: &mut String, index: usize, field: &FieldSummary, records: 
                 percent(numbers.zeros, numbers.count)
             ),
         );
+        if numbers.quantiles_unresolved {
+            row(
+                out,
+                "Quantiles",
+                &format!(
+                    "not shown: the sketch's ±{} % of values near {} is wider than their range of {}",
+                    number(pipescope_core::quality::sketch::QUANTILE_RELATIVE_ERROR * 100.0),
+                    number(numbers.max.abs().max(numbers.min.abs())),
+                    number(numbers.max - numbers.min)
+                ),
+            );
+        }
         for (q, value) in &numbers.quantiles {
             row(out, &format!("p{}", number(q * 100.0)), &number(*value));
         }

@@ -17,6 +17,9 @@ use crate::alerts::anomaly::{AnomalyConfig, AnomalyConfigError, AnomalyDetector,
 use crate::alerts::engine::{Observation, RuleKind};
 use crate::alerts::snapshot::Snapshot;
 
+/// A series' labels: `cluster` and `topic`, or `broker` and `filter`.
+type SeriesLabels = Vec<(&'static str, String)>;
+
 /// Which rates a rule follows.
 #[derive(Debug)]
 pub enum RateSource {
@@ -46,7 +49,7 @@ pub struct RateAnomaly {
     marks: BTreeMap<String, Mark>,
     /// The latest verdict per series that is not normal: its labels, the anomaly and the
     /// window's count.
-    anomalous: BTreeMap<String, (Vec<(&'static str, String)>, AnomalyKind, f64)>,
+    anomalous: BTreeMap<String, (SeriesLabels, AnomalyKind, f64)>,
 }
 
 impl RateAnomaly {
@@ -62,7 +65,7 @@ impl RateAnomaly {
     }
 
     /// (series key, labels, running total) of every series the snapshot holds.
-    fn totals(&self, snapshot: &Snapshot) -> Vec<(String, Vec<(&'static str, String)>, u64)> {
+    fn totals(&self, snapshot: &Snapshot) -> Vec<(String, SeriesLabels, u64)> {
         let mut out = Vec::new();
         match &self.source {
             RateSource::Kafka { cluster, topic } => {

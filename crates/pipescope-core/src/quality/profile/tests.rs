@@ -394,3 +394,29 @@ fn a_profile_can_move_between_threads() {
     fn send_and_sync<T: Send + Sync>() {}
     send_and_sync::<Profile>();
 }
+
+#[test]
+fn quantiles_of_epoch_times_are_left_out_as_unresolved() {
+    // 1.8e12 + 0 … 20,000 ms: ±1 % of the values is months, wider than the range.
+    let records: Vec<String> = (0..200)
+        .map(|i| format!(r#"{{"ts":{},"n":{i}}}"#, 1_800_000_000_000u64 + i * 100))
+        .collect();
+    let refs: Vec<&str> = records.iter().map(String::as_str).collect();
+    let summary = profile_of(&refs).summary();
+    let numbers = |path: &str| {
+        summary
+            .field_profiles
+            .iter()
+            .find(|f| f.path == path)
+            .and_then(|f| f.numbers.clone())
+            .unwrap()
+    };
+    let ts = numbers("ts");
+    assert!(ts.quantiles_unresolved);
+    assert!(ts.quantiles.is_empty() && ts.histogram.is_empty());
+    assert_eq!((ts.min, ts.max), (1.8e12, 1.8e12 + 19_900.0));
+    let n = numbers("n");
+    assert!(!n.quantiles_unresolved);
+    assert_eq!(n.quantiles.len(), 7);
+    assert!(!n.histogram.is_empty());
+}
