@@ -3,6 +3,7 @@
 
 pub mod drift;
 pub mod profile;
+pub mod reports;
 pub mod rules;
 pub mod sketch;
 pub mod summary;

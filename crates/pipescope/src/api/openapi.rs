@@ -50,6 +50,8 @@ use crate::store::write_api::WRITE_ALIAS;
         crate::probe::api::probes,
         crate::quality::api::quality_topics,
         crate::quality::api::quality_topic,
+        crate::quality::api::quality_reports,
+        crate::quality::api::quality_report,
         crate::alerts::api::alerts,
         crate::store::api::query,
         crate::store::api::series,

@@ -1022,6 +1022,11 @@ async fn the_openapi_document_lists_every_route_of_the_merged_router() {
                 Request::get(&uri).body(Body::empty()).unwrap(),
                 StatusCode::NO_CONTENT,
             ),
+            // No report is written here: the handler's own 404 (tests/it/quality.rs serves one).
+            "/api/v1/quality/reports/{file}" => (
+                Request::get(&uri).body(Body::empty()).unwrap(),
+                StatusCode::NOT_FOUND,
+            ),
             // Its part, flow and MQTT broker are never reached here.
             "/ready" => (
                 Request::get(&uri).body(Body::empty()).unwrap(),

@@ -403,6 +403,7 @@ fn expected(g: &Generated) -> Config {
             retention_1m: g.retentions[1],
             retention_1h: g.retentions[2],
             move_corrupt_aside: false,
+            reports_dir: None,
         },
         kafka: g
             .kafka

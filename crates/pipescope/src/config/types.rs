@@ -140,6 +140,19 @@ pub struct StoreConfig {
     /// --move-corrupt-store-aside` for one start, never by the file.
     #[serde(skip)]
     pub move_corrupt_aside: bool,
+    /// Where `[quality.X] report_every` writes its HTML reports; default: `reports` beside
+    /// `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reports_dir: Option<PathBuf>,
+}
+
+impl StoreConfig {
+    /// The quality reports' directory: `reports_dir`, or `reports` beside the store's.
+    pub fn reports_dir(&self) -> PathBuf {
+        self.reports_dir
+            .clone()
+            .unwrap_or_else(|| self.path.with_file_name("reports"))
+    }
 }
 
 impl Default for StoreConfig {
@@ -150,6 +163,7 @@ impl Default for StoreConfig {
             retention_1m: default_retention_1m(),
             retention_1h: default_retention_1h(),
             move_corrupt_aside: false,
+            reports_dir: None,
         }
     }
 }
@@ -632,6 +646,20 @@ pub struct QualityConfig {
     /// Field paths profiled per window; values of further paths are only counted.
     #[serde(default = "default_quality_max_fields")]
     pub max_fields: usize,
+    /// Write an HTML profile report of the windows closed in each such span (off when absent).
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub report_every: Option<Duration>,
+    /// Reports kept of this topic; older ones are deleted.
+    #[serde(default = "default_keep_reports")]
+    pub keep_reports: usize,
+}
+
+fn default_keep_reports() -> usize {
+    48
 }
 
 fn default_quality_window() -> Duration {

@@ -657,8 +657,56 @@ fn check_quality(config: &Config, errors: &mut Vec<ConfigError>) {
                 .hint("for example max_fields = 256"),
             );
         }
+        if let Some(other) = config.quality.keys().find(|other| {
+            *other < name
+                && pipescope_core::quality::reports::file_stem(other)
+                    == pipescope_core::quality::reports::file_stem(name)
+        }) {
+            errors.push(
+                ConfigError::new(
+                    at.clone(),
+                    format!("its report files would be named like those of [quality.{other}]"),
+                )
+                .hint("names differing only in '.' and '_' share a file name: rename one"),
+            );
+        }
+        if name == "reports" {
+            errors.push(
+                ConfigError::new(
+                    at.clone(),
+                    "the name \"reports\" is taken by /api/v1/quality/reports",
+                )
+                .hint("pick another name, e.g. [quality.reports_topic]"),
+            );
+        }
+        if let Some(every) = quality.report_every
+            && (every < MIN_REPORT_EVERY || every < quality.window)
+        {
+            errors.push(
+                ConfigError::new(
+                    format!("{at}.report_every"),
+                    format!(
+                        "{every:?} is shorter than 10s or than the window ({:?}): a report is made of whole windows",
+                        quality.window
+                    ),
+                )
+                .hint("for example report_every = \"1h\""),
+            );
+        }
+        if !(1..=10_000).contains(&quality.keep_reports) {
+            errors.push(
+                ConfigError::new(
+                    format!("{at}.keep_reports"),
+                    format!("{} is not from 1 to 10000", quality.keep_reports),
+                )
+                .hint("for example keep_reports = 48"),
+            );
+        }
     }
 }
+
+/// Shortest `report_every`: a report is a file write and a directory scan.
+const MIN_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// A Kafka probe runs on a cluster of the same file, on a named topic, at a positive interval.
 fn check_probes(config: &Config, errors: &mut Vec<ConfigError>) {
@@ -932,6 +980,7 @@ fn check_tls(at: &str, tls: &Tls, errors: &mut Vec<ConfigError>) {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
     use std::time::Duration;
 
     use super::super::parse;
@@ -1069,6 +1118,53 @@ mod tests {
             errors,
             vec![
                 "flows.m.hops[0].inputs: only a Kafka hop counts the inputs its records name — a processor writes pipescope-inputs to Kafka: put inputs = true on its output topic's hop"
+            ]
+        );
+    }
+
+    #[test]
+    fn quality_reports_are_off_unless_asked_and_span_10s_and_whole_windows() {
+        let base =
+            "[mqtt.edge]\nurl = \"mqtt://h\"\n[quality.m]\nmqtt = \"edge\"\nfilter = \"m/#\"\n";
+        let off = parse("t", base, []).unwrap();
+        assert_eq!(off.quality["m"].report_every, None);
+        assert_eq!(off.quality["m"].keep_reports, 48);
+        assert_eq!(off.store.reports_dir(), PathBuf::from("reports"));
+        let on = parse(
+            "t",
+            &format!("[store]\npath = \"/var/lib/p/data\"\n{base}report_every = \"1h\"\nkeep_reports = 3\n"),
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            on.quality["m"].report_every,
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(on.store.reports_dir(), PathBuf::from("/var/lib/p/reports"));
+        let errors = errors_of(&format!(
+            "{base}window = \"1m\"\nreport_every = \"30s\"\nkeep_reports = 0\n"
+        ));
+        assert_eq!(
+            errors,
+            vec![
+                "quality.m.report_every: 30s is shorter than 10s or than the window (60s): a report is made of whole windows — for example report_every = \"1h\"",
+                "quality.m.keep_reports: 0 is not from 1 to 10000 — for example keep_reports = 48",
+            ]
+        );
+        assert_eq!(
+            errors_of(
+                "[mqtt.edge]\nurl = \"mqtt://h\"\n[quality.reports]\nmqtt = \"edge\"\nfilter = \"m/#\"\n"
+            ),
+            vec![
+                "quality.reports: the name \"reports\" is taken by /api/v1/quality/reports — pick another name, e.g. [quality.reports_topic]"
+            ]
+        );
+        assert_eq!(
+            errors_of(&format!(
+                "{base}[quality.\"m.x\"]\nmqtt = \"edge\"\nfilter = \"m/#\"\n[quality.m_x]\nmqtt = \"edge\"\nfilter = \"m/#\"\n"
+            )),
+            vec![
+                "quality.m_x: its report files would be named like those of [quality.m.x] — names differing only in '.' and '_' share a file name: rename one"
             ]
         );
     }

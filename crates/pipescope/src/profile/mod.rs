@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pipescope_core::quality::{Observed, Profile, ProfileLimits, ProfileSummary};
 use serde::Serialize;
 
+pub use html::render as render_html;
 pub use input::last_per_partition;
 
 use crate::shutdown::Stop;

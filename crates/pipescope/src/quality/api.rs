@@ -1,9 +1,10 @@
 //! `/api/v1/quality`: each quality topic's records, invalid and error records per minute and
 //! the rules it breaks; `/api/v1/quality/{name}`: its field profiles, rules with previews, drift
-//! events and invalid records.
+//! events and invalid records; `/api/v1/quality/reports`: the periodic HTML reports.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use pipescope_core::EpochMillis;
@@ -13,6 +14,7 @@ use pipescope_core::windows::WindowCounts;
 use serde::Serialize;
 
 use super::observer::ProfileViews;
+use super::reports::{self, ReportEntry};
 use super::{QualityState, QualityTopic, ReaderState};
 use crate::web::{ApiError, ErrorBody};
 
@@ -118,6 +120,8 @@ pub fn topic_detail(topic: &QualityTopic, now: EpochMillis) -> QualityTopicDetai
 pub fn router(state: QualityState) -> Router {
     Router::new()
         .route("/api/v1/quality", get(quality_topics))
+        .route("/api/v1/quality/reports", get(quality_reports))
+        .route("/api/v1/quality/reports/{file}", get(quality_report))
         .route("/api/v1/quality/{name}", get(quality_topic))
         .with_state(state)
 }
@@ -169,4 +173,76 @@ pub(crate) async fn quality_topic(
                 ),
             )
         })
+}
+
+/// A report is the monitor's own page, but its text comes from the records: no script may run
+/// in it, nothing is loaded, only its inline style applies.
+pub const REPORT_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+     img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'; sandbox";
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/quality/reports",
+    tag = "quality",
+    summary = "The periodic HTML profile reports of the quality topics (report_every), newest first (docs/quality.md \"Reports\")",
+    responses(
+        (status = 200, description = "OK", body = [ReportEntry]),
+        (status = 500, description = "the reports directory cannot be read", body = ErrorBody),
+    )
+)]
+pub(crate) async fn quality_reports(
+    State(state): State<QualityState>,
+) -> Result<Json<Vec<ReportEntry>>, ApiError> {
+    let dir = state.reports_dir().display().to_string();
+    tokio::task::spawn_blocking(move || reports::list(&state))
+        .await
+        .map_err(|e| ApiError::internal(format!("the report lister failed: {e}")))?
+        .map(Json)
+        .map_err(|e| {
+            ApiError::internal(format!(
+                "cannot read the reports directory {dir}: {e} — check [store] reports_dir and its permissions"
+            ))
+        })
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/quality/reports/{file}",
+    tag = "quality",
+    summary = "One periodic report: a self-contained HTML page (no scripts); only a file name /api/v1/quality/reports lists",
+    params(("file" = String, Path)),
+    responses(
+        (status = 200, description = "the report", content_type = "text/html", body = String),
+        (status = 404, description = "no such report", body = ErrorBody),
+    )
+)]
+pub(crate) async fn quality_report(
+    State(state): State<QualityState>,
+    Path(file): Path<String>,
+) -> Result<Response, ApiError> {
+    let name = file.clone();
+    let html = tokio::task::spawn_blocking(move || reports::read(&state, &name))
+        .await
+        .map_err(|e| ApiError::internal(format!("the report reader failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("cannot read the report {file:?}: {e}")))?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no report {file:?} — GET /api/v1/quality/reports lists the reports kept"
+            ))
+        })?;
+    let mut response = html.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(REPORT_CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
+    );
+    Ok(response)
 }

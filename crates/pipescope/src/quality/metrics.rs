@@ -3,6 +3,8 @@
 //! that has a rule, per drift kind (four). Labels are configured names; no value read from a
 //! payload becomes a label.
 
+use std::sync::atomic::Ordering;
+
 use pipescope_core::{Labels, Sample};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
@@ -11,7 +13,7 @@ use super::{QualityState, QualityTopic};
 use crate::completeness::metrics::{Series, encode_families};
 
 /// Every metric name this module emits (deploy/metrics.txt lists them).
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 9] = [
     "pipescope_quality_records_total",
     "pipescope_quality_invalid_records_total",
     "pipescope_quality_error_records_total",
@@ -19,6 +21,8 @@ pub const NAMES: [&str; 7] = [
     "pipescope_quality_field_null_ratio",
     "pipescope_quality_drift_events_total",
     "pipescope_quality_reader_connected",
+    "pipescope_quality_reports_written_total",
+    "pipescope_quality_reports_failed_total",
 ];
 
 fn help(name: &str) -> &'static str {
@@ -35,6 +39,12 @@ fn help(name: &str) -> &'static str {
         "pipescope_quality_drift_events_total" => "Schema drift events, by kind",
         "pipescope_quality_reader_connected" => {
             "1 while the quality topic's reader reads every partition (Kafka) or is subscribed (MQTT)"
+        }
+        "pipescope_quality_reports_written_total" => {
+            "Periodic HTML profile reports written (report_every)"
+        }
+        "pipescope_quality_reports_failed_total" => {
+            "Periodic HTML profile reports that could not be written (see the log)"
         }
         _ => "",
     }
@@ -59,6 +69,16 @@ pub fn topic_series(topic: &QualityTopic, now: u64) -> Vec<Series> {
         "pipescope_quality_reader_connected",
         quality.to_vec(),
         f64::from(u8::from(topic.reader().connected)),
+    );
+    push(
+        "pipescope_quality_reports_written_total",
+        quality.to_vec(),
+        topic.reports_written.load(Ordering::Relaxed) as f64,
+    );
+    push(
+        "pipescope_quality_reports_failed_total",
+        quality.to_vec(),
+        topic.reports_failed.load(Ordering::Relaxed) as f64,
     );
     let o = topic.observer();
     push(

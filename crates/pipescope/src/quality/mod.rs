@@ -7,10 +7,12 @@
 pub mod api;
 pub mod metrics;
 pub mod observer;
+pub mod reports;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -56,6 +58,20 @@ pub struct QualityTopic {
     pub window_ms: u64,
     observer: Mutex<TopicObserver>,
     reader: Mutex<ReaderState>,
+    /// Periodic reports; `None` without `report_every`.
+    pub reports: Option<ReportSettings>,
+    /// Records per report file written since start (at most `keep_reports`).
+    report_records: Mutex<BTreeMap<String, u64>>,
+    pub reports_written: AtomicU64,
+    pub reports_failed: AtomicU64,
+}
+
+/// A quality topic's `report_every`, `keep_reports` and the directory they go to.
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    pub every_ms: u64,
+    pub keep: usize,
+    pub dir: PathBuf,
 }
 
 impl QualityTopic {
@@ -68,6 +84,12 @@ impl QualityTopic {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    fn report_records(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
+        self.report_records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn set_reader(&self, connected: bool, partitions: u32, error: Option<String>) {
@@ -84,14 +106,16 @@ impl QualityTopic {
 pub struct QualityState {
     topics: Arc<BTreeMap<String, Arc<QualityTopic>>>,
     clock: Arc<dyn Clock>,
+    reports_dir: Arc<PathBuf>,
 }
 
 impl QualityState {
     /// An observer per `[quality.X]` of `config`, none reading yet.
     pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Self {
         let mut topics = BTreeMap::new();
+        let reports_dir = config.store.reports_dir();
         for (name, q) in &config.quality {
-            match topic(name, q, clock.now_millis()) {
+            match topic(name, q, &reports_dir, clock.now_millis()) {
                 Ok(t) => {
                     topics.insert(name.clone(), Arc::new(t));
                 }
@@ -101,6 +125,7 @@ impl QualityState {
         Self {
             topics: Arc::new(topics),
             clock,
+            reports_dir: Arc::new(reports_dir),
         }
     }
 
@@ -109,6 +134,7 @@ impl QualityState {
         Self {
             topics: Arc::default(),
             clock,
+            reports_dir: Arc::default(),
         }
     }
 
@@ -123,6 +149,10 @@ impl QualityState {
     pub fn now(&self) -> EpochMillis {
         self.clock.now_millis()
     }
+
+    pub fn reports_dir(&self) -> &std::path::Path {
+        &self.reports_dir
+    }
 }
 
 fn source_name(q: &QualityConfig) -> String {
@@ -134,7 +164,12 @@ fn source_name(q: &QualityConfig) -> String {
 }
 
 /// The observer a `[quality.X]` table describes (its rules compile: the config was checked).
-fn topic(name: &str, q: &QualityConfig, now: EpochMillis) -> Result<QualityTopic, String> {
+fn topic(
+    name: &str,
+    q: &QualityConfig,
+    reports_dir: &std::path::Path,
+    now: EpochMillis,
+) -> Result<QualityTopic, String> {
     let rules = q.topic_config().compile(name).map_err(|e| e.to_string())?;
     let window_ms = u64::try_from(q.window.as_millis()).unwrap_or(u64::MAX);
     let options = ObserverOptions {
@@ -144,13 +179,23 @@ fn topic(name: &str, q: &QualityConfig, now: EpochMillis) -> Result<QualityTopic
             sample_every: q.sample.max(1),
             ..ProfileLimits::default()
         },
+        reports: q.report_every.is_some(),
     };
+    let reports = q.report_every.map(|every| ReportSettings {
+        every_ms: u64::try_from(every.as_millis()).unwrap_or(u64::MAX),
+        keep: q.keep_reports,
+        dir: reports_dir.to_path_buf(),
+    });
     Ok(QualityTopic {
         name: name.to_string(),
         source: source_name(q),
         window_ms,
         observer: Mutex::new(TopicObserver::new(rules, q.drift.clone(), options, now)),
         reader: Mutex::new(ReaderState::default()),
+        reports,
+        report_records: Mutex::default(),
+        reports_written: AtomicU64::new(0),
+        reports_failed: AtomicU64::new(0),
     })
 }
 
@@ -364,6 +409,8 @@ async fn run_topic(
     let mut ticks = 0u64;
     let mut records_seen = 0u64;
     let source = events::quality_source(&topic.name);
+    let report_every = topic.reports.as_ref().map(|r| r.every_ms);
+    let mut next_report_ms = report_every.map(|every| clock.now_millis().saturating_add(every));
     loop {
         tick.tick().await;
         let mqtt_reader_ended = readers.try_join_next().is_some();
@@ -388,6 +435,17 @@ async fn run_topic(
             records_seen = records;
             hub.update(&source);
         }
+        if let (Some(every), Some(next)) = (report_every, next_report_ms)
+            && now >= next
+        {
+            next_report_ms = Some(now.saturating_add(every));
+            let writer = topic.clone();
+            let wrote =
+                tokio::task::spawn_blocking(move || reports::write_and_count(&writer, now)).await;
+            if let Err(e) = wrote {
+                tracing::error!(quality = %topic.name, "the report writer failed: {e}");
+            }
+        }
         ticks += 1;
         if ticks.is_multiple_of(TICKS_PER_SAMPLE) {
             bus.publish(metrics::samples(&topic, now));
@@ -405,6 +463,8 @@ mod tests {
         let q = &config.quality["visits"];
         assert_eq!(q.rules.len(), 2);
         assert_eq!(q.window, std::time::Duration::from_secs(60));
+        assert_eq!(q.report_every, Some(std::time::Duration::from_secs(3600)));
+        assert_eq!(q.keep_reports, 48);
         let shipped = crate::config::parse("example", example, []).unwrap();
         assert!(shipped.quality.is_empty(), "off unless configured");
     }

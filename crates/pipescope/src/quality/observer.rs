@@ -38,6 +38,37 @@ const INVALID: usize = 1;
 pub struct ObserverOptions {
     pub window_ms: u64,
     pub limits: ProfileLimits,
+    /// Gather the closed windows for periodic reports ([`TopicObserver::take_report`]).
+    pub reports: bool,
+}
+
+/// Records in a report's sample: the first of each window, the earliest windows'.
+pub const REPORT_SAMPLE_RECORDS: usize = 10;
+
+/// The windows closed since the last report.
+#[derive(Debug)]
+struct ReportWindows {
+    profile: Profile,
+    sample: Vec<String>,
+    windows: u64,
+}
+
+impl ReportWindows {
+    fn new(limits: ProfileLimits) -> Self {
+        Self {
+            profile: Profile::new(limits),
+            sample: Vec::new(),
+            windows: 0,
+        }
+    }
+}
+
+/// What a periodic report shows: the windows closed since the previous one, merged.
+#[derive(Debug, Clone)]
+pub struct ReportProfile {
+    pub profile: ProfileSummary,
+    pub sample: Vec<String>,
+    pub windows: u64,
 }
 
 /// A quality topic's profiles, rule counts and drift.
@@ -65,6 +96,7 @@ pub struct TopicObserver {
     invalid_total: u64,
     counts: BucketRing<2>,
     invalid_previews: VecDeque<FailingRecord>,
+    report: Option<ReportWindows>,
 }
 
 /// A topic's profile over the last window, the last 15 minutes and the last hour.
@@ -112,6 +144,7 @@ impl TopicObserver {
             invalid_total: 0,
             counts: BucketRing::default(),
             invalid_previews: VecDeque::new(),
+            report: options.reports.then(|| ReportWindows::new(options.limits)),
         }
     }
 
@@ -201,7 +234,17 @@ impl TopicObserver {
     fn close_window(&mut self, events: &mut Vec<DriftEvent>) {
         let end = self.current_start_ms + self.options.window_ms;
         let closed = std::mem::replace(&mut self.current, Profile::new(self.options.limits));
-        let mut summary = window_summary(&closed, end, self.current_example.take());
+        let example = self.current_example.take();
+        if let Some(report) = &mut self.report {
+            report.profile.merge(&closed);
+            report.windows += 1;
+            if let Some(e) = &example
+                && report.sample.len() < REPORT_SAMPLE_RECORDS
+            {
+                report.sample.push(e.clone());
+            }
+        }
+        let mut summary = window_summary(&closed, end, example);
         for f in &mut summary.fields {
             f.example = self.new_field_examples.remove(&f.path);
         }
@@ -226,6 +269,18 @@ impl TopicObserver {
             self.closed.pop_front();
         }
         self.current_start_ms = end;
+    }
+
+    /// The windows closed since the last call, merged, and a fresh start; `None` when the
+    /// observer gathers no reports.
+    pub fn take_report(&mut self) -> Option<ReportProfile> {
+        let limits = self.options.limits;
+        let report = std::mem::replace(self.report.as_mut()?, ReportWindows::new(limits));
+        Some(ReportProfile {
+            profile: report.profile.summary(),
+            sample: report.sample,
+            windows: report.windows,
+        })
     }
 
     pub fn records_total(&self) -> u64 {
@@ -367,6 +422,7 @@ mod tests {
             ObserverOptions {
                 window_ms: MIN,
                 limits: ProfileLimits::default(),
+                reports: true,
             },
             T0,
         )
@@ -456,5 +512,36 @@ mod tests {
         assert_eq!(o.tick(T0 + 90 * MIN + 24 * 60 * MIN), []);
         assert!(o.closed.len() <= 15);
         assert_eq!(o.profiles().window.unwrap().records, 0);
+    }
+
+    #[test]
+    fn a_report_merges_the_windows_closed_since_the_last_one() {
+        let mut o = observer(serde_json::json!([]));
+        for m in 0..3 {
+            o.tick(T0 + m * MIN);
+            o.observe(format!(r#"{{"n":{m}}}"#).as_bytes(), "o", T0 + m * MIN + 1);
+            o.observe(br#"{"n":null}"#, "o", T0 + m * MIN + 2);
+        }
+        // The third window is still open: the next report holds it.
+        let first = o.take_report().unwrap();
+        assert_eq!((first.windows, first.profile.records), (2, 4));
+        assert_eq!(first.sample, [r#"{"n":0}"#, r#"{"n":1}"#]);
+        o.tick(T0 + 3 * MIN);
+        let second = o.take_report().unwrap();
+        assert_eq!((second.windows, second.profile.records), (1, 2));
+        assert_eq!(second.sample, [r#"{"n":2}"#]);
+        let empty = o.take_report().unwrap();
+        assert_eq!((empty.windows, empty.profile.records), (0, 0));
+        let off = TopicObserver::new(
+            RuleSet::compile("t", &[]).unwrap(),
+            DriftConfig::default(),
+            ObserverOptions {
+                window_ms: MIN,
+                limits: ProfileLimits::default(),
+                reports: false,
+            },
+            T0,
+        );
+        assert!(off.report.is_none());
     }
 }

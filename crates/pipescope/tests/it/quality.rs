@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use pipescope_testkit::{Mosquitto, Tansu, http_body, wait_until};
+use pipescope_testkit::{Mosquitto, Tansu, http_body, http_get, wait_until};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
@@ -288,5 +288,116 @@ fn an_mqtt_quality_topic_counts_every_message() {
         })
     });
     assert!(in_store, "the store has no rule errors: {stored}");
+    eprintln!("took {:?}", started.elapsed());
+}
+
+/// `report_every`: the windows' profile is written as an HTML report into the reports directory
+/// beside the store, listed and served by the API without scripts; a name outside the list is
+/// refused.
+#[test]
+fn an_mqtt_quality_topic_writes_periodic_reports_the_api_lists_and_serves() {
+    let started = Instant::now();
+    let mosquitto = Mosquitto::start();
+    let url = mosquitto.url();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret.html"), "not a report").unwrap();
+    let monitor = Monitor::start(
+        dir.path(),
+        &format!(
+            "[mqtt.local]\nurl = \"{url}\"\n\
+             [quality.readings]\nmqtt = \"local\"\nfilter = \"readings/#\"\nwindow = \"1s\"\n\
+             report_every = \"10s\"\nkeep_reports = 2\n"
+        ),
+    );
+    wait_reading(&monitor, "readings", 0);
+    let lines: String = (0..20)
+        .map(|i| format!("{{\"machine\":\"m{i}\",\"report_marker_field\":{i}}}\n"))
+        .collect();
+    let mut publisher = std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(["-t", "readings/a", "-l"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run mosquitto_pub");
+    publisher
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    assert!(publisher.wait().unwrap().success());
+    // The messages may straddle two reports.
+    let mut listed = Value::Null;
+    let reported = wait_until(TIMEOUT, || {
+        listed = http_body(monitor.port, "/api/v1/quality/reports")
+            .and_then(|body| serde_json::from_str(&body).ok())
+            .unwrap_or_default();
+        let records: u64 = listed
+            .as_array()
+            .map(|l| l.iter().filter_map(|r| r["records"].as_u64()).sum())
+            .unwrap_or_default();
+        records == 20
+    });
+    assert!(
+        reported,
+        "no report of the 20 records: {listed}\n{}",
+        monitor.log()
+    );
+    let reports = listed.as_array().unwrap();
+    assert!(reports.len() <= 2, "keep_reports = 2: {listed}");
+    let with_records = reports
+        .iter()
+        .find(|r| r["records"].as_u64() > Some(0))
+        .unwrap();
+    assert_eq!(with_records["quality"], "readings");
+    let file = with_records["file"].as_str().unwrap();
+    assert!(
+        file.starts_with("readings-") && file.ends_with("Z.html"),
+        "{file}"
+    );
+    assert!(dir.path().join("reports").join(file).is_file());
+    let mut response = ureq::get(format!(
+        "http://127.0.0.1:{}/api/v1/quality/reports/{file}",
+        monitor.port
+    ))
+    .call()
+    .unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(header("content-type"), "text/html; charset=utf-8");
+    assert!(header("content-security-policy").starts_with("default-src 'none'"));
+    let html = response.body_mut().read_to_string().unwrap();
+    assert_eq!(with_records["bytes"].as_u64(), Some(html.len() as u64));
+    assert!(
+        html.contains("report_marker_field") && html.contains("quality topic readings"),
+        "{html}"
+    );
+    for refused in [
+        "..%2Fsecret.html",
+        "..%2F..%2Fsecret.html",
+        "secret.html",
+        "readings-20270115T080000Z.html",
+    ] {
+        let answer = http_get(monitor.port, &format!("/api/v1/quality/reports/{refused}"));
+        assert_eq!(answer.map(|a| a.0), Some(404), "{refused}");
+    }
+    let metrics = http_body(monitor.port, "/metrics").unwrap_or_default();
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("pipescope_quality_reports_written_total{quality=\"readings\"}")
+            && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pipescope_quality_reports_failed_total{quality=\"readings\"} 0"),
+        "{metrics}"
+    );
     eprintln!("took {:?}", started.elapsed());
 }
