@@ -359,6 +359,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/quality/reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The periodic HTML profile reports of the quality topics (report_every), newest first (docs/quality.md "Reports") */
+        get: operations["quality_reports"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/quality/reports/{file}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One periodic report: a self-contained HTML page (no scripts); only a file name /api/v1/quality/reports lists */
+        get: operations["quality_report"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/quality/{name}": {
         parameters: {
             query?: never;
@@ -1737,6 +1771,22 @@ export interface components {
             /** @description `kind name` of each source keeping the monitor from being ready. */
             waiting_for: string[];
         };
+        /** @description One report on disk. */
+        ReportEntry: {
+            /** Format: int64 */
+            bytes: number;
+            /** @description The file name: `GET /api/v1/quality/reports/{file}` serves it. */
+            file: string;
+            /** @description The quality topic (`[quality.<name>]`). */
+            quality: string;
+            /**
+             * Format: int64
+             * @description Records in the report; absent for reports written before the monitor's last start.
+             */
+            records?: number | null;
+            /** @description When it was written (epoch ms, to the second). */
+            written_at_ms: components["schemas"]["u64"];
+        };
         /** @description One rule broken on a topic, in the list. */
         RuleBroken: {
             /** Format: int64 */
@@ -2800,6 +2850,84 @@ export interface operations {
             };
             /** @description [web] auth is on and the credentials are missing or wrong */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    quality_reports: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReportEntry"][];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the reports directory cannot be read */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    quality_report: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                file: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the report */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such report */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

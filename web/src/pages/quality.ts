@@ -7,7 +7,7 @@ import { enc, getJson, selector, type RangeAnswer } from "../api";
 import type { components } from "../api-types";
 import { chartPanel, drawLines, perMinute } from "../charts";
 import { el } from "../dom";
-import { ago, count } from "../format";
+import { ago, bytes, count } from "../format";
 import { rangeParams } from "../range";
 import type { Page } from "../router";
 import { badge, card, fill, link, section, table } from "../ui";
@@ -16,6 +16,25 @@ type Schemas = components["schemas"];
 type QualityTopic = Schemas["QualityTopicView"];
 type QualityDetail = Schemas["QualityTopicDetail"];
 type Preview = Schemas["FailingRecord"];
+type Report = Schemas["ReportEntry"];
+
+/** The periodic HTML reports ([quality.X] report_every), newest first, each opened in a tab. */
+function reportsTable(reports: Report[]): HTMLElement {
+  if (reports.length === 0) {
+    return el("p", { class: "muted" }, "No reports yet: set [quality.<name>] report_every (docs/quality.md \"Reports\").");
+  }
+  return table(
+    ["topic", "report", "written", "records", "size"],
+    reports.map((r) => [
+      r.quality,
+      link(`/api/v1/quality/reports/${enc(r.file)}`, r.file, { target: "_blank", rel: "noopener" }),
+      ago(r.written_at_ms),
+      r.records === null || r.records === undefined ? "–" : count(r.records),
+      bytes(r.bytes),
+    ]),
+    { "data-testid": "quality-reports" },
+  );
+}
 
 /** The profile summary of one view (docs/quality.md); the API document leaves it untyped. */
 interface FieldProfile {
@@ -99,13 +118,19 @@ export const quality: Page = {
   nav: true,
   mount(root, { signal }) {
     const list = el("div");
+    const reports = el("div");
     root.append(
       el("h1", {}, "Data quality"),
       el("p", { class: "note" }, "Observed topics ([quality.<name>] in the configuration): every record's payload profiled and checked against the topic's rules."),
       list,
+      section("Profile reports", reports),
     );
     return async () => {
-      const all = await getJson<QualityTopic[]>("/api/v1/quality", signal);
+      const [all, written] = await Promise.all([
+        getJson<QualityTopic[]>("/api/v1/quality", signal),
+        getJson<Report[]>("/api/v1/quality/reports", signal),
+      ]);
+      fill(reports, reportsTable(written));
       fill(
         list,
         all.length === 0

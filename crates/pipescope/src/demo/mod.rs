@@ -227,7 +227,7 @@ pub fn demo_config(
          [flows.calls]\nhops = [{{ kafka = \"demo\", topic = {calls:?} }}, \
          {{ kafka = \"demo\", topic = {calls_state:?}, inputs = true }}]\n\
          kind_prefixes = [{calls_origin:?}]\n\n\
-         [quality.visits]\nkafka = \"demo\"\ntopic = {visits_out:?}\n\
+         [quality.visits]\nkafka = \"demo\"\ntopic = {visits_out:?}\nreport_every = \"1m\"\n\
          rules = [{{ field = \"user_id\", required = true, not_null = true, not_empty = true }}, \
          {{ field = \"page\", required = true, not_null = true, not_empty = true }}, \
          {{ field = \"duration_ms\", type = \"integer\", range = [0, 86400000] }}]\n\n\
