@@ -259,6 +259,7 @@ const PAGES = [
       assert.equal(await page.locator('[data-testid="partitions-table"] tbody tr').count(), 3);
       await chartDrawn(page, "chart-partition-rates");
       await chartDrawn(page, "chart-partition-offsets");
+      await page.getByTestId("topic-alerts").waitFor();
     },
   },
   {
@@ -279,6 +280,19 @@ const PAGES = [
       await page.getByTestId("group-partitions").waitFor({ timeout: 10_000 });
       assert.equal(await page.locator('[data-testid="group-partitions"] tbody tr').count(), 3);
       assert.match(await page.getByTestId("group-verdict").textContent(), /OK|WARN|STALLED|STOPPED|REWOUND/);
+      // The card shows the group's alerts as the API lists them (the demo's lag rule: above
+      // 15 offsets; the laggard's lag comes and goes around it).
+      const alerts = page.getByTestId("group-alerts");
+      let text = "";
+      let shown = false;
+      for (const until = Date.now() + 30_000; !shown && Date.now() < until; await new Promise((r) => setTimeout(r, 500))) {
+        const api = await (await fetch(`${baseUrl}/api/v1/alerts`)).json();
+        const mine = api.alerts.filter((a) => a.labels.group === "pipescope-demo-laggard" && a.state !== "resolved");
+        const want = mine.some((a) => a.state === "firing") ? /firing/ : mine.length > 0 ? /pending/ : /none/;
+        text = await alerts.textContent();
+        shown = want.test(text);
+      }
+      assert.ok(shown, `the group's alert card says ${text}`);
       // tansu cannot describe groups: the members section says so instead of breaking.
       await page.locator("section", { hasText: "Members and assignments" }).waitFor();
       await chartDrawn(page, "chart-partition-lag");

@@ -5,6 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use pipescope::completeness::kafka::RecordSink;
+use pipescope_core::EpochMillis;
 use pipescope_testkit::{Tansu, TansuOptions, TansuStorage};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -133,6 +135,47 @@ pub fn bare_consumer(
         }
     }
     (count, touched)
+}
+
+/// A reader's sink that takes `left` records and then closes (so the reader returns), calling
+/// `each` after every record (the quality bench closes the observer's windows from it).
+pub struct Counted<S, F> {
+    pub inner: S,
+    pub left: u64,
+    pub each: F,
+}
+
+impl<S, F> std::fmt::Debug for Counted<S, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counted")
+            .field("left", &self.left)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: RecordSink, F: FnMut(EpochMillis)> RecordSink for Counted<S, F> {
+    fn open(&self) -> bool {
+        self.left > 0 && self.inner.open()
+    }
+    fn status(&mut self, connected: bool, partitions: u32, error: Option<String>) {
+        self.inner.status(connected, partitions, error);
+    }
+    fn skipped(&mut self, partition: u32) {
+        self.inner.skipped(partition);
+    }
+    fn record(&mut self, message: &BorrowedMessage<'_>, partition: u32, arrival_ms: EpochMillis) {
+        if self.left > 0 {
+            self.left -= 1;
+            self.inner.record(message, partition, arrival_ms);
+            (self.each)(arrival_ms);
+        }
+    }
+    fn full(&self) -> bool {
+        self.left == 0 || self.inner.full()
+    }
+    fn flush(&mut self) -> bool {
+        self.inner.flush()
+    }
 }
 
 /// One reader's run.

@@ -45,6 +45,24 @@ function alertsTable(alerts: AlertInstance[], testid: string): HTMLElement {
   );
 }
 
+/** The alerts whose labels include every one of `labels` (a group's, a topic's). */
+export async function alertsMatching(signal: AbortSignal, labels: Record<string, string>): Promise<AlertInstance[]> {
+  const view = await getJson<AlertsView>("/api/v1/alerts", signal);
+  return view.alerts.filter((a) => {
+    const own = a.labels as unknown as Record<string, string>;
+    return Object.entries(labels).every(([k, v]) => own[k] === v);
+  });
+}
+
+/** A card with the firing and pending alerts of one group or topic, linking to the Alerts page. */
+export function alertStateCard(matching: AlertInstance[], testid: string): HTMLElement {
+  const firing = matching.filter((a) => a.state === "firing");
+  const pending = matching.filter((a) => a.state === "pending");
+  const value = firing.length > 0 ? badge(`${firing.length} firing`, "bad") : pending.length > 0 ? badge(`${pending.length} pending`, "warn") : badge("none", "ok");
+  const rules = [...firing, ...pending].map((a) => a.rule).join(", ");
+  return card("alerts", value, el("a", { href: "#/alerts" }, rules || "no rule holds"), testid);
+}
+
 /** The alerts' counts by state, for the overview. */
 export async function alertCounts(signal: AbortSignal): Promise<Record<string, number>> {
   const view = await getJson<AlertsView>("/api/v1/alerts", signal);

@@ -1,3 +1,4 @@
+import { alertStateCard, alertsMatching } from "./alerts";
 import { enc, getJson, itemError, selector, type GroupDetail, type RangeAnswer } from "../api";
 import { chartPanel, drawLines, type Line } from "../charts";
 import { el } from "../dom";
@@ -28,10 +29,11 @@ export const group: Page = {
     return async () => {
       const range = rangeParams();
       const match = enc(selector({ cluster, group: name }));
-      const [g, lagAnswer, secondsAnswer] = await Promise.all([
+      const [g, lagAnswer, secondsAnswer, matching] = await Promise.all([
         getJson<GroupDetail>(`/api/v1/kafka/clusters/${enc(cluster)}/groups/${enc(name)}`, signal),
         getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_group_lag_offsets&match=${match}&${range}`, signal),
         getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_group_lag_seconds&match=${match}&${range}`, signal),
+        alertsMatching(signal, { cluster, group: name }),
       ]);
       const lines = (a: RangeAnswer): Line[] =>
         a.series
@@ -45,6 +47,7 @@ export const group: Page = {
       fill(
         cards,
         card("verdict", badge(g.verdict), g.verdict_reason ?? "worst partition", "group-verdict"),
+        alertStateCard(matching, "group-alerts"),
         card("lost", count(g.lost_to_retention), "deleted before the group read them", "group-lost"),
         card("lag", count(g.lag_offsets), "offsets, all partitions", "group-lag"),
         card("max lag", duration(g.max_lag_seconds), g.max_lag_seconds_estimated ? "estimated" : "seconds behind"),

@@ -1,3 +1,4 @@
+import { alertStateCard, alertsMatching } from "./alerts";
 import { enc, getJson, itemError, selector, type RangeAnswer, type TopicDetail } from "../api";
 import { chartPanel, drawLines, type Line } from "../charts";
 import { el } from "../dom";
@@ -26,10 +27,11 @@ export const topic: Page = {
     return async () => {
       const range = rangeParams();
       const match = enc(selector(base));
-      const [t, rateAnswer, offsetAnswer] = await Promise.all([
+      const [t, rateAnswer, offsetAnswer, matching] = await Promise.all([
         getJson<TopicDetail>(`/api/v1/kafka/clusters/${enc(cluster)}/topics/${enc(name)}`, signal),
         getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_partition_instant_messages_per_second&match=${match}&${range}`, signal),
         getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_partition_end_offset&match=${match}&${range}`, signal),
+        alertsMatching(signal, { cluster, topic: name }),
       ]);
       const byPartition = (a: RangeAnswer, scale: number): Line[] =>
         a.series
@@ -52,6 +54,7 @@ export const topic: Page = {
           t.partitions.some((p) => p.offline) ? badge("offline", "bad") : t.partitions.some((p) => p.under_replicated) ? badge("under-replicated", "warn") : badge("in sync", "ok"),
           t.error ?? "",
         ),
+        alertStateCard(matching, "topic-alerts"),
       );
       fill(
         parts,

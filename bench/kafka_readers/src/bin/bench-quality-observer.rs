@@ -19,13 +19,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bench_kafka_readers::{
-    TABLE_HEAD, bare_consumer, create_topic, fill, load_average, measure, start_tansu,
+    Counted, TABLE_HEAD, bare_consumer, create_topic, fill, load_average, measure, start_tansu,
 };
-use pipescope::completeness::kafka::{RecordSink, TopicReader};
+use pipescope::completeness::kafka::TopicReader;
 use pipescope::quality::{KafkaQualitySink, QualityState};
 use pipescope_core::pipeline::visits::{VisitGenerator, VisitWorkload};
-use pipescope_core::{Clock, EpochMillis, SystemClock};
-use rdkafka::message::{BorrowedMessage, Message};
+use pipescope_core::{Clock, SystemClock};
+use rdkafka::message::Message;
 
 const TOPIC: &str = "visits.bench";
 /// The demo's rules (crates/pipescope/src/demo/mod.rs).
@@ -104,43 +104,6 @@ fn main() {
     }
 }
 
-/// Counts what the sink takes and closes after `records`; closes the observer's windows every
-/// second, as the topic's task does.
-struct Counted {
-    inner: KafkaQualitySink,
-    topic: Arc<pipescope::quality::QualityTopic>,
-    left: u64,
-    ticked: Instant,
-}
-
-impl RecordSink for Counted {
-    fn open(&self) -> bool {
-        self.left > 0 && self.inner.open()
-    }
-    fn status(&mut self, connected: bool, partitions: u32, error: Option<String>) {
-        self.inner.status(connected, partitions, error);
-    }
-    fn skipped(&mut self, partition: u32) {
-        self.inner.skipped(partition);
-    }
-    fn record(&mut self, message: &BorrowedMessage<'_>, partition: u32, arrival_ms: EpochMillis) {
-        if self.left > 0 {
-            self.left -= 1;
-            self.inner.record(message, partition, arrival_ms);
-        }
-        if self.ticked.elapsed() >= Duration::from_secs(1) {
-            self.ticked = Instant::now();
-            self.topic.observer().tick(arrival_ms);
-        }
-    }
-    fn full(&self) -> bool {
-        self.left == 0 || self.inner.full()
-    }
-    fn flush(&mut self) -> bool {
-        self.inner.flush()
-    }
-}
-
 /// pipescope's reader and the topic's observer on this thread until `records` were observed.
 fn observe(bootstrap: &str, records: u64, rules: &str, malformed: u64) -> (u64, String) {
     let text = format!(
@@ -161,11 +124,18 @@ fn observe(bootstrap: &str, records: u64, rules: &str, malformed: u64) -> (u64, 
         group: "pipescope-quality-bench".into(),
         clock: clock.clone(),
     };
+    // The observer's windows closed every second, as the topic's task does.
+    let mut ticked = Instant::now();
+    let ticking = topic.clone();
     let mut sink = Counted {
         inner: KafkaQualitySink::new(topic.clone()),
-        topic: topic.clone(),
         left: records,
-        ticked: Instant::now(),
+        each: move |arrival_ms| {
+            if ticked.elapsed() >= Duration::from_secs(1) {
+                ticked = Instant::now();
+                ticking.observer().tick(arrival_ms);
+            }
+        },
     };
     reader.run_from_start(&mut sink);
     let observer = topic.observer();

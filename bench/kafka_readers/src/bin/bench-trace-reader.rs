@@ -20,13 +20,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bench_kafka_readers::{
-    TABLE_HEAD, bare_consumer, create_topic, fill, load_average, measure, start_tansu,
+    Counted, TABLE_HEAD, bare_consumer, create_topic, fill, load_average, measure, start_tansu,
 };
-use pipescope::completeness::kafka::{RecordSink, TopicReader, TraceSink};
+use pipescope::completeness::kafka::{TopicReader, TraceSink};
 use pipescope::completeness::{FlowAccount, Seen};
-use pipescope_core::{Clock, EpochMillis, SystemClock};
+use pipescope_core::{Clock, SystemClock};
 use pipescope_testkit::now_ms;
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use tokio::sync::mpsc;
 
 const TOPIC: &str = "calls.traced";
@@ -120,36 +120,6 @@ fn main() {
     );
 }
 
-/// Counts what the trace sink takes and closes after `records`.
-struct Counted {
-    inner: TraceSink,
-    left: u64,
-}
-
-impl RecordSink for Counted {
-    fn open(&self) -> bool {
-        self.left > 0 && self.inner.open()
-    }
-    fn status(&mut self, connected: bool, partitions: u32, error: Option<String>) {
-        self.inner.status(connected, partitions, error);
-    }
-    fn skipped(&mut self, partition: u32) {
-        self.inner.skipped(partition);
-    }
-    fn record(&mut self, message: &BorrowedMessage<'_>, partition: u32, arrival_ms: EpochMillis) {
-        if self.left > 0 {
-            self.left -= 1;
-            self.inner.record(message, partition, arrival_ms);
-        }
-    }
-    fn full(&self) -> bool {
-        self.left == 0 || self.inner.full()
-    }
-    fn flush(&mut self) -> bool {
-        self.inner.flush()
-    }
-}
-
 /// pipescope's reader on its own thread, the flow's accounting on this one (applying each
 /// batch, ticking every second), until the reader has handed on `records` records.
 fn trace_reader(bootstrap: &str, records: u64) -> (u64, String) {
@@ -175,6 +145,7 @@ fn trace_reader(bootstrap: &str, records: u64) -> (u64, String) {
             account.to_flow(0, &queue),
         ),
         left: records,
+        each: |_| {},
     };
     drop(queue);
     eprintln!("reading with the trace reader");

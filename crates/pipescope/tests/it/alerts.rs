@@ -214,12 +214,7 @@ fn group_lag_fires_after_its_for_survives_a_restart_and_resolves() {
 }
 
 fn publish(port: u16, topic: &str) {
-    let status = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-t", topic, "-m", "1"])
-        .status()
-        .expect("run mosquitto_pub");
-    assert!(status.success());
+    publish_payload(port, topic, "1");
 }
 
 /// A subtree with no message for its `silent_for` fires and resolves on the next message; the

@@ -191,9 +191,9 @@ fn committed(bootstrap: &str) -> Vec<i64> {
 
 /// Waits until the group has committed the end of every partition of `visits`: everything
 /// there was copied and acknowledged.
-fn wait_all_committed(bootstrap: &str, what: &str) {
+fn wait_all_committed_within(bootstrap: &str, what: &str, within: Duration) {
     let ends = end_offsets(bootstrap, "visits", 3);
-    let done = wait_until(Duration::from_secs(60), || committed(bootstrap) == ends);
+    let done = wait_until(within, || committed(bootstrap) == ends);
     assert!(
         done,
         "{what}: committed {:?}, ends {ends:?}",
@@ -320,7 +320,10 @@ fn process_passthrough_killed_mid_run_copies_every_record_at_least_once() {
     let mut passthrough = start_part_on("process passthrough (restarted)", port, &args);
     let summary: Value = serde_json::from_str(&simulator.finish(Duration::from_secs(60))).unwrap();
     assert_eq!(summary["delivered"], records, "{summary}");
-    wait_all_committed(&bootstrap, "after the restart");
+    // tansu 0.6.0 sometimes keeps a member killed with kill -9 in the group, far past its
+    // session timeout (seen for 150 s; docs/completeness.md), and gives the restarted one no
+    // partition until it drops it: the wait covers that.
+    wait_all_committed_within(&bootstrap, "after the restart", Duration::from_secs(200));
     let duplicates = check_copies(&bootstrap, records);
     eprintln!(
         "passthrough through a kill -9: {records} records, {duplicates} copied twice ({:?})",
