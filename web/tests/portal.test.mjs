@@ -156,7 +156,7 @@ async function openPage(hash, viewport = VIEWPORTS[0], scheme = "light") {
     problems.push(`a dialog opened: ${dialog.type()}: ${dialog.message()}`);
     await dialog.dismiss();
   });
-  page.on("pageerror", (error) => problems.push(`the page threw: ${error}`));
+  page.on("pageerror", (error) => problems.push(`the page threw: ${error}\n${error.stack ?? ""}`));
   await page.goto(`${baseUrl}/#${hash}`);
   return {
     page,
