@@ -1,7 +1,6 @@
 //! The alert engine in `pipescope run` against real brokers: rules fire after their `for`,
 //! resolve, survive a restart without firing again, and follow brokers that go away.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pipescope_testkit::{Mosquitto, Tansu, http_body, wait_until};
@@ -12,6 +11,7 @@ use serde_json::Value;
 
 use crate::completeness::Monitor;
 use crate::kafka::{commit_standalone, create_topic};
+use crate::pipeline::mosquitto_pub;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -213,10 +213,6 @@ fn group_lag_fires_after_its_for_survives_a_restart_and_resolves() {
     );
 }
 
-fn publish(port: u16, topic: &str) {
-    publish_payload(port, topic, "1");
-}
-
 /// A subtree with no message for its `silent_for` fires and resolves on the next message; the
 /// broker stopped, it is unreachable.
 #[test]
@@ -239,8 +235,8 @@ fn a_silent_mqtt_subtree_fires_and_resolves_and_a_stopped_broker_is_unreachable(
     assert_eq!(silent["labels"]["filter"], "machine/+/temp");
     assert!(silent["value"].as_f64().unwrap() >= 2.0, "{silent}");
     // A message the filter does not match changes nothing; one it matches resolves it.
-    publish(port, "machine/1/pressure");
-    publish(port, "machine/1/temp");
+    mosquitto_pub(port, "machine/1/pressure", b"1");
+    mosquitto_pub(port, "machine/1/temp", b"1");
     let resolved = wait_state(&monitor, "machines_silent", "resolved");
     assert!(resolved["value"].as_f64().unwrap() < 2.0, "{resolved}");
     assert_ne!(alert(&alerts(&monitor), "edge_down")["state"], "firing");
@@ -281,7 +277,7 @@ fn quality_errors_over_the_last_minute_fire() {
     });
     assert!(subscribed, "{}", monitor.log());
     for _ in 0..3 {
-        publish_payload(port, "readings/a", "{\"machine\":null}");
+        mosquitto_pub(port, "readings/a", br#"{"machine":null}"#);
     }
     // Three errors are not above 3: nothing pending while they are counted.
     let counted = wait_until(TIMEOUT, || {
@@ -295,8 +291,8 @@ fn quality_errors_over_the_last_minute_fire() {
         .as_u64()
         .is_some_and(|t| t >= evaluated + 1_000)));
     assert_eq!(alert(&alerts(&monitor), "bad_readings"), Value::Null);
-    publish_payload(port, "readings/a", "{\"value\":1}");
-    publish_payload(port, "readings/a", "{\"machine\":null}");
+    mosquitto_pub(port, "readings/a", br#"{"value":1}"#);
+    mosquitto_pub(port, "readings/a", br#"{"machine":null}"#);
     let firing = wait_state(&monitor, "bad_readings", "firing");
     assert_eq!(firing["value"], 4.0);
     assert_eq!(firing["labels"]["quality"], "readings");
@@ -305,15 +301,6 @@ fn quality_errors_over_the_last_minute_fire() {
         "{:?}",
         started.elapsed()
     );
-}
-
-fn publish_payload(port: u16, topic: &str, payload: &str) {
-    let status = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
-        .args(["-t", topic, "-m", payload])
-        .status()
-        .expect("run mosquitto_pub");
-    assert!(status.success());
 }
 
 /// A machine simulator publishes steadily, watched as a part; stopped, its MQTT subtree goes
