@@ -444,6 +444,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/silences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The silences: active, pending and expired within the last day (docs/alerts.md) */
+        get: operations["silences"];
+        put?: never;
+        /** Adds a silence: while active, notifiers are not told that alerts matching all its matchers fire. An end is required; kept in the store (docs/alerts.md) */
+        post: operations["add_silence"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/silences/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Expires a silence now; it stays listed as expired for a day */
+        delete: operations["expire_silence"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/top": {
         parameters: {
             query?: never;
@@ -620,10 +655,15 @@ export interface components {
          * @enum {string}
          */
         AlertState: "pending" | "firing" | "resolved";
+        /** @description An alert and the active silences that cover it. */
+        AlertView: components["schemas"]["AlertInstance"] & {
+            /** @description Ids of the active silences covering it: notifiers are not told it fires. */
+            silenced_by: string[];
+        };
         /** @description The engine's rules and alerts. */
         AlertsView: {
             /** @description Firing first, then pending, then resolved; newest change first within each. */
-            alerts: components["schemas"]["AlertInstance"][];
+            alerts: components["schemas"]["AlertView"][];
             /** @description New alerts each rule left out at its cap (`[alerts] max_instances_per_rule`), by rule. */
             dropped: {
                 [key: string]: number;
@@ -1857,6 +1897,50 @@ export interface components {
             };
             metric: string;
         };
+        /** @description A silence as kept and listed. */
+        Silence: {
+            comment: string;
+            created_at_ms: components["schemas"]["u64"];
+            created_by: string;
+            ends_at_ms: components["schemas"]["u64"];
+            id: string;
+            matchers: components["schemas"]["SilenceMatcher"][];
+            starts_at_ms: components["schemas"]["u64"];
+        };
+        /** @description One condition of a silence on one label, in Alertmanager's API spelling. */
+        SilenceMatcher: {
+            is_regex?: boolean;
+            /** @description The label (`alertname`, `group`, `topic`, `team`, …). */
+            name: string;
+            /** @description The value it must equal, or with `is_regex` the regex the whole value must match. */
+            value: string;
+        };
+        /** @description What a client asks for: matchers, an end, and why. */
+        SilenceRequest: {
+            comment?: string;
+            created_by?: string;
+            /** @description When it ends (epoch ms). Required: a silence without an end is refused. */
+            ends_at_ms: components["schemas"]["u64"];
+            matchers: components["schemas"]["SilenceMatcher"][];
+            starts_at_ms?: null | components["schemas"]["u64"];
+        };
+        /**
+         * @description Where a silence stands at a given time.
+         * @enum {string}
+         */
+        SilenceState: "pending" | "active" | "expired";
+        /** @description A silence and where it stands now. */
+        SilenceView: components["schemas"]["Silence"] & {
+            state: components["schemas"]["SilenceState"];
+        };
+        /** @description The kept silences. */
+        SilencesView: {
+            /**
+             * @description Active first, then pending, then expired (within the last day); latest end first within
+             *     each.
+             */
+            silences: components["schemas"]["SilenceView"][];
+        };
         /**
          * @description A source's connection as `/ready` shows it.
          * @enum {string}
@@ -3089,6 +3173,136 @@ export interface operations {
             };
             /** @description the query ran out of its time budget, or every store reader stayed busy: narrow it or retry later */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    silences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SilencesView"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    add_silence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SilenceRequest"];
+            };
+        };
+        responses: {
+            /** @description Added */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SilenceView"];
+                };
+            };
+            /** @description The body is not a valid silence: the error says what to change */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The cap of kept silences is reached */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    expire_silence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the silence's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Expired */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SilenceView"];
+                };
+            };
+            /** @description It has expired already */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description [web] auth is on and the credentials are missing or wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such silence */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

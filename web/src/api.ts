@@ -29,13 +29,24 @@ export function setToken(value: string | null): void {
 
 /** The JSON answer at `path`; statuses in `alsoOk` (besides 2xx) answer JSON too (`/ready`'s 503). */
 export async function getJson<T>(path: string, signal?: AbortSignal, alsoOk: number[] = []): Promise<T> {
+  return requestJson<T>("GET", path, undefined, signal, alsoOk);
+}
+
+/** Sends `body` as JSON with `method` (POST, DELETE) and gives the JSON answer; a refusal throws
+ * an ApiError carrying the server's `error` text. */
+export async function sendJson<T>(method: string, path: string, body?: unknown): Promise<T> {
+  return requestJson<T>(method, path, body);
+}
+
+async function requestJson<T>(method: string, path: string, body: unknown, signal?: AbortSignal, alsoOk: number[] = []): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     let response: Response;
     const headers: Record<string, string> = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
     const t = token();
     if (t) headers.Authorization = `Bearer ${t}`;
     try {
-      response = await fetch(path, { signal, headers });
+      response = await fetch(path, { method, signal, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     } catch (e) {
       if (signal?.aborted) throw e;
       throw new ApiError(path, 0, `cannot reach pipescope (${String(e)}) — is it still running?`);
@@ -46,10 +57,10 @@ export async function getJson<T>(path: string, signal?: AbortSignal, alsoOk: num
       continue;
     }
     if (!response.ok && !alsoOk.includes(response.status)) {
-      const body = await response.text();
-      let detail = body.slice(0, 300);
+      const text = await response.text();
+      let detail = text.slice(0, 300);
       try {
-        const parsed = JSON.parse(body) as { error?: unknown };
+        const parsed = JSON.parse(text) as { error?: unknown };
         if (typeof parsed.error === "string") detail = parsed.error;
       } catch {
         // not JSON: keep the text

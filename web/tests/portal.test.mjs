@@ -430,6 +430,20 @@ const PAGES = [
       const firing = page.locator('[data-testid="alerts-firing-table"] tbody tr');
       await firing.first().waitFor({ timeout: 60_000 });
       assert.match(await firing.first().textContent(), /firing.*visits_errors.*quality=visits/);
+      // Silence the firing alert from its row: the form takes its labels, the API lists the
+      // silence, the row says silenced; expiring it lifts that.
+      await firing.first().getByTestId("silence-alert").click();
+      assert.match(await page.getByTestId("silence-matchers").inputValue(), /alertname=visits_errors/);
+      await page.getByTestId("silence-by").fill("browser test");
+      await page.getByTestId("silence-add").click();
+      await page.getByTestId("silence-message").filter({ hasText: /added/ }).waitFor({ timeout: 10_000 });
+      const active = page.locator('[data-testid="silences"] tbody tr', { hasText: "active" });
+      await active.first().waitFor({ timeout: 10_000 });
+      assert.match(await active.first().textContent(), /alertname=visits_errors.*browser test/);
+      await firing.first().getByText("silenced").waitFor({ timeout: 10_000 });
+      await active.first().getByTestId("silence-expire").click();
+      await active.first().waitFor({ state: "detached", timeout: 10_000 });
+      await firing.first().getByTestId("silence-alert").waitFor({ timeout: 10_000 });
       const sources = await page.locator('[data-testid="ready-sources"] tbody tr').allTextContents();
       assert.ok(sources.some((s) => /^kafka\s*demo/.test(s)), sources.join("\n"));
       assert.ok(sources.some((s) => /^store/.test(s)), sources.join("\n"));

@@ -148,6 +148,9 @@ pub fn state_name(state: Option<AlertState>) -> &'static str {
 pub struct Emitted {
     pub notice: AlertNotice,
     pub changed: bool,
+    /// A firing alert an active silence covers: notifiers stop telling of it (the engine never
+    /// sets this; whoever holds the silences does, see `silences`).
+    pub silenced: bool,
 }
 
 /// What one evaluation changed and what the notifiers are told.
@@ -283,6 +286,7 @@ impl Engine {
                     evaluation.notices.push(Emitted {
                         notice: instance.notice(&self.generator_url),
                         changed,
+                        silenced: false,
                     });
                 }
             }

@@ -70,4 +70,5 @@ pub struct AlertNotice {
 
 pub mod engine;
 pub mod rules;
+pub mod silences;
 pub mod snapshot;

@@ -298,6 +298,16 @@ impl Dispatcher {
         outcome
     }
 
+    /// Stops telling of a firing alert a silence now covers: it leaves every group holding it,
+    /// with no notification (a group left empty is forgotten). When the silence ends, the
+    /// engine's next notice of it is new to the groups and sent as such.
+    pub fn mute(&mut self, labels: &AlertLabels) {
+        self.groups.retain(|_, group| {
+            group.alerts.remove(labels);
+            !group.alerts.is_empty()
+        });
+    }
+
     /// The notifications due at `now`. A group sent forgets its resolved alerts, and is
     /// forgotten once nothing in it fires.
     pub fn due(&mut self, now: EpochMillis) -> Vec<Notification> {
@@ -700,6 +710,35 @@ mod tests {
         assert!(d.due(T0 + 3_609_999).is_empty());
         assert_eq!(d.due(T0 + 3_610_000).len(), 1);
         assert_eq!(d.next_due(), Some(T0 + 3_610_000 + 3_600_000));
+    }
+
+    #[test]
+    fn a_muted_alert_is_not_repeated_and_is_news_again_when_its_silence_ends() {
+        let mut d = Dispatcher::new(
+            vec![route("ops", vec![], &["alertname"])],
+            None,
+            Limits::default(),
+        );
+        let a = &[("alertname", "Lag"), ("group", "a")];
+        let b = &[("alertname", "Lag"), ("group", "b")];
+        d.ingest(notice(a, AlertState::Firing, T0), T0);
+        d.ingest(notice(b, AlertState::Firing, T0), T0);
+        assert_eq!(d.due(T0 + 10_000)[0].alerts.len(), 2);
+        // A silence covers `a`: the repeat carries `b` only.
+        d.mute(&labels(a));
+        let repeat = d.due(T0 + 10_000 + 3_600_000);
+        assert_eq!(repeat.len(), 1);
+        assert_eq!(repeat[0].alerts.len(), 1);
+        assert_eq!(repeat[0].alerts[0].labels, labels(b));
+        // Both muted: the group is gone, nothing is sent, not even a "resolved".
+        d.mute(&labels(b));
+        assert_eq!(d.groups(), 0);
+        assert_eq!(d.next_due(), None);
+        // The silence ended and `a` still fires: a new group, sent after group_wait.
+        let t = T0 + 2 * 3_600_000;
+        d.ingest(notice(a, AlertState::Firing, T0), t);
+        assert_eq!(d.next_due(), Some(t + 10_000));
+        assert_eq!(d.due(t + 10_000)[0].alerts[0].labels, labels(a));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use pipescope_core::alerts::AlertState;
 use pipescope_core::alerts::engine::{
     AlertInstance, Emitted, Engine, EngineLimits, Evaluation, RuleSpec, state_name,
 };
+use pipescope_core::alerts::silences::{Silence, SilenceError, SilenceRequest, Silences};
 use pipescope_core::alerts::snapshot::Snapshot;
 use pipescope_core::live::events::{Event, EventKind, alert_source};
 use pipescope_core::{Clock, EpochMillis};
@@ -68,6 +69,7 @@ struct Inner {
     /// Transitions per (rule, state entered).
     transitions: Mutex<BTreeMap<(String, &'static str), u64>>,
     table: Option<Mutex<AlertTable>>,
+    silences: Mutex<Silences>,
     clock: Arc<dyn Clock>,
     last_evaluation_ms: Mutex<Option<EpochMillis>>,
 }
@@ -110,6 +112,7 @@ impl AlertsState {
             .unwrap_or_else(|| format!("http://{}", config.web.listen));
         let generator_url = format!("{}/#/alerts", base.trim_end_matches('/'));
         let mut engine = Engine::new(specs, limits, generator_url);
+        let mut silences = Silences::default();
         if let Some(table) = &table {
             match table.load() {
                 Ok(kept) => {
@@ -117,6 +120,13 @@ impl AlertsState {
                     engine.restore(kept);
                 }
                 Err(e) => tracing::error!("{e}; starting with no alert states"),
+            }
+            match table.load_silences() {
+                Ok(kept) => {
+                    silences = Silences::restore(kept);
+                    silences.prune(clock.now_millis());
+                }
+                Err(e) => tracing::error!("{e}; starting with no silences"),
             }
         }
         Self {
@@ -128,6 +138,7 @@ impl AlertsState {
                 notices: broadcast::channel(NOTICE_BUFFER).0,
                 transitions: Mutex::new(BTreeMap::new()),
                 table: table.map(Mutex::new),
+                silences: Mutex::new(silences),
                 clock,
                 last_evaluation_ms: Mutex::new(None),
             }),
@@ -179,7 +190,8 @@ impl AlertsState {
     pub fn evaluate(&self, snapshot: &Snapshot, hub: Option<&Hub>) -> Evaluation {
         let (evaluation, kept) = {
             let mut engine = lock(&self.inner.engine);
-            let evaluation = engine.evaluate(snapshot);
+            let mut evaluation = engine.evaluate(snapshot);
+            self.mark_silenced(&mut evaluation);
             let kept: Option<Vec<AlertInstance>> =
                 (!evaluation.transitions.is_empty()).then(|| engine.instances().cloned().collect());
             (evaluation, kept)
@@ -209,6 +221,65 @@ impl AlertsState {
             }));
         }
         evaluation
+    }
+
+    /// Firing notices an active silence covers are marked, so notifiers stop telling of them.
+    /// Resolutions always go out: a receiver told "firing" before the silence hears the end.
+    fn mark_silenced(&self, evaluation: &mut Evaluation) {
+        let silences = lock(&self.inner.silences);
+        if silences.is_empty() {
+            return;
+        }
+        for emitted in &mut evaluation.notices {
+            emitted.silenced = emitted.notice.state == AlertState::Firing
+                && !silences
+                    .silencing(&emitted.notice.labels, evaluation.time_ms)
+                    .is_empty();
+        }
+    }
+
+    /// Every kept silence (active, pending, and expired within the last day).
+    pub fn silences(&self) -> Vec<Silence> {
+        let mut silences = lock(&self.inner.silences);
+        silences.prune(self.now());
+        silences.list().cloned().collect()
+    }
+
+    /// The ids of the active silences that cover an alert with `labels`.
+    pub fn silencing(&self, labels: &pipescope_core::alerts::AlertLabels) -> Vec<String> {
+        lock(&self.inner.silences).silencing(labels, self.now())
+    }
+
+    /// Adds a silence and keeps it in the store. Blocking (the store).
+    pub fn add_silence(&self, request: SilenceRequest) -> Result<Silence, SilenceError> {
+        let id = format!("{:016x}", rand::random::<u64>());
+        let mut silences = lock(&self.inner.silences);
+        let silence = silences.add(id, request, self.now())?;
+        self.keep_silences(&silences);
+        tracing::info!(
+            id = %silence.id,
+            by = %silence.created_by,
+            until_ms = silence.ends_at_ms,
+            "silence added"
+        );
+        Ok(silence)
+    }
+
+    /// Ends a silence now and keeps that in the store. Blocking (the store).
+    pub fn expire_silence(&self, id: &str) -> Result<Silence, SilenceError> {
+        let mut silences = lock(&self.inner.silences);
+        let silence = silences.expire(id, self.now())?;
+        self.keep_silences(&silences);
+        tracing::info!(id = %silence.id, "silence expired");
+        Ok(silence)
+    }
+
+    fn keep_silences(&self, silences: &Silences) {
+        if let Some(table) = &self.inner.table
+            && let Err(e) = lock(table).save_silences(silences.list())
+        {
+            tracing::error!("{e}; a restart now would lift the silences changed since");
+        }
     }
 
     fn tell_hub(&self, hub: &Hub, evaluation: &Evaluation) {
@@ -367,5 +438,73 @@ mod tests {
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].state, AlertState::Resolved);
         assert_eq!(kept[0].resolved_at_ms, Some(61_000));
+    }
+
+    #[test]
+    fn a_silence_marks_firing_notices_until_it_ends_and_outlives_a_restart() {
+        use pipescope_core::alerts::silences::{SilenceMatcher, SilenceRequest};
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::parse("t", CONFIG, []).unwrap();
+        let clock = Arc::new(ManualClock::at(0));
+        let open = || Some(AlertTable::open(dir.path()).unwrap());
+        let state = AlertsState::new(&config, open(), clock.clone());
+        let silence = state
+            .add_silence(SilenceRequest {
+                matchers: vec![SilenceMatcher {
+                    name: "team".into(),
+                    value: "ops".into(),
+                    is_regex: false,
+                }],
+                starts_at_ms: None,
+                ends_at_ms: 30_000,
+                created_by: "me".into(),
+                comment: "upgrade".into(),
+            })
+            .unwrap();
+        state.evaluate(&at(1_000, false), None);
+        let fired = state.evaluate(&at(11_000, false), None);
+        assert!(fired.notices[0].changed);
+        assert!(fired.notices[0].silenced);
+
+        // A restart keeps the silence.
+        drop(state);
+        let restarted = AlertsState::new(&config, open(), clock.clone());
+        assert_eq!(restarted.silences(), std::slice::from_ref(&silence));
+        clock.set(20_000);
+        let labels = restarted.instances()[0].labels.clone();
+        assert_eq!(restarted.silencing(&labels), std::slice::from_ref(&silence.id));
+        assert!(restarted.evaluate(&at(20_000, false), None).notices[0].silenced);
+        // Past its end, the firing alert is told again; expired early, likewise.
+        assert!(!restarted.evaluate(&at(30_000, false), None).notices[0].silenced);
+        clock.set(30_000);
+        assert!(restarted.silencing(&labels).is_empty());
+        assert!(matches!(
+            restarted.expire_silence(&silence.id),
+            Err(SilenceError::AlreadyExpired(_))
+        ));
+        // A resolution is never silenced.
+        let again = restarted
+            .add_silence(SilenceRequest {
+                matchers: vec![SilenceMatcher {
+                    name: "alertname".into(),
+                    value: "edge_down".into(),
+                    is_regex: false,
+                }],
+                starts_at_ms: None,
+                ends_at_ms: 90_000,
+                created_by: String::new(),
+                comment: String::new(),
+            })
+            .unwrap();
+        let resolved = restarted.evaluate(&at(31_000, true), None);
+        assert_eq!(resolved.notices[0].notice.state, AlertState::Resolved);
+        assert!(!resolved.notices[0].silenced);
+        restarted.expire_silence(&again.id).unwrap();
+        let kept = AlertTable::open(dir.path())
+            .unwrap()
+            .load_silences()
+            .unwrap();
+        assert_eq!(kept.len(), 2);
+        assert!(kept.iter().all(|s| s.ends_at_ms == 30_000), "{kept:?}");
     }
 }

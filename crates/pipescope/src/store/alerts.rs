@@ -1,11 +1,13 @@
 //! The alert engine's states in the store's database (table `alert_state`), so a restart
-//! neither forgets a firing alert nor announces it again. Written on every transition, from its
-//! own connection: a few rows, rewritten in one transaction.
+//! neither forgets a firing alert nor announces it again, and the silences (table `silences`),
+//! so a restart does not lift them. Written on every change, from its own connection: a few
+//! rows, rewritten in one transaction.
 
 use std::path::{Path, PathBuf};
 
 use pipescope_core::alerts::engine::AlertInstance;
-use rusqlite::{Connection, params};
+use pipescope_core::alerts::silences::Silence;
+use rusqlite::Connection;
 
 use super::DB_FILE;
 
@@ -42,6 +44,10 @@ impl AlertTable {
                      labels TEXT NOT NULL,
                      instance TEXT NOT NULL,
                      PRIMARY KEY (rule, labels)
+                 );
+                 CREATE TABLE IF NOT EXISTS silences (
+                     id TEXT PRIMARY KEY,
+                     silence TEXT NOT NULL
                  );",
             )?;
             Ok(conn)
@@ -55,24 +61,10 @@ impl AlertTable {
 
     /// Every kept instance. A row that does not decode (a damaged file) is skipped and logged.
     pub fn load(&self) -> Result<Vec<AlertInstance>, AlertTableError> {
-        let query = || -> rusqlite::Result<Vec<String>> {
-            let mut statement = self
-                .conn
-                .prepare("SELECT instance FROM alert_state ORDER BY rule, labels")?;
-            let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
-            rows.collect()
-        };
-        let rows = query().map_err(|source| self.query_error(source))?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|text| match serde_json::from_str(&text) {
-                Ok(instance) => Some(instance),
-                Err(e) => {
-                    tracing::error!("store: an unreadable alert state was skipped ({e})");
-                    None
-                }
-            })
-            .collect())
+        self.load_json(
+            "SELECT instance FROM alert_state ORDER BY rule, labels",
+            "alert state",
+        )
     }
 
     /// Replaces what is kept with `instances`, in one transaction.
@@ -80,17 +72,78 @@ impl AlertTable {
         &mut self,
         instances: impl IntoIterator<Item = &'a AlertInstance>,
     ) -> Result<(), AlertTableError> {
+        let rows = instances.into_iter().map(|instance| {
+            let labels = serde_json::to_string(&instance.labels).unwrap_or_default();
+            (vec![instance.rule.clone(), labels], json(instance))
+        });
+        self.replace(
+            "DELETE FROM alert_state",
+            "INSERT INTO alert_state (rule, labels, instance) VALUES (?1, ?2, ?3)",
+            rows,
+        )
+    }
+
+    /// Every kept silence, expired ones included (the caller prunes).
+    pub fn load_silences(&self) -> Result<Vec<Silence>, AlertTableError> {
+        self.load_json("SELECT silence FROM silences ORDER BY id", "silence")
+    }
+
+    /// Replaces the kept silences with `silences`, in one transaction.
+    pub fn save_silences<'a>(
+        &mut self,
+        silences: impl IntoIterator<Item = &'a Silence>,
+    ) -> Result<(), AlertTableError> {
+        let rows = silences
+            .into_iter()
+            .map(|silence| (vec![silence.id.clone()], json(silence)));
+        self.replace(
+            "DELETE FROM silences",
+            "INSERT INTO silences (id, silence) VALUES (?1, ?2)",
+            rows,
+        )
+    }
+
+    /// The rows of a one-column JSON query, decoded; one that does not decode (a damaged file)
+    /// is skipped and logged.
+    fn load_json<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        what: &str,
+    ) -> Result<Vec<T>, AlertTableError> {
+        let query = || -> rusqlite::Result<Vec<String>> {
+            let mut statement = self.conn.prepare(sql)?;
+            let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+            rows.collect()
+        };
+        let rows = query().map_err(|source| self.query_error(source))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|text| match serde_json::from_str(&text) {
+                Ok(item) => Some(item),
+                Err(e) => {
+                    tracing::error!("store: an unreadable {what} was skipped ({e})");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// Deletes with `delete`, then inserts each row's keys and JSON with `insert`, in one
+    /// transaction.
+    fn replace(
+        &mut self,
+        delete: &str,
+        insert: &str,
+        rows: impl Iterator<Item = (Vec<String>, String)>,
+    ) -> Result<(), AlertTableError> {
         let write = |conn: &mut Connection| -> rusqlite::Result<()> {
             let tx = conn.transaction()?;
-            tx.execute("DELETE FROM alert_state", [])?;
+            tx.execute(delete, [])?;
             {
-                let mut insert = tx.prepare(
-                    "INSERT INTO alert_state (rule, labels, instance) VALUES (?1, ?2, ?3)",
-                )?;
-                for instance in instances {
-                    let labels = serde_json::to_string(&instance.labels).unwrap_or_default();
-                    let text = serde_json::to_string(instance).unwrap_or_default();
-                    insert.execute(params![instance.rule, labels, text])?;
+                let mut statement = tx.prepare(insert)?;
+                for (mut values, text) in rows {
+                    values.push(text);
+                    statement.execute(rusqlite::params_from_iter(values))?;
                 }
             }
             tx.commit()
@@ -104,6 +157,10 @@ impl AlertTable {
             source,
         }
     }
+}
+
+fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -135,5 +192,31 @@ mod tests {
         assert_eq!(table.load().unwrap(), [instance("a"), instance("b")]);
         table.save([&instance("c")]).unwrap();
         assert_eq!(table.load().unwrap(), [instance("c")]);
+    }
+
+    #[test]
+    fn saved_silences_load_back_beside_the_alert_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let silence = |id: &str| Silence {
+            id: id.into(),
+            matchers: vec![pipescope_core::alerts::silences::SilenceMatcher {
+                name: "team".into(),
+                value: "ops".into(),
+                is_regex: false,
+            }],
+            starts_at_ms: 1,
+            ends_at_ms: 2,
+            created_at_ms: 1,
+            created_by: "me".into(),
+            comment: "upgrade".into(),
+        };
+        let mut table = AlertTable::open(dir.path()).unwrap();
+        table.save_silences([&silence("a"), &silence("b")]).unwrap();
+        drop(table);
+        let mut table = AlertTable::open(dir.path()).unwrap();
+        assert_eq!(table.load_silences().unwrap(), [silence("a"), silence("b")]);
+        assert!(table.load().unwrap().is_empty());
+        table.save_silences([]).unwrap();
+        assert!(table.load_silences().unwrap().is_empty());
     }
 }

@@ -374,3 +374,129 @@ fn a_stopped_simulator_is_a_silent_rate_anomaly_and_a_part_down() {
         started.elapsed()
     );
 }
+
+/// A request to the monitor's API with any method; the status and body, whatever the status.
+fn call(monitor: &Monitor, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("http://127.0.0.1:{}{path}", monitor.port);
+    let mut response = match (method, body) {
+        ("POST", Some(body)) => agent
+            .post(&url)
+            .header("content-type", "application/json")
+            .send(body.to_string()),
+        ("DELETE", _) => agent.delete(&url).call(),
+        _ => agent.get(&url).call(),
+    }
+    .unwrap();
+    let text = response.body_mut().read_to_string().unwrap();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (response.status().as_u16(), value)
+}
+
+/// A silence keeps a firing alert from its webhook, the API says which silence covers it, and
+/// expiring the silence sends the alert; bad silences are refused with what to change.
+#[test]
+fn a_silenced_alert_is_not_sent_until_its_silence_is_expired() {
+    let mosquitto = Mosquitto::start();
+    let url = mosquitto.url();
+    let sink = pipescope_testkit::webhook_sink::WebhookSink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = Monitor::start(
+        dir.path(),
+        &format!(
+            "[mqtt.edge]\nurl = \"{url}\"\n\
+             [alerts]\nevaluate_every = \"1s\"\n\
+             [alerts.rules.edge_down]\nkind = \"mqtt_unreachable\"\nfor = \"1s\"\nlabels = {{ team = \"ops\" }}\n\
+             [alerts.receivers.ops]\ntype = \"webhook\"\nurl = \"{}\"\n\
+             [alerts.route]\nreceiver = \"ops\"\ngroup_wait = \"0s\"\ngroup_interval = \"1s\"\nrepeat_interval = \"2s\"\n",
+            sink.url("/ops")
+        ),
+    );
+    assert!(
+        wait_until(TIMEOUT, || http_body(monitor.port, "/api/v1/silences")
+            .is_some()),
+        "{}",
+        monitor.log()
+    );
+    let now = pipescope_testkit::now_ms() as u64;
+    let (status, refused) = call(
+        &monitor,
+        "POST",
+        "/api/v1/silences",
+        Some(serde_json::json!({"matchers": [{"name": "team", "value": "ops"}]})),
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("ends_at_ms"),
+        "{refused}"
+    );
+    let (status, refused) = call(
+        &monitor,
+        "POST",
+        "/api/v1/silences",
+        Some(serde_json::json!({
+            "matchers": [{"name": "team", "value": ".*", "is_regex": true}],
+            "ends_at_ms": now + 3_600_000
+        })),
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("every alert"),
+        "{refused}"
+    );
+
+    let (status, made) = call(
+        &monitor,
+        "POST",
+        "/api/v1/silences",
+        Some(serde_json::json!({
+            "matchers": [{"name": "alertname", "value": "edge_down"}, {"name": "team", "value": "ops"}],
+            "ends_at_ms": now + 3_600_000,
+            "created_by": "tester",
+            "comment": "broker upgrade"
+        })),
+    );
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["state"], "active");
+    let id = made["id"].as_str().unwrap().to_string();
+    let (_, listed) = call(&monitor, "GET", "/api/v1/silences", None);
+    assert_eq!(listed["silences"][0]["id"], id.as_str(), "{listed}");
+    assert_eq!(listed["silences"][0]["comment"], "broker upgrade");
+
+    drop(mosquitto);
+    let down = wait_state(&monitor, "edge_down", "firing");
+    assert_eq!(down["silenced_by"], serde_json::json!([id]), "{down}");
+    // Fired, silenced: the webhook hears nothing over several evaluations and repeat intervals.
+    let firing_seen = Instant::now();
+    assert!(
+        !wait_until(Duration::from_secs(5), || !sink
+            .received_at("/ops")
+            .is_empty()),
+        "a silenced alert was sent: {:?}",
+        sink.received_at("/ops")
+    );
+
+    let (status, expired) = call(&monitor, "DELETE", &format!("/api/v1/silences/{id}"), None);
+    assert_eq!(status, 200, "{expired}");
+    assert_eq!(expired["state"], "expired");
+    let (status, again) = call(&monitor, "DELETE", &format!("/api/v1/silences/{id}"), None);
+    assert_eq!(status, 400, "{again}");
+    let (status, _) = call(&monitor, "DELETE", "/api/v1/silences/nope", None);
+    assert_eq!(status, 404);
+    assert!(
+        wait_until(TIMEOUT, || !sink.received_at("/ops").is_empty()),
+        "the alert was not sent once its silence expired\n{}",
+        monitor.log()
+    );
+    let message: Value = serde_json::from_str(&sink.received_at("/ops")[0].body).unwrap();
+    assert_eq!(message["status"], "firing", "{message}");
+    assert_eq!(message["alerts"][0]["labels"]["alertname"], "edge_down");
+    assert_eq!(
+        wait_state(&monitor, "edge_down", "firing")["silenced_by"],
+        serde_json::json!([])
+    );
+    assert!(firing_seen.elapsed() >= Duration::from_secs(5));
+}

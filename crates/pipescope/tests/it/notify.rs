@@ -58,6 +58,7 @@ impl Notifiers {
             notices: vec![Emitted {
                 notice: notice.clone(),
                 changed: true,
+                silenced: false,
             }],
         };
         self.notices.send(Arc::new(batch)).unwrap();

@@ -235,7 +235,14 @@ pub async fn run(
                     let dropped: usize = batch
                         .notices
                         .iter()
-                        .map(|emitted| dispatcher.ingest(emitted.notice.clone(), now).dropped)
+                        .map(|emitted| {
+                            if emitted.silenced {
+                                dispatcher.mute(&emitted.notice.labels);
+                                0
+                            } else {
+                                dispatcher.ingest(emitted.notice.clone(), now).dropped
+                            }
+                        })
                         .sum();
                     if dropped > 0 {
                         tracing::warn!(
