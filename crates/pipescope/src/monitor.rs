@@ -353,7 +353,7 @@ fn start_alerts(
             every = ?config.alerts.evaluate_every,
             "evaluating alert rules"
         );
-        let (alerts, hub) = (alerts.clone(), hub.clone());
+        let (alerts, hub, store) = (alerts.clone(), hub.clone(), store.clone());
         tasks.spawn(
             "alert evaluation",
             Box::new(move || {
@@ -361,6 +361,7 @@ fn start_alerts(
                     alerts.clone(),
                     live.clone(),
                     hub.clone(),
+                    Some(store.clone()),
                 ))
             }),
         );

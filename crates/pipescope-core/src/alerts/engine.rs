@@ -51,6 +51,33 @@ pub trait RuleKind: Send + Sync + std::fmt::Debug {
     /// The labels its observations carry, for checking summary templates.
     fn label_names(&self) -> &'static [&'static str];
     fn observe(&mut self, snapshot: &Snapshot) -> Vec<Observation>;
+
+    /// Stored history the kind learns from before its first evaluation (the rate anomaly's
+    /// baselines); most kinds want none.
+    fn history(&self) -> Option<HistoryWanted> {
+        None
+    }
+    /// Whether the stored series with `labels` (of [`HistoryWanted::metric`]) is one it follows.
+    fn follows(&self, _labels: &AlertLabels) -> bool {
+        false
+    }
+    /// One followed series' past counts per window, oldest first.
+    fn learn(&mut self, _labels: &AlertLabels, _windows: &[(EpochMillis, f64)]) {}
+}
+
+/// What stored history a rule kind learns from ([`RuleKind::history`]): counts per window of a
+/// stored rate in messages per minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryWanted {
+    pub metric: &'static str,
+    /// Labels the stored series must have besides those the rule reads (`window="1m"`).
+    pub labels: Vec<(&'static str, &'static str)>,
+    /// One count per window this long.
+    pub window_ms: u64,
+    /// How far back to read.
+    pub lookback_ms: u64,
+    /// The most series worth reading (the rule's own cap).
+    pub max_series: usize,
 }
 
 /// One configured rule.
@@ -203,6 +230,13 @@ impl Engine {
 
     pub fn rules(&self) -> &[RuleSpec] {
         &self.rules
+    }
+
+    /// Each rule's name and kind, to feed the kinds their history ([`RuleKind::history`]).
+    pub fn kinds_mut(&mut self) -> impl Iterator<Item = (&str, &mut dyn RuleKind)> {
+        self.rules
+            .iter_mut()
+            .map(|r| (r.name.as_str(), &mut *r.kind as &mut dyn RuleKind))
     }
 
     /// Every instance, by rule name then labels.

@@ -323,8 +323,102 @@ impl AlertsState {
     }
 }
 
-/// The evaluation task: every `evaluate_every`, a snapshot of the live state, evaluated.
-pub async fn run(state: AlertsState, live: snapshot::Live, hub: Hub) {
+/// The longest the rules may spend reading their history at start (then they learn live).
+const HISTORY_BUDGET: Duration = Duration::from_secs(60);
+
+impl AlertsState {
+    /// Feeds each rule kind that learns from stored history (the rate anomaly's baselines) what
+    /// the store holds, so a restart does not cost weeks of learning. Blocking (the store);
+    /// run before the first evaluation. Gives up after [`HISTORY_BUDGET`] (logged).
+    pub fn learn_history(&self, store: &crate::store::Store) {
+        let started = std::time::Instant::now();
+        let now = self.now();
+        let mut engine = lock(&self.inner.engine);
+        for (rule, kind) in engine.kinds_mut() {
+            let Some(wanted) = kind.history() else {
+                continue;
+            };
+            let matchers: Vec<_> = wanted
+                .labels
+                .iter()
+                .filter_map(|&(name, value)| {
+                    pipescope_core::tsdb::Matcher::new(
+                        name,
+                        pipescope_core::tsdb::MatchOp::Eq,
+                        value,
+                    )
+                    .ok()
+                })
+                .collect();
+            let series = match crate::store::history::rate_series(
+                store,
+                wanted.metric,
+                &matchers,
+                usize::MAX,
+            ) {
+                Ok(series) => series,
+                Err(e) => {
+                    tracing::warn!(rule, "{e}; the rule learns its baselines live");
+                    continue;
+                }
+            };
+            let mut learnt = 0usize;
+            for labels in series {
+                let as_alert: pipescope_core::alerts::AlertLabels = labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                if !kind.follows(&as_alert) {
+                    continue;
+                }
+                if learnt >= wanted.max_series || started.elapsed() > HISTORY_BUDGET {
+                    tracing::warn!(
+                        rule,
+                        learnt,
+                        "stopped reading stored history (the rule's max_series or {HISTORY_BUDGET:?} reached); the other series learn live"
+                    );
+                    break;
+                }
+                let from = now.saturating_sub(wanted.lookback_ms);
+                match crate::store::history::window_counts(
+                    store,
+                    wanted.metric,
+                    &labels,
+                    wanted.window_ms,
+                    from,
+                    now,
+                ) {
+                    Ok(windows) => {
+                        kind.learn(&as_alert, &windows);
+                        learnt += 1;
+                    }
+                    Err(e) => tracing::warn!(rule, "{e}; this series learns live"),
+                }
+            }
+            tracing::info!(
+                rule,
+                series = learnt,
+                took = ?started.elapsed(),
+                "rule learnt from the stored history"
+            );
+        }
+    }
+}
+
+/// The evaluation task: the rules learn their stored history, then every `evaluate_every`, a
+/// snapshot of the live state, evaluated.
+pub async fn run(
+    state: AlertsState,
+    live: snapshot::Live,
+    hub: Hub,
+    store: Option<crate::store::Store>,
+) {
+    if let Some(store) = store {
+        let learning = state.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || learning.learn_history(&store)).await {
+            tracing::error!("reading the rules' history failed ({e}); they learn live");
+        }
+    }
     let mut tick = tokio::time::interval(state.evaluate_every());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = tokio::time::Instant::now();
@@ -472,7 +566,10 @@ mod tests {
         assert_eq!(restarted.silences(), std::slice::from_ref(&silence));
         clock.set(20_000);
         let labels = restarted.instances()[0].labels.clone();
-        assert_eq!(restarted.silencing(&labels), std::slice::from_ref(&silence.id));
+        assert_eq!(
+            restarted.silencing(&labels),
+            std::slice::from_ref(&silence.id)
+        );
         assert!(restarted.evaluate(&at(20_000, false), None).notices[0].silenced);
         // Past its end, the firing alert is told again; expired early, likewise.
         assert!(!restarted.evaluate(&at(30_000, false), None).notices[0].silenced);
@@ -506,5 +603,80 @@ mod tests {
             .unwrap();
         assert_eq!(kept.len(), 2);
         assert!(kept.iter().all(|s| s.ends_at_ms == 30_000), "{kept:?}");
+    }
+
+    #[test]
+    fn a_rate_anomaly_rule_learns_its_baseline_from_the_store_before_its_first_evaluation() {
+        use pipescope_core::alerts::snapshot::{KafkaClusterFacts, KafkaPartitionFacts};
+        use pipescope_core::kafka::metrics::TOPIC_MESSAGES_PER_MINUTE;
+        use pipescope_core::tsdb::Retention;
+        use pipescope_core::{Labels, Sample};
+
+        const MIN: u64 = 60_000;
+        const WEEK: u64 = 7 * 24 * 60 * MIN;
+        let config = crate::config::parse(
+            "t",
+            "[kafka.prod]\nbootstrap = \"127.0.0.1:1\"\n\
+             [alerts.rules.orders_rate]\nkind = \"rate_anomaly\"\ncluster = \"prod\"\ntopic = \"orders\"\nwindow = \"1m\"\n",
+            [],
+        )
+        .unwrap();
+        let now = 5 * WEEK;
+        let clock = Arc::new(ManualClock::at(now));
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer) =
+            crate::store::Store::open(dir.path(), Retention::default(), clock.clone(), 4).unwrap();
+        // Three weeks of 1,000 messages a minute, as the watcher stores them (a sample a minute),
+        // and a topic the rule does not follow.
+        let orders = Labels::new([("cluster", "prod"), ("topic", "orders"), ("window", "1m")]);
+        let audit = Labels::new([("cluster", "prod"), ("topic", "audit"), ("window", "1m")]);
+        let samples: Vec<Sample> = (now - 3 * WEEK..now)
+            .step_by(MIN as usize)
+            .flat_map(|t| {
+                [
+                    Sample::new(TOPIC_MESSAGES_PER_MINUTE, orders.clone(), t, 1_000.0),
+                    Sample::new(TOPIC_MESSAGES_PER_MINUTE, audit.clone(), t, 5.0),
+                ]
+            })
+            .collect();
+        writer.store(Arc::new(samples)).unwrap();
+
+        let snapshot = |time_ms: u64, offset: i64| Snapshot {
+            time_ms,
+            kafka: vec![KafkaClusterFacts {
+                cluster: "prod".into(),
+                scraped: true,
+                partitions: vec![KafkaPartitionFacts {
+                    topic: "orders".into(),
+                    partition: 0,
+                    latest: Some(offset),
+                    under_replicated: false,
+                    offline: false,
+                }],
+                ..KafkaClusterFacts::default()
+            }],
+            ..Snapshot::default()
+        };
+        // After the restart the topic runs at 300 a minute, from the first window on.
+        let run = |learn: bool| {
+            let state = AlertsState::new(&config, None, clock.clone());
+            if learn {
+                state.learn_history(&store);
+            }
+            let (mut t, mut offset) = (now + 5_000, 7_000_000i64);
+            for _ in 0..8 * 4 {
+                t += 15_000;
+                offset += 75;
+                state.evaluate(&snapshot(t, offset), None);
+            }
+            state.instances()
+        };
+        let learnt = run(true);
+        assert_eq!(learnt.len(), 1, "{learnt:?}");
+        assert_eq!(learnt[0].labels["anomaly"], "drop");
+        assert_eq!(learnt[0].labels["topic"], "orders");
+        // Without the stored weeks, 300 a minute is all it knows: no alert.
+        assert!(run(false).is_empty());
+        writer.close();
     }
 }

@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 
 use super::NameMatch;
 use crate::EpochMillis;
+use crate::alerts::AlertLabels;
 use crate::alerts::anomaly::{AnomalyConfig, AnomalyConfigError, AnomalyDetector, AnomalyKind};
-use crate::alerts::engine::{Observation, RuleKind};
+use crate::alerts::engine::{HistoryWanted, Observation, RuleKind};
 use crate::alerts::snapshot::Snapshot;
 
 /// A series' labels: `cluster` and `topic`, or `broker` and `filter`.
@@ -84,7 +85,7 @@ impl RateAnomaly {
                     }
                     for (t, total) in topics {
                         let labels = vec![("cluster", c.cluster.clone()), ("topic", t.to_string())];
-                        out.push((format!("kafka/{}/{t}", c.cluster), labels, total));
+                        out.push((kafka_key(&c.cluster, t), labels, total));
                     }
                 }
             }
@@ -102,6 +103,13 @@ impl RateAnomaly {
         }
         out
     }
+}
+
+const WEEK_MS: u64 = 7 * 24 * 3_600_000;
+
+/// The detector's key of a Kafka topic's series.
+fn kafka_key(cluster: &str, topic: &str) -> String {
+    format!("kafka/{cluster}/{topic}")
 }
 
 fn anomaly_name(kind: AnomalyKind) -> &'static str {
@@ -123,6 +131,38 @@ impl RuleKind for RateAnomaly {
             RateSource::Mqtt { .. } => &["broker", "filter", "anomaly"],
         }
     }
+    /// A Kafka topic's stored `pipescope_kafka_topic_messages_per_minute` (`window="1m"`) over
+    /// the weeks the baseline keeps. MQTT filters have no stored series of their own: their
+    /// baselines are learnt live.
+    fn history(&self) -> Option<HistoryWanted> {
+        let RateSource::Kafka { .. } = self.source else {
+            return None;
+        };
+        let config = self.detector.config();
+        Some(HistoryWanted {
+            metric: crate::kafka::metrics::TOPIC_MESSAGES_PER_MINUTE,
+            labels: vec![("window", "1m")],
+            window_ms: self.window_ms,
+            lookback_ms: u64::from(config.history_weeks) * WEEK_MS,
+            max_series: config.max_series,
+        })
+    }
+
+    fn follows(&self, labels: &AlertLabels) -> bool {
+        match (&self.source, labels.get("cluster"), labels.get("topic")) {
+            (RateSource::Kafka { cluster, topic }, Some(c), Some(t)) => {
+                cluster.matches(c) && topic.matches(t)
+            }
+            _ => false,
+        }
+    }
+
+    fn learn(&mut self, labels: &AlertLabels, windows: &[(EpochMillis, f64)]) {
+        if let (Some(c), Some(t)) = (labels.get("cluster"), labels.get("topic")) {
+            self.detector.seed(kafka_key(c, t), windows.iter().copied());
+        }
+    }
+
     fn observe(&mut self, snapshot: &Snapshot) -> Vec<Observation> {
         let now = snapshot.time_ms;
         let window_start_ms = now - now % self.window_ms;
@@ -241,5 +281,57 @@ mod tests {
         assert!(step(&mut rule, 1_000, 10).is_empty(), "back to its level");
         // The offsets going back (a recreated topic) judge nothing until a whole window.
         assert!(rule.observe(&snapshot(t + 15_000, 5)).is_empty());
+    }
+
+    #[test]
+    fn a_rule_seeded_from_stored_weeks_judges_a_drop_from_its_first_windows() {
+        let config = AnomalyConfig {
+            window_ms: MIN,
+            ..AnomalyConfig::default()
+        };
+        let rule = || {
+            RateAnomaly::new(
+                RateSource::Kafka {
+                    cluster: NameMatch::any(),
+                    topic: NameMatch::regex("orders").unwrap(),
+                },
+                config.clone(),
+            )
+            .unwrap()
+        };
+        let (mut seeded, mut fresh) = (rule(), rule());
+        let wanted = seeded.history().unwrap();
+        assert_eq!(wanted.metric, "pipescope_kafka_topic_messages_per_minute");
+        assert_eq!(wanted.labels, [("window", "1m")]);
+        assert_eq!((wanted.window_ms, wanted.lookback_ms), (MIN, 4 * WEEK_MS));
+        let labels = |topic: &str| -> AlertLabels {
+            [("cluster", "prod"), ("topic", topic), ("window", "1m")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(seeded.follows(&labels("orders")));
+        assert!(!seeded.follows(&labels("payments")));
+        // Three weeks of about 1,000 messages a minute, as the store holds them.
+        let start = 4 * WEEK_MS;
+        let past: Vec<(u64, f64)> = (start - 3 * WEEK_MS..start)
+            .step_by(MIN as usize)
+            .map(|t| (t, 1_000.0 + (t / MIN % 7) as f64))
+            .collect();
+        seeded.learn(&labels("orders"), &past);
+
+        // Live from a restart, the topic runs at 300 a minute: the seeded rule knows that this
+        // hour of the week runs at 1,000; the fresh one takes 300 as its level.
+        let (mut t, mut offset) = (start + 5_000, 1_000_000i64);
+        let (mut seeded_saw, mut fresh_saw) = (Vec::new(), Vec::new());
+        for _ in 0..10 * 4 {
+            t += 15_000;
+            offset += 75;
+            seeded_saw = seeded.observe(&snapshot(t, offset));
+            fresh_saw = fresh.observe(&snapshot(t, offset));
+        }
+        assert_eq!(seeded_saw.len(), 1, "{seeded_saw:?}");
+        assert_eq!(seeded_saw[0].labels["anomaly"], "drop");
+        assert!(fresh_saw.is_empty(), "{fresh_saw:?}");
     }
 }
