@@ -169,7 +169,7 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         quality: quality.clone(),
     };
     let alerts = start_alerts(&config, &store, live, &hub, &tasks, &clock);
-    start_notifiers(&config, &alerts, &mut registry, &stop, &clock);
+    start_notifiers(&config, &store, &alerts, &mut registry, &stop, &clock);
     registry.register_collector(Box::new(crate::alerts::metrics::AlertsCollector::new(
         alerts.clone(),
     )));
@@ -372,6 +372,7 @@ fn start_alerts(
 /// The notifiers of the alerts, when receivers are configured: they end at the stop.
 fn start_notifiers(
     config: &Config,
+    store: &store::Store,
     alerts: &crate::alerts::AlertsState,
     registry: &mut Registry,
     stop: &Stop,
@@ -382,9 +383,28 @@ fn start_notifiers(
     if !settings.has_receivers() {
         return;
     }
+    // What the notifiers sent before a restart, beside the alert states (the engine has read
+    // those back already: its firing alerts are what still fires).
+    let log = match store::alerts::AlertTable::open(store.dir()) {
+        Ok(table) => Some(crate::alerts::notify::SentLog {
+            table,
+            still_firing: alerts
+                .instances()
+                .into_iter()
+                .filter(|i| i.state == pipescope_core::alerts::AlertState::Firing)
+                .map(|i| i.labels)
+                .collect(),
+        }),
+        Err(e) => {
+            tracing::error!("{e}; after a restart the notifiers may send firing alerts again");
+            None
+        }
+    };
     let (notices, clock, stop) = (alerts.subscribe(), clock.clone(), stop.clone());
     tokio::spawn(async move {
-        if let Err(e) = crate::alerts::notify::run(settings, notices, metrics, clock, stop).await {
+        if let Err(e) =
+            crate::alerts::notify::run(settings, notices, metrics, clock, stop, log).await
+        {
             tracing::error!("alert notifications stopped: {e:#}");
         }
     });

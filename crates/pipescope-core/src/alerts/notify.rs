@@ -13,11 +13,11 @@
 //! - Bounds: groups and alerts per group are capped ([`Limits`]), queues per receiver are capped
 //!   ([`BoundedQueue`]), and what is dropped is counted.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, UNIX_EPOCH};
 
 use regex::Regex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{AlertLabels, AlertNotice, AlertState};
 use crate::EpochMillis;
@@ -193,6 +193,21 @@ struct Group {
     created: EpochMillis,
     last_sent: Option<EpochMillis>,
     changed: bool,
+    /// The firing alerts of the last notification: what the receiver believes fires.
+    sent: Vec<AlertNotice>,
+}
+
+/// A group's last notification, kept across restarts ([`Dispatcher::sent`],
+/// [`Dispatcher::restore`]) so that a restart neither sends it again nor forgets when its
+/// repeat is due.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SentGroup {
+    pub receiver: String,
+    pub group_key: String,
+    pub group_labels: AlertLabels,
+    pub last_sent: EpochMillis,
+    /// The firing alerts it carried.
+    pub alerts: Vec<AlertNotice>,
 }
 
 impl Group {
@@ -271,6 +286,7 @@ impl Dispatcher {
                         created: now,
                         last_sent: None,
                         changed: false,
+                        sent: Vec::new(),
                     },
                 );
             }
@@ -304,6 +320,7 @@ impl Dispatcher {
     pub fn mute(&mut self, labels: &AlertLabels) {
         self.groups.retain(|_, group| {
             group.alerts.remove(labels);
+            group.sent.retain(|a| &a.labels != labels);
             !group.alerts.is_empty()
         });
     }
@@ -326,11 +343,73 @@ impl Dispatcher {
                 at: now,
             });
             group.alerts.retain(|_, a| a.state == AlertState::Firing);
+            group.sent = group.alerts.values().cloned().collect();
             group.last_sent = Some(now);
             group.changed = false;
             !group.alerts.is_empty()
         });
         out
+    }
+
+    /// The groups that have been sent: their last notification's firing alerts and time.
+    pub fn sent(&self) -> Vec<SentGroup> {
+        self.groups
+            .values()
+            .filter_map(|group| {
+                Some(SentGroup {
+                    receiver: self.routes[group.route].receiver.clone(),
+                    group_key: group.key.clone(),
+                    group_labels: group.labels.clone(),
+                    last_sent: group.last_sent?,
+                    alerts: group.sent.clone(),
+                })
+            })
+            .filter(|g| !g.alerts.is_empty())
+            .collect()
+    }
+
+    /// Takes back what a previous run had sent, before the engine's first notices: a group is
+    /// rebuilt on the route with the same receiver and group key, holding the alerts it sent
+    /// that still fire (`still_firing`: the engine's firing alerts, by labels), so the engine
+    /// saying "firing" again is no news and the repeat stays due at its time. Alerts no longer
+    /// firing are left out (the engine tells their resolution, which is sent); groups whose
+    /// route is gone, or past the cap, are dropped.
+    pub fn restore(&mut self, sent: Vec<SentGroup>, still_firing: &BTreeSet<AlertLabels>) {
+        for saved in sent {
+            if self.groups.len() >= self.limits.max_groups {
+                return;
+            }
+            let Some(route_index) = self.routes.iter().enumerate().position(|(i, route)| {
+                route.receiver == saved.receiver
+                    && group_key(route, &saved.group_labels) == saved.group_key
+                    && !self.groups.contains_key(&(i, saved.group_labels.clone()))
+            }) else {
+                continue;
+            };
+            let alerts: BTreeMap<AlertLabels, AlertNotice> = saved
+                .alerts
+                .into_iter()
+                .filter(|a| a.state == AlertState::Firing && still_firing.contains(&a.labels))
+                .take(self.limits.max_alerts_per_group)
+                .map(|a| (a.labels.clone(), a))
+                .collect();
+            if alerts.is_empty() {
+                continue;
+            }
+            self.groups.insert(
+                (route_index, saved.group_labels.clone()),
+                Group {
+                    route: route_index,
+                    key: saved.group_key,
+                    labels: saved.group_labels,
+                    sent: alerts.values().cloned().collect(),
+                    alerts,
+                    created: saved.last_sent,
+                    last_sent: Some(saved.last_sent),
+                    changed: false,
+                },
+            );
+        }
     }
 
     /// The earliest time a group falls due, for the caller's timer; None when nothing will.
@@ -710,6 +789,56 @@ mod tests {
         assert!(d.due(T0 + 3_609_999).is_empty());
         assert_eq!(d.due(T0 + 3_610_000).len(), 1);
         assert_eq!(d.next_due(), Some(T0 + 3_610_000 + 3_600_000));
+    }
+
+    #[test]
+    fn a_restored_dispatcher_does_not_resend_and_keeps_the_repeat_time() {
+        let routes = || vec![route("ops", vec![], &["alertname"])];
+        let mut d = Dispatcher::new(routes(), None, Limits::default());
+        let a = &[("alertname", "Lag"), ("group", "a")];
+        let b = &[("alertname", "Lag"), ("group", "b")];
+        d.ingest(notice(a, AlertState::Firing, T0), T0);
+        d.ingest(notice(b, AlertState::Firing, T0), T0);
+        assert!(d.sent().is_empty(), "nothing sent yet");
+        assert_eq!(d.due(T0 + 10_000).len(), 1);
+        let sent = d.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            (sent[0].receiver.as_str(), sent[0].last_sent),
+            ("ops", T0 + 10_000)
+        );
+        assert_eq!(sent[0].alerts.len(), 2);
+        // The log survives JSON (it is kept in the store).
+        let sent: Vec<SentGroup> =
+            serde_json::from_str(&serde_json::to_string(&sent).unwrap()).unwrap();
+
+        // A restart: `b` resolved meanwhile, `a` still fires.
+        let mut d = Dispatcher::new(routes(), None, Limits::default());
+        d.restore(sent.clone(), &BTreeSet::from([labels(a)]));
+        assert_eq!(d.groups(), 1);
+        let restart = T0 + 60_000;
+        d.ingest(notice(a, AlertState::Firing, T0), restart);
+        assert_eq!(
+            d.next_due(),
+            Some(T0 + 10_000 + 3_600_000),
+            "no resend, the repeat as planned"
+        );
+        assert!(d.due(restart + 10_000).is_empty());
+        let repeat = d.due(T0 + 10_000 + 3_600_000);
+        assert_eq!(repeat[0].alerts.len(), 1);
+        assert_eq!(repeat[0].alerts[0].labels, labels(a));
+
+        // Nothing fires any more, or the route went away: nothing is rebuilt.
+        let mut d = Dispatcher::new(routes(), None, Limits::default());
+        d.restore(sent.clone(), &BTreeSet::new());
+        assert_eq!(d.groups(), 0);
+        let mut d = Dispatcher::new(
+            vec![route("payments", vec![], &["alertname"])],
+            None,
+            Limits::default(),
+        );
+        d.restore(sent, &BTreeSet::from([labels(a)]));
+        assert_eq!(d.groups(), 0);
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The alert engine's states in the store's database (table `alert_state`), so a restart
-//! neither forgets a firing alert nor announces it again, and the silences (table `silences`),
-//! so a restart does not lift them. Written on every change, from its own connection: a few
+//! neither forgets a firing alert nor announces it again, the silences (table `silences`), so a
+//! restart does not lift them, and the notifiers' last notification per group (table
+//! `notifications_sent`), so a restart does not send it again. Written on every change, from its own connection: a few
 //! rows, rewritten in one transaction.
 
 use std::path::{Path, PathBuf};
 
 use pipescope_core::alerts::engine::AlertInstance;
+use pipescope_core::alerts::notify::SentGroup;
 use pipescope_core::alerts::silences::Silence;
 use rusqlite::Connection;
 
@@ -48,6 +50,12 @@ impl AlertTable {
                  CREATE TABLE IF NOT EXISTS silences (
                      id TEXT PRIMARY KEY,
                      silence TEXT NOT NULL
+                 );
+                 CREATE TABLE IF NOT EXISTS notifications_sent (
+                     receiver TEXT NOT NULL,
+                     group_key TEXT NOT NULL,
+                     sent TEXT NOT NULL,
+                     PRIMARY KEY (receiver, group_key)
                  );",
             )?;
             Ok(conn)
@@ -99,6 +107,29 @@ impl AlertTable {
         self.replace(
             "DELETE FROM silences",
             "INSERT INTO silences (id, silence) VALUES (?1, ?2)",
+            rows,
+        )
+    }
+
+    /// Each notified group's last notification.
+    pub fn load_sent(&self) -> Result<Vec<SentGroup>, AlertTableError> {
+        self.load_json(
+            "SELECT sent FROM notifications_sent ORDER BY receiver, group_key",
+            "notification log entry",
+        )
+    }
+
+    /// Replaces the kept notification log with `sent`, in one transaction.
+    pub fn save_sent<'a>(
+        &mut self,
+        sent: impl IntoIterator<Item = &'a SentGroup>,
+    ) -> Result<(), AlertTableError> {
+        let rows = sent
+            .into_iter()
+            .map(|g| (vec![g.receiver.clone(), g.group_key.clone()], json(g)));
+        self.replace(
+            "DELETE FROM notifications_sent",
+            "INSERT INTO notifications_sent (receiver, group_key, sent) VALUES (?1, ?2, ?3)",
             rows,
         )
     }

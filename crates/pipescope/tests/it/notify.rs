@@ -5,9 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pipescope::alerts::NoticeBatch;
-use pipescope::alerts::notify::{NotifyMetrics, NotifySettings, ReceiverConfig, RouteConfig};
+use pipescope::alerts::notify::{
+    NotifyMetrics, NotifySettings, ReceiverConfig, RouteConfig, SentLog,
+};
 use pipescope::config::Secret;
 use pipescope::shutdown::Stop;
+use pipescope::store::alerts::AlertTable;
 use pipescope_core::alerts::engine::Emitted;
 use pipescope_core::alerts::notify::{Limits, fingerprint};
 use pipescope_core::alerts::{AlertLabels, AlertNotice, AlertState};
@@ -27,6 +30,10 @@ struct Notifiers {
 
 impl Notifiers {
     fn start(settings: NotifySettings) -> Self {
+        Self::start_with_log(settings, None)
+    }
+
+    fn start_with_log(settings: NotifySettings, log: Option<SentLog>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -43,6 +50,7 @@ impl Notifiers {
             metrics,
             clock,
             stop.clone(),
+            log,
         ));
         Self {
             notices,
@@ -366,4 +374,73 @@ fn webhooks_get_version_4_json_routed_per_team_with_retries_repeats_and_resoluti
         assert!(metrics.contains(line), "{line} not in\n{metrics}");
     }
     assert!(!metrics.contains("s3cret"), "{metrics}");
+}
+
+/// A restart of the notifiers does not send a still-firing alert again: what each group sent is
+/// kept in the store's table and read back; the resolution is still sent.
+#[test]
+fn a_restart_does_not_send_a_firing_alert_again_but_sends_its_resolution() {
+    let sink = WebhookSink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = || {
+        NotifySettings {
+        receivers: [("ops".to_string(), receiver("webhook", &sink.url("/ops")))].into(),
+        route: toml::from_str(
+            "receiver = \"ops\"\ngroup_wait = \"100ms\"\ngroup_interval = \"300ms\"\nrepeat_interval = \"1h\"",
+        )
+        .unwrap(),
+        routes: vec![],
+        external_url: "http://monitor.example:7575".to_string(),
+        limits: Limits::default(),
+    }
+    };
+    let log = |still_firing: &[&AlertNotice]| {
+        Some(SentLog {
+            table: AlertTable::open(dir.path()).unwrap(),
+            still_firing: still_firing.iter().map(|n| n.labels.clone()).collect(),
+        })
+    };
+    let lag = firing(
+        &[
+            ("alertname", "ConsumerLagHigh"),
+            ("group", "billing"),
+            ("severity", "warning"),
+        ],
+        "group billing lags",
+    );
+    let notifiers = Notifiers::start_with_log(settings(), log(&[]));
+    notifiers.send(&lag);
+    assert!(
+        wait_until(Duration::from_secs(10), || delivered(&sink, "/ops").len()
+            == 1),
+        "{:?}",
+        sink.received()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || !AlertTable::open(dir.path())
+            .unwrap()
+            .load_sent()
+            .unwrap()
+            .is_empty()),
+        "the notification was not logged"
+    );
+    drop(notifiers);
+
+    // Restarted: the engine says "firing" again, as it does after a restart. No news.
+    let notifiers = Notifiers::start_with_log(settings(), log(&[&lag]));
+    notifiers.send(&lag);
+    assert!(
+        !wait_until(Duration::from_secs(3), || delivered(&sink, "/ops").len()
+            > 1),
+        "sent again after the restart: {:?}",
+        delivered(&sink, "/ops")
+    );
+    notifiers.send(&resolved(&lag));
+    assert!(
+        wait_until(Duration::from_secs(10), || delivered(&sink, "/ops").len()
+            == 2),
+        "{:?}",
+        sink.received()
+    );
+    assert_eq!(delivered(&sink, "/ops")[1]["status"], "resolved");
 }

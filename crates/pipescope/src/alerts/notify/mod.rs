@@ -12,14 +12,15 @@
 
 pub mod config;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pipescope_core::Clock;
+use pipescope_core::alerts::AlertLabels;
 use pipescope_core::alerts::notify::{
-    BoundedQueue, Dispatcher, Limits, Notification, RetryPlan, alertmanager_body, retryable_status,
-    webhook_message,
+    BoundedQueue, Dispatcher, Limits, Notification, RetryPlan, SentGroup, alertmanager_body,
+    retryable_status, webhook_message,
 };
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -33,6 +34,7 @@ pub use config::{ReceiverConfig, ReceiverKind, RootRoute, RouteConfig};
 
 use super::NoticeBatch;
 use crate::shutdown::Stop;
+use crate::store::alerts::AlertTable;
 
 /// Every metric name this module emits (deploy/metrics.txt lists them).
 pub const NAMES: [&str; 3] = [
@@ -190,10 +192,19 @@ pub async fn run(
     metrics: Arc<NotifyMetrics>,
     clock: Arc<dyn Clock>,
     stop: Stop,
+    log: Option<SentLog>,
 ) -> anyhow::Result<()> {
     let (routes, fallback) =
         config::core_routes(&settings.receivers, &settings.route, &settings.routes)?;
     let mut dispatcher = Dispatcher::new(routes, fallback, settings.limits);
+    let log = log.map(|log| {
+        match log.table.load_sent() {
+            Ok(sent) => dispatcher.restore(sent, &log.still_firing),
+            Err(e) => tracing::error!("{e}; groups notified before the restart may be sent again"),
+        }
+        Arc::new(Mutex::new(log.table))
+    });
+    let mut logged = dispatcher.sent();
     let settings = Arc::new(settings);
     let mut queues = BTreeMap::new();
     let mut senders = Vec::new();
@@ -261,7 +272,15 @@ pub async fn run(
             },
             () = tokio::time::sleep(wait) => {}
         }
-        for notification in dispatcher.due(clock.now_millis()) {
+        let due = dispatcher.due(clock.now_millis());
+        if let Some(table) = &log {
+            let sent = dispatcher.sent();
+            if sent != logged {
+                keep_log(table.clone(), sent.clone()).await;
+                logged = sent;
+            }
+        }
+        for notification in due {
             let Some(queue) = queues.get(&notification.receiver) else {
                 continue;
             };
@@ -285,6 +304,29 @@ pub async fn run(
         let _ = sender.await;
     }
     Ok(())
+}
+
+/// Where the notifiers keep what they sent, and what fires now (the engine's states as the
+/// store kept them), so a restart sends neither twice ([`Dispatcher::restore`]).
+#[derive(Debug)]
+pub struct SentLog {
+    pub table: AlertTable,
+    pub still_firing: BTreeSet<AlertLabels>,
+}
+
+async fn keep_log(table: Arc<Mutex<AlertTable>>, sent: Vec<SentGroup>) {
+    let saved = tokio::task::spawn_blocking(move || {
+        table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .save_sent(&sent)
+    })
+    .await;
+    match saved {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("{e}; after a restart some notifications may be sent again"),
+        Err(e) => tracing::error!("keeping the notification log failed: {e}"),
+    }
 }
 
 struct Sender {
