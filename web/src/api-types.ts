@@ -162,7 +162,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Consumer groups: state, members, lag, ETA and verdict */
+        /** Consumer groups: state, members, lag, ETA and verdict: a page, sorted and filtered on the server */
         get: operations["groups"];
         put?: never;
         post?: never;
@@ -196,7 +196,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Topics with partition counts, end offsets and rates */
+        /** Topics with partition counts, end offsets and rates: a page, sorted and filtered on the server */
         get: operations["topics"];
         put?: never;
         post?: never;
@@ -755,7 +755,15 @@ export interface components {
             controller_id?: number | null;
             error?: string | null;
             group_list_errors: string[];
+            /**
+             * @description Groups per verdict (`unknown`: not analysed yet), for an overview that does not list
+             *     10,000 groups.
+             */
+            group_verdicts: {
+                [key: string]: number;
+            };
             groups: number;
+            messages_last_minute?: null | components["schemas"]["WindowCount"];
             name: string;
             offline_partitions: number;
             partitions: number;
@@ -1388,6 +1396,54 @@ export interface components {
              *     and the monitor's): counted here, never put in the sketch.
              */
             negative: number;
+        };
+        /** @description A page of a list: `total` items after the filter, `items` from `offset`. */
+        ListPage_GroupSummary: {
+            items: (components["schemas"]["GroupLag"] & {
+                /** @description Partitions with a committed offset. */
+                committed_partitions?: number | null;
+                /** Format: int32 */
+                coordinator?: number | null;
+                /** @description Why the group could not be described / its offsets read, if so. */
+                description_error?: string | null;
+                members?: number | null;
+                name: string;
+                offsets_error?: string | null;
+                protocol_type: string;
+                state?: string | null;
+            })[];
+            limit: number;
+            offset: number;
+            order: string;
+            sort: string;
+            /** @description Items after the filter, all pages together. */
+            total: number;
+        };
+        /** @description A page of a list: `total` items after the filter, `items` from `offset`. */
+        ListPage_TopicSummary: {
+            items: (components["schemas"]["TopicRate"] & {
+                /** @description The topic configs that matter, or `{"error": "why"}`. */
+                config: Record<string, never>;
+                /**
+                 * Format: int64
+                 * @description Sum of the partitions' end offsets that are known.
+                 */
+                end_offset_sum: number;
+                error?: string | null;
+                internal: boolean;
+                name: string;
+                offline_partitions: number;
+                partitions: number;
+                /** @description Partitions whose offsets are unknown this scrape. */
+                partitions_with_errors: number;
+                under_replicated_partitions: number;
+            })[];
+            limit: number;
+            offset: number;
+            order: string;
+            sort: string;
+            /** @description Items after the filter, all pages together. */
+            total: number;
         };
         MemberState: {
             /** @description Decoded from the consumer protocol's assignment bytes (empty for other protocols). */
@@ -2464,7 +2520,23 @@ export interface operations {
     };
     groups: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description First item of the page (0). */
+                offset?: number;
+                /** @description Items per page (1,000; at most 10,000). */
+                limit?: number;
+                /**
+                 * @description name (default), lag (offsets), lag_seconds (the largest), verdict (OK, WARN, STOPPED,
+                 *     STALLED, REWOUND, LOST in that order), members, state.
+                 */
+                sort?: string;
+                /** @description asc (default) or desc; unknown values last either way. */
+                order?: string;
+                /** @description Groups whose name contains this, ignoring case. */
+                q?: string;
+                /** @description Only groups with one of these verdicts, comma-separated (`STALLED,STOPPED`). */
+                verdict?: string;
+            };
             header?: never;
             path: {
                 cluster: string;
@@ -2479,7 +2551,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["GroupSummary"][];
+                    "application/json": components["schemas"]["ListPage_GroupSummary"];
+                };
+            };
+            /** @description A parameter is wrong: the error says which */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description [web] auth is on and the credentials are missing or wrong */
@@ -2545,7 +2626,23 @@ export interface operations {
     };
     topics: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description First item of the page (0). */
+                offset?: number;
+                /** @description Items per page (1,000; at most 10,000). */
+                limit?: number;
+                /**
+                 * @description name (default), rate (messages in the last minute), partitions, end_offsets,
+                 *     under_replicated, offline.
+                 */
+                sort?: string;
+                /** @description asc (default) or desc; unknown values last either way. */
+                order?: string;
+                /** @description Topics whose name contains this, ignoring case. */
+                q?: string;
+                /** @description false: leave out internal topics (`__consumer_offsets`, ...). */
+                internal?: boolean;
+            };
             header?: never;
             path: {
                 cluster: string;
@@ -2560,7 +2657,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TopicSummary"][];
+                    "application/json": components["schemas"]["ListPage_TopicSummary"];
+                };
+            };
+            /** @description A parameter is wrong: the error says which */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description [web] auth is on and the credentials are missing or wrong */

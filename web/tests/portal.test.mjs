@@ -84,11 +84,11 @@ before(async () => {
   // A per-minute figure exists once the monitor has watched a whole minute (before that the API
   // gives the count seen and the span it covers): about 70 s after the demo starts.
   await waitFor("a Kafka topic with a per-minute figure", 150_000, async () => {
-    const topics = await (await fetch(`${baseUrl}/api/v1/kafka/clusters/demo/topics`)).json();
+    const topics = (await (await fetch(`${baseUrl}/api/v1/kafka/clusters/demo/topics`)).json()).items;
     return topics.some((t) => t.name === "calls" && t.rates["1m"].per_minute > 0);
   });
   await waitFor("the demo's consumer groups", 60_000, async () => {
-    const groups = await (await fetch(`${baseUrl}/api/v1/kafka/clusters/demo/groups`)).json();
+    const groups = (await (await fetch(`${baseUrl}/api/v1/kafka/clusters/demo/groups`)).json()).items;
     return groups.filter((g) => g.verdict !== null).length >= 2;
   });
   await waitFor("the hostile topic in the MQTT tree", 30_000, async () => {
@@ -249,6 +249,18 @@ const PAGES = [
       await chartDrawn(page, "chart-topic-rates");
       await chartDrawn(page, "chart-end-offsets");
       assert.ok((await svgTexts(page, "chart-topic-rates")).includes("calls"), "legend names the topic");
+      // The table is a page the server sorted and filtered: sort by rate, filter by name.
+      const counted = async () => Number((await page.getByTestId("topics-table-count").textContent()).match(/of ([\d,]+) topics$/)[1].replace(/,/g, ""));
+      const all = await counted();
+      await page.locator('[data-testid="topics-table"] th button[data-sort="rate"]').click();
+      await page.locator('[data-testid="topics-table"] th button[data-sort="rate"][aria-sort="descending"]').waitFor();
+      await page.getByTestId("topics-table-filter").fill("CALLS");
+      await page.waitForFunction((n) => /of ([\d,]+) topics$/.test(document.querySelector('[data-testid="topics-table-count"]')?.textContent ?? "") && !document.querySelector('[data-testid="topics-table-count"]').textContent.endsWith(`of ${n} topics`), String(all), { timeout: 10_000 });
+      const kept = await page.locator('[data-testid="topics-table"] tbody tr').allTextContents();
+      assert.ok(kept.length > 0 && kept.every((r) => /calls/i.test(r)), kept.join("\n"));
+      assert.ok((await counted()) < all);
+      await page.getByTestId("topics-table-filter").fill("");
+      await page.getByTestId("topics-table-count").filter({ hasText: `of ${all} topics` }).waitFor({ timeout: 10_000 });
     },
   },
   {

@@ -14,6 +14,7 @@ pub mod line_protocol;
 pub mod live;
 pub mod mqtt;
 pub mod mqtt_filter;
+pub mod paging;
 pub mod pipeline;
 pub mod quality;
 pub mod sample;

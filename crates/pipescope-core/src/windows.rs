@@ -61,6 +61,22 @@ pub struct WindowCount {
 }
 
 impl WindowCount {
+    /// The counts of several sources (a cluster's topics) together: counts add up, the covered
+    /// time is the least covered source's, and the rate is known only when every source's is.
+    /// `None` when no source has a count.
+    pub fn sum(counts: impl IntoIterator<Item = WindowCount>) -> Option<WindowCount> {
+        counts.into_iter().fold(None, |total, w| {
+            Some(match total {
+                None => w,
+                Some(t) => WindowCount {
+                    count: t.count + w.count,
+                    covered_s: t.covered_s.min(w.covered_s),
+                    per_minute: t.per_minute.zip(w.per_minute).map(|(a, b)| a + b),
+                },
+            })
+        })
+    }
+
     /// `count` over `covered_ms` of `window` (`covered_ms` above the window is taken as the window).
     pub fn new(window: Window, count: f64, covered_ms: u64) -> Self {
         let covered_ms = covered_ms.min(window.millis());
@@ -207,5 +223,23 @@ mod tests {
         assert_eq!(covered_ms(Window::OneMinute, 100_000, 70_000), 30_000);
         assert_eq!(covered_ms(Window::OneMinute, 100_000, 0), 60_000);
         assert_eq!(covered_ms(Window::OneMinute, 100_000, 200_000), 0);
+    }
+
+    #[test]
+    fn sums_add_counts_keep_the_least_coverage_and_a_rate_only_when_all_have_one() {
+        let w = |count, covered_s, per_minute| WindowCount {
+            count,
+            covered_s,
+            per_minute,
+        };
+        assert_eq!(WindowCount::sum([]), None);
+        assert_eq!(
+            WindowCount::sum([w(10.0, 60.0, Some(10.0)), w(5.0, 60.0, Some(5.0))]),
+            Some(w(15.0, 60.0, Some(15.0)))
+        );
+        assert_eq!(
+            WindowCount::sum([w(10.0, 60.0, Some(10.0)), w(2.0, 30.0, None)]),
+            Some(w(12.0, 30.0, None))
+        );
     }
 }

@@ -4,7 +4,7 @@
 // and latency, red while it loses records.
 // Without /api/v1/flow on the server, topics → groups are drawn from the Kafka API alone.
 
-import { enc, getJson, getOptional, type ClusterSummary, type Flow, type FlowEdge, type FlowNode, type GroupDetail, type GroupSummary, type TopicSummary } from "../api";
+import { enc, getJson, getOptional, type ClusterSummary, type Flow, type FlowEdge, type FlowNode, type GroupDetail, type GroupPage, type TopicPage } from "../api";
 import { chartPanel, cssVar, tooltipStyle } from "../charts";
 import { el } from "../dom";
 import { count, rate, windowRate } from "../format";
@@ -16,10 +16,12 @@ async function flowFromKafka(signal: AbortSignal): Promise<Flow> {
   const flow: Flow = { nodes: [], edges: [] };
   for (const c of clusters) {
     const base = `/api/v1/kafka/clusters/${enc(c.name)}`;
-    const [topics, groups] = await Promise.all([
-      getJson<TopicSummary[]>(`${base}/topics`, signal),
-      getJson<GroupSummary[]>(`${base}/groups`, signal),
+    // The busiest topics and the worst groups: a graph of thousands would not read.
+    const [topicPage, groupPage] = await Promise.all([
+      getJson<TopicPage>(`${base}/topics?sort=rate&order=desc&limit=200`, signal),
+      getJson<GroupPage>(`${base}/groups?sort=verdict&order=desc&limit=100`, signal),
     ]);
+    const [topics, groups] = [topicPage.items, groupPage.items];
     const rates = new Map(topics.map((t) => [t.name, t.rates?.["1m"].per_minute ?? null]));
     for (const t of topics) {
       flow.nodes.push({ id: `${c.name}/topic/${t.name}`, kind: "topic", label: t.name, cluster: c.name, rate_per_min: t.rates?.["1m"].per_minute ?? null, last_minute: t.rates?.["1m"] ?? null, verdict: null });

@@ -4,7 +4,8 @@ import { el } from "../dom";
 import { count, duration } from "../format";
 import { rangeParams } from "../range";
 import type { Page } from "../router";
-import { badge, fill, link, section, table } from "../ui";
+import { badge, fill, link, section } from "../ui";
+import { pagedTable, type PagedTable } from "../paged";
 import { eta } from "./eta";
 
 export const groups: Page = {
@@ -16,44 +17,56 @@ export const groups: Page = {
     const tables = el("div");
     root.append(el("h1", {}, "Consumer groups"), tables, el("div", { class: "grid2" }, lag.panel, seconds.panel));
 
+    // One paged table per cluster, kept across refreshes (its sort, filter and page stay).
+    const lists = new Map<string, PagedTable>();
+    const listOf = (cluster: string) => {
+      let list = lists.get(cluster);
+      if (!list) {
+        list = pagedTable<GroupSummary>({
+          path: `/api/v1/kafka/clusters/${enc(cluster)}/groups`,
+          what: "groups",
+          testid: "groups-table",
+          signal,
+          columns: [
+            { title: "group", sort: "name", cell: (g) => link(`#/groups/${enc(cluster)}/${enc(g.name)}`, g.name) },
+            { title: "state", sort: "state", cell: (g) => g.state ?? el("span", { class: "muted", title: g.description_error ?? "" }, "not described") },
+            { title: "members", sort: "members", cell: (g) => g.members ?? "–" },
+            { title: "lag (offsets)", sort: "lag", cell: (g) => el("span", { "data-testid": `lag-${g.name}` }, count(g.lag_offsets)) },
+            { title: "max lag", sort: "lag_seconds", cell: (g) => `${duration(g.max_lag_seconds)}${g.max_lag_seconds_estimated ? " (est.)" : ""}` },
+            {
+              title: "ETA",
+              cell: (g) => {
+                const e = eta(g.catch_up);
+                return badge(e.text, e.kind);
+              },
+            },
+            { title: "verdict", sort: "verdict", cell: (g) => badge(g.verdict) },
+          ],
+        });
+        lists.set(cluster, list);
+      }
+      return list;
+    };
+
     return async () => {
       const clusters = await getJson<ClusterSummary[]>("/api/v1/kafka/clusters", signal);
       const range = rangeParams();
-      const [lists, lagAnswer, secondsAnswer] = await Promise.all([
-        Promise.all(clusters.map((c) => getJson<GroupSummary[]>(`/api/v1/kafka/clusters/${enc(c.name)}/groups`, signal))),
+      const [lagAnswer, secondsAnswer] = await Promise.all([
         getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_group_lag_offsets&${range}`, signal),
         getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_group_lag_seconds&${range}`, signal),
+        ...clusters.map((c) => listOf(c.name).refresh()),
       ]);
       const name = (l: Record<string, string>) => (clusters.length > 1 ? `${l.cluster}/${l.group}` : l.group);
-      drawLines(lag, sumBy(lagAnswer, name), "offsets", lagAnswer);
-      drawLines(seconds, maxBy(secondsAnswer, name), "s", secondsAnswer);
+      drawLines(lag, sumBy(lagAnswer as RangeAnswer, name), "offsets", lagAnswer as RangeAnswer);
+      drawLines(seconds, maxBy(secondsAnswer as RangeAnswer, name), "s", secondsAnswer as RangeAnswer);
 
       fill(
         tables,
-        ...clusters.map((c, i) =>
+        ...clusters.map((c) =>
           section(
             clusters.length > 1 ? `Cluster ${c.name}` : `Groups of cluster ${c.name}`,
             ...c.group_list_errors.map((e) => el("p", { class: "error" }, e)),
-            lists[i].length === 0
-              ? el("p", { class: "muted" }, "No consumer groups.")
-              : table(
-                  ["group", "state", "members", "lag (offsets)", "max lag", "ETA", "verdict"],
-                  [...lists[i]]
-                    .sort((a, b) => a.name.localeCompare(b.name))
-                    .map((g) => {
-                      const e = eta(g.catch_up);
-                      return [
-                        link(`#/groups/${enc(c.name)}/${enc(g.name)}`, g.name),
-                        g.state ?? el("span", { class: "muted", title: g.description_error ?? "" }, "not described"),
-                        g.members ?? "–",
-                        el("span", { "data-testid": `lag-${g.name}` }, count(g.lag_offsets)),
-                        `${duration(g.max_lag_seconds)}${g.max_lag_seconds_estimated ? " (est.)" : ""}`,
-                        badge(e.text, e.kind),
-                        badge(g.verdict),
-                      ];
-                    }),
-                  { "data-testid": "groups-table" },
-                ),
+            c.groups === 0 ? el("p", { class: "muted" }, "No consumer groups.") : listOf(c.name).element,
           ),
         ),
       );

@@ -3,12 +3,12 @@ import {
   getJson,
   getOptional,
   type ClusterSummary,
-  type GroupSummary,
+  type GroupPage,
   type Health,
   type KafkaBroker,
   type MqttBroker,
   type PipelineEvent,
-  type TopicSummary,
+  type TopicPage,
 } from "../api";
 import { alertCounts } from "./alerts";
 import { el } from "../dom";
@@ -16,6 +16,9 @@ import { ago, count, duration, sumWindows, time, windowRate, windowValue } from 
 import { onEvent } from "../live";
 import type { Page } from "../router";
 import { badge, card, fill, link, section, table, unavailable } from "../ui";
+
+/** The worst groups the overview lists (all of them on the Groups page). */
+const GROUPS_SHOWN = 50;
 
 const EVENT_KINDS: Record<string, string> = {
   broker_down: "bad",
@@ -83,15 +86,17 @@ export const overview: Page = {
         getJson<MqttBroker[]>("/api/v1/mqtt/brokers", signal),
         alertCounts(signal),
       ]);
+      // A page of each list, sorted on the server: the busiest topics and the worst groups,
+      // whatever the cluster's size; the counts come from the cluster summaries.
       const perCluster = await Promise.all(
         clusters.map(async (c) => {
           const base = `/api/v1/kafka/clusters/${enc(c.name)}`;
           const [b, t, g] = await Promise.all([
             getJson<KafkaBroker[]>(`${base}/brokers`, signal),
-            getJson<TopicSummary[]>(`${base}/topics`, signal),
-            getJson<GroupSummary[]>(`${base}/groups`, signal),
+            getJson<TopicPage>(`${base}/topics?sort=rate&order=desc&limit=10`, signal),
+            getJson<GroupPage>(`${base}/groups?sort=verdict&order=desc&limit=${GROUPS_SHOWN}`, signal),
           ]);
-          return { cluster: c, brokers: b, topics: t, groups: g };
+          return { cluster: c, brokers: b, topics: t.items, groups: g.items };
         }),
       );
       if (!loadedEvents) {
@@ -114,9 +119,12 @@ export const overview: Page = {
       const brokersUp = perCluster.reduce((n, c) => n + c.brokers.filter((b) => b.up).length, 0);
       const brokersAll = perCluster.reduce((n, c) => n + c.brokers.length, 0);
       const allGroups = perCluster.flatMap((c) => c.groups.map((g) => ({ cluster: c.cluster.name, ...g })));
+      const groupCount = clusters.reduce((n, c) => n + c.groups, 0);
       const verdicts = new Map<string, number>();
-      for (const g of allGroups) verdicts.set(g.verdict ?? "unknown", (verdicts.get(g.verdict ?? "unknown") ?? 0) + 1);
-      const allTopicsMinute = sumWindows(perCluster.flatMap((c) => c.topics.map((t) => t.rates?.["1m"])));
+      for (const c of clusters) {
+        for (const [v, n] of Object.entries(c.group_verdicts)) verdicts.set(v, (verdicts.get(v) ?? 0) + n);
+      }
+      const allTopicsMinute = sumWindows(clusters.map((c) => c.messages_last_minute));
       const mqttUp = brokers.filter((b) => b.connection.state === "connected").length;
       fill(
         cards,
@@ -131,7 +139,7 @@ export const overview: Page = {
         ),
         card(
           "groups",
-          String(allGroups.length),
+          String(groupCount),
           el("span", {}, ...[...verdicts.entries()].map(([v, n]) => el("span", { class: "chip" }, badge(v), ` ${n}`))),
           "card-groups",
         ),
@@ -193,13 +201,14 @@ export const overview: Page = {
           ? el("p", { class: "muted" }, "No consumer groups yet.")
           : table(
               ["group", "verdict", "lag", "max lag"],
-              allGroups.map((g) => [
+              allGroups.slice(0, GROUPS_SHOWN).map((g) => [
                 link(`#/groups/${enc(g.cluster)}/${enc(g.name)}`, g.name),
                 badge(g.verdict),
                 count(g.lag_offsets),
                 duration(g.max_lag_seconds),
               ]),
             ),
+        groupCount > GROUPS_SHOWN ? el("p", { class: "muted" }, link("#/groups", `all ${count(groupCount)} groups`), `: the ${GROUPS_SHOWN} worst are shown`) : null,
       );
 
       fill(

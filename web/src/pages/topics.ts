@@ -1,10 +1,11 @@
 import { enc, getJson, selector, type ClusterSummary, type RangeAnswer, type TopicSummary } from "../api";
+import { pagedTable, type PagedTable } from "../paged";
 import { chartPanel, drawLines, linesOf, sumBy } from "../charts";
 import { el } from "../dom";
 import { count, windowRate } from "../format";
 import { rangeParams } from "../range";
 import type { Page } from "../router";
-import { badge, fill, link, section, table } from "../ui";
+import { badge, fill, link, section } from "../ui";
 
 export const topics: Page = {
   title: "Topics",
@@ -15,46 +16,54 @@ export const topics: Page = {
     const tables = el("div");
     root.append(el("h1", {}, "Kafka topics"), el("div", { class: "grid2" }, rates.panel, offsets.panel), tables);
 
+    // One paged table per cluster, kept across refreshes (its sort, filter and page stay).
+    const lists = new Map<string, PagedTable>();
+    const listOf = (cluster: string) => {
+      let list = lists.get(cluster);
+      if (!list) {
+        list = pagedTable<TopicSummary>({
+          path: `/api/v1/kafka/clusters/${enc(cluster)}/topics`,
+          what: "topics",
+          testid: "topics-table",
+          signal,
+          columns: [
+            { title: "topic", sort: "name", cell: (t) => link(`#/topics/${enc(cluster)}/${enc(t.name)}`, t.name) },
+            { title: "partitions", sort: "partitions", cell: (t) => t.partitions },
+            { title: "messages/min (last minute)", sort: "rate", cell: (t) => el("span", { "data-testid": `rate-${t.name}` }, windowRate(t.rates?.["1m"])) },
+            { title: "end offsets (sum)", sort: "end_offsets", cell: (t) => el("span", { "data-testid": `offsets-${t.name}` }, count(t.end_offset_sum)) },
+            { title: "under-replicated", sort: "under_replicated", cell: (t) => (t.under_replicated_partitions ? badge(String(t.under_replicated_partitions), "warn") : "0") },
+            { title: "offline", sort: "offline", cell: (t) => (t.offline_partitions ? badge(String(t.offline_partitions), "bad") : "0") },
+            {
+              title: "notes",
+              cell: (t) =>
+                [t.internal ? "internal" : "", t.error ?? "", t.partitions_with_errors ? `${t.partitions_with_errors} partition(s) without offsets` : ""].filter(Boolean).join("; "),
+            },
+          ],
+        });
+        lists.set(cluster, list);
+      }
+      return list;
+    };
+
     return async () => {
       const clusters = await getJson<ClusterSummary[]>("/api/v1/kafka/clusters", signal);
       const range = rangeParams();
-      const [lists, rateAnswer, offsetAnswer] = await Promise.all([
-        Promise.all(clusters.map((c) => getJson<TopicSummary[]>(`/api/v1/kafka/clusters/${enc(c.name)}/topics`, signal))),
+      const [rateAnswer, offsetAnswer] = await Promise.all([
         getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_topic_messages_per_minute&match=${enc(selector({ window: "1m" }))}&${range}`, signal),
         getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_partition_end_offset&${range}`, signal),
+        ...clusters.map((c) => listOf(c.name).refresh()),
       ]);
       const name = (l: Record<string, string>) => (clusters.length > 1 ? `${l.cluster}/${l.topic}` : l.topic);
-      drawLines(rates, linesOf(rateAnswer, name), "msg/min", rateAnswer);
-      drawLines(offsets, sumBy(offsetAnswer, name), "", offsetAnswer);
+      drawLines(rates, linesOf(rateAnswer as RangeAnswer, name), "msg/min", rateAnswer as RangeAnswer);
+      drawLines(offsets, sumBy(offsetAnswer as RangeAnswer, name), "", offsetAnswer as RangeAnswer);
 
       fill(
         tables,
-        ...clusters.map((c, i) =>
+        ...clusters.map((c) =>
           section(
             clusters.length > 1 ? `Cluster ${c.name}` : `Topics of cluster ${c.name}`,
             c.error ? el("p", { class: "error" }, c.error) : null,
-            table(
-              ["topic", "partitions", "messages/min (last minute)", "end offsets (sum)", "under-replicated", "offline", "notes"],
-              lists[i]
-                .slice()
-                .sort((a, b) => a.name.localeCompare(b.name))
-                .map((t) => [
-                  link(`#/topics/${enc(c.name)}/${enc(t.name)}`, t.name),
-                  t.partitions,
-                  el("span", { "data-testid": `rate-${t.name}` }, windowRate(t.rates?.["1m"])),
-                  el("span", { "data-testid": `offsets-${t.name}` }, count(t.end_offset_sum)),
-                  t.under_replicated_partitions ? badge(String(t.under_replicated_partitions), "warn") : "0",
-                  t.offline_partitions ? badge(String(t.offline_partitions), "bad") : "0",
-                  [
-                    t.internal ? "internal" : "",
-                    t.error ?? "",
-                    t.partitions_with_errors ? `${t.partitions_with_errors} partition(s) without offsets` : "",
-                  ]
-                    .filter(Boolean)
-                    .join("; "),
-                ]),
-              { "data-testid": "topics-table" },
-            ),
+            listOf(c.name).element,
           ),
         ),
       );

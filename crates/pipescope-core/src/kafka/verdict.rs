@@ -73,6 +73,20 @@ impl Verdict {
         }
     }
 
+    /// The verdict named `text` (`STALLED`, any case).
+    pub fn parse(text: &str) -> Option<Verdict> {
+        [
+            Verdict::Ok,
+            Verdict::Warn,
+            Verdict::Stopped,
+            Verdict::Stalled,
+            Verdict::Rewound,
+            Verdict::Lost,
+        ]
+        .into_iter()
+        .find(|v| v.as_str().eq_ignore_ascii_case(text))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Ok => "OK",

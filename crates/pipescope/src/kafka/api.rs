@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Path, State};
+use std::collections::HashMap;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRef, Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -12,6 +15,7 @@ use serde::Serialize;
 use pipescope_core::kafka::analyzer::{GroupSkew, GroupView, PartitionView, RateNote, TopicView};
 use pipescope_core::kafka::lag::{CatchUp, LagSecondsBasis};
 use pipescope_core::kafka::{KafkaView, Verdict};
+use pipescope_core::paging::{Order, Page, PageQuery, SortValue};
 use pipescope_core::windows::WindowCounts;
 use pipescope_core::{Clock, EpochMillis};
 
@@ -86,6 +90,12 @@ pub struct ClusterSummary {
     pub offline_partitions: usize,
     pub under_replicated_partitions: usize,
     pub groups: usize,
+    /// Groups per verdict (`unknown`: not analysed yet), for an overview that does not list
+    /// 10,000 groups.
+    pub group_verdicts: std::collections::BTreeMap<String, usize>,
+    /// Messages into all topics over the last minute (summed as the topics' `rates["1m"]`);
+    /// `null` before the first analysed scrape.
+    pub messages_last_minute: Option<pipescope_core::windows::WindowCount>,
     pub group_list_errors: Vec<String>,
     /// When each kind of request of the latest scrape ran: where its time went.
     pub scrape_stages: Vec<ScrapeStage>,
@@ -109,9 +119,38 @@ fn summary(c: &ClusterState, now: EpochMillis) -> ClusterSummary {
         offline_partitions: partitions.clone().filter(|p| p.offline).count(),
         under_replicated_partitions: partitions.filter(|p| p.under_replicated).count(),
         groups: c.groups.len(),
+        group_verdicts: group_verdicts(c),
+        messages_last_minute: c.view.as_deref().and_then(|v| {
+            pipescope_core::windows::WindowCount::sum(
+                v.topics
+                    .iter()
+                    .filter_map(|t| t.rates.as_ref().map(|r| r.one_minute)),
+            )
+        }),
         group_list_errors: c.group_list_errors.clone(),
         scrape_stages: c.stages.clone(),
     }
+}
+
+fn group_verdicts(c: &ClusterState) -> std::collections::BTreeMap<String, usize> {
+    let analysed: HashMap<&str, Verdict> = c
+        .view
+        .as_deref()
+        .map(|v| {
+            v.groups
+                .iter()
+                .map(|g| (g.group.as_str(), g.verdict))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut counts = std::collections::BTreeMap::new();
+    for g in &c.groups {
+        let verdict = analysed
+            .get(g.name.as_str())
+            .map_or("unknown", |v| v.as_str());
+        *counts.entry(verdict.to_string()).or_insert(0) += 1;
+    }
+    counts
 }
 
 #[utoipa::path(
@@ -234,51 +273,154 @@ fn group_view<'a>(view: Option<&'a KafkaView>, group: &str) -> Option<&'a GroupV
     view?.groups.iter().find(|g| g.group == group)
 }
 
+/// Sort keys of the topic list, the default first.
+const TOPIC_SORTS: [&str; 6] = [
+    "name",
+    "rate",
+    "partitions",
+    "end_offsets",
+    "under_replicated",
+    "offline",
+];
+
+/// A page of a list: `total` items after the filter, `items` from `offset`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ListPage<T> {
+    /// Items after the filter, all pages together.
+    pub total: usize,
+    pub offset: usize,
+    pub limit: usize,
+    pub sort: String,
+    #[schema(value_type = String)]
+    pub order: Order,
+    pub items: Vec<T>,
+}
+
+impl<T> From<Page<T>> for ListPage<T> {
+    fn from(page: Page<T>) -> Self {
+        Self {
+            total: page.total,
+            offset: page.offset,
+            limit: page.limit,
+            sort: page.sort,
+            order: page.order,
+            items: page.items,
+        }
+    }
+}
+
+/// A list's query string, read with a clear error.
+fn list_query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query.map(|Query(q)| q).map_err(|e| {
+        ApiError::bad_request(format!("{e}: see /api/openapi.json for the parameters"))
+    })
+}
+
+/// The topic list's parameters (docs/portal-api.md).
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct TopicsQuery {
+    /// First item of the page (0).
+    offset: Option<usize>,
+    /// Items per page (1,000; at most 10,000).
+    limit: Option<usize>,
+    /// name (default), rate (messages in the last minute), partitions, end_offsets,
+    /// under_replicated, offline.
+    sort: Option<String>,
+    /// asc (default) or desc; unknown values last either way.
+    #[param(value_type = Option<String>)]
+    order: Option<Order>,
+    /// Topics whose name contains this, ignoring case.
+    q: Option<String>,
+    /// false: leave out internal topics (`__consumer_offsets`, ...).
+    internal: Option<bool>,
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/kafka/clusters/{cluster}/topics",
     tag = "kafka",
-    summary = "Topics with partition counts, end offsets and rates",
-    params(("cluster" = String, Path)),
+    summary = "Topics with partition counts, end offsets and rates: a page, sorted and filtered on the server",
+    params(("cluster" = String, Path), TopicsQuery),
     responses(
-        (status = 200, description = "OK", body = [TopicSummary]),
+        (status = 200, description = "OK", body = ListPage<TopicSummary>),
+        (status = 400, description = "A parameter is wrong: the error says which", body = ErrorBody),
         (status = 404, description = NOT_FOUND, body = ErrorBody),
     )
 )]
 async fn topics(
     State(live): State<LiveState>,
     Path(name): Path<String>,
-) -> Result<Json<Vec<TopicSummary>>, ApiError> {
+    query: Result<Query<TopicsQuery>, QueryRejection>,
+) -> Result<Json<ListPage<TopicSummary>>, ApiError> {
+    let query = list_query(query)?;
+    let checked = PageQuery {
+        offset: query.offset,
+        limit: query.limit,
+        sort: query.sort,
+        order: query.order,
+        q: query.q,
+    }
+    .check(&TOPIC_SORTS)
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let c = scraped(&live, &name)?;
-    Ok(Json(
-        c.topics
+    let views: HashMap<&str, &TopicView> = c
+        .view
+        .as_deref()
+        .map(|v| v.topics.iter().map(|t| (t.topic.as_str(), t)).collect())
+        .unwrap_or_default();
+    let items = c
+        .topics
+        .iter()
+        .filter(|t| query.internal.is_none_or(|want| t.internal == want))
+        .map(|t| (t, views.get(t.name.as_str()).copied()));
+    let page = checked.page(
+        items,
+        |(t, _)| &t.name,
+        |(t, view), key| match key {
+            "rate" => SortValue::Number(
+                view.and_then(|v| v.rates.as_ref())
+                    .and_then(|r| r.one_minute.per_minute),
+            ),
+            "partitions" => SortValue::Number(Some(t.partitions.len() as f64)),
+            "end_offsets" => SortValue::Number(Some(end_offset_sum(t) as f64)),
+            "under_replicated" => SortValue::Number(Some(
+                t.partitions.iter().filter(|p| p.under_replicated).count() as f64,
+            )),
+            "offline" => SortValue::Number(Some(
+                t.partitions.iter().filter(|p| p.offline).count() as f64
+            )),
+            _ => SortValue::Text(t.name.clone()),
+        },
+        |(t, view)| topic_summary(t, view),
+    );
+    Ok(Json(page.into()))
+}
+
+fn end_offset_sum(t: &TopicState) -> i64 {
+    t.partitions
+        .iter()
+        .filter_map(|p| p.latest.as_ref().ok())
+        .sum()
+}
+
+fn topic_summary(t: &TopicState, view: Option<&TopicView>) -> TopicSummary {
+    TopicSummary {
+        name: t.name.clone(),
+        internal: t.internal,
+        error: t.error.clone(),
+        config: t.config.clone(),
+        partitions: t.partitions.len(),
+        offline_partitions: t.partitions.iter().filter(|p| p.offline).count(),
+        under_replicated_partitions: t.partitions.iter().filter(|p| p.under_replicated).count(),
+        end_offset_sum: end_offset_sum(t),
+        partitions_with_errors: t
+            .partitions
             .iter()
-            .map(|t| TopicSummary {
-                name: t.name.clone(),
-                internal: t.internal,
-                error: t.error.clone(),
-                config: t.config.clone(),
-                partitions: t.partitions.len(),
-                offline_partitions: t.partitions.iter().filter(|p| p.offline).count(),
-                under_replicated_partitions: t
-                    .partitions
-                    .iter()
-                    .filter(|p| p.under_replicated)
-                    .count(),
-                end_offset_sum: t
-                    .partitions
-                    .iter()
-                    .filter_map(|p| p.latest.as_ref().ok())
-                    .sum(),
-                partitions_with_errors: t
-                    .partitions
-                    .iter()
-                    .filter(|p| p.latest.is_err() || p.earliest.is_err())
-                    .count(),
-                rate: TopicRate::of(topic_view(c.view.as_deref(), &t.name)),
-            })
-            .collect(),
-    ))
+            .filter(|p| p.latest.is_err() || p.earliest.is_err())
+            .count(),
+        rate: TopicRate::of(view),
+    }
 }
 
 #[utoipa::path(
@@ -570,38 +712,118 @@ pub struct GroupSummary {
     lag: GroupLag,
 }
 
+/// Sort keys of the group list, the default first.
+const GROUP_SORTS: [&str; 6] = ["name", "lag", "lag_seconds", "verdict", "members", "state"];
+
+/// The group list's parameters (docs/portal-api.md).
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct GroupsQuery {
+    /// First item of the page (0).
+    offset: Option<usize>,
+    /// Items per page (1,000; at most 10,000).
+    limit: Option<usize>,
+    /// name (default), lag (offsets), lag_seconds (the largest), verdict (OK, WARN, STOPPED,
+    /// STALLED, REWOUND, LOST in that order), members, state.
+    sort: Option<String>,
+    /// asc (default) or desc; unknown values last either way.
+    #[param(value_type = Option<String>)]
+    order: Option<Order>,
+    /// Groups whose name contains this, ignoring case.
+    q: Option<String>,
+    /// Only groups with one of these verdicts, comma-separated (`STALLED,STOPPED`).
+    verdict: Option<String>,
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/kafka/clusters/{cluster}/groups",
     tag = "kafka",
-    summary = "Consumer groups: state, members, lag, ETA and verdict",
-    params(("cluster" = String, Path)),
+    summary = "Consumer groups: state, members, lag, ETA and verdict: a page, sorted and filtered on the server",
+    params(("cluster" = String, Path), GroupsQuery),
     responses(
-        (status = 200, description = "OK", body = [GroupSummary]),
+        (status = 200, description = "OK", body = ListPage<GroupSummary>),
+        (status = 400, description = "A parameter is wrong: the error says which", body = ErrorBody),
         (status = 404, description = NOT_FOUND, body = ErrorBody),
     )
 )]
 async fn groups(
     State(live): State<LiveState>,
     Path(name): Path<String>,
-) -> Result<Json<Vec<GroupSummary>>, ApiError> {
+    query: Result<Query<GroupsQuery>, QueryRejection>,
+) -> Result<Json<ListPage<GroupSummary>>, ApiError> {
+    let query = list_query(query)?;
+    let checked = PageQuery {
+        offset: query.offset,
+        limit: query.limit,
+        sort: query.sort,
+        order: query.order,
+        q: query.q,
+    }
+    .check(&GROUP_SORTS)
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let verdicts: Option<Vec<Verdict>> = query
+        .verdict
+        .as_deref()
+        .map(|list| {
+            list.split(',')
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| {
+                    Verdict::parse(v.trim()).ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "verdict={v:?}: use OK, WARN, STOPPED, STALLED, REWOUND or LOST"
+                        ))
+                    })
+                })
+                .collect()
+        })
+        .transpose()?;
     let c = scraped(&live, &name)?;
-    Ok(Json(
-        c.groups
-            .iter()
-            .map(|g| GroupSummary {
-                name: g.name.clone(),
-                coordinator: g.coordinator.as_ref().ok().copied(),
-                protocol_type: g.protocol_type.clone(),
-                state: g.description.as_ref().ok().map(|d| d.state.clone()),
-                members: g.description.as_ref().ok().map(|d| d.members.len()),
-                committed_partitions: g.offsets.as_ref().ok().map(Vec::len),
-                description_error: g.description.as_ref().err().cloned(),
-                offsets_error: g.offsets.as_ref().err().cloned(),
-                lag: GroupLag::of(group_view(c.view.as_deref(), &g.name)),
-            })
-            .collect(),
-    ))
+    let views: HashMap<&str, &GroupView> = c
+        .view
+        .as_deref()
+        .map(|v| v.groups.iter().map(|g| (g.group.as_str(), g)).collect())
+        .unwrap_or_default();
+    let items = c
+        .groups
+        .iter()
+        .map(|g| (g, views.get(g.name.as_str()).copied()))
+        .filter(|(_, view)| {
+            verdicts
+                .as_ref()
+                .is_none_or(|wanted| view.is_some_and(|v| wanted.contains(&v.verdict)))
+        });
+    let page = checked.page(
+        items,
+        |(g, _)| &g.name,
+        |(g, view), key| match key {
+            "lag" => SortValue::Number(view.map(|v| v.lag_offsets as f64)),
+            "lag_seconds" => SortValue::Number(view.and_then(|v| v.max_lag_seconds)),
+            "verdict" => SortValue::Number(view.map(|v| f64::from(v.verdict.code()))),
+            "members" => {
+                SortValue::Number(g.description.as_ref().ok().map(|d| d.members.len() as f64))
+            }
+            "state" => SortValue::Text(
+                g.description
+                    .as_ref()
+                    .map(|d| d.state.clone())
+                    .unwrap_or_default(),
+            ),
+            _ => SortValue::Text(g.name.clone()),
+        },
+        |(g, view)| GroupSummary {
+            name: g.name.clone(),
+            coordinator: g.coordinator.as_ref().ok().copied(),
+            protocol_type: g.protocol_type.clone(),
+            state: g.description.as_ref().ok().map(|d| d.state.clone()),
+            members: g.description.as_ref().ok().map(|d| d.members.len()),
+            committed_partitions: g.offsets.as_ref().ok().map(Vec::len),
+            description_error: g.description.as_ref().err().cloned(),
+            offsets_error: g.offsets.as_ref().err().cloned(),
+            lag: GroupLag::of(view),
+        },
+    );
+    Ok(Json(page.into()))
 }
 
 #[utoipa::path(

@@ -161,7 +161,7 @@ fn api_json(port: u16, path: &str) -> Option<serde_json::Value> {
 /// End offset sums of the demo cluster's topics.
 fn end_offsets(port: u16) -> HashMap<String, i64> {
     let Some(serde_json::Value::Array(topics)) =
-        api_json(port, "/api/v1/kafka/clusters/demo/topics")
+        api_json(port, "/api/v1/kafka/clusters/demo/topics").map(|page| page["items"].clone())
     else {
         return HashMap::new();
     };
@@ -248,7 +248,7 @@ fn demo_runs_the_calls_and_machines_pipelines_and_a_lagging_consumer_and_stops_o
     let mut groups = Vec::new();
     let present = wait_until(Duration::from_secs(60), || {
         groups = api_json(web, "/api/v1/kafka/clusters/demo/groups")
-            .and_then(|g| g.as_array().cloned())
+            .and_then(|page| page["items"].as_array().cloned())
             .unwrap_or_default()
             .iter()
             .filter_map(|g| g["name"].as_str().map(str::to_owned))

@@ -66,7 +66,7 @@ impl Monitor {
 
     fn topic(&self, name: &str) -> Option<Value> {
         let topics = self.json("/api/v1/kafka/clusters/local/topics")?;
-        topics
+        topics["items"]
             .as_array()?
             .iter()
             .find(|t| t["name"] == name)
@@ -75,7 +75,7 @@ impl Monitor {
 
     fn group(&self, name: &str) -> Option<Value> {
         let groups = self.json("/api/v1/kafka/clusters/local/groups")?;
-        groups
+        groups["items"]
             .as_array()?
             .iter()
             .find(|g| g["name"] == name)

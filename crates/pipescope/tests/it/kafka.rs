@@ -1489,7 +1489,7 @@ fn per_minute_figures_count_the_last_minute_of_bursty_and_steady_producers() {
         )));
     }
     let json = watching.api("/api/v1/kafka/clusters/local/topics");
-    let steady = json
+    let steady = json["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -1562,7 +1562,7 @@ fn per_minute_figures_count_the_last_minute_of_bursty_and_steady_producers() {
     ));
 
     // The topic routes carry the windows and the instant rate, per topic and per partition.
-    let steady = json
+    let steady = json["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -1655,7 +1655,7 @@ fn a_group_held_at_a_known_position_has_exact_lag_and_a_commit_past_the_end_is_f
     assert_eq!(part["lag_note"], "committed offset beyond end offset");
     assert_eq!(json["partitions_beyond_end"], 1);
     let summary = watching.api("/api/v1/kafka/clusters/local/groups");
-    let held_summary = summary
+    let held_summary = summary["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -2336,7 +2336,7 @@ fn records_deleted_by_retention_before_a_slow_group_read_them_are_lost_for_that_
     assert_eq!(json["topics"][0]["lost_to_retention"], 25, "{json}");
     assert_eq!(json["partitions"][0]["lost_to_retention"], 25, "{json}");
     let summary = watching.api("/api/v1/kafka/clusters/local/groups");
-    let fast_summary = summary
+    let fast_summary = summary["items"]
         .as_array()
         .unwrap()
         .iter()
