@@ -17,6 +17,7 @@ pub mod mqtt_filter;
 pub mod pipeline;
 pub mod quality;
 pub mod sample;
+pub mod series_budget;
 #[cfg(test)]
 mod test_rng;
 pub mod tsdb;
