@@ -4,6 +4,9 @@
 use std::path::Path;
 
 use clap::CommandFactory;
+use pipescope_core::series_budget::{ClusterSize, STORE_BYTES_PER_SAMPLE, estimate, human_bytes};
+
+use super::{Config, KafkaCluster, PartitionSeriesMode};
 
 /// What `pipescope check` found in one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,11 +19,19 @@ pub struct CheckReport {
     /// What a valid file does unsafely (plaintext logins, `skip_verify`), one per line (for
     /// stderr); they do not make the file invalid.
     pub warnings: String,
+    /// With `--cluster-size`, the series and disk per day of a valid file (for stdout), one
+    /// line each; empty otherwise.
+    pub estimate: String,
 }
 
 /// Checks the file at `path` as `pipescope run` would load it (with this process's
 /// `PIPESCOPE__…` variables), and its parts' tables as the parts would read them.
 pub fn check(path: &Path) -> CheckReport {
+    check_sized(path, None)
+}
+
+/// [`check`], and with a cluster size the series estimate of the file's Kafka clusters.
+pub fn check_sized(path: &Path, cluster_size: Option<ClusterSize>) -> CheckReport {
     let (parts, part_errors) = std::fs::read_to_string(path)
         .map(|text| super::parts::check_part_tables(&text, &crate::cli::Cli::command()))
         .unwrap_or_default();
@@ -38,6 +49,10 @@ pub fn check(path: &Path) -> CheckReport {
             warnings.push_str(&format!("{}: warning: {warning}\n", path.display()));
         }
     }
+    let estimate = match (&monitor, cluster_size) {
+        (Ok(config), Some(size)) if part_errors.is_empty() => series_estimate(config, size),
+        _ => String::new(),
+    };
     let summary = match monitor {
         Ok(config) if part_errors.is_empty() => Some(format!(
             "{}: valid — {} Kafka cluster(s), {} MQTT broker(s), web on {}{}{}{}{}",
@@ -73,7 +88,61 @@ pub fn check(path: &Path) -> CheckReport {
         errors,
         summary,
         warnings,
+        estimate,
     }
+}
+
+/// What the store and InfluxDB receive from each configured Kafka cluster (or, with none, from
+/// one with the default settings) were it of `size`: every series (before the bounds) and the
+/// bounded ones, with the store's disk per day at [`STORE_BYTES_PER_SAMPLE`].
+pub fn series_estimate(config: &Config, size: ClusterSize) -> String {
+    let destinations = if config.export.influx.is_some() {
+        "the store and InfluxDB"
+    } else {
+        "the store"
+    };
+    let mut out = format!(
+        "series a Kafka cluster of {} partitions, {} topics, {} groups ({} group partitions) sends to {destinations} (/metrics is bounded by groups_allow/topics_allow instead; {STORE_BYTES_PER_SAMPLE} bytes per stored sample):\n",
+        size.partitions, size.topics, size.groups, size.group_partitions
+    );
+    let default_cluster;
+    let clusters: Vec<(&str, &KafkaCluster)> = if config.kafka.is_empty() {
+        default_cluster = toml::from_str::<KafkaCluster>("bootstrap = \"localhost:9092\"")
+            .expect("the default cluster table loads");
+        vec![("(default settings)", &default_cluster)]
+    } else {
+        config.kafka.iter().map(|(n, c)| (n.as_str(), c)).collect()
+    };
+    let cap = config.series.max_per_source;
+    for (name, cluster) in clusters {
+        let interval = cluster.scrape_interval.as_millis() as u64;
+        let bounds = crate::series::cluster_series(cluster);
+        let before = estimate(size, interval, None);
+        let after = estimate(size, interval, Some((&bounds, cap)));
+        let mode = match cluster.partition_series {
+            PartitionSeriesMode::Top => {
+                format!("\"top\", partition_top_k = {}", cluster.partition_top_k)
+            }
+            PartitionSeriesMode::All => "\"all\"".to_string(),
+            PartitionSeriesMode::None => "\"none\"".to_string(),
+        };
+        let allowed = if cluster.partition_series_allow.is_empty()
+            && cluster.partition_series_groups_allow.is_empty()
+        {
+            ""
+        } else {
+            " (plus the partitions partition_series_allow lets in, not counted)"
+        };
+        out.push_str(&format!(
+            "  kafka.{name} (scrape every {}, partition_series = {mode}, series.max_per_source = {cap}):\n    every series: {} series, {}/day\n    bounded:      {} series, {}/day{allowed}\n",
+            humantime::format_duration(cluster.scrape_interval),
+            before.series,
+            human_bytes(before.bytes_per_day),
+            after.series,
+            human_bytes(after.bytes_per_day),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
