@@ -299,4 +299,37 @@ mod tests {
             report.errors
         );
     }
+
+    #[test]
+    fn the_estimate_follows_each_clusters_bounds_and_needs_a_size() {
+        let size: ClusterSize = "partitions=1000,topics=100,groups=10".parse().unwrap();
+        let config = crate::config::parse(
+            "test",
+            "[series]\nmax_per_source = 5000\n[kafka.a]\nbootstrap = \"k:1\"\nscrape_interval = \"1m\"\npartition_series = \"none\"\npartition_series_allow = [\"^x\"]\n",
+            [],
+        )
+        .unwrap();
+        let text = series_estimate(&config, size);
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        // 3 x 100 + 3 x 10 + 2 = 332 fixed; 4 x 1000 + 6 x 100 more with every partition.
+        assert_eq!(
+            lines,
+            [
+                "  kafka.a (scrape every 1m, partition_series = \"none\", series.max_per_source = 5000):",
+                "    every series: 4932 series, 427.5 MB/day",
+                "    bounded:      332 series, 28.8 MB/day (plus the partitions partition_series_allow lets in, not counted)",
+            ]
+        );
+        let defaults = series_estimate(&crate::config::parse("test", "", []).unwrap(), size);
+        assert!(
+            defaults.contains("  kafka.(default settings) (scrape every 10s, partition_series = \"top\", partition_top_k = 200"),
+            "{defaults}"
+        );
+        assert!(
+            defaults.contains("sends to the store (/metrics"),
+            "{defaults}"
+        );
+        let (report, _) = check_text("[kafka.a]\nbootstrap = \"k:1\"\n");
+        assert_eq!(report.estimate, "", "no size, no estimate");
+    }
 }
