@@ -84,6 +84,22 @@ fn bench_samples(c: &mut Criterion) {
     });
 }
 
+/// The series stage on one scrape's samples: top-200 selection, then the cap's set lookups.
+fn bench_series_stage(c: &mut Criterion) {
+    use pipescope_core::series_budget::{SeriesBudget, SeriesStage};
+    let mut analyzer = warmed_analyzer(12);
+    let samples = view_to_samples(&analyzer.ingest(&snapshot(12)), "bench");
+    let mut stage = SeriesStage::new(SeriesBudget::default());
+    let mut now = 1_700_000_120_000;
+    stage.select(&samples, now);
+    c.bench_function("SeriesStage::select 10k + 10k, top 200", |b| {
+        b.iter(|| {
+            now += 10_000;
+            black_box(stage.select(&samples, now))
+        })
+    });
+}
+
 fn bench_formulas(c: &mut Criterion) {
     let window = LagWindow::from_points(
         10,
@@ -105,5 +121,11 @@ fn bench_formulas(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_ingest, bench_samples, bench_formulas);
+criterion_group!(
+    benches,
+    bench_ingest,
+    bench_samples,
+    bench_series_stage,
+    bench_formulas
+);
 criterion_main!(benches);

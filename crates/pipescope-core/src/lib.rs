@@ -18,6 +18,7 @@ pub mod paging;
 pub mod pipeline;
 pub mod quality;
 pub mod sample;
+pub mod series_budget;
 #[cfg(test)]
 mod test_rng;
 pub mod tsdb;

@@ -58,6 +58,16 @@ impl Bus {
         }
     }
 
+    /// A second bus fed from this one (the series stage's output), whose subscribers' losses
+    /// count in the same `pipescope_bus_dropped_batches_total`.
+    pub fn downstream(&self, capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity.max(1));
+        Self {
+            sender,
+            dropped_batches: self.dropped_batches.clone(),
+        }
+    }
+
     pub fn subscribe(&self) -> BusReceiver {
         BusReceiver {
             receiver: self.sender.subscribe(),
@@ -91,6 +101,13 @@ impl BusReceiver {
                 return Some(published.batch);
             }
         }
+    }
+
+    /// The next batch and whether it is already in the store (what a relay passes on).
+    pub async fn recv_marked(&mut self) -> Option<(Batch, bool)> {
+        self.next()
+            .await
+            .map(|published| (published.batch, published.stored))
     }
 
     async fn next(&mut self) -> Option<Published> {

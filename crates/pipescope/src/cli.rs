@@ -40,6 +40,11 @@ pub enum Command {
     Check {
         #[arg(short, long, default_value = "pipescope.toml")]
         config: PathBuf,
+        /// Also print the series the store and InfluxDB would receive, and the store's disk per
+        /// day, from each Kafka cluster were it this size, before and after the series bounds:
+        /// `partitions=100000,topics=20000,groups=10000[,group_partitions=N]`.
+        #[arg(long, value_name = "SIZES")]
+        cluster_size: Option<pipescope_core::series_budget::ClusterSize>,
     },
     /// Start brokers for the occasion (embedded MQTT, tansu for Kafka) and the monitor watching
     /// them (in builds with the `demo` feature, the default).

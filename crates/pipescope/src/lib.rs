@@ -26,6 +26,7 @@ pub mod portal;
 pub mod probe;
 pub mod profile;
 pub mod quality;
+pub mod series;
 pub mod shutdown;
 pub mod store;
 pub mod sync;

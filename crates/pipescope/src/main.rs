@@ -34,12 +34,16 @@ fn main() -> ExitCode {
             print!("{}", config::EXAMPLE);
             ExitCode::SUCCESS
         }
-        Command::Check { config: path } => {
-            let report = config::check(&path);
+        Command::Check {
+            config: path,
+            cluster_size,
+        } => {
+            let report = config::check_sized(&path, cluster_size);
             eprint!("{}{}", report.errors, report.warnings);
             match report.summary {
                 Some(summary) => {
                     println!("{summary}");
+                    print!("{}", report.estimate);
                     ExitCode::SUCCESS
                 }
                 None => ExitCode::from(EXIT_CONFIG),

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::bus::Bus;
 use crate::config::{Config, Web, WebAuth};
 use crate::shutdown::{Stop, Supervisor};
-use crate::{api, completeness, export, health, kafka, mqtt, store, web};
+use crate::{api, completeness, export, health, kafka, mqtt, series, store, web};
 
 /// Batches the bus holds for a subscriber that is behind, and the store writer's queue.
 const BUS_CAPACITY: usize = 1024;
@@ -58,12 +58,27 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
 
     let (store, writer) = open_store(&config.store, clock.clone())?;
     tracing::info!(path = %config.store.path.display(), "store opened");
+    // The store and InfluxDB take the watchers' samples through the series stage, which bounds
+    // their series; it ends when the bus closes, and so closes `bounded`.
+    let bounded = bus.downstream(BUS_CAPACITY);
+    let store_input = bounded.subscribe();
+    let influx_input = config.export.influx.as_ref().map(|_| bounded.subscribe());
+    let series_stage = Arc::new(std::sync::Mutex::new(
+        pipescope_core::series_budget::SeriesStage::new(series::budget_from(&config)),
+    ));
+    series::register(&mut registry, series_stage.clone());
+    tokio::spawn(series::relay(
+        bus.subscribe(),
+        bounded,
+        series_stage,
+        clock.clone(),
+    ));
     // The feeder ends when the bus closes (every publisher dropped) or at the stop; batches
     // already queued for the writer are committed before the store closes.
     let feeder = {
         let (stop, feed) = (
             stop.clone(),
-            store::feed_from_bus(bus.subscribe(), writer.clone()),
+            store::feed_from_bus(store_input, writer.clone()),
         );
         tokio::spawn(async move { stop.run_until_stopped(feed).await })
     };
@@ -102,14 +117,19 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
         probes.clone(),
     )));
 
-    let influx = config.export.influx.clone().map(|influx| {
-        tracing::info!(url = %influx.url, version = influx.version, "exporting to InfluxDB");
-        let stats = Arc::new(export::influx::InfluxStats::default());
-        export::influx::register(&mut registry, stats.clone());
-        let exporter = export::influx::InfluxExporter::new(influx, stats);
-        let stop = stop.clone();
-        tokio::spawn(exporter.run(bus.subscribe(), async move { stop.stopped().await }))
-    });
+    let influx = config
+        .export
+        .influx
+        .clone()
+        .zip(influx_input)
+        .map(|(influx, input)| {
+            tracing::info!(url = %influx.url, version = influx.version, "exporting to InfluxDB");
+            let stats = Arc::new(export::influx::InfluxStats::default());
+            export::influx::register(&mut registry, stats.clone());
+            let exporter = export::influx::InfluxExporter::new(influx, stats);
+            let stop = stop.clone();
+            tokio::spawn(exporter.run(input, async move { stop.stopped().await }))
+        });
 
     let hub = api::Hub::new(clock.clone());
     {

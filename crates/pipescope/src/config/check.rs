@@ -4,6 +4,9 @@
 use std::path::Path;
 
 use clap::CommandFactory;
+use pipescope_core::series_budget::{ClusterSize, STORE_BYTES_PER_SAMPLE, estimate, human_bytes};
+
+use super::{Config, KafkaCluster, PartitionSeriesMode};
 
 /// What `pipescope check` found in one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,11 +19,19 @@ pub struct CheckReport {
     /// What a valid file does unsafely (plaintext logins, `skip_verify`), one per line (for
     /// stderr); they do not make the file invalid.
     pub warnings: String,
+    /// With `--cluster-size`, the series and disk per day of a valid file (for stdout), one
+    /// line each; empty otherwise.
+    pub estimate: String,
 }
 
 /// Checks the file at `path` as `pipescope run` would load it (with this process's
 /// `PIPESCOPE__…` variables), and its parts' tables as the parts would read them.
 pub fn check(path: &Path) -> CheckReport {
+    check_sized(path, None)
+}
+
+/// [`check`], and with a cluster size the series estimate of the file's Kafka clusters.
+pub fn check_sized(path: &Path, cluster_size: Option<ClusterSize>) -> CheckReport {
     let (parts, part_errors) = std::fs::read_to_string(path)
         .map(|text| super::parts::check_part_tables(&text, &crate::cli::Cli::command()))
         .unwrap_or_default();
@@ -38,6 +49,10 @@ pub fn check(path: &Path) -> CheckReport {
             warnings.push_str(&format!("{}: warning: {warning}\n", path.display()));
         }
     }
+    let estimate = match (&monitor, cluster_size) {
+        (Ok(config), Some(size)) if part_errors.is_empty() => series_estimate(config, size),
+        _ => String::new(),
+    };
     let summary = match monitor {
         Ok(config) if part_errors.is_empty() => Some(format!(
             "{}: valid — {} Kafka cluster(s), {} MQTT broker(s), web on {}{}{}{}{}",
@@ -73,7 +88,61 @@ pub fn check(path: &Path) -> CheckReport {
         errors,
         summary,
         warnings,
+        estimate,
     }
+}
+
+/// What the store and InfluxDB receive from each configured Kafka cluster (or, with none, from
+/// one with the default settings) were it of `size`: every series (before the bounds) and the
+/// bounded ones, with the store's disk per day at [`STORE_BYTES_PER_SAMPLE`].
+pub fn series_estimate(config: &Config, size: ClusterSize) -> String {
+    let destinations = if config.export.influx.is_some() {
+        "the store and InfluxDB"
+    } else {
+        "the store"
+    };
+    let mut out = format!(
+        "series a Kafka cluster of {} partitions, {} topics, {} groups ({} group partitions) sends to {destinations} (/metrics is bounded by groups_allow/topics_allow instead; {STORE_BYTES_PER_SAMPLE} bytes per stored sample):\n",
+        size.partitions, size.topics, size.groups, size.group_partitions
+    );
+    let default_cluster;
+    let clusters: Vec<(&str, &KafkaCluster)> = if config.kafka.is_empty() {
+        default_cluster = toml::from_str::<KafkaCluster>("bootstrap = \"localhost:9092\"")
+            .expect("the default cluster table loads");
+        vec![("(default settings)", &default_cluster)]
+    } else {
+        config.kafka.iter().map(|(n, c)| (n.as_str(), c)).collect()
+    };
+    let cap = config.series.max_per_source;
+    for (name, cluster) in clusters {
+        let interval = cluster.scrape_interval.as_millis() as u64;
+        let bounds = crate::series::cluster_series(cluster);
+        let before = estimate(size, interval, None);
+        let after = estimate(size, interval, Some((&bounds, cap)));
+        let mode = match cluster.partition_series {
+            PartitionSeriesMode::Top => {
+                format!("\"top\", partition_top_k = {}", cluster.partition_top_k)
+            }
+            PartitionSeriesMode::All => "\"all\"".to_string(),
+            PartitionSeriesMode::None => "\"none\"".to_string(),
+        };
+        let allowed = if cluster.partition_series_allow.is_empty()
+            && cluster.partition_series_groups_allow.is_empty()
+        {
+            ""
+        } else {
+            " (plus the partitions partition_series_allow lets in, not counted)"
+        };
+        out.push_str(&format!(
+            "  kafka.{name} (scrape every {}, partition_series = {mode}, series.max_per_source = {cap}):\n    every series: {} series, {}/day\n    bounded:      {} series, {}/day{allowed}\n",
+            humantime::format_duration(cluster.scrape_interval),
+            before.series,
+            human_bytes(before.bytes_per_day),
+            after.series,
+            human_bytes(after.bytes_per_day),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -229,5 +298,38 @@ mod tests {
             "{}",
             report.errors
         );
+    }
+
+    #[test]
+    fn the_estimate_follows_each_clusters_bounds_and_needs_a_size() {
+        let size: ClusterSize = "partitions=1000,topics=100,groups=10".parse().unwrap();
+        let config = crate::config::parse(
+            "test",
+            "[series]\nmax_per_source = 5000\n[kafka.a]\nbootstrap = \"k:1\"\nscrape_interval = \"1m\"\npartition_series = \"none\"\npartition_series_allow = [\"^x\"]\n",
+            [],
+        )
+        .unwrap();
+        let text = series_estimate(&config, size);
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        // 3 x 100 + 3 x 10 + 2 = 332 fixed; 4 x 1000 + 6 x 100 more with every partition.
+        assert_eq!(
+            lines,
+            [
+                "  kafka.a (scrape every 1m, partition_series = \"none\", series.max_per_source = 5000):",
+                "    every series: 4932 series, 427.5 MB/day",
+                "    bounded:      332 series, 28.8 MB/day (plus the partitions partition_series_allow lets in, not counted)",
+            ]
+        );
+        let defaults = series_estimate(&crate::config::parse("test", "", []).unwrap(), size);
+        assert!(
+            defaults.contains("  kafka.(default settings) (scrape every 10s, partition_series = \"top\", partition_top_k = 200"),
+            "{defaults}"
+        );
+        assert!(
+            defaults.contains("sends to the store (/metrics"),
+            "{defaults}"
+        );
+        let (report, _) = check_text("[kafka.a]\nbootstrap = \"k:1\"\n");
+        assert_eq!(report.estimate, "", "no size, no estimate");
     }
 }

@@ -24,11 +24,12 @@ mod validate;
 pub mod values;
 pub mod warnings;
 
-pub use check::{CheckReport, check};
+pub use check::{CheckReport, check, check_sized, series_estimate};
 pub use types::{
     AlertRuleConfig, AlertsConfig, BridgeProbe, Config, Export, FlowConfig, FlowHop, InfluxExport,
     KafkaCluster, KafkaProbe, MetricsGranularity, MqttBroker, MqttProbe, MqttProtocol,
-    QualityConfig, Sasl, SaslMechanism, StoreConfig, Tls, Web, WebAuth,
+    PartitionSeriesMode, QualityConfig, Sasl, SaslMechanism, SeriesConfig, StoreConfig, Tls, Web,
+    WebAuth,
 };
 pub use values::{HostPort, MqttUrl, MqttUrlError, Secret};
 pub use warnings::{ConfigWarning, security_warnings};

@@ -425,6 +425,10 @@ fn expected(g: &Generated) -> Config {
                     topics_deny: k.topics_deny.clone(),
                     metrics_granularity: k.granularity,
                     verdict_window: k.verdict_window,
+                    partition_series: Default::default(),
+                    partition_series_allow: Vec::new(),
+                    partition_series_groups_allow: Vec::new(),
+                    partition_top_k: pipescope_core::series_budget::DEFAULT_PARTITION_TOP_K,
                 };
                 (name.clone(), cluster)
             })
@@ -479,6 +483,7 @@ fn expected(g: &Generated) -> Config {
         quality: Default::default(),
         watched_parts: Default::default(),
         alerts: Default::default(),
+        series: Default::default(),
     }
 }
 

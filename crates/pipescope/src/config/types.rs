@@ -46,6 +46,39 @@ pub struct Config {
     /// Alerts the monitor evaluates itself, and where their notifications go (docs/alerts.md).
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// Bounds on the series the store and InfluxDB receive (docs/scale.md "Series and disk").
+    #[serde(default)]
+    pub series: SeriesConfig,
+}
+
+/// `[series]`: the cap on series per source for the store and InfluxDB.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesConfig {
+    /// Series one source (a Kafka cluster, an MQTT broker, a flow) may send to the store and
+    /// InfluxDB; samples of new series beyond it are dropped and counted.
+    #[serde(default = "default_max_series_per_source")]
+    pub max_per_source: usize,
+    /// A series not seen for this long frees its place under `max_per_source`.
+    #[serde(default = "default_series_retire_after", with = "humantime_serde")]
+    pub retire_after: Duration,
+}
+
+impl Default for SeriesConfig {
+    fn default() -> Self {
+        Self {
+            max_per_source: default_max_series_per_source(),
+            retire_after: default_series_retire_after(),
+        }
+    }
+}
+
+fn default_max_series_per_source() -> usize {
+    pipescope_core::series_budget::DEFAULT_MAX_SERIES_PER_SOURCE
+}
+
+fn default_series_retire_after() -> Duration {
+    Duration::from_millis(pipescope_core::series_budget::DEFAULT_RETIRE_AFTER_MS)
 }
 
 /// `[watched_parts.<name>]`: a running pipeline part's HTTP address (its `--listen`). The
@@ -216,6 +249,33 @@ pub struct KafkaCluster {
     /// Observations (one per scrape) in each group partition's verdict window (Burrow's N).
     #[serde(default = "default_verdict_window")]
     pub verdict_window: usize,
+    /// Which per-partition series reach the store and InfluxDB (not `/metrics`): `"top"` (the
+    /// partitions allowed below and the `partition_top_k` most lagging and fastest; every
+    /// partition while the cluster has at most `partition_top_k`), `"all"` or `"none"`.
+    #[serde(default)]
+    pub partition_series: PartitionSeriesMode,
+    /// Regexes over topic names whose partitions' series always reach the store and InfluxDB.
+    #[serde(default)]
+    pub partition_series_allow: Vec<String>,
+    /// Regexes over group names whose group-partition series always reach them.
+    #[serde(default)]
+    pub partition_series_groups_allow: Vec<String>,
+    /// K of `partition_series = "top"`: partitions kept by lag, and as many by rate.
+    #[serde(default = "default_partition_top_k")]
+    pub partition_top_k: usize,
+}
+
+fn default_partition_top_k() -> usize {
+    pipescope_core::series_budget::DEFAULT_PARTITION_TOP_K
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionSeriesMode {
+    #[default]
+    Top,
+    All,
+    None,
 }
 
 fn default_verdict_window() -> usize {

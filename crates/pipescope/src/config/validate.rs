@@ -76,6 +76,17 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
                 .hint("keep retention_raw <= retention_1m <= retention_1h (defaults 24h, 30days, 365days)"),
         );
     }
+    if config.series.max_per_source == 0 {
+        errors.push(
+            ConfigError::new("series.max_per_source", "0 lets no series into the store")
+                .hint("use a cap above the series you expect (default 200000; `pipescope check --cluster-size` estimates them)"),
+        );
+    }
+    check_positive(
+        "series.retire_after",
+        config.series.retire_after,
+        &mut errors,
+    );
     for (name, cluster) in &config.kafka {
         let at = format!("kafka.{name}");
         check_name(&at, name, &mut errors);
@@ -98,6 +109,12 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
         if let Some(tls) = &cluster.tls {
             check_tls(&format!("{at}.tls"), tls, &mut errors);
         }
+        if cluster.partition_top_k == 0 {
+            errors.push(
+                ConfigError::new(format!("{at}.partition_top_k"), "0 keeps no partition")
+                    .hint("use 1 or more (default 200), or partition_series = \"none\""),
+            );
+        }
         if cluster.verdict_window < 2 {
             errors.push(
                 ConfigError::new(
@@ -115,6 +132,11 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
             ("groups_deny", &cluster.groups_deny),
             ("topics_allow", &cluster.topics_allow),
             ("topics_deny", &cluster.topics_deny),
+            ("partition_series_allow", &cluster.partition_series_allow),
+            (
+                "partition_series_groups_allow",
+                &cluster.partition_series_groups_allow,
+            ),
         ] {
             for (i, pattern) in patterns.iter().enumerate() {
                 if let Err(e) = regex::Regex::new(pattern) {
@@ -1043,6 +1065,23 @@ mod tests {
             vec![
                 "kafka.k.verdict_window: 1 is too small: a verdict compares at least 2 observations — use 2 or more (default 10)"
             ]
+        );
+        let errors = errors_of(
+            "[series]\nmax_per_source = 0\n[kafka.k]\nbootstrap = \"a:1\"\npartition_top_k = 0\npartition_series_allow = [\"(\"]\n",
+        );
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        assert!(
+            errors[0]
+                .starts_with("series.max_per_source: 0 lets no series into the store — use a cap"),
+            "{errors:#?}"
+        );
+        assert_eq!(
+            errors[1],
+            "kafka.k.partition_top_k: 0 keeps no partition — use 1 or more (default 200), or partition_series = \"none\""
+        );
+        assert!(
+            errors[2].starts_with("kafka.k.partition_series_allow[0]: invalid regex \"(\""),
+            "{errors:#?}"
         );
         let errors =
             errors_of("[kafka.k]\nbootstrap = \"a:1\"\nmetrics_granularity = \"topics\"\n");

@@ -21,6 +21,7 @@ mod prometheus;
 mod quality;
 mod retention;
 mod secure_kafka;
+mod series;
 mod shared_flow;
 mod shutdown;
 mod store;
