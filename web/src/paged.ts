@@ -50,10 +50,30 @@ export function pagedTable<T>(opts: {
   const status = el("span", { class: "muted", "data-testid": `${opts.testid}-count` });
   const prev = el("button", { type: "button", "data-testid": `${opts.testid}-prev` }, "‹ previous");
   const next = el("button", { type: "button", "data-testid": `${opts.testid}-next` }, "next ›");
+  // The headers sort on wide screens; phones show rows as cards without headers, so a select
+  // and an order button do the same there (and everywhere).
+  const sortBy = el("select", { "aria-label": `sort ${opts.what} by`, "data-testid": `${opts.testid}-sort` });
+  for (const c of opts.columns) if (c.sort) sortBy.append(el("option", { value: c.sort }, c.title));
+  const direction = el("button", { type: "button", "data-testid": `${opts.testid}-order` });
   const body = el("tbody");
   const head = el("tr");
   const tableEl = el("table", { class: "responsive", "data-testid": opts.testid }, el("thead", {}, head), body);
-  const element = el("div", {}, filter, el("div", { class: "table-wrap" }, tableEl), el("p", { class: "pager" }, prev, " ", status, " ", next));
+  const element = el(
+    "div",
+    {},
+    el("div", { class: "pager" }, filter, " sort by ", sortBy, " ", direction),
+    el("div", { class: "table-wrap" }, tableEl),
+    el("p", { class: "pager" }, prev, " ", status, " ", next),
+  );
+
+  const sortOn = (key: string) => {
+    // Names read A→Z first; figures biggest first.
+    if (sort === key) order = order === "asc" ? "desc" : "asc";
+    else order = key === "name" ? "asc" : "desc";
+    sort = key;
+    offset = 0;
+    void refresh();
+  };
 
   const drawHead = () => {
     head.replaceChildren(
@@ -61,17 +81,12 @@ export function pagedTable<T>(opts: {
         if (!c.sort) return el("th", {}, c.title);
         const arrow = c.sort === sort ? (order === "asc" ? " ▲" : " ▼") : "";
         const button = el("button", { type: "button", class: "sort", "data-sort": c.sort, "aria-sort": c.sort === sort ? (order === "asc" ? "ascending" : "descending") : "none" }, c.title + arrow);
-        button.addEventListener("click", () => {
-          // Names read A→Z first; figures biggest first.
-          if (sort === c.sort) order = order === "asc" ? "desc" : "asc";
-          else order = c.sort === "name" ? "asc" : "desc";
-          sort = c.sort ?? "name";
-          offset = 0;
-          void refresh();
-        });
+        button.addEventListener("click", () => sortOn(c.sort ?? "name"));
         return el("th", {}, button);
       }),
     );
+    sortBy.value = sort;
+    direction.textContent = order === "asc" ? "▲ ascending" : "▼ descending";
   };
 
   // A later request wins: an answer to an older one (a live refresh that started before the
@@ -99,6 +114,12 @@ export function pagedTable<T>(opts: {
     next.disabled = page.offset + page.items.length >= page.total;
   };
 
+  sortBy.addEventListener("change", () => sortOn(sortBy.value));
+  direction.addEventListener("click", () => {
+    order = order === "asc" ? "desc" : "asc";
+    offset = 0;
+    void refresh();
+  });
   prev.addEventListener("click", () => {
     offset = Math.max(0, offset - pageSize);
     void refresh();

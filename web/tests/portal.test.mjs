@@ -252,8 +252,9 @@ const PAGES = [
       // The table is a page the server sorted and filtered: sort by rate, filter by name.
       const counted = async () => Number((await page.getByTestId("topics-table-count").textContent()).match(/of ([\d,]+) topics$/)[1].replace(/,/g, ""));
       const all = await counted();
-      await page.locator('[data-testid="topics-table"] th button[data-sort="rate"]').click();
-      await page.locator('[data-testid="topics-table"] th button[data-sort="rate"][aria-sort="descending"]').waitFor();
+      await page.getByTestId("topics-table-sort").selectOption("rate");
+      await page.locator('[data-testid="topics-table"] th button[data-sort="rate"][aria-sort="descending"]').waitFor({ state: "attached" });
+      assert.match(await page.getByTestId("topics-table-order").textContent(), /descending/);
       await page.getByTestId("topics-table-filter").fill("CALLS");
       await page.waitForFunction((n) => /of ([\d,]+) topics$/.test(document.querySelector('[data-testid="topics-table-count"]')?.textContent ?? "") && !document.querySelector('[data-testid="topics-table-count"]').textContent.endsWith(`of ${n} topics`), String(all), { timeout: 10_000 });
       const kept = await page.locator('[data-testid="topics-table"] tbody tr').allTextContents();

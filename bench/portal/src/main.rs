@@ -138,7 +138,7 @@ fn wait_ready(base: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
         let groups = get_json(&format!("{base}/api/v1/kafka/clusters/demo/groups"))
-            .and_then(|v| v.as_array().map(Vec::len))
+            .and_then(|v| v["items"].as_array().map(Vec::len))
             .unwrap_or(0);
         if groups > 0 {
             return;
