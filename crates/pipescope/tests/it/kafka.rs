@@ -85,7 +85,13 @@ pub(crate) fn create_topic_with_retention(bootstrap: &str, topic: &str, retentio
 
 /// Produces `per_partition` records to each partition, record i of partition p stamped
 /// `base_ms + i * 1000 + p`; returns nothing until every record is delivered.
-fn produce(bootstrap: &str, topic: &str, partitions: i32, per_partition: i64, base_ms: i64) {
+pub(crate) fn produce(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    per_partition: i64,
+    base_ms: i64,
+) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
@@ -112,7 +118,7 @@ fn produce(bootstrap: &str, topic: &str, partitions: i32, per_partition: i64, ba
     producer.flush(TIMEOUT).expect("all records delivered");
 }
 
-fn consumer(bootstrap: &str, group: &str) -> BaseConsumer {
+pub(crate) fn consumer(bootstrap: &str, group: &str) -> BaseConsumer {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
