@@ -36,12 +36,10 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::consumer_protocol_assignment::{
     ConsumerProtocolAssignment, TopicPartition as AssignedPartitions,
 };
@@ -65,10 +63,11 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartitions, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes, decode_request_header_from_buffer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
+use crate::kafka_wire::{Counted, Counts, api_versions, encode, read_request, write_answer};
 use crate::records::RecordBatchBuilder;
 
 /// The one topic of the scripted cluster.
@@ -79,26 +78,6 @@ pub const LATEST: [i64; 2] = [50, 70];
 pub const RECORD_TIME_BASE: i64 = 1_700_000_000_000;
 /// The SASL PLAIN token the broker accepts (user "ops", password "ops-pw").
 pub const PLAIN_TOKEN: &[u8] = b"\0ops\0ops-pw";
-
-/// Requests received per API, and connections accepted.
-#[derive(Debug, Clone, Default)]
-struct Counts(Arc<Mutex<HashMap<Counted, usize>>>);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Counted {
-    Connection,
-    Request(ApiKey),
-}
-
-impl Counts {
-    fn add(&self, what: Counted) {
-        *self.0.lock().unwrap().entry(what).or_default() += 1;
-    }
-
-    fn get(&self, what: Counted) -> usize {
-        self.0.lock().unwrap().get(&what).copied().unwrap_or(0)
-    }
-}
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -309,44 +288,21 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     counts: Counts,
     script: &ScriptedBrokerBuilder,
 ) {
-    loop {
-        let Ok(size) = stream.read_i32().await else {
-            return;
-        };
-        let mut frame = BytesMut::zeroed(size as usize);
-        if stream.read_exact(&mut frame).await.is_err() {
-            return;
-        }
-        let mut frame = frame.freeze();
-        let header = decode_request_header_from_buffer(&mut frame).unwrap();
-        let key = ApiKey::try_from(header.request_api_key).unwrap();
-        let version = header.request_api_version;
+    while let Some(mut request) = read_request(&mut stream).await {
+        let key = request.key;
+        let version = request.header.request_api_version;
         counts.add(Counted::Request(key));
         if script.hang_describe_groups && key == ApiKey::DescribeGroups {
             std::future::pending::<()>().await;
         }
         let mut body = BytesMut::new();
-        if !answer(key, version, &mut frame, port, script, &mut body) {
+        if !answer(key, version, &mut request.body, port, script, &mut body) {
             return; // drops the connection
         }
-        let mut response_header = ResponseHeader::default();
-        response_header.correlation_id = header.correlation_id;
-        let mut out = BytesMut::new();
-        response_header
-            .encode(&mut out, key.response_header_version(version))
-            .unwrap();
-        out.put(body);
-        let mut framed = BytesMut::new();
-        framed.put_i32(out.len() as i32);
-        framed.put(out);
-        if stream.write_all(&framed).await.is_err() {
+        if !write_answer(&mut stream, &request, &body).await {
             return;
         }
     }
-}
-
-fn encode<T: Encodable>(message: T, version: i16, out: &mut BytesMut) {
-    message.encode(out, version).unwrap();
 }
 
 fn assignment(partitions: &[i32]) -> Bytes {
@@ -372,7 +328,6 @@ fn answer(
 ) -> bool {
     match key {
         ApiKey::ApiVersions => {
-            let mut r = ApiVersionsResponse::default();
             let ours: [(ApiKey, i16); 12] = [
                 (ApiKey::ApiVersions, 3),
                 (ApiKey::SaslHandshake, 1),
@@ -390,17 +345,7 @@ fn answer(
                 (ApiKey::Fetch, 11),
                 (ApiKey::DescribeProducers, 0),
             ];
-            r.api_keys = ours
-                .iter()
-                .map(|(k, max)| {
-                    let mut v = ApiVersion::default();
-                    v.api_key = *k as i16;
-                    v.min_version = k.valid_versions().min;
-                    v.max_version = *max;
-                    v
-                })
-                .collect();
-            encode(r, version, out);
+            api_versions(&ours, version, out);
         }
         ApiKey::Metadata
             if script

@@ -27,6 +27,7 @@ mod shutdown;
 mod store;
 mod store_faults;
 mod support;
+mod synthetic_cluster;
 mod traffic;
 mod visits;
 mod web;

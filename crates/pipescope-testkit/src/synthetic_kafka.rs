@@ -1,0 +1,963 @@
+//! A big Kafka cluster answered from memory, for measuring pipescope at sizes no real broker on
+//! this machine holds at speed (tansu's sqlite engine grows with the square of the partitions).
+//! It speaks the real protocol with kafka-protocol's types, like the scripted broker, and its
+//! answers are checked against tansu's on a small cluster (pipescope's
+//! `synthetic_cluster::the_synthetic_cluster_answers_in_the_shape_tansu_does`).
+//!
+//! The cluster, for the sizes given to [`SyntheticCluster::builder`]:
+//! - brokers 1..=B, one listener each on a free port of 127.0.0.1 (rack `rack-<id % 3>`);
+//!   broker 1 is the controller of cluster `synthetic-cluster`;
+//! - topics `t-00000`, `t-00001`, ... each with the same number of partitions; partition `k`
+//!   (counting over all topics, topic by topic) is led by broker `k % B + 1`, replicated on the
+//!   next broker as well (both in sync); configs `cleanup.policy=delete`,
+//!   `retention.ms=604800000`, `retention.bytes=-1`, `min.insync.replicas=1`;
+//! - log start 0; log end [`START_OFFSET`] `+ rate(k) * n` after `n` ListOffsets for the latest
+//!   offset of partition `k`, where `rate(k) = k % 4` (a quarter of the partitions are idle):
+//!   the offsets move each scrape;
+//! - the record at offset `o` of any partition is stamped `record_time_base + o * 1000`;
+//! - groups `g-00000`, ... each committed on a run of partitions (`partitions_per_group`
+//!   consecutive partitions from `g * partitions_per_group`, wrapping), coordinated by broker
+//!   `g % B + 1`, which alone lists, describes and answers for it (others answer
+//!   NOT_COORDINATOR); Stable, protocol `range`, its members (`m-<i>`, client `c-<g>-<i>` on
+//!   `/10.0.<i>.1`) assigned its partitions round-robin;
+//! - the committed offset of group `g` on partition `k` is the partition's log end of one
+//!   listing earlier minus `trail(g, k) = (g + k) % 3 * 10` for an even `g` (active: it moves
+//!   with the log, and a third of its partitions are caught up but for the last listing's
+//!   records); an odd `g` is stalled at [`START_OFFSET`] `- trail(g, k)`.
+//!
+//! What can be is computed once at start (the Metadata answer per version, the assignments);
+//! each broker counts the requests it received per API.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::consumer_protocol_assignment::{
+    ConsumerProtocolAssignment, TopicPartition as AssignedPartitions,
+};
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::describe_producers_response::{PartitionResponse, TopicResponse};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartitions, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::kafka_wire::{Counted, Counts, api_versions, encode, read_request, write_answer};
+use crate::records::RecordBatchBuilder;
+
+/// The log end offset of every partition before its first listing.
+pub const START_OFFSET: i64 = 1_000;
+
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const NOT_COORDINATOR: i16 = 16;
+const GROUP_ID_NOT_FOUND: i16 = 69;
+
+/// The APIs served and their highest versions (those pipescope's scrape asks for).
+const SERVED: [(ApiKey, i16); 10] = [
+    (ApiKey::ApiVersions, 3),
+    (ApiKey::Metadata, 12),
+    (ApiKey::ListOffsets, 8),
+    (ApiKey::DescribeConfigs, 4),
+    (ApiKey::ListGroups, 4),
+    (ApiKey::FindCoordinator, 4),
+    (ApiKey::DescribeGroups, 5),
+    (ApiKey::OffsetFetch, 8),
+    (ApiKey::Fetch, 11),
+    (ApiKey::DescribeProducers, 0),
+];
+
+/// The sizes of a synthetic cluster: made by [`SyntheticCluster::builder`], started with
+/// [`Self::start`].
+#[derive(Debug, Clone)]
+pub struct SyntheticClusterBuilder {
+    brokers: u32,
+    topics: u32,
+    partitions_per_topic: u32,
+    groups: u32,
+    partitions_per_group: u32,
+    members_per_group: u32,
+    record_time_base_ms: i64,
+}
+
+impl Default for SyntheticClusterBuilder {
+    /// The size: 20 brokers, 20,000 topics × 5 partitions, 10,000 groups × 20
+    /// partitions, 2 members each.
+    fn default() -> Self {
+        Self {
+            brokers: 20,
+            topics: 20_000,
+            partitions_per_topic: 5,
+            groups: 10_000,
+            partitions_per_group: 20,
+            members_per_group: 2,
+            record_time_base_ms: crate::now_ms() - 3_600_000,
+        }
+    }
+}
+
+impl SyntheticClusterBuilder {
+    pub fn brokers(mut self, n: u32) -> Self {
+        self.brokers = n.max(1);
+        self
+    }
+
+    pub fn topics(mut self, n: u32) -> Self {
+        self.topics = n;
+        self
+    }
+
+    pub fn partitions_per_topic(mut self, n: u32) -> Self {
+        self.partitions_per_topic = n.max(1);
+        self
+    }
+
+    pub fn groups(mut self, n: u32) -> Self {
+        self.groups = n;
+        self
+    }
+
+    /// Partitions each group has committed offsets on (at most every partition).
+    pub fn partitions_per_group(mut self, n: u32) -> Self {
+        self.partitions_per_group = n;
+        self
+    }
+
+    pub fn members_per_group(mut self, n: u32) -> Self {
+        self.members_per_group = n.max(1);
+        self
+    }
+
+    /// The time of offset 0 (the record at offset `o` is stamped `base + o * 1000`).
+    pub fn record_time_base_ms(mut self, base: i64) -> Self {
+        self.record_time_base_ms = base;
+        self
+    }
+
+    /// Binds one listener per broker on 127.0.0.1 and serves on the current tokio runtime
+    /// (IO driver enabled) until the returned handle drops.
+    pub async fn start(self) -> SyntheticCluster {
+        let mut listeners = Vec::new();
+        for _ in 0..self.brokers {
+            listeners.push(
+                TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("cannot bind a port on 127.0.0.1 for a synthetic broker"),
+            );
+        }
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        let model = Arc::new(Model::new(self, ports.clone()));
+        let counts = Counts::default();
+        let accepts = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(i, listener)| {
+                let broker = Broker {
+                    id: i as u32 + 1,
+                    model: Arc::clone(&model),
+                    counts: counts.clone(),
+                };
+                tokio::spawn(broker.accept(listener))
+            })
+            .collect();
+        SyntheticCluster {
+            ports,
+            counts,
+            accepts,
+            model,
+        }
+    }
+}
+
+/// A running synthetic cluster; its brokers stop accepting connections when it drops.
+#[derive(Debug)]
+pub struct SyntheticCluster {
+    ports: Vec<u16>,
+    counts: Counts,
+    accepts: Vec<tokio::task::JoinHandle<()>>,
+    model: Arc<Model>,
+}
+
+impl SyntheticCluster {
+    pub fn builder() -> SyntheticClusterBuilder {
+        SyntheticClusterBuilder::default()
+    }
+
+    /// `127.0.0.1:<port>` of broker 1, to bootstrap a client with.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.ports[0])
+    }
+
+    /// The port of each broker, by id - 1.
+    pub fn ports(&self) -> &[u16] {
+        &self.ports
+    }
+
+    /// Requests of `api` all brokers received so far.
+    pub fn requests(&self, api: ApiKey) -> usize {
+        self.counts.get(Counted::Request(api))
+    }
+
+    /// Connections all brokers accepted so far.
+    pub fn connections(&self) -> usize {
+        self.counts.get(Counted::Connection)
+    }
+
+    pub fn partitions(&self) -> u64 {
+        self.model.partitions as u64
+    }
+
+    pub fn group_partitions(&self) -> u64 {
+        u64::from(self.model.sizes.groups) * u64::from(self.model.group_span())
+    }
+
+    /// The name of topic `t`.
+    pub fn topic_name(t: u32) -> String {
+        format!("t-{t:05}")
+    }
+
+    /// The name of group `g`.
+    pub fn group_name(g: u32) -> String {
+        format!("g-{g:05}")
+    }
+
+    /// The log end offset of `topic`'s `partition` now (without listing it).
+    pub fn latest(&self, topic: u32, partition: u32) -> i64 {
+        self.model
+            .latest(topic * self.model.sizes.partitions_per_topic + partition)
+    }
+
+    /// The offset `group` has committed on `topic`'s `partition` now, if it has.
+    pub fn committed(&self, group: u32, topic: u32, partition: u32) -> Option<i64> {
+        let k = topic * self.model.sizes.partitions_per_topic + partition;
+        self.model
+            .group_partitions(group)
+            .any(|p| p == k)
+            .then(|| self.model.committed(group, k))
+    }
+
+    /// The timestamp of the record at `offset` (of any partition).
+    pub fn record_time_ms(&self, offset: i64) -> i64 {
+        self.model.record_time(offset)
+    }
+}
+
+impl Drop for SyntheticCluster {
+    fn drop(&mut self) {
+        for accept in &self.accepts {
+            accept.abort();
+        }
+    }
+}
+
+/// The cluster's state: its sizes, and how often each partition's end was listed.
+#[derive(Debug)]
+struct Model {
+    sizes: SyntheticClusterBuilder,
+    ports: Vec<u16>,
+    partitions: u32,
+    topic_names: Vec<StrBytes>,
+    group_names: Vec<StrBytes>,
+    /// ListOffsets (latest) answered per partition: the clock of its log end.
+    listed: Vec<AtomicU32>,
+    /// Each group's members' assignments, encoded.
+    assignments: Vec<Vec<Bytes>>,
+    /// The whole-cluster Metadata answer, encoded, per version.
+    metadata: Mutex<HashMap<i16, Bytes>>,
+}
+
+impl Model {
+    fn new(sizes: SyntheticClusterBuilder, ports: Vec<u16>) -> Self {
+        let partitions = sizes.topics * sizes.partitions_per_topic;
+        let topic_names = (0..sizes.topics)
+            .map(|t| StrBytes::from_string(SyntheticCluster::topic_name(t)))
+            .collect();
+        let group_names = (0..sizes.groups)
+            .map(|g| StrBytes::from_string(SyntheticCluster::group_name(g)))
+            .collect();
+        let mut model = Self {
+            sizes,
+            ports,
+            partitions,
+            topic_names,
+            group_names,
+            listed: (0..partitions).map(|_| AtomicU32::new(0)).collect(),
+            assignments: Vec::new(),
+            metadata: Mutex::default(),
+        };
+        let assignments = (0..model.sizes.groups)
+            .map(|g| model.member_assignments(g))
+            .collect();
+        model.assignments = assignments;
+        model
+    }
+
+    fn group_span(&self) -> u32 {
+        self.sizes.partitions_per_group.min(self.partitions)
+    }
+
+    /// The partitions `g` committed on, in order.
+    fn group_partitions(&self, g: u32) -> impl Iterator<Item = u32> + use<> {
+        let n = self.partitions.max(1) as u64;
+        let span = self.group_span() as u64;
+        let start = u64::from(g) * span % n;
+        (0..span).map(move |i| ((start + i) % n) as u32)
+    }
+
+    fn leader(&self, k: u32) -> u32 {
+        k % self.sizes.brokers + 1
+    }
+
+    fn coordinator(&self, g: u32) -> u32 {
+        g % self.sizes.brokers + 1
+    }
+
+    fn rate(k: u32) -> i64 {
+        i64::from(k % 4)
+    }
+
+    fn latest_after(k: u32, listings: u32) -> i64 {
+        START_OFFSET + Self::rate(k) * i64::from(listings)
+    }
+
+    fn latest(&self, k: u32) -> i64 {
+        Self::latest_after(k, self.listed[k as usize].load(Ordering::Relaxed))
+    }
+
+    /// The log end, moved on by this listing.
+    fn list_latest(&self, k: u32) -> i64 {
+        Self::latest_after(
+            k,
+            self.listed[k as usize].fetch_add(1, Ordering::Relaxed) + 1,
+        )
+    }
+
+    fn committed(&self, g: u32, k: u32) -> i64 {
+        let trail = i64::from((g + k) % 3) * 10;
+        if g.is_multiple_of(2) {
+            let listings = self.listed[k as usize].load(Ordering::Relaxed);
+            Self::latest_after(k, listings.saturating_sub(1)) - trail
+        } else {
+            START_OFFSET - trail
+        }
+    }
+
+    fn record_time(&self, offset: i64) -> i64 {
+        self.sizes.record_time_base_ms + offset * 1000
+    }
+
+    /// Topic index and partition of a partition count `k`.
+    fn topic_partition(&self, k: u32) -> (u32, i32) {
+        let per = self.sizes.partitions_per_topic;
+        (k / per, (k % per) as i32)
+    }
+
+    /// The partition count of `topic`'s `partition`, if the cluster has it.
+    fn partition_index(&self, topic: &str, partition: i32) -> Option<u32> {
+        let t = parse_index(topic, "t-").filter(|t| *t < self.sizes.topics)?;
+        let p = u32::try_from(partition)
+            .ok()
+            .filter(|p| *p < self.sizes.partitions_per_topic)?;
+        Some(t * self.sizes.partitions_per_topic + p)
+    }
+
+    fn group_index(&self, group: &str) -> Option<u32> {
+        parse_index(group, "g-").filter(|g| *g < self.sizes.groups)
+    }
+
+    /// The group's partitions by topic, in order.
+    fn group_topics(&self, g: u32) -> Vec<(u32, Vec<u32>)> {
+        let mut topics: Vec<(u32, Vec<u32>)> = Vec::new();
+        for k in self.group_partitions(g) {
+            let (t, _) = self.topic_partition(k);
+            match topics.last_mut() {
+                Some((last, ks)) if *last == t => ks.push(k),
+                _ => topics.push((t, vec![k])),
+            }
+        }
+        topics
+    }
+
+    fn member_assignments(&self, g: u32) -> Vec<Bytes> {
+        let members = self.sizes.members_per_group as usize;
+        let mut per_member: Vec<Vec<(u32, Vec<i32>)>> = vec![Vec::new(); members];
+        for (i, k) in self.group_partitions(g).enumerate() {
+            let (t, p) = self.topic_partition(k);
+            let topics = &mut per_member[i % members];
+            match topics.last_mut() {
+                Some((last, ps)) if *last == t => ps.push(p),
+                _ => topics.push((t, vec![p])),
+            }
+        }
+        per_member
+            .into_iter()
+            .map(|topics| {
+                let mut a = ConsumerProtocolAssignment::default();
+                a.assigned_partitions = topics
+                    .into_iter()
+                    .map(|(t, partitions)| {
+                        let mut tp = AssignedPartitions::default();
+                        tp.topic = TopicName(self.topic_names[t as usize].clone());
+                        tp.partitions = partitions;
+                        tp
+                    })
+                    .collect();
+                let mut buf = BytesMut::new();
+                buf.put_i16(1); // the consumer protocol's own version comes first
+                a.encode(&mut buf, 1).unwrap();
+                buf.freeze()
+            })
+            .collect()
+    }
+
+    fn host(&self) -> StrBytes {
+        StrBytes::from_static_str("127.0.0.1")
+    }
+
+    fn port_of(&self, broker: u32) -> i32 {
+        i32::from(self.ports[broker as usize - 1])
+    }
+
+    fn topic_id(t: u32) -> uuid::Uuid {
+        uuid::Uuid::from_u64_pair(0x5157_4e54_4845_5449, u64::from(t) + 1)
+    }
+
+    fn metadata_topic(&self, t: u32) -> MetadataResponseTopic {
+        let brokers = self.sizes.brokers;
+        let mut topic = MetadataResponseTopic::default();
+        topic.name = Some(TopicName(self.topic_names[t as usize].clone()));
+        topic.topic_id = Self::topic_id(t);
+        topic.partitions = (0..self.sizes.partitions_per_topic)
+            .map(|p| {
+                let k = t * self.sizes.partitions_per_topic + p;
+                let leader = self.leader(k);
+                let mut replicas = vec![BrokerId(leader as i32)];
+                if brokers > 1 {
+                    replicas.push(BrokerId((leader % brokers + 1) as i32));
+                }
+                let mut mp = MetadataResponsePartition::default();
+                mp.partition_index = p as i32;
+                mp.leader_id = BrokerId(leader as i32);
+                mp.isr_nodes = replicas.clone();
+                mp.replica_nodes = replicas;
+                mp
+            })
+            .collect();
+        topic
+    }
+
+    fn metadata(&self, request: &MetadataRequest, version: i16, out: &mut BytesMut) {
+        let all = request.topics.is_none();
+        if all && let Some(cached) = self.metadata.lock().unwrap().get(&version) {
+            out.put_slice(cached);
+            return;
+        }
+        let mut r = MetadataResponse::default();
+        r.brokers = (1..=self.sizes.brokers)
+            .map(|id| {
+                let mut b = MetadataResponseBroker::default();
+                b.node_id = BrokerId(id as i32);
+                b.host = self.host();
+                b.port = self.port_of(id);
+                b.rack = Some(StrBytes::from_string(format!("rack-{}", id % 3)));
+                b
+            })
+            .collect();
+        r.cluster_id = Some(StrBytes::from_static_str("synthetic-cluster"));
+        r.controller_id = BrokerId(1);
+        r.topics = match &request.topics {
+            None => (0..self.sizes.topics)
+                .map(|t| self.metadata_topic(t))
+                .collect(),
+            Some(asked) => asked
+                .iter()
+                .map(|a| {
+                    let name = a.name.as_ref().map(|n| n.0.as_str()).unwrap_or("");
+                    match parse_index(name, "t-").filter(|t| *t < self.sizes.topics) {
+                        Some(t) => self.metadata_topic(t),
+                        None => {
+                            let mut topic = MetadataResponseTopic::default();
+                            topic.name = a.name.clone();
+                            topic.error_code = UNKNOWN_TOPIC_OR_PARTITION;
+                            topic
+                        }
+                    }
+                })
+                .collect(),
+        };
+        let start = out.len();
+        encode(r, version, out);
+        if all {
+            let encoded = Bytes::copy_from_slice(&out[start..]);
+            self.metadata.lock().unwrap().insert(version, encoded);
+        }
+    }
+}
+
+/// `prefix` then a decimal index, as the cluster names its topics and groups.
+fn parse_index(name: &str, prefix: &str) -> Option<u32> {
+    name.strip_prefix(prefix)?.parse().ok()
+}
+
+/// One broker of the cluster: answers for the partitions it leads and the groups it
+/// coordinates.
+struct Broker {
+    id: u32,
+    model: Arc<Model>,
+    counts: Counts,
+}
+
+impl Broker {
+    async fn accept(self, listener: TcpListener) {
+        let broker = Arc::new(self);
+        while let Ok((stream, _)) = listener.accept().await {
+            broker.counts.add(Counted::Connection);
+            tokio::spawn(Arc::clone(&broker).serve(stream));
+        }
+    }
+
+    async fn serve(self: Arc<Self>, mut stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let mut out = BytesMut::new();
+        while let Some(mut request) = read_request(&mut stream).await {
+            self.counts.add(Counted::Request(request.key));
+            out.clear();
+            let version = request.header.request_api_version;
+            if !self.answer(request.key, version, &mut request.body, &mut out) {
+                return;
+            }
+            if !write_answer(&mut stream, &request, &out).await {
+                return;
+            }
+        }
+    }
+
+    /// Encodes the answer into `out`; false (dropping the connection) for a request it cannot
+    /// decode or an API it does not serve, as a broker would.
+    fn answer(&self, key: ApiKey, version: i16, body: &mut Bytes, out: &mut BytesMut) -> bool {
+        let model = &*self.model;
+        match key {
+            ApiKey::ApiVersions => api_versions(&SERVED, version, out),
+            ApiKey::Metadata => {
+                let Ok(req) = MetadataRequest::decode(body, version) else {
+                    return false;
+                };
+                model.metadata(&req, version, out);
+            }
+            ApiKey::ListOffsets => {
+                let Ok(req) = ListOffsetsRequest::decode(body, version) else {
+                    return false;
+                };
+                encode(self.list_offsets(&req), version, out);
+            }
+            ApiKey::DescribeConfigs => {
+                let Ok(req) = DescribeConfigsRequest::decode(body, version) else {
+                    return false;
+                };
+                encode(describe_configs(&req), version, out);
+            }
+            ApiKey::ListGroups => {
+                let mut r = ListGroupsResponse::default();
+                r.groups = (0..model.sizes.groups)
+                    .filter(|g| model.coordinator(*g) == self.id)
+                    .map(|g| {
+                        let mut l = ListedGroup::default();
+                        l.group_id = GroupId(model.group_names[g as usize].clone());
+                        l.protocol_type = StrBytes::from_static_str("consumer");
+                        l.group_state = StrBytes::from_static_str("Stable");
+                        l
+                    })
+                    .collect();
+                encode(r, version, out);
+            }
+            ApiKey::FindCoordinator => {
+                let Ok(req) = FindCoordinatorRequest::decode(body, version) else {
+                    return false;
+                };
+                encode(self.find_coordinator(&req, version), version, out);
+            }
+            ApiKey::OffsetFetch => {
+                let Ok(req) = OffsetFetchRequest::decode(body, version) else {
+                    return false;
+                };
+                if version < 8 {
+                    return false; // not advertised
+                }
+                encode(self.offset_fetch(&req), version, out);
+            }
+            ApiKey::DescribeGroups => {
+                let Ok(req) = DescribeGroupsRequest::decode(body, version) else {
+                    return false;
+                };
+                encode(self.describe_groups(&req), version, out);
+            }
+            ApiKey::Fetch => {
+                let Ok(req) = FetchRequest::decode(body, version) else {
+                    return false;
+                };
+                encode(self.fetch(&req), version, out);
+            }
+            ApiKey::DescribeProducers => {
+                let Ok(req) = DescribeProducersRequest::decode(body, version) else {
+                    return false;
+                };
+                encode(self.describe_producers(&req), version, out);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// The partition count of a partition this broker leads, or the error to answer.
+    fn led(&self, topic: &str, partition: i32) -> Result<u32, i16> {
+        let k = self
+            .model
+            .partition_index(topic, partition)
+            .ok_or(UNKNOWN_TOPIC_OR_PARTITION)?;
+        if self.model.leader(k) == self.id {
+            Ok(k)
+        } else {
+            Err(NOT_LEADER_OR_FOLLOWER)
+        }
+    }
+
+    fn list_offsets(&self, req: &ListOffsetsRequest) -> ListOffsetsResponse {
+        let mut r = ListOffsetsResponse::default();
+        r.topics = req
+            .topics
+            .iter()
+            .map(|t| {
+                let mut rt = ListOffsetsTopicResponse::default();
+                rt.name = t.name.clone();
+                rt.partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let mut rp = ListOffsetsPartitionResponse::default();
+                        rp.partition_index = p.partition_index;
+                        match self.led(t.name.0.as_str(), p.partition_index) {
+                            Ok(k) => {
+                                rp.offset = match p.timestamp {
+                                    -2 => 0,
+                                    -1 => self.model.list_latest(k),
+                                    _ => self.model.latest(k),
+                                };
+                                rp.timestamp = -1;
+                            }
+                            Err(code) => {
+                                rp.error_code = code;
+                                rp.offset = -1;
+                            }
+                        }
+                        rp
+                    })
+                    .collect();
+                rt
+            })
+            .collect();
+        r
+    }
+
+    fn find_coordinator(
+        &self,
+        req: &FindCoordinatorRequest,
+        version: i16,
+    ) -> FindCoordinatorResponse {
+        let model = &*self.model;
+        let coordinator = |key: &str| model.group_index(key).map(|g| model.coordinator(g));
+        let mut r = FindCoordinatorResponse::default();
+        if version < 4 {
+            match coordinator(req.key.as_str()) {
+                Some(id) => {
+                    r.node_id = BrokerId(id as i32);
+                    r.host = model.host();
+                    r.port = model.port_of(id);
+                }
+                None => r.error_code = GROUP_ID_NOT_FOUND,
+            }
+        }
+        r.coordinators = req
+            .coordinator_keys
+            .iter()
+            .map(|key| {
+                let mut c = Coordinator::default();
+                c.key = key.clone();
+                match coordinator(key.as_str()) {
+                    Some(id) => {
+                        c.node_id = BrokerId(id as i32);
+                        c.host = model.host();
+                        c.port = model.port_of(id);
+                    }
+                    None => {
+                        c.node_id = BrokerId(-1);
+                        c.port = -1;
+                        c.error_code = GROUP_ID_NOT_FOUND;
+                    }
+                }
+                c
+            })
+            .collect();
+        r
+    }
+
+    /// The group this broker coordinates, or the error to answer for it.
+    fn coordinated(&self, group: &str) -> Result<u32, i16> {
+        let g = self.model.group_index(group).ok_or(GROUP_ID_NOT_FOUND)?;
+        if self.model.coordinator(g) == self.id {
+            Ok(g)
+        } else {
+            Err(NOT_COORDINATOR)
+        }
+    }
+
+    fn offset_fetch(&self, req: &OffsetFetchRequest) -> OffsetFetchResponse {
+        let model = &*self.model;
+        let mut r = OffsetFetchResponse::default();
+        r.groups = req
+            .groups
+            .iter()
+            .map(|group| {
+                let mut rg = OffsetFetchResponseGroup::default();
+                rg.group_id = group.group_id.clone();
+                match self.coordinated(group.group_id.0.as_str()) {
+                    // A group the cluster does not know has no commits (Kafka answers so).
+                    Err(GROUP_ID_NOT_FOUND) => {}
+                    Err(code) => rg.error_code = code,
+                    Ok(g) => {
+                        rg.topics = model
+                            .group_topics(g)
+                            .into_iter()
+                            .map(|(t, ks)| {
+                                let mut rt = OffsetFetchResponseTopics::default();
+                                rt.name = TopicName(model.topic_names[t as usize].clone());
+                                rt.partitions = ks
+                                    .into_iter()
+                                    .map(|k| {
+                                        let mut rp = OffsetFetchResponsePartitions::default();
+                                        rp.partition_index = model.topic_partition(k).1;
+                                        rp.committed_offset = model.committed(g, k);
+                                        rp.committed_leader_epoch = -1;
+                                        rp
+                                    })
+                                    .collect();
+                                rt
+                            })
+                            .collect();
+                    }
+                }
+                rg
+            })
+            .collect();
+        r
+    }
+
+    fn describe_groups(&self, req: &DescribeGroupsRequest) -> DescribeGroupsResponse {
+        let model = &*self.model;
+        let mut r = DescribeGroupsResponse::default();
+        r.groups = req
+            .groups
+            .iter()
+            .map(|group| {
+                let mut d = DescribedGroup::default();
+                d.group_id = group.clone();
+                match self.coordinated(group.0.as_str()) {
+                    Err(GROUP_ID_NOT_FOUND) => d.group_state = StrBytes::from_static_str("Dead"),
+                    Err(code) => d.error_code = code,
+                    Ok(g) => {
+                        d.group_state = StrBytes::from_static_str("Stable");
+                        d.protocol_type = StrBytes::from_static_str("consumer");
+                        d.protocol_data = StrBytes::from_static_str("range");
+                        d.members = model.assignments[g as usize]
+                            .iter()
+                            .enumerate()
+                            .map(|(i, assignment)| {
+                                let mut m = DescribedGroupMember::default();
+                                m.member_id = StrBytes::from_string(format!("m-{i}"));
+                                m.client_id = StrBytes::from_string(format!("c-{g}-{i}"));
+                                m.client_host =
+                                    StrBytes::from_string(format!("/10.0.{}.1", i % 256));
+                                m.member_assignment = assignment.clone();
+                                m
+                            })
+                            .collect();
+                    }
+                }
+                d
+            })
+            .collect();
+        r
+    }
+
+    fn fetch(&self, req: &FetchRequest) -> FetchResponse {
+        let model = &*self.model;
+        let mut r = FetchResponse::default();
+        r.responses = req
+            .topics
+            .iter()
+            .map(|t| {
+                let mut rt = FetchableTopicResponse::default();
+                rt.topic = t.topic.clone();
+                rt.partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let mut pd = PartitionData::default();
+                        pd.partition_index = p.partition;
+                        match self.led(t.topic.0.as_str(), p.partition) {
+                            Ok(k) => {
+                                let end = model.latest(k);
+                                pd.high_watermark = end;
+                                pd.last_stable_offset = end;
+                                pd.log_start_offset = 0;
+                                if (0..end).contains(&p.fetch_offset) {
+                                    let o = p.fetch_offset;
+                                    let batch = RecordBatchBuilder::new().record(
+                                        o,
+                                        model.record_time(o),
+                                        Bytes::from_static(b"{}"),
+                                    );
+                                    pd.records = Some(batch.build());
+                                }
+                            }
+                            Err(code) => {
+                                pd.error_code = code;
+                                pd.high_watermark = -1;
+                            }
+                        }
+                        pd
+                    })
+                    .collect();
+                rt
+            })
+            .collect();
+        r
+    }
+
+    fn describe_producers(&self, req: &DescribeProducersRequest) -> DescribeProducersResponse {
+        let mut r = DescribeProducersResponse::default();
+        r.topics = req
+            .topics
+            .iter()
+            .map(|t| {
+                let mut rt = TopicResponse::default();
+                rt.name = t.name.clone();
+                rt.partitions = t
+                    .partition_indexes
+                    .iter()
+                    .map(|p| {
+                        let mut rp = PartitionResponse::default();
+                        rp.partition_index = *p;
+                        if let Err(code) = self.led(t.name.0.as_str(), *p) {
+                            rp.error_code = code;
+                        }
+                        rp
+                    })
+                    .collect();
+                rt
+            })
+            .collect();
+        r
+    }
+}
+
+/// The same configs for every topic asked for.
+fn describe_configs(req: &DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let mut r = DescribeConfigsResponse::default();
+    r.results = req
+        .resources
+        .iter()
+        .map(|res| {
+            let mut result = DescribeConfigsResult::default();
+            result.resource_type = res.resource_type;
+            result.resource_name = res.resource_name.clone();
+            result.configs = [
+                ("cleanup.policy", "delete"),
+                ("retention.ms", "604800000"),
+                ("retention.bytes", "-1"),
+                ("min.insync.replicas", "1"),
+            ]
+            .iter()
+            .map(|(k, v)| {
+                let mut c = DescribeConfigsResourceResult::default();
+                c.name = StrBytes::from_static_str(k);
+                c.value = Some(StrBytes::from_static_str(v));
+                c
+            })
+            .collect();
+            result
+        })
+        .collect();
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(brokers: u32, topics: u32, per_topic: u32, groups: u32, per_group: u32) -> Model {
+        let sizes = SyntheticCluster::builder()
+            .brokers(brokers)
+            .topics(topics)
+            .partitions_per_topic(per_topic)
+            .groups(groups)
+            .partitions_per_group(per_group)
+            .record_time_base_ms(0);
+        Model::new(sizes, (1..=brokers as u16).collect())
+    }
+
+    #[test]
+    fn group_partitions_wrap_and_assignments_cover_them() {
+        let m = model(3, 4, 5, 3, 8);
+        assert_eq!(
+            m.group_partitions(2).collect::<Vec<_>>(),
+            [16, 17, 18, 19, 0, 1, 2, 3]
+        );
+        assert_eq!(
+            m.group_topics(2),
+            [(3, vec![16, 17, 18, 19]), (0, vec![0, 1, 2, 3])]
+        );
+        assert_eq!(m.assignments[2].len(), 2);
+    }
+
+    #[test]
+    fn offsets_move_per_listing_and_active_commits_trail_them() {
+        let m = model(2, 1, 4, 2, 4);
+        assert_eq!(m.list_latest(3), START_OFFSET + 3);
+        assert_eq!(m.list_latest(3), START_OFFSET + 6);
+        assert_eq!(m.latest(3), START_OFFSET + 6);
+        assert_eq!(m.list_latest(0), START_OFFSET, "partition 0 is idle");
+        // Group 0 (active) trails the previous listing by (0 + 3) % 3 * 10 = 0.
+        assert_eq!(m.committed(0, 3), START_OFFSET + 3);
+        // Group 1 (stalled) stays put, (1 + 3) % 3 * 10 = 10 behind the start.
+        assert_eq!(m.committed(1, 3), START_OFFSET - 10);
+    }
+
+    #[test]
+    fn names_parse_back_and_strangers_are_refused() {
+        let m = model(2, 3, 2, 2, 2);
+        assert_eq!(m.partition_index("t-00002", 1), Some(5));
+        assert_eq!(m.partition_index("t-00003", 0), None);
+        assert_eq!(m.partition_index("t-00001", 2), None);
+        assert_eq!(m.partition_index("orders", 0), None);
+        assert_eq!(m.group_index("g-00001"), Some(1));
+        assert_eq!(m.group_index("g-00002"), None);
+    }
+}
