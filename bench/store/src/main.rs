@@ -5,10 +5,16 @@
 //!    the same samples over line protocol (samples/s) — the ratio is the headline;
 //! 2. a 24-hour single-series range query (p50/p99 over 200 runs; target p99 < 20 ms);
 //! 3. top-10 of a metric over 10,000 series for 1 hour (p50/p99 over 20 runs; target < 200 ms);
-//! 4. disk bytes per stored sample.
+//! 4. disk bytes per stored sample, the store's split by table (raw, roll-ups, series) after
+//!    its closed hours were compacted into chunks, and InfluxDB's (TSM files and WAL, after it
+//!    has snapshotted and fully compacted them: the program runs itself again with
+//!    `INFLUXDB_DATA_CACHE_SNAPSHOT_WRITE_COLD_DURATION` and
+//!    `INFLUXDB_DATA_COMPACT_FULL_WRITE_COLD_DURATION` of 1 s in its environment, which the
+//!    influxd it starts reads).
 //!
 //! Record results and the command in BENCHMARKS.md. Run it on an otherwise idle machine.
 
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,7 +65,72 @@ fn percentiles(mut times: Vec<Duration>) -> (Duration, Duration) {
     (p(0.5), p(0.99))
 }
 
+/// InfluxDB settings (environment overrides of its configuration) for the run.
+const INFLUX_ENV: [(&str, &str); 2] = [
+    ("INFLUXDB_DATA_CACHE_SNAPSHOT_WRITE_COLD_DURATION", "1s"),
+    ("INFLUXDB_DATA_COMPACT_FULL_WRITE_COLD_DURATION", "1s"),
+];
+
+/// The bench's shard of InfluxDB on disk: bytes of its TSM files and of its WAL, read from
+/// `SHOW STATS` (the tsm1_filestore and tsm1_wal statistics).
+fn influx_disk(influxd: &Influxd) -> (u64, u64) {
+    let answer: serde_json::Value =
+        serde_json::from_str(&influxd.query("", "SHOW STATS")).expect("SHOW STATS is JSON");
+    let (mut tsm, mut wal) = (0, 0);
+    for series in answer["results"][0]["series"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if series["tags"]["database"] != "bench" {
+            continue;
+        }
+        let columns = series["columns"].as_array().cloned().unwrap_or_default();
+        let value = |name: &str| {
+            columns
+                .iter()
+                .position(|c| c == name)
+                .and_then(|i| series["values"][0][i].as_u64())
+                .unwrap_or(0)
+        };
+        match series["name"].as_str() {
+            Some("tsm1_filestore") => tsm += value("diskBytes"),
+            Some("tsm1_wal") => {
+                wal += value("currentSegmentDiskBytes") + value("oldSegmentsDiskBytes")
+            }
+            _ => {}
+        }
+    }
+    (tsm, wal)
+}
+
+/// Bytes of each table of the store's database (SQLite's dbstat), grouped.
+fn store_tables(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let conn = rusqlite::Connection::open(dir.join(pipescope::store::DB_FILE)).expect("open");
+    let mut stmt = conn
+        .prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY name")
+        .expect("dbstat");
+    stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+    })
+    .expect("dbstat rows")
+    .map(|r| r.expect("row"))
+    .collect()
+}
+
 fn main() {
+    if INFLUX_ENV
+        .iter()
+        .any(|(k, v)| std::env::var(k).ok().as_deref() != Some(v))
+    {
+        // Set before any thread starts: run this program again with them.
+        let status = Command::new(std::env::current_exe().expect("own path"))
+            .args(std::env::args().skip(1))
+            .envs(INFLUX_ENV)
+            .status()
+            .expect("run the bench again with the InfluxDB settings");
+        std::process::exit(status.code().unwrap_or(1));
+    }
     let total: u64 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
@@ -72,13 +143,13 @@ fn main() {
 
     // 1a. pipescope's store
     let dir = tempfile::tempdir().expect("temp dir");
-    let (store, writer) = Store::open(
-        dir.path(),
-        Retention::default(),
-        Arc::new(clock.clone()),
-        64,
-    )
-    .expect("open store");
+    // Raw kept two days: after the clock moves on to compact, the 24 h query still reads raw.
+    let retention = Retention {
+        raw_ms: 48 * HOUR,
+        ..Retention::default()
+    };
+    let (store, writer) =
+        Store::open(dir.path(), retention, Arc::new(clock.clone()), 64).expect("open store");
     let started = Instant::now();
     let mut written = 0u64;
     for start in chunks() {
@@ -125,6 +196,23 @@ fn main() {
         "ratio store / influxd: {:.2}x (target >= 1x)",
         store_rate / influx_rate
     );
+    // InfluxDB snapshots its cache after 1 s without writes and fully compacts its files after
+    // 1 s more: wait until its WAL is empty and its files stop changing (2 minutes at most), before the store's queries are timed.
+    let waited = Instant::now();
+    let mut last = influx_disk(&influxd);
+    let mut stable_since = Instant::now();
+    while waited.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = influx_disk(&influxd);
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        } else if now.1 == 0 && stable_since.elapsed() >= Duration::from_secs(5) {
+            break;
+        }
+    }
+    let (tsm, wal) = last;
+    let influx_wait = waited.elapsed();
 
     // 2. 24-hour single-series query: write a day of one series at 10 s first.
     let day: Vec<Sample> = (0..8_640u64)
@@ -139,6 +227,17 @@ fn main() {
         .collect();
     writer.submit(Arc::new(day));
     writer.flush().expect("flush");
+    let head_bytes = store.size_bytes();
+    // The hour is closed 10 minutes after it ends: the next prune compacts it into chunks.
+    clock.set(now + 10 * 60_000);
+    let started = Instant::now();
+    writer.prune().expect("prune");
+    let compaction = started.elapsed();
+    let stored = written + 8_640;
+    println!(
+        "compaction of {stored} samples into chunks: {compaction:.1?}; ingest with it: {:.0} samples/s",
+        written as f64 / (written as f64 / store_rate + compaction.as_secs_f64())
+    );
     let mut times = Vec::new();
     for _ in 0..200 {
         let t = Instant::now();
@@ -181,12 +280,43 @@ fn main() {
     println!("top-10 of 10,000 series over 1 h: p50 {p50:.2?}, p99 {p99:.2?} (target < 200 ms)");
 
     // 4. disk use
-    writer.prune().expect("prune");
     let bytes = store.size_bytes();
-    let stored = written + 8_640;
+    let per = |b: u64| b as f64 / stored as f64;
     println!(
-        "disk: {bytes} bytes for {stored} samples = {:.1} bytes/sample (raw + 1m + 1h roll-ups)",
-        bytes as f64 / stored as f64
+        "store disk before compaction (rows, WAL): {head_bytes} bytes = {:.1} bytes/sample",
+        per(head_bytes)
     );
+    println!(
+        "store disk: {bytes} bytes for {stored} samples = {:.2} bytes/sample (everything: raw, roll-ups, series, free pages, WAL)",
+        per(bytes)
+    );
+    let tables = store_tables(dir.path());
+    let group = |names: &[&str]| -> u64 {
+        tables
+            .iter()
+            .filter(|(n, _)| names.iter().any(|p| n.starts_with(p)))
+            .map(|(_, b)| b)
+            .sum()
+    };
+    let raw = group(&["raw", "sqlite_autoindex_raw"]);
+    let rollups = group(&["m1", "h1", "sqlite_autoindex_m1", "sqlite_autoindex_h1"]);
+    let series = group(&["series", "sqlite_autoindex_series"]);
+    println!(
+        "  raw (head + chunks) {:.2}, roll-ups (1m + 1h) {:.2}, series {:.2} bytes/sample",
+        per(raw),
+        per(rollups),
+        per(series)
+    );
+    for (name, b) in &tables {
+        println!("    {name}: {b} bytes");
+    }
     writer.close();
+    let influx_per = (tsm + wal) as f64 / sent as f64;
+    println!(
+        "influxd 1.6 disk: TSM {tsm} + WAL {wal} bytes for {sent} samples = {influx_per:.2} bytes/sample (settled after {influx_wait:.0?}; its series file not counted)"
+    );
+    println!(
+        "ratio store / influxd bytes per sample: {:.2}x (target <= 1x)",
+        per(bytes) / influx_per
+    );
 }

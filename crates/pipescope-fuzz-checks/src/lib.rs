@@ -13,6 +13,7 @@ mod lineage;
 mod matchers;
 mod mqtt;
 mod quality_rules;
+mod store_chunk;
 mod time_param;
 mod windower;
 
@@ -24,6 +25,7 @@ pub use lineage::lineage_inputs;
 pub use matchers::label_matchers;
 pub use mqtt::{mqtt_oversize, mqtt_sys, mqtt_tree};
 pub use quality_rules::quality_rules;
+pub use store_chunk::store_chunk;
 pub use time_param::time_params;
 pub use windower::windower;
 
@@ -44,6 +46,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("mqtt_tree", mqtt_tree),
     ("quality_rules", quality_rules),
     ("rate_anomaly", rate_anomaly),
+    ("store_chunk", store_chunk),
     ("time_params", time_params),
     ("windower", windower),
 ];

@@ -57,6 +57,7 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
     let tasks = Supervisor::new(stop.clone(), clock.clone());
 
     let (store, writer) = open_store(&config.store, clock.clone())?;
+    store.set_max_disk_size(config.store.max_disk_size.map(|size| size.0));
     tracing::info!(path = %config.store.path.display(), "store opened");
     // The store and InfluxDB take the watchers' samples through the series stage, which bounds
     // their series; it ends when the bus closes, and so closes `bounded`.

@@ -2,6 +2,7 @@
 //! aggregates, the choice of a resolution for a query, down-sampling to a step, and label
 //! matchers. The store itself (SQLite, threads) lives in the binary.
 
+pub mod chunk;
 pub mod matcher;
 pub mod time_param;
 

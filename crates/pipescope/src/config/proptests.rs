@@ -402,6 +402,7 @@ fn expected(g: &Generated) -> Config {
             retention_raw: g.retentions[0],
             retention_1m: g.retentions[1],
             retention_1h: g.retentions[2],
+            max_disk_size: None,
             move_corrupt_aside: false,
             reports_dir: None,
         },

@@ -169,6 +169,10 @@ pub struct StoreConfig {
     /// How long 1-hour roll-ups are kept.
     #[serde(default = "default_retention_1h", with = "humantime_serde")]
     pub retention_1h: Duration,
+    /// Bytes the store's database may take ("2GiB", or a number of bytes); past it the oldest
+    /// raw data is dropped first, then the oldest 1-minute roll-ups. None by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_disk_size: Option<super::values::ByteSize>,
     /// Move a corrupt database aside and start empty: set by `pipescope run
     /// --move-corrupt-store-aside` for one start, never by the file.
     #[serde(skip)]
@@ -195,6 +199,7 @@ impl Default for StoreConfig {
             retention_raw: default_retention_raw(),
             retention_1m: default_retention_1m(),
             retention_1h: default_retention_1h(),
+            max_disk_size: None,
             move_corrupt_aside: false,
             reports_dir: None,
         }

@@ -87,6 +87,14 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
         config.series.retire_after,
         &mut errors,
     );
+    if let Some(size) = store.max_disk_size
+        && size.0 < MIN_STORE_DISK_SIZE
+    {
+        errors.push(
+            ConfigError::new("store.max_disk_size", format!("{} bytes is too small for the store", size.0))
+                .hint("give it at least \"16MiB\" (it bounds the database; its write-ahead log may add up to 64 MiB), e.g. max_disk_size = \"2GiB\""),
+        );
+    }
     for (name, cluster) in &config.kafka {
         let at = format!("kafka.{name}");
         check_name(&at, name, &mut errors);
@@ -999,6 +1007,9 @@ fn check_tls(at: &str, tls: &Tls, errors: &mut Vec<ConfigError>) {
         }
     }
 }
+
+/// The smallest `[store] max_disk_size`: the store's empty tables and a few blocks of data.
+const MIN_STORE_DISK_SIZE: u64 = 16 << 20;
 
 #[cfg(test)]
 mod tests {

@@ -478,3 +478,90 @@ mod tests {
         }
     }
 }
+
+/// A size in bytes: a number of bytes, or a string of a number and a unit ("512MiB", "2GiB",
+/// "1.5GB"; KiB/MiB/GiB/TiB are powers of 1024, KB/MB/GB/TB of 1000, B is bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(text.len());
+        let (number, unit) = (text[..split].trim(), text[split..].trim());
+        let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kib" => 1 << 10,
+            "mib" => 1 << 20,
+            "gib" => 1 << 30,
+            "tib" => 1 << 40,
+            "kb" => 1_000,
+            "mb" => 1_000_000,
+            "gb" => 1_000_000_000,
+            "tb" => 1_000_000_000_000,
+            _ => return Err(format!("unknown unit {unit:?} in {text:?}")),
+        };
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("{text:?} is not a number of bytes with a unit"))?;
+        let bytes = value * factor as f64;
+        if !bytes.is_finite() || bytes < 0.0 || bytes >= u64::MAX as f64 {
+            return Err(format!("{text:?} is out of range"));
+        }
+        Ok(ByteSize(bytes.round() as u64))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+        impl Visitor<'_> for SizeVisitor {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as \"2GiB\" or \"500MB\", or a number of bytes")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(SizeVisitor)
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+#[cfg(test)]
+mod byte_size_tests {
+    use super::ByteSize;
+
+    #[test]
+    fn sizes_read_with_binary_and_decimal_units() {
+        let parse = |t: &str| t.parse::<ByteSize>().map(|b| b.0);
+        assert_eq!(parse("2GiB"), Ok(2 << 30));
+        assert_eq!(parse("512 MiB"), Ok(512 << 20));
+        assert_eq!(parse("1.5GB"), Ok(1_500_000_000));
+        assert_eq!(parse("4096"), Ok(4096));
+        assert_eq!(parse("10kb"), Ok(10_000));
+        assert!(parse("2 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse("GiB").is_err());
+        assert!(parse("1e30TiB").is_err());
+        let toml: toml::Value = toml::from_str("a = 7\nb = \"1MiB\"").unwrap();
+        let read = |k: &str| toml[k].clone().try_into::<ByteSize>().unwrap().0;
+        assert_eq!((read("a"), read("b")), (7, 1 << 20));
+    }
+}

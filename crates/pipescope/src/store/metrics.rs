@@ -82,6 +82,20 @@ impl Collector for StoreCollector {
                 .encode_family(&[("reason", reason)])?
                 .encode_counter::<NoLabelSet, _, u64>(&value.load(Ordering::Relaxed), None)?;
         }
+        let mut budget = encoder.encode_descriptor(
+            "pipescope_store_budget_dropped_samples",
+            "Samples dropped to keep the store within [store] max_disk_size, oldest first, by resolution: raw (raw samples), 1m (the samples that dropped 1-minute roll-ups summarized).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (resolution, value) in [
+            ("raw", &stats.budget_dropped_raw),
+            ("1m", &stats.budget_dropped_minute),
+        ] {
+            budget
+                .encode_family(&[("resolution", resolution)])?
+                .encode_counter::<NoLabelSet, _, u64>(&value.load(Ordering::Relaxed), None)?;
+        }
         let gauges = [
             (
                 "pipescope_store_size_bytes",

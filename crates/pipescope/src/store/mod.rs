@@ -30,6 +30,10 @@ use rusqlite::{Connection, OpenFlags, params};
 
 pub use writer::{Writer, feed_from_bus};
 
+/// Width of the blocks of time the head's rows are compacted into, one chunk per series and
+/// block (aligned to the epoch).
+const CHUNK_MS: u64 = 3_600_000;
+
 /// File name of the database inside the store directory.
 pub const DB_FILE: &str = "store.db";
 
@@ -140,6 +144,12 @@ pub struct StoreStats {
     pub query_refused_points_limit: AtomicU64,
     pub query_timed_out: AtomicU64,
     pub query_readers_busy: AtomicU64,
+    /// Samples dropped to keep the database within `[store] max_disk_size`: raw samples, and
+    /// the samples that dropped 1-minute roll-ups summarized.
+    pub budget_dropped_raw: AtomicU64,
+    pub budget_dropped_minute: AtomicU64,
+    /// `[store] max_disk_size` in bytes, 0 for none; the writer reads it at each prune.
+    pub max_disk_size: AtomicU64,
 }
 
 /// A handle for queries; clones share one pool of read connections.
@@ -232,6 +242,15 @@ impl Store {
         };
         let writer = Writer::start(write_conn, retention, clock, stats, queue_batches);
         Ok((store, writer))
+    }
+
+    /// Bounds the bytes of the database's pages in use (`[store] max_disk_size`; `None`: no
+    /// bound). Past it, each prune drops the oldest raw data, then the oldest 1-minute roll-ups.
+    pub fn set_max_disk_size(&self, bytes: Option<u64>) {
+        self.inner
+            .stats
+            .max_disk_size
+            .store(bytes.unwrap_or(0), Ordering::Relaxed);
     }
 
     pub fn stats(&self) -> &Arc<StoreStats> {
@@ -650,7 +669,71 @@ fn matching_series(
     Ok(out)
 }
 
-/// Rows of `resolution` of one series in `[from, to]`, as aggregates.
+/// A chunk that does not decode, as the error of the query that read it.
+fn chunk_error(e: pipescope_core::tsdb::chunk::ChunkError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
+}
+
+/// The chunk table of a resolution, if it has one.
+fn chunk_table(resolution: Resolution) -> Option<&'static str> {
+    match resolution {
+        Resolution::Raw => Some("raw_chunks"),
+        Resolution::Minute => Some("m1_chunks"),
+        Resolution::Hour => None,
+    }
+}
+
+/// Decodes a chunk of `resolution` into aggregates (a raw sample is an aggregate of one).
+fn decode_chunk(
+    resolution: Resolution,
+    data: &[u8],
+) -> rusqlite::Result<Vec<(EpochMillis, Aggregate)>> {
+    use pipescope_core::tsdb::chunk;
+    Ok(match resolution {
+        Resolution::Raw => chunk::decode_raw(data)
+            .map_err(chunk_error)?
+            .into_iter()
+            .map(|(ts, v)| (ts, Aggregate::single(ts, v)))
+            .collect(),
+        _ => chunk::decode_rollup(data).map_err(chunk_error)?,
+    })
+}
+
+/// Rows of `resolution` of one series in `[from, to]` from its chunks (none for 1-hour).
+fn read_chunk_rows(
+    conn: &Connection,
+    id: i64,
+    resolution: Resolution,
+    from_ms: EpochMillis,
+    to_ms: EpochMillis,
+) -> rusqlite::Result<Vec<(EpochMillis, Aggregate)>> {
+    let Some(table) = chunk_table(resolution) else {
+        return Ok(Vec::new());
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT data FROM {table} WHERE series_id = ?1 AND start_ts BETWEEN ?2 AND ?3 AND end_ts >= ?4"
+    ))?;
+    let first_block = pipescope_core::tsdb::bucket_start(from_ms, CHUNK_MS);
+    let mut rows = stmt.query(params![
+        id,
+        first_block as i64,
+        to_ms as i64,
+        from_ms as i64
+    ])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let data = row.get_ref(0)?.as_blob()?;
+        out.extend(
+            decode_chunk(resolution, data)?
+                .into_iter()
+                .filter(|(ts, _)| (from_ms..=to_ms).contains(ts)),
+        );
+    }
+    Ok(out)
+}
+
+/// Rows of `resolution` of one series in `[from, to]`, as aggregates: from its chunks, then
+/// its head (a minute may have a row in both: late samples; readers merge by bucket).
 fn read_rows(
     conn: &Connection,
     id: i64,
@@ -658,6 +741,7 @@ fn read_rows(
     from_ms: EpochMillis,
     to_ms: EpochMillis,
 ) -> rusqlite::Result<Vec<(EpochMillis, Aggregate)>> {
+    let mut out = read_chunk_rows(conn, id, resolution, from_ms, to_ms)?;
     let sql = match resolution {
         Resolution::Raw => {
             "SELECT ts, 1, value, value, value, value, ts FROM raw
@@ -674,7 +758,6 @@ fn read_rows(
     };
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query(params![id, from_ms as i64, to_ms as i64])?;
-    let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         let ts = row.get::<_, i64>(0)? as EpochMillis;
         out.push((
@@ -692,17 +775,48 @@ fn read_rows(
     Ok(out)
 }
 
-/// The newest time and value of one series, from the finest resolution that has one.
+/// The newest time and value of one series, from the finest resolution that has one (its
+/// head or its newest chunk, whichever is newer).
 fn read_last(conn: &Connection, id: i64) -> rusqlite::Result<Option<(EpochMillis, f64)>> {
-    for sql in [
-        "SELECT ts, value FROM raw WHERE series_id = ?1 ORDER BY ts DESC LIMIT 1",
-        "SELECT last_ts, last FROM m1 WHERE series_id = ?1 ORDER BY ts DESC LIMIT 1",
-        "SELECT last_ts, last FROM h1 WHERE series_id = ?1 ORDER BY ts DESC LIMIT 1",
+    for (resolution, sql) in [
+        (
+            Resolution::Raw,
+            "SELECT ts, value FROM raw WHERE series_id = ?1 ORDER BY ts DESC LIMIT 1",
+        ),
+        (
+            Resolution::Minute,
+            "SELECT last_ts, last FROM m1 WHERE series_id = ?1 ORDER BY ts DESC LIMIT 1",
+        ),
+        (
+            Resolution::Hour,
+            "SELECT last_ts, last FROM h1 WHERE series_id = ?1 ORDER BY ts DESC LIMIT 1",
+        ),
     ] {
+        let mut newest: Option<(EpochMillis, f64)> = None;
         let mut stmt = conn.prepare_cached(sql)?;
         let mut rows = stmt.query(params![id])?;
         if let Some(row) = rows.next()? {
-            return Ok(Some((row.get::<_, i64>(0)? as EpochMillis, row.get(1)?)));
+            newest = Some((row.get::<_, i64>(0)? as EpochMillis, row.get(1)?));
+        }
+        if let Some(table) = chunk_table(resolution) {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT data FROM {table} WHERE series_id = ?1 ORDER BY start_ts DESC LIMIT 1"
+            ))?;
+            let mut rows = stmt.query(params![id])?;
+            if let Some(row) = rows.next()? {
+                let chunk_last = decode_chunk(resolution, row.get_ref(0)?.as_blob()?)?
+                    .into_iter()
+                    .map(|(_, a)| (a.last_ms, a.last))
+                    .max_by_key(|&(ts, _)| ts);
+                if let Some(c) = chunk_last
+                    && newest.is_none_or(|n| c.0 > n.0)
+                {
+                    newest = Some(c);
+                }
+            }
+        }
+        if newest.is_some() {
+            return Ok(newest);
         }
     }
     Ok(None)
@@ -760,6 +874,28 @@ fn read_totals(
         while let Some(row) = rows.next()? {
             if let Some(a) = out.get_mut(&row.get::<_, i64>(0)?) {
                 a.last = row.get(2)?;
+            }
+        }
+    }
+    // Then the chunks' rows in range, summed up here.
+    if let Some(table) = chunk_table(resolution) {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT series_id, data FROM {table}
+             WHERE series_id IN (SELECT id FROM series WHERE metric = ?1)
+             AND start_ts BETWEEN ?2 AND ?3 AND end_ts >= ?4"
+        ))?;
+        let first_block = pipescope_core::tsdb::bucket_start(lower as u64, CHUNK_MS);
+        let mut rows = stmt.query(params![metric, first_block as i64, to_ms as i64, lower])?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            if !ids.contains(&id) {
+                continue;
+            }
+            for (ts, a) in decode_chunk(resolution, row.get_ref(1)?.as_blob()?)? {
+                if ts < lower as u64 || ts > to_ms {
+                    continue;
+                }
+                out.entry(id).and_modify(|t| t.merge(&a)).or_insert(a);
             }
         }
     }
@@ -884,6 +1020,19 @@ fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
              PRIMARY KEY (series_id, ts)
          ) WITHOUT ROWID;",
     )?;
+    // Closed blocks of raw samples and of 1-minute roll-ups, compressed: one row per series
+    // and block (tsdb::chunk). `end_ts` is the newest row's time, `count` the samples held (or,
+    // for 1-minute chunks, summarized). Stores from before chunks open as they are: their rows
+    // are the head, compacted by the first prune.
+    for table in ["raw_chunks", "m1_chunks"] {
+        conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
+                 series_id INTEGER NOT NULL, start_ts INTEGER NOT NULL, end_ts INTEGER NOT NULL,
+                 count INTEGER NOT NULL, data BLOB NOT NULL,
+                 PRIMARY KEY (series_id, start_ts)
+             ) WITHOUT ROWID;"
+        ))?;
+    }
     // The rollups, per minute and per hour, have the same columns.
     for table in ["m1", "h1"] {
         conn.execute_batch(&format!(

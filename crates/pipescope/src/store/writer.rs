@@ -1,24 +1,27 @@
 //! The writer thread: owns the write connection, commits each batch of queued samples in one
 //! transaction (with its roll-ups), and prunes what is older than the retention.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use pipescope_core::tsdb::{Resolution, Retention, roll_up};
-use pipescope_core::{Clock, Labels, Sample};
-use rusqlite::{Connection, params};
+use pipescope_core::tsdb::{Aggregate, Resolution, Retention, bucket_start, chunk, roll_up};
+use pipescope_core::{Clock, EpochMillis, Labels, Sample};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::{StoreError, StoreStats, encode_labels};
+use super::{CHUNK_MS, StoreError, StoreStats, chunk_error, encode_labels};
 use crate::bus::{Batch, BusReceiver};
 
 /// Samples committed together at most, so one transaction stays short.
 const MAX_SAMPLES_PER_COMMIT: usize = 250_000;
-/// How often data older than its retention is deleted.
+/// How often data older than its retention is deleted (and closed blocks compacted).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// A block of time is compacted into chunks once it ended this long ago, so that samples a
+/// little late still land in the head.
+const COMPACT_AFTER_MS: u64 = 10 * 60_000;
 
 enum Message {
     Batch(Batch),
@@ -72,6 +75,9 @@ impl Writer {
                     clock,
                     stats: thread_stats,
                     series_ids: HashMap::new(),
+                    compacted_cut: None,
+                    chunked_below: None,
+                    over_budget: false,
                 }
                 .run(receiver)
             })
@@ -170,6 +176,12 @@ struct WriterThread {
     clock: Arc<dyn Clock>,
     stats: Arc<StoreStats>,
     series_ids: HashMap<String, HashMap<Labels, i64>>,
+    /// Blocks before this were compacted by the newest compaction (none yet: `None`).
+    compacted_cut: Option<EpochMillis>,
+    /// Samples before this may be in a chunk (read from the database when first needed).
+    chunked_below: Option<EpochMillis>,
+    /// Whether the store is in an episode of dropping data for its size budget (logged once).
+    over_budget: bool,
 }
 
 impl WriterThread {
@@ -288,11 +300,47 @@ impl WriterThread {
         // (the stable sort keeps the first of two samples with the same series and time).
         rows.sort_by_key(|&(id, ts, _)| (id, ts));
         let mut fresh: Vec<(i64, u64, f64)> = Vec::with_capacity(rows.len());
+        // Times already in a chunk (a late sample of a compacted block), per series and block.
+        let mut chunked: HashMap<(i64, EpochMillis), HashSet<EpochMillis>> = HashMap::new();
         {
             let mut insert_raw = tx.prepare_cached(
                 "INSERT OR IGNORE INTO raw (series_id, ts, value) VALUES (?1, ?2, ?3)",
             )?;
+            let mut read_chunk = tx.prepare_cached(
+                "SELECT data FROM raw_chunks WHERE series_id = ?1 AND start_ts = ?2",
+            )?;
+            let open_block = match self.chunked_below {
+                Some(t) => t,
+                None => *self.chunked_below.insert(chunked_below(&tx)?),
+            };
             for (id, ts, value) in rows {
+                if ts < open_block {
+                    let block = bucket_start(ts, CHUNK_MS);
+                    let times = match chunked.entry((id, block)) {
+                        std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(unknown) => {
+                            let data: Option<Vec<u8>> = read_chunk
+                                .query_row(params![id, block as i64], |r| r.get(0))
+                                .optional()?;
+                            let times = match data.map(|d| chunk::decode_raw(&d)) {
+                                Some(Ok(points)) => points.into_iter().map(|p| p.0).collect(),
+                                Some(Err(e)) => {
+                                    tracing::error!(
+                                        series_id = id,
+                                        block,
+                                        "store: a raw chunk is damaged ({e}); late samples of its hour are kept beside it"
+                                    );
+                                    HashSet::new()
+                                }
+                                None => HashSet::new(),
+                            };
+                            unknown.insert(times)
+                        }
+                    };
+                    if times.contains(&ts) {
+                        continue;
+                    }
+                }
                 if insert_raw.execute(params![id, ts as i64, value])? == 1 {
                     fresh.push((id, ts, value));
                 }
@@ -350,13 +398,46 @@ impl WriterThread {
                 params![self.retention.cutoff(resolution, now) as i64],
             )?;
         }
+        for table in ["raw_chunks", "m1_chunks"] {
+            // Whole chunks: one whose newest row is past the cutoff stays until it is not.
+            let resolution = if table == "raw_chunks" {
+                Resolution::Raw
+            } else {
+                Resolution::Minute
+            };
+            deleted += tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE series_id IN (SELECT id FROM series) AND end_ts < ?1"
+                ),
+                params![self.retention.cutoff(resolution, now) as i64],
+            )?;
+        }
+        let cut = bucket_start(now.saturating_sub(COMPACT_AFTER_MS), CHUNK_MS);
+        if self.compacted_cut != Some(cut) {
+            deleted += compact(&tx, cut)?;
+        }
+        let budget = self.stats.max_disk_size.load(Ordering::Relaxed);
+        let dropped = keep_to_budget(&tx, budget, &mut self.over_budget)?;
+        deleted += (dropped.0 + dropped.1) as usize;
         let gone = tx.execute(
             "DELETE FROM series WHERE NOT EXISTS (SELECT 1 FROM raw WHERE series_id = series.id)
                AND NOT EXISTS (SELECT 1 FROM m1 WHERE series_id = series.id)
-               AND NOT EXISTS (SELECT 1 FROM h1 WHERE series_id = series.id)",
+               AND NOT EXISTS (SELECT 1 FROM h1 WHERE series_id = series.id)
+               AND NOT EXISTS (SELECT 1 FROM raw_chunks WHERE series_id = series.id)
+               AND NOT EXISTS (SELECT 1 FROM m1_chunks WHERE series_id = series.id)",
             [],
         )?;
         tx.commit()?;
+        if self.compacted_cut != Some(cut) {
+            self.compacted_cut = Some(cut);
+            self.chunked_below = None;
+        }
+        self.stats
+            .budget_dropped_raw
+            .fetch_add(dropped.0, Ordering::Relaxed);
+        self.stats
+            .budget_dropped_minute
+            .fetch_add(dropped.1, Ordering::Relaxed);
         if gone > 0 {
             self.series_ids.clear();
         }
@@ -372,6 +453,248 @@ impl WriterThread {
         }
         Ok(())
     }
+}
+
+/// While the database's pages in use exceed `budget` bytes (`[store] max_disk_size`; 0: none),
+/// drops the oldest block of time: raw chunks first, then the raw head, then 1-minute chunks and
+/// rows (the 1-hour roll-ups are never dropped for the budget). Returns the samples dropped from
+/// raw data and those the dropped 1-minute rows summarized; `over_budget` tells whether an
+/// episode is under way, so that it is logged once.
+fn keep_to_budget(
+    tx: &Transaction,
+    budget: u64,
+    over_budget: &mut bool,
+) -> rusqlite::Result<(u64, u64)> {
+    if budget == 0 {
+        return Ok((0, 0));
+    }
+    let mut dropped = (0, 0);
+    while used_bytes(tx)? > budget {
+        match drop_oldest(tx)? {
+            Some((Resolution::Raw, samples)) => dropped.0 += samples,
+            Some((_, samples)) => dropped.1 += samples,
+            None => break,
+        }
+    }
+    let over = used_bytes(tx)? > budget;
+    if dropped != (0, 0) && !*over_budget {
+        tracing::warn!(
+            budget_bytes = budget,
+            raw_samples = dropped.0,
+            minute_samples = dropped.1,
+            "store: the database reached [store] max_disk_size; dropping its oldest raw data (then 1-minute roll-ups) until it fits — raise max_disk_size or shorten the retention to keep more"
+        );
+    }
+    if over && !*over_budget && dropped == (0, 0) {
+        tracing::warn!(
+            budget_bytes = budget,
+            "store: the database exceeds [store] max_disk_size with only 1-hour roll-ups and series left — raise max_disk_size"
+        );
+    }
+    *over_budget = dropped != (0, 0) || over;
+    Ok(dropped)
+}
+
+/// Bytes of the database's pages in use (free pages are given back after the prune).
+fn used_bytes(tx: &Transaction) -> rusqlite::Result<u64> {
+    let pragma = |name: &str| tx.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0));
+    let used = pragma("page_count")? - pragma("freelist_count")?;
+    Ok(used.max(0) as u64 * pragma("page_size")?.max(0) as u64)
+}
+
+/// Drops the oldest block of the finest data there is; what it was and how many samples it
+/// held (or summarized), `None` when only 1-hour roll-ups are left.
+fn drop_oldest(tx: &Transaction) -> rusqlite::Result<Option<(Resolution, u64)>> {
+    let oldest = |sql: &str| tx.query_row(sql, [], |r| r.get::<_, Option<i64>>(0));
+    if let Some(start) = oldest("SELECT min(start_ts) FROM raw_chunks")? {
+        let samples: i64 = tx.query_row(
+            "SELECT coalesce(sum(count), 0) FROM raw_chunks WHERE start_ts = ?1",
+            params![start],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "DELETE FROM raw_chunks WHERE series_id IN (SELECT id FROM series) AND start_ts = ?1",
+            params![start],
+        )?;
+        return Ok(Some((Resolution::Raw, samples as u64)));
+    }
+    if let Some(ts) = oldest("SELECT min(ts) FROM raw")? {
+        let end = bucket_start(ts as u64, CHUNK_MS) + CHUNK_MS;
+        let samples = tx.execute(
+            "DELETE FROM raw WHERE series_id IN (SELECT id FROM series) AND ts < ?1",
+            params![end as i64],
+        )?;
+        return Ok(Some((Resolution::Raw, samples as u64)));
+    }
+    if let Some(start) = oldest("SELECT min(start_ts) FROM m1_chunks")? {
+        let samples: i64 = tx.query_row(
+            "SELECT coalesce(sum(count), 0) FROM m1_chunks WHERE start_ts = ?1",
+            params![start],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "DELETE FROM m1_chunks WHERE series_id IN (SELECT id FROM series) AND start_ts = ?1",
+            params![start],
+        )?;
+        return Ok(Some((Resolution::Minute, samples as u64)));
+    }
+    if let Some(ts) = oldest("SELECT min(ts) FROM m1")? {
+        let end = bucket_start(ts as u64, CHUNK_MS) + CHUNK_MS;
+        let samples: i64 = tx.query_row(
+            "SELECT coalesce(sum(count), 0) FROM m1 WHERE ts < ?1",
+            params![end as i64],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "DELETE FROM m1 WHERE series_id IN (SELECT id FROM series) AND ts < ?1",
+            params![end as i64],
+        )?;
+        return Ok(Some((Resolution::Minute, samples as u64)));
+    }
+    Ok(None)
+}
+
+/// End of the newest raw chunk's block: samples before it may already be in a chunk.
+fn chunked_below(tx: &Transaction) -> rusqlite::Result<EpochMillis> {
+    let newest: Option<i64> =
+        tx.query_row("SELECT max(start_ts) FROM raw_chunks", [], |r| r.get(0))?;
+    Ok(newest.map_or(0, |s| s as u64 + CHUNK_MS))
+}
+
+/// Moves the head's rows (raw samples and 1-minute roll-ups) of every block that ends by `cut`
+/// into one chunk per series and block, merged with the block's chunk if it has one (late
+/// samples). Returns the head rows moved.
+fn compact(tx: &Transaction, cut: EpochMillis) -> rusqlite::Result<usize> {
+    let ids: Vec<i64> = tx
+        .prepare("SELECT id FROM series")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut moved = 0;
+    for id in ids {
+        moved += compact_raw(tx, id, cut)?;
+        moved += compact_minutes(tx, id, cut)?;
+    }
+    Ok(moved)
+}
+
+fn compact_raw(tx: &Transaction, id: i64, cut: EpochMillis) -> rusqlite::Result<usize> {
+    let mut blocks: BTreeMap<EpochMillis, BTreeMap<EpochMillis, f64>> = BTreeMap::new();
+    {
+        let mut head =
+            tx.prepare_cached("SELECT ts, value FROM raw WHERE series_id = ?1 AND ts < ?2")?;
+        let mut rows = head.query(params![id, cut as i64])?;
+        while let Some(row) = rows.next()? {
+            let ts = row.get::<_, i64>(0)? as u64;
+            blocks
+                .entry(bucket_start(ts, CHUNK_MS))
+                .or_default()
+                .insert(ts, row.get(1)?);
+        }
+    }
+    let mut moved = 0;
+    for (block, mut points) in blocks {
+        let existing: Option<Vec<u8>> = tx
+            .prepare_cached("SELECT data FROM raw_chunks WHERE series_id = ?1 AND start_ts = ?2")?
+            .query_row(params![id, block as i64], |r| r.get(0))
+            .optional()?;
+        if let Some(data) = existing {
+            match chunk::decode_raw(&data) {
+                // The chunk's sample wins over a head one at the same time (stored first).
+                Ok(old) => points.extend(old),
+                Err(e) => {
+                    tracing::error!(
+                        series_id = id,
+                        block,
+                        "store: a raw chunk is damaged ({e}); its hour's later samples stay in the head"
+                    );
+                    continue;
+                }
+            }
+        }
+        let points: Vec<(EpochMillis, f64)> = points.into_iter().collect();
+        let data = chunk::encode_raw(&points).map_err(chunk_error)?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO raw_chunks (series_id, start_ts, end_ts, count, data)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            id,
+            block as i64,
+            points.last().map_or(block, |p| p.0) as i64,
+            points.len() as i64,
+            data
+        ])?;
+        moved += tx
+            .prepare_cached("DELETE FROM raw WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3")?
+            .execute(params![id, block as i64, (block + CHUNK_MS) as i64])?;
+    }
+    Ok(moved)
+}
+
+fn compact_minutes(tx: &Transaction, id: i64, cut: EpochMillis) -> rusqlite::Result<usize> {
+    let mut blocks: BTreeMap<EpochMillis, BTreeMap<EpochMillis, Aggregate>> = BTreeMap::new();
+    {
+        let mut head = tx.prepare_cached(
+            "SELECT ts, count, sum, min, max, last, last_ts FROM m1 WHERE series_id = ?1 AND ts < ?2",
+        )?;
+        let mut rows = head.query(params![id, cut as i64])?;
+        while let Some(row) = rows.next()? {
+            let ts = row.get::<_, i64>(0)? as u64;
+            let a = Aggregate {
+                count: row.get::<_, i64>(1)? as u64,
+                sum: row.get(2)?,
+                min: row.get(3)?,
+                max: row.get(4)?,
+                last: row.get(5)?,
+                last_ms: row.get::<_, i64>(6)? as u64,
+            };
+            blocks
+                .entry(bucket_start(ts, CHUNK_MS))
+                .or_default()
+                .insert(ts, a);
+        }
+    }
+    let mut moved = 0;
+    for (block, mut rows) in blocks {
+        let existing: Option<Vec<u8>> = tx
+            .prepare_cached("SELECT data FROM m1_chunks WHERE series_id = ?1 AND start_ts = ?2")?
+            .query_row(params![id, block as i64], |r| r.get(0))
+            .optional()?;
+        if let Some(data) = existing {
+            match chunk::decode_rollup(&data) {
+                Ok(old) => {
+                    for (ts, a) in old {
+                        rows.entry(ts).and_modify(|r| r.merge(&a)).or_insert(a);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(
+                        series_id = id,
+                        block,
+                        "store: a 1-minute chunk is damaged ({e}); its hour's later roll-ups stay in the head"
+                    );
+                    continue;
+                }
+            }
+        }
+        let rows: Vec<(EpochMillis, Aggregate)> = rows.into_iter().collect();
+        let data = chunk::encode_rollup(&rows).map_err(chunk_error)?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO m1_chunks (series_id, start_ts, end_ts, count, data)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            id,
+            block as i64,
+            rows.last().map_or(block, |r| r.0) as i64,
+            rows.iter().map(|r| r.1.count).sum::<u64>() as i64,
+            data
+        ])?;
+        moved += tx
+            .prepare_cached("DELETE FROM m1 WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3")?
+            .execute(params![id, block as i64, (block + CHUNK_MS) as i64])?;
+    }
+    Ok(moved)
 }
 
 fn series_id(

@@ -310,7 +310,7 @@ fn metrics_txt_lists_every_metric_this_build_registers() {
             seen += 1;
         }
     }
-    assert_eq!(seen, 16, "{text}");
+    assert_eq!(seen, 17, "{text}");
     writer.close();
 }
 

@@ -1021,3 +1021,262 @@ async fn the_influx_write_endpoint_stores_numbers_and_counts_rejected_lines() {
         .await
         .unwrap();
 }
+
+/// Rows of each table of the store in `dir`, read beside the store (WAL readers see commits).
+fn table_rows(dir: &std::path::Path, table: &str) -> i64 {
+    let conn = rusqlite::Connection::open(dir.join(pipescope::store::DB_FILE)).unwrap();
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Every answer of the query functions over the hour before NOW, to compare before and after.
+fn answers(store: &Store) -> Vec<String> {
+    let only_a = parse_selector(r#"{topic="a"}"#).unwrap();
+    let mut out = Vec::new();
+    for step in [10_000, 60_000, 300_000, HOUR] {
+        for function in [AggregateFn::Avg, AggregateFn::Count, AggregateFn::Last] {
+            let r = store
+                .range("lag", &[], NOW - HOUR, NOW, step, function)
+                .unwrap();
+            out.push(format!("{step} {function:?} {r:?}"));
+        }
+    }
+    for (from, to) in [(NOW - HOUR, NOW), (NOW - HOUR + 25_000, NOW - 95_000)] {
+        for function in [AggregateFn::Sum, AggregateFn::Max, AggregateFn::Last] {
+            let top = store.top("lag", &only_a, 2, from, to, function).unwrap();
+            out.push(format!("top {from} {to} {function:?} {top:?}"));
+        }
+    }
+    out.push(format!("{:?}", store.last("lag", &[]).unwrap()));
+    out
+}
+
+#[test]
+fn closed_hours_are_compacted_into_chunks_and_every_query_answers_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(NOW);
+    let (store, writer) = open(dir.path(), &clock);
+    writer.submit(Arc::new(hour_of_samples()));
+    writer.flush().unwrap();
+    let before = answers(&store);
+    assert_eq!(table_rows(dir.path(), "raw"), 720);
+
+    // Ten minutes after the hour ends it is closed: its samples and minutes move into chunks.
+    clock.set(NOW + 10 * 60_000);
+    writer.prune().unwrap();
+    assert_eq!(table_rows(dir.path(), "raw"), 0);
+    assert_eq!(table_rows(dir.path(), "m1"), 0);
+    assert_eq!(table_rows(dir.path(), "raw_chunks"), 2);
+    assert_eq!(table_rows(dir.path(), "m1_chunks"), 2);
+    assert_eq!(answers(&store), before);
+
+    // A late repeat of a compacted sample is stored once; a late new one lands in the head and
+    // joins the chunk at the next compaction.
+    let a = labels(&[("topic", "a")]);
+    let written = store.stats().samples_written.load(Ordering::Relaxed);
+    writer
+        .store(Arc::new(vec![
+            Sample::new("lag", a.clone(), NOW - HOUR + 70_000, 99.0),
+            Sample::new("lag", a.clone(), NOW - HOUR + 75_000, 100.0),
+        ]))
+        .unwrap();
+    assert_eq!(
+        store.stats().samples_written.load(Ordering::Relaxed),
+        written + 1
+    );
+    let count_a = |store: &Store| {
+        store
+            .range("lag", &[], NOW - HOUR, NOW, HOUR, AggregateFn::Count)
+            .unwrap()
+            .series[0]
+            .1
+            .clone()
+    };
+    let raw_a = |store: &Store| {
+        store
+            .range("lag", &[], NOW - HOUR, NOW, 5_000, AggregateFn::Max)
+            .unwrap()
+            .series[0]
+            .1[7..9]
+            .to_vec()
+    };
+    assert_eq!(count_a(&store), vec![(NOW - HOUR, 361.0)]);
+    let minute = |store: &Store| {
+        store
+            .range("lag", &[], NOW - HOUR, NOW, 60_000, AggregateFn::Max)
+            .unwrap()
+            .series[0]
+            .1[1]
+    };
+    assert_eq!(minute(&store), (NOW - HOUR + 60_000, 100.0));
+    let late = raw_a(&store);
+    assert_eq!(
+        late,
+        [(NOW - HOUR + 70_000, 1.0), (NOW - HOUR + 75_000, 100.0)]
+    );
+    clock.set(NOW + HOUR + 10 * 60_000);
+    writer.prune().unwrap();
+    assert_eq!(table_rows(dir.path(), "raw"), 0);
+    assert_eq!(table_rows(dir.path(), "raw_chunks"), 2);
+    assert_eq!(count_a(&store), vec![(NOW - HOUR, 361.0)]);
+    assert_eq!(minute(&store), (NOW - HOUR + 60_000, 100.0));
+    assert_eq!(raw_a(&store), late);
+    writer.close();
+}
+
+#[test]
+fn a_store_written_before_chunks_opens_with_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    // The schema and rows of a store from before chunks: raw samples and roll-ups as rows.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join(pipescope::store::DB_FILE)).unwrap();
+        conn.execute_batch(
+            "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL;
+             CREATE TABLE series (id INTEGER PRIMARY KEY, metric TEXT NOT NULL,
+                 labels TEXT NOT NULL, UNIQUE (metric, labels));
+             CREATE TABLE raw (series_id INTEGER NOT NULL, ts INTEGER NOT NULL,
+                 value REAL NOT NULL, PRIMARY KEY (series_id, ts)) WITHOUT ROWID;
+             CREATE TABLE m1 (series_id INTEGER NOT NULL, ts INTEGER NOT NULL,
+                 count INTEGER NOT NULL, sum REAL NOT NULL, min REAL NOT NULL,
+                 max REAL NOT NULL, last REAL NOT NULL, last_ts INTEGER NOT NULL,
+                 PRIMARY KEY (series_id, ts)) WITHOUT ROWID;
+             CREATE TABLE h1 (series_id INTEGER NOT NULL, ts INTEGER NOT NULL,
+                 count INTEGER NOT NULL, sum REAL NOT NULL, min REAL NOT NULL,
+                 max REAL NOT NULL, last REAL NOT NULL, last_ts INTEGER NOT NULL,
+                 PRIMARY KEY (series_id, ts)) WITHOUT ROWID;
+             INSERT INTO series VALUES (1, 'old', '{\"topic\":\"a\"}');",
+        )
+        .unwrap();
+        for i in 0..120i64 {
+            let ts = (NOW - 2 * HOUR) as i64 + i * 60_000;
+            conn.execute(
+                "INSERT INTO raw VALUES (1, ?1, ?2)",
+                rusqlite::params![ts, i as f64],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO m1 VALUES (1, ?1, 1, ?2, ?2, ?2, ?2, ?1)",
+                rusqlite::params![ts, i as f64],
+            )
+            .unwrap();
+        }
+        for (h, sum) in [(2, 1770.0), (1, 5370.0)] {
+            conn.execute(
+                "INSERT INTO h1 VALUES (1, ?1, 60, ?2, 0, 119, ?3, ?4)",
+                rusqlite::params![
+                    (NOW - h * HOUR) as i64,
+                    sum,
+                    if h == 2 { 59.0 } else { 119.0 },
+                    (NOW - h * HOUR + 59 * 60_000) as i64
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let clock = ManualClock::at(NOW + 10 * 60_000);
+    let (store, writer) = open(dir.path(), &clock);
+    writer.prune().unwrap();
+    // The first prune compacted the closed hours of the old rows into chunks.
+    assert_eq!(table_rows(dir.path(), "raw"), 0);
+    assert_eq!(table_rows(dir.path(), "raw_chunks"), 2);
+    assert_eq!(table_rows(dir.path(), "m1_chunks"), 2);
+    let expected: Vec<(u64, f64)> = (0..120u64)
+        .map(|i| (NOW - 2 * HOUR + i * 60_000, i as f64))
+        .collect();
+    for step in [10_000, 60_000] {
+        let answer = store
+            .range("old", &[], NOW - 2 * HOUR, NOW, step, AggregateFn::Last)
+            .unwrap();
+        assert_eq!(answer.series[0].1, expected, "step {step}");
+    }
+    let last = store.last("old", &[]).unwrap();
+    assert_eq!((last[0].time_ms, last[0].value), (NOW - 60_000, 119.0));
+    let top = store
+        .top(
+            "old",
+            &[],
+            1,
+            NOW - 2 * HOUR + 30_000,
+            NOW,
+            AggregateFn::Count,
+        )
+        .unwrap();
+    assert_eq!(top[0].value, 119.0);
+    writer.close();
+}
+
+#[test]
+fn past_its_disk_budget_the_store_drops_the_oldest_raw_data_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(NOW);
+    let (store, writer) = open(dir.path(), &clock);
+    // 200 series, four hours of a sample every 10 s with noisy values (chunks of some size).
+    let hours = 4;
+    let mut samples = Vec::new();
+    for s in 0..200u64 {
+        let topic = labels(&[("topic", &s.to_string())]);
+        for i in 0..hours * 360 {
+            let value = ((s * 7919 + i * 104_729) % 10_007) as f64 / 7.0;
+            samples.push(Sample::new(
+                "noisy",
+                topic.clone(),
+                NOW - hours * HOUR + i * 10_000,
+                value,
+            ));
+        }
+    }
+    for batch in samples.chunks(50_000) {
+        writer.store(Arc::new(batch.to_vec())).unwrap();
+    }
+    clock.set(NOW + 10 * 60_000);
+    writer.prune().unwrap();
+    let full = store.size_bytes();
+    let raw_points = |from: u64| {
+        store
+            .range(
+                "noisy",
+                &parse_selector(r#"{topic="3"}"#).unwrap(),
+                from,
+                from + HOUR - 1,
+                10_000,
+                AggregateFn::Last,
+            )
+            .unwrap()
+            .series
+            .first()
+            .map_or(0, |s| s.1.len())
+    };
+    assert_eq!(raw_points(NOW - hours * HOUR), 360);
+
+    let budget = full * 9 / 10;
+    store.set_max_disk_size(Some(budget));
+    writer.prune().unwrap();
+    let size = store.size_bytes();
+    assert!(
+        size <= budget + 64 * 1024,
+        "{size} bytes after the budget of {budget}, {full} before"
+    );
+    let dropped = store.stats().budget_dropped_raw.load(Ordering::Relaxed);
+    assert!(dropped >= 200 * 360, "dropped {dropped} raw samples");
+    assert_eq!(dropped % (200 * 360), 0, "whole hours of raw samples go");
+    // The oldest hour's raw samples went first; the newest remain, and so do every hour's
+    // 1-minute roll-ups.
+    assert_eq!(raw_points(NOW - hours * HOUR), 0);
+    assert_eq!(raw_points(NOW - HOUR), 360);
+    assert_eq!(
+        store.stats().budget_dropped_minute.load(Ordering::Relaxed),
+        0
+    );
+    let minutes = store
+        .range(
+            "noisy",
+            &parse_selector(r#"{topic="3"}"#).unwrap(),
+            NOW - hours * HOUR,
+            NOW,
+            60_000,
+            AggregateFn::Count,
+        )
+        .unwrap();
+    assert_eq!(minutes.series[0].1.len() as u64, hours * 60);
+    writer.close();
+}
