@@ -270,17 +270,27 @@ fn list_loads(base: &str, page: &str, selector: &str) -> bool {
                 "{page:<8} page, 20 cold loads until its table shows rows ({} rows): p50 {:.0} ms, p95 {p95:.0} ms (target p95 < {TARGET_PAGE_P95_MS} ms: {}); load {}",
                 json["rows"],
                 json["p50_ms"].as_f64().unwrap_or(f64::NAN),
-                if p95 < TARGET_PAGE_P95_MS { "ok" } else { "OVER TARGET" },
+                if p95 < TARGET_PAGE_P95_MS {
+                    "ok"
+                } else {
+                    "OVER TARGET"
+                },
                 loadavg()
             );
             p95 < TARGET_PAGE_P95_MS
         }
         Ok(out) => {
-            eprintln!("page load of {page} failed: {}", String::from_utf8_lossy(&out.stderr));
+            eprintln!(
+                "page load of {page} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             false
         }
         Err(e) => {
-            eprintln!("cannot run node {} ({e}) — is node installed?", script.display());
+            eprintln!(
+                "cannot run node {} ({e}) — is node installed?",
+                script.display()
+            );
             false
         }
     }
@@ -325,7 +335,11 @@ fn run_synthetic(bin: &Path, oha: &Path, sizes: &str, seconds: u64) {
             l.success_rate * 100.0,
             l.p50_ms,
             l.p99_ms,
-            if l.p99_ms < TARGET_P99_MS { "ok" } else { "OVER TARGET" },
+            if l.p99_ms < TARGET_P99_MS {
+                "ok"
+            } else {
+                "OVER TARGET"
+            },
             loadavg()
         );
     }

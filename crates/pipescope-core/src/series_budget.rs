@@ -900,7 +900,7 @@ mod tests {
         let before = estimate(size, 10_000, None);
         let fixed = 3 * 20_000 + 3 * 10_000 + 2;
         assert_eq!(before.series, fixed + 4 * 100_000 + 6 * 50_000);
-        assert_eq!(before.bytes_per_day, before.series as f64 * 8_640.0 * 60.2);
+        assert_eq!(before.bytes_per_day, before.series as f64 * 8_640.0 * 2.41);
         let top = ClusterSeries {
             top: TopKSettings::with_k(200),
             ..ClusterSeries::default()
