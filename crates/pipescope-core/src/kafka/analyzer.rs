@@ -10,7 +10,7 @@
 //! state of a partition or a group partition that no snapshot has reported for
 //! `forget_after_ms` is dropped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -23,7 +23,7 @@ use crate::kafka::rate::{
     EndOffsetHistory, EndOffsetPoint, EndOffsetWindows, OffsetReading, RateStep, RateTracker,
 };
 use crate::kafka::verdict::{CommitPoint, DEFAULT_WINDOW_LEN, LagWindow, Verdict};
-use crate::kafka::{OffsetsSnapshot, TopicPartition};
+use crate::kafka::{FastMap, OffsetsSnapshot, TopicPartition};
 use crate::windows::WindowCounts;
 
 /// Settings of a [`KafkaAnalyzer`].
@@ -270,9 +270,9 @@ struct ScrapedEnd {
 #[derive(Debug)]
 pub struct KafkaAnalyzer {
     config: AnalyzerConfig,
-    partitions: HashMap<TopicPartition, PartitionState>,
+    partitions: FastMap<TopicPartition, PartitionState>,
     /// Group → partition → state; nested so that looking a commit up allocates nothing.
-    groups: HashMap<String, HashMap<TopicPartition, GroupPartitionState>>,
+    groups: FastMap<String, FastMap<TopicPartition, GroupPartitionState>>,
     counters: AnalyzerCounters,
 }
 
@@ -286,8 +286,8 @@ impl KafkaAnalyzer {
     pub fn new(config: AnalyzerConfig) -> Self {
         Self {
             config,
-            partitions: HashMap::new(),
-            groups: HashMap::new(),
+            partitions: FastMap::default(),
+            groups: FastMap::default(),
             counters: AnalyzerCounters::default(),
         }
     }
@@ -302,7 +302,7 @@ impl KafkaAnalyzer {
 
     /// Partitions and group partitions currently tracked (what bounds the memory).
     pub fn tracked(&self) -> (usize, usize) {
-        let group_partitions = self.groups.values().map(HashMap::len).sum();
+        let group_partitions = self.groups.values().map(FastMap::len).sum();
         (self.partitions.len(), group_partitions)
     }
 
@@ -396,7 +396,7 @@ impl KafkaAnalyzer {
     pub fn ingest(&mut self, snapshot: &OffsetsSnapshot) -> KafkaView {
         let now = snapshot.time_ms;
         let mut partition_views = Vec::with_capacity(snapshot.partitions.len());
-        let mut scraped_ends: HashMap<&TopicPartition, ScrapedEnd> = HashMap::new();
+        let mut scraped_ends: FastMap<&TopicPartition, ScrapedEnd> = FastMap::default();
 
         for reported in &snapshot.partitions {
             let tp = &reported.tp;
@@ -484,7 +484,7 @@ impl KafkaAnalyzer {
             let partition = self.partitions.get(&commit.tp);
             let generation = partition.map_or(0, |p| p.generation);
             if !self.groups.contains_key(&commit.group) {
-                self.groups.insert(commit.group.clone(), HashMap::new());
+                self.groups.insert(commit.group.clone(), FastMap::default());
             }
             let group = self.groups.get_mut(&commit.group).expect("inserted above");
             if !group.contains_key(&commit.tp) {

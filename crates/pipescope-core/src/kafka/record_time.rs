@@ -4,21 +4,19 @@
 //! Only lagging positions need one (lag 0 is 0 s), and many groups often sit at the same
 //! position of a partition: ask once per distinct (partition, committed offset).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-
 use crate::clock::EpochMillis;
-use crate::kafka::{OffsetsSnapshot, TopicPartition};
+use crate::kafka::{FastMap, FastSet, OffsetsSnapshot, TopicPartition};
 
 /// The distinct `(partition, committed offset)` positions behind their partition's end offset in
 /// this snapshot, sorted. Partitions whose offsets failed, and negative ("no commit") offsets,
 /// are left out.
 pub fn lagging_positions(snapshot: &OffsetsSnapshot) -> Vec<(TopicPartition, i64)> {
-    let ends: HashMap<&TopicPartition, i64> = snapshot
+    let ends: FastMap<&TopicPartition, i64> = snapshot
         .partitions
         .iter()
         .filter_map(|p| p.offsets.as_ref().ok().map(|o| (&p.tp, o.latest)))
         .collect();
-    let mut wanted: HashSet<(&TopicPartition, i64)> = HashSet::new();
+    let mut wanted: FastSet<(&TopicPartition, i64)> = FastSet::default();
     for commit in &snapshot.commits {
         let behind = ends
             .get(&commit.tp)
@@ -27,7 +25,8 @@ pub fn lagging_positions(snapshot: &OffsetsSnapshot) -> Vec<(TopicPartition, i64
             wanted.insert((&commit.tp, commit.committed));
         }
     }
-    let sorted: BTreeSet<(&TopicPartition, i64)> = wanted.into_iter().collect();
+    let mut sorted: Vec<(&TopicPartition, i64)> = wanted.into_iter().collect();
+    sorted.sort_unstable();
     sorted
         .into_iter()
         .map(|(tp, offset)| (tp.clone(), offset))
@@ -36,13 +35,19 @@ pub fn lagging_positions(snapshot: &OffsetsSnapshot) -> Vec<(TopicPartition, i64
 
 /// Fills `record_time_ms` of every commit whose position has a fetched timestamp. A position
 /// without one (record gone to retention or compaction, fetch failed) keeps `None`, and the lag
-/// in seconds of that commit is then estimated.
+/// in seconds of that commit is then estimated. `times` is keyed by (topic, partition, offset),
+/// borrowed, so looking up each of the snapshot's commits allocates nothing.
 pub fn set_record_times(
     snapshot: &mut OffsetsSnapshot,
-    times: &HashMap<(TopicPartition, i64), EpochMillis>,
+    times: &FastMap<(&str, i32, i64), EpochMillis>,
 ) {
     for commit in &mut snapshot.commits {
-        if let Some(&t) = times.get(&(commit.tp.clone(), commit.committed)) {
+        let position = (
+            commit.tp.topic.as_str(),
+            commit.tp.partition,
+            commit.committed,
+        );
+        if let Some(&t) = times.get(&position) {
             commit.record_time_ms = Some(t);
         }
     }
@@ -100,9 +105,29 @@ mod tests {
     }
 
     #[test]
+    fn lagging_positions_come_sorted_whatever_the_commit_order() {
+        let mut snap = snapshot();
+        snap.commits.reverse();
+        snap.commits.push(GroupCommit {
+            group: "g5".into(),
+            tp: TopicPartition::new("a", 1),
+            committed: 10,
+            record_time_ms: None,
+        });
+        assert_eq!(
+            lagging_positions(&snap),
+            [
+                (TopicPartition::new("a", 0), 40),
+                (TopicPartition::new("a", 0), 70),
+                (TopicPartition::new("a", 1), 10)
+            ]
+        );
+    }
+
+    #[test]
     fn fetched_times_land_on_every_commit_at_that_position() {
         let mut snap = snapshot();
-        let times = HashMap::from([((TopicPartition::new("a", 0), 40), 777)]);
+        let times = FastMap::from_iter([(("a", 0, 40), 777), (("a", 1, 40), 888)]);
         set_record_times(&mut snap, &times);
         let got: Vec<_> = snap
             .commits

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{FetchRequest, TopicName};
 use pipescope_core::EpochMillis;
 use pipescope_core::kafka::record_batch::{NoRecordTime, record_time};
 use pipescope_core::kafka::record_time::{lagging_positions, set_record_times};
-use pipescope_core::kafka::{OffsetsSnapshot, TopicPartition};
+use pipescope_core::kafka::{FastMap, OffsetsSnapshot, TopicPartition};
 
 use super::timing::StageTimer;
 use super::{Item, Scraper, code_error, name, text};
@@ -27,13 +27,13 @@ const FETCH_PARTITION_BYTES: i32 = 16 * 1024;
 
 /// The time of the record at each position this scrape knows, or why it is missing: topic →
 /// (partition, offset) → time.
-type RecordTimes = HashMap<String, HashMap<(i32, i64), Item<EpochMillis>>>;
+type RecordTimes = FastMap<String, FastMap<(i32, i64), Item<EpochMillis>>>;
 
 /// The offsets to fetch: leader → (topic, partition) → offsets.
 type Wanted = BTreeMap<i32, BTreeMap<(String, i32), BTreeSet<i64>>>;
 
 /// This scrape's partitions by topic name and partition.
-type Partitions<'a> = HashMap<(&'a str, i32), &'a PartitionState>;
+type Partitions<'a> = FastMap<(&'a str, i32), &'a PartitionState>;
 
 /// A partition's topic id and end offset.
 type LogMark<'a> = (Option<&'a str>, i64);
@@ -80,15 +80,11 @@ impl Scraper {
                 .or_default()
                 .insert((partition, offset), time);
         }
-        let found: HashMap<(TopicPartition, i64), EpochMillis> = times
+        let found: FastMap<(&str, i32, i64), EpochMillis> = times
             .iter()
             .flat_map(|(topic, times)| {
                 times.iter().filter_map(|(&(partition, offset), time)| {
-                    let time = *time.as_ref().ok()?;
-                    Some((
-                        (TopicPartition::new(topic.as_str(), partition), offset),
-                        time,
-                    ))
+                    Some(((topic.as_str(), partition, offset), *time.as_ref().ok()?))
                 })
             })
             .collect();
@@ -173,11 +169,11 @@ impl Scraper {
         }
         let alone = wanted.len() == 1;
         // Thousands of partitions per answer: look the offsets up, not scan for them.
-        let offsets: HashMap<(&str, i32), i64> = wanted
+        let offsets: FastMap<(&str, i32), i64> = wanted
             .iter()
             .map(|((t, p), o)| ((t.as_str(), *p), *o))
             .collect();
-        let mut out: HashMap<(String, i32), Result<EpochMillis, NoRecordTime>> = HashMap::new();
+        let mut out: FastMap<(String, i32), Result<EpochMillis, NoRecordTime>> = FastMap::default();
         // The record batches to read: decompressing is CPU work, done off the runtime.
         let mut batches: Vec<((String, i32), i64, Option<Bytes>)> = Vec::new();
         for t in &response.responses {
@@ -248,7 +244,7 @@ fn plan(
     partitions: &Partitions,
     known: &KnownRecordTimes,
 ) -> (RecordTimes, Wanted) {
-    let mut times: RecordTimes = HashMap::new();
+    let mut times: RecordTimes = FastMap::default();
     let mut wanted: Wanted = BTreeMap::new();
     for (tp, offset) in positions {
         // A lagging position is on a partition of this scrape's metadata.
@@ -348,17 +344,17 @@ fn fetch_request(wanted: &[(&(String, i32), i64)]) -> FetchRequest {
 /// Record times the previous scrape read, by topic, partition and offset; only for partitions
 /// whose topic kept its id and whose log did not go back (a topic made anew reuses offsets).
 struct KnownRecordTimes<'a> {
-    times: HashMap<(&'a str, i32, i64), EpochMillis>,
+    times: FastMap<(&'a str, i32, i64), EpochMillis>,
 }
 
 impl<'a> KnownRecordTimes<'a> {
     fn new(previous: Option<&'a ClusterState>, topics: &[TopicState]) -> Self {
-        let mut times = HashMap::new();
+        let mut times = FastMap::default();
         let Some(previous) = previous.filter(|p| p.snapshot.is_some()) else {
             return Self { times };
         };
         // This scrape's topic id and end offset of each partition whose end offset is known.
-        let now: HashMap<(&str, i32), LogMark> = topics
+        let now: FastMap<(&str, i32), LogMark> = topics
             .iter()
             .flat_map(|t| {
                 t.partitions.iter().filter_map(|p| {
@@ -367,7 +363,7 @@ impl<'a> KnownRecordTimes<'a> {
                 })
             })
             .collect();
-        let mut same_log: HashMap<(&str, i32), bool> = HashMap::new();
+        let mut same_log: FastMap<(&str, i32), bool> = FastMap::default();
         for t in &previous.topics {
             for p in &t.partitions {
                 let key = (t.name.as_str(), p.partition);
