@@ -50,16 +50,7 @@ export const groups: Page = {
 
     return async () => {
       const clusters = await getJson<ClusterSummary[]>("/api/v1/kafka/clusters", signal);
-      const range = rangeParams();
-      const [lagAnswer, secondsAnswer] = await Promise.all([
-        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_group_lag_offsets&${range}`, signal),
-        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_group_lag_seconds&${range}`, signal),
-        ...clusters.map((c) => listOf(c.name).refresh()),
-      ]);
-      const name = (l: Record<string, string>) => (clusters.length > 1 ? `${l.cluster}/${l.group}` : l.group);
-      drawLines(lag, sumBy(lagAnswer as RangeAnswer, name), "offsets", lagAnswer as RangeAnswer);
-      drawLines(seconds, maxBy(secondsAnswer as RangeAnswer, name), "s", secondsAnswer as RangeAnswer);
-
+      // The tables first: they do not wait for the charts' history queries.
       fill(
         tables,
         ...clusters.map((c) =>
@@ -70,6 +61,15 @@ export const groups: Page = {
           ),
         ),
       );
+      const range = rangeParams();
+      const [lagAnswer, secondsAnswer] = await Promise.all([
+        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_group_lag_offsets&${range}`, signal),
+        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_group_lag_seconds&${range}`, signal),
+        ...clusters.map((c) => listOf(c.name).refresh()),
+      ]);
+      const name = (l: Record<string, string>) => (clusters.length > 1 ? `${l.cluster}/${l.group}` : l.group);
+      drawLines(lag, sumBy(lagAnswer as RangeAnswer, name), "offsets", lagAnswer as RangeAnswer);
+      drawLines(seconds, maxBy(secondsAnswer as RangeAnswer, name), "s", secondsAnswer as RangeAnswer);
     };
   },
 };

@@ -47,16 +47,7 @@ export const topics: Page = {
 
     return async () => {
       const clusters = await getJson<ClusterSummary[]>("/api/v1/kafka/clusters", signal);
-      const range = rangeParams();
-      const [rateAnswer, offsetAnswer] = await Promise.all([
-        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_topic_messages_per_minute&match=${enc(selector({ window: "1m" }))}&${range}`, signal),
-        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_partition_end_offset&${range}`, signal),
-        ...clusters.map((c) => listOf(c.name).refresh()),
-      ]);
-      const name = (l: Record<string, string>) => (clusters.length > 1 ? `${l.cluster}/${l.topic}` : l.topic);
-      drawLines(rates, linesOf(rateAnswer as RangeAnswer, name), "msg/min", rateAnswer as RangeAnswer);
-      drawLines(offsets, sumBy(offsetAnswer as RangeAnswer, name), "", offsetAnswer as RangeAnswer);
-
+      // The tables first: they do not wait for the charts' history queries.
       fill(
         tables,
         ...clusters.map((c) =>
@@ -67,6 +58,15 @@ export const topics: Page = {
           ),
         ),
       );
+      const range = rangeParams();
+      const [rateAnswer, offsetAnswer] = await Promise.all([
+        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_topic_messages_per_minute&match=${enc(selector({ window: "1m" }))}&${range}`, signal),
+        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_partition_end_offset&${range}`, signal),
+        ...clusters.map((c) => listOf(c.name).refresh()),
+      ]);
+      const name = (l: Record<string, string>) => (clusters.length > 1 ? `${l.cluster}/${l.topic}` : l.topic);
+      drawLines(rates, linesOf(rateAnswer as RangeAnswer, name), "msg/min", rateAnswer as RangeAnswer);
+      drawLines(offsets, sumBy(offsetAnswer as RangeAnswer, name), "", offsetAnswer as RangeAnswer);
     };
   },
 };
