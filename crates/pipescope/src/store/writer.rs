@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use pipescope_core::tsdb::{Aggregate, Resolution, Retention, bucket_start, chunk, roll_up};
 use pipescope_core::{Clock, EpochMillis, Labels, Sample};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::{CHUNK_MS, StoreError, StoreStats, chunk_error, encode_labels};
 use crate::bus::{Batch, BusReceiver};
@@ -285,7 +285,11 @@ impl WriterThread {
     /// were NaN (which cannot be stored). A repeated sample (same series and time) is stored once.
     fn write(&mut self, batches: &[Batch]) -> rusqlite::Result<(u64, u64)> {
         let mut invalid = 0;
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: the write lock is taken first, so a lock another connection holds is waited
+        // for (the busy timeout); a deferred transaction that read first would fail at once.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut rows: Vec<(i64, u64, f64)> =
             Vec::with_capacity(batches.iter().map(|b| b.len()).sum());
         for sample in batches.iter().flat_map(|b| b.iter()) {
@@ -383,7 +387,9 @@ impl WriterThread {
 
     fn prune(&mut self) -> rusqlite::Result<()> {
         let now = self.clock.now_millis();
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut deleted = 0;
         for (table, resolution) in [
             ("raw", Resolution::Raw),
