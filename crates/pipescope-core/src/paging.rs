@@ -3,7 +3,9 @@
 //!
 //! A list is filtered by a case-insensitive substring of the name (`q`), sorted by one key
 //! (`sort`, `order`; numbers with unknowns last whatever the order, ties by name), then cut to
-//! `limit` items from `offset`. `total` is the count after the filter.
+//! `limit` items from `offset`. `total` is the count after the filter. A list's order by each
+//! key is computed once ([`sorted_positions`]) and every page request walks it
+//! ([`Checked::page_of`]): a scrape's lists do not change until the next scrape.
 
 use std::cmp::Ordering;
 
@@ -110,39 +112,36 @@ impl PageQuery {
 }
 
 impl Checked {
-    /// Whether `name` passes the filter.
-    pub fn keeps(&self, name: &str) -> bool {
+    /// Whether a name already in lower case passes the filter (no allocation per item).
+    pub fn keeps_lowercase(&self, lowercase_name: &str) -> bool {
         self.q
             .as_ref()
-            .is_none_or(|q| name.to_lowercase().contains(q.as_str()))
+            .is_none_or(|q| lowercase_name.contains(q.as_str()))
     }
 
-    /// Filters, sorts and cuts `items`; `name` is an item's name, `key` its value for a sort key.
-    /// Only the page's items are turned into answers (`build`), so a page of 100 costs the
-    /// sort, not 20,000 answers.
-    pub fn page<I, T>(
-        &self,
-        items: impl IntoIterator<Item = I>,
-        name: impl Fn(&I) -> &str,
-        key: impl Fn(&I, &str) -> SortValue,
-        mut build: impl FnMut(I) -> T,
-    ) -> Page<T> {
-        // Each item's key once, not once per comparison.
-        let mut kept: Vec<(SortValue, I)> = items
-            .into_iter()
-            .filter(|i| self.keeps(name(i)))
-            .map(|i| (key(&i, &self.sort), i))
-            .collect();
-        let total = kept.len();
-        kept.sort_by(|(ka, a), (kb, b)| {
-            compare(ka, kb, self.order).then_with(|| name(a).cmp(name(b)))
-        });
-        let items = kept
-            .into_iter()
-            .skip(self.offset)
-            .take(self.limit)
-            .map(|(_, i)| build(i))
-            .collect();
+    /// The page of a list whose order is already known: `sorted` holds the items' positions in
+    /// the requested sort and order (see [`sorted_positions`]), `keep` says whether an item
+    /// passes the filters (with [`Checked::keeps_lowercase`] for the name). Returns `total`
+    /// (items kept) and the positions of the page's items. No sort and no allocation per item:
+    /// what a list request costs once its orders are computed per scrape.
+    pub fn page_of(&self, sorted: &[u32], keep: impl Fn(usize) -> bool) -> (usize, Vec<usize>) {
+        let mut total = 0;
+        let mut items = Vec::with_capacity(self.limit.min(sorted.len()));
+        for &position in sorted {
+            let position = position as usize;
+            if !keep(position) {
+                continue;
+            }
+            if total >= self.offset && items.len() < self.limit {
+                items.push(position);
+            }
+            total += 1;
+        }
+        (total, items)
+    }
+
+    /// [`Page`] of already built items, as [`Checked::page_of`] counted them.
+    pub fn page_with<T>(&self, total: usize, items: Vec<T>) -> Page<T> {
         Page {
             total,
             offset: self.offset,
@@ -152,6 +151,24 @@ impl Checked {
             items,
         }
     }
+}
+
+/// Positions `0..count` in the order a page with `order` shows them: by `key` (unknowns last
+/// whatever the order), ties by `name`. Computed once per list and sort, then read by every
+/// page request with [`Checked::page_of`].
+pub fn sorted_positions<'a>(
+    count: usize,
+    name: impl Fn(usize) -> &'a str,
+    key: impl Fn(usize) -> SortValue,
+    order: Order,
+) -> Vec<u32> {
+    let keys: Vec<SortValue> = (0..count).map(&key).collect();
+    let mut positions: Vec<u32> = (0..count as u32).collect();
+    positions.sort_by(|&a, &b| {
+        let (a, b) = (a as usize, b as usize);
+        compare(&keys[a], &keys[b], order).then_with(|| name(a).cmp(name(b)))
+    });
+    positions
 }
 
 fn compare(a: &SortValue, b: &SortValue, order: Order) -> Ordering {
@@ -180,19 +197,6 @@ mod tests {
         ("orders-dlq", Some(5.0)),
         ("clicks", Some(0.0)),
     ];
-
-    fn run(query: PageQuery) -> Result<Page<&'static str>, PageError> {
-        let checked = query.check(&["name", "lag"])?;
-        Ok(checked.page(
-            ITEMS,
-            |i| i.0,
-            |i, key| match key {
-                "lag" => SortValue::Number(i.1),
-                _ => SortValue::Text(i.0.to_string()),
-            },
-            |i| i.0,
-        ))
-    }
 
     #[test]
     fn pages_are_sorted_with_unknowns_last_and_ties_by_name() {
@@ -237,6 +241,24 @@ mod tests {
         })
         .unwrap();
         assert_eq!((past_the_end.total, past_the_end.items.len()), (5, 0));
+    }
+
+    /// A page of ITEMS, sorted once by the requested key, then cut.
+    fn run(query: PageQuery) -> Result<Page<&'static str>, PageError> {
+        let checked = query.check(&["name", "lag"])?;
+        let sorted = sorted_positions(
+            ITEMS.len(),
+            |i| ITEMS[i].0,
+            |i| match checked.sort.as_str() {
+                "lag" => SortValue::Number(ITEMS[i].1),
+                _ => SortValue::Text(ITEMS[i].0.to_string()),
+            },
+            checked.order,
+        );
+        let lowercase: Vec<String> = ITEMS.iter().map(|i| i.0.to_lowercase()).collect();
+        let (total, positions) =
+            checked.page_of(&sorted, |i| checked.keeps_lowercase(&lowercase[i]));
+        Ok(checked.page_with(total, positions.into_iter().map(|i| ITEMS[i].0).collect()))
     }
 
     #[test]

@@ -387,7 +387,7 @@ fn names(page: &serde_json::Value) -> Vec<&str> {
 async fn topic_and_group_lists_are_pages_sorted_and_filtered_on_the_server() {
     let live = LiveState::new();
     live.set(cluster());
-    let app = crate::kafka::api::router(live, Arc::new(pipescope_core::SystemClock));
+    let app = crate::kafka::api::router(live.clone(), Arc::new(pipescope_core::SystemClock));
     let base = "/api/v1/kafka/clusters/demo";
     let (status, all) = get(app.clone(), &format!("{base}/topics")).await;
     assert_eq!(status, StatusCode::OK);
@@ -467,7 +467,7 @@ async fn topic_and_group_lists_are_pages_sorted_and_filtered_on_the_server() {
     }
 
     // The cluster's summary carries what an overview needs without listing them.
-    let (_, summary) = get(app, base).await;
+    let (_, summary) = get(app.clone(), base).await;
     assert_eq!(
         summary["group_verdicts"],
         json!({"STALLED": 1, "unknown": 1})
@@ -475,6 +475,26 @@ async fn topic_and_group_lists_are_pages_sorted_and_filtered_on_the_server() {
     assert_eq!(
         summary["messages_last_minute"],
         json!({"count": 600.0, "covered_s": 60.0, "per_minute": 600.0})
+    );
+
+    // The orders are kept per scrape: the next scrape's lists and summary replace them.
+    let mut next = cluster();
+    next.scraped_at_ms += 10_000;
+    next.topics
+        .push(topic("audit", false, vec![partition(0, 7, Ok(vec![]))]));
+    next.groups.truncate(1);
+    live.set(next);
+    let (_, by_name) = get(app.clone(), &format!("{base}/topics?internal=false")).await;
+    assert_eq!(
+        names(&by_name),
+        ["<img src=x onerror=alert(1)>", "audit", "calls"]
+    );
+    let (_, by_lag) = get(app.clone(), &format!("{base}/groups?sort=lag&order=desc")).await;
+    assert_eq!(by_lag["total"], 1);
+    let (_, summary) = get(app, base).await;
+    assert_eq!(
+        (summary["topics"].clone(), summary["groups"].clone()),
+        (json!(4), json!(1))
     );
 }
 

@@ -12,13 +12,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use pipescope_core::kafka::analyzer::{GroupSkew, GroupView, PartitionView, RateNote, TopicView};
+use pipescope_core::kafka::Verdict;
+use pipescope_core::kafka::analyzer::{GroupSkew, GroupView, RateNote, TopicView};
 use pipescope_core::kafka::lag::{CatchUp, LagSecondsBasis};
-use pipescope_core::kafka::{KafkaView, Verdict};
 use pipescope_core::paging::{Order, Page, PageQuery, SortValue};
 use pipescope_core::windows::WindowCounts;
 use pipescope_core::{Clock, EpochMillis};
 
+use super::api_index::{ClusterIndex, Indexes};
 use super::state::{
     ClusterState, GroupState, KafkaBrokerState, LiveState, PartitionState, ScrapeStage,
     TopicConfig, TopicState,
@@ -30,6 +31,14 @@ use crate::web::{ApiError, ErrorBody};
 struct KafkaApi {
     live: LiveState,
     clock: Arc<dyn Clock>,
+    indexes: Indexes,
+}
+
+impl KafkaApi {
+    /// The cluster named `name` with its lists' index, or 404.
+    fn index(&self, name: &str) -> Result<Arc<ClusterIndex>, ApiError> {
+        Ok(self.indexes.of(scraped(&self.live, name)?))
+    }
 }
 
 impl FromRef<KafkaApi> for LiveState {
@@ -53,7 +62,11 @@ pub fn router(live: LiveState, clock: Arc<dyn Clock>) -> Router {
             "/api/v1/kafka/clusters/{cluster}/groups/{group}",
             get(group),
         )
-        .with_state(KafkaApi { live, clock })
+        .with_state(KafkaApi {
+            live,
+            clock,
+            indexes: Indexes::default(),
+        })
 }
 
 /// The cluster named `name`, or 404 naming the clusters there are.
@@ -70,7 +83,7 @@ fn scraped(live: &LiveState, name: &str) -> Result<Arc<ClusterState>, ApiError> 
     })
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClusterSummary {
     pub name: String,
     pub cluster_id: Option<String>,
@@ -101,7 +114,7 @@ pub struct ClusterSummary {
     pub scrape_stages: Vec<ScrapeStage>,
 }
 
-fn summary(c: &ClusterState, now: EpochMillis) -> ClusterSummary {
+pub(super) fn summary(c: &ClusterState, now: EpochMillis) -> ClusterSummary {
     let partitions = c.topics.iter().flat_map(|t| &t.partitions);
     ClusterSummary {
         name: c.name.clone(),
@@ -162,7 +175,21 @@ fn group_verdicts(c: &ClusterState) -> std::collections::BTreeMap<String, usize>
 )]
 async fn clusters(State(api): State<KafkaApi>) -> Json<Vec<ClusterSummary>> {
     let now = api.clock.now_millis();
-    Json(api.live.all().iter().map(|c| summary(c, now)).collect())
+    Json(
+        api.live
+            .all()
+            .into_iter()
+            .map(|c| aged(&api.indexes.of(c), now))
+            .collect(),
+    )
+}
+
+/// The summary computed once per scrape, with its age at `now`.
+fn aged(index: &ClusterIndex, now: EpochMillis) -> ClusterSummary {
+    ClusterSummary {
+        age_ms: now.saturating_sub(index.summary.scraped_at_ms),
+        ..index.summary.clone()
+    }
 }
 
 #[utoipa::path(
@@ -180,8 +207,8 @@ async fn cluster(
     State(api): State<KafkaApi>,
     Path(name): Path<String>,
 ) -> Result<Json<ClusterSummary>, ApiError> {
-    let c = scraped(&api.live, &name)?;
-    Ok(Json(summary(&c, api.clock.now_millis())))
+    let index = api.index(&name)?;
+    Ok(Json(aged(&index, api.clock.now_millis())))
 }
 
 /// What a 404 of these endpoints means.
@@ -254,27 +281,8 @@ impl TopicRate {
     }
 }
 
-fn topic_view<'a>(view: Option<&'a KafkaView>, topic: &str) -> Option<&'a TopicView> {
-    view?.topics.iter().find(|t| t.topic == topic)
-}
-
-fn partition_view<'a>(
-    view: Option<&'a KafkaView>,
-    topic: &str,
-    partition: i32,
-) -> Option<&'a PartitionView> {
-    view?
-        .partitions
-        .iter()
-        .find(|p| p.topic == topic && p.partition == partition)
-}
-
-fn group_view<'a>(view: Option<&'a KafkaView>, group: &str) -> Option<&'a GroupView> {
-    view?.groups.iter().find(|g| g.group == group)
-}
-
 /// Sort keys of the topic list, the default first.
-const TOPIC_SORTS: [&str; 6] = [
+pub(super) const TOPIC_SORTS: [&str; 6] = [
     "name",
     "rate",
     "partitions",
@@ -349,7 +357,7 @@ struct TopicsQuery {
     )
 )]
 async fn topics(
-    State(live): State<LiveState>,
+    State(api): State<KafkaApi>,
     Path(name): Path<String>,
     query: Result<Query<TopicsQuery>, QueryRejection>,
 ) -> Result<Json<ListPage<TopicSummary>>, ApiError> {
@@ -363,38 +371,32 @@ async fn topics(
     }
     .check(&TOPIC_SORTS)
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let c = scraped(&live, &name)?;
-    let views: HashMap<&str, &TopicView> = c
-        .view
-        .as_deref()
-        .map(|v| v.topics.iter().map(|t| (t.topic.as_str(), t)).collect())
-        .unwrap_or_default();
-    let items = c
-        .topics
-        .iter()
-        .filter(|t| query.internal.is_none_or(|want| t.internal == want))
-        .map(|t| (t, views.get(t.name.as_str()).copied()));
-    let page = checked.page(
-        items,
-        |(t, _)| &t.name,
-        |(t, view), key| match key {
-            "rate" => SortValue::Number(
-                view.and_then(|v| v.rates.as_ref())
-                    .and_then(|r| r.one_minute.per_minute),
-            ),
-            "partitions" => SortValue::Number(Some(t.partitions.len() as f64)),
-            "end_offsets" => SortValue::Number(Some(end_offset_sum(t) as f64)),
-            "under_replicated" => SortValue::Number(Some(
-                t.partitions.iter().filter(|p| p.under_replicated).count() as f64,
-            )),
-            "offline" => SortValue::Number(Some(
-                t.partitions.iter().filter(|p| p.offline).count() as f64
-            )),
-            _ => SortValue::Text(t.name.clone()),
-        },
-        |(t, view)| topic_summary(t, view),
-    );
-    Ok(Json(page.into()))
+    let index = api.index(&name)?;
+    let (total, positions) = index.topic_page(&checked, query.internal);
+    let items = positions
+        .into_iter()
+        .map(|i| topic_summary(&index.state.topics[i], index.topic_view(i)))
+        .collect();
+    Ok(Json(checked.page_with(total, items).into()))
+}
+
+/// A topic's value for a sort key of [`TOPIC_SORTS`].
+pub(super) fn topic_sort_value(t: &TopicState, view: Option<&TopicView>, key: &str) -> SortValue {
+    match key {
+        "rate" => SortValue::Number(
+            view.and_then(|v| v.rates.as_ref())
+                .and_then(|r| r.one_minute.per_minute),
+        ),
+        "partitions" => SortValue::Number(Some(t.partitions.len() as f64)),
+        "end_offsets" => SortValue::Number(Some(end_offset_sum(t) as f64)),
+        "under_replicated" => SortValue::Number(Some(
+            t.partitions.iter().filter(|p| p.under_replicated).count() as f64,
+        )),
+        "offline" => SortValue::Number(Some(
+            t.partitions.iter().filter(|p| p.offline).count() as f64
+        )),
+        _ => SortValue::Text(t.name.clone()),
+    }
 }
 
 fn end_offset_sum(t: &TopicState) -> i64 {
@@ -435,14 +437,14 @@ fn topic_summary(t: &TopicState, view: Option<&TopicView>) -> TopicSummary {
     )
 )]
 async fn topic(
-    State(live): State<LiveState>,
+    State(api): State<KafkaApi>,
     Path((name, topic)): Path<(String, String)>,
 ) -> Result<Json<TopicDetail>, ApiError> {
-    let c = scraped(&live, &name)?;
-    let t = c
+    let index = api.index(&name)?;
+    let (at, t) = index
         .topic(&topic)
         .ok_or_else(|| ApiError::not_found(format!("cluster {name:?} has no topic {topic:?}")))?;
-    Ok(Json(topic_detail(t, c.view.as_deref())))
+    Ok(Json(topic_detail(&index, at, t)))
 }
 
 /// A topic with its partitions' offsets, replicas, producers and rates.
@@ -478,12 +480,12 @@ struct PartitionDetail {
     rate_note: Option<RateNote>,
 }
 
-fn topic_detail(t: &TopicState, view: Option<&KafkaView>) -> TopicDetail {
+fn topic_detail(index: &ClusterIndex, at: usize, t: &TopicState) -> TopicDetail {
     let partitions = t
         .partitions
         .iter()
         .map(|p| {
-            let v = partition_view(view, &t.name, p.partition);
+            let v = index.partition_view(at, p.partition);
             PartitionDetail {
                 partition: p.clone(),
                 rates: v.and_then(|v| v.rates),
@@ -500,7 +502,7 @@ fn topic_detail(t: &TopicState, view: Option<&KafkaView>) -> TopicDetail {
         error: t.error.clone(),
         config: t.config.clone(),
         partitions,
-        rate: TopicRate::of(topic_view(view, &t.name)),
+        rate: TopicRate::of(index.topic_view(at)),
     }
 }
 
@@ -713,7 +715,8 @@ pub struct GroupSummary {
 }
 
 /// Sort keys of the group list, the default first.
-const GROUP_SORTS: [&str; 6] = ["name", "lag", "lag_seconds", "verdict", "members", "state"];
+pub(super) const GROUP_SORTS: [&str; 6] =
+    ["name", "lag", "lag_seconds", "verdict", "members", "state"];
 
 /// The group list's parameters (docs/portal-api.md).
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
@@ -748,7 +751,7 @@ struct GroupsQuery {
     )
 )]
 async fn groups(
-    State(live): State<LiveState>,
+    State(api): State<KafkaApi>,
     Path(name): Path<String>,
     query: Result<Query<GroupsQuery>, QueryRejection>,
 ) -> Result<Json<ListPage<GroupSummary>>, ApiError> {
@@ -778,52 +781,43 @@ async fn groups(
                 .collect()
         })
         .transpose()?;
-    let c = scraped(&live, &name)?;
-    let views: HashMap<&str, &GroupView> = c
-        .view
-        .as_deref()
-        .map(|v| v.groups.iter().map(|g| (g.group.as_str(), g)).collect())
-        .unwrap_or_default();
-    let items = c
-        .groups
-        .iter()
-        .map(|g| (g, views.get(g.name.as_str()).copied()))
-        .filter(|(_, view)| {
-            verdicts
-                .as_ref()
-                .is_none_or(|wanted| view.is_some_and(|v| wanted.contains(&v.verdict)))
-        });
-    let page = checked.page(
-        items,
-        |(g, _)| &g.name,
-        |(g, view), key| match key {
-            "lag" => SortValue::Number(view.map(|v| v.lag_offsets as f64)),
-            "lag_seconds" => SortValue::Number(view.and_then(|v| v.max_lag_seconds)),
-            "verdict" => SortValue::Number(view.map(|v| f64::from(v.verdict.code()))),
-            "members" => {
-                SortValue::Number(g.description.as_ref().ok().map(|d| d.members.len() as f64))
+    let index = api.index(&name)?;
+    let (total, positions) = index.group_page(&checked, verdicts.as_deref());
+    let items = positions
+        .into_iter()
+        .map(|i| {
+            let g = &index.state.groups[i];
+            GroupSummary {
+                name: g.name.clone(),
+                coordinator: g.coordinator.as_ref().ok().copied(),
+                protocol_type: g.protocol_type.clone(),
+                state: g.description.as_ref().ok().map(|d| d.state.clone()),
+                members: g.description.as_ref().ok().map(|d| d.members.len()),
+                committed_partitions: g.offsets.as_ref().ok().map(Vec::len),
+                description_error: g.description.as_ref().err().cloned(),
+                offsets_error: g.offsets.as_ref().err().cloned(),
+                lag: GroupLag::of(index.group_view(i)),
             }
-            "state" => SortValue::Text(
-                g.description
-                    .as_ref()
-                    .map(|d| d.state.clone())
-                    .unwrap_or_default(),
-            ),
-            _ => SortValue::Text(g.name.clone()),
-        },
-        |(g, view)| GroupSummary {
-            name: g.name.clone(),
-            coordinator: g.coordinator.as_ref().ok().copied(),
-            protocol_type: g.protocol_type.clone(),
-            state: g.description.as_ref().ok().map(|d| d.state.clone()),
-            members: g.description.as_ref().ok().map(|d| d.members.len()),
-            committed_partitions: g.offsets.as_ref().ok().map(Vec::len),
-            description_error: g.description.as_ref().err().cloned(),
-            offsets_error: g.offsets.as_ref().err().cloned(),
-            lag: GroupLag::of(view),
-        },
-    );
-    Ok(Json(page.into()))
+        })
+        .collect();
+    Ok(Json(checked.page_with(total, items).into()))
+}
+
+/// A group's value for a sort key of [`GROUP_SORTS`].
+pub(super) fn group_sort_value(g: &GroupState, view: Option<&GroupView>, key: &str) -> SortValue {
+    match key {
+        "lag" => SortValue::Number(view.map(|v| v.lag_offsets as f64)),
+        "lag_seconds" => SortValue::Number(view.and_then(|v| v.max_lag_seconds)),
+        "verdict" => SortValue::Number(view.map(|v| f64::from(v.verdict.code()))),
+        "members" => SortValue::Number(g.description.as_ref().ok().map(|d| d.members.len() as f64)),
+        "state" => SortValue::Text(
+            g.description
+                .as_ref()
+                .map(|d| d.state.clone())
+                .unwrap_or_default(),
+        ),
+        _ => SortValue::Text(g.name.clone()),
+    }
 }
 
 #[utoipa::path(
@@ -838,14 +832,14 @@ async fn groups(
     )
 )]
 async fn group(
-    State(live): State<LiveState>,
+    State(api): State<KafkaApi>,
     Path((name, group)): Path<(String, String)>,
 ) -> Result<Json<GroupDetail>, ApiError> {
-    let c = scraped(&live, &name)?;
-    let g = c
+    let index = api.index(&name)?;
+    let (at, g) = index
         .group(&group)
         .ok_or_else(|| ApiError::not_found(format!("cluster {name:?} has no group {group:?}")))?;
-    Ok(Json(group_detail(g, group_view(c.view.as_deref(), &group))))
+    Ok(Json(group_detail(g, index.group_view(at))))
 }
 
 #[cfg(test)]

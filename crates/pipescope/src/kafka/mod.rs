@@ -4,6 +4,7 @@
 //! the JSON API ([`api`]) and Prometheus metrics ([`metrics`]).
 
 pub mod api;
+mod api_index;
 pub mod conn;
 pub mod metrics;
 pub mod scram;
