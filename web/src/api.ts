@@ -108,6 +108,7 @@ export type TreeNode = Schemas["NodeView"];
 export type TreeAnswer = Schemas["MqttTree"];
 export type RangeAnswer = Schemas["StoreRange"];
 export type SeriesAnswer = Schemas["StoreSeries"];
+export type ValuesAnswer = Schemas["StoreValues"];
 export type PipelineEvent = Schemas["Event"];
 export type FlowNode = Schemas["FlowNode"];
 export type Flow = Schemas["FlowGraph"];
@@ -123,10 +124,50 @@ export function itemError<T>(item: Item<T>): string | null {
     : null;
 }
 
-/** A label matcher set for /api/v1/query, values quoted and escaped. */
-export function selector(labels: Record<string, string>): string {
-  const parts = Object.entries(labels).map(
-    ([k, v]) => `${k}="${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`,
-  );
+const quoted = (v: string) => `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+
+/** A label matcher set for /api/v1/query, values quoted and escaped; `oneOf` adds a regex
+ * matcher per label that keeps any of the given values exactly. */
+export function selector(labels: Record<string, string>, oneOf: Record<string, string[]> = {}): string {
+  const parts = Object.entries(labels).map(([k, v]) => `${k}=${quoted(v)}`);
+  for (const [k, values] of Object.entries(oneOf)) {
+    const alternatives = values.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+    parts.push(`${k}=~${quoted(alternatives.join("|"))}`);
+  }
   return `{${parts.join(",")}}`;
+}
+
+const matchParam = (labels: Record<string, string>, oneOf: Record<string, string[]> = {}) =>
+  Object.keys(labels).length + Object.keys(oneOf).length ? `&match=${enc(selector(labels, oneOf))}` : "";
+
+/** The `most` values of `label` whose series of `metric` (matching `labels`) rank highest over
+ * the range by their average: what a chart of a cluster of 10,000 groups draws, its worst few,
+ * so the answer does not grow with the cluster. `range` is rangeParams()'s. */
+export async function topValues(
+  metric: string,
+  label: string,
+  range: string,
+  signal: AbortSignal,
+  { labels = {}, most = 10 }: { labels?: Record<string, string>; most?: number } = {},
+): Promise<string[]> {
+  const window = range.replace(/&?step=[^&]*/, "");
+  // Series are per partition for some metrics: ask for more, keep the first `most` values.
+  const top = await getJson<ValuesAnswer>(`/api/v1/top?metric=${metric}${matchParam(labels)}&n=${most * 5}&agg=avg&${window}`, signal);
+  const values = top.series.map((s) => s.labels[label]).filter((v): v is string => v !== undefined);
+  return [...new Set(values)].slice(0, most);
+}
+
+/** The history of `metric`'s series whose `label` is one of `values` (and that match `labels`). */
+export async function historyOf(
+  metric: string,
+  label: string,
+  values: string[],
+  range: string,
+  signal: AbortSignal,
+  labels: Record<string, string> = {},
+): Promise<RangeAnswer> {
+  if (values.length === 0) {
+    return { metric, resolution: "raw", from: 0, to: 0, step_ms: 0, series: [] };
+  }
+  return getJson<RangeAnswer>(`/api/v1/query?metric=${metric}${matchParam(labels, { [label]: values })}&${range}`, signal);
 }

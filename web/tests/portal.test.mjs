@@ -284,6 +284,8 @@ const PAGES = [
       assert.ok(rows.some((r) => r.includes("pipescope-process-calls")), rows.join("\n"));
       assert.ok(rows.every((r) => /OK|WARN|STALLED|STOPPED|REWOUND/.test(r)), `every group has a verdict:\n${rows.join("\n")}`);
       await chartDrawn(page, "chart-group-lag");
+      // The chart draws the groups with the most lag (its top 10 over the range).
+      assert.ok((await svgTexts(page, "chart-group-lag")).includes("pipescope-demo-laggard"), "legend names the laggard");
     },
   },
   {

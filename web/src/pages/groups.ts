@@ -1,4 +1,4 @@
-import { enc, getJson, type ClusterSummary, type GroupSummary, type RangeAnswer } from "../api";
+import { enc, getJson, historyOf, topValues, type ClusterSummary, type GroupSummary } from "../api";
 import { chartPanel, drawLines, maxBy, sumBy } from "../charts";
 import { el } from "../dom";
 import { count, duration } from "../format";
@@ -8,12 +8,15 @@ import { badge, fill, link, section } from "../ui";
 import { pagedTable, type PagedTable } from "../paged";
 import { eta } from "./eta";
 
+/** Groups a lag chart draws: the worst over the range. */
+const CHARTED_GROUPS = 10;
+
 export const groups: Page = {
   title: "Groups",
   nav: true,
   mount(root, { signal }) {
-    const lag = chartPanel("Lag per group (offsets)", signal, { "data-testid": "chart-group-lag" });
-    const seconds = chartPanel("Largest lag per group (seconds)", signal, { "data-testid": "chart-group-lag-seconds" });
+    const lag = chartPanel(`Lag of the ${CHARTED_GROUPS} groups with the most (offsets)`, signal, { "data-testid": "chart-group-lag" });
+    const seconds = chartPanel(`Largest lag in seconds, ${CHARTED_GROUPS} worst groups`, signal, { "data-testid": "chart-group-lag-seconds" });
     const tables = el("div");
     root.append(el("h1", {}, "Consumer groups"), tables, el("div", { class: "grid2" }, lag.panel, seconds.panel));
 
@@ -62,14 +65,17 @@ export const groups: Page = {
         ),
       );
       const range = rangeParams();
+      // The charts draw the groups with the most lag over the range, not all 10,000.
+      const worst = async (metric: string) =>
+        historyOf(metric, "group", await topValues(metric, "group", range, signal, { most: CHARTED_GROUPS }), range, signal);
       const [lagAnswer, secondsAnswer] = await Promise.all([
-        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_group_lag_offsets&${range}`, signal),
-        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_group_lag_seconds&${range}`, signal),
+        worst("pipescope_kafka_group_lag_offsets"),
+        worst("pipescope_kafka_group_lag_seconds"),
         ...clusters.map((c) => listOf(c.name).refresh()),
       ]);
       const name = (l: Record<string, string>) => (clusters.length > 1 ? `${l.cluster}/${l.group}` : l.group);
-      drawLines(lag, sumBy(lagAnswer as RangeAnswer, name), "offsets", lagAnswer as RangeAnswer);
-      drawLines(seconds, maxBy(secondsAnswer as RangeAnswer, name), "s", secondsAnswer as RangeAnswer);
+      drawLines(lag, sumBy(lagAnswer, name), "offsets", lagAnswer);
+      drawLines(seconds, maxBy(secondsAnswer, name), "s", secondsAnswer);
     };
   },
 };

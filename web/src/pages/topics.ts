@@ -1,4 +1,4 @@
-import { enc, getJson, selector, type ClusterSummary, type RangeAnswer, type TopicSummary } from "../api";
+import { enc, getJson, historyOf, topValues, type ClusterSummary, type TopicSummary } from "../api";
 import { pagedTable, type PagedTable } from "../paged";
 import { chartPanel, drawLines, linesOf, sumBy } from "../charts";
 import { el } from "../dom";
@@ -7,12 +7,15 @@ import { rangeParams } from "../range";
 import type { Page } from "../router";
 import { badge, fill, link, section } from "../ui";
 
+/** Topics a chart draws: those with the highest values over the range. */
+const CHARTED_TOPICS = 10;
+
 export const topics: Page = {
   title: "Topics",
   nav: true,
   mount(root, { signal }) {
-    const rates = chartPanel("Messages/min per topic (over the last minute)", signal, { "data-testid": "chart-topic-rates" });
-    const offsets = chartPanel("End offset per topic (sum over partitions)", signal, { "data-testid": "chart-end-offsets" });
+    const rates = chartPanel(`Messages/min of the ${CHARTED_TOPICS} busiest topics (over the last minute)`, signal, { "data-testid": "chart-topic-rates" });
+    const offsets = chartPanel(`End offset (sum over partitions) of the ${CHARTED_TOPICS} topics with the most records`, signal, { "data-testid": "chart-end-offsets" });
     const tables = el("div");
     root.append(el("h1", {}, "Kafka topics"), el("div", { class: "grid2" }, rates.panel, offsets.panel), tables);
 
@@ -59,14 +62,17 @@ export const topics: Page = {
         ),
       );
       const range = rangeParams();
+      // The charts draw the topics with the highest values over the range, not all 20,000.
+      const highest = async (metric: string, labels: Record<string, string> = {}) =>
+        historyOf(metric, "topic", await topValues(metric, "topic", range, signal, { labels, most: CHARTED_TOPICS }), range, signal, labels);
       const [rateAnswer, offsetAnswer] = await Promise.all([
-        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_topic_messages_per_minute&match=${enc(selector({ window: "1m" }))}&${range}`, signal),
-        getJson<RangeAnswer>(`/api/v1/query?metric=pipescope_kafka_partition_end_offset&${range}`, signal),
+        highest("pipescope_kafka_topic_messages_per_minute", { window: "1m" }),
+        highest("pipescope_kafka_partition_end_offset"),
         ...clusters.map((c) => listOf(c.name).refresh()),
       ]);
       const name = (l: Record<string, string>) => (clusters.length > 1 ? `${l.cluster}/${l.topic}` : l.topic);
-      drawLines(rates, linesOf(rateAnswer as RangeAnswer, name), "msg/min", rateAnswer as RangeAnswer);
-      drawLines(offsets, sumBy(offsetAnswer as RangeAnswer, name), "", offsetAnswer as RangeAnswer);
+      drawLines(rates, linesOf(rateAnswer, name), "msg/min", rateAnswer);
+      drawLines(offsets, sumBy(offsetAnswer, name), "", offsetAnswer);
     };
   },
 };
