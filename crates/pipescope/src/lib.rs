@@ -15,6 +15,7 @@ pub mod config;
 pub mod demo;
 pub mod export;
 pub mod health;
+pub mod isolated;
 pub mod kafka;
 pub mod log;
 pub mod metrics;

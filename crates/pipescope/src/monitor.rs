@@ -18,6 +18,8 @@ use crate::{api, completeness, export, health, kafka, mqtt, series, store, web};
 /// Batches the bus holds for a subscriber that is behind, and the store writer's queue.
 const BUS_CAPACITY: usize = 1024;
 const STORE_QUEUE_BATCHES: usize = 256;
+/// Worker threads of each Kafka cluster's own runtime: a scrape's brokers answer in parallel.
+const KAFKA_WATCHER_THREADS: usize = 2;
 
 /// Opens the store; a corrupt one is moved aside (and the log says where) when asked.
 fn open_store(
@@ -331,7 +333,7 @@ fn start_kafka_watchers(
             task,
             Box::new(move || {
                 let scraper = kafka::scraper(&name, &cluster).expect("checked at start");
-                Box::pin(kafka::watch(
+                let watch = kafka::watch(
                     scraper,
                     cluster.scrape_interval,
                     kafka::analyzer_config(&cluster),
@@ -339,6 +341,12 @@ fn start_kafka_watchers(
                     bus.clone(),
                     clock.clone(),
                     Some(store.clone()),
+                );
+                // Its own threads: a big cluster's scrape must not hold the API's workers.
+                Box::pin(crate::isolated::on_own_runtime(
+                    "kafka-watcher",
+                    KAFKA_WATCHER_THREADS,
+                    watch,
                 ))
             }),
         );
