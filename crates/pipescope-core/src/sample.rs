@@ -8,20 +8,38 @@ use crate::clock::EpochMillis;
 
 /// Label pairs of a series, kept sorted by name with unique names, so equal sets compare equal.
 /// Shared and immutable: the several samples of one series (a scrape yields ~6 per group
-/// partition) clone the set without copying its strings.
+/// partition) clone the set without copying its strings. Names are usually constants and values
+/// repeat across series (a cluster, a topic, a group), so both are shared rather than copied:
+/// a big cluster's scrape builds ~300,000 sets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Arc<[(String, String)]>);
+pub struct Labels(Arc<[(Cow<'static, str>, Arc<str>)]>);
 
 impl Labels {
     /// Builds a label set; a name given twice keeps its last value.
     pub fn new<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        let mut pairs: Vec<(String, String)> = pairs
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        Self::sorted(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (Cow::Owned(k.into()), Arc::from(v.into())))
+                .collect(),
+        )
+    }
+
+    /// [`Labels::new`] from constant names and values already shared: the values' strings are
+    /// not copied (for the sets a scrape builds by the hundred thousand).
+    pub fn shared(pairs: impl IntoIterator<Item = (&'static str, Arc<str>)>) -> Self {
+        Self::sorted(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (Cow::Borrowed(k), v))
+                .collect(),
+        )
+    }
+
+    fn sorted(mut pairs: Vec<(Cow<'static, str>, Arc<str>)>) -> Self {
         // Stable sort keeps the order of equal names, so dedup can keep the last one given.
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut unique: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+        let mut unique: Vec<(Cow<'static, str>, Arc<str>)> = Vec::with_capacity(pairs.len());
         for pair in pairs {
             match unique.last_mut() {
                 Some(last) if last.0 == pair.0 => *last = pair,
@@ -32,14 +50,11 @@ impl Labels {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| &**v)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.0.iter().map(|(k, v)| (&**k, &**v))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -118,5 +133,24 @@ mod tests {
         let labels = Labels::new([("t", "a\"b\\c\nd"), ("a", "x")]);
         assert_eq!(labels.to_string(), r#"{a="x",t="a\"b\\c\nd"}"#);
         assert_eq!(Labels::default().to_string(), "{}");
+    }
+
+    #[test]
+    fn shared_labels_equal_copied_ones_and_sort_and_dedup_alike() {
+        let topic: Arc<str> = Arc::from("t");
+        let shared = Labels::shared([
+            ("topic", Arc::from("old")),
+            ("cluster", Arc::from("prod")),
+            ("topic", Arc::clone(&topic)),
+        ]);
+        let copied = Labels::new([("cluster", "prod"), ("topic", "t")]);
+        assert_eq!(shared, copied);
+        assert_eq!(shared.cmp(&copied), std::cmp::Ordering::Equal);
+        use std::hash::BuildHasher;
+        let state = std::hash::RandomState::new();
+        assert_eq!(state.hash_one(&shared), state.hash_one(&copied));
+        assert_eq!(shared.to_string(), r#"{cluster="prod",topic="t"}"#);
+        // The value's string is the one given, not a copy.
+        assert!(std::ptr::eq(shared.get("topic").unwrap(), &*topic));
     }
 }
