@@ -15,7 +15,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipescope_core::SystemClock;
@@ -81,9 +80,7 @@ fn scrape_child(bootstrap: &str, scrapes: usize) {
         let started = Instant::now();
         let mut state = runtime.block_on(scraper.scrape(&SystemClock, previous.as_ref()));
         let scrape_ms = started.elapsed().as_secs_f64() * 1000.0;
-        if let Some(snapshot) = &state.snapshot {
-            state.view = Some(Arc::new(analyzer.ingest(snapshot)));
-        }
+        pipescope::kafka::analyse(&mut analyzer, &mut state, previous.as_ref());
         let samples = pipescope::kafka::samples(&state);
         let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
         let cpu = cpu_ms("self") - cpu0;

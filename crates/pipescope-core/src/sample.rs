@@ -8,20 +8,81 @@ use crate::clock::EpochMillis;
 
 /// Label pairs of a series, kept sorted by name with unique names, so equal sets compare equal.
 /// Shared and immutable: the several samples of one series (a scrape yields ~6 per group
-/// partition) clone the set without copying its strings.
+/// partition) clone the set without copying its strings. Names are usually constants and values
+/// repeat across series (a cluster, a topic, a group), so [`Labels::shared`] shares both rather
+/// than copying them: a big cluster's scrape builds ~300,000 sets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Arc<[(String, String)]>);
+pub struct Labels(Arc<[(Cow<'static, str>, LabelValue)]>);
+
+/// A label value: the `String` it was given (moved, not copied), or a string shared with other
+/// sets. Compares, orders and hashes as its text.
+#[derive(Debug, Clone)]
+enum LabelValue {
+    Owned(String),
+    Shared(Arc<str>),
+}
+
+impl LabelValue {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Owned(s) => s,
+            Self::Shared(s) => s,
+        }
+    }
+}
+
+impl PartialEq for LabelValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for LabelValue {}
+
+impl PartialOrd for LabelValue {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for LabelValue {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for LabelValue {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
 
 impl Labels {
     /// Builds a label set; a name given twice keeps its last value.
     pub fn new<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        let mut pairs: Vec<(String, String)> = pairs
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        Self::sorted(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (Cow::Owned(k.into()), LabelValue::Owned(v.into())))
+                .collect(),
+        )
+    }
+
+    /// [`Labels::new`] from constant names and values already shared: the values' strings are
+    /// not copied (for the sets a scrape builds by the hundred thousand).
+    pub fn shared(pairs: impl IntoIterator<Item = (&'static str, Arc<str>)>) -> Self {
+        Self::sorted(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (Cow::Borrowed(k), LabelValue::Shared(v)))
+                .collect(),
+        )
+    }
+
+    fn sorted(mut pairs: Vec<(Cow<'static, str>, LabelValue)>) -> Self {
         // Stable sort keeps the order of equal names, so dedup can keep the last one given.
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut unique: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+        let mut unique: Vec<(Cow<'static, str>, LabelValue)> = Vec::with_capacity(pairs.len());
         for pair in pairs {
             match unique.last_mut() {
                 Some(last) if last.0 == pair.0 => *last = pair,
@@ -39,7 +100,7 @@ impl Labels {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.0.iter().map(|(k, v)| (&**k, v.as_str()))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -56,7 +117,7 @@ impl fmt::Display for Labels {
                 f.write_str(",")?;
             }
             write!(f, "{k}=\"")?;
-            for c in v.chars() {
+            for c in v.as_str().chars() {
                 match c {
                     '\\' => f.write_str("\\\\")?,
                     '"' => f.write_str("\\\"")?,
@@ -118,5 +179,32 @@ mod tests {
         let labels = Labels::new([("t", "a\"b\\c\nd"), ("a", "x")]);
         assert_eq!(labels.to_string(), r#"{a="x",t="a\"b\\c\nd"}"#);
         assert_eq!(Labels::default().to_string(), "{}");
+    }
+
+    #[test]
+    fn shared_labels_equal_copied_ones_and_sort_and_dedup_alike() {
+        let topic: Arc<str> = Arc::from("t");
+        let shared = Labels::shared([
+            ("topic", Arc::from("old")),
+            ("cluster", Arc::from("prod")),
+            ("topic", Arc::clone(&topic)),
+        ]);
+        let copied = Labels::new([("cluster", "prod"), ("topic", "t")]);
+        assert_eq!(shared, copied);
+        assert_eq!(shared.cmp(&copied), std::cmp::Ordering::Equal);
+        use std::hash::BuildHasher;
+        let state = std::hash::RandomState::new();
+        assert_eq!(state.hash_one(&shared), state.hash_one(&copied));
+        assert_eq!(shared.to_string(), r#"{cluster="prod",topic="t"}"#);
+        // The value's string is the one given, not a copy.
+        assert!(std::ptr::eq(shared.get("topic").unwrap(), &*topic));
+        let given = String::from("moved");
+        let at = given.as_ptr();
+        assert_eq!(Labels::new([("k", given)]).get("k").unwrap().as_ptr(), at);
+        // A value is no bigger than the `String` it replaced.
+        assert_eq!(
+            std::mem::size_of::<LabelValue>(),
+            std::mem::size_of::<String>()
+        );
     }
 }

@@ -10,8 +10,6 @@
 //! state of a partition or a group partition that no snapshot has reported for
 //! `forget_after_ms` is dropped.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::clock::EpochMillis;
@@ -563,63 +561,51 @@ impl KafkaAnalyzer {
     }
 
     fn group_views(&self, now: EpochMillis) -> Vec<GroupView> {
-        let mut by_group: BTreeMap<&str, BTreeMap<&str, Vec<GroupPartitionView>>> = BTreeMap::new();
-        let all = self
+        // Sorted, then cut into runs: each list is allocated at its size (a big cluster has
+        // ~200,000 group partitions, and two views are alive while the next is made).
+        let mut groups: Vec<(&str, &FastMap<TopicPartition, GroupPartitionState>)> = self
             .groups
             .iter()
-            .flat_map(|(group, partitions)| partitions.iter().map(move |(tp, s)| (group, tp, s)));
-        for (group, tp, state) in all {
-            let report = state.window.evaluate(now);
-            let verdict_reason = state.lost_reason();
-            by_group
-                .entry(group)
-                .or_default()
-                .entry(&tp.topic)
-                .or_default()
-                .push(GroupPartitionView {
-                    partition: tp.partition,
-                    committed: state.committed,
-                    latest: state.latest,
-                    lag: state.lag,
-                    lag_seconds: state.lag_seconds,
-                    catch_up: catch_up(state.lag.offsets, state.window.rates()),
-                    verdict: if verdict_reason.is_some() {
-                        Verdict::Lost
-                    } else {
-                        report.verdict
-                    },
-                    window_observations: report.observations,
-                    window_complete: report.complete,
-                    last_commit_seen_ms: state.window.last_commit_seen_ms(),
-                    reported_this_scrape: state.last_reported_ms == now,
-                    lost_to_retention: state.loss.total(),
-                    verdict_reason,
-                });
-        }
+            .map(|(group, partitions)| (group.as_str(), partitions))
+            .collect();
+        groups.sort_unstable_by_key(|(group, _)| *group);
+        let mut states: Vec<(&TopicPartition, &GroupPartitionState)> = Vec::new();
+        let by_group = groups.into_iter().map(|(group, partitions)| {
+            states.clear();
+            states.extend(partitions.iter());
+            states.sort_unstable_by_key(|(tp, _)| *tp);
+            let topics: Vec<(&str, Vec<GroupPartitionView>)> = states
+                .chunk_by(|a, b| a.0.topic == b.0.topic)
+                .map(|run| {
+                    let views = run
+                        .iter()
+                        .map(|(tp, state)| state.view(tp.partition, now))
+                        .collect();
+                    (run[0].0.topic.as_str(), views)
+                })
+                .collect();
+            (group, topics)
+        });
         by_group
-            .into_iter()
             .map(|(group, topics)| {
                 let topics: Vec<GroupTopicView> = topics
                     .into_iter()
-                    .map(|(topic, mut partitions)| {
-                        partitions.sort_by_key(|p| p.partition);
-                        GroupTopicView {
-                            topic: topic.to_owned(),
-                            lag_offsets: partitions.iter().filter_map(|p| p.lag.offsets).sum(),
-                            partitions_lag_unknown: partitions
-                                .iter()
-                                .filter(|p| p.lag.offsets.is_none())
-                                .count(),
-                            max_lag_seconds: max_seconds(partitions.iter().map(|p| p.lag_seconds))
-                                .map(|s| s.0),
-                            verdict: partitions
-                                .iter()
-                                .map(|p| p.verdict)
-                                .max()
-                                .unwrap_or_default(),
-                            lost_to_retention: partitions.iter().map(|p| p.lost_to_retention).sum(),
-                            partitions,
-                        }
+                    .map(|(topic, partitions)| GroupTopicView {
+                        topic: topic.to_owned(),
+                        lag_offsets: partitions.iter().filter_map(|p| p.lag.offsets).sum(),
+                        partitions_lag_unknown: partitions
+                            .iter()
+                            .filter(|p| p.lag.offsets.is_none())
+                            .count(),
+                        max_lag_seconds: max_seconds(partitions.iter().map(|p| p.lag_seconds))
+                            .map(|s| s.0),
+                        verdict: partitions
+                            .iter()
+                            .map(|p| p.verdict)
+                            .max()
+                            .unwrap_or_default(),
+                        lost_to_retention: partitions.iter().map(|p| p.lost_to_retention).sum(),
+                        partitions,
                     })
                     .collect();
                 let all = || topics.iter().flat_map(|t| t.partitions.iter());
@@ -716,6 +702,31 @@ impl GroupPartitionState {
             loss: RetentionLoss::default(),
             below_log_start: None,
             lost_scrapes_left: 0,
+        }
+    }
+
+    /// What the view shows of this group partition at `now`.
+    fn view(&self, partition: i32, now: EpochMillis) -> GroupPartitionView {
+        let report = self.window.evaluate(now);
+        let verdict_reason = self.lost_reason();
+        GroupPartitionView {
+            partition,
+            committed: self.committed,
+            latest: self.latest,
+            lag: self.lag,
+            lag_seconds: self.lag_seconds,
+            catch_up: catch_up(self.lag.offsets, self.window.rates()),
+            verdict: if verdict_reason.is_some() {
+                Verdict::Lost
+            } else {
+                report.verdict
+            },
+            window_observations: report.observations,
+            window_complete: report.complete,
+            last_commit_seen_ms: self.window.last_commit_seen_ms(),
+            reported_this_scrape: self.last_reported_ms == now,
+            lost_to_retention: self.loss.total(),
+            verdict_reason,
         }
     }
 

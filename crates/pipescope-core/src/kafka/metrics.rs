@@ -6,6 +6,8 @@
 //! window is covered (see [`crate::kafka::rate::EndOffsetWindows`]); `cluster`, `group`, `topic`, `partition` on group partition series; `cluster`,
 //! `group` on group series.
 
+use std::sync::Arc;
+
 use crate::kafka::analyzer::{GroupPartitionView, KafkaView};
 use crate::sample::{Labels, Sample};
 use crate::windows::Window;
@@ -88,13 +90,25 @@ pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Samp
     let mut push = |metric: &'static str, labels: &Labels, value: f64| {
         samples.push(Sample::new(metric, labels.clone(), time, value));
     };
+    // One shared string per cluster, topic, group and partition number: the label sets of a
+    // big cluster's ~300,000 series point at them instead of each holding copies.
+    let cluster: Arc<str> = Arc::from(cluster);
+    let mut numbers = PartitionNumbers::default();
+    let mut last_topic: Option<Arc<str>> = None;
+    let mut shared_topic = |topic: &str| -> Arc<str> {
+        match &last_topic {
+            Some(t) if **t == *topic => Arc::clone(t),
+            _ => Arc::clone(last_topic.insert(Arc::from(topic))),
+        }
+    };
 
     for p in &view.partitions {
-        let partition = p.partition.to_string();
-        let labels = Labels::new([
-            ("cluster", cluster),
-            ("topic", p.topic.as_str()),
-            ("partition", partition.as_str()),
+        let topic = shared_topic(&p.topic);
+        let partition = numbers.get(p.partition);
+        let labels = Labels::shared([
+            ("cluster", Arc::clone(&cluster)),
+            ("topic", Arc::clone(&topic)),
+            ("partition", Arc::clone(&partition)),
         ]);
         if let Some(earliest) = p.earliest {
             push(PARTITION_START_OFFSET, &labels, earliest as f64);
@@ -107,11 +121,11 @@ pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Samp
         }
         let last_minute = p.rates.and_then(|r| r.get(Window::OneMinute).per_minute);
         if let Some(rate) = last_minute {
-            let labels = Labels::new([
-                ("cluster", cluster),
-                ("topic", p.topic.as_str()),
-                ("partition", partition.as_str()),
-                ("window", Window::OneMinute.label()),
+            let labels = Labels::shared([
+                ("cluster", Arc::clone(&cluster)),
+                ("topic", topic),
+                ("partition", partition),
+                ("window", Arc::from(Window::OneMinute.label())),
             ]);
             push(PARTITION_MESSAGES_PER_MINUTE, &labels, rate);
         }
@@ -120,23 +134,25 @@ pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Samp
         let Some(rates) = &t.rates else { continue };
         for window in Window::ALL {
             if let Some(rate) = rates.get(window).per_minute {
-                let labels = Labels::new([
-                    ("cluster", cluster),
-                    ("topic", t.topic.as_str()),
-                    ("window", window.label()),
+                let labels = Labels::shared([
+                    ("cluster", Arc::clone(&cluster)),
+                    ("topic", shared_topic(&t.topic)),
+                    ("window", Arc::from(window.label())),
                 ]);
                 push(TOPIC_MESSAGES_PER_MINUTE, &labels, rate);
             }
         }
     }
     for g in &view.groups {
+        let group: Arc<str> = Arc::from(g.group.as_str());
         for t in &g.topics {
+            let topic = shared_topic(&t.topic);
             for p in &t.partitions {
-                let labels = Labels::new([
-                    ("cluster", cluster),
-                    ("group", g.group.as_str()),
-                    ("topic", t.topic.as_str()),
-                    ("partition", p.partition.to_string().as_str()),
+                let labels = Labels::shared([
+                    ("cluster", Arc::clone(&cluster)),
+                    ("group", Arc::clone(&group)),
+                    ("topic", Arc::clone(&topic)),
+                    ("partition", numbers.get(p.partition)),
                 ]);
                 push(
                     GROUP_PARTITION_VERDICT,
@@ -147,10 +163,10 @@ pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Samp
                     group_partition_samples(p, &labels, &mut push);
                 }
             }
-            let labels = Labels::new([
-                ("cluster", cluster),
-                ("group", g.group.as_str()),
-                ("topic", t.topic.as_str()),
+            let labels = Labels::shared([
+                ("cluster", Arc::clone(&cluster)),
+                ("group", Arc::clone(&group)),
+                ("topic", topic),
             ]);
             push(
                 GROUP_LOST_RECORDS_TOTAL,
@@ -158,7 +174,7 @@ pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Samp
                 t.lost_to_retention as f64,
             );
         }
-        let labels = Labels::new([("cluster", cluster), ("group", g.group.as_str())]);
+        let labels = Labels::shared([("cluster", Arc::clone(&cluster)), ("group", group)]);
         push(GROUP_VERDICT, &labels, f64::from(g.verdict.code()));
         if let Some(skew) = g.lag_skew() {
             push(GROUP_LAG_SKEW_OFFSETS, &labels, skew.skew.offsets);
@@ -166,9 +182,32 @@ pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Samp
     }
     push(
         CLAMPED_COMMITS_TOTAL,
-        &Labels::new([("cluster", cluster)]),
+        &Labels::shared([("cluster", cluster)]),
         view.counters.clamped_commits_total as f64,
     );
+}
+
+/// Partition numbers as label values, each made once per call: a cluster's topics mostly
+/// number their partitions from 0, so a few strings serve every partition label.
+#[derive(Default)]
+struct PartitionNumbers(Vec<Option<Arc<str>>>);
+
+impl PartitionNumbers {
+    /// Above this, numbers are made each time (a cap on what an outside count can grow).
+    const CACHED: usize = 4096;
+
+    fn get(&mut self, partition: i32) -> Arc<str> {
+        let Some(index) = usize::try_from(partition)
+            .ok()
+            .filter(|&i| i < Self::CACHED)
+        else {
+            return Arc::from(partition.to_string());
+        };
+        if self.0.len() <= index {
+            self.0.resize(index + 1, None);
+        }
+        Arc::clone(self.0[index].get_or_insert_with(|| Arc::from(partition.to_string())))
+    }
 }
 
 fn group_partition_samples(

@@ -30,6 +30,7 @@ use crate::config::KafkaCluster;
 use crate::store::{Store, StoreError};
 use conn::{ConnectOptions, Pool, SaslCredentials};
 pub use scrape::Scraper;
+use state::GroupState;
 pub use state::{ClusterState, LiveState};
 
 /// The scraper of one configured cluster, with its TLS and SASL settings.
@@ -112,16 +113,10 @@ pub async fn watch(
             ),
         }
         // The analysis and the samples take a big cluster's scrape hundreds of milliseconds of
-        // CPU: on a blocking thread, so the API's requests on the runtime's workers do not wait.
+        // CPU: on a blocking thread, so the runtime's workers stay free for the scrape's I/O.
         let previous_state = previous.clone();
         let (returned, state, batch) = tokio::task::spawn_blocking(move || {
-            // A missed scrape (no snapshot) is not ingested: it only makes the next interval
-            // longer.
-            if let Some(snapshot) = &state.snapshot {
-                let held = held_groups(&state, previous_state.as_deref());
-                analyzer.hold_groups(held.iter().map(String::as_str), snapshot.time_ms);
-                state.view = Some(Arc::new(analyzer.ingest(snapshot)));
-            }
+            analyse(&mut analyzer, &mut state, previous_state.as_deref());
             let state = Arc::new(state);
             let batch = samples(&state);
             (analyzer, state, batch)
@@ -135,20 +130,39 @@ pub async fn watch(
     }
 }
 
+/// What the watcher derives from a scrape: the analyzer's view (rates, lag, verdicts) on
+/// `state`. A missed scrape (no snapshot) is not ingested: it only makes the next interval
+/// longer. The scale bench calls it too, so it measures what the watcher does.
+pub fn analyse(
+    analyzer: &mut KafkaAnalyzer,
+    state: &mut ClusterState,
+    previous: Option<&ClusterState>,
+) {
+    let Some(snapshot) = &state.snapshot else {
+        return;
+    };
+    let held = held_groups(&state.groups, &state.group_list_errors, previous);
+    analyzer.hold_groups(held.iter().map(String::as_str), snapshot.time_ms);
+    state.view = Some(Arc::new(analyzer.ingest(snapshot)));
+}
+
 /// Groups whose committed offsets are unknown this scrape although they may still commit: their
 /// OffsetFetch (or coordinator lookup) failed, or they are missing from a group list that some
 /// broker failed to give. No answer is not "no commit", so they must not drift towards STOPPED.
-fn held_groups(state: &ClusterState, previous: Option<&ClusterState>) -> Vec<String> {
-    let mut held: Vec<String> = state
-        .groups
+fn held_groups(
+    groups: &[GroupState],
+    group_list_errors: &[String],
+    previous: Option<&ClusterState>,
+) -> Vec<String> {
+    let mut held: Vec<String> = groups
         .iter()
         .filter(|g| g.offsets.is_err())
         .map(|g| g.name.clone())
         .collect();
-    if !state.group_list_errors.is_empty() {
+    if !group_list_errors.is_empty() {
         let known = previous.and_then(|p| p.view.as_deref());
         for g in known.into_iter().flat_map(|v| &v.groups) {
-            if state.group(&g.group).is_none() {
+            if !groups.iter().any(|listed| listed.name == g.group) {
                 held.push(g.group.clone());
             }
         }
@@ -280,7 +294,7 @@ mod tests {
     use super::*;
     use pipescope_core::kafka::KafkaView;
     use pipescope_core::kafka::analyzer::GroupView;
-    use state::GroupState;
+    use pipescope_core::kafka::{GroupCommit, OffsetRange, OffsetsSnapshot, PartitionOffsets};
 
     fn cluster(groups: &[(&str, bool)], list_errors: &[&str]) -> ClusterState {
         ClusterState {
@@ -354,18 +368,59 @@ mod tests {
         );
     }
 
+    fn held(state: &ClusterState, previous: Option<&ClusterState>) -> Vec<String> {
+        held_groups(&state.groups, &state.group_list_errors, previous)
+    }
+
+    #[test]
+    fn an_analysed_scrape_gets_its_view_and_samples() {
+        let mut state = cluster(&[("g", true)], &[]);
+        state.snapshot = Some(OffsetsSnapshot {
+            time_ms: 1,
+            partitions: vec![PartitionOffsets {
+                tp: TopicPartition::new("t", 0),
+                offsets: Ok(OffsetRange {
+                    earliest: 0,
+                    latest: 10,
+                }),
+            }],
+            commits: vec![GroupCommit {
+                group: "g".into(),
+                tp: TopicPartition::new("t", 0),
+                committed: 4,
+                record_time_ms: None,
+            }],
+        });
+        let mut analyzer = KafkaAnalyzer::default();
+        analyse(&mut analyzer, &mut state, None);
+        let view = state.view.as_deref().expect("a view");
+        assert_eq!(view.partitions.len(), 1);
+        assert_eq!(view.groups[0].lag_offsets, 6);
+        let lag: Vec<f64> = samples(&state)
+            .iter()
+            .filter(|s| s.metric == names::GROUP_LAG_OFFSETS)
+            .map(|s| s.value)
+            .collect();
+        assert_eq!(lag, [6.0]);
+
+        // A missed scrape (no snapshot) is not ingested.
+        let mut missed = cluster(&[], &[]);
+        analyse(&mut analyzer, &mut missed, None);
+        assert!(missed.view.is_none());
+    }
+
     #[test]
     fn groups_whose_offsets_failed_are_held() {
         let state = cluster(&[("a", true), ("b", false)], &[]);
-        assert_eq!(held_groups(&state, None), ["b"]);
+        assert_eq!(held(&state, None), ["b"]);
     }
 
     #[test]
     fn groups_missing_from_an_incomplete_list_are_held_but_not_from_a_complete_one() {
         let previous = with_view(cluster(&[("a", true), ("gone", true)], &[]), &["a", "gone"]);
         let complete = cluster(&[("a", true)], &[]);
-        assert!(held_groups(&complete, Some(&previous)).is_empty());
+        assert!(held(&complete, Some(&previous)).is_empty());
         let incomplete = cluster(&[("a", true)], &["broker 2: ListGroups timed out"]);
-        assert_eq!(held_groups(&incomplete, Some(&previous)), ["gone"]);
+        assert_eq!(held(&incomplete, Some(&previous)), ["gone"]);
     }
 }

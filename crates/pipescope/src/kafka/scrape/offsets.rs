@@ -1,6 +1,6 @@
 //! ListOffsets (earliest and latest) and DescribeProducers, per partition leader.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use futures::future::join_all;
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
@@ -8,7 +8,9 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::{ApiKey, DescribeProducersRequest, ListOffsetsRequest, TopicName};
 
 use super::metadata::Layout;
-use super::{Item, Scraper, code_error, name, text};
+use pipescope_core::kafka::FastMap;
+
+use super::{Item, Scraper, code_error, name};
 use crate::kafka::conn::Lane;
 use crate::kafka::state::{ProducerState, TopicState};
 
@@ -32,7 +34,7 @@ pub(super) fn fill(
     offsets: Vec<LeaderOffsets>,
     producers: Vec<Vec<Item<Vec<ProducerState>>>>,
 ) {
-    let mut answered: HashMap<(&str, i32), PartitionAnswers> = HashMap::new();
+    let mut answered: FastMap<(&str, i32), PartitionAnswers> = FastMap::default();
     for (((_, parts), (earliest, latest)), producers) in
         by_leader.iter().zip(offsets).zip(producers)
     {
@@ -130,24 +132,16 @@ impl Scraper {
             Ok(response) => response,
             Err(e) => return vec![Err(e.to_string()); parts.len()],
         };
-        let mut out: HashMap<(String, i32), Item<i64>> = HashMap::new();
-        for t in &response.topics {
-            for p in &t.partitions {
+        let answers = response.topics.iter().flat_map(|t| {
+            t.partitions.iter().map(|p| {
                 let value = match code_error(p.error_code, None) {
                     Some(e) => Err(format!("ListOffsets: {e}")),
                     None => Ok(p.offset),
                 };
-                out.insert((text(&t.name.0), p.partition_index), value);
-            }
-        }
-        parts
-            .iter()
-            .map(|k| {
-                out.remove(k).unwrap_or_else(|| {
-                    Err("the broker left this partition out of its ListOffsets answer".to_string())
-                })
+                ((t.name.0.as_str(), p.partition_index), value)
             })
-            .collect()
+        });
+        in_order_of(parts, answers, "its ListOffsets answer")
     }
 
     /// Active producers of the partitions one broker leads, where the broker reports them.
@@ -187,9 +181,8 @@ impl Scraper {
             Ok(r) => r,
             Err(e) => return fail_all(format!("DescribeProducers: {e}")),
         };
-        let mut out: HashMap<(String, i32), Item<Vec<ProducerState>>> = HashMap::new();
-        for t in &response.topics {
-            for p in &t.partitions {
+        let answers = response.topics.iter().flat_map(|t| {
+            t.partitions.iter().map(|p| {
                 let v = match code_error(p.error_code, p.error_message.as_ref()) {
                     Some(e) => Err(format!("DescribeProducers: {e}")),
                     None => Ok(p
@@ -205,16 +198,34 @@ impl Scraper {
                         })
                         .collect()),
                 };
-                out.insert((text(&t.name.0), p.partition_index), v);
-            }
-        }
-        parts
-            .iter()
-            .map(|k| {
-                out.remove(k).unwrap_or_else(|| {
-                    Err("the broker left this partition out of DescribeProducers".to_string())
-                })
+                ((t.name.0.as_str(), p.partition_index), v)
             })
-            .collect()
+        });
+        in_order_of(parts, answers, "DescribeProducers")
     }
+}
+
+/// A broker's answers for `parts`, in their order, found by place (a leader answers for
+/// thousands of partitions); a partition it left out gets that reason.
+fn in_order_of<'a, T>(
+    parts: &[(String, i32)],
+    answers: impl Iterator<Item = ((&'a str, i32), Item<T>)>,
+    answer: &str,
+) -> Vec<Item<T>> {
+    let place: FastMap<(&str, i32), usize> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, (topic, partition))| ((topic.as_str(), *partition), i))
+        .collect();
+    let mut out: Vec<Option<Item<T>>> = std::iter::repeat_with(|| None).take(parts.len()).collect();
+    for (key, value) in answers {
+        if let Some(&i) = place.get(&key) {
+            out[i] = Some(value);
+        }
+    }
+    out.into_iter()
+        .map(|value| {
+            value.unwrap_or_else(|| Err(format!("the broker left this partition out of {answer}")))
+        })
+        .collect()
 }

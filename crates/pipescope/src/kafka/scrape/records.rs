@@ -2,7 +2,7 @@
 //! timestamp read, the exact base of lag in seconds. The batches are read by
 //! `pipescope_core::kafka::record_batch` (decompression bounded) on the blocking pool.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 use futures::future::join_all;
@@ -14,7 +14,7 @@ use pipescope_core::kafka::record_time::{lagging_positions, set_record_times};
 use pipescope_core::kafka::{FastMap, OffsetsSnapshot, TopicPartition};
 
 use super::timing::StageTimer;
-use super::{Item, Scraper, code_error, name, text};
+use super::{Item, Scraper, code_error, name};
 use crate::kafka::state::{ClusterState, GroupState, PartitionState, TopicState};
 
 /// Fetch v12+ is flexible, and tansu 0.6 puts a top-level tagged field there that v12 does
@@ -25,15 +25,46 @@ const FETCH_MAX: i16 = 11;
 /// many batches; a larger batch is asked for again alone, and then comes whole (KIP-74).
 const FETCH_PARTITION_BYTES: i32 = 16 * 1024;
 
-/// The time of the record at each position this scrape knows, or why it is missing: topic →
-/// (partition, offset) → time.
-type RecordTimes = FastMap<String, FastMap<(i32, i64), Item<EpochMillis>>>;
+/// A partition of this scrape, by topic name (borrowed from the scrape's topics) and number.
+type Key<'a> = (&'a str, i32);
 
-/// The offsets to fetch: leader → (topic, partition) → offsets.
-type Wanted = BTreeMap<i32, BTreeMap<(String, i32), BTreeSet<i64>>>;
+/// The time of the record at each position this scrape knows, or why it is missing: (topic,
+/// partition, offset) → time.
+type RecordTimes<'a> = FastMap<(&'a str, i32, i64), Item<EpochMillis>>;
 
-/// This scrape's partitions by topic name and partition.
-type Partitions<'a> = FastMap<(&'a str, i32), &'a PartitionState>;
+/// The offsets to fetch: leader → its partitions, each with its offsets in ascending order.
+type Wanted<'a> = BTreeMap<i32, Vec<(Key<'a>, Vec<i64>)>>;
+
+/// This scrape's partitions, found by topic name and partition. Found by place, so what is found
+/// keeps the topics' lifetime whatever the name looked up with.
+struct Partitions<'a> {
+    list: Vec<(Key<'a>, &'a PartitionState)>,
+    place: FastMap<Key<'a>, usize>,
+}
+
+impl<'a> Partitions<'a> {
+    fn new(topics: &'a [TopicState]) -> Self {
+        let list: Vec<(Key<'a>, &'a PartitionState)> = topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| ((t.name.as_str(), p.partition), p))
+            })
+            .collect();
+        let place = list
+            .iter()
+            .enumerate()
+            .map(|(i, (key, _))| (*key, i))
+            .collect();
+        Self { list, place }
+    }
+
+    fn get(&self, topic: &str, partition: i32) -> Option<(Key<'a>, &'a PartitionState)> {
+        let &i = self.place.get(&(topic, partition))?;
+        Some(self.list[i])
+    }
+}
 
 /// A partition's topic id and end offset.
 type LogMark<'a> = (Option<&'a str>, i64);
@@ -53,14 +84,7 @@ impl Scraper {
         groups: &mut [GroupState],
         snapshot: &mut OffsetsSnapshot,
     ) {
-        let partitions: Partitions = topics
-            .iter()
-            .flat_map(|t| {
-                t.partitions
-                    .iter()
-                    .map(|p| ((t.name.as_str(), p.partition), p))
-            })
-            .collect();
+        let partitions = Partitions::new(topics);
         let known = KnownRecordTimes::new(previous, topics);
         let (mut times, wanted) = plan(lagging_positions(snapshot), &partitions, &known);
         let fetched = stages
@@ -74,38 +98,34 @@ impl Scraper {
                 ),
             )
             .await;
-        for ((topic, partition, offset), time) in fetched.into_iter().flatten() {
+        times.extend(fetched.into_iter().flatten());
+        set_record_times(snapshot, |topic, partition, offset| {
             times
-                .entry(topic)
-                .or_default()
-                .insert((partition, offset), time);
-        }
-        let found: FastMap<(&str, i32, i64), EpochMillis> = times
-            .iter()
-            .flat_map(|(topic, times)| {
-                times.iter().filter_map(|(&(partition, offset), time)| {
-                    Some(((topic.as_str(), partition, offset), *time.as_ref().ok()?))
-                })
-            })
-            .collect();
-        set_record_times(snapshot, &found);
+                .get(&(topic, partition, offset))?
+                .as_ref()
+                .ok()
+                .copied()
+        });
         mark_commits(groups, &partitions, &times);
     }
 
     /// Timestamps of the records at the given offsets, from the partitions' leader: one Fetch
     /// per round, round k holding each partition's k-th wanted offset.
-    async fn record_times(
+    async fn record_times<'a>(
         &self,
         addr: &str,
-        parts: &BTreeMap<(String, i32), BTreeSet<i64>>,
-    ) -> Vec<((String, i32, i64), Item<EpochMillis>)> {
-        let rounds = parts.values().map(BTreeSet::len).max().unwrap_or(0);
-        let requests = (0..rounds).map(|round| {
-            let wanted: Vec<(&(String, i32), i64)> = parts
+        parts: &[(Key<'a>, Vec<i64>)],
+    ) -> Vec<((&'a str, i32, i64), Item<EpochMillis>)> {
+        let rounds = parts.iter().map(|(_, offsets)| offsets.len()).max();
+        let requests = (0..rounds.unwrap_or(0)).map(|round| {
+            let wanted: Vec<(Key<'a>, i64)> = parts
                 .iter()
-                .filter_map(|(k, offsets)| Some((k, *offsets.iter().nth(round)?)))
+                .filter_map(|(key, offsets)| Some((*key, *offsets.get(round)?)))
                 .collect();
-            async move { self.fetch_round(addr, &wanted).await }
+            async move {
+                let answers = self.fetch_round(addr, &wanted).await;
+                wanted.into_iter().zip(answers).collect::<Vec<_>>()
+            }
         });
         let mut results: Vec<_> = join_all(requests).await.into_iter().flatten().collect();
         // A batch bigger than the per-partition limit comes whole only to a partition asked
@@ -114,13 +134,11 @@ impl Scraper {
             .iter()
             .enumerate()
             .filter(|(_, (_, r))| matches!(r, Err(e) if e.incomplete))
-            .map(|(i, ((t, p, o), _))| {
-                let key = (t.clone(), *p);
-                let offset = *o;
+            .map(|(i, (position, _))| {
+                let wanted = [*position];
                 async move {
-                    let wanted = [(&key, offset)];
                     let answer = self.fetch_round(addr, &wanted).await;
-                    (i, answer.into_iter().next().map(|(_, r)| r))
+                    (i, answer.into_iter().next())
                 }
             });
         for (i, answer) in join_all(retries).await {
@@ -130,28 +148,20 @@ impl Scraper {
         }
         results
             .into_iter()
-            .map(|(k, r)| (k, r.map_err(|e| e.message)))
+            .map(|(((topic, partition), offset), r)| {
+                ((topic, partition, offset), r.map_err(|e| e.message))
+            })
             .collect()
     }
 
-    /// One Fetch of the records at `wanted` (at most one offset per partition).
+    /// One Fetch of the records at `wanted` (at most one offset per partition): the answers in
+    /// the order of `wanted`.
     async fn fetch_round(
         &self,
         addr: &str,
-        wanted: &[(&(String, i32), i64)],
-    ) -> Vec<((String, i32, i64), Result<EpochMillis, NoRecordTime>)> {
-        let keys = || {
-            wanted
-                .iter()
-                .map(|((t, p), o)| (t.clone(), *p, *o))
-                .collect::<Vec<_>>()
-        };
-        let fail_all = |reason: NoRecordTime| {
-            keys()
-                .into_iter()
-                .map(|k| (k, Err(reason.clone())))
-                .collect()
-        };
+        wanted: &[(Key<'_>, i64)],
+    ) -> Vec<Result<EpochMillis, NoRecordTime>> {
+        let fail_all = |reason: NoRecordTime| vec![Err(reason); wanted.len()];
         let response = match self
             .pool
             .request(addr, FETCH_MAX, &fetch_request(wanted))
@@ -168,52 +178,49 @@ impl Scraper {
             return fail_all(NoRecordTime::from(format!("Fetch: {e}")));
         }
         let alone = wanted.len() == 1;
-        // Thousands of partitions per answer: look the offsets up, not scan for them.
-        let offsets: FastMap<(&str, i32), i64> = wanted
+        // Thousands of partitions per answer: look their place up, not scan for it.
+        let place: FastMap<Key, usize> = wanted
             .iter()
-            .map(|((t, p), o)| ((t.as_str(), *p), *o))
+            .enumerate()
+            .map(|(i, (key, _))| (*key, i))
             .collect();
-        let mut out: FastMap<(String, i32), Result<EpochMillis, NoRecordTime>> = FastMap::default();
+        let mut out: Vec<Option<Result<EpochMillis, NoRecordTime>>> = vec![None; wanted.len()];
         // The record batches to read: decompressing is CPU work, done off the runtime.
-        let mut batches: Vec<((String, i32), i64, Option<Bytes>)> = Vec::new();
+        let mut batches: Vec<(usize, i64, Option<Bytes>)> = Vec::new();
         for t in &response.responses {
             for p in &t.partitions {
-                let Some(&offset) = offsets.get(&(t.topic.0.as_str(), p.partition_index)) else {
+                let Some(&i) = place.get(&(t.topic.0.as_str(), p.partition_index)) else {
                     continue;
                 };
-                let key = (text(&t.topic.0), p.partition_index);
-                let value = match code_error(p.error_code, None) {
+                let offset = wanted[i].1;
+                out[i] = Some(match code_error(p.error_code, None) {
                     Some(e) if p.error_code == 1 => Err(NoRecordTime::from(format!(
                         "the record at offset {offset} is gone ({e}); the log starts at {}",
                         p.log_start_offset
                     ))),
                     Some(e) => Err(NoRecordTime::from(format!("Fetch: {e}"))),
                     None => {
-                        batches.push((key, offset, p.records.clone()));
+                        batches.push((i, offset, p.records.clone()));
                         continue;
                     }
-                };
-                out.insert(key, value);
+                });
             }
         }
         let read = tokio::task::spawn_blocking(move || {
             batches
                 .into_iter()
-                .map(|(key, offset, records)| (key, record_time(records.as_ref(), offset)))
+                .map(|(i, offset, records)| (i, record_time(records.as_ref(), offset)))
                 .collect::<Vec<_>>()
         })
         .await;
         match read {
             Ok(read) => {
-                for (key, value) in read {
+                for (i, value) in read {
                     // Asked alone, the broker returns the whole first batch: no retry.
-                    out.insert(
-                        key,
-                        value.map_err(|e| NoRecordTime {
-                            incomplete: e.incomplete && !alone,
-                            ..e
-                        }),
-                    );
+                    out[i] = Some(value.map_err(|e| NoRecordTime {
+                        incomplete: e.incomplete && !alone,
+                        ..e
+                    }));
                 }
             }
             Err(e) => {
@@ -222,15 +229,13 @@ impl Scraper {
                 )));
             }
         }
-        keys()
-            .into_iter()
-            .map(|(t, p, o)| {
-                let v = out.remove(&(t.clone(), p)).unwrap_or_else(|| {
+        out.into_iter()
+            .map(|answer| {
+                answer.unwrap_or_else(|| {
                     Err(NoRecordTime::from(
                         "the broker left this partition out of its Fetch answer".to_string(),
                     ))
-                });
-                ((t, p, o), v)
+                })
             })
             .collect()
     }
@@ -238,37 +243,33 @@ impl Scraper {
 
 /// What to do about each lagging position: its time or why there is none when known without a
 /// Fetch (the record is gone to retention; the previous scrape read it), else its place in a
-/// Fetch from its leader.
-fn plan(
-    positions: Vec<(TopicPartition, i64)>,
-    partitions: &Partitions,
+/// Fetch from its leader. `positions` come a partition's offsets together, ascending.
+fn plan<'a>(
+    positions: Vec<(&TopicPartition, i64)>,
+    partitions: &Partitions<'a>,
     known: &KnownRecordTimes,
-) -> (RecordTimes, Wanted) {
+) -> (RecordTimes<'a>, Wanted<'a>) {
     let mut times: RecordTimes = FastMap::default();
     let mut wanted: Wanted = BTreeMap::new();
     for (tp, offset) in positions {
         // A lagging position is on a partition of this scrape's metadata.
-        let Some(p) = partitions.get(&(tp.topic.as_str(), tp.partition)) else {
+        let Some((key, p)) = partitions.get(&tp.topic, tp.partition) else {
             continue;
         };
         let time = match p.earliest {
             Ok(earliest) if offset < earliest => Some(Err(format!(
                 "the record at offset {offset} is gone (the log starts at {earliest})"
             ))),
-            _ => known.get(&tp.topic, tp.partition, offset).map(Ok),
+            _ => known.get(key.0, key.1, offset).map(Ok),
         };
         if let Some(time) = time {
-            times
-                .entry(tp.topic)
-                .or_default()
-                .insert((tp.partition, offset), time);
+            times.insert((key.0, key.1, offset), time);
         } else if let Some(leader) = p.leader {
-            wanted
-                .entry(leader)
-                .or_default()
-                .entry((tp.topic, tp.partition))
-                .or_default()
-                .insert(offset);
+            let parts = wanted.entry(leader).or_default();
+            match parts.last_mut() {
+                Some((last, offsets)) if *last == key => offsets.push(offset),
+                _ => parts.push((key, vec![offset])),
+            }
         }
     }
     (times, wanted)
@@ -281,7 +282,7 @@ fn mark_commits(groups: &mut [GroupState], partitions: &Partitions, times: &Reco
         .filter_map(|g| g.offsets.as_mut().ok())
         .flatten()
     {
-        let Some(p) = partitions.get(&(c.topic.as_str(), c.partition)) else {
+        let Some((_, p)) = partitions.get(&c.topic, c.partition) else {
             c.record_time_error =
                 Some("not fetched: the partition is not in the metadata".to_string());
             continue;
@@ -292,10 +293,7 @@ fn mark_commits(groups: &mut [GroupState], partitions: &Partitions, times: &Reco
             ));
             continue;
         }
-        let time = times
-            .get(c.topic.as_str())
-            .and_then(|t| t.get(&(c.partition, c.committed)));
-        match time {
+        match times.get(&(c.topic.as_str(), c.partition, c.committed)) {
             Some(Ok(t)) => c.record_time_ms = Some(*t),
             Some(Err(e)) => c.record_time_error = Some(e.clone()),
             None => {}
@@ -304,7 +302,7 @@ fn mark_commits(groups: &mut [GroupState], partitions: &Partitions, times: &Reco
 }
 
 /// The Fetch request for the records at `wanted`, each partition with its own byte limit.
-fn fetch_request(wanted: &[(&(String, i32), i64)]) -> FetchRequest {
+fn fetch_request(wanted: &[(Key, i64)]) -> FetchRequest {
     let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
     for ((topic, partition), offset) in wanted {
         by_topic
