@@ -10,7 +10,8 @@
 //!    has snapshotted and fully compacted them: the program runs itself again with
 //!    `INFLUXDB_DATA_CACHE_SNAPSHOT_WRITE_COLD_DURATION` and
 //!    `INFLUXDB_DATA_COMPACT_FULL_WRITE_COLD_DURATION` of 1 s in its environment, which the
-//!    influxd it starts reads).
+//!    influxd it starts reads); each with and without its series index (the store's series
+//!    table; InfluxDB's series file and index directories).
 //!
 //! Record results and the command in BENCHMARKS.md. Run it on an otherwise idle machine.
 
@@ -102,6 +103,32 @@ fn influx_disk(influxd: &Influxd) -> (u64, u64) {
         }
     }
     (tsm, wal)
+}
+
+/// Bytes of InfluxDB's series index for database `db`: the series file (`<db>/_series`) and
+/// the shards' `index` directories (TSI; the default in-memory index has none), as file lengths
+/// and as blocks allocated (the series file's segments are preallocated, partly sparse).
+fn influx_index_bytes(data_dir: &std::path::Path, db: &str) -> (u64, u64) {
+    fn walk(path: &std::path::Path, counted: bool, total: &mut (u64, u64)) {
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            let name = entry.file_name();
+            let counted = counted || name == "_series" || name == "index";
+            if meta.is_dir() {
+                walk(&entry.path(), counted, total);
+            } else if counted {
+                use std::os::unix::fs::MetadataExt;
+                total.0 += meta.len();
+                total.1 += meta.blocks() * 512;
+            }
+        }
+    }
+    let mut total = (0, 0);
+    walk(&data_dir.join(db), false, &mut total);
+    total
 }
 
 /// Bytes of each table of the store's database (SQLite's dbstat), grouped.
@@ -213,6 +240,7 @@ fn main() {
     }
     let (tsm, wal) = last;
     let influx_wait = waited.elapsed();
+    let (influx_index, influx_index_allocated) = influx_index_bytes(&influxd.data_dir(), "bench");
 
     // 2. 24-hour single-series query: write a day of one series at 10 s first.
     let day: Vec<Sample> = (0..8_640u64)
@@ -316,7 +344,24 @@ fn main() {
         "influxd 1.6 disk: TSM {tsm} + WAL {wal} bytes for {sent} samples = {influx_per:.2} bytes/sample (settled after {influx_wait:.0?}; its series file not counted)"
     );
     println!(
-        "ratio store / influxd bytes per sample: {:.2}x (target <= 1x)",
+        "influxd 1.6 series index: _series + index dirs {influx_index} bytes long, {influx_index_allocated} allocated = {:.2} bytes/sample allocated",
+        influx_index_allocated as f64 / sent as f64
+    );
+    // Like with like, both ways: each store with its series index, and each without it. The
+    // series file's segments are preallocated (sparse): what they take on disk is what counts.
+    let influx_with = (tsm + wal + influx_index_allocated) as f64 / sent as f64;
+    let store_without = per(bytes - series);
+    println!(
+        "with the series index:    store {:.2} vs influxd {influx_with:.2} bytes/sample = {:.2}x",
+        per(bytes),
+        per(bytes) / influx_with
+    );
+    println!(
+        "without the series index: store {store_without:.2} vs influxd {influx_per:.2} bytes/sample = {:.2}x",
+        store_without / influx_per
+    );
+    println!(
+        "ratio store (everything) / influxd (TSM + WAL) bytes per sample: {:.2}x (target <= 1x)",
         per(bytes) / influx_per
     );
 }

@@ -1,28 +1,34 @@
 //! The store's compressed chunks (pipescope-core `tsdb::chunk`), as read back from the database.
 
 use pipescope_core::tsdb::Aggregate;
-use pipescope_core::tsdb::chunk::{decode_raw, decode_rollup, encode_raw, encode_rollup};
+use pipescope_core::tsdb::chunk::{decode_raw, decode_rollup, encode_raw, encode_rollup, sealed};
 
 /// The first byte picks what the rest is. 0, 1: a stored blob, decoded as raw samples or as
 /// 1-minute roll-ups: an error or rows, never a panic, and rows re-encode to the same rows.
-/// Otherwise: 16-byte (time, value) pairs encoded as a chunk decode to exactly themselves, and
-/// the chunk with one byte changed (where the first pair's bytes say) decodes without a panic.
+/// 0xfe, 0xff: the same with a right checksum appended, so that the decoders behind it are
+/// reached. Otherwise: 16-byte (time, value) pairs encoded as a chunk decode to exactly
+/// themselves, and the chunk with one byte changed (where the first pair's bytes say) decodes
+/// without a panic, as it is and with its checksum made right.
 pub fn store_chunk(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
+    let blob = match mode {
+        0xfe | 0xff => sealed(rest),
+        _ => rest.to_vec(),
+    };
     match mode {
-        0 => {
-            if let Ok(points) = decode_raw(rest) {
+        0 | 0xfe => {
+            if let Ok(points) = decode_raw(&blob) {
                 let again = decode_raw(&encode_raw(&points).expect("re-encode")).expect("decode");
                 assert_eq!(bits(&again), bits(&points));
             }
         }
-        1 => {
-            if let Ok(rows) = decode_rollup(rest) {
+        1 | 0xff => {
+            if let Ok(rows) = decode_rollup(&blob) {
                 let again =
                     decode_rollup(&encode_rollup(&rows).expect("re-encode")).expect("decode");
-                assert_eq!(again.len(), rows.len());
+                assert_eq!(rollup_bits(&again), rollup_bits(&rows));
             }
         }
         _ => {
@@ -45,17 +51,35 @@ pub fn store_chunk(data: &[u8]) {
                 .collect();
             let rollup = encode_rollup(&rows).expect("encode roll-ups");
             assert_eq!(
-                decode_rollup(&rollup).expect("decode roll-ups").len(),
-                rows.len()
+                rollup_bits(&decode_rollup(&rollup).expect("decode roll-ups")),
+                rollup_bits(&rows)
             );
             let mut damaged = bytes;
-            let at = points[0].0 as usize % damaged.len();
+            let body = damaged.len() - 4;
+            let at = points[0].0 as usize % body;
             damaged[at] ^= (points[0].0 >> 8) as u8 | 1;
-            let _ = decode_raw(&damaged);
+            assert!(decode_raw(&damaged).is_err(), "the checksum tells");
+            let _ = decode_raw(&sealed(&damaged[..body]));
         }
     }
 }
 
 fn bits(points: &[(u64, f64)]) -> Vec<(u64, u64)> {
     points.iter().map(|p| (p.0, p.1.to_bits())).collect()
+}
+
+fn rollup_bits(rows: &[(u64, Aggregate)]) -> Vec<[u64; 7]> {
+    rows.iter()
+        .map(|(t, a)| {
+            [
+                *t,
+                a.count,
+                a.sum.to_bits(),
+                a.min.to_bits(),
+                a.max.to_bits(),
+                a.last.to_bits(),
+                a.last_ms,
+            ]
+        })
+        .collect()
 }

@@ -56,6 +56,12 @@ impl Influxd {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Its data directory (`<db>/<retention policy>/<shard>` with the TSM files and each
+    /// shard's index; `<db>/_series` with the series file).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.process.dir().join("data")
+    }
+
     /// Runs an InfluxQL statement (POST, so CREATE and DROP work too); returns the JSON answer.
     pub fn query(&self, database: &str, statement: &str) -> String {
         ureq::post(format!("{}/query", self.url()))

@@ -647,15 +647,28 @@ fn open_reader(db: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// The series of one metric: a search of the series table's key.
+const SERIES_OF_METRIC: &str =
+    "SELECT id, metric, labels FROM series WHERE metric = ?1 ORDER BY labels";
+/// Every series, in the key's order.
+const EVERY_SERIES: &str = "SELECT id, metric, labels FROM series ORDER BY metric, labels";
+
 fn matching_series(
     conn: &Connection,
     metric: Option<&str>,
     matchers: &[Matcher],
 ) -> rusqlite::Result<Vec<(i64, SeriesInfo)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, metric, labels FROM series WHERE ?1 IS NULL OR metric = ?1 ORDER BY metric, labels",
-    )?;
-    let mut rows = stmt.query(params![metric])?;
+    let (mut stmt, mut rows);
+    match metric {
+        Some(metric) => {
+            stmt = conn.prepare_cached(SERIES_OF_METRIC)?;
+            rows = stmt.query(params![metric])?;
+        }
+        None => {
+            stmt = conn.prepare_cached(EVERY_SERIES)?;
+            rows = stmt.query([])?;
+        }
+    }
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         let info = SeriesInfo {
@@ -822,6 +835,34 @@ fn read_last(conn: &Connection, id: i64) -> rusqlite::Result<Option<(EpochMillis
     Ok(None)
 }
 
+/// The statements of [`read_totals`] for `resolution`: the totals of the head's rows, their last
+/// values, and the chunks in range (none for 1-hour roll-ups).
+fn totals_statements(resolution: Resolution) -> (String, String, Option<String>) {
+    let (table, count, sum, min, max, last, last_ts) = match resolution {
+        Resolution::Raw => ("raw", "1", "value", "value", "value", "value", "ts"),
+        Resolution::Minute => ("m1", "count", "sum", "min", "max", "last", "last_ts"),
+        Resolution::Hour => ("h1", "count", "sum", "min", "max", "last", "last_ts"),
+    };
+    let range = format!(
+        "FROM {table} WHERE series_id IN (SELECT id FROM series WHERE metric = ?1)
+         AND ts BETWEEN ?2 AND ?3 GROUP BY series_id"
+    );
+    (
+        format!(
+            "SELECT series_id, sum({count}), sum({sum}), min({min}), max({max}), max({last_ts}) {range}"
+        ),
+        // With max() the only aggregate, SQLite takes the bare column from the row holding it.
+        format!("SELECT series_id, max({last_ts}), {last} {range}"),
+        chunk_table(resolution).map(|table| {
+            format!(
+                "SELECT series_id, data FROM {table}
+                 WHERE series_id IN (SELECT id FROM series WHERE metric = ?1)
+                 AND start_ts BETWEEN ?2 AND ?3 AND end_ts >= ?4"
+            )
+        }),
+    )
+}
+
 /// One aggregate per series of `metric` over the rows of `resolution` in `[from, to]`,
 /// summed up by SQLite (no row leaves it). `last` is read only when `with_last`; otherwise
 /// it is NaN, and `last_ms` is the newest time either way.
@@ -834,20 +875,7 @@ fn read_totals(
     to_ms: EpochMillis,
     with_last: bool,
 ) -> rusqlite::Result<HashMap<i64, Aggregate>> {
-    let (table, count, sum, min, max, last, last_ts) = match resolution {
-        Resolution::Raw => ("raw", "1", "value", "value", "value", "value", "ts"),
-        Resolution::Minute => ("m1", "count", "sum", "min", "max", "last", "last_ts"),
-        Resolution::Hour => ("h1", "count", "sum", "min", "max", "last", "last_ts"),
-    };
-    let range = format!(
-        "FROM {table} WHERE series_id IN (SELECT id FROM series WHERE metric = ?1)
-         AND ts BETWEEN ?2 AND ?3 GROUP BY series_id"
-    );
-    let totals_sql = format!(
-        "SELECT series_id, sum({count}), sum({sum}), min({min}), max({max}), max({last_ts}) {range}"
-    );
-    // With max() the only aggregate, SQLite takes the bare column from the row holding it.
-    let last_sql = format!("SELECT series_id, max({last_ts}), {last} {range}");
+    let (totals_sql, last_sql, chunks_sql) = totals_statements(resolution);
     let lower = resolution.bucket_start(from_ms) as i64;
     let mut out = HashMap::new();
     let mut stmt = conn.prepare_cached(&totals_sql)?;
@@ -878,12 +906,8 @@ fn read_totals(
         }
     }
     // Then the chunks' rows in range, summed up here.
-    if let Some(table) = chunk_table(resolution) {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT series_id, data FROM {table}
-             WHERE series_id IN (SELECT id FROM series WHERE metric = ?1)
-             AND start_ts BETWEEN ?2 AND ?3 AND end_ts >= ?4"
-        ))?;
+    if let Some(chunks_sql) = chunks_sql {
+        let mut stmt = conn.prepare_cached(&chunks_sql)?;
         let first_block = pipescope_core::tsdb::bucket_start(lower as u64, CHUNK_MS);
         let mut rows = stmt.query(params![metric, first_block as i64, to_ms as i64, lower])?;
         while let Some(row) = rows.next()? {
@@ -1007,12 +1031,14 @@ fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
          -- so a page written by several commits is copied once.
          PRAGMA cache_size = -65536;
          PRAGMA wal_autocheckpoint = 8192;
+         -- Keyed by what names a series, so that text is stored once (a table with a rowid
+         -- and a unique index held it twice). The writer numbers new series.
          CREATE TABLE IF NOT EXISTS series (
-             id INTEGER PRIMARY KEY,
              metric TEXT NOT NULL,
              labels TEXT NOT NULL,
-             UNIQUE (metric, labels)
-         );
+             id INTEGER NOT NULL,
+             PRIMARY KEY (metric, labels)
+         ) WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS raw (
              series_id INTEGER NOT NULL,
              ts INTEGER NOT NULL,
@@ -1020,6 +1046,7 @@ fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
              PRIMARY KEY (series_id, ts)
          ) WITHOUT ROWID;",
     )?;
+    migrate_series_table(conn)?;
     // Closed blocks of raw samples and of 1-minute roll-ups, compressed: one row per series
     // and block (tsdb::chunk). `end_ts` is the newest row's time, `count` the samples held (or,
     // for 1-minute chunks, summarized). Stores from before chunks open as they are: their rows
@@ -1044,6 +1071,38 @@ fn init_schema(conn: &Connection) -> rusqlite::Result<()> {
              ) WITHOUT ROWID;"
         ))?;
     }
+    Ok(())
+}
+
+/// Moves the series of a store written before the series table was keyed by (metric, labels)
+/// (a rowid table with a unique index: the text twice) into the current table, ids kept.
+fn migrate_series_table(conn: &Connection) -> rusqlite::Result<()> {
+    let with_rowid: bool = conn.query_row(
+        "SELECT wr = 0 FROM pragma_table_list WHERE schema = 'main' AND name = 'series'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !with_rowid {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         CREATE TABLE series_keyed (
+             metric TEXT NOT NULL,
+             labels TEXT NOT NULL,
+             id INTEGER NOT NULL,
+             PRIMARY KEY (metric, labels)
+         ) WITHOUT ROWID;
+         INSERT INTO series_keyed (metric, labels, id) SELECT metric, labels, id FROM series;
+         DROP TABLE series;
+         ALTER TABLE series_keyed RENAME TO series;
+         COMMIT;",
+    )?;
+    // Give the old table's pages back to the file system.
+    let mut vacuum = conn.prepare("PRAGMA incremental_vacuum")?;
+    let mut rows = vacuum.query([])?;
+    while rows.next()?.is_some() {}
+    tracing::info!("store: the series table was rewritten keyed by metric and labels");
     Ok(())
 }
 
@@ -1091,6 +1150,44 @@ mod tests {
             4,
         )
         .unwrap()
+    }
+
+    /// What SQLite plans for `sql` (parameters bound to 1), one step a line.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let params = vec![1; stmt.parameter_count()];
+        stmt.query_map(rusqlite::params_from_iter(params), |r| {
+            r.get::<_, String>(3)
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+    }
+
+    #[test]
+    fn queries_by_metric_or_series_search_an_index_and_scan_no_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_store, writer) = open_empty(dir.path());
+        writer.close();
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let mut statements = vec![SERIES_OF_METRIC.to_string(), writer::SERIES_ID.to_string()];
+        for resolution in [Resolution::Raw, Resolution::Minute, Resolution::Hour] {
+            let (totals, last, chunks) = totals_statements(resolution);
+            statements.extend([totals, last]);
+            statements.extend(chunks);
+        }
+        for sql in &statements {
+            let plan = plan(&conn, sql);
+            assert!(
+                plan.contains("SEARCH series USING PRIMARY KEY (metric=?"),
+                "{sql}:\n{plan}"
+            );
+            assert!(!plan.contains("SCAN"), "{sql}:\n{plan}");
+        }
+        // Listing every series reads the table in its key's order, with no sort.
+        let plan = plan(&conn, EVERY_SERIES);
+        assert_eq!(plan, "SCAN series", "{plan}");
     }
 
     #[test]

@@ -75,6 +75,7 @@ impl Writer {
                     clock,
                     stats: thread_stats,
                     series_ids: HashMap::new(),
+                    next_series_id: None,
                     compacted_cut: None,
                     chunked_below: None,
                     over_budget: false,
@@ -176,6 +177,8 @@ struct WriterThread {
     clock: Arc<dyn Clock>,
     stats: Arc<StoreStats>,
     series_ids: HashMap<String, HashMap<Labels, i64>>,
+    /// The id the next new series gets (read from the table when first needed).
+    next_series_id: Option<i64>,
     /// Blocks before this were compacted by the newest compaction (none yet: `None`).
     compacted_cut: Option<EpochMillis>,
     /// Samples before this may be in a chunk (read from the database when first needed).
@@ -257,6 +260,7 @@ impl WriterThread {
                         self.stats.write_failing.store(1, Ordering::Relaxed);
                         // The cache may name series the rolled-back transaction created.
                         self.series_ids.clear();
+                        self.next_series_id = None;
                         tracing::error!(
                             samples,
                             "store: cannot write a batch ({e}); it is dropped — is the disk full?"
@@ -297,7 +301,7 @@ impl WriterThread {
                 invalid += 1;
                 continue;
             }
-            let id = series_id(&tx, &mut self.series_ids, sample)?;
+            let id = series_id(&tx, &mut self.series_ids, &mut self.next_series_id, sample)?;
             rows.push((id, sample.time_ms, sample.value));
         }
         // In key order the B-tree is filled page after page instead of jumping between series
@@ -703,9 +707,15 @@ fn compact_minutes(tx: &Transaction, id: i64, cut: EpochMillis) -> rusqlite::Res
     Ok(moved)
 }
 
+/// The id of a series by its metric and labels' text.
+pub(super) const SERIES_ID: &str = "SELECT id FROM series WHERE metric = ?1 AND labels = ?2";
+
+/// The id of the sample's series, numbering it `next_id` (then the highest id + 1, read once)
+/// when new.
 fn series_id(
     conn: &Connection,
     cache: &mut HashMap<String, HashMap<Labels, i64>>,
+    next_id: &mut Option<i64>,
     sample: &Sample,
 ) -> rusqlite::Result<i64> {
     if let Some(id) = cache
@@ -715,11 +725,25 @@ fn series_id(
         return Ok(*id);
     }
     let labels = encode_labels(&sample.labels);
-    conn.prepare_cached("INSERT OR IGNORE INTO series (metric, labels) VALUES (?1, ?2)")?
-        .execute(params![sample.metric, labels])?;
-    let id = conn
-        .prepare_cached("SELECT id FROM series WHERE metric = ?1 AND labels = ?2")?
-        .query_row(params![sample.metric, labels], |r| r.get(0))?;
+    let known: Option<i64> = conn
+        .prepare_cached(SERIES_ID)?
+        .query_row(params![sample.metric, labels], |r| r.get(0))
+        .optional()?;
+    let id = match known {
+        Some(id) => id,
+        None => {
+            let id = match *next_id {
+                Some(id) => id,
+                None => conn.query_row("SELECT coalesce(max(id), 0) + 1 FROM series", [], |r| {
+                    r.get(0)
+                })?,
+            };
+            conn.prepare_cached("INSERT INTO series (metric, labels, id) VALUES (?1, ?2, ?3)")?
+                .execute(params![sample.metric, labels, id])?;
+            *next_id = Some(id + 1);
+            id
+        }
+    };
     cache
         .entry(sample.metric.to_string())
         .or_default()

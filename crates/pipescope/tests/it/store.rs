@@ -1284,3 +1284,188 @@ fn past_its_disk_budget_the_store_drops_the_oldest_raw_data_first() {
     assert_eq!(minutes.series[0].1.len() as u64, hours * 60);
     writer.close();
 }
+
+/// The id of each series of `metric`, by its labels' text.
+fn series_ids(dir: &std::path::Path, metric: &str) -> Vec<(String, i64)> {
+    let conn = rusqlite::Connection::open(dir.join(pipescope::store::DB_FILE)).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT labels, id FROM series WHERE metric = ?1 ORDER BY id")
+        .unwrap();
+    stmt.query_map([metric], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+#[test]
+fn a_store_of_the_previous_layout_opens_reads_and_moves_to_the_new_one() {
+    use pipescope_core::tsdb::Aggregate;
+    use pipescope_core::tsdb::chunk::v1;
+    let dir = tempfile::tempdir().unwrap();
+    let block = NOW - 2 * HOUR;
+    // The previous layout: a rowid series table with a unique index, chunks of version 1.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join(pipescope::store::DB_FILE)).unwrap();
+        conn.execute_batch(
+            "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL;
+             CREATE TABLE series (id INTEGER PRIMARY KEY, metric TEXT NOT NULL,
+                 labels TEXT NOT NULL, UNIQUE (metric, labels));
+             CREATE TABLE raw (series_id INTEGER NOT NULL, ts INTEGER NOT NULL,
+                 value REAL NOT NULL, PRIMARY KEY (series_id, ts)) WITHOUT ROWID;
+             CREATE TABLE raw_chunks (series_id INTEGER NOT NULL, start_ts INTEGER NOT NULL,
+                 end_ts INTEGER NOT NULL, count INTEGER NOT NULL, data BLOB NOT NULL,
+                 PRIMARY KEY (series_id, start_ts)) WITHOUT ROWID;
+             CREATE TABLE m1_chunks (series_id INTEGER NOT NULL, start_ts INTEGER NOT NULL,
+                 end_ts INTEGER NOT NULL, count INTEGER NOT NULL, data BLOB NOT NULL,
+                 PRIMARY KEY (series_id, start_ts)) WITHOUT ROWID;
+             CREATE TABLE m1 (series_id INTEGER NOT NULL, ts INTEGER NOT NULL,
+                 count INTEGER NOT NULL, sum REAL NOT NULL, min REAL NOT NULL,
+                 max REAL NOT NULL, last REAL NOT NULL, last_ts INTEGER NOT NULL,
+                 PRIMARY KEY (series_id, ts)) WITHOUT ROWID;
+             CREATE TABLE h1 (series_id INTEGER NOT NULL, ts INTEGER NOT NULL,
+                 count INTEGER NOT NULL, sum REAL NOT NULL, min REAL NOT NULL,
+                 max REAL NOT NULL, last REAL NOT NULL, last_ts INTEGER NOT NULL,
+                 PRIMARY KEY (series_id, ts)) WITHOUT ROWID;
+             INSERT INTO series VALUES (7, 'old', '{\"topic\":\"a\"}'), (9, 'old', '{\"topic\":\"b\"}');",
+        )
+        .unwrap();
+        for (id, scale) in [(7i64, 1.0), (9, 10.0)] {
+            let points: Vec<(u64, f64)> = (0..360u64)
+                .map(|i| (block + i * 10_000, i as f64 * scale))
+                .collect();
+            let mut minutes: Vec<(u64, Aggregate)> = Vec::new();
+            for &(ts, value) in &points {
+                let start = ts / 60_000 * 60_000;
+                match minutes.last_mut() {
+                    Some((s, a)) if *s == start => a.add(ts, value),
+                    _ => minutes.push((start, Aggregate::single(ts, value))),
+                }
+            }
+            let mut hour = minutes[0].1;
+            for (_, a) in &minutes[1..] {
+                hour.merge(a);
+            }
+            let end = block + 359 * 10_000;
+            for (table, data, count) in [
+                ("raw_chunks", v1::encode_raw(&points).unwrap(), 360),
+                ("m1_chunks", v1::encode_rollup(&minutes).unwrap(), 360),
+            ] {
+                conn.execute(
+                    &format!("INSERT INTO {table} VALUES (?1, ?2, ?3, ?4, ?5)"),
+                    rusqlite::params![id, block as i64, end as i64, count, data],
+                )
+                .unwrap();
+            }
+            conn.execute(
+                "INSERT INTO h1 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                rusqlite::params![
+                    id,
+                    block as i64,
+                    hour.count as i64,
+                    hour.sum,
+                    hour.min,
+                    hour.max,
+                    hour.last,
+                    hour.last_ms as i64
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let clock = ManualClock::at(NOW + 10 * 60_000);
+    let (store, writer) = open(dir.path(), &clock);
+    // The series table was rewritten keyed by its text, ids kept; its unique index is gone.
+    assert_eq!(
+        series_ids(dir.path(), "old"),
+        [
+            (r#"{"topic":"a"}"#.to_string(), 7),
+            (r#"{"topic":"b"}"#.to_string(), 9)
+        ]
+    );
+    let conn = rusqlite::Connection::open(dir.path().join(pipescope::store::DB_FILE)).unwrap();
+    let indexes: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'series'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 0);
+    // Every query reads the version 1 chunks.
+    let only_a = parse_selector(r#"{topic="a"}"#).unwrap();
+    let raw = store
+        .range(
+            "old",
+            &only_a,
+            block,
+            block + HOUR - 1,
+            10_000,
+            AggregateFn::Last,
+        )
+        .unwrap();
+    let expected: Vec<(u64, f64)> = (0..360u64)
+        .map(|i| (block + i * 10_000, i as f64))
+        .collect();
+    assert_eq!(raw.series[0].1, expected);
+    let minutes = store
+        .range(
+            "old",
+            &only_a,
+            block,
+            block + HOUR - 1,
+            60_000,
+            AggregateFn::Last,
+        )
+        .unwrap();
+    assert_eq!(minutes.resolution, Resolution::Minute);
+    let expected: Vec<(u64, f64)> = (0..60u64)
+        .map(|m| (block + m * 60_000, (6 * m + 5) as f64))
+        .collect();
+    assert_eq!(minutes.series[0].1, expected);
+    let top = store
+        .top("old", &[], 2, block + 30_000, NOW, AggregateFn::Count)
+        .unwrap();
+    assert_eq!(
+        top.iter().map(|t| t.value).collect::<Vec<_>>(),
+        [357.0, 357.0]
+    );
+    let last = store.last("old", &[]).unwrap();
+    assert_eq!(
+        (last[1].time_ms, last[1].value),
+        (block + 3_590_000, 3_590.0)
+    );
+
+    // A new series is numbered past the old ones; a late sample of the old hour is merged
+    // into its chunk, which is written again in the current layout.
+    writer
+        .store(Arc::new(vec![
+            Sample::new("old", labels(&[("topic", "c")]), NOW, 1.0),
+            Sample::new("old", labels(&[("topic", "a")]), block + 5_000, 0.5),
+        ]))
+        .unwrap();
+    assert_eq!(series_ids(dir.path(), "old")[2].1, 10);
+    clock.set(NOW + HOUR + 10 * 60_000);
+    writer.prune().unwrap();
+    let tags: Vec<(i64, u8)> = conn
+        .prepare("SELECT series_id, data FROM raw_chunks WHERE start_ts = ?1 ORDER BY series_id")
+        .unwrap()
+        .query_map([block as i64], |r| {
+            Ok((r.get(0)?, r.get::<_, Vec<u8>>(1)?[0]))
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(tags, [(7, 3), (9, 1)]);
+    let count = store
+        .range(
+            "old",
+            &only_a,
+            block,
+            block + HOUR - 1,
+            HOUR,
+            AggregateFn::Count,
+        )
+        .unwrap();
+    assert_eq!(count.series[0].1, [(block, 361.0)]);
+    writer.close();
+}
