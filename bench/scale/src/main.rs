@@ -10,6 +10,9 @@
 //! against the smallest size. klag-exporter 0.1.29 (bench/kafka_scrape/install-klag) collects
 //! the same cluster where installed, with a timeout.
 //!
+//! `BENCH_COMMITTED_OFFSETS=offsets_topic` (or `offset_fetch`, `auto`) sets the scrape's
+//! `committed_offsets` and gives the cluster `__consumer_offsets` (docs/scale.md).
+//!
 //! Sizes: the diagonal (10k/1k, 30k/3k, 100k/10k partitions/groups) and the corners (10k/10k,
 //! 100k/1k); `grid` runs all nine.
 
@@ -65,7 +68,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// The child: `--scrape-child BOOTSTRAP SCRAPES`; prints one `SCRAPE` line per scrape and
 /// the peak RSS.
 fn scrape_child(bootstrap: &str, scrapes: usize) {
-    let text = format!("[kafka.bench]\nbootstrap = \"{bootstrap}\"\nrequest_timeout = \"60s\"\n");
+    let mode = committed_offsets_mode().unwrap_or_else(|| "offset_fetch".to_string());
+    let text = format!(
+        "[kafka.bench]\nbootstrap = \"{bootstrap}\"\nrequest_timeout = \"60s\"\ncommitted_offsets = \"{mode}\"\n"
+    );
     let mut config = pipescope::config::parse("bench", &text, []).expect("bench config");
     let cluster = config.kafka.remove("bench").expect("bench cluster");
     let scraper = pipescope::kafka::scraper("bench", &cluster).expect("scraper");
@@ -87,6 +93,7 @@ fn scrape_child(bootstrap: &str, scrapes: usize) {
         let partitions_ok = state
             .topics
             .iter()
+            .filter(|t| !t.internal)
             .flat_map(|t| &t.partitions)
             .filter(|p| p.latest.is_ok() && p.earliest.is_ok())
             .count();
@@ -116,8 +123,9 @@ fn scrape_child(bootstrap: &str, scrapes: usize) {
             .map(|s| format!("{} {:.0}+{:.0}", s.name, s.start_ms, s.duration_ms))
             .collect();
         println!(
-            "stages (ms from the start + duration): {}",
-            stages.join(", ")
+            "stages (ms from the start + duration): {}; commits from __consumer_offsets: {:?}",
+            stages.join(", "),
+            state.committed_offsets
         );
         println!(
             "SCRAPE wall_ms={wall_ms:.1} scrape_ms={scrape_ms:.1} cpu_ms={cpu} partitions_ok={partitions_ok} groups={} described={described} group_partitions={group_partitions} record_times={record_times} lag_sum={lag_sum} samples={}",
@@ -302,6 +310,7 @@ fn measure(
             .groups(groups)
             .partitions_per_group(PARTITIONS_PER_GROUP)
             .members_per_group(MEMBERS_PER_GROUP)
+            .offsets_topic(committed_offsets_mode().is_some())
             .start(),
     );
     println!(
@@ -359,6 +368,13 @@ fn measure(
         }
     }
     row
+}
+
+/// `BENCH_COMMITTED_OFFSETS`, when set.
+fn committed_offsets_mode() -> Option<String> {
+    std::env::var("BENCH_COMMITTED_OFFSETS")
+        .ok()
+        .filter(|m| !m.is_empty())
 }
 
 fn main() {

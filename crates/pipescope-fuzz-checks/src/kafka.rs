@@ -94,3 +94,31 @@ pub fn kafka_record_batch(data: &[u8]) {
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
     let _ = record_time_within(Some(&Bytes::from(batch)), offset, BATCH_LIMIT);
 }
+
+/// A record of `__consumer_offsets` (the first byte: where the key ends, and whether the value
+/// is null), then the same bytes as the records of a Fetch answer: decoding and applying them
+/// to the committed-offsets table may fail, never panic, and the table stays within its cap.
+pub fn kafka_offsets_topic(data: &[u8]) {
+    use pipescope_core::kafka::offsets_topic::{CommittedOffsets, decode_record};
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let split = (pick as usize >> 1).min(rest.len());
+    let (key, value) = rest.split_at(split);
+    let value = (pick & 1 == 0).then_some(value);
+    let _ = decode_record(Some(key), value);
+    let mut table = CommittedOffsets::new(&[0], &[1], 1);
+    table.apply(0, 0, Some(key), value);
+    table.apply(0, 1, Some(key), value);
+    // As a Fetch answer's records (a valid CRC so the records are reached).
+    if rest.len() >= BATCH_HEADER {
+        let mut batch = rest.to_vec();
+        let length = (batch.len() - 12) as i32;
+        batch[8..12].copy_from_slice(&length.to_be_bytes());
+        batch[16] = 2;
+        let crc = crc32c::crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        table.apply_fetched(0, Some(&Bytes::from(batch)), 10);
+    }
+    assert!(table.len() <= 1, "the table holds more than its cap");
+}

@@ -19,7 +19,7 @@ mod windower;
 
 pub use anomaly::rate_anomaly;
 pub use exposition::metrics_exposition;
-pub use kafka::{kafka_assignment, kafka_record_batch, kafka_response};
+pub use kafka::{kafka_assignment, kafka_offsets_topic, kafka_record_batch, kafka_response};
 pub use line_protocol::line_protocol;
 pub use lineage::lineage_inputs;
 pub use matchers::label_matchers;
@@ -35,6 +35,7 @@ pub type Check = fn(&[u8]);
 /// Every target by name, as its file in fuzz/fuzz_targets and its folder in fuzz/regressions.
 pub const TARGETS: &[(&str, Check)] = &[
     ("kafka_assignment", kafka_assignment),
+    ("kafka_offsets_topic", kafka_offsets_topic),
     ("kafka_record_batch", kafka_record_batch),
     ("kafka_response", kafka_response),
     ("label_matchers", label_matchers),

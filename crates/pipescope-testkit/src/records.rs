@@ -67,6 +67,22 @@ impl RecordBatchBuilder {
         self
     }
 
+    /// Adds a record at `offset` with creation time `timestamp_ms`, `key` and `value` (`None`:
+    /// a tombstone).
+    pub fn keyed_record(
+        mut self,
+        offset: i64,
+        timestamp_ms: i64,
+        key: impl Into<Bytes>,
+        value: Option<Bytes>,
+    ) -> Self {
+        self = self.record(offset, timestamp_ms, Bytes::new());
+        let record = self.records.last_mut().expect("just added");
+        record.key = Some(key.into());
+        record.value = value;
+        self
+    }
+
     /// Compresses each batch with `compression`: every codec Kafka knows (lz4 in the frame
     /// format, as Kafka clients write it).
     pub fn compression(mut self, compression: Compression) -> Self {

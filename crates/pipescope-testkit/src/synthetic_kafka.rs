@@ -25,12 +25,21 @@
 //!   with the log, and a third of its partitions are caught up but for the last listing's
 //!   records); an odd `g` is stalled at [`START_OFFSET`] `- trail(g, k)`.
 //!
+//! - with [`SyntheticClusterBuilder::offsets_topic`], the internal topic `__consumer_offsets`
+//!   ([`OFFSETS_TOPIC_PARTITIONS`] partitions, partition `p` led by broker `p % B + 1`) holding
+//!   the groups' commits as Kafka writes them (key v1, value v3; a group's partition by Kafka's
+//!   rule, its name's Java hash code): at start one commit per group partition, then each
+//!   commit that moves (an active group's, at each listing of a moving partition) appended
+//!   when it moves; ListOffsets and Fetch (record batches) answer for it, and a Fetch at its
+//!   end waits its `max_wait_ms` as Kafka's does.
+//!
 //! What can be is computed once at start (the Metadata answer per version, the assignments);
 //! each broker counts the requests it received per API.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::consumer_protocol_assignment::{
@@ -55,6 +64,10 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use pipescope_core::kafka::offsets_topic::{
+    OFFSETS_TOPIC, OffsetCommitKey, OffsetCommitValue, encode_key, encode_value,
+    partition_for_group,
+};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::kafka_wire::{Counted, Counts, api_versions, encode, read_request, write_answer};
@@ -62,6 +75,13 @@ use crate::records::RecordBatchBuilder;
 
 /// The log end offset of every partition before its first listing.
 pub const START_OFFSET: i64 = 1_000;
+
+/// Partitions of `__consumer_offsets`, as Kafka's default (`offsets.topic.num.partitions`).
+pub const OFFSETS_TOPIC_PARTITIONS: u32 = 50;
+/// How often a waiting Fetch looks for new records.
+const FETCH_POLL: Duration = Duration::from_millis(5);
+/// Most records one Fetch of `__consumer_offsets` returns per partition.
+const OFFSETS_FETCH_RECORDS: usize = 2_000;
 
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -93,6 +113,8 @@ pub struct SyntheticClusterBuilder {
     partitions_per_group: u32,
     members_per_group: u32,
     record_time_base_ms: i64,
+    offsets_topic: bool,
+    moving: bool,
 }
 
 impl Default for SyntheticClusterBuilder {
@@ -107,6 +129,8 @@ impl Default for SyntheticClusterBuilder {
             partitions_per_group: 20,
             members_per_group: 2,
             record_time_base_ms: crate::now_ms() - 3_600_000,
+            offsets_topic: false,
+            moving: true,
         }
     }
 }
@@ -146,6 +170,20 @@ impl SyntheticClusterBuilder {
     /// The time of offset 0 (the record at offset `o` is stamped `base + o * 1000`).
     pub fn record_time_base_ms(mut self, base: i64) -> Self {
         self.record_time_base_ms = base;
+        self
+    }
+
+    /// Whether the cluster has `__consumer_offsets` with the groups' commits (off by default:
+    /// the topic adds [`OFFSETS_TOPIC_PARTITIONS`] partitions to every scrape).
+    pub fn offsets_topic(mut self, on: bool) -> Self {
+        self.offsets_topic = on;
+        self
+    }
+
+    /// Whether listings move the log ends and the active groups' commits (on by default);
+    /// off, every number stays as at start.
+    pub fn moving(mut self, on: bool) -> Self {
+        self.moving = on;
         self
     }
 
@@ -258,6 +296,20 @@ impl SyntheticCluster {
     pub fn record_time_ms(&self, offset: i64) -> i64 {
         self.model.record_time(offset)
     }
+
+    /// Starts or stops the offsets (and commits) moving with each listing.
+    pub fn set_moving(&self, on: bool) {
+        self.model.moving.store(on, Ordering::Relaxed);
+    }
+
+    /// Records in `__consumer_offsets`, over its partitions (0 without the topic).
+    pub fn offsets_topic_records(&self) -> usize {
+        self.model
+            .offsets_log
+            .iter()
+            .map(|p| p.lock().unwrap().len())
+            .sum()
+    }
 }
 
 impl Drop for SyntheticCluster {
@@ -282,11 +334,27 @@ struct Model {
     assignments: Vec<Vec<Bytes>>,
     /// The whole-cluster Metadata answer, encoded, per version.
     metadata: Mutex<HashMap<i16, Bytes>>,
+    /// Whether listings move the offsets (the builder's `moving`, then [`SyntheticCluster::set_moving`]).
+    moving: AtomicBool,
+    /// `__consumer_offsets`, per partition (empty without the topic).
+    offsets_log: Vec<Mutex<Vec<Commit>>>,
+    /// The groups committed on each partition (empty without the topic).
+    groups_on: Vec<Vec<u32>>,
+}
+
+/// A commit of `__consumer_offsets`: group `g` at `offset` on partition `k`, made at `time`.
+#[derive(Debug, Clone, Copy)]
+struct Commit {
+    g: u32,
+    k: u32,
+    offset: i64,
+    time_ms: i64,
 }
 
 impl Model {
     fn new(sizes: SyntheticClusterBuilder, ports: Vec<u16>) -> Self {
         let partitions = sizes.topics * sizes.partitions_per_topic;
+        let sizes_moving = sizes.moving;
         let topic_names = (0..sizes.topics)
             .map(|t| StrBytes::from_string(SyntheticCluster::topic_name(t)))
             .collect();
@@ -302,12 +370,117 @@ impl Model {
             listed: (0..partitions).map(|_| AtomicU32::new(0)).collect(),
             assignments: Vec::new(),
             metadata: Mutex::default(),
+            moving: AtomicBool::new(sizes_moving),
+            offsets_log: Vec::new(),
+            groups_on: Vec::new(),
         };
         let assignments = (0..model.sizes.groups)
             .map(|g| model.member_assignments(g))
             .collect();
         model.assignments = assignments;
+        if model.sizes.offsets_topic {
+            model.fill_offsets_topic();
+        }
         model
+    }
+
+    /// `__consumer_offsets` at start: every group's commit on each of its partitions.
+    fn fill_offsets_topic(&mut self) {
+        let now = crate::now_ms();
+        let mut logs: Vec<Vec<Commit>> = vec![Vec::new(); OFFSETS_TOPIC_PARTITIONS as usize];
+        let mut groups_on = vec![Vec::new(); self.partitions as usize];
+        for g in 0..self.sizes.groups {
+            let log = &mut logs[self.offsets_partition(g)];
+            for k in self.group_partitions(g) {
+                groups_on[k as usize].push(g);
+                log.push(Commit {
+                    g,
+                    k,
+                    offset: self.committed(g, k),
+                    time_ms: now,
+                });
+            }
+        }
+        self.offsets_log = logs.into_iter().map(Mutex::new).collect();
+        self.groups_on = groups_on;
+    }
+
+    /// The partition of `__consumer_offsets` holding group `g`'s commits.
+    fn offsets_partition(&self, g: u32) -> usize {
+        partition_for_group(
+            self.group_names[g as usize].as_str(),
+            OFFSETS_TOPIC_PARTITIONS,
+        ) as usize
+    }
+
+    /// The commits the active groups on `k` make as its `listings`-th listing moves it on.
+    fn commit_moves(&self, k: u32, listings: u32) {
+        // Commits trail one listing: the first listing leaves them where they started.
+        if self.groups_on.is_empty() || Self::rate(k) == 0 || listings < 2 {
+            return;
+        }
+        let now = crate::now_ms();
+        for &g in self.groups_on[k as usize]
+            .iter()
+            .filter(|g| g.is_multiple_of(2))
+        {
+            let trail = i64::from((g + k) % 3) * 10;
+            let commit = Commit {
+                g,
+                k,
+                offset: Self::latest_after(k, listings - 1) - trail,
+                time_ms: now,
+            };
+            self.offsets_log[self.offsets_partition(g)]
+                .lock()
+                .unwrap()
+                .push(commit);
+        }
+    }
+
+    /// The records of `__consumer_offsets` partition `p` from `from` (at most `max`), as one
+    /// record batch, and the partition's end.
+    fn offsets_records(&self, p: usize, from: i64, max: usize) -> (Option<Bytes>, i64) {
+        let log = self.offsets_log[p].lock().unwrap();
+        let end = log.len() as i64;
+        let Ok(start) = usize::try_from(from) else {
+            return (None, end);
+        };
+        let commits: Vec<(i64, Commit)> = log
+            .iter()
+            .copied()
+            .enumerate()
+            .skip(start)
+            .take(max)
+            .map(|(o, c)| (o as i64, c))
+            .collect();
+        drop(log);
+        if commits.is_empty() {
+            return (None, end);
+        }
+        let mut batch = RecordBatchBuilder::new().one_batch();
+        for (o, c) in commits {
+            let (t, partition) = self.topic_partition(c.k);
+            let key = OffsetCommitKey {
+                group: self.group_names[c.g as usize].to_string(),
+                topic: self.topic_names[t as usize].to_string(),
+                partition,
+            };
+            let value = OffsetCommitValue {
+                offset: c.offset,
+                leader_epoch: None,
+                metadata: String::new(),
+                commit_timestamp_ms: c.time_ms,
+                expire_timestamp_ms: None,
+            };
+            batch = batch.keyed_record(
+                o,
+                c.time_ms,
+                encode_key(&key),
+                Some(Bytes::from(encode_value(&value))),
+            );
+        }
+        (Some(batch.build()), end)
     }
 
     fn group_span(&self) -> u32 {
@@ -342,12 +515,14 @@ impl Model {
         Self::latest_after(k, self.listed[k as usize].load(Ordering::Relaxed))
     }
 
-    /// The log end, moved on by this listing.
+    /// The log end, moved on by this listing (and the commits that move with it).
     fn list_latest(&self, k: u32) -> i64 {
-        Self::latest_after(
-            k,
-            self.listed[k as usize].fetch_add(1, Ordering::Relaxed) + 1,
-        )
+        if !self.moving.load(Ordering::Relaxed) {
+            return self.latest(k);
+        }
+        let listings = self.listed[k as usize].fetch_add(1, Ordering::Relaxed) + 1;
+        self.commit_moves(k, listings);
+        Self::latest_after(k, listings)
     }
 
     fn committed(&self, g: u32, k: u32) -> i64 {
@@ -464,6 +639,55 @@ impl Model {
         topic
     }
 
+    /// `__consumer_offsets` in Metadata, when the cluster has it.
+    fn metadata_offsets_topic(&self) -> Option<MetadataResponseTopic> {
+        if self.offsets_log.is_empty() {
+            return None;
+        }
+        let brokers = self.sizes.brokers;
+        let mut topic = MetadataResponseTopic::default();
+        topic.name = Some(TopicName(StrBytes::from_static_str(OFFSETS_TOPIC)));
+        topic.topic_id = Self::topic_id(u32::MAX - 1);
+        topic.is_internal = true;
+        topic.partitions = (0..OFFSETS_TOPIC_PARTITIONS)
+            .map(|p| {
+                let leader = p % brokers + 1;
+                let mut replicas = vec![BrokerId(leader as i32)];
+                if brokers > 1 {
+                    replicas.push(BrokerId((leader % brokers + 1) as i32));
+                }
+                let mut mp = MetadataResponsePartition::default();
+                mp.partition_index = p as i32;
+                mp.leader_id = BrokerId(leader as i32);
+                mp.isr_nodes = replicas.clone();
+                mp.replica_nodes = replicas;
+                mp
+            })
+            .collect();
+        Some(topic)
+    }
+
+    /// The partition of `__consumer_offsets` led by `broker`, or the error to answer; `None`
+    /// for another topic.
+    fn offsets_topic_led(
+        &self,
+        topic: &str,
+        partition: i32,
+        broker: u32,
+    ) -> Option<Result<usize, i16>> {
+        if topic != OFFSETS_TOPIC {
+            return None;
+        }
+        let p = u32::try_from(partition)
+            .ok()
+            .filter(|p| *p < OFFSETS_TOPIC_PARTITIONS && !self.offsets_log.is_empty());
+        Some(match p {
+            None => Err(UNKNOWN_TOPIC_OR_PARTITION),
+            Some(p) if p % self.sizes.brokers + 1 == broker => Ok(p as usize),
+            Some(_) => Err(NOT_LEADER_OR_FOLLOWER),
+        })
+    }
+
     fn metadata(&self, request: &MetadataRequest, version: i16, out: &mut BytesMut) {
         let all = request.topics.is_none();
         if all && let Some(cached) = self.metadata.lock().unwrap().get(&version) {
@@ -486,11 +710,17 @@ impl Model {
         r.topics = match &request.topics {
             None => (0..self.sizes.topics)
                 .map(|t| self.metadata_topic(t))
+                .chain(self.metadata_offsets_topic())
                 .collect(),
             Some(asked) => asked
                 .iter()
                 .map(|a| {
                     let name = a.name.as_ref().map(|n| n.0.as_str()).unwrap_or("");
+                    if name == OFFSETS_TOPIC
+                        && let Some(topic) = self.metadata_offsets_topic()
+                    {
+                        return topic;
+                    }
                     match parse_index(name, "t-").filter(|t| *t < self.sizes.topics) {
                         Some(t) => self.metadata_topic(t),
                         None => {
@@ -541,8 +771,21 @@ impl Broker {
             self.counts.add(Counted::Request(request.key));
             out.clear();
             let version = request.header.request_api_version;
-            if !self.answer(request.key, version, &mut request.body, &mut out) {
+            let body = request.body.clone();
+            let Some(wait) = self.answer(request.key, version, &mut request.body, &mut out) else {
                 return;
+            };
+            // A Fetch of nothing new is answered when records arrive or its wait is over.
+            let deadline = tokio::time::Instant::now() + wait;
+            let mut waiting = !wait.is_zero();
+            while waiting && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(FETCH_POLL).await;
+                out.clear();
+                let Some(wait) = self.answer(request.key, version, &mut body.clone(), &mut out)
+                else {
+                    return;
+                };
+                waiting = !wait.is_zero();
             }
             if !write_answer(&mut stream, &request, &out).await {
                 return;
@@ -550,27 +793,35 @@ impl Broker {
         }
     }
 
-    /// Encodes the answer into `out`; false (dropping the connection) for a request it cannot
-    /// decode or an API it does not serve, as a broker would.
-    fn answer(&self, key: ApiKey, version: i16, body: &mut Bytes, out: &mut BytesMut) -> bool {
+    /// Encodes the answer into `out`, with how long to wait before sending it (a Fetch of
+    /// nothing new waits its `max_wait_ms`); `None` (dropping the connection) for a request it
+    /// cannot decode or an API it does not serve, as a broker would.
+    fn answer(
+        &self,
+        key: ApiKey,
+        version: i16,
+        body: &mut Bytes,
+        out: &mut BytesMut,
+    ) -> Option<Duration> {
+        let mut wait = Duration::ZERO;
         let model = &*self.model;
         match key {
             ApiKey::ApiVersions => api_versions(&SERVED, version, out),
             ApiKey::Metadata => {
                 let Ok(req) = MetadataRequest::decode(body, version) else {
-                    return false;
+                    return None;
                 };
                 model.metadata(&req, version, out);
             }
             ApiKey::ListOffsets => {
                 let Ok(req) = ListOffsetsRequest::decode(body, version) else {
-                    return false;
+                    return None;
                 };
                 encode(self.list_offsets(&req), version, out);
             }
             ApiKey::DescribeConfigs => {
                 let Ok(req) = DescribeConfigsRequest::decode(body, version) else {
-                    return false;
+                    return None;
                 };
                 encode(describe_configs(&req), version, out);
             }
@@ -590,40 +841,44 @@ impl Broker {
             }
             ApiKey::FindCoordinator => {
                 let Ok(req) = FindCoordinatorRequest::decode(body, version) else {
-                    return false;
+                    return None;
                 };
                 encode(self.find_coordinator(&req, version), version, out);
             }
             ApiKey::OffsetFetch => {
                 let Ok(req) = OffsetFetchRequest::decode(body, version) else {
-                    return false;
+                    return None;
                 };
                 if version < 8 {
-                    return false; // not advertised
+                    return None; // not advertised
                 }
                 encode(self.offset_fetch(&req), version, out);
             }
             ApiKey::DescribeGroups => {
                 let Ok(req) = DescribeGroupsRequest::decode(body, version) else {
-                    return false;
+                    return None;
                 };
                 encode(self.describe_groups(&req), version, out);
             }
             ApiKey::Fetch => {
                 let Ok(req) = FetchRequest::decode(body, version) else {
-                    return false;
+                    return None;
                 };
-                encode(self.fetch(&req), version, out);
+                let (response, empty) = self.fetch(&req);
+                if empty && req.max_wait_ms > 0 {
+                    wait = Duration::from_millis(req.max_wait_ms.min(1_000) as u64);
+                }
+                encode(response, version, out);
             }
             ApiKey::DescribeProducers => {
                 let Ok(req) = DescribeProducersRequest::decode(body, version) else {
-                    return false;
+                    return None;
                 };
                 encode(self.describe_producers(&req), version, out);
             }
-            _ => return false,
+            _ => return None,
         }
-        true
+        Some(wait)
     }
 
     /// The partition count of a partition this broker leads, or the error to answer.
@@ -640,6 +895,7 @@ impl Broker {
     }
 
     fn list_offsets(&self, req: &ListOffsetsRequest) -> ListOffsetsResponse {
+        let model = &*self.model;
         let mut r = ListOffsetsResponse::default();
         r.topics = req
             .topics
@@ -653,6 +909,22 @@ impl Broker {
                     .map(|p| {
                         let mut rp = ListOffsetsPartitionResponse::default();
                         rp.partition_index = p.partition_index;
+                        let offsets_topic =
+                            model.offsets_topic_led(t.name.0.as_str(), p.partition_index, self.id);
+                        if let Some(led) = offsets_topic {
+                            match led {
+                                Ok(i) => {
+                                    let end = model.offsets_log[i].lock().unwrap().len() as i64;
+                                    rp.offset = if p.timestamp == -2 { 0 } else { end };
+                                    rp.timestamp = -1;
+                                }
+                                Err(code) => {
+                                    rp.error_code = code;
+                                    rp.offset = -1;
+                                }
+                            }
+                            return rp;
+                        }
                         match self.led(t.name.0.as_str(), p.partition_index) {
                             Ok(k) => {
                                 rp.offset = match p.timestamp {
@@ -806,8 +1078,10 @@ impl Broker {
         r
     }
 
-    fn fetch(&self, req: &FetchRequest) -> FetchResponse {
+    /// The answer, and whether it holds no records.
+    fn fetch(&self, req: &FetchRequest) -> (FetchResponse, bool) {
         let model = &*self.model;
+        let mut empty = true;
         let mut r = FetchResponse::default();
         r.responses = req
             .topics
@@ -821,6 +1095,28 @@ impl Broker {
                     .map(|p| {
                         let mut pd = PartitionData::default();
                         pd.partition_index = p.partition;
+                        if let Some(led) =
+                            model.offsets_topic_led(t.topic.0.as_str(), p.partition, self.id)
+                        {
+                            match led {
+                                Ok(i) => {
+                                    let max = (p.partition_max_bytes.max(0) as usize / 64)
+                                        .clamp(1, OFFSETS_FETCH_RECORDS);
+                                    let (records, end) =
+                                        model.offsets_records(i, p.fetch_offset, max);
+                                    empty &= records.is_none();
+                                    pd.records = records;
+                                    pd.high_watermark = end;
+                                    pd.last_stable_offset = end;
+                                    pd.log_start_offset = 0;
+                                }
+                                Err(code) => {
+                                    pd.error_code = code;
+                                    pd.high_watermark = -1;
+                                }
+                            }
+                            return pd;
+                        }
                         match self.led(t.topic.0.as_str(), p.partition) {
                             Ok(k) => {
                                 let end = model.latest(k);
@@ -835,6 +1131,7 @@ impl Broker {
                                         Bytes::from_static(b"{}"),
                                     );
                                     pd.records = Some(batch.build());
+                                    empty = false;
                                 }
                             }
                             Err(code) => {
@@ -848,7 +1145,7 @@ impl Broker {
                 rt
             })
             .collect();
-        r
+        (r, empty)
     }
 
     fn describe_producers(&self, req: &DescribeProducersRequest) -> DescribeProducersResponse {
@@ -865,7 +1162,12 @@ impl Broker {
                     .map(|p| {
                         let mut rp = PartitionResponse::default();
                         rp.partition_index = *p;
-                        if let Err(code) = self.led(t.name.0.as_str(), *p) {
+                        let led = match self.model.offsets_topic_led(t.name.0.as_str(), *p, self.id)
+                        {
+                            Some(led) => led.map(|_| 0),
+                            None => self.led(t.name.0.as_str(), *p),
+                        };
+                        if let Err(code) = led {
                             rp.error_code = code;
                         }
                         rp

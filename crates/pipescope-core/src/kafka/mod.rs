@@ -12,6 +12,7 @@
 //! - [`metrics`]: the exported metric names and [`view_to_samples`];
 //! - [`record_time`]: which record timestamps to fetch for exact lag in seconds;
 //! - [`record_batch`]: the timestamp of the record at an offset, from a Fetch answer's batches;
+//! - [`offsets_topic`]: committed offsets read from `__consumer_offsets`, its record formats;
 //! - [`probe`]: the bytes of an "is a broker answering?" check;
 //! - [`tansu`]: what the demo and the tests do to the tansu broker they start.
 
@@ -23,6 +24,7 @@ pub mod analyzer;
 pub mod lag;
 pub mod loss;
 pub mod metrics;
+pub mod offsets_topic;
 pub mod probe;
 pub mod rate;
 pub mod record_batch;

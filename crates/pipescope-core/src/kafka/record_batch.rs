@@ -96,7 +96,7 @@ fn too_large(compression: Compression, limit: usize) -> anyhow::Error {
 
 /// The records of a batch, decompressed, refused past `limit` bytes: every codec in pure Rust
 /// (kafka-protocol's gzip and snappy read without a limit, and its lz4 and zstd build C).
-fn decompress(
+pub(crate) fn decompress(
     records: &mut Bytes,
     compression: Compression,
     limit: usize,

@@ -311,6 +311,7 @@ fn cluster() -> ClusterState {
             duration_ms: 1.5,
         }],
         snapshot: None,
+        committed_offsets: Default::default(),
         view: Some(Arc::new(KafkaView {
             time_ms: 10,
             partitions: vec![],

@@ -26,10 +26,10 @@ pub mod warnings;
 
 pub use check::{CheckReport, check, check_sized, series_estimate};
 pub use types::{
-    AlertRuleConfig, AlertsConfig, BridgeProbe, Config, Export, FlowConfig, FlowHop, InfluxExport,
-    KafkaCluster, KafkaProbe, MetricsGranularity, MqttBroker, MqttProbe, MqttProtocol,
-    PartitionSeriesMode, QualityConfig, Sasl, SaslMechanism, SeriesConfig, StoreConfig, Tls, Web,
-    WebAuth,
+    AlertRuleConfig, AlertsConfig, BridgeProbe, CommittedOffsetsMode, Config, Export, FlowConfig,
+    FlowHop, InfluxExport, KafkaCluster, KafkaProbe, MetricsGranularity, MqttBroker, MqttProbe,
+    MqttProtocol, PartitionSeriesMode, QualityConfig, Sasl, SaslMechanism, SeriesConfig,
+    StoreConfig, Tls, Web, WebAuth,
 };
 pub use values::{HostPort, MqttUrl, MqttUrlError, Secret};
 pub use warnings::{ConfigWarning, security_warnings};

@@ -430,6 +430,7 @@ fn expected(g: &Generated) -> Config {
                     partition_series_allow: Vec::new(),
                     partition_series_groups_allow: Vec::new(),
                     partition_top_k: pipescope_core::series_budget::DEFAULT_PARTITION_TOP_K,
+                    committed_offsets: Default::default(),
                 };
                 (name.clone(), cluster)
             })

@@ -268,6 +268,23 @@ pub struct KafkaCluster {
     /// K of `partition_series = "top"`: partitions kept by lag, and as many by rate.
     #[serde(default = "default_partition_top_k")]
     pub partition_top_k: usize,
+    /// How committed offsets are read: asked per group (OffsetFetch), read from
+    /// `__consumer_offsets`, or chosen by the cluster's size (docs/scale.md).
+    #[serde(default)]
+    pub committed_offsets: CommittedOffsetsMode,
+}
+
+/// `committed_offsets`: where a scrape's committed offsets come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommittedOffsetsMode {
+    /// `offsets_topic` when the cluster has `__consumer_offsets` and more than
+    /// `AUTO_OFFSETS_TOPIC_GROUPS` groups, else `offset_fetch`.
+    #[default]
+    Auto,
+    OffsetFetch,
+    /// Read `__consumer_offsets`; OffsetFetch for a scrape while the reader has not caught up.
+    OffsetsTopic,
 }
 
 fn default_partition_top_k() -> usize {

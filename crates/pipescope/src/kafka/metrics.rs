@@ -217,6 +217,51 @@ fn gauges(state: &ClusterState, filters: &ClusterFilters) -> Vec<Gauge> {
     ];
     out.extend(replication(state, filters));
     out.extend(derived(state, filters));
+    out.extend(offsets_topic(state));
+    out
+}
+
+/// Where committed offsets came from, and the `__consumer_offsets` reader while one runs.
+fn offsets_topic(state: &ClusterState) -> Vec<Gauge> {
+    let cluster = vec![("cluster", state.name.clone())];
+    let source = &state.committed_offsets;
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let mut out = vec![(
+        "pipescope_kafka_offsets_topic_in_use",
+        "1 when the latest scrape's committed offsets were read from __consumer_offsets, 0 when asked with OffsetFetch.",
+        vec![(cluster.clone(), flag(source.from_offsets_topic))],
+    )];
+    let Some(reader) = &source.reader else {
+        return out;
+    };
+    let one = |v: f64| vec![(cluster.clone(), v)];
+    out.extend([
+        (
+            "pipescope_kafka_offsets_topic_lag_records",
+            "Records of __consumer_offsets its reader has not read yet (present while a reader runs).",
+            one(reader.lag_records as f64),
+        ),
+        (
+            "pipescope_kafka_offsets_topic_caught_up",
+            "1 once the __consumer_offsets reader has read up to the end it saw at its start (its numbers are used only then).",
+            one(flag(reader.caught_up)),
+        ),
+        (
+            "pipescope_kafka_offsets_topic_commits",
+            "Group partitions the __consumer_offsets reader holds a commit for.",
+            one(reader.commits as f64),
+        ),
+        (
+            "pipescope_kafka_offsets_topic_undecodable_records_total",
+            "Records of __consumer_offsets that did not decode and were skipped.",
+            one(reader.undecodable_records as f64),
+        ),
+        (
+            "pipescope_kafka_offsets_topic_dropped_commits_total",
+            "Commits of new group partitions not kept: the reader's table was full.",
+            one(reader.dropped_commits as f64),
+        ),
+    ]);
     out
 }
 

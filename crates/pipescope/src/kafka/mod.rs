@@ -53,7 +53,8 @@ pub fn scraper(name: &str, cluster: &KafkaCluster) -> Result<Scraper, String> {
         max_backoff: cluster.scrape_interval.min(Duration::from_secs(10)),
     };
     let bootstrap = cluster.bootstrap.iter().map(ToString::to_string).collect();
-    Ok(Scraper::new(name, bootstrap, Pool::new(options)))
+    Ok(Scraper::new(name, bootstrap, Pool::new(options))
+        .with_committed_offsets(cluster.committed_offsets))
 }
 
 /// Scrapes every `interval` (from the start of one scrape to the next; a scrape longer than
@@ -324,6 +325,7 @@ mod tests {
             group_list_errors: list_errors.iter().map(ToString::to_string).collect(),
             stages: vec![],
             snapshot: None,
+            committed_offsets: Default::default(),
             view: None,
         }
     }

@@ -38,6 +38,33 @@ pub struct ClusterState {
     /// when this one got nothing, `None` before the first analysed scrape.
     #[serde(skip)]
     pub view: Option<Arc<KafkaView>>,
+    /// Where this scrape's committed offsets came from (metrics only).
+    #[serde(skip)]
+    pub committed_offsets: CommittedOffsetsSource,
+}
+
+/// Where a scrape's committed offsets came from, and how the `__consumer_offsets` reader is
+/// doing when one runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommittedOffsetsSource {
+    /// Read from `__consumer_offsets` (else asked with OffsetFetch).
+    pub from_offsets_topic: bool,
+    pub reader: Option<OffsetsTopicProgress>,
+}
+
+/// The `__consumer_offsets` reader at the time of a scrape.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OffsetsTopicProgress {
+    pub caught_up: bool,
+    /// Records of the topic not read yet.
+    pub lag_records: i64,
+    /// Group partitions held.
+    pub commits: usize,
+    pub undecodable_records: u64,
+    /// Commits not kept: the table was full.
+    pub dropped_commits: u64,
+    /// Why the reader is not reading, when it is not.
+    pub error: Option<String>,
 }
 
 /// When a scrape started, how long it took and where the time went.
@@ -58,6 +85,7 @@ pub struct ClusterReading {
     pub groups: Vec<GroupState>,
     pub group_list_errors: Vec<String>,
     pub snapshot: OffsetsSnapshot,
+    pub committed_offsets: CommittedOffsetsSource,
 }
 
 impl ClusterState {
@@ -79,6 +107,7 @@ impl ClusterState {
             stages: timing.stages,
             snapshot: Some(reading.snapshot),
             view: None,
+            committed_offsets: reading.committed_offsets,
         }
     }
 
@@ -111,6 +140,7 @@ impl ClusterState {
                 stages: Vec::new(),
                 snapshot: None,
                 view: None,
+                committed_offsets: CommittedOffsetsSource::default(),
             },
         };
         for broker in &mut state.brokers {
@@ -446,6 +476,7 @@ mod tests {
 
         let rates = WindowCounts::from_fn(|w| WindowCount::new(w, 50.0, 60_000));
         let previous = ClusterState {
+            committed_offsets: Default::default(),
             view: Some(Arc::new(KafkaView {
                 time_ms: 1_000,
                 partitions: vec![PartitionView {

@@ -405,6 +405,10 @@ fn metrics_txt_kafka_lines_are_what_the_kafka_watcher_emits() {
         group_list_errors: vec![],
         stages: vec![],
         snapshot: Some(last),
+        committed_offsets: pipescope::kafka::state::CommittedOffsetsSource {
+            from_offsets_topic: true,
+            reader: Some(Default::default()),
+        },
         view: Some(Arc::new(view)),
     };
 

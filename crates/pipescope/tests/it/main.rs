@@ -13,6 +13,7 @@ mod influx;
 mod kafka;
 mod mqtt;
 mod notify;
+mod offsets_topic;
 mod part_health;
 mod pipeline;
 mod probes;

@@ -19,7 +19,7 @@ use super::metadata::{Layout, Node};
 use super::timing::StageTimer;
 use super::{Item, Scraper, code_error, name, text};
 use crate::kafka::conn::{KafkaError, Lane};
-use crate::kafka::state::{CommittedOffset, GroupDescription, GroupState};
+use crate::kafka::state::{CommittedOffset, CommittedOffsetsSource, GroupDescription, GroupState};
 
 /// Highest versions asked for. Past these the requests change meaning (OffsetFetch v10 names
 /// topics by id), so they are capped where the code below was written for.
@@ -35,6 +35,7 @@ pub(super) struct GroupChain {
     group_list_errors: Vec<String>,
     commits: HashMap<String, Item<Vec<CommittedOffset>>>,
     descriptions: HashMap<String, Item<GroupDescription>>,
+    pub committed_offsets: CommittedOffsetsSource,
 }
 
 impl GroupChain {
@@ -127,6 +128,9 @@ impl Scraper {
                     .push(group.name.clone());
             }
         }
+        let (from_offsets_topic, committed_offsets) =
+            self.commits_from_offsets_topic(layout, &group_names);
+        let ask = from_offsets_topic.is_none();
         let addr_of = &layout.addr_of;
         let (fetched, described) = futures::join!(
             stages.time(
@@ -134,6 +138,7 @@ impl Scraper {
                 join_all(
                     by_coordinator
                         .iter()
+                        .filter(|_| ask)
                         .map(|(id, names)| self.offset_fetch(&addr_of[id], names)),
                 )
             ),
@@ -149,8 +154,9 @@ impl Scraper {
         GroupChain {
             groups,
             group_list_errors,
-            commits: fetched.into_iter().flatten().collect(),
+            commits: from_offsets_topic.unwrap_or_else(|| fetched.into_iter().flatten().collect()),
             descriptions: described.into_iter().flatten().collect(),
+            committed_offsets,
         }
     }
 

@@ -12,6 +12,8 @@
 //! - `offsets.rs`: ListOffsets and DescribeProducers, per partition leader;
 //! - `configs.rs`: DescribeConfigs, and the configs kept between scrapes;
 //! - `groups.rs`: the group chain — ListGroups, FindCoordinator, OffsetFetch;
+//! - `offsets_topic.rs`: committed offsets read from `__consumer_offsets` instead (the
+//!   `committed_offsets` setting);
 //! - `members.rs`: DescribeGroups, and finding the groups a broker refuses to describe;
 //! - `records.rs`: Fetch of the records at lagging committed offsets, their decompression and
 //!   timestamps (which positions to fetch: `pipescope_core::kafka::record_time`);
@@ -23,11 +25,13 @@ mod groups;
 pub(crate) mod members;
 mod metadata;
 mod offsets;
+mod offsets_topic;
 mod records;
 mod refusals;
 mod timing;
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -43,6 +47,7 @@ use super::conn::{Pool, error_name};
 use super::state::{
     ClusterReading, ClusterState, GroupState, ProducerState, TopicConfig, TopicState,
 };
+use crate::config::CommittedOffsetsMode;
 use configs::ConfigCache;
 use groups::GroupChain;
 use metadata::{Layout, Node};
@@ -51,6 +56,7 @@ use timing::StageTimer;
 
 pub use configs::CONFIG_REFRESH_SCRAPES;
 pub use members::decode_assignment;
+pub use offsets_topic::AUTO_OFFSETS_TOPIC_GROUPS;
 pub use pipescope_core::kafka::record_batch::{NoRecordTime, record_time};
 pub use refusals::REFUSED_RETRY_SCRAPES;
 
@@ -68,6 +74,9 @@ pub struct Scraper {
     /// Scrapes started so far: the clock of `refusals` and of the config refresh.
     scrapes: AtomicU64,
     refusals: Refusals,
+    committed_offsets: CommittedOffsetsMode,
+    /// Reads `__consumer_offsets` while `committed_offsets` wants it.
+    offsets_reader: Mutex<Option<offsets_topic::OffsetsTopicReader>>,
 }
 
 /// What the requests that need only the metadata answered, all sent at once.
@@ -94,7 +103,15 @@ impl Scraper {
             timeout,
             scrapes: AtomicU64::new(0),
             refusals: Refusals::default(),
+            committed_offsets: CommittedOffsetsMode::default(),
+            offsets_reader: Mutex::new(None),
         }
+    }
+
+    /// Where committed offsets come from (`auto` by default).
+    pub fn with_committed_offsets(mut self, mode: CommittedOffsetsMode) -> Self {
+        self.committed_offsets = mode;
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -156,6 +173,7 @@ impl Scraper {
             answers.producers,
         );
         configs.fill(&mut topics, answers.configs);
+        let committed_offsets = answers.groups.committed_offsets.clone();
         let (mut groups, group_list_errors) = answers.groups.into_groups();
         let mut snapshot = snapshot(answers.offsets_time_ms, &topics, &groups);
         self.read_record_times(
@@ -175,6 +193,7 @@ impl Scraper {
             groups,
             group_list_errors,
             snapshot,
+            committed_offsets,
         }
     }
 

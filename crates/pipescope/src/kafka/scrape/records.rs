@@ -442,6 +442,7 @@ mod tests {
                 partitions: vec![],
                 commits: vec![],
             }),
+            committed_offsets: Default::default(),
             view: None,
         }
     }
