@@ -18,7 +18,7 @@ use crate::sample::{Labels, Sample};
 /// Bytes one sample takes in the store once its hour is compacted into chunks (raw, roll-ups
 /// and series together), as measured by bench/store (BENCHMARKS.md); the last hour, not yet
 /// compacted, takes about 60.
-pub const STORE_BYTES_PER_SAMPLE: f64 = 2.41;
+pub const STORE_BYTES_PER_SAMPLE: f64 = 1.50;
 
 /// Sources beyond this many (a source is a configured cluster, broker or flow) share one.
 pub const MAX_SOURCES: usize = 256;
@@ -900,7 +900,7 @@ mod tests {
         let before = estimate(size, 10_000, None);
         let fixed = 3 * 20_000 + 3 * 10_000 + 2;
         assert_eq!(before.series, fixed + 4 * 100_000 + 6 * 50_000);
-        assert_eq!(before.bytes_per_day, before.series as f64 * 8_640.0 * 2.41);
+        assert_eq!(before.bytes_per_day, before.series as f64 * 8_640.0 * 1.50);
         let top = ClusterSeries {
             top: TopKSettings::with_k(200),
             ..ClusterSeries::default()

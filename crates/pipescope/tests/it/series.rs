@@ -197,10 +197,10 @@ fn check_prints_the_series_and_disk_a_cluster_size_would_take() {
     assert_eq!(
         estimate,
         [
-            "series a Kafka cluster of 100000 partitions, 20000 topics, 10000 groups (50000 group partitions) sends to the store and InfluxDB (/metrics is bounded by groups_allow/topics_allow instead; 2.41 bytes per stored sample):",
+            "series a Kafka cluster of 100000 partitions, 20000 topics, 10000 groups (50000 group partitions) sends to the store and InfluxDB (/metrics is bounded by groups_allow/topics_allow instead; 1.5 bytes per stored sample):",
             "  kafka.prod (scrape every 10s, partition_series = \"top\", partition_top_k = 200, series.max_per_source = 200000):",
-            "    every series: 790002 series, 16.4 GB/day",
-            "    bounded:      92802 series, 1.9 GB/day",
+            "    every series: 790002 series, 10.2 GB/day",
+            "    bounded:      92802 series, 1.2 GB/day",
         ]
     );
     let out = Command::new(env!("CARGO_BIN_EXE_pipescope"))
