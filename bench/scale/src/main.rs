@@ -17,6 +17,10 @@
 //! 100k/1k); `grid` runs all nine.
 
 use std::path::{Path, PathBuf};
+
+/// The allocator the pipescope binary uses, so the child measures what the monitor does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
