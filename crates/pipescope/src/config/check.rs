@@ -316,8 +316,8 @@ mod tests {
             lines,
             [
                 "  kafka.a (scrape every 1m, partition_series = \"none\", series.max_per_source = 5000):",
-                "    every series: 4932 series, 17.1 MB/day",
-                "    bounded:      332 series, 1.2 MB/day (plus the partitions partition_series_allow lets in, not counted)",
+                "    every series: 4932 series, 10.7 MB/day",
+                "    bounded:      332 series, 717.1 kB/day (plus the partitions partition_series_allow lets in, not counted)",
             ]
         );
         let defaults = series_estimate(&crate::config::parse("test", "", []).unwrap(), size);
