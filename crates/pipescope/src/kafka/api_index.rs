@@ -65,6 +65,24 @@ impl<const KEYS: usize> List<KEYS> {
     }
 }
 
+impl<const KEYS: usize> List<KEYS> {
+    /// Computes the orders `previous` has computed.
+    fn prepare_like(
+        &self,
+        previous: &List<KEYS>,
+        keys: &[&str; KEYS],
+        sort: impl Fn(&str, Order) -> Vec<u32>,
+    ) {
+        for (k, key) in keys.iter().enumerate() {
+            for (d, order) in [Order::Asc, Order::Desc].into_iter().enumerate() {
+                if previous.orders[k][d].get().is_some() {
+                    self.orders[k][d].get_or_init(|| sort(key, order));
+                }
+            }
+        }
+    }
+}
+
 impl ClusterIndex {
     pub fn new(state: Arc<ClusterState>) -> Self {
         let view = state.view.as_deref();
@@ -143,6 +161,31 @@ impl ClusterIndex {
         Some(&view.partitions[*at.get(&(topic_position as u32, partition))? as usize])
     }
 
+    /// Sorts now the orders `previous` was asked for, so the requests after a new scrape find
+    /// them ready.
+    fn prepare_orders_like(&self, previous: &ClusterIndex) {
+        let topics = &self.state.topics;
+        self.topics
+            .prepare_like(&previous.topics, &TOPIC_SORTS, |key, order| {
+                sorted_positions(
+                    topics.len(),
+                    |i| topics[i].name.as_str(),
+                    |i| topic_sort_value(&topics[i], self.topic_view(i), key),
+                    order,
+                )
+            });
+        let groups = &self.state.groups;
+        self.groups
+            .prepare_like(&previous.groups, &GROUP_SORTS, |key, order| {
+                sorted_positions(
+                    groups.len(),
+                    |i| groups[i].name.as_str(),
+                    |i| group_sort_value(&groups[i], self.group_view(i), key),
+                    order,
+                )
+            });
+    }
+
     /// A page of topics: `total` kept and the positions of the page's topics.
     pub fn topic_page(&self, checked: &Checked, internal: Option<bool>) -> (usize, Vec<usize>) {
         let topics = &self.state.topics;
@@ -191,28 +234,63 @@ fn positions<'a>(names: impl Iterator<Item = &'a String>) -> HashMap<String, u32
         .collect()
 }
 
-/// The latest index of each cluster, replaced when a new scrape is asked about.
+/// The latest index of each cluster. When a new scrape has landed, the request that notices it
+/// is answered from the previous scrape's index while the new one is built on a blocking thread
+/// (with the orders the previous one was asked for): no request waits for a build, and an answer
+/// is at most one build behind the newest scrape (milliseconds).
 #[derive(Default, Clone)]
-pub(super) struct Indexes(Arc<Mutex<HashMap<String, Arc<ClusterIndex>>>>);
+pub(super) struct Indexes(Arc<Mutex<HashMap<String, Kept>>>);
+
+struct Kept {
+    index: Arc<ClusterIndex>,
+    /// A newer scrape's index is being built.
+    building: bool,
+}
 
 impl Indexes {
-    /// The index of `state`: the kept one when it was built from this very scrape, else a new
-    /// one (built outside the lock; two requests racing on a new scrape may both build it).
+    /// The index of `state`, or while it is being built the previous scrape's.
     pub fn of(&self, state: Arc<ClusterState>) -> Arc<ClusterIndex> {
-        if let Some(index) = lock(&self.0).get(&state.name)
-            && Arc::ptr_eq(&index.state, &state)
-        {
-            return index.clone();
-        }
-        let index = Arc::new(ClusterIndex::new(state));
         let mut kept = lock(&self.0);
-        // A slow request's older scrape does not replace a newer one's index.
-        if kept
-            .get(&index.state.name)
-            .is_none_or(|k| k.state.scraped_at_ms <= index.state.scraped_at_ms)
-        {
-            kept.insert(index.state.name.clone(), index.clone());
+        match kept.get_mut(&state.name) {
+            Some(k) if Arc::ptr_eq(&k.index.state, &state) => return k.index.clone(),
+            Some(k) if k.index.state.scraped_at_ms < state.scraped_at_ms => {
+                if !k.building {
+                    k.building = true;
+                    let (previous, indexes) = (k.index.clone(), self.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let index = Arc::new(ClusterIndex::new(state));
+                        index.prepare_orders_like(&previous);
+                        indexes.keep(index);
+                    });
+                }
+                return k.index.clone();
+            }
+            // None kept yet, or an older scrape than the kept one: built here.
+            _ => {}
         }
+        drop(kept);
+        let index = Arc::new(ClusterIndex::new(state));
+        self.keep(index.clone());
         index
+    }
+
+    /// Keeps `index` unless a newer scrape's is kept already.
+    fn keep(&self, index: Arc<ClusterIndex>) {
+        let mut kept = lock(&self.0);
+        let name = index.state.name.clone();
+        match kept.get_mut(&name) {
+            Some(k) if k.index.state.scraped_at_ms > index.state.scraped_at_ms => {
+                k.building = false;
+            }
+            _ => {
+                kept.insert(
+                    name,
+                    Kept {
+                        index,
+                        building: false,
+                    },
+                );
+            }
+        }
     }
 }
