@@ -164,38 +164,41 @@ impl ClusterIndex {
     /// Sorts now the orders `previous` was asked for, so the requests after a new scrape find
     /// them ready.
     fn prepare_orders_like(&self, previous: &ClusterIndex) {
-        let topics = &self.state.topics;
         self.topics
             .prepare_like(&previous.topics, &TOPIC_SORTS, |key, order| {
-                sorted_positions(
-                    topics.len(),
-                    |i| topics[i].name.as_str(),
-                    |i| topic_sort_value(&topics[i], self.topic_view(i), key),
-                    order,
-                )
+                self.sorted_topics(key, order)
             });
-        let groups = &self.state.groups;
         self.groups
             .prepare_like(&previous.groups, &GROUP_SORTS, |key, order| {
-                sorted_positions(
-                    groups.len(),
-                    |i| groups[i].name.as_str(),
-                    |i| group_sort_value(&groups[i], self.group_view(i), key),
-                    order,
-                )
+                self.sorted_groups(key, order)
             });
+    }
+
+    fn sorted_topics(&self, key: &str, order: Order) -> Vec<u32> {
+        let topics = &self.state.topics;
+        sorted_positions(
+            topics.len(),
+            |i| topics[i].name.as_str(),
+            |i| topic_sort_value(&topics[i], self.topic_view(i), key),
+            order,
+        )
+    }
+
+    fn sorted_groups(&self, key: &str, order: Order) -> Vec<u32> {
+        let groups = &self.state.groups;
+        sorted_positions(
+            groups.len(),
+            |i| groups[i].name.as_str(),
+            |i| group_sort_value(&groups[i], self.group_view(i), key),
+            order,
+        )
     }
 
     /// A page of topics: `total` kept and the positions of the page's topics.
     pub fn topic_page(&self, checked: &Checked, internal: Option<bool>) -> (usize, Vec<usize>) {
         let topics = &self.state.topics;
         let order = self.topics.order(&TOPIC_SORTS, checked, |key, order| {
-            sorted_positions(
-                topics.len(),
-                |i| topics[i].name.as_str(),
-                |i| topic_sort_value(&topics[i], self.topic_view(i), key),
-                order,
-            )
+            self.sorted_topics(key, order)
         });
         checked.page_of(order, |i| {
             internal.is_none_or(|want| topics[i].internal == want)
@@ -209,14 +212,8 @@ impl ClusterIndex {
         checked: &Checked,
         verdicts: Option<&[pipescope_core::kafka::Verdict]>,
     ) -> (usize, Vec<usize>) {
-        let groups = &self.state.groups;
         let order = self.groups.order(&GROUP_SORTS, checked, |key, order| {
-            sorted_positions(
-                groups.len(),
-                |i| groups[i].name.as_str(),
-                |i| group_sort_value(&groups[i], self.group_view(i), key),
-                order,
-            )
+            self.sorted_groups(key, order)
         });
         checked.page_of(order, |i| {
             verdicts.is_none_or(|wanted| {
