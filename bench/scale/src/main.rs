@@ -262,6 +262,12 @@ topic_blacklist = ["^__.*"]
         {
             break Err(line.to_string());
         }
+        if let Ok(Some(status)) = child.try_wait() {
+            let last = log.lines().last().unwrap_or("(no log)");
+            break Err(format!(
+                "klag-exporter exited ({status}) before its first collection; its last log line: {last}"
+            ));
+        }
         if started.elapsed() > KLAG_TIMEOUT {
             break Err(format!("no complete /metrics within {KLAG_TIMEOUT:?}"));
         }
