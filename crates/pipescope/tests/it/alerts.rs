@@ -314,6 +314,9 @@ fn a_stopped_simulator_is_a_silent_rate_anomaly_and_a_part_down() {
     let mut simulator = pipescope_testkit::Part::builder(env!("CARGO_BIN_EXE_pipescope"), "sim")
         .args(["simulate", "machines", "--mqtt", &url, "--rate", "200"])
         .start();
+    // Serving before the monitor polls it: a poll of a part still starting is a true "down"
+    // (part_down fires at once with no `for`), which a loaded machine made happen.
+    simulator.wait_metric("pipescope_part_health_status", TIMEOUT, |v| v == 1.0);
     let dir = tempfile::tempdir().unwrap();
     let monitor = Monitor::start(
         dir.path(),
