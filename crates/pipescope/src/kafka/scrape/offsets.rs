@@ -108,21 +108,7 @@ impl Scraper {
         request.timeout_ms = self.timeout.as_millis() as i32;
         request.topics = by_topic
             .iter()
-            .map(|(topic, partitions)| {
-                let mut t = ListOffsetsTopic::default();
-                t.name = TopicName(name(topic));
-                t.partitions = partitions
-                    .iter()
-                    .map(|p| {
-                        let mut lp = ListOffsetsPartition::default();
-                        lp.partition_index = *p;
-                        lp.current_leader_epoch = -1;
-                        lp.timestamp = timestamp;
-                        lp
-                    })
-                    .collect();
-                t
-            })
+            .map(|(topic, partitions)| list_offsets_topic(topic, partitions, timestamp))
             .collect();
         let response = match self
             .pool
@@ -228,4 +214,25 @@ fn in_order_of<'a, T>(
             value.unwrap_or_else(|| Err(format!("the broker left this partition out of {answer}")))
         })
         .collect()
+}
+
+/// The ListOffsets entry asking `timestamp`'s offset (latest, earliest) of `partitions` of `topic`.
+pub(super) fn list_offsets_topic(
+    topic: &str,
+    partitions: &[i32],
+    timestamp: i64,
+) -> ListOffsetsTopic {
+    let mut t = ListOffsetsTopic::default();
+    t.name = TopicName(name(topic));
+    t.partitions = partitions
+        .iter()
+        .map(|p| {
+            let mut lp = ListOffsetsPartition::default();
+            lp.partition_index = *p;
+            lp.current_leader_epoch = -1;
+            lp.timestamp = timestamp;
+            lp
+        })
+        .collect();
+    t
 }

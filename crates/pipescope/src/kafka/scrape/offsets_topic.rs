@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{FetchRequest, ListOffsetsRequest, TopicName};
 use pipescope_core::kafka::offsets_topic::{CommittedOffsets, DEFAULT_MAX_COMMITS, OFFSETS_TOPIC};
 
@@ -372,19 +371,11 @@ async fn list_offsets(
     let mut request = ListOffsetsRequest::default();
     request.replica_id = (-1).into();
     request.timeout_ms = pool.options().timeout.as_millis() as i32;
-    let mut t = ListOffsetsTopic::default();
-    t.name = TopicName(name(OFFSETS_TOPIC));
-    t.partitions = parts
-        .iter()
-        .map(|p| {
-            let mut lp = ListOffsetsPartition::default();
-            lp.partition_index = *p;
-            lp.current_leader_epoch = -1;
-            lp.timestamp = timestamp;
-            lp
-        })
-        .collect();
-    request.topics = vec![t];
+    request.topics = vec![super::offsets::list_offsets_topic(
+        OFFSETS_TOPIC,
+        parts,
+        timestamp,
+    )];
     let response = pool
         .request(addr, LIST_OFFSETS_MAX, &request)
         .await
