@@ -393,7 +393,10 @@ fn scrape_child(bootstrap: &str, scrapes: usize) {
         if let Some(snapshot) = &state.snapshot {
             state.view = Some(Arc::new(analyzer.ingest(snapshot)));
         }
-        let samples = pipescope::kafka::samples(&state);
+        // Every partition's samples (`partition_series = "all"`): what the figures recorded in
+        // BENCHMARKS.md were measured with.
+        let every = pipescope_core::series_budget::PartitionFilter::every();
+        let (samples, _) = pipescope::kafka::samples(&state, &every);
         let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
         let cpu = cpu_ms(pid) - cpu0;
         let mut f = ScrapeFigures {

@@ -12,6 +12,9 @@
 //!
 //! `BENCH_COMMITTED_OFFSETS=offsets_topic` (or `offset_fetch`, `auto`) sets the scrape's
 //! `committed_offsets` and gives the cluster `__consumer_offsets` (docs/scale.md).
+//! `BENCH_PARTITION_SERIES=all` (or `top`, the default, or `none`) sets `partition_series`:
+//! the samples are made as the watcher makes them, per-partition series only for the
+//! partitions the series stage selects.
 //!
 //! Sizes: the diagonal (10k/1k, 30k/3k, 100k/10k partitions/groups) and the corners (10k/10k,
 //! 100k/1k); `grid` runs all nine.
@@ -73,10 +76,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// the peak RSS.
 fn scrape_child(bootstrap: &str, scrapes: usize) {
     let mode = committed_offsets_mode().unwrap_or_else(|| "offset_fetch".to_string());
+    let partition_series =
+        std::env::var("BENCH_PARTITION_SERIES").unwrap_or_else(|_| "top".to_string());
     let text = format!(
-        "[kafka.bench]\nbootstrap = \"{bootstrap}\"\nrequest_timeout = \"60s\"\ncommitted_offsets = \"{mode}\"\n"
+        "[kafka.bench]\nbootstrap = \"{bootstrap}\"\nrequest_timeout = \"60s\"\ncommitted_offsets = \"{mode}\"\npartition_series = \"{partition_series}\"\n"
     );
     let mut config = pipescope::config::parse("bench", &text, []).expect("bench config");
+    let series = pipescope::series::shared_stage(pipescope::series::budget_from(&config));
     let cluster = config.kafka.remove("bench").expect("bench cluster");
     let scraper = pipescope::kafka::scraper("bench", &cluster).expect("scraper");
     let mut analyzer = KafkaAnalyzer::new(pipescope::kafka::analyzer_config(&cluster));
@@ -91,7 +97,7 @@ fn scrape_child(bootstrap: &str, scrapes: usize) {
         let mut state = runtime.block_on(scraper.scrape(&SystemClock, previous.as_ref()));
         let scrape_ms = started.elapsed().as_secs_f64() * 1000.0;
         pipescope::kafka::analyse(&mut analyzer, &mut state, previous.as_ref());
-        let samples = pipescope::kafka::samples(&state);
+        let samples = pipescope::kafka::bounded_samples(&state, &series);
         let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
         let cpu = cpu_ms("self") - cpu0;
         let partitions_ok = state

@@ -2,18 +2,26 @@
 //! partitions the configuration asks for or the top-K lagging and fastest ones, a hard cap on
 //! series per source, and the estimate `pipescope check --cluster-size` prints.
 //!
+//! The per-partition selection is made from a scrape's view, before its samples are: a Kafka
+//! watcher asks [`SeriesStage::partition_filter`] which partitions pass and makes samples only
+//! for those (a big cluster's ~1.5 M per-partition samples are never made). The cap applies to
+//! every batch in [`SeriesStage::select`].
+//!
 //! Topic and group series always pass (subject to the cap): they are few and are what the
 //! portal's history shows first. `/metrics` is not fed from here (see docs/scale.md).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
+use std::sync::Arc;
 
 use regex::Regex;
 
 use crate::clock::EpochMillis;
-use crate::kafka::metrics as names;
+use crate::kafka::analyzer::KafkaView;
+use crate::kafka::{FastMap, FastSet};
 use crate::sample::{Labels, Sample};
+use crate::windows::Window;
 
 /// Bytes one sample takes in the store once its hour is compacted into chunks (raw, roll-ups
 /// and series together), as measured by bench/store (BENCHMARKS.md); the last hour, not yet
@@ -271,7 +279,8 @@ pub struct SourceCounts {
 }
 
 type SeriesKey = (Cow<'static, str>, Labels);
-type PartitionKey = (String, String);
+/// A partition by topic and number; topic names shared with the filter made from the tops.
+type PartitionKey = (Arc<str>, i32);
 
 #[derive(Debug)]
 struct Source {
@@ -304,23 +313,91 @@ impl SeriesStage {
         }
     }
 
-    /// The samples of `batch` that pass. A Kafka watcher's batch is one scrape: its lags and
-    /// rates move the cluster's top-K before its partition samples are selected.
+    /// The samples of `batch` that the per-source cap lets through. Kafka per-partition
+    /// samples arrive already selected (see [`Self::partition_filter`]).
     pub fn select(&mut self, batch: &[Sample], now_ms: EpochMillis) -> Vec<Sample> {
-        let selected = self.select_partitions(batch, now_ms);
         let mut out = Vec::with_capacity(batch.len());
-        for (sample, keep) in batch.iter().zip(selected) {
-            let source = self.source_for(sample);
-            if !keep {
-                source.unselected += 1;
-                continue;
-            }
+        for sample in batch {
+            let source = self.source(source_name(sample));
             let key = (sample.metric.clone(), sample.labels.clone());
             if source.cap.admit(&key, now_ms) {
                 out.push(sample.clone());
             }
         }
         out
+    }
+
+    /// Which partitions of Kafka cluster `cluster` get per-partition series this scrape: those
+    /// its configuration allows, and its top-K by lag and by rate, moved first by `view`'s lags
+    /// (each partition's largest over the groups) and rates (the last minute's where known,
+    /// the last interval's otherwise). Call it once per scrape: each call is a ranking.
+    pub fn partition_filter(
+        &mut self,
+        cluster: &str,
+        view: &KafkaView,
+        now_ms: EpochMillis,
+    ) -> PartitionFilter {
+        let config = self
+            .budget
+            .clusters
+            .get(cluster)
+            .unwrap_or(&self.default_cluster);
+        let every = match config.mode {
+            PartitionSeries::All => return PartitionFilter::every(),
+            PartitionSeries::Top => at_most_partitions(view, config.top.k),
+            PartitionSeries::None => false,
+        };
+        let mut filter = PartitionFilter {
+            every,
+            topics_allow: config.topics_allow.clone(),
+            groups_allow: config.groups_allow.clone(),
+            top: FastMap::default(),
+        };
+        let top = self
+            .tops
+            .entry(cluster.to_string())
+            .or_insert_with(|| ClusterTop {
+                by_lag: TopK::new(config.top),
+                by_rate: TopK::new(config.top),
+            });
+        if config.mode == PartitionSeries::None {
+            return filter;
+        }
+        let mut names = SharedNames::default();
+        let mut lags: FastMap<(&str, i32), f64> = FastMap::default();
+        for g in &view.groups {
+            for t in &g.topics {
+                for p in t.partitions.iter().filter(|p| p.reported_this_scrape) {
+                    if let Some(lag) = p.lag.offsets.filter(|&lag| lag > 0) {
+                        let max = lags.entry((t.topic.as_str(), p.partition)).or_insert(0.0);
+                        *max = max.max(lag as f64);
+                    }
+                }
+            }
+        }
+        top.by_lag.update(
+            lags.into_iter()
+                .map(|((topic, partition), lag)| ((names.get(topic), partition), lag)),
+            now_ms,
+        );
+        let rates = view.partitions.iter().filter_map(|p| {
+            let minute = p.rates.and_then(|r| r.get(Window::OneMinute).per_minute);
+            let rate = minute.or(p.instant_messages_per_second.map(|r| r * 60.0))?;
+            (rate > 0.0).then(|| ((names.get(&p.topic), p.partition), rate))
+        });
+        top.by_rate.update(rates, now_ms);
+        for (topic, partition) in top.by_lag.members.keys().chain(top.by_rate.members.keys()) {
+            let partitions = filter.top.entry(Arc::clone(topic)).or_default();
+            if !partitions.contains(partition) {
+                partitions.push(*partition);
+            }
+        }
+        filter
+    }
+
+    /// Counts per-partition samples of Kafka cluster `cluster` that its watcher left out.
+    pub fn count_unselected(&mut self, cluster: &str, samples: u64) {
+        self.source(format!("kafka/{cluster}")).unselected += samples;
     }
 
     /// Counts by source, sorted by source.
@@ -348,93 +425,7 @@ impl SeriesStage {
         })
     }
 
-    /// Whether each sample of `batch` passes the per-partition selection.
-    fn select_partitions(&mut self, batch: &[Sample], now_ms: EpochMillis) -> Vec<bool> {
-        let mut keep = vec![true; batch.len()];
-        // Per cluster: every partition, and its largest group lag and its rate.
-        let mut scraped: HashMap<&str, Scraped> = HashMap::new();
-        for sample in batch {
-            let Some((cluster, tp)) = kafka_partition(sample) else {
-                continue;
-            };
-            let s = scraped.entry(cluster).or_default();
-            let key = (tp.0.to_string(), tp.1.to_string());
-            s.partitions.insert(key.clone());
-            if sample.metric == names::GROUP_LAG_OFFSETS {
-                let lag = s.lag.entry(key).or_insert(0.0);
-                *lag = lag.max(sample.value);
-            } else if sample.metric == names::PARTITION_MESSAGES_PER_MINUTE {
-                s.rate_per_minute.insert(key, sample.value);
-            } else if sample.metric == names::PARTITION_INSTANT_MESSAGES_PER_SECOND {
-                s.instant_per_minute.insert(key, sample.value * 60.0);
-            }
-        }
-        let mut all_pass: HashSet<&str> = HashSet::new();
-        for (cluster, s) in scraped {
-            let config = self
-                .budget
-                .clusters
-                .get(cluster)
-                .unwrap_or(&self.default_cluster);
-            let partitions = s.partitions.len();
-            match config.mode {
-                PartitionSeries::All => {
-                    all_pass.insert(cluster);
-                    continue;
-                }
-                PartitionSeries::Top if partitions <= config.top.k => {
-                    all_pass.insert(cluster);
-                }
-                _ => {}
-            }
-            let top = self
-                .tops
-                .entry(cluster.to_string())
-                .or_insert_with(|| ClusterTop {
-                    by_lag: TopK::new(config.top),
-                    by_rate: TopK::new(config.top),
-                });
-            if config.mode == PartitionSeries::None {
-                continue;
-            }
-            // The minute's rate where the partition has one, its last interval's otherwise.
-            let mut rates = s.instant_per_minute;
-            rates.extend(s.rate_per_minute);
-            top.by_lag.update(s.lag, now_ms);
-            top.by_rate.update(rates, now_ms);
-        }
-        for (i, sample) in batch.iter().enumerate() {
-            let Some((cluster, (topic, partition))) = kafka_partition(sample) else {
-                continue;
-            };
-            if all_pass.contains(cluster) {
-                continue;
-            }
-            let config = self
-                .budget
-                .clusters
-                .get(cluster)
-                .unwrap_or(&self.default_cluster);
-            if config.topics_allow.iter().any(|r| r.is_match(topic)) {
-                continue;
-            }
-            if let Some(group) = sample.labels.get("group")
-                && config.groups_allow.iter().any(|r| r.is_match(group))
-            {
-                continue;
-            }
-            let key = (topic.to_string(), partition.to_string());
-            let on_top = self
-                .tops
-                .get(cluster)
-                .is_some_and(|t| t.by_lag.contains(&key) || t.by_rate.contains(&key));
-            keep[i] = on_top;
-        }
-        keep
-    }
-
-    fn source_for(&mut self, sample: &Sample) -> &mut Source {
-        let mut name = source_name(sample);
+    fn source(&mut self, mut name: String) -> &mut Source {
         if !self.sources.contains_key(&name) && self.sources.len() >= MAX_SOURCES {
             name = OTHER_SOURCE.to_string();
         }
@@ -446,24 +437,86 @@ impl SeriesStage {
     }
 }
 
-#[derive(Debug, Default)]
-struct Scraped {
-    partitions: HashSet<PartitionKey>,
-    lag: HashMap<PartitionKey, f64>,
-    rate_per_minute: HashMap<PartitionKey, f64>,
-    instant_per_minute: HashMap<PartitionKey, f64>,
+/// Which partitions of one cluster get per-partition series this scrape (from
+/// [`SeriesStage::partition_filter`]); topic, group and cluster series are not its concern.
+#[derive(Debug, Clone)]
+pub struct PartitionFilter {
+    every: bool,
+    topics_allow: Vec<Regex>,
+    groups_allow: Vec<Regex>,
+    /// The top-K members, by topic.
+    top: FastMap<Arc<str>, Vec<i32>>,
 }
 
-/// The cluster, topic and partition of a per-partition Kafka series.
-fn kafka_partition(sample: &Sample) -> Option<(&str, (&str, &str))> {
-    if !sample.metric.starts_with("pipescope_kafka_") {
-        return None;
+impl PartitionFilter {
+    /// Keeps every partition.
+    pub fn every() -> Self {
+        Self {
+            every: true,
+            topics_allow: Vec::new(),
+            groups_allow: Vec::new(),
+            top: FastMap::default(),
+        }
     }
-    let labels = &sample.labels;
-    Some((
-        labels.get("cluster")?,
-        (labels.get("topic")?, labels.get("partition")?),
-    ))
+
+    /// Keeps no partition: only topic, group and cluster series are made.
+    pub fn no_partition() -> Self {
+        Self {
+            every: false,
+            ..Self::every()
+        }
+    }
+
+    pub fn keeps_every_partition(&self) -> bool {
+        self.every
+    }
+
+    /// Whether `topic`'s `partition` gets its series; `group` for a group partition's.
+    pub fn keeps(&self, topic: &str, partition: i32, group: Option<&str>) -> bool {
+        self.every
+            || self.top.get(topic).is_some_and(|p| p.contains(&partition))
+            || self.topics_allow.iter().any(|r| r.is_match(topic))
+            || group.is_some_and(|g| self.groups_allow.iter().any(|r| r.is_match(g)))
+    }
+
+    /// Partitions kept as top-K members (not counting what the patterns allow).
+    pub fn top_partitions(&self) -> usize {
+        self.top.values().map(Vec::len).sum()
+    }
+}
+
+/// Whether `view` names at most `k` distinct partitions (its partitions' and its groups').
+fn at_most_partitions(view: &KafkaView, k: usize) -> bool {
+    if view.partitions.len() > k {
+        return false;
+    }
+    let mut seen: FastSet<(&str, i32)> = FastSet::default();
+    let partitions = view
+        .partitions
+        .iter()
+        .map(|p| (p.topic.as_str(), p.partition));
+    let of_groups = view.groups.iter().flat_map(|g| {
+        g.topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| (t.topic.as_str(), p.partition)))
+    });
+    for key in partitions.chain(of_groups) {
+        seen.insert(key);
+        if seen.len() > k {
+            return false;
+        }
+    }
+    true
+}
+
+/// One shared string per topic name, so that top-K keys cost no copy of the name each scrape.
+#[derive(Default)]
+struct SharedNames<'a>(FastMap<&'a str, Arc<str>>);
+
+impl<'a> SharedNames<'a> {
+    fn get(&mut self, name: &'a str) -> Arc<str> {
+        Arc::clone(self.0.entry(name).or_insert_with(|| Arc::from(name)))
+    }
 }
 
 /// `kafka/<cluster>`, `mqtt/<broker>`, `completeness/<flow>`, or the metric's subsystem
@@ -613,6 +666,11 @@ pub fn estimate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kafka::metrics as names;
+    use crate::kafka::{
+        GroupCommit, KafkaAnalyzer, OffsetRange, OffsetsSnapshot, PartitionOffsets, TopicPartition,
+        push_view_samples, view_to_samples,
+    };
 
     fn settings(k: usize) -> TopKSettings {
         TopKSettings {
@@ -711,34 +769,42 @@ mod tests {
         Sample::new(metric, Labels::new(labels.iter().copied()), 0, value)
     }
 
-    /// One scrape of cluster `c`: partitions t/0..n with end offsets, group `g` lagging `lags`.
-    fn scrape(n: usize, lags: &[(usize, f64)]) -> Vec<Sample> {
-        let mut out = vec![sample(
-            names::CLAMPED_COMMITS_TOTAL,
-            &[("cluster", "c")],
-            0.0,
-        )];
-        for p in 0..n {
-            let p = p.to_string();
-            let labels = [("cluster", "c"), ("topic", "t"), ("partition", p.as_str())];
-            out.push(sample(names::PARTITION_END_OFFSET, &labels, 100.0));
-        }
-        for (p, lag) in lags {
-            let p = p.to_string();
-            let labels = [
-                ("cluster", "c"),
-                ("group", "g"),
-                ("topic", "t"),
-                ("partition", p.as_str()),
-            ];
-            out.push(sample(names::GROUP_LAG_OFFSETS, &labels, *lag));
-        }
-        out.push(sample(
-            names::GROUP_VERDICT,
-            &[("cluster", "c"), ("group", "g")],
-            0.0,
-        ));
-        out
+    /// One scrape of cluster `c` as the analyzer sees it: partitions t/0..n ending at 100,
+    /// group `g` committed on the partitions of `lags` that far behind.
+    fn view(n: usize, lags: &[(usize, i64)]) -> KafkaView {
+        let tp = |p: usize| TopicPartition::new("t", p as i32);
+        let snapshot = OffsetsSnapshot {
+            time_ms: 1_000,
+            partitions: (0..n)
+                .map(|p| PartitionOffsets {
+                    tp: tp(p),
+                    offsets: Ok(OffsetRange {
+                        earliest: 0,
+                        latest: 100,
+                    }),
+                })
+                .collect(),
+            commits: lags
+                .iter()
+                .map(|&(p, lag)| GroupCommit {
+                    group: "g".into(),
+                    tp: tp(p),
+                    committed: 100 - lag,
+                    record_time_ms: None,
+                })
+                .collect(),
+        };
+        KafkaAnalyzer::default().ingest(&snapshot)
+    }
+
+    /// What a watcher sends of `view` through `stage`: the samples of the partitions its filter
+    /// keeps, then the cap; also the samples left out.
+    fn scrape(stage: &mut SeriesStage, view: &KafkaView) -> (Vec<Sample>, u64) {
+        let filter = stage.partition_filter("c", view, 0);
+        let mut samples = Vec::new();
+        let unselected = push_view_samples(view, "c", &filter, &mut samples);
+        stage.count_unselected("c", unselected);
+        (stage.select(&samples, 0), unselected)
     }
 
     fn partitions_of(samples: &[Sample]) -> Vec<(&str, &str)> {
@@ -747,6 +813,7 @@ mod tests {
             .filter_map(|s| Some((s.metric.as_ref(), s.labels.get("partition")?)))
             .collect();
         out.sort();
+        out.dedup();
         out
     }
 
@@ -765,30 +832,53 @@ mod tests {
     #[test]
     fn a_cluster_of_at_most_k_partitions_keeps_every_series() {
         let mut stage = SeriesStage::new(SeriesBudget::default());
-        let batch = scrape(3, &[]);
-        assert_eq!(stage.select(&batch, 0), batch);
+        let view = view(3, &[(1, 5)]);
+        assert_eq!(scrape(&mut stage, &view), (view_to_samples(&view, "c"), 0));
     }
 
     #[test]
     fn top_k_keeps_the_lagging_partition_and_every_topic_and_group_series() {
         let mut stage = SeriesStage::new(budget(PartitionSeries::Top, 1));
-        let batch = scrape(3, &[(0, 0.0), (2, 50.0)]);
-        let out = stage.select(&batch, 0);
+        let view = view(3, &[(0, 0), (2, 50)]);
+        let (out, unselected) = scrape(&mut stage, &view);
         assert_eq!(
             partitions_of(&out),
             [
+                (names::GROUP_COMMITTED_BEYOND_END, "2"),
+                (names::GROUP_COMMITTED_OFFSET, "2"),
                 (names::GROUP_LAG_OFFSETS, "2"),
-                (names::PARTITION_END_OFFSET, "2")
+                (names::GROUP_PARTITION_VERDICT, "2"),
+                (names::PARTITION_END_OFFSET, "2"),
+                (names::PARTITION_START_OFFSET, "2"),
             ]
         );
         assert!(out.iter().any(|s| s.metric == names::GROUP_VERDICT));
         assert!(out.iter().any(|s| s.metric == names::CLAMPED_COMMITS_TOTAL));
         assert_eq!(stage.top_partitions("c"), 1);
+        // Partitions 0 and 1: start and end offsets each; group partition 0: verdict,
+        // committed offset, lag, beyond-end flag, and its lag in seconds (0: caught up) with
+        // its estimated flag.
+        assert_eq!(unselected, 2 + 2 + 6);
+        assert_eq!(
+            out.len() as u64 + unselected,
+            view_to_samples(&view, "c").len() as u64
+        );
         let counts = &stage.counts()[0];
         assert_eq!(
             (counts.source.as_str(), counts.unselected_samples),
-            ("kafka/c", 3)
+            ("kafka/c", 10)
         );
+    }
+
+    #[test]
+    fn the_fastest_partition_is_kept_by_its_rate() {
+        let mut stage = SeriesStage::new(budget(PartitionSeries::Top, 1));
+        let mut view = view(3, &[]);
+        view.partitions[1].instant_messages_per_second = Some(2.0);
+        let filter = stage.partition_filter("c", &view, 0);
+        let kept: Vec<i32> = (0..3).filter(|&p| filter.keeps("t", p, None)).collect();
+        assert_eq!(kept, [1]);
+        assert_eq!(filter.top_partitions(), 1);
     }
 
     #[test]
@@ -797,18 +887,28 @@ mod tests {
         let c = config.clusters.get_mut("c").unwrap();
         c.groups_allow = vec![Regex::new("^g$").unwrap()];
         let mut stage = SeriesStage::new(config.clone());
-        let out = stage.select(&scrape(3, &[(2, 50.0)]), 0);
-        assert_eq!(partitions_of(&out), [(names::GROUP_LAG_OFFSETS, "2")]);
+        let lagging = view(3, &[(2, 50)]);
+        let (out, _) = scrape(&mut stage, &lagging);
+        assert!(
+            out.iter()
+                .filter(|s| s.labels.get("partition").is_some())
+                .all(|s| s.labels.get("group") == Some("g")),
+            "{out:?}"
+        );
+        assert!(partitions_of(&out).contains(&(names::GROUP_LAG_OFFSETS, "2")));
         config.clusters.get_mut("c").unwrap().topics_allow = vec![Regex::new("^t$").unwrap()];
         let mut stage = SeriesStage::new(config);
-        assert_eq!(stage.select(&scrape(3, &[(2, 50.0)]), 0).len(), 3 + 1 + 2);
+        assert_eq!(
+            scrape(&mut stage, &lagging),
+            (view_to_samples(&lagging, "c"), 0)
+        );
     }
 
     #[test]
     fn all_keeps_every_partition() {
         let mut stage = SeriesStage::new(budget(PartitionSeries::All, 1));
-        let batch = scrape(5, &[(2, 50.0)]);
-        assert_eq!(stage.select(&batch, 0), batch);
+        let view = view(5, &[(2, 50)]);
+        assert_eq!(scrape(&mut stage, &view), (view_to_samples(&view, "c"), 0));
     }
 
     #[test]
@@ -816,10 +916,13 @@ mod tests {
         let mut config = budget(PartitionSeries::All, 1);
         config.max_per_source = 4;
         let mut stage = SeriesStage::new(config);
+        let kafka = view_to_samples(&view(5, &[]), "c");
+        // Start and end offsets of 5 partitions, and the clamped-commit count.
+        assert_eq!(kafka.len(), 11);
         let mqtt = sample("pipescope_mqtt_messages_total", &[("broker", "m")], 1.0);
-        let out = stage.select(&[scrape(5, &[]), vec![mqtt.clone()]].concat(), 0);
+        let out = stage.select(&[kafka.clone(), vec![mqtt.clone()]].concat(), 0);
         assert_eq!(out.len(), 4 + 1);
-        let out = stage.select(&scrape(5, &[]), 10_000);
+        let out = stage.select(&kafka, 10_000);
         assert_eq!(out.len(), 4, "the admitted series keep flowing");
         let counts = stage.counts();
         assert_eq!(
@@ -828,7 +931,7 @@ mod tests {
                 SourceCounts {
                     source: "kafka/c".into(),
                     admitted: 4,
-                    dropped_samples: 6,
+                    dropped_samples: 7 + 7,
                     unselected_samples: 0
                 },
                 SourceCounts {

@@ -66,14 +66,12 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
     let bounded = bus.downstream(BUS_CAPACITY);
     let store_input = bounded.subscribe();
     let influx_input = config.export.influx.as_ref().map(|_| bounded.subscribe());
-    let series_stage = Arc::new(std::sync::Mutex::new(
-        pipescope_core::series_budget::SeriesStage::new(series::budget_from(&config)),
-    ));
+    let series_stage = series::shared_stage(series::budget_from(&config));
     series::register(&mut registry, series_stage.clone());
     tokio::spawn(series::relay(
         bus.subscribe(),
         bounded,
-        series_stage,
+        series_stage.clone(),
         clock.clone(),
     ));
     // The feeder ends when the bus closes (every publisher dropped) or at the stop; batches
@@ -88,7 +86,19 @@ pub async fn run(config: Config, stop: Stop) -> anyhow::Result<()> {
     store::metrics::register(&mut registry, store.clone());
     crate::metrics::register_bus(&mut registry, &bus);
 
-    let kafka_live = start_kafka_watchers(&config, &bus, &mut registry, &store, &tasks, &clock)?;
+    let kafka_outputs = kafka::Outputs {
+        live: kafka::LiveState::new(),
+        bus: bus.clone(),
+        series: series_stage,
+    };
+    let kafka_live = start_kafka_watchers(
+        &config,
+        kafka_outputs,
+        &mut registry,
+        &store,
+        &tasks,
+        &clock,
+    )?;
 
     let mqtt = mqtt::MqttState::new(&config.mqtt, clock.clone());
     registry.register_collector(Box::new(mqtt::metrics::MqttCollector::new(mqtt.clone())));
@@ -309,13 +319,12 @@ pub fn app(registry: Registry, sources: &Sources, web: &Web) -> Router {
 /// One scraping task per configured Kafka cluster, and the collector that exports their state.
 fn start_kafka_watchers(
     config: &Config,
-    bus: &Bus,
+    outputs: kafka::Outputs,
     registry: &mut Registry,
     store: &store::Store,
     tasks: &Supervisor,
     clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<kafka::LiveState> {
-    let live = kafka::LiveState::new();
     let mut filters = BTreeMap::new();
     for (name, cluster) in &config.kafka {
         // Made once here so that a wrong setting fails the start; again for each restart.
@@ -328,7 +337,7 @@ fn start_kafka_watchers(
         tracing::info!(cluster = %name, "watching Kafka cluster");
         let task = format!("kafka watcher {name}");
         let (name, cluster) = (name.clone(), cluster.clone());
-        let (live, bus, clock, store) = (live.clone(), bus.clone(), clock.clone(), store.clone());
+        let (outputs, clock, store) = (outputs.clone(), clock.clone(), store.clone());
         tasks.spawn(
             task,
             Box::new(move || {
@@ -337,8 +346,7 @@ fn start_kafka_watchers(
                     scraper,
                     cluster.scrape_interval,
                     kafka::analyzer_config(&cluster),
-                    live.clone(),
-                    bus.clone(),
+                    outputs.clone(),
                     clock.clone(),
                     Some(store.clone()),
                 );
@@ -352,10 +360,10 @@ fn start_kafka_watchers(
         );
     }
     registry.register_collector(Box::new(kafka::metrics::KafkaCollector::new(
-        live.clone(),
+        outputs.live.clone(),
         filters,
     )));
-    Ok(live)
+    Ok(outputs.live)
 }
 
 /// The alert engine with the states the store kept, and its evaluation task when rules are

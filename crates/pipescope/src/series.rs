@@ -17,9 +17,15 @@ use regex::Regex;
 
 use crate::bus::{Bus, BusReceiver};
 use crate::config::{Config, KafkaCluster, PartitionSeriesMode};
+use crate::sync::lock;
 
-/// The stage, shared by its relay and its `/metrics` collector.
+/// The stage, shared by its relay, the Kafka watchers (which ask it which partitions' series
+/// to make) and its `/metrics` collector.
 pub type SharedStage = Arc<Mutex<SeriesStage>>;
+
+pub fn shared_stage(budget: SeriesBudget) -> SharedStage {
+    Arc::new(Mutex::new(SeriesStage::new(budget)))
+}
 
 /// The stage's settings from the configuration (its regexes were checked when it loaded).
 pub fn budget_from(config: &Config) -> SeriesBudget {
@@ -59,13 +65,9 @@ pub async fn relay(mut input: BusReceiver, output: Bus, stage: SharedStage, cloc
         }
         let now = clock.now_millis();
         let stage = stage.clone();
-        // A big cluster's scrape is ~10^5 samples: select off the async workers.
-        let selected = tokio::task::spawn_blocking(move || match stage.lock() {
-            Ok(mut stage) => stage.select(&batch, now),
-            // A panic mid-selection leaves counts, not broken invariants: go on with them.
-            Err(poisoned) => poisoned.into_inner().select(&batch, now),
-        })
-        .await;
+        // A big cluster's scrape is ~10^5 samples: through the cap off the async workers.
+        // A panic mid-selection leaves counts, not broken invariants: the lock goes on with them.
+        let selected = tokio::task::spawn_blocking(move || lock(&stage).select(&batch, now)).await;
         match selected {
             Ok(selected) => output.publish(selected),
             Err(e) => tracing::error!("the series stage failed on a batch ({e}); it is lost"),
@@ -85,10 +87,7 @@ struct SeriesCollector {
 
 impl Collector for SeriesCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let counts = match self.stage.lock() {
-            Ok(stage) => stage.counts(),
-            Err(poisoned) => poisoned.into_inner().counts(),
-        };
+        let counts = lock(&self.stage).counts();
         let mut admitted = encoder.encode_descriptor(
             "pipescope_series_admitted",
             "Series the source sends to the store and InfluxDB now, at most [series] max_per_source.",

@@ -8,8 +8,9 @@
 
 use std::sync::Arc;
 
-use crate::kafka::analyzer::{GroupPartitionView, KafkaView};
+use crate::kafka::analyzer::{GroupPartitionView, KafkaView, PartitionView};
 use crate::sample::{Labels, Sample};
+use crate::series_budget::PartitionFilter;
 use crate::windows::Window;
 
 /// Log start offset of a partition.
@@ -62,31 +63,38 @@ pub const CLAMPED_COMMITS_TOTAL: &str = "pipescope_kafka_clamped_commits_total";
 /// its verdict: its offsets and lag are old.
 pub fn view_to_samples(view: &KafkaView, cluster: &str) -> Vec<Sample> {
     let mut samples = Vec::new();
-    push_view_samples(view, cluster, &mut samples);
+    push_view_samples(view, cluster, &PartitionFilter::every(), &mut samples);
     samples
 }
 
-/// [`view_to_samples`] into `samples`, which is grown once: a big cluster's view yields
-/// ~100,000 samples, and growing by doubling would hold up to twice that for a moment.
-pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Sample>) {
+/// [`view_to_samples`] into `samples`, with per-partition and per-group-partition series only
+/// for the partitions `filter` keeps (topic, group and cluster series always); returns how many
+/// samples the filter left out. A big cluster's view would yield ~1.5 M samples unfiltered:
+/// leaving them out here, rather than after they are made, is what keeps a scrape's memory
+/// bounded.
+pub fn push_view_samples(
+    view: &KafkaView,
+    cluster: &str,
+    filter: &PartitionFilter,
+    samples: &mut Vec<Sample>,
+) -> u64 {
     let time = view.time_ms;
-    let group_partitions: usize = view
-        .groups
-        .iter()
-        .flat_map(|g| &g.topics)
-        .map(|t| t.partitions.len())
-        .sum();
     let group_topics: usize = view.groups.iter().map(|g| g.topics.len()).sum();
-    // At most: 4 per partition, 3 per topic, 6 per group partition, 1 per group topic, 2 per
-    // group, 1.
-    samples.reserve(
-        4 * view.partitions.len()
-            + 3 * view.topics.len()
-            + 6 * group_partitions
-            + group_topics
-            + 2 * view.groups.len()
-            + 1,
-    );
+    // Grown once for the series always made (3 per topic, 1 per group topic, 2 per group, 1);
+    // when every partition passes, for theirs too (at most 4 per partition, 6 per group
+    // partition). A filtered view's few partition series grow it as they come.
+    let mut reserve = 3 * view.topics.len() + group_topics + 2 * view.groups.len() + 1;
+    if filter.keeps_every_partition() {
+        let group_partitions: usize = view
+            .groups
+            .iter()
+            .flat_map(|g| &g.topics)
+            .map(|t| t.partitions.len())
+            .sum();
+        reserve += 4 * view.partitions.len() + 6 * group_partitions;
+    }
+    samples.reserve(reserve);
+    let mut unselected = 0u64;
     let mut push = |metric: &'static str, labels: &Labels, value: f64| {
         samples.push(Sample::new(metric, labels.clone(), time, value));
     };
@@ -103,6 +111,10 @@ pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Samp
     };
 
     for p in &view.partitions {
+        if !filter.keeps(&p.topic, p.partition, None) {
+            partition_samples(p, &mut |_, _| unselected += 1);
+            continue;
+        }
         let topic = shared_topic(&p.topic);
         let partition = numbers.get(p.partition);
         let labels = Labels::shared([
@@ -110,25 +122,19 @@ pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Samp
             ("topic", Arc::clone(&topic)),
             ("partition", Arc::clone(&partition)),
         ]);
-        if let Some(earliest) = p.earliest {
-            push(PARTITION_START_OFFSET, &labels, earliest as f64);
-        }
-        if let Some(latest) = p.latest {
-            push(PARTITION_END_OFFSET, &labels, latest as f64);
-        }
-        if let Some(rate) = p.instant_messages_per_second {
-            push(PARTITION_INSTANT_MESSAGES_PER_SECOND, &labels, rate);
-        }
-        let last_minute = p.rates.and_then(|r| r.get(Window::OneMinute).per_minute);
-        if let Some(rate) = last_minute {
-            let labels = Labels::shared([
-                ("cluster", Arc::clone(&cluster)),
-                ("topic", topic),
-                ("partition", partition),
-                ("window", Arc::from(Window::OneMinute.label())),
-            ]);
-            push(PARTITION_MESSAGES_PER_MINUTE, &labels, rate);
-        }
+        partition_samples(p, &mut |metric, value| {
+            if metric == PARTITION_MESSAGES_PER_MINUTE {
+                let labels = Labels::shared([
+                    ("cluster", Arc::clone(&cluster)),
+                    ("topic", Arc::clone(&topic)),
+                    ("partition", Arc::clone(&partition)),
+                    ("window", Arc::from(Window::OneMinute.label())),
+                ]);
+                push(metric, &labels, value);
+            } else {
+                push(metric, &labels, value);
+            }
+        });
     }
     for t in &view.topics {
         let Some(rates) = &t.rates else { continue };
@@ -148,20 +154,17 @@ pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Samp
         for t in &g.topics {
             let topic = shared_topic(&t.topic);
             for p in &t.partitions {
+                if !filter.keeps(&t.topic, p.partition, Some(&g.group)) {
+                    group_partition_samples(p, &mut |_, _| unselected += 1);
+                    continue;
+                }
                 let labels = Labels::shared([
                     ("cluster", Arc::clone(&cluster)),
                     ("group", Arc::clone(&group)),
                     ("topic", Arc::clone(&topic)),
                     ("partition", numbers.get(p.partition)),
                 ]);
-                push(
-                    GROUP_PARTITION_VERDICT,
-                    &labels,
-                    f64::from(p.verdict.code()),
-                );
-                if p.reported_this_scrape {
-                    group_partition_samples(p, &labels, &mut push);
-                }
+                group_partition_samples(p, &mut |metric, value| push(metric, &labels, value));
             }
             let labels = Labels::shared([
                 ("cluster", Arc::clone(&cluster)),
@@ -185,6 +188,23 @@ pub fn push_view_samples(view: &KafkaView, cluster: &str, samples: &mut Vec<Samp
         &Labels::shared([("cluster", cluster)]),
         view.counters.clamped_commits_total as f64,
     );
+    unselected
+}
+
+/// A partition's series as (metric, value): its offsets and rates where known.
+fn partition_samples(p: &PartitionView, push: &mut impl FnMut(&'static str, f64)) {
+    if let Some(earliest) = p.earliest {
+        push(PARTITION_START_OFFSET, earliest as f64);
+    }
+    if let Some(latest) = p.latest {
+        push(PARTITION_END_OFFSET, latest as f64);
+    }
+    if let Some(rate) = p.instant_messages_per_second {
+        push(PARTITION_INSTANT_MESSAGES_PER_SECOND, rate);
+    }
+    if let Some(rate) = p.rates.and_then(|r| r.get(Window::OneMinute).per_minute) {
+        push(PARTITION_MESSAGES_PER_MINUTE, rate);
+    }
 }
 
 /// Partition numbers as label values, each made once per call: a cluster's topics mostly
@@ -210,24 +230,26 @@ impl PartitionNumbers {
     }
 }
 
-fn group_partition_samples(
-    p: &GroupPartitionView,
-    labels: &Labels,
-    push: &mut impl FnMut(&'static str, &Labels, f64),
-) {
+/// A group partition's series as (metric, value): its verdict always; its offsets and lag
+/// only when this scrape reported it (a kept one's are old).
+fn group_partition_samples(p: &GroupPartitionView, push: &mut impl FnMut(&'static str, f64)) {
     use crate::kafka::lag::LagNote;
-    push(GROUP_COMMITTED_OFFSET, labels, p.committed as f64);
+    push(GROUP_PARTITION_VERDICT, f64::from(p.verdict.code()));
+    if !p.reported_this_scrape {
+        return;
+    }
+    push(GROUP_COMMITTED_OFFSET, p.committed as f64);
     if let Some(lag) = p.lag.offsets {
-        push(GROUP_LAG_OFFSETS, labels, lag as f64);
+        push(GROUP_LAG_OFFSETS, lag as f64);
     }
     if let Some(seconds) = p.lag_seconds.seconds {
-        push(GROUP_LAG_SECONDS, labels, seconds);
+        push(GROUP_LAG_SECONDS, seconds);
         let estimated = if p.lag_seconds.is_estimated() {
             1.0
         } else {
             0.0
         };
-        push(GROUP_LAG_SECONDS_ESTIMATED, labels, estimated);
+        push(GROUP_LAG_SECONDS_ESTIMATED, estimated);
     }
     if p.lag.note != LagNote::EndOffsetUnknown {
         let beyond = if p.lag.note == LagNote::CommittedBeyondEnd {
@@ -235,7 +257,7 @@ fn group_partition_samples(
         } else {
             0.0
         };
-        push(GROUP_COMMITTED_BEYOND_END, labels, beyond);
+        push(GROUP_COMMITTED_BEYOND_END, beyond);
     }
 }
 

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use pipescope_core::kafka::metrics as names;
-use pipescope_core::kafka::view_to_samples;
+use pipescope_core::kafka::push_view_samples;
+use pipescope_core::series_budget::PartitionFilter;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -315,7 +316,15 @@ fn derived(state: &ClusterState, filters: &ClusterFilters) -> Vec<Gauge> {
         Some(g) => g.2.push((labels, value)),
         None => out.push((name, help(name), vec![(labels, value)])),
     };
-    for sample in view_to_samples(view, &state.name) {
+    // By topic, no partition series is wanted: not made at all (a big cluster has millions).
+    let partitions = if by_topic {
+        PartitionFilter::no_partition()
+    } else {
+        PartitionFilter::every()
+    };
+    let mut samples = Vec::new();
+    push_view_samples(view, &state.name, &partitions, &mut samples);
+    for sample in samples {
         let Some(name) = DERIVED.iter().copied().find(|n| *n == sample.metric) else {
             continue;
         };

@@ -20,6 +20,7 @@ use pipescope_core::kafka::metrics as names;
 use pipescope_core::kafka::rate::EndOffsetPoint;
 use pipescope_core::kafka::verdict::CommitPoint;
 use pipescope_core::kafka::{AnalyzerConfig, KafkaAnalyzer, TopicPartition, push_view_samples};
+use pipescope_core::series_budget::PartitionFilter;
 use pipescope_core::tsdb::AggregateFn;
 use pipescope_core::windows::Window;
 use pipescope_core::{Clock, EpochMillis, Labels, Sample};
@@ -27,7 +28,9 @@ use tokio::time::MissedTickBehavior;
 
 use crate::bus::Bus;
 use crate::config::KafkaCluster;
+use crate::series::SharedStage;
 use crate::store::{Store, StoreError};
+use crate::sync::lock;
 use conn::{ConnectOptions, Pool, SaslCredentials};
 pub use scrape::Scraper;
 use state::GroupState;
@@ -57,10 +60,30 @@ pub fn scraper(name: &str, cluster: &KafkaCluster) -> Result<Scraper, String> {
         .with_committed_offsets(cluster.committed_offsets))
 }
 
+/// Where a watcher's results go: the latest state and view for the API and `/metrics`, the
+/// samples for the store and InfluxDB, and the series stage that chooses which partitions'
+/// series are made at all.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    pub live: LiveState,
+    pub bus: Bus,
+    pub series: SharedStage,
+}
+
+impl Outputs {
+    /// Outputs with a series stage of the default bounds of its own (every partition's series
+    /// while a cluster has at most the default top-K of partitions).
+    pub fn with_default_series(live: LiveState, bus: Bus) -> Self {
+        let series = crate::series::shared_stage(Default::default());
+        Self { live, bus, series }
+    }
+}
+
 /// Scrapes every `interval` (from the start of one scrape to the next; a scrape longer than
 /// the interval delays the next one rather than overlapping it), derives rates, lag and
-/// verdicts with one [`KafkaAnalyzer`] per cluster, keeps the latest state and view in `live`
-/// and publishes their numbers on the bus. Runs until the task is dropped.
+/// verdicts with one [`KafkaAnalyzer`] per cluster, keeps the latest state and view in
+/// `outputs.live` and publishes their numbers on `outputs.bus`, per-partition series only for
+/// the partitions `outputs.series` selects. Runs until the task is dropped.
 ///
 /// Each scrape builds on the watcher's own previous state (kept here, not read back from
 /// `live`, which the watcher only writes).
@@ -71,11 +94,11 @@ pub async fn watch(
     scraper: Scraper,
     interval: Duration,
     analyzer: AnalyzerConfig,
-    live: LiveState,
-    bus: Bus,
+    outputs: Outputs,
     clock: Arc<dyn Clock>,
     history: Option<Store>,
 ) {
+    let Outputs { live, bus, series } = outputs;
     let mut analyzer = KafkaAnalyzer::new(analyzer);
     if let Some(store) = history {
         let lookback_ms = restore_lookback_ms(interval, analyzer.config());
@@ -115,11 +138,11 @@ pub async fn watch(
         }
         // The analysis and the samples take a big cluster's scrape hundreds of milliseconds of
         // CPU: on a blocking thread, so the runtime's workers stay free for the scrape's I/O.
-        let previous_state = previous.clone();
+        let (previous_state, series) = (previous.clone(), series.clone());
         let (returned, state, batch) = tokio::task::spawn_blocking(move || {
             analyse(&mut analyzer, &mut state, previous_state.as_deref());
             let state = Arc::new(state);
-            let batch = samples(&state);
+            let batch = bounded_samples(&state, &series);
             (analyzer, state, batch)
         })
         .await
@@ -171,10 +194,27 @@ fn held_groups(
     held
 }
 
+/// The numbers of one scrape as samples, per-partition series only for the partitions `series`
+/// selects for this scrape (it counts the samples left out). The scale bench calls it too.
+pub fn bounded_samples(state: &ClusterState, series: &SharedStage) -> Vec<Sample> {
+    let filter = match (&state.snapshot, &state.view) {
+        (Some(_), Some(view)) => {
+            lock(series).partition_filter(&state.name, view, state.scraped_at_ms)
+        }
+        _ => PartitionFilter::every(),
+    };
+    let (samples, unselected) = samples(state, &filter);
+    if unselected > 0 {
+        lock(series).count_unselected(&state.name, unselected);
+    }
+    samples
+}
+
 /// The numbers of one scrape as samples: broker up and scrape duration always; when the scrape
 /// read offsets, the log start offsets and everything the analyzer derived (end offsets, rates,
-/// committed offsets, lag, verdicts: see `pipescope_core::kafka::metrics`).
-pub fn samples(state: &ClusterState) -> Vec<Sample> {
+/// committed offsets, lag, verdicts: see `pipescope_core::kafka::metrics`), per-partition
+/// series for the partitions `filter` keeps. Also returns how many samples it left out.
+pub fn samples(state: &ClusterState, filter: &PartitionFilter) -> (Vec<Sample>, u64) {
     let cluster = state.name.as_str();
     let at = state.scraped_at_ms;
     let mut out = vec![Sample::new(
@@ -196,10 +236,11 @@ pub fn samples(state: &ClusterState) -> Vec<Sample> {
     }
     // Offsets and what the analyzer derived only when this scrape read them (not the stale
     // copy kept when no broker answered).
+    let mut unselected = 0;
     if let (Some(_), Some(view)) = (&state.snapshot, &state.view) {
-        push_view_samples(view, cluster, &mut out);
+        unselected = push_view_samples(view, cluster, filter, &mut out);
     }
-    out
+    (out, unselected)
 }
 
 /// How far back [`restore`] reads: enough for the lag history's points at the scrape interval,
@@ -296,6 +337,7 @@ mod tests {
     use pipescope_core::kafka::KafkaView;
     use pipescope_core::kafka::analyzer::GroupView;
     use pipescope_core::kafka::{GroupCommit, OffsetRange, OffsetsSnapshot, PartitionOffsets};
+    use pipescope_core::series_budget::{ClusterSeries, PartitionSeries, SeriesBudget};
 
     fn cluster(groups: &[(&str, bool)], list_errors: &[&str]) -> ClusterState {
         ClusterState {
@@ -398,12 +440,28 @@ mod tests {
         let view = state.view.as_deref().expect("a view");
         assert_eq!(view.partitions.len(), 1);
         assert_eq!(view.groups[0].lag_offsets, 6);
-        let lag: Vec<f64> = samples(&state)
-            .iter()
-            .filter(|s| s.metric == names::GROUP_LAG_OFFSETS)
-            .map(|s| s.value)
-            .collect();
-        assert_eq!(lag, [6.0]);
+        let lag_of = |series: &SharedStage| -> Vec<f64> {
+            bounded_samples(&state, series)
+                .iter()
+                .filter(|s| s.metric == names::GROUP_LAG_OFFSETS)
+                .map(|s| s.value)
+                .collect()
+        };
+        let every = crate::series::shared_stage(SeriesBudget::default());
+        assert_eq!(lag_of(&every), [6.0]);
+        // No per-partition series: none is made, and the stage counts what was left out (start
+        // and end offsets; the group partition's verdict, committed offset, lag and beyond-end
+        // flag).
+        let none = ClusterSeries {
+            mode: PartitionSeries::None,
+            ..ClusterSeries::default()
+        };
+        let none = crate::series::shared_stage(SeriesBudget {
+            clusters: [("c".to_string(), none)].into(),
+            ..SeriesBudget::default()
+        });
+        assert_eq!(lag_of(&none), [0.0; 0]);
+        assert_eq!(lock(&none).counts()[0].unselected_samples, 2 + 4);
 
         // A missed scrape (no snapshot) is not ingested.
         let mut missed = cluster(&[], &[]);

@@ -413,7 +413,8 @@ fn metrics_txt_kafka_lines_are_what_the_kafka_watcher_emits() {
     };
 
     let mut emitted = BTreeSet::new();
-    for sample in pipescope::kafka::samples(&state) {
+    let every = pipescope_core::series_budget::PartitionFilter::every();
+    for sample in pipescope::kafka::samples(&state, &every).0 {
         emitted.insert(sample.metric.to_string());
     }
     let live = pipescope::kafka::LiveState::new();

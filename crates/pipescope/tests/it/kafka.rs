@@ -432,8 +432,7 @@ fn a_killed_broker_is_down_within_two_scrapes_and_recovers() {
         pipescope::kafka::scraper("local", &cluster).unwrap(),
         interval,
         pipescope::kafka::analyzer_config(&cluster),
-        live.clone(),
-        bus.clone(),
+        pipescope::kafka::Outputs::with_default_series(live.clone(), bus.clone()),
         Arc::new(SystemClock),
         None,
     ));
@@ -1251,8 +1250,7 @@ impl Watching {
             pipescope::kafka::scraper("local", &cluster).unwrap(),
             cluster.scrape_interval,
             pipescope::kafka::analyzer_config(&cluster),
-            live.clone(),
-            bus,
+            pipescope::kafka::Outputs::with_default_series(live.clone(), bus),
             Arc::new(SystemClock),
             None,
         ));

@@ -79,8 +79,7 @@ impl Watcher {
             pipescope::kafka::scraper("local", &cluster).unwrap(),
             cluster.scrape_interval,
             pipescope::kafka::analyzer_config(&cluster),
-            pipescope::kafka::LiveState::new(),
-            bus,
+            pipescope::kafka::Outputs::with_default_series(pipescope::kafka::LiveState::new(), bus),
             Arc::new(SystemClock),
             None,
         ));

@@ -191,13 +191,21 @@ fn committed(bootstrap: &str) -> Vec<i64> {
 
 /// Waits until the group has committed the end of every partition of `visits`: everything
 /// there was copied and acknowledged.
-fn wait_all_committed_within(bootstrap: &str, what: &str, within: Duration) {
+/// Waits until the group committed every input record; on failure, says where the commits and
+/// ends are, with `log` (the consuming part's) to tell why.
+fn wait_all_committed_within(
+    bootstrap: &str,
+    what: &str,
+    within: Duration,
+    log: impl Fn() -> String,
+) {
     let ends = end_offsets(bootstrap, "visits", 3);
     let done = wait_until(within, || committed(bootstrap) == ends);
     assert!(
         done,
-        "{what}: committed {:?}, ends {ends:?}",
-        committed(bootstrap)
+        "{what}: committed {:?}, ends {ends:?}\n--- its log ---\n{}",
+        committed(bootstrap),
+        log()
     );
 }
 
@@ -323,7 +331,12 @@ fn process_passthrough_killed_mid_run_copies_every_record_at_least_once() {
     // tansu 0.6.0 sometimes keeps a member killed with kill -9 in the group, far past its
     // session timeout (seen for 150 s; docs/completeness.md), and gives the restarted one no
     // partition until it drops it: the wait covers that.
-    wait_all_committed_within(&bootstrap, "after the restart", Duration::from_secs(200));
+    wait_all_committed_within(
+        &bootstrap,
+        "after the restart",
+        Duration::from_secs(200),
+        || passthrough.log(),
+    );
     let duplicates = check_copies(&bootstrap, records);
     eprintln!(
         "passthrough through a kill -9: {records} records, {duplicates} copied twice ({:?})",
