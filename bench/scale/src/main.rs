@@ -271,13 +271,16 @@ topic_blacklist = ["^__.*"]
         if started.elapsed() > KLAG_TIMEOUT {
             break Err(format!("no complete /metrics within {KLAG_TIMEOUT:?}"));
         }
-        // Its own collection time, served as 0 until the first collection completed.
+        // Its own collection time, served as 0 until the first collection completed. Read line
+        // by line: at partition granularity its page outgrows ureq's 10 MB limit of a whole
+        // body (16.5 MB at 10k partitions), and a refused read would leave klag-exporter
+        // rendering it again every poll until the timeout.
         let collection = ureq::get(&url)
             .call()
             .ok()
-            .and_then(|mut r| r.body_mut().read_to_string().ok())
-            .and_then(|body| {
-                body.lines()
+            .and_then(|mut r| {
+                std::io::BufRead::lines(std::io::BufReader::new(r.body_mut().as_reader()))
+                    .map_while(Result::ok)
                     .filter(|l| l.starts_with("kafka_lag_exporter_scrape_duration_seconds"))
                     .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             })
