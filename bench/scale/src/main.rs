@@ -40,7 +40,7 @@ const SCRAPES: usize = 5;
 /// Between scrapes, as a watcher's interval would leave.
 const PAUSE: Duration = Duration::from_millis(300);
 const KLAG_VERSION: &str = "0.1.29";
-const KLAG_TIMEOUT: Duration = Duration::from_secs(180);
+const KLAG_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// CPU time (user + system) of a process (`self` or a pid) from /proc, in milliseconds.
 fn cpu_ms(pid: &str) -> u64 {
@@ -226,12 +226,20 @@ fn klag_binary() -> Option<PathBuf> {
 fn klag(binary: &Path, bootstrap: &str) -> Result<(Duration, u64, u64), String> {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
+    // Its per-call Kafka timeout (default 30 s; its README's knob for large clusters) set to the
+    // bench's own: at 100k partitions each of its two batched ListOffsets spends over a minute
+    // of CPU in librdkafka, which matches every answered partition against the whole request
+    // list (rd_kafka_ListOffsets_response_merge), whatever the broker.
+    let kafka_timeout = KLAG_TIMEOUT.as_secs();
     let config = format!(
         r#"[exporter]
 poll_interval = "600s"
 http_port = {port}
 http_host = "127.0.0.1"
 granularity = "partition"
+
+[exporter.performance]
+kafka_timeout = "{kafka_timeout}s"
 
 [exporter.timestamp_sampling]
 enabled = true
@@ -277,13 +285,16 @@ topic_blacklist = ["^__.*"]
         if started.elapsed() > KLAG_TIMEOUT {
             break Err(format!("no complete /metrics within {KLAG_TIMEOUT:?}"));
         }
-        // Its own collection time, served as 0 until the first collection completed.
+        // Its own collection time, served as 0 until the first collection completed. Read line
+        // by line: at partition granularity its page outgrows ureq's 10 MB limit of a whole
+        // body (16.5 MB at 10k partitions), and a refused read would leave klag-exporter
+        // rendering it again every poll until the timeout.
         let collection = ureq::get(&url)
             .call()
             .ok()
-            .and_then(|mut r| r.body_mut().read_to_string().ok())
-            .and_then(|body| {
-                body.lines()
+            .and_then(|mut r| {
+                std::io::BufRead::lines(std::io::BufReader::new(r.body_mut().as_reader()))
+                    .map_while(Result::ok)
                     .filter(|l| l.starts_with("kafka_lag_exporter_scrape_duration_seconds"))
                     .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             })

@@ -10,7 +10,8 @@
 //! - topics `t-00000`, `t-00001`, ... each with the same number of partitions; partition `k`
 //!   (counting over all topics, topic by topic) is led by broker `k % B + 1`, replicated on the
 //!   next broker as well (both in sync); configs `cleanup.policy=delete`,
-//!   `retention.ms=604800000`, `retention.bytes=-1`, `min.insync.replicas=1`;
+//!   `retention.ms=604800000`, `retention.bytes=-1`, `min.insync.replicas=1` (Kafka's defaults,
+//!   answered with the source `DEFAULT_CONFIG`);
 //! - log start 0; log end [`START_OFFSET`] `+ rate(k) * n` after `n` ListOffsets for the latest
 //!   offset of partition `k`, where `rate(k) = k % 4` (a quarter of the partitions are idle):
 //!   the offsets move each scrape;
@@ -87,6 +88,10 @@ const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const NOT_COORDINATOR: i16 = 16;
 const GROUP_ID_NOT_FOUND: i16 = 69;
+/// DescribeConfigs' `DEFAULT_CONFIG` source: every config the cluster answers is Kafka's default
+/// (tansu answers the same). kafka-protocol's default, -1, is no source at all: librdkafka hands
+/// it on as is, and rust-rdkafka (klag-exporter) crashes on the enum value it cannot name.
+const DEFAULT_CONFIG_SOURCE: i8 = 5;
 
 /// The APIs served and their highest versions (those pipescope's scrape asks for).
 const SERVED: [(ApiKey, i16); 10] = [
@@ -1201,6 +1206,7 @@ fn describe_configs(req: &DescribeConfigsRequest) -> DescribeConfigsResponse {
                 let mut c = DescribeConfigsResourceResult::default();
                 c.name = StrBytes::from_static_str(k);
                 c.value = Some(StrBytes::from_static_str(v));
+                c.config_source = DEFAULT_CONFIG_SOURCE;
                 c
             })
             .collect();

@@ -7,6 +7,7 @@ mod mqtt;
 mod part;
 mod records;
 mod scripted_kafka;
+mod synthetic_kafka;
 
 /// A service that is not installed fails the test loudly, naming the command that installs it.
 #[test]

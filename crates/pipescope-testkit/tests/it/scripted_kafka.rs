@@ -14,7 +14,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use pipescope_testkit::scripted_kafka::{LATEST, ScriptedBroker, TOPIC};
 
 /// One request on `stream`, its answer decoded.
-fn call<Req: Encodable, Resp: Decodable>(
+pub(crate) fn call<Req: Encodable, Resp: Decodable>(
     stream: &mut TcpStream,
     key: ApiKey,
     version: i16,
@@ -46,7 +46,7 @@ fn call<Req: Encodable, Resp: Decodable>(
     response
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
