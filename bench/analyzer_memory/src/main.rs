@@ -157,7 +157,10 @@ fn run(partitions: u32, groups: u32, scrapes: u64) -> Run {
 }
 
 fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let (partitions, groups, scrapes) = match args[..] {
         [p, g, s] => (p as u32, g as u32, s),
         [p, g] => (p as u32, g as u32, 150),
@@ -177,7 +180,9 @@ fn main() {
     let with_groups = run(partitions, groups, scrapes);
     let group_partitions = with_groups.tracked.1.max(1);
     let mb = |b: usize| b as f64 / 1e6;
-    println!("| after snapshot | partitions only | with groups | per partition | per group partition |");
+    println!(
+        "| after snapshot | partitions only | with groups | per partition | per group partition |"
+    );
     println!("|---|---|---|---|---|");
     let marks = [1u64, 5, 10, 30, 60, 92, 120, 150, 200, 300];
     for (i, (p, g)) in only_partitions
