@@ -847,7 +847,7 @@ impl GroupPartitionState {
 
     /// What the view shows of this group partition at `now`.
     fn view(&self, partition: i32, now: EpochMillis) -> GroupPartitionView {
-        let report = self.window.evaluate(now);
+        let (report, rates) = self.window.evaluate_with_rates(now);
         let verdict_reason = self.lost_reason();
         let lag = self.lag();
         GroupPartitionView {
@@ -856,7 +856,7 @@ impl GroupPartitionState {
             latest: (self.lag_note != LagNote::EndOffsetUnknown).then_some(self.latest),
             lag,
             lag_seconds: self.lag_seconds.seconds(),
-            catch_up: catch_up(lag.offsets, self.window.rates()),
+            catch_up: catch_up(lag.offsets, rates),
             verdict: if verdict_reason.is_some() {
                 Verdict::Lost
             } else {

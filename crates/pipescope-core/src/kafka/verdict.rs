@@ -259,11 +259,11 @@ impl LagWindow {
         if let Some(pending) = self.pending_rewind.take() {
             let high_mark = self.points().map(|p| p.committed).max();
             if high_mark.is_some_and(|high| point.committed < high) {
-                self.append(*pending);
-                self.append(point);
+                self.append(*pending, last);
+                self.append(point, Some(*pending));
             } else {
                 self.ignored_rewinds = self.ignored_rewinds.saturating_add(1);
-                self.append(point);
+                self.append(point, last);
             }
             return;
         }
@@ -271,14 +271,14 @@ impl LagWindow {
             Some(last) if point.committed < last.committed => {
                 self.pending_rewind = Some(Box::new(point));
             }
-            _ => self.append(point),
+            _ => self.append(point, last),
         }
     }
 
-    fn append(&mut self, point: CommitPoint) {
-        let last = self.points().last().unwrap_or(ZERO);
+    /// Appends `point` after `last`, the newest observation.
+    fn append(&mut self, point: CommitPoint, last: Option<CommitPoint>) {
         packed::reserve(&mut self.entries, 30);
-        put_commit_step(&mut self.entries, last, point);
+        put_commit_step(&mut self.entries, last.unwrap_or(ZERO), point);
         self.len += 1;
         if self.len > self.capacity {
             self.drop_oldest();
@@ -296,9 +296,14 @@ impl LagWindow {
         points.next();
         let second = points.next().expect("two observations or more");
         let at = points.at;
-        let mut head = Vec::with_capacity(30);
-        put_commit_step(&mut head, ZERO, second);
-        self.entries.splice(..at, head);
+        // Written at the end, turned to the front, and the two old entries drained: no
+        // allocation, two short moves.
+        let end = self.entries.len();
+        packed::reserve(&mut self.entries, 30);
+        put_commit_step(&mut self.entries, ZERO, second);
+        let head = self.entries.len() - end;
+        self.entries.rotate_right(head);
+        self.entries.drain(head..head + at);
         self.len -= 1;
     }
 
@@ -373,6 +378,11 @@ impl LagWindow {
     /// The verdict at `now_ms`, by the rules in the module documentation.
     pub fn evaluate(&self, now_ms: EpochMillis) -> VerdictReport {
         self.with_points(|points| self.evaluate_points(points, now_ms))
+    }
+
+    /// [`LagWindow::evaluate`] and [`LagWindow::rates`] from one decoding of the observations.
+    pub fn evaluate_with_rates(&self, now_ms: EpochMillis) -> (VerdictReport, Option<WindowRates>) {
+        self.with_points(|points| (self.evaluate_points(points, now_ms), rates_over(points)))
     }
 
     fn evaluate_points(&self, points: &[CommitPoint], now_ms: EpochMillis) -> VerdictReport {
@@ -667,6 +677,54 @@ mod tests {
         w.push(CommitPoint::new(10_000, 1, 2));
         assert_eq!(w.len(), 2);
         assert!(!w.has_pending_rewind());
+    }
+
+    #[test]
+    fn observations_round_trip_whatever_their_size_and_long_windows_judge_alike() {
+        // Offsets far apart, a rewind, times years apart: kept exactly.
+        let points = [
+            CommitPoint::new(1, 0, i64::MAX / 2),
+            CommitPoint::new(10_000, i64::MAX / 2, i64::MAX / 2 + 7),
+            CommitPoint::new(20_000, i64::MAX / 2 + 1, i64::MAX - 1),
+            CommitPoint::new(u64::MAX / 4, 3, 5),
+            CommitPoint::new(u64::MAX / 4 + 1, 3, 5),
+        ];
+        let w = LagWindow::from_points(10, points[..4].iter().copied());
+        assert_eq!(w.points().collect::<Vec<_>>(), points[..3]);
+        assert!(
+            w.has_pending_rewind(),
+            "the drop to 3 waits for the next scrape"
+        );
+        let w = LagWindow::from_points(10, points);
+        assert_eq!(
+            w.points().collect::<Vec<_>>(),
+            points,
+            "the rewind persisted"
+        );
+        assert_eq!(w.evaluate(u64::MAX / 4 + 1).verdict, Verdict::Rewound);
+        // A window longer than the stack buffer: decoded on the heap, same rules.
+        let growing = |len: usize| {
+            LagWindow::from_points(
+                len,
+                (0..len as u64).map(|i| {
+                    CommitPoint::new(i * 10_000, 100 + i as i64 * 50, 110 + i as i64 * 60)
+                }),
+            )
+        };
+        for len in [5, ON_STACK, ON_STACK + 1, 40] {
+            let w = growing(len);
+            let report = w.evaluate(len as u64 * 10_000);
+            assert_eq!(
+                (report.verdict, report.observations, report.complete),
+                (Verdict::Warn, len, true)
+            );
+            let rates = w.rates().unwrap();
+            assert_eq!(
+                (rates.consume_per_second, rates.produce_per_second),
+                (5.0, 6.0)
+            );
+            assert_eq!(rates.intervals, len - 1);
+        }
     }
 
     #[test]
