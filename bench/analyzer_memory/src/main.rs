@@ -95,7 +95,7 @@ fn snapshot(topics: &[String], partitions: u32, groups: &[String], scrape: u64) 
         for i in 0..PARTITIONS_PER_GROUP {
             let k = (g * PARTITIONS_PER_GROUP + i) % partitions;
             let trail = i64::from((g + k) % 3) * 10;
-            let committed = if g % 2 == 0 {
+            let committed = if g.is_multiple_of(2) {
                 log_end(k, scrape.saturating_sub(1)) - trail
             } else {
                 START_OFFSET - trail

@@ -541,7 +541,7 @@ impl KafkaAnalyzer {
             .iter()
             .filter(|c| c.committed >= 0)
             .collect();
-        if !commits.is_sorted_by_key(|c| commit_order(c)) {
+        if !commits.is_sorted_by_key(commit_order) {
             commits.sort_by(|a, b| commit_order(a).cmp(&commit_order(b)));
         }
         for run in commits.chunk_by(|a, b| a.group == b.group) {

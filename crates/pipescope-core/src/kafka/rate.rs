@@ -454,10 +454,11 @@ impl EndOffsetHistory {
         let mut previous: Option<EndOffsetPoint> = None;
         for p in self.stored_points() {
             for (start, around) in starts.iter().zip(around.iter_mut()) {
-                if let (Some(start), None, Some(before)) = (start, &around, previous) {
-                    if p.point.time_ms > *start && before.time_ms <= *start {
-                        *around = Some((before, p.point));
-                    }
+                if let (Some(start), None, Some(before)) = (start, &around, previous)
+                    && p.point.time_ms > *start
+                    && before.time_ms <= *start
+                {
+                    *around = Some((before, p.point));
                 }
             }
             previous = Some(p.point);
