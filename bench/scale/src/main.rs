@@ -16,6 +16,14 @@
 //! the samples are made as the watcher makes them, per-partition series only for the
 //! partitions the series stage selects.
 //!
+//! `BENCH_SCRAPES=N` (default 5) runs N scrapes per size. A watcher's analyzer reaches its
+//! steady state only after 15 minutes of scrapes (every window and end-offset history full): with
+//! `BENCH_TIME_STEP_MS=S` the child moves each scrape's times (the snapshot's, so the
+//! analyzer's "now", and the scrape's own) forward by `i × S` for the `i`-th scrape, as if the
+//! scrapes were `S` ms apart on top of their real spacing; the cluster's offsets move one step
+//! per scrape as before. `BENCH_SCRAPES=100 BENCH_TIME_STEP_MS=10000` is 16.5 minutes at a 10 s
+//! interval, past full history.
+//!
 //! Sizes: the diagonal (10k/1k, 30k/3k, 100k/10k partitions/groups) and the corners (10k/10k,
 //! 100k/1k); `grid` runs all nine.
 
@@ -35,7 +43,7 @@ const BROKERS: u32 = 20;
 const PARTITIONS_PER_TOPIC: u32 = 5;
 const PARTITIONS_PER_GROUP: u32 = 20;
 const MEMBERS_PER_GROUP: u32 = 2;
-/// Scrapes per size: one cold, the rest the steady state.
+/// Scrapes per size unless `BENCH_SCRAPES` says: one cold, the rest the steady state.
 const SCRAPES: usize = 5;
 /// Between scrapes, as a watcher's interval would leave.
 const PAUSE: Duration = Duration::from_millis(300);
@@ -96,6 +104,7 @@ fn scrape_child(bootstrap: &str, scrapes: usize) {
         let started = Instant::now();
         let mut state = runtime.block_on(scraper.scrape(&SystemClock, previous.as_ref()));
         let scrape_ms = started.elapsed().as_secs_f64() * 1000.0;
+        shift_times(&mut state, i as u64 * time_step_ms());
         pipescope::kafka::analyse(&mut analyzer, &mut state, previous.as_ref());
         let samples = pipescope::kafka::bounded_samples(&state, &series);
         let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -169,7 +178,7 @@ fn run_scrape_child(bootstrap: &str) -> (Vec<ScrapeFigures>, u64) {
     command.push(own.display().to_string());
     let out = Command::new(&command[0])
         .args(&command[1..])
-        .args(["--scrape-child", bootstrap, &SCRAPES.to_string()])
+        .args(["--scrape-child", bootstrap, &scrapes().to_string()])
         .stderr(Stdio::inherit())
         .output()
         .expect("run the scrape child");
@@ -395,6 +404,32 @@ fn measure(
         }
     }
     row
+}
+
+/// `BENCH_SCRAPES`, or [`SCRAPES`].
+fn scrapes() -> usize {
+    std::env::var("BENCH_SCRAPES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n >= 2)
+        .unwrap_or(SCRAPES)
+}
+
+/// `BENCH_TIME_STEP_MS`, or 0 (real time).
+fn time_step_ms() -> u64 {
+    std::env::var("BENCH_TIME_STEP_MS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Moves a scrape's times forward by `by_ms` (see the module doc's `BENCH_TIME_STEP_MS`).
+fn shift_times(state: &mut pipescope::kafka::ClusterState, by_ms: u64) {
+    state.scraped_at_ms += by_ms;
+    state.data_time_ms += by_ms;
+    if let Some(snapshot) = &mut state.snapshot {
+        snapshot.time_ms += by_ms;
+    }
 }
 
 /// `BENCH_COMMITTED_OFFSETS`, when set.

@@ -5,23 +5,24 @@
 //! analyzer is as deterministic as its input.
 //!
 //! Memory stays bounded: each partition keeps at most `history_points` end-offset readings for
-//! lag in seconds and the readings of the last 15 minutes for its window counts (see
-//! [`EndOffsetWindows`]), each group partition a window of `window_len` observations, and the
+//! lag in seconds and the readings of the last 15 minutes for its window counts, in one store
+//! (see [`EndOffsetHistory`]), each group partition a window of `window_len` observations, and the
 //! state of a partition or a group partition that no snapshot has reported for
 //! `forget_after_ms` is dropped.
+
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::clock::EpochMillis;
 use crate::kafka::lag::{
-    CatchUp, LagNote, LagSeconds, LagSkew, OffsetLag, catch_up, lag_offsets, lag_seconds, lag_skew,
+    CatchUp, LagMillis, LagNote, LagSeconds, LagSkew, OffsetLag, catch_up, lag_millis, lag_offsets,
+    lag_skew,
 };
 use crate::kafka::loss::RetentionLoss;
-use crate::kafka::rate::{
-    EndOffsetHistory, EndOffsetPoint, EndOffsetWindows, OffsetReading, RateStep, RateTracker,
-};
+use crate::kafka::rate::{EndOffsetHistory, EndOffsetPoint, OffsetReading, RateStep, RateTracker};
 use crate::kafka::verdict::{CommitPoint, DEFAULT_WINDOW_LEN, LagWindow, Verdict};
-use crate::kafka::{FastMap, OffsetsSnapshot, TopicPartition};
+use crate::kafka::{FastMap, GroupCommit, OffsetsSnapshot, TopicPartition};
 use crate::windows::WindowCounts;
 
 /// Settings of a [`KafkaAnalyzer`].
@@ -80,7 +81,7 @@ pub struct PartitionView {
     pub earliest: Option<i64>,
     pub latest: Option<i64>,
     /// Records appended over the last 1, 5 and 15 minutes, as of this scrape (see
-    /// [`EndOffsetWindows`]). `None` when this scrape gave no usable reading (offsets failed, or
+    /// [`EndOffsetHistory::count`]). `None` when this scrape gave no usable reading (offsets failed, or
     /// an end offset held as possibly a reset).
     pub rates: Option<WindowCounts>,
     /// Records per second over the last scrape interval (for the live chart: bursty producers
@@ -228,33 +229,63 @@ pub struct KafkaView {
     pub counters: AnalyzerCounters,
 }
 
+/// The state of one partition.
 #[derive(Debug)]
 struct PartitionState {
     rates: RateTracker,
+    /// End-offset readings for lag in seconds and the window counts, in one compact store.
     history: EndOffsetHistory,
-    windows: EndOffsetWindows,
     /// Bumped on every reset, so group windows built on the old offsets are cleared.
-    generation: u64,
+    generation: u32,
     last_reported_ms: EpochMillis,
 }
 
+/// A topic's partitions, sorted by partition number: the topic's name is held once, as the
+/// key (shared with its group partitions), and a partition is found by the name's hash and a
+/// binary search.
+type TopicPartitions = Vec<(i32, PartitionState)>;
+
+/// The state of one group on one partition. A big cluster has hundreds of thousands of them, so
+/// what the view can derive is not kept: the lag in offsets follows from the committed offset,
+/// the end offset and `lag_note`; the end offset is unknown exactly when the note says so; lag
+/// in seconds is kept in the whole milliseconds it was computed from; and what only a loss sets
+/// is boxed inside [`RetentionLoss`].
 #[derive(Debug)]
 struct GroupPartitionState {
     window: LagWindow,
-    generation: u64,
     committed: i64,
-    latest: Option<i64>,
-    lag: OffsetLag,
-    lag_seconds: LagSeconds,
-    was_past_end: bool,
+    /// The end offset the lag was taken against, unless `lag_note` is `EndOffsetUnknown`.
+    latest: i64,
     last_reported_ms: EpochMillis,
+    lag_seconds: LagMillis,
     loss: RetentionLoss,
     /// The log start when the committed offset was last seen below it.
     below_log_start: Option<i64>,
+    generation: u32,
     /// Scrapes the LOST verdict still holds, counting this one: the last loss stays in the
     /// window for `window_len` scrapes.
-    lost_scrapes_left: usize,
+    lost_scrapes_left: u32,
+    lag_note: LagNote,
+    was_past_end: bool,
 }
+
+/// One group partition in its group's list.
+#[derive(Debug)]
+struct GroupPartition {
+    topic: Arc<str>,
+    partition: i32,
+    state: GroupPartitionState,
+}
+
+impl GroupPartition {
+    fn key(&self) -> (&str, i32) {
+        (&self.topic, self.partition)
+    }
+}
+
+/// A group's partitions, sorted by topic and partition: no hash table per group (a sorted list
+/// has no empty slots, and the group's view lists its partitions in this order anyway).
+type GroupPartitions = Vec<GroupPartition>;
 
 /// This scrape's offsets of a partition and how much its end grew since the previous reading.
 #[derive(Debug, Clone, Copy)]
@@ -268,9 +299,10 @@ struct ScrapedEnd {
 #[derive(Debug)]
 pub struct KafkaAnalyzer {
     config: AnalyzerConfig,
-    partitions: FastMap<TopicPartition, PartitionState>,
-    /// Group → partition → state; nested so that looking a commit up allocates nothing.
-    groups: FastMap<String, FastMap<TopicPartition, GroupPartitionState>>,
+    /// Topic → its partitions.
+    partitions: FastMap<Arc<str>, TopicPartitions>,
+    /// Group → its partitions.
+    groups: FastMap<Box<str>, GroupPartitions>,
     counters: AnalyzerCounters,
 }
 
@@ -300,8 +332,41 @@ impl KafkaAnalyzer {
 
     /// Partitions and group partitions currently tracked (what bounds the memory).
     pub fn tracked(&self) -> (usize, usize) {
-        let group_partitions = self.groups.values().map(FastMap::len).sum();
-        (self.partitions.len(), group_partitions)
+        let partitions = self.partitions.values().map(Vec::len).sum();
+        let group_partitions = self.groups.values().map(Vec::len).sum();
+        (partitions, group_partitions)
+    }
+
+    fn partition(&self, tp: &TopicPartition) -> Option<&PartitionState> {
+        partition_in(&self.partitions, tp)
+    }
+
+    /// The state of `tp`, made when new.
+    fn partition_mut(&mut self, tp: &TopicPartition) -> &mut PartitionState {
+        if !self.partitions.contains_key(tp.topic.as_str()) {
+            self.partitions
+                .insert(Arc::from(tp.topic.as_str()), Vec::new());
+        }
+        let partitions = self
+            .partitions
+            .get_mut(tp.topic.as_str())
+            .expect("inserted above");
+        let index = match partitions.binary_search_by_key(&tp.partition, |(p, _)| *p) {
+            Ok(index) => index,
+            Err(index) => {
+                let state = PartitionState::new(self.config.history_points);
+                partitions.insert(index, (tp.partition, state));
+                index
+            }
+        };
+        &mut partitions[index].1
+    }
+
+    /// The shared name of `topic` when a partition of it is tracked, else a new one.
+    fn topic_name(&self, topic: &str) -> Arc<str> {
+        self.partitions
+            .get_key_value(topic)
+            .map_or_else(|| Arc::from(topic), |(name, _)| Arc::clone(name))
     }
 
     /// Seeds a partition's end-offset history and window counts from stored points (oldest
@@ -313,16 +378,10 @@ impl KafkaAnalyzer {
         tp: TopicPartition,
         points: impl IntoIterator<Item = EndOffsetPoint>,
     ) {
-        let points: Vec<EndOffsetPoint> = points.into_iter().collect();
-        let windows = EndOffsetWindows::from_points(points.iter().copied());
         let history = EndOffsetHistory::from_points(self.config.history_points, points);
-        let last_reported_ms = history.points().last().map_or(0, |p| p.time_ms);
-        let state = self
-            .partitions
-            .entry(tp)
-            .or_insert_with(|| PartitionState::new(self.config.history_points));
+        let last_reported_ms = history.newest().map_or(0, |p| p.time_ms);
+        let state = self.partition_mut(&tp);
         state.history = history;
-        state.windows = windows;
         state.last_reported_ms = state.last_reported_ms.max(last_reported_ms);
     }
 
@@ -335,29 +394,37 @@ impl KafkaAnalyzer {
         points: impl IntoIterator<Item = CommitPoint>,
     ) {
         let window = LagWindow::from_points(self.config.window_len, points);
-        let Some(last) = window.points().last().copied() else {
+        let Some(last) = window.points().last() else {
             return;
         };
-        let generation = self.partitions.get(&tp).map_or(0, |p| p.generation);
-        self.groups.entry(group.to_owned()).or_default().insert(
-            tp,
-            GroupPartitionState {
-                generation,
-                committed: last.committed,
-                latest: Some(last.latest),
-                lag: OffsetLag {
-                    offsets: Some(last.lag()),
-                    note: LagNote::Measured,
-                },
-                lag_seconds: LagSeconds::UNKNOWN,
-                was_past_end: false,
-                last_reported_ms: last.time_ms,
-                window,
-                loss: RetentionLoss::default(),
-                below_log_start: None,
-                lost_scrapes_left: 0,
-            },
-        );
+        let generation = self.partition(&tp).map_or(0, |p| p.generation);
+        let state = GroupPartitionState {
+            generation,
+            committed: last.committed,
+            latest: last.latest,
+            lag_note: LagNote::Measured,
+            lag_seconds: LagMillis::Unknown,
+            was_past_end: false,
+            last_reported_ms: last.time_ms,
+            window,
+            loss: RetentionLoss::default(),
+            below_log_start: None,
+            lost_scrapes_left: 0,
+        };
+        let topic = self.topic_name(&tp.topic);
+        if !self.groups.contains_key(group) {
+            self.groups.insert(group.into(), Vec::new());
+        }
+        let partitions = self.groups.get_mut(group).expect("inserted above");
+        let entry = GroupPartition {
+            topic,
+            partition: tp.partition,
+            state,
+        };
+        match partitions.binary_search_by(|p| p.key().cmp(&entry.key())) {
+            Ok(index) => partitions[index] = entry,
+            Err(index) => partitions.insert(index, entry),
+        }
     }
 
     /// Marks groups whose committed offsets could not be fetched this scrape (coordinator down,
@@ -375,13 +442,8 @@ impl KafkaAnalyzer {
             return;
         }
         for group in held {
-            for state in self
-                .groups
-                .get_mut(group)
-                .into_iter()
-                .flat_map(|g| g.values_mut())
-            {
-                state.window.note_commit_seen(time_ms);
+            for p in self.groups.get_mut(group).into_iter().flatten() {
+                p.state.window.note_commit_seen(time_ms);
             }
         }
     }
@@ -398,11 +460,7 @@ impl KafkaAnalyzer {
 
         for reported in &snapshot.partitions {
             let tp = &reported.tp;
-            if !self.partitions.contains_key(tp) {
-                let state = PartitionState::new(self.config.history_points);
-                self.partitions.insert(tp.clone(), state);
-            }
-            let state = self.partitions.get_mut(tp).expect("inserted above");
+            let state = self.partition_mut(tp);
             state.last_reported_ms = state.last_reported_ms.max(now);
             let mut view = PartitionView {
                 topic: tp.topic.clone(),
@@ -415,6 +473,7 @@ impl KafkaAnalyzer {
                 rate_note: RateNote::OffsetsError,
                 error: None,
             };
+            let mut resets = 0;
             match &reported.offsets {
                 Err(reason) => view.error = Some(reason.clone()),
                 Ok(range) => {
@@ -439,32 +498,28 @@ impl KafkaAnalyzer {
                             first_of_new_log, ..
                         } => {
                             state.history.clear();
-                            state.windows.clear();
                             if let Some(first) = first_of_new_log {
                                 state.history.record(first.time_ms, first.latest);
-                                state.windows.record(first.time_ms, first.latest);
                                 growth = Some(reading.latest - first.latest);
                                 instant_interval_ms = Some(now.saturating_sub(first.time_ms));
                             }
-                            state.generation += 1;
-                            self.counters.partition_resets_total += 1;
+                            state.generation = state.generation.wrapping_add(1);
+                            resets += 1;
                             RateNote::Reset
                         }
                         RateStep::NoElapsedTime => RateNote::NoElapsedTime,
                     };
-                    state.history.record(now, reading.latest);
                     view.instant_messages_per_second = step.messages_per_second();
                     view.instant_interval_s = instant_interval_ms
                         .filter(|_| view.instant_messages_per_second.is_some())
                         .map(|ms| ms as f64 / 1000.0);
-                    // A held lower end offset may be a blip: not a reading of the log to count.
-                    if step != RateStep::EndWentBack {
-                        state.windows.record(now, reading.latest);
-                        view.rates = Some(state.windows.counts());
-                    }
                     view.earliest = Some(range.earliest);
                     view.latest = Some(range.latest);
+                    // A held lower end offset may be a blip: not a reading of the log to count,
+                    // nor one to take lag against.
                     if step != RateStep::EndWentBack {
+                        state.history.record(now, reading.latest);
+                        view.rates = Some(state.history.counts());
                         let end = ScrapedEnd {
                             earliest: range.earliest,
                             latest: range.latest,
@@ -474,80 +529,36 @@ impl KafkaAnalyzer {
                     }
                 }
             }
+            self.counters.partition_resets_total += resets;
             partition_views.push(view);
         }
         partition_views.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
 
-        for commit in snapshot.commits.iter().filter(|c| c.committed >= 0) {
-            let partition = self.partitions.get(&commit.tp);
-            let generation = partition.map_or(0, |p| p.generation);
-            if !self.groups.contains_key(&commit.group) {
-                self.groups.insert(commit.group.clone(), FastMap::default());
-            }
-            let group = self.groups.get_mut(&commit.group).expect("inserted above");
-            if !group.contains_key(&commit.tp) {
-                let state = GroupPartitionState::new(self.config.window_len, generation);
-                group.insert(commit.tp.clone(), state);
-            }
-            let state = group.get_mut(&commit.tp).expect("inserted above");
-            if state.generation != generation {
-                // The partition was re-created: the old commits say nothing about the new log.
-                state.window.clear();
-                state.was_past_end = false;
-                state.loss.restart();
-                state.below_log_start = None;
-                state.generation = generation;
-            }
-            state.committed = commit.committed;
-            state.last_reported_ms = now;
-            let Some(end) = scraped_ends.get(&commit.tp) else {
-                state.window.note_commit_seen(now);
-                state.latest = None;
-                state.lag = OffsetLag {
-                    offsets: None,
-                    note: LagNote::EndOffsetUnknown,
-                };
-                state.lag_seconds = LagSeconds::UNKNOWN;
-                continue;
-            };
-            let lost = state.loss.observe(commit.committed, end.earliest);
-            state.below_log_start = (commit.committed < end.earliest).then_some(end.earliest);
-            state.lost_scrapes_left = if lost.is_some() || state.below_log_start.is_some() {
-                self.config.window_len
-            } else {
-                state.lost_scrapes_left.saturating_sub(1)
-            };
-            let lag = lag_offsets(commit.committed, end.latest, end.growth, state.was_past_end);
-            state.was_past_end = commit.committed > end.latest;
-            state.latest = Some(end.latest);
-            state.lag = lag;
-            match lag.note {
-                LagNote::CommittedBeyondEnd => state.window.note_commit_seen(now),
-                note => {
-                    if note == LagNote::ClampedCommitRace {
-                        self.counters.clamped_commits_total += 1;
-                    }
-                    let ignored_before = state.window.ignored_rewinds();
-                    state
-                        .window
-                        .push(CommitPoint::new(now, commit.committed, end.latest));
-                    self.counters.ignored_rewinds_total +=
-                        state.window.ignored_rewinds() - ignored_before;
-                }
-            }
-            state.lag_seconds = match (lag.offsets, partition) {
-                (Some(l), Some(p)) => {
-                    lag_seconds(now, l, commit.committed, commit.record_time_ms, &p.history)
-                }
-                _ => LagSeconds::UNKNOWN,
-            };
+        // By group, topic and partition: each group is looked up once, and its new partitions
+        // are merged into its sorted list at once.
+        let mut commits: Vec<&GroupCommit> = snapshot
+            .commits
+            .iter()
+            .filter(|c| c.committed >= 0)
+            .collect();
+        if !commits.is_sorted_by_key(commit_order) {
+            commits.sort_by(|a, b| commit_order(a).cmp(&commit_order(b)));
+        }
+        for run in commits.chunk_by(|a, b| a.group == b.group) {
+            self.ingest_group_commits(run, &scraped_ends, now);
         }
 
+        // Forgets what was not reported for long, and gives back the room partitions added or
+        // forgotten left (a grown list has up to twice the room it needs).
         let forget_after = self.config.forget_after_ms;
-        self.partitions
-            .retain(|_, p| now.saturating_sub(p.last_reported_ms) <= forget_after);
+        self.partitions.retain(|_, partitions| {
+            partitions.retain(|(_, p)| now.saturating_sub(p.last_reported_ms) <= forget_after);
+            partitions.shrink_to_fit();
+            !partitions.is_empty()
+        });
         self.groups.retain(|_, partitions| {
-            partitions.retain(|_, g| now.saturating_sub(g.last_reported_ms) <= forget_after);
+            partitions.retain(|p| now.saturating_sub(p.state.last_reported_ms) <= forget_after);
+            partitions.shrink_to_fit();
             !partitions.is_empty()
         });
 
@@ -560,52 +571,95 @@ impl KafkaAnalyzer {
         }
     }
 
+    /// One group's commits of this snapshot (`run`, sorted by topic and partition).
+    fn ingest_group_commits(
+        &mut self,
+        run: &[&GroupCommit],
+        scraped_ends: &FastMap<&TopicPartition, ScrapedEnd>,
+        now: EpochMillis,
+    ) {
+        let group = run[0].group.as_str();
+        let find = |partitions: &GroupPartitions, tp: &TopicPartition| {
+            partitions.binary_search_by(|p| p.key().cmp(&(tp.topic.as_str(), tp.partition)))
+        };
+        let mut new_partitions: Vec<GroupPartition> = Vec::new();
+        {
+            let known = self.groups.get(group).map_or(&[][..], Vec::as_slice);
+            for commit in run {
+                let is_new = known
+                    .binary_search_by(|p| p.key().cmp(&(&commit.tp.topic, commit.tp.partition)))
+                    .is_err();
+                let repeated = new_partitions
+                    .last()
+                    .is_some_and(|p| p.key() == (commit.tp.topic.as_str(), commit.tp.partition));
+                if is_new && !repeated {
+                    let generation = self.partition(&commit.tp).map_or(0, |p| p.generation);
+                    new_partitions.push(GroupPartition {
+                        topic: self.topic_name(&commit.tp.topic),
+                        partition: commit.tp.partition,
+                        state: GroupPartitionState::new(self.config.window_len, generation),
+                    });
+                }
+            }
+        }
+        if !self.groups.contains_key(group) {
+            self.groups.insert(group.into(), Vec::new());
+        }
+        if !new_partitions.is_empty() {
+            let partitions = self.groups.get_mut(group).expect("inserted above");
+            partitions.append(&mut new_partitions);
+            partitions.sort_by(|a, b| a.key().cmp(&b.key()));
+        }
+        let partitions = self.groups.get_mut(group).expect("inserted above");
+        for commit in run {
+            let partition = partition_in(&self.partitions, &commit.tp);
+            let index = find(partitions, &commit.tp).expect("inserted above");
+            partitions[index].state.observe(
+                commit,
+                scraped_ends.get(&commit.tp),
+                partition.map_or(0, |p| p.generation),
+                partition.map(|p| &p.history),
+                now,
+                self.config.window_len,
+                &mut self.counters,
+            );
+        }
+    }
+
     fn group_views(&self, now: EpochMillis) -> Vec<GroupView> {
         // Sorted, then cut into runs: each list is allocated at its size (a big cluster has
         // ~200,000 group partitions, and two views are alive while the next is made).
-        let mut groups: Vec<(&str, &FastMap<TopicPartition, GroupPartitionState>)> = self
+        let mut groups: Vec<(&str, &GroupPartitions)> = self
             .groups
             .iter()
-            .map(|(group, partitions)| (group.as_str(), partitions))
+            .map(|(group, partitions)| (&**group, partitions))
             .collect();
         groups.sort_unstable_by_key(|(group, _)| *group);
-        let mut states: Vec<(&TopicPartition, &GroupPartitionState)> = Vec::new();
-        let by_group = groups.into_iter().map(|(group, partitions)| {
-            states.clear();
-            states.extend(partitions.iter());
-            states.sort_unstable_by_key(|(tp, _)| *tp);
-            let topics: Vec<(&str, Vec<GroupPartitionView>)> = states
-                .chunk_by(|a, b| a.0.topic == b.0.topic)
-                .map(|run| {
-                    let views = run
-                        .iter()
-                        .map(|(tp, state)| state.view(tp.partition, now))
-                        .collect();
-                    (run[0].0.topic.as_str(), views)
-                })
-                .collect();
-            (group, topics)
-        });
-        by_group
-            .map(|(group, topics)| {
-                let topics: Vec<GroupTopicView> = topics
-                    .into_iter()
-                    .map(|(topic, partitions)| GroupTopicView {
-                        topic: topic.to_owned(),
-                        lag_offsets: partitions.iter().filter_map(|p| p.lag.offsets).sum(),
-                        partitions_lag_unknown: partitions
-                            .iter()
-                            .filter(|p| p.lag.offsets.is_none())
-                            .count(),
-                        max_lag_seconds: max_seconds(partitions.iter().map(|p| p.lag_seconds))
-                            .map(|s| s.0),
-                        verdict: partitions
-                            .iter()
-                            .map(|p| p.verdict)
-                            .max()
-                            .unwrap_or_default(),
-                        lost_to_retention: partitions.iter().map(|p| p.lost_to_retention).sum(),
-                        partitions,
+        groups
+            .into_iter()
+            .map(|(group, partitions)| {
+                let topics: Vec<GroupTopicView> = partitions
+                    .chunk_by(|a, b| a.topic == b.topic)
+                    .map(|run| {
+                        let partitions: Vec<GroupPartitionView> =
+                            run.iter().map(|p| p.state.view(p.partition, now)).collect();
+                        GroupTopicView {
+                            topic: run[0].topic.to_string(),
+                            lag_offsets: partitions.iter().filter_map(|p| p.lag.offsets).sum(),
+                            partitions_lag_unknown: partitions
+                                .iter()
+                                .filter(|p| p.lag.offsets.is_none())
+                                .count(),
+                            max_lag_seconds: max_seconds(partitions.iter().map(|p| p.lag_seconds))
+                                .map(|s| s.0),
+                            verdict: partitions
+                                .iter()
+                                .map(|p| p.verdict)
+                                .max()
+                                .unwrap_or_default(),
+                            lost_to_retention: partitions.iter().map(|p| p.lost_to_retention).sum(),
+                            partitions,
+                        }
                     })
                     .collect();
                 let all = || topics.iter().flat_map(|t| t.partitions.iter());
@@ -634,7 +688,6 @@ impl KafkaAnalyzer {
     }
 }
 
-/// The largest known lag in seconds, and whether it is an estimate.
 fn max_seconds(values: impl Iterator<Item = LagSeconds>) -> Option<(f64, bool)> {
     values
         .filter_map(|s| s.seconds.map(|v| (v, s.is_estimated())))
@@ -678,25 +731,39 @@ impl PartitionState {
         Self {
             rates: RateTracker::new(),
             history: EndOffsetHistory::new(history_points),
-            windows: EndOffsetWindows::new(),
             generation: 0,
             last_reported_ms: 0,
         }
     }
 }
 
+/// The order commits are taken in: by group, topic and partition.
+fn commit_order<'a>(commit: &&'a GroupCommit) -> (&'a str, &'a str, i32) {
+    let commit: &'a GroupCommit = commit;
+    (&commit.group, &commit.tp.topic, commit.tp.partition)
+}
+
+/// The partition `tp` in `partitions`.
+fn partition_in<'a>(
+    partitions: &'a FastMap<Arc<str>, TopicPartitions>,
+    tp: &TopicPartition,
+) -> Option<&'a PartitionState> {
+    let partitions = partitions.get(tp.topic.as_str())?;
+    let index = partitions
+        .binary_search_by_key(&tp.partition, |(p, _)| *p)
+        .ok()?;
+    Some(&partitions[index].1)
+}
+
 impl GroupPartitionState {
-    fn new(window_len: usize, generation: u64) -> Self {
+    fn new(window_len: usize, generation: u32) -> Self {
         Self {
             window: LagWindow::new(window_len),
             generation,
             committed: 0,
-            latest: None,
-            lag: OffsetLag {
-                offsets: None,
-                note: LagNote::EndOffsetUnknown,
-            },
-            lag_seconds: LagSeconds::UNKNOWN,
+            latest: 0,
+            lag_note: LagNote::EndOffsetUnknown,
+            lag_seconds: LagMillis::Unknown,
             was_past_end: false,
             last_reported_ms: 0,
             loss: RetentionLoss::default(),
@@ -705,17 +772,91 @@ impl GroupPartitionState {
         }
     }
 
+    /// Takes in this scrape's commit: `end` is the partition's end offset this scrape (`None`
+    /// when unknown), `generation` its count of resets, `history` its end-offset history.
+    #[allow(clippy::too_many_arguments)]
+    fn observe(
+        &mut self,
+        commit: &GroupCommit,
+        end: Option<&ScrapedEnd>,
+        generation: u32,
+        history: Option<&EndOffsetHistory>,
+        now: EpochMillis,
+        window_len: usize,
+        counters: &mut AnalyzerCounters,
+    ) {
+        if self.generation != generation {
+            // The partition was re-created: the old commits say nothing about the new log.
+            self.window.clear();
+            self.was_past_end = false;
+            self.loss.restart();
+            self.below_log_start = None;
+            self.generation = generation;
+        }
+        self.committed = commit.committed;
+        self.last_reported_ms = now;
+        let Some(end) = end else {
+            self.window.note_commit_seen(now);
+            self.lag_note = LagNote::EndOffsetUnknown;
+            self.lag_seconds = LagMillis::Unknown;
+            return;
+        };
+        let lost = self.loss.observe(commit.committed, end.earliest);
+        self.below_log_start = (commit.committed < end.earliest).then_some(end.earliest);
+        self.lost_scrapes_left = if lost.is_some() || self.below_log_start.is_some() {
+            u32::try_from(window_len).unwrap_or(u32::MAX)
+        } else {
+            self.lost_scrapes_left.saturating_sub(1)
+        };
+        let lag = lag_offsets(commit.committed, end.latest, end.growth, self.was_past_end);
+        self.was_past_end = commit.committed > end.latest;
+        self.latest = end.latest;
+        self.lag_note = lag.note;
+        match lag.note {
+            LagNote::CommittedBeyondEnd => self.window.note_commit_seen(now),
+            note => {
+                if note == LagNote::ClampedCommitRace {
+                    counters.clamped_commits_total += 1;
+                }
+                let ignored_before = self.window.ignored_rewinds();
+                self.window
+                    .push(CommitPoint::new(now, commit.committed, end.latest));
+                counters.ignored_rewinds_total += self.window.ignored_rewinds() - ignored_before;
+            }
+        }
+        self.lag_seconds = match (lag.offsets, history) {
+            (Some(l), Some(history)) => {
+                lag_millis(now, l, commit.committed, commit.record_time_ms, history)
+            }
+            _ => LagMillis::Unknown,
+        };
+    }
+
+    /// The lag in offsets, from the committed offset, the end offset and how it was taken.
+    fn lag(&self) -> OffsetLag {
+        let offsets = match self.lag_note {
+            LagNote::Measured => Some((self.latest - self.committed).max(0)),
+            LagNote::ClampedCommitRace => Some(0),
+            LagNote::CommittedBeyondEnd | LagNote::EndOffsetUnknown => None,
+        };
+        OffsetLag {
+            offsets,
+            note: self.lag_note,
+        }
+    }
+
     /// What the view shows of this group partition at `now`.
     fn view(&self, partition: i32, now: EpochMillis) -> GroupPartitionView {
-        let report = self.window.evaluate(now);
+        let (report, rates) = self.window.evaluate_with_rates(now);
         let verdict_reason = self.lost_reason();
+        let lag = self.lag();
         GroupPartitionView {
             partition,
             committed: self.committed,
-            latest: self.latest,
-            lag: self.lag,
-            lag_seconds: self.lag_seconds,
-            catch_up: catch_up(self.lag.offsets, self.window.rates()),
+            latest: (self.lag_note != LagNote::EndOffsetUnknown).then_some(self.latest),
+            lag,
+            lag_seconds: self.lag_seconds.seconds(),
+            catch_up: catch_up(lag.offsets, rates),
             verdict: if verdict_reason.is_some() {
                 Verdict::Lost
             } else {
@@ -1304,10 +1445,8 @@ mod tests {
             a.ingest(&snap);
         }
         assert_eq!(a.tracked(), (1, 0));
-        assert_eq!(
-            a.partitions[&TopicPartition::new("keep", 0)].history.len(),
-            4
-        );
+        let keep = a.partition(&TopicPartition::new("keep", 0)).unwrap();
+        assert_eq!(keep.history.len(), 4);
     }
 
     #[test]
@@ -1442,9 +1581,11 @@ mod tests {
             }
             let (partitions, group_partitions) = a.tracked();
             assert!(partitions <= 6 * 4 && group_partitions <= 3 * 6 * 4);
-            assert!(a.partitions.values().all(|p| p.history.len() <= 8));
+            let mut states = a.partitions.values().flatten().map(|(_, p)| p);
+            assert!(states.all(|p| p.history.len() <= 8));
             // Scrapes at least 10 s apart: 90 readings in 15 minutes, and the one before.
-            assert!(a.partitions.values().all(|p| p.windows.len() <= 91));
+            let mut states = a.partitions.values().flatten().map(|(_, p)| p);
+            assert!(states.all(|p| p.history.window_len() <= 91));
         }
         let counters = a.counters();
         assert!(counters.partition_resets_total > 0);

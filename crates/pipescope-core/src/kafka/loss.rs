@@ -29,15 +29,23 @@ impl LostRange {
     }
 }
 
-/// The loss accounting of one group on one partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The loss accounting of one group on one partition. Kept for every group partition and set
+/// for few: what only a loss sets is boxed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RetentionLoss {
-    /// Records counted lost, since the monitor started watching this group partition.
-    total: u64,
     /// Offsets below this were counted lost or were read by the group: never counted again.
     settled_up_to: Option<i64>,
+    /// `None` until a record is counted lost.
+    lost: Option<Box<Lost>>,
+}
+
+/// What a group partition lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Lost {
+    /// Records counted lost, since the monitor started watching this group partition.
+    total: u64,
     /// The latest range counted lost.
-    last: Option<LostRange>,
+    last: LostRange,
 }
 
 impl RetentionLoss {
@@ -53,8 +61,14 @@ impl RetentionLoss {
             from: settled,
             to: log_start,
         };
-        self.total += range.records();
-        self.last = Some(range);
+        let lost = self.lost.get_or_insert_with(|| {
+            Box::new(Lost {
+                total: 0,
+                last: range,
+            })
+        });
+        lost.total += range.records();
+        lost.last = range;
         Some(range)
     }
 
@@ -64,11 +78,11 @@ impl RetentionLoss {
     }
 
     pub fn total(&self) -> u64 {
-        self.total
+        self.lost.as_ref().map_or(0, |l| l.total)
     }
 
     pub fn last(&self) -> Option<LostRange> {
-        self.last
+        self.lost.as_ref().map(|l| l.last)
     }
 }
 

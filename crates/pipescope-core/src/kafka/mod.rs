@@ -25,6 +25,7 @@ pub mod lag;
 pub mod loss;
 pub mod metrics;
 pub mod offsets_topic;
+mod packed;
 pub mod probe;
 pub mod rate;
 pub mod record_batch;

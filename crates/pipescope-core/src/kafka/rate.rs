@@ -4,19 +4,19 @@
 //! Two kinds of figure come from a partition's log end offsets `L(t)`:
 //! - the instantaneous rate ([`RateTracker`]): `ΔL / Δt` over the last scrape interval, for the
 //!   live chart only — with bursty producers it jumps between scrapes;
-//! - the counts over the last 1, 5 and 15 minutes ([`EndOffsetWindows`]), "as of the last
-//!   scrape": over `[t_last − W, t_last]`, where `t_last` is the newest good reading's time, the
-//!   count is `L(t_last) − L(t_last − W)`, with `L(t_last − W)` interpolated linearly between the
-//!   two readings around it (exact when a reading falls on the edge, as it does when the scrape
-//!   interval divides 60 s). The window is covered once a reading at or before `t_last − W`
-//!   exists; until then the count is taken from the first reading (`covered_s` says over how
-//!   long) and there is no per-minute figure: nothing is scaled up.
+//! - the counts over the last 1, 5 and 15 minutes ([`EndOffsetHistory::count`]), "as of the
+//!   last scrape": over `[t_last − W, t_last]`, where `t_last` is the newest good reading's time,
+//!   the count is `L(t_last) − L(t_last − W)`, with `L(t_last − W)` interpolated linearly between
+//!   the two readings around it (exact when a reading falls on the edge, as it does when the
+//!   scrape interval divides 60 s). The window is covered once a reading at or before
+//!   `t_last − W` exists; until then the count is taken from the first reading (`covered_s` says
+//!   over how long) and there is no per-minute figure: nothing is scaled up.
 //!
-//! The windows are a sibling of [`EndOffsetHistory`] rather than a dense region inside it: the
-//! history serves lag in seconds and thins itself by point count (older readings get sparser),
-//! while the windows need every reading of the last 15 minutes (and the one before) and nothing
-//! older. Kept apart, each has one simple bound and the lag estimate is unchanged; the price is
-//! that the recent readings are held twice (16 bytes each).
+//! The same [`EndOffsetHistory`] serves lag in seconds ("when was the log end at offset X?"),
+//! which wants readings reaching far back, thinned by count, while the windows want every reading
+//! of the last 15 minutes and nothing older. Each reading is stored once, marked when only the
+//! windows still need it, as varint differences from the one before: a busy partition's full
+//! history and windows take about 0.7 KB instead of 4 KB.
 //!
 //! A rate is always taken over the real time between two good readings of the same partition:
 //! a missed or failed scrape simply makes the interval longer. Offsets going backwards mean the
@@ -25,11 +25,10 @@
 //! from the new offsets. [`RateTracker`] tells a replaced log from a new leader briefly
 //! answering a lower end offset.
 
-use std::collections::VecDeque;
-
 use serde::Serialize;
 
 use crate::clock::EpochMillis;
+use crate::kafka::packed;
 use crate::windows::{Window, WindowCount, WindowCounts};
 
 /// One good reading of a partition's offsets, at the time of its scrape.
@@ -143,10 +142,12 @@ impl RateStep {
 /// from the last good reading over the whole interval; if the next reading is still below it,
 /// the log was replaced (a topic re-created with no retention yet has log start 0 both times)
 /// and the rate counts from the held reading, the new log's first.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RateTracker {
     last_good: Option<OffsetReading>,
-    held: Option<OffsetReading>,
+    /// A lower end offset waiting for the next scrape: rarely set, and every partition has a
+    /// tracker, so boxed.
+    held: Option<Box<OffsetReading>>,
 }
 
 impl RateTracker {
@@ -166,6 +167,7 @@ impl RateTracker {
         };
         if self
             .held
+            .as_ref()
             .is_some_and(|held| current.time_ms <= held.time_ms)
         {
             return RateStep::NoElapsedTime;
@@ -193,14 +195,14 @@ impl RateTracker {
             }
             RateOutcome::EndWentBack => match self.held.take() {
                 None => {
-                    self.held = Some(current);
+                    self.held = Some(Box::new(current));
                     RateStep::EndWentBack
                 }
                 Some(held) => {
                     self.last_good = Some(current);
                     let since_held = rate_between(&held, &current);
                     RateStep::Reset {
-                        first_of_new_log: Some(held),
+                        first_of_new_log: Some(*held),
                         messages_per_second: since_held.messages_per_second(),
                     }
                 }
@@ -216,80 +218,202 @@ pub struct EndOffsetPoint {
     pub latest: i64,
 }
 
-/// A bounded history of a partition's log end offset over time, used to answer "when was the
-/// log end at offset X?" (the estimated lag in seconds when no record timestamp is known).
+/// A partition's log end offset over time: one store of readings that answers both what the
+/// analyzer asks of it.
 ///
-/// While the log end does not move only the first and the last reading of that flat run are
-/// kept, so an idle partition costs two points however long it stays idle. When full, every
-/// second point of the older half is dropped: recent readings stay dense, older ones get
-/// sparser, and the history still reaches back to its first reading. The log end is
-/// assumed never to go back: call [`EndOffsetHistory::clear`] on a reset.
+/// - **When was the log end at offset X?** ([`EndOffsetHistory::time_at_offset`], and
+///   [`crate::kafka::lag::end_passed`]: the estimated lag in seconds when no record timestamp is
+///   known.) The *history points* are bounded by count: when there are more than `capacity`,
+///   every second one of the older half is dropped, so recent readings stay dense, older ones
+///   get sparser, and the history still reaches back to its first reading.
+/// - **How many records over the last 1, 5 and 15 minutes?** ([`EndOffsetHistory::count`], see
+///   the module doc for the formula.) The *window points* are every reading of the last 15
+///   minutes and the last one at or before that span's start, bounded by time: a busy partition
+///   scraped every `I` seconds needs about `900 / I + 2` of them (92 at the default 10 s).
+///
+/// The two sets overlap almost entirely (the newest readings are in both), so each reading is
+/// stored once, with a mark when only the windows still need it (a history point thinned away
+/// inside the last 15 minutes). Such points are dropped once they are all older than the
+/// windows' first point, or at the next thinning; until then they change no answer. Both sets keep only the
+/// first and the last reading of a flat run (the log end not moving), whose interpolation is
+/// exact, so an idle partition costs two points however long it stays idle.
+///
+/// Readings are stored as differences from the one before (varints, see `packed`): 4 to 6
+/// bytes each instead of 16, exactly. Reading them back is a walk from the oldest, which every
+/// question does anyway (a few hundred points at most).
+///
+/// Readings not newer than the newest are ignored. A reading with a lower log end than the
+/// newest starts everything again from it: the log was replaced, and counting or estimating
+/// across the two logs would be wrong (the analyzer leaves out the lower readings
+/// [`RateTracker`] holds until they are confirmed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndOffsetHistory {
-    points: VecDeque<EndOffsetPoint>,
-    capacity: usize,
+    /// The oldest stored point (always a history point: thinning keeps the first).
+    first: EndOffsetPoint,
+    /// The newest stored point (always a history point).
+    last: EndOffsetPoint,
+    /// Where the newest point's entry starts in `deltas`, when there are two points or more.
+    last_entry: u32,
+    /// Points stored, history points and window-only ones.
+    stored: u32,
+    /// History points among them: what `capacity` bounds.
+    history_len: u32,
+    capacity: u32,
+    /// When every window-only point is older than the windows' first point (and is dropped);
+    /// `EpochMillis::MAX` when there is none. Otherwise they are dropped at the next thinning.
+    stale_at_ms: EpochMillis,
+    /// Each stored point after the first, as varints: `(time − previous time) × 2 + 1 if only
+    /// the windows need it`, then `log end − previous log end` (never negative).
+    deltas: Vec<u8>,
+}
+
+/// `first` and `last` of an empty history.
+const NO_POINT: EndOffsetPoint = EndOffsetPoint {
+    time_ms: 0,
+    latest: 0,
+};
+
+/// A stored point and whether only the window counts still need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StoredPoint {
+    point: EndOffsetPoint,
+    window_only: bool,
+}
+
+/// The stored points, oldest first, decoded on the way.
+struct StoredPoints<'a> {
+    next: Option<EndOffsetPoint>,
+    deltas: &'a [u8],
+    at: usize,
+    window_only: bool,
+}
+
+impl Iterator for StoredPoints<'_> {
+    type Item = StoredPoint;
+
+    fn next(&mut self) -> Option<StoredPoint> {
+        let point = self.next?;
+        let item = StoredPoint {
+            point,
+            window_only: self.window_only,
+        };
+        self.next = (self.at < self.deltas.len()).then(|| {
+            let time = packed::get_u64(self.deltas, &mut self.at);
+            let latest = packed::get_u64(self.deltas, &mut self.at);
+            self.window_only = time & 1 == 1;
+            EndOffsetPoint {
+                time_ms: point.time_ms + (time >> 1),
+                latest: point.latest + latest as i64,
+            }
+        });
+        Some(item)
+    }
 }
 
 impl EndOffsetHistory {
-    /// An empty history keeping at most `capacity` points (at least 2).
+    /// An empty history keeping at most `capacity` history points (at least 2).
     pub fn new(capacity: usize) -> Self {
         Self {
-            points: VecDeque::new(),
-            capacity: capacity.max(2),
+            first: NO_POINT,
+            last: NO_POINT,
+            last_entry: 0,
+            stored: 0,
+            history_len: 0,
+            capacity: capacity.clamp(2, u32::MAX as usize) as u32,
+            stale_at_ms: EpochMillis::MAX,
+            deltas: Vec::new(),
         }
     }
 
-    /// Rebuilds a history from stored points (oldest first), as if each had been recorded.
+    /// Rebuilds a history from stored points (oldest first): after a restart, the windows are
+    /// covered at once when the points reach back 15 minutes. The store keeps every scrape's end
+    /// offset, blips included, so a lower point is taken as a new log only when the next one is
+    /// lower too (the rule of [`RateTracker`]); a lone lower point is left out.
     pub fn from_points(capacity: usize, points: impl IntoIterator<Item = EndOffsetPoint>) -> Self {
         let mut history = Self::new(capacity);
+        let mut held: Option<EndOffsetPoint> = None;
         for point in points {
+            let lower = history.newest().is_some_and(|n| point.latest < n.latest);
+            if !lower {
+                held = None;
+            } else if let Some(first_of_new_log) = held.take() {
+                history.record(first_of_new_log.time_ms, first_of_new_log.latest);
+            } else {
+                held = Some(point);
+                continue;
+            }
             history.record(point.time_ms, point.latest);
         }
         history
     }
 
-    /// Adds a reading. Readings older than the newest one, or with a log end lower than the
-    /// newest one, are ignored (a reset must clear the history first).
+    /// Adds a good reading (see the type's doc for what is ignored and what starts again).
     pub fn record(&mut self, time_ms: EpochMillis, latest: i64) {
-        let len = self.points.len();
-        if let Some(last) = self.points.back() {
-            if time_ms <= last.time_ms || latest < last.latest {
+        if let Some(last) = self.newest() {
+            if time_ms <= last.time_ms {
                 return;
             }
-            // The middle of a flat run carries no information: move the run's end instead.
-            if latest == last.latest && len >= 2 && self.points[len - 2].latest == latest {
-                self.points[len - 1].time_ms = time_ms;
+            if latest < last.latest {
+                self.clear();
+            } else if latest == last.latest
+                && self.stored >= 2
+                && self.before_last().latest == latest
+            {
+                // The middle of a flat run carries no information: move the run's end instead.
+                self.move_last(time_ms);
                 return;
             }
         }
-        self.points.push_back(EndOffsetPoint { time_ms, latest });
-        if self.points.len() > self.capacity {
-            // Thin the older half (every second point) rather than forget the oldest: the
-            // history keeps reaching back, at a coarser step the further back it goes.
-            let older_half = self.points.len() / 2;
-            let mut index = 0;
-            self.points.retain(|_| {
-                let keep = index >= older_half || index % 2 == 0;
-                index += 1;
-                keep
-            });
+        self.push(EndOffsetPoint { time_ms, latest });
+        if self.history_len > self.capacity {
+            self.rebuild(true);
+        } else if time_ms >= self.stale_at_ms {
+            self.rebuild(false);
         }
     }
 
     pub fn clear(&mut self) {
-        self.points.clear();
+        self.deltas.clear();
+        self.first = NO_POINT;
+        self.last = NO_POINT;
+        self.stale_at_ms = EpochMillis::MAX;
+        self.stored = 0;
+        self.history_len = 0;
+        self.last_entry = 0;
     }
 
-    pub fn points(&self) -> impl ExactSizeIterator<Item = &EndOffsetPoint> {
-        self.points.iter()
+    /// The history points, oldest first.
+    pub fn points(&self) -> impl Iterator<Item = EndOffsetPoint> + '_ {
+        self.stored_points()
+            .filter(|p| !p.window_only)
+            .map(|p| p.point)
     }
 
+    /// History points.
     pub fn len(&self) -> usize {
-        self.points.len()
+        self.history_len as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.points.is_empty()
+        self.stored == 0
+    }
+
+    /// Points the window counts are taken over: the last 15 minutes' and the one before.
+    pub fn window_len(&self) -> usize {
+        let window_first = self.window_first().time_ms;
+        self.stored_points()
+            .filter(|p| p.point.time_ms >= window_first)
+            .count()
+    }
+
+    /// Points held, history and window ones together (what the memory is).
+    pub fn stored_len(&self) -> usize {
+        self.stored as usize
+    }
+
+    /// The newest reading: the time the counts are "as of".
+    pub fn newest(&self) -> Option<EndOffsetPoint> {
+        (self.stored > 0).then_some(self.last)
     }
 
     /// The last time the log end was at `offset`: the time up to which a consumer whose committed
@@ -297,135 +421,188 @@ impl EndOffsetHistory {
     /// or below `offset` and the next one above it; the newest reading's time when `offset` is at
     /// or past the newest log end. `None` when the history does not reach back that far.
     pub fn time_at_offset(&self, offset: i64) -> Option<EpochMillis> {
-        // Log ends are non-decreasing, so the readings at or below `offset` form a prefix.
-        let at_or_below = self.points.partition_point(|p| p.latest <= offset);
-        if at_or_below == 0 {
-            return None;
-        }
-        let before = self.points[at_or_below - 1];
-        let Some(after) = self.points.get(at_or_below) else {
-            return Some(before.time_ms);
-        };
-        let fraction = (offset - before.latest) as f64 / (after.latest - before.latest) as f64;
-        let span = (after.time_ms - before.time_ms) as f64;
-        Some(before.time_ms + (fraction * span).round() as EpochMillis)
-    }
-}
-
-/// A partition's log end offsets over the last 15 minutes at scrape resolution, plus the last
-/// reading at or before that span's start: what the counts over the 1, 5 and 15 minute windows
-/// are taken from (see the module doc for the formula).
-///
-/// Bounded by time, not count: readings older than the one before `t_last − 15 min` are
-/// dropped, and an idle (flat) run keeps only its first and last reading, whose interpolation is
-/// exact. So a busy partition scraped every `I` seconds holds about `900 / I + 2` points (92 at
-/// the default 10 s), an idle one 2 or 3.
-///
-/// A reading with a lower log end than the newest starts the windows again from it: the log
-/// was replaced, and counting across the two logs would be wrong (the analyzer leaves out the
-/// lower readings [`RateTracker`] holds until they are confirmed).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EndOffsetWindows {
-    points: VecDeque<EndOffsetPoint>,
-}
-
-impl EndOffsetWindows {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Rebuilds the windows from stored points (oldest first): after a restart, covered at once
-    /// when the points reach back 15 minutes. The store keeps every scrape's end offset, blips
-    /// included, so a lower point is taken as a new log only when the next one is lower too (the
-    /// rule of [`RateTracker`]); a lone lower point is left out.
-    pub fn from_points(points: impl IntoIterator<Item = EndOffsetPoint>) -> Self {
-        let mut windows = Self::new();
-        let mut held: Option<EndOffsetPoint> = None;
-        for point in points {
-            let lower = windows.newest().is_some_and(|n| point.latest < n.latest);
-            if !lower {
-                held = None;
-            } else if let Some(first_of_new_log) = held.take() {
-                windows.record(first_of_new_log.time_ms, first_of_new_log.latest);
-            } else {
-                held = Some(point);
-                continue;
+        // Log ends are non-decreasing, so the readings at or below `offset` come first.
+        let mut before = None;
+        for after in self.points() {
+            if after.latest > offset {
+                let before: EndOffsetPoint = before?;
+                let fraction =
+                    (offset - before.latest) as f64 / (after.latest - before.latest) as f64;
+                let span = (after.time_ms - before.time_ms) as f64;
+                return Some(before.time_ms + (fraction * span).round() as EpochMillis);
             }
-            windows.record(point.time_ms, point.latest);
+            before = Some(after);
         }
-        windows
-    }
-
-    /// Adds a good reading. Readings not newer than the newest are ignored.
-    pub fn record(&mut self, time_ms: EpochMillis, latest: i64) {
-        let len = self.points.len();
-        if let Some(last) = self.points.back() {
-            if time_ms <= last.time_ms {
-                return;
-            }
-            if latest < last.latest {
-                // A new log: coverage starts again from its first reading.
-                self.points.clear();
-            } else if latest == last.latest && len >= 2 && self.points[len - 2].latest == latest {
-                // The middle of a flat run carries no information: move the run's end instead.
-                self.points[len - 1].time_ms = time_ms;
-                self.forget_before(time_ms);
-                return;
-            }
-        }
-        self.points.push_back(EndOffsetPoint { time_ms, latest });
-        self.forget_before(time_ms);
-    }
-
-    /// Drops what no window ending at `now` needs: all but the last reading at or before the
-    /// longest window's start.
-    fn forget_before(&mut self, now: EpochMillis) {
-        let start = now.saturating_sub(Window::LONGEST.millis());
-        while self.points.get(1).is_some_and(|p| p.time_ms <= start) {
-            self.points.pop_front();
-        }
-    }
-
-    pub fn clear(&mut self) {
-        self.points.clear();
-    }
-
-    pub fn len(&self) -> usize {
-        self.points.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.points.is_empty()
-    }
-
-    /// The newest reading: the time the counts are "as of".
-    pub fn newest(&self) -> Option<EndOffsetPoint> {
-        self.points.back().copied()
+        before.map(|b| b.time_ms)
     }
 
     /// Records appended over `window` ending at the newest reading; over the span since the
-    /// first reading (with no per-minute figure) while that is shorter than the window.
+    /// windows' first reading (with no per-minute figure) while that is shorter than the window.
     pub fn count(&self, window: Window) -> WindowCount {
-        let (Some(first), Some(last)) = (self.points.front(), self.points.back()) else {
-            return WindowCount::EMPTY;
-        };
-        let watched_ms = last.time_ms - first.time_ms;
-        if watched_ms < window.millis() {
-            return WindowCount::new(window, (last.latest - first.latest) as f64, watched_ms);
-        }
-        let start = last.time_ms - window.millis();
-        // The first reading is at or before `start` and the last after it: 1 ≤ i < len.
-        let i = self.points.partition_point(|p| p.time_ms <= start);
-        let (before, after) = (self.points[i - 1], self.points[i]);
-        let fraction = (start - before.time_ms) as f64 / (after.time_ms - before.time_ms) as f64;
-        let at_start = before.latest as f64 + (after.latest - before.latest) as f64 * fraction;
-        WindowCount::new(window, last.latest as f64 - at_start, window.millis())
+        self.counts().get(window)
     }
 
-    /// [`EndOffsetWindows::count`] of the three windows.
+    /// [`EndOffsetHistory::count`] of the three windows, in one walk over the points.
     pub fn counts(&self) -> WindowCounts {
-        WindowCounts::from_fn(|w| self.count(w))
+        let Some(last) = self.newest() else {
+            return WindowCounts::from_fn(|_| WindowCount::EMPTY);
+        };
+        // Per window, its start and the two points around it: the last at or before the start
+        // and the first after it.
+        let starts = Window::ALL.map(|w| last.time_ms.checked_sub(w.millis()));
+        let mut around: [Option<(EndOffsetPoint, EndOffsetPoint)>; 3] = [None; 3];
+        let mut previous: Option<EndOffsetPoint> = None;
+        for p in self.stored_points() {
+            for (start, around) in starts.iter().zip(around.iter_mut()) {
+                if let (Some(start), None, Some(before)) = (start, &around, previous)
+                    && p.point.time_ms > *start
+                    && before.time_ms <= *start
+                {
+                    *around = Some((before, p.point));
+                }
+            }
+            previous = Some(p.point);
+        }
+        // The windows' first point: the last at or before the longest window's start.
+        let longest = Window::ALL
+            .iter()
+            .position(|&w| w == Window::LONGEST)
+            .expect("one of them");
+        let first = around[longest].map_or(self.first, |(before, _)| before);
+        WindowCounts::from_fn(|window| {
+            let index = Window::ALL
+                .iter()
+                .position(|&w| w == window)
+                .expect("one of them");
+            let watched_ms = last.time_ms - first.time_ms;
+            match around[index] {
+                Some((before, after)) if watched_ms >= window.millis() => {
+                    let start = last.time_ms - window.millis();
+                    let fraction =
+                        (start - before.time_ms) as f64 / (after.time_ms - before.time_ms) as f64;
+                    let at_start =
+                        before.latest as f64 + (after.latest - before.latest) as f64 * fraction;
+                    WindowCount::new(window, last.latest as f64 - at_start, window.millis())
+                }
+                _ => WindowCount::new(window, (last.latest - first.latest) as f64, watched_ms),
+            }
+        })
     }
+
+    fn stored_points(&self) -> StoredPoints<'_> {
+        StoredPoints {
+            next: (self.stored > 0).then_some(self.first),
+            deltas: &self.deltas,
+            at: 0,
+            window_only: false,
+        }
+    }
+
+    /// The first point the window counts need: the last at or before the longest window's start,
+    /// or the oldest when none is. Older window-only points are no longer needed.
+    fn window_first(&self) -> EndOffsetPoint {
+        let start = self.last.time_ms.saturating_sub(Window::LONGEST.millis());
+        let mut first = self.first;
+        for p in self.stored_points().skip(1) {
+            if p.point.time_ms > start {
+                break;
+            }
+            first = p.point;
+        }
+        first
+    }
+
+    /// The point before the newest (there are two or more).
+    fn before_last(&self) -> EndOffsetPoint {
+        let mut at = self.last_entry as usize;
+        let time = packed::get_u64(&self.deltas, &mut at) >> 1;
+        let latest = packed::get_u64(&self.deltas, &mut at) as i64;
+        EndOffsetPoint {
+            time_ms: self.last.time_ms - time,
+            latest: self.last.latest - latest,
+        }
+    }
+
+    /// Moves the newest point (the end of a flat run, a history point) to `time_ms`.
+    fn move_last(&mut self, time_ms: EpochMillis) {
+        let before = self.before_last();
+        self.deltas.truncate(self.last_entry as usize);
+        self.last = before;
+        self.stored -= 1;
+        self.history_len -= 1;
+        self.push(EndOffsetPoint {
+            time_ms,
+            latest: before.latest,
+        });
+    }
+
+    /// Appends a history point newer than the newest, with a log end at or above its.
+    fn push(&mut self, point: EndOffsetPoint) {
+        if self.stored == 0 {
+            self.first = point;
+        } else {
+            packed::reserve(&mut self.deltas, 20);
+            self.last_entry = self.deltas.len() as u32;
+            put_step(&mut self.deltas, self.last, point, false);
+        }
+        self.last = point;
+        self.stored += 1;
+        self.history_len += 1;
+    }
+
+    /// Drops the window-only points the windows no longer need, and with `thin` every second
+    /// history point of the older half (kept as window-only while the windows need it).
+    fn rebuild(&mut self, thin: bool) {
+        let older_half = if thin { self.history_len / 2 } else { 0 };
+        let window_first = self.window_first().time_ms;
+        let mut deltas = Vec::with_capacity(self.deltas.len() + self.deltas.len() / 8);
+        let (mut stored, mut history_len, mut history_index) = (0u32, 0u32, 0u32);
+        let mut previous: Option<EndOffsetPoint> = None;
+        let (mut first, mut last_entry) = (None, 0);
+        let (mut after_window_only, mut stale_at_ms) = (false, EpochMillis::MAX);
+        for p in self.stored_points() {
+            let window_only = if p.window_only {
+                true
+            } else {
+                history_index += 1;
+                history_index - 1 < older_half && (history_index - 1) % 2 == 1
+            };
+            if window_only && p.point.time_ms < window_first {
+                continue;
+            }
+            match previous {
+                None => first = Some(p.point),
+                Some(previous) => {
+                    last_entry = deltas.len() as u32;
+                    put_step(&mut deltas, previous, p.point, window_only);
+                }
+            }
+            if after_window_only {
+                // The windows stop needing the window-only points before this one once it is
+                // at or before their start.
+                stale_at_ms = p.point.time_ms.saturating_add(Window::LONGEST.millis());
+            }
+            after_window_only = window_only;
+            previous = Some(p.point);
+            stored += 1;
+            history_len += u32::from(!window_only);
+        }
+        self.stale_at_ms = stale_at_ms;
+        self.first = first.expect("the first point is kept");
+        self.last_entry = last_entry;
+        self.deltas = deltas;
+        self.stored = stored;
+        self.history_len = history_len;
+    }
+}
+
+/// Appends the entry of `point` after `previous`.
+fn put_step(out: &mut Vec<u8>, previous: EndOffsetPoint, point: EndOffsetPoint, window_only: bool) {
+    packed::put_u64(
+        out,
+        ((point.time_ms - previous.time_ms) << 1) | u64::from(window_only),
+    );
+    packed::put_u64(out, (point.latest - previous.latest) as u64);
 }
 
 #[cfg(test)]
@@ -625,12 +802,21 @@ mod tests {
     }
 
     #[test]
-    fn history_ignores_out_of_order_readings() {
+    fn history_ignores_out_of_order_readings_and_starts_again_on_a_new_log() {
         let mut h = history(&[(0, 100), (10_000, 200)]);
         h.record(5_000, 1_000); // older than the newest reading
-        h.record(20_000, 50); // log end below the newest one
         assert_eq!(h.len(), 2);
         assert_eq!(h.time_at_offset(200), Some(10_000));
+        h.record(20_000, 50); // log end below the newest one: a new log
+        assert_eq!(
+            h.points().collect::<Vec<_>>(),
+            [EndOffsetPoint {
+                time_ms: 20_000,
+                latest: 50
+            }]
+        );
+        assert_eq!(h.time_at_offset(200), Some(20_000));
+        assert_eq!(h.time_at_offset(49), None);
     }
 }
 
@@ -689,7 +875,7 @@ mod window_tests {
         rng: &mut Lcg,
     ) {
         for (name, log) in logs {
-            let mut windows = EndOffsetWindows::new();
+            let mut windows = EndOffsetHistory::new(120);
             let mut first = None;
             let mut t = START + phase_ms;
             while t < START + RUN {
@@ -724,7 +910,7 @@ mod window_tests {
                 }
                 t += interval_ms;
             }
-            assert!(windows.len() <= (15 * MINUTE / interval_ms) as usize + 2);
+            assert!(windows.window_len() <= (15 * MINUTE / interval_ms) as usize + 2);
         }
     }
 
@@ -744,7 +930,7 @@ mod window_tests {
     fn the_issues_bursty_topic_reads_thirty_per_minute_every_time() {
         // 5 records every 10 s, scraped every 5 s: the interval rate read 60, 0, 60, 0.
         let log = bursts(5, 10_000, 3_300, START + 10 * MINUTE);
-        let mut windows = EndOffsetWindows::new();
+        let mut windows = EndOffsetHistory::new(120);
         for k in 0..100 {
             let t = START + k * 5_000;
             windows.record(t, log.end_at(t));
@@ -758,7 +944,7 @@ mod window_tests {
     fn a_monitor_started_mid_burst_reports_no_more_than_it_saw() {
         // 100 records 20 ms apart from 10 s; the monitor's first reading is at 11 s.
         let log = Log((0..100).map(|i| 10_000 + i * 20).collect());
-        let mut windows = EndOffsetWindows::new();
+        let mut windows = EndOffsetHistory::new(120);
         windows.record(11_000, log.end_at(11_000));
         assert_eq!(windows.count(Window::OneMinute), WindowCount::EMPTY);
         for t in [12_000, 13_000, 30_000] {
@@ -775,7 +961,7 @@ mod window_tests {
     #[test]
     fn a_missed_scrape_is_bridged_by_interpolation() {
         // Steady 10/s, scraped every 10 s from 0 s; the scrape at 60 s failed.
-        let mut windows = EndOffsetWindows::new();
+        let mut windows = EndOffsetHistory::new(120);
         for s in (0..=120).step_by(10).filter(|&s| s != 60) {
             windows.record(s * 1_000, s as i64 * 10);
             if s >= 60 {
@@ -784,7 +970,7 @@ mod window_tests {
             }
         }
         // A burst inside the gap around the edge: the edge's log end is interpolated.
-        let mut windows = EndOffsetWindows::new();
+        let mut windows = EndOffsetHistory::new(120);
         for (s, end) in [(0, 0), (10, 0), (30, 100), (70, 100)] {
             windows.record(s * 1_000, end);
         }
@@ -797,7 +983,7 @@ mod window_tests {
 
     #[test]
     fn a_reset_starts_coverage_again_from_the_new_logs_first_reading() {
-        let mut windows = EndOffsetWindows::new();
+        let mut windows = EndOffsetHistory::new(120);
         for s in 0..=120 {
             windows.record(s * 1_000, 5_000 + s as i64 * 10);
         }
@@ -814,18 +1000,18 @@ mod window_tests {
 
     #[test]
     fn memory_is_the_last_fifteen_minutes_and_idle_runs_cost_two_points() {
-        let mut busy = EndOffsetWindows::new();
-        let mut idle = EndOffsetWindows::new();
+        let mut busy = EndOffsetHistory::new(120);
+        let mut idle = EndOffsetHistory::new(120);
         for s in 0..3_600u64 {
             busy.record(s * 1_000, s as i64);
             idle.record(s * 1_000, 7);
         }
         assert_eq!(
-            busy.len(),
+            busy.window_len(),
             901,
             "900 s of readings and the one at the start"
         );
-        assert_eq!(idle.len(), 2);
+        assert_eq!((idle.len(), idle.stored_len()), (2, 2));
         assert_eq!(busy.count(Window::FifteenMinutes).per_minute, Some(60.0));
         assert_eq!(idle.count(Window::FifteenMinutes).per_minute, Some(0.0));
         assert_eq!(busy.newest().map(|p| p.time_ms), Some(3_599_000));
@@ -837,7 +1023,7 @@ mod window_tests {
             time_ms: k * 10_000,
             latest: k as i64 * 50,
         });
-        let mut windows = EndOffsetWindows::from_points(stored);
+        let mut windows = EndOffsetHistory::from_points(120, stored);
         windows.record(920_000, 4_600);
         let counts = windows.counts();
         assert_eq!(counts.one_minute.per_minute, Some(300.0));
@@ -856,11 +1042,11 @@ mod window_tests {
                 .collect::<Vec<_>>()
         };
         // A new leader answered 900 once: not a new log.
-        let blip = EndOffsetWindows::from_points(points(&[1_000, 1_100, 900, 1_300, 1_400]));
-        assert_eq!(blip.len(), 4);
+        let blip = EndOffsetHistory::from_points(120, points(&[1_000, 1_100, 900, 1_300, 1_400]));
+        assert_eq!(blip.window_len(), 4);
         assert_eq!(blip.count(Window::OneMinute).count, 400.0);
         // Re-created: 40 and 140 are the new log.
-        let reset = EndOffsetWindows::from_points(points(&[1_000, 1_100, 40, 140, 240]));
+        let reset = EndOffsetHistory::from_points(120, points(&[1_000, 1_100, 40, 140, 240]));
         let c = reset.count(Window::OneMinute);
         assert_eq!((c.count, c.covered_s), (200.0, 20.0));
     }
@@ -882,7 +1068,7 @@ mod window_tests {
     fn bounded_windows_answer_as_the_whole_history_would_on_random_input() {
         let mut rng = Lcg(99);
         for _ in 0..20 {
-            let mut windows = EndOffsetWindows::new();
+            let mut windows = EndOffsetHistory::new(120);
             let mut readings: Vec<(u64, i64)> = Vec::new();
             let (mut t, mut end) = (START, 1_000i64);
             for _ in 0..2_000 {
@@ -906,7 +1092,257 @@ mod window_tests {
                     assert!(got.count >= 0.0);
                     assert!(got.count <= (end - readings[0].1) as f64 + 1e-6);
                 }
-                assert!(windows.len() <= readings.len().min(902));
+                assert!(windows.window_len() <= readings.len().min(902));
+            }
+        }
+    }
+}
+
+/// The two structures [`EndOffsetHistory`] replaced, as they were: what it must answer as.
+#[cfg(test)]
+#[allow(dead_code)]
+mod reference {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    pub struct OldHistory {
+        points: VecDeque<EndOffsetPoint>,
+        capacity: usize,
+    }
+
+    impl OldHistory {
+        pub fn new(capacity: usize) -> Self {
+            Self {
+                points: VecDeque::new(),
+                capacity: capacity.max(2),
+            }
+        }
+
+        pub fn from_points(
+            capacity: usize,
+            points: impl IntoIterator<Item = EndOffsetPoint>,
+        ) -> Self {
+            let mut history = Self::new(capacity);
+            for point in points {
+                history.record(point.time_ms, point.latest);
+            }
+            history
+        }
+
+        pub fn record(&mut self, time_ms: EpochMillis, latest: i64) {
+            let len = self.points.len();
+            if let Some(last) = self.points.back() {
+                if time_ms <= last.time_ms || latest < last.latest {
+                    return;
+                }
+                // The middle of a flat run carries no information: move the run's end instead.
+                if latest == last.latest && len >= 2 && self.points[len - 2].latest == latest {
+                    self.points[len - 1].time_ms = time_ms;
+                    return;
+                }
+            }
+            self.points.push_back(EndOffsetPoint { time_ms, latest });
+            if self.points.len() > self.capacity {
+                // Thin the older half (every second point) rather than forget the oldest: the
+                // history keeps reaching back, at a coarser step the further back it goes.
+                let older_half = self.points.len() / 2;
+                let mut index = 0;
+                self.points.retain(|_| {
+                    let keep = index >= older_half || index % 2 == 0;
+                    index += 1;
+                    keep
+                });
+            }
+        }
+
+        pub fn clear(&mut self) {
+            self.points.clear();
+        }
+
+        pub fn points(&self) -> impl ExactSizeIterator<Item = &EndOffsetPoint> {
+            self.points.iter()
+        }
+
+        pub fn len(&self) -> usize {
+            self.points.len()
+        }
+
+        pub fn is_empty(&self) -> bool {
+            self.points.is_empty()
+        }
+
+        pub fn time_at_offset(&self, offset: i64) -> Option<EpochMillis> {
+            // Log ends are non-decreasing, so the readings at or below `offset` form a prefix.
+            let at_or_below = self.points.partition_point(|p| p.latest <= offset);
+            if at_or_below == 0 {
+                return None;
+            }
+            let before = self.points[at_or_below - 1];
+            let Some(after) = self.points.get(at_or_below) else {
+                return Some(before.time_ms);
+            };
+            let fraction = (offset - before.latest) as f64 / (after.latest - before.latest) as f64;
+            let span = (after.time_ms - before.time_ms) as f64;
+            Some(before.time_ms + (fraction * span).round() as EpochMillis)
+        }
+    }
+
+    #[derive(Debug, Clone, Default)]
+    pub struct OldWindows {
+        points: VecDeque<EndOffsetPoint>,
+    }
+
+    impl OldWindows {
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        pub fn from_points(points: impl IntoIterator<Item = EndOffsetPoint>) -> Self {
+            let mut windows = Self::new();
+            let mut held: Option<EndOffsetPoint> = None;
+            for point in points {
+                let lower = windows.newest().is_some_and(|n| point.latest < n.latest);
+                if !lower {
+                    held = None;
+                } else if let Some(first_of_new_log) = held.take() {
+                    windows.record(first_of_new_log.time_ms, first_of_new_log.latest);
+                } else {
+                    held = Some(point);
+                    continue;
+                }
+                windows.record(point.time_ms, point.latest);
+            }
+            windows
+        }
+
+        pub fn record(&mut self, time_ms: EpochMillis, latest: i64) {
+            let len = self.points.len();
+            if let Some(last) = self.points.back() {
+                if time_ms <= last.time_ms {
+                    return;
+                }
+                if latest < last.latest {
+                    // A new log: coverage starts again from its first reading.
+                    self.points.clear();
+                } else if latest == last.latest && len >= 2 && self.points[len - 2].latest == latest
+                {
+                    // The middle of a flat run carries no information: move the run's end instead.
+                    self.points[len - 1].time_ms = time_ms;
+                    self.forget_before(time_ms);
+                    return;
+                }
+            }
+            self.points.push_back(EndOffsetPoint { time_ms, latest });
+            self.forget_before(time_ms);
+        }
+
+        fn forget_before(&mut self, now: EpochMillis) {
+            let start = now.saturating_sub(Window::LONGEST.millis());
+            while self.points.get(1).is_some_and(|p| p.time_ms <= start) {
+                self.points.pop_front();
+            }
+        }
+
+        pub fn clear(&mut self) {
+            self.points.clear();
+        }
+
+        pub fn len(&self) -> usize {
+            self.points.len()
+        }
+
+        pub fn is_empty(&self) -> bool {
+            self.points.is_empty()
+        }
+
+        pub fn newest(&self) -> Option<EndOffsetPoint> {
+            self.points.back().copied()
+        }
+
+        pub fn count(&self, window: Window) -> WindowCount {
+            let (Some(first), Some(last)) = (self.points.front(), self.points.back()) else {
+                return WindowCount::EMPTY;
+            };
+            let watched_ms = last.time_ms - first.time_ms;
+            if watched_ms < window.millis() {
+                return WindowCount::new(window, (last.latest - first.latest) as f64, watched_ms);
+            }
+            let start = last.time_ms - window.millis();
+            // The first reading is at or before `start` and the last after it: 1 ≤ i < len.
+            let i = self.points.partition_point(|p| p.time_ms <= start);
+            let (before, after) = (self.points[i - 1], self.points[i]);
+            let fraction =
+                (start - before.time_ms) as f64 / (after.time_ms - before.time_ms) as f64;
+            let at_start = before.latest as f64 + (after.latest - before.latest) as f64 * fraction;
+            WindowCount::new(window, last.latest as f64 - at_start, window.millis())
+        }
+
+        pub fn counts(&self) -> WindowCounts {
+            WindowCounts::from_fn(|w| self.count(w))
+        }
+    }
+}
+
+#[cfg(test)]
+mod reference_tests {
+    use super::reference::{OldHistory, OldWindows};
+    use super::*;
+    use crate::test_rng::Lcg;
+
+    /// Random readings — bursts, idle runs, missed scrapes, new logs — at several capacities and
+    /// scrape intervals: the one store answers exactly as the history and the windows did, and
+    /// holds no more than they did together.
+    #[test]
+    fn answers_as_the_separate_history_and_windows_did() {
+        let mut rng = Lcg(2026);
+        for run in 0..60 {
+            let capacity = [2, 3, 4, 8, 20, 120][run % 6];
+            let interval = [1_000, 5_000, 10_000, 30_000][run / 6 % 4];
+            let (mut new, mut history, mut windows) = (
+                EndOffsetHistory::new(capacity),
+                OldHistory::new(capacity),
+                OldWindows::new(),
+            );
+            let (mut t, mut end) = (1_000_000u64, 5_000i64);
+            let mut most_window_points = 0;
+            for _ in 0..1_500 {
+                t += match rng.below(20) {
+                    0 => interval * (2 + rng.below(40)), // missed scrapes
+                    1 => 1 + rng.below(interval),
+                    _ => interval + rng.below(50) - 25,
+                };
+                match rng.below(400) {
+                    0 => {
+                        // A new log: the analyzer clears on the reset it confirms.
+                        end = rng.below(100) as i64;
+                        new.clear();
+                        history.clear();
+                        windows.clear();
+                        most_window_points = 0;
+                    }
+                    1..=150 => {}
+                    _ => {
+                        let scale = 1 + rng.below(100_000);
+                        end += rng.below(scale) as i64;
+                    }
+                }
+                new.record(t, end);
+                history.record(t, end);
+                windows.record(t, end);
+                let old_points: Vec<EndOffsetPoint> = history.points().copied().collect();
+                assert_eq!(new.points().collect::<Vec<_>>(), old_points);
+                assert_eq!(new.len(), history.len());
+                assert_eq!(new.window_len(), windows.len());
+                assert_eq!(new.newest(), windows.newest());
+                assert_eq!(new.counts(), windows.counts());
+                for offset in [0, end / 2, end - 1, end, end + 1] {
+                    assert_eq!(new.time_at_offset(offset), history.time_at_offset(offset));
+                }
+                // Beyond both sets: window-only points no longer needed, which were needed once.
+                most_window_points = most_window_points.max(windows.len());
+                assert!(new.stored_len() <= history.len() + windows.len() + most_window_points);
             }
         }
     }

@@ -29,11 +29,10 @@
 //! **LOST** is not a window rule: the analyzer sets it over the window's verdict when records
 //! were deleted before the group read them (see [`crate::kafka::loss`]).
 
-use std::collections::VecDeque;
-
 use serde::Serialize;
 
 use crate::clock::EpochMillis;
+use crate::kafka::packed;
 
 /// Burrow's default window: 10 commits.
 pub const DEFAULT_WINDOW_LEN: usize = 10;
@@ -140,24 +139,90 @@ pub struct VerdictReport {
 }
 
 /// The sliding window of the last N commit observations of one group on one partition.
+///
+/// A big cluster has hundreds of thousands of group partitions, each with a full window: the
+/// observations are kept as varint differences from the one before (the oldest in full), about
+/// 6 bytes each instead of 24, and decoded on the stack when a verdict is taken. The rarely set
+/// pending rewind is boxed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LagWindow {
-    points: VecDeque<CommitPoint>,
-    capacity: usize,
+    /// The observations, oldest first: the oldest as varints of its time, committed offset and
+    /// log end (signed ones zigzagged), each next one as the differences from the one before.
+    entries: Vec<u8>,
+    len: u32,
+    capacity: u32,
     /// A backward step not yet confirmed by the next scrape.
-    pending_rewind: Option<CommitPoint>,
-    last_commit_seen_ms: Option<EpochMillis>,
-    ignored_rewinds: u64,
+    pending_rewind: Option<Box<CommitPoint>>,
+    /// [`NEVER`] until a commit is seen.
+    last_commit_seen_ms: EpochMillis,
+    ignored_rewinds: u32,
 }
+
+/// `last_commit_seen_ms` before any commit was seen.
+const NEVER: EpochMillis = EpochMillis::MAX;
+
+/// Windows up to this length are decoded on the stack.
+const ON_STACK: usize = 16;
+
+/// The observations of a window, oldest first, decoded on the way.
+struct CommitPoints<'a> {
+    entries: &'a [u8],
+    at: usize,
+    previous: CommitPoint,
+    left: usize,
+}
+
+impl Iterator for CommitPoints<'_> {
+    type Item = CommitPoint;
+
+    fn next(&mut self) -> Option<CommitPoint> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let p = &self.previous;
+        self.previous = CommitPoint {
+            time_ms: p.time_ms + packed::get_u64(self.entries, &mut self.at),
+            committed: p
+                .committed
+                .wrapping_add(packed::get_i64(self.entries, &mut self.at)),
+            latest: p
+                .latest
+                .wrapping_add(packed::get_i64(self.entries, &mut self.at)),
+        };
+        Some(self.previous)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for CommitPoints<'_> {}
+
+/// Appends the entry of `point` after `previous` (the oldest after a zero point: in full).
+fn put_commit_step(out: &mut Vec<u8>, previous: CommitPoint, point: CommitPoint) {
+    packed::put_u64(out, point.time_ms - previous.time_ms);
+    // Wrapping: any two stored offsets round-trip, even ones no broker would send.
+    packed::put_i64(out, point.committed.wrapping_sub(previous.committed));
+    packed::put_i64(out, point.latest.wrapping_sub(previous.latest));
+}
+
+const ZERO: CommitPoint = CommitPoint {
+    time_ms: 0,
+    committed: 0,
+    latest: 0,
+};
 
 impl LagWindow {
     /// An empty window of `len` observations (at least 2).
     pub fn new(len: usize) -> Self {
         Self {
-            points: VecDeque::new(),
-            capacity: len.max(2),
+            entries: Vec::new(),
+            len: 0,
+            capacity: len.clamp(2, u32::MAX as usize) as u32,
             pending_rewind: None,
-            last_commit_seen_ms: None,
+            last_commit_seen_ms: NEVER,
             ignored_rewinds: 0,
         }
     }
@@ -181,76 +246,114 @@ impl LagWindow {
     /// answered with a stale offset while a broker restarted — and it is dropped and counted in
     /// [`LagWindow::ignored_rewinds`]. Until then the pending point takes no part in verdicts.
     pub fn push(&mut self, point: CommitPoint) {
+        let last = self.points().last();
         let newest_time = self
             .pending_rewind
-            .or(self.points.back().copied())
+            .as_deref()
+            .or(last.as_ref())
             .map(|p| p.time_ms);
         if newest_time.is_some_and(|t| point.time_ms <= t) {
             return;
         }
         self.note_commit_seen(point.time_ms);
         if let Some(pending) = self.pending_rewind.take() {
-            let high_mark = self.points.iter().map(|p| p.committed).max();
+            let high_mark = self.points().map(|p| p.committed).max();
             if high_mark.is_some_and(|high| point.committed < high) {
-                self.append(pending);
-                self.append(point);
+                self.append(*pending, last);
+                self.append(point, Some(*pending));
             } else {
-                self.ignored_rewinds += 1;
-                self.append(point);
+                self.ignored_rewinds = self.ignored_rewinds.saturating_add(1);
+                self.append(point, last);
             }
             return;
         }
-        match self.points.back() {
-            Some(last) if point.committed < last.committed => self.pending_rewind = Some(point),
-            _ => self.append(point),
+        match last {
+            Some(last) if point.committed < last.committed => {
+                self.pending_rewind = Some(Box::new(point));
+            }
+            _ => self.append(point, last),
         }
     }
 
-    fn append(&mut self, point: CommitPoint) {
-        self.points.push_back(point);
-        while self.points.len() > self.capacity {
-            self.points.pop_front();
+    /// Appends `point` after `last`, the newest observation.
+    fn append(&mut self, point: CommitPoint, last: Option<CommitPoint>) {
+        packed::reserve(&mut self.entries, 30);
+        put_commit_step(&mut self.entries, last.unwrap_or(ZERO), point);
+        self.len += 1;
+        if self.len > self.capacity {
+            self.drop_oldest();
         }
+    }
+
+    /// Drops the oldest observation: the second one is written in full in its place.
+    fn drop_oldest(&mut self) {
+        let mut points = CommitPoints {
+            entries: &self.entries,
+            at: 0,
+            previous: ZERO,
+            left: 2,
+        };
+        points.next();
+        let second = points.next().expect("two observations or more");
+        let at = points.at;
+        // Written at the end, turned to the front, and the two old entries drained: no
+        // allocation, two short moves.
+        let end = self.entries.len();
+        packed::reserve(&mut self.entries, 30);
+        put_commit_step(&mut self.entries, ZERO, second);
+        let head = self.entries.len() - end;
+        self.entries.rotate_right(head);
+        self.entries.drain(head..head + at);
+        self.len -= 1;
     }
 
     /// Records that the group reported a committed offset at `time_ms` although no observation
     /// could be made (the partition's end offset failed this scrape): the consumer is not STOPPED.
     pub fn note_commit_seen(&mut self, time_ms: EpochMillis) {
-        self.last_commit_seen_ms = Some(self.last_commit_seen_ms.unwrap_or(0).max(time_ms));
+        self.last_commit_seen_ms = match self.last_commit_seen_ms {
+            NEVER => time_ms,
+            seen => seen.max(time_ms),
+        };
     }
 
     /// Forgets everything (the partition was re-created: old offsets mean nothing now).
     pub fn clear(&mut self) {
-        self.points.clear();
+        self.entries.clear();
+        self.len = 0;
         self.pending_rewind = None;
-        self.last_commit_seen_ms = None;
+        self.last_commit_seen_ms = NEVER;
     }
 
     /// The observations in the window, oldest first (a pending rewind is not among them).
-    pub fn points(&self) -> impl ExactSizeIterator<Item = &CommitPoint> {
-        self.points.iter()
+    pub fn points(&self) -> impl ExactSizeIterator<Item = CommitPoint> + '_ {
+        CommitPoints {
+            entries: &self.entries,
+            at: 0,
+            previous: ZERO,
+            left: self.len as usize,
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.points.len()
+        self.len as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.points.is_empty()
+        self.len == 0
     }
 
     /// The window length N.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.capacity as usize
     }
 
     pub fn last_commit_seen_ms(&self) -> Option<EpochMillis> {
-        self.last_commit_seen_ms
+        (self.last_commit_seen_ms != NEVER).then_some(self.last_commit_seen_ms)
     }
 
     /// Backward steps that did not persist to the next scrape, and were dropped.
     pub fn ignored_rewinds(&self) -> u64 {
-        self.ignored_rewinds
+        u64::from(self.ignored_rewinds)
     }
 
     /// Whether the newest observation is a rewind still waiting for confirmation.
@@ -258,16 +361,38 @@ impl LagWindow {
         self.pending_rewind.is_some()
     }
 
+    /// Calls `f` with the observations decoded, oldest first: on the stack for windows of up to
+    /// [`ON_STACK`] observations.
+    fn with_points<R>(&self, f: impl FnOnce(&[CommitPoint]) -> R) -> R {
+        if self.len() <= ON_STACK {
+            let mut buffer = [ZERO; ON_STACK];
+            for (slot, point) in buffer.iter_mut().zip(self.points()) {
+                *slot = point;
+            }
+            f(&buffer[..self.len()])
+        } else {
+            f(&self.points().collect::<Vec<_>>())
+        }
+    }
+
     /// The verdict at `now_ms`, by the rules in the module documentation.
     pub fn evaluate(&self, now_ms: EpochMillis) -> VerdictReport {
-        let points = &self.points;
-        let complete = points.len() >= self.capacity;
+        self.with_points(|points| self.evaluate_points(points, now_ms))
+    }
+
+    /// [`LagWindow::evaluate`] and [`LagWindow::rates`] from one decoding of the observations.
+    pub fn evaluate_with_rates(&self, now_ms: EpochMillis) -> (VerdictReport, Option<WindowRates>) {
+        self.with_points(|points| (self.evaluate_points(points, now_ms), rates_over(points)))
+    }
+
+    fn evaluate_points(&self, points: &[CommitPoint], now_ms: EpochMillis) -> VerdictReport {
+        let complete = points.len() >= self.capacity();
         let report = |verdict| VerdictReport {
             verdict,
             observations: points.len(),
             complete,
         };
-        let (Some(first), Some(last)) = (points.front(), points.back()) else {
+        let (Some(first), Some(last)) = (points.first(), points.last()) else {
             return report(Verdict::Ok);
         };
         if last.lag() == 0 || points.iter().any(|p| p.lag() == 0) {
@@ -277,7 +402,7 @@ impl LagWindow {
         if pairs().any(|(a, b)| b.committed < a.committed) {
             return report(Verdict::Rewound);
         }
-        let last_seen = self.last_commit_seen_ms.unwrap_or(last.time_ms);
+        let last_seen = self.last_commit_seen_ms().unwrap_or(last.time_ms);
         let span = last.time_ms - first.time_ms;
         if points.len() >= 2 && now_ms.saturating_sub(last_seen) > span {
             return report(Verdict::Stopped);
@@ -296,27 +421,31 @@ impl LagWindow {
     /// last rewind, if any), with the span they are over. `None` with fewer than two
     /// observations in that span or no time between them: never a rate from one reading.
     pub fn rates(&self) -> Option<WindowRates> {
-        let points = &self.points;
-        let last_index = points.len().checked_sub(1)?;
-        let last = points[last_index];
-        // Rates only make sense since the last backward step.
-        let start = (1..points.len())
-            .rev()
-            .find(|&i| points[i].committed < points[i - 1].committed)
-            .unwrap_or(0);
-        let first = points[start];
-        if last.time_ms <= first.time_ms {
-            return None;
-        }
-        let over_ms = last.time_ms - first.time_ms;
-        let seconds = over_ms as f64 / 1000.0;
-        Some(WindowRates {
-            consume_per_second: (last.committed - first.committed) as f64 / seconds,
-            produce_per_second: (last.latest - first.latest).max(0) as f64 / seconds,
-            over_ms,
-            intervals: last_index - start,
-        })
+        self.with_points(rates_over)
     }
+}
+
+/// [`LagWindow::rates`] over its decoded observations.
+fn rates_over(points: &[CommitPoint]) -> Option<WindowRates> {
+    let last_index = points.len().checked_sub(1)?;
+    let last = points[last_index];
+    // Rates only make sense since the last backward step.
+    let start = (1..points.len())
+        .rev()
+        .find(|&i| points[i].committed < points[i - 1].committed)
+        .unwrap_or(0);
+    let first = points[start];
+    if last.time_ms <= first.time_ms {
+        return None;
+    }
+    let over_ms = last.time_ms - first.time_ms;
+    let seconds = over_ms as f64 / 1000.0;
+    Some(WindowRates {
+        consume_per_second: (last.committed - first.committed) as f64 / seconds,
+        produce_per_second: (last.latest - first.latest).max(0) as f64 / seconds,
+        over_ms,
+        intervals: last_index - start,
+    })
 }
 
 /// A group partition's consume and produce rates over its verdict window.
@@ -548,6 +677,54 @@ mod tests {
         w.push(CommitPoint::new(10_000, 1, 2));
         assert_eq!(w.len(), 2);
         assert!(!w.has_pending_rewind());
+    }
+
+    #[test]
+    fn observations_round_trip_whatever_their_size_and_long_windows_judge_alike() {
+        // Offsets far apart, a rewind, times years apart: kept exactly.
+        let points = [
+            CommitPoint::new(1, 0, i64::MAX / 2),
+            CommitPoint::new(10_000, i64::MAX / 2, i64::MAX / 2 + 7),
+            CommitPoint::new(20_000, i64::MAX / 2 + 1, i64::MAX - 1),
+            CommitPoint::new(u64::MAX / 4, 3, 5),
+            CommitPoint::new(u64::MAX / 4 + 1, 3, 5),
+        ];
+        let w = LagWindow::from_points(10, points[..4].iter().copied());
+        assert_eq!(w.points().collect::<Vec<_>>(), points[..3]);
+        assert!(
+            w.has_pending_rewind(),
+            "the drop to 3 waits for the next scrape"
+        );
+        let w = LagWindow::from_points(10, points);
+        assert_eq!(
+            w.points().collect::<Vec<_>>(),
+            points,
+            "the rewind persisted"
+        );
+        assert_eq!(w.evaluate(u64::MAX / 4 + 1).verdict, Verdict::Rewound);
+        // A window longer than the stack buffer: decoded on the heap, same rules.
+        let growing = |len: usize| {
+            LagWindow::from_points(
+                len,
+                (0..len as u64).map(|i| {
+                    CommitPoint::new(i * 10_000, 100 + i as i64 * 50, 110 + i as i64 * 60)
+                }),
+            )
+        };
+        for len in [5, ON_STACK, ON_STACK + 1, 40] {
+            let w = growing(len);
+            let report = w.evaluate(len as u64 * 10_000);
+            assert_eq!(
+                (report.verdict, report.observations, report.complete),
+                (Verdict::Warn, len, true)
+            );
+            let rates = w.rates().unwrap();
+            assert_eq!(
+                (rates.consume_per_second, rates.produce_per_second),
+                (5.0, 6.0)
+            );
+            assert_eq!(rates.intervals, len - 1);
+        }
     }
 
     #[test]
