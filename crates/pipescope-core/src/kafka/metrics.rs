@@ -3,8 +3,8 @@
 //!
 //! Labels: `cluster`, `topic`, `partition` on partition series; `cluster`, `topic` on topic
 //! series; `window` (`1m`, `5m`, `15m`) on the per-minute series, which exist only once their
-//! window is covered (see [`crate::kafka::rate::EndOffsetWindows`]); `cluster`, `group`, `topic`, `partition` on group partition series; `cluster`,
-//! `group` on group series.
+//! window is covered (see [`crate::kafka::rate::EndOffsetHistory::counts`]); `cluster`,
+//! `group`, `topic`, `partition` on group partition series; `cluster`, `group` on group series.
 
 use std::sync::Arc;
 
