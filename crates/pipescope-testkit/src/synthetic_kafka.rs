@@ -508,6 +508,22 @@ impl Model {
         g % self.sizes.brokers + 1
     }
 
+    /// The coordinator of any group name, as Kafka names one for every group id (a consumer
+    /// looks its new group up before joining): a listed group's own, else one by the name's
+    /// hash (Kafka hashes the id onto `__consumer_offsets`' partitions and answers their
+    /// leader).
+    fn coordinator_of_key(&self, key: &str) -> u32 {
+        match self.group_index(key) {
+            Some(g) => self.coordinator(g),
+            None => {
+                let hash = key
+                    .bytes()
+                    .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+                hash % self.sizes.brokers + 1
+            }
+        }
+    }
+
     fn rate(k: u32) -> i64 {
         i64::from(k % 4)
     }
@@ -959,36 +975,23 @@ impl Broker {
         version: i16,
     ) -> FindCoordinatorResponse {
         let model = &*self.model;
-        let coordinator = |key: &str| model.group_index(key).map(|g| model.coordinator(g));
         let mut r = FindCoordinatorResponse::default();
         if version < 4 {
-            match coordinator(req.key.as_str()) {
-                Some(id) => {
-                    r.node_id = BrokerId(id as i32);
-                    r.host = model.host();
-                    r.port = model.port_of(id);
-                }
-                None => r.error_code = GROUP_ID_NOT_FOUND,
-            }
+            let id = model.coordinator_of_key(req.key.as_str());
+            r.node_id = BrokerId(id as i32);
+            r.host = model.host();
+            r.port = model.port_of(id);
         }
         r.coordinators = req
             .coordinator_keys
             .iter()
             .map(|key| {
+                let id = model.coordinator_of_key(key.as_str());
                 let mut c = Coordinator::default();
                 c.key = key.clone();
-                match coordinator(key.as_str()) {
-                    Some(id) => {
-                        c.node_id = BrokerId(id as i32);
-                        c.host = model.host();
-                        c.port = model.port_of(id);
-                    }
-                    None => {
-                        c.node_id = BrokerId(-1);
-                        c.port = -1;
-                        c.error_code = GROUP_ID_NOT_FOUND;
-                    }
-                }
+                c.node_id = BrokerId(id as i32);
+                c.host = model.host();
+                c.port = model.port_of(id);
                 c
             })
             .collect();

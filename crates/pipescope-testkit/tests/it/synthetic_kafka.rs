@@ -6,7 +6,10 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::messages::{
+    ApiKey, DescribeConfigsRequest, DescribeConfigsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 use pipescope_testkit::{SyntheticCluster, Tansu};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -98,4 +101,54 @@ fn describe_configs_answers_each_config_with_a_source_as_tansu_does() {
             "{name}: source {source} is none Kafka defines"
         );
     }
+}
+
+/// The coordinators `bootstrap` names for `keys` (FindCoordinator v4, batched), as
+/// (key, error code, whether a broker is named).
+fn coordinators(bootstrap: &str, keys: &[&str]) -> Vec<(String, i16, bool)> {
+    let mut stream = TcpStream::connect(bootstrap).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut request = FindCoordinatorRequest::default();
+    request.coordinator_keys = keys
+        .iter()
+        .map(|k| StrBytes::from_string(k.to_string()))
+        .collect();
+    let answer: FindCoordinatorResponse = call(&mut stream, ApiKey::FindCoordinator, 4, &request);
+    answer
+        .coordinators
+        .iter()
+        .map(|c| {
+            (
+                c.key.to_string(),
+                c.error_code,
+                c.node_id.0 >= 0 && c.port > 0,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn find_coordinator_names_a_broker_for_any_group_as_tansu_does() {
+    let rt = runtime();
+    let synthetic = rt.block_on(
+        SyntheticCluster::builder()
+            .brokers(3)
+            .topics(1)
+            .partitions_per_topic(1)
+            .groups(2)
+            .start(),
+    );
+    // A listed group and one a consumer is about to create.
+    let keys = [
+        SyntheticCluster::group_name(1),
+        "not-yet-a-group".to_string(),
+    ];
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let named = |key: &str| (key.to_string(), 0, true);
+    let expected: Vec<_> = keys.iter().map(|k| named(k)).collect();
+    assert_eq!(coordinators(&synthetic.bootstrap(), &keys), expected);
+    let broker = Tansu::start();
+    assert_eq!(coordinators(&broker.bootstrap(), &keys), expected, "tansu");
 }
