@@ -25,12 +25,18 @@ const LIBRDKAFKA_DESCRIBE_CONFIGS: i16 = 1;
 const CONFIG_SOURCES: [i8; 7] = [1, 2, 3, 4, 5, 6, 8];
 const TOPIC_RESOURCE: i8 = 2;
 
-/// Each config of `topic` as `bootstrap` describes it: name, value, read-only, source, sensitive.
-fn described(bootstrap: &str, topic: &str) -> Vec<(String, Option<String>, bool, i8, bool)> {
-    let mut stream = TcpStream::connect(bootstrap).unwrap();
+/// A connection to `bootstrap` that gives up on an answer after 10 s.
+fn connect(bootstrap: &str) -> TcpStream {
+    let stream = TcpStream::connect(bootstrap).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
+    stream
+}
+
+/// Each config of `topic` as `bootstrap` describes it: name, value, read-only, source, sensitive.
+fn described(bootstrap: &str, topic: &str) -> Vec<(String, Option<String>, bool, i8, bool)> {
+    let mut stream = connect(bootstrap);
     let mut resource = DescribeConfigsResource::default();
     resource.resource_type = TOPIC_RESOURCE;
     resource.resource_name = StrBytes::from_string(topic.to_string());
@@ -106,10 +112,7 @@ fn describe_configs_answers_each_config_with_a_source_as_tansu_does() {
 /// The coordinators `bootstrap` names for `keys` (FindCoordinator v4, batched), as
 /// (key, error code, whether a broker is named).
 fn coordinators(bootstrap: &str, keys: &[&str]) -> Vec<(String, i16, bool)> {
-    let mut stream = TcpStream::connect(bootstrap).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = connect(bootstrap);
     let mut request = FindCoordinatorRequest::default();
     request.coordinator_keys = keys
         .iter()
