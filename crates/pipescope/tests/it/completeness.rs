@@ -1111,7 +1111,7 @@ fn a_processor_killed_and_rebalanced_keeps_every_call_exactly_once_on_its_edge()
     let long_log = dir.path().join("long-calls.log");
     let processor_args = crate::pipeline::process_calls_args(&bootstrap, &long_log);
     let processor_args: Vec<&str> = processor_args.iter().map(String::as_str).collect();
-    let mut a = crate::pipeline::start_part("process calls A", &processor_args);
+    let a = crate::pipeline::start_part("process calls A", &processor_args);
     a.wait_metric("pipescope_process_calls_owned_partitions", TIMEOUT, |_| {
         true
     });
@@ -1136,10 +1136,11 @@ fn a_processor_killed_and_rebalanced_keeps_every_call_exactly_once_on_its_edge()
     a.wait_metric("pipescope_process_calls_records_total", TIMEOUT, |v| {
         v >= 1_000.0
     });
-    a.kill9();
-    let port = a.port();
-    drop(a);
-    let a = crate::pipeline::start_part_on("process calls A (restarted)", port, &processor_args);
+    let a = crate::pipeline::kill_and_restart_after_session(
+        "process calls A (restarted)",
+        a,
+        &processor_args,
+    );
     a.wait_metric("pipescope_process_calls_records_total", TIMEOUT, |v| {
         v >= 500.0
     });

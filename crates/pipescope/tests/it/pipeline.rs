@@ -64,6 +64,25 @@ pub(crate) fn start_part_on(name: &str, port: u16, args: &[&str]) -> Part {
     part(name, args).port(port).start()
 }
 
+/// The session timeout of the tests' consumer groups (`-X session.timeout.ms=6000`).
+pub(crate) const GROUP_SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// Kills `part` with kill -9 and starts it again as `name` on its port, once the killed
+/// member's group session has expired.
+///
+/// tansu 0.6.0 takes a follower's SyncGroup for the leader's when the leader's session
+/// expires between that follower's JoinGroup and SyncGroup: the group is then formed with
+/// nothing assigned, for good (seen in CI: the restarted part idle for 200 s). A member killed
+/// mid-run is such a leader. Joining only after its session ran out, the restarted part finds
+/// it already dropped and leads the group itself. Kafka has no such race.
+pub(crate) fn kill_and_restart_after_session(name: &str, mut part: Part, args: &[&str]) -> Part {
+    part.kill9();
+    let port = part.port();
+    drop(part);
+    std::thread::sleep(GROUP_SESSION_TIMEOUT + Duration::from_secs(1));
+    start_part_on(name, port, args)
+}
+
 /// Starts `pipescope bridge` from `mqtt` to Kafka at `bootstrap` with one `--map` and `extra`
 /// arguments, on `port` (a restarted bridge keeps its predecessor's), and waits until it has
 /// subscribed.
@@ -979,7 +998,7 @@ fn process_calls_restarted_mid_run_keeps_exact_totals_and_shares_with_a_second_i
     let long_log = dir.path().join("long-calls.log");
     let processor_args = process_calls_args(&bootstrap, &long_log);
     let processor_args: Vec<&str> = processor_args.iter().map(String::as_str).collect();
-    let mut a = start_part("process calls A", &processor_args);
+    let a = start_part("process calls A", &processor_args);
     a.wait_metric(
         "pipescope_process_calls_owned_partitions",
         Duration::from_secs(60),
@@ -1009,10 +1028,7 @@ fn process_calls_restarted_mid_run_keeps_exact_totals_and_shares_with_a_second_i
         Duration::from_secs(60),
         |v| v >= 1500.0,
     );
-    a.kill9();
-    let port = a.port();
-    drop(a);
-    let mut a = start_part_on("process calls A (restarted)", port, &processor_args);
+    let mut a = kill_and_restart_after_session("process calls A (restarted)", a, &processor_args);
     let summary: serde_json::Value =
         serde_json::from_str(&simulator.finish(Duration::from_secs(120))).unwrap();
     let calls = summary["calls"].as_f64().unwrap();

@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use serde_json::Value;
 
-use crate::pipeline::{end_offsets, read_topic, start_part, start_part_on};
+use crate::pipeline::{end_offsets, kill_and_restart_after_session, read_topic, start_part};
 
 /// Runs `simulate visits` to the end and returns its summary.
 fn simulate_visits(bootstrap: &str, topic: &str, extra: &[&str]) -> Value {
@@ -284,7 +284,7 @@ fn process_passthrough_killed_mid_run_copies_every_record_at_least_once() {
     let tansu = Tansu::start();
     let bootstrap = tansu.bootstrap();
     // The restarted instance gets the partitions once the group drops the killed one: after
-    // its session timeout (librdkafka's default is 45 s).
+    // its session timeout (librdkafka's default is 45 s; 6 s here).
     let args = passthrough_args(
         &bootstrap,
         // Records linger in the producer far longer than a commit interval: a commit that did
@@ -298,7 +298,7 @@ fn process_passthrough_killed_mid_run_copies_every_record_at_least_once() {
             "linger.ms=1000",
         ],
     );
-    let mut passthrough = start_part("process passthrough", &args);
+    let passthrough = start_part("process passthrough", &args);
     let records = 20_000u64;
     let mut simulator = start_part(
         "simulate visits",
@@ -322,19 +322,14 @@ fn process_passthrough_killed_mid_run_copies_every_record_at_least_once() {
         Duration::from_secs(30),
         |v| v > commits,
     );
-    passthrough.kill9();
-    let port = passthrough.port();
-    drop(passthrough);
-    let mut passthrough = start_part_on("process passthrough (restarted)", port, &args);
+    let mut passthrough =
+        kill_and_restart_after_session("process passthrough (restarted)", passthrough, &args);
     let summary: Value = serde_json::from_str(&simulator.finish(Duration::from_secs(60))).unwrap();
     assert_eq!(summary["delivered"], records, "{summary}");
-    // tansu 0.6.0 sometimes keeps a member killed with kill -9 in the group, far past its
-    // session timeout (seen for 150 s; docs/completeness.md), and gives the restarted one no
-    // partition until it drops it: the wait covers that.
     wait_all_committed_within(
         &bootstrap,
         "after the restart",
-        Duration::from_secs(200),
+        Duration::from_secs(90),
         || passthrough.log(),
     );
     let duplicates = check_copies(&bootstrap, records);
