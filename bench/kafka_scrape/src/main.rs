@@ -390,8 +390,8 @@ fn scrape_child(bootstrap: &str, scrapes: usize) {
         let remembered = if i == 2 { None } else { previous.as_ref() };
         let mut state = runtime.block_on(scraper.scrape(&SystemClock, remembered));
         let scrape_ms = started.elapsed().as_secs_f64() * 1000.0;
-        if let Some(snapshot) = &state.snapshot {
-            state.view = Some(Arc::new(analyzer.ingest(snapshot)));
+        if let Some(snapshot) = state.offsets_snapshot() {
+            state.view = Some(Arc::new(analyzer.ingest(&snapshot)));
         }
         // Every partition's samples (`partition_series = "all"`): what the figures recorded in
         // BENCHMARKS.md were measured with.

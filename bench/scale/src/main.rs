@@ -6,9 +6,11 @@
 //! the watcher does per tick (scrape, analyse, make the samples) several times: the first
 //! scrape cold, the rest the steady state (offsets and active groups' commits move between
 //! scrapes, so every moving lagging commit's record is fetched again). Reported per size: the
-//! steady-state scrape's wall and CPU time (median), the child's peak RSS (VmHWM), and growth
-//! against the smallest size. klag-exporter 0.1.29 (bench/kafka_scrape/install-klag) collects
-//! the same cluster where installed, with a timeout.
+//! steady-state scrape's wall and CPU time (median), the child's peak RSS (VmHWM) and peak heap
+//! (its allocations, counted), and growth against the smallest size. Per scrape the child also
+//! prints its heap before the scrape and live and peak after each phase (scrape, analysis,
+//! samples): where the peak comes from. klag-exporter 0.1.29 (bench/kafka_scrape/install-klag)
+//! collects the same cluster where installed, with a timeout.
 //!
 //! `BENCH_COMMITTED_OFFSETS=offsets_topic` (or `offset_fetch`, `auto`) sets the scrape's
 //! `committed_offsets` and gives the cluster `__consumer_offsets` (docs/scale.md).
@@ -29,9 +31,10 @@
 
 use std::path::{Path, PathBuf};
 
-/// The allocator the pipescope binary uses, so the child measures what the monitor does.
+/// The allocator the pipescope binary uses (mimalloc), so the child measures what the monitor
+/// does; its allocations counted.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: heap::Counting = heap::Counting;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -96,17 +99,22 @@ fn scrape_child(bootstrap: &str, scrapes: usize) {
     let mut analyzer = KafkaAnalyzer::new(pipescope::kafka::analyzer_config(&cluster));
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let mut previous: Option<pipescope::kafka::ClusterState> = None;
+    let mut peak_heap = 0;
     for i in 0..scrapes {
         if i > 0 {
             std::thread::sleep(PAUSE);
         }
         let cpu0 = cpu_ms("self");
         let started = Instant::now();
+        heap::phase_start();
         let mut state = runtime.block_on(scraper.scrape(&SystemClock, previous.as_ref()));
+        let after_scrape = heap::phase_end(&mut peak_heap);
         let scrape_ms = started.elapsed().as_secs_f64() * 1000.0;
         shift_times(&mut state, i as u64 * time_step_ms());
         pipescope::kafka::analyse(&mut analyzer, &mut state, previous.as_ref());
+        let after_analysis = heap::phase_end(&mut peak_heap);
         let samples = pipescope::kafka::bounded_samples(&state, &series);
+        let after_samples = heap::phase_end(&mut peak_heap);
         let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
         let cpu = cpu_ms("self") - cpu0;
         let partitions_ok = state
@@ -151,9 +159,15 @@ fn scrape_child(bootstrap: &str, scrapes: usize) {
             state.groups.len(),
             samples.len(),
         );
+        println!(
+            "HEAP live before {:.1} MB; scrape {after_scrape}; analysis {after_analysis}; samples {after_samples}",
+            heap::mb(heap::before()),
+        );
+        drop(samples);
         previous = Some(state);
     }
     println!("PEAK_RSS_KB {}", peak_rss_kb("self"));
+    println!("PEAK_HEAP_KB {}", peak_heap / 1024);
 }
 
 /// One scrape's figures, as the child prints them.
@@ -170,7 +184,8 @@ struct ScrapeFigures {
     samples: u64,
 }
 
-fn run_scrape_child(bootstrap: &str) -> (Vec<ScrapeFigures>, u64) {
+/// The child's figures per scrape, its peak RSS and its peak heap (kB).
+fn run_scrape_child(bootstrap: &str) -> (Vec<ScrapeFigures>, u64, u64) {
     let own = std::env::current_exe().expect("own path");
     // A profiler may wrap the child: BENCH_CHILD_WRAPPER="perf record -g -o /tmp/scale.perf".
     let wrapper = std::env::var("BENCH_CHILD_WRAPPER").unwrap_or_default();
@@ -184,7 +199,7 @@ fn run_scrape_child(bootstrap: &str) -> (Vec<ScrapeFigures>, u64) {
         .expect("run the scrape child");
     assert!(out.status.success(), "the scrape child failed");
     let mut figures = Vec::new();
-    let mut rss = 0;
+    let (mut rss, mut heap) = (0, 0);
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         if let Some(rest) = line.strip_prefix("SCRAPE ") {
             let mut f = ScrapeFigures::default();
@@ -206,11 +221,13 @@ fn run_scrape_child(bootstrap: &str) -> (Vec<ScrapeFigures>, u64) {
             figures.push(f);
         } else if let Some(v) = line.strip_prefix("PEAK_RSS_KB ") {
             rss = v.trim().parse().unwrap_or(0);
+        } else if let Some(v) = line.strip_prefix("PEAK_HEAP_KB ") {
+            heap = v.trim().parse().unwrap_or(0);
         } else {
             println!("  child: {line}");
         }
     }
-    (figures, rss)
+    (figures, rss, heap)
 }
 
 fn klag_binary() -> Option<PathBuf> {
@@ -328,6 +345,7 @@ struct Row {
     scrape_ms: f64,
     cpu_ms: f64,
     rss_mb: f64,
+    heap_mb: f64,
     klag: Option<Result<(Duration, u64, u64), String>>,
 }
 
@@ -355,7 +373,7 @@ fn measure(
         cluster.group_partitions(),
         started.elapsed()
     );
-    let (figures, rss_kb) = run_scrape_child(&cluster.bootstrap());
+    let (figures, rss_kb, heap_kb) = run_scrape_child(&cluster.bootstrap());
     for (i, f) in figures.iter().enumerate() {
         println!(
             "  scrape {}: wall {:.0} ms (scrape {:.0}), CPU {:.0} ms; {} partitions with offsets, {} groups ({} described), {} group partitions, {} record times, {} samples",
@@ -392,6 +410,7 @@ fn measure(
         scrape_ms: median(steady.iter().map(|f| f.scrape_ms).collect()),
         cpu_ms: median(steady.iter().map(|f| f.cpu_ms).collect()),
         rss_mb: rss_kb as f64 / 1024.0,
+        heap_mb: heap_kb as f64 / 1024.0,
         klag: klag_bin.map(|b| klag(b, &cluster.bootstrap())),
     };
     if let Some(k) = &row.klag {
@@ -427,8 +446,8 @@ fn time_step_ms() -> u64 {
 fn shift_times(state: &mut pipescope::kafka::ClusterState, by_ms: u64) {
     state.scraped_at_ms += by_ms;
     state.data_time_ms += by_ms;
-    if let Some(snapshot) = &mut state.snapshot {
-        snapshot.time_ms += by_ms;
+    if let Some(time_ms) = &mut state.offsets_time_ms {
+        *time_ms += by_ms;
     }
 }
 
@@ -488,7 +507,7 @@ fn main() {
         .collect();
     let base = &rows[0];
     println!(
-        "\n| partitions | groups | cold scrape wall | steady scrape wall (scrape alone) | steady CPU | peak RSS | CPU / base | size / base | klag-exporter collection | klag / pipescope wall |"
+        "\n| partitions | groups | cold scrape wall | steady scrape wall (scrape alone) | steady CPU | peak RSS (heap) | CPU / base | size / base | klag-exporter collection | klag / pipescope wall |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
@@ -505,7 +524,7 @@ fn main() {
             Some(Err(e)) => (format!("failed: {e}"), "—".to_string()),
         };
         println!(
-            "| {} | {} | {:.0} ms | {:.0} ms ({:.0} ms) | {:.0} ms | {:.1} MB | {:.2}× | {:.2}× | {klag} | {ratio} |",
+            "| {} | {} | {:.0} ms | {:.0} ms ({:.0} ms) | {:.0} ms | {:.1} MB ({:.0} MB) | {:.2}× | {:.2}× | {klag} | {ratio} |",
             r.partitions,
             r.groups,
             r.cold_wall_ms,
@@ -513,6 +532,7 @@ fn main() {
             r.scrape_ms,
             r.cpu_ms,
             r.rss_mb,
+            r.heap_mb,
             r.cpu_ms / base.cpu_ms.max(1.0),
             items(r) / items(base),
         );
@@ -524,4 +544,75 @@ fn main() {
             .trim(),
         started.elapsed()
     );
+}
+
+/// The child's heap: what is live, and its peak within a phase of a scrape (where the peak RSS
+/// comes from). Counting costs two relaxed atomic operations per allocation.
+mod heap {
+    use std::alloc::{GlobalAlloc, Layout};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// mimalloc, the pipescope binary's allocator, with the live bytes counted.
+    #[derive(Debug)]
+    pub struct Counting;
+
+    static LIVE: AtomicUsize = AtomicUsize::new(0);
+    static PEAK: AtomicUsize = AtomicUsize::new(0);
+    static BEFORE: AtomicUsize = AtomicUsize::new(0);
+
+    fn grew(by: usize) {
+        let live = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+        PEAK.fetch_max(live, Ordering::Relaxed);
+    }
+
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            grew(layout.size());
+            // SAFETY: forwarded as is.
+            unsafe { mimalloc::MiMalloc.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            grew(layout.size());
+            // SAFETY: forwarded as is.
+            unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            // SAFETY: forwarded as is.
+            unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            if new_size >= layout.size() {
+                grew(new_size - layout.size());
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+            // SAFETY: forwarded as is.
+            unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    pub fn mb(bytes: usize) -> f64 {
+        bytes as f64 / (1024.0 * 1024.0)
+    }
+
+    /// Starts the first phase of a scrape: the heap live now is its "before".
+    pub fn phase_start() {
+        let live = LIVE.load(Ordering::Relaxed);
+        BEFORE.store(live, Ordering::Relaxed);
+        PEAK.store(live, Ordering::Relaxed);
+    }
+
+    pub fn before() -> usize {
+        BEFORE.load(Ordering::Relaxed)
+    }
+
+    /// Ends a phase and starts the next: "live L MB (peak P MB)" as of now. Raises `peak_heap`
+    /// to the phase's peak.
+    pub fn phase_end(peak_heap: &mut usize) -> String {
+        let live = LIVE.load(Ordering::Relaxed);
+        let peak = PEAK.swap(live, Ordering::Relaxed);
+        *peak_heap = (*peak_heap).max(peak);
+        format!("live {:.1} MB (peak {:.1} MB)", mb(live), mb(peak))
+    }
 }

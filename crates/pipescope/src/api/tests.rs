@@ -310,7 +310,7 @@ fn cluster() -> ClusterState {
             start_ms: 0.0,
             duration_ms: 1.5,
         }],
-        snapshot: None,
+        offsets_time_ms: None,
         committed_offsets: Default::default(),
         view: Some(Arc::new(KafkaView {
             time_ms: 10,

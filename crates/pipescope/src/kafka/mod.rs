@@ -155,19 +155,19 @@ pub async fn watch(
 }
 
 /// What the watcher derives from a scrape: the analyzer's view (rates, lag, verdicts) on
-/// `state`. A missed scrape (no snapshot) is not ingested: it only makes the next interval
+/// `state`. A missed scrape (no offsets read) is not ingested: it only makes the next interval
 /// longer. The scale bench calls it too, so it measures what the watcher does.
 pub fn analyse(
     analyzer: &mut KafkaAnalyzer,
     state: &mut ClusterState,
     previous: Option<&ClusterState>,
 ) {
-    let Some(snapshot) = &state.snapshot else {
+    let Some(snapshot) = state.offsets_snapshot() else {
         return;
     };
     let held = held_groups(&state.groups, &state.group_list_errors, previous);
     analyzer.hold_groups(held.iter().map(String::as_str), snapshot.time_ms);
-    state.view = Some(Arc::new(analyzer.ingest(snapshot)));
+    state.view = Some(Arc::new(analyzer.ingest(&snapshot)));
 }
 
 /// Groups whose committed offsets are unknown this scrape although they may still commit: their
@@ -197,7 +197,7 @@ fn held_groups(
 /// The numbers of one scrape as samples, per-partition series only for the partitions `series`
 /// selects for this scrape (it counts the samples left out). The scale bench calls it too.
 pub fn bounded_samples(state: &ClusterState, series: &SharedStage) -> Vec<Sample> {
-    let filter = match (&state.snapshot, &state.view) {
+    let filter = match (state.offsets_time_ms, &state.view) {
         (Some(_), Some(view)) => {
             lock(series).partition_filter(&state.name, view, state.scraped_at_ms)
         }
@@ -237,7 +237,7 @@ pub fn samples(state: &ClusterState, filter: &PartitionFilter) -> (Vec<Sample>, 
     // Offsets and what the analyzer derived only when this scrape read them (not the stale
     // copy kept when no broker answered).
     let mut unselected = 0;
-    if let (Some(_), Some(view)) = (&state.snapshot, &state.view) {
+    if let (Some(_), Some(view)) = (state.offsets_time_ms, &state.view) {
         unselected = push_view_samples(view, cluster, filter, &mut out);
     }
     (out, unselected)
@@ -338,6 +338,7 @@ mod tests {
     use pipescope_core::kafka::analyzer::GroupView;
     use pipescope_core::kafka::{GroupCommit, OffsetRange, OffsetsSnapshot, PartitionOffsets};
     use pipescope_core::series_budget::{ClusterSeries, PartitionSeries, SeriesBudget};
+    use state::{CommittedOffset, PartitionState, TopicState};
 
     fn cluster(groups: &[(&str, bool)], list_errors: &[&str]) -> ClusterState {
         ClusterState {
@@ -366,7 +367,7 @@ mod tests {
                 .collect(),
             group_list_errors: list_errors.iter().map(ToString::to_string).collect(),
             stages: vec![],
-            snapshot: None,
+            offsets_time_ms: None,
             committed_offsets: Default::default(),
             view: None,
         }
@@ -412,29 +413,73 @@ mod tests {
         );
     }
 
+    /// `state` with topic `t` (one partition, offsets 0..`latest`) and its first group
+    /// committed at `committed` on it.
+    fn with_commit(mut state: ClusterState, latest: i64, committed: i64) -> ClusterState {
+        state.topics = vec![TopicState {
+            name: "t".into(),
+            id: None,
+            internal: false,
+            error: None,
+            config: Err("not read".into()),
+            partitions: vec![PartitionState::healthy(0, latest, Ok(vec![]))],
+        }];
+        state.groups[0].offsets = Ok(vec![CommittedOffset {
+            topic: "t".into(),
+            partition: 0,
+            committed,
+            metadata: None,
+            record_time_ms: None,
+            record_time_error: None,
+        }]);
+        state
+    }
+
+    #[test]
+    fn the_offsets_snapshot_is_made_from_the_scrape_when_it_read_offsets() {
+        let mut state = with_commit(cluster(&[("g", true)], &[]), 10, 4);
+        assert_eq!(state.offsets_snapshot(), None, "no offsets read");
+        state.offsets_time_ms = Some(7);
+        state.groups[0].offsets.as_mut().unwrap()[0].record_time_ms = Some(500);
+        state.topics[0]
+            .partitions
+            .push(PartitionState::healthy(1, 3, Ok(vec![])));
+        state.topics[0].partitions[1].earliest = Err("leader not available".into());
+        assert_eq!(
+            state.offsets_snapshot(),
+            Some(OffsetsSnapshot {
+                time_ms: 7,
+                partitions: vec![
+                    PartitionOffsets {
+                        tp: TopicPartition::new("t", 0),
+                        offsets: Ok(OffsetRange {
+                            earliest: 0,
+                            latest: 10,
+                        }),
+                    },
+                    PartitionOffsets {
+                        tp: TopicPartition::new("t", 1),
+                        offsets: Err("leader not available".into()),
+                    },
+                ],
+                commits: vec![GroupCommit {
+                    group: "g".into(),
+                    tp: TopicPartition::new("t", 0),
+                    committed: 4,
+                    record_time_ms: Some(500),
+                }],
+            })
+        );
+    }
+
     fn held(state: &ClusterState, previous: Option<&ClusterState>) -> Vec<String> {
         held_groups(&state.groups, &state.group_list_errors, previous)
     }
 
     #[test]
     fn an_analysed_scrape_gets_its_view_and_samples() {
-        let mut state = cluster(&[("g", true)], &[]);
-        state.snapshot = Some(OffsetsSnapshot {
-            time_ms: 1,
-            partitions: vec![PartitionOffsets {
-                tp: TopicPartition::new("t", 0),
-                offsets: Ok(OffsetRange {
-                    earliest: 0,
-                    latest: 10,
-                }),
-            }],
-            commits: vec![GroupCommit {
-                group: "g".into(),
-                tp: TopicPartition::new("t", 0),
-                committed: 4,
-                record_time_ms: None,
-            }],
-        });
+        let mut state = with_commit(cluster(&[("g", true)], &[]), 10, 4);
+        state.offsets_time_ms = Some(1);
         let mut analyzer = KafkaAnalyzer::default();
         analyse(&mut analyzer, &mut state, None);
         let view = state.view.as_deref().expect("a view");

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use pipescope_core::EpochMillis;
-use pipescope_core::kafka::{KafkaView, OffsetsSnapshot};
+use pipescope_core::kafka::{
+    GroupCommit, KafkaView, OffsetRange, OffsetsSnapshot, PartitionOffsets, TopicPartition,
+};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -31,9 +33,10 @@ pub struct ClusterState {
     pub group_list_errors: Vec<String>,
     /// When each kind of request ran, in the order they finished: where a slow scrape's time went.
     pub stages: Vec<ScrapeStage>,
-    /// Offsets and commits in the shape the analyzer reads; `None` when the scrape got nothing.
+    /// When this scrape read the end offsets (the time the analyzer takes them at); `None` when
+    /// it reached no broker and the numbers are the previous scrape's.
     #[serde(skip)]
-    pub snapshot: Option<OffsetsSnapshot>,
+    pub offsets_time_ms: Option<EpochMillis>,
     /// Rates, lag and verdicts derived by the watcher's analyzer; kept from the previous scrape
     /// when this one got nothing, `None` before the first analysed scrape.
     #[serde(skip)]
@@ -84,7 +87,7 @@ pub struct ClusterReading {
     pub topics: Vec<TopicState>,
     pub groups: Vec<GroupState>,
     pub group_list_errors: Vec<String>,
-    pub snapshot: OffsetsSnapshot,
+    pub offsets_time_ms: EpochMillis,
     pub committed_offsets: CommittedOffsetsSource,
 }
 
@@ -105,7 +108,7 @@ impl ClusterState {
             groups: reading.groups,
             group_list_errors: reading.group_list_errors,
             stages: timing.stages,
-            snapshot: Some(reading.snapshot),
+            offsets_time_ms: Some(reading.offsets_time_ms),
             view: None,
             committed_offsets: reading.committed_offsets,
         }
@@ -138,7 +141,7 @@ impl ClusterState {
                 groups: Vec::new(),
                 group_list_errors: Vec::new(),
                 stages: Vec::new(),
-                snapshot: None,
+                offsets_time_ms: None,
                 view: None,
                 committed_offsets: CommittedOffsetsSource::default(),
             },
@@ -150,9 +153,49 @@ impl ClusterState {
         state.scraped_at_ms = scraped_at_ms;
         state.scrape_duration_ms = scrape_duration_ms;
         state.error = Some(error);
-        state.snapshot = None;
+        state.offsets_time_ms = None;
         state.view = state.view.take().map(without_instant_rates);
         state
+    }
+
+    /// This scrape's offsets and commits in the shape the analyzer reads; `None` when it read
+    /// none. Made when wanted, not kept: on a big cluster it is a copy of tens of MB.
+    pub fn offsets_snapshot(&self) -> Option<OffsetsSnapshot> {
+        let time_ms = self.offsets_time_ms?;
+        // Sized up front: a grown list keeps up to twice its length.
+        let mut partitions =
+            Vec::with_capacity(self.topics.iter().map(|t| t.partitions.len()).sum());
+        partitions.extend(self.topics.iter().flat_map(|t| {
+            t.partitions.iter().map(|p| PartitionOffsets {
+                tp: TopicPartition::new(t.name.clone(), p.partition),
+                offsets: match (&p.earliest, &p.latest) {
+                    (Ok(earliest), Ok(latest)) => Ok(OffsetRange {
+                        earliest: *earliest,
+                        latest: *latest,
+                    }),
+                    (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+                },
+            })
+        }));
+        let read = || {
+            self.groups
+                .iter()
+                .filter_map(|g| g.offsets.as_ref().ok().map(|o| (g, o)))
+        };
+        let mut commits = Vec::with_capacity(read().map(|(_, o)| o.len()).sum());
+        commits.extend(read().flat_map(|(g, offsets)| {
+            offsets.iter().map(|c| GroupCommit {
+                group: g.name.clone(),
+                tp: TopicPartition::new(c.topic.clone(), c.partition),
+                committed: c.committed,
+                record_time_ms: c.record_time_ms,
+            })
+        }));
+        Some(OffsetsSnapshot {
+            time_ms,
+            partitions,
+            commits,
+        })
     }
 
     pub fn topic(&self, name: &str) -> Option<&TopicState> {

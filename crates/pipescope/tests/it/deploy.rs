@@ -350,8 +350,7 @@ fn metrics_txt_kafka_lines_are_what_the_kafka_watcher_emits() {
     let mut analyzer = KafkaAnalyzer::default();
     analyzer.ingest(&snapshot(0, 100, 40));
     // A minute apart: the per-minute series exist only once a minute is watched.
-    let last = snapshot(60, 200, 150);
-    let view = analyzer.ingest(&last);
+    let view = analyzer.ingest(&snapshot(60, 200, 150));
     let state = pipescope::kafka::ClusterState {
         name: "c".into(),
         scraped_at_ms: 10_000,
@@ -404,7 +403,7 @@ fn metrics_txt_kafka_lines_are_what_the_kafka_watcher_emits() {
         }],
         group_list_errors: vec![],
         stages: vec![],
-        snapshot: Some(last),
+        offsets_time_ms: Some(10_000),
         committed_offsets: pipescope::kafka::state::CommittedOffsetsSource {
             from_offsets_topic: true,
             reader: Some(Default::default()),

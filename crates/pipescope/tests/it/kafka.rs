@@ -195,7 +195,7 @@ fn sqlite_scrape_has_exact_offsets_commits_and_record_times() {
     );
 
     // The snapshot the analyzer reads holds the same numbers.
-    let snapshot = state.snapshot.as_ref().expect("a snapshot");
+    let snapshot = state.offsets_snapshot().expect("a snapshot");
     let ranges: BTreeMap<(String, i32), OffsetRange> = snapshot
         .partitions
         .iter()
@@ -385,7 +385,7 @@ fn memory_engine_wrong_end_offsets_are_visible_and_the_scrape_survives() {
 
     let state = scrape_once(&cluster_config(&bootstrap, ""));
     assert_eq!(state.error, None);
-    let snapshot = state.snapshot.as_ref().unwrap();
+    let snapshot = state.offsets_snapshot().unwrap();
     let latest = snapshot
         .partitions
         .iter()
@@ -459,7 +459,7 @@ fn a_killed_broker_is_down_within_two_scrapes_and_recovers() {
     let killed = Instant::now();
     let down = |live: &LiveState| {
         live.get("local").is_some_and(|s| {
-            s.error.is_some() && s.brokers.iter().all(|b| !b.up) && s.snapshot.is_none()
+            s.error.is_some() && s.brokers.iter().all(|b| !b.up) && s.offsets_time_ms.is_none()
         })
     };
     // Two scrapes, each at most a connect timeout late.
@@ -937,7 +937,7 @@ fn a_leader_that_is_down_fails_its_partitions_only() {
     let unknown = topic.partitions[1].latest.clone().unwrap_err();
     assert!(unknown.contains("cannot reach Kafka broker"), "{unknown}");
     // The snapshot says the same, per partition.
-    let snapshot = state.snapshot.unwrap();
+    let snapshot = state.offsets_snapshot().unwrap();
     assert!(snapshot.partitions[0].offsets.is_ok());
     assert!(snapshot.partitions[1].offsets.is_err());
     // Committed offsets come from the coordinator (broker 1) and stand; the lagging partition's
@@ -1216,7 +1216,7 @@ fn an_unreachable_cluster_is_one_clear_error_naming_it_and_the_address() {
         "{error}"
     );
     assert!(error.contains("is the broker running"), "{error}");
-    assert!(state.snapshot.is_none());
+    assert!(state.offsets_time_ms.is_none());
     assert_eq!(state.data_time_ms, 0, "no numbers were ever read");
     assert!(state.topics.is_empty() && state.groups.is_empty());
 }

@@ -64,7 +64,7 @@ fn scrape(
     let mut state = rt.block_on(scraper.scrape(&SystemClock, None));
     assert_eq!(state.error, None);
     state.view = Some(Arc::new(
-        analyzer.ingest(state.snapshot.as_ref().expect("a snapshot")),
+        analyzer.ingest(&state.offsets_snapshot().expect("a snapshot")),
     ));
     state
 }

@@ -72,8 +72,7 @@ fn shape(state: &ClusterState) -> Shape {
             .filter(|p| p.leader.is_some() && !p.replicas.is_empty() && !p.isr.is_empty())
             .count(),
         snapshot_partitions: state
-            .snapshot
-            .as_ref()
+            .offsets_snapshot()
             .map(|s| {
                 s.partitions
                     .iter()
@@ -115,8 +114,8 @@ fn scrape_twice(bootstrap: &str, rt: &tokio::runtime::Runtime) -> (ClusterState,
     let mut scrape = |previous: Option<&ClusterState>| {
         let mut state = rt.block_on(scraper.scrape(&SystemClock, previous));
         assert_eq!(state.error, None);
-        let snapshot = state.snapshot.as_ref().expect("a snapshot");
-        state.view = Some(Arc::new(analyzer.ingest(snapshot)));
+        let snapshot = state.offsets_snapshot().expect("a snapshot");
+        state.view = Some(Arc::new(analyzer.ingest(&snapshot)));
         state
     };
     let first = scrape(None);

@@ -397,19 +397,20 @@ fn commits_of<T: FetchedTopic>(error_code: i16, topics: &[T]) -> Item<Vec<Commit
     if let Some(e) = code_error(error_code, None) {
         return Err(format!("OffsetFetch: {e}"));
     }
-    Ok(topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions()
-                .filter(|&(_, offset, error_code, _)| offset >= 0 && error_code == 0)
-                .map(move |(partition, offset, _, metadata)| CommittedOffset {
-                    topic: text(t.name()),
-                    partition,
-                    committed: offset,
-                    metadata: metadata.map(text).filter(|m| !m.is_empty()),
-                    record_time_ms: None,
-                    record_time_error: None,
-                })
-        })
-        .collect())
+    // Sized up front: a grown list would keep up to twice its length for the whole scrape,
+    // and a big cluster holds hundreds of thousands of commits.
+    let mut commits = Vec::with_capacity(topics.iter().map(|t| t.partitions().count()).sum());
+    commits.extend(topics.iter().flat_map(|t| {
+        t.partitions()
+            .filter(|&(_, offset, error_code, _)| offset >= 0 && error_code == 0)
+            .map(move |(partition, offset, _, metadata)| CommittedOffset {
+                topic: text(t.name()),
+                partition,
+                committed: offset,
+                metadata: metadata.map(text).filter(|m| !m.is_empty()),
+                record_time_ms: None,
+                record_time_error: None,
+            })
+    }));
+    Ok(commits)
 }

@@ -124,30 +124,30 @@ pub(super) fn topics(metadata: &MetadataResponse) -> Vec<TopicState> {
     topics
 }
 
-/// The brokers of the metadata answer, up when a connection to them was made this scrape.
-pub(super) fn brokers(
-    metadata: &MetadataResponse,
-    pings: &[(i32, Item<()>)],
-) -> Vec<KafkaBrokerState> {
+/// The brokers of the metadata answer, all up until [`mark_unreachable`] says otherwise.
+pub(super) fn brokers(metadata: &MetadataResponse) -> Vec<KafkaBrokerState> {
     metadata
         .brokers
         .iter()
-        .map(|b| {
-            let ping = pings.iter().find(|(id, _)| *id == b.node_id.0);
-            let error = match ping {
-                Some((_, Err(e))) => Some(e.clone()),
-                _ => None,
-            };
-            KafkaBrokerState {
-                id: b.node_id.0,
-                host: text(&b.host),
-                port: b.port,
-                rack: b.rack.as_ref().map(text),
-                up: error.is_none(),
-                error,
-            }
+        .map(|b| KafkaBrokerState {
+            id: b.node_id.0,
+            host: text(&b.host),
+            port: b.port,
+            rack: b.rack.as_ref().map(text),
+            up: true,
+            error: None,
         })
         .collect()
+}
+
+/// Marks down the brokers that could not be connected to (`pings`: broker id → connected).
+pub(super) fn mark_unreachable(brokers: &mut [KafkaBrokerState], pings: &[(i32, Item<()>)]) {
+    for b in brokers {
+        if let Some((_, Err(e))) = pings.iter().find(|(id, _)| *id == b.id) {
+            b.up = false;
+            b.error = Some(e.clone());
+        }
+    }
 }
 
 impl Scraper {

@@ -38,15 +38,10 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use kafka_protocol::messages::MetadataResponse;
 use kafka_protocol::protocol::StrBytes;
-use pipescope_core::kafka::{
-    GroupCommit, OffsetRange, OffsetsSnapshot, PartitionOffsets, TopicPartition,
-};
 use pipescope_core::{Clock, EpochMillis};
 
 use super::conn::{Pool, error_name};
-use super::state::{
-    ClusterReading, ClusterState, GroupState, ProducerState, TopicConfig, TopicState,
-};
+use super::state::{ClusterReading, ClusterState, ProducerState, TopicConfig};
 use crate::config::CommittedOffsetsMode;
 use configs::ConfigCache;
 use groups::GroupChain;
@@ -145,27 +140,32 @@ impl Scraper {
             );
         };
         let reading = self
-            .read_cluster(clock, scrape, &stages, previous, &metadata)
+            .read_cluster(clock, scrape, &stages, previous, metadata)
             .await;
         ClusterState::read(&self.name, stages.finish(scraped_at_ms), reading)
     }
 
-    /// Everything a scrape reads once Metadata answered, phase by phase.
+    /// Everything a scrape reads once Metadata answered, phase by phase. The answer is dropped
+    /// once read: a big cluster's is tens of MB.
     async fn read_cluster(
         &self,
         clock: &dyn Clock,
         scrape: u64,
         stages: &StageTimer,
         previous: Option<&ClusterState>,
-        metadata: &MetadataResponse,
+        metadata: MetadataResponse,
     ) -> ClusterReading {
-        let mut topics = metadata::topics(metadata);
-        let layout = Layout::new(metadata, &mut topics);
+        let mut topics = metadata::topics(&metadata);
+        let layout = Layout::new(&metadata, &mut topics);
+        let mut brokers = metadata::brokers(&metadata);
+        let cluster_id = metadata.cluster_id.as_ref().map(text);
+        let controller_id = (metadata.controller_id.0 >= 0).then_some(metadata.controller_id.0);
+        drop(metadata);
         let mut configs = ConfigCache::new(previous, scrape, &topics);
         let answers = self
             .ask_at_once(clock, scrape, stages, &layout, &configs.to_read(&topics))
             .await;
-        let brokers = metadata::brokers(metadata, &answers.pings);
+        metadata::mark_unreachable(&mut brokers, &answers.pings);
         offsets::fill(
             &mut topics,
             &layout.by_leader,
@@ -175,24 +175,16 @@ impl Scraper {
         configs.fill(&mut topics, answers.configs);
         let committed_offsets = answers.groups.committed_offsets.clone();
         let (mut groups, group_list_errors) = answers.groups.into_groups();
-        let mut snapshot = snapshot(answers.offsets_time_ms, &topics, &groups);
-        self.read_record_times(
-            stages,
-            previous,
-            &layout.addr_of,
-            &topics,
-            &mut groups,
-            &mut snapshot,
-        )
-        .await;
+        self.read_record_times(stages, previous, &layout.addr_of, &topics, &mut groups)
+            .await;
         ClusterReading {
-            cluster_id: metadata.cluster_id.as_ref().map(text),
-            controller_id: (metadata.controller_id.0 >= 0).then_some(metadata.controller_id.0),
+            cluster_id,
+            controller_id,
             brokers,
             topics,
             groups,
             group_list_errors,
-            snapshot,
+            offsets_time_ms: answers.offsets_time_ms,
             committed_offsets,
         }
     }
@@ -239,43 +231,6 @@ impl Scraper {
             (n.id, connected.map_err(|e| e.to_string()))
         }))
         .await
-    }
-}
-
-/// Offsets and commits in the shape the analyzer reads (record times are added by the record
-/// phase).
-fn snapshot(time_ms: EpochMillis, topics: &[TopicState], groups: &[GroupState]) -> OffsetsSnapshot {
-    let partitions = topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions.iter().map(|p| PartitionOffsets {
-                tp: TopicPartition::new(t.name.clone(), p.partition),
-                offsets: match (&p.earliest, &p.latest) {
-                    (Ok(earliest), Ok(latest)) => Ok(OffsetRange {
-                        earliest: *earliest,
-                        latest: *latest,
-                    }),
-                    (Err(e), _) | (_, Err(e)) => Err(e.clone()),
-                },
-            })
-        })
-        .collect();
-    let commits = groups
-        .iter()
-        .filter_map(|g| g.offsets.as_ref().ok().map(|o| (g, o)))
-        .flat_map(|(g, offsets)| {
-            offsets.iter().map(|c| GroupCommit {
-                group: g.name.clone(),
-                tp: TopicPartition::new(c.topic.clone(), c.partition),
-                committed: c.committed,
-                record_time_ms: c.record_time_ms,
-            })
-        })
-        .collect();
-    OffsetsSnapshot {
-        time_ms,
-        partitions,
-        commits,
     }
 }
 

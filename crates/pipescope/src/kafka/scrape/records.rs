@@ -9,9 +9,9 @@ use futures::future::join_all;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{FetchRequest, TopicName};
 use pipescope_core::EpochMillis;
+use pipescope_core::kafka::FastMap;
 use pipescope_core::kafka::record_batch::{NoRecordTime, record_time};
-use pipescope_core::kafka::record_time::{lagging_positions, set_record_times};
-use pipescope_core::kafka::{FastMap, OffsetsSnapshot, TopicPartition};
+use pipescope_core::kafka::record_time::lagging_positions;
 
 use super::timing::StageTimer;
 use super::{Item, Scraper, code_error, name};
@@ -64,6 +64,14 @@ impl<'a> Partitions<'a> {
         let &i = self.place.get(&(topic, partition))?;
         Some(self.list[i])
     }
+
+    /// A partition's place in the list and its end offset, when its offsets are known.
+    fn end_of(&self, topic: &str, partition: i32) -> Option<(usize, i64)> {
+        let &i = self.place.get(&(topic, partition))?;
+        let p = self.list[i].1;
+        p.earliest.as_ref().ok()?;
+        Some((i, *p.latest.as_ref().ok()?))
+    }
 }
 
 /// A partition's topic id and end offset.
@@ -73,8 +81,8 @@ impl Scraper {
     /// Phase: the timestamps of the records at lagging committed offsets (the positions
     /// `lagging_positions` gives). The record at an offset keeps its timestamp, so one the
     /// previous scrape read is not fetched again (a stalled group's commit stays put), unless
-    /// its topic was made anew since; the rest are fetched from their leaders. The times go on
-    /// the snapshot (`set_record_times`) and, with why one is missing, on the groups' commits.
+    /// its topic was made anew since; the rest are fetched from their leaders. The times, or why
+    /// one is missing, go on the groups' commits.
     pub(super) async fn read_record_times(
         &self,
         stages: &StageTimer,
@@ -82,11 +90,18 @@ impl Scraper {
         addr_of: &HashMap<i32, String>,
         topics: &[TopicState],
         groups: &mut [GroupState],
-        snapshot: &mut OffsetsSnapshot,
     ) {
         let partitions = Partitions::new(topics);
         let known = KnownRecordTimes::new(previous, topics);
-        let (mut times, wanted) = plan(lagging_positions(snapshot), &partitions, &known);
+        let commits = groups
+            .iter()
+            .filter_map(|g| g.offsets.as_ref().ok())
+            .flatten()
+            .map(|c| (c.topic.as_str(), c.partition, c.committed));
+        let positions = lagging_positions(commits, |topic, partition| {
+            partitions.end_of(topic, partition)
+        });
+        let (mut times, wanted) = plan(&positions, &partitions, &known);
         let fetched = stages
             .time(
                 "Fetch",
@@ -99,13 +114,6 @@ impl Scraper {
             )
             .await;
         times.extend(fetched.into_iter().flatten());
-        set_record_times(snapshot, |topic, partition, offset| {
-            times
-                .get(&(topic, partition, offset))?
-                .as_ref()
-                .ok()
-                .copied()
-        });
         mark_commits(groups, &partitions, &times);
     }
 
@@ -243,19 +251,17 @@ impl Scraper {
 
 /// What to do about each lagging position: its time or why there is none when known without a
 /// Fetch (the record is gone to retention; the previous scrape read it), else its place in a
-/// Fetch from its leader. `positions` come a partition's offsets together, ascending.
+/// Fetch from its leader. `positions` are (place in `partitions`, offset), a partition's
+/// together, ascending.
 fn plan<'a>(
-    positions: Vec<(&TopicPartition, i64)>,
+    positions: &[(usize, i64)],
     partitions: &Partitions<'a>,
     known: &KnownRecordTimes,
 ) -> (RecordTimes<'a>, Wanted<'a>) {
     let mut times: RecordTimes = FastMap::default();
     let mut wanted: Wanted = BTreeMap::new();
-    for (tp, offset) in positions {
-        // A lagging position is on a partition of this scrape's metadata.
-        let Some((key, p)) = partitions.get(&tp.topic, tp.partition) else {
-            continue;
-        };
+    for &(place, offset) in positions {
+        let (key, p) = partitions.list[place];
         let time = match p.earliest {
             Ok(earliest) if offset < earliest => Some(Err(format!(
                 "the record at offset {offset} is gone (the log starts at {earliest})"
@@ -348,7 +354,7 @@ struct KnownRecordTimes<'a> {
 impl<'a> KnownRecordTimes<'a> {
     fn new(previous: Option<&'a ClusterState>, topics: &[TopicState]) -> Self {
         let mut times = FastMap::default();
-        let Some(previous) = previous.filter(|p| p.snapshot.is_some()) else {
+        let Some(previous) = previous.filter(|p| p.offsets_time_ms.is_some()) else {
             return Self { times };
         };
         // This scrape's topic id and end offset of each partition whose end offset is known.
@@ -402,7 +408,7 @@ mod tests {
 
     /// A cluster with topic `t` (id `id`, one partition ending at `latest`) and a group
     /// committed at 5 whose record time is 1,000.
-    fn scraped(id: &str, latest: i64, with_snapshot: bool) -> ClusterState {
+    fn scraped(id: &str, latest: i64, offsets_read: bool) -> ClusterState {
         let partition = PartitionState::healthy(0, latest, Err(NO_PRODUCERS.to_string()));
         ClusterState {
             name: "c".into(),
@@ -437,11 +443,7 @@ mod tests {
             }],
             group_list_errors: vec![],
             stages: vec![],
-            snapshot: with_snapshot.then(|| OffsetsSnapshot {
-                time_ms: 1,
-                partitions: vec![],
-                commits: vec![],
-            }),
+            offsets_time_ms: offsets_read.then_some(1),
             committed_offsets: Default::default(),
             view: None,
         }
