@@ -16,6 +16,7 @@
 //! own rounding comes on top (what the process's RSS shows).
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -73,10 +74,15 @@ fn log_end(k: u32, scrape: u64) -> i64 {
 }
 
 /// The `scrape`-th snapshot (from 0).
-fn snapshot(topics: &[String], partitions: u32, groups: &[String], scrape: u64) -> OffsetsSnapshot {
+fn snapshot(
+    topics: &[Arc<str>],
+    partitions: u32,
+    groups: &[Arc<str>],
+    scrape: u64,
+) -> OffsetsSnapshot {
     let tp = |k: u32| {
         TopicPartition::new(
-            topics[(k / PARTITIONS_PER_TOPIC) as usize].clone(),
+            Arc::clone(&topics[(k / PARTITIONS_PER_TOPIC) as usize]),
             (k % PARTITIONS_PER_TOPIC) as i32,
         )
     };
@@ -101,7 +107,7 @@ fn snapshot(topics: &[String], partitions: u32, groups: &[String], scrape: u64) 
                 START_OFFSET - trail
             };
             commits.push(GroupCommit {
-                group: group.clone(),
+                group: Arc::clone(group),
                 tp: tp(k),
                 committed,
                 record_time_ms: None,
@@ -125,10 +131,11 @@ struct Run {
 }
 
 fn run(partitions: u32, groups: u32, scrapes: u64) -> Run {
-    let topics: Vec<String> = (0..partitions.div_ceil(PARTITIONS_PER_TOPIC))
-        .map(|t| format!("t-{t:05}"))
+    // Names shared by the snapshots, as the watcher's are (`ClusterState::offsets_snapshot`).
+    let topics: Vec<Arc<str>> = (0..partitions.div_ceil(PARTITIONS_PER_TOPIC))
+        .map(|t| format!("t-{t:05}").into())
         .collect();
-    let group_names: Vec<String> = (0..groups).map(|g| format!("g-{g:05}")).collect();
+    let group_names: Vec<Arc<str>> = (0..groups).map(|g| format!("g-{g:05}").into()).collect();
     let base = live();
     let mut analyzer = KafkaAnalyzer::new(AnalyzerConfig::default());
     let mut heap_after = Vec::new();

@@ -38,7 +38,7 @@ fn snapshot(n: i64) -> OffsetsSnapshot {
             let t = (g * TOPICS_PER_GROUP + k) % TOPICS;
             for p in 0..PARTITIONS {
                 commits.push(GroupCommit {
-                    group: format!("group-{g}"),
+                    group: format!("group-{g}").into(),
                     tp: TopicPartition::new(format!("topic-{t}"), p),
                     committed: 1_000 + n * 90,
                     record_time_ms: None,

@@ -491,10 +491,7 @@ fn at_most_partitions(view: &KafkaView, k: usize) -> bool {
         return false;
     }
     let mut seen: FastSet<(&str, i32)> = FastSet::default();
-    let partitions = view
-        .partitions
-        .iter()
-        .map(|p| (p.topic.as_str(), p.partition));
+    let partitions = view.partitions.iter().map(|p| (&*p.topic, p.partition));
     let of_groups = view.groups.iter().flat_map(|g| {
         g.topics
             .iter()

@@ -76,7 +76,8 @@ pub enum RateNote {
 /// One partition, as of this snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PartitionView {
-    pub topic: String,
+    /// Shared with the analyzer's and the snapshot's name of the topic.
+    pub topic: Arc<str>,
     pub partition: i32,
     pub earliest: Option<i64>,
     pub latest: Option<i64>,
@@ -97,7 +98,7 @@ pub struct PartitionView {
 /// One topic: sums over the partitions whose rates are known.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TopicView {
-    pub topic: String,
+    pub topic: Arc<str>,
     /// Partitions reported this scrape.
     pub partitions: usize,
     /// Of those, the ones whose window counts are known (and summed in `rates`).
@@ -343,14 +344,10 @@ impl KafkaAnalyzer {
 
     /// The state of `tp`, made when new.
     fn partition_mut(&mut self, tp: &TopicPartition) -> &mut PartitionState {
-        if !self.partitions.contains_key(tp.topic.as_str()) {
-            self.partitions
-                .insert(Arc::from(tp.topic.as_str()), Vec::new());
+        if !self.partitions.contains_key(&*tp.topic) {
+            self.partitions.insert(Arc::clone(&tp.topic), Vec::new());
         }
-        let partitions = self
-            .partitions
-            .get_mut(tp.topic.as_str())
-            .expect("inserted above");
+        let partitions = self.partitions.get_mut(&*tp.topic).expect("inserted above");
         let index = match partitions.binary_search_by_key(&tp.partition, |(p, _)| *p) {
             Ok(index) => index,
             Err(index) => {
@@ -463,7 +460,7 @@ impl KafkaAnalyzer {
             let state = self.partition_mut(tp);
             state.last_reported_ms = state.last_reported_ms.max(now);
             let mut view = PartitionView {
-                topic: tp.topic.clone(),
+                topic: Arc::clone(&tp.topic),
                 partition: tp.partition,
                 earliest: None,
                 latest: None,
@@ -578,9 +575,9 @@ impl KafkaAnalyzer {
         scraped_ends: &FastMap<&TopicPartition, ScrapedEnd>,
         now: EpochMillis,
     ) {
-        let group = run[0].group.as_str();
+        let group = &*run[0].group;
         let find = |partitions: &GroupPartitions, tp: &TopicPartition| {
-            partitions.binary_search_by(|p| p.key().cmp(&(tp.topic.as_str(), tp.partition)))
+            partitions.binary_search_by(|p| p.key().cmp(&(&*tp.topic, tp.partition)))
         };
         let mut new_partitions: Vec<GroupPartition> = Vec::new();
         {
@@ -591,7 +588,7 @@ impl KafkaAnalyzer {
                     .is_err();
                 let repeated = new_partitions
                     .last()
-                    .is_some_and(|p| p.key() == (commit.tp.topic.as_str(), commit.tp.partition));
+                    .is_some_and(|p| p.key() == (&*commit.tp.topic, commit.tp.partition));
                 if is_new && !repeated {
                     let generation = self.partition(&commit.tp).map_or(0, |p| p.generation);
                     new_partitions.push(GroupPartition {
@@ -748,7 +745,7 @@ fn partition_in<'a>(
     partitions: &'a FastMap<Arc<str>, TopicPartitions>,
     tp: &TopicPartition,
 ) -> Option<&'a PartitionState> {
-    let partitions = partitions.get(tp.topic.as_str())?;
+    let partitions = partitions.get(&*tp.topic)?;
     let index = partitions
         .binary_search_by_key(&tp.partition, |(p, _)| *p)
         .ok()?;
@@ -964,14 +961,14 @@ mod tests {
     fn partition<'a>(view: &'a KafkaView, topic: &str, p: i32) -> &'a PartitionView {
         view.partitions
             .iter()
-            .find(|v| v.topic == topic && v.partition == p)
+            .find(|v| &*v.topic == topic && v.partition == p)
             .expect("partition in view")
     }
 
     fn topic<'a>(view: &'a KafkaView, topic: &str) -> &'a TopicView {
         view.topics
             .iter()
-            .find(|t| t.topic == topic)
+            .find(|t| &*t.topic == topic)
             .expect("topic in view")
     }
 

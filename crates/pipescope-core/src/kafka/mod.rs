@@ -16,6 +16,8 @@
 //! - [`probe`]: the bytes of an "is a broker answering?" check;
 //! - [`tansu`]: what the demo and the tests do to the tansu broker they start.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::clock::EpochMillis;
@@ -44,15 +46,16 @@ pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomS
 /// The set counterpart of [`FastMap`].
 pub type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
-/// A partition of a topic.
+/// A partition of a topic. The name is shared: a snapshot of a big cluster names each of its
+/// 20,000 topics in 300,000 partitions and commits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct TopicPartition {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub partition: i32,
 }
 
 impl TopicPartition {
-    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
         Self {
             topic: topic.into(),
             partition,
@@ -78,7 +81,8 @@ pub struct OffsetRange {
 /// A consumer group's committed offset on one partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GroupCommit {
-    pub group: String,
+    /// Shared by the group's commits.
+    pub group: Arc<str>,
     pub tp: TopicPartition,
     pub committed: i64,
     /// Timestamp (ms) of the record at the committed offset, when the scraper fetched it:

@@ -180,7 +180,7 @@ pub fn flow_cluster(c: &ClusterState) -> FlowCluster {
             FlowTopic {
                 name: t.name.clone(),
                 last_minute: view
-                    .and_then(|v| v.topics.iter().find(|v| v.topic == t.name))
+                    .and_then(|v| v.topics.iter().find(|v| *v.topic == *t.name))
                     .and_then(|v| v.rates)
                     .map(|r| r.get(Window::OneMinute)),
                 producers,

@@ -91,7 +91,7 @@ impl ClusterIndex {
                 v.topics
                     .iter()
                     .enumerate()
-                    .map(|(i, t)| (t.topic.as_str(), i as u32))
+                    .map(|(i, t)| (&*t.topic, i as u32))
                     .collect()
             })
             .unwrap_or_default();
@@ -153,7 +153,7 @@ impl ClusterIndex {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, p)| {
-                    let topic = *self.topic_positions.get(&p.topic)?;
+                    let topic = *self.topic_positions.get(&*p.topic)?;
                     Some(((topic, p.partition), i as u32))
                 })
                 .collect()

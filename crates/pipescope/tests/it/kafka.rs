@@ -201,7 +201,7 @@ fn sqlite_scrape_has_exact_offsets_commits_and_record_times() {
         .iter()
         .map(|p| {
             (
-                (p.tp.topic.clone(), p.tp.partition),
+                (p.tp.topic.to_string(), p.tp.partition),
                 p.offsets.clone().unwrap(),
             )
         })
@@ -243,7 +243,7 @@ fn sqlite_scrape_has_exact_offsets_commits_and_record_times() {
     let mut commits: Vec<_> = snapshot
         .commits
         .iter()
-        .filter(|c| c.group == "billing")
+        .filter(|c| &*c.group == "billing")
         .map(|c| (c.tp.partition, c.committed, c.record_time_ms))
         .collect();
     commits.sort();
@@ -389,7 +389,7 @@ fn memory_engine_wrong_end_offsets_are_visible_and_the_scrape_survives() {
     let latest = snapshot
         .partitions
         .iter()
-        .find(|p| p.tp.topic == "calls")
+        .find(|p| &*p.tp.topic == "calls")
         .unwrap()
         .offsets
         .clone()
@@ -398,7 +398,7 @@ fn memory_engine_wrong_end_offsets_are_visible_and_the_scrape_survives() {
     let commit = snapshot
         .commits
         .iter()
-        .find(|c| c.group == "counters")
+        .find(|c| &*c.group == "counters")
         .expect("the commit is read");
     assert_eq!(commit.committed, 2_000);
     assert!(
@@ -1460,7 +1460,7 @@ fn per_minute_figures_count_the_last_minute_of_bursty_and_steady_producers() {
     let last_minute = |view: &pipescope_core::kafka::KafkaView, topic: &str| {
         view.topics
             .iter()
-            .find(|t| t.topic == topic)
+            .find(|t| &*t.topic == topic)
             .and_then(|t| t.rates)
             .map(|r| r.get(Window::OneMinute))
     };
@@ -2294,7 +2294,7 @@ fn records_deleted_by_retention_before_a_slow_group_read_them_are_lost_for_that_
         let view = watching.view()?;
         view.partitions
             .iter()
-            .find(|p| p.topic == "events")
+            .find(|p| &*p.topic == "events")
             .and_then(|p| p.earliest)
     };
     assert!(
