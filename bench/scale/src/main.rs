@@ -191,9 +191,12 @@ fn run_scrape_child(bootstrap: &str) -> (Vec<ScrapeFigures>, u64, u64) {
     let wrapper = std::env::var("BENCH_CHILD_WRAPPER").unwrap_or_default();
     let mut command: Vec<String> = wrapper.split_whitespace().map(String::from).collect();
     command.push(own.display().to_string());
+    // With the allocator options `pipescope run` sets itself (unless the environment does).
+    let options = pipescope::allocator::missing_options(|name| std::env::var_os(name));
     let out = Command::new(&command[0])
         .args(&command[1..])
         .args(["--scrape-child", bootstrap, &scrapes().to_string()])
+        .envs(options)
         .stderr(Stdio::inherit())
         .output()
         .expect("run the scrape child");

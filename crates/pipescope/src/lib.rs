@@ -6,6 +6,7 @@
 //! the `pipescope-core` crate.
 
 pub mod alerts;
+pub mod allocator;
 pub mod api;
 pub mod bus;
 pub mod cli;

@@ -7,7 +7,8 @@ use pipescope::shutdown::{self, Stop};
 use pipescope::{config, monitor, pipeline};
 
 /// mimalloc instead of glibc's malloc: a scrape of 100,000 partitions spent 20-30 % of its CPU
-/// in malloc/free and left the heap fragmented (BENCHMARKS.md, "Scale").
+/// in malloc/free and left the heap fragmented (BENCHMARKS.md, "Scale"). The monitor runs it
+/// with options of its own (`pipescope::allocator`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -89,6 +90,7 @@ fn main() -> ExitCode {
             mqtt_port,
             kafka_port,
         } => {
+            pipescope::allocator::restart_with_monitor_options();
             // rumqttd logs every connection at info: keep the demo's output readable.
             init_logging(&format!("{},rumqttd=warn", cli.log));
             let options = pipescope::demo::DemoOptions {
@@ -108,6 +110,7 @@ fn main() -> ExitCode {
             config: path,
             move_corrupt_store_aside,
         } => {
+            pipescope::allocator::restart_with_monitor_options();
             init_logging(&cli.log);
             let mut config = match config::load(&path) {
                 Ok(config) => config,

@@ -264,9 +264,14 @@ pub struct PartitionState {
     pub partition: i32,
     /// `None` when the partition has no leader (offline).
     pub leader: Option<i32>,
-    pub replicas: Vec<i32>,
-    pub isr: Vec<i32>,
-    pub offline_replicas: Vec<i32>,
+    // Boxed slices, not lists: a big cluster's state holds 100,000 partitions, twice while the
+    // next scrape is read beside the last.
+    #[schema(value_type = Vec<i32>)]
+    pub replicas: Box<[i32]>,
+    #[schema(value_type = Vec<i32>)]
+    pub isr: Box<[i32]>,
+    #[schema(value_type = Vec<i32>)]
+    pub offline_replicas: Box<[i32]>,
     pub offline: bool,
     pub under_replicated: bool,
     pub error: Option<String>,
@@ -297,9 +302,9 @@ impl PartitionState {
         Self {
             partition,
             leader: Some(1),
-            replicas: vec![1],
-            isr: vec![1],
-            offline_replicas: vec![],
+            replicas: vec![1].into(),
+            isr: vec![1].into(),
+            offline_replicas: vec![].into(),
             offline: false,
             under_replicated: false,
             error: None,
@@ -371,11 +376,14 @@ pub struct CommittedOffset {
     pub topic: String,
     pub partition: i32,
     pub committed: i64,
-    pub metadata: Option<String>,
+    // Boxed strings (two words, not three): a big cluster has 200,000 commits.
+    #[schema(value_type = Option<String>)]
+    pub metadata: Option<Box<str>>,
     /// Timestamp of the record at the committed offset (fetched for lagging partitions).
     pub record_time_ms: Option<EpochMillis>,
     /// Why that timestamp is missing although the partition lags (record gone, fetch failed).
-    pub record_time_error: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub record_time_error: Option<Box<str>>,
 }
 
 /// A per-item `Result` in JSON: the value itself when known, `{"error": "why"}` when not.

@@ -153,6 +153,9 @@ fn run_serves_health_and_stops_cleanly_on_sigterm() {
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_pipescope"))
         .args(["run", "-c", config.to_str().unwrap()])
+        // A user's own allocator setting; the monitor adds the one it lacks.
+        .env("MIMALLOC_PURGE_DELAY", "250")
+        .env_remove("MIMALLOC_ALLOW_THP")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -167,6 +170,15 @@ fn run_serves_health_and_stops_cleanly_on_sigterm() {
     let (status, answer) = answer.unwrap();
     assert_eq!(status, 200, "{answer}");
     assert!(answer.contains("\"status\":\"ok\""), "{answer}");
+    // It started again in the same process with its allocator options (pipescope::allocator).
+    let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap();
+    let environ: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+    for option in ["MIMALLOC_PURGE_DELAY=250", "MIMALLOC_ALLOW_THP=0"] {
+        assert!(
+            environ.contains(&option.as_bytes()),
+            "{option} not in the environment of pipescope run"
+        );
+    }
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

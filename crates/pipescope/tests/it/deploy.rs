@@ -376,9 +376,9 @@ fn metrics_txt_kafka_lines_are_what_the_kafka_watcher_emits() {
             partitions: vec![pipescope::kafka::state::PartitionState {
                 partition: 0,
                 leader: Some(1),
-                replicas: vec![1],
-                isr: vec![1],
-                offline_replicas: vec![],
+                replicas: vec![1].into(),
+                isr: vec![1].into(),
+                offline_replicas: vec![].into(),
                 offline: false,
                 under_replicated: false,
                 error: None,

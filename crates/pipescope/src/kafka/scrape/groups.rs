@@ -407,7 +407,9 @@ fn commits_of<T: FetchedTopic>(error_code: i16, topics: &[T]) -> Item<Vec<Commit
                 topic: text(t.name()),
                 partition,
                 committed: offset,
-                metadata: metadata.map(text).filter(|m| !m.is_empty()),
+                metadata: metadata
+                    .filter(|m| !m.is_empty())
+                    .map(|m| m.as_str().into()),
                 record_time_ms: None,
                 record_time_error: None,
             })

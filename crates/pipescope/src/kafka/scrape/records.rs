@@ -289,19 +289,19 @@ fn mark_commits(groups: &mut [GroupState], partitions: &Partitions, times: &Reco
         .flatten()
     {
         let Some((_, p)) = partitions.get(&c.topic, c.partition) else {
-            c.record_time_error =
-                Some("not fetched: the partition is not in the metadata".to_string());
+            c.record_time_error = Some("not fetched: the partition is not in the metadata".into());
             continue;
         };
         if let (Err(e), _) | (_, Err(e)) = (&p.earliest, &p.latest) {
-            c.record_time_error = Some(format!(
-                "not fetched: the partition's offsets are unknown this scrape ({e})"
-            ));
+            c.record_time_error = Some(
+                format!("not fetched: the partition's offsets are unknown this scrape ({e})")
+                    .into(),
+            );
             continue;
         }
         match times.get(&(c.topic.as_str(), c.partition, c.committed)) {
             Some(Ok(t)) => c.record_time_ms = Some(*t),
-            Some(Err(e)) => c.record_time_error = Some(e.clone()),
+            Some(Err(e)) => c.record_time_error = Some(e.as_str().into()),
             None => {}
         }
     }
