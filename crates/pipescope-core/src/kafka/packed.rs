@@ -5,39 +5,39 @@
 //! Stored as LEB128 varints of those differences they take 4 to 6 bytes a reading instead of 16
 //! or 24, exactly: every value round-trips, however large the step.
 
+use integer_encoding::VarInt;
+
 /// Appends `value` as an LEB128 varint (7 bits a byte, low bits first).
-pub(crate) fn put_u64(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push(value as u8 | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
+pub(crate) fn put_u64(out: &mut Vec<u8>, value: u64) {
+    put(out, value);
 }
 
 /// Reads the varint at `*at` and moves `*at` past it. The bytes are our own: a truncated one
 /// is a bug, and panics.
 pub(crate) fn get_u64(bytes: &[u8], at: &mut usize) -> u64 {
-    let mut value = 0u64;
-    let mut shift = 0;
-    loop {
-        let byte = bytes[*at];
-        *at += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return value;
-        }
-        shift += 7;
-    }
+    get(bytes, at)
 }
 
-/// A signed difference as an unsigned one, small either way (zigzag: 0, −1, 1, −2 … → 0, 1, 2, 3 …).
+/// A signed difference as an unsigned varint, small either way (zigzag: 0, −1, 1, −2 … → 0, 1,
+/// 2, 3 …).
 pub(crate) fn put_i64(out: &mut Vec<u8>, value: i64) {
-    put_u64(out, ((value << 1) ^ (value >> 63)) as u64);
+    put(out, value);
 }
 
 pub(crate) fn get_i64(bytes: &[u8], at: &mut usize) -> i64 {
-    let raw = get_u64(bytes, at);
-    (raw >> 1) as i64 ^ -((raw & 1) as i64)
+    get(bytes, at)
+}
+
+fn put(out: &mut Vec<u8>, value: impl VarInt) {
+    let mut encoded = [0u8; 10];
+    let len = value.encode_var(&mut encoded);
+    out.extend_from_slice(&encoded[..len]);
+}
+
+fn get<V: VarInt>(bytes: &[u8], at: &mut usize) -> V {
+    let (value, len) = V::decode_var(&bytes[*at..]).expect("a whole varint, as written");
+    *at += len;
+    value
 }
 
 /// Makes room for `additional` more bytes, growing by a quarter rather than doubling: these
