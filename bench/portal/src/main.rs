@@ -16,6 +16,11 @@
 //! < 50 ms), and 20 cold loads each of the portal's Groups and Topics pages in Chromium until
 //! their table shows rows (bench/portal/list-load.mjs; target p95 < 1.5 s).
 //!
+//! With `--memory MINUTES` as well, the big-cluster run only watches the monitor's memory: its
+//! VmRSS and VmHWM (/proc) and the store's size on disk every 30 s for that long, no requests.
+//! `BENCH_MONITOR_CONFIG` adds lines to the watched cluster's table (e.g.
+//! `partition_series = "none"`), to see what a setting costs.
+//!
 //! Prints the figures and the load average. Record them in BENCHMARKS.md.
 
 use std::io::{BufRead, BufReader};
@@ -172,7 +177,7 @@ struct Latency {
 /// `pipescope run` watching a synthetic cluster served from this process.
 struct Watching {
     child: Child,
-    _data: TempDir,
+    data: TempDir,
     _cluster: pipescope_testkit::SyntheticCluster,
     _runtime: tokio::runtime::Runtime,
 }
@@ -206,9 +211,10 @@ fn start_watching(bin: &Path, port: u16, partitions: u32, groups: u32) -> Watchi
     std::fs::write(
         &config,
         format!(
-            "[web]\nlisten = \"127.0.0.1:{port}\"\n[store]\npath = \"{}\"\n[kafka.big]\nbootstrap = [\"{}\"]\nscrape_interval = \"10s\"\n",
+            "[web]\nlisten = \"127.0.0.1:{port}\"\n[store]\npath = \"{}\"\n[kafka.big]\nbootstrap = [\"{}\"]\nscrape_interval = \"10s\"\n{}\n",
             data.join("store").display(),
-            cluster.bootstrap()
+            cluster.bootstrap(),
+            std::env::var("BENCH_MONITOR_CONFIG").unwrap_or_default(),
         ),
     )
     .expect("the config file");
@@ -225,7 +231,7 @@ fn start_watching(bin: &Path, port: u16, partitions: u32, groups: u32) -> Watchi
         });
     Watching {
         child,
-        _data: TempDir(data),
+        data: TempDir(data),
         _cluster: cluster,
         _runtime: runtime,
     }
@@ -296,8 +302,41 @@ fn list_loads(base: &str, page: &str, selector: &str) -> bool {
     }
 }
 
+/// The monitor's memory every 30 s for `minutes`: VmRSS, VmHWM and the store's bytes on disk.
+fn watch_memory(watching: &Watching, minutes: u64) {
+    let status = format!("/proc/{}/status", watching.child.id());
+    let kb = |field: &str| -> u64 {
+        std::fs::read_to_string(&status)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(minutes * 60) {
+        std::thread::sleep(Duration::from_secs(30));
+        let store: u64 = std::fs::read_dir(watching.data.0.join("store"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        println!(
+            "memory at {:>4.0} s: VmRSS {:.1} MB, VmHWM {:.1} MB, store on disk {:.1} MB; load {}",
+            started.elapsed().as_secs_f64(),
+            kb("VmRSS:") as f64 / 1024.0,
+            kb("VmHWM:") as f64 / 1024.0,
+            store as f64 / 1e6,
+            loadavg()
+        );
+    }
+}
+
 /// The big-cluster run: API latency and list page loads; the process exits 1 when over target.
-fn run_synthetic(bin: &Path, oha: &Path, sizes: &str, seconds: u64) {
+/// With `memory` minutes, the monitor's memory over that time instead.
+fn run_synthetic(bin: &Path, oha: &Path, sizes: &str, seconds: u64, memory: Option<u64>) {
     let (partitions, groups) = sizes
         .split_once(',')
         .and_then(|(p, g)| Some((p.trim().parse().ok()?, g.trim().parse().ok()?)))
@@ -314,6 +353,10 @@ fn run_synthetic(bin: &Path, oha: &Path, sizes: &str, seconds: u64) {
         "bench-portal: ready after {:.1}s",
         started.elapsed().as_secs_f64()
     );
+    if let Some(minutes) = memory {
+        watch_memory(&watching, minutes);
+        return;
+    }
     let mut failed = false;
     for (name, path) in [
         ("overview (clusters)", "/api/v1/kafka/clusters"),
@@ -397,10 +440,18 @@ fn main() {
         .with_file_name("pipescope");
     let mut seconds = 20;
     let mut synthetic = None;
+    let mut memory = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--pipescope" => bin = PathBuf::from(args.next().expect("--pipescope PATH")),
             "--synthetic" => synthetic = args.next(),
+            "--memory" => {
+                memory = Some(
+                    args.next()
+                        .and_then(|s| s.parse().ok())
+                        .expect("--memory MINUTES"),
+                )
+            }
             "--seconds" => {
                 seconds = args
                     .next()
@@ -408,13 +459,13 @@ fn main() {
                     .expect("--seconds N")
             }
             other => panic!(
-                "unknown argument {other:?}: use --pipescope PATH, --seconds N, --synthetic PARTITIONS,GROUPS"
+                "unknown argument {other:?}: use --pipescope PATH, --seconds N, --synthetic PARTITIONS,GROUPS [--memory MINUTES]"
             ),
         }
     }
     let oha = oha();
     if let Some(sizes) = synthetic {
-        run_synthetic(&bin, &oha, &sizes, seconds);
+        run_synthetic(&bin, &oha, &sizes, seconds, memory);
         return;
     }
     let port = free_port();

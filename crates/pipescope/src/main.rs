@@ -9,6 +9,7 @@ use pipescope::{config, monitor, pipeline};
 /// mimalloc instead of glibc's malloc: a scrape of 100,000 partitions spent 20-30 % of its CPU
 /// in malloc/free and left the heap fragmented (BENCHMARKS.md, "Scale"). The monitor runs it
 /// with options of its own (`pipescope::allocator`).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
