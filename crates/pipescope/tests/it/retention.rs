@@ -100,8 +100,12 @@ fn records_retention_deleted_before_the_trace_reader_read_them_are_not_lost() {
     );
 
     signal(&monitor, "STOP");
-    // A fetch the reader had in flight when frozen takes the first record written after: an
-    // untraced one, deleted with the rest, so it cannot carry any traced record to the reader.
+    // tansu holds a fetch for the consumer's whole wait (librdkafka's fetch.wait.max.ms,
+    // 500 ms) before it answers: a fetch the reader had in flight when frozen would carry every
+    // record written within that wait. Nothing can be observed of a frozen process, so the
+    // writes wait until that fetch has been answered (empty). Should it still be waiting, it
+    // takes the first record written after: an untraced one, deleted with the rest.
+    std::thread::sleep(Duration::from_millis(1_500));
     produce(&bootstrap, "trail", None, 0..1, expired);
     produce(&bootstrap, "trail", Some("it-trail"), 100..200, expired);
     produce(&bootstrap, "trail", Some("it-trail"), 200..250, now_ms());
