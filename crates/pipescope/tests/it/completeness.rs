@@ -1089,9 +1089,11 @@ fn a_processor_killed_and_rebalanced_keeps_every_call_exactly_once_on_its_edge()
     let tansu = Tansu::start();
     let bootstrap = tansu.bootstrap();
     let dir = tempfile::tempdir().unwrap();
+    // The grace covers the killed processor's outage (its session timeout, 6 s, then its
+    // restart and restore): a call it copies after that is matched, not late.
     let config = format!(
         "[kafka.local]\nbootstrap = \"{bootstrap}\"\n\
-         [flows.calls]\nhops = [{{ kafka = \"local\", topic = \"calls\" }}, {{ kafka = \"local\", topic = \"pipescope-process-calls-changelog\", inputs = true }}]\ngrace = \"3s\"\n"
+         [flows.calls]\nhops = [{{ kafka = \"local\", topic = \"calls\" }}, {{ kafka = \"local\", topic = \"pipescope-process-calls-changelog\", inputs = true }}]\ngrace = \"30s\"\n"
     );
     let monitor = Monitor::start(dir.path(), &config);
     let flow = || monitor.flow("calls").unwrap_or_default();
