@@ -63,9 +63,9 @@ pub fn router(live: LiveState, clock: Arc<dyn Clock>) -> Router {
             get(group),
         )
         .with_state(KafkaApi {
+            indexes: Indexes::following(live.clone()),
             live,
             clock,
-            indexes: Indexes::default(),
         })
 }
 

@@ -5,13 +5,15 @@
 //! 200 requests/s on a cluster of that size).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use pipescope_core::kafka::analyzer::{GroupView, PartitionView, TopicView};
 use pipescope_core::paging::{Checked, Order, sorted_positions};
 
 use super::api::{ClusterSummary, GROUP_SORTS, TOPIC_SORTS, group_sort_value, topic_sort_value};
-use super::state::{ClusterState, GroupState, TopicState};
+use tokio_util::task::AbortOnDropHandle;
+
+use super::state::{ClusterState, GroupState, LiveState, TopicState};
 use crate::sync::lock;
 
 /// One scrape's lists. Built from an `Arc<ClusterState>` that never changes (a new scrape is
@@ -235,31 +237,54 @@ fn positions<'a>(names: impl Iterator<Item = &'a String>) -> HashMap<String, u32
 /// is answered from the previous scrape's index while the new one is built on a blocking thread
 /// (with the orders the previous one was asked for): no request waits for a build, and an answer
 /// is at most one build behind the newest scrape (milliseconds).
-#[derive(Default, Clone)]
-pub(super) struct Indexes(Arc<Mutex<HashMap<String, Kept>>>);
+///
+/// An index holds its scrape's whole state, so it follows the live state (`follow`): when a
+/// cluster's state changes, an index that was asked for since the last change is rebuilt for the
+/// new scrape at once, and one that was not is dropped. A cluster nobody looks at holds no index,
+/// and no index keeps an old scrape alive beside the live one and the one being scraped (at
+/// 100,000 partitions a state and its view are ~120 MB).
+#[derive(Clone)]
+pub(super) struct Indexes(Arc<Shared>);
+
+struct Shared {
+    kept: Mutex<HashMap<String, Kept>>,
+    /// The task that follows the live state; stopped when the API is dropped.
+    follower: OnceLock<AbortOnDropHandle<()>>,
+}
 
 struct Kept {
     index: Arc<ClusterIndex>,
     /// A newer scrape's index is being built.
     building: bool,
+    /// A request read this index since the cluster's live state last changed.
+    asked: bool,
 }
 
 impl Indexes {
+    /// Indexes of `live`'s clusters that follow its changes. Needs a Tokio runtime.
+    pub fn following(live: LiveState) -> Self {
+        let shared = Arc::new(Shared {
+            kept: Mutex::default(),
+            follower: OnceLock::new(),
+        });
+        // Subscribed now, not when the task first runs, so no change in between is missed.
+        let changes = live.changes();
+        let task = tokio::spawn(follow(live, changes, Arc::downgrade(&shared)));
+        let _ = shared.follower.set(AbortOnDropHandle::new(task));
+        Self(shared)
+    }
+
     /// The index of `state`, or while it is being built the previous scrape's.
     pub fn of(&self, state: Arc<ClusterState>) -> Arc<ClusterIndex> {
-        let mut kept = lock(&self.0);
+        let mut kept = lock(&self.0.kept);
         match kept.get_mut(&state.name) {
-            Some(k) if Arc::ptr_eq(&k.index.state, &state) => return k.index.clone(),
+            Some(k) if Arc::ptr_eq(&k.index.state, &state) => {
+                k.asked = true;
+                return k.index.clone();
+            }
             Some(k) if k.index.state.scraped_at_ms < state.scraped_at_ms => {
-                if !k.building {
-                    k.building = true;
-                    let (previous, indexes) = (k.index.clone(), self.clone());
-                    tokio::task::spawn_blocking(move || {
-                        let index = Arc::new(ClusterIndex::new(state));
-                        index.prepare_orders_like(&previous);
-                        indexes.keep(index);
-                    });
-                }
+                k.asked = true;
+                self.rebuild(k, state);
                 return k.index.clone();
             }
             // None kept yet, or an older scrape than the kept one: built here.
@@ -267,27 +292,153 @@ impl Indexes {
         }
         drop(kept);
         let index = Arc::new(ClusterIndex::new(state));
-        self.keep(index.clone());
+        self.keep(index.clone(), true);
         index
     }
 
-    /// Keeps `index` unless a newer scrape's is kept already.
-    fn keep(&self, index: Arc<ClusterIndex>) {
-        let mut kept = lock(&self.0);
+    /// Builds `state`'s index on a blocking thread unless one is being built; `k` is kept
+    /// until it is done.
+    fn rebuild(&self, k: &mut Kept, state: Arc<ClusterState>) {
+        if k.building {
+            return;
+        }
+        k.building = true;
+        let (previous, indexes) = (k.index.clone(), self.clone());
+        tokio::task::spawn_blocking(move || {
+            let index = Arc::new(ClusterIndex::new(state));
+            index.prepare_orders_like(&previous);
+            drop(previous);
+            indexes.keep(index, false);
+        });
+    }
+
+    /// Keeps `index` unless a newer scrape's is kept already; `asked` when a request built it
+    /// (a request that read the index it replaces counts too).
+    fn keep(&self, index: Arc<ClusterIndex>, asked: bool) {
+        let mut kept = lock(&self.0.kept);
         let name = index.state.name.clone();
         match kept.get_mut(&name) {
             Some(k) if k.index.state.scraped_at_ms > index.state.scraped_at_ms => {
                 k.building = false;
             }
-            _ => {
+            previous => {
+                let asked = asked || previous.is_some_and(|k| k.asked);
                 kept.insert(
                     name,
                     Kept {
                         index,
                         building: false,
+                        asked,
                     },
                 );
             }
         }
+    }
+
+    /// After a change of the live state: each index of an older scrape than its cluster's
+    /// live one is rebuilt when it was asked for since the last change, else dropped.
+    fn live_state_changed(&self, live: &LiveState) {
+        let mut kept = lock(&self.0.kept);
+        kept.retain(|name, k| {
+            let Some(state) = live.get(name) else {
+                return false;
+            };
+            if Arc::ptr_eq(&k.index.state, &state) {
+                return true;
+            }
+            if !std::mem::take(&mut k.asked) {
+                return false;
+            }
+            self.rebuild(k, state);
+            true
+        });
+    }
+}
+
+/// Tells `indexes` of each change of `live` until the indexes are dropped.
+async fn follow(
+    live: LiveState,
+    mut changes: tokio::sync::watch::Receiver<u64>,
+    indexes: Weak<Shared>,
+) {
+    while changes.changed().await.is_ok() {
+        let Some(shared) = indexes.upgrade() else {
+            return;
+        };
+        Indexes(shared).live_state_changed(&live);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn scrape(at_ms: u64) -> Arc<ClusterState> {
+        Arc::new(ClusterState::unreachable(
+            "big",
+            None,
+            at_ms,
+            0,
+            "none".into(),
+            "none".into(),
+        ))
+    }
+
+    /// The scrape the kept index of "big" was built from, once `wanted` holds.
+    async fn kept_scrape(indexes: &Indexes, wanted: impl Fn(Option<u64>) -> bool) -> Option<u64> {
+        for _ in 0..500 {
+            let kept = lock(&indexes.0.kept)
+                .get("big")
+                .map(|k| k.index.state.scraped_at_ms);
+            if wanted(kept) {
+                return kept;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the kept index never became what was wanted");
+    }
+
+    #[tokio::test]
+    async fn an_index_follows_the_live_state_while_asked_for_and_is_dropped_when_not() {
+        let live = LiveState::new();
+        let indexes = Indexes::following(live.clone());
+        let first = scrape(1_000);
+        live.set(first.clone());
+        assert_eq!(indexes.of(first.clone()).state.scraped_at_ms, 1_000);
+
+        // Asked for since the last change: rebuilt for the new scrape without a request, and
+        // the old scrape is held by nothing but this test.
+        let second = scrape(2_000);
+        live.set(second.clone());
+        kept_scrape(&indexes, |k| k == Some(2_000)).await;
+        assert_eq!(Arc::strong_count(&first), 1);
+
+        // Not asked for since: dropped with the scrape it held.
+        live.set(scrape(3_000));
+        kept_scrape(&indexes, |k| k.is_none()).await;
+        assert_eq!(Arc::strong_count(&second), 1);
+
+        // A request builds one again, for the live scrape.
+        let live_scrape = live.get("big").unwrap();
+        assert_eq!(indexes.of(live_scrape).state.scraped_at_ms, 3_000);
+    }
+
+    #[tokio::test]
+    async fn the_follower_stops_when_the_indexes_are_dropped() {
+        let live = LiveState::new();
+        let indexes = Indexes::following(live.clone());
+        let shared = Arc::downgrade(&indexes.0);
+        drop(indexes);
+        assert!(shared.upgrade().is_none());
+        // The aborted follower let go of its subscription.
+        for _ in 0..500 {
+            if live.subscribers() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the follower still holds the live state");
     }
 }

@@ -458,6 +458,12 @@ impl LiveState {
         self.version.subscribe()
     }
 
+    /// How many receivers of `changes` are alive.
+    #[cfg(test)]
+    pub fn subscribers(&self) -> usize {
+        self.version.receiver_count()
+    }
+
     pub fn get(&self, cluster: &str) -> Option<Arc<ClusterState>> {
         self.clusters
             .read()
