@@ -215,19 +215,26 @@ impl std::str::FromStr for AggregateFn {
     }
 }
 
-/// Rolls samples up into one aggregate per key per bucket of `resolution`.
-pub fn roll_up<K: Ord + Clone>(
+/// Rolls samples up into one aggregate per run of samples with the same key in the same bucket
+/// of `resolution`. For samples sorted by key and time (as the store writes them) that is one
+/// aggregate per key per bucket, made as it goes: nothing is held but the aggregate being made.
+/// Unsorted samples give several aggregates of a key and bucket, which merge to the same.
+pub fn roll_up<K: PartialEq>(
     samples: impl IntoIterator<Item = (K, EpochMillis, f64)>,
     resolution: Resolution,
-) -> BTreeMap<(K, EpochMillis), Aggregate> {
-    let mut out: BTreeMap<(K, EpochMillis), Aggregate> = BTreeMap::new();
-    for (key, time_ms, value) in samples {
+) -> impl Iterator<Item = ((K, EpochMillis), Aggregate)> {
+    let mut samples = samples.into_iter().peekable();
+    std::iter::from_fn(move || {
+        let (key, time_ms, value) = samples.next()?;
         let bucket = resolution.bucket_start(time_ms);
-        out.entry((key, bucket))
-            .and_modify(|a| a.add(time_ms, value))
-            .or_insert_with(|| Aggregate::single(time_ms, value));
-    }
-    out
+        let mut aggregate = Aggregate::single(time_ms, value);
+        while let Some((_, time_ms, value)) = samples.next_if(|(next, time_ms, _)| {
+            *next == key && resolution.bucket_start(*time_ms) == bucket
+        }) {
+            aggregate.add(time_ms, value);
+        }
+        Some(((key, bucket), aggregate))
+    })
 }
 
 /// Groups points (in any order) into `step_ms` buckets aligned to the epoch, keeping only those
@@ -440,7 +447,7 @@ mod tests {
 
     #[test]
     fn roll_up_groups_by_key_and_bucket() {
-        let rolled = roll_up(
+        let rolled: Vec<_> = roll_up(
             [
                 ("a", 60_000, 1.0),
                 ("a", 119_000, 3.0),
@@ -448,15 +455,26 @@ mod tests {
                 ("b", 61_000, 7.0),
             ],
             Resolution::Minute,
-        );
-        let keys: Vec<_> = rolled.keys().cloned().collect();
+        )
+        .collect();
+        let keys: Vec<_> = rolled.iter().map(|(k, _)| *k).collect();
         assert_eq!(keys, [("a", 60_000), ("a", 120_000), ("b", 60_000)]);
-        let a0 = rolled[&("a", 60_000)];
+        let a0 = rolled[0].1;
         assert_eq!(
             (a0.count, a0.avg(), a0.last, a0.last_ms),
             (2, 2.0, 3.0, 119_000)
         );
-        assert_eq!(rolled[&("a", 120_000)].count, 1);
+        assert_eq!((rolled[1].1.count, rolled[2].1.count), (1, 1));
+    }
+
+    #[test]
+    fn unsorted_samples_roll_up_into_aggregates_that_merge_to_the_sorted_ones() {
+        let samples = [("a", 60_000, 1.0), ("b", 61_000, 7.0), ("a", 119_000, 3.0)];
+        let rolled: Vec<_> = roll_up(samples, Resolution::Minute).collect();
+        assert_eq!(rolled.len(), 3);
+        let mut a = rolled[0].1;
+        a.merge(&rolled[2].1);
+        assert_eq!((a.count, a.sum, a.last, a.last_ms), (2, 4.0, 3.0, 119_000));
     }
 
     #[test]
