@@ -113,7 +113,10 @@ fn scrape_child(bootstrap: &str, scrapes: usize) {
         shift_times(&mut state, i as u64 * time_step_ms());
         pipescope::kafka::analyse(&mut analyzer, &mut state, previous.as_ref());
         let after_analysis = heap::phase_end(&mut peak_heap);
-        let samples = pipescope::kafka::bounded_samples(&state, &series);
+        // As the watcher does: the new state replaces the previous one before the samples.
+        previous = Some(state);
+        let state = previous.as_ref().expect("just kept");
+        let samples = pipescope::kafka::bounded_samples(state, &series);
         let after_samples = heap::phase_end(&mut peak_heap);
         let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
         let cpu = cpu_ms("self") - cpu0;
@@ -164,7 +167,6 @@ fn scrape_child(bootstrap: &str, scrapes: usize) {
             heap::mb(heap::before()),
         );
         drop(samples);
-        previous = Some(state);
     }
     println!("PEAK_RSS_KB {}", peak_rss_kb("self"));
     println!("PEAK_HEAP_KB {}", peak_heap / 1024);

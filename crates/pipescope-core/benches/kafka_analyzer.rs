@@ -56,7 +56,7 @@ fn snapshot(n: i64) -> OffsetsSnapshot {
 fn warmed_analyzer(scrapes: i64) -> KafkaAnalyzer {
     let mut analyzer = KafkaAnalyzer::new(AnalyzerConfig::default());
     for n in 0..scrapes {
-        analyzer.ingest(&snapshot(n));
+        analyzer.ingest(snapshot(n));
     }
     analyzer
 }
@@ -78,7 +78,7 @@ fn bench_ingest(c: &mut Criterion) {
 
 fn bench_samples(c: &mut Criterion) {
     let mut analyzer = warmed_analyzer(12);
-    let view = analyzer.ingest(&snapshot(12));
+    let view = analyzer.ingest(snapshot(12));
     c.bench_function("view_to_samples 10k + 10k", |b| {
         b.iter(|| black_box(view_to_samples(&view, "bench")))
     });
@@ -88,7 +88,7 @@ fn bench_samples(c: &mut Criterion) {
 fn bench_series_stage(c: &mut Criterion) {
     use pipescope_core::series_budget::{SeriesBudget, SeriesStage};
     let mut analyzer = warmed_analyzer(12);
-    let samples = view_to_samples(&analyzer.ingest(&snapshot(12)), "bench");
+    let samples = view_to_samples(&analyzer.ingest(snapshot(12)), "bench");
     let mut stage = SeriesStage::new(SeriesBudget::default());
     let mut now = 1_700_000_120_000;
     stage.select(&samples, now);

@@ -312,8 +312,8 @@ mod tests {
     #[test]
     fn view_becomes_samples_with_the_documented_names_and_labels() {
         let mut a = KafkaAnalyzer::new(AnalyzerConfig::default());
-        a.ingest(&snapshot(0, 100, 40));
-        let view = a.ingest(&snapshot(10, 200, 150));
+        a.ingest(snapshot(0, 100, 40));
+        let view = a.ingest(snapshot(10, 200, 150));
         let samples = view_to_samples(&view, "prod");
         assert!(samples.iter().all(|s| s.time_ms == 10_000));
         assert!(
@@ -363,7 +363,7 @@ mod tests {
     #[test]
     fn records_deleted_before_the_group_read_them_are_counted_per_group_and_topic() {
         let mut a = KafkaAnalyzer::new(AnalyzerConfig::default());
-        a.ingest(&snapshot(0, 100, 40));
+        a.ingest(snapshot(0, 100, 40));
         let mut deleted = snapshot(10, 120, 40);
         deleted.partitions[0].offsets = Ok(OffsetRange {
             earliest: 70,
@@ -387,7 +387,7 @@ mod tests {
         let mut samples = Vec::new();
         // 100 records every 10 s.
         for s in (0..=300).step_by(10) {
-            samples = view_to_samples(&a.ingest(&snapshot(s, 10 * s as i64, 0)), "c");
+            samples = view_to_samples(&a.ingest(snapshot(s, 10 * s as i64, 0)), "c");
             if s == 50 {
                 assert!(windows(&samples, TOPIC_MESSAGES_PER_MINUTE).is_empty());
             }
@@ -416,8 +416,8 @@ mod tests {
     #[test]
     fn beyond_end_yields_no_lag_sample_but_the_flag() {
         let mut a = KafkaAnalyzer::new(AnalyzerConfig::default());
-        a.ingest(&snapshot(0, 101, 1_400));
-        let view = a.ingest(&snapshot(10, 101, 1_500));
+        a.ingest(snapshot(0, 101, 1_400));
+        let view = a.ingest(snapshot(10, 101, 1_500));
         let samples = view_to_samples(&view, "c");
         let gp = [("group", "g"), ("partition", "0")];
         assert!(find(&samples, GROUP_LAG_OFFSETS, &gp).is_empty());

@@ -348,9 +348,9 @@ fn metrics_txt_kafka_lines_are_what_the_kafka_watcher_emits() {
         }],
     };
     let mut analyzer = KafkaAnalyzer::default();
-    analyzer.ingest(&snapshot(0, 100, 40));
+    analyzer.ingest(snapshot(0, 100, 40));
     // A minute apart: the per-minute series exist only once a minute is watched.
-    let view = analyzer.ingest(&snapshot(60, 200, 150));
+    let view = analyzer.ingest(snapshot(60, 200, 150));
     let state = pipescope::kafka::ClusterState {
         name: "c".into(),
         scraped_at_ms: 10_000,
