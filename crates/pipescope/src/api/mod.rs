@@ -195,7 +195,7 @@ pub fn flow_cluster(c: &ClusterState) -> FlowCluster {
                 .offsets
                 .iter()
                 .flatten()
-                .map(|o| o.topic.clone())
+                .map(|o| o.topic.to_string())
                 .chain(
                     g.description
                         .iter()

@@ -154,7 +154,7 @@ fn gauges(state: &ClusterState, filters: &ClusterFilters) -> Vec<Gauge> {
                 vec![
                     cluster(),
                     ("group", g.name.clone()),
-                    ("topic", c.topic.clone()),
+                    ("topic", c.topic.to_string()),
                     ("partition", c.partition.to_string()),
                 ],
                 c.committed as f64,

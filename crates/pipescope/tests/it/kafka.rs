@@ -271,7 +271,14 @@ fn sqlite_scrape_has_exact_offsets_commits_and_record_times() {
         .clone()
         .unwrap()
         .iter()
-        .map(|c| (c.topic.clone(), c.partition, c.committed, c.record_time_ms))
+        .map(|c| {
+            (
+                c.topic.to_string(),
+                c.partition,
+                c.committed,
+                c.record_time_ms,
+            )
+        })
         .collect();
     assert_eq!(
         commits,
@@ -1926,7 +1933,7 @@ fn a_restarted_watcher_rebuilds_lag_history_and_verdict_windows_from_the_store()
     let (_dir, store, writer) = crate::support::temp_store(16);
     let mut before = KafkaAnalyzer::new(config);
     for i in 0..6 {
-        let view = before.ingest(&snapshot(t0 + i * 500, 100 + 10 * i as i64));
+        let view = before.ingest(snapshot(t0 + i * 500, 100 + 10 * i as i64));
         assert!(writer.submit(Arc::new(view_to_samples(&view, "local"))));
         // Another cluster's points are not restored.
         assert!(writer.submit(Arc::new(view_to_samples(&view, "other"))));
@@ -1941,7 +1948,7 @@ fn a_restarted_watcher_rebuilds_lag_history_and_verdict_windows_from_the_store()
                     .unwrap();
             assert_eq!(restored, (1, 1));
         }
-        let view = analyzer.ingest(&snapshot(t0 + 3_000, 160));
+        let view = analyzer.ingest(snapshot(t0 + 3_000, 160));
         view.groups[0].topics[0].partitions[0].clone()
     };
     let fresh = after_restart(false);

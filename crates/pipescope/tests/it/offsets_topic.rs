@@ -26,9 +26,12 @@ fn commits(state: &ClusterState) -> Commits {
         .iter()
         .flat_map(|g| {
             let offsets = g.offsets.as_ref().expect("the group's offsets are known");
-            offsets
-                .iter()
-                .map(|c| ((g.name.clone(), c.topic.clone(), c.partition), c.committed))
+            offsets.iter().map(|c| {
+                (
+                    (g.name.clone(), c.topic.to_string(), c.partition),
+                    c.committed,
+                )
+            })
         })
         .collect()
 }
@@ -64,7 +67,7 @@ fn scrape(
     let mut state = rt.block_on(scraper.scrape(&SystemClock, None));
     assert_eq!(state.error, None);
     state.view = Some(Arc::new(
-        analyzer.ingest(&state.offsets_snapshot().expect("a snapshot")),
+        analyzer.ingest(state.offsets_snapshot().expect("a snapshot")),
     ));
     state
 }

@@ -2,6 +2,7 @@
 //! (committed offsets, here) and DescribeGroups (members and assignments: `members.rs`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::future::join_all;
@@ -401,10 +402,11 @@ fn commits_of<T: FetchedTopic>(error_code: i16, topics: &[T]) -> Item<Vec<Commit
     // and a big cluster holds hundreds of thousands of commits.
     let mut commits = Vec::with_capacity(topics.iter().map(|t| t.partitions().count()).sum());
     commits.extend(topics.iter().flat_map(|t| {
+        let topic: Arc<str> = text(t.name()).into();
         t.partitions()
             .filter(|&(_, offset, error_code, _)| offset >= 0 && error_code == 0)
             .map(move |(partition, offset, _, metadata)| CommittedOffset {
-                topic: text(t.name()),
+                topic: Arc::clone(&topic),
                 partition,
                 committed: offset,
                 metadata: metadata

@@ -146,7 +146,7 @@ impl OffsetsTopicReader {
             let commits = commits
                 .into_iter()
                 .map(|(topic, partition, c)| CommittedOffset {
-                    topic: topic.to_string(),
+                    topic: topic.into(),
                     partition,
                     committed: c.offset,
                     metadata: None,

@@ -74,9 +74,6 @@ impl<'a> Partitions<'a> {
     }
 }
 
-/// A partition's topic id and end offset.
-type LogMark<'a> = (Option<&'a str>, i64);
-
 impl Scraper {
     /// Phase: the timestamps of the records at lagging committed offsets (the positions
     /// `lagging_positions` gives). The record at an offset keeps its timestamp, so one the
@@ -92,12 +89,12 @@ impl Scraper {
         groups: &mut [GroupState],
     ) {
         let partitions = Partitions::new(topics);
-        let known = KnownRecordTimes::new(previous, topics);
+        let known = KnownRecordTimes::new(previous, topics, &partitions);
         let commits = groups
             .iter()
             .filter_map(|g| g.offsets.as_ref().ok())
             .flatten()
-            .map(|c| (c.topic.as_str(), c.partition, c.committed));
+            .map(|c| (&*c.topic, c.partition, c.committed));
         let positions = lagging_positions(commits, |topic, partition| {
             partitions.end_of(topic, partition)
         });
@@ -214,6 +211,9 @@ impl Scraper {
                 });
             }
         }
+        // The batches share the answer's buffer; the decoded answer around them is let go now,
+        // not after they are read (a big cluster's Fetch answers are tens of MB together).
+        drop(response);
         let read = tokio::task::spawn_blocking(move || {
             batches
                 .into_iter()
@@ -266,7 +266,7 @@ fn plan<'a>(
             Ok(earliest) if offset < earliest => Some(Err(format!(
                 "the record at offset {offset} is gone (the log starts at {earliest})"
             ))),
-            _ => known.get(key.0, key.1, offset).map(Ok),
+            _ => known.get(place, offset).map(Ok),
         };
         if let Some(time) = time {
             times.insert((key.0, key.1, offset), time);
@@ -299,7 +299,7 @@ fn mark_commits(groups: &mut [GroupState], partitions: &Partitions, times: &Reco
             );
             continue;
         }
-        match times.get(&(c.topic.as_str(), c.partition, c.committed)) {
+        match times.get(&(&*c.topic, c.partition, c.committed)) {
             Some(Ok(t)) => c.record_time_ms = Some(*t),
             Some(Err(e)) => c.record_time_error = Some(e.as_str().into()),
             None => {}
@@ -345,52 +345,56 @@ fn fetch_request(wanted: &[(Key, i64)]) -> FetchRequest {
     request
 }
 
-/// Record times the previous scrape read, by topic, partition and offset; only for partitions
-/// whose topic kept its id and whose log did not go back (a topic made anew reuses offsets).
-struct KnownRecordTimes<'a> {
-    times: FastMap<(&'a str, i32, i64), EpochMillis>,
+/// Record times the previous scrape read, by place in this scrape's partitions and offset; only
+/// for partitions whose topic kept its id and whose log did not go back (a topic made anew
+/// reuses offsets). Keyed by place, not by name: a big cluster has ~200,000 of them.
+struct KnownRecordTimes {
+    times: FastMap<(u32, i64), EpochMillis>,
 }
 
-impl<'a> KnownRecordTimes<'a> {
-    fn new(previous: Option<&'a ClusterState>, topics: &[TopicState]) -> Self {
+impl KnownRecordTimes {
+    fn new(
+        previous: Option<&ClusterState>,
+        topics: &[TopicState],
+        partitions: &Partitions,
+    ) -> Self {
         let mut times = FastMap::default();
         let Some(previous) = previous.filter(|p| p.offsets_time_ms.is_some()) else {
             return Self { times };
         };
-        // This scrape's topic id and end offset of each partition whose end offset is known.
-        let now: FastMap<(&str, i32), LogMark> = topics
+        let ids: FastMap<&str, Option<&str>> = topics
             .iter()
-            .flat_map(|t| {
-                t.partitions.iter().filter_map(|p| {
-                    let latest = *p.latest.as_ref().ok()?;
-                    Some(((t.name.as_str(), p.partition), (t.id.as_deref(), latest)))
-                })
-            })
+            .map(|t| (t.name.as_str(), t.id.as_deref()))
             .collect();
-        let mut same_log: FastMap<(&str, i32), bool> = FastMap::default();
+        // Per place: the same topic, and an end offset known now that did not go back.
+        let mut same_log = vec![false; partitions.list.len()];
         for t in &previous.topics {
+            if ids.get(t.name.as_str()) != Some(&t.id.as_deref()) {
+                continue;
+            }
             for p in &t.partitions {
-                let key = (t.name.as_str(), p.partition);
-                let kept = match (now.get(&key), &p.latest) {
-                    (Some((id, latest)), Ok(before)) => *id == t.id.as_deref() && latest >= before,
-                    _ => false,
-                };
-                same_log.insert(key, kept);
+                if let (Some((place, latest)), Ok(before)) =
+                    (partitions.end_of(&t.name, p.partition), &p.latest)
+                {
+                    same_log[place] = latest >= *before;
+                }
             }
         }
         for group in &previous.groups {
             for c in group.offsets.iter().flatten() {
-                let key = (c.topic.as_str(), c.partition);
-                if let (Some(time), Some(true)) = (c.record_time_ms, same_log.get(&key)) {
-                    times.insert((c.topic.as_str(), c.partition, c.committed), time);
+                let Some(&place) = partitions.place.get(&(&*c.topic, c.partition)) else {
+                    continue;
+                };
+                if let (Some(time), true) = (c.record_time_ms, same_log[place]) {
+                    times.insert((place as u32, c.committed), time);
                 }
             }
         }
         Self { times }
     }
 
-    fn get(&self, topic: &str, partition: i32, offset: i64) -> Option<EpochMillis> {
-        self.times.get(&(topic, partition, offset)).copied()
+    fn get(&self, place: usize, offset: i64) -> Option<EpochMillis> {
+        self.times.get(&(place as u32, offset)).copied()
     }
 }
 
@@ -452,9 +456,11 @@ mod tests {
     #[test]
     fn a_record_time_is_reused_only_while_the_topic_and_its_log_are_the_same() {
         let before = scraped("id-1", 10, true);
-        let reused = |now: &ClusterState, before: Option<&ClusterState>| {
-            KnownRecordTimes::new(before, &now.topics).get("t", 0, 5)
+        let reused_at = |now: &ClusterState, before: Option<&ClusterState>, offset| {
+            let partitions = Partitions::new(&now.topics);
+            KnownRecordTimes::new(before, &now.topics, &partitions).get(0, offset)
         };
+        let reused = |now: &ClusterState, before: Option<&ClusterState>| reused_at(now, before, 5);
         // Same topic, log grown: the time read before.
         assert_eq!(
             reused(&scraped("id-1", 12, true), Some(&before)),
@@ -465,8 +471,10 @@ mod tests {
             Some(1_000)
         );
         // Another offset, or no previous scrape: nothing known.
-        let known = KnownRecordTimes::new(Some(&before), &scraped("id-1", 12, true).topics);
-        assert_eq!(known.get("t", 0, 6), None);
+        assert_eq!(
+            reused_at(&scraped("id-1", 12, true), Some(&before), 6),
+            None
+        );
         assert_eq!(reused(&scraped("id-1", 12, true), None), None);
         // The topic made anew (new id), or its log went back: fetched again.
         assert_eq!(reused(&scraped("id-2", 12, true), Some(&before)), None);
