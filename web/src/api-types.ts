@@ -725,6 +725,7 @@ export interface components {
             /** @enum {string} */
             state: "caught_up";
         } | {
+            /** Format: int32 */
             rates_over_intervals: number;
             /** Format: double */
             rates_over_s: number;
@@ -733,6 +734,7 @@ export interface components {
             /** @enum {string} */
             state: "in_seconds";
         } | {
+            /** Format: int32 */
             rates_over_intervals: number;
             /** Format: double */
             rates_over_s: number;

@@ -125,7 +125,7 @@ pub struct GroupPartitionView {
     pub catch_up: CatchUp,
     pub verdict: Verdict,
     /// Observations in the verdict window, and whether it is full.
-    pub window_observations: usize,
+    pub window_observations: u32,
     pub window_complete: bool,
     pub last_commit_seen_ms: Option<EpochMillis>,
     /// `false` when this snapshot did not report the group on this partition: the numbers are
@@ -135,7 +135,7 @@ pub struct GroupPartitionView {
     /// analyzer started watching this group partition (see [`crate::kafka::loss`]).
     pub lost_to_retention: u64,
     /// Why the verdict is LOST; `None` otherwise.
-    pub verdict_reason: Option<String>,
+    pub verdict_reason: Option<Box<str>>,
 }
 
 /// One topic of one group.
@@ -859,7 +859,8 @@ impl GroupPartitionState {
     /// What the view shows of this group partition at `now`.
     fn view(&self, partition: i32, now: EpochMillis) -> GroupPartitionView {
         let (report, rates) = self.window.evaluate_with_rates(now);
-        let verdict_reason = self.lost_reason();
+        // Boxed (two words, not three): a big cluster has 200,000 of these rows in each view.
+        let verdict_reason = self.lost_reason().map(String::into_boxed_str);
         let lag = self.lag();
         GroupPartitionView {
             partition,
@@ -873,7 +874,7 @@ impl GroupPartitionState {
             } else {
                 report.verdict
             },
-            window_observations: report.observations,
+            window_observations: u32::try_from(report.observations).unwrap_or(u32::MAX),
             window_complete: report.complete,
             last_commit_seen_ms: self.window.last_commit_seen_ms(),
             reported_this_scrape: self.last_reported_ms == now,

@@ -265,13 +265,13 @@ pub enum CatchUp {
     InSeconds {
         seconds: f64,
         rates_over_s: f64,
-        rates_over_intervals: usize,
+        rates_over_intervals: u32,
     },
     /// Over the last `rates_over_s` the consumer read no faster than producers wrote: the lag
     /// will not shrink.
     FallingBehind {
         rates_over_s: f64,
-        rates_over_intervals: usize,
+        rates_over_intervals: u32,
     },
     /// Rates are not known yet (fewer than two observations since the start or the last rewind).
     Unknown,
@@ -291,7 +291,7 @@ pub fn catch_up(lag_offsets: Option<i64>, rates: Option<WindowRates>) -> CatchUp
         return CatchUp::Unknown;
     };
     let rates_over_s = rates.over_ms as f64 / 1000.0;
-    let rates_over_intervals = rates.intervals;
+    let rates_over_intervals = u32::try_from(rates.intervals).unwrap_or(u32::MAX);
     let gain = rates.consume_per_second - rates.produce_per_second;
     if gain <= 0.0 {
         CatchUp::FallingBehind {

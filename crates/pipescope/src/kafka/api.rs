@@ -669,12 +669,12 @@ fn group_detail(g: &GroupState, view: Option<&GroupView>) -> GroupDetail {
                 lag_seconds_interpolated_over_s: p.lag_seconds.interpolated_over_s,
                 catch_up: p.catch_up,
                 verdict: p.verdict,
-                window_observations: p.window_observations,
+                window_observations: p.window_observations as usize,
                 window_complete: p.window_complete,
                 last_commit_seen_ms: p.last_commit_seen_ms,
                 reported_this_scrape: p.reported_this_scrape,
                 lost_to_retention: p.lost_to_retention,
-                verdict_reason: p.verdict_reason.clone(),
+                verdict_reason: p.verdict_reason.as_deref().map(String::from),
             })
         })
         .collect();
