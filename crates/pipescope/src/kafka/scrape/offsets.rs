@@ -99,17 +99,7 @@ impl Scraper {
         parts: &[(String, i32)],
         timestamp: i64,
     ) -> Vec<Item<i64>> {
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (topic, partition) in parts {
-            by_topic.entry(topic).or_default().push(*partition);
-        }
-        let mut request = ListOffsetsRequest::default();
-        request.replica_id = (-1).into();
-        request.timeout_ms = self.timeout.as_millis() as i32;
-        request.topics = by_topic
-            .iter()
-            .map(|(topic, partitions)| list_offsets_topic(topic, partitions, timestamp))
-            .collect();
+        let request = list_offsets_request(parts, timestamp, self.timeout.as_millis() as i32);
         let response = match self
             .pool
             .request_on(addr, lane, LIST_OFFSETS_MAX, &request)
@@ -149,20 +139,7 @@ impl Scraper {
         else {
             return fail_all(NO_PRODUCERS.to_string());
         };
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (topic, partition) in parts {
-            by_topic.entry(topic).or_default().push(*partition);
-        }
-        let mut request = DescribeProducersRequest::default();
-        request.topics = by_topic
-            .iter()
-            .map(|(topic, partitions)| {
-                let mut t = TopicRequest::default();
-                t.name = TopicName(name(topic));
-                t.partition_indexes = partitions.clone();
-                t
-            })
-            .collect();
+        let request = describe_producers_request(parts);
         let response = match connection.send(&request, version).await {
             Ok(r) => r,
             Err(e) => return fail_all(format!("DescribeProducers: {e}")),
@@ -217,6 +194,49 @@ fn in_order_of<'a, T>(
 }
 
 /// The ListOffsets entry asking `timestamp`'s offset (latest, earliest) of `partitions` of `topic`.
+/// The ListOffsets request for `parts` at `timestamp` (-2 earliest, -1 latest). The requests
+/// are made apart from their awaits, so that their grouping by topic is not kept while the
+/// answer is waited for (a big cluster's leader leads partitions of thousands of topics).
+fn list_offsets_request(
+    parts: &[(String, i32)],
+    timestamp: i64,
+    timeout_ms: i32,
+) -> ListOffsetsRequest {
+    let by_topic = by_topic(parts);
+    let mut request = ListOffsetsRequest::default();
+    request.replica_id = (-1).into();
+    request.timeout_ms = timeout_ms;
+    request.topics = by_topic
+        .iter()
+        .map(|(topic, partitions)| list_offsets_topic(topic, partitions, timestamp))
+        .collect();
+    request
+}
+
+/// The DescribeProducers request for `parts`.
+fn describe_producers_request(parts: &[(String, i32)]) -> DescribeProducersRequest {
+    let mut request = DescribeProducersRequest::default();
+    request.topics = by_topic(parts)
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let mut t = TopicRequest::default();
+            t.name = TopicName(name(topic));
+            t.partition_indexes = partitions;
+            t
+        })
+        .collect();
+    request
+}
+
+/// The partition numbers of `parts` by topic.
+fn by_topic(parts: &[(String, i32)]) -> BTreeMap<&str, Vec<i32>> {
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in parts {
+        by_topic.entry(topic).or_default().push(*partition);
+    }
+    by_topic
+}
+
 pub(super) fn list_offsets_topic(
     topic: &str,
     partitions: &[i32],
