@@ -248,7 +248,9 @@ pub(super) struct Indexes(Arc<Shared>);
 
 struct Shared {
     kept: Mutex<HashMap<String, Kept>>,
-    /// The task that follows the live state; stopped when the API is dropped.
+    live: LiveState,
+    /// The task that follows the live state, started by the first request (which runs on the
+    /// runtime); stopped when the API is dropped.
     follower: OnceLock<AbortOnDropHandle<()>>,
 }
 
@@ -261,21 +263,27 @@ struct Kept {
 }
 
 impl Indexes {
-    /// Indexes of `live`'s clusters that follow its changes. Needs a Tokio runtime.
+    /// Indexes of `live`'s clusters that follow its changes.
     pub fn following(live: LiveState) -> Self {
-        let shared = Arc::new(Shared {
+        Self(Arc::new(Shared {
             kept: Mutex::default(),
+            live,
             follower: OnceLock::new(),
+        }))
+    }
+
+    /// Starts the follower unless it runs. Subscribed before any index is kept, so no change
+    /// after that is missed.
+    fn follow_live_state(&self) {
+        self.0.follower.get_or_init(|| {
+            let changes = self.0.live.changes();
+            AbortOnDropHandle::new(tokio::spawn(follow(changes, Arc::downgrade(&self.0))))
         });
-        // Subscribed now, not when the task first runs, so no change in between is missed.
-        let changes = live.changes();
-        let task = tokio::spawn(follow(live, changes, Arc::downgrade(&shared)));
-        let _ = shared.follower.set(AbortOnDropHandle::new(task));
-        Self(shared)
     }
 
     /// The index of `state`, or while it is being built the previous scrape's.
     pub fn of(&self, state: Arc<ClusterState>) -> Arc<ClusterIndex> {
+        self.follow_live_state();
         let mut kept = lock(&self.0.kept);
         match kept.get_mut(&state.name) {
             Some(k) if Arc::ptr_eq(&k.index.state, &state) => {
@@ -337,10 +345,10 @@ impl Indexes {
 
     /// After a change of the live state: each index of an older scrape than its cluster's
     /// live one is rebuilt when it was asked for since the last change, else dropped.
-    fn live_state_changed(&self, live: &LiveState) {
+    fn live_state_changed(&self) {
         let mut kept = lock(&self.0.kept);
         kept.retain(|name, k| {
-            let Some(state) = live.get(name) else {
+            let Some(state) = self.0.live.get(name) else {
                 return false;
             };
             if Arc::ptr_eq(&k.index.state, &state) {
@@ -355,17 +363,13 @@ impl Indexes {
     }
 }
 
-/// Tells `indexes` of each change of `live` until the indexes are dropped.
-async fn follow(
-    live: LiveState,
-    mut changes: tokio::sync::watch::Receiver<u64>,
-    indexes: Weak<Shared>,
-) {
+/// Tells `indexes` of each change of their live state until they are dropped.
+async fn follow(mut changes: tokio::sync::watch::Receiver<u64>, indexes: Weak<Shared>) {
     while changes.changed().await.is_ok() {
         let Some(shared) = indexes.upgrade() else {
             return;
         };
-        Indexes(shared).live_state_changed(&live);
+        Indexes(shared).live_state_changed();
     }
 }
 
@@ -429,6 +433,13 @@ mod tests {
     async fn the_follower_stops_when_the_indexes_are_dropped() {
         let live = LiveState::new();
         let indexes = Indexes::following(live.clone());
+        live.set(scrape(1_000));
+        indexes.of(live.get("big").unwrap());
+        assert_eq!(
+            live.subscribers(),
+            1,
+            "the first request starts the follower"
+        );
         let shared = Arc::downgrade(&indexes.0);
         drop(indexes);
         assert!(shared.upgrade().is_none());
