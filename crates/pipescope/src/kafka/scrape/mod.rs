@@ -30,7 +30,7 @@ mod records;
 mod refusals;
 mod timing;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -236,6 +236,15 @@ impl Scraper {
 
 fn text(s: &StrBytes) -> String {
     s.as_str().to_string()
+}
+
+/// Items grouped by topic, topics in name order: requests name each topic once.
+fn by_topic<'a, T>(items: impl IntoIterator<Item = (&'a str, T)>) -> BTreeMap<&'a str, Vec<T>> {
+    let mut by_topic: BTreeMap<&str, Vec<T>> = BTreeMap::new();
+    for (topic, item) in items {
+        by_topic.entry(topic).or_default().push(item);
+    }
+    by_topic
 }
 
 fn name(s: &str) -> StrBytes {

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{ApiKey, DescribeProducersRequest, ListOffsetsRequ
 use super::metadata::Layout;
 use pipescope_core::kafka::FastMap;
 
-use super::{Item, Scraper, code_error, name};
+use super::{Item, Scraper, by_topic, code_error, name};
 use crate::kafka::conn::Lane;
 use crate::kafka::state::{ProducerState, TopicState};
 
@@ -202,7 +202,7 @@ fn list_offsets_request(
     timestamp: i64,
     timeout_ms: i32,
 ) -> ListOffsetsRequest {
-    let by_topic = by_topic(parts);
+    let by_topic = partitions_by_topic(parts);
     let mut request = ListOffsetsRequest::default();
     request.replica_id = (-1).into();
     request.timeout_ms = timeout_ms;
@@ -216,7 +216,7 @@ fn list_offsets_request(
 /// The DescribeProducers request for `parts`.
 fn describe_producers_request(parts: &[(String, i32)]) -> DescribeProducersRequest {
     let mut request = DescribeProducersRequest::default();
-    request.topics = by_topic(parts)
+    request.topics = partitions_by_topic(parts)
         .into_iter()
         .map(|(topic, partitions)| {
             let mut t = TopicRequest::default();
@@ -229,12 +229,12 @@ fn describe_producers_request(parts: &[(String, i32)]) -> DescribeProducersReque
 }
 
 /// The partition numbers of `parts` by topic.
-fn by_topic(parts: &[(String, i32)]) -> BTreeMap<&str, Vec<i32>> {
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (topic, partition) in parts {
-        by_topic.entry(topic).or_default().push(*partition);
-    }
-    by_topic
+fn partitions_by_topic(parts: &[(String, i32)]) -> BTreeMap<&str, Vec<i32>> {
+    by_topic(
+        parts
+            .iter()
+            .map(|(topic, partition)| (topic.as_str(), *partition)),
+    )
 }
 
 pub(super) fn list_offsets_topic(

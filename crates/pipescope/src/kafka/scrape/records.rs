@@ -15,7 +15,7 @@ use pipescope_core::kafka::record_batch::{NoRecordTime, record_time};
 use pipescope_core::kafka::record_time::lagging_positions;
 
 use super::timing::StageTimer;
-use super::{Item, Scraper, code_error, name};
+use super::{Item, Scraper, by_topic, code_error, name};
 use crate::kafka::state::{ClusterState, GroupState, PartitionState, TopicState};
 
 /// Fetch v12+ is flexible, and tansu 0.6 puts a top-level tagged field there that v12 does
@@ -322,13 +322,11 @@ fn mark_commits(groups: &mut [GroupState], partitions: &Partitions, times: &Reco
 
 /// The Fetch request for the records at `wanted`, each partition with its own byte limit.
 fn fetch_request(wanted: &[(Key, i64)]) -> FetchRequest {
-    let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
-    for ((topic, partition), offset) in wanted {
-        by_topic
-            .entry(topic)
-            .or_default()
-            .push((*partition, *offset));
-    }
+    let by_topic = by_topic(
+        wanted
+            .iter()
+            .map(|&((topic, partition), offset)| (topic, (partition, offset))),
+    );
     let mut request = FetchRequest::default();
     request.replica_id = (-1).into();
     request.max_wait_ms = 0;
